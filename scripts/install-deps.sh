@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages shoal builds, tests and demos with. Idempotent: it asks apt
+# only for what is missing, so a second run costs a dpkg query.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config
+      protobuf-c-compiler libprotobuf-c-dev libonnx-dev
+      libyaml-dev libcjson-dev libstb-dev libmicrohttpd-dev
+      libopenblas-dev libopenblas0-pthread libxxhash-dev libcmocka-dev
+      libonnx-testdata curl wrk clang libclang-rt-14-dev
+      python3-numpy python3-torch python3-torchvision python3-onnx)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"

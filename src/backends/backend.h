@@ -1,0 +1,106 @@
+/* The one interface every backend implements (CPU now, CUDA when built).
+ *
+ * A backend compiles a finalized graph into a program: it picks a kernel per node and tells
+ * the planner what it needs — bytes per activation tensor in its own precision, a scratch
+ * workspace per node, which outputs may overwrite an input in place, which tensors are views
+ * into another (zero-copy Reshape, Concat written in place) — and how it wants each weight
+ * packed. The planner (src/plan) then places activations and workspaces in one arena; the
+ * weight store (src/memory) packs, deduplicates and uploads weights. A run receives one
+ * pointer per tensor (weights and arena slots alike) and one per node workspace.
+ *
+ * Memory: backends never decide how much memory to take; buffer_alloc is called by the
+ * memory subsystem after it has charged the device budget. */
+#ifndef SHOAL_BACKEND_H
+#define SHOAL_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/error.h"
+#include "graph/graph.h"
+
+typedef enum sh_device_kind {
+    SH_DEVICE_CPU = 0,
+    SH_DEVICE_CUDA = 1
+} sh_device_kind;
+
+typedef struct sh_program {
+    const struct sh_graph *graph;   /* borrowed; must outlive the program */
+    /* [n_tensors] bytes of each non-constant tensor as the backend stores it (0 = never
+     * materialised, e.g. shape-only tensors). */
+    size_t *tensor_bytes;
+    /* [n_tensors] -1, or the tensor this one lives inside (a view), at alias_offset bytes. */
+    int *alias_of;
+    size_t *alias_offset;
+    /* [n_nodes] input slot whose buffer output 0 may reuse when that input dies here, or -1. */
+    int *inplace_input;
+    /* [n_nodes] scratch bytes the node needs during its own step. */
+    size_t *workspace_bytes;
+    /* [n_tensors] bytes of each constant packed for this backend (0 = not needed on the
+     * device, e.g. folded into another weight or read only at compile time). */
+    size_t *weight_bytes;
+    sh_dtype weight_dtype;           /* FLOAT32 on CPU, FLOAT16 on CUDA */
+    void *impl;                      /* backend private */
+} sh_program;
+
+typedef struct sh_backend_i {
+    const char *name;                 /* "cpu", "cuda" */
+    sh_device_kind kind;
+    size_t alignment;                 /* arena alignment the backend needs (64 CPU, 256 CUDA) */
+
+    /* Device memory. buffer_alloc returns SHOAL_ERR_NO_MEMORY (never aborts). */
+    int (*buffer_alloc)(void *ctx, size_t size, void **out, sh_err *err);
+    void (*buffer_free)(void *ctx, void *p);
+    /* Host-side memory that copies to the device fast (pinned on CUDA). Optional: NULL
+     * means plain host memory from the caller's allocator. */
+    int (*host_alloc)(void *ctx, size_t size, void **out, sh_err *err);
+    void (*host_free)(void *ctx, void *p);
+    int (*upload)(void *ctx, void *dst_device, const void *src_host, size_t n, sh_err *err);
+    int (*download)(void *ctx, void *dst_host, const void *src_device, size_t n, sh_err *err);
+
+    /* Whether node k of g can run here (op, dtypes, attributes). */
+    bool (*supports_node)(void *ctx, const sh_graph *g, int node);
+
+    /* Compile a finalized graph. On failure *out is NULL and err names node and op. */
+    int (*compile)(void *ctx, const sh_graph *g, sh_program **out, sh_err *err);
+    void (*program_free)(void *ctx, sh_program *p);                 /* accepts NULL */
+    /* Pack constant tensor t into host buffer dst of p->weight_bytes[t] bytes. Deterministic:
+     * equal source bytes give equal packed bytes, which lets the weight store deduplicate. */
+    int (*pack_weight)(void *ctx, const sh_program *p, int t, void *dst, sh_err *err);
+
+    /* Run the program. tensor_ptrs[t]: device pointer of tensor t (packed weight, arena slot
+     * or view); workspace_ptrs[k]: node k's scratch (NULL when 0 bytes). Inputs must already
+     * be in place; outputs are left in place. `binding_id` changes whenever the pointers do,
+     * so a backend may cache per-binding state (CUDA graphs). */
+    int (*run)(void *ctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+               unsigned long binding_id, sh_err *err);
+
+    /* Device memory total/free in bytes where the device knows it (optional). */
+    int (*memory_info)(void *ctx, size_t *total, size_t *free_bytes);
+    void (*destroy)(void *ctx);
+} sh_backend_i;
+
+typedef struct sh_backend {
+    const sh_backend_i *iface;
+    void *ctx;
+} sh_backend;
+
+typedef struct sh_backend_params {
+    sh_allocator *alloc;     /* host allocator for the backend's own bookkeeping */
+    int n_threads;           /* CPU: worker threads, 0 = number of cores */
+    int device;              /* CUDA: device ordinal */
+    bool cuda_graphs;        /* CUDA: capture and replay */
+} sh_backend_params;
+
+/* Creates the CPU backend; returns 0 or a status with err set. */
+int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *err);
+/* Creates the CUDA backend; SHOAL_ERR_UNSUPPORTED when shoal was built without CUDA or no
+ * device is present. */
+int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *err);
+void sh_backend_destroy(sh_backend *b);                                   /* accepts NULL */
+
+/* Helpers shared by backends: allocate/free the per-program arrays. */
+sh_program *sh_program_alloc(sh_allocator *a, const sh_graph *g);
+void sh_program_release(sh_allocator *a, sh_program *p);
+
+#endif
