@@ -75,7 +75,8 @@ typedef enum sh_op {
 const char *sh_op_name(sh_op op);                 /* ONNX op_type, or "shoal.X" for fused ops */
 sh_op sh_op_from_onnx(const char *op_type);       /* SH_OP_COUNT when unknown */
 
-/* Activation fused into a node's output by the fusion pass (Conv, Gemm, element-wise). */
+/* Activation fused into a node's output by the fusion pass. Only CONV, CONV_TRANSPOSE and GEMM
+ * carry one; an unfused x*sigmoid(x) becomes the SILU op. */
 typedef enum sh_act {
     SH_ACT_NONE = 0,
     SH_ACT_RELU,
@@ -124,7 +125,9 @@ typedef struct sh_tensor {
 typedef struct sh_node {
     char *name;
     sh_op op;
-    int opset;           /* version of the default domain the model declared */
+    int opset;           /* since-version of the op definition in effect: the largest ONNX
+                            since-version of this op <= the model's default-domain opset
+                            (the importer resolves it; kernels branch on it, e.g. Softmax < 13) */
     int n_inputs;
     int *inputs;         /* tensor indices; -1 for an omitted optional input */
     int n_outputs;
