@@ -64,6 +64,177 @@ typedef enum shoal_log_level {
 /* Log sink; shoal never prints on its own. `msg` is valid during the call only. */
 typedef void (*shoal_log_fn)(void *user, shoal_log_level level, const char *msg);
 
+
+/* ---------------------------------------------------------------------------------- */
+/* Images                                                                              */
+/* ---------------------------------------------------------------------------------- */
+
+/* An 8-bit RGB frame, rows packed (stride = 3 * width). */
+typedef struct shoal_image {
+    int width;
+    int height;
+    uint8_t *rgb;       /* owned by the image when it came from shoal_image_load/decode */
+    int owned;
+} shoal_image;
+
+/* Decodes a JPEG or PNG file / buffer. On failure *out is zeroed and `err` (may be NULL,
+ * `err_cap` bytes) names the problem. Free with shoal_image_free. */
+int shoal_image_load(const char *path, shoal_image *out, char *err, size_t err_cap);
+int shoal_image_decode(const void *data, size_t len, shoal_image *out, char *err, size_t err_cap);
+/* Wraps caller memory (not copied, not freed). */
+shoal_image shoal_image_wrap(uint8_t *rgb, int width, int height);
+void shoal_image_free(shoal_image *img);                 /* accepts NULL and wrapped images */
+
+/* ---------------------------------------------------------------------------------- */
+/* Runtime                                                                             */
+/* ---------------------------------------------------------------------------------- */
+
+typedef struct shoal_runtime *shoal_runtime_t;
+typedef struct shoal_results *shoal_results_t;
+
+typedef struct shoal_runtime_params {
+    const char *config_path;    /* YAML config file (or config_yaml) */
+    const char *config_yaml;    /* YAML text; model paths are relative to the cwd */
+    const char *device;         /* "cpu", "cuda" or "auto"; NULL = the config's */
+    int64_t budget_bytes;       /* > 0 overrides the config's budget */
+    double budget_fraction;     /* > 0 overrides: share of the device's memory */
+    int threads;                /* > 0 overrides CPU threads */
+    int contexts;               /* > 0: execution contexts that may run at once (one arena each) */
+    int preload;                /* 1 (default): load the config's preload list at create */
+    int start_monitor;          /* 1: background monitor thread (idle unload, cleanup) */
+    shoal_log_fn log;
+    void *log_user;
+    char *error;                /* optional: receives the reason create failed */
+    size_t error_cap;
+} shoal_runtime_params;
+
+shoal_runtime_params shoal_runtime_default_params(void);
+
+/* Creates a runtime from a config. On failure *out is NULL and params->error says why. */
+int shoal_runtime_create(const shoal_runtime_params *params, shoal_runtime_t *out);
+/* Frees every model, arena and cache. Accepts NULL. No call may be in flight. */
+void shoal_runtime_destroy(shoal_runtime_t rt);
+/* Message of this thread's last failed call on rt ("" if none). Valid until the next call
+ * on rt from this thread. */
+const char *shoal_runtime_last_error(shoal_runtime_t rt);
+
+/* Runs the models of `mode` on one frame, in the mode's order, on one execution context
+ * (one activation arena). Loads models not resident (evicting idle/LRU ones within the
+ * budget). On SHOAL_ERR_BUDGET no model of the mode ran and residency is unchanged.
+ * *out is freed with shoal_results_destroy. Thread-safe. */
+int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame,
+                           shoal_results_t *out);
+/* Runs one configured model. */
+int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame,
+                            shoal_results_t *out);
+
+/* Residency control. load: resident after return (or SHOAL_ERR_BUDGET, nothing changed). */
+int shoal_runtime_load_model(shoal_runtime_t rt, const char *model);
+int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model);
+/* Changes the device budget; evicts unpinned idle models down to it. SHOAL_ERR_BUDGET if
+ * pinned/in-use models alone exceed it (budget unchanged). */
+int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes);
+/* Loads the models of a mode ahead of use (prefetch on mode change). */
+int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode);
+
+/* 1 when every model of the config's preload list is resident, else 0. */
+int shoal_runtime_is_ready(shoal_runtime_t rt);
+
+/* Names: valid while rt lives. */
+int shoal_runtime_model_count(shoal_runtime_t rt);
+const char *shoal_runtime_model_name(shoal_runtime_t rt, int i);
+int shoal_runtime_mode_count(shoal_runtime_t rt);
+const char *shoal_runtime_mode_name(shoal_runtime_t rt, int i);
+
+/* ---------------------------------------------------------------------------------- */
+/* Results                                                                             */
+/* ---------------------------------------------------------------------------------- */
+
+typedef struct shoal_detection {
+    int class_id;
+    const char *class_name;
+    float score;
+    float x1, y1, x2, y2;       /* original image pixels */
+    int64_t mask_area;          /* pixels; 0 without a mask */
+    const char *mask_rle;       /* run lengths over the box's rows, "x0 y0 w h: r0 r1 ..." or NULL */
+} shoal_detection;
+
+typedef struct shoal_model_result {
+    const char *model;
+    const char *task;
+    double latency_ms;          /* preprocess + inference + decode */
+    double infer_ms;
+    int n_detections;
+    const shoal_detection *detections;
+    int n_landmarks;            /* 21 for a hand */
+    const float *landmarks;     /* x, y (image pixels), z per landmark */
+    float presence;
+    float handedness;
+} shoal_model_result;
+
+int shoal_results_count(shoal_results_t res);
+const shoal_model_result *shoal_results_get(shoal_results_t res, int i);
+double shoal_results_total_ms(shoal_results_t res);
+/* JSON text of the results (as `shoal run --json` prints); free with shoal_free_string. */
+char *shoal_results_to_json(shoal_results_t res);
+/* Draws boxes, labels, masks and landmarks over `frame`, writes a PNG. */
+int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char *png_path);
+void shoal_results_destroy(shoal_results_t res);          /* accepts NULL */
+void shoal_free_string(char *s);
+
+/* ---------------------------------------------------------------------------------- */
+/* Stats                                                                               */
+/* ---------------------------------------------------------------------------------- */
+
+typedef enum shoal_model_state {
+    SHOAL_MODEL_UNLOADED = 0,   /* nothing held */
+    SHOAL_MODEL_CACHED = 1,     /* packed weights in the host cache only */
+    SHOAL_MODEL_RESIDENT = 2    /* weights on the device, ready to run */
+} shoal_model_state;
+
+typedef struct shoal_model_stats {
+    const char *name;
+    shoal_model_state state;
+    int pinned;
+    int priority;
+    int64_t weight_bytes;           /* all weights the model references */
+    int64_t weight_unique_bytes;    /* referenced by this model alone */
+    int64_t weight_shared_bytes;    /* also referenced by another model */
+    int64_t plan_bytes;             /* its activation plan */
+    int64_t plan_lower_bound;
+    int64_t workspace_bytes;        /* inside the plan */
+    int64_t host_cache_bytes;
+    uint64_t loads, evictions, runs;
+    double last_use_s;              /* seconds since the last run; -1 never */
+    double swap_in_ms_last, swap_in_ms_total;
+    double latency_ms_last, latency_ms_p50, latency_ms_p90, latency_ms_p99;
+} shoal_model_stats;
+
+typedef struct shoal_device_stats {
+    const char *name;               /* "cpu", "cuda:0" */
+    int64_t budget_bytes;           /* 0 = unlimited */
+    int64_t in_use_bytes, peak_bytes;
+    int64_t weights_bytes, arena_bytes, staging_bytes;
+    int64_t host_cache_bytes;
+    int64_t device_total_bytes, device_used_bytes, process_bytes;  /* NVML where present, else -1 */
+} shoal_device_stats;
+
+typedef struct shoal_stats {
+    int n_models;
+    shoal_model_stats *models;
+    int n_devices;
+    shoal_device_stats *devices;
+    int64_t dedup_saved_bytes;      /* bytes not stored thanks to identical tensors */
+} shoal_stats;
+
+/* Snapshot of the runtime's accounting; free with shoal_stats_free. */
+int shoal_runtime_get_stats(shoal_runtime_t rt, shoal_stats *out);
+void shoal_stats_free(shoal_stats *s);
+/* Prometheus text exposition of the stats; free with shoal_free_string. */
+char *shoal_runtime_prometheus(shoal_runtime_t rt);
+/* JSON memory report with recommendations; free with shoal_free_string. */
+char *shoal_runtime_report_json(shoal_runtime_t rt);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,4 +22,43 @@ int sh_graph_infer_shapes(sh_graph *g, sh_err *err);
  * left consistent but possibly partly rewritten. */
 int sh_graph_optimize(sh_graph *g, const sh_optimize_params *p, sh_err *err);
 
+/* --- finer-grained entry points (sh_graph_optimize runs them in this order) ----------- */
+
+/* Shape inference with the folding policy of p (NULL = defaults). Constant nodes are always
+ * turned into constants; with p->fold_constants, nodes whose inputs are all constant (and
+ * Shape of any tensor) are evaluated and marked dead. Sorts the graph first. */
+int sh_graph_infer_fold(sh_graph *g, const sh_optimize_params *p, sh_err *err);
+/* Marks dead every node none of whose outputs is read by a live node or is a graph output. */
+int sh_graph_remove_dead(sh_graph *g, sh_err *err);
+/* BatchNorm into Conv, Conv/ConvTranspose/Gemm + activation, SiLU, no-op removal. Needs
+ * inferred shapes; leaves dead nodes for sh_graph_compact(). */
+int sh_graph_fuse(sh_graph *g, sh_err *err);
+
+/* --- resolved geometry, shared by inference, folding and kernels ---------------------- */
+
+/* Sliding-window geometry of a Conv, ConvTranspose, MaxPool or AveragePool node, with auto_pad
+ * resolved into explicit pads. Needs the input shapes (and, for ConvTranspose with
+ * output_shape, nothing else). */
+typedef struct sh_window_geom {
+    int n;                              /* spatial dims */
+    int64_t in[SH_MAX_DIMS], out[SH_MAX_DIMS];
+    int64_t kernel[SH_MAX_DIMS], stride[SH_MAX_DIMS], dilation[SH_MAX_DIMS];
+    int64_t pad_begin[SH_MAX_DIMS], pad_end[SH_MAX_DIMS];
+    int64_t out_pad[SH_MAX_DIMS];       /* ConvTranspose output_padding */
+    int64_t group;                      /* Conv, ConvTranspose */
+    bool ceil_mode;                     /* pools */
+} sh_window_geom;
+int sh_node_window_geom(const sh_graph *g, int node, sh_window_geom *out, sh_err *err);
+
+/* Per-axis first element, step and count of a Slice node (inputs starts/ends/axes/steps must
+ * be constant, attributes before opset 10), clamped as ONNX specifies. */
+typedef struct sh_slice_geom {
+    int ndim;
+    int64_t start[SH_MAX_DIMS], step[SH_MAX_DIMS], count[SH_MAX_DIMS];
+} sh_slice_geom;
+int sh_node_slice_geom(const sh_graph *g, int node, sh_slice_geom *out, sh_err *err);
+
+/* ONNX TensorProto.DataType code -> sh_dtype (UNDEFINED when shoal has no such type). */
+sh_dtype sh_dtype_from_onnx(int64_t code);
+
 #endif

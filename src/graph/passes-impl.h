@@ -1,0 +1,29 @@
+/* Private to src/graph: helpers shared by inference, folding and fusion. */
+#ifndef SHOAL_GRAPH_PASSES_IMPL_H
+#define SHOAL_GRAPH_PASSES_IMPL_H
+
+#include "graph/passes.h"
+
+/* Formats "node 'NAME' (Op): <message>" into err; returns status. */
+int sh_node_errf(sh_err *err, int status, const sh_graph *g, const sh_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Reads constant integer tensor t (int64 or int32, any shape) into out[0..cap). Returns the
+ * element count, or -1 when t is not a constant integer tensor or has more than cap values. */
+int sh_const_ints(const sh_graph *g, int t, int64_t *out, int cap);
+/* Same for a float32/float64 constant. */
+int sh_const_floats(const sh_graph *g, int t, float *out, int cap);
+
+/* Multidirectional (numpy) broadcasting; false when the shapes do not broadcast. */
+bool sh_shape_broadcast(const sh_shape *a, const sh_shape *b, sh_shape *out);
+
+/* Infers the output dtypes and shapes of node k from its inputs. */
+int sh_infer_node(sh_graph *g, int k, sh_err *err);
+
+/* Whether the reference evaluator can fold this op (given constant inputs). */
+bool sh_fold_supported(sh_op op);
+/* Evaluates node k (outputs already inferred) into constant outputs and marks it dead.
+ * *folded is false (and nothing changes) when the op, a dtype or the size is out of scope. */
+int sh_fold_node(sh_graph *g, int k, size_t max_bytes, bool *folded, sh_err *err);
+
+#endif

@@ -1,0 +1,195 @@
+#include "server/jobs.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct sh_job_queue {
+    sh_allocator *alloc;
+    shoal_runtime_t rt;
+    pthread_mutex_t lock;
+    pthread_cond_t has_work;
+    pthread_cond_t job_done;
+    sh_job **ring;
+    int cap, head, count;
+    bool stopping;
+    int n_workers;
+    pthread_t *workers;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void job_free(sh_job_queue *q, sh_job *job)
+{
+    shoal_image_free(&job->frame);
+    shoal_free_string(job->json);
+    sh_free(q->alloc, job);
+}
+
+static void run_job(sh_job_queue *q, sh_job *job)
+{
+    double t0 = now_ms();
+    job->queue_ms = t0 - job->enqueued_at;
+    shoal_results_t res = NULL;
+    int rc = job->is_model ? shoal_runtime_run_model(q->rt, job->target, &job->frame, &res)
+                           : shoal_runtime_run_mode(q->rt, job->target, &job->frame, &res);
+    job->status = rc;
+    if (rc == SHOAL_OK) {
+        job->json = shoal_results_to_json(res);
+        if (!job->json) {
+            job->status = SHOAL_ERR_NO_MEMORY;
+            snprintf(job->error, sizeof job->error, "out of memory writing results");
+        }
+    } else {
+        snprintf(job->error, sizeof job->error, "%s", shoal_runtime_last_error(q->rt));
+    }
+    shoal_results_destroy(res);
+    job->run_ms = now_ms() - t0;
+}
+
+static void *worker_main(void *arg)
+{
+    sh_job_queue *q = arg;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->count && !q->stopping)
+            pthread_cond_wait(&q->has_work, &q->lock);
+        if (!q->count && q->stopping)
+            break;
+        sh_job *job = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        pthread_mutex_unlock(&q->lock);
+        run_job(q, job);
+        pthread_mutex_lock(&q->lock);
+        job->done = true;
+        pthread_cond_broadcast(&q->job_done);
+        if (--job->refs == 0)
+            job_free(q, job);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+sh_job_queue *sh_job_queue_create(sh_allocator *a, shoal_runtime_t rt, int workers, int depth)
+{
+    sh_job_queue *q = sh_calloc(a, 1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->alloc = a;
+    q->rt = rt;
+    q->cap = depth > 0 ? depth : 1;
+    q->ring = sh_calloc(a, (size_t)q->cap, sizeof *q->ring);
+    q->workers = sh_calloc(a, (size_t)(workers > 0 ? workers : 1), sizeof *q->workers);
+    if (!q->ring || !q->workers) {
+        sh_free(a, q->ring);
+        sh_free(a, q->workers);
+        sh_free(a, q);
+        return NULL;
+    }
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->has_work, NULL);
+    pthread_cond_init(&q->job_done, NULL);
+    for (int i = 0; i < workers; i++) {
+        if (pthread_create(&q->workers[i], NULL, worker_main, q) != 0)
+            break;
+        q->n_workers++;
+    }
+    if (q->n_workers == 0) {
+        sh_job_queue_destroy(q);
+        return NULL;
+    }
+    return q;
+}
+
+void sh_job_queue_destroy(sh_job_queue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->has_work);
+    pthread_mutex_unlock(&q->lock);
+    for (int i = 0; i < q->n_workers; i++)
+        pthread_join(q->workers[i], NULL);
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->has_work);
+    pthread_cond_destroy(&q->job_done);
+    sh_free(q->alloc, q->ring);
+    sh_free(q->alloc, q->workers);
+    sh_free(q->alloc, q);
+}
+
+sh_job *sh_job_new(sh_job_queue *q)
+{
+    sh_job *job = sh_calloc(q->alloc, 1, sizeof *job);
+    if (job)
+        job->refs = 1;
+    return job;
+}
+
+int sh_job_submit(sh_job_queue *q, sh_job *job)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->stopping || q->count == q->cap) {
+        pthread_mutex_unlock(&q->lock);
+        return q->stopping ? SHOAL_ERR_STATE : SHOAL_ERR_BUSY;
+    }
+    job->refs++;
+    job->enqueued_at = now_ms();
+    q->ring[(q->head + q->count) % q->cap] = job;
+    q->count++;
+    pthread_cond_signal(&q->has_work);
+    pthread_mutex_unlock(&q->lock);
+    return SHOAL_OK;
+}
+
+bool sh_job_wait(sh_job_queue *q, sh_job *job, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&q->lock);
+    while (!job->done) {
+        if (pthread_cond_timedwait(&q->job_done, &q->lock, &until) != 0)
+            break;
+    }
+    bool done = job->done;
+    pthread_mutex_unlock(&q->lock);
+    return done;
+}
+
+void sh_job_release(sh_job_queue *q, sh_job *job)
+{
+    if (!job)
+        return;
+    pthread_mutex_lock(&q->lock);
+    int left = --job->refs;
+    pthread_mutex_unlock(&q->lock);
+    if (left == 0)
+        job_free(q, job);
+}
+
+int sh_job_queue_depth(sh_job_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    int n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+int sh_job_queue_capacity(sh_job_queue *q)
+{
+    return q->cap;
+}
