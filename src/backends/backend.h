@@ -19,10 +19,10 @@
 #include "core/error.h"
 #include "graph/graph.h"
 
-typedef enum sh_device_kind {
-    SH_DEVICE_CPU = 0,
-    SH_DEVICE_CUDA = 1
-} sh_device_kind;
+typedef enum sh_backend_kind {
+    SH_BACKEND_CPU = 0,
+    SH_BACKEND_CUDA = 1
+} sh_backend_kind;
 
 typedef struct sh_program {
     const struct sh_graph *graph;   /* borrowed; must outlive the program */
@@ -45,7 +45,7 @@ typedef struct sh_program {
 
 typedef struct sh_backend_i {
     const char *name;                 /* "cpu", "cuda" */
-    sh_device_kind kind;
+    sh_backend_kind kind;
     size_t alignment;                 /* arena alignment the backend needs (64 CPU, 256 CUDA) */
 
     /* Device memory. buffer_alloc returns SHOAL_ERR_NO_MEMORY (never aborts). */

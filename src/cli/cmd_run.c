@@ -1,10 +1,248 @@
+/* shoal run: models of a config (or one ONNX model) on image files. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
+#include "shoal.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: shoal run [--config FILE] [--mode NAME|all] [--model FILE.onnx --decoder yolov8|yolov8-seg|yolox|landmarks]\n"
+            "                 [--score T] [--device cpu|cuda|auto] [--threads N] [--draw OUT.png] [--json] IMAGE...\n"
+            "\n"
+            "Runs the models of a mode (default: every mode) of the config on each image and prints\n"
+            "detections (class, score, box in image pixels), mask areas and landmarks, with the time\n"
+            "per model and per mode and the memory each model holds. --model runs one ONNX file\n"
+            "with the given decoder instead of a config. --draw writes an annotated PNG (with\n"
+            "several images or modes, the image and mode are added to the name).\n");
+}
+
+typedef struct run_opts {
+    const char *config, *mode, *model, *decoder, *device, *draw;
+    double score;
+    int threads;
+    int json;
+} run_opts;
+
+static char *adhoc_config(const run_opts *o)
+{
+    const char *d = o->decoder ? o->decoder : "yolov8";
+    const char *task = !strcmp(d, "yolox") ? "yolox" : !strcmp(d, "yolov8-seg") ? "segment"
+                       : !strcmp(d, "landmarks") ? "landmarks" : "detect";
+    int yolox = !strcmp(d, "yolox");
+    size_t cap = strlen(o->model) + 1024;
+    char *y = malloc(cap);
+    if (!y)
+        return NULL;
+    snprintf(y, cap,
+             "models:\n"
+             "  model:\n"
+             "    path: \"%s\"\n"
+             "    task: %s\n"
+             "    decoder: %s\n"
+             "    letterbox: %s\n"
+             "    color: %s\n"
+             "    scale: %s\n"
+             "    score_threshold: %g\n"
+             "    agnostic_nms: %s\n"
+             "    preload: true\n"
+             "modes:\n"
+             "  model: [model]\n"
+             "inference:\n"
+             "  device: %s\n",
+             o->model, task, d, yolox ? "top_left" : "center", yolox ? "bgr" : "rgb", yolox ? "1.0" : "0.00392156862745098",
+             o->score > 0 ? o->score : (yolox ? 0.3 : 0.25), yolox ? "true" : "false", o->device ? o->device : "auto");
+    if (o->threads > 0) {
+        size_t n = strlen(y);
+        snprintf(y + n, cap - n, "  threads: %d\n", o->threads);
+    }
+    return y;
+}
+
+static void print_result(const shoal_model_result *r)
+{
+    printf("  %-14s %-9s %7.1f ms (inference %.1f ms)", r->model, r->task, r->latency_ms, r->infer_ms);
+    if (r->n_landmarks) {
+        printf("  hand presence %.2f handedness %.2f, wrist (%.0f, %.0f)\n", r->presence, r->handedness, r->landmarks[0],
+               r->landmarks[1]);
+        return;
+    }
+    printf("  %d detection%s\n", r->n_detections, r->n_detections == 1 ? "" : "s");
+    for (int k = 0; k < r->n_detections && k < 20; k++) {
+        const shoal_detection *d = &r->detections[k];
+        printf("    %-16s %.2f  [%6.1f %6.1f %6.1f %6.1f]", d->class_name && *d->class_name ? d->class_name : "?",
+               d->score, d->x1, d->y1, d->x2, d->y2);
+        if (d->mask_rle)
+            printf("  mask %lld px", (long long)d->mask_area);
+        printf("\n");
+    }
+    if (r->n_detections > 20)
+        printf("    ... %d more\n", r->n_detections - 20);
+}
+
+static void draw_name(char *buf, size_t cap, const char *draw, const char *mode, int image_i, int many)
+{
+    if (!many) {
+        snprintf(buf, cap, "%s", draw);
+        return;
+    }
+    const char *dot = strrchr(draw, '.');
+    int stem = dot ? (int)(dot - draw) : (int)strlen(draw);
+    snprintf(buf, cap, "%.*s-%s-%d%s", stem, draw, mode, image_i, dot ? dot : ".png");
+}
+
+static void print_memory(shoal_runtime_t rt)
+{
+    shoal_stats st;
+    if (shoal_runtime_get_stats(rt, &st) != SHOAL_OK)
+        return;
+    printf("\nmemory (%s): %.1f MB in use (peak %.1f MB, budget %s)\n", st.devices[0].name,
+           st.devices[0].in_use_bytes / 1e6, st.devices[0].peak_bytes / 1e6,
+           st.devices[0].budget_bytes ? "set" : "unlimited");
+    printf("  %-14s %-9s %10s %10s %10s %10s\n", "model", "state", "weights MB", "shared MB", "plan MB", "p50 ms");
+    for (int i = 0; i < st.n_models; i++) {
+        const shoal_model_stats *m = &st.models[i];
+        printf("  %-14s %-9s %10.2f %10.2f %10.2f %10.1f\n", m->name,
+               m->state == SHOAL_MODEL_RESIDENT ? "resident" : m->state == SHOAL_MODEL_CACHED ? "cached" : "unloaded",
+               m->weight_bytes / 1e6, m->weight_shared_bytes / 1e6, m->plan_bytes / 1e6, m->latency_ms_p50);
+    }
+    printf("  shared activation arena %.2f MB; identical tensors stored once saved %.2f MB\n",
+           st.devices[0].arena_bytes / 1e6, st.dedup_saved_bytes / 1e6);
+    shoal_stats_free(&st);
+}
+
+static int parse(int argc, char **argv, run_opts *o, int *first_image)
+{
+    memset(o, 0, sizeof *o);
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "shoal run: %s needs a value\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) o->config = v;
+        else if (!strcmp(a, "--mode")) o->mode = v;
+        else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--decoder")) o->decoder = v;
+        else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--draw")) o->draw = v;
+        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+        else if (!strcmp(a, "--score")) o->score = atof(v);
+        else {
+            fprintf(stderr, "shoal run: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    *first_image = i;
+    if (i >= argc) {
+        fprintf(stderr, "shoal run: no image given\n");
+        usage(stderr);
+        return 2;
+    }
+    if (o->model && o->config) {
+        fprintf(stderr, "shoal run: give --config or --model, not both\n");
+        return 2;
+    }
+    if (o->decoder && strcmp(o->decoder, "yolov8") && strcmp(o->decoder, "yolov8-seg") && strcmp(o->decoder, "yolox") &&
+        strcmp(o->decoder, "landmarks")) {
+        fprintf(stderr, "shoal run: unknown decoder '%s' (yolov8, yolov8-seg, yolox, landmarks)\n", o->decoder);
+        return 2;
+    }
+    if (!o->model && !o->config)
+        o->config = "configs/aiglasses.yaml";
+    return 0;
+}
 
 int cmd_run(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "shoal %s: not implemented yet\n", argv[0]);
-    return 2;
+    run_opts o;
+    int first;
+    int rc = parse(argc, argv, &o, &first);
+    if (rc)
+        return rc;
+    char err[1024] = "";
+    shoal_runtime_params p = shoal_runtime_default_params();
+    char *yaml = NULL;
+    if (o.model) {
+        yaml = adhoc_config(&o);
+        p.config_yaml = yaml;
+    } else {
+        p.config_path = o.config;
+    }
+    p.device = o.device;
+    p.threads = o.threads;
+    p.error = err;
+    p.error_cap = sizeof err;
+    shoal_runtime_t rt;
+    rc = shoal_runtime_create(&p, &rt);
+    free(yaml);
+    if (rc) {
+        fprintf(stderr, "shoal run: %s\n", err);
+        return 1;
+    }
+    const char *modes[64];
+    int n_modes = 0;
+    if (!o.mode || !strcmp(o.mode, "all")) {
+        for (int k = 0; k < shoal_runtime_mode_count(rt) && n_modes < 64; k++)
+            modes[n_modes++] = shoal_runtime_mode_name(rt, k);
+    } else {
+        modes[n_modes++] = o.mode;
+    }
+    int n_images = argc - first, failures = 0;
+    for (int i = first; i < argc; i++) {
+        shoal_image img;
+        if (shoal_image_load(argv[i], &img, err, sizeof err) != SHOAL_OK) {
+            fprintf(stderr, "shoal run: %s\n", err);
+            failures++;
+            continue;
+        }
+        if (!o.json)
+            printf("%s (%dx%d)\n", argv[i], img.width, img.height);
+        for (int k = 0; k < n_modes; k++) {
+            shoal_results_t res;
+            if (shoal_runtime_run_mode(rt, modes[k], &img, &res) != SHOAL_OK) {
+                fprintf(stderr, "shoal run: %s: mode %s: %s\n", argv[i], modes[k], shoal_runtime_last_error(rt));
+                failures++;
+                continue;
+            }
+            if (o.json) {
+                char *j = shoal_results_to_json(res);
+                printf("{\"image\":\"%s\",\"results\":%s}\n", argv[i], j ? j : "null");
+                shoal_free_string(j);
+            } else {
+                printf(" mode %s: %.1f ms\n", modes[k], shoal_results_total_ms(res));
+                for (int m = 0; m < shoal_results_count(res); m++)
+                    print_result(shoal_results_get(res, m));
+            }
+            if (o.draw) {
+                char path[1024];
+                draw_name(path, sizeof path, o.draw, modes[k], i - first, n_images > 1 || n_modes > 1);
+                if (shoal_results_draw(res, &img, path) != SHOAL_OK) {
+                    fprintf(stderr, "shoal run: could not write %s\n", path);
+                    failures++;
+                } else if (!o.json) {
+                    printf(" drawn: %s\n", path);
+                }
+            }
+            shoal_results_destroy(res);
+        }
+        shoal_image_free(&img);
+    }
+    if (!o.json)
+        print_memory(rt);
+    shoal_runtime_destroy(rt);
+    return failures ? 1 : 0;
 }

@@ -597,7 +597,8 @@ int sh_graph_finalize(sh_graph *g, sh_err *err)
             progress = 1;
             for (int o = 0; o < g->nodes[k].n_outputs; o++) {
                 int t = g->nodes[k].outputs[o];
-                if (t < 0)
+                /* a dead node's outputs were never counted as pending (no producer) */
+                if (t < 0 || g->tensors[t].producer != k)
                     continue;
                 for (int c = 0; c < n; c++) {
                     if (done[c])

@@ -35,7 +35,7 @@
 #include "core/error.h"
 #include "graph/graph.h"
 
-#define SH_ONNX_MIN_OPSET 7
+#define SH_ONNX_MIN_OPSET 6   /* opset-6 IR-3 PyTorch exports are common in the ONNX test data */
 #define SH_ONNX_MAX_OPSET 27
 /* Models and external-data files larger than this are refused before anything is read. */
 #define SH_ONNX_MAX_FILE_BYTES ((size_t)4 << 30)

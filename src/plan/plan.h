@@ -33,17 +33,22 @@
 #include "core/error.h"
 #include "graph/graph.h"
 
-/* Placement algorithm. GREEDY_SIZE is the default; BEST_FIT exists to compare against and
- * is documented in plan.c next to the choice. */
+/* Placement algorithm; plan.c explains each and the choice. AUTO (what sh_plan_build uses)
+ * runs the four heuristics and keeps the smallest arena. */
 typedef enum sh_plan_strategy {
     SH_PLAN_GREEDY_SIZE = 0,   /* largest block first, lowest offset free over its lifetime */
-    SH_PLAN_BEST_FIT = 1,      /* execution order, smallest free hole that fits (ggml-alloc) */
+    SH_PLAN_GREEDY_SIZE_TIGHT, /* largest block first, tightest hole that fits (TFLite Micro) */
+    SH_PLAN_GREEDY_BREADTH,    /* largest size x lifetime first, tightest hole */
+    SH_PLAN_BEST_FIT,          /* execution order, smallest free hole that fits (ggml-alloc) */
+    SH_PLAN_AUTO,              /* all of the above, smallest arena wins */
     SH_PLAN_STRATEGY_COUNT
 } sh_plan_strategy;
 
+const char *sh_plan_strategy_name(sh_plan_strategy s);   /* "greedy-by-size", ... */
+
 typedef struct sh_plan {
     const sh_graph *graph;  /* borrowed (names for drawing); must outlive the plan's readers */
-    sh_plan_strategy strategy;
+    sh_plan_strategy strategy;   /* the placement that produced the offsets (never AUTO) */
     int n_tensors;
     int n_nodes;
     int n_steps;            /* max(n_nodes, 1): the x extent of the lifetimes */

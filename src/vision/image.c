@@ -37,8 +37,10 @@ static void *stb_realloc_sized(void *p, size_t old_size, size_t new_size)
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
-#pragma GCC diagnostic push
+/* stb declares static functions it never defines in our configuration; GCC reports those
+ * at the end of the file, so that warning stays off for the whole file. */
 #pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #pragma GCC diagnostic ignored "-Wsign-compare"
@@ -196,7 +198,7 @@ int sh_image_load_memory(sh_allocator *a, const void *data, size_t size, const c
                          sh_image *out, sh_err *err)
 {
     memset(out, 0, sizeof *out);
-    int w, h;
+    int w = 0, h = 0;
     int rc = probe_named(data, size, name, &w, &h, err);
     if (rc)
         return rc;

@@ -10,7 +10,7 @@ extern "C" {
 
 /* Zeroes *count, then appends every candidate scoring >= thresh (up to max_out stored;
  * *count may exceed max_out, telling the caller how many there were). */
-cudaError_t sh_k_filter(sh_k_candidate *out, int *count, const float *x, const sh_k_filter *p,
+cudaError_t sh_k_filter(sh_k_candidate *out, int *count, const float *x, const sh_k_filter_p *p,
                         cudaStream_t s);
 
 #ifdef __cplusplus

@@ -53,7 +53,7 @@ typedef struct sh_k_resize {
                             4 tf_half_pixel_for_nearest */
     int nearest_mode;    /* 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil */
     float scale_h, scale_w;  /* output/input */
-} sh_k_resize;
+} sh_k_resize_p;
 
 typedef struct sh_k_gemm {
     int batch, m, n, k;
@@ -64,7 +64,7 @@ typedef struct sh_k_gemm {
     float alpha, beta;
     int c_rs, c_cs;                   /* bias/C broadcast strides; has_c when c != NULL */
     sh_k_act act;
-} sh_k_gemm;
+} sh_k_gemm_p;
 
 /* Candidate filter (YOLO-style heads) on an fp32 output already on the device. */
 typedef struct sh_k_filter {
@@ -76,7 +76,7 @@ typedef struct sh_k_filter {
     int cls_off, n_cls;
     float thresh;
     int max_out;
-} sh_k_filter;
+} sh_k_filter_p;
 
 typedef struct sh_k_candidate {
     int32_t index, cls;

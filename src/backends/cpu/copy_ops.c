@@ -1,0 +1,454 @@
+/* Data movement with a layout change: Concat, Split, Slice, Transpose, Pad. Byte-generic
+ * (any element size), rows of the last dim copied at once where the layout allows. */
+#include "backends/cpu/cpu_impl.h"
+
+#include <string.h>
+
+/* ---- Concat / Split ---------------------------------------------------------------------- */
+
+#define MAX_PARTS 64
+
+typedef struct cat_params {
+    int whole;                       /* Concat output / Split input */
+    int n;
+    int parts[MAX_PARTS];
+    int64_t part_len[MAX_PARTS];     /* elements of each part per outer index */
+    int64_t outer, whole_len;
+    size_t es;
+} cat_params;
+
+static int concat_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const cat_params *p = vp;
+    unsigned char *y = ex->t[p->whole];
+    size_t es = p->es;
+    int64_t at = 0;
+    for (int i = 0; i < p->n; i++) {
+        const unsigned char *x = ex->t[p->parts[i]];
+        size_t len = (size_t)p->part_len[i] * es;
+        if (len)
+            for (int64_t o = 0; o < p->outer; o++)
+                memcpy(y + ((size_t)(o * p->whole_len + at)) * es, x + (size_t)o * len, len);
+        at += p->part_len[i];
+    }
+    return 0;
+}
+
+static int split_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const cat_params *p = vp;
+    const unsigned char *x = ex->t[p->whole];
+    size_t es = p->es;
+    int64_t at = 0;
+    for (int i = 0; i < p->n; i++) {
+        unsigned char *y = ex->t[p->parts[i]];
+        size_t len = (size_t)p->part_len[i] * es;
+        if (len)
+            for (int64_t o = 0; o < p->outer; o++)
+                memcpy(y + (size_t)o * len, x + ((size_t)(o * p->whole_len + at)) * es, len);
+        at += p->part_len[i];
+    }
+    return 0;
+}
+
+static int prep_cat(cpu_prep *pp, bool split, sh_err *err)
+{
+    const sh_node *n = pp->n;
+    const sh_tensor *W = split ? cpu_in(pp, 0) : cpu_out(pp, 0);
+    int R = W->shape.ndim;
+    int axis = cpu_axis(sh_node_int(n, "axis", split ? 0 : 1), R);
+    if (axis < 0 || (!split && !sh_node_attr(n, "axis") && n->opset >= 4))
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "bad axis for rank %d", R);
+    int np = split ? n->n_outputs : n->n_inputs;
+    if (np > MAX_PARTS)
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%d parts (max %d)", np, MAX_PARTS);
+    cat_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    p->whole = split ? n->inputs[0] : n->outputs[0];
+    p->es = sh_dtype_size(W->dtype);
+    int64_t inner = 1;
+    p->outer = 1;
+    for (int d = 0; d < axis; d++)
+        p->outer *= W->shape.d[d];
+    for (int d = axis + 1; d < R; d++)
+        inner *= W->shape.d[d];
+    p->whole_len = W->shape.d[axis] * inner;
+    int64_t sum = 0;
+    for (int i = 0; i < np; i++) {
+        const sh_tensor *t = split ? cpu_out(pp, i) : cpu_in(pp, i);
+        if (!t)
+            continue;
+        if (t->shape.ndim != R || t->dtype != W->dtype)
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "part %d has rank %d/dtype %s", i, t->shape.ndim,
+                           sh_dtype_name(t->dtype));
+        p->parts[p->n] = split ? n->outputs[i] : n->inputs[i];
+        p->part_len[p->n++] = t->shape.d[axis] * inner;
+        sum += t->shape.d[axis];
+    }
+    if (sum != W->shape.d[axis])
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "parts sum to %lld along axis %d, whole has %lld", (long long)sum,
+                       axis, (long long)W->shape.d[axis]);
+    pp->fn = split ? split_run : concat_run;
+    return 0;
+}
+
+int cpu_prep_concat(cpu_prep *pp, sh_err *err)
+{
+    return prep_cat(pp, false, err);
+}
+
+int cpu_prep_split(cpu_prep *pp, sh_err *err)
+{
+    /* The output shapes already carry the split sizes (attribute, input or num_outputs). */
+    return prep_cat(pp, true, err);
+}
+
+/* ---- strided gather: Slice and Transpose ----------------------------------------------------- */
+
+typedef struct strided_params {
+    int x, y;
+    int nd;
+    int64_t dims[SH_MAX_DIMS];       /* output dims */
+    int64_t st[SH_MAX_DIMS];         /* input stride (elements) per output dim, may be negative */
+    int64_t base;                    /* input offset of output element 0 */
+    int64_t rows, inner;
+    size_t es;
+} strided_params;
+
+static int strided_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const strided_params *p = vp;
+    const unsigned char *x = ex->t[p->x];
+    unsigned char *y = ex->t[p->y];
+    int64_t ist = p->st[p->nd - 1];
+    size_t es = p->es;
+    for (int64_t r = 0; r < p->rows; r++) {
+        int64_t off = p->base, rem = r;
+        for (int d = p->nd - 2; d >= 0; d--) {
+            off += rem % p->dims[d] * p->st[d];
+            rem /= p->dims[d];
+        }
+        unsigned char *dst = y + (size_t)(r * p->inner) * es;
+        if (ist == 1) {
+            memcpy(dst, x + (size_t)off * es, (size_t)p->inner * es);
+        } else if (es == 4) {
+            const uint32_t *s = (const uint32_t *)x + off;
+            uint32_t *dd = (uint32_t *)dst;
+            for (int64_t i = 0; i < p->inner; i++)
+                dd[i] = s[i * ist];
+        } else {
+            for (int64_t i = 0; i < p->inner; i++)
+                memcpy(dst + (size_t)i * es, x + (size_t)(off + i * ist) * es, es);
+        }
+    }
+    return 0;
+}
+
+static void strided_finish(strided_params *p, int nd)
+{
+    if (nd == 0) {
+        p->dims[0] = 1;
+        p->st[0] = 1;
+        nd = 1;
+    }
+    p->nd = nd;
+    p->inner = p->dims[nd - 1];
+    int64_t total = 1;
+    for (int d = 0; d < nd; d++)
+        total *= p->dims[d];
+    p->rows = p->inner ? total / p->inner : 0;
+}
+
+int cpu_prep_slice(cpu_prep *pp, sh_err *err)
+{
+    const sh_node *n = pp->n;
+    const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
+    int R = X->shape.ndim;
+    int64_t starts[SH_MAX_DIMS], ends[SH_MAX_DIMS], axes[SH_MAX_DIMS], steps[SH_MAX_DIMS];
+    int ns, ne, na = -1, nst = -1;
+    if (n->opset < 10) {
+        const int64_t *a = sh_node_ints(n, "starts", &ns);
+        const int64_t *b = sh_node_ints(n, "ends", &ne);
+        int c;
+        const int64_t *ax = sh_node_ints(n, "axes", &c);
+        if (!a || !b || ns > SH_MAX_DIMS || ne != ns)
+            return CPU_ERR(pp, err, SHOAL_ERR_PARSE, "%s", "starts/ends attributes");
+        memcpy(starts, a, (size_t)ns * sizeof(int64_t));
+        memcpy(ends, b, (size_t)ne * sizeof(int64_t));
+        if (ax) {
+            if (c != ns)
+                return CPU_ERR(pp, err, SHOAL_ERR_PARSE, "%s", "axes attribute");
+            memcpy(axes, ax, (size_t)c * sizeof(int64_t));
+            na = c;
+        }
+    } else {
+        if ((ns = cpu_const_ints(pp, 1, starts, SH_MAX_DIMS, err)) < 0)
+            return ns;
+        if ((ne = cpu_const_ints(pp, 2, ends, SH_MAX_DIMS, err)) < 0)
+            return ne;
+        if (cpu_in(pp, 3) && (na = cpu_const_ints(pp, 3, axes, SH_MAX_DIMS, err)) < 0)
+            return na;
+        if (cpu_in(pp, 4) && (nst = cpu_const_ints(pp, 4, steps, SH_MAX_DIMS, err)) < 0)
+            return nst;
+        if (ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "%s", "starts/ends/axes/steps lengths differ");
+    }
+    strided_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    p->x = n->inputs[0];
+    p->y = n->outputs[0];
+    p->es = sh_dtype_size(X->dtype);
+    int64_t ist[SH_MAX_DIMS], st0[SH_MAX_DIMS], step[SH_MAX_DIMS];
+    cpu_strides(&X->shape, ist);
+    for (int d = 0; d < R; d++) {
+        st0[d] = 0;
+        step[d] = 1;
+        p->dims[d] = X->shape.d[d];
+    }
+    bool seen[SH_MAX_DIMS] = {false};
+    for (int i = 0; i < ns; i++) {
+        int a = cpu_axis(na >= 0 ? axes[i] : i, R);
+        if (a < 0 || seen[a])
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "bad or repeated axis %lld", (long long)(na >= 0 ? axes[i] : i));
+        seen[a] = true;
+        int64_t dim = X->shape.d[a], s = starts[i], e = ends[i], k = nst >= 0 ? steps[i] : 1;
+        if (k == 0)
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "step 0 on axis %d", a);
+        if (s < 0)
+            s += dim;
+        if (e < 0)
+            e += dim;
+        if (k > 0) {
+            s = s < 0 ? 0 : s > dim ? dim : s;
+            e = e < 0 ? 0 : e > dim ? dim : e;
+        } else {
+            s = s < 0 ? 0 : s > dim - 1 ? dim - 1 : s;
+            e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
+        }
+        int64_t cnt = k > 0 ? (e - s + k - 1) / k : (s - e + (-k) - 1) / (-k);
+        st0[a] = s;
+        step[a] = k;
+        p->dims[a] = cnt < 0 ? 0 : cnt;
+    }
+    for (int d = 0; d < R; d++) {
+        if (p->dims[d] != Y->shape.d[d])
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "output dim %d is %lld, slice gives %lld", d,
+                           (long long)Y->shape.d[d], (long long)p->dims[d]);
+        p->st[d] = ist[d] * step[d];
+        if (p->dims[d] > 0)
+            p->base += st0[d] * ist[d];
+    }
+    strided_finish(p, R);
+    pp->fn = strided_run;
+    return 0;
+}
+
+int cpu_prep_transpose(cpu_prep *pp, sh_err *err)
+{
+    const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
+    int R = X->shape.ndim, cnt;
+    const int64_t *perm = sh_node_ints(pp->n, "perm", &cnt);
+    if (perm && cnt != R)
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "perm has %d values for rank %d", cnt, R);
+    strided_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    p->x = pp->n->inputs[0];
+    p->y = pp->n->outputs[0];
+    p->es = sh_dtype_size(X->dtype);
+    int64_t ist[SH_MAX_DIMS];
+    cpu_strides(&X->shape, ist);
+    bool used[SH_MAX_DIMS] = {false};
+    for (int d = 0; d < R; d++) {
+        int s = perm ? cpu_axis(perm[d], R) : R - 1 - d;
+        if (s < 0 || used[s])
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "%s", "perm is not a permutation");
+        used[s] = true;
+        p->dims[d] = X->shape.d[s];
+        p->st[d] = ist[s];
+        if (p->dims[d] != Y->shape.d[d])
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "output dim %d is %lld, perm gives %lld", d,
+                           (long long)Y->shape.d[d], (long long)p->dims[d]);
+    }
+    strided_finish(p, R);
+    pp->fn = strided_run;
+    return 0;
+}
+
+/* ---- Pad ------------------------------------------------------------------------------------------ */
+
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+
+typedef struct pad_params {
+    int x, y, value_t;               /* value_t: constant_value input or -1 */
+    int mode, nd;
+    int64_t in[SH_MAX_DIMS], out[SH_MAX_DIMS], pb[SH_MAX_DIMS];
+    size_t es;
+    double value;
+} pad_params;
+
+/* Input coordinate of output coordinate o along one axis, or -1 for the constant. */
+static inline int64_t pad_map(int64_t o, int64_t pb, int64_t in, int mode)
+{
+    int64_t i = o - pb;
+    if (i >= 0 && i < in)
+        return i;
+    if (in == 0)
+        return -1;
+    switch (mode) {
+    case PAD_EDGE: return i < 0 ? 0 : in - 1;
+    case PAD_WRAP: return ((i % in) + in) % in;
+    case PAD_REFLECT: {
+        if (in == 1)
+            return 0;
+        int64_t period = 2 * (in - 1);
+        i = ((i % period) + period) % period;
+        return i < in ? i : period - i;
+    }
+    default: return -1;
+    }
+}
+
+static void store_value(unsigned char *dst, size_t es, int64_t n, const unsigned char *v)
+{
+    for (int64_t i = 0; i < n; i++)
+        memcpy(dst + (size_t)i * es, v, es);
+}
+
+static int pad_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const pad_params *p = vp;
+    const unsigned char *x = ex->t[p->x];
+    unsigned char *y = ex->t[p->y];
+    size_t es = p->es;
+    unsigned char val[8] = {0};
+    double v = p->value;
+    if (p->value_t >= 0) {
+        memcpy(val, ex->t[p->value_t], es);
+    } else {
+        if (es == 4) {
+            float f = (float)v;
+            /* int32 data gets an int32 value; float32 a float */
+            if (ex->g->tensors[p->x].dtype == SH_DT_INT32) {
+                int32_t iv = (int32_t)v;
+                memcpy(val, &iv, 4);
+            } else {
+                memcpy(val, &f, 4);
+            }
+        } else {
+            int64_t iv = (int64_t)v;
+            memcpy(val, &iv, 8);
+        }
+    }
+    int nd = p->nd;
+    int64_t W = p->out[nd - 1], rows = 1;
+    for (int d = 0; d < nd - 1; d++)
+        rows *= p->out[d];
+    if (W == 0)
+        return 0;
+    int64_t ist[SH_MAX_DIMS];
+    int64_t acc = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        ist[d] = acc;
+        acc *= p->in[d];
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = 0, rem = r;
+        bool outside = false;
+        for (int d = nd - 2; d >= 0; d--) {
+            int64_t c = rem % p->out[d];
+            rem /= p->out[d];
+            int64_t i = pad_map(c, p->pb[d], p->in[d], p->mode);
+            if (i < 0)
+                outside = true;
+            else
+                off += i * ist[d];
+        }
+        unsigned char *dst = y + (size_t)(r * W) * es;
+        if (outside) {
+            store_value(dst, es, W, val);
+            continue;
+        }
+        const unsigned char *src = x + (size_t)off * es;
+        for (int64_t o = 0; o < W; o++) {
+            int64_t i = pad_map(o, p->pb[nd - 1], p->in[nd - 1], p->mode);
+            if (i < 0)
+                memcpy(dst + (size_t)o * es, val, es);
+            else
+                memcpy(dst + (size_t)o * es, src + (size_t)i * es, es);
+        }
+    }
+    return 0;
+}
+
+int cpu_prep_pad(cpu_prep *pp, sh_err *err)
+{
+    const sh_node *n = pp->n;
+    const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
+    int R = X->shape.ndim;
+    if (R == 0)
+        return cpu_prep_view(pp, err);
+    const char *mode = sh_node_string(n, "mode", "constant");
+    int m = !strcmp(mode, "constant") ? PAD_CONSTANT : !strcmp(mode, "reflect") ? PAD_REFLECT
+          : !strcmp(mode, "edge") ? PAD_EDGE : !strcmp(mode, "wrap") ? PAD_WRAP : -1;
+    if (m < 0)
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "mode '%s'", mode);
+    int64_t pads[2 * SH_MAX_DIMS], axes[SH_MAX_DIMS];
+    int np, na = -1;
+    pad_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    p->value_t = -1;
+    if (n->opset < 11) {
+        const int64_t *a = sh_node_ints(n, "pads", &np);
+        if (!a)
+            a = sh_node_ints(n, "paddings", &np);
+        if (!a || np != 2 * R)
+            return CPU_ERR(pp, err, SHOAL_ERR_PARSE, "pads attribute has %d values for rank %d", np, R);
+        memcpy(pads, a, (size_t)np * sizeof(int64_t));
+        p->value = sh_node_float(n, "value", 0.0f);
+    } else {
+        if ((np = cpu_const_ints(pp, 1, pads, 2 * SH_MAX_DIMS, err)) < 0)
+            return np;
+        const sh_tensor *V = cpu_in(pp, 2);
+        if (V) {
+            if (V->dtype != X->dtype || cpu_numel(V) != 1)
+                return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "%s", "constant_value must be a scalar of the data type");
+            p->value_t = n->inputs[2];
+        }
+        if (cpu_in(pp, 3) && (na = cpu_const_ints(pp, 3, axes, SH_MAX_DIMS, err)) < 0)
+            return na;
+    }
+    for (int d = 0; d < R; d++)
+        p->pb[d] = 0;
+    if (na >= 0) {
+        if (np != 2 * na)
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "%d pads for %d axes", np, na);
+        for (int i = 0; i < na; i++) {
+            int a = cpu_axis(axes[i], R);
+            if (a < 0)
+                return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "axis %lld", (long long)axes[i]);
+            p->pb[a] = pads[i];
+        }
+    } else {
+        if (np != 2 * R)
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "%d pads for rank %d", np, R);
+        for (int d = 0; d < R; d++)
+            p->pb[d] = pads[d];
+    }
+    p->x = n->inputs[0];
+    p->y = n->outputs[0];
+    p->mode = m;
+    p->nd = R;
+    p->es = sh_dtype_size(X->dtype);
+    for (int d = 0; d < R; d++) {
+        p->in[d] = X->shape.d[d];
+        p->out[d] = Y->shape.d[d];
+        if (p->in[d] == 0 && p->out[d] > 0 && m != PAD_CONSTANT)
+            return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "cannot %s-pad an empty axis", mode);
+    }
+    pp->fn = pad_run;
+    return 0;
+}

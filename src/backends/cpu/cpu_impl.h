@@ -1,0 +1,121 @@
+/* CPU backend internals shared by the op-family files of this folder.
+ *
+ * Compile walks the graph once and asks each op family to "prepare" a node: check its
+ * attributes against the static shapes, precompute what the kernel needs (geometry, axis
+ * maps) into a params block, and declare workspace, in-place and view facts in the
+ * sh_program. Run then calls each node's kernel with the tensor pointers of this binding.
+ * Kernels never allocate: all scratch comes from the node's workspace. */
+#ifndef SHOAL_CPU_IMPL_H
+#define SHOAL_CPU_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+
+/* ---- thread pool (threadpool.c) ----------------------------------------------------- */
+typedef struct cpu_pool cpu_pool;
+/* Work on [begin, end) of a range; `tid` is the worker slot in [0, n_threads). */
+typedef void (*cpu_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
+
+int cpu_pool_create(sh_allocator *a, int n_threads, cpu_pool **out);
+void cpu_pool_destroy(cpu_pool *p);
+int cpu_pool_threads(const cpu_pool *p);
+/* Splits [0, n) into chunks of at least `grain` items and runs fn over them on the pool and
+ * the calling thread; returns when all are done. Must not be called from inside fn. */
+void cpu_parallel_for(cpu_pool *p, int64_t n, int64_t grain, cpu_range_fn fn, void *arg);
+/* Same with chunks of exactly `chunk` items (the last may be shorter). */
+void cpu_parallel_for_chunks(cpu_pool *p, int64_t n, int64_t chunk, cpu_range_fn fn, void *arg);
+
+/* ---- backend context ------------------------------------------------------------------ */
+typedef enum cpu_blas_mode {
+    CPU_BLAS_SPLIT = 0,     /* single-threaded sgemm calls, columns split over our pool */
+    CPU_BLAS_OWN_THREADS    /* one sgemm call, OpenBLAS threads it */
+} cpu_blas_mode;
+
+typedef struct cpu_ctx {
+    sh_allocator *alloc;
+    cpu_pool *pool;
+    int n_threads;
+    cpu_blas_mode blas_mode;
+    double *prof_ms;        /* [SH_OP_COUNT] time per op when profiling (bench only), else NULL */
+} cpu_ctx;
+
+/* ---- compile / run --------------------------------------------------------------------- */
+typedef struct cpu_exec {
+    cpu_ctx *ctx;
+    const sh_graph *g;
+    void *const *t;       /* tensor pointers of this binding */
+    void *ws;             /* this node's workspace */
+} cpu_exec;
+
+typedef int (*cpu_kernel_fn)(const cpu_exec *ex, const sh_node *n, const void *params, sh_err *err);
+
+typedef struct cpu_prep {
+    cpu_ctx *ctx;
+    const sh_graph *g;
+    sh_program *p;
+    int k;                 /* node index */
+    const sh_node *n;
+    /* set by the prepare function */
+    cpu_kernel_fn fn;
+    void *params;          /* from ctx->alloc (sh_calloc), freed with the program */
+} cpu_prep;
+
+typedef int (*cpu_prepare_fn)(cpu_prep *pp, sh_err *err);
+
+/* Per-family prepare entry points. */
+int cpu_prep_conv(cpu_prep *pp, sh_err *err);
+int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err);
+int cpu_prep_batch_norm(cpu_prep *pp, sh_err *err);
+int cpu_prep_unary(cpu_prep *pp, sh_err *err);
+int cpu_prep_binary(cpu_prep *pp, sh_err *err);
+int cpu_prep_cast(cpu_prep *pp, sh_err *err);
+int cpu_prep_softmax(cpu_prep *pp, sh_err *err);
+int cpu_prep_pool(cpu_prep *pp, sh_err *err);
+int cpu_prep_global_avg_pool(cpu_prep *pp, sh_err *err);
+int cpu_prep_reduce_mean(cpu_prep *pp, sh_err *err);
+int cpu_prep_resize(cpu_prep *pp, sh_err *err);
+int cpu_prep_matmul(cpu_prep *pp, sh_err *err);
+int cpu_prep_gemm(cpu_prep *pp, sh_err *err);
+int cpu_prep_view(cpu_prep *pp, sh_err *err);
+int cpu_prep_concat(cpu_prep *pp, sh_err *err);
+int cpu_prep_split(cpu_prep *pp, sh_err *err);
+int cpu_prep_slice(cpu_prep *pp, sh_err *err);
+int cpu_prep_transpose(cpu_prep *pp, sh_err *err);
+int cpu_prep_gather(cpu_prep *pp, sh_err *err);
+int cpu_prep_expand(cpu_prep *pp, sh_err *err);
+int cpu_prep_pad(cpu_prep *pp, sh_err *err);
+int cpu_prep_shape(cpu_prep *pp, sh_err *err);
+int cpu_prep_constant(cpu_prep *pp, sh_err *err);
+int cpu_prep_constant_of_shape(cpu_prep *pp, sh_err *err);
+
+/* ---- helpers (cpu_backend.c) ------------------------------------------------------------ */
+/* Allocates zeroed params of `size` bytes into pp->params. */
+void *cpu_params(cpu_prep *pp, size_t size, sh_err *err);
+const sh_tensor *cpu_in(const cpu_prep *pp, int i);    /* NULL if omitted */
+const sh_tensor *cpu_out(const cpu_prep *pp, int i);
+/* Reads an integer tensor (int32/int64) that must be a constant at compile time.
+ * Returns the count or a negative status; at most `cap` values. */
+int cpu_const_ints(const cpu_prep *pp, int input, int64_t *vals, int cap, sh_err *err);
+/* Reads a float tensor constant (float32/float64) at compile time. */
+int cpu_const_floats(const cpu_prep *pp, int input, double *vals, int cap, sh_err *err);
+/* Error naming the node: CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "fmt", args...) (one arg at least). */
+#define CPU_ERR(pp, err, st, fmt, ...) \
+    sh_errf(err, st, "node %s (%s): " fmt, (pp)->n->name, sh_op_name((pp)->n->op), __VA_ARGS__)
+int64_t cpu_numel(const sh_tensor *t);
+/* Negative axis normalised to [0, rank); -1 when out of range. */
+int cpu_axis(int64_t axis, int rank);
+
+/* Activation applied to a contiguous run (conv.c). */
+void cpu_apply_act(float *x, int64_t n, sh_act act, float a, float b);
+/* Row-major C[M,N] = A[M,K] (lda) * B[K,N] (ldb) + beta*C (ldc), with transposes as cblas.
+ * Threads according to ctx->blas_mode (matmul.c). */
+void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Row-major strides of a shape (elements). */
+void cpu_strides(const sh_shape *s, int64_t *st);
+
+#endif

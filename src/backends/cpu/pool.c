@@ -1,0 +1,180 @@
+/* MaxPool (with the optional Indices output) and AveragePool, 1-D to 3-D, with pads,
+ * auto_pad, ceil_mode (the output shape comes from shape inference), dilations and
+ * count_include_pad. One task per (image, channel) plane; per output position the valid
+ * kernel range of each axis is computed once so the inner loops carry no bounds checks. */
+#include "backends/cpu/cpu_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct pool_params {
+    int x, y, idx;             /* idx: Indices output tensor or -1 */
+    bool is_max, include_pad, col_major;
+    int64_t planes;
+    int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} pool_params;
+
+typedef struct pool_job {
+    const pool_params *p;
+    const float *x;
+    float *y;
+    int64_t *idx;
+} pool_job;
+
+/* Valid kernel taps [lo, hi) of one axis for a window starting at `st`. */
+static inline void tap_range(int64_t st, int64_t k, int64_t d, int64_t in, int64_t *lo, int64_t *hi)
+{
+    int64_t l = st >= 0 ? 0 : (-st + d - 1) / d;
+    int64_t h = in - st <= 0 ? 0 : (in - st + d - 1) / d;
+    *lo = l;
+    *hi = h < k ? h : k;
+}
+
+/* Taps whose position lies inside the padded extent [-pb, in + pe): the divisor of
+ * count_include_pad (ceil_mode overhang beyond the pads is never counted). */
+static inline int64_t padded_taps(int64_t st, int64_t k, int64_t d, int64_t in, int64_t pb, int64_t pe)
+{
+    int64_t lo, hi;
+    tap_range(st + pb, k, d, in + pb + pe, &lo, &hi);
+    return hi > lo ? hi - lo : 0;
+}
+
+static void pool_range(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const pool_job *j = arg;
+    const pool_params *p = j->p;
+    int64_t pin = p->in[0] * p->in[1] * p->in[2], pout = p->out[0] * p->out[1] * p->out[2];
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * pin;
+        float *y = j->y + r * pout;
+        int64_t *ix = j->idx ? j->idx + r * pout : NULL;
+        for (int64_t o0 = 0; o0 < p->out[0]; o0++) {
+            int64_t st0 = o0 * p->s[0] - p->pb[0], l0, h0;
+            tap_range(st0, p->k[0], p->d[0], p->in[0], &l0, &h0);
+            for (int64_t o1 = 0; o1 < p->out[1]; o1++) {
+                int64_t st1 = o1 * p->s[1] - p->pb[1], l1, h1;
+                tap_range(st1, p->k[1], p->d[1], p->in[1], &l1, &h1);
+                for (int64_t o2 = 0; o2 < p->out[2]; o2++) {
+                    int64_t st2 = o2 * p->s[2] - p->pb[2], l2, h2;
+                    tap_range(st2, p->k[2], p->d[2], p->in[2], &l2, &h2);
+                    float best = -INFINITY, sum = 0.0f;
+                    int64_t arg_i = -1, cnt = 0;
+                    for (int64_t a = l0; a < h0; a++) {
+                        int64_t i0 = st0 + a * p->d[0];
+                        for (int64_t b = l1; b < h1; b++) {
+                            int64_t i1 = st1 + b * p->d[1];
+                            const float *row = x + (i0 * p->in[1] + i1) * p->in[2];
+                            for (int64_t c = l2; c < h2; c++) {
+                                int64_t i2 = st2 + c * p->d[2];
+                                float v = row[i2];
+                                if (p->is_max) {
+                                    if (v > best || arg_i < 0) {
+                                        best = v;
+                                        arg_i = p->col_major ? (i2 * p->in[1] + i1) * p->in[0] + i0
+                                                             : (i0 * p->in[1] + i1) * p->in[2] + i2;
+                                    }
+                                } else {
+                                    sum += v;
+                                }
+                                cnt++;
+                            }
+                        }
+                    }
+                    int64_t o = (o0 * p->out[1] + o1) * p->out[2] + o2;
+                    if (p->is_max) {
+                        y[o] = best;
+                        if (ix)
+                            ix[o] = arg_i < 0 ? 0 : r * pin + arg_i;
+                    } else {
+                        if (p->include_pad)
+                            cnt = padded_taps(st0, p->k[0], p->d[0], p->in[0], p->pb[0], p->pe[0]) *
+                                  padded_taps(st1, p->k[1], p->d[1], p->in[1], p->pb[1], p->pe[1]) *
+                                  padded_taps(st2, p->k[2], p->d[2], p->in[2], p->pb[2], p->pe[2]);
+                        y[o] = cnt ? sum / (float)cnt : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static int pool_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const pool_params *p = vp;
+    pool_job j = {.p = p, .x = ex->t[p->x], .y = ex->t[p->y], .idx = p->idx >= 0 ? ex->t[p->idx] : NULL};
+    int64_t work = p->out[0] * p->out[1] * p->out[2] * p->k[0] * p->k[1] * p->k[2];
+    cpu_parallel_for(ex->ctx->pool, p->planes, 1 + 32768 / (work + 1), pool_range, &j);
+    return 0;
+}
+
+int cpu_prep_pool(cpu_prep *pp, sh_err *err)
+{
+    const sh_node *n = pp->n;
+    const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
+    int nsp = X->shape.ndim - 2;
+    if (nsp < 1 || nsp > 3 || Y->shape.ndim != X->shape.ndim)
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "rank %d (only 1-D to 3-D pooling)", X->shape.ndim);
+    pool_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    p->x = n->inputs[0];
+    p->y = n->outputs[0];
+    p->idx = -1;
+    p->is_max = n->op == SH_OP_MAX_POOL;
+    const sh_tensor *I = cpu_out(pp, 1);
+    if (p->is_max && I) {
+        if (I->dtype != SH_DT_INT64)
+            return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "Indices dtype %s", sh_dtype_name(I->dtype));
+        p->idx = n->outputs[1];
+        p->col_major = sh_node_int(n, "storage_order", 0) == 1;
+    }
+    p->include_pad = !p->is_max && sh_node_int(n, "count_include_pad", 0) != 0;
+    p->planes = X->shape.d[0] * X->shape.d[1];
+    int nk, ns, nd, npad;
+    const int64_t *ks = sh_node_ints(n, "kernel_shape", &nk);
+    const int64_t *st = sh_node_ints(n, "strides", &ns);
+    const int64_t *dl = sh_node_ints(n, "dilations", &nd);
+    const int64_t *pads = sh_node_ints(n, "pads", &npad);
+    const char *ap = sh_node_string(n, "auto_pad", "NOTSET");
+    bool ceil_mode = sh_node_int(n, "ceil_mode", 0) != 0;
+    if (!ks || nk != nsp)
+        return CPU_ERR(pp, err, SHOAL_ERR_PARSE, "kernel_shape has %d values for %d spatial dims", nk, nsp);
+    bool same = !strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER");
+    if (!same && strcmp(ap, "NOTSET") && strcmp(ap, "VALID"))
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "auto_pad '%s'", ap);
+    for (int i = 0; i < 3; i++) {
+        p->in[i] = p->out[i] = p->k[i] = p->s[i] = p->d[i] = 1;
+        p->pb[i] = p->pe[i] = 0;
+    }
+    int o = 3 - nsp;
+    for (int i = 0; i < nsp; i++) {
+        int a = o + i;
+        p->in[a] = X->shape.d[2 + i];
+        p->out[a] = Y->shape.d[2 + i];
+        p->k[a] = ks[i];
+        p->s[a] = st && i < ns ? st[i] : 1;
+        p->d[a] = dl && i < nd ? dl[i] : 1;
+        if (p->k[a] < 1 || p->s[a] < 1 || p->d[a] < 1)
+            return CPU_ERR(pp, err, SHOAL_ERR_PARSE, "bad kernel/stride/dilation on axis %d", i);
+        int64_t ext = (p->k[a] - 1) * p->d[a] + 1;
+        if (same) {
+            int64_t total = (p->out[a] - 1) * p->s[a] + ext - p->in[a];
+            if (total < 0)
+                total = 0;
+            p->pb[a] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
+            p->pe[a] = total - p->pb[a];
+        } else if (!strcmp(ap, "NOTSET") && pads && npad == 2 * nsp) {
+            p->pb[a] = pads[i];
+            p->pe[a] = pads[i + nsp];
+        }
+        if (!same) {
+            int64_t span = p->in[a] + p->pb[a] + p->pe[a] - ext;
+            int64_t fl = span / p->s[a] + 1, cl = (span + p->s[a] - 1) / p->s[a] + 1;
+            if (p->out[a] != fl && !(ceil_mode && (p->out[a] == cl || p->out[a] == cl - 1)))
+                return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "output dim %d is %lld, attributes give %lld", i,
+                               (long long)p->out[a], (long long)(ceil_mode ? cl : fl));
+        }
+    }
+    pp->fn = pool_run;
+    return 0;
+}

@@ -1,0 +1,318 @@
+/* The CUDA backend's device side: context, memory, copies, and the iface table. Compilation
+ * is in cuda_compile.c, execution in cuda_run.c, kernels in the .cu files. */
+#include "backends/cuda/cuda_impl.h"
+#include "backends/cuda/cuda.h"
+#include "backends/cuda/decode.cuh"
+
+#include <stdio.h>
+#include <string.h>
+
+int sh_cuda_rt_fail(sh_err *err, cudaError_t e, const char *call, const char *file, int line,
+                    int device)
+{
+    int status = SHOAL_ERR_BACKEND;
+    if (e == cudaErrorMemoryAllocation)
+        status = SHOAL_ERR_NO_MEMORY;
+    else if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver)
+        status = SHOAL_ERR_UNSUPPORTED;
+    /* clear a non-sticky error so the next call does not report it again */
+    (void)cudaGetLastError();
+    return sh_errf(err, status, "cuda device %d: %s failed: %s (%s) at %s:%d", device, call,
+                   cudaGetErrorName(e), cudaGetErrorString(e), file, line);
+}
+
+int sh_cuda_dnn_fail(sh_err *err, cudnnStatus_t s, const char *call, const char *file, int line,
+                     int device)
+{
+    int status = s == CUDNN_STATUS_ALLOC_FAILED ? SHOAL_ERR_NO_MEMORY
+               : s == CUDNN_STATUS_NOT_SUPPORTED ? SHOAL_ERR_UNSUPPORTED : SHOAL_ERR_BACKEND;
+    return sh_errf(err, status, "cuda device %d: %s failed: %s at %s:%d", device, call,
+                   cudnnGetErrorString(s), file, line);
+}
+
+uint16_t sh_cuda_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u)
+        return (uint16_t)(sign | 0x7e00u);          /* NaN */
+    if (ax >= 0x477ff000u)                           /* rounds to >= 65520: saturate */
+        return (uint16_t)(sign | 0x7bffu);
+    if (ax < 0x38800000u) {                          /* subnormal or zero in half */
+        if (ax < 0x33000000u)
+            return (uint16_t)sign;
+        uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(ax >> 23);           /* 14..24 */
+        uint32_t h = mant >> (shift);
+        uint32_t rem = mant & ((1u << shift) - 1);
+        uint32_t half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1)))
+            h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((ax >> 13) - (112u << 10));
+    uint32_t rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+
+int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err)
+{
+    if (c->cudnn)
+        return 0;
+    SH_CU(c, err, cudaSetDevice(c->device));
+    cudnnHandle_t h = NULL;
+    SH_DNN(c, err, cudnnCreate(&h));
+    cudnnStatus_t s = cudnnSetStream(h, c->stream);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        cudnnDestroy(h);
+        return sh_cuda_dnn_fail(err, s, "cudnnSetStream(h, c->stream)", __FILE__, __LINE__, c->device);
+    }
+    c->cudnn = h;
+    return 0;
+}
+
+static int cuda_buffer_alloc(void *vctx, size_t size, void **out, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    *out = NULL;
+    SH_CU(c, err, cudaSetDevice(c->device));
+    SH_CU(c, err, cudaMalloc(out, size ? size : 1));
+    return 0;
+}
+
+static void cuda_buffer_free(void *vctx, void *p)
+{
+    sh_cuda_ctx *c = vctx;
+    if (p) {
+        cudaSetDevice(c->device);
+        cudaFree(p);
+    }
+}
+
+static int cuda_host_alloc(void *vctx, size_t size, void **out, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    *out = NULL;
+    SH_CU(c, err, cudaMallocHost(out, size ? size : 1));
+    return 0;
+}
+
+static void cuda_host_free(void *vctx, void *p)
+{
+    (void)vctx;
+    if (p)
+        cudaFreeHost(p);
+}
+
+/* Uploads go on the copy stream, ordered after the compute already enqueued (an input buffer
+ * may still be read by the previous run) without a host wait for it. Synchronous on return:
+ * the caller may reuse `src` at once. */
+static int cuda_upload(void *vctx, void *dst, const void *src, size_t n, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    cudaError_t e = cudaSetDevice(c->device);
+    if (e == cudaSuccess)
+        e = cudaEventRecord(c->compute_done, c->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamWaitEvent(c->copy_stream, c->compute_done, 0);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->copy_stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(c->copy_stream);
+    if (e != cudaSuccess)
+        rc = sh_cuda_rt_fail(err, e, "upload: cudaMemcpyAsync(H2D) on the copy stream", __FILE__,
+                             __LINE__, c->device);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* The one host sync of a run: the download after it, on the compute stream. */
+static int cuda_download(void *vctx, void *dst, const void *src, size_t n, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    cudaError_t e = cudaSetDevice(c->device);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess)
+        rc = sh_cuda_rt_fail(err, e, "download: cudaMemcpyAsync(D2H) + cudaStreamSynchronize",
+                             __FILE__, __LINE__, c->device);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static int cuda_memory_info(void *vctx, size_t *total, size_t *free_bytes)
+{
+    sh_cuda_ctx *c = vctx;
+    if (cudaSetDevice(c->device) != cudaSuccess || cudaMemGetInfo(free_bytes, total) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return SHOAL_ERR_BACKEND;
+    }
+    return 0;
+}
+
+static void cuda_destroy(void *vctx)
+{
+    sh_cuda_ctx *c = vctx;
+    if (!c)
+        return;
+    cudaSetDevice(c->device);
+    if (c->stream)
+        cudaStreamSynchronize(c->stream);
+    if (c->cudnn)
+        cudnnDestroy(c->cudnn);
+    if (c->compute_done)
+        cudaEventDestroy(c->compute_done);
+    if (c->copy_stream)
+        cudaStreamDestroy(c->copy_stream);
+    if (c->stream)
+        cudaStreamDestroy(c->stream);
+    pthread_mutex_destroy(&c->mu);
+    sh_free(c->alloc, c);
+}
+
+static const sh_backend_i cuda_i = {
+    .name = "cuda",
+    .kind = SH_BACKEND_CUDA,
+    .alignment = 256,
+    .buffer_alloc = cuda_buffer_alloc,
+    .buffer_free = cuda_buffer_free,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .supports_node = sh_cuda_supports_node,
+    .compile = sh_cuda_compile,
+    .program_free = sh_cuda_program_free,
+    .pack_weight = sh_cuda_pack_weight,
+    .run = sh_cuda_run,
+    .memory_info = cuda_memory_info,
+    .destroy = cuda_destroy,
+};
+
+/* The process floor. A device's context is per process, so these limits are too: the first
+ * backend on a device sets them before anything else touches it (later calls fail harmlessly
+ * once the context is live, and are then left as they are). */
+static void cuda_trim_floor(void)
+{
+    if (cudaDeviceSetLimit(cudaLimitStackSize, SH_CUDA_STACK_BYTES) != cudaSuccess)
+        (void)cudaGetLastError();
+    /* no kernel of ours calls malloc or printf; 0 is refused by some drivers: take the least
+     * they accept */
+    size_t small[] = {0, 4096, 65536};
+    for (size_t i = 0; i < 3; i++) {
+        if (cudaDeviceSetLimit(cudaLimitMallocHeapSize, small[i]) == cudaSuccess)
+            break;
+        (void)cudaGetLastError();
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (cudaDeviceSetLimit(cudaLimitPrintfFifoSize, small[i]) == cudaSuccess)
+            break;
+        (void)cudaGetLastError();
+    }
+}
+
+int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        (void)cudaGetLastError();
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "no CUDA device: %s",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount returned 0");
+    }
+    int dev = p ? p->device : 0;
+    if (dev < 0 || dev >= n)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "CUDA device %d does not exist (%d present)", dev, n);
+    sh_allocator *a = p ? p->alloc : NULL;
+    sh_cuda_ctx *c = sh_calloc(a, 1, sizeof *c);
+    if (!c)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda backend context");
+    c->alloc = a;
+    c->device = dev;
+    c->use_graphs = p ? p->cuda_graphs : true;
+    pthread_mutex_init(&c->mu, NULL);
+    int rc = 0;
+    e = cudaSetDevice(dev);
+    if (e == cudaSuccess) {
+        cuda_trim_floor();
+        struct cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
+            snprintf(c->dev_name, sizeof c->dev_name, "%.63s", prop.name);
+        else
+            (void)cudaGetLastError();
+        e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+    }
+    if (e == cudaSuccess)
+        e = cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess)
+        e = cudaEventCreateWithFlags(&c->compute_done, cudaEventDisableTiming);
+    if (e != cudaSuccess)
+        rc = sh_cuda_rt_fail(err, e, "cuda backend init (cudaSetDevice/cudaStreamCreate/cudaEventCreate)",
+                             __FILE__, __LINE__, dev);
+    if (rc) {
+        cuda_destroy(c);
+        return rc;
+    }
+    out->iface = &cuda_i;
+    out->ctx = c;
+    return 0;
+}
+
+/* --- the runtime's extra entry point: device-side candidate filtering ---------------- */
+size_t sh_cuda_filter_scratch_bytes(int max_out)
+{
+    return 256 + (size_t)(max_out > 0 ? max_out : 0) * sizeof(sh_cuda_candidate);
+}
+
+int sh_cuda_filter_candidates(sh_backend *b, const void *dev_output,
+                              const sh_cuda_filter_params *fp, void *dev_scratch,
+                              sh_cuda_candidate *host_out, int *n_found, sh_err *err)
+{
+    if (!b || b->iface != &cuda_i || !dev_output || !fp || !dev_scratch || !host_out || !n_found)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "sh_cuda_filter_candidates: bad arguments");
+    if (fp->n_classes < 1 || fp->cls_offset + fp->n_classes > fp->attrs || fp->box_offset + 4 > fp->attrs ||
+        fp->objectness_index >= fp->attrs || fp->max_out < 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG,
+                       "sh_cuda_filter_candidates: layout does not fit %d attributes", fp->attrs);
+    _Static_assert(sizeof(sh_cuda_candidate) == sizeof(sh_k_candidate), "candidate layouts");
+    sh_cuda_ctx *c = b->ctx;
+    sh_k_filter_p kp = {
+        .n = fp->n, .attrs = fp->attrs, .channels_first = fp->channels_first,
+        .box_off = fp->box_offset, .obj_idx = fp->objectness_index, .cls_off = fp->cls_offset,
+        .n_cls = fp->n_classes, .thresh = fp->score_threshold, .max_out = fp->max_out,
+    };
+    int *dcount = dev_scratch;
+    sh_k_candidate *dcand = (sh_k_candidate *)((char *)dev_scratch + 256);
+    int rc = 0, count = 0;
+    pthread_mutex_lock(&c->mu);
+    cudaError_t e = cudaSetDevice(c->device);
+    if (e == cudaSuccess)
+        e = sh_k_filter(dcand, dcount, dev_output, &kp, c->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(&count, dcount, sizeof count, cudaMemcpyDeviceToHost, c->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(c->stream);
+    int keep = count < fp->max_out ? count : fp->max_out;
+    if (e == cudaSuccess && keep > 0)
+        e = cudaMemcpyAsync(host_out, dcand, (size_t)keep * sizeof *host_out,
+                            cudaMemcpyDeviceToHost, c->stream);
+    if (e == cudaSuccess && keep > 0)
+        e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess)
+        rc = sh_cuda_rt_fail(err, e, "sh_cuda_filter_candidates (sh_k_filter + D2H)", __FILE__,
+                             __LINE__, c->device);
+    pthread_mutex_unlock(&c->mu);
+    *n_found = rc ? 0 : count;
+    return rc;
+}

@@ -1,0 +1,718 @@
+/* Compiling a graph for the CUDA backend: a kernel and its parameters per node, the storage
+ * of every tensor, views, in-place reuse, workspaces (cuDNN's, and fp16 staging at the fp32
+ * graph boundary), and weight packing.
+ *
+ * Storage contract (backend.h): graph inputs and outputs are fp32 NCHW on the device, as the
+ * runtime hands them over; every other activation is fp16 NCHW. A node that reads an fp32
+ * tensor first converts it into an fp16 copy in its own workspace; a node that writes one
+ * writes fp16 into its workspace and converts on the way out. So every kernel sees fp16 only,
+ * and the conversions cost one pass over the (small) input image and outputs.
+ *
+ * Weights: every constant a kernel reads is packed as fp16 in its ONNX row-major layout
+ * (conv weights KCRS, which is what cuDNN wants for NCHW); values beyond fp16's range saturate.
+ * Constants read only at compile time (shapes, pads, scales, indices) are not uploaded. */
+#include "backends/cuda/cuda_ops.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+_Static_assert(SH_OP_COUNT == 39, "update the CUDA backend's op switch");
+_Static_assert(SH_ACT_CLIP == 6, "kcommon.cuh mirrors sh_act");
+
+#define SH_CUDA_ALIGN 256
+
+/* --- small helpers ------------------------------------------------------------------- */
+static bool is_float(sh_dtype dt) { return dt == SH_DT_FLOAT32 || dt == SH_DT_FLOAT16; }
+
+static const sh_tensor *tin(const sh_graph *g, const sh_node *n, int i) { return sh_node_input(g, n, i); }
+
+static int64_t numel(const sh_tensor *t) { return sh_shape_numel(&t->shape); }
+
+/* Reads a constant integer tensor (int64/int32) into v; returns count or -1. */
+int sh_cuda_const_ints(const sh_tensor *t, int64_t *v, int cap)
+{
+    if (!t || !t->is_const || !t->data)
+        return -1;
+    int64_t n = numel(t);
+    if (n < 0 || n > cap)
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (t->dtype == SH_DT_INT64)
+            v[i] = ((const int64_t *)t->data)[i];
+        else if (t->dtype == SH_DT_INT32)
+            v[i] = ((const int32_t *)t->data)[i];
+        else
+            return -1;
+    }
+    return (int)n;
+}
+
+int sh_cuda_const_floats(const sh_tensor *t, float *v, int cap)
+{
+    if (!t || !t->is_const || !t->data)
+        return -1;
+    int64_t n = numel(t);
+    if (n < 0 || n > cap)
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (t->dtype == SH_DT_FLOAT32)
+            v[i] = ((const float *)t->data)[i];
+        else if (t->dtype == SH_DT_FLOAT64)
+            v[i] = (float)((const double *)t->data)[i];
+        else
+            return -1;
+    }
+    return (int)n;
+}
+
+float sh_cuda_const_scalar(const sh_tensor *t, float dflt)
+{
+    float v;
+    if (sh_cuda_const_floats(t, &v, 1) == 1)
+        return v;
+    if (t && t->is_const && t->data && t->dtype == SH_DT_FLOAT16 && numel(t) == 1) {
+        /* fp16 scalar (rare): decode by hand */
+        uint16_t h = *(const uint16_t *)t->data;
+        int e = (h >> 10) & 31, m = h & 1023;
+        float f = e == 0 ? ldexpf((float)m, -24) : e == 31 ? INFINITY : ldexpf((float)(m | 1024), e - 25);
+        return (h & 0x8000) ? -f : f;
+    }
+    return dflt;
+}
+
+/* Input slots that hold parameters read at compile time (never uploaded). */
+bool sh_cuda_is_param_slot(const sh_node *n, int slot)
+{
+    switch (n->op) {
+    case SH_OP_RESHAPE: case SH_OP_EXPAND: case SH_OP_GATHER: case SH_OP_SQUEEZE:
+    case SH_OP_UNSQUEEZE: case SH_OP_SPLIT: case SH_OP_UPSAMPLE: case SH_OP_REDUCE_MEAN:
+        return slot >= 1;
+    case SH_OP_SLICE: case SH_OP_RESIZE: case SH_OP_CLIP: case SH_OP_PAD:
+        return slot >= 1;
+    case SH_OP_CONSTANT_OF_SHAPE: case SH_OP_SHAPE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Pads [begin..., end...] for the spatial dims, from pads / auto_pad. Returns false when a
+ * begin/end pair differs and `need_sym` (cuDNN takes symmetric pads only). */
+bool sh_cuda_spatial_pads(const sh_node *n, const sh_shape *in, const sh_shape *out, const int64_t *k,
+                         const int64_t *s, const int64_t *dil, int64_t *pb, int64_t *pe, bool need_sym)
+{
+    int ns = in->ndim - 2, cnt = 0;
+    const int64_t *pads = sh_node_ints(n, "pads", &cnt);
+    const char *ap = sh_node_string(n, "auto_pad", "NOTSET");
+    for (int i = 0; i < ns; i++) {
+        pb[i] = pe[i] = 0;
+        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+            int64_t total = (out->d[2 + i] - 1) * s[i] + (k[i] - 1) * dil[i] + 1 - in->d[2 + i];
+            if (total < 0)
+                total = 0;
+            pb[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : (total + 1) / 2;
+            pe[i] = total - pb[i];
+        } else if (pads && cnt == 2 * ns) {
+            pb[i] = pads[i];
+            pe[i] = pads[ns + i];
+        }
+        if (need_sym && pb[i] != pe[i])
+            return false;
+    }
+    return true;
+}
+
+void sh_cuda_kernel_geom(const sh_node *n, const sh_tensor *w, int ns, int64_t *k, int64_t *s, int64_t *dil)
+{
+    int cnt = 0;
+    const int64_t *ks = sh_node_ints(n, "kernel_shape", &cnt);
+    for (int i = 0; i < ns; i++)
+        k[i] = (ks && cnt == ns) ? ks[i] : (w ? w->shape.d[2 + i] : 1);
+    const int64_t *st = sh_node_ints(n, "strides", &cnt);
+    for (int i = 0; i < ns; i++)
+        s[i] = (st && cnt == ns) ? st[i] : 1;
+    const int64_t *dl = sh_node_ints(n, "dilations", &cnt);
+    for (int i = 0; i < ns; i++)
+        dil[i] = (dl && cnt == ns) ? dl[i] : 1;
+}
+
+sh_k_act sh_cuda_node_act(const sh_node *n)
+{
+    sh_k_act a = {(int)n->act, n->act_a, n->act_b};
+    return a;
+}
+
+/* --- supports_node ------------------------------------------------------------------- */
+static bool tensors_ok(const sh_graph *g, const sh_node *n)
+{
+    for (int i = 0; i < n->n_inputs; i++) {
+        const sh_tensor *t = tin(g, n, i);
+        if (!t || sh_cuda_is_param_slot(n, i))
+            continue;
+        if (t->shape.ndim < 0 || numel(t) < 0 || numel(t) >= INT32_MAX)
+            return false;
+        if (!t->is_const && !is_float(t->dtype))
+            return false;
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        const sh_tensor *t = sh_node_output(g, n, i);
+        if (!t)
+            continue;
+        if (t->is_const)
+            continue;
+        if (t->shape.ndim < 0 || numel(t) < 0 || numel(t) >= INT32_MAX || !is_float(t->dtype))
+            return false;
+        if (t->shape.ndim > SH_K_MAX_DIMS)
+            return false;
+    }
+    return true;
+}
+
+bool sh_cuda_supports_node(void *vctx, const sh_graph *g, int k)
+{
+    (void)vctx;
+    const sh_node *n = &g->nodes[k];
+    bool all_const = n->n_outputs > 0;
+    for (int i = 0; i < n->n_outputs; i++) {
+        const sh_tensor *t = sh_node_output(g, n, i);
+        if (t && !t->is_const)
+            all_const = false;
+    }
+    if (all_const)
+        return true;    /* folded: nothing to run */
+    if (!tensors_ok(g, n))
+        return false;
+    const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
+    switch (n->op) {
+    case SH_OP_CONV:
+    case SH_OP_CONV_TRANSPOSE: {
+        const sh_tensor *w = tin(g, n, 1);
+        if (!x || !w || !w->is_const || x->shape.ndim != 4 || x->is_const)
+            return false;
+        if (n->n_inputs > 2 && tin(g, n, 2) && !tin(g, n, 2)->is_const)
+            return false;
+        int64_t kk[2], s[2], dil[2], pb[2], pe[2];
+        sh_cuda_kernel_geom(n, w, 2, kk, s, dil);
+        if (n->op == SH_OP_CONV_TRANSPOSE) {
+            int cnt = 0;
+            const char *ap = sh_node_string(n, "auto_pad", "NOTSET");
+            const int64_t *pads = sh_node_ints(n, "pads", &cnt);
+            if (strcmp(ap, "NOTSET") || sh_node_attr(n, "output_shape"))
+                return false;
+            return !pads || (cnt == 4 && pads[0] == pads[2] && pads[1] == pads[3]);
+        }
+        return sh_cuda_spatial_pads(n, &x->shape, &y->shape, kk, s, dil, pb, pe, true);
+    }
+    case SH_OP_BATCH_NORM:
+        for (int i = 1; i < 5; i++)
+            if (!tin(g, n, i) || !tin(g, n, i)->is_const)
+                return false;
+        return x && x->shape.ndim >= 2 && n->n_outputs == 1;
+    case SH_OP_RELU: case SH_OP_SIGMOID: case SH_OP_HARD_SIGMOID: case SH_OP_HARD_SWISH:
+    case SH_OP_EXP: case SH_OP_SILU:
+        return x != NULL;
+    case SH_OP_CLIP:
+        for (int i = 1; i < n->n_inputs && i < 3; i++)
+            if (tin(g, n, i) && !tin(g, n, i)->is_const)
+                return false;
+        return x != NULL;
+    case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV:
+        return x && tin(g, n, 1) && y->shape.ndim <= SH_K_MAX_DIMS;
+    case SH_OP_CONCAT: case SH_OP_TRANSPOSE: case SH_OP_EXPAND: case SH_OP_SPLIT:
+    case SH_OP_RESHAPE: case SH_OP_FLATTEN: case SH_OP_SQUEEZE: case SH_OP_UNSQUEEZE:
+    case SH_OP_IDENTITY:
+        return x != NULL && x->shape.ndim <= SH_K_MAX_DIMS;
+    case SH_OP_CAST:
+        return x && (x->is_const || is_float(x->dtype)) && is_float(y->dtype);
+    case SH_OP_SLICE:
+        return x && x->shape.ndim <= SH_K_MAX_DIMS &&
+               (n->n_inputs <= 1 || (tin(g, n, 1) && tin(g, n, 1)->is_const && tin(g, n, 2) && tin(g, n, 2)->is_const));
+    case SH_OP_GATHER: {
+        const sh_tensor *ix = tin(g, n, 1);
+        int64_t tmp[64];
+        return x && ix && sh_cuda_const_ints(ix, tmp, 64) >= 0;
+    }
+    case SH_OP_PAD: {
+        const char *mode = sh_node_string(n, "mode", "constant");
+        return x && !strcmp(mode, "constant") && (n->n_inputs < 2 || (tin(g, n, 1) && tin(g, n, 1)->is_const));
+    }
+    case SH_OP_MAX_POOL: case SH_OP_AVERAGE_POOL:
+        return x && x->shape.ndim == 4 && n->n_outputs == 1;
+    case SH_OP_GLOBAL_AVERAGE_POOL:
+        return x && x->shape.ndim >= 3;
+    case SH_OP_REDUCE_MEAN:
+        return x != NULL;   /* axes checked at compile (contiguous block) */
+    case SH_OP_RESIZE: case SH_OP_UPSAMPLE: {
+        const char *mode = sh_node_string(n, "mode", "nearest");
+        if (!x || x->shape.ndim != 4 || !strcmp(mode, "cubic"))
+            return false;
+        return x->shape.d[0] == y->shape.d[0] && x->shape.d[1] == y->shape.d[1];
+    }
+    case SH_OP_SOFTMAX:
+        return x != NULL;
+    case SH_OP_MATMUL:
+        return x && tin(g, n, 1) && x->shape.ndim >= 1 && tin(g, n, 1)->shape.ndim >= 1 &&
+               y->shape.ndim <= 6;
+    case SH_OP_GEMM:
+        return x && tin(g, n, 1) && x->shape.ndim == 2 && tin(g, n, 1)->shape.ndim == 2;
+    default:
+        return false;
+    }
+}
+
+/* --- compile ------------------------------------------------------------------------- */
+static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err)
+{
+    const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
+    bool tr = n->op == SH_OP_CONV_TRANSPOSE;
+    int group = (int)sh_node_int(n, "group", 1);
+    int64_t k[2], s[2], dil[2], pb[2] = {0, 0}, pe[2] = {0, 0};
+    sh_cuda_kernel_geom(n, w, 2, k, s, dil);
+    if (!tr) {
+        sh_cuda_spatial_pads(n, &x->shape, &y->shape, k, s, dil, pb, pe, true);
+    } else {
+        int cnt = 0;
+        const int64_t *pads = sh_node_ints(n, "pads", &cnt);
+        if (pads && cnt == 4) {
+            pb[0] = pads[0];
+            pb[1] = pads[1];
+        }
+    }
+    cn->act = sh_cuda_node_act(n);
+    cn->conv_outer = (int)y->shape.d[0];
+    cn->conv_c = (int)y->shape.d[1];
+    cn->conv_inner = (int)(y->shape.d[2] * y->shape.d[3]);
+    int64_t C = x->shape.d[1];
+    if (!tr && group == C && y->shape.d[1] == C && C > 1 && w->shape.d[1] == 1) {
+        sh_k_pool p = {(int)x->shape.d[0], (int)C, (int)x->shape.d[2], (int)x->shape.d[3],
+                       (int)y->shape.d[2], (int)y->shape.d[3], (int)k[0], (int)k[1], (int)s[0],
+                       (int)s[1], (int)pb[0], (int)pb[1], (int)dil[0], (int)dil[1], 0, 0};
+        cn->pool = p;
+        cn->kind = NK_DW;
+        return 0;
+    }
+    int rc = sh_cuda_ensure_cudnn(c, err);
+    if (rc)
+        return rc;
+    cn->kind = tr ? NK_CONVT : NK_CONV;
+    SH_DNN(c, err, cudnnCreateTensorDescriptor(&cn->xd));
+    SH_DNN(c, err, cudnnCreateTensorDescriptor(&cn->yd));
+    SH_DNN(c, err, cudnnCreateFilterDescriptor(&cn->wd));
+    SH_DNN(c, err, cudnnCreateConvolutionDescriptor(&cn->cd));
+    SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, (int)x->shape.d[0],
+                                              (int)x->shape.d[1], (int)x->shape.d[2], (int)x->shape.d[3]));
+    SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, (int)y->shape.d[0],
+                                              (int)y->shape.d[1], (int)y->shape.d[2], (int)y->shape.d[3]));
+    SH_DNN(c, err, cudnnSetFilter4dDescriptor(cn->wd, CUDNN_DATA_HALF, CUDNN_TENSOR_NCHW, (int)w->shape.d[0],
+                                              (int)w->shape.d[1], (int)w->shape.d[2], (int)w->shape.d[3]));
+    SH_DNN(c, err, cudnnSetConvolution2dDescriptor(cn->cd, (int)pb[0], (int)pb[1], (int)s[0], (int)s[1],
+                                                   (int)dil[0], (int)dil[1], CUDNN_CROSS_CORRELATION,
+                                                   CUDNN_DATA_FLOAT));
+    SH_DNN(c, err, cudnnSetConvolutionMathType(cn->cd, CUDNN_TENSOR_OP_MATH));
+    if (group > 1)
+        SH_DNN(c, err, cudnnSetConvolutionGroupCount(cn->cd, group));
+    /* Chosen once, here, by cuDNN's heuristics (no device buffers exist at compile time);
+     * the first algorithm that supports this problem wins and its workspace is planned. */
+    int got = 0;
+    size_t ws = 0;
+    if (!tr) {
+        cudnnConvolutionFwdAlgoPerf_t perf[8];
+        SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
+        int i = 0;
+        while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
+            i++;
+        if (i == got)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (Conv): cuDNN has no algorithm", n->name);
+        cn->algo = (int)perf[i].algo;
+        SH_DNN(c, err, cudnnGetConvolutionForwardWorkspaceSize(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd,
+                                                               perf[i].algo, &ws));
+    } else {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[8];
+        SH_DNN(c, err, cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd, 8, &got, perf));
+        int i = 0;
+        while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
+            i++;
+        if (i == got)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (ConvTranspose): cuDNN has no algorithm", n->name);
+        cn->algo = (int)perf[i].algo;
+        SH_DNN(c, err, cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd,
+                                                                    perf[i].algo, &ws));
+    }
+    cn->op_ws_bytes = ws;
+    return 0;
+}
+
+static int unary_setup(const sh_graph *g, const sh_node *n, sh_cuda_node *cn)
+{
+    cn->kind = NK_UNARY;
+    sh_k_act a = {SH_ACT_NONE, 0.f, 0.f};
+    switch (n->op) {
+    case SH_OP_RELU: a.act = SH_ACT_RELU; break;
+    case SH_OP_SIGMOID: a.act = SH_ACT_SIGMOID; break;
+    case SH_OP_SILU: a.act = SH_ACT_SILU; break;
+    case SH_OP_HARD_SWISH: a.act = SH_ACT_HARD_SWISH; break;
+    case SH_OP_EXP: a.act = SH_ACT_COUNT; break;     /* K_ACT_EXP in kcommon.cuh */
+    case SH_OP_HARD_SIGMOID:
+        a.act = SH_ACT_HARD_SIGMOID;
+        a.a = sh_node_float(n, "alpha", 0.2f);
+        a.b = sh_node_float(n, "beta", 0.5f);
+        break;
+    case SH_OP_CLIP:
+        a.act = SH_ACT_CLIP;
+        if (n->opset < 11) {
+            a.a = sh_node_float(n, "min", -FLT_MAX);
+            a.b = sh_node_float(n, "max", FLT_MAX);
+        } else {
+            a.a = n->n_inputs > 1 ? sh_cuda_const_scalar(tin(g, n, 1), -FLT_MAX) : -FLT_MAX;
+            a.b = n->n_inputs > 2 ? sh_cuda_const_scalar(tin(g, n, 2), FLT_MAX) : FLT_MAX;
+        }
+        break;
+    default: break;
+    }
+    cn->act = a;
+    return 0;
+}
+
+/* A non-const fp16 activation that is neither a graph input nor output. */
+static bool plain_act(const sh_program *p, const sh_cuda_prog *cp, const sh_tensor *t, int ti)
+{
+    return t && !t->is_const && !cp->f32[ti] && p->tensor_bytes[ti] > 0;
+}
+
+static int tindex(const sh_node *n, int slot, bool out)
+{
+    return out ? n->outputs[slot] : n->inputs[slot];
+}
+
+/* Views into the outermost non-1 axis are contiguous byte ranges: Split and Slice outputs
+ * can live inside their input, Concat inputs inside their output. */
+static bool outer_axis_contiguous(const sh_shape *s, int axis)
+{
+    for (int d = 0; d < axis; d++)
+        if (s->d[d] != 1)
+            return false;
+    return true;
+}
+
+static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int k, sh_err *err)
+{
+    const sh_node *n = &g->nodes[k];
+    sh_cuda_node *cn = &cp->nodes[k];
+    cn->stage_in = sh_alloc(c->alloc, (size_t)(n->n_inputs ? n->n_inputs : 1) * sizeof(size_t));
+    cn->stage_out = sh_alloc(c->alloc, (size_t)(n->n_outputs ? n->n_outputs : 1) * sizeof(size_t));
+    if (!cn->stage_in || !cn->stage_out)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda compile: node %s", n->name);
+    for (int i = 0; i < n->n_inputs; i++)
+        cn->stage_in[i] = SIZE_MAX;
+    for (int i = 0; i < n->n_outputs; i++)
+        cn->stage_out[i] = SIZE_MAX;
+    bool all_const = n->n_outputs > 0;
+    for (int i = 0; i < n->n_outputs; i++)
+        if (sh_node_output(g, n, i) && !sh_node_output(g, n, i)->is_const)
+            all_const = false;
+    if (all_const) {
+        cn->kind = NK_SKIP;
+        return 0;
+    }
+    if (!sh_cuda_supports_node(c, g, k))
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend",
+                       n->name, sh_op_name(n->op));
+    const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
+    int xi = n->n_inputs > 0 ? n->inputs[0] : -1, yi = n->outputs[0];
+    cn->n = (int)numel(y);
+    bool aliased[64] = {false};
+    int rc = 0;
+    switch (n->op) {
+    case SH_OP_CONV: case SH_OP_CONV_TRANSPOSE:
+        rc = conv_setup(c, g, n, cn, err);
+        break;
+    case SH_OP_BATCH_NORM:
+        cn->kind = NK_BN;
+        cn->eps = sh_node_float(n, "epsilon", 1e-5f);
+        cn->conv_outer = (int)x->shape.d[0];
+        cn->conv_c = (int)x->shape.d[1];
+        cn->conv_inner = (int)(numel(x) / (x->shape.d[0] * x->shape.d[1]));
+        break;
+    case SH_OP_RELU: case SH_OP_SIGMOID: case SH_OP_HARD_SIGMOID: case SH_OP_HARD_SWISH:
+    case SH_OP_CLIP: case SH_OP_EXP: case SH_OP_SILU:
+        rc = unary_setup(g, n, cn);
+        break;
+    case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV:
+        cn->kind = NK_BINARY;
+        cn->bin_op = n->op == SH_OP_ADD ? SH_K_ADD : n->op == SH_OP_SUB ? SH_K_SUB
+                   : n->op == SH_OP_MUL ? SH_K_MUL : SH_K_DIV;
+        cn->act = sh_cuda_node_act(n);
+        sh_cuda_build_bcast(&x->shape, &tin(g, n, 1)->shape, &y->shape, &cn->bc, &cn->bin_flat);
+        break;
+    case SH_OP_RESHAPE: case SH_OP_FLATTEN: case SH_OP_SQUEEZE: case SH_OP_UNSQUEEZE:
+    case SH_OP_IDENTITY: case SH_OP_CAST:
+        if (plain_act(p, cp, x, xi) && plain_act(p, cp, y, yi)) {
+            p->alias_of[yi] = xi;
+            p->alias_offset[yi] = 0;
+            cn->kind = NK_SKIP;
+        } else {
+            cn->kind = NK_MEMCPY;
+        }
+        break;
+    case SH_OP_CONCAT: {
+        int axis = (int)sh_node_int(n, "axis", 0);
+        if (axis < 0)
+            axis += y->shape.ndim;
+        size_t off = 0;
+        bool can = plain_act(p, cp, y, yi) && outer_axis_contiguous(&y->shape, axis) && n->n_inputs <= 64;
+        for (int i = 0; i < n->n_inputs && i < 64; i++) {
+            const sh_tensor *t = tin(g, n, i);
+            if (!t)
+                continue;
+            int ti = n->inputs[i];
+            bool dup = false;
+            for (int j = 0; j < i; j++)
+                dup |= n->inputs[j] == ti;
+            if (can && !dup && plain_act(p, cp, t, ti) && t->producer >= 0 && t->n_consumers == 1 &&
+                p->alias_of[ti] < 0 && !g->nodes[t->producer].dead) {
+                p->alias_of[ti] = yi;
+                p->alias_offset[ti] = off;
+                aliased[i] = true;
+            }
+            off += (size_t)numel(t) * 2;
+        }
+        rc = sh_cuda_build_concat(c, g, n, cn, aliased, err);
+        break;
+    }
+    case SH_OP_SPLIT: {
+        int axis = (int)sh_node_int(n, "axis", 0);
+        if (axis < 0)
+            axis += x->shape.ndim;
+        size_t off = 0;
+        bool can = plain_act(p, cp, x, xi) && outer_axis_contiguous(&x->shape, axis) && n->n_outputs <= 64;
+        for (int j = 0; j < n->n_outputs && j < 64; j++) {
+            const sh_tensor *t = sh_node_output(g, n, j);
+            if (!t)
+                continue;
+            if (can && plain_act(p, cp, t, n->outputs[j])) {
+                p->alias_of[n->outputs[j]] = xi;
+                p->alias_offset[n->outputs[j]] = off;
+                aliased[j] = true;
+            }
+            off += (size_t)numel(t) * 2;
+        }
+        rc = sh_cuda_build_split(c, g, n, cn, aliased, err);
+        break;
+    }
+    case SH_OP_SLICE: {
+        int64_t start[SH_MAX_DIMS], step[SH_MAX_DIMS];
+        int nd = x->shape.ndim, first = -1;
+        bool view = plain_act(p, cp, x, xi) && plain_act(p, cp, y, yi) &&
+                    sh_cuda_slice_params(g, n, start, step) == 0;
+        for (int d = 0; view && d < nd; d++) {
+            if (step[d] != 1 && y->shape.d[d] > 1)
+                view = false;
+            if (y->shape.d[d] != x->shape.d[d] && first < 0)
+                first = d;
+        }
+        /* a view when only one axis is cut and every axis before it has extent 1 */
+        for (int d = 0; view && d < nd; d++) {
+            if (first >= 0 && d > first && y->shape.d[d] != x->shape.d[d])
+                view = false;
+            if (first >= 0 && d < first && x->shape.d[d] != 1)
+                view = false;
+        }
+        if (view && first >= 0) {
+            int64_t inner = 1;
+            for (int d = first + 1; d < nd; d++)
+                inner *= x->shape.d[d];
+            p->alias_of[yi] = xi;
+            p->alias_offset[yi] = (size_t)(start[first] * inner * 2);
+            cn->kind = NK_SKIP;
+        } else {
+            rc = sh_cuda_build_slice(c, g, n, cn, err);
+        }
+        break;
+    }
+    case SH_OP_TRANSPOSE: rc = sh_cuda_build_transpose(c, g, n, cn, err); break;
+    case SH_OP_EXPAND: rc = sh_cuda_build_expand(c, g, n, cn, err); break;
+    case SH_OP_GATHER: rc = sh_cuda_build_gather(c, g, n, cn, err); break;
+    case SH_OP_PAD: rc = sh_cuda_build_pad(c, g, n, cn, err); break;
+    case SH_OP_MAX_POOL: case SH_OP_AVERAGE_POOL: rc = sh_cuda_build_pool(g, n, cn, err); break;
+    case SH_OP_GLOBAL_AVERAGE_POOL: case SH_OP_REDUCE_MEAN: rc = sh_cuda_build_reduce(g, n, cn, err); break;
+    case SH_OP_RESIZE: case SH_OP_UPSAMPLE: rc = sh_cuda_build_resize(g, n, cn, err); break;
+    case SH_OP_SOFTMAX: rc = sh_cuda_build_softmax(g, n, cn, err); break;
+    case SH_OP_MATMUL: case SH_OP_GEMM: rc = sh_cuda_build_gemm(g, n, cn, err); break;
+    default:
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend",
+                       n->name, sh_op_name(n->op));
+    }
+    if (rc)
+        return sh_err_prefix(err, rc, "node %s (%s): ", n->name, sh_op_name(n->op));
+
+    /* in place: pure element-wise kernels whose input has the output's shape and dies here */
+    if ((cn->kind == NK_UNARY || cn->kind == NK_BINARY || cn->kind == NK_BN) && plain_act(p, cp, y, yi)) {
+        int nslots = cn->kind == NK_BINARY ? 2 : 1;
+        for (int i = 0; i < nslots; i++) {
+            const sh_tensor *t = tin(g, n, i);
+            if (plain_act(p, cp, t, n->inputs[i]) && sh_shape_equal(&t->shape, &y->shape) &&
+                t->n_consumers == 1) {
+                p->inplace_input[k] = i;
+                break;
+            }
+        }
+    }
+
+    /* workspace: fp16 staging at the fp32 boundary, then the op's own scratch */
+    size_t ws = 0;
+    if (cn->kind != NK_SKIP) {
+        for (int i = 0; i < n->n_inputs; i++) {
+            const sh_tensor *t = tin(g, n, i);
+            if (!t || sh_cuda_is_param_slot(n, i))
+                continue;
+            int ti = tindex(n, i, false);
+            if (t->is_const) {
+                p->weight_bytes[ti] = (size_t)numel(t) * 2;
+            } else if (cp->f32[ti]) {
+                cn->stage_in[i] = ws;
+                ws += sh_align_up((size_t)numel(t) * 2, SH_CUDA_ALIGN);
+            }
+        }
+        for (int j = 0; j < n->n_outputs; j++) {
+            const sh_tensor *t = sh_node_output(g, n, j);
+            if (t && !t->is_const && cp->f32[n->outputs[j]]) {
+                cn->stage_out[j] = ws;
+                ws += sh_align_up((size_t)numel(t) * 2, SH_CUDA_ALIGN);
+            }
+        }
+        cn->op_ws_off = ws;
+        ws += sh_align_up(cn->op_ws_bytes, SH_CUDA_ALIGN);
+    }
+    p->workspace_bytes[k] = ws;
+    if (cn->kind == NK_MEMCPY)
+        cn->memcpy_bytes = (size_t)numel(y) * 2;
+    return 0;
+}
+
+void sh_cuda_program_free(void *vctx, sh_program *p)
+{
+    sh_cuda_ctx *c = vctx;
+    if (!p)
+        return;
+    sh_cuda_prog *cp = p->impl;
+    if (cp) {
+        for (int i = 0; i < SH_CUDA_GRAPH_CACHE; i++)
+            if (cp->graphs[i].exec)
+                cudaGraphExecDestroy(cp->graphs[i].exec);
+        if (cp->nodes) {
+            for (int k = 0; k < p->graph->n_nodes; k++) {
+                sh_cuda_node *cn = &cp->nodes[k];
+                if (cn->xd) cudnnDestroyTensorDescriptor(cn->xd);
+                if (cn->yd) cudnnDestroyTensorDescriptor(cn->yd);
+                if (cn->wd) cudnnDestroyFilterDescriptor(cn->wd);
+                if (cn->cd) cudnnDestroyConvolutionDescriptor(cn->cd);
+                sh_free(c->alloc, cn->stage_in);
+                sh_free(c->alloc, cn->stage_out);
+                sh_free(c->alloc, cn->copies);
+            }
+        }
+        sh_free(c->alloc, cp->nodes);
+        sh_free(c->alloc, cp->f32);
+        sh_free(c->alloc, cp);
+    }
+    sh_program_release(c->alloc, p);
+}
+
+int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    *out = NULL;
+    sh_program *p = sh_program_alloc(c->alloc, g);
+    sh_cuda_prog *cp = p ? sh_calloc(c->alloc, 1, sizeof *cp) : NULL;
+    if (!cp) {
+        sh_program_release(c->alloc, p);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda compile: program for %s", g->name ? g->name : "graph");
+    }
+    p->impl = cp;
+    p->weight_dtype = SH_DT_FLOAT16;
+    cp->nodes = sh_calloc(c->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *cp->nodes);
+    cp->f32 = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->f32);
+    if (!cp->nodes || !cp->f32) {
+        sh_cuda_program_free(c, p);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda compile: program arrays");
+    }
+    for (int t = 0; t < g->n_tensors; t++) {
+        const sh_tensor *ts = &g->tensors[t];
+        if (ts->is_const || ts->shape.ndim < 0 || !is_float(ts->dtype))
+            continue;
+        cp->f32[t] = ts->is_input || ts->is_output;
+        int64_t ne = numel(ts);
+        if (ne > 0)
+            p->tensor_bytes[t] = (size_t)ne * (cp->f32[t] ? 4 : 2);
+    }
+    for (int t = 0; t < g->n_tensors; t++) {
+        const sh_tensor *ts = &g->tensors[t];
+        if (ts->is_input && !ts->is_const && ts->dtype != SH_DT_FLOAT32) {
+            sh_cuda_program_free(c, p);
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "graph input %s: the CUDA backend takes fp32 inputs",
+                           ts->name);
+        }
+    }
+    for (int k = 0; k < g->n_nodes; k++) {
+        int rc = build_node(c, g, p, cp, k, err);
+        if (rc) {
+            sh_cuda_program_free(c, p);
+            return rc;
+        }
+    }
+    /* views end at their root; an in-place reuse cannot coexist with a view on either side */
+    for (int t = 0; t < g->n_tensors; t++) {
+        int r = p->alias_of[t];
+        size_t off = p->alias_offset[t];
+        int guard = 0;
+        while (r >= 0 && p->alias_of[r] >= 0 && guard++ < g->n_tensors) {
+            off += p->alias_offset[r];
+            r = p->alias_of[r];
+        }
+        p->alias_of[t] = r;
+        p->alias_offset[t] = r >= 0 ? off : 0;
+    }
+    for (int k = 0; k < g->n_nodes; k++) {
+        int s = p->inplace_input[k];
+        if (s < 0)
+            continue;
+        const sh_node *n = &g->nodes[k];
+        int ti = n->inputs[s], to = n->outputs[0];
+        bool based = false;
+        for (int t = 0; t < g->n_tensors && !based; t++)
+            based = p->alias_of[t] == ti || p->alias_of[t] == to;
+        if (p->alias_of[ti] >= 0 || p->alias_of[to] >= 0 || based)
+            p->inplace_input[k] = -1;
+    }
+    *out = p;
+    return 0;
+}
+
+/* Every packed constant is fp16 row-major; deterministic, so equal bytes dedupe. */
+int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_err *err)
+{
+    (void)vctx;
+    const sh_tensor *ts = &p->graph->tensors[t];
+    int64_t n = numel(ts);
+    if (!ts->is_const || !ts->data || n < 0 || p->weight_bytes[t] != (size_t)n * 2)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: tensor %s is not a packed constant", ts->name);
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) {
+        float f;
+        switch (ts->dtype) {
+        case SH_DT_FLOAT32: f = ((const float *)ts->data)[i]; break;
+        case SH_DT_FLOAT16: d[i] = ((const uint16_t *)ts->data)[i]; continue;
+        case SH_DT_FLOAT64: f = (float)((const double *)ts->data)[i]; break;
+        case SH_DT_INT64: f = (float)((const int64_t *)ts->data)[i]; break;
+        case SH_DT_INT32: f = (float)((const int32_t *)ts->data)[i]; break;
+        case SH_DT_INT8: f = (float)((const int8_t *)ts->data)[i]; break;
+        case SH_DT_UINT8: case SH_DT_BOOL: f = (float)((const uint8_t *)ts->data)[i]; break;
+        default:
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "pack_weight: tensor %s has dtype %s", ts->name,
+                           sh_dtype_name(ts->dtype));
+        }
+        d[i] = sh_cuda_f32_to_f16(f);
+    }
+    return 0;
+}

@@ -1,0 +1,129 @@
+/* Private to the CUDA backend: the context, the compiled program and the status checks. */
+#ifndef SHOAL_CUDA_IMPL_H
+#define SHOAL_CUDA_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include "backends/backend.h"
+#include "backends/cuda/ktypes.h"
+
+/* Per-thread device stack the context reserves up front. Every shoal kernel reports a 0-byte
+ * stack frame (build/cuda-ptxas-report.txt); the driver raises the limit by itself for a
+ * library kernel that needs more. Each byte here costs (threads resident on the device) bytes
+ * of device memory: ~100 MiB per KiB on an H100. */
+#define SH_CUDA_STACK_BYTES 0
+
+typedef struct sh_cuda_ctx {
+    sh_allocator *alloc;
+    int device;
+    bool use_graphs;
+    cudaStream_t stream;        /* all compute, in order */
+    cudaStream_t copy_stream;   /* uploads */
+    cudaEvent_t compute_done;
+    cudnnHandle_t cudnn;        /* created by the first compile that has a cuDNN conv */
+    pthread_mutex_t mu;
+    char dev_name[64];
+} sh_cuda_ctx;
+
+/* --- status checks: every call's text, file, line and device go into sh_err ---------- */
+int sh_cuda_rt_fail(sh_err *err, cudaError_t e, const char *call, const char *file, int line,
+                    int device);
+int sh_cuda_dnn_fail(sh_err *err, cudnnStatus_t s, const char *call, const char *file, int line,
+                     int device);
+
+#define SH_CU(ctx, err, call)                                                                \
+    do {                                                                                     \
+        cudaError_t e_ = (call);                                                             \
+        if (e_ != cudaSuccess)                                                               \
+            return sh_cuda_rt_fail((err), e_, #call, __FILE__, __LINE__, (ctx)->device);     \
+    } while (0)
+
+#define SH_DNN(ctx, err, call)                                                               \
+    do {                                                                                     \
+        cudnnStatus_t s_ = (call);                                                           \
+        if (s_ != CUDNN_STATUS_SUCCESS)                                                      \
+            return sh_cuda_dnn_fail((err), s_, #call, __FILE__, __LINE__, (ctx)->device);    \
+    } while (0)
+
+/* --- the compiled program ------------------------------------------------------------- */
+typedef enum sh_cuda_kind {
+    NK_SKIP = 0,   /* views, folded nodes: nothing to launch */
+    NK_CONV,       /* cuDNN forward + bias/act epilogue */
+    NK_CONVT,      /* cuDNN backward-data + bias/act epilogue */
+    NK_DW,         /* own depthwise kernel */
+    NK_BN,
+    NK_UNARY,
+    NK_BINARY,
+    NK_COPY,       /* optional fill, then strided copies */
+    NK_MEMCPY,     /* same bytes, new shape (a reshape that could not be a view) */
+    NK_POOL,
+    NK_MEAN,
+    NK_RESIZE,
+    NK_SOFTMAX,
+    NK_GEMM
+} sh_cuda_kind;
+
+typedef struct sh_cuda_copy {
+    int in_slot;                /* node input slot read */
+    int out_slot;               /* node output slot written */
+    sh_k_copy p;
+} sh_cuda_copy;
+
+typedef struct sh_cuda_node {
+    sh_cuda_kind kind;
+    size_t *stage_in;           /* [n_inputs]: fp16 staging offset in the workspace, or SIZE_MAX */
+    size_t *stage_out;          /* [n_outputs] */
+    size_t op_ws_off, op_ws_bytes;
+    sh_k_act act;
+    int n;                      /* element count of output 0 */
+    /* conv */
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;
+    int algo;
+    int conv_c, conv_inner, conv_outer;       /* bias epilogue shape */
+    /* others */
+    int bin_op;
+    bool bin_flat;
+    sh_k_bcast bc;
+    float eps, fill_value;
+    bool fill;
+    int n_copies;
+    sh_cuda_copy *copies;
+    sh_k_pool pool;             /* pooling, and the depthwise conv's geometry */
+    sh_k_resize_p rs;
+    sh_k_gemm_p gm;
+    int r_outer, r_len, r_inner;              /* mean / softmax */
+    size_t memcpy_bytes;
+} sh_cuda_node;
+
+#define SH_CUDA_GRAPH_CACHE 4
+
+typedef struct sh_cuda_prog {
+    sh_cuda_node *nodes;        /* [n_nodes] */
+    bool *f32;                  /* [n_tensors] stored as fp32 on the device (graph inputs/outputs) */
+    bool capture_failed;        /* cuDNN refused capture once: run eagerly from then on */
+    struct {
+        unsigned long binding_id;
+        cudaGraphExec_t exec;
+        unsigned long last_use;
+    } graphs[SH_CUDA_GRAPH_CACHE];
+    unsigned long use_clock;
+} sh_cuda_prog;
+
+int sh_cuda_compile(void *ctx, const sh_graph *g, sh_program **out, sh_err *err);
+void sh_cuda_program_free(void *ctx, sh_program *p);
+int sh_cuda_pack_weight(void *ctx, const sh_program *p, int t, void *dst, sh_err *err);
+bool sh_cuda_supports_node(void *ctx, const sh_graph *g, int node);
+int sh_cuda_run(void *ctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+                unsigned long binding_id, sh_err *err);
+int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err);
+
+/* IEEE half from float, round to nearest even, saturating at +-65504 (NaN kept). */
+uint16_t sh_cuda_f32_to_f16(float f);
+
+#endif

@@ -1,0 +1,36 @@
+/* Shared between cuda_compile.c and cuda_ops.c: per-op builders and attribute helpers. */
+#ifndef SHOAL_CUDA_OPS_H
+#define SHOAL_CUDA_OPS_H
+
+#include "backends/cuda/cuda_impl.h"
+
+int sh_cuda_const_ints(const sh_tensor *t, int64_t *v, int cap);      /* count or -1 */
+int sh_cuda_const_floats(const sh_tensor *t, float *v, int cap);      /* count or -1 */
+float sh_cuda_const_scalar(const sh_tensor *t, float dflt);
+bool sh_cuda_is_param_slot(const sh_node *n, int slot);
+void sh_cuda_kernel_geom(const sh_node *n, const sh_tensor *w, int ns, int64_t *k, int64_t *s,
+                         int64_t *dil);
+bool sh_cuda_spatial_pads(const sh_node *n, const sh_shape *in, const sh_shape *out,
+                          const int64_t *k, const int64_t *s, const int64_t *dil, int64_t *pb,
+                          int64_t *pe, bool need_sym);
+sh_k_act sh_cuda_node_act(const sh_node *n);
+int sh_cuda_slice_params(const sh_graph *g, const sh_node *n, int64_t *start, int64_t *step);
+
+int sh_cuda_build_concat(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                         const bool *aliased_in, sh_err *err);
+int sh_cuda_build_split(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                        const bool *aliased_out, sh_err *err);
+int sh_cuda_build_slice(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_transpose(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_expand(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_gather(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_pad(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+void sh_cuda_build_bcast(const sh_shape *a, const sh_shape *b, const sh_shape *y, sh_k_bcast *bc,
+                         bool *flat);
+int sh_cuda_build_pool(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_reduce(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_resize(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_softmax(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+
+#endif

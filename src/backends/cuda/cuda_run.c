@@ -1,0 +1,213 @@
+/* Running a compiled program: enqueue every node's kernels on the backend's stream, captured
+ * once per binding into a CUDA graph and replayed after. No allocation and no host sync here:
+ * the caller's download is the one sync of a run. */
+#include "backends/cuda/cuda_impl.h"
+#include "backends/cuda/conv.cuh"
+#include "backends/cuda/convert.cuh"
+#include "backends/cuda/copy.cuh"
+#include "backends/cuda/elementwise.cuh"
+#include "backends/cuda/matmul.cuh"
+#include "backends/cuda/pool.cuh"
+#include "backends/cuda/resize.cuh"
+#include "backends/cuda/softmax.cuh"
+
+static const void *in_ptr(const sh_graph *g, const sh_node *n, const sh_cuda_node *cn, void *const *tp,
+                          char *ws, int i)
+{
+    if (i >= n->n_inputs || n->inputs[i] < 0)
+        return NULL;
+    if (cn->stage_in[i] != SIZE_MAX)
+        return ws + cn->stage_in[i];
+    (void)g;
+    return tp[n->inputs[i]];
+}
+
+static void *out_ptr(const sh_node *n, const sh_cuda_node *cn, void *const *tp, char *ws, int j)
+{
+    if (cn->stage_out[j] != SIZE_MAX)
+        return ws + cn->stage_out[j];
+    return tp[n->outputs[j]];
+}
+
+static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_node *cn,
+                        void *const *tp, void *const *wp, sh_err *err)
+{
+    const sh_node *n = &g->nodes[k];
+    cudaStream_t s = c->stream;
+    char *ws = wp ? wp[k] : NULL;
+    if (cn->kind == NK_SKIP)
+        return 0;
+    /* fp32 graph inputs -> fp16 staging */
+    for (int i = 0; i < n->n_inputs; i++) {
+        if (cn->stage_in[i] == SIZE_MAX)
+            continue;
+        const sh_tensor *t = &g->tensors[n->inputs[i]];
+        SH_CU(c, err, sh_k_f32_to_f16(ws + cn->stage_in[i], tp[n->inputs[i]], (int)sh_shape_numel(&t->shape), s));
+    }
+    const void *x = in_ptr(g, n, cn, tp, ws, 0);
+    void *y = out_ptr(n, cn, tp, ws, 0);
+    float one = 1.f, zero = 0.f;
+    switch (cn->kind) {
+    case NK_CONV:
+        SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
+                                               cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, ws + cn->op_ws_off,
+                                               cn->op_ws_bytes, &zero, cn->yd, y));
+        if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
+            SH_CU(c, err, sh_k_bias_act(y, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
+                                        cn->conv_inner, cn->act, s));
+        break;
+    case NK_CONVT:
+        SH_DNN(c, err, cudnnConvolutionBackwardData(c->cudnn, &one, cn->wd, in_ptr(g, n, cn, tp, ws, 1), cn->xd, x,
+                                                    cn->cd, (cudnnConvolutionBwdDataAlgo_t)cn->algo,
+                                                    ws + cn->op_ws_off, cn->op_ws_bytes, &zero, cn->yd, y));
+        if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
+            SH_CU(c, err, sh_k_bias_act(y, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
+                                        cn->conv_inner, cn->act, s));
+        break;
+    case NK_DW: {
+        const sh_k_pool *q = &cn->pool;
+        SH_CU(c, err, sh_k_depthwise(y, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2), q->n, q->c,
+                                     q->h, q->w, q->oh, q->ow, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw, q->dh,
+                                     q->dw, cn->act, s));
+        break;
+    }
+    case NK_BN:
+        SH_CU(c, err, sh_k_batchnorm(y, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2),
+                                     in_ptr(g, n, cn, tp, ws, 3), in_ptr(g, n, cn, tp, ws, 4), cn->eps,
+                                     cn->conv_outer, cn->conv_c, cn->conv_inner, s));
+        break;
+    case NK_UNARY:
+        SH_CU(c, err, sh_k_unary(y, x, cn->n, cn->act, s));
+        break;
+    case NK_BINARY:
+        SH_CU(c, err, sh_k_binary(y, x, in_ptr(g, n, cn, tp, ws, 1), cn->n, cn->bin_op,
+                                  cn->bin_flat ? NULL : &cn->bc, cn->act, s));
+        break;
+    case NK_COPY:
+        if (cn->fill)
+            SH_CU(c, err, sh_k_fill(y, cn->fill_value, cn->n, s));
+        for (int i = 0; i < cn->n_copies; i++) {
+            const sh_cuda_copy *cp = &cn->copies[i];
+            SH_CU(c, err, sh_k_copy_strided(out_ptr(n, cn, tp, ws, cp->out_slot),
+                                            in_ptr(g, n, cn, tp, ws, cp->in_slot), &cp->p, s));
+        }
+        break;
+    case NK_MEMCPY:
+        SH_CU(c, err, cudaMemcpyAsync(y, x, cn->memcpy_bytes, cudaMemcpyDeviceToDevice, s));
+        break;
+    case NK_POOL:
+        SH_CU(c, err, sh_k_pool2d(y, x, &cn->pool, s));
+        break;
+    case NK_MEAN:
+        SH_CU(c, err, sh_k_reduce_mean(y, x, cn->r_outer, cn->r_len, cn->r_inner, s));
+        break;
+    case NK_RESIZE:
+        SH_CU(c, err, sh_k_resize(y, x, &cn->rs, s));
+        break;
+    case NK_SOFTMAX:
+        SH_CU(c, err, sh_k_softmax(y, x, cn->r_outer, cn->r_len, cn->r_inner, s));
+        break;
+    case NK_GEMM:
+        SH_CU(c, err, sh_k_gemm(y, x, in_ptr(g, n, cn, tp, ws, 1),
+                                n->op == SH_OP_GEMM ? in_ptr(g, n, cn, tp, ws, 2) : NULL, &cn->gm, s));
+        break;
+    default:
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s: unknown CUDA step %d", n->name, (int)cn->kind);
+    }
+    /* fp16 staging -> fp32 graph outputs */
+    for (int j = 0; j < n->n_outputs; j++) {
+        if (cn->stage_out[j] == SIZE_MAX)
+            continue;
+        const sh_tensor *t = &g->tensors[n->outputs[j]];
+        SH_CU(c, err, sh_k_f16_to_f32(tp[n->outputs[j]], ws + cn->stage_out[j], (int)sh_shape_numel(&t->shape), s));
+    }
+    return 0;
+}
+
+static int enqueue_all(sh_cuda_ctx *c, const sh_program *p, void *const *tp, void *const *wp, sh_err *err)
+{
+    const sh_cuda_prog *cp = p->impl;
+    const sh_graph *g = p->graph;
+    for (int k = 0; k < g->n_nodes; k++) {
+        int rc = enqueue_node(c, g, k, &cp->nodes[k], tp, wp, err);
+        if (rc)
+            return sh_err_prefix(err, rc, "node %s (%s): ", g->nodes[k].name, sh_op_name(g->nodes[k].op));
+    }
+    return 0;
+}
+
+/* Captures the whole program into a graph for this binding. Returns 0 with *exec set, or a
+ * status; a failed capture leaves the stream out of capture mode. */
+static int capture(sh_cuda_ctx *c, const sh_program *p, void *const *tp, void *const *wp,
+                   cudaGraphExec_t *exec, sh_err *err)
+{
+    cudaGraph_t graph = NULL;
+    *exec = NULL;
+    SH_CU(c, err, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    int rc = enqueue_all(c, p, tp, wp, err);
+    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (rc) {
+        if (graph)
+            cudaGraphDestroy(graph);
+        (void)cudaGetLastError();
+        return rc;
+    }
+    if (e != cudaSuccess)
+        return sh_cuda_rt_fail(err, e, "cudaStreamEndCapture(c->stream, &graph)", __FILE__, __LINE__, c->device);
+    e = cudaGraphInstantiate(exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess)
+        return sh_cuda_rt_fail(err, e, "cudaGraphInstantiate(exec, graph, 0)", __FILE__, __LINE__, c->device);
+    return 0;
+}
+
+int sh_cuda_run(void *vctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+                unsigned long binding_id, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    sh_cuda_prog *cp = p->impl;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    cudaError_t e = cudaSetDevice(c->device);
+    if (e != cudaSuccess) {
+        rc = sh_cuda_rt_fail(err, e, "cudaSetDevice", __FILE__, __LINE__, c->device);
+        goto out;
+    }
+    if (!c->use_graphs || cp->capture_failed) {
+        rc = enqueue_all(c, p, tensor_ptrs, workspace_ptrs, err);
+        goto out;
+    }
+    cp->use_clock++;
+    int slot = -1, lru = 0;
+    for (int i = 0; i < SH_CUDA_GRAPH_CACHE; i++) {
+        if (cp->graphs[i].exec && cp->graphs[i].binding_id == binding_id) {
+            slot = i;
+            break;
+        }
+        if (!cp->graphs[i].exec || (cp->graphs[lru].exec && cp->graphs[i].last_use < cp->graphs[lru].last_use))
+            lru = i;
+    }
+    if (slot < 0) {
+        cudaGraphExec_t exec = NULL;
+        rc = capture(c, p, tensor_ptrs, workspace_ptrs, &exec, err);
+        if (rc) {
+            /* a library call that cannot be captured: run eagerly from now on */
+            cp->capture_failed = true;
+            sh_err_clear(err);
+            rc = enqueue_all(c, p, tensor_ptrs, workspace_ptrs, err);
+            goto out;
+        }
+        slot = lru;
+        if (cp->graphs[slot].exec)
+            cudaGraphExecDestroy(cp->graphs[slot].exec);
+        cp->graphs[slot].exec = exec;
+        cp->graphs[slot].binding_id = binding_id;
+    }
+    cp->graphs[slot].last_use = cp->use_clock;
+    e = cudaGraphLaunch(cp->graphs[slot].exec, c->stream);
+    if (e != cudaSuccess)
+        rc = sh_cuda_rt_fail(err, e, "cudaGraphLaunch(exec, c->stream)", __FILE__, __LINE__, c->device);
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}

@@ -1,0 +1,84 @@
+#include "backends/cuda/kcommon.cuh"
+#include "backends/cuda/matmul.cuh"
+
+/* A plain 64x64 shared-memory tiled GEMM, fp16 in, fp32 accumulate, any strides (so
+ * transposes and broadcast batches cost nothing), bias + activation in the epilogue.
+ * MatMul/Gemm are a few small heads in the vision models we host; a cuBLAS handle costs
+ * ~66 MiB of device memory per process, far more than these layers could ever save. */
+#define TM 64
+#define TN 64
+#define TK 16
+
+__global__ void __launch_bounds__(256) k_gemm(__half *y, const __half *a, const __half *b,
+                                              const __half *c, sh_k_gemm_p p)
+{
+    __shared__ float as[TK][TM + 1];
+    __shared__ float bs[TK][TN + 1];
+    int z = blockIdx.z;
+    long ao = 0, bo = 0;
+    int r = z;
+#pragma unroll
+    for (int d = 3; d >= 0; d--) {
+        if (d >= p.nbd)
+            continue;
+        int q = r % p.bdim[d];
+        r /= p.bdim[d];
+        ao += (long)q * p.a_bs[d];
+        bo += (long)q * p.b_bs[d];
+    }
+    const __half *A = a + ao, *B = b + bo;
+    __half *Y = y + (long)z * p.m * p.n;
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
+    float acc[4][4] = {};
+    for (int k0 = 0; k0 < p.k; k0 += TK) {
+        for (int e = threadIdx.x; e < TK * TM; e += 256) {
+            int kk = e / TM, ii = e % TM;
+            int gi = row0 + ii, gk = k0 + kk;
+            as[kk][ii] = (gi < p.m && gk < p.k) ? __half2float(A[(long)gi * p.a_rs + (long)gk * p.a_cs]) : 0.f;
+            int jj = e % TN, gj = col0 + jj;
+            bs[kk][jj] = (gj < p.n && gk < p.k) ? __half2float(B[(long)gk * p.b_rs + (long)gj * p.b_cs]) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TK; kk++) {
+            float av[4], bv[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                av[u] = as[kk][ty * 4 + u];
+                bv[u] = bs[kk][tx * 4 + u];
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+#pragma unroll
+                for (int v = 0; v < 4; v++)
+                    acc[u][v] += av[u] * bv[v];
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+        int gi = row0 + ty * 4 + u;
+        if (gi >= p.m)
+            continue;
+#pragma unroll
+        for (int v = 0; v < 4; v++) {
+            int gj = col0 + tx * 4 + v;
+            if (gj >= p.n)
+                continue;
+            float r = p.alpha * acc[u][v];
+            if (c)
+                r += p.beta * __half2float(c[(long)gi * p.c_rs + (long)gj * p.c_cs]);
+            Y[(long)gi * p.n + gj] = k_h(k_act(r, p.act));
+        }
+    }
+}
+
+extern "C" cudaError_t sh_k_gemm(void *y, const void *a, const void *b, const void *c,
+                                 const sh_k_gemm_p *p, cudaStream_t s)
+{
+    dim3 grid((unsigned)((p->n + TN - 1) / TN), (unsigned)((p->m + TM - 1) / TM), (unsigned)p->batch);
+    k_gemm<<<grid, 256, 0, s>>>((__half *)y, (const __half *)a, (const __half *)b,
+                                (const __half *)c, *p);
+    return cudaGetLastError();
+}

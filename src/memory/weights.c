@@ -1,0 +1,534 @@
+/* Weight store: content-addressed packed weights, refcounted per model. See weights.h. */
+#include "memory/weights.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "memory/pool.h"
+
+typedef struct entry {
+    XXH128_hash_t hash;
+    size_t bytes;
+    void *host;        /* packed copy in the host cache, or NULL */
+    void *dev;         /* device copy, or NULL */
+    int dev_refs;      /* tensor references from resident models */
+    int reg_refs;      /* tensor references from registered models */
+    int mark;          /* scratch for set computations, under the lock */
+    bool live;
+} entry;
+
+typedef struct wmodel {
+    bool registered, resident;
+    int n_tensors;
+    int *entry_of;     /* [n_tensors] entry index, -1 for tensors without a device weight */
+} wmodel;
+
+struct sh_weight_store {
+    sh_weight_store_params prm;
+    sh_allocator *alloc;
+    pthread_mutex_t lock;
+    sh_device_pool *pool;
+    entry *e;
+    int n_e, cap_e;
+    wmodel *m;
+    sh_weight_store_stats st;
+};
+
+int sh_weight_store_create(const sh_weight_store_params *prm, sh_weight_store **out, sh_err *err)
+{
+    *out = NULL;
+    if (!prm || !prm->backend.iface || !prm->backend.iface->pack_weight || !prm->backend.iface->upload ||
+        !prm->budget || prm->max_models <= 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: needs a backend that packs and uploads, a budget "
+                                                   "and max_models > 0");
+    sh_weight_store *ws = sh_calloc(prm->alloc, 1, sizeof *ws);
+    if (!ws)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory");
+    ws->prm = *prm;
+    ws->alloc = prm->alloc;
+    if (!ws->prm.alignment)
+        ws->prm.alignment = prm->backend.iface->alignment ? prm->backend.iface->alignment : 256;
+    if (!ws->prm.chunk_bytes)
+        ws->prm.chunk_bytes = (size_t)16 << 20;
+    ws->m = sh_calloc(ws->alloc, (size_t)prm->max_models, sizeof *ws->m);
+    int rc = ws->m ? 0 : sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory");
+    if (!rc)
+        rc = sh_device_pool_create(ws->alloc, &ws->prm.backend, prm->budget, SH_MEM_WEIGHTS, ws->prm.chunk_bytes,
+                                   ws->prm.alignment, &ws->pool, err);
+    if (rc) {
+        sh_free(ws->alloc, ws->m);
+        sh_free(ws->alloc, ws);
+        return rc;
+    }
+    pthread_mutex_init(&ws->lock, NULL);
+    *out = ws;
+    return 0;
+}
+
+/* ---- host buffers ------------------------------------------------------------------- */
+
+static void *host_get(sh_weight_store *ws, size_t n, sh_err *err)
+{
+    const sh_backend_i *be = ws->prm.backend.iface;
+    void *p = NULL;
+    if (be->host_alloc) {
+        if (be->host_alloc(ws->prm.backend.ctx, n, &p, err))
+            return NULL;
+        return p;
+    }
+    p = sh_alloc(ws->alloc, n);
+    if (!p)
+        sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of host memory for %zu packed bytes", n);
+    return p;
+}
+
+static void host_put(sh_weight_store *ws, void *p)
+{
+    if (!p)
+        return;
+    const sh_backend_i *be = ws->prm.backend.iface;
+    if (be->host_alloc)
+        be->host_free(ws->prm.backend.ctx, p);
+    else
+        sh_free(ws->alloc, p);
+}
+
+static size_t dev_size(const sh_weight_store *ws, size_t n) { return sh_align_up(n ? n : 1, ws->prm.alignment); }
+
+/* ---- entries -------------------------------------------------------------------------- */
+
+static void entry_drop_host(sh_weight_store *ws, entry *e)
+{
+    if (!e->host)
+        return;
+    host_put(ws, e->host);
+    e->host = NULL;
+    sh_budget_release(ws->prm.budget, SH_MEM_HOST_CACHE, SH_BUDGET_SHARED, e->bytes);
+    ws->st.host_cache_bytes -= e->bytes;
+}
+
+static void entry_drop_dev(sh_weight_store *ws, entry *e)
+{
+    if (!e->dev)
+        return;
+    sh_device_pool_free(ws->pool, e->dev);
+    e->dev = NULL;
+    ws->st.device_bytes -= dev_size(ws, e->bytes);
+    ws->st.n_device_entries--;
+}
+
+static void entry_maybe_free(sh_weight_store *ws, entry *e)
+{
+    if (e->dev_refs == 0)
+        entry_drop_dev(ws, e);
+    if (e->dev_refs == 0 && e->reg_refs == 0 && e->live) {
+        entry_drop_host(ws, e);
+        e->live = false;
+        ws->st.n_entries--;
+    }
+}
+
+/* Whether entry e holds exactly `buf`: compared against the host copy, else the device copy,
+ * else (neither exists: a registered, non-resident, uncached entry) the 128-bit hash is
+ * trusted for now and load compares again once a device copy exists. */
+static int same_bytes(sh_weight_store *ws, const entry *e, const void *buf, bool *same, sh_err *err)
+{
+    if (e->host) {
+        *same = memcmp(e->host, buf, e->bytes) == 0;
+        return 0;
+    }
+    if (!e->dev || !ws->prm.backend.iface->download) {
+        *same = true;
+        return 0;
+    }
+    void *tmp = sh_alloc(ws->alloc, e->bytes);
+    if (!tmp)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory comparing %zu bytes", e->bytes);
+    int rc = ws->prm.backend.iface->download(ws->prm.backend.ctx, tmp, e->dev, e->bytes, err);
+    if (!rc)
+        *same = memcmp(tmp, buf, e->bytes) == 0;
+    sh_free(ws->alloc, tmp);
+    return rc;
+}
+
+/* Finds a live entry with these bytes or returns -1; counts hash collisions. */
+static int find_entry(sh_weight_store *ws, XXH128_hash_t h, size_t n, const void *buf, int *found, sh_err *err)
+{
+    /* A linear scan: a few thousand entries across all models, once per tensor at register. */
+    *found = -1;
+    for (int i = 0; i < ws->n_e; i++) {
+        entry *e = &ws->e[i];
+        if (!e->live || e->bytes != n || !XXH128_isEqual(e->hash, h))
+            continue;
+        bool same = false;
+        int rc = same_bytes(ws, e, buf, &same, err);
+        if (rc)
+            return rc;
+        if (same) {
+            *found = i;
+            return 0;
+        }
+        ws->st.n_hash_collisions++;
+    }
+    return 0;
+}
+
+static int new_entry(sh_weight_store *ws, sh_err *err)
+{
+    for (int i = 0; i < ws->n_e; i++)
+        if (!ws->e[i].live) {
+            memset(&ws->e[i], 0, sizeof ws->e[i]);
+            return i;
+        }
+    if (ws->n_e == ws->cap_e) {
+        int cap = ws->cap_e ? ws->cap_e * 2 : 64;
+        entry *e = sh_realloc(ws->alloc, ws->e, sizeof *e * (size_t)cap);
+        if (!e)
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory for entries");
+        ws->e = e;
+        ws->cap_e = cap;
+    }
+    memset(&ws->e[ws->n_e], 0, sizeof ws->e[0]);
+    return ws->n_e++;
+}
+
+/* Packs tensor t into a fresh host buffer (from the cache allocator when `for_cache`). */
+static int pack(sh_weight_store *ws, const sh_program *p, int t, bool for_cache, void **out, XXH128_hash_t *h,
+                sh_err *err)
+{
+    size_t n = p->weight_bytes[t];
+    void *buf = for_cache ? host_get(ws, n, err) : sh_alloc(ws->alloc, n);
+    if (!buf)
+        return for_cache ? (err ? err->status : SHOAL_ERR_NO_MEMORY)
+                         : sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory packing %zu bytes", n);
+    int rc = ws->prm.backend.iface->pack_weight(ws->prm.backend.ctx, p, t, buf, err);
+    if (rc) {
+        if (for_cache)
+            host_put(ws, buf);
+        else
+            sh_free(ws->alloc, buf);
+        return sh_err_prefix(err, rc, "weight '%s': ", p->graph->tensors[t].name);
+    }
+    ws->st.n_packs++;
+    *h = XXH3_128bits(buf, n);
+    *out = buf;
+    return 0;
+}
+
+/* ---- register ------------------------------------------------------------------------- */
+
+static void unregister_locked(sh_weight_store *ws, wmodel *m)
+{
+    for (int t = 0; m->entry_of && t < m->n_tensors; t++) {
+        int i = m->entry_of[t];
+        if (i < 0)
+            continue;
+        ws->e[i].reg_refs--;
+        entry_maybe_free(ws, &ws->e[i]);
+    }
+    sh_free(ws->alloc, m->entry_of);
+    m->entry_of = NULL;
+    m->registered = false;
+    m->n_tensors = 0;
+}
+
+static int register_locked(sh_weight_store *ws, int model, const sh_program *p, sh_err *err)
+{
+    wmodel *m = &ws->m[model];
+    if (m->registered)
+        return 0;
+    if (!p)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model %d is not registered and has no program", model);
+    const sh_graph *g = p->graph;
+    m->n_tensors = g->n_tensors;
+    m->entry_of = sh_alloc(ws->alloc, sizeof(int) * (size_t)(g->n_tensors ? g->n_tensors : 1));
+    if (!m->entry_of)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory registering model %d", model);
+    for (int t = 0; t < g->n_tensors; t++)
+        m->entry_of[t] = -1;
+    int rc = 0;
+    for (int t = 0; t < g->n_tensors && !rc; t++) {
+        size_t n = p->weight_bytes[t];
+        if (!g->tensors[t].is_const || n == 0)
+            continue;
+        /* The cache copy is charged before it is made; when the cache is off or full the
+         * packed bytes serve only for hashing and comparing. */
+        bool cache = ws->prm.host_cache &&
+                     sh_budget_reserve(ws->prm.budget, SH_MEM_HOST_CACHE, SH_BUDGET_SHARED, n, NULL) == 0;
+        void *buf = NULL;
+        XXH128_hash_t h;
+        rc = pack(ws, p, t, cache, &buf, &h, err);
+        int found = -1;
+        if (!rc)
+            rc = find_entry(ws, h, n, buf, &found, err);
+        if (!rc && found < 0) {
+            found = new_entry(ws, err);
+            if (found < 0)
+                rc = found;
+            else {
+                entry *e = &ws->e[found];
+                e->hash = h;
+                e->bytes = n;
+                e->live = true;
+                ws->st.n_entries++;
+                if (cache) {
+                    e->host = buf;
+                    ws->st.host_cache_bytes += n;
+                    buf = NULL;
+                    cache = false;
+                }
+            }
+        } else if (!rc) {
+            ws->st.n_dedup_hits++;
+        }
+        if (!rc) {
+            ws->e[found].reg_refs++;
+            m->entry_of[t] = found;
+        }
+        if (buf) {
+            if (cache)
+                host_put(ws, buf);
+            else
+                sh_free(ws->alloc, buf);
+        }
+        if (cache)
+            sh_budget_release(ws->prm.budget, SH_MEM_HOST_CACHE, SH_BUDGET_SHARED, n);
+    }
+    if (rc) {
+        unregister_locked(ws, m);
+        return sh_err_prefix(err, rc, "model %d: ", model);
+    }
+    m->registered = true;
+    return 0;
+}
+
+int sh_weight_store_register(sh_weight_store *ws, int model, const sh_program *p, sh_err *err)
+{
+    if (!ws || model < 0 || model >= ws->prm.max_models)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model id %d out of range", model);
+    pthread_mutex_lock(&ws->lock);
+    int rc = register_locked(ws, model, p, err);
+    pthread_mutex_unlock(&ws->lock);
+    return rc;
+}
+
+/* ---- load / unload -------------------------------------------------------------------- */
+
+static void unref_dev(sh_weight_store *ws, wmodel *m, int upto)
+{
+    for (int t = 0; t < upto; t++) {
+        int i = m->entry_of[t];
+        if (i < 0)
+            continue;
+        ws->e[i].dev_refs--;
+        ws->st.device_ref_bytes -= dev_size(ws, ws->e[i].bytes);
+        entry_maybe_free(ws, &ws->e[i]);
+    }
+}
+
+/* Puts entry i on the device from the host cache or by packing tensor t again. */
+static int upload_entry(sh_weight_store *ws, int i, const sh_program *p, int t, sh_err *err)
+{
+    entry *e = &ws->e[i];
+    const void *src = e->host;
+    void *tmp = NULL;
+    if (!src) {
+        XXH128_hash_t h;
+        if (!p)
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: weight %d is not cached and no program was given", t);
+        int rc = pack(ws, p, t, false, &tmp, &h, err);
+        if (rc)
+            return rc;
+        e = &ws->e[i];
+        if (!XXH128_isEqual(h, e->hash)) {
+            sh_free(ws->alloc, tmp);
+            return sh_errf(err, SHOAL_ERR_INTERNAL, "weight '%s': packing is not deterministic (hash changed)",
+                           p->graph->tensors[t].name);
+        }
+        src = tmp;
+    }
+    void *dev = NULL;
+    int rc = sh_device_pool_alloc(ws->pool, e->bytes, &dev, err);
+    if (!rc) {
+        rc = ws->prm.backend.iface->upload(ws->prm.backend.ctx, dev, src, e->bytes, err);
+        if (rc)
+            sh_device_pool_free(ws->pool, dev);
+    }
+    sh_free(ws->alloc, tmp);
+    if (rc)
+        return rc;
+    e->dev = dev;
+    ws->st.device_bytes += dev_size(ws, e->bytes);
+    ws->st.n_device_entries++;
+    ws->st.n_uploads++;
+    return 0;
+}
+
+int sh_weight_store_load(sh_weight_store *ws, int model, const sh_program *p, void **weight_ptrs, sh_err *err)
+{
+    if (!ws || model < 0 || model >= ws->prm.max_models)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model id %d out of range", model);
+    pthread_mutex_lock(&ws->lock);
+    wmodel *m = &ws->m[model];
+    bool was_registered = m->registered;
+    int rc = register_locked(ws, model, p, err);
+    if (!rc && p && p->graph->n_tensors != m->n_tensors)
+        rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model %d was registered with another program", model);
+    int t = 0;
+    if (!rc && !m->resident) {
+        for (; t < m->n_tensors; t++) {
+            int i = m->entry_of[t];
+            if (i < 0)
+                continue;
+            if (!ws->e[i].dev) {
+                rc = upload_entry(ws, i, p, t, err);
+                if (rc)
+                    break;
+            }
+            ws->e[i].dev_refs++;
+            ws->st.device_ref_bytes += dev_size(ws, ws->e[i].bytes);
+        }
+        if (rc) {
+            unref_dev(ws, m, t);
+            if (!was_registered)
+                unregister_locked(ws, m);
+            rc = sh_err_prefix(err, rc, "model %d: ", model);
+        } else {
+            m->resident = true;
+        }
+    }
+    if (!rc && weight_ptrs)
+        for (int u = 0; u < m->n_tensors; u++)
+            weight_ptrs[u] = m->entry_of[u] >= 0 ? ws->e[m->entry_of[u]].dev : NULL;
+    pthread_mutex_unlock(&ws->lock);
+    return rc;
+}
+
+void sh_weight_store_unload(sh_weight_store *ws, int model)
+{
+    if (!ws || model < 0 || model >= ws->prm.max_models)
+        return;
+    pthread_mutex_lock(&ws->lock);
+    wmodel *m = &ws->m[model];
+    if (m->resident) {
+        unref_dev(ws, m, m->n_tensors);
+        m->resident = false;
+    }
+    pthread_mutex_unlock(&ws->lock);
+}
+
+void sh_weight_store_forget(sh_weight_store *ws, int model)
+{
+    if (!ws || model < 0 || model >= ws->prm.max_models)
+        return;
+    sh_weight_store_unload(ws, model);
+    pthread_mutex_lock(&ws->lock);
+    if (ws->m[model].registered)
+        unregister_locked(ws, &ws->m[model]);
+    pthread_mutex_unlock(&ws->lock);
+}
+
+void sh_weight_store_destroy(sh_weight_store *ws)
+{
+    if (!ws)
+        return;
+    for (int i = 0; i < ws->prm.max_models; i++)
+        sh_weight_store_forget(ws, i);
+    /* Every entry went with its last reference; the pool is empty. */
+    sh_device_pool_destroy(ws->pool);
+    pthread_mutex_destroy(&ws->lock);
+    sh_free(ws->alloc, ws->e);
+    sh_free(ws->alloc, ws->m);
+    sh_free(ws->alloc, ws);
+}
+
+/* ---- accounting ----------------------------------------------------------------------- */
+
+size_t sh_weight_store_bytes_to_load(sh_weight_store *ws, int model)
+{
+    if (!ws || model < 0 || model >= ws->prm.max_models)
+        return SIZE_MAX;
+    pthread_mutex_lock(&ws->lock);
+    wmodel *m = &ws->m[model];
+    size_t n = SIZE_MAX;
+    if (m->registered) {
+        n = 0;
+        for (int i = 0; i < ws->n_e; i++)
+            ws->e[i].mark = 0;
+        for (int t = 0; t < m->n_tensors; t++) {
+            int i = m->entry_of[t];
+            if (i >= 0 && !ws->e[i].dev && !ws->e[i].mark) {
+                ws->e[i].mark = 1;
+                n += dev_size(ws, ws->e[i].bytes);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ws->lock);
+    return n;
+}
+
+size_t sh_weight_store_set_bytes(sh_weight_store *ws, const unsigned char *set)
+{
+    if (!ws || !set)
+        return 0;
+    pthread_mutex_lock(&ws->lock);
+    for (int i = 0; i < ws->n_e; i++)
+        ws->e[i].mark = 0;
+    size_t n = 0;
+    for (int k = 0; k < ws->prm.max_models; k++) {
+        wmodel *m = &ws->m[k];
+        if (!set[k] || !m->registered)
+            continue;
+        for (int t = 0; t < m->n_tensors; t++) {
+            int i = m->entry_of[t];
+            if (i >= 0 && !ws->e[i].mark) {
+                ws->e[i].mark = 1;
+                n += dev_size(ws, ws->e[i].bytes);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ws->lock);
+    return n;
+}
+
+void sh_weight_store_get_stats(sh_weight_store *ws, sh_weight_store_stats *out)
+{
+    pthread_mutex_lock(&ws->lock);
+    *out = ws->st;
+    out->shared_saved_bytes = ws->st.device_ref_bytes - ws->st.device_bytes;
+    sh_device_pool_stats ps;
+    sh_device_pool_get_stats(ws->pool, &ps);
+    out->pool_reserved_bytes = ps.reserved;
+    pthread_mutex_unlock(&ws->lock);
+}
+
+void sh_weight_store_model_stats(sh_weight_store *ws, int model, sh_weight_model_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!ws || model < 0 || model >= ws->prm.max_models)
+        return;
+    pthread_mutex_lock(&ws->lock);
+    wmodel *m = &ws->m[model];
+    out->registered = m->registered;
+    out->resident = m->resident;
+    /* mark = this model's references to each entry; an entry is shared when other
+     * registered models hold references too. */
+    for (int i = 0; i < ws->n_e; i++)
+        ws->e[i].mark = 0;
+    for (int t = 0; m->registered && t < m->n_tensors; t++)
+        if (m->entry_of[t] >= 0)
+            ws->e[m->entry_of[t]].mark++;
+    for (int i = 0; i < ws->n_e; i++) {
+        entry *e = &ws->e[i];
+        if (!e->mark)
+            continue;
+        size_t b = dev_size(ws, e->bytes);
+        out->bytes += b;
+        if (e->reg_refs > e->mark)
+            out->shared_bytes += b;
+        else
+            out->unique_bytes += b;
+    }
+    pthread_mutex_unlock(&ws->lock);
+}

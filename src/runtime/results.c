@@ -1,0 +1,184 @@
+/* Results of a run: accessors, JSON, drawing; and the public image functions. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime-impl.h"
+#include "vision/draw.h"
+#include "vision/image.h"
+
+int shoal_results_count(shoal_results_t res)
+{
+    return res ? res->n : 0;
+}
+
+const shoal_model_result *shoal_results_get(shoal_results_t res, int i)
+{
+    return res && i >= 0 && i < res->n ? &res->items[i].pub : NULL;
+}
+
+double shoal_results_total_ms(shoal_results_t res)
+{
+    return res ? res->total_ms : 0;
+}
+
+void shoal_results_destroy(shoal_results_t res)
+{
+    if (!res)
+        return;
+    for (int i = 0; i < res->n; i++)
+        sh_rt_result_free(res->alloc, &res->items[i]);
+    sh_allocator *a = res->alloc;
+    sh_free(a, res->items);
+    sh_free(a, res);
+}
+
+void shoal_free_string(char *s)
+{
+    cJSON_free(s);
+}
+
+static double round3(double v)
+{
+    return (double)(long long)(v * 1000.0 + (v >= 0 ? 0.5 : -0.5)) / 1000.0;
+}
+
+static cJSON *detection_json(const shoal_detection *d)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "class_id", d->class_id);
+    cJSON_AddStringToObject(j, "class", d->class_name ? d->class_name : "");
+    cJSON_AddNumberToObject(j, "score", round3(d->score));
+    double box[4] = {round3(d->x1), round3(d->y1), round3(d->x2), round3(d->y2)};
+    cJSON_AddItemToObject(j, "box", cJSON_CreateDoubleArray(box, 4));
+    if (d->mask_rle) {
+        cJSON *m = cJSON_AddObjectToObject(j, "mask");
+        cJSON_AddNumberToObject(m, "area", (double)d->mask_area);
+        cJSON_AddStringToObject(m, "rle", d->mask_rle);
+    }
+    return j;
+}
+
+char *shoal_results_to_json(shoal_results_t res)
+{
+    if (!res)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "mode", res->mode);
+    cJSON_AddNumberToObject(o, "total_ms", round3(res->total_ms));
+    cJSON *arr = cJSON_AddArrayToObject(o, "models");
+    for (int i = 0; i < res->n; i++) {
+        const shoal_model_result *r = &res->items[i].pub;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "model", r->model ? r->model : "");
+        cJSON_AddStringToObject(j, "task", r->task ? r->task : "");
+        cJSON_AddNumberToObject(j, "latency_ms", round3(r->latency_ms));
+        cJSON_AddNumberToObject(j, "infer_ms", round3(r->infer_ms));
+        if (r->n_landmarks) {
+            cJSON *lm = cJSON_AddArrayToObject(j, "landmarks");
+            for (int k = 0; k < r->n_landmarks; k++) {
+                double p[3] = {round3(r->landmarks[3 * k]), round3(r->landmarks[3 * k + 1]),
+                               round3(r->landmarks[3 * k + 2])};
+                cJSON_AddItemToArray(lm, cJSON_CreateDoubleArray(p, 3));
+            }
+            cJSON_AddNumberToObject(j, "presence", round3(r->presence));
+            cJSON_AddNumberToObject(j, "handedness", round3(r->handedness));
+        } else {
+            cJSON *dets = cJSON_AddArrayToObject(j, "detections");
+            for (int k = 0; k < r->n_detections; k++)
+                cJSON_AddItemToArray(dets, detection_json(&r->detections[k]));
+        }
+        cJSON_AddItemToArray(arr, j);
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char *png_path)
+{
+    if (!res || !frame || !frame->rgb || !png_path)
+        return SHOAL_ERR_INVALID_ARG;
+    sh_err err = {0};
+    sh_image src = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
+    sh_image img;
+    int rc = sh_image_clone(res->alloc, &src, &img, &err);
+    if (rc)
+        return rc;
+    for (int i = 0; i < res->n; i++) {
+        const sh_rt_result *r = &res->items[i];
+        sh_draw_params dp = sh_draw_default_params();
+        dp.class_names = (const char *const *)r->cfg->classes;
+        dp.n_class_names = (int)r->cfg->n_classes;
+        if (r->dets)
+            sh_draw_detections(&img, r->dets, &dp);
+        if (r->has_hand)
+            sh_draw_hand(&img, &r->hand, &dp);
+    }
+    rc = sh_image_write_png(&img, png_path, &err);
+    sh_image_free(&img);
+    return rc;
+}
+
+/* --- public images: pixels come from malloc so callers may own them plainly ----------- */
+
+static int image_out(sh_image *img, shoal_image *out)
+{
+    size_t n = (size_t)img->width * (size_t)img->height * 3;
+    uint8_t *copy = malloc(n);
+    if (!copy) {
+        sh_image_free(img);
+        return SHOAL_ERR_NO_MEMORY;
+    }
+    memcpy(copy, img->data, n);
+    out->width = img->width;
+    out->height = img->height;
+    out->rgb = copy;
+    out->owned = 1;
+    sh_image_free(img);
+    return SHOAL_OK;
+}
+
+int shoal_image_load(const char *path, shoal_image *out, char *errbuf, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    sh_err err = {0};
+    sh_image img;
+    int rc = sh_image_load_file(NULL, path, &img, &err);
+    if (rc) {
+        if (errbuf && cap)
+            snprintf(errbuf, cap, "%s", err.msg);
+        return rc;
+    }
+    return image_out(&img, out);
+}
+
+int shoal_image_decode(const void *data, size_t len, shoal_image *out, char *errbuf, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    sh_err err = {0};
+    sh_image img;
+    int rc = sh_image_load_memory(NULL, data, len, "request body", &img, &err);
+    if (rc) {
+        if (errbuf && cap)
+            snprintf(errbuf, cap, "%s", err.msg);
+        return rc;
+    }
+    return image_out(&img, out);
+}
+
+shoal_image shoal_image_wrap(uint8_t *rgb, int width, int height)
+{
+    shoal_image i = {width, height, rgb, 0};
+    return i;
+}
+
+void shoal_image_free(shoal_image *img)
+{
+    if (!img)
+        return;
+    if (img->owned)
+        free(img->rgb);
+    memset(img, 0, sizeof *img);
+}

@@ -1,0 +1,314 @@
+/* Running models: a context is taken for the whole call, each model of the mode is admitted
+ * (holding a reference so it cannot be evicted mid-run), fed, run and decoded in turn. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/runtime-impl.h"
+#include "vision/image.h"
+
+static sh_rt_context *take_context(shoal_runtime_t rt)
+{
+    pthread_mutex_lock(&rt->ctx_lock);
+    for (;;) {
+        for (int c = 0; c < rt->n_contexts; c++) {
+            if (!rt->contexts[c].busy) {
+                rt->contexts[c].busy = true;
+                pthread_mutex_unlock(&rt->ctx_lock);
+                return &rt->contexts[c];
+            }
+        }
+        pthread_cond_wait(&rt->ctx_free, &rt->ctx_lock);
+    }
+}
+
+static void give_context(shoal_runtime_t rt, sh_rt_context *ctx)
+{
+    pthread_mutex_lock(&rt->ctx_lock);
+    ctx->busy = false;
+    pthread_cond_signal(&rt->ctx_free);
+    pthread_mutex_unlock(&rt->ctx_lock);
+}
+
+static sh_preprocess_params preprocess_params(const sh_rt_model *m)
+{
+    const sh_model_config *c = m->cfg;
+    sh_preprocess_params p = sh_preprocess_default_params(m->in_w, m->in_h);
+    p.resize = c->letterbox == SH_LETTERBOX_STRETCH ? SH_RESIZE_STRETCH : SH_RESIZE_LETTERBOX;
+    p.place = c->letterbox == SH_LETTERBOX_TOP_LEFT ? SH_PLACE_TOP_LEFT : SH_PLACE_CENTER;
+    p.pad_value = 114;
+    p.order = c->color == SH_COLOR_BGR ? SH_CHANNELS_BGR : SH_CHANNELS_RGB;
+    p.scale = c->scale;
+    for (int k = 0; k < 3; k++) {
+        p.mean[k] = c->mean[k];
+        p.std[k] = c->std[k];
+    }
+    return p;
+}
+
+static sh_ftensor ftensor(const sh_graph *g, int t, const float *data)
+{
+    sh_ftensor f = {.data = data};
+    const sh_shape *s = &g->tensors[t].shape;
+    f.ndim = s->ndim > 4 ? 4 : s->ndim;
+    for (int i = 0; i < f.ndim; i++)
+        f.shape[i] = s->d[i];
+    return f;
+}
+
+static char *mask_rle(sh_allocator *a, const sh_mask *m)
+{
+    /* "x y w h: r0 r1 ...": alternating background/foreground run lengths over the box's
+     * rows, starting with background (COCO's uncompressed RLE, row-major). */
+    size_t cap = 64 + m->n_runs * 11;
+    char *s = sh_alloc(a, cap);
+    if (!s)
+        return NULL;
+    size_t at = (size_t)snprintf(s, cap, "%d %d %d %d:", m->x, m->y, m->width, m->height);
+    for (size_t i = 0; i < m->n_runs && at < cap; i++)
+        at += (size_t)snprintf(s + at, cap - at, " %u", m->runs[i]);
+    return s;
+}
+
+static int fill_detections(shoal_runtime_t rt, sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *c = r->cfg;
+    size_t n = r->dets->count;
+    r->items = sh_calloc(rt->alloc, n ? n : 1, sizeof *r->items);
+    r->rles = sh_calloc(rt->alloc, n ? n : 1, sizeof *r->rles);
+    if (!r->items || !r->rles)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for results");
+    for (size_t i = 0; i < n; i++) {
+        const sh_detection *d = &r->dets->items[i];
+        shoal_detection *o = &r->items[i];
+        o->class_id = d->class_id;
+        o->class_name = d->class_id >= 0 && (size_t)d->class_id < c->n_classes ? c->classes[d->class_id] : "";
+        o->score = d->score;
+        o->x1 = d->x1;
+        o->y1 = d->y1;
+        o->x2 = d->x2;
+        o->y2 = d->y2;
+        if (d->mask) {
+            o->mask_area = (int64_t)d->mask->area;
+            r->rles[i] = mask_rle(rt->alloc, d->mask);
+            if (!r->rles[i])
+                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for masks");
+            o->mask_rle = r->rles[i];
+        }
+    }
+    r->pub.n_detections = (int)n;
+    r->pub.detections = r->items;
+    return 0;
+}
+
+static int decode(shoal_runtime_t rt, sh_rt_model *m, const float *const *outs, const sh_transform *xf,
+                  sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *c = m->cfg;
+    sh_decode_params dp = sh_decode_default_params();
+    dp.score_threshold = c->score_threshold;
+    dp.iou_threshold = c->iou_threshold;
+    dp.max_detections = c->max_detections;
+    dp.agnostic = c->agnostic_nms;
+    sh_ftensor o0 = ftensor(m->graph, m->outputs[0], outs[0]);
+    int rc = 0;
+    if (c->decoder == SH_DECODER_LANDMARKS) {
+        sh_landmark_params lp = {.logits = 0};
+        rc = sh_decode_hand_landmarks(&o0, xf, &lp, &r->hand, err);
+        if (rc)
+            return rc;
+        r->has_hand = true;
+        for (int k = 0; k < SH_HAND_POINTS; k++) {
+            r->landmarks[3 * k] = r->hand.x[k];
+            r->landmarks[3 * k + 1] = r->hand.y[k];
+            r->landmarks[3 * k + 2] = r->hand.z[k];
+        }
+        r->pub.n_landmarks = SH_HAND_POINTS;
+        r->pub.landmarks = r->landmarks;
+        r->pub.presence = r->hand.presence;
+        r->pub.handedness = r->hand.handedness;
+        return 0;
+    }
+    if (c->decoder == SH_DECODER_NONE)
+        return 0;
+    r->dets = sh_detections_create(rt->alloc);
+    if (!r->dets)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for detections");
+    if (c->decoder == SH_DECODER_YOLOV8) {
+        rc = sh_decode_yolov8(&o0, xf, &dp, r->dets, err);
+    } else if (c->decoder == SH_DECODER_YOLOV8_SEG) {
+        sh_ftensor o1 = ftensor(m->graph, m->outputs[1], outs[1]);
+        rc = sh_decode_yolov8_seg(&o0, &o1, xf, &dp, r->dets, err);
+    } else if (c->decoder == SH_DECODER_YOLOX) {
+        rc = sh_decode_yolox(&o0, xf, &dp, r->dets, err);
+    }
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': decoding: ", c->name);
+    return fill_detections(rt, r, err);
+}
+
+static double ms_since(double t0_s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ((double)ts.tv_sec + ts.tv_nsec * 1e-9 - t0_s) * 1e3;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void record_latency(shoal_runtime_t rt, sh_rt_model *m, double ms)
+{
+    pthread_mutex_lock(&rt->stats_lock);
+    m->lat_ms[m->runs % SH_RT_LATENCY_RING] = ms;
+    m->runs++;
+    if (m->lat_count < SH_RT_LATENCY_RING)
+        m->lat_count++;
+    m->lat_last_ms = ms;
+    pthread_mutex_unlock(&rt->stats_lock);
+}
+
+/* Runs one resident, referenced model on ctx. */
+static int run_resident(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, const sh_image *img,
+                        sh_rt_result *r, sh_err *err)
+{
+    const sh_backend_i *be = rt->backend.iface;
+    double t0 = now_s();
+    void **tp = m->tensor_ptrs[ctx->index];
+    size_t in_bytes = m->plan->bytes[m->input];
+    float *in = rt->backend_is_cpu ? (float *)tp[m->input] : ctx->input_host;
+    sh_preprocess_params pp = preprocess_params(m);
+    sh_transform xf;
+    int rc = sh_preprocess(rt->alloc, img, &pp, in, in_bytes / sizeof(float), &xf, err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': preprocessing: ", m->cfg->name);
+    if (!rt->backend_is_cpu && (rc = be->upload(rt->backend.ctx, tp[m->input], in, in_bytes, err)))
+        return rc;
+    double t1 = now_s();
+    rc = be->run(rt->backend.ctx, m->prog, tp, m->ws_ptrs[ctx->index], m->binding[ctx->index], err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    const float *outs[SH_RT_MAX_OUTPUTS];
+    size_t at = 0;
+    for (int i = 0; i < m->n_outputs; i++) {
+        int t = m->outputs[i];
+        if (rt->backend_is_cpu) {
+            outs[i] = tp[t];
+        } else {
+            float *dst = (float *)((char *)ctx->output_host + at);
+            if ((rc = be->download(rt->backend.ctx, dst, tp[t], m->plan->bytes[t], err)))
+                return rc;
+            outs[i] = dst;
+            at += sh_align_up(m->plan->bytes[t], 64);
+        }
+    }
+    r->pub.infer_ms = ms_since(t1);
+    rc = decode(rt, m, outs, &xf, r, err);
+    r->pub.latency_ms = ms_since(t0);
+    return rc;
+}
+
+int sh_rt_run_model_ctx(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
+                        sh_rt_result *r, sh_err *err)
+{
+    r->cfg = m->cfg;
+    r->pub.model = m->cfg->name;
+    r->pub.task = sh_task_name(m->cfg->task);
+    sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
+    int rc = sh_residency_acquire(rt->residency, m->id, sh_rt_now(rt), err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    rc = run_resident(rt, ctx, m, &img, r, err);
+    sh_residency_release(rt->residency, m->id, sh_rt_now(rt));
+    if (rc == 0)
+        record_latency(rt, m, r->pub.latency_ms);
+    return rc;
+}
+
+void sh_rt_result_free(sh_allocator *a, sh_rt_result *r)
+{
+    if (r->rles)
+        for (int i = 0; i < r->pub.n_detections; i++)
+            sh_free(a, r->rles[i]);
+    sh_free(a, r->rles);
+    sh_free(a, r->items);
+    sh_detections_destroy(r->dets);
+}
+
+static int check_frame(const shoal_image *frame, sh_err *err)
+{
+    if (!frame || !frame->rgb)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "no frame given");
+    if (frame->width <= 0 || frame->height <= 0 || frame->width > SH_IMAGE_MAX_SIDE ||
+        frame->height > SH_IMAGE_MAX_SIDE || (uint64_t)frame->width * (uint64_t)frame->height > SH_IMAGE_MAX_PIXELS)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "frame of %dx%d pixels: sides must be 1..%d and at most %u pixels",
+                       frame->width, frame->height, SH_IMAGE_MAX_SIDE, SH_IMAGE_MAX_PIXELS);
+    return 0;
+}
+
+static int run_list(shoal_runtime_t rt, const char *label, const size_t *ids, size_t n, const shoal_image *frame,
+                    shoal_results_t *out)
+{
+    sh_err err = {0};
+    *out = NULL;
+    if (check_frame(frame, &err))
+        return sh_rt_fail(rt, &err);
+    double t0 = now_s();
+    shoal_results_t res = sh_calloc(rt->alloc, 1, sizeof *res);
+    if (res)
+        res->items = sh_calloc(rt->alloc, n ? n : 1, sizeof *res->items);
+    if (!res || !res->items) {
+        sh_free(rt->alloc, res);
+        return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_NO_MEMORY, "out of memory for results"});
+    }
+    res->alloc = rt->alloc;
+    snprintf(res->mode, sizeof res->mode, "%s", label);
+    sh_rt_context *ctx = take_context(rt);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = sh_rt_run_model_ctx(rt, ctx, &rt->models[ids[i]], frame, &res->items[i], &err);
+        res->n = (int)i + 1;
+    }
+    give_context(rt, ctx);
+    if (rc) {
+        shoal_results_destroy(res);
+        return sh_rt_fail(rt, &err);
+    }
+    res->total_ms = ms_since(t0);
+    *out = res;
+    return SHOAL_OK;
+}
+
+int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame, shoal_results_t *out)
+{
+    int k = mode ? sh_config_find_mode(rt->cfg, mode) : -1;
+    if (k < 0) {
+        sh_err err;
+        char names[256] = "";
+        for (size_t i = 0; i < rt->cfg->n_modes; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", rt->cfg->modes[i].name);
+        sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown mode '%s' (the config has: %s)", mode ? mode : "(null)", names);
+        *out = NULL;
+        return sh_rt_fail(rt, &err);
+    }
+    const sh_mode_config *mc = &rt->cfg->modes[k];
+    return run_list(rt, mc->name, mc->models, mc->n_models, frame, out);
+}
+
+int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame, shoal_results_t *out)
+{
+    int i = model ? sh_config_find_model(rt->cfg, model) : -1;
+    if (i < 0) {
+        sh_err err;
+        sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown model '%s'", model ? model : "(null)");
+        *out = NULL;
+        return sh_rt_fail(rt, &err);
+    }
+    size_t id = (size_t)i;
+    return run_list(rt, model, &id, 1, frame, out);
+}

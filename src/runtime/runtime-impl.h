@@ -1,0 +1,132 @@
+/* Private structures of the runtime (src/runtime/runtime*.c). */
+#ifndef SHOAL_RUNTIME_IMPL_H
+#define SHOAL_RUNTIME_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "graph/graph.h"
+#include "memory/budget.h"
+#include "memory/residency.h"
+#include "memory/weights.h"
+#include "plan/plan.h"
+#include "runtime/config.h"
+#include "shoal.h"
+#include "vision/decode.h"
+#include "vision/preprocess.h"
+
+#define SH_RT_MAX_OUTPUTS 4
+#define SH_RT_LATENCY_RING 512
+#define SH_RT_ERR_SLOTS 32
+
+/* One configured model: its compiled form stays on the host for the runtime's life (plans are
+ * needed to admit it); its weights come and go with residency. */
+typedef struct sh_rt_model {
+    int id;
+    sh_model_config *cfg;
+    sh_graph *graph;
+    sh_program *prog;
+    sh_plan *plan;
+    int input;                          /* tensor index of the image input */
+    int in_w, in_h;
+    int n_outputs;
+    int outputs[SH_RT_MAX_OUTPUTS];
+    void **weight_ptrs;                 /* [n_tensors], valid while resident */
+    void ***tensor_ptrs;                /* [contexts][n_tensors] */
+    void ***ws_ptrs;                    /* [contexts][n_nodes] */
+    unsigned long binding[8];           /* per context; changes whenever pointers do */
+    bool bound;
+    /* measurements (under rt->stats_lock) */
+    uint64_t runs;
+    double lat_ms[SH_RT_LATENCY_RING];
+    int lat_count;
+    double lat_last_ms;
+    double parse_ms, compile_ms, plan_ms, pack_ms;
+} sh_rt_model;
+
+/* An execution context: one activation arena shared by every model it runs in turn, and the
+ * host staging the device needs for inputs and outputs. */
+typedef struct sh_rt_context {
+    int index;
+    void *arena;
+    size_t arena_bytes;
+    float *input_host;                  /* non-CPU backends: preprocessed input before upload */
+    float *output_host;                 /* non-CPU backends: outputs after download */
+    bool busy;
+} sh_rt_context;
+
+typedef struct sh_rt_err_slot {
+    pthread_t thread;
+    bool used;
+    char msg[SH_ERR_MSG_MAX];
+} sh_rt_err_slot;
+
+struct shoal_runtime {
+    sh_allocator *alloc;
+    sh_config *cfg;
+    shoal_log_fn log;
+    void *log_user;
+    sh_backend backend;
+    bool backend_is_cpu;
+    sh_budget *budget;
+    sh_weight_store *weights;
+    sh_residency *residency;
+    int n_models;
+    sh_rt_model *models;
+    int n_contexts;
+    sh_rt_context *contexts;
+    size_t arena_bytes;                 /* per context: the largest plan */
+    size_t max_input_bytes, max_output_bytes;
+    unsigned long next_binding;
+    pthread_mutex_t ctx_lock;
+    pthread_cond_t ctx_free;
+    pthread_mutex_t stats_lock;
+    pthread_mutex_t err_lock;
+    sh_rt_err_slot errs[SH_RT_ERR_SLOTS];
+    int err_next;
+    double t0;                          /* monotonic origin, seconds */
+    double create_ms;
+    /* background monitor */
+    bool monitor_running, monitor_stop;
+    pthread_t monitor;
+    pthread_mutex_t monitor_lock;
+    pthread_cond_t monitor_wake;
+    uint64_t cleanups;
+};
+
+/* Per model result, public view plus what drawing needs. */
+typedef struct sh_rt_result {
+    shoal_model_result pub;
+    sh_detections *dets;
+    shoal_detection *items;
+    char **rles;
+    bool has_hand;
+    sh_hand_landmarks hand;
+    float landmarks[3 * SH_HAND_POINTS];
+    const sh_model_config *cfg;
+} sh_rt_result;
+
+struct shoal_results {
+    sh_allocator *alloc;
+    int n;
+    sh_rt_result *items;
+    double total_ms;
+    char mode[64];
+};
+
+double sh_rt_now(const struct shoal_runtime *rt);
+int sh_rt_fail(struct shoal_runtime *rt, const sh_err *err);
+void sh_rt_logf(struct shoal_runtime *rt, shoal_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int sh_rt_run_model_ctx(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
+                        sh_rt_result *out, sh_err *err);
+void sh_rt_result_free(sh_allocator *a, sh_rt_result *r);
+int sh_rt_monitor_start(struct shoal_runtime *rt, sh_err *err);
+void sh_rt_monitor_stop(struct shoal_runtime *rt);
+int sh_rt_cleanup(struct shoal_runtime *rt, double target_fraction);
+
+#endif

@@ -1,0 +1,604 @@
+/* The runtime: a config's models compiled once, kept resident inside one budget, run by mode.
+ *
+ * At create every model is imported, optimized, compiled and planned on the host (its plan
+ * decides admission), and its weights are registered with the weight store (packed, hashed,
+ * deduplicated, and kept in the host cache when it is on). Each execution context gets one
+ * activation arena sized to the largest plan, charged to the budget up front. The residency
+ * manager then decides which models' weights are on the device. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "import/onnx_import.h"
+#include "graph/passes.h"
+#include "runtime/runtime-impl.h"
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double sh_rt_now(const struct shoal_runtime *rt)
+{
+    return mono_s() - rt->t0;
+}
+
+void sh_rt_logf(shoal_runtime_t rt, shoal_log_level level, const char *fmt, ...)
+{
+    if (!rt->log)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rt->log(rt->log_user, level, msg);
+}
+
+/* The last error is kept per calling thread (a small table keyed by thread id), so two
+ * threads serving requests never read each other's messages. */
+static sh_rt_err_slot *err_slot(shoal_runtime_t rt, bool claim)
+{
+    pthread_t self = pthread_self();
+    for (int i = 0; i < SH_RT_ERR_SLOTS; i++)
+        if (rt->errs[i].used && pthread_equal(rt->errs[i].thread, self))
+            return &rt->errs[i];
+    if (!claim)
+        return NULL;
+    sh_rt_err_slot *s = &rt->errs[rt->err_next];
+    rt->err_next = (rt->err_next + 1) % SH_RT_ERR_SLOTS;
+    s->used = true;
+    s->thread = self;
+    s->msg[0] = '\0';
+    return s;
+}
+
+int sh_rt_fail(shoal_runtime_t rt, const sh_err *err)
+{
+    pthread_mutex_lock(&rt->err_lock);
+    sh_rt_err_slot *s = err_slot(rt, true);
+    snprintf(s->msg, sizeof s->msg, "%s", err->msg[0] ? err->msg : shoal_status_str(err->status));
+    pthread_mutex_unlock(&rt->err_lock);
+    return err->status ? err->status : SHOAL_ERR_INTERNAL;
+}
+
+const char *shoal_runtime_last_error(shoal_runtime_t rt)
+{
+    if (!rt)
+        return "no runtime";
+    pthread_mutex_lock(&rt->err_lock);
+    sh_rt_err_slot *s = err_slot(rt, false);
+    const char *m = s ? s->msg : "";
+    pthread_mutex_unlock(&rt->err_lock);
+    return m;
+}
+
+shoal_runtime_params shoal_runtime_default_params(void)
+{
+    shoal_runtime_params p;
+    memset(&p, 0, sizeof p);
+    p.preload = 1;
+    return p;
+}
+
+/* --- models -------------------------------------------------------------------------- */
+
+static int find_image_input(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
+{
+    sh_graph *g = m->graph;
+    if (g->n_inputs != 1)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': %d graph inputs; an image model has exactly one",
+                       m->cfg->name, g->n_inputs);
+    m->input = g->inputs[0];
+    sh_tensor *in = &g->tensors[m->input];
+    if (in->shape.ndim != 4 || (in->shape.d[0] != 1 && in->shape.d[0] != -1) ||
+        (in->shape.d[1] != 3 && in->shape.d[1] != -1))
+        return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': input '%s' must be [1,3,H,W]", m->cfg->name, in->name);
+    /* Dynamic dims take the configured input size. */
+    in->shape.d[0] = 1;
+    in->shape.d[1] = 3;
+    if (in->shape.d[2] < 0)
+        in->shape.d[2] = m->cfg->input_h;
+    if (in->shape.d[3] < 0)
+        in->shape.d[3] = m->cfg->input_w;
+    m->in_h = (int)in->shape.d[2];
+    m->in_w = (int)in->shape.d[3];
+    if (in->dtype != SH_DT_FLOAT32)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': input '%s' is %s; shoal feeds float32 images",
+                       m->cfg->name, in->name, sh_dtype_name(in->dtype));
+    (void)rt;
+    return 0;
+}
+
+/* Checks that the outputs fit the configured decoder, so a wrong model fails at create with
+ * a message rather than producing garbage later. */
+static int check_outputs(sh_rt_model *m, sh_err *err)
+{
+    sh_graph *g = m->graph;
+    const sh_model_config *c = m->cfg;
+    m->n_outputs = g->n_outputs < SH_RT_MAX_OUTPUTS ? g->n_outputs : SH_RT_MAX_OUTPUTS;
+    for (int i = 0; i < m->n_outputs; i++)
+        m->outputs[i] = g->outputs[i];
+    const sh_shape *s0 = &g->tensors[m->outputs[0]].shape;
+    char buf[64];
+    switch (c->decoder) {
+    case SH_DECODER_YOLOV8:
+    case SH_DECODER_YOLOV8_SEG: {
+        int64_t extra = c->decoder == SH_DECODER_YOLOV8_SEG ? 32 : 0;
+        if (s0->ndim != 3 || s0->d[0] != 1 || s0->d[1] <= 4 + extra)
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output '%s' is %s; decoder %s expects [1, 4+classes%s, anchors]",
+                           c->name, g->tensors[m->outputs[0]].name, sh_shape_str(s0, buf, sizeof buf),
+                           sh_decoder_name(c->decoder), extra ? "+32" : "");
+        int64_t nc = s0->d[1] - 4 - extra;
+        if (c->n_classes && (int64_t)c->n_classes != nc)
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but the config names %zu",
+                           c->name, (long long)nc, c->n_classes);
+        if (extra) {
+            if (m->n_outputs < 2 || g->tensors[m->outputs[1]].shape.ndim != 4 || g->tensors[m->outputs[1]].shape.d[1] != 32)
+                return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': decoder yolov8-seg needs a second output of prototypes [1,32,H,W]",
+                               c->name);
+        }
+        break;
+    }
+    case SH_DECODER_YOLOX:
+        if (s0->ndim != 3 || s0->d[0] != 1 || s0->d[2] <= 5)
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output is %s; decoder yolox expects [1, anchors, 5+classes]",
+                           c->name, sh_shape_str(s0, buf, sizeof buf));
+        if (c->n_classes && (int64_t)c->n_classes != s0->d[2] - 5)
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but the config names %zu",
+                           c->name, (long long)(s0->d[2] - 5), c->n_classes);
+        break;
+    case SH_DECODER_LANDMARKS:
+        if (sh_shape_numel(s0) < 3 * SH_HAND_POINTS + 2)
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output is %s; decoder landmarks expects >= 65 values",
+                           c->name, sh_shape_str(s0, buf, sizeof buf));
+        break;
+    case SH_DECODER_NONE:
+        break;
+    }
+    for (int i = 0; i < m->n_outputs; i++)
+        if (g->tensors[m->outputs[i]].dtype != SH_DT_FLOAT32)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': output '%s' is not float32", c->name,
+                           g->tensors[m->outputs[i]].name);
+    return 0;
+}
+
+static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
+{
+    double t = mono_s();
+    int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &m->graph, err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->parse_ms = (mono_s() - t) * 1e3;
+    t = mono_s();
+    if ((rc = find_image_input(rt, m, err)))
+        return rc;
+    sh_optimize_params op = sh_optimize_default_params();
+    if ((rc = sh_graph_optimize(m->graph, &op, err)))
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    if ((rc = check_outputs(m, err)))
+        return rc;
+    if ((rc = rt->backend.iface->compile(rt->backend.ctx, m->graph, &m->prog, err)))
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->compile_ms = (mono_s() - t) * 1e3;
+    t = mono_s();
+    if ((rc = sh_plan_build(rt->alloc, m->graph, m->prog, rt->backend.iface->alignment, &m->plan, err)))
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->plan_ms = (mono_s() - t) * 1e3;
+    t = mono_s();
+    if ((rc = sh_weight_store_register(rt->weights, m->id, m->prog, err)))
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->pack_ms = (mono_s() - t) * 1e3;
+
+    size_t nt = (size_t)m->graph->n_tensors, nn = (size_t)(m->graph->n_nodes ? m->graph->n_nodes : 1);
+    m->weight_ptrs = sh_calloc(rt->alloc, nt, sizeof(void *));
+    m->tensor_ptrs = sh_calloc(rt->alloc, (size_t)rt->n_contexts, sizeof(void **));
+    m->ws_ptrs = sh_calloc(rt->alloc, (size_t)rt->n_contexts, sizeof(void **));
+    if (!m->weight_ptrs || !m->tensor_ptrs || !m->ws_ptrs)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "model '%s': out of memory", m->cfg->name);
+    for (int c = 0; c < rt->n_contexts; c++) {
+        m->tensor_ptrs[c] = sh_calloc(rt->alloc, nt, sizeof(void *));
+        m->ws_ptrs[c] = sh_calloc(rt->alloc, nn, sizeof(void *));
+        if (!m->tensor_ptrs[c] || !m->ws_ptrs[c])
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "model '%s': out of memory", m->cfg->name);
+    }
+    size_t in_bytes = m->plan->bytes[m->input];
+    if (in_bytes != (size_t)m->in_w * m->in_h * 3 * sizeof(float))
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': backend stores the input in %zu bytes, not float32 NCHW",
+                       m->cfg->name, in_bytes);
+    if (in_bytes > rt->max_input_bytes)
+        rt->max_input_bytes = in_bytes;
+    size_t out_bytes = 0;
+    for (int i = 0; i < m->n_outputs; i++)
+        out_bytes += sh_align_up(m->plan->bytes[m->outputs[i]], 64);
+    if (out_bytes > rt->max_output_bytes)
+        rt->max_output_bytes = out_bytes;
+    if (m->plan->arena_bytes > rt->arena_bytes)
+        rt->arena_bytes = m->plan->arena_bytes;
+    return 0;
+}
+
+static void free_model(shoal_runtime_t rt, sh_rt_model *m)
+{
+    for (int c = 0; m->tensor_ptrs && c < rt->n_contexts; c++)
+        sh_free(rt->alloc, m->tensor_ptrs[c]);
+    for (int c = 0; m->ws_ptrs && c < rt->n_contexts; c++)
+        sh_free(rt->alloc, m->ws_ptrs[c]);
+    sh_free(rt->alloc, m->tensor_ptrs);
+    sh_free(rt->alloc, m->ws_ptrs);
+    sh_free(rt->alloc, m->weight_ptrs);
+    sh_plan_destroy(rt->alloc, m->plan);
+    if (m->prog)
+        rt->backend.iface->program_free(rt->backend.ctx, m->prog);
+    sh_graph_destroy(m->graph);
+}
+
+/* --- residency callbacks ----------------------------------------------------------- */
+
+static size_t footprint_cb(void *user, const unsigned char *set, int n)
+{
+    shoal_runtime_t rt = user;
+    return sh_weight_store_set_bytes(rt->weights, set);
+}
+
+static int load_cb(void *user, int id, sh_err *err)
+{
+    shoal_runtime_t rt = user;
+    sh_rt_model *m = &rt->models[id];
+    int rc = sh_weight_store_load(rt->weights, id, m->prog, m->weight_ptrs, err);
+    if (rc)
+        return sh_err_prefix(err, rc, "loading model '%s': ", m->cfg->name);
+    for (int c = 0; c < rt->n_contexts; c++) {
+        rc = sh_plan_bind(m->plan, m->prog, rt->contexts[c].arena, m->weight_ptrs, m->tensor_ptrs[c], m->ws_ptrs[c]);
+        if (rc) {
+            sh_weight_store_unload(rt->weights, id);
+            return sh_errf(err, rc, "model '%s': binding its plan failed", m->cfg->name);
+        }
+        m->binding[c] = __atomic_add_fetch(&rt->next_binding, 1, __ATOMIC_RELAXED);
+    }
+    m->bound = true;
+    sh_rt_logf(rt, SHOAL_LOG_INFO, "model %s resident", m->cfg->name);
+    return 0;
+}
+
+static void unload_cb(void *user, int id)
+{
+    shoal_runtime_t rt = user;
+    sh_rt_model *m = &rt->models[id];
+    sh_weight_store_unload(rt->weights, id);
+    m->bound = false;
+    sh_rt_logf(rt, SHOAL_LOG_INFO, "model %s unloaded", m->cfg->name);
+}
+
+/* --- create / destroy ---------------------------------------------------------------- */
+
+static int host_total_bytes(uint64_t *out)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    *out = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    return 0;
+}
+
+static int create_backend(shoal_runtime_t rt, const shoal_runtime_params *p, sh_err *err)
+{
+    const char *dev = p->device;
+    if (!dev)
+        dev = rt->cfg->inference.device == SH_DEVICE_CUDA ? "cuda"
+              : rt->cfg->inference.device == SH_DEVICE_CPU ? "cpu" : "auto";
+    sh_backend_params bp = {.alloc = rt->alloc,
+                            .n_threads = p->threads > 0 ? p->threads : rt->cfg->inference.threads,
+                            .cuda_graphs = rt->cfg->inference.cuda_graphs};
+    if (!strcmp(dev, "cuda") || !strcmp(dev, "auto")) {
+        sh_err cerr = {0};
+        int rc = sh_backend_cuda_create(&bp, &rt->backend, &cerr);
+        if (rc == 0)
+            return 0;
+        if (!strcmp(dev, "cuda"))
+            return sh_errf(err, rc, "%s", cerr.msg);
+        sh_rt_logf(rt, SHOAL_LOG_INFO, "device auto: using the CPU (%s)", cerr.msg);
+    } else if (strcmp(dev, "cpu")) {
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "device '%s': expected cpu, cuda or auto", dev);
+    }
+    rt->backend_is_cpu = true;
+    return sh_backend_cpu_create(&bp, &rt->backend, err);
+}
+
+static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, sh_err *err)
+{
+    uint64_t total = 0;
+    size_t free_b = 0, total_b = 0;
+    if (rt->backend.iface->memory_info && rt->backend.iface->memory_info(rt->backend.ctx, &total_b, &free_b) == 0)
+        total = total_b;
+    else
+        host_total_bytes(&total);
+    if (!rt->backend_is_cpu || rt->cfg->hardware.tier != SH_TIER_AUTO)
+        sh_config_pick_tier(rt->cfg, rt->backend_is_cpu ? 0 : total);
+    uint64_t budget = sh_config_size_bytes(&rt->cfg->memory.budget, total, 0);
+    if (p->budget_bytes > 0)
+        budget = (uint64_t)p->budget_bytes;
+    if (p->budget_fraction > 0)
+        budget = (uint64_t)(p->budget_fraction * (double)total);
+    const sh_config_size *hc = &rt->cfg->memory.host_cache;
+    bool cache_on = hc->kind == SH_SIZE_AUTO || (hc->kind == SH_SIZE_BYTES && hc->bytes > 0) ||
+                    (hc->kind == SH_SIZE_PERCENT && hc->percent > 0);
+    uint64_t host_limit = hc->kind == SH_SIZE_AUTO ? 0 : sh_config_size_bytes(hc, total, 0);
+    int rc = sh_budget_create(rt->alloc, rt->backend_is_cpu ? "cpu" : "cuda:0", (size_t)budget, (size_t)host_limit,
+                              rt->n_models, &rt->budget, err);
+    if (rc)
+        return rc;
+    sh_weight_store_params wp = {.alloc = rt->alloc,
+                                 .backend = rt->backend,
+                                 .budget = rt->budget,
+                                 .host_cache = cache_on,
+                                 .chunk_bytes = rt->backend_is_cpu ? 0 : (size_t)4 << 20,
+                                 .max_models = rt->n_models};
+    if ((rc = sh_weight_store_create(&wp, &rt->weights, err)))
+        return rc;
+    sh_residency_callbacks cb = {.user = rt, .footprint = footprint_cb, .load = load_cb, .unload = unload_cb};
+    if ((rc = sh_residency_create(rt->alloc, rt->budget, &cb, rt->n_models, &rt->residency, err)))
+        return rc;
+    for (int i = 0; i < rt->n_models; i++) {
+        const sh_model_config *c = rt->models[i].cfg;
+        sh_residency_model rm = {.name = c->name, .priority = c->priority, .pinned = c->pinned,
+                                 .idle_timeout_s = c->pinned ? 0 : rt->cfg->memory.idle_unload_s};
+        if ((rc = sh_residency_configure(rt->residency, i, &rm, err)))
+            return rc;
+    }
+    return 0;
+}
+
+static int setup_contexts(shoal_runtime_t rt, sh_err *err)
+{
+    rt->contexts = sh_calloc(rt->alloc, (size_t)rt->n_contexts, sizeof *rt->contexts);
+    if (!rt->contexts)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
+    for (int c = 0; c < rt->n_contexts; c++) {
+        sh_rt_context *x = &rt->contexts[c];
+        x->index = c;
+        x->arena_bytes = rt->arena_bytes;
+        int rc = sh_budget_reserve(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, rt->arena_bytes, err);
+        if (rc)
+            return sh_err_prefix(err, rc, "activation arena of context %d: ", c);
+        if (rt->arena_bytes && (rc = rt->backend.iface->buffer_alloc(rt->backend.ctx, rt->arena_bytes, &x->arena, err))) {
+            sh_budget_release(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, rt->arena_bytes);
+            x->arena_bytes = 0;
+            return rc;
+        }
+        if (!rt->backend_is_cpu) {
+            x->input_host = sh_alloc(rt->alloc, rt->max_input_bytes);
+            x->output_host = sh_alloc(rt->alloc, rt->max_output_bytes);
+            if (!x->input_host || !x->output_host)
+                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for staging buffers");
+        }
+    }
+    return 0;
+}
+
+static int preload(shoal_runtime_t rt, sh_err *err)
+{
+    for (int i = 0; i < rt->n_models; i++) {
+        if (!rt->models[i].cfg->preload)
+            continue;
+        int rc = sh_residency_admit(rt->residency, i, sh_rt_now(rt), err);
+        if (rc)
+            return sh_err_prefix(err, rc, "preloading '%s': ", rt->models[i].cfg->name);
+    }
+    return 0;
+}
+
+static int create(const shoal_runtime_params *p, shoal_runtime_t rt, sh_err *err)
+{
+    int rc;
+    if (p->config_path)
+        rc = sh_config_load_file(rt->alloc, p->config_path, &rt->cfg, err);
+    else if (p->config_yaml)
+        rc = sh_config_load_string(rt->alloc, p->config_yaml, strlen(p->config_yaml), NULL, NULL, &rt->cfg, err);
+    else
+        rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "no config: set config_path or config_yaml");
+    if (rc)
+        return rc;
+    if ((rc = create_backend(rt, p, err)))
+        return rc;
+    rt->n_models = (int)rt->cfg->n_models;
+    rt->n_contexts = p->contexts > 0 ? p->contexts : (rt->cfg->memory.arena_contexts > 0 ? rt->cfg->memory.arena_contexts : 1);
+    if (rt->n_contexts > 8)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "%d execution contexts: at most 8", rt->n_contexts);
+    rt->models = sh_calloc(rt->alloc, (size_t)(rt->n_models ? rt->n_models : 1), sizeof *rt->models);
+    if (!rt->models)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; i < rt->n_models; i++) {
+        rt->models[i].id = i;
+        rt->models[i].cfg = &rt->cfg->models[i];
+        if ((rc = sh_config_read_classes(rt->cfg, rt->models[i].cfg, err)))
+            return rc;
+    }
+    if ((rc = setup_memory(rt, p, err)))
+        return rc;
+    for (int i = 0; i < rt->n_models; i++)
+        if ((rc = prepare_model(rt, &rt->models[i], err)))
+            return rc;
+    if ((rc = setup_contexts(rt, err)))
+        return rc;
+    if (p->preload && (rc = preload(rt, err)))
+        return rc;
+    if (p->start_monitor && (rc = sh_rt_monitor_start(rt, err)))
+        return rc;
+    return 0;
+}
+
+int shoal_runtime_create(const shoal_runtime_params *p, shoal_runtime_t *out)
+{
+    *out = NULL;
+    sh_err err = {0};
+    sh_allocator *a = sh_allocator_create();
+    shoal_runtime_t rt = a ? sh_calloc(a, 1, sizeof *rt) : NULL;
+    if (!rt) {
+        sh_allocator_destroy(a);
+        if (p->error && p->error_cap)
+            snprintf(p->error, p->error_cap, "out of memory");
+        return SHOAL_ERR_NO_MEMORY;
+    }
+    rt->alloc = a;
+    rt->log = p->log;
+    rt->log_user = p->log_user;
+    rt->t0 = mono_s();
+    pthread_mutex_init(&rt->ctx_lock, NULL);
+    pthread_cond_init(&rt->ctx_free, NULL);
+    pthread_mutex_init(&rt->stats_lock, NULL);
+    pthread_mutex_init(&rt->err_lock, NULL);
+    pthread_mutex_init(&rt->monitor_lock, NULL);
+    pthread_cond_init(&rt->monitor_wake, NULL);
+    int rc = create(p, rt, &err);
+    if (rc) {
+        if (p->error && p->error_cap)
+            snprintf(p->error, p->error_cap, "%s", err.msg[0] ? err.msg : shoal_status_str(rc));
+        shoal_runtime_destroy(rt);
+        return rc;
+    }
+    rt->create_ms = sh_rt_now(rt) * 1e3;
+    *out = rt;
+    return SHOAL_OK;
+}
+
+void shoal_runtime_destroy(shoal_runtime_t rt)
+{
+    if (!rt)
+        return;
+    sh_rt_monitor_stop(rt);
+    for (int i = 0; rt->models && i < rt->n_models; i++)
+        if (rt->weights)
+            sh_weight_store_forget(rt->weights, i);
+    sh_residency_destroy(rt->residency);
+    for (int c = 0; rt->contexts && c < rt->n_contexts; c++) {
+        sh_rt_context *x = &rt->contexts[c];
+        if (x->arena)
+            rt->backend.iface->buffer_free(rt->backend.ctx, x->arena);
+        if (x->arena_bytes)
+            sh_budget_release(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, x->arena_bytes);
+        sh_free(rt->alloc, x->input_host);
+        sh_free(rt->alloc, x->output_host);
+    }
+    sh_free(rt->alloc, rt->contexts);
+    sh_weight_store_destroy(rt->weights);
+    for (int i = 0; rt->models && i < rt->n_models; i++)
+        free_model(rt, &rt->models[i]);
+    sh_free(rt->alloc, rt->models);
+    sh_budget_destroy(rt->budget);
+    sh_backend_destroy(&rt->backend);
+    sh_config_destroy(rt->cfg);
+    pthread_mutex_destroy(&rt->ctx_lock);
+    pthread_cond_destroy(&rt->ctx_free);
+    pthread_mutex_destroy(&rt->stats_lock);
+    pthread_mutex_destroy(&rt->err_lock);
+    pthread_mutex_destroy(&rt->monitor_lock);
+    pthread_cond_destroy(&rt->monitor_wake);
+    sh_allocator *a = rt->alloc;
+    sh_free(a, rt);
+    sh_allocator_destroy(a);
+}
+
+/* --- residency control ---------------------------------------------------------------- */
+
+static int model_index(shoal_runtime_t rt, const char *name, sh_err *err)
+{
+    int i = name ? sh_config_find_model(rt->cfg, name) : -1;
+    if (i < 0)
+        return sh_errf(err, SHOAL_ERR_NOT_FOUND, "unknown model '%s' (the config defines %d models)",
+                       name ? name : "(null)", rt->n_models);
+    return i;
+}
+
+int shoal_runtime_load_model(shoal_runtime_t rt, const char *model)
+{
+    sh_err err = {0};
+    int i = model_index(rt, model, &err);
+    if (i < 0)
+        return sh_rt_fail(rt, &err);
+    int rc = sh_residency_admit(rt->residency, i, sh_rt_now(rt), &err);
+    return rc ? sh_rt_fail(rt, &err) : SHOAL_OK;
+}
+
+int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model)
+{
+    sh_err err = {0};
+    int i = model_index(rt, model, &err);
+    if (i < 0)
+        return sh_rt_fail(rt, &err);
+    if (!sh_residency_is_resident(rt->residency, i))
+        return SHOAL_OK;
+    int rc = sh_residency_evict(rt->residency, i, &err);
+    return rc ? sh_rt_fail(rt, &err) : SHOAL_OK;
+}
+
+int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes)
+{
+    sh_err err = {0};
+    if (bytes < 0)
+        return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_INVALID_ARG, "budget must be >= 0 bytes (0 = unlimited)"});
+    sh_budget_stats st;
+    sh_budget_get_stats(rt->budget, &st);
+    size_t old = st.device_limit;
+    sh_budget_set_limit(rt->budget, (size_t)bytes, st.host_limit);
+    if (bytes == 0)
+        return SHOAL_OK;
+    /* Evict unpinned, unreferenced models, least recently used first, until in budget. */
+    sh_rt_cleanup(rt, 1.0);
+    sh_budget_get_stats(rt->budget, &st);
+    if (st.device_in_use > (size_t)bytes) {
+        sh_budget_set_limit(rt->budget, old, st.host_limit);
+        sh_errf(&err, SHOAL_ERR_BUDGET,
+                "budget of %lld bytes refused: pinned or running models and arenas hold %zu bytes",
+                (long long)bytes, st.device_in_use);
+        return sh_rt_fail(rt, &err);
+    }
+    return SHOAL_OK;
+}
+
+int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode)
+{
+    sh_err err = {0};
+    int k = mode ? sh_config_find_mode(rt->cfg, mode) : -1;
+    if (k < 0) {
+        sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown mode '%s'", mode ? mode : "(null)");
+        return sh_rt_fail(rt, &err);
+    }
+    const sh_mode_config *mc = &rt->cfg->modes[k];
+    int ids[64];
+    int n = 0;
+    for (size_t i = 0; i < mc->n_models && n < 64; i++)
+        ids[n++] = (int)mc->models[i];
+    sh_residency_prefetch(rt->residency, ids, n, sh_rt_now(rt));
+    return SHOAL_OK;
+}
+
+int shoal_runtime_is_ready(shoal_runtime_t rt)
+{
+    for (int i = 0; i < rt->n_models; i++)
+        if (rt->models[i].cfg->preload && !sh_residency_is_resident(rt->residency, i))
+            return 0;
+    return 1;
+}
+
+int shoal_runtime_model_count(shoal_runtime_t rt)
+{
+    return rt->n_models;
+}
+
+const char *shoal_runtime_model_name(shoal_runtime_t rt, int i)
+{
+    return i >= 0 && i < rt->n_models ? rt->models[i].cfg->name : NULL;
+}
+
+int shoal_runtime_mode_count(shoal_runtime_t rt)
+{
+    return (int)rt->cfg->n_modes;
+}
+
+const char *shoal_runtime_mode_name(shoal_runtime_t rt, int i)
+{
+    return i >= 0 && i < (int)rt->cfg->n_modes ? rt->cfg->modes[i].name : NULL;
+}

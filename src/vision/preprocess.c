@@ -1,0 +1,309 @@
+#include "vision/preprocess.h"
+
+#include <math.h>
+#include <string.h>
+
+#define SH_MODEL_MAX_SIDE 8192
+
+sh_preprocess_params sh_preprocess_default_params(int width, int height)
+{
+    sh_preprocess_params p = {
+        .width = width, .height = height, .resize = SH_RESIZE_LETTERBOX, .place = SH_PLACE_CENTER,
+        .pad_value = 114, .order = SH_CHANNELS_RGB, .scale = 1.0f / 255.0f,
+        .mean = {0, 0, 0}, .std = {1, 1, 1},
+    };
+    return p;
+}
+
+sh_preprocess_params sh_preprocess_yolox_params(int width, int height)
+{
+    sh_preprocess_params p = sh_preprocess_default_params(width, height);
+    p.place = SH_PLACE_TOP_LEFT;
+    p.order = SH_CHANNELS_BGR;
+    p.scale = 1.0f;
+    return p;
+}
+
+int sh_transform_compute(int src_w, int src_h, const sh_preprocess_params *p, sh_transform *xf, sh_err *err)
+{
+    if (!p || !xf)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: NULL params or transform");
+    if (p->width <= 0 || p->height <= 0 || p->width > SH_MODEL_MAX_SIDE || p->height > SH_MODEL_MAX_SIDE)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: model input %dx%d is out of range (1..%d)",
+                       p->width, p->height, SH_MODEL_MAX_SIDE);
+    if (src_w <= 0 || src_h <= 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: source picture %dx%d is empty", src_w, src_h);
+    memset(xf, 0, sizeof *xf);
+    xf->src_w = src_w;
+    xf->src_h = src_h;
+    xf->dst_w = p->width;
+    xf->dst_h = p->height;
+    if (p->resize == SH_RESIZE_STRETCH) {
+        xf->resized_w = p->width;
+        xf->resized_h = p->height;
+        xf->scale_x = (float)((double)p->width / src_w);
+        xf->scale_y = (float)((double)p->height / src_h);
+        return 0;
+    }
+    if (p->resize != SH_RESIZE_LETTERBOX)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown resize mode %d", (int)p->resize);
+    /* Double precision and the same truncation/rounding as the Python references, so the
+     * resized size never differs by a pixel from theirs. */
+    double r = fmin((double)p->width / src_w, (double)p->height / src_h);
+    int rw, rh;
+    double left = 0, top = 0;
+    if (p->place == SH_PLACE_TOP_LEFT) {
+        rw = (int)(src_w * r);
+        rh = (int)(src_h * r);
+    } else if (p->place == SH_PLACE_CENTER) {
+        rw = (int)nearbyint(src_w * r);
+        rh = (int)nearbyint(src_h * r);
+    } else {
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown letterbox placement %d", (int)p->place);
+    }
+    rw = rw < 1 ? 1 : rw > p->width ? p->width : rw;
+    rh = rh < 1 ? 1 : rh > p->height ? p->height : rh;
+    if (p->place == SH_PLACE_CENTER) {
+        left = nearbyint((p->width - rw) / 2.0 - 0.1);
+        top = nearbyint((p->height - rh) / 2.0 - 0.1);
+        if (left < 0)
+            left = 0;
+        if (top < 0)
+            top = 0;
+    }
+    xf->resized_w = rw;
+    xf->resized_h = rh;
+    xf->scale_x = xf->scale_y = (float)r;
+    xf->pad_x = (float)left;
+    xf->pad_y = (float)top;
+    return 0;
+}
+
+void sh_transform_to_image(const sh_transform *xf, float mx, float my, float *ix, float *iy)
+{
+    *ix = xf->origin_x + (mx - xf->pad_x) / xf->scale_x;
+    *iy = xf->origin_y + (my - xf->pad_y) / xf->scale_y;
+}
+
+void sh_transform_to_model(const sh_transform *xf, float ix, float iy, float *mx, float *my)
+{
+    *mx = (ix - xf->origin_x) * xf->scale_x + xf->pad_x;
+    *my = (iy - xf->origin_y) * xf->scale_y + xf->pad_y;
+}
+
+/* OpenCV's INTER_LINEAR on 8-bit data, reproduced operation by operation:
+ * - source coordinate f = (float)((d + 0.5) * (src/dst) - 0.5), weights (1-frac, frac) as
+ *   shorts scaled by 2048 with round-half-even (the two may not sum to 2048);
+ * - columns left of 0 or right of the last use that edge pixel alone; rows are clamped
+ *   after choosing the pair, so the weights keep their rounding;
+ * - horizontal pass into int rows, vertical pass as in VResizeLinearVec_32s8u
+ *   (((S0>>4)*b0>>16) + ((S1>>4)*b1>>16) + 2) >> 2 for the 16- and 8-lane blocks, and
+ *   the scalar (S0*b0 + S1*b1 + 2^21) >> 22 for the last elements of a row.
+ * The result equals cv2.resize on the baseline (SSE) build bit for bit as far as we know;
+ * the ±1 that remains possible comes from compiler contraction of the coordinate. */
+#define COEF_BITS 11
+#define COEF_ONE (1 << COEF_BITS)
+
+static short coef(float v) { return (short)lrintf(v * COEF_ONE); }
+
+static void hresize_row(const uint8_t *s, int cn, int dst_w, const int *xofs, const short *alpha, int xmax,
+                        int *d)
+{
+    for (int dx = 0; dx < dst_w; dx++) {
+        int sx = xofs[dx];
+        for (int k = 0; k < cn; k++) {
+            if (dx < xmax)
+                d[dx * cn + k] = s[sx + k] * alpha[2 * dx] + s[sx + k + cn] * alpha[2 * dx + 1];
+            else
+                d[dx * cn + k] = s[sx + k] * COEF_ONE;
+        }
+    }
+}
+
+static uint8_t sat_u8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+static void vresize_row(const int *s0, const int *s1, short b0, short b1, int width, uint8_t *d)
+{
+    int x = 0;
+    int vec_end = width / 16 * 16;
+    if (width - vec_end > 8)
+        vec_end += 8;
+    for (; x < vec_end; x++) {
+        int v = ((int16_t)(s0[x] >> 4) * b0 >> 16) + ((int16_t)(s1[x] >> 4) * b1 >> 16);
+        d[x] = sat_u8((v + 2) >> 2);
+    }
+    for (; x < width; x++)
+        d[x] = sat_u8((s0[x] * b0 + s1[x] * b1 + (1 << 21)) >> 22);
+}
+
+int sh_resize_bilinear_u8(sh_allocator *a, const uint8_t *src, int src_w, int src_h, size_t src_stride,
+                          uint8_t *dst, int dst_w, int dst_h, size_t dst_stride, int cn, sh_err *err)
+{
+    if (!src || !dst || src_w <= 0 || src_h <= 0 || dst_w <= 0 || dst_h <= 0 || cn < 1 || cn > 4 ||
+        src_stride < (size_t)src_w * cn || dst_stride < (size_t)dst_w * cn)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "resize: bad geometry %dx%dx%d -> %dx%d", src_w, src_h, cn,
+                       dst_w, dst_h);
+    size_t row = (size_t)dst_w * cn;
+    /* xofs + alpha (2 shorts) per column, then two int rows. */
+    size_t bytes = (size_t)dst_w * (sizeof(int) + 2 * sizeof(short)) + 2 * row * sizeof(int) + 64;
+    uint8_t *scratch = sh_alloc(a, bytes);
+    if (!scratch)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "resize %dx%d -> %dx%d: cannot allocate %zu bytes of scratch",
+                       src_w, src_h, dst_w, dst_h, bytes);
+    int *rows[2] = {(int *)scratch, (int *)scratch + row};
+    int *xofs = rows[1] + row;
+    short *alpha = (short *)(xofs + dst_w);
+
+    double scale_x = 1.0 / ((double)dst_w / src_w), scale_y = 1.0 / ((double)dst_h / src_h);
+    int xmax = dst_w;
+    for (int dx = 0; dx < dst_w; dx++) {
+        float fx = (float)((dx + 0.5) * scale_x - 0.5);
+        int sx = (int)floorf(fx);
+        fx -= (float)sx;
+        if (sx < 0)
+            fx = 0, sx = 0;
+        if (sx + 1 >= src_w) {
+            if (xmax > dx)
+                xmax = dx;
+            if (sx >= src_w - 1)
+                fx = 0, sx = src_w - 1;
+        }
+        xofs[dx] = sx * cn;
+        alpha[2 * dx] = coef(1.0f - fx);
+        alpha[2 * dx + 1] = coef(fx);
+    }
+    int cached[2] = {-1, -1};
+    for (int dy = 0; dy < dst_h; dy++) {
+        float fy = (float)((dy + 0.5) * scale_y - 0.5);
+        int sy = (int)floorf(fy);
+        fy -= (float)sy;
+        short b0 = coef(1.0f - fy), b1 = coef(fy);
+        int want[2];
+        for (int k = 0; k < 2; k++) {
+            int y = sy + k;
+            want[k] = y < 0 ? 0 : y >= src_h ? src_h - 1 : y;
+        }
+        int *hr[2];
+        for (int k = 0; k < 2; k++) {
+            int slot = cached[0] == want[k] ? 0 : cached[1] == want[k] ? 1 : -1;
+            if (slot < 0) {
+                /* reuse the slot not holding the other row we need */
+                slot = (cached[0] == want[1 - k]) ? 1 : 0;
+                hresize_row(src + (size_t)want[k] * src_stride, cn, dst_w, xofs, alpha, xmax, rows[slot]);
+                cached[slot] = want[k];
+            }
+            hr[k] = rows[slot];
+        }
+        vresize_row(hr[0], hr[1], b0, b1, (int)row, dst + (size_t)dy * dst_stride);
+    }
+    sh_free(a, scratch);
+    return 0;
+}
+
+void sh_resize_bilinear_f32(const float *src, int src_w, int src_h, float *dst, int dst_w, int dst_h)
+{
+    float sx_scale = (float)src_w / dst_w, sy_scale = (float)src_h / dst_h;
+    for (int dy = 0; dy < dst_h; dy++) {
+        float fy = (dy + 0.5f) * sy_scale - 0.5f;
+        if (fy < 0)
+            fy = 0;
+        int y0 = (int)fy, y1 = y0 + (y0 < src_h - 1);
+        float ly = fy - y0;
+        for (int dx = 0; dx < dst_w; dx++) {
+            float fx = (dx + 0.5f) * sx_scale - 0.5f;
+            if (fx < 0)
+                fx = 0;
+            int x0 = (int)fx, x1 = x0 + (x0 < src_w - 1);
+            float lx = fx - x0;
+            const float *r0 = src + (size_t)y0 * src_w, *r1 = src + (size_t)y1 * src_w;
+            dst[(size_t)dy * dst_w + dx] = (1 - ly) * ((1 - lx) * r0[x0] + lx * r0[x1]) +
+                                           ly * ((1 - lx) * r1[x0] + lx * r1[x1]);
+        }
+    }
+}
+
+static int preprocess_region(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride,
+                             const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf_out,
+                             sh_err *err)
+{
+    sh_transform xf;
+    int rc = sh_transform_compute(w, h, p, &xf, err);
+    if (rc)
+        return rc;
+    size_t plane = (size_t)p->width * p->height;
+    if (!out || out_count < 3 * plane)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: output holds %zu floats, %dx%dx3 needs %zu",
+                       out ? out_count : 0, p->width, p->height, 3 * plane);
+    if (p->order != SH_CHANNELS_RGB && p->order != SH_CHANNELS_BGR)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown channel order %d", (int)p->order);
+    float lut[3][256];
+    for (int c = 0; c < 3; c++) {
+        if (!(p->std[c] != 0.0f) || !isfinite(p->std[c]) || !isfinite(p->mean[c]) || !isfinite(p->scale))
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: channel %d has std %g, mean %g, scale %g", c,
+                           p->std[c], p->mean[c], p->scale);
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = ((float)v * p->scale - p->mean[c]) / p->std[c];
+    }
+    size_t rbytes = (size_t)xf.resized_w * 3 * xf.resized_h;
+    uint8_t *resized = sh_alloc(a, rbytes);
+    if (!resized)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes for the resized picture",
+                       rbytes);
+    rc = sh_resize_bilinear_u8(a, src, w, h, stride, resized, xf.resized_w, xf.resized_h, (size_t)xf.resized_w * 3,
+                               3, err);
+    if (rc) {
+        sh_free(a, resized);
+        return rc;
+    }
+    int left = (int)xf.pad_x, top = (int)xf.pad_y;
+    for (int c = 0; c < 3; c++) {
+        int sc = p->order == SH_CHANNELS_RGB ? c : 2 - c;
+        float pad = lut[c][p->pad_value];
+        float *o = out + (size_t)c * plane;
+        for (int y = 0; y < p->height; y++) {
+            float *orow = o + (size_t)y * p->width;
+            int ry = y - top;
+            if (ry < 0 || ry >= xf.resized_h) {
+                for (int x = 0; x < p->width; x++)
+                    orow[x] = pad;
+                continue;
+            }
+            const uint8_t *rrow = resized + (size_t)ry * xf.resized_w * 3;
+            for (int x = 0; x < p->width; x++) {
+                int rx = x - left;
+                orow[x] = (rx < 0 || rx >= xf.resized_w) ? pad : lut[c][rrow[3 * rx + sc]];
+            }
+        }
+    }
+    sh_free(a, resized);
+    if (xf_out)
+        *xf_out = xf;
+    return 0;
+}
+
+int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_params *p, float *out,
+                  size_t out_count, sh_transform *xf, sh_err *err)
+{
+    if (!img || !img->data || img->width <= 0 || img->height <= 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty image");
+    return preprocess_region(a, img->data, img->width, img->height, (size_t)img->width * 3, p, out, out_count, xf,
+                             err);
+}
+
+int sh_preprocess_roi(sh_allocator *a, const sh_image *img, int x, int y, int w, int h,
+                      const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf, sh_err *err)
+{
+    if (!img || !img->data || img->width <= 0 || img->height <= 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty image");
+    if (x < 0 || y < 0 || w <= 0 || h <= 0 || x > img->width - w || y > img->height - h)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: region %dx%d at (%d,%d) is not inside the %dx%d image",
+                       w, h, x, y, img->width, img->height);
+    size_t stride = (size_t)img->width * 3;
+    int rc = preprocess_region(a, img->data + (size_t)y * stride + (size_t)x * 3, w, h, stride, p, out, out_count,
+                               xf, err);
+    if (rc == 0 && xf) {
+        xf->origin_x = (float)x;
+        xf->origin_y = (float)y;
+    }
+    return rc;
+}

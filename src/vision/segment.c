@@ -1,0 +1,249 @@
+/* YOLOv8/YOLO11 instance segmentation: boxes as in yolo.c, plus one mask per detection.
+ *
+ * The reference pipeline (ultralytics) builds each mask at proto resolution
+ * (sigmoid(coeffs . protos), zeroed outside the box), upsamples it bilinearly to the model
+ * input, cuts the letterbox border off and resizes bilinearly to the image, then
+ * thresholds. Doing that literally costs two full-size float planes per detection. We
+ * evaluate the same composition only where it can be non-zero: proto cells inside the box,
+ * model-input pixels that image pixels of the box sample from, and image pixels of the
+ * box. Pixels outside the box are background by definition of the encoding (see
+ * sh_mask in decode.h), which also drops the half-proto-pixel halo that bilinear
+ * upsampling leaks past the box edge. */
+#include "vision/decode-impl.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct lin {
+    int i0, i1;
+    float l;
+} lin;
+
+/* Source taps of output index d for a bilinear resize with half-pixel centres
+ * (PyTorch align_corners=False, cv2 INTER_LINEAR): negative coordinates clamp to 0. */
+static lin lin_at(int d, double in_over_out, int n_in)
+{
+    double s = (d + 0.5) * in_over_out - 0.5;
+    if (s < 0)
+        s = 0;
+    int i0 = (int)s;
+    if (i0 > n_in - 1)
+        i0 = n_in - 1;
+    lin r = {i0, i0 < n_in - 1 ? i0 + 1 : i0, (float)(s - i0)};
+    return r;
+}
+
+typedef struct seg_scratch {
+    float *proto;      /* mh x mw */
+    float *up;         /* model-input region */
+    uint8_t *bits;     /* image box region */
+    size_t up_cap, bits_cap;
+} seg_scratch;
+
+static int grow(sh_allocator *a, void **p, size_t *cap, size_t need, sh_err *err)
+{
+    if (need <= *cap)
+        return 0;
+    void *n = sh_realloc(a, *p, need);
+    if (!n)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate %zu bytes of mask scratch", need);
+    *p = n;
+    *cap = need;
+    return 0;
+}
+
+static int encode_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh_mask *m, sh_err *err)
+{
+    size_t runs = 1, area = 0;
+    uint8_t cur = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bits[i] != cur) {
+            runs++;
+            cur = bits[i];
+        }
+        area += bits[i];
+    }
+    m->runs = sh_alloc(a, runs * sizeof *m->runs);
+    if (!m->runs)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate %zu mask runs", runs);
+    size_t r = 0;
+    uint32_t len = 0;
+    cur = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bits[i] != cur) {
+            m->runs[r++] = len;
+            len = 0;
+            cur = bits[i];
+        }
+        len++;
+    }
+    m->runs[r++] = len;
+    m->n_runs = r;
+    m->area = area;
+    return 0;
+}
+
+static int build_mask(sh_allocator *a, const float *protos, int nm, int mh, int mw, const float *coeff,
+                      size_t coeff_stride, const float *bm, const sh_transform *xf, const sh_detection *det,
+                      float thr, seg_scratch *s, sh_mask *m, sh_err *err)
+{
+    int iw = xf->dst_w, ih = xf->dst_h;
+    double rx = (double)mw / iw, ry = (double)mh / ih;
+    /* 1. proto cells inside the box (crop rule: col >= x1 && col < x2, as ultralytics). */
+    double px1 = bm[0] * rx, px2 = bm[2] * rx, py1 = bm[1] * ry, py2 = bm[3] * ry;
+    int c_lo = (int)fmax(0, ceil(px1)), c_hi = (int)fmin(mw, ceil(px2));
+    int r_lo = (int)fmax(0, ceil(py1)), r_hi = (int)fmin(mh, ceil(py2));
+    memset(s->proto, 0, (size_t)mh * mw * sizeof(float));
+    if (c_lo < c_hi && r_lo < r_hi) {
+        for (int k = 0; k < nm; k++) {
+            float ck = coeff[(size_t)k * coeff_stride];
+            const float *pk = protos + (size_t)k * mh * mw;
+            for (int r = r_lo; r < r_hi; r++)
+                for (int c = c_lo; c < c_hi; c++)
+                    s->proto[(size_t)r * mw + c] += ck * pk[(size_t)r * mw + c];
+        }
+        for (int r = r_lo; r < r_hi; r++)
+            for (int c = c_lo; c < c_hi; c++) {
+                float *v = &s->proto[(size_t)r * mw + c];
+                *v = 1.0f / (1.0f + expf(-*v));
+            }
+    }
+    /* 2. the image pixels of the box, local to the transform's region. */
+    int ox0 = (int)floorf(det->x1 - xf->origin_x), ox1 = (int)ceilf(det->x2 - xf->origin_x);
+    int oy0 = (int)floorf(det->y1 - xf->origin_y), oy1 = (int)ceilf(det->y2 - xf->origin_y);
+    ox0 = ox0 < 0 ? 0 : ox0;
+    oy0 = oy0 < 0 ? 0 : oy0;
+    ox1 = ox1 > xf->src_w ? xf->src_w : ox1;
+    oy1 = oy1 > xf->src_h ? xf->src_h : oy1;
+    m->x = (int)xf->origin_x + ox0;
+    m->y = (int)xf->origin_y + oy0;
+    m->width = ox1 > ox0 ? ox1 - ox0 : 0;
+    m->height = oy1 > oy0 ? oy1 - oy0 : 0;
+    size_t npx = (size_t)m->width * m->height;
+    int rc = grow(a, (void **)&s->bits, &s->bits_cap, npx + 1, err);
+    if (rc)
+        return rc;
+    if (npx == 0)
+        return encode_runs(a, s->bits, 0, m, err);
+    /* 3. the model-input pixels those sample (inside the picture, letterbox removed). */
+    double sx = (double)xf->resized_w / xf->src_w, sy = (double)xf->resized_h / xf->src_h;
+    int pad_x = (int)xf->pad_x, pad_y = (int)xf->pad_y;
+    int ux0 = lin_at(ox0, sx, xf->resized_w).i0, ux1 = lin_at(ox1 - 1, sx, xf->resized_w).i1;
+    int uy0 = lin_at(oy0, sy, xf->resized_h).i0, uy1 = lin_at(oy1 - 1, sy, xf->resized_h).i1;
+    int uw = ux1 - ux0 + 1, uh = uy1 - uy0 + 1;
+    if ((rc = grow(a, (void **)&s->up, &s->up_cap, (size_t)uw * uh * sizeof(float), err)))
+        return rc;
+    for (int y = 0; y < uh; y++) {
+        lin ly = lin_at(pad_y + uy0 + y, ry, mh);
+        const float *p0 = s->proto + (size_t)ly.i0 * mw, *p1 = s->proto + (size_t)ly.i1 * mw;
+        for (int x = 0; x < uw; x++) {
+            lin lx = lin_at(pad_x + ux0 + x, rx, mw);
+            float top = p0[lx.i0] + (p0[lx.i1] - p0[lx.i0]) * lx.l;
+            float bot = p1[lx.i0] + (p1[lx.i1] - p1[lx.i0]) * lx.l;
+            s->up[(size_t)y * uw + x] = top + (bot - top) * ly.l;
+        }
+    }
+    /* 4. image pixels, thresholded. */
+    for (int y = 0; y < m->height; y++) {
+        lin ly = lin_at(oy0 + y, sy, xf->resized_h);
+        const float *u0 = s->up + (size_t)(ly.i0 - uy0) * uw, *u1 = s->up + (size_t)(ly.i1 - uy0) * uw;
+        uint8_t *b = s->bits + (size_t)y * m->width;
+        for (int x = 0; x < m->width; x++) {
+            lin lx = lin_at(ox0 + x, sx, xf->resized_w);
+            int a0 = lx.i0 - ux0, a1 = lx.i1 - ux0;
+            float top = u0[a0] + (u0[a1] - u0[a0]) * lx.l;
+            float bot = u1[a0] + (u1[a1] - u1[a0]) * lx.l;
+            b[x] = top + (bot - top) * ly.l > thr;
+        }
+    }
+    return encode_runs(a, s->bits, npx, m, err);
+}
+
+int sh_decode_yolov8_seg(const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
+                         const sh_decode_params *p, sh_detections *dets, sh_err *err)
+{
+    int rc = sh_decode_check(xf, p, dets, "yolov8-seg", err);
+    if (rc)
+        return rc;
+    int64_t ch, n;
+    if ((rc = sh_yolov8_shape(out, "yolov8-seg", &ch, &n, err)))
+        return rc;
+    if (!protos || !protos->data || protos->ndim != 4 || protos->shape[0] != 1 || protos->shape[1] <= 0 ||
+        protos->shape[2] <= 0 || protos->shape[3] <= 0 || protos->shape[2] > 4096 || protos->shape[3] > 4096)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "yolov8-seg: protos must be [1, nm, Hp, Wp]");
+    int nm = (int)protos->shape[1], mh = (int)protos->shape[2], mw = (int)protos->shape[3];
+    if (ch <= 4 + nm)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "yolov8-seg: output has %lld channels, need 4 + nc + %d mask coefficients",
+                       (long long)ch, nm);
+    int nc = (int)(ch - 4 - nm);
+    sh_allocator *a = dets->alloc;
+    sh_candidates c;
+    if ((rc = sh_yolov8_candidates(a, out->data, n, nc, p->score_threshold, &c, err)))
+        return rc;
+    rc = sh_detections_finish(dets, xf, p, &c, err);
+    sh_candidates_free(a, &c);
+    if (rc)
+        return rc;
+    seg_scratch s = {0};
+    s.proto = sh_alloc(a, (size_t)mh * mw * sizeof(float));
+    if (!s.proto)
+        rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate a %dx%d proto plane", mw, mh);
+    const float *d = out->data;
+    size_t N = (size_t)n;
+    for (size_t i = 0; i < dets->count && rc == 0; i++) {
+        sh_detection *det = &dets->items[i];
+        size_t j = (size_t)det->anchor;
+        float cx = d[j], cy = d[N + j], w = d[2 * N + j], h = d[3 * N + j];
+        float bm[4] = {cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2};
+        sh_mask *m = sh_calloc(a, 1, sizeof *m);
+        if (!m) {
+            rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate mask %zu", i);
+            break;
+        }
+        rc = build_mask(a, protos->data, nm, mh, mw, d + (4 + (size_t)nc) * N + j, N, bm, xf, det,
+                        p->mask_threshold, &s, m, err);
+        if (rc) {
+            sh_free(a, m->runs);
+            sh_free(a, m);
+            break;
+        }
+        det->mask = m;
+    }
+    sh_free(a, s.proto);
+    sh_free(a, s.up);
+    sh_free(a, s.bits);
+    if (rc)
+        sh_detections_clear(dets);
+    return rc;
+}
+
+int sh_mask_at(const sh_mask *m, int x, int y)
+{
+    if (!m || x < m->x || y < m->y || x >= m->x + m->width || y >= m->y + m->height)
+        return 0;
+    size_t pos = (size_t)(y - m->y) * m->width + (size_t)(x - m->x), acc = 0;
+    for (size_t r = 0; r < m->n_runs; r++) {
+        acc += m->runs[r];
+        if (pos < acc)
+            return (int)(r & 1);
+    }
+    return 0;
+}
+
+void sh_mask_paint(const sh_mask *m, uint8_t *plane, int image_w, int image_h, uint8_t value)
+{
+    if (!m || !plane || m->width <= 0)
+        return;
+    size_t pos = 0;
+    for (size_t r = 0; r < m->n_runs; r++) {
+        size_t len = m->runs[r];
+        if (r & 1) {
+            for (size_t k = pos; k < pos + len; k++) {
+                int x = m->x + (int)(k % (size_t)m->width), y = m->y + (int)(k / (size_t)m->width);
+                if (x >= 0 && y >= 0 && x < image_w && y < image_h)
+                    plane[(size_t)y * image_w + x] = value;
+            }
+        }
+        pos += len;
+    }
+}

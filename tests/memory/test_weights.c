@@ -1,0 +1,306 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fake_backend.h"
+#include "memory/budget.h"
+#include "memory/weights.h"
+#include "synth.h"
+
+/* Two models: A has weights from seeds {1, 2, 3}, B from {1, 7, 3}: B shares A's first and
+ * last weight byte for byte. Sizes in floats. */
+static const int sizes[3] = {1000, 5000, 300};
+
+static sh_graph *model(sh_allocator *a, const char *name, const unsigned *seeds)
+{
+    sh_graph *g = sh_graph_create(a, name);
+    int x = syn_t(g, "x", 1, 8, 8);
+    sh_graph_set_inputs(g, &x, 1);
+    for (int i = 0; i < 3; i++) {
+        char wn[16];
+        snprintf(wn, sizeof wn, "w%d", i);
+        sh_shape s = {1, {sizes[i]}};
+        int w = sh_graph_add_tensor(g, wn, SH_DT_FLOAT32, &s);
+        float buf[5000];
+        unsigned v = seeds[i];
+        for (int j = 0; j < sizes[i]; j++) {
+            v = v * 1664525u + 1013904223u;
+            buf[j] = (float)(v >> 8) / 16777216.0f - 0.5f;
+        }
+        assert_int_equal(sh_graph_set_const(g, w, buf, sizeof(float) * (size_t)sizes[i], NULL), 0);
+        int y = syn_t(g, "", 1, 8, 8);
+        int in[2] = {x, w};
+        char nn[16];
+        snprintf(nn, sizeof nn, "conv%d", i);
+        sh_graph_add_node(g, nn, SH_OP_CONV, in, 2, &y, 1);
+        x = y;
+    }
+    sh_graph_set_outputs(g, &x, 1);
+    assert_int_equal(sh_graph_finalize(g, NULL), 0);
+    return g;
+}
+
+typedef struct fixture {
+    sh_allocator *a;
+    fake_dev d;
+    sh_backend be;
+    sh_budget *b;
+    sh_graph *ga, *gb;
+    sh_program *pa, *pb;
+    int violations;
+} fixture;
+
+static void hook(void *user, const sh_budget_event *ev)
+{
+    fixture *f = user;
+    if ((ev->device_limit && ev->device_in_use > ev->device_limit) || (ev->host_limit && ev->host_in_use > ev->host_limit))
+        f->violations++;
+}
+
+static void setup(fixture *f, int pinned, size_t limit)
+{
+    static const unsigned sa[3] = {1, 2, 3}, sb[3] = {1, 7, 3};
+    memset(f, 0, sizeof *f);
+    f->a = sh_allocator_create();
+    fake_backend_init(&f->d, &f->be, pinned);
+    assert_int_equal(sh_budget_create(f->a, "fake:0", limit, 0, 4, &f->b, NULL), 0);
+    sh_budget_set_hook(f->b, hook, f);
+    f->ga = model(f->a, "A", sa);
+    f->gb = model(f->a, "B", sb);
+    f->pa = syn_compile(f->a, f->ga, 0);
+    f->pb = syn_compile(f->a, f->gb, 0);
+}
+
+static void teardown(fixture *f)
+{
+    sh_budget_stats st;
+    sh_budget_get_stats(f->b, &st);
+    assert_int_equal(st.device_in_use, 0);
+    assert_int_equal(st.in_use[SH_MEM_HOST_CACHE], 0);
+    assert_int_equal(f->violations, 0);
+    assert_int_equal(sh_allocator_stats(f->d.device).in_use, 0);
+    assert_int_equal(sh_allocator_stats(f->d.pinned).in_use, 0);
+    sh_program_release(f->a, f->pa);
+    sh_program_release(f->a, f->pb);
+    sh_graph_destroy(f->ga);
+    sh_graph_destroy(f->gb);
+    sh_budget_destroy(f->b);
+    fake_backend_fini(&f->d);
+    assert_int_equal(sh_allocator_stats(f->a).in_use, 0);
+    sh_allocator_destroy(f->a);
+}
+
+static sh_weight_store *store(fixture *f, bool cache)
+{
+    sh_weight_store_params p = {.alloc = f->a, .backend = f->be, .budget = f->b, .alignment = 256,
+                                .chunk_bytes = 8192, .host_cache = cache, .max_models = 4};
+    sh_weight_store *ws = NULL;
+    sh_err err = {0};
+    assert_int_equal(sh_weight_store_create(&p, &ws, &err), 0);
+    return ws;
+}
+
+static int widx(const sh_graph *g, int i)
+{
+    char n[8];
+    snprintf(n, sizeof n, "w%d", i);
+    return sh_graph_find_tensor(g, n);
+}
+
+static size_t al(size_t n) { return sh_align_up(n, 256); }
+
+static void identical_weights_are_stored_once(void **state)
+{
+    fixture f;
+    setup(&f, 1, 0);
+    sh_weight_store *ws = store(&f, true);
+    sh_err err = {0};
+    assert_int_equal(sh_weight_store_register(ws, 0, f.pa, &err), 0);
+    assert_int_equal(sh_weight_store_register(ws, 1, f.pb, &err), 0);
+    sh_weight_store_stats st;
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.n_entries, 4);
+    assert_int_equal(st.n_dedup_hits, 2);
+    assert_int_equal(st.n_packs, 6);
+    assert_int_equal(st.n_device_entries, 0);
+    size_t w0 = 4000, w1 = 20000, w2 = 1200;
+    assert_int_equal(st.host_cache_bytes, w0 + 2 * w1 + w2);
+    assert_int_equal(sh_allocator_stats(f.d.pinned).in_use, w0 + 2 * w1 + w2);   /* pinned host memory */
+
+    sh_weight_model_stats ms;
+    sh_weight_store_model_stats(ws, 0, &ms);
+    assert_true(ms.registered && !ms.resident);
+    assert_int_equal(ms.bytes, al(w0) + al(w1) + al(w2));
+    assert_int_equal(ms.shared_bytes, al(w0) + al(w2));
+    assert_int_equal(ms.unique_bytes, al(w1));
+    unsigned char set[4] = {1, 1, 0, 0};
+    assert_int_equal(sh_weight_store_set_bytes(ws, set), al(w0) + 2 * al(w1) + al(w2));
+    assert_int_equal(sh_weight_store_bytes_to_load(ws, 1), al(w0) + al(w1) + al(w2));
+
+    void *pa[16], *pb[16];
+    assert_int_equal(sh_weight_store_load(ws, 0, f.pa, pa, &err), 0);
+    assert_int_equal(sh_weight_store_bytes_to_load(ws, 1), al(w1));
+    assert_int_equal(sh_weight_store_load(ws, 1, NULL, pb, &err), 0);   /* all cached: no program needed */
+    assert_ptr_equal(pa[widx(f.ga, 0)], pb[widx(f.gb, 0)]);
+    assert_ptr_equal(pa[widx(f.ga, 2)], pb[widx(f.gb, 2)]);
+    assert_ptr_not_equal(pa[widx(f.ga, 1)], pb[widx(f.gb, 1)]);
+    assert_null(pa[0]);   /* x is not a weight */
+    /* The device holds the packed bytes (the fake flips bit 7 of every 4th byte). */
+    unsigned char expect[4];
+    memcpy(expect, f.ga->tensors[widx(f.ga, 1)].data, 4);
+    expect[3] ^= 0x80;
+    assert_memory_equal(pa[widx(f.ga, 1)], expect, 4);
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.n_device_entries, 4);
+    assert_int_equal(st.device_bytes, al(w0) + 2 * al(w1) + al(w2));
+    assert_int_equal(st.shared_saved_bytes, al(w0) + al(w2));
+    assert_int_equal(st.n_uploads, 4);
+    assert_int_equal(st.n_packs, 6);
+
+    /* Evicting A keeps what B shares, at the same addresses. */
+    sh_weight_store_unload(ws, 0);
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.n_device_entries, 3);
+    assert_int_equal(st.device_bytes, al(w0) + al(w1) + al(w2));
+    assert_int_equal(st.shared_saved_bytes, 0);
+    assert_int_equal(sh_weight_store_bytes_to_load(ws, 0), al(w1));
+    void *pb2[16];
+    assert_int_equal(sh_weight_store_load(ws, 1, NULL, pb2, &err), 0);   /* already resident */
+    assert_memory_equal(pb, pb2, sizeof(void *) * (size_t)f.gb->n_tensors);
+
+    /* Re-admitting A is one upload from the cache: no repack. */
+    assert_int_equal(sh_weight_store_load(ws, 0, NULL, pa, &err), 0);
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.n_packs, 6);
+    assert_int_equal(st.n_uploads, 5);
+    assert_ptr_equal(pa[widx(f.ga, 0)], pb[widx(f.gb, 0)]);
+
+    sh_weight_store_forget(ws, 1);
+    sh_weight_store_model_stats(ws, 0, &ms);
+    assert_int_equal(ms.shared_bytes, 0);
+    assert_int_equal(ms.unique_bytes, ms.bytes);
+    sh_weight_store_destroy(ws);
+    teardown(&f);
+}
+
+static void without_cache_packs_again(void **state)
+{
+    fixture f;
+    setup(&f, 0, 0);
+    sh_weight_store *ws = store(&f, false);
+    sh_err err = {0};
+    void *p[16];
+    assert_int_equal(sh_weight_store_load(ws, 0, f.pa, p, &err), 0);   /* registers on the way */
+    sh_weight_store_stats st;
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.host_cache_bytes, 0);
+    assert_int_equal(st.n_packs, 6);   /* hash at register, again at upload */
+    assert_int_equal(sh_weight_store_load(ws, 1, f.pb, p, &err), 0);
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.n_device_entries, 4);
+    assert_true(f.d.n_downloads >= 2);   /* dedup compared against the device copies */
+    sh_weight_store_unload(ws, 0);
+    assert_int_equal(sh_weight_store_load(ws, 0, NULL, p, &err), SHOAL_ERR_INVALID_ARG);   /* needs the program */
+    assert_int_equal(sh_weight_store_load(ws, 0, f.pa, p, &err), 0);
+    sh_weight_store_destroy(ws);
+    teardown(&f);
+}
+
+static void budget_refusal_changes_nothing(void **state)
+{
+    fixture f;
+    /* Room for A (one 8 KiB chunk + one 20 KiB chunk, +255 slack each) and not B's own w1. */
+    setup(&f, 0, 8192 + 20224 + 2 * 255 + 4096);
+    sh_weight_store *ws = store(&f, true);
+    sh_err err = {0};
+    void *p[16];
+    assert_int_equal(sh_weight_store_load(ws, 0, f.pa, p, &err), 0);
+    sh_weight_store_stats before, after;
+    sh_weight_store_get_stats(ws, &before);
+    size_t dev_before = sh_allocator_stats(f.d.device).in_use;
+    assert_int_equal(sh_weight_store_load(ws, 1, f.pb, p, &err), SHOAL_ERR_BUDGET);
+    assert_non_null(strstr(err.msg, "needs"));
+    assert_non_null(strstr(err.msg, "available"));
+    sh_weight_store_get_stats(ws, &after);
+    assert_int_equal(after.device_bytes, before.device_bytes);
+    assert_int_equal(after.n_device_entries, before.n_device_entries);
+    assert_int_equal(after.n_entries, before.n_entries);   /* B was not registered before: rolled back */
+    assert_int_equal(sh_allocator_stats(f.d.device).in_use, dev_before);
+    sh_weight_model_stats ms;
+    sh_weight_store_model_stats(ws, 1, &ms);
+    assert_false(ms.registered);
+    assert_false(ms.resident);
+    /* Evicting A makes room; B then loads and shares nothing with the evicted copy. */
+    sh_weight_store_unload(ws, 0);
+    assert_int_equal(sh_weight_store_load(ws, 1, f.pb, p, &err), 0);
+    sh_weight_store_destroy(ws);
+    teardown(&f);
+}
+
+/* Fail the Nth host allocation, the Nth device buffer, or the Nth pack, for every N, during
+ * register + load of both models: a status comes back, a failed model is not resident, and
+ * after destroy every allocator is back to where it started. */
+static void every_failure_is_clean(void **state)
+{
+    for (int mode = 0; mode < 3; mode++) {
+        for (long n = 0; n < 80; n++) {
+            fixture f;
+            setup(&f, mode == 1, 0);
+            size_t base = sh_allocator_stats(f.a).in_use;
+            sh_weight_store *ws = store(&f, mode != 2);
+            if (mode == 0)
+                sh_allocator_fail_after(f.a, n, 0);
+            else if (mode == 1)
+                f.d.fail_buffer_after = n;
+            else
+                f.d.fail_pack_after = n;
+            sh_err err = {0};
+            void *p[16];
+            int rc[3];
+            rc[0] = sh_weight_store_register(ws, 0, f.pa, &err);
+            rc[1] = sh_weight_store_load(ws, 0, f.pa, p, &err);
+            rc[2] = sh_weight_store_load(ws, 1, f.pb, p, &err);
+            sh_allocator_fail_after(f.a, -1, 0);
+            f.d.fail_buffer_after = -1;
+            f.d.fail_pack_after = -1;
+            if (n == 0)
+                assert_true(rc[0] || rc[1]);   /* the injection did fire */
+            for (int i = 0; i < 3; i++)
+                assert_true(rc[i] == 0 || rc[i] == SHOAL_ERR_NO_MEMORY || rc[i] == SHOAL_ERR_BACKEND);
+            sh_weight_model_stats ms;
+            sh_weight_store_model_stats(ws, 1, &ms);
+            assert_int_equal(ms.resident, rc[2] == 0);
+            sh_weight_store_stats st;
+            sh_weight_store_get_stats(ws, &st);
+            /* Device bytes are exactly those of the entries of resident models. */
+            unsigned char set[4] = {0};
+            sh_weight_store_model_stats(ws, 0, &ms);
+            set[0] = ms.resident;
+            set[1] = rc[2] == 0;
+            if (set[0] || set[1])
+                assert_int_equal(st.device_bytes, sh_weight_store_set_bytes(ws, set));
+            else
+                assert_int_equal(st.device_bytes, 0);
+            /* After a failure everything still works. */
+            assert_int_equal(sh_weight_store_load(ws, 1, f.pb, p, &err), 0);
+            sh_weight_store_destroy(ws);
+            assert_int_equal(sh_allocator_stats(f.a).in_use, base);
+            teardown(&f);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(identical_weights_are_stored_once),
+        cmocka_unit_test(without_cache_packs_again),
+        cmocka_unit_test(budget_refusal_changes_nothing),
+        cmocka_unit_test(every_failure_is_clean),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
