@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "shoal.h"
+#include "vision/draw.h"
 
 static void usage(FILE *f)
 {
@@ -32,7 +33,7 @@ static char *adhoc_config(const run_opts *o)
     const char *task = !strcmp(d, "yolox") ? "yolox" : !strcmp(d, "yolov8-seg") ? "segment"
                        : !strcmp(d, "landmarks") ? "landmarks" : "detect";
     int yolox = !strcmp(d, "yolox");
-    size_t cap = strlen(o->model) + 1024;
+    size_t cap = strlen(o->model) + 4096;
     char *y = malloc(cap);
     if (!y)
         return NULL;
@@ -57,6 +58,16 @@ static char *adhoc_config(const run_opts *o)
     if (o->threads > 0) {
         size_t n = strlen(y);
         snprintf(y + n, cap - n, "  threads: %d\n", o->threads);
+    }
+    if (yolox) {   /* YOLOX exports are COCO detectors: name the classes */
+        char *models_end = strstr(y, "modes:\n");
+        size_t tail_len = strlen(models_end);
+        char names[2048] = "    classes: [";
+        for (int i = 0; i < 80; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", sh_coco80_names[i]);
+        snprintf(names + strlen(names), sizeof names - strlen(names), "]\n");
+        memmove(models_end + strlen(names), models_end, tail_len + 1);
+        memcpy(models_end, names, strlen(names));
     }
     return y;
 }

@@ -99,6 +99,21 @@ static void c_conv_dw5(void) { conv_case(16, 16, 20, 5, 1, 2, 16, false, SH_ACT_
 static void c_convt(void) { conv_case(16, 8, 10, 2, 2, 0, 1, true, SH_ACT_NONE, true); }
 static void c_convt3(void) { conv_case(8, 8, 9, 3, 2, 1, 1, true, SH_ACT_RELU, true); }
 
+/* TF-style SAME padding exported as asymmetric pads (pan_seg's first conv) */
+static void c_conv_asym(void)
+{
+    int x = TS("x", SH(1, 3, 16, 16));
+    int w = CF("w", SH(8, 3, 3, 3), -0.5f, 0.5f), b = CF("b", SH(8), -0.5f, 0.5f);
+    int y = TS("y", SH(1, 8, 8, 8));
+    int k = N(SH_OP_CONV, IN(x, w, b), IN(y));
+    sh_node_set_ints(G, k, "strides", (int64_t[]){2, 2}, 2);
+    sh_node_set_ints(G, k, "pads", (int64_t[]){0, 0, 1, 1}, 4);
+    sh_node_set_ints(G, k, "kernel_shape", (int64_t[]){3, 3}, 2);
+    G->nodes[k].act = SH_ACT_HARD_SWISH;
+    sh_graph_set_inputs(G, IN(x));
+    sh_graph_set_outputs(G, IN(y));
+}
+
 static void c_bn(void)
 {
     int x = TS("x", SH(2, 6, 7, 5));
@@ -416,7 +431,7 @@ static const op_case cases[] = {
     {"conv3x3+bias", c_conv3}, {"conv+relu", c_conv_relu}, {"conv s2+silu", c_conv_silu},
     {"conv1x1+hardswish", c_conv_hswish}, {"conv1x1+hardsigmoid", c_conv_hsig}, {"conv+clip(0,6)", c_conv_clip},
     {"conv+sigmoid", c_conv_sig}, {"conv group4", c_conv_group}, {"conv depthwise s2", c_conv_dw},
-    {"conv depthwise 5x5", c_conv_dw5}, {"convtranspose 2x2 s2", c_convt}, {"convtranspose 3x3 s2 p1", c_convt3},
+    {"conv depthwise 5x5", c_conv_dw5}, {"conv asymmetric pads", c_conv_asym}, {"convtranspose 2x2 s2", c_convt}, {"convtranspose 3x3 s2 p1", c_convt3},
     {"batchnorm", c_bn}, {"relu", c_relu}, {"sigmoid", c_sigmoid}, {"hardsigmoid", c_hsig},
     {"hardswish", c_hswish}, {"clip", c_clip}, {"exp", c_exp}, {"silu", c_silu},
     {"add", c_add}, {"mul [1,C,1,1]", c_mul_chan}, {"sub [W]", c_sub_row}, {"div [C,H,1]", c_div_mid},

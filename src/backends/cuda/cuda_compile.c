@@ -202,7 +202,8 @@ bool sh_cuda_supports_node(void *vctx, const sh_graph *g, int k)
                 return false;
             return !pads || (cnt == 4 && pads[0] == pads[2] && pads[1] == pads[3]);
         }
-        return sh_cuda_spatial_pads(n, &x->shape, &y->shape, kk, s, dil, pb, pe, true);
+        return sh_cuda_spatial_pads(n, &x->shape, &y->shape, kk, s, dil, pb, pe, false) &&
+               pb[0] >= 0 && pb[1] >= 0 && pe[0] >= 0 && pe[1] >= 0;
     }
     case SH_OP_BATCH_NORM:
         for (int i = 1; i < 5; i++)
@@ -270,7 +271,7 @@ static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
     int64_t k[2], s[2], dil[2], pb[2] = {0, 0}, pe[2] = {0, 0};
     sh_cuda_kernel_geom(n, w, 2, k, s, dil);
     if (!tr) {
-        sh_cuda_spatial_pads(n, &x->shape, &y->shape, k, s, dil, pb, pe, true);
+        sh_cuda_spatial_pads(n, &x->shape, &y->shape, k, s, dil, pb, pe, false);
     } else {
         int cnt = 0;
         const int64_t *pads = sh_node_ints(n, "pads", &cnt);
@@ -296,12 +297,27 @@ static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
     if (rc)
         return rc;
     cn->kind = tr ? NK_CONVT : NK_CONV;
+    int64_t xh = x->shape.d[2], xw = x->shape.d[3];
+    if (!tr && (pb[0] != pe[0] || pb[1] != pe[1])) {
+        /* cuDNN takes symmetric pads only: pad into the workspace, then convolve unpadded */
+        int64_t ph = xh + pb[0] + pe[0], pw = xw + pb[1] + pe[1];
+        int64_t nc = x->shape.d[0] * x->shape.d[1];
+        sh_k_copy cp = {.ndim = 3, .shape = {(int)nc, (int)xh, (int)xw},
+                        .dst_stride = {(int)(ph * pw), (int)pw, 1}, .src_stride = {(int)(xh * xw), (int)xw, 1},
+                        .dst_off = (int)(pb[0] * pw + pb[1])};
+        cn->prepad = true;
+        cn->prepad_copy = cp;
+        cn->prepad_n = (int)(nc * ph * pw);
+        xh = ph;
+        xw = pw;
+        pb[0] = pb[1] = 0;
+    }
     SH_DNN(c, err, cudnnCreateTensorDescriptor(&cn->xd));
     SH_DNN(c, err, cudnnCreateTensorDescriptor(&cn->yd));
     SH_DNN(c, err, cudnnCreateFilterDescriptor(&cn->wd));
     SH_DNN(c, err, cudnnCreateConvolutionDescriptor(&cn->cd));
     SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, (int)x->shape.d[0],
-                                              (int)x->shape.d[1], (int)x->shape.d[2], (int)x->shape.d[3]));
+                                              (int)x->shape.d[1], (int)xh, (int)xw));
     SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, (int)y->shape.d[0],
                                               (int)y->shape.d[1], (int)y->shape.d[2], (int)y->shape.d[3]));
     SH_DNN(c, err, cudnnSetFilter4dDescriptor(cn->wd, CUDNN_DATA_HALF, CUDNN_TENSOR_NCHW, (int)w->shape.d[0],
@@ -338,6 +354,10 @@ static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
         cn->algo = (int)perf[i].algo;
         SH_DNN(c, err, cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd,
                                                                     perf[i].algo, &ws));
+    }
+    if (cn->prepad) {
+        cn->prepad_off = sh_align_up(ws, SH_CUDA_ALIGN);   /* relative to the op's scratch */
+        ws = cn->prepad_off + (size_t)cn->prepad_n * 2;
     }
     cn->op_ws_bytes = ws;
     return 0;

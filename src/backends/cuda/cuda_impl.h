@@ -85,6 +85,11 @@ typedef struct sh_cuda_node {
     cudnnFilterDescriptor_t wd;
     cudnnConvolutionDescriptor_t cd;
     int algo;
+    /* asymmetric pads (TF 'SAME' exports): the input is padded into the workspace first */
+    bool prepad;
+    size_t prepad_off;
+    int prepad_n;
+    sh_k_copy prepad_copy;
     int conv_c, conv_inner, conv_outer;       /* bias epilogue shape */
     /* others */
     int bin_op;

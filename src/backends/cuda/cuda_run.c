@@ -49,9 +49,15 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
     float one = 1.f, zero = 0.f;
     switch (cn->kind) {
     case NK_CONV:
+        if (cn->prepad) {
+            void *xp = ws + cn->op_ws_off + cn->prepad_off;
+            SH_CU(c, err, sh_k_fill(xp, 0.f, cn->prepad_n, s));
+            SH_CU(c, err, sh_k_copy_strided(xp, x, &cn->prepad_copy, s));
+            x = xp;
+        }
         SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
                                                cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, ws + cn->op_ws_off,
-                                               cn->op_ws_bytes, &zero, cn->yd, y));
+                                               cn->prepad ? cn->prepad_off : cn->op_ws_bytes, &zero, cn->yd, y));
         if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
             SH_CU(c, err, sh_k_bias_act(y, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
                                         cn->conv_inner, cn->act, s));
