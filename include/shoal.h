@@ -208,7 +208,17 @@ typedef struct shoal_model_stats {
     double last_use_s;              /* seconds since the last run; -1 never */
     double swap_in_ms_last, swap_in_ms_total;
     double latency_ms_last, latency_ms_p50, latency_ms_p90, latency_ms_p99;
+    int64_t load_bytes_total;       /* weight bytes its loads put on the device */
+    int64_t reload_bytes_total;     /* of those, by loads after the first (weights evicted before) */
 } shoal_model_stats;
+
+typedef struct shoal_mode_stats {
+    const char *name;
+    uint64_t runs;
+    uint64_t switches;              /* runs that followed a run of another mode */
+    uint64_t reloading_switches;    /* switches that loaded evicted weights again */
+    int64_t switch_reload_bytes;    /* weight bytes those switches loaded again */
+} shoal_mode_stats;
 
 typedef struct shoal_device_stats {
     const char *name;               /* "cpu", "cuda:0" */
@@ -217,6 +227,8 @@ typedef struct shoal_device_stats {
     int64_t weights_bytes, arena_bytes, staging_bytes;
     int64_t host_cache_bytes;
     int64_t device_total_bytes, device_used_bytes, process_bytes;  /* NVML where present, else -1 */
+    int64_t weights_stored_bytes;   /* distinct weight bytes on the device (inside weights_bytes,
+                                       which counts the pool's whole chunks) */
 } shoal_device_stats;
 
 typedef struct shoal_stats {
@@ -225,6 +237,8 @@ typedef struct shoal_stats {
     int n_devices;
     shoal_device_stats *devices;
     int64_t dedup_saved_bytes;      /* bytes not stored thanks to identical tensors */
+    int n_modes;
+    shoal_mode_stats *modes;
 } shoal_stats;
 
 /* Snapshot of the runtime's accounting; free with shoal_stats_free. */

@@ -39,6 +39,7 @@ IMGSZ = 640
 STRIDES = (8, 16, 32)
 REG_MAX = 16
 CALIB_SEED = 20240601
+BN_BETA_MEAN = float(os.environ.get("SHOAL_BN_BETA", "0"))
 
 ALLOWED_OPS = {
     "Conv", "ConvTranspose", "BatchNormalization", "Relu", "Sigmoid", "HardSigmoid",
@@ -490,6 +491,16 @@ def calibrate(model, spec, hw, skip_prefixes=()):
     head layers are rescaled to a target (mean, std) of their outputs."""
     hooks = []
     names = {m: n for n, m in model.named_modules()}
+    # BNs that end a residual branch get a small gamma (Fixup-like): with gamma ~ 1 every
+    # residual block adds a unit-variance branch and random nets of YOLO11-L's depth turn
+    # chaotic, amplifying float rounding ~1e4-fold (fp32 vs fp64 relative L2 ~3e-4 at the output).
+    res_end = set()
+    for m in model.modules():
+        if isinstance(m, Bottleneck) and m.add:
+            res_end.add(m.cv2.bn)
+        elif isinstance(m, PSABlock):
+            res_end.update((m.attn.proj.bn, m.ffn[1].bn))
+    res_gamma = tuple(float(v) for v in os.environ.get("SHOAL_RES_GAMMA", "0.6,1.4").split(","))
 
     def bn_pre(m, inp):
         name = names[m]
@@ -500,8 +511,9 @@ def calibrate(model, spec, hw, skip_prefixes=()):
         c = m.num_features
         m.running_mean.copy_((mean + 0.1 * var.sqrt() * torch.from_numpy(g.normal(0, 1, c))).float())
         m.running_var.copy_((var * torch.from_numpy(np.exp(g.normal(0, 0.2, c)))).float())
-        m.weight.data.copy_(torch.from_numpy(g.uniform(0.6, 1.4, c)).float())
-        m.bias.data.copy_(torch.from_numpy(g.normal(0, 0.25, c)).float())
+        lo, hi = res_gamma if m in res_end else (0.6, 1.4)
+        m.weight.data.copy_(torch.from_numpy(g.uniform(lo, hi, c)).float())
+        m.bias.data.copy_(torch.from_numpy(g.normal(BN_BETA_MEAN, 0.25, c)).float())
 
     def head_post(m, inp, out):
         tmean, tstd = m.calib_target

@@ -1,10 +1,969 @@
+/* shoal bench: load time by phase, per-model and per-mode latency, mode-switch time under a
+ * budget, and memory, for one config on one device; a JSON record for bench/table.py.
+ *
+ * Phases, in order (a progress line on stderr for each):
+ *   create   shoal_runtime_create without preload: config, backend, then per model parse,
+ *            optimize, compile, plan and pack (timed by the runtime, bench_hooks.h), arenas
+ *   upload   every model made resident, one shoal_runtime_load_model each
+ *   first    each model's first run (cold: first touch of the arena, CUDA graph capture)
+ *   models   warmup + iters runs of each model alone
+ *   profile  (CPU, --profile or SHOAL_PROFILE=1) per-op-type time of each model
+ *   modes    warmup + iters runs of each mode with every model resident
+ *   switch   the modes cycled under a budget too small for all of them at once: the first
+ *            frame after each switch (evictions, re-uploads from the host cache, the run) and
+ *            its overhead over the same mode's next frame
+ *
+ * Inputs: each model runs on an 8-bit frame made from the reference input its export wrote
+ * next to it (<model>.input.npy: [1,3,H,W] floats in [0,1)), so the network sees the values
+ * the PyTorch and ONNX Runtime runners feed it, rounded to 1/255; a mode runs on its first
+ * model's frame. --image replaces them with one picture, and models without an .npy get a
+ * seeded noise frame of their input size.
+ *
+ * Latency: "latency" is shoal's whole per-frame path (preprocess, inference, decode and NMS)
+ * measured around the public call; "infer" is the network alone as the runtime reports it. On
+ * a GPU, infer includes the input upload, the output download and the stream sync that the
+ * download implies, so both are host wall-clock times. */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli/commands.h"
+#include "core/npy.h"
+#include "graph/graph.h"
+#include "monitor/nvml.h"
+#include "runtime/bench_hooks.h"
+#include "runtime/introspect.h"
+#include "shoal.h"
+
+#define MAX_MODELS 32
+#define MAX_MODES 16
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: shoal bench [--config FILE] [--mode NAME|all] [--iters N] [--warmup N]\n"
+            "                   [--budget auto|none|BYTES[K|M|G][iB]] [--cycles N] [--device cpu|cuda|auto]\n"
+            "                   [--threads N] [--image FILE] [--profile] [--label NAME] [--out FILE.json] [--json]\n"
+            "\n"
+            "Measures load time (parse, optimize, compile, plan, pack, upload per model), each model's\n"
+            "and each mode's latency (median, p90, p99 over --iters runs after --warmup runs; default\n"
+            "20 and 3), the time of a mode switch under --budget (default auto: the smallest budget\n"
+            "that holds the largest mode with the pinned models, so switches evict and reload; none\n"
+            "skips it; --cycles rounds through every mode, default 10), and memory: weights (unique,\n"
+            "shared, stored), planned activations, arenas, peak RSS and, on a GPU, the process's\n"
+            "device memory from NVML. Progress goes to stderr; --json prints one JSON record on\n"
+            "stdout instead of the tables, --out also writes it to a file. --profile (or\n"
+            "SHOAL_PROFILE=1) adds per-op-type times on the CPU backend.\n");
+}
+
+typedef struct bench_opts {
+    const char *config, *mode, *device, *image, *out, *label, *budget;
+    int iters, warmup, threads, cycles;
+    int json, profile;
+} bench_opts;
+
+/* --- small utilities -------------------------------------------------------------------- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct summary {
+    int n;
+    double median, p90, p99, mean, min, max;
+} summary;
+
+/* Nearest-rank percentiles (p99 of 20 samples is the largest). */
+static summary summarize(const double *v, int n)
+{
+    summary s = {.n = n};
+    if (n <= 0)
+        return s;
+    double *b = malloc(sizeof(double) * (size_t)n);
+    if (!b)
+        return s;
+    memcpy(b, v, sizeof(double) * (size_t)n);
+    qsort(b, (size_t)n, sizeof(double), cmp_double);
+#define RANK(p) b[(int)ceil((p) / 100.0 * n) - 1 < 0 ? 0 : (int)ceil((p) / 100.0 * n) - 1]
+    s.median = n % 2 ? b[n / 2] : 0.5 * (b[n / 2 - 1] + b[n / 2]);
+    s.p90 = RANK(90);
+    s.p99 = RANK(99);
+#undef RANK
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += b[i];
+    s.mean = sum / n;
+    s.min = b[0];
+    s.max = b[n - 1];
+    free(b);
+    return s;
+}
+
+static cJSON *summary_json(const summary *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", s->n);
+    cJSON_AddNumberToObject(o, "median", s->median);
+    cJSON_AddNumberToObject(o, "p90", s->p90);
+    cJSON_AddNumberToObject(o, "p99", s->p99);
+    cJSON_AddNumberToObject(o, "mean", s->mean);
+    cJSON_AddNumberToObject(o, "min", s->min);
+    cJSON_AddNumberToObject(o, "max", s->max);
+    return o;
+}
+
+/* "auto", "none", or bytes with an optional K/M/G/T suffix (binary, as in the config). */
+static int parse_budget(const char *s, int64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0)
+        return -1;
+    while (*end == ' ')
+        end++;
+    double mul = 1;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mul = 1024.0; end++; break;
+    case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (toupper((unsigned char)*end) == 'I')
+        end++;
+    if (toupper((unsigned char)*end) == 'B')
+        end++;
+    if (*end)
+        return -1;
+    *out = (int64_t)(v * mul);
+    return 0;
+}
+
+/* --- progress ----------------------------------------------------------------------------- */
+
+static int g_tty = -1;
+
+/* On a terminal one line is rewritten in place; in a log each call is its own line, so the
+ * callers print only at the start of a step there. */
+static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress(const char *fmt, ...)
+{
+    if (g_tty < 0)
+        g_tty = isatty(2);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(g_tty ? "\r\033[K[bench] " : "[bench] ", stderr);
+    vfprintf(stderr, fmt, ap);
+    if (!g_tty)
+        fputc('\n', stderr);
+    fflush(stderr);
+    va_end(ap);
+}
+
+static void progress_done(void)
+{
+    if (g_tty > 0)
+        fputs("\r\033[K", stderr);
+}
+
+/* Every k-th step on a tty only. */
+static bool tick(int i)
+{
+    return g_tty > 0 || i == 0;
+}
+
+/* --- frames ------------------------------------------------------------------------------- */
+
+/* <model>.input.npy beside <model>.onnx as an RGB8 frame; 0 or -1 when absent or unusable. */
+static int frame_from_npy(const char *onnx_path, shoal_image *img)
+{
+    size_t n = strlen(onnx_path);
+    if (n < 5 || strcmp(onnx_path + n - 5, ".onnx"))
+        return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%.*s.input.npy", (int)(n - 5), onnx_path);
+    if (access(path, R_OK))
+        return -1;
+    sh_npy t;
+    sh_err err = {0};
+    if (sh_npy_read_file(NULL, path, &t, &err))
+        return -1;
+    int rc = -1;
+    if (t.dtype == SH_DT_FLOAT32 && t.shape.ndim == 4 && t.shape.d[0] == 1 && t.shape.d[1] == 3) {
+        int h = (int)t.shape.d[2], w = (int)t.shape.d[3];
+        uint8_t *rgb = malloc((size_t)w * h * 3);
+        if (rgb) {
+            const float *x = t.data;
+            size_t plane = (size_t)w * h;
+            for (size_t p = 0; p < plane; p++)
+                for (int c = 0; c < 3; c++) {
+                    float v = x[c * plane + p] * 255.0f + 0.5f;
+                    rgb[p * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+            *img = (shoal_image){.width = w, .height = h, .rgb = rgb, .owned = 1};
+            rc = 0;
+        }
+    }
+    sh_npy_free(NULL, &t);
+    return rc;
+}
+
+static int noise_frame(int w, int h, uint32_t seed, shoal_image *img)
+{
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (!rgb)
+        return -1;
+    uint32_t s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        rgb[i] = (uint8_t)(s >> 24);
+    }
+    *img = (shoal_image){.width = w, .height = h, .rgb = rgb, .owned = 1};
+    return 0;
+}
+
+
+/* --- memory probes ------------------------------------------------------------------------- */
+
+typedef struct mem_probe {
+    int64_t rss, peak_rss;
+    int64_t gpu_process, gpu_used;   /* -1 when unknown */
+} mem_probe;
+
+static mem_probe probe(sh_nvml *nv)
+{
+    mem_probe m = {-1, -1, -1, -1};
+    sh_host_sample h;
+    sh_err err = {0};
+    if (sh_host_sample_read(&h, &err) == 0) {
+        m.rss = (int64_t)h.rss;
+        m.peak_rss = (int64_t)h.peak_rss;
+    }
+    sh_gpu_sample g;
+    if (nv && sh_nvml_sample(nv, 0, &g, &err) == 0) {
+        m.gpu_process = g.process_used;
+        m.gpu_used = (int64_t)g.used;
+    }
+    return m;
+}
+
+static cJSON *probe_json(const mem_probe *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rss_bytes", (double)m->rss);
+    cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)m->peak_rss);
+    cJSON_AddNumberToObject(o, "gpu_process_bytes", (double)m->gpu_process);
+    cJSON_AddNumberToObject(o, "gpu_used_bytes", (double)m->gpu_used);
+    return o;
+}
+
+/* --- the benchmark ------------------------------------------------------------------------- */
+
+typedef struct bench {
+    const bench_opts *o;
+    shoal_runtime_t rt;
+    sh_nvml *nv;
+    int n_models, n_modes;
+    const char *model_names[MAX_MODELS];
+    const char *mode_names[MAX_MODES];
+    bool mode_selected[MAX_MODES];
+    shoal_image frames[MAX_MODELS];      /* per model (malloc'd, or wrapping `picture`) */
+    shoal_image picture;                 /* --image */
+    int mode_first_model[MAX_MODES];
+    double *lat, *inf;                   /* scratch [iters] */
+    cJSON *root;
+    int failures;
+} bench;
+
+static void fail(bench *b, const char *what, const char *name)
+{
+    progress_done();
+    fprintf(stderr, "shoal bench: %s %s: %s\n", what, name, shoal_runtime_last_error(b->rt));
+    b->failures++;
+}
+
+/* One run of a model or mode: wall time around the call, and the inference time the runtime
+ * reports summed over the models that ran. Negative on failure. */
+static double run_once(bench *b, bool is_mode, const char *name, const shoal_image *frame, double *infer_ms)
+{
+    shoal_results_t res;
+    double t0 = now_ms();
+    int rc = is_mode ? shoal_runtime_run_mode(b->rt, name, frame, &res) : shoal_runtime_run_model(b->rt, name, frame, &res);
+    double ms = now_ms() - t0;
+    if (rc != SHOAL_OK)
+        return -1;
+    double inf = 0;
+    for (int i = 0; i < shoal_results_count(res); i++)
+        inf += shoal_results_get(res, i)->infer_ms;
+    shoal_results_destroy(res);
+    if (infer_ms)
+        *infer_ms = inf;
+    return ms;
+}
+
+/* warmup + iters runs; fills the "latency_ms" and "infer_ms" summaries into obj. */
+static int measure(bench *b, bool is_mode, const char *name, const shoal_image *frame, cJSON *obj)
+{
+    const char *kind = is_mode ? "mode" : "model";
+    for (int i = 0; i < b->o->warmup; i++) {
+        if (tick(i))
+            progress("%s %s: warmup %d/%d", kind, name, i + 1, b->o->warmup);
+        if (run_once(b, is_mode, name, frame, NULL) < 0) {
+            fail(b, kind, name);
+            return -1;
+        }
+    }
+    for (int i = 0; i < b->o->iters; i++) {
+        if (tick(i))
+            progress("%s %s: run %d/%d", kind, name, i + 1, b->o->iters);
+        b->lat[i] = run_once(b, is_mode, name, frame, &b->inf[i]);
+        if (b->lat[i] < 0) {
+            fail(b, kind, name);
+            return -1;
+        }
+    }
+    summary l = summarize(b->lat, b->o->iters), f = summarize(b->inf, b->o->iters);
+    cJSON_AddItemToObject(obj, "latency_ms", summary_json(&l));
+    cJSON_AddItemToObject(obj, "infer_ms", summary_json(&f));
+    return 0;
+}
+
+static int phase_create(bench *b, const char *device)
+{
+    char err[1024] = "";
+    shoal_runtime_params p = shoal_runtime_default_params();
+    p.config_path = b->o->config;
+    p.device = device;
+    p.threads = b->o->threads;
+    p.preload = 0;            /* uploads are timed on their own */
+    p.error = err;
+    p.error_cap = sizeof err;
+    progress("create: parse, optimize, compile, plan, pack %s", b->o->config);
+    double t0 = now_ms();
+    int rc = shoal_runtime_create(&p, &b->rt);
+    double wall = now_ms() - t0;
+    if (rc) {
+        progress_done();
+        fprintf(stderr, "shoal bench: %s\n", err);
+        return -1;
+    }
+    b->n_models = shoal_runtime_model_count(b->rt);
+    b->n_modes = shoal_runtime_mode_count(b->rt);
+    if (b->n_models > MAX_MODELS || b->n_modes > MAX_MODES) {
+        fprintf(stderr, "shoal bench: at most %d models and %d modes\n", MAX_MODELS, MAX_MODES);
+        return -1;
+    }
+    for (int i = 0; i < b->n_models; i++)
+        b->model_names[i] = shoal_runtime_model_name(b->rt, i);
+    for (int k = 0; k < b->n_modes; k++)
+        b->mode_names[k] = shoal_runtime_mode_name(b->rt, k);
+
+    cJSON *load = cJSON_AddObjectToObject(b->root, "load");
+    cJSON_AddNumberToObject(load, "create_ms", sh_runtime_create_ms(b->rt));
+    cJSON_AddNumberToObject(load, "create_wall_ms", wall);
+    cJSON *models = cJSON_AddObjectToObject(load, "models");
+    double phases = 0;
+    for (int i = 0; i < b->n_models; i++) {
+        sh_rt_load_times lt;
+        sh_runtime_load_times(b->rt, i, &lt);
+        cJSON *m = cJSON_AddObjectToObject(models, b->model_names[i]);
+        cJSON_AddNumberToObject(m, "parse_ms", lt.parse_ms);
+        cJSON_AddNumberToObject(m, "optimize_ms", lt.optimize_ms);
+        cJSON_AddNumberToObject(m, "compile_ms", lt.compile_ms);
+        cJSON_AddNumberToObject(m, "plan_ms", lt.plan_ms);
+        cJSON_AddNumberToObject(m, "pack_ms", lt.pack_ms);
+        phases += lt.parse_ms + lt.optimize_ms + lt.compile_ms + lt.plan_ms + lt.pack_ms;
+    }
+    /* config, backend (a CUDA context on a GPU), arenas */
+    cJSON_AddNumberToObject(load, "runtime_setup_ms", sh_runtime_create_ms(b->rt) - phases);
+    mem_probe m = probe(b->nv);
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(b->root, "memory_after"), "create", probe_json(&m));
+    return 0;
+}
+
+static void add_sum(cJSON *o, const char *key, const char *name, double v)
+{
+    cJSON *s = cJSON_GetObjectItem(o, key);
+    if (!s)
+        s = cJSON_AddObjectToObject(o, key);
+    cJSON_AddNumberToObject(s, name, v);
+}
+
+/* Uploads every model and runs each once, timing both. */
+static int phase_upload(bench *b)
+{
+    cJSON *load = cJSON_GetObjectItem(b->root, "load");
+    cJSON *models = cJSON_GetObjectItem(load, "models");
+    double upload = 0, first = 0;
+    for (int i = 0; i < b->n_models; i++) {
+        const char *n = b->model_names[i];
+        progress("upload %s", n);
+        double t0 = now_ms();
+        if (shoal_runtime_load_model(b->rt, n) != SHOAL_OK) {
+            fail(b, "loading", n);
+            return -1;
+        }
+        double ms = now_ms() - t0;
+        upload += ms;
+        cJSON_AddNumberToObject(cJSON_GetObjectItem(models, n), "upload_ms", ms);
+    }
+    mem_probe m = probe(b->nv);
+    cJSON_AddItemToObject(cJSON_GetObjectItem(b->root, "memory_after"), "upload", probe_json(&m));
+    for (int i = 0; i < b->n_models; i++) {
+        const char *n = b->model_names[i];
+        progress("first run %s", n);
+        double ms = run_once(b, false, n, &b->frames[i], NULL);
+        if (ms < 0) {
+            fail(b, "first run of", n);
+            return -1;
+        }
+        first += ms;
+        cJSON_AddNumberToObject(cJSON_GetObjectItem(models, n), "first_run_ms", ms);
+    }
+    double create = cJSON_GetObjectItem(load, "create_ms")->valuedouble;
+    cJSON_AddNumberToObject(load, "upload_ms", upload);
+    /* parse .. upload: every model resident and able to run */
+    cJSON_AddNumberToObject(load, "total_ms", create + upload);
+    cJSON_AddNumberToObject(load, "first_runs_ms", first);
+    cJSON_AddNumberToObject(load, "to_first_results_ms", create + upload + first);
+    (void)add_sum;
+    return 0;
+}
+
+static int phase_models(bench *b)
+{
+    cJSON *models = cJSON_AddObjectToObject(b->root, "models");
+    for (int i = 0; i < b->n_models; i++) {
+        cJSON *m = cJSON_AddObjectToObject(models, b->model_names[i]);
+        if (measure(b, false, b->model_names[i], &b->frames[i], m))
+            return -1;
+    }
+    return 0;
+}
+
+/* Per-op-type milliseconds per run of each model, largest first, ops under 0.5% folded. */
+static int phase_profile(bench *b)
+{
+    if (!sh_runtime_cpu_profile(b->rt, true)) {
+        cJSON_AddStringToObject(b->root, "profile_note", "per-op profile: CPU backend only");
+        return 0;
+    }
+    int runs = b->o->iters < 5 ? b->o->iters : 5;
+    if (runs < 1)
+        runs = 1;
+    cJSON *prof = cJSON_AddObjectToObject(b->root, "profile");
+    for (int i = 0; i < b->n_models; i++) {
+        const char *n = b->model_names[i];
+        progress("profile %s", n);
+        double *ms = sh_runtime_cpu_profile(b->rt, true);   /* zeroed */
+        for (int r = 0; r < runs; r++)
+            if (run_once(b, false, n, &b->frames[i], NULL) < 0) {
+                fail(b, "profiling", n);
+                sh_runtime_cpu_profile(b->rt, false);
+                return -1;
+            }
+        cJSON *m = cJSON_AddObjectToObject(prof, n);
+        double total = 0;
+        for (int op = 0; op < SH_OP_COUNT; op++)
+            total += ms[op];
+        cJSON_AddNumberToObject(m, "total_ms", total / runs);
+        cJSON *ops = cJSON_AddObjectToObject(m, "ops_ms");
+        bool done[SH_OP_COUNT] = {false};
+        for (;;) {
+            int best = -1;
+            for (int op = 0; op < SH_OP_COUNT; op++)
+                if (!done[op] && ms[op] > 0 && (best < 0 || ms[op] > ms[best]))
+                    best = op;
+            if (best < 0)
+                break;
+            done[best] = true;
+            cJSON_AddNumberToObject(ops, sh_op_name((sh_op)best), ms[best] / runs);
+        }
+    }
+    sh_runtime_cpu_profile(b->rt, false);
+    return 0;
+}
+
+static int phase_modes(bench *b)
+{
+    cJSON *modes = cJSON_AddObjectToObject(b->root, "modes");
+    for (int k = 0; k < b->n_modes; k++) {
+        if (!b->mode_selected[k])
+            continue;
+        cJSON *m = cJSON_AddObjectToObject(modes, b->mode_names[k]);
+        cJSON *names = cJSON_AddArrayToObject(m, "models");
+        const sh_config *cfg = sh_runtime_config(b->rt);
+        for (size_t i = 0; i < cfg->modes[k].n_models; i++)
+            cJSON_AddItemToArray(names, cJSON_CreateString(b->model_names[cfg->modes[k].models[i]]));
+        if (measure(b, true, b->mode_names[k], &b->frames[b->mode_first_model[k]], m))
+            return -1;
+    }
+    return 0;
+}
+
+static void memory_snapshot(bench *b, const char *key)
+{
+    shoal_stats st;
+    if (shoal_runtime_get_stats(b->rt, &st) != SHOAL_OK)
+        return;
+    cJSON *o = cJSON_AddObjectToObject(b->root, key);
+    const shoal_device_stats *d = &st.devices[0];
+    int64_t refs = 0, unique = 0, shared = 0, plans = 0, plan_max = 0;
+    cJSON *pm = cJSON_AddObjectToObject(o, "models");
+    for (int i = 0; i < st.n_models; i++) {
+        const shoal_model_stats *m = &st.models[i];
+        cJSON *j = cJSON_AddObjectToObject(pm, m->name);
+        cJSON_AddBoolToObject(j, "resident", m->state == SHOAL_MODEL_RESIDENT);
+        cJSON_AddNumberToObject(j, "weight_bytes", (double)m->weight_bytes);
+        cJSON_AddNumberToObject(j, "weight_unique_bytes", (double)m->weight_unique_bytes);
+        cJSON_AddNumberToObject(j, "weight_shared_bytes", (double)m->weight_shared_bytes);
+        cJSON_AddNumberToObject(j, "plan_bytes", (double)m->plan_bytes);
+        cJSON_AddNumberToObject(j, "plan_lower_bound_bytes", (double)m->plan_lower_bound);
+        refs += m->weight_bytes;
+        unique += m->weight_unique_bytes;
+        shared += m->weight_shared_bytes;
+        plans += m->plan_bytes;
+        if (m->plan_bytes > plan_max)
+            plan_max = m->plan_bytes;
+    }
+    cJSON_AddStringToObject(o, "device", d->name);
+    cJSON_AddNumberToObject(o, "weights_referenced_bytes", (double)refs);
+    cJSON_AddNumberToObject(o, "weights_unique_bytes", (double)unique);
+    cJSON_AddNumberToObject(o, "weights_shared_bytes", (double)shared);
+    cJSON_AddNumberToObject(o, "weights_stored_bytes", (double)d->weights_stored_bytes);
+    cJSON_AddNumberToObject(o, "weights_pool_bytes", (double)d->weights_bytes);
+    cJSON_AddNumberToObject(o, "dedup_saved_bytes", (double)st.dedup_saved_bytes);
+    cJSON_AddNumberToObject(o, "activations_planned_sum_bytes", (double)plans);
+    cJSON_AddNumberToObject(o, "activations_planned_max_bytes", (double)plan_max);
+    cJSON_AddNumberToObject(o, "arena_bytes", (double)d->arena_bytes);
+    cJSON_AddNumberToObject(o, "arena_contexts", sh_runtime_context_count(b->rt));
+    cJSON_AddNumberToObject(o, "staging_bytes", (double)d->staging_bytes);
+    cJSON_AddNumberToObject(o, "host_cache_bytes", (double)d->host_cache_bytes);
+    cJSON_AddNumberToObject(o, "device_in_use_bytes", (double)d->in_use_bytes);
+    cJSON_AddNumberToObject(o, "device_peak_bytes", (double)d->peak_bytes);
+    cJSON_AddNumberToObject(o, "budget_bytes", (double)d->budget_bytes);
+    mem_probe m = probe(b->nv);
+    cJSON_AddNumberToObject(o, "rss_bytes", (double)m.rss);
+    cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)m.peak_rss);
+    cJSON_AddNumberToObject(o, "gpu_process_bytes", (double)m.gpu_process);
+    cJSON_AddNumberToObject(o, "gpu_used_bytes", (double)m.gpu_used);
+    shoal_stats_free(&st);
+}
+
+static int64_t in_use_now(bench *b)
+{
+    shoal_stats st;
+    if (shoal_runtime_get_stats(b->rt, &st) != SHOAL_OK)
+        return -1;
+    int64_t v = st.devices[0].in_use_bytes;
+    shoal_stats_free(&st);
+    return v;
+}
+
+/* The smallest budget that holds the largest mode with the pinned models, measured rather
+ * than computed: per mode, everything unpinned is unloaded, the mode's models loaded, and
+ * the device bytes charged read back (pool chunks and arenas included). */
+static int64_t auto_budget(bench *b, int64_t *all_bytes)
+{
+    const sh_config *cfg = sh_runtime_config(b->rt);
+    *all_bytes = in_use_now(b);
+    int64_t need = 0;
+    for (int k = 0; k < b->n_modes; k++) {
+        for (int i = 0; i < b->n_models; i++)
+            if (!cfg->models[i].pinned)
+                shoal_runtime_unload_model(b->rt, b->model_names[i]);
+        for (size_t i = 0; i < cfg->modes[k].n_models; i++)
+            shoal_runtime_load_model(b->rt, b->model_names[cfg->modes[k].models[i]]);
+        int64_t v = in_use_now(b);
+        if (v > need)
+            need = v;
+    }
+    return need;
+}
+
+static int phase_switch(bench *b)
+{
+    cJSON *sw = cJSON_AddObjectToObject(b->root, "switch");
+    if (b->n_modes < 2) {
+        cJSON_AddStringToObject(sw, "skipped", "the config has one mode");
+        return 0;
+    }
+    int64_t budget = 0, all = 0;
+    const char *how = "given";
+    progress("switch: finding the budget");
+    if (!strcmp(b->o->budget, "auto")) {
+        budget = auto_budget(b, &all);
+        how = "auto: the largest mode with the pinned models";
+    } else if (parse_budget(b->o->budget, &budget)) {
+        fprintf(stderr, "shoal bench: --budget '%s': expected auto, none or a size\n", b->o->budget);
+        return -1;
+    }
+    /* The pool may place a mode's weights less tightly after other modes came and went; a
+     * mode refused for a few bytes gets the budget grown by 4 MiB, at most 8 times. */
+    int64_t step = (int64_t)4 << 20;
+    int grown = 0;
+    while (shoal_runtime_set_budget(b->rt, budget) != SHOAL_OK) {
+        if (grown++ >= 8) {
+            fail(b, "setting the budget", b->o->budget);
+            return -1;
+        }
+        budget += step;
+    }
+    cJSON_AddNumberToObject(sw, "budget_bytes", (double)budget);
+    cJSON_AddStringToObject(sw, "budget_rule", how);
+    if (all > 0)
+        cJSON_AddNumberToObject(sw, "all_models_bytes", (double)all);
+
+    shoal_stats st0;
+    shoal_runtime_get_stats(b->rt, &st0);
+    int n = b->o->cycles * b->n_modes;
+    double *sw_ms = calloc((size_t)n + 1, sizeof(double)), *ov_ms = calloc((size_t)n + 1, sizeof(double));
+    double *mode_sw[MAX_MODES] = {0};
+    int mode_n[MAX_MODES] = {0};
+    for (int k = 0; k < b->n_modes; k++)
+        mode_sw[k] = calloc((size_t)b->o->cycles + 1, sizeof(double));
+    int done = 0, rc = 0;
+    /* Start from the last mode so the first measured run is a switch. */
+    if (run_once(b, true, b->mode_names[b->n_modes - 1], &b->frames[b->mode_first_model[b->n_modes - 1]], NULL) < 0)
+        rc = -1;
+    for (int c = 0; rc == 0 && c < b->o->cycles; c++) {
+        for (int k = 0; rc == 0 && k < b->n_modes; k++) {
+            const char *mode = b->mode_names[k];
+            const shoal_image *fr = &b->frames[b->mode_first_model[k]];
+            if (tick(c * b->n_modes + k))
+                progress("switch cycle %d/%d: to %s", c + 1, b->o->cycles, mode);
+            double first = run_once(b, true, mode, fr, NULL);
+            double next = first >= 0 ? run_once(b, true, mode, fr, NULL) : -1;
+            if (first < 0 || next < 0) {
+                /* A refusal here means the budget was too tight for this order of modes. */
+                if (grown++ < 8 && shoal_runtime_set_budget(b->rt, budget + step) == SHOAL_OK) {
+                    budget += step;
+                    cJSON_ReplaceItemInObject(sw, "budget_bytes", cJSON_CreateNumber((double)budget));
+                    k--;
+                    continue;
+                }
+                fail(b, "switching to", mode);
+                rc = -1;
+                break;
+            }
+            sw_ms[done] = first;
+            ov_ms[done] = first - next;
+            done++;
+            mode_sw[k][mode_n[k]++] = first;
+        }
+    }
+    shoal_stats st1;
+    shoal_runtime_get_stats(b->rt, &st1);
+    uint64_t switches = 0, reloading = 0, loads = 0, evictions = 0;
+    int64_t reload_bytes = 0;
+    for (int k = 0; k < st1.n_modes && k < st0.n_modes; k++) {
+        switches += st1.modes[k].switches - st0.modes[k].switches;
+        reloading += st1.modes[k].reloading_switches - st0.modes[k].reloading_switches;
+        reload_bytes += st1.modes[k].switch_reload_bytes - st0.modes[k].switch_reload_bytes;
+    }
+    for (int i = 0; i < st1.n_models && i < st0.n_models; i++) {
+        loads += st1.models[i].loads - st0.models[i].loads;
+        evictions += st1.models[i].evictions - st0.models[i].evictions;
+    }
+    cJSON_AddNumberToObject(sw, "cycles", b->o->cycles);
+    cJSON_AddNumberToObject(sw, "switches", (double)switches);
+    cJSON_AddNumberToObject(sw, "reloading_switches", (double)reloading);
+    cJSON_AddNumberToObject(sw, "reload_bytes", (double)reload_bytes);
+    cJSON_AddNumberToObject(sw, "loads", (double)loads);
+    cJSON_AddNumberToObject(sw, "evictions", (double)evictions);
+    cJSON_AddNumberToObject(sw, "device_peak_bytes", (double)st1.devices[0].peak_bytes);
+    summary s = summarize(sw_ms, done), ov = summarize(ov_ms, done);
+    cJSON_AddItemToObject(sw, "switch_ms", summary_json(&s));
+    cJSON_AddItemToObject(sw, "overhead_ms", summary_json(&ov));
+    cJSON *bm = cJSON_AddObjectToObject(sw, "to_mode");
+    for (int k = 0; k < b->n_modes; k++) {
+        summary m = summarize(mode_sw[k], mode_n[k]);
+        cJSON_AddItemToObject(bm, b->mode_names[k], summary_json(&m));
+        free(mode_sw[k]);
+    }
+    shoal_stats_free(&st0);
+    shoal_stats_free(&st1);
+    free(sw_ms);
+    free(ov_ms);
+    return rc;
+}
+
+/* --- output -------------------------------------------------------------------------------- */
+
+static double jnum(cJSON *o, const char *path)
+{
+    /* "a.b.c" */
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *tok = strtok(buf, "."); tok && o; tok = strtok(NULL, "."))
+        o = cJSON_GetObjectItem(o, tok);
+    return o && cJSON_IsNumber(o) ? o->valuedouble : NAN;
+}
+
+static void print_tables(bench *b)
+{
+    cJSON *r = b->root;
+    printf("shoal bench: %s on %s (%s), %d iterations after %d warmup\n", b->o->config,
+           cJSON_GetStringValue(cJSON_GetObjectItem(r, "device")),
+           cJSON_GetStringValue(cJSON_GetObjectItem(r, "device_name")), b->o->iters, b->o->warmup);
+    printf("\nload: %.0f ms to all resident (create %.0f ms, of which runtime setup %.0f ms; upload %.0f ms); "
+           "first results after %.0f ms\n",
+           jnum(r, "load.total_ms"), jnum(r, "load.create_ms"), jnum(r, "load.runtime_setup_ms"),
+           jnum(r, "load.upload_ms"), jnum(r, "load.to_first_results_ms"));
+    printf("  %-14s %8s %8s %8s %8s %8s %8s %8s\n", "model", "parse", "optimize", "compile", "plan", "pack", "upload",
+           "1st run");
+    cJSON *lm = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "load"), "models");
+    for (cJSON *m = lm ? lm->child : NULL; m; m = m->next)
+        printf("  %-14s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f\n", m->string, jnum(m, "parse_ms"),
+               jnum(m, "optimize_ms"), jnum(m, "compile_ms"), jnum(m, "plan_ms"), jnum(m, "pack_ms"),
+               jnum(m, "upload_ms"), jnum(m, "first_run_ms"));
+    printf("\nlatency, ms (latency: preprocess + inference + decode; infer: the network%s)\n",
+           b->n_models && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "device")), "cpu")
+               ? ", with upload, download and sync" : "");
+    printf("  %-22s %8s %8s %8s   %8s %8s %8s\n", "", "median", "p90", "p99", "infer", "p90", "p99");
+    const char *groups[] = {"models", "modes"};
+    for (int g = 0; g < 2; g++) {
+        cJSON *grp = cJSON_GetObjectItem(r, groups[g]);
+        for (cJSON *m = grp ? grp->child : NULL; m; m = m->next) {
+            char label[64];
+            snprintf(label, sizeof label, "%s %s", g ? "mode" : "model", m->string);
+            printf("  %-22s %8.1f %8.1f %8.1f   %8.1f %8.1f %8.1f\n", label, jnum(m, "latency_ms.median"),
+                   jnum(m, "latency_ms.p90"), jnum(m, "latency_ms.p99"), jnum(m, "infer_ms.median"),
+                   jnum(m, "infer_ms.p90"), jnum(m, "infer_ms.p99"));
+        }
+    }
+    cJSON *sw = cJSON_GetObjectItem(r, "switch");
+    if (sw && cJSON_GetObjectItem(sw, "switch_ms"))
+        printf("\nmode switch under a %.1f MB budget (all models: %.1f MB): %d switches, %d reloaded %.1f MB; "
+               "first frame after a switch median %.1f ms, p99 %.1f ms; overhead median %.1f ms, p99 %.1f ms\n",
+               jnum(sw, "budget_bytes") / 1e6, jnum(sw, "all_models_bytes") / 1e6, (int)jnum(sw, "switches"),
+               (int)jnum(sw, "reloading_switches"), jnum(sw, "reload_bytes") / 1e6, jnum(sw, "switch_ms.median"),
+               jnum(sw, "switch_ms.p99"), jnum(sw, "overhead_ms.median"), jnum(sw, "overhead_ms.p99"));
+    cJSON *mem = cJSON_GetObjectItem(r, "memory");
+    if (mem) {
+        printf("\nmemory (all models resident): weights referenced %.1f MB (unique %.1f, shared %.1f), stored %.1f MB "
+               "(dedup saved %.1f MB); activation plans max %.1f MB (sum %.1f MB); arena %.1f MB x %d; "
+               "device in use %.1f MB; host cache %.1f MB\n",
+               jnum(mem, "weights_referenced_bytes") / 1e6, jnum(mem, "weights_unique_bytes") / 1e6,
+               jnum(mem, "weights_shared_bytes") / 1e6, jnum(mem, "weights_stored_bytes") / 1e6,
+               jnum(mem, "dedup_saved_bytes") / 1e6, jnum(mem, "activations_planned_max_bytes") / 1e6,
+               jnum(mem, "activations_planned_sum_bytes") / 1e6, jnum(mem, "arena_bytes") / 1e6,
+               (int)jnum(mem, "arena_contexts"), jnum(mem, "device_in_use_bytes") / 1e6,
+               jnum(mem, "host_cache_bytes") / 1e6);
+        printf("  process: RSS %.1f MB, peak RSS %.1f MB", jnum(mem, "rss_bytes") / 1e6, jnum(mem, "peak_rss_bytes") / 1e6);
+        if (jnum(mem, "gpu_process_bytes") >= 0)
+            printf(", GPU process %.1f MB (NVML)", jnum(mem, "gpu_process_bytes") / 1e6);
+        printf("\n");
+    }
+    cJSON *prof = cJSON_GetObjectItem(r, "profile");
+    for (cJSON *m = prof ? prof->child : NULL; m; m = m->next) {
+        double total = jnum(m, "total_ms");
+        printf("\nprofile %s: %.1f ms of kernels per run\n", m->string, total);
+        cJSON *ops = cJSON_GetObjectItem(m, "ops_ms");
+        for (cJSON *op = ops ? ops->child : NULL; op; op = op->next)
+            if (op->valuedouble >= 0.005 * total)
+                printf("  %-24s %8.2f ms %5.1f%%\n", op->string, op->valuedouble, 100 * op->valuedouble / total);
+    }
+}
+
+/* --- main ---------------------------------------------------------------------------------- */
+
+static int parse(int argc, char **argv, bench_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->config = "configs/aiglasses.yaml";
+    o->iters = 20;
+    o->warmup = 3;
+    o->cycles = 10;
+    o->budget = "auto";
+    o->label = "shoal";
+    const char *env = getenv("SHOAL_PROFILE");
+    o->profile = env && *env && strcmp(env, "0");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--json")) { o->json = 1; continue; }
+        if (!strcmp(a, "--profile")) { o->profile = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "shoal bench: %s needs a value\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) o->config = v;
+        else if (!strcmp(a, "--mode")) o->mode = v;
+        else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--image")) o->image = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--label")) o->label = v;
+        else if (!strcmp(a, "--budget")) o->budget = v;
+        else if (!strcmp(a, "--iters")) o->iters = atoi(v);
+        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
+        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+        else if (!strcmp(a, "--cycles")) o->cycles = atoi(v);
+        else {
+            fprintf(stderr, "shoal bench: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o->iters < 1 || o->warmup < 0 || o->cycles < 0) {
+        fprintf(stderr, "shoal bench: --iters must be >= 1, --warmup and --cycles >= 0\n");
+        return 2;
+    }
+    return 0;
+}
+
+static int make_frames(bench *b)
+{
+    const sh_config *cfg = sh_runtime_config(b->rt);
+    shoal_image shared = {0};
+    char err[512];
+    if (b->o->image && shoal_image_load(b->o->image, &shared, err, sizeof err) != SHOAL_OK) {
+        fprintf(stderr, "shoal bench: %s\n", err);
+        return -1;
+    }
+    cJSON *inputs = cJSON_AddObjectToObject(b->root, "inputs");
+    for (int i = 0; i < b->n_models; i++) {
+        const char *src;
+        if (b->o->image) {
+            b->frames[i] = shoal_image_wrap(shared.rgb, shared.width, shared.height);
+            src = b->o->image;
+        } else if (frame_from_npy(cfg->models[i].path, &b->frames[i]) == 0) {
+            src = "reference .input.npy";
+        } else if (noise_frame(cfg->models[i].input_w, cfg->models[i].input_h, (uint32_t)i + 1, &b->frames[i]) == 0) {
+            src = "seeded noise";
+        } else {
+            return -1;
+        }
+        char d[160];
+        snprintf(d, sizeof d, "%dx%d %s", b->frames[i].width, b->frames[i].height, src);
+        cJSON_AddStringToObject(inputs, b->model_names[i], d);
+    }
+    b->picture = shared;   /* the wrapped frames borrow its pixels */
+    for (int k = 0; k < b->n_modes; k++) {
+        const sh_mode_config *mc = &cfg->modes[k];
+        b->mode_first_model[k] = mc->n_models ? (int)mc->models[0] : 0;
+        b->mode_selected[k] = !b->o->mode || !strcmp(b->o->mode, "all") || !strcmp(b->o->mode, b->mode_names[k]);
+    }
+    if (b->o->mode && strcmp(b->o->mode, "all")) {
+        bool any = false;
+        for (int k = 0; k < b->n_modes; k++)
+            any |= b->mode_selected[k];
+        if (!any) {
+            fprintf(stderr, "shoal bench: unknown mode '%s'\n", b->o->mode);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 int cmd_bench(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "shoal %s: not implemented yet\n", argv[0]);
-    return 2;
+    bench_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    bench b = {.o = &o};
+    b.root = cJSON_CreateObject();
+    b.lat = calloc((size_t)o.iters, sizeof(double));
+    b.inf = calloc((size_t)o.iters, sizeof(double));
+    if (!b.root || !b.lat || !b.inf) {
+        fprintf(stderr, "shoal bench: out of memory\n");
+        return 1;
+    }
+    cJSON_AddStringToObject(b.root, "runner", "shoal");
+    cJSON_AddStringToObject(b.root, "config_name", o.label);
+    cJSON_AddStringToObject(b.root, "shoal_version", SHOAL_VERSION);
+    cJSON_AddStringToObject(b.root, "config", o.config);
+    cJSON_AddNumberToObject(b.root, "iters", o.iters);
+    cJSON_AddNumberToObject(b.root, "warmup", o.warmup);
+    time_t t = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    cJSON_AddStringToObject(b.root, "date", when);
+
+    sh_err err = {0};
+    double t0 = now_ms();
+    rc = -1;
+    if (phase_create(&b, o.device) == 0) {
+        const char *dev = sh_runtime_backend_name(b.rt);
+        bool gpu = strcmp(dev, "cpu") != 0;
+        cJSON_AddStringToObject(b.root, "device", gpu ? "cuda" : "cpu");
+        if (gpu && sh_nvml_open(NULL, NULL, &b.nv, &err) != 0)
+            cJSON_AddStringToObject(b.root, "nvml", err.msg);
+        sh_gpu_sample g;
+        if (b.nv && sh_nvml_sample(b.nv, 0, &g, &err) == 0)
+            cJSON_AddStringToObject(b.root, "device_name", g.name);
+        else
+            cJSON_AddStringToObject(b.root, "device_name", gpu ? "unknown GPU" : "host CPU");
+        if (b.nv) {   /* create's probe ran before NVML was open */
+            mem_probe m = probe(b.nv);
+            cJSON_ReplaceItemInObject(cJSON_GetObjectItem(b.root, "memory_after"), "create", probe_json(&m));
+        }
+        const sh_config *cfg = sh_runtime_config(b.rt);
+        cJSON_AddNumberToObject(b.root, "threads", o.threads > 0 ? o.threads : cfg->inference.threads);
+        rc = make_frames(&b);
+        if (rc == 0)
+            rc = phase_upload(&b);
+        if (rc == 0)
+            rc = phase_models(&b);
+        if (rc == 0 && o.profile)
+            rc = phase_profile(&b);
+        if (rc == 0)
+            rc = phase_modes(&b);
+        if (rc == 0)
+            memory_snapshot(&b, "memory");
+        if (rc == 0 && strcmp(o.budget, "none") && o.cycles > 0)
+            rc = phase_switch(&b);
+        if (rc == 0)
+            memory_snapshot(&b, "memory_end");
+    }
+    cJSON_AddNumberToObject(b.root, "bench_wall_s", (now_ms() - t0) / 1e3);
+    cJSON_AddBoolToObject(b.root, "ok", rc == 0 && b.failures == 0);
+    progress_done();
+    char *text = cJSON_PrintUnformatted(b.root);
+    if (o.out && text) {
+        FILE *f = fopen(o.out, "w");
+        if (!f || fprintf(f, "%s\n", text) < 0) {
+            fprintf(stderr, "shoal bench: cannot write %s\n", o.out);
+            rc = -1;
+        }
+        if (f)
+            fclose(f);
+    }
+    if (o.json)
+        printf("%s\n", text ? text : "{}");
+    else if (b.rt)
+        print_tables(&b);
+    free(text);
+    for (int i = 0; i < MAX_MODELS; i++)
+        shoal_image_free(&b.frames[i]);
+    shoal_image_free(&b.picture);
+    sh_nvml_close(b.nv);
+    shoal_runtime_destroy(b.rt);
+    cJSON_Delete(b.root);
+    free(b.lat);
+    free(b.inf);
+    return rc == 0 && b.failures == 0 ? 0 : 1;
 }

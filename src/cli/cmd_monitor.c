@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "monitor/nvml.h"
 #include "runtime/config.h"
+#include "shoal.h"
 
 /* The CLI owns the process, so a signal flag is the one global here; the library has none. */
 static volatile sig_atomic_t g_stop;
@@ -29,7 +30,10 @@ static void usage(FILE *f)
             "  --interval S   seconds between samples (default: the config's monitor.interval_s, else 5)\n"
             "  --duration S   stop after S seconds (default: until interrupted); 0 takes one sample\n"
             "  --json         one JSON object per sample, one per line\n"
-            "  --config FILE  check FILE and take its monitor settings (per-model attribution: later)\n");
+            "  --config FILE  run the runtime of FILE (one mode per sample, in turn, on a generated frame)\n"
+            "                 and show shoal's per-model attribution beside the device figures\n"
+            "  --device D     with --config: cpu, cuda or auto (default: the config's)\n"
+            "  --no-run       with --config: load the preload list only, run nothing\n");
 }
 
 static int parse_seconds(const char *opt, const char *s, double *out)
@@ -106,11 +110,106 @@ static cJSON *gpu_json(const sh_gpu_sample *g)
     return o;
 }
 
+/* --- per-model attribution (--config) ---------------------------------------------------- */
+
+static const char *state_str(shoal_model_state s)
+{
+    return s == SHOAL_MODEL_RESIDENT ? "resident" : s == SHOAL_MODEL_CACHED ? "cached" : "unloaded";
+}
+
+/* A deterministic frame: gradient and blocks (see cmd_report.c). */
+static uint8_t *make_frame(int w, int h)
+{
+    uint8_t *px = malloc((size_t)w * (size_t)h * 3);
+    for (int y = 0; px && y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = px + ((size_t)y * (size_t)w + (size_t)x) * 3;
+            bool block = ((x / 80) + (y / 80)) % 3 == 0;
+            p[0] = (uint8_t)(block ? 230 : x * 255 / w);
+            p[1] = (uint8_t)(block ? 40 : y * 255 / h);
+            p[2] = (uint8_t)(block ? 40 : ((x + y) * 255) / (w + h));
+        }
+    return px;
+}
+
+/* What shoal accounts for in the memory the gap is measured against: on a GPU its device
+ * bytes (NVML's process figure covers device memory only); on the CPU everything is host
+ * memory, so the device bytes plus the host cache. */
+static int64_t accounted_bytes(const shoal_stats *st, bool gpu_runtime)
+{
+    const shoal_device_stats *d = &st->devices[0];
+    return d->in_use_bytes + (gpu_runtime ? 0 : d->host_cache_bytes);
+}
+
+static void print_models(const shoal_stats *st, const char *hhmmss)
+{
+    const shoal_device_stats *d = &st->devices[0];
+    printf("%-8s | %-16s | %-8s | %9s | %9s | %9s | %14s | %9s | %5s | %5s\n", hhmmss, "model (MiB)", "state", "weights",
+           "unique", "shared", "plan (share)", "host cache", "loads", "evict");
+    for (int i = 0; i < st->n_models; i++) {
+        const shoal_model_stats *m = &st->models[i];
+        char plan[32];
+        snprintf(plan, sizeof plan, "%.1f (%.0f%%)", MIB(m->plan_bytes),
+                 d->arena_bytes > 0 ? 100.0 * (double)m->plan_bytes / (double)d->arena_bytes : 0.0);
+        printf("%-8s | %-16.16s | %-8s | %9.1f | %9.1f | %9.1f | %14s | %9.1f | %5llu | %5llu\n", "", m->name,
+               state_str(m->state), MIB(m->weight_bytes), MIB(m->weight_unique_bytes), MIB(m->weight_shared_bytes), plan,
+               MIB(m->host_cache_bytes), (unsigned long long)m->loads, (unsigned long long)m->evictions);
+    }
+    printf("%-8s | shoal %s: in use %.1f MiB (weights %.1f, arena %.1f, staging %.1f), peak %.1f MiB, budget %s, "
+           "host cache %.1f MiB\n",
+           "", d->name, MIB(d->in_use_bytes), MIB(d->weights_bytes), MIB(d->arena_bytes), MIB(d->staging_bytes),
+           MIB(d->peak_bytes), d->budget_bytes > 0 ? "set" : "unlimited", MIB(d->host_cache_bytes));
+    if (d->budget_bytes > 0)
+        printf("%-8s | budget %.1f MiB, %.1f%% in use\n", "", MIB(d->budget_bytes),
+               100.0 * (double)d->in_use_bytes / (double)d->budget_bytes);
+}
+
+static cJSON *models_json(const shoal_stats *st)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const shoal_device_stats *d = &st->devices[0];
+    for (int i = 0; arr && i < st->n_models; i++) {
+        const shoal_model_stats *m = &st->models[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", m->name);
+        cJSON_AddStringToObject(o, "state", state_str(m->state));
+        cJSON_AddBoolToObject(o, "pinned", m->pinned);
+        cJSON_AddNumberToObject(o, "weight_bytes", (double)m->weight_bytes);
+        cJSON_AddNumberToObject(o, "weight_unique_bytes", (double)m->weight_unique_bytes);
+        cJSON_AddNumberToObject(o, "weight_shared_bytes", (double)m->weight_shared_bytes);
+        cJSON_AddNumberToObject(o, "plan_bytes", (double)m->plan_bytes);
+        cJSON_AddNumberToObject(o, "plan_share_percent",
+                                d->arena_bytes > 0 ? 100.0 * (double)m->plan_bytes / (double)d->arena_bytes : 0.0);
+        cJSON_AddNumberToObject(o, "host_cache_bytes", (double)m->host_cache_bytes);
+        cJSON_AddNumberToObject(o, "loads", (double)m->loads);
+        cJSON_AddNumberToObject(o, "evictions", (double)m->evictions);
+        cJSON_AddNumberToObject(o, "runs", (double)m->runs);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static cJSON *shoal_json(const shoal_stats *st, bool gpu_runtime)
+{
+    const shoal_device_stats *d = &st->devices[0];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "device", d->name);
+    cJSON_AddNumberToObject(o, "budget_bytes", (double)d->budget_bytes);
+    cJSON_AddNumberToObject(o, "in_use_bytes", (double)d->in_use_bytes);
+    cJSON_AddNumberToObject(o, "peak_bytes", (double)d->peak_bytes);
+    cJSON_AddNumberToObject(o, "weights_bytes", (double)d->weights_bytes);
+    cJSON_AddNumberToObject(o, "arena_bytes", (double)d->arena_bytes);
+    cJSON_AddNumberToObject(o, "staging_bytes", (double)d->staging_bytes);
+    cJSON_AddNumberToObject(o, "host_cache_bytes", (double)d->host_cache_bytes);
+    cJSON_AddNumberToObject(o, "accounted_bytes", (double)accounted_bytes(st, gpu_runtime));
+    return o;
+}
+
 int cmd_monitor(int argc, char **argv)
 {
     double interval = -1, duration = -1;
-    bool json = false;
-    const char *config_path = NULL;
+    bool json = false, no_run = false;
+    const char *config_path = NULL, *device = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -128,6 +227,14 @@ int cmd_monitor(int argc, char **argv)
                 return 2;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--no-run")) {
+            no_run = true;
+        } else if (!strcmp(a, "--device")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "shoal monitor: --device needs cpu, cuda or auto\n");
+                return 2;
+            }
+            device = argv[++i];
         } else if (!strcmp(a, "--config")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "shoal monitor: --config needs a file\n");
@@ -160,12 +267,35 @@ int cmd_monitor(int argc, char **argv)
     if (interval < 0)
         interval = 5.0;
 
-    /* ==== HOOK(lead): per-model attribution ================================================
-     * With --config, create the runtime from `cfg` here (shoal_runtime_create), run it (a mode
-     * cycle or the server's traffic), and each sample below add per model: weights (unique and
-     * shared), plan share of the arena, host cache, state; plus the gap between NVML's process
-     * usage and the sum of shoal's bytes (CUDA context and library overhead). Nothing here
-     * does that yet: --config only validates the file and takes monitor.interval_s. */
+    /* Per-model attribution: the runtime of the config runs here, one mode per sample in
+     * turn, and each sample shows what shoal accounts for per model beside the device's own
+     * figures; the gap between the process's usage and shoal's bytes is the CUDA context and
+     * library overhead on a GPU, or code, libraries, graphs and plans on the host. */
+    shoal_runtime_t rt = NULL;
+    uint8_t *frame_px = NULL;
+    shoal_image frame = {0};
+    if (config_path) {
+        char error[1024] = "";
+        shoal_runtime_params p = shoal_runtime_default_params();
+        p.config_path = config_path;
+        p.device = device;
+        p.error = error;
+        p.error_cap = sizeof error;
+        if (shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+            fprintf(stderr, "shoal monitor: %s\n", error);
+            sh_config_destroy(cfg);
+            sh_allocator_destroy(alloc);
+            return 1;
+        }
+        if (!no_run && !(frame_px = make_frame(640, 480))) {
+            fprintf(stderr, "shoal monitor: out of memory\n");
+            shoal_runtime_destroy(rt);
+            sh_config_destroy(cfg);
+            sh_allocator_destroy(alloc);
+            return 1;
+        }
+        frame = shoal_image_wrap(frame_px, 640, 480);
+    }
 
     sh_nvml *nv = NULL;
     bool have_gpu = sh_nvml_open(alloc, NULL, &nv, &err) == 0;
@@ -208,6 +338,7 @@ int cmd_monitor(int argc, char **argv)
                 cJSON_AddStringToObject(nvo, "message", nvml_msg);
             gpus = cJSON_AddArrayToObject(root, "gpus");
         }
+        sh_gpu_sample gpu0 = {.process_used = -1};
         for (unsigned i = 0; have_gpu && i < sh_nvml_device_count(nv); i++) {
             sh_gpu_sample g;
             if (sh_nvml_sample(nv, i, &g, &err) != 0) {
@@ -215,6 +346,8 @@ int cmd_monitor(int argc, char **argv)
                 status = 1;
                 continue;
             }
+            if (i == 0)   /* the runtime uses device 0 ("cuda:0") */
+                gpu0 = g;
             if (gpus) {
                 cJSON_AddItemToArray(gpus, gpu_json(&g));
                 continue;
@@ -227,7 +360,60 @@ int cmd_monitor(int argc, char **argv)
             printf("%-8s | %-3u | %10.0f | %10.0f | %10.0f | %5.1f%% | %6s | %12s\n", hhmmss, i, MIB(g.total),
                    MIB(g.used), MIB(g.free), g.total ? 100.0 * (double)g.used / (double)g.total : 0.0, util, proc);
         }
-        /* HOOK(lead): per-model rows go here (table) or into root["models"] (JSON). */
+        shoal_stats st;
+        bool have_stats = false, gpu_runtime = false;
+        if (rt) {
+            int n_modes = shoal_runtime_mode_count(rt);
+            if (frame_px && n_modes > 0) {
+                const char *mode = shoal_runtime_mode_name(rt, (int)(sample_no % (unsigned)n_modes));
+                shoal_results_t res = NULL;
+                if (shoal_runtime_run_mode(rt, mode, &frame, &res) != SHOAL_OK) {
+                    fprintf(stderr, "shoal monitor: mode '%s': %s\n", mode, shoal_runtime_last_error(rt));
+                    status = 1;
+                }
+                shoal_results_destroy(res);
+                if (!json)
+                    printf("%-8s | ran mode %s\n", hhmmss, mode);
+            }
+            have_stats = shoal_runtime_get_stats(rt, &st) == SHOAL_OK;
+            gpu_runtime = have_stats && strcmp(st.devices[0].name, "cpu") != 0;
+        }
+        if (have_stats) {
+            int64_t acc = accounted_bytes(&st, gpu_runtime);
+            /* the gap: what the process holds beyond shoal's accounted bytes */
+            int64_t proc = -1;
+            const char *basis = NULL;
+            if (gpu_runtime && have_gpu && gpu0.process_used >= 0) {
+                proc = gpu0.process_used;
+                basis = "NVML process usage";
+            } else if (!gpu_runtime && have_host) {
+                proc = (int64_t)host.rss;
+                basis = "process RSS";
+            }
+            if (root) {
+                cJSON *sj = shoal_json(&st, gpu_runtime);
+                if (proc >= 0) {
+                    cJSON_AddStringToObject(sj, "gap_basis", basis);
+                    cJSON_AddNumberToObject(sj, "process_bytes", (double)proc);
+                    cJSON_AddNumberToObject(sj, "gap_bytes", (double)(proc - acc));
+                } else {
+                    cJSON_AddNullToObject(sj, "gap_bytes");
+                }
+                cJSON_AddItemToObject(root, "shoal", sj);
+                cJSON_AddItemToObject(root, "models", models_json(&st));
+            } else {
+                print_models(&st, hhmmss);
+                if (proc >= 0)
+                    printf("%-8s | gap: %s %.1f MiB - shoal %.1f MiB = %.1f MiB (%s)\n", "", basis, MIB(proc), MIB(acc),
+                           MIB(proc - acc),
+                           proc < acc ? "negative: reserved pages not touched yet"
+                           : gpu_runtime ? "CUDA context, cuDNN/cuBLAS, allocator rounding"
+                                         : "code, libraries, parsed graphs and plans, allocator overhead");
+                else if (gpu_runtime)
+                    printf("%-8s | gap: unknown (NVML does not show this process's usage)\n", "");
+            }
+            shoal_stats_free(&st);
+        }
         if (root) {
             if (have_host)
                 cJSON_AddItemToObject(root, "host", host_json(&host));
@@ -253,6 +439,8 @@ int cmd_monitor(int argc, char **argv)
         sleep_s(start + interval * sample_no - now_s());
     }
     sh_nvml_close(nv);
+    shoal_runtime_destroy(rt);
+    free(frame_px);
     sh_config_destroy(cfg);
     sh_allocator_destroy(alloc);
     return status;

@@ -251,8 +251,37 @@ static int check_frame(const shoal_image *frame, sh_err *err)
     return 0;
 }
 
-static int run_list(shoal_runtime_t rt, const char *label, const size_t *ids, size_t n, const shoal_image *frame,
-                    shoal_results_t *out)
+/* Reload bytes of the listed models so far: run_list takes the difference around a mode's
+ * run to charge the switch with what it loaded again. */
+static uint64_t reload_bytes(shoal_runtime_t rt, const size_t *ids, size_t n)
+{
+    uint64_t b = 0;
+    pthread_mutex_lock(&rt->stats_lock);
+    for (size_t i = 0; i < n; i++)
+        b += rt->models[ids[i]].reload_bytes_total;
+    pthread_mutex_unlock(&rt->stats_lock);
+    return b;
+}
+
+static void record_mode(shoal_runtime_t rt, int mode, uint64_t reloaded)
+{
+    pthread_mutex_lock(&rt->stats_lock);
+    sh_rt_mode_stats *ms = &rt->mode_stats[mode];
+    ms->runs++;
+    if (rt->last_mode >= 0 && rt->last_mode != mode) {
+        ms->switches++;
+        if (reloaded) {
+            ms->reloading_switches++;
+            ms->switch_reload_bytes += reloaded;
+        }
+    }
+    rt->last_mode = mode;
+    pthread_mutex_unlock(&rt->stats_lock);
+}
+
+/* mode: index of the mode being run, or -1 for a single model. */
+static int run_list(shoal_runtime_t rt, const char *label, int mode, const size_t *ids, size_t n,
+                    const shoal_image *frame, shoal_results_t *out)
 {
     sh_err err = {0};
     *out = NULL;
@@ -268,6 +297,7 @@ static int run_list(shoal_runtime_t rt, const char *label, const size_t *ids, si
     }
     res->alloc = rt->alloc;
     snprintf(res->mode, sizeof res->mode, "%s", label);
+    uint64_t reload0 = mode >= 0 ? reload_bytes(rt, ids, n) : 0;
     sh_rt_context *ctx = take_context(rt);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -275,6 +305,8 @@ static int run_list(shoal_runtime_t rt, const char *label, const size_t *ids, si
         res->n = (int)i + 1;
     }
     give_context(rt, ctx);
+    if (mode >= 0 && rc == 0)
+        record_mode(rt, mode, reload_bytes(rt, ids, n) - reload0);
     if (rc) {
         shoal_results_destroy(res);
         return sh_rt_fail(rt, &err);
@@ -297,7 +329,7 @@ int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_ima
         return sh_rt_fail(rt, &err);
     }
     const sh_mode_config *mc = &rt->cfg->modes[k];
-    return run_list(rt, mc->name, mc->models, mc->n_models, frame, out);
+    return run_list(rt, mc->name, k, mc->models, mc->n_models, frame, out);
 }
 
 int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame, shoal_results_t *out)
@@ -310,5 +342,5 @@ int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_i
         return sh_rt_fail(rt, &err);
     }
     size_t id = (size_t)i;
-    return run_list(rt, model, &id, 1, frame, out);
+    return run_list(rt, model, -1, &id, 1, frame, out);
 }

@@ -40,13 +40,25 @@ typedef struct sh_rt_model {
     void ***ws_ptrs;                    /* [contexts][n_nodes] */
     unsigned long binding[8];           /* per context; changes whenever pointers do */
     bool bound;
+    bool consts_dropped;                /* graph weight data freed: packed copies are the only ones */
     /* measurements (under rt->stats_lock) */
     uint64_t runs;
     double lat_ms[SH_RT_LATENCY_RING];
     int lat_count;
     double lat_last_ms;
-    double parse_ms, compile_ms, plan_ms, pack_ms;
+    double parse_ms, optimize_ms, compile_ms, plan_ms, pack_ms;   /* create's phases (bench_hooks.h) */
+    /* weight bytes each load put on the device (under rt->stats_lock); a reload is a load
+     * after the first, i.e. of weights evicted before */
+    uint64_t n_loads;
+    uint64_t load_bytes_total, reload_bytes_total;
+    double resident_since;              /* sh_rt_now() of the last load; -1 when not resident */
 } sh_rt_model;
+
+/* Per mode: how often it was switched to and what the switches reloaded (under stats_lock). */
+typedef struct sh_rt_mode_stats {
+    uint64_t runs, switches, reloading_switches;
+    uint64_t switch_reload_bytes;
+} sh_rt_mode_stats;
 
 /* An execution context: one activation arena shared by every model it runs in turn, and the
  * host staging the device needs for inputs and outputs. */
@@ -67,11 +79,14 @@ typedef struct sh_rt_err_slot {
 
 struct shoal_runtime {
     sh_allocator *alloc;
+    bool owns_alloc;                    /* false when a test or tool lent its allocator */
     sh_config *cfg;
     shoal_log_fn log;
     void *log_user;
     sh_backend backend;
     bool backend_is_cpu;
+    bool host_cache_on;
+    bool host_cache_unlimited;
     sh_budget *budget;
     sh_weight_store *weights;
     sh_residency *residency;
@@ -96,6 +111,9 @@ struct shoal_runtime {
     pthread_mutex_t monitor_lock;
     pthread_cond_t monitor_wake;
     uint64_t cleanups;
+    /* report evidence (under stats_lock) */
+    int last_mode;                      /* index of the mode run last; -1 none */
+    sh_rt_mode_stats *mode_stats;       /* [cfg->n_modes] */
 };
 
 /* Per model result, public view plus what drawing needs. */
@@ -128,5 +146,7 @@ void sh_rt_result_free(sh_allocator *a, sh_rt_result *r);
 int sh_rt_monitor_start(struct shoal_runtime *rt, sh_err *err);
 void sh_rt_monitor_stop(struct shoal_runtime *rt);
 int sh_rt_cleanup(struct shoal_runtime *rt, double target_fraction);
+/* Device memory in bytes (the backend's, or the host's on CPU): what percentages refer to. */
+uint64_t sh_rt_device_total_bytes(struct shoal_runtime *rt);
 
 #endif

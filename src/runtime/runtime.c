@@ -13,6 +13,7 @@
 
 #include "import/onnx_import.h"
 #include "graph/passes.h"
+#include "runtime/introspect.h"
 #include "runtime/runtime-impl.h"
 
 static double mono_s(void)
@@ -167,6 +168,8 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
     return 0;
 }
 
+static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
+
 static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     double t = mono_s();
@@ -180,6 +183,8 @@ static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     sh_optimize_params op = sh_optimize_default_params();
     if ((rc = sh_graph_optimize(m->graph, &op, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->optimize_ms = (mono_s() - t) * 1e3;
+    t = mono_s();
     if ((rc = check_outputs(m, err)))
         return rc;
     if ((rc = rt->backend.iface->compile(rt->backend.ctx, m->graph, &m->prog, err)))
@@ -193,6 +198,8 @@ static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     if ((rc = sh_weight_store_register(rt->weights, m->id, m->prog, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->pack_ms = (mono_s() - t) * 1e3;
+    if (rt->host_cache_unlimited)
+        drop_consts(rt, m);
 
     size_t nt = (size_t)m->graph->n_tensors, nn = (size_t)(m->graph->n_nodes ? m->graph->n_nodes : 1);
     m->weight_ptrs = sh_calloc(rt->alloc, nt, sizeof(void *));
@@ -237,6 +244,58 @@ static void free_model(shoal_runtime_t rt, sh_rt_model *m)
     sh_graph_destroy(m->graph);
 }
 
+/* --- weight data on the host ------------------------------------------------------------
+ * Once packed weights exist elsewhere (on the device, or in the host cache), the graph's own
+ * fp32 copy is dead weight: on the CPU it would double the process's memory. It is freed, and
+ * read again from the model file (parse + the same passes) if a later load must repack —
+ * which is exactly the cost the host cache exists to avoid. */
+
+static void drop_consts(shoal_runtime_t rt, sh_rt_model *m)
+{
+    for (int t = 0; t < m->graph->n_tensors; t++) {
+        sh_tensor *x = &m->graph->tensors[t];
+        if (m->prog->weight_bytes[t] > 0 && x->is_const && x->data) {
+            sh_free(rt->alloc, x->data);
+            x->data = NULL;
+        }
+    }
+    m->consts_dropped = true;
+}
+
+static int restore_consts(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
+{
+    sh_graph *g2 = NULL;
+    int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &g2, err);
+    if (rc == 0 && g2->n_inputs == 1) {
+        sh_tensor *in = &g2->tensors[g2->inputs[0]];
+        in->shape.d[0] = 1;
+        in->shape.d[1] = 3;
+        in->shape.d[2] = m->in_h;
+        in->shape.d[3] = m->in_w;
+    }
+    sh_optimize_params op = sh_optimize_default_params();
+    if (rc == 0)
+        rc = sh_graph_optimize(g2, &op, err);
+    for (int t = 0; rc == 0 && t < m->graph->n_tensors; t++) {
+        sh_tensor *x = &m->graph->tensors[t];
+        if (m->prog->weight_bytes[t] == 0 || !x->is_const || x->data)
+            continue;
+        int t2 = sh_graph_find_tensor(g2, x->name);
+        if (t2 < 0 || !g2->tensors[t2].data || g2->tensors[t2].nbytes != x->nbytes)
+            rc = sh_errf(err, SHOAL_ERR_STATE, "model '%s': file changed since it was planned (weight '%s')",
+                         m->cfg->name, x->name);
+        else {
+            x->data = g2->tensors[t2].data;
+            g2->tensors[t2].data = NULL;
+        }
+    }
+    sh_graph_destroy(g2);
+    if (rc)
+        return sh_err_prefix(err, rc, "reloading model '%s': ", m->cfg->name);
+    m->consts_dropped = false;
+    return 0;
+}
+
 /* --- residency callbacks ----------------------------------------------------------- */
 
 static size_t footprint_cb(void *user, const unsigned char *set, int n)
@@ -249,9 +308,25 @@ static int load_cb(void *user, int id, sh_err *err)
 {
     shoal_runtime_t rt = user;
     sh_rt_model *m = &rt->models[id];
-    int rc = sh_weight_store_load(rt->weights, id, m->prog, m->weight_ptrs, err);
+    /* Called under the residency lock, so nothing else loads between the two calls. */
+    size_t adds = sh_weight_store_bytes_to_load(rt->weights, id);
+    int rc;
+    if (m->consts_dropped && !rt->host_cache_unlimited && (rc = restore_consts(rt, m, err)))
+        return rc;
+    rc = sh_weight_store_load(rt->weights, id, m->prog, m->weight_ptrs, err);
     if (rc)
         return sh_err_prefix(err, rc, "loading model '%s': ", m->cfg->name);
+    if (!rt->host_cache_on)
+        drop_consts(rt, m);
+    if (adds != SIZE_MAX) {
+        pthread_mutex_lock(&rt->stats_lock);
+        m->load_bytes_total += adds;
+        if (m->n_loads)
+            m->reload_bytes_total += adds;
+        m->n_loads++;
+        m->resident_since = sh_rt_now(rt);
+        pthread_mutex_unlock(&rt->stats_lock);
+    }
     for (int c = 0; c < rt->n_contexts; c++) {
         rc = sh_plan_bind(m->plan, m->prog, rt->contexts[c].arena, m->weight_ptrs, m->tensor_ptrs[c], m->ws_ptrs[c]);
         if (rc) {
@@ -271,6 +346,9 @@ static void unload_cb(void *user, int id)
     sh_rt_model *m = &rt->models[id];
     sh_weight_store_unload(rt->weights, id);
     m->bound = false;
+    pthread_mutex_lock(&rt->stats_lock);
+    m->resident_since = -1;
+    pthread_mutex_unlock(&rt->stats_lock);
     sh_rt_logf(rt, SHOAL_LOG_INFO, "model %s unloaded", m->cfg->name);
 }
 
@@ -307,7 +385,7 @@ static int create_backend(shoal_runtime_t rt, const shoal_runtime_params *p, sh_
     return sh_backend_cpu_create(&bp, &rt->backend, err);
 }
 
-static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, sh_err *err)
+uint64_t sh_rt_device_total_bytes(shoal_runtime_t rt)
 {
     uint64_t total = 0;
     size_t free_b = 0, total_b = 0;
@@ -315,6 +393,13 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, sh_er
         total = total_b;
     else
         host_total_bytes(&total);
+    return total;
+}
+
+static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const sh_runtime_internal_params *ip,
+                        sh_err *err)
+{
+    uint64_t total = sh_rt_device_total_bytes(rt);
     if (!rt->backend_is_cpu || rt->cfg->hardware.tier != SH_TIER_AUTO)
         sh_config_pick_tier(rt->cfg, rt->backend_is_cpu ? 0 : total);
     uint64_t budget = sh_config_size_bytes(&rt->cfg->memory.budget, total, 0);
@@ -326,15 +411,22 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, sh_er
     bool cache_on = hc->kind == SH_SIZE_AUTO || (hc->kind == SH_SIZE_BYTES && hc->bytes > 0) ||
                     (hc->kind == SH_SIZE_PERCENT && hc->percent > 0);
     uint64_t host_limit = hc->kind == SH_SIZE_AUTO ? 0 : sh_config_size_bytes(hc, total, 0);
+    rt->host_cache_on = cache_on;
+    rt->host_cache_unlimited = cache_on && host_limit == 0;
     int rc = sh_budget_create(rt->alloc, rt->backend_is_cpu ? "cpu" : "cuda:0", (size_t)budget, (size_t)host_limit,
                               rt->n_models, &rt->budget, err);
     if (rc)
         return rc;
+    if (ip && ip->budget_hook)   /* before the first charge, so a test sees every one */
+        sh_budget_set_hook(rt->budget, ip->budget_hook, ip->budget_hook_user);
     sh_weight_store_params wp = {.alloc = rt->alloc,
                                  .backend = rt->backend,
                                  .budget = rt->budget,
                                  .host_cache = cache_on,
-                                 .chunk_bytes = rt->backend_is_cpu ? 0 : (size_t)4 << 20,
+                                 /* CPU buffers are plain host blocks: one per weight keeps the
+                                  * budget's charges equal to the footprint residency plans with
+                                  * (16 MiB chunks made small models look 16 MiB big). */
+                                 .chunk_bytes = rt->backend_is_cpu ? rt->backend.iface->alignment : (size_t)4 << 20,
                                  .max_models = rt->n_models};
     if ((rc = sh_weight_store_create(&wp, &rt->weights, err)))
         return rc;
@@ -390,7 +482,7 @@ static int preload(shoal_runtime_t rt, sh_err *err)
     return 0;
 }
 
-static int create(const shoal_runtime_params *p, shoal_runtime_t rt, sh_err *err)
+static int create(const shoal_runtime_params *p, const sh_runtime_internal_params *ip, shoal_runtime_t rt, sh_err *err)
 {
     int rc;
     if (p->config_path)
@@ -403,6 +495,8 @@ static int create(const shoal_runtime_params *p, shoal_runtime_t rt, sh_err *err
         return rc;
     if ((rc = create_backend(rt, p, err)))
         return rc;
+    if (ip && ip->wrap_backend && (rc = ip->wrap_backend(ip->wrap_backend_user, &rt->backend, err)))
+        return rc;
     rt->n_models = (int)rt->cfg->n_models;
     rt->n_contexts = p->contexts > 0 ? p->contexts : (rt->cfg->memory.arena_contexts > 0 ? rt->cfg->memory.arena_contexts : 1);
     if (rt->n_contexts > 8)
@@ -410,13 +504,18 @@ static int create(const shoal_runtime_params *p, shoal_runtime_t rt, sh_err *err
     rt->models = sh_calloc(rt->alloc, (size_t)(rt->n_models ? rt->n_models : 1), sizeof *rt->models);
     if (!rt->models)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
+    rt->last_mode = -1;
+    rt->mode_stats = sh_calloc(rt->alloc, rt->cfg->n_modes ? rt->cfg->n_modes : 1, sizeof *rt->mode_stats);
+    if (!rt->mode_stats)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; i < rt->n_models; i++) {
         rt->models[i].id = i;
+        rt->models[i].resident_since = -1;
         rt->models[i].cfg = &rt->cfg->models[i];
         if ((rc = sh_config_read_classes(rt->cfg, rt->models[i].cfg, err)))
             return rc;
     }
-    if ((rc = setup_memory(rt, p, err)))
+    if ((rc = setup_memory(rt, p, ip, err)))
         return rc;
     for (int i = 0; i < rt->n_models; i++)
         if ((rc = prepare_model(rt, &rt->models[i], err)))
@@ -432,17 +531,26 @@ static int create(const shoal_runtime_params *p, shoal_runtime_t rt, sh_err *err
 
 int shoal_runtime_create(const shoal_runtime_params *p, shoal_runtime_t *out)
 {
+    return sh_runtime_create_internal(p, NULL, out);
+}
+
+int sh_runtime_create_internal(const shoal_runtime_params *p, const sh_runtime_internal_params *ip,
+                               shoal_runtime_t *out)
+{
     *out = NULL;
     sh_err err = {0};
-    sh_allocator *a = sh_allocator_create();
+    bool own = !(ip && ip->alloc);
+    sh_allocator *a = own ? sh_allocator_create() : ip->alloc;
     shoal_runtime_t rt = a ? sh_calloc(a, 1, sizeof *rt) : NULL;
     if (!rt) {
-        sh_allocator_destroy(a);
+        if (own)
+            sh_allocator_destroy(a);
         if (p->error && p->error_cap)
             snprintf(p->error, p->error_cap, "out of memory");
         return SHOAL_ERR_NO_MEMORY;
     }
     rt->alloc = a;
+    rt->owns_alloc = own;
     rt->log = p->log;
     rt->log_user = p->log_user;
     rt->t0 = mono_s();
@@ -452,7 +560,7 @@ int shoal_runtime_create(const shoal_runtime_params *p, shoal_runtime_t *out)
     pthread_mutex_init(&rt->err_lock, NULL);
     pthread_mutex_init(&rt->monitor_lock, NULL);
     pthread_cond_init(&rt->monitor_wake, NULL);
-    int rc = create(p, rt, &err);
+    int rc = create(p, ip, rt, &err);
     if (rc) {
         if (p->error && p->error_cap)
             snprintf(p->error, p->error_cap, "%s", err.msg[0] ? err.msg : shoal_status_str(rc));
@@ -487,6 +595,7 @@ void shoal_runtime_destroy(shoal_runtime_t rt)
     for (int i = 0; rt->models && i < rt->n_models; i++)
         free_model(rt, &rt->models[i]);
     sh_free(rt->alloc, rt->models);
+    sh_free(rt->alloc, rt->mode_stats);
     sh_budget_destroy(rt->budget);
     sh_backend_destroy(&rt->backend);
     sh_config_destroy(rt->cfg);
@@ -497,8 +606,10 @@ void shoal_runtime_destroy(shoal_runtime_t rt)
     pthread_mutex_destroy(&rt->monitor_lock);
     pthread_cond_destroy(&rt->monitor_wake);
     sh_allocator *a = rt->alloc;
+    bool own = rt->owns_alloc;
     sh_free(a, rt);
-    sh_allocator_destroy(a);
+    if (own)
+        sh_allocator_destroy(a);
 }
 
 /* --- residency control ---------------------------------------------------------------- */
@@ -539,6 +650,26 @@ int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes)
     sh_err err = {0};
     if (bytes < 0)
         return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_INVALID_ARG, "budget must be >= 0 bytes (0 = unlimited)"});
+    if (bytes > 0) {
+        /* Refuse before evicting anything: the arenas and the weights of pinned and running
+         * models (shared tensors once) cannot leave. */
+        unsigned char *keep = sh_calloc(rt->alloc, (size_t)rt->n_models, 1);
+        if (!keep)
+            return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_NO_MEMORY, "out of memory"});
+        for (int i = 0; i < rt->n_models; i++) {
+            sh_residency_model_stats rs;
+            sh_residency_model_get_stats(rt->residency, i, &rs);
+            keep[i] = rs.resident && (rs.pinned || rs.refs > 0);
+        }
+        size_t fixed = sh_weight_store_set_bytes(rt->weights, keep) + rt->arena_bytes * (size_t)rt->n_contexts;
+        sh_free(rt->alloc, keep);
+        if (fixed > (size_t)bytes) {
+            sh_errf(&err, SHOAL_ERR_BUDGET,
+                    "budget of %lld bytes refused: needs %zu bytes for the activation arenas and the pinned or "
+                    "running models; nothing was evicted", (long long)bytes, fixed);
+            return sh_rt_fail(rt, &err);
+        }
+    }
     sh_budget_stats st;
     sh_budget_get_stats(rt->budget, &st);
     size_t old = st.device_limit;

@@ -37,7 +37,8 @@ int shoal_runtime_get_stats(shoal_runtime_t rt, shoal_stats *out)
     memset(out, 0, sizeof *out);
     out->models = calloc((size_t)(rt->n_models ? rt->n_models : 1), sizeof *out->models);
     out->devices = calloc(1, sizeof *out->devices);
-    if (!out->models || !out->devices) {
+    out->modes = calloc(rt->cfg->n_modes ? rt->cfg->n_modes : 1, sizeof *out->modes);
+    if (!out->models || !out->devices || !out->modes) {
         shoal_stats_free(out);
         return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_NO_MEMORY, "out of memory"});
     }
@@ -71,6 +72,8 @@ int shoal_runtime_get_stats(shoal_runtime_t rt, shoal_stats *out)
         pthread_mutex_lock(&rt->stats_lock);
         s->runs = m->runs;
         s->latency_ms_last = m->lat_last_ms;
+        s->load_bytes_total = (int64_t)m->load_bytes_total;
+        s->reload_bytes_total = (int64_t)m->reload_bytes_total;
         pthread_mutex_unlock(&rt->stats_lock);
         s->last_use_s = rs.last_use > 0 ? now - rs.last_use : -1;
         s->swap_in_ms_last = (double)rs.swap_in_ns_last / 1e6;
@@ -98,6 +101,18 @@ int shoal_runtime_get_stats(shoal_runtime_t rt, shoal_stats *out)
     sh_weight_store_stats wst;
     sh_weight_store_get_stats(rt->weights, &wst);
     out->dedup_saved_bytes = (int64_t)wst.shared_saved_bytes;
+    d->weights_stored_bytes = (int64_t)wst.device_bytes;
+    out->n_modes = (int)rt->cfg->n_modes;
+    pthread_mutex_lock(&rt->stats_lock);
+    for (int k = 0; k < out->n_modes; k++) {
+        const sh_rt_mode_stats *ms = &rt->mode_stats[k];
+        out->modes[k] = (shoal_mode_stats){.name = rt->cfg->modes[k].name,
+                                           .runs = ms->runs,
+                                           .switches = ms->switches,
+                                           .reloading_switches = ms->reloading_switches,
+                                           .switch_reload_bytes = (int64_t)ms->switch_reload_bytes};
+    }
+    pthread_mutex_unlock(&rt->stats_lock);
     return SHOAL_OK;
 }
 
@@ -107,6 +122,7 @@ void shoal_stats_free(shoal_stats *s)
         return;
     free(s->models);
     free(s->devices);
+    free(s->modes);
     memset(s, 0, sizeof *s);
 }
 

@@ -1,6 +1,5 @@
 #include "server/jobs.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,9 +9,11 @@ struct sh_job_queue {
     shoal_runtime_t rt;
     pthread_mutex_t lock;
     pthread_cond_t has_work;
-    pthread_cond_t job_done;
+    pthread_condattr_t mono;    /* waits use CLOCK_MONOTONIC: a clock step must not cut a timeout */
     sh_job **ring;
     int cap, head, count;
+    int running;
+    uint64_t completed, abandoned;
     bool stopping;
     int n_workers;
     pthread_t *workers;
@@ -29,6 +30,7 @@ static void job_free(sh_job_queue *q, sh_job *job)
 {
     shoal_image_free(&job->frame);
     shoal_free_string(job->json);
+    pthread_cond_destroy(&job->done_cv);
     sh_free(q->alloc, job);
 }
 
@@ -47,9 +49,12 @@ static void run_job(sh_job_queue *q, sh_job *job)
             snprintf(job->error, sizeof job->error, "out of memory writing results");
         }
     } else {
+        /* The last error is per thread: this worker's own, read right after its failure. */
         snprintf(job->error, sizeof job->error, "%s", shoal_runtime_last_error(q->rt));
     }
     shoal_results_destroy(res);
+    /* The frame is not needed any more; free it now rather than when the handler is done. */
+    shoal_image_free(&job->frame);
     job->run_ms = now_ms() - t0;
 }
 
@@ -65,13 +70,27 @@ static void *worker_main(void *arg)
         sh_job *job = q->ring[q->head];
         q->head = (q->head + 1) % q->cap;
         q->count--;
+        if (job->refs == 1) {   /* the requester gave up: nobody reads the result */
+            q->abandoned++;
+            job->refs = 0;
+            pthread_mutex_unlock(&q->lock);
+            job_free(q, job);
+            pthread_mutex_lock(&q->lock);
+            continue;
+        }
+        q->running++;
         pthread_mutex_unlock(&q->lock);
         run_job(q, job);
         pthread_mutex_lock(&q->lock);
+        q->running--;
+        q->completed++;
         job->done = true;
-        pthread_cond_broadcast(&q->job_done);
-        if (--job->refs == 0)
+        pthread_cond_signal(&job->done_cv);
+        if (--job->refs == 0) {
+            pthread_mutex_unlock(&q->lock);
             job_free(q, job);
+            pthread_mutex_lock(&q->lock);
+        }
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;
@@ -79,6 +98,8 @@ static void *worker_main(void *arg)
 
 sh_job_queue *sh_job_queue_create(sh_allocator *a, shoal_runtime_t rt, int workers, int depth)
 {
+    if (workers < 1)
+        return NULL;
     sh_job_queue *q = sh_calloc(a, 1, sizeof *q);
     if (!q)
         return NULL;
@@ -86,7 +107,7 @@ sh_job_queue *sh_job_queue_create(sh_allocator *a, shoal_runtime_t rt, int worke
     q->rt = rt;
     q->cap = depth > 0 ? depth : 1;
     q->ring = sh_calloc(a, (size_t)q->cap, sizeof *q->ring);
-    q->workers = sh_calloc(a, (size_t)(workers > 0 ? workers : 1), sizeof *q->workers);
+    q->workers = sh_calloc(a, (size_t)workers, sizeof *q->workers);
     if (!q->ring || !q->workers) {
         sh_free(a, q->ring);
         sh_free(a, q->workers);
@@ -95,13 +116,14 @@ sh_job_queue *sh_job_queue_create(sh_allocator *a, shoal_runtime_t rt, int worke
     }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->has_work, NULL);
-    pthread_cond_init(&q->job_done, NULL);
+    pthread_condattr_init(&q->mono);
+    pthread_condattr_setclock(&q->mono, CLOCK_MONOTONIC);
     for (int i = 0; i < workers; i++) {
         if (pthread_create(&q->workers[i], NULL, worker_main, q) != 0)
             break;
         q->n_workers++;
     }
-    if (q->n_workers == 0) {
+    if (q->n_workers < workers) {   /* all or nothing: a partial pool would misstate capacity */
         sh_job_queue_destroy(q);
         return NULL;
     }
@@ -120,7 +142,7 @@ void sh_job_queue_destroy(sh_job_queue *q)
         pthread_join(q->workers[i], NULL);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->has_work);
-    pthread_cond_destroy(&q->job_done);
+    pthread_condattr_destroy(&q->mono);
     sh_free(q->alloc, q->ring);
     sh_free(q->alloc, q->workers);
     sh_free(q->alloc, q);
@@ -129,8 +151,13 @@ void sh_job_queue_destroy(sh_job_queue *q)
 sh_job *sh_job_new(sh_job_queue *q)
 {
     sh_job *job = sh_calloc(q->alloc, 1, sizeof *job);
-    if (job)
-        job->refs = 1;
+    if (!job)
+        return NULL;
+    if (pthread_cond_init(&job->done_cv, &q->mono) != 0) {
+        sh_free(q->alloc, job);
+        return NULL;
+    }
+    job->refs = 1;
     return job;
 }
 
@@ -138,8 +165,9 @@ int sh_job_submit(sh_job_queue *q, sh_job *job)
 {
     pthread_mutex_lock(&q->lock);
     if (q->stopping || q->count == q->cap) {
+        int rc = q->stopping ? SHOAL_ERR_STATE : SHOAL_ERR_BUSY;
         pthread_mutex_unlock(&q->lock);
-        return q->stopping ? SHOAL_ERR_STATE : SHOAL_ERR_BUSY;
+        return rc;
     }
     job->refs++;
     job->enqueued_at = now_ms();
@@ -153,7 +181,7 @@ int sh_job_submit(sh_job_queue *q, sh_job *job)
 bool sh_job_wait(sh_job_queue *q, sh_job *job, int timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += timeout_ms / 1000;
     until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
@@ -162,7 +190,7 @@ bool sh_job_wait(sh_job_queue *q, sh_job *job, int timeout_ms)
     }
     pthread_mutex_lock(&q->lock);
     while (!job->done) {
-        if (pthread_cond_timedwait(&q->job_done, &q->lock, &until) != 0)
+        if (pthread_cond_timedwait(&job->done_cv, &q->lock, &until) != 0)
             break;
     }
     bool done = job->done;
@@ -181,15 +209,22 @@ void sh_job_release(sh_job_queue *q, sh_job *job)
         job_free(q, job);
 }
 
-int sh_job_queue_depth(sh_job_queue *q)
+bool sh_job_queue_has_room(sh_job_queue *q)
 {
     pthread_mutex_lock(&q->lock);
-    int n = q->count;
+    bool room = !q->stopping && q->count < q->cap;
     pthread_mutex_unlock(&q->lock);
-    return n;
+    return room;
 }
 
-int sh_job_queue_capacity(sh_job_queue *q)
+void sh_job_queue_get_stats(sh_job_queue *q, sh_job_queue_stats *out)
 {
-    return q->cap;
+    pthread_mutex_lock(&q->lock);
+    out->waiting = q->count;
+    out->running = q->running;
+    out->capacity = q->cap;
+    out->workers = q->n_workers;
+    out->completed = q->completed;
+    out->abandoned = q->abandoned;
+    pthread_mutex_unlock(&q->lock);
 }

@@ -3,18 +3,52 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/jobs.h"
 
 #define MAX_URL 256
+#define BUDGET_MAX_BODY 4096
+/* A chunked body (no Content-Length) can only be found too large while it arrives; it is
+ * read and dropped up to this much more so the client still gets its 413, then cut. */
+#define DISCARD_SLACK ((size_t)16 << 20)
+
+/* Status codes counted one by one on /metrics; anything else counts as "other". */
+static const unsigned COUNTED[] = {200, 400, 401, 404, 405, 409, 413, 414, 422, 429, 500, 503, 504};
+#define N_COUNTED (sizeof COUNTED / sizeof COUNTED[0])
+
+typedef enum endpoint {
+    EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_INFER, EP_MODELS, EP_MODEL_ACTION, EP_BUDGET, EP_COUNT
+} endpoint;
+
+typedef struct endpoint_info {
+    const char *path;
+    bool prefix;        /* path is a prefix: /v1/models/{name}/{action} */
+    const char *method; /* the one method allowed (GET also allows HEAD) */
+    bool auth;          /* needs the bearer token when one is set */
+    bool body;          /* reads a request body */
+    const char *usage;  /* 405 hint */
+} endpoint_info;
+
+static const endpoint_info ENDPOINTS[EP_COUNT] = {
+    [EP_HEALTHZ] = {"/healthz", false, "GET", false, false, "use GET"},
+    [EP_READYZ] = {"/readyz", false, "GET", false, false, "use GET"},
+    [EP_METRICS] = {"/metrics", false, "GET", true, false, "use GET"},
+    [EP_INFER] = {"/v1/infer", false, "POST", true, true, "use POST with a JPEG/PNG body (or raw RGB with width/height)"},
+    [EP_MODELS] = {"/v1/models", false, "GET", true, false, "use GET"},
+    [EP_MODEL_ACTION] = {"/v1/models/", true, "POST", true, false, "use POST /v1/models/{name}/load or /unload"},
+    [EP_BUDGET] = {"/v1/budget", false, "PUT", true, true, "use PUT with {\"bytes\": N}"},
+};
 
 struct sh_server {
     sh_allocator *alloc;
@@ -24,16 +58,18 @@ struct sh_server {
     struct MHD_Daemon *mhd;
     sh_job_queue *jobs;
     int port;
-    pthread_mutex_t lock;
-    /* request counters by status class, exported on /metrics */
-    atomic_ulong requests_total, responses_2xx, responses_4xx, responses_429, responses_5xx;
-    atomic_ulong in_flight;
+    atomic_bool stopping;
+    atomic_ulong requests_total;
+    atomic_ulong responses[N_COUNTED + 1];
+    atomic_long in_flight;      /* requests between their first callback and completion */
 };
 
-/* Per-connection state across libmicrohttpd's repeated calls for one request. */
+/* Per-request state across libmicrohttpd's repeated calls for one request. */
 typedef struct request {
+    endpoint ep;
     char *body;
-    size_t len, cap;
+    size_t len, cap, limit;
+    size_t discarded;
     bool too_large;
 } request;
 
@@ -46,62 +82,121 @@ sh_server_params sh_server_default_params(void)
         .timeout_ms = 10000,
         .max_body_bytes = 8u << 20,
         .connection_timeout_s = 10,
-        .max_connections = 256,
+        .max_connections = 128,
     };
     return p;
 }
 
+static void slog(sh_server *s, shoal_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void slog(sh_server *s, shoal_log_level level, const char *fmt, ...)
+{
+    if (!s->p.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->p.log(s->p.log_user, level, msg);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    sh_server *s = cls;
+    if (!s->p.log)
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    s->p.log(s->p.log_user, SHOAL_LOG_WARN, msg);
+}
+
 /* --- responses ------------------------------------------------------------------- */
 
+typedef struct extra_header {
+    const char *name, *value;
+} extra_header;
+
 static enum MHD_Result send_text(sh_server *s, struct MHD_Connection *c, unsigned code, const char *type,
-                                 const char *text, size_t len, const char *retry_after)
+                                 const char *text, size_t len, const extra_header *hdr)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    if (retry_after)
-        MHD_add_response_header(r, "Retry-After", retry_after);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (hdr && hdr->name)
+        MHD_add_response_header(r, hdr->name, hdr->value);
+    /* While stopping, every answer closes its connection so keep-alive clients go away. */
+    if (atomic_load(&s->stopping))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
-    if (code < 300)
-        s->responses_2xx++;
-    else if (code == 429)
-        s->responses_429++;
-    else if (code < 500)
-        s->responses_4xx++;
-    else
-        s->responses_5xx++;
+    size_t k = 0;
+    while (k < N_COUNTED && COUNTED[k] != code)
+        k++;
+    atomic_fetch_add(&s->responses[k], 1);
     return ok;
 }
 
 static enum MHD_Result send_json(sh_server *s, struct MHD_Connection *c, unsigned code, cJSON *obj)
 {
-    char *text = cJSON_PrintUnformatted(obj);
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
-    if (!text)
-        return send_text(s, c, 500, "application/json", "{\"error\":{\"code\":500}}", 23, NULL);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"code\":500,\"message\":\"out of memory formatting the response\"}}";
+        return send_text(s, c, 500, "application/json", oom, sizeof oom - 1, NULL);
+    }
     enum MHD_Result ok = send_text(s, c, code, "application/json", text, strlen(text), NULL);
     cJSON_free(text);
     return ok;
 }
 
-static enum MHD_Result send_error(sh_server *s, struct MHD_Connection *c, unsigned code, const char *msg,
-                                  const char *retry_after)
+static enum MHD_Result send_error_h(sh_server *s, struct MHD_Connection *c, unsigned code, const char *msg,
+                                    const extra_header *hdr)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON *e = cJSON_AddObjectToObject(o, "error");
-    cJSON_AddNumberToObject(e, "code", code);
-    cJSON_AddStringToObject(e, "message", msg);
-    char *text = cJSON_PrintUnformatted(o);
+    cJSON *e = o ? cJSON_AddObjectToObject(o, "error") : NULL;
+    if (e) {
+        cJSON_AddNumberToObject(e, "code", code);
+        cJSON_AddStringToObject(e, "message", msg);
+    }
+    char *text = e ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
-    enum MHD_Result ok = send_text(s, c, code, "application/json", text ? text : "{}", text ? strlen(text) : 2,
-                                   retry_after);
+    char fallback[64];
+    if (!text)
+        snprintf(fallback, sizeof fallback, "{\"error\":{\"code\":%u}}", code);
+    enum MHD_Result ok = send_text(s, c, code, "application/json", text ? text : fallback,
+                                   strlen(text ? text : fallback), hdr);
     cJSON_free(text);
+    if (code >= 500 && code != 503 && code != 504)
+        slog(s, SHOAL_LOG_ERROR, "http %u: %s", code, msg);
     return ok;
 }
 
-static unsigned http_code(int status)
+static enum MHD_Result send_error(sh_server *s, struct MHD_Connection *c, unsigned code, const char *msg)
+{
+    return send_error_h(s, c, code, msg, NULL);
+}
+
+static enum MHD_Result send_errorf(sh_server *s, struct MHD_Connection *c, unsigned code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static enum MHD_Result send_errorf(sh_server *s, struct MHD_Connection *c, unsigned code, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return send_error(s, c, code, msg);
+}
+
+/* HTTP status of a runtime failure. `control`: load/unload/budget, where a budget refusal is
+ * a conflict with the current state; for inference it is transient (models in use will be
+ * released), so the client is told to retry. */
+static unsigned http_code(int status, bool control)
 {
     switch (status) {
     case SHOAL_OK: return 200;
@@ -109,46 +204,67 @@ static unsigned http_code(int status)
     case SHOAL_ERR_NOT_FOUND: return 404;
     case SHOAL_ERR_UNSUPPORTED: return 422;
     case SHOAL_ERR_BUSY: return 429;
-    case SHOAL_ERR_BUDGET: case SHOAL_ERR_NO_MEMORY: return 507;
-    case SHOAL_ERR_TIMEOUT: return 504;
+    case SHOAL_ERR_BUDGET: return control ? 409 : 503;
     case SHOAL_ERR_STATE: return 409;
+    case SHOAL_ERR_NO_MEMORY: return 503;
+    case SHOAL_ERR_TIMEOUT: return 504;
     default: return 500;
     }
 }
 
-/* --- handlers ---------------------------------------------------------------------- */
+static enum MHD_Result send_runtime_error(sh_server *s, struct MHD_Connection *c, int status, const char *msg,
+                                          bool control)
+{
+    unsigned code = http_code(status, control);
+    extra_header retry = {"Retry-After", "1"};
+    return send_error_h(s, c, code, msg && *msg ? msg : shoal_status_str(status), code == 503 ? &retry : NULL);
+}
+
+/* --- request checks -------------------------------------------------------------------- */
 
 static bool authorized(sh_server *s, struct MHD_Connection *c)
 {
     if (!s->token[0])
         return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncmp(h, "Bearer ", 7) != 0)
         return false;
     h += 7;
-    size_t n = strlen(s->token);
-    if (strlen(h) != n)
-        return false;
-    unsigned diff = 0;   /* constant time in the token's length */
+    size_t n = strlen(s->token), m = strlen(h);
+    /* Compare every byte of the token whatever the given length, so timing reveals neither
+     * the token's bytes nor where a wrong guess first differs. */
+    unsigned diff = (unsigned)(m != n);
     for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)h[i] ^ (unsigned char)s->token[i];
+        diff |= (unsigned char)(i < m ? h[i] : 0) ^ (unsigned char)s->token[i];
     return diff == 0;
 }
 
-static bool valid_name(const char *name)
+static int find_name(const char *name, int count, const char *(*get)(shoal_runtime_t, int), shoal_runtime_t rt)
 {
-    if (!name || !*name || strlen(name) >= 128)
-        return false;
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-              *p == '-' || *p == '.'))
-            return false;
-    return true;
+    for (int i = 0; i < count; i++) {
+        const char *n = get(rt, i);
+        if (n && !strcmp(n, name))
+            return i;
+    }
+    return -1;
+}
+
+/* "a, b, c" of the config's names, for 404 messages. */
+static void list_names(char *buf, size_t cap, int count, const char *(*get)(shoal_runtime_t, int), shoal_runtime_t rt)
+{
+    buf[0] = '\0';
+    size_t at = 0;
+    for (int i = 0; i < count && at + 1 < cap; i++) {
+        int n = snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", get(rt, i));
+        if (n < 0)
+            break;
+        at += (size_t)n;
+    }
 }
 
 static bool parse_dim(const char *v, int *out)
 {
-    if (!v || !*v)
+    if (!v || *v < '0' || *v > '9')
         return false;
     char *end;
     errno = 0;
@@ -159,84 +275,150 @@ static bool parse_dim(const char *v, int *out)
     return true;
 }
 
+/* Query parameters of /v1/infer: each known one at most once, nothing else. */
+static const char *const INFER_ARGS[] = {"mode", "model", "width", "height"};
+#define N_INFER_ARGS 4
+
+typedef struct arg_check {
+    const char *const *allowed;
+    int n_allowed;
+    int seen[N_INFER_ARGS];
+    char bad[96];
+} arg_check;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    arg_check *ac = cls;
+    for (int i = 0; i < ac->n_allowed; i++) {
+        if (!strcmp(key, ac->allowed[i])) {
+            if (++ac->seen[i] > 1) {
+                snprintf(ac->bad, sizeof ac->bad, "query parameter '%.40s' given more than once", key);
+                return MHD_NO;
+            }
+            if (!value || !*value) {
+                snprintf(ac->bad, sizeof ac->bad, "query parameter '%.40s' has no value", key);
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+    }
+    snprintf(ac->bad, sizeof ac->bad, "unknown query parameter '%.40s'", key);
+    return MHD_NO;
+}
+
+/* NULL when the query is acceptable, else the message (in ac). */
+static const char *check_query(struct MHD_Connection *c, arg_check *ac, const char *const *allowed, int n)
+{
+    memset(ac, 0, sizeof *ac);
+    ac->allowed = allowed;
+    ac->n_allowed = n;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_arg, ac);
+    return ac->bad[0] ? ac->bad : NULL;
+}
+
+/* --- handlers ---------------------------------------------------------------------- */
+
+/* Splices the server's timings into the runtime's JSON: {...} -> {...,"server":{...}}. */
+static enum MHD_Result send_results(sh_server *s, struct MHD_Connection *c, const sh_job *job)
+{
+    size_t n = strlen(job->json);
+    if (n < 2 || job->json[n - 1] != '}')
+        return send_error(s, c, 500, "internal error: malformed results JSON");
+    char tail[160];
+    int tn = snprintf(tail, sizeof tail, ",\"server\":{\"queue_ms\":%.3f,\"run_ms\":%.3f}}", job->queue_ms,
+                      job->run_ms);
+    size_t total;
+    if (tn < 0 || sh_add_size(n, (size_t)tn, &total))
+        return send_error(s, c, 500, "internal error formatting results");
+    char *text = sh_alloc(s->alloc, total);
+    if (!text)
+        return send_error_h(s, c, 503, "out of memory", &(extra_header){"Retry-After", "1"});
+    memcpy(text, job->json, n - 1);
+    memcpy(text + n - 1, tail, (size_t)tn);
+    enum MHD_Result ok = send_text(s, c, 200, "application/json", text, n - 1 + (size_t)tn, NULL);
+    sh_free(s->alloc, text);
+    return ok;
+}
+
 static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, request *rq)
 {
+    arg_check ac;
+    const char *bad = check_query(c, &ac, INFER_ARGS, N_INFER_ARGS);
+    if (bad)
+        return send_error(s, c, 400, bad);
     const char *mode = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode");
     const char *model = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
     if ((mode && model) || (!mode && !model))
-        return send_error(s, c, 400, "give exactly one of ?mode=NAME or ?model=NAME", NULL);
+        return send_error(s, c, 400, "give exactly one of ?mode=NAME or ?model=NAME");
     const char *target = mode ? mode : model;
-    if (!valid_name(target))
-        return send_error(s, c, 400, "mode/model names are letters, digits, '_', '-', '.'", NULL);
+    /* Names are looked up among the config's, never used as paths. */
+    char names[512];
+    if (mode && find_name(mode, shoal_runtime_mode_count(s->rt), shoal_runtime_mode_name, s->rt) < 0) {
+        list_names(names, sizeof names, shoal_runtime_mode_count(s->rt), shoal_runtime_mode_name, s->rt);
+        return send_errorf(s, c, 404, "unknown mode '%.64s' (the config has: %s)", mode, names);
+    }
+    if (model && find_name(model, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt) < 0) {
+        list_names(names, sizeof names, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt);
+        return send_errorf(s, c, 404, "unknown model '%.64s' (the config has: %s)", model, names);
+    }
+    const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "width");
+    const char *h = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "height");
+    int iw = 0, ih = 0;
+    if ((w || h) && (!parse_dim(w, &iw) || !parse_dim(h, &ih)))
+        return send_error(s, c, 400, "width and height must both be given, as integers in 1..16384");
     if (!rq->len)
-        return send_error(s, c, 400, "empty body: send a JPEG/PNG image, or raw RGB with ?width=&height=", NULL);
+        return send_error(s, c, 400, "empty body: send a JPEG/PNG image, or raw RGB with ?width=&height=");
+    if (w && (size_t)iw * (size_t)ih * 3 != rq->len)
+        return send_errorf(s, c, 400, "raw RGB body is %zu bytes but %dx%dx3 = %zu", rq->len, iw, ih,
+                           (size_t)iw * (size_t)ih * 3);
+    /* Overload costs no decode: refuse before the work when the queue is already full. */
+    extra_header retry = {"Retry-After", "1"};
+    if (!sh_job_queue_has_room(s->jobs))
+        return send_error_h(s, c, 429, "inference queue full, retry later", &retry);
 
     sh_job *job = sh_job_new(s->jobs);
     if (!job)
-        return send_error(s, c, 503, "out of memory", NULL);
+        return send_error_h(s, c, 503, "out of memory", &retry);
     snprintf(job->target, sizeof job->target, "%s", target);
     job->is_model = model != NULL;
-    const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "width");
-    const char *h = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "height");
     char err[256] = "";
-    int rc;
-    if (w || h) {
-        int iw, ih;
-        if (!parse_dim(w, &iw) || !parse_dim(h, &ih)) {
-            sh_job_release(s->jobs, job);
-            return send_error(s, c, 400, "width and height must both be integers in 1..16384", NULL);
-        }
-        if ((size_t)iw * (size_t)ih * 3 != rq->len) {
-            snprintf(err, sizeof err, "raw RGB body is %zu bytes but %dx%dx3 = %zu", rq->len, iw, ih,
-                     (size_t)iw * ih * 3);
-            sh_job_release(s->jobs, job);
-            return send_error(s, c, 400, err, NULL);
-        }
+    int rc = SHOAL_OK;
+    if (w) {
+        /* Public images own malloc'd pixels (shoal_image_free frees them with free). */
         uint8_t *copy = malloc(rq->len);
         if (!copy) {
             sh_job_release(s->jobs, job);
-            return send_error(s, c, 503, "out of memory", NULL);
+            return send_error_h(s, c, 503, "out of memory", &retry);
         }
         memcpy(copy, rq->body, rq->len);
         job->frame = shoal_image_wrap(copy, iw, ih);
         job->frame.owned = 1;
-        rc = SHOAL_OK;
     } else {
         rc = shoal_image_decode(rq->body, rq->len, &job->frame, err, sizeof err);
     }
+    /* The body is not needed past this point; give it back before waiting. */
+    sh_free(s->alloc, rq->body);
+    rq->body = NULL;
+    rq->cap = 0;
     if (rc != SHOAL_OK) {
         sh_job_release(s->jobs, job);
-        char msg[320];
-        snprintf(msg, sizeof msg, "bad image: %s", err);
-        return send_error(s, c, 400, msg, NULL);
+        if (rc == SHOAL_ERR_NO_MEMORY)
+            return send_error_h(s, c, 503, "out of memory decoding the image", &retry);
+        return send_errorf(s, c, 400, "bad image: %s", err[0] ? err : shoal_status_str(rc));
     }
     rc = sh_job_submit(s->jobs, job);
-    if (rc == SHOAL_ERR_BUSY) {
-        sh_job_release(s->jobs, job);
-        return send_error(s, c, 429, "inference queue full, retry later", "1");
-    }
     if (rc != SHOAL_OK) {
         sh_job_release(s->jobs, job);
-        return send_error(s, c, 503, "server is shutting down", NULL);
+        if (rc == SHOAL_ERR_BUSY)
+            return send_error_h(s, c, 429, "inference queue full, retry later", &retry);
+        return send_error(s, c, 503, "server is shutting down");
     }
     if (!sh_job_wait(s->jobs, job, s->p.timeout_ms)) {
         sh_job_release(s->jobs, job);
-        return send_error(s, c, 504, "inference did not finish within the request timeout", NULL);
+        return send_errorf(s, c, 504, "inference did not finish within %d ms", s->p.timeout_ms);
     }
-    enum MHD_Result ok;
-    if (job->status != SHOAL_OK) {
-        ok = send_error(s, c, http_code(job->status), job->error, NULL);
-    } else {
-        cJSON *o = cJSON_Parse(job->json);
-        if (!o) {
-            ok = send_error(s, c, 500, "internal error formatting results", NULL);
-        } else {
-            cJSON *t = cJSON_AddObjectToObject(o, "server");
-            cJSON_AddNumberToObject(t, "queue_ms", job->queue_ms);
-            cJSON_AddNumberToObject(t, "run_ms", job->run_ms);
-            ok = send_json(s, c, 200, o);
-        }
-    }
+    enum MHD_Result ok = job->status == SHOAL_OK ? send_results(s, c, job)
+                                                 : send_runtime_error(s, c, job->status, job->error, false);
     sh_job_release(s->jobs, job);
     return ok;
 }
@@ -250,15 +432,18 @@ static enum MHD_Result handle_models(sh_server *s, struct MHD_Connection *c)
 {
     shoal_stats st;
     if (shoal_runtime_get_stats(s->rt, &st) != SHOAL_OK)
-        return send_error(s, c, 500, shoal_runtime_last_error(s->rt), NULL);
+        return send_error(s, c, 500, "could not read the runtime's stats");
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "models");
-    for (int i = 0; i < st.n_models; i++) {
+    for (int i = 0; arr && i < st.n_models; i++) {
         const shoal_model_stats *m = &st.models[i];
         cJSON *j = cJSON_CreateObject();
+        if (!j)
+            break;
         cJSON_AddStringToObject(j, "name", m->name);
         cJSON_AddStringToObject(j, "state", state_name(m->state));
         cJSON_AddBoolToObject(j, "pinned", m->pinned);
+        cJSON_AddNumberToObject(j, "priority", m->priority);
         cJSON_AddNumberToObject(j, "weight_bytes", (double)m->weight_bytes);
         cJSON_AddNumberToObject(j, "weight_unique_bytes", (double)m->weight_unique_bytes);
         cJSON_AddNumberToObject(j, "weight_shared_bytes", (double)m->weight_shared_bytes);
@@ -268,68 +453,112 @@ static enum MHD_Result handle_models(sh_server *s, struct MHD_Connection *c)
         cJSON_AddNumberToObject(j, "loads", (double)m->loads);
         cJSON_AddNumberToObject(j, "evictions", (double)m->evictions);
         cJSON_AddNumberToObject(j, "runs", (double)m->runs);
+        cJSON_AddNumberToObject(j, "latency_ms_p50", m->latency_ms_p50);
+        cJSON_AddNumberToObject(j, "latency_ms_p99", m->latency_ms_p99);
         cJSON_AddItemToArray(arr, j);
     }
+    cJSON *modes = cJSON_AddArrayToObject(o, "modes");
+    for (int i = 0; modes && i < shoal_runtime_mode_count(s->rt); i++)
+        cJSON_AddItemToArray(modes, cJSON_CreateString(shoal_runtime_mode_name(s->rt, i)));
     if (st.n_devices > 0) {
-        cJSON *d = cJSON_AddObjectToObject(o, "device");
-        cJSON_AddStringToObject(d, "name", st.devices[0].name);
-        cJSON_AddNumberToObject(d, "budget_bytes", (double)st.devices[0].budget_bytes);
-        cJSON_AddNumberToObject(d, "in_use_bytes", (double)st.devices[0].in_use_bytes);
-        cJSON_AddNumberToObject(d, "peak_bytes", (double)st.devices[0].peak_bytes);
+        const shoal_device_stats *d = &st.devices[0];
+        cJSON *dj = cJSON_AddObjectToObject(o, "device");
+        cJSON_AddStringToObject(dj, "name", d->name);
+        cJSON_AddNumberToObject(dj, "budget_bytes", (double)d->budget_bytes);
+        cJSON_AddNumberToObject(dj, "in_use_bytes", (double)d->in_use_bytes);
+        cJSON_AddNumberToObject(dj, "peak_bytes", (double)d->peak_bytes);
+        cJSON_AddNumberToObject(dj, "weights_bytes", (double)d->weights_bytes);
+        cJSON_AddNumberToObject(dj, "arena_bytes", (double)d->arena_bytes);
     }
     shoal_stats_free(&st);
     return send_json(s, c, 200, o);
 }
 
-static enum MHD_Result handle_model_action(sh_server *s, struct MHD_Connection *c, const char *url)
+static enum MHD_Result model_state_json(sh_server *s, struct MHD_Connection *c, const char *name,
+                                        const char *action)
 {
-    /* /v1/models/{name}/load|unload */
-    const char *rest = url + strlen("/v1/models/");
-    const char *slash = strchr(rest, '/');
-    if (!slash)
-        return send_error(s, c, 404, "use POST /v1/models/{name}/load or /unload", NULL);
-    char name[128];
-    size_t n = (size_t)(slash - rest);
-    if (n == 0 || n >= sizeof name)
-        return send_error(s, c, 400, "bad model name", NULL);
-    memcpy(name, rest, n);
-    name[n] = '\0';
-    if (!valid_name(name))
-        return send_error(s, c, 400, "bad model name", NULL);
-    const char *action = slash + 1;
-    int rc;
-    if (!strcmp(action, "load"))
-        rc = shoal_runtime_load_model(s->rt, name);
-    else if (!strcmp(action, "unload"))
-        rc = shoal_runtime_unload_model(s->rt, name);
-    else
-        return send_error(s, c, 404, "unknown action: use load or unload", NULL);
-    if (rc != SHOAL_OK)
-        return send_error(s, c, http_code(rc), shoal_runtime_last_error(s->rt), NULL);
+    shoal_stats st;
+    const char *state = "unknown";
+    bool have = shoal_runtime_get_stats(s->rt, &st) == SHOAL_OK;
+    for (int i = 0; have && i < st.n_models; i++)
+        if (!strcmp(st.models[i].name, name))
+            state = state_name(st.models[i].state);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", name);
     cJSON_AddStringToObject(o, "action", action);
-    cJSON_AddStringToObject(o, "result", "ok");
+    cJSON_AddStringToObject(o, "state", state);
+    if (have)
+        shoal_stats_free(&st);
     return send_json(s, c, 200, o);
+}
+
+static enum MHD_Result handle_model_action(sh_server *s, struct MHD_Connection *c, const char *url)
+{
+    arg_check ac;
+    const char *bad = check_query(c, &ac, NULL, 0);
+    if (bad)
+        return send_error(s, c, 400, bad);
+    /* /v1/models/{name}/load|unload; the name must be one of the config's. */
+    const char *rest = url + strlen("/v1/models/");
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest)
+        return send_error(s, c, 404, "use POST /v1/models/{name}/load or /unload");
+    char name[128];
+    size_t n = (size_t)(slash - rest);
+    if (n >= sizeof name)
+        return send_error(s, c, 404, "unknown model (name too long)");
+    memcpy(name, rest, n);
+    name[n] = '\0';
+    const char *action = slash + 1;
+    if (strcmp(action, "load") && strcmp(action, "unload"))
+        return send_error(s, c, 404, "unknown action: use /v1/models/{name}/load or /unload");
+    if (find_name(name, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt) < 0) {
+        char names[512];
+        list_names(names, sizeof names, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt);
+        return send_errorf(s, c, 404, "unknown model '%.64s' (the config has: %s)", name, names);
+    }
+    int rc = !strcmp(action, "load") ? shoal_runtime_load_model(s->rt, name) : shoal_runtime_unload_model(s->rt, name);
+    if (rc != SHOAL_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", shoal_runtime_last_error(s->rt));   /* this thread's own */
+        return send_runtime_error(s, c, rc, msg, true);
+    }
+    slog(s, SHOAL_LOG_INFO, "model %s: %s requested over HTTP", name, action);
+    return model_state_json(s, c, name, action);
 }
 
 static enum MHD_Result handle_budget(sh_server *s, struct MHD_Connection *c, request *rq)
 {
+    arg_check ac;
+    const char *bad = check_query(c, &ac, NULL, 0);
+    if (bad)
+        return send_error(s, c, 400, bad);
+    static const char usage[] = "body must be JSON {\"bytes\": N}, N a whole number >= 0 (0 = unlimited)";
     if (!rq->len)
-        return send_error(s, c, 400, "body must be JSON {\"bytes\": N}", NULL);
+        return send_error(s, c, 400, usage);
     cJSON *o = cJSON_ParseWithLength(rq->body, rq->len);
-    cJSON *b = o ? cJSON_GetObjectItemCaseSensitive(o, "bytes") : NULL;
-    if (!cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble > 9.0e18) {
-        cJSON_Delete(o);
-        return send_error(s, c, 400, "body must be JSON {\"bytes\": N} with N >= 0 (0 = unlimited)", NULL);
-    }
-    int64_t bytes = (int64_t)b->valuedouble;
+    cJSON *b = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "bytes") : NULL;
+    bool ok = cJSON_IsNumber(b) && cJSON_GetArraySize(o) == 1 && b->valuedouble >= 0 &&
+              b->valuedouble <= 9007199254740992.0 && floor(b->valuedouble) == b->valuedouble;
+    int64_t bytes = ok ? (int64_t)b->valuedouble : 0;
     cJSON_Delete(o);
+    if (!ok)
+        return send_error(s, c, 400, usage);
     int rc = shoal_runtime_set_budget(s->rt, bytes);
-    if (rc != SHOAL_OK)
-        return send_error(s, c, http_code(rc), shoal_runtime_last_error(s->rt), NULL);
+    if (rc != SHOAL_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", shoal_runtime_last_error(s->rt));
+        return send_runtime_error(s, c, rc, msg, true);
+    }
+    slog(s, SHOAL_LOG_INFO, "budget set to %lld bytes over HTTP", (long long)bytes);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "budget_bytes", (double)bytes);
+    shoal_stats st;
+    if (shoal_runtime_get_stats(s->rt, &st) == SHOAL_OK) {
+        if (st.n_devices > 0)
+            cJSON_AddNumberToObject(r, "in_use_bytes", (double)st.devices[0].in_use_bytes);
+        shoal_stats_free(&st);
+    }
     return send_json(s, c, 200, r);
 }
 
@@ -337,70 +566,166 @@ static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c)
 {
     char *text = shoal_runtime_prometheus(s->rt);
     if (!text)
-        return send_error(s, c, 500, "could not format metrics", NULL);
-    char extra[1024];
-    int n = snprintf(extra, sizeof extra,
-                     "# HELP shoal_http_requests_total HTTP requests received.\n"
-                     "# TYPE shoal_http_requests_total counter\n"
-                     "shoal_http_requests_total %lu\n"
-                     "# HELP shoal_http_responses_total HTTP responses by status class.\n"
-                     "# TYPE shoal_http_responses_total counter\n"
-                     "shoal_http_responses_total{class=\"2xx\"} %lu\n"
-                     "shoal_http_responses_total{class=\"429\"} %lu\n"
-                     "shoal_http_responses_total{class=\"4xx\"} %lu\n"
-                     "shoal_http_responses_total{class=\"5xx\"} %lu\n"
-                     "# HELP shoal_http_queue_depth Inference jobs waiting for a worker.\n"
-                     "# TYPE shoal_http_queue_depth gauge\n"
-                     "shoal_http_queue_depth %d\n",
-                     (unsigned long)s->requests_total, (unsigned long)s->responses_2xx,
-                     (unsigned long)s->responses_429, (unsigned long)s->responses_4xx,
-                     (unsigned long)s->responses_5xx, sh_job_queue_depth(s->jobs));
-    size_t tl = strlen(text);
-    char *all = sh_alloc(s->alloc, tl + (size_t)n + 1);
+        return send_error(s, c, 500, "could not format metrics");
+    sh_job_queue_stats qs;
+    sh_job_queue_get_stats(s->jobs, &qs);
+    char extra[4096];
+    size_t at = 0;
+#define PUT(...) at += (size_t)snprintf(extra + at, sizeof extra - at, __VA_ARGS__)
+    PUT("# HELP shoal_http_requests_total HTTP requests received.\n"
+        "# TYPE shoal_http_requests_total counter\n"
+        "shoal_http_requests_total %lu\n"
+        "# HELP shoal_http_responses_total HTTP responses by status code.\n"
+        "# TYPE shoal_http_responses_total counter\n",
+        (unsigned long)atomic_load(&s->requests_total));
+    for (size_t k = 0; k < N_COUNTED; k++)
+        PUT("shoal_http_responses_total{code=\"%u\"} %lu\n", COUNTED[k], (unsigned long)atomic_load(&s->responses[k]));
+    PUT("shoal_http_responses_total{code=\"other\"} %lu\n", (unsigned long)atomic_load(&s->responses[N_COUNTED]));
+    PUT("# HELP shoal_http_in_flight Requests being received, queued, run or answered.\n"
+        "# TYPE shoal_http_in_flight gauge\n"
+        "shoal_http_in_flight %ld\n"
+        "# HELP shoal_http_queue_depth Inference jobs waiting for a worker.\n"
+        "# TYPE shoal_http_queue_depth gauge\n"
+        "shoal_http_queue_depth %d\n"
+        "# HELP shoal_http_queue_capacity Jobs that may wait before requests get 429.\n"
+        "# TYPE shoal_http_queue_capacity gauge\n"
+        "shoal_http_queue_capacity %d\n"
+        "# HELP shoal_http_workers_busy Workers running a job.\n"
+        "# TYPE shoal_http_workers_busy gauge\n"
+        "shoal_http_workers_busy %d\n"
+        "# HELP shoal_http_workers Worker threads (execution contexts).\n"
+        "# TYPE shoal_http_workers gauge\n"
+        "shoal_http_workers %d\n"
+        "# HELP shoal_http_jobs_abandoned_total Queued jobs skipped because the request had timed out.\n"
+        "# TYPE shoal_http_jobs_abandoned_total counter\n"
+        "shoal_http_jobs_abandoned_total %lu\n",
+        (long)atomic_load(&s->in_flight), qs.waiting, qs.capacity, qs.running, qs.workers,
+        (unsigned long)qs.abandoned);
+#undef PUT
+    if (at >= sizeof extra)
+        at = sizeof extra - 1;
+    size_t tl = strlen(text), total;
+    char *all = sh_add_size(tl, at + 1, &total) ? NULL : sh_alloc(s->alloc, total);
     if (!all) {
         shoal_free_string(text);
-        return send_error(s, c, 500, "out of memory", NULL);
+        return send_error(s, c, 500, "out of memory");
     }
     memcpy(all, text, tl);
-    memcpy(all + tl, extra, (size_t)n + 1);
+    memcpy(all + tl, extra, at + 1);
     shoal_free_string(text);
-    enum MHD_Result ok = send_text(s, c, 200, "text/plain; version=0.0.4", all, tl + (size_t)n, NULL);
+    enum MHD_Result ok = send_text(s, c, 200, "text/plain; version=0.0.4", all, tl + at, NULL);
     sh_free(s->alloc, all);
     return ok;
 }
 
-static enum MHD_Result route(sh_server *s, struct MHD_Connection *c, const char *method, const char *url,
-                             request *rq)
+static enum MHD_Result handle(sh_server *s, struct MHD_Connection *c, const char *url, request *rq)
 {
-    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), put = !strcmp(method, "PUT");
-    if (!strcmp(url, "/healthz"))
-        return get ? send_text(s, c, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL)
-                   : send_error(s, c, 405, "use GET", NULL);
-    if (!strcmp(url, "/readyz")) {
-        if (!get)
-            return send_error(s, c, 405, "use GET", NULL);
+    switch (rq->ep) {
+    case EP_HEALTHZ:
+        return send_text(s, c, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+    case EP_READYZ:
+        if (atomic_load(&s->stopping))
+            return send_text(s, c, 503, "application/json", "{\"ready\":false,\"reason\":\"stopping\"}", 35, NULL);
         return shoal_runtime_is_ready(s->rt)
                    ? send_text(s, c, 200, "application/json", "{\"ready\":true}", 14, NULL)
-                   : send_text(s, c, 503, "application/json", "{\"ready\":false}", 15, NULL);
+                   : send_text(s, c, 503, "application/json", "{\"ready\":false,\"reason\":\"preloading\"}", 37, NULL);
+    case EP_METRICS: return handle_metrics(s, c);
+    case EP_INFER: return handle_infer(s, c, rq);
+    case EP_MODELS: return handle_models(s, c);
+    case EP_MODEL_ACTION: return handle_model_action(s, c, url);
+    case EP_BUDGET: return handle_budget(s, c, rq);
+    case EP_COUNT: break;
     }
-    if (!authorized(s, c))
-        return send_error(s, c, 401, "missing or wrong bearer token", NULL);
+    return send_error(s, c, 500, "internal error: no handler");
+}
+
+static endpoint find_endpoint(const char *url)
+{
+    for (int e = 0; e < EP_COUNT; e++) {
+        const endpoint_info *ei = &ENDPOINTS[e];
+        if (ei->prefix ? !strncmp(url, ei->path, strlen(ei->path)) && url[strlen(ei->path)] : !strcmp(url, ei->path))
+            return (endpoint)e;
+    }
+    return EP_COUNT;
+}
+
+static bool method_allowed(const endpoint_info *ei, const char *method)
+{
+    return !strcmp(method, ei->method) || (!strcmp(ei->method, "GET") && !strcmp(method, "HEAD"));
+}
+
+/* First call for a request: everything that can be decided from the request line and the
+ * headers is decided here, so a refused request costs no body reading (a response queued
+ * now makes MHD skip the body and close the connection). Returns MHD_YES without a response
+ * when the body should be read. */
+static enum MHD_Result first_call(sh_server *s, struct MHD_Connection *c, const char *url, const char *method,
+                                  request *rq)
+{
+    if (atomic_load(&s->stopping))
+        return send_error(s, c, 503, "server is shutting down");
+    if (strlen(url) >= MAX_URL)
+        return send_error(s, c, 414, "URL too long");
+    rq->ep = find_endpoint(url);
+    if (rq->ep == EP_COUNT)
+        return send_error(s, c, 404, "no such endpoint (see /v1/infer, /v1/models, /v1/budget, /metrics)");
+    const endpoint_info *ei = &ENDPOINTS[rq->ep];
+    if (!method_allowed(ei, method)) {
+        extra_header allow = {MHD_HTTP_HEADER_ALLOW, !strcmp(ei->method, "GET") ? "GET, HEAD" : ei->method};
+        return send_error_h(s, c, 405, ei->usage, &allow);
+    }
+    if (ei->auth && !authorized(s, c))
+        return send_error_h(s, c, 401, "missing or wrong bearer token", &(extra_header){"WWW-Authenticate", "Bearer"});
+    if (!ei->body)
+        return handle(s, c, url, rq);
+    rq->limit = rq->ep == EP_BUDGET ? BUDGET_MAX_BODY : s->p.max_body_bytes;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long declared = strtoull(cl, &end, 10);
+        if (end == cl || *end || errno)
+            return send_error(s, c, 400, "bad Content-Length");
+        if (declared > rq->limit)
+            return send_errorf(s, c, 413, "request body of %llu bytes exceeds the limit of %zu bytes", declared,
+                               rq->limit);
+        if (declared) {   /* one allocation of the right size */
+            rq->body = sh_alloc(s->alloc, (size_t)declared);
+            if (!rq->body)
+                return send_error_h(s, c, 503, "out of memory", &(extra_header){"Retry-After", "1"});
+            rq->cap = (size_t)declared;
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result take_upload(sh_server *s, request *rq, const char *data, size_t n)
+{
     if (rq->too_large) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes", s->p.max_body_bytes);
-        return send_error(s, c, 413, msg, NULL);
+        rq->discarded += n;
+        return rq->discarded > DISCARD_SLACK ? MHD_NO : MHD_YES;   /* MHD_NO closes the connection */
     }
-    if (!strcmp(url, "/metrics"))
-        return get ? handle_metrics(s, c) : send_error(s, c, 405, "use GET", NULL);
-    if (!strcmp(url, "/v1/infer"))
-        return post ? handle_infer(s, c, rq) : send_error(s, c, 405, "use POST with an image body", NULL);
-    if (!strcmp(url, "/v1/models"))
-        return get ? handle_models(s, c) : send_error(s, c, 405, "use GET", NULL);
-    if (!strncmp(url, "/v1/models/", 11))
-        return post ? handle_model_action(s, c, url) : send_error(s, c, 405, "use POST", NULL);
-    if (!strcmp(url, "/v1/budget"))
-        return put ? handle_budget(s, c, rq) : send_error(s, c, 405, "use PUT with {\"bytes\": N}", NULL);
-    return send_error(s, c, 404, "no such endpoint", NULL);
+    size_t need;
+    if (sh_add_size(rq->len, n, &need) || need > rq->limit) {
+        rq->too_large = true;
+        rq->discarded = n;
+        sh_free(s->alloc, rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+        return MHD_YES;
+    }
+    if (need > rq->cap) {
+        size_t nc = rq->cap ? rq->cap : 65536;
+        while (nc < need)
+            nc = nc > rq->limit / 2 ? rq->limit : nc * 2;
+        char *nb = sh_realloc(s->alloc, rq->body, nc);
+        if (!nb)
+            return MHD_NO;
+        rq->body = nb;
+        rq->cap = nc;
+    }
+    memcpy(rq->body + rq->len, data, n);
+    rq->len = need;
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -413,55 +738,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
-        s->requests_total++;
-        /* Refuse early when the declared length is over the limit. */
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->p.max_body_bytes)
-            rq->too_large = true;
-        return MHD_YES;
+        atomic_fetch_add(&s->requests_total, 1);
+        atomic_fetch_add(&s->in_flight, 1);   /* until on_completed */
+        return first_call(s, c, url, method, rq);
     }
     if (*upload_size) {
-        if (!rq->too_large) {
-            if (rq->len + *upload_size > s->p.max_body_bytes) {
-                rq->too_large = true;
-                sh_free(s->alloc, rq->body);
-                rq->body = NULL;
-                rq->len = rq->cap = 0;
-            } else {
-                if (rq->len + *upload_size > rq->cap) {
-                    size_t nc = rq->cap ? rq->cap * 2 : 65536;
-                    while (nc < rq->len + *upload_size)
-                        nc *= 2;
-                    char *nb = sh_realloc(s->alloc, rq->body, nc);
-                    if (!nb)
-                        return MHD_NO;
-                    rq->body = nb;
-                    rq->cap = nc;
-                }
-                memcpy(rq->body + rq->len, upload, *upload_size);
-                rq->len += *upload_size;
-            }
-        }
+        enum MHD_Result r = take_upload(s, rq, upload, *upload_size);
         *upload_size = 0;
-        return MHD_YES;
+        return r;
     }
-    if (strlen(url) >= MAX_URL)
-        return send_error(s, c, 414, "URL too long", NULL);
-    s->in_flight++;
-    enum MHD_Result r = route(s, c, method, url, rq);
-    s->in_flight--;
-    return r;
+    if (rq->too_large)
+        return send_errorf(s, c, 413, "request body exceeds the limit of %zu bytes", rq->limit);
+    return handle(s, c, url, rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
 {
     sh_server *s = cls;
     request *rq = *con_cls;
-    if (rq) {
-        sh_free(s->alloc, rq->body);
-        sh_free(s->alloc, rq);
-        *con_cls = NULL;
-    }
+    if (!rq)
+        return;
+    if (t == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        slog(s, SHOAL_LOG_INFO, "dropped a connection idle for %d s in the middle of a request",
+             s->p.connection_timeout_s);
+    sh_free(s->alloc, rq->body);
+    sh_free(s->alloc, rq);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_in *sa, sh_err *err)
@@ -469,20 +772,21 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, sh_err *err)
     char host[64];
     const char *colon = strrchr(listen, ':');
     if (!colon || (size_t)(colon - listen) >= sizeof host)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "--listen '%s': expected HOST:PORT", listen);
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': expected HOST:PORT", listen);
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
     char *end;
+    errno = 0;
     long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "--listen '%s': bad port", listen);
+    if (!colon[1] || *end || errno || port < 0 || port > 65535)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': bad port", listen);
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t)port);
     if (!strcmp(host, "localhost"))
         snprintf(host, sizeof host, "127.0.0.1");
     if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "--listen '%s': '%s' is not an IPv4 address", listen, host);
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': '%s' is not an IPv4 address", listen, host);
     return 0;
 }
 
@@ -495,31 +799,46 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         return rc;
     if (p->workers < 1 || p->workers > 64)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "workers must be in 1..64, got %d", p->workers);
-    sh_server *s = calloc(1, sizeof *s);
-    if (!s)
+    if (p->queue_depth < 1 || p->timeout_ms < 1 || p->max_body_bytes < 1 || p->connection_timeout_s < 1 ||
+        p->max_connections < 1)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG,
+                       "queue depth, timeout, body limit, connection timeout and connection limit must be >= 1");
+    if (p->token && strlen(p->token) >= 256)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "bearer token longer than 255 bytes");
+    sh_allocator *a = sh_allocator_create();
+    sh_server *s = a ? sh_calloc(a, 1, sizeof *s) : NULL;
+    if (!s) {
+        sh_allocator_destroy(a);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
+    }
+    s->alloc = a;
     s->rt = rt;
     s->p = *p;
+    s->p.token = NULL;   /* copied below; the caller's buffer may go away */
     if (p->token)
         snprintf(s->token, sizeof s->token, "%s", p->token);
-    s->alloc = sh_allocator_create();
-    s->jobs = s->alloc ? sh_job_queue_create(s->alloc, rt, p->workers, p->queue_depth) : NULL;
+    s->jobs = sh_job_queue_create(s->alloc, rt, p->workers, p->queue_depth);
     if (!s->jobs) {
-        sh_allocator_destroy(s->alloc);
-        free(s);
+        sh_free(a, s);
+        sh_allocator_destroy(a);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "could not start %d worker threads", p->workers);
     }
     s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                                   MHD_USE_ERROR_LOG,
-                              0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                              0, NULL, NULL, on_request, s,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->connection_timeout_s,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->max_connections,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                              MHD_OPTION_END);
     if (!s->mhd) {
         sh_job_queue_destroy(s->jobs);
-        sh_allocator_destroy(s->alloc);
-        free(s);
-        return sh_errf(err, SHOAL_ERR_IO, "could not listen on %s (address in use or not permitted)", p->listen);
+        sh_free(a, s);
+        sh_allocator_destroy(a);
+        return sh_errf(err, SHOAL_ERR_IO, "could not listen on %s (address in use or not permitted)",
+                       p->listen ? p->listen : "127.0.0.1:8080");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : ntohs(sa.sin_port);
@@ -532,17 +851,36 @@ int sh_server_port(const sh_server *s)
     return s->port;
 }
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 void sh_server_stop(sh_server *s)
 {
     if (!s)
         return;
-    /* Stop accepting first; MHD_stop_daemon then waits for connection threads, which
-     * in turn wait for their jobs, so in-flight requests complete. */
+    /* 1. Stop accepting: the listening socket goes away, new connections are refused. */
+    atomic_store(&s->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    /* 2. Let requests already started finish and their answers go out. MHD_stop_daemon
+     * shuts every socket down before joining the connection threads, so calling it now would
+     * cut the answers of requests still running. A client that trickles its body is bounded
+     * by the connection timeout, a running job by the request timeout. */
+    double deadline = mono_ms() + s->p.timeout_ms + 1000.0 * s->p.connection_timeout_s + 1000.0;
+    long left;
+    while ((left = atomic_load(&s->in_flight)) > 0 && mono_ms() < deadline)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    if (left > 0)
+        slog(s, SHOAL_LOG_WARN, "stopping with %ld request(s) still in flight after the grace period", left);
+    /* 3. Close idle keep-alive connections, join their threads, then the workers. */
     MHD_stop_daemon(s->mhd);
     sh_job_queue_destroy(s->jobs);
-    sh_allocator_destroy(s->alloc);
-    free(s);
+    sh_allocator *a = s->alloc;
+    sh_free(a, s);
+    sh_allocator_destroy(a);
 }

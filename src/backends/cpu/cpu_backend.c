@@ -353,7 +353,10 @@ static int cpu_run(void *vctx, sh_program *p, void *const *tensor_ptrs, void *co
         int rc = cn->fn(&ex, &g->nodes[k], cn->params, err);
         if (ctx->prof_ms) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            ctx->prof_ms[g->nodes[k].op] += (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+            double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+            ctx->prof_ms[g->nodes[k].op] += ms;
+            if (ctx->prof_node_ms && k < ctx->prof_node_cap)
+                ctx->prof_node_ms[k] += ms;
         }
         if (rc < 0)
             return sh_err_prefix(err, rc, "node %s (%s): ", g->nodes[k].name, sh_op_name(g->nodes[k].op));
@@ -392,6 +395,7 @@ static void cpu_destroy(void *vctx)
         return;
     cpu_pool_destroy(ctx->pool);
     sh_free(ctx->alloc, ctx->prof_ms);
+    sh_free(ctx->alloc, ctx->prof_node_ms);
     sh_free(ctx->alloc, ctx);
 }
 
@@ -462,4 +466,16 @@ double *sh_backend_cpu_profile(sh_backend *b, bool on)
     else
         memset(ctx->prof_ms, 0, SH_OP_COUNT * sizeof(double));
     return ctx->prof_ms;
+}
+
+/* Bench-tool hook: with op profiling on, also accumulate time per node index (one program per
+ * backend at a time makes the index unambiguous). Returns the zeroed [n_nodes] array. */
+double *sh_backend_cpu_profile_nodes(sh_backend *b, int n_nodes);
+double *sh_backend_cpu_profile_nodes(sh_backend *b, int n_nodes)
+{
+    cpu_ctx *ctx = b->ctx;
+    sh_free(ctx->alloc, ctx->prof_node_ms);
+    ctx->prof_node_ms = n_nodes > 0 ? sh_calloc(ctx->alloc, (size_t)n_nodes, sizeof(double)) : NULL;
+    ctx->prof_node_cap = ctx->prof_node_ms ? n_nodes : 0;
+    return ctx->prof_node_ms;
 }

@@ -40,6 +40,8 @@ typedef struct cpu_ctx {
     int n_threads;
     cpu_blas_mode blas_mode;
     double *prof_ms;        /* [SH_OP_COUNT] time per op when profiling (bench only), else NULL */
+    double *prof_node_ms;   /* [prof_node_cap] time per node index (bench tool only), else NULL */
+    int prof_node_cap;
 } cpu_ctx;
 
 /* ---- compile / run --------------------------------------------------------------------- */

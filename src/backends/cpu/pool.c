@@ -10,6 +10,7 @@
 typedef struct pool_params {
     int x, y, idx;             /* idx: Indices output tensor or -1 */
     bool is_max, include_pad, col_major;
+    bool separable;            /* 2-D max, stride 1, no dilation: rows then columns */
     int64_t planes;
     int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
 } pool_params;
@@ -19,6 +20,7 @@ typedef struct pool_job {
     const float *x;
     float *y;
     int64_t *idx;
+    float *ws;                 /* separable: [threads][H * OW] */
 } pool_job;
 
 /* Valid kernel taps [lo, hi) of one axis for a window starting at `st`. */
@@ -28,6 +30,39 @@ static inline void tap_range(int64_t st, int64_t k, int64_t d, int64_t in, int64
     int64_t h = in - st <= 0 ? 0 : (in - st + d - 1) / d;
     *lo = l;
     *hi = h < k ? h : k;
+}
+
+/* Stride-1 max pooling is separable: a max over each row window, then over each column window
+ * of those — O(k) per output instead of O(k^2) (the 13x13 SPP pools of YOLO necks). */
+static void sep_max_range(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const pool_job *j = arg;
+    const pool_params *p = j->p;
+    int64_t H = p->in[1], W = p->in[2], OH = p->out[1], OW = p->out[2], kh = p->k[1], kw = p->k[2];
+    float *t = j->ws + (size_t)tid * (size_t)(H * OW);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * H * W;
+        float *y = j->y + r * OH * OW;
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t lo, hi, st = ow - p->pb[2];
+                tap_range(st, kw, 1, W, &lo, &hi);
+                float m = -INFINITY;
+                for (int64_t c = st + lo; c < st + hi; c++)
+                    m = x[h * W + c] > m ? x[h * W + c] : m;
+                t[h * OW + ow] = m;
+            }
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t lo, hi, st = oh - p->pb[1];
+            tap_range(st, kh, 1, H, &lo, &hi);
+            float *yr = y + oh * OW;
+            for (int64_t ow = 0; ow < OW; ow++)
+                yr[ow] = -INFINITY;
+            for (int64_t h = st + lo; h < st + hi; h++)
+                for (int64_t ow = 0; ow < OW; ow++)
+                    yr[ow] = t[h * OW + ow] > yr[ow] ? t[h * OW + ow] : yr[ow];
+        }
+    }
 }
 
 /* Taps whose position lies inside the padded extent [-pb, in + pe): the divisor of
@@ -101,7 +136,12 @@ static void pool_range(void *arg, int64_t r0, int64_t r1, int tid)
 static int pool_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const pool_params *p = vp;
-    pool_job j = {.p = p, .x = ex->t[p->x], .y = ex->t[p->y], .idx = p->idx >= 0 ? ex->t[p->idx] : NULL};
+    pool_job j = {.p = p, .x = ex->t[p->x], .y = ex->t[p->y], .idx = p->idx >= 0 ? ex->t[p->idx] : NULL,
+                  .ws = ex->ws};
+    if (p->separable) {
+        cpu_parallel_for(ex->ctx->pool, p->planes, 1, sep_max_range, &j);
+        return 0;
+    }
     int64_t work = p->out[0] * p->out[1] * p->out[2] * p->k[0] * p->k[1] * p->k[2];
     cpu_parallel_for(ex->ctx->pool, p->planes, 1 + 32768 / (work + 1), pool_range, &j);
     return 0;
@@ -175,6 +215,12 @@ int cpu_prep_pool(cpu_prep *pp, sh_err *err)
                                (long long)p->out[a], (long long)(ceil_mode ? cl : fl));
         }
     }
+    /* Windows hanging past the input on both sides (all-padding windows) keep the generic path. */
+    p->separable = p->is_max && p->idx < 0 && p->in[0] == 1 && p->out[0] == 1 && p->s[1] == 1 && p->s[2] == 1 &&
+                   p->d[1] == 1 && p->d[2] == 1 && p->k[1] > 1 && p->k[2] > 1 && p->pb[1] < p->k[1] &&
+                   p->pb[2] < p->k[2] && p->pe[1] < p->k[1] && p->pe[2] < p->k[2];
+    if (p->separable)
+        pp->p->workspace_bytes[pp->k] = (size_t)pp->ctx->n_threads * (size_t)(p->in[1] * p->out[2]) * sizeof(float);
     pp->fn = pool_run;
     return 0;
 }
