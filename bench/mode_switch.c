@@ -164,7 +164,7 @@ int main(int argc, char **argv)
         }
     }
     if (cycles <= 0)
-        cycles = config == TINY_CONFIG ? 600 : 60;
+        cycles = strcmp(config, TINY_CONFIG) ? 60 : 600;
     char *abs_config = realpath(config, NULL);
     if (!abs_config) {
         fprintf(stderr, "bench_mode_switch: %s: not found\n", config);

@@ -39,7 +39,12 @@ IMGSZ = 640
 STRIDES = (8, 16, 32)
 REG_MAX = 16
 CALIB_SEED = 20240601
-BN_BETA_MEAN = float(os.environ.get("SHOAL_BN_BETA", "0"))
+# Calibrated BN: beta ~ N(0.75, 0.25) keeps SiLU nearer its linear range and residual-branch
+# gammas ~ U(0.2, 0.5) (Fixup-like). Together they cut the float32-vs-float64 error at the
+# outputs ~10x: with beta ~ N(0, .25) and gamma ~ 1 everywhere, a random YOLO11-L is chaotic
+# enough that float rounding alone gives relative L2 ~3e-4 between two correct runtimes.
+BN_BETA_MEAN = 0.75
+RES_GAMMA = (0.2, 0.5)
 
 ALLOWED_OPS = {
     "Conv", "ConvTranspose", "BatchNormalization", "Relu", "Sigmoid", "HardSigmoid",
@@ -491,16 +496,13 @@ def calibrate(model, spec, hw, skip_prefixes=()):
     head layers are rescaled to a target (mean, std) of their outputs."""
     hooks = []
     names = {m: n for n, m in model.named_modules()}
-    # BNs that end a residual branch get a small gamma (Fixup-like): with gamma ~ 1 every
-    # residual block adds a unit-variance branch and random nets of YOLO11-L's depth turn
-    # chaotic, amplifying float rounding ~1e4-fold (fp32 vs fp64 relative L2 ~3e-4 at the output).
+    # BNs that end a residual branch get a small gamma (see RES_GAMMA).
     res_end = set()
     for m in model.modules():
         if isinstance(m, Bottleneck) and m.add:
             res_end.add(m.cv2.bn)
         elif isinstance(m, PSABlock):
             res_end.update((m.attn.proj.bn, m.ffn[1].bn))
-    res_gamma = tuple(float(v) for v in os.environ.get("SHOAL_RES_GAMMA", "0.6,1.4").split(","))
 
     def bn_pre(m, inp):
         name = names[m]
@@ -511,7 +513,7 @@ def calibrate(model, spec, hw, skip_prefixes=()):
         c = m.num_features
         m.running_mean.copy_((mean + 0.1 * var.sqrt() * torch.from_numpy(g.normal(0, 1, c))).float())
         m.running_var.copy_((var * torch.from_numpy(np.exp(g.normal(0, 0.2, c)))).float())
-        lo, hi = res_gamma if m in res_end else (0.6, 1.4)
+        lo, hi = RES_GAMMA if m in res_end else (0.6, 1.4)
         m.weight.data.copy_(torch.from_numpy(g.uniform(lo, hi, c)).float())
         m.bias.data.copy_(torch.from_numpy(g.normal(BN_BETA_MEAN, 0.25, c)).float())
 

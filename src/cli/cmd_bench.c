@@ -399,14 +399,6 @@ static int phase_create(bench *b, const char *device)
     return 0;
 }
 
-static void add_sum(cJSON *o, const char *key, const char *name, double v)
-{
-    cJSON *s = cJSON_GetObjectItem(o, key);
-    if (!s)
-        s = cJSON_AddObjectToObject(o, key);
-    cJSON_AddNumberToObject(s, name, v);
-}
-
 /* Uploads every model and runs each once, timing both. */
 static int phase_upload(bench *b)
 {
@@ -444,7 +436,6 @@ static int phase_upload(bench *b)
     cJSON_AddNumberToObject(load, "total_ms", create + upload);
     cJSON_AddNumberToObject(load, "first_runs_ms", first);
     cJSON_AddNumberToObject(load, "to_first_results_ms", create + upload + first);
-    (void)add_sum;
     return 0;
 }
 
@@ -599,6 +590,22 @@ static int64_t auto_budget(bench *b, int64_t *all_bytes)
     return need;
 }
 
+/* Makes a mode's models resident the way its first frame would (each admission evicts least
+ * recently used unpinned models as needed); the milliseconds, or -1. */
+static double switch_to(bench *b, int k)
+{
+    const sh_config *cfg = sh_runtime_config(b->rt);
+    double t0 = now_ms();
+    for (size_t i = 0; i < cfg->modes[k].n_models; i++)
+        if (shoal_runtime_load_model(b->rt, b->model_names[cfg->modes[k].models[i]]) != SHOAL_OK)
+            return -1;
+    return now_ms() - t0;
+}
+
+/* Cycles through every mode under the budget. Per switch: "switch" is the residency work
+ * alone (evictions and uploads, no inference), timed around the loads the first frame would
+ * do itself; "first_frame" is that frame's latency once resident; "overhead" is switch +
+ * first frame less the mode's steady median from the modes phase (noisy on a busy CPU). */
 static int phase_switch(bench *b)
 {
     cJSON *sw = cJSON_AddObjectToObject(b->root, "switch");
@@ -615,10 +622,12 @@ static int phase_switch(bench *b)
     } else if (parse_budget(b->o->budget, &budget)) {
         fprintf(stderr, "shoal bench: --budget '%s': expected auto, none or a size\n", b->o->budget);
         return -1;
+    } else {
+        all = in_use_now(b);
     }
     /* The pool may place a mode's weights less tightly after other modes came and went; a
-     * mode refused for a few bytes gets the budget grown by 4 MiB, at most 8 times. */
-    int64_t step = (int64_t)4 << 20;
+     * refusal grows the budget by 4 MiB, at most 8 times in all. */
+    const int64_t step = (int64_t)4 << 20;
     int grown = 0;
     while (shoal_runtime_set_budget(b->rt, budget) != SHOAL_OK) {
         if (grown++ >= 8) {
@@ -627,36 +636,38 @@ static int phase_switch(bench *b)
         }
         budget += step;
     }
-    cJSON_AddNumberToObject(sw, "budget_bytes", (double)budget);
-    cJSON_AddStringToObject(sw, "budget_rule", how);
-    if (all > 0)
-        cJSON_AddNumberToObject(sw, "all_models_bytes", (double)all);
 
+    double steady[MAX_MODES];
+    cJSON *modes = cJSON_GetObjectItem(b->root, "modes");
+    for (int k = 0; k < b->n_modes; k++) {
+        cJSON *m = cJSON_GetObjectItem(modes, b->mode_names[k]);
+        cJSON *med = m ? cJSON_GetObjectItem(cJSON_GetObjectItem(m, "latency_ms"), "median") : NULL;
+        steady[k] = med ? med->valuedouble : NAN;
+    }
     shoal_stats st0;
-    shoal_runtime_get_stats(b->rt, &st0);
+    if (shoal_runtime_get_stats(b->rt, &st0) != SHOAL_OK)
+        return -1;
     int n = b->o->cycles * b->n_modes;
-    double *sw_ms = calloc((size_t)n + 1, sizeof(double)), *ov_ms = calloc((size_t)n + 1, sizeof(double));
+    double *sw_ms = calloc((size_t)n + 1, sizeof(double)), *ff_ms = calloc((size_t)n + 1, sizeof(double));
+    double *ov_ms = calloc((size_t)n + 1, sizeof(double));
     double *mode_sw[MAX_MODES] = {0};
-    int mode_n[MAX_MODES] = {0};
+    int mode_n[MAX_MODES] = {0}, done = 0, n_ov = 0, rc = 0;
     for (int k = 0; k < b->n_modes; k++)
         mode_sw[k] = calloc((size_t)b->o->cycles + 1, sizeof(double));
-    int done = 0, rc = 0;
-    /* Start from the last mode so the first measured run is a switch. */
-    if (run_once(b, true, b->mode_names[b->n_modes - 1], &b->frames[b->mode_first_model[b->n_modes - 1]], NULL) < 0)
+    /* Start in the last mode so the first measured step is a switch. */
+    if (switch_to(b, b->n_modes - 1) < 0 ||
+        run_once(b, true, b->mode_names[b->n_modes - 1], &b->frames[b->mode_first_model[b->n_modes - 1]], NULL) < 0)
         rc = -1;
     for (int c = 0; rc == 0 && c < b->o->cycles; c++) {
         for (int k = 0; rc == 0 && k < b->n_modes; k++) {
             const char *mode = b->mode_names[k];
-            const shoal_image *fr = &b->frames[b->mode_first_model[k]];
             if (tick(c * b->n_modes + k))
                 progress("switch cycle %d/%d: to %s", c + 1, b->o->cycles, mode);
-            double first = run_once(b, true, mode, fr, NULL);
-            double next = first >= 0 ? run_once(b, true, mode, fr, NULL) : -1;
-            if (first < 0 || next < 0) {
-                /* A refusal here means the budget was too tight for this order of modes. */
+            double s = switch_to(b, k);
+            double f = s >= 0 ? run_once(b, true, mode, &b->frames[b->mode_first_model[k]], NULL) : -1;
+            if (s < 0 || f < 0) {
                 if (grown++ < 8 && shoal_runtime_set_budget(b->rt, budget + step) == SHOAL_OK) {
                     budget += step;
-                    cJSON_ReplaceItemInObject(sw, "budget_bytes", cJSON_CreateNumber((double)budget));
                     k--;
                     continue;
                 }
@@ -664,36 +675,40 @@ static int phase_switch(bench *b)
                 rc = -1;
                 break;
             }
-            sw_ms[done] = first;
-            ov_ms[done] = first - next;
+            sw_ms[done] = s;
+            ff_ms[done] = f;
             done++;
-            mode_sw[k][mode_n[k]++] = first;
+            if (!isnan(steady[k]))
+                ov_ms[n_ov++] = s + f - steady[k];
+            mode_sw[k][mode_n[k]++] = s;
         }
     }
     shoal_stats st1;
-    shoal_runtime_get_stats(b->rt, &st1);
-    uint64_t switches = 0, reloading = 0, loads = 0, evictions = 0;
-    int64_t reload_bytes = 0;
-    for (int k = 0; k < st1.n_modes && k < st0.n_modes; k++) {
-        switches += st1.modes[k].switches - st0.modes[k].switches;
-        reloading += st1.modes[k].reloading_switches - st0.modes[k].reloading_switches;
-        reload_bytes += st1.modes[k].switch_reload_bytes - st0.modes[k].switch_reload_bytes;
+    if (shoal_runtime_get_stats(b->rt, &st1) != SHOAL_OK) {
+        shoal_stats_free(&st0);
+        return -1;
     }
+    uint64_t loads = 0, evictions = 0;
+    int64_t swap_bytes = 0;
     for (int i = 0; i < st1.n_models && i < st0.n_models; i++) {
         loads += st1.models[i].loads - st0.models[i].loads;
         evictions += st1.models[i].evictions - st0.models[i].evictions;
+        swap_bytes += st1.models[i].load_bytes_total - st0.models[i].load_bytes_total;
     }
+    cJSON_AddNumberToObject(sw, "budget_bytes", (double)budget);
+    cJSON_AddStringToObject(sw, "budget_rule", how);
+    cJSON_AddNumberToObject(sw, "all_models_bytes", (double)all);
     cJSON_AddNumberToObject(sw, "cycles", b->o->cycles);
-    cJSON_AddNumberToObject(sw, "switches", (double)switches);
-    cJSON_AddNumberToObject(sw, "reloading_switches", (double)reloading);
-    cJSON_AddNumberToObject(sw, "reload_bytes", (double)reload_bytes);
+    cJSON_AddNumberToObject(sw, "switches", done);
     cJSON_AddNumberToObject(sw, "loads", (double)loads);
     cJSON_AddNumberToObject(sw, "evictions", (double)evictions);
+    cJSON_AddNumberToObject(sw, "uploaded_bytes", (double)swap_bytes);
     cJSON_AddNumberToObject(sw, "device_peak_bytes", (double)st1.devices[0].peak_bytes);
-    summary s = summarize(sw_ms, done), ov = summarize(ov_ms, done);
+    summary s = summarize(sw_ms, done), f = summarize(ff_ms, done), ov = summarize(ov_ms, n_ov);
     cJSON_AddItemToObject(sw, "switch_ms", summary_json(&s));
+    cJSON_AddItemToObject(sw, "first_frame_ms", summary_json(&f));
     cJSON_AddItemToObject(sw, "overhead_ms", summary_json(&ov));
-    cJSON *bm = cJSON_AddObjectToObject(sw, "to_mode");
+    cJSON *bm = cJSON_AddObjectToObject(sw, "to_mode_switch_ms");
     for (int k = 0; k < b->n_modes; k++) {
         summary m = summarize(mode_sw[k], mode_n[k]);
         cJSON_AddItemToObject(bm, b->mode_names[k], summary_json(&m));
@@ -702,6 +717,7 @@ static int phase_switch(bench *b)
     shoal_stats_free(&st0);
     shoal_stats_free(&st1);
     free(sw_ms);
+    free(ff_ms);
     free(ov_ms);
     return rc;
 }
@@ -751,12 +767,20 @@ static void print_tables(bench *b)
         }
     }
     cJSON *sw = cJSON_GetObjectItem(r, "switch");
-    if (sw && cJSON_GetObjectItem(sw, "switch_ms"))
-        printf("\nmode switch under a %.1f MB budget (all models: %.1f MB): %d switches, %d reloaded %.1f MB; "
-               "first frame after a switch median %.1f ms, p99 %.1f ms; overhead median %.1f ms, p99 %.1f ms\n",
-               jnum(sw, "budget_bytes") / 1e6, jnum(sw, "all_models_bytes") / 1e6, (int)jnum(sw, "switches"),
-               (int)jnum(sw, "reloading_switches"), jnum(sw, "reload_bytes") / 1e6, jnum(sw, "switch_ms.median"),
-               jnum(sw, "switch_ms.p99"), jnum(sw, "overhead_ms.median"), jnum(sw, "overhead_ms.p99"));
+    if (sw && cJSON_GetObjectItem(sw, "switch_ms")) {
+        printf("\nmode switch under a %.1f MB budget (%s; all models %.1f MB): %d switches, %d loads, "
+               "%d evictions, %.1f MB uploaded\n",
+               jnum(sw, "budget_bytes") / 1e6, cJSON_GetStringValue(cJSON_GetObjectItem(sw, "budget_rule")),
+               jnum(sw, "all_models_bytes") / 1e6, (int)jnum(sw, "switches"), (int)jnum(sw, "loads"),
+               (int)jnum(sw, "evictions"), jnum(sw, "uploaded_bytes") / 1e6);
+        printf("  switch (evict + upload) median %.1f ms, p99 %.1f ms; first frame after it median %.1f ms; "
+               "overhead over a steady frame median %.1f ms, p99 %.1f ms\n",
+               jnum(sw, "switch_ms.median"), jnum(sw, "switch_ms.p99"), jnum(sw, "first_frame_ms.median"),
+               jnum(sw, "overhead_ms.median"), jnum(sw, "overhead_ms.p99"));
+        cJSON *tm = cJSON_GetObjectItem(sw, "to_mode_switch_ms");
+        for (cJSON *m = tm ? tm->child : NULL; m; m = m->next)
+            printf("    to %-12s median %.1f ms, p99 %.1f ms\n", m->string, jnum(m, "median"), jnum(m, "p99"));
+    }
     cJSON *mem = cJSON_GetObjectItem(r, "memory");
     if (mem) {
         printf("\nmemory (all models resident): weights referenced %.1f MB (unique %.1f, shared %.1f), stored %.1f MB "

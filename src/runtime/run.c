@@ -187,26 +187,28 @@ static int run_resident(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, 
     int rc = sh_preprocess(rt->alloc, img, &pp, in, in_bytes / sizeof(float), &xf, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': preprocessing: ", m->cfg->name);
-    if (!rt->backend_is_cpu && (rc = be->upload(rt->backend.ctx, tp[m->input], in, in_bytes, err)))
-        return rc;
-    double t1 = now_s();
-    rc = be->run(rt->backend.ctx, m->prog, tp, m->ws_ptrs[ctx->index], m->binding[ctx->index], err);
-    if (rc)
-        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
-    const float *outs[SH_RT_MAX_OUTPUTS];
+    const float *outs[SH_RT_MAX_OUTPUTS] = {0};
     size_t at = 0;
-    for (int i = 0; i < m->n_outputs; i++) {
+    double t1 = now_s();
+    pthread_mutex_lock(&rt->backend_lock);
+    if (!rt->backend_is_cpu)
+        rc = be->upload(rt->backend.ctx, tp[m->input], in, in_bytes, err);
+    if (rc == 0 && (rc = be->run(rt->backend.ctx, m->prog, tp, m->ws_ptrs[ctx->index], m->binding[ctx->index], err)))
+        sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    for (int i = 0; rc == 0 && i < m->n_outputs; i++) {
         int t = m->outputs[i];
         if (rt->backend_is_cpu) {
             outs[i] = tp[t];
-        } else {
-            float *dst = (float *)((char *)ctx->output_host + at);
-            if ((rc = be->download(rt->backend.ctx, dst, tp[t], m->plan->bytes[t], err)))
-                return rc;
-            outs[i] = dst;
-            at += sh_align_up(m->plan->bytes[t], 64);
+            continue;
         }
+        float *dst = (float *)((char *)ctx->output_host + at);
+        rc = be->download(rt->backend.ctx, dst, tp[t], m->plan->bytes[t], err);
+        outs[i] = dst;
+        at += sh_align_up(m->plan->bytes[t], 64);
     }
+    pthread_mutex_unlock(&rt->backend_lock);
+    if (rc)
+        return rc;
     r->pub.infer_ms = ms_since(t1);
     rc = decode(rt, m, outs, &xf, r, err);
     r->pub.latency_ms = ms_since(t0);

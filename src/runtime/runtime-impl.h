@@ -21,7 +21,7 @@
 
 #define SH_RT_MAX_OUTPUTS 4
 #define SH_RT_LATENCY_RING 512
-#define SH_RT_ERR_SLOTS 32
+#define SH_RT_ERR_SLOTS 256
 
 /* One configured model: its compiled form stays on the host for the runtime's life (plans are
  * needed to admit it); its weights come and go with residency. */
@@ -98,6 +98,10 @@ struct shoal_runtime {
     size_t max_input_bytes, max_output_bytes;
     unsigned long next_binding;
     pthread_mutex_t ctx_lock;
+    /* Backend runs are serialized: the CPU backend's thread pool already uses every core for
+     * one run, and the CUDA backend issues to one stream. Contexts still overlap everything
+     * else (decode, preprocess, NMS) and keep separate arenas. */
+    pthread_mutex_t backend_lock;
     pthread_cond_t ctx_free;
     pthread_mutex_t stats_lock;
     pthread_mutex_t err_lock;

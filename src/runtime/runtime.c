@@ -183,6 +183,7 @@ static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     sh_optimize_params op = sh_optimize_default_params();
     if ((rc = sh_graph_optimize(m->graph, &op, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->input = m->graph->inputs[0];   /* compaction renumbers tensors */
     m->optimize_ms = (mono_s() - t) * 1e3;
     t = mono_s();
     if ((rc = check_outputs(m, err)))
@@ -555,6 +556,7 @@ int sh_runtime_create_internal(const shoal_runtime_params *p, const sh_runtime_i
     rt->log_user = p->log_user;
     rt->t0 = mono_s();
     pthread_mutex_init(&rt->ctx_lock, NULL);
+    pthread_mutex_init(&rt->backend_lock, NULL);
     pthread_cond_init(&rt->ctx_free, NULL);
     pthread_mutex_init(&rt->stats_lock, NULL);
     pthread_mutex_init(&rt->err_lock, NULL);
@@ -600,6 +602,7 @@ void shoal_runtime_destroy(shoal_runtime_t rt)
     sh_backend_destroy(&rt->backend);
     sh_config_destroy(rt->cfg);
     pthread_mutex_destroy(&rt->ctx_lock);
+    pthread_mutex_destroy(&rt->backend_lock);
     pthread_cond_destroy(&rt->ctx_free);
     pthread_mutex_destroy(&rt->stats_lock);
     pthread_mutex_destroy(&rt->err_lock);

@@ -168,19 +168,38 @@ static int prom_models(sh_prom *p, const shoal_stats *st, sh_err *err)
 
 static int prom_latency(shoal_runtime_t rt, sh_prom *p, sh_err *err)
 {
-    static const double bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
-    int rc = sh_prom_family(p, "shoal_model_latency_ms", SH_PROM_HISTOGRAM,
-                            "Per-model latency (preprocess + inference + decode) of recent runs, milliseconds.", err);
+    /* Seconds, Prometheus's base unit (promtool's lint rejects abbreviated units like _ms). */
+    static const double bounds[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5};
+    int rc = sh_prom_family(p, "shoal_model_latency_seconds", SH_PROM_HISTOGRAM,
+                            "Per-model latency (preprocess + inference + decode) of recent runs.", err);
     for (int i = 0; rc == 0 && i < rt->n_models; i++) {
         sh_prom_hist h;
         sh_prom_hist_init(&h, bounds, sizeof bounds / sizeof bounds[0]);
         const sh_rt_model *m = &rt->models[i];
         pthread_mutex_lock(&rt->stats_lock);
         for (int k = 0; k < m->lat_count; k++)
-            sh_prom_hist_observe(&h, m->lat_ms[k]);
+            sh_prom_hist_observe(&h, m->lat_ms[k] / 1000.0);
         pthread_mutex_unlock(&rt->stats_lock);
         sh_prom_label l[] = {{"model", m->cfg->name}};
         rc = sh_prom_histogram(p, l, 1, &h, err);
+    }
+    return rc;
+}
+
+/* Mode switches and the weight bytes they loaded again (the report's mode_switch_reload). */
+static int prom_modes(sh_prom *p, const shoal_stats *st, sh_err *err)
+{
+    int rc = sh_prom_family(p, "shoal_mode_switches", SH_PROM_COUNTER, "Runs of a mode that followed another mode.", err);
+    for (int k = 0; rc == 0 && k < st->n_modes; k++) {
+        sh_prom_label l[] = {{"mode", st->modes[k].name}};
+        rc = sh_prom_sample(p, l, 1, (double)st->modes[k].switches, err);
+    }
+    if (rc == 0)
+        rc = sh_prom_family(p, "shoal_mode_switch_reload_bytes", SH_PROM_COUNTER,
+                            "Weight bytes switches to a mode loaded again after an eviction.", err);
+    for (int k = 0; rc == 0 && k < st->n_modes; k++) {
+        sh_prom_label l[] = {{"mode", st->modes[k].name}};
+        rc = sh_prom_sample(p, l, 1, (double)st->modes[k].switch_reload_bytes, err);
     }
     return rc;
 }
@@ -220,6 +239,8 @@ char *shoal_runtime_prometheus(shoal_runtime_t rt)
         rc = prom_device(p, &st, &err);
     if (rc == 0)
         rc = prom_models(p, &st, &err);
+    if (rc == 0)
+        rc = prom_modes(p, &st, &err);
     if (rc == 0)
         rc = prom_latency(rt, p, &err);
     if (rc == 0) {

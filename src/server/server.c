@@ -21,7 +21,7 @@
 #define BUDGET_MAX_BODY 4096
 /* A chunked body (no Content-Length) can only be found too large while it arrives; it is
  * read and dropped up to this much more so the client still gets its 413, then cut. */
-#define DISCARD_SLACK ((size_t)16 << 20)
+#define DISCARD_SLACK ((size_t)64 << 20)
 
 /* Status codes counted one by one on /metrics; anything else counts as "other". */
 static const unsigned COUNTED[] = {200, 400, 401, 404, 405, 409, 413, 414, 422, 429, 500, 503, 504};
@@ -328,7 +328,7 @@ static enum MHD_Result send_results(sh_server *s, struct MHD_Connection *c, cons
     int tn = snprintf(tail, sizeof tail, ",\"server\":{\"queue_ms\":%.3f,\"run_ms\":%.3f}}", job->queue_ms,
                       job->run_ms);
     size_t total;
-    if (tn < 0 || sh_add_size(n, (size_t)tn, &total))
+    if (tn < 0 || !sh_add_size(n, (size_t)tn, &total))
         return send_error(s, c, 500, "internal error formatting results");
     char *text = sh_alloc(s->alloc, total);
     if (!text)
@@ -605,7 +605,7 @@ static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c)
     if (at >= sizeof extra)
         at = sizeof extra - 1;
     size_t tl = strlen(text), total;
-    char *all = sh_add_size(tl, at + 1, &total) ? NULL : sh_alloc(s->alloc, total);
+    char *all = sh_add_size(tl, at + 1, &total) ? sh_alloc(s->alloc, total) : NULL;
     if (!all) {
         shoal_free_string(text);
         return send_error(s, c, 500, "out of memory");
@@ -705,7 +705,7 @@ static enum MHD_Result take_upload(sh_server *s, request *rq, const char *data, 
         return rq->discarded > DISCARD_SLACK ? MHD_NO : MHD_YES;   /* MHD_NO closes the connection */
     }
     size_t need;
-    if (sh_add_size(rq->len, n, &need) || need > rq->limit) {
+    if (!sh_add_size(rq->len, n, &need) || need > rq->limit) {
         rq->too_large = true;
         rq->discarded = n;
         sh_free(s->alloc, rq->body);
@@ -826,12 +826,12 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
     s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                                   MHD_USE_ERROR_LOG,
                               0, NULL, NULL, on_request, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->connection_timeout_s,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->max_connections,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_END);
     if (!s->mhd) {
         sh_job_queue_destroy(s->jobs);

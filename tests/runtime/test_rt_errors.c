@@ -16,7 +16,8 @@
 #include "runtime/introspect.h"
 
 static shoal_image FRAME;
-static int64_t ARENA, ROAD, PINNED, OBSTACLE;   /* device bytes: arena; + blind_road; + traffic_light; obstacle alone */
+/* device bytes: the arena; + blind_road; + traffic_light; what shopping + hand and what obstacle add to that */
+static int64_t ARENA, ROAD, PINNED, SHOP_HAND, OBSTACLE;
 
 static shoal_runtime_t make(int64_t budget, int preload, char *err, size_t cap, int *rc)
 {
@@ -75,12 +76,16 @@ static int setup(void **state)
     ROAD = rt_in_use(rt);
     shoal_runtime_load_model(rt, "traffic_light");
     PINNED = rt_in_use(rt);
-    shoal_runtime_unload_model(rt, "blind_road");
-    shoal_runtime_unload_model(rt, "traffic_light");
+    shoal_runtime_load_model(rt, "shopping");
+    shoal_runtime_load_model(rt, "hand");
+    SHOP_HAND = rt_in_use(rt) - PINNED;
+    shoal_runtime_unload_model(rt, "shopping");
+    shoal_runtime_unload_model(rt, "hand");
     shoal_runtime_load_model(rt, "obstacle");
-    OBSTACLE = rt_in_use(rt) - ARENA;
+    OBSTACLE = rt_in_use(rt) - PINNED;
     shoal_runtime_destroy(rt);
-    return ARENA > 0 && ROAD > ARENA && PINNED > ROAD && OBSTACLE > 0 ? 0 : -1;
+    /* the tiny set is sized so that obstacle alone outweighs shopping + hand */
+    return ARENA > 0 && ROAD > ARENA && PINNED > ROAD && SHOP_HAND > 0 && OBSTACLE > SHOP_HAND ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -127,8 +132,8 @@ static void test_refused_load_changes_nothing(void **state)
 {
     char err[512];
     int rc;
-    /* room for the pinned models and anything smaller than obstacle */
-    shoal_runtime_t rt = make(PINNED + OBSTACLE - 64, 1, err, sizeof err, &rc);
+    /* room for the pinned models and shopping + hand, not for obstacle even alone */
+    shoal_runtime_t rt = make(PINNED + SHOP_HAND, 1, err, sizeof err, &rc);
     assert_int_equal(rc, SHOAL_OK);
     assert_int_equal(shoal_runtime_load_model(rt, "shopping"), SHOAL_OK);
     assert_int_equal(shoal_runtime_load_model(rt, "hand"), SHOAL_OK);
@@ -214,6 +219,7 @@ static void test_set_budget(void **state)
     assert_int_equal(shoal_runtime_set_budget(rt, -1), SHOAL_ERR_INVALID_ARG);
     /* below what the arena and the pinned models hold: refused before anything is evicted */
     snapshot before = snap(rt);
+    print_message("DEBUG arena %lld road %lld pinned %lld in_use %lld\n", (long long)ARENA, (long long)ROAD, (long long)PINNED, (long long)rt_in_use(rt));
     assert_int_equal(shoal_runtime_set_budget(rt, PINNED - 1), SHOAL_ERR_BUDGET);
     const char *msg = shoal_runtime_last_error(rt);
     char need[64];

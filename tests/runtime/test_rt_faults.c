@@ -301,6 +301,7 @@ static void test_device_fail_nth(void **state)
         shoal_runtime_params p = params(err, sizeof err);
         shoal_runtime_t rt;
         int rc = sh_runtime_create_internal(&p, &ip, &rt);
+        W.fail_after = -1;
         int reached = W.n_failed > 0;
         if (rc) {
             assert_true(reached);

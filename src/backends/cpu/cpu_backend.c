@@ -15,11 +15,14 @@
 typedef struct cpu_node {
     cpu_kernel_fn fn;
     void *params;
+    void (*free_params)(cpu_ctx *ctx, void *params);
+    int (*pack)(cpu_ctx *ctx, const void *params, const void *src, void *dst, sh_err *err);
 } cpu_node;
 
 typedef struct cpu_program {
     cpu_node *nodes;
     int n_nodes;
+    int *pack_node;        /* [n_tensors] node whose pack() lays out this constant, or -1 */
 } cpu_program;
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -233,9 +236,13 @@ static void free_impl(cpu_ctx *ctx, cpu_program *impl)
 {
     if (!impl)
         return;
-    for (int i = 0; i < impl->n_nodes; i++)
+    for (int i = 0; i < impl->n_nodes; i++) {
+        if (impl->nodes[i].free_params && impl->nodes[i].params)
+            impl->nodes[i].free_params(ctx, impl->nodes[i].params);
         sh_free(ctx->alloc, impl->nodes[i].params);
+    }
     sh_free(ctx->alloc, impl->nodes);
+    sh_free(ctx->alloc, impl->pack_node);
     sh_free(ctx->alloc, impl);
 }
 
@@ -256,15 +263,19 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
     if (!p)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu compile: out of memory");
     cpu_program *impl = sh_calloc(ctx->alloc, 1, sizeof *impl);
-    if (impl)
+    if (impl) {
         impl->nodes = sh_calloc(ctx->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof(cpu_node));
+        impl->pack_node = sh_calloc(ctx->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof(int));
+    }
     p->impl = impl;
     p->weight_dtype = SH_DT_FLOAT32;
-    if (!impl || !impl->nodes) {
+    if (!impl || !impl->nodes || !impl->pack_node) {
         cpu_program_free(ctx, p);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu compile: out of memory");
     }
     impl->n_nodes = g->n_nodes;
+    for (int t = 0; t < g->n_tensors; t++)
+        impl->pack_node[t] = -1;
 
     for (int t = 0; t < g->n_tensors; t++) {
         const sh_tensor *x = &g->tensors[t];
@@ -298,10 +309,14 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
             return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): cpu backend does not support %s",
                            n->name, sh_op_name(n->op), why);
         }
-        cpu_prep pp = {.ctx = ctx, .g = g, .p = p, .k = k, .n = n};
+        cpu_prep pp = {.ctx = ctx, .g = g, .p = p, .k = k, .n = n, .pack_tensor = -1};
         int rc = OPS[n->op].prep(&pp, err);
         impl->nodes[k].fn = pp.fn;
         impl->nodes[k].params = pp.params;
+        impl->nodes[k].free_params = pp.free_params;
+        impl->nodes[k].pack = pp.pack;
+        if (rc == 0 && pp.pack && pp.pack_tensor >= 0)
+            impl->pack_node[pp.pack_tensor] = k;
         if (rc < 0) {
             cpu_program_free(ctx, p);
             return rc;
@@ -329,6 +344,11 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
 static int cpu_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_err *err)
 {
     const sh_tensor *x = &p->graph->tensors[t];
+    const cpu_program *impl = p->impl;
+    if (x->is_const && x->data && impl->pack_node[t] >= 0) {
+        const cpu_node *cn = &impl->nodes[impl->pack_node[t]];
+        return cn->pack(vctx, cn->params, x->data, dst, err);
+    }
     if (!x->is_const || p->weight_bytes[t] != x->nbytes)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu pack_weight: tensor '%s' is not a packed constant", x->name);
     if (x->nbytes)
@@ -393,6 +413,7 @@ static void cpu_destroy(void *vctx)
     cpu_ctx *ctx = vctx;
     if (!ctx)
         return;
+    cpu_dnnl_fini(ctx);
     cpu_pool_destroy(ctx->pool);
     sh_free(ctx->alloc, ctx->prof_ms);
     sh_free(ctx->alloc, ctx->prof_node_ms);
@@ -437,6 +458,7 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
      * sgemm call must stay single-threaded (see matmul.c for the measurement behind it).
      * Setting 1 is idempotent across backends, so several contexts never disagree. */
     openblas_set_num_threads(1);
+    cpu_dnnl_init(ctx);
     out->iface = &CPU_BACKEND;
     out->ctx = ctx;
     return 0;
@@ -478,4 +500,12 @@ double *sh_backend_cpu_profile_nodes(sh_backend *b, int n_nodes)
     ctx->prof_node_ms = n_nodes > 0 ? sh_calloc(ctx->alloc, (size_t)n_nodes, sizeof(double)) : NULL;
     ctx->prof_node_cap = ctx->prof_node_ms ? n_nodes : 0;
     return ctx->prof_node_ms;
+}
+
+/* Bench hook: how Conv nodes compiled from now on run (a cpu_conv_impl value). */
+void sh_backend_cpu_set_conv_impl(sh_backend *b, int impl);
+void sh_backend_cpu_set_conv_impl(sh_backend *b, int impl)
+{
+    cpu_ctx *ctx = b->ctx;
+    ctx->conv_impl = (cpu_conv_impl)impl;
 }

@@ -34,11 +34,21 @@ typedef enum cpu_blas_mode {
     CPU_BLAS_OWN_THREADS    /* one sgemm call, OpenBLAS threads it */
 } cpu_blas_mode;
 
+/* How Conv runs (bench hook sh_backend_cpu_set_conv_impl; see conv.c for the measurements). */
+typedef enum cpu_conv_impl {
+    CPU_CONV_DNNL_BLOCKED = 0,  /* oneDNN, activations reordered to its blocked layout per conv */
+    CPU_CONV_DNNL_PLAIN,        /* oneDNN on NCHW src/dst */
+    CPU_CONV_BLAS               /* im2col + OpenBLAS sgemm over our pool */
+} cpu_conv_impl;
+
 typedef struct cpu_ctx {
     sh_allocator *alloc;
     cpu_pool *pool;
     int n_threads;
     cpu_blas_mode blas_mode;
+    cpu_conv_impl conv_impl;
+    void *dnnl_engine;      /* dnnl_engine_t / dnnl_stream_t (conv.c); NULL when unavailable */
+    void *dnnl_stream;
     double *prof_ms;        /* [SH_OP_COUNT] time per op when profiling (bench only), else NULL */
     double *prof_node_ms;   /* [prof_node_cap] time per node index (bench tool only), else NULL */
     int prof_node_cap;
@@ -63,6 +73,12 @@ typedef struct cpu_prep {
     /* set by the prepare function */
     cpu_kernel_fn fn;
     void *params;          /* from ctx->alloc (sh_calloc), freed with the program */
+    /* Optional: releases what params own beyond their block (library handles). */
+    void (*free_params)(cpu_ctx *ctx, void *params);
+    /* Optional: constant tensor `pack_tensor` is stored in a kernel-specific layout of
+     * p->weight_bytes[pack_tensor] bytes (set by prepare), written by pack(). */
+    int pack_tensor;
+    int (*pack)(cpu_ctx *ctx, const void *params, const void *src, void *dst, sh_err *err);
 } cpu_prep;
 
 typedef int (*cpu_prepare_fn)(cpu_prep *pp, sh_err *err);
@@ -116,6 +132,10 @@ void cpu_apply_act(float *x, int64_t n, sh_act act, float a, float b);
  * Threads according to ctx->blas_mode (matmul.c). */
 void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* oneDNN engine/stream for ctx (conv.c); failure leaves them NULL and Conv on OpenBLAS. */
+void cpu_dnnl_init(cpu_ctx *ctx);
+void cpu_dnnl_fini(cpu_ctx *ctx);
 
 /* Row-major strides of a shape (elements). */
 void cpu_strides(const sh_shape *s, int64_t *st);

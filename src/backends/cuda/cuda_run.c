@@ -2,6 +2,7 @@
  * once per binding into a CUDA graph and replayed after. No allocation and no host sync here:
  * the caller's download is the one sync of a run. */
 #include "backends/cuda/cuda_impl.h"
+#include "backends/cuda/cuda.h"
 #include "backends/cuda/conv.cuh"
 #include "backends/cuda/convert.cuh"
 #include "backends/cuda/copy.cuh"
@@ -215,5 +216,77 @@ int sh_cuda_run(void *vctx, sh_program *p, void *const *tensor_ptrs, void *const
         rc = sh_cuda_rt_fail(err, e, "cudaGraphLaunch(exec, c->stream)", __FILE__, __LINE__, c->device);
 out:
     pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* --- profiling: GPU time per kind of step, inside a replayed graph ---------------------- */
+static const char *const kind_names[] = {"skip", "conv (cuDNN+epilogue)", "convT", "depthwise", "batchnorm",
+                                         "unary", "binary", "copy", "memcpy", "pool", "mean", "resize",
+                                         "softmax", "gemm"};
+_Static_assert(sizeof kind_names / sizeof kind_names[0] == NK_GEMM + 1, "kind names");
+
+/* An event record node between every two nodes (cudaEventRecordExternal), so the times are
+ * those of a graph replay, without the launch gaps of an eager run. */
+int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *wp, double ms_by_kind[SH_CUDA_PROFILE_KINDS],
+                    int count_by_kind[SH_CUDA_PROFILE_KINDS], const char **names, sh_err *err)
+{
+    sh_cuda_ctx *c = b->ctx;
+    const sh_cuda_prog *cp = p->impl;
+    const sh_graph *g = p->graph;
+    int n = g->n_nodes, rc = 0;
+    for (int k = 0; k < SH_CUDA_PROFILE_KINDS; k++) {
+        ms_by_kind[k] = 0;
+        count_by_kind[k] = 0;
+        names[k] = k <= NK_GEMM ? kind_names[k] : NULL;
+    }
+    cudaEvent_t *ev = sh_calloc(c->alloc, (size_t)n + 1, sizeof *ev);
+    if (!ev)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda profile: events");
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    pthread_mutex_lock(&c->mu);
+    cudaError_t e = cudaSetDevice(c->device);
+    for (int k = 0; k <= n && e == cudaSuccess; k++)
+        e = cudaEventCreate(&ev[k]);
+    if (e == cudaSuccess)
+        e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+        e = cudaEventRecordWithFlags(ev[0], c->stream, cudaEventRecordExternal);
+        for (int k = 0; k < n && e == cudaSuccess && !rc; k++) {
+            rc = enqueue_node(c, g, k, &cp->nodes[k], tp, wp, err);
+            if (!rc)
+                e = cudaEventRecordWithFlags(ev[k + 1], c->stream, cudaEventRecordExternal);
+        }
+        cudaError_t e2 = cudaStreamEndCapture(c->stream, &graph);
+        if (e == cudaSuccess)
+            e = e2;
+    }
+    if (e == cudaSuccess && !rc)
+        e = cudaGraphInstantiate(&exec, graph, 0);
+    for (int r = 0; r < 3 && e == cudaSuccess && !rc; r++) {
+        e = cudaGraphLaunch(exec, c->stream);
+        if (e == cudaSuccess)
+            e = cudaStreamSynchronize(c->stream);
+        for (int k = 0; k < n && e == cudaSuccess; k++) {
+            float ms = 0;
+            e = cudaEventElapsedTime(&ms, ev[k], ev[k + 1]);
+            int kind = (int)cp->nodes[k].kind;
+            if (r == 2 && kind < SH_CUDA_PROFILE_KINDS) {   /* the last of three replays */
+                ms_by_kind[kind] += ms;
+                count_by_kind[kind] += kind != NK_SKIP;
+            }
+        }
+    }
+    if (e != cudaSuccess && !rc)
+        rc = sh_cuda_rt_fail(err, e, "cuda profile (capture with event nodes, replay)", __FILE__, __LINE__, c->device);
+    if (exec)
+        cudaGraphExecDestroy(exec);
+    if (graph)
+        cudaGraphDestroy(graph);
+    for (int k = 0; k <= n; k++)
+        if (ev[k])
+            cudaEventDestroy(ev[k]);
+    pthread_mutex_unlock(&c->mu);
+    sh_free(c->alloc, ev);
     return rc;
 }

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The CPU benchmark, in one call: shoal bench, PyTorch (Debian's torch 1.13, fp32 eager) and
+# ONNX Runtime (npm onnxruntime-node, CPU provider) on the same five models and inputs, all
+# five resident in each process, 2 threads each, one after the other; then one table with the
+# absolute numbers and shoal's ratio to each, and a plot.
+#
+#   bench/run_cpu.sh [-b BUILD_DIR] [-o RESULTS_DIR] [-n ITERS] [-w WARMUP] [-t THREADS]
+#                    [-c CONFIG] [--pytorch-configs "fp32_eager fp16_eager_bnfold"] [--no-plot]
+#
+# Defaults: build-bench (then build), bench/results/cpu, 20 iterations after 3 warmup runs,
+# 2 threads, configs/aiglasses.yaml. Needs models/ (scripts/make-models.sh makes it) and
+# bench/node_modules (cd bench && npm install --ignore-scripts). Timings are only as quiet as
+# the machine: the load average before and after goes into meta.json and the table.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+PY=/usr/bin/python3
+BUILD=""
+RES=bench/results/cpu
+ITERS=20
+WARMUP=3
+THREADS=2
+CONFIG=configs/aiglasses.yaml
+PT_CONFIGS="fp32_eager"
+PLOT=1
+while [ $# -gt 0 ]; do
+    case $1 in
+        -b) BUILD=$2; shift 2 ;;
+        -o) RES=$2; shift 2 ;;
+        -n) ITERS=$2; shift 2 ;;
+        -w) WARMUP=$2; shift 2 ;;
+        -t) THREADS=$2; shift 2 ;;
+        -c) CONFIG=$2; shift 2 ;;
+        --pytorch-configs) PT_CONFIGS=$2; shift 2 ;;
+        --no-plot) PLOT=0; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) echo "run_cpu.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+if [ -z "$BUILD" ]; then
+    for b in build-bench build; do [ -x "$b/shoal" ] && { BUILD=$b; break; }; done
+fi
+SHOAL=${BUILD:+$BUILD/shoal}
+[ -n "$SHOAL" ] && [ -x "$SHOAL" ] || { echo "run_cpu.sh: no shoal binary (build it, or -b DIR)" >&2; exit 1; }
+for n in blind_road obstacle shopping traffic_light hand; do
+    [ -s models/$n.onnx ] && [ -s models/$n.input.npy ] || {
+        echo "run_cpu.sh: models/$n.onnx missing: run scripts/make-models.sh" >&2; exit 1; }
+done
+mkdir -p "$RES"
+rm -f "$RES"/*.json
+log() { echo "[run_cpu] $*" >&2; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# --- machine and versions ---------------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+OS=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
+TORCH_V=$($PY -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)
+ORT_V=$(node -e 'console.log(require("./bench/node_modules/onnxruntime-node/package.json").version)' 2>/dev/null || echo none)
+NODE_V=$(node --version 2>/dev/null || echo none)
+BLAS_V=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo "?")
+GCC_V=$(gcc -dumpversion 2>/dev/null || echo "?")
+SHOAL_V=$("$SHOAL" --version 2>/dev/null | awk '{print $2}')
+GIT_V=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo "+dirty")
+log "machine: $CPU, $(nproc) cores; load average $LOAD_BEFORE"
+if awk "BEGIN{exit !($(load1) >= 2.5)}"; then
+    log "WARNING: load average $(load1) >= 2.5: other work is running, timings will be noisy"
+fi
+
+# --- the three runners, one process each, one after the other ---------------------------
+log "shoal bench ($THREADS threads, $ITERS iterations)"
+SHOAL_PROFILE=1 "$SHOAL" bench --config "$CONFIG" --device cpu --threads "$THREADS" --iters "$ITERS" \
+    --warmup "$WARMUP" --profile --out "$RES/shoal.json" --json >/dev/null || log "shoal bench failed (rc $?)"
+[ -s "$RES/shoal.json" ] || echo '{"skipped": "shoal bench failed; see the log"}' > "$RES/shoal.json"
+
+for c in $PT_CONFIGS; do
+    log "PyTorch $TORCH_V $c ($THREADS threads)"
+    $PY bench/pytorch_runner.py --config "$c" --device cpu --threads "$THREADS" --iters "$ITERS" \
+        --warmup "$WARMUP" > "$RES/pytorch_$c.json" || {
+        log "PyTorch $c failed"; echo "{\"skipped\": \"pytorch_runner.py $c failed\"}" > "$RES/pytorch_$c.json"; }
+done
+
+if [ -d bench/node_modules/onnxruntime-node ]; then
+    log "ONNX Runtime $ORT_V ($THREADS intra-op threads)"
+    node bench/ort_runner.js --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" > "$RES/ort.json" || {
+        log "ONNX Runtime failed"; echo '{"skipped": "ort_runner.js failed"}' > "$RES/ort.json"; }
+else
+    echo '{"skipped": "bench/node_modules missing: (cd bench && npm install --ignore-scripts)"}' > "$RES/ort.json"
+fi
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+$PY - "$RES/meta.json" <<EOF
+import json, sys, datetime
+json.dump(dict(kind="cpu", machine="$CPU, $(nproc) cores", os="$OS", threads=$THREADS, iters=$ITERS,
+               warmup=$WARMUP, config="$CONFIG",
+               date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               load_before="$LOAD_BEFORE", load_after="$LOAD_AFTER",
+               versions={"shoal": "$SHOAL_V ($GIT_V)", "gcc": "$GCC_V", "OpenBLAS": "$BLAS_V",
+                         "PyTorch": "$TORCH_V", "onnxruntime-node": "$ORT_V", "node": "$NODE_V"}),
+          open(sys.argv[1], "w"), indent=1)
+EOF
+log "load average after: $LOAD_AFTER"
+
+$PY bench/table.py "$RES" --md "$RES/table.md"
+if [ "$PLOT" = 1 ]; then
+    $PY bench/plot.py "$RES" --out docs/benchmarks-cpu.svg || log "plot failed (matplotlib missing?)"
+fi

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Reads one benchmark run's JSON files (bench/run_cpu.sh or bench/run_gpu.sh wrote them into
+one folder) and prints one Markdown table: shoal's absolute numbers beside every peer's, each
+peer's with shoal's ratio to it, then the issue's targets with PASS/SHORT and by how much.
+
+Ratios: latency and load are theirs / ours for latency (> 1: shoal is faster) and ours /
+theirs for memory and load time (< 1: shoal needs less). Written that way because the targets
+are written that way: latency >= 2x faster, memory <= 0.5x, load <= 0.05x, RSS <= 0.3x.
+
+    bench/table.py RESULTS_DIR [--md OUT.md]
+
+Files: shoal*.json (shoal bench --json), pytorch_<config>.json (bench/pytorch_runner.py),
+ort*.json (bench/ort_runner.js), meta.json (the driver: machine, versions, load average);
+a file holding {"skipped": "why"} is listed as skipped. Standard library only.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+
+MODES = ["navigation", "crossing", "shopping"]
+PT_NAMES = {
+    "fp32_eager": "PyTorch fp32 eager",
+    "fp16_eager_bnfold": "PyTorch fp16 eager, BN folded",
+    "fp16_cudnn_benchmark": "PyTorch fp16 + cudnn.benchmark",
+    "fp16_cuda_graphs": "PyTorch fp16 + CUDA graphs",
+    "compile": "PyTorch torch.compile",
+}
+PT_ORDER = list(PT_NAMES)
+MIB = 2.0 ** 20
+
+
+def load_json(path):
+    """The last JSON object line of a file (runners may print warnings before it)."""
+    with open(path) as f:
+        text = f.read()
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return {"skipped": f"no JSON in {os.path.basename(path)}"}
+
+
+def num(v):
+    return v if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)) and v >= 0 else None
+
+
+class Entry:
+    """One configuration's numbers, normalised: ms, MiB, seconds."""
+
+    def __init__(self, key, label, kind):
+        self.key, self.label, self.kind = key, label, kind
+        self.modes = {}          # mode -> (median, p90, p99) of the network time
+        self.modes_e2e = {}      # shoal: the whole per-frame path
+        self.models = {}
+        self.mem_mib = None      # GPU: NVML process; CPU: peak RSS
+        self.rss_mib = None
+        self.gpu_mib = None
+        self.load_s = None       # as the runner defines it
+        self.load_first_s = None  # shoal: load + each model's first run (PyTorch's definition)
+        self.switch = None       # (median, p99) ms
+        self.note = ""
+        self.skipped = None
+        self.raw = None
+
+
+def from_shoal(d, key="shoal"):
+    e = Entry(key, d.get("config_name") if d.get("config_name") not in (None, "shoal") else "shoal", "shoal")
+    e.raw = d
+    dev = d.get("device", "cpu")
+    for m, v in d.get("modes", {}).items():
+        e.modes[m] = tuple(v["infer_ms"][k] for k in ("median", "p90", "p99"))
+        e.modes_e2e[m] = tuple(v["latency_ms"][k] for k in ("median", "p90", "p99"))
+    for m, v in d.get("models", {}).items():
+        e.models[m] = tuple(v["infer_ms"][k] for k in ("median", "p90", "p99"))
+    mem = d.get("memory", {})
+    if num(mem.get("peak_rss_bytes")) is not None:
+        e.rss_mib = mem["peak_rss_bytes"] / MIB
+    if num(mem.get("gpu_process_bytes")) is not None:
+        e.gpu_mib = mem["gpu_process_bytes"] / MIB
+    e.mem_mib = e.gpu_mib if dev == "cuda" else e.rss_mib
+    ld = d.get("load", {})
+    if num(ld.get("total_ms")) is not None:
+        e.load_s = ld["total_ms"] / 1e3
+    if num(ld.get("to_first_results_ms")) is not None:
+        e.load_first_s = ld["to_first_results_ms"] / 1e3
+    sw = d.get("switch", {})
+    if "switch_ms" in sw and sw["switch_ms"].get("n"):
+        e.switch = (sw["switch_ms"]["median"], sw["switch_ms"]["p99"])
+    if not d.get("ok", True):
+        e.note = "run reported failures"
+    return e
+
+
+def from_peer(d, key, label, kind):
+    e = Entry(key, label, kind)
+    e.raw = d
+    for m, v in d.get("per_mode", {}).items():
+        e.modes[m] = (v["median_ms"], v["p90_ms"], v["p99_ms"])
+    for m, v in d.get("per_model", {}).items():
+        e.models[m] = (v["median_ms"], v["p90_ms"], v["p99_ms"])
+    e.rss_mib = num(d.get("peak_rss_mb"))
+    e.gpu_mib = num(d.get("device_memory_mb"))
+    e.mem_mib = e.gpu_mib if d.get("device") == "cuda" else e.rss_mib
+    e.load_s = num(d.get("load_s"))
+    e.note = d.get("note", "")
+    return e
+
+
+def read_dir(path):
+    meta, shoal, peers = {}, None, []
+    for f in sorted(glob.glob(os.path.join(path, "*.json"))):
+        base = os.path.basename(f)[:-5]
+        d = load_json(f)
+        if base == "meta":
+            meta = d
+            continue
+        if base.startswith("shoal"):
+            if d.get("skipped"):
+                shoal = Entry(base, "shoal", "shoal")
+                shoal.skipped = d["skipped"]
+            elif shoal is None or base == "shoal":
+                shoal = from_shoal(d, base)
+            continue
+        if base.startswith("pytorch_"):
+            cfg = base[len("pytorch_"):]
+            tv = d.get("torch", "").split("+")[0]
+            label = PT_NAMES.get(cfg, f"PyTorch {cfg}") + (f" ({tv})" if tv else "")
+            e = from_peer(d, base, label, "pytorch") if not d.get("skipped") else Entry(base, label, "pytorch")
+            if d.get("skipped"):
+                e.skipped = d["skipped"]
+            e.order = PT_ORDER.index(cfg) if cfg in PT_ORDER else 99
+            peers.append(e)
+            continue
+        if base.startswith("ort"):
+            v = d.get("ort_version") or ""
+            label = f"ONNX Runtime {v}".strip() + f" ({d.get('threads', '?')} threads)"
+            e = from_peer(d, base, label, "ort") if not d.get("skipped") else Entry(base, label, "ort")
+            if d.get("skipped"):
+                e.skipped = d["skipped"]
+            e.order = 100
+            peers.append(e)
+    peers.sort(key=lambda e: e.order)
+    return meta, shoal, peers
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "–"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def ratio(x, digits=2):
+    return "–" if x is None else f"{x:.{digits}f}×"
+
+
+def div(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def shoal_load_for(shoal, peer):
+    """PyTorch's load includes the first run of every model; ONNX Runtime's does not."""
+    return shoal.load_first_s if peer.kind == "pytorch" else shoal.load_s
+
+
+def build_table(meta, shoal, peers, gpu):
+    live = [p for p in peers if not p.skipped]
+    head = ["", "shoal"] + [p.label for p in live]
+    rows = []
+
+    def row(name, ours, theirs_fn, ratio_fn, digits=1):
+        r = [name, fmt(ours, digits)]
+        for p in live:
+            t = theirs_fn(p)
+            r.append(f"{fmt(t, digits)} ({ratio(ratio_fn(ours, t, p))})" if t is not None else "–")
+        rows.append(r)
+
+    mem_name = "device memory, NVML process (MiB)" if gpu else "peak RSS (MiB)"
+    row(mem_name, shoal.mem_mib, lambda p: p.mem_mib, lambda o, t, p: div(o, t))
+    if gpu:
+        row("peak RSS, host (MiB)", shoal.rss_mib, lambda p: p.rss_mib, lambda o, t, p: div(o, t))
+    r = ["load time (s)", f"{fmt(shoal.load_s, 2)} / {fmt(shoal.load_first_s, 2)}¹"]
+    for p in live:
+        r.append(f"{fmt(p.load_s, 2)} ({ratio(div(shoal_load_for(shoal, p), p.load_s), 3)})" if p.load_s else "–")
+    rows.append(r)
+    for m in MODES:
+        if m not in shoal.modes:
+            continue
+        for i, q in ((0, "median"), (2, "p99")):
+            row(f"{m} {q} (ms)", shoal.modes[m][i], lambda p, m=m, i=i: p.modes[m][i] if m in p.modes else None,
+                lambda o, t, p: div(t, o))
+    if shoal.switch:
+        r = ["mode switch median / p99 (ms)", f"{fmt(shoal.switch[0])} / {fmt(shoal.switch[1])}"]
+        r += ["n/a (all resident)"] * len(live)
+        rows.append(r)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def targets(shoal, peers, gpu):
+    """The issue's targets, each with PASS or SHORT and by how much."""
+    by = {p.key: p for p in peers if not p.skipped}
+    out = []
+
+    def check(name, value, target, higher_better):
+        if value is None:
+            out.append(f"- {name}: not measured")
+            return
+        ok = value >= target if higher_better else value <= target
+        if ok:
+            out.append(f"- {name}: {value:.3g}× (target {'≥' if higher_better else '≤'} {target}×) — PASS")
+        else:
+            factor = target / value if higher_better else value / target
+            out.append(f"- {name}: {value:.3g}× (target {'≥' if higher_better else '≤'} {target}×) — SHORT by "
+                       f"{factor:.2f}× ({(factor - 1) * 100:.0f}% {'slower' if higher_better else 'over'})")
+
+    if gpu:
+        ref = by.get("pytorch_fp16_eager_bnfold")
+        check("memory vs PyTorch fp16 eager (ours/theirs, NVML process)",
+              div(shoal.mem_mib, ref.mem_mib) if ref else None, 0.5, False)
+        ref = by.get("pytorch_fp16_cuda_graphs")
+        for m in MODES:
+            if m in shoal.modes:
+                check(f"{m} latency vs PyTorch fp16 + CUDA graphs (theirs/ours, median)",
+                      div(ref.modes[m][0], shoal.modes[m][0]) if ref and m in ref.modes else None, 2.0, True)
+        for k in ("pytorch_fp32_eager", "pytorch_fp16_eager_bnfold"):
+            ref = by.get(k)
+            if ref:
+                check(f"load vs {ref.label} (ours/theirs, first results)", div(shoal.load_first_s, ref.load_s),
+                      0.05, False)
+    else:
+        ref = next((p for p in peers if p.kind == "ort" and not p.skipped), None)
+        for m in MODES:
+            if m in shoal.modes:
+                check(f"{m} latency vs ONNX Runtime (theirs/ours, median)",
+                      div(ref.modes[m][0], shoal.modes[m][0]) if ref and m in ref.modes else None, 1.0, True)
+        check("peak RSS vs ONNX Runtime (ours/theirs)", div(shoal.rss_mib, ref.rss_mib) if ref else None, 0.3, False)
+        pt = by.get("pytorch_fp32_eager")
+        for m in MODES:
+            if m in shoal.modes and pt and m in pt.modes:
+                check(f"{m} latency vs PyTorch fp32 eager (theirs/ours, median)", div(pt.modes[m][0], shoal.modes[m][0]),
+                      2.0, True)
+    return out
+
+
+def breakdown(shoal):
+    """Where shoal's bytes and (on CPU) kernel time go."""
+    d = shoal.raw or {}
+    mem = d.get("memory", {})
+    out = []
+    if mem:
+        g = lambda k: (mem.get(k) or 0) / MIB
+        out.append(f"- shoal memory, all models resident: weights stored {g('weights_stored_bytes'):.1f} MiB "
+                   f"(referenced {g('weights_referenced_bytes'):.1f}, shared by content {g('dedup_saved_bytes'):.1f} saved), "
+                   f"activation arena {g('arena_bytes'):.1f} MiB × {mem.get('arena_contexts', 1)} "
+                   f"(largest plan {g('activations_planned_max_bytes'):.1f} MiB, sum of all plans "
+                   f"{g('activations_planned_sum_bytes'):.1f} MiB), staging {g('staging_bytes'):.1f} MiB, "
+                   f"host cache {g('host_cache_bytes'):.1f} MiB; shoal accounts for {g('device_in_use_bytes'):.1f} MiB "
+                   f"on the device")
+        if d.get("device") == "cuda" and num(mem.get("gpu_process_bytes")) is not None:
+            gap = (mem["gpu_process_bytes"] - (mem.get("device_in_use_bytes") or 0)) / MIB
+            out.append(f"- NVML shows {mem['gpu_process_bytes'] / MIB:.1f} MiB for the process: {gap:.1f} MiB beyond "
+                       f"shoal's own accounting (CUDA context, cuDNN/cuBLAS handles and workspaces, module images)")
+        elif num(mem.get("peak_rss_bytes")) is not None:
+            acc = ((mem.get("device_in_use_bytes") or 0) + (mem.get("host_cache_bytes") or 0)) / MIB
+            out.append(f"- peak RSS {mem['peak_rss_bytes'] / MIB:.1f} MiB: {acc:.1f} MiB of it is shoal's accounted "
+                       f"buffers (weights, arena, host cache); the rest is code, libraries, parsed graphs and plans, "
+                       f"and allocator slack")
+    ld = d.get("load", {})
+    if ld.get("models"):
+        tot = {k: sum(v.get(k, 0) for v in ld["models"].values())
+               for k in ("parse_ms", "optimize_ms", "compile_ms", "plan_ms", "pack_ms", "upload_ms", "first_run_ms")}
+        out.append("- shoal load by phase (all models, ms): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in tot.items())
+                   + f", runtime setup {ld.get('runtime_setup_ms', 0):.0f}")
+    prof = d.get("profile")
+    if prof:
+        for m, v in prof.items():
+            ops = sorted(v.get("ops_ms", {}).items(), key=lambda kv: -kv[1])[:4]
+            tot = v.get("total_ms") or 1
+            out.append(f"- profile {m}: {tot:.1f} ms of kernels per run; "
+                       + ", ".join(f"{o} {t:.1f} ms ({100 * t / tot:.0f}%)" for o, t in ops))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description="one table from one benchmark run")
+    ap.add_argument("dir")
+    ap.add_argument("--md", help="also write the Markdown here")
+    args = ap.parse_args()
+    meta, shoal, peers = read_dir(args.dir)
+    if shoal is None:
+        sys.exit(f"table.py: no shoal*.json in {args.dir}")
+    lines = []
+    if meta:
+        lines.append(f"Machine: {meta.get('machine', '?')}; {meta.get('os', '')}; date {meta.get('date', '?')}; "
+                     f"load average before/after {meta.get('load_before', '?')} / {meta.get('load_after', '?')}")
+        if meta.get("versions"):
+            lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+        lines.append("")
+    if shoal.skipped:
+        lines.append(f"shoal: skipped ({shoal.skipped})")
+        gpu = True
+    else:
+        gpu = (shoal.raw or {}).get("device") == "cuda"
+        lines += build_table(meta, shoal, peers, gpu)
+        lines.append("")
+        lines.append("Ratios in brackets: latency theirs/ours (> 1: shoal faster); memory and load ours/theirs "
+                     "(< 1: shoal smaller/quicker). Latency is the network alone for every column (shoal's \"infer\": "
+                     + ("input upload, run, output download and sync, host wall clock; PyTorch: CUDA events around "
+                        "the forward passes, input already on the device" if gpu else
+                        "the CPU backend's run; PyTorch and ONNX Runtime: the forward call") + ").")
+        lines.append("¹ shoal load: every model resident and runnable (parse, optimize, compile, plan, pack, upload) / "
+                     "the same plus each model's first run. Compared with ONNX Runtime's session creation by the "
+                     "first, with PyTorch's load (weights file to first output) by the second.")
+        e2e = ", ".join(f"{m} {shoal.modes_e2e[m][0]:.1f} ms" for m in MODES if m in shoal.modes_e2e)
+        if e2e:
+            lines.append(f"shoal's whole per-frame path (preprocess + network + decode/NMS), median: {e2e}.")
+        skipped = [p for p in peers if p.skipped]
+        for p in skipped:
+            lines.append(f"- {p.label}: skipped — {p.skipped}")
+        for p in peers:
+            if p.note and not p.skipped:
+                lines.append(f"- {p.label}: {p.note}")
+        lines.append("")
+        lines.append("Targets:")
+        lines += targets(shoal, peers, gpu)
+        lines.append("")
+        lines.append("Where shoal's bytes and time go:")
+        lines += breakdown(shoal)
+    if meta.get("notes"):
+        lines.append("")
+        lines += [f"- {n}" for n in meta["notes"]]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

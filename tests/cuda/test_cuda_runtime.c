@@ -1,0 +1,218 @@
+/* The runtime on the GPU against the runtime on the CPU: one config (configs/aiglasses.yaml,
+ * or $SHOAL_CONFIG), the same 8-bit frame, every mode and every model alone, through the public
+ * API only (preprocess, upload, run, download, decode, NMS). The CUDA backend computes in fp16,
+ * so the two runs are not bit for bit equal: every confident CPU detection (score at least
+ * SCORE_MARGIN over the lowest score the CPU kept) must have a GPU detection of the same class
+ * with IoU >= 0.8 and a score within 0.05, and the other way round; hand landmarks must agree
+ * within 2 pixels. Model paths in the config are relative to the directory that holds models/
+ * ($SHOAL_MODELS, default SHOAL_MODELS_DIR), so the test runs there.
+ *
+ * Exits 77 (skipped) without a CUDA device, the config or the generated models. */
+#include <libgen.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/npy.h"
+#include "shoal.h"
+
+#define SCORE_MARGIN 0.05f
+#define MIN_IOU 0.8f
+#define MAX_SCORE_DIFF 0.05f
+#define MAX_LANDMARK_PX 2.0f
+
+static float iou(const shoal_detection *a, const shoal_detection *b)
+{
+    float ix = fminf(a->x2, b->x2) - fmaxf(a->x1, b->x1), iy = fminf(a->y2, b->y2) - fmaxf(a->y1, b->y1);
+    if (ix <= 0 || iy <= 0)
+        return 0;
+    float in = ix * iy;
+    float ua = (a->x2 - a->x1) * (a->y2 - a->y1) + (b->x2 - b->x1) * (b->y2 - b->y1) - in;
+    return ua > 0 ? in / ua : 0;
+}
+
+/* Confident detections of `a` without a partner in `b`. */
+static int unmatched(const shoal_model_result *a, const shoal_model_result *b, float floor_score)
+{
+    int miss = 0;
+    for (int i = 0; i < a->n_detections; i++) {
+        const shoal_detection *d = &a->detections[i];
+        if (d->score < floor_score + SCORE_MARGIN)
+            continue;
+        int ok = 0;
+        for (int j = 0; j < b->n_detections && !ok; j++) {
+            const shoal_detection *e = &b->detections[j];
+            ok = e->class_id == d->class_id && iou(d, e) >= MIN_IOU && fabsf(e->score - d->score) <= MAX_SCORE_DIFF;
+        }
+        miss += !ok;
+    }
+    return miss;
+}
+
+static float min_score(const shoal_model_result *r)
+{
+    float m = 1.f;
+    for (int i = 0; i < r->n_detections; i++)
+        m = fminf(m, r->detections[i].score);
+    return m;
+}
+
+static int compare(const char *what, shoal_results_t rc, shoal_results_t rg)
+{
+    int bad = 0, n = shoal_results_count(rc);
+    if (shoal_results_count(rg) != n) {
+        printf("%-28s result count cpu %d cuda %d\n", what, n, shoal_results_count(rg));
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        const shoal_model_result *c = shoal_results_get(rc, i), *g = shoal_results_get(rg, i);
+        float floor_score = fminf(min_score(c), min_score(g));
+        int mc = unmatched(c, g, floor_score), mg = unmatched(g, c, floor_score);
+        float lm = 0;
+        if (c->n_landmarks != g->n_landmarks) {
+            lm = INFINITY;
+        } else {
+            for (int k = 0; k < c->n_landmarks; k++)
+                lm = fmaxf(lm, hypotf(c->landmarks[3 * k] - g->landmarks[3 * k],
+                                      c->landmarks[3 * k + 1] - g->landmarks[3 * k + 1]));
+        }
+        int ok = mc == 0 && mg == 0 && lm <= MAX_LANDMARK_PX &&
+                 (c->n_landmarks == 0 || fabsf(c->presence - g->presence) <= 0.05f);
+        printf("%-12s %-14s dets cpu %3d cuda %3d  unmatched %d/%d  landmarks %.2f px  infer cpu %.1f ms cuda %.2f ms  %s\n",
+               what, c->model, c->n_detections, g->n_detections, mc, mg, lm, c->infer_ms, g->infer_ms,
+               ok ? "ok" : "MISMATCH");
+        bad += !ok;
+    }
+    return bad;
+}
+
+/* An 8-bit RGB frame from <models>/<name>.input.npy ([1,3,H,W] floats in [0,1)). */
+static int frame_from_npy(const char *models, const char *name, shoal_image *img)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.input.npy", models, name);
+    sh_npy t = {0};
+    sh_err err = {0};
+    if (sh_npy_read_file(NULL, path, &t, &err) || t.dtype != SH_DT_FLOAT32 || t.shape.ndim != 4 || t.shape.d[1] != 3) {
+        sh_npy_free(NULL, &t);
+        return -1;
+    }
+    int h = (int)t.shape.d[2], w = (int)t.shape.d[3];
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    const float *f = t.data;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = f[(size_t)c * w * h + (size_t)y * w + x] * 255.f + 0.5f;
+                rgb[((size_t)y * w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+    sh_npy_free(NULL, &t);
+    *img = shoal_image_wrap(rgb, w, h);
+    return 0;
+}
+
+static shoal_runtime_t make(const char *config, const char *device)
+{
+    char msg[512] = "";
+    shoal_runtime_params p = shoal_runtime_default_params();
+    p.config_path = config;
+    p.device = device;
+    p.preload = 1;
+    p.error = msg;
+    p.error_cap = sizeof msg;
+    shoal_runtime_t rt = NULL;
+    int rc = shoal_runtime_create(&p, &rt);
+    if (rc) {
+        printf("runtime on %s: %s (%s)\n", device, msg, shoal_status_str(rc));
+        return NULL;
+    }
+    return rt;
+}
+
+int main(void)
+{
+    const char *models = getenv("SHOAL_MODELS") ? getenv("SHOAL_MODELS") : SHOAL_MODELS_DIR;
+    char config[4096], root[4096];
+    snprintf(config, sizeof config, "%s", getenv("SHOAL_CONFIG") ? getenv("SHOAL_CONFIG")
+                                                                   : SHOAL_SOURCE_DIR "/configs/aiglasses.yaml");
+    if (!realpath(config, root) || access(config, R_OK)) {
+        printf("skip: no config %s\n", config);
+        return 77;
+    }
+    snprintf(config, sizeof config, "%s", root);
+    char mcopy[4096];
+    snprintf(mcopy, sizeof mcopy, "%s", models);
+    if (!realpath(mcopy, root)) {
+        printf("skip: no models folder %s (make models)\n", models);
+        return 77;
+    }
+    char models_abs[4096];
+    snprintf(models_abs, sizeof models_abs, "%s", root);
+    if (chdir(dirname(root))) {
+        printf("skip: cannot enter the folder above %s\n", models_abs);
+        return 77;
+    }
+    shoal_image frame;
+    if (frame_from_npy(models_abs, "traffic_light", &frame)) {
+        printf("skip: no %s/traffic_light.input.npy (make models)\n", models_abs);
+        return 77;
+    }
+    shoal_runtime_t gpu = make(config, "cuda");
+    if (!gpu) {
+        free(frame.rgb);
+        printf("skip: no CUDA runtime\n");
+        return 77;
+    }
+    shoal_runtime_t cpu = make(config, "cpu");
+    if (!cpu) {
+        shoal_runtime_destroy(gpu);
+        free(frame.rgb);
+        return 1;
+    }
+    int bad = 0;
+    for (int m = 0; m < shoal_runtime_mode_count(cpu); m++) {
+        const char *mode = shoal_runtime_mode_name(cpu, m);
+        shoal_results_t rc = NULL, rg = NULL;
+        if (shoal_runtime_run_mode(cpu, mode, &frame, &rc)) {
+            printf("mode %s on cpu: %s\n", mode, shoal_runtime_last_error(cpu));
+            bad++;
+        } else if (shoal_runtime_run_mode(gpu, mode, &frame, &rg)) {
+            printf("mode %s on cuda: %s\n", mode, shoal_runtime_last_error(gpu));
+            bad++;
+        } else {
+            bad += compare(mode, rc, rg);
+        }
+        shoal_results_destroy(rc);
+        shoal_results_destroy(rg);
+    }
+    /* each model alone, twice on the GPU: the second run replays the captured graph and
+     * must give the first run's detections exactly */
+    for (int i = 0; i < shoal_runtime_model_count(cpu); i++) {
+        const char *name = shoal_runtime_model_name(cpu, i);
+        shoal_results_t rc = NULL, rg = NULL, rg2 = NULL;
+        if (shoal_runtime_run_model(cpu, name, &frame, &rc) || shoal_runtime_run_model(gpu, name, &frame, &rg) ||
+            shoal_runtime_run_model(gpu, name, &frame, &rg2)) {
+            printf("model %s: %s %s\n", name, shoal_runtime_last_error(cpu), shoal_runtime_last_error(gpu));
+            bad++;
+        } else {
+            bad += compare("model", rc, rg);
+            const shoal_model_result *x = shoal_results_get(rg, 0), *y = shoal_results_get(rg2, 0);
+            if (x->n_detections != y->n_detections ||
+                (x->n_detections && memcmp(x->detections, y->detections, offsetof(shoal_detection, mask_area)))) {
+                printf("model %s: graph replay differs from the first run\n", name);
+                bad++;
+            }
+        }
+        shoal_results_destroy(rc);
+        shoal_results_destroy(rg);
+        shoal_results_destroy(rg2);
+    }
+    shoal_runtime_destroy(cpu);
+    shoal_runtime_destroy(gpu);
+    free(frame.rgb);
+    printf("%s\n", bad ? "FAIL" : "all modes and models agree (cpu fp32 vs cuda fp16)");
+    return bad ? 1 : 0;
+}
