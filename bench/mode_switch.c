@@ -32,8 +32,9 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The config text with host_cache set as asked (the line `host_cache: ...` is replaced or
- * added under memory:). Paths stay relative: we run from the config's folder. */
+/* The config text with host_cache set as asked (any `host_cache:` line dropped, one written
+ * under `memory:`, which the config must have). Paths stay relative: we run from the config's
+ * folder. */
 static char *config_text(const char *path, int cache)
 {
     FILE *f = fopen(path, "rb");
@@ -55,11 +56,8 @@ static char *config_text(const char *path, int cache)
     out[0] = '\0';
     int replaced = 0;
     for (char *line = strtok(src, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strstr(line, "host_cache:")) {
-            strcat(out, cache ? "  host_cache: true\n" : "  host_cache: false\n");
-            replaced = 1;
-            continue;
-        }
+        if (strstr(line, "host_cache:"))
+            continue;   /* dropped; written once under memory: */
         strcat(out, line);
         strcat(out, "\n");
         if (!replaced && !strcmp(line, "memory:")) {

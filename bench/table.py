@@ -86,6 +86,9 @@ def from_shoal(d, key="shoal"):
         e.rss_mib = mem["peak_rss_bytes"] / MIB
     if num(mem.get("gpu_process_bytes")) is not None:
         e.gpu_mib = mem["gpu_process_bytes"] / MIB
+    elif dev == "cuda" and num(mem.get("gpu_used_delta_bytes")) is not None:
+        e.gpu_mib = mem["gpu_used_delta_bytes"] / MIB
+        e.note = "NVML showed no per-process figure: device used minus used before start"
     e.mem_mib = e.gpu_mib if dev == "cuda" else e.rss_mib
     ld = d.get("load", {})
     if num(ld.get("total_ms")) is not None:

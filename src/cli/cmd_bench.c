@@ -289,6 +289,7 @@ typedef struct bench {
     shoal_image picture;                 /* --image */
     int mode_first_model[MAX_MODES];
     double *lat, *inf;                   /* scratch [iters] */
+    int64_t gpu_baseline;                /* NVML device used before create, or -1 */
     cJSON *root;
     int failures;
 } bench;
@@ -556,6 +557,8 @@ static void memory_snapshot(bench *b, const char *key)
     cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)m.peak_rss);
     cJSON_AddNumberToObject(o, "gpu_process_bytes", (double)m.gpu_process);
     cJSON_AddNumberToObject(o, "gpu_used_bytes", (double)m.gpu_used);
+    if (m.gpu_used >= 0 && b->gpu_baseline >= 0)
+        cJSON_AddNumberToObject(o, "gpu_used_delta_bytes", (double)(m.gpu_used - b->gpu_baseline));
     shoal_stats_free(&st);
 }
 
@@ -927,24 +930,35 @@ int cmd_bench(int argc, char **argv)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
     cJSON_AddStringToObject(b.root, "date", when);
 
-    sh_err err = {0};
+    sh_err err = {0}, nvml_err = {0};
     double t0 = now_ms();
+    /* NVML opens before the runtime so the device's usage without us is known: where NVML
+     * hides per-process figures (a PID namespace), used - baseline stands in for them on an
+     * otherwise idle GPU. */
+    b.gpu_baseline = -1;
+    if (!o.device || strcmp(o.device, "cpu")) {
+        sh_gpu_sample g0;
+        if (sh_nvml_open(NULL, NULL, &b.nv, &nvml_err) == 0 && sh_nvml_sample(b.nv, 0, &g0, &nvml_err) == 0)
+            b.gpu_baseline = (int64_t)g0.used;
+    }
     rc = -1;
     if (phase_create(&b, o.device) == 0) {
         const char *dev = sh_runtime_backend_name(b.rt);
         bool gpu = strcmp(dev, "cpu") != 0;
         cJSON_AddStringToObject(b.root, "device", gpu ? "cuda" : "cpu");
-        if (gpu && sh_nvml_open(NULL, NULL, &b.nv, &err) != 0)
-            cJSON_AddStringToObject(b.root, "nvml", err.msg);
+        if (!gpu) {
+            sh_nvml_close(b.nv);
+            b.nv = NULL;
+        } else if (!b.nv) {
+            cJSON_AddStringToObject(b.root, "nvml", nvml_err.msg);
+        } else {
+            cJSON_AddNumberToObject(b.root, "gpu_used_before_bytes", (double)b.gpu_baseline);
+        }
         sh_gpu_sample g;
         if (b.nv && sh_nvml_sample(b.nv, 0, &g, &err) == 0)
             cJSON_AddStringToObject(b.root, "device_name", g.name);
         else
             cJSON_AddStringToObject(b.root, "device_name", gpu ? "unknown GPU" : "host CPU");
-        if (b.nv) {   /* create's probe ran before NVML was open */
-            mem_probe m = probe(b.nv);
-            cJSON_ReplaceItemInObject(cJSON_GetObjectItem(b.root, "memory_after"), "create", probe_json(&m));
-        }
         const sh_config *cfg = sh_runtime_config(b.rt);
         cJSON_AddNumberToObject(b.root, "threads", o.threads > 0 ? o.threads : cfg->inference.threads);
         rc = make_frames(&b);

@@ -972,7 +972,7 @@ static void set_defaults(sh_config *cfg)
 {
     cfg->default_mode = -1;
     cfg->memory = (sh_memory_config){.idle_unload_s = 300, .cleanup_threshold = 0.8, .arena_contexts = 1};
-    cfg->inference = (sh_inference_config){.streams = 1, .device = SH_DEVICE_AUTO};
+    cfg->inference = (sh_inference_config){.streams = 1, .cuda_graphs = true, .device = SH_DEVICE_AUTO};
     default_tiers(cfg->hardware.tiers);
     cfg->server = (sh_server_config){.workers = 2, .queue = 16, .timeout_ms = 5000,
                                      .max_body_bytes = (uint64_t)16 << 20};

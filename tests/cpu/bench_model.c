@@ -1,6 +1,6 @@
 /* bench_cpu_model THREADS REPS IMPLS MODEL.onnx INPUT.npy [MODEL.onnx INPUT.npy ...]: per model
- * and Conv implementation (IMPLS: comma-separated cpu_conv_impl values, 0 oneDNN blocked,
- * 1 oneDNN NCHW, 2 im2col+OpenBLAS), the median/best latency of REPS runs after one warm-up,
+ * and Conv implementation (IMPLS: comma-separated cpu_conv_impl values, 0 oneDNN,
+ * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm), the median/best latency of REPS runs after one warm-up,
  * the implementations' runs interleaved so that load from other processes hits them alike;
  * then one profiled pass of REPS runs each: time per op type and the costliest nodes (Conv
  * geometry and achieved GFLOP/s). A tool, not a test. The profiled pass adds a clock read per
@@ -83,6 +83,7 @@ static int bench_one(sh_allocator *a, sh_backend *be, int reps, const int *impls
     double *ms = calloc((size_t)(reps * n_impls), sizeof *ms);
     for (int r = 0; r < reps; r++)
         for (int m = 0; m < n_impls; m++) {
+            sh_backend_cpu_set_conv_impl(be, impls[m]);   /* GEMMs choose at run time */
             double t0 = now_ms();
             sh_session_run(ss[m], &err);
             ms[m * reps + r] = now_ms() - t0;
@@ -95,6 +96,7 @@ static int bench_one(sh_allocator *a, sh_backend *be, int reps, const int *impls
     free(ms);
     for (int m = 0; m < n_impls; m++) {
         printf(" profile conv_impl %d\n", impls[m]);
+        sh_backend_cpu_set_conv_impl(be, impls[m]);
         profile_one(be, ss[m], reps);
         sh_session_destroy(ss[m]);
     }

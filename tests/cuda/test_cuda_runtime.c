@@ -92,7 +92,7 @@ static int compare(const char *what, shoal_results_t rc, shoal_results_t rg)
 /* An 8-bit RGB frame from <models>/<name>.input.npy ([1,3,H,W] floats in [0,1)). */
 static int frame_from_npy(const char *models, const char *name, shoal_image *img)
 {
-    char path[4096];
+    char path[8192];
     snprintf(path, sizeof path, "%s/%s.input.npy", models, name);
     sh_npy t = {0};
     sh_err err = {0};

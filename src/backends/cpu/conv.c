@@ -11,6 +11,9 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 typedef struct dnnl_conv dnnl_conv;
 
@@ -420,19 +423,37 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
 }
 
 /* ---- Conv on oneDNN ------------------------------------------------------------------------
- * A 2-D Conv becomes one oneDNN convolution primitive, created at compile time with bias and
- * the node's fused activation as an eltwise post-op. Its weights are reordered once, by
- * pack_weight, into the layout the primitive chose (when the weight tensor feeds this node
- * only; otherwise the primitive is asked for plain OIHW weights). In the blocked mode the
- * NCHW activations are reordered into the primitive's layout (nChw16c on AVX-512) and back,
- * in the node's workspace; the oneDNN scratchpad lives there too, so run never allocates.
- * Nodes oneDNN cannot take (other ranks, an activation it lacks) keep the OpenBLAS path. */
+ * A 2-D Conv (one image) becomes oneDNN convolution primitives created at compile time, with
+ * bias and the node's fused activation as an eltwise post-op. oneDNN picks brgconv on AVX-512,
+ * which wants NHWC: the node transposes its NCHW input into the workspace, convolves, and
+ * transposes the NHWC result back (transpose_range; oneDNN 2.6's own reorder for this was
+ * 50-100x slower here). Weights are reordered once, by pack_weight, into the layout the
+ * primitive chose, when the weight tensor feeds this node only (else plain OIHW is asked for).
+ *
+ * Threading: Debian's oneDNN runs on OpenMP, whose idle threads spin (OMP_WAIT_POLICY is
+ * read once at process start, not ours to set). On a loaded 2-core machine those spinning
+ * threads halved whole-model speed (docs/cpu-perf.md). So OpenMP stays at one thread and
+ * the conv is cut into one band of output rows per pool thread, each its own primitive:
+ * an NHWC band of rows is contiguous, and its input rows are too (the band's padding is
+ * the node's only at the image edges). Each band also transposes its own output rows.
+ * All scratch (transposed input, NHWC output, per-band scratchpads) is in the workspace. */
+
+#define DNNL_MAX_BANDS 64
+
+typedef struct dnnl_band {
+    dnnl_primitive_t conv;
+    dnnl_memory_t m_src, m_dst, m_scratch;
+    int64_t oh0, oh1, ih0;          /* output rows [oh0, oh1); first input row read */
+    size_t off_scratch;
+} dnnl_band;
 
 struct dnnl_conv {
-    dnnl_primitive_t conv, src_reorder, dst_reorder, w_reorder;
-    dnnl_memory_t m_src, m_wei, m_bias, m_dst, m_scratch, m_src_blk, m_dst_blk;
+    int n_bands;
+    dnnl_band band[DNNL_MAX_BANDS];
+    dnnl_memory_t m_wei, m_bias;
+    dnnl_primitive_t w_reorder;
     dnnl_memory_t m_wsrc, m_wdst;       /* pack-time reorder endpoints */
-    size_t off_src_blk, off_dst_blk;    /* in the workspace (the scratchpad is at 0) */
+    size_t off_src_t, off_dst_t;        /* NHWC input and output in the workspace */
 };
 
 void cpu_dnnl_init(cpu_ctx *ctx)
@@ -464,12 +485,18 @@ static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
     dnnl_conv *d = p->dnn;
     if (!d)
         return;
-    dnnl_primitive_t prims[] = {d->conv, d->src_reorder, d->dst_reorder, d->w_reorder};
-    for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++)
-        if (prims[i])
-            dnnl_primitive_destroy(prims[i]);
-    dnnl_memory_t mems[] = {d->m_src, d->m_wei, d->m_bias, d->m_dst, d->m_scratch, d->m_src_blk, d->m_dst_blk,
-                            d->m_wsrc, d->m_wdst};
+    for (int b = 0; b < d->n_bands; b++) {
+        dnnl_band *bd = &d->band[b];
+        if (bd->conv)
+            dnnl_primitive_destroy(bd->conv);
+        dnnl_memory_t mems[] = {bd->m_src, bd->m_dst, bd->m_scratch};
+        for (size_t i = 0; i < 3; i++)
+            if (mems[i])
+                dnnl_memory_destroy(mems[i]);
+    }
+    if (d->w_reorder)
+        dnnl_primitive_destroy(d->w_reorder);
+    dnnl_memory_t mems[] = {d->m_wei, d->m_bias, d->m_wsrc, d->m_wdst};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i])
             dnnl_memory_destroy(mems[i]);
@@ -482,6 +509,7 @@ static int dnnl_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *d
     const conv_params *p = vp;
     dnnl_conv *d = p->dnn;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
+    omp_set_num_threads(1);
     if (dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) != dnnl_success ||
         dnnl_memory_set_data_handle(d->m_wdst, dst) != dnnl_success ||
         dnnl_primitive_execute(d->w_reorder, ctx->dnnl_stream, 2, args) != dnnl_success ||
@@ -520,7 +548,9 @@ static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, fl
 static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
 {
     cpu_ctx *ctx = pp->ctx;
-    if (!ctx->dnnl_engine || ctx->conv_impl == CPU_CONV_BLAS || p->nsp != 2 || p->N < 1)
+    if (!ctx->dnnl_engine || ctx->conv_impl == CPU_CONV_BLAS || p->nsp != 2 || p->N != 1)
+        return -1;
+    if (p->pointwise && ctx->conv_impl == CPU_CONV_DNNL_1X1_GEMM)
         return -1;
     dnnl_alg_kind_t alg = dnnl_alg_kind_undef;
     float aa = 0.0f, ab = 0.0f;
@@ -530,10 +560,10 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     const sh_tensor *B = p->b >= 0 ? cpu_in(pp, 2) : NULL;
     /* Reorder the weights at pack time only when this node is their one consumer. */
     bool own_w = W->is_const && W->n_consumers == 1;
-    bool blocked = ctx->conv_impl == CPU_CONV_DNNL_BLOCKED;
+    int64_t H = p->in[1], OH = p->out[1];
+    int64_t ext = (p->k[1] - 1) * p->d[1] + 1;
 
-    dnnl_dims_t sd = {p->N, p->C, p->in[1], p->in[2]}, dd = {p->N, p->M, p->out[1], p->out[2]};
-    dnnl_dims_t bd = {p->M};
+    dnnl_dims_t bdims = {p->M};
     dnnl_dims_t wd = {p->G, p->Mg, p->Cg, p->k[1], p->k[2]};
     int wnd = p->G > 1 ? 5 : 4;
     dnnl_format_tag_t wplain = p->G > 1 ? dnnl_goihw : dnnl_oihw;
@@ -544,27 +574,15 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
         wd[3] = p->k[2];
     }
     dnnl_dims_t strides = {p->s[1], p->s[2]}, dil = {p->d[1] - 1, p->d[2] - 1};
-    dnnl_dims_t pl = {p->pb[1], p->pb[2]}, pr = {p->pe[1], p->pe[2]};
-    dnnl_memory_desc_t src_plain, dst_plain, src_md, dst_md, w_plain, w_md, b_md;
-    dnnl_memory_desc_init_by_tag(&src_plain, 4, sd, dnnl_f32, dnnl_nchw);
-    dnnl_memory_desc_init_by_tag(&dst_plain, 4, dd, dnnl_f32, dnnl_nchw);
+    dnnl_memory_desc_t w_plain, w_md, b_md;
     dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, dnnl_f32, wplain);
     dnnl_memory_desc_init_by_tag(&w_md, wnd, wd, dnnl_f32, own_w ? dnnl_format_tag_any : wplain);
-    dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x);
-    /* NHWC, not format_tag_any: brgconv (what oneDNN picks on AVX-512 here) wants NHWC, and
-     * our own transposes (nchw_to_nhwc below) move it 50-100x faster than oneDNN 2.6's jit:uni
-     * reorder did on this machine (200 ms for 32x320x320). */
-    dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, blocked ? dnnl_nhwc : dnnl_nchw);
-    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, blocked ? dnnl_nhwc : dnnl_nchw);
+    dnnl_memory_desc_init_by_tag(&b_md, 1, bdims, dnnl_f32, dnnl_x);
 
-    dnnl_convolution_desc_t cd;
-    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md,
-                                                   &w_md, B ? &b_md : NULL, &dst_md, strides, dil, pl,
-                                                   pr) != dnnl_success)
-        return -1;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_memory_desc_t wchosen;
     int rc = -1;
     dnnl_conv *d = sh_calloc(ctx->alloc, 1, sizeof *d);
     if (!d || dnnl_primitive_attr_create(&attr) != dnnl_success ||
@@ -575,49 +593,65 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
             dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
             goto out;
     }
-    if (dnnl_primitive_desc_create(&pd, &cd, attr, ctx->dnnl_engine, NULL) != dnnl_success)
-        goto out;
-    const dnnl_memory_desc_t *q_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    const dnnl_memory_desc_t *q_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *q_sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t sp_bytes = dnnl_memory_desc_get_size(q_sp);
-    bool src_re = !dnnl_memory_desc_equal(q_src, &src_plain), dst_re = !dnnl_memory_desc_equal(q_dst, &dst_plain);
-    if ((src_re || dst_re) && (p->N != 1 || !blocked))
-        goto out;
-    if (dnnl_primitive_create(&d->conv, pd) != dnnl_success)
-        goto out;
-    /* Handles are bound per run (dnnl_memory_set_data_handle): none are owned here. */
-    if (dnnl_memory_create(&d->m_src, &src_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&d->m_dst, &dst_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&d->m_wei, q_w, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&d->m_scratch, q_sp, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+    /* NHWC input and output first in the workspace, then one scratchpad per band. */
+    size_t ws = 0;
+    d->off_src_t = ws;
+    ws += align64((size_t)(p->C * p->Pin) * sizeof(float));
+    d->off_dst_t = ws;
+    ws += align64((size_t)(p->M * p->P) * sizeof(float));
+    int nb = ctx->n_threads < OH ? ctx->n_threads : (int)OH;
+    if (nb > DNNL_MAX_BANDS)
+        nb = DNNL_MAX_BANDS;
+    for (int b = 0; b < nb; b++) {
+        dnnl_band *bd = &d->band[b];
+        d->n_bands = b + 1;
+        bd->oh0 = OH * b / nb;
+        bd->oh1 = OH * (b + 1) / nb;
+        int64_t lo = bd->oh0 * p->s[1] - p->pb[1], hi = (bd->oh1 - 1) * p->s[1] - p->pb[1] + ext;
+        bd->ih0 = lo > 0 ? lo : 0;
+        int64_t ih1 = hi < H ? hi : H;
+        dnnl_dims_t sd = {1, p->C, ih1 - bd->ih0, p->in[2]}, dd = {1, p->M, bd->oh1 - bd->oh0, p->out[2]};
+        dnnl_dims_t pl = {lo < 0 ? -lo : 0, p->pb[2]}, pr = {hi > H ? hi - H : 0, p->pe[2]};
+        dnnl_memory_desc_t src_md, dst_md;
+        dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc);
+        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
+        dnnl_convolution_desc_t cd;
+        if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                                       &src_md, b == 0 ? &w_md : &wchosen, B ? &b_md : NULL,
+                                                       &dst_md, strides, dil, pl, pr) != dnnl_success ||
+            dnnl_primitive_desc_create(&pd, &cd, attr, ctx->dnnl_engine, NULL) != dnnl_success)
+            goto out;
+        const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *q_sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        /* Every band must read the weights in the layout band 0 chose. */
+        if (b == 0)
+            wchosen = *q_w;
+        else if (!dnnl_memory_desc_equal(q_w, &wchosen))
+            goto out;
+        bd->off_scratch = ws;
+        ws += align64(dnnl_memory_desc_get_size(q_sp));
+        /* Handles are bound per run (dnnl_memory_set_data_handle): none are owned here. */
+        if (dnnl_primitive_create(&bd->conv, pd) != dnnl_success ||
+            dnnl_memory_create(&bd->m_src, &src_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&bd->m_dst, &dst_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&bd->m_scratch, q_sp, ctx->dnnl_engine, DNNL_MEMORY_NONE))
+            goto out;
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    if (dnnl_memory_create(&d->m_wei, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
         (B && dnnl_memory_create(&d->m_bias, &b_md, ctx->dnnl_engine, DNNL_MEMORY_NONE)))
         goto out;
-    size_t ws = align64(sp_bytes);
-    if (src_re) {
-        d->off_src_blk = ws;
-        ws += align64(dnnl_memory_desc_get_size(q_src));
-        if (dnnl_memory_create(&d->m_src_blk, q_src, ctx->dnnl_engine, DNNL_MEMORY_NONE))
-            goto out;
-    }
-    if (dst_re) {
-        d->off_dst_blk = ws;
-        ws += align64(dnnl_memory_desc_get_size(q_dst));
-        if (dnnl_memory_create(&d->m_dst_blk, q_dst, ctx->dnnl_engine, DNNL_MEMORY_NONE))
-            goto out;
-    }
-    if (!dnnl_memory_desc_equal(q_w, &w_plain)) {
-        /* own_w: the packed weight takes the primitive's layout (same or more bytes: blocked
-         * layouts pad channels to the block). */
+    if (!dnnl_memory_desc_equal(&wchosen, &w_plain)) {
+        /* The packed weight takes the primitive's layout (blocked layouts may pad channels). */
         if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&d->m_wdst, q_w, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, q_w, ctx->dnnl_engine, NULL) ||
+            dnnl_memory_create(&d->m_wdst, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+            dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, &wchosen, ctx->dnnl_engine, NULL) ||
             dnnl_primitive_create(&d->w_reorder, rpd))
             goto out;
         pp->pack_tensor = p->w;
         pp->pack = dnnl_conv_pack;
-        pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(q_w);
+        pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(&wchosen);
     }
     pp->p->workspace_bytes[pp->k] = ws;
     rc = 0;
@@ -642,79 +676,112 @@ out:
     return rc;
 }
 
-/* y[c][r] = x[r][c] for x [R, C] (NCHW <-> NHWC of one image), in 16x16 tiles so both sides
- * touch whole cache lines; rows of tiles are spread over the pool. */
-typedef struct transpose_job {
-    const float *x;
-    float *y;
-    int64_t R, C;
-} transpose_job;
-
-static void transpose_range(void *arg, int64_t t0, int64_t t1, int tid)
+#ifdef __AVX2__
+/* 8x8 block: y[c * ldy + r] = x[r * ldx + c], r, c < 8. */
+static inline void transpose8(const float *x, int64_t ldx, float *y, int64_t ldy)
 {
-    const transpose_job *j = arg;
+    __m256 r0 = _mm256_loadu_ps(x), r1 = _mm256_loadu_ps(x + ldx), r2 = _mm256_loadu_ps(x + 2 * ldx),
+           r3 = _mm256_loadu_ps(x + 3 * ldx), r4 = _mm256_loadu_ps(x + 4 * ldx), r5 = _mm256_loadu_ps(x + 5 * ldx),
+           r6 = _mm256_loadu_ps(x + 6 * ldx), r7 = _mm256_loadu_ps(x + 7 * ldx);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(y, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(y + ldy, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(y + 2 * ldy, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(y + 3 * ldy, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(y + 4 * ldy, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(y + 5 * ldy, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(y + 6 * ldy, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(y + 7 * ldy, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* y[c * ldy + r] = x[r * ldx + c] for r < R, c < C (NCHW <-> NHWC of one image), in 16x16
+ * tiles (8x8 AVX2 register transposes where the build has AVX2) so that both sides touch
+ * whole cache lines. */
+static void transpose_tiles(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t R, int64_t C)
+{
     enum { T = 16 };
-    for (int64_t r0 = t0 * T; r0 < t1 * T && r0 < j->R; r0 += T) {
-        int64_t r1 = r0 + T < j->R ? r0 + T : j->R;
-        for (int64_t c0 = 0; c0 < j->C; c0 += T) {
-            int64_t c1 = c0 + T < j->C ? c0 + T : j->C;
+    for (int64_t r0 = 0; r0 < R; r0 += T) {
+        int64_t r1 = r0 + T < R ? r0 + T : R;
+        for (int64_t c0 = 0; c0 < C; c0 += T) {
+            int64_t c1 = c0 + T < C ? c0 + T : C;
+#ifdef __AVX2__
             if (r1 - r0 == T && c1 - c0 == T) {
-                float tile[T][T];
-                for (int r = 0; r < T; r++)
-                    for (int c = 0; c < T; c++)
-                        tile[c][r] = j->x[(r0 + r) * j->C + c0 + c];
-                for (int c = 0; c < T; c++)
-                    for (int r = 0; r < T; r++)
-                        j->y[(c0 + c) * j->R + r0 + r] = tile[c][r];
-            } else {
-                for (int64_t r = r0; r < r1; r++)
-                    for (int64_t c = c0; c < c1; c++)
-                        j->y[c * j->R + r] = j->x[r * j->C + c];
+                for (int i = 0; i < T; i += 8)
+                    for (int k = 0; k < T; k += 8)
+                        transpose8(x + (r0 + i) * ldx + c0 + k, ldx, y + (c0 + k) * ldy + r0 + i, ldy);
+                continue;
             }
+#endif
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++)
+                    y[c * ldy + r] = x[r * ldx + c];
         }
     }
 }
 
-static void transpose_planes(cpu_ctx *ctx, const float *x, float *y, int64_t R, int64_t C)
+typedef struct dnnl_job {
+    const conv_params *p;
+    const dnnl_conv *d;
+    cpu_ctx *ctx;
+    const float *x;
+    float *y;
+    char *ws;
+    int failed;
+} dnnl_job;
+
+/* NCHW -> NHWC over pixel ranges: rows [r0, r1) of the [P, C] result. */
+static void to_nhwc_range(void *arg, int64_t r0, int64_t r1, int tid)
 {
-    transpose_job j = {.x = x, .y = y, .R = R, .C = C};
-    int64_t tiles = (R + 15) / 16;
-    cpu_parallel_for(ctx->pool, tiles, 1 + 4096 / (C + 1), transpose_range, &j);
+    const dnnl_job *j = arg;
+    const conv_params *p = j->p;
+    float *t = (float *)(j->ws + j->d->off_src_t);
+    transpose_tiles(j->x + r0, p->Pin, t + r0 * p->C, p->C, p->C, r1 - r0);
+    (void)tid;
+}
+
+static void band_range(void *arg, int64_t b0, int64_t b1, int tid)
+{
+    dnnl_job *j = arg;
+    const conv_params *p = j->p;
+    const dnnl_conv *d = j->d;
+    omp_set_num_threads(1);
+    for (int64_t b = b0; b < b1; b++) {
+        const dnnl_band *bd = &d->band[b];
+        const float *src = (const float *)(j->ws + d->off_src_t) + bd->ih0 * p->in[2] * p->C;
+        float *dst = (float *)(j->ws + d->off_dst_t) + bd->oh0 * p->out[2] * p->M;
+        dnnl_memory_set_data_handle(bd->m_src, (void *)src);
+        dnnl_memory_set_data_handle(bd->m_dst, dst);
+        dnnl_memory_set_data_handle(bd->m_scratch, j->ws + bd->off_scratch);
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, bd->m_src}, {DNNL_ARG_WEIGHTS, d->m_wei}, {DNNL_ARG_DST, bd->m_dst},
+                                   {DNNL_ARG_SCRATCHPAD, bd->m_scratch}, {DNNL_ARG_BIAS, d->m_bias}};
+        if (dnnl_primitive_execute(bd->conv, j->ctx->dnnl_stream, d->m_bias ? 5 : 4, args) != dnnl_success)
+            j->failed = 1;
+        /* This band's NHWC rows [P0, P1) back to NCHW columns. */
+        int64_t P0 = bd->oh0 * p->out[2], P1 = bd->oh1 * p->out[2];
+        transpose_tiles(dst, p->M, j->y + P0, p->P, P1 - P0, p->M);
+    }
+    (void)tid;
 }
 
 static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params *p, sh_err *err)
 {
-    cpu_ctx *ctx = ex->ctx;
     dnnl_conv *d = p->dnn;
-    char *ws = ex->ws;
-    dnnl_stream_t st = ctx->dnnl_stream;
-    /* oneDNN threads with OpenMP; nthreads-var is per calling thread, so this sets only ours. */
-    omp_set_num_threads(ctx->n_threads);
-    dnnl_memory_t src = d->m_src, dst = d->m_dst;
-    dnnl_memory_set_data_handle(d->m_src, ex->t[p->x]);
-    dnnl_memory_set_data_handle(d->m_dst, ex->t[p->y]);
+    dnnl_job j = {.p = p, .d = d, .ctx = ex->ctx, .x = ex->t[p->x], .y = ex->t[p->y], .ws = ex->ws};
+    /* Shared by the bands, read-only while they run. */
     dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
-    dnnl_memory_set_data_handle(d->m_scratch, ws);
     if (d->m_bias)
         dnnl_memory_set_data_handle(d->m_bias, ex->t[p->b]);
-    int rc = 0;
-    if (d->m_src_blk) {
-        float *t = (float *)(ws + d->off_src_blk);
-        transpose_planes(ctx, ex->t[p->x], t, p->C, p->Pin);
-        dnnl_memory_set_data_handle(d->m_src_blk, t);
-        src = d->m_src_blk;
-    }
-    if (d->m_dst_blk) {
-        dnnl_memory_set_data_handle(d->m_dst_blk, ws + d->off_dst_blk);
-        dst = d->m_dst_blk;
-    }
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, d->m_wei}, {DNNL_ARG_DST, dst},
-                               {DNNL_ARG_SCRATCHPAD, d->m_scratch}, {DNNL_ARG_BIAS, d->m_bias}};
-    rc |= dnnl_primitive_execute(d->conv, st, d->m_bias ? 5 : 4, args);
-    rc |= dnnl_stream_wait(st);
-    if (d->m_dst_blk)
-        transpose_planes(ctx, (const float *)(ws + d->off_dst_blk), ex->t[p->y], p->P, p->M);
-    if (rc)
+    cpu_parallel_for(ex->ctx->pool, p->Pin, 64, to_nhwc_range, &j);
+    cpu_parallel_for_chunks(ex->ctx->pool, d->n_bands, 1, band_range, &j);
+    /* The stream is in-order and CPU execution synchronous; wait() only reports errors. */
+    if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): oneDNN execution failed", n->name);
     return 0;
 }

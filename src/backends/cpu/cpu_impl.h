@@ -36,9 +36,10 @@ typedef enum cpu_blas_mode {
 
 /* How Conv runs (bench hook sh_backend_cpu_set_conv_impl; see conv.c for the measurements). */
 typedef enum cpu_conv_impl {
-    CPU_CONV_DNNL_BLOCKED = 0,  /* oneDNN, activations reordered to its blocked layout per conv */
-    CPU_CONV_DNNL_PLAIN,        /* oneDNN on NCHW src/dst */
-    CPU_CONV_BLAS               /* im2col + OpenBLAS sgemm over our pool */
+    CPU_CONV_DNNL = 0,          /* oneDNN brgconv on NHWC copies, row bands over our pool;
+                                   GEMMs (MatMul, ConvTranspose, fallbacks) on dnnl_sgemm */
+    CPU_CONV_BLAS,              /* im2col + OpenBLAS sgemm over our pool */
+    CPU_CONV_DNNL_1X1_GEMM      /* as CPU_CONV_DNNL, but 1x1 stride-1 convs on dnnl_sgemm */
 } cpu_conv_impl;
 
 typedef struct cpu_ctx {

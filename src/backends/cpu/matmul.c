@@ -20,10 +20,12 @@
 #include "backends/cpu/cpu_impl.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <string.h>
 
 typedef struct gemm_job {
-    bool ta, tb, split_n;
+    bool ta, tb, split_n, dnnl;
     int M, N, K, lda, ldb, ldc;
     float alpha, beta;
     const float *A, *B;
@@ -34,6 +36,23 @@ static void gemm_range(void *arg, int64_t b, int64_t e, int tid)
 {
     const gemm_job *j = arg;
     enum CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
+    if (j->dnnl) {
+        /* oneDNN's sgemm (row-major, AVX-512 kernels; OpenBLAS 0.3.21 runs Haswell AVX2 ones on
+         * this CPU), one OpenMP thread: the pool does the threading, as for OpenBLAS. */
+        omp_set_num_threads(1);
+        char cta = j->ta ? 'T' : 'N', ctb = j->tb ? 'T' : 'N';
+        dnnl_status_t st;
+        if (j->split_n) {
+            const float *B = j->tb ? j->B + b * j->ldb : j->B + b;
+            st = dnnl_sgemm(cta, ctb, j->M, e - b, j->K, j->alpha, j->A, j->lda, B, j->ldb, j->beta, j->C + b, j->ldc);
+        } else {
+            const float *A = j->ta ? j->A + b : j->A + b * j->lda;
+            st = dnnl_sgemm(cta, ctb, e - b, j->N, j->K, j->alpha, A, j->lda, j->B, j->ldb, j->beta,
+                            j->C + b * j->ldc, j->ldc);
+        }
+        if (st == dnnl_success)
+            return;
+    }
     if (j->split_n) {
         const float *B = j->tb ? j->B + b * j->ldb : j->B + b;
         cblas_sgemm(CblasRowMajor, ta, tb, j->M, (int)(e - b), j->K, j->alpha, j->A, j->lda, B, j->ldb,
@@ -57,7 +76,8 @@ void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, fl
         return;
     }
     gemm_job j = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
-                  .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C};
+                  .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
+                  .dnnl = ctx->dnnl_engine && ctx->conv_impl != CPU_CONV_BLAS};
     double flops = 2.0 * M * N * K;
     if (ctx->blas_mode == CPU_BLAS_OWN_THREADS || ctx->n_threads == 1 || flops < 2e5) {
         j.split_n = true;
