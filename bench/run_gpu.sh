@@ -137,6 +137,12 @@ for n in blind_road obstacle shopping traffic_light hand; do
 done
 
 # --- shoal ------------------------------------------------------------------------------------
+if [ -x "$SHOAL" ] && ! LD_LIBRARY_PATH=$SHOAL_LD "$SHOAL" plan --config "$CONFIG" --device cpu >/dev/null 2>"$RES/config.err"; then
+    # Until shoal reads the product config, the test fixture for the same five models stands in.
+    NOTES+=("shoal could not read $CONFIG ($(head -c 200 "$RES/config.err" | tr -d '"\\' | tr '\n' ' ')); ran tests/runtime/data/reference.yaml (the same five models)")
+    log "${NOTES[-1]}"
+    CONFIG=tests/runtime/data/reference.yaml
+fi
 BCONFIG=$CONFIG
 if [ -n "$FAILED" ]; then
     NOTES+=("models not exported on this machine, left out of shoal's run:$FAILED (see export.log)")

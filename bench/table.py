@@ -127,6 +127,8 @@ def read_dir(path):
             meta = d
             continue
         if base.startswith("shoal"):
+            if not d.get("skipped") and not d.get("modes"):
+                d = {"skipped": "; ".join(d.get("errors", [])) or "shoal bench measured nothing"}
             if d.get("skipped"):
                 shoal = Entry(base, "shoal", "shoal")
                 shoal.skipped = d["skipped"]
@@ -291,7 +293,10 @@ def breakdown(shoal):
         for m, v in prof.items():
             ops = sorted(v.get("ops_ms", {}).items(), key=lambda kv: -kv[1])[:4]
             tot = v.get("total_ms") or 1
-            out.append(f"- profile {m}: {tot:.1f} ms of kernels per run; "
+            gf = d.get("models", {}).get(m, {}).get("gflop", {})
+            rate = f"; Conv at {v['conv_gflops_per_s']:.0f} GFLOP/s" if v.get("conv_gflops_per_s") else ""
+            work = f" ({gf['total']:.1f} GFLOP)" if gf.get("total") else ""
+            out.append(f"- profile {m}{work}: {tot:.1f} ms of kernels per run{rate}; "
                        + ", ".join(f"{o} {t:.1f} ms ({100 * t / tot:.0f}%)" for o, t in ops))
     return out
 

@@ -469,9 +469,9 @@ def init_weights(model, spec):
             continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             w = m.weight
-            fan_in = w[0].numel() if not isinstance(m, nn.ConvTranspose2d) else w.shape[0] * w[0, 0].numel()
-            if isinstance(m, nn.ConvTranspose2d):
-                fan_in = w.shape[0] * w.shape[2] * w.shape[3] // 4   # stride 2: each output sees 1/4
+            fan_in = w[0].numel()
+            if isinstance(m, nn.ConvTranspose2d):   # weight [in, out, 2, 2], stride 2: one tap per output
+                fan_in = w.shape[0] * w.shape[2] * w.shape[3] // 4
             g = _rng(_seed_of(name, spec), name, "w")
             w.data = torch.from_numpy(g.normal(0, 1 / math.sqrt(fan_in), tuple(w.shape)).astype(np.float32))
             if m.bias is not None:

@@ -8,8 +8,10 @@
  * ($SHOAL_MODELS, default SHOAL_MODELS_DIR), so the test runs there.
  *
  * Exits 77 (skipped) without a CUDA device, the config or the generated models. */
+#include <execinfo.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,17 +116,32 @@ static int frame_from_npy(const char *models, const char *name, shoal_image *img
     return 0;
 }
 
-static shoal_runtime_t make(const char *config, const char *device)
+/* A crash on the device machine printed nothing (stdout to a file is block-buffered): say
+ * where it happened. */
+static void on_crash(int sig)
+{
+    void *bt[64];
+    int n = backtrace(bt, 64);
+    fprintf(stderr, "test_cuda_runtime: signal %d, backtrace:\n", sig);
+    backtrace_symbols_fd(bt, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static shoal_runtime_t make_ex(const char *config, const char *device, int64_t budget, int preload, int *status)
 {
     char msg[512] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
     p.config_path = config;
     p.device = device;
-    p.preload = 1;
+    p.preload = preload;
+    p.budget_bytes = budget;
     p.error = msg;
     p.error_cap = sizeof msg;
     shoal_runtime_t rt = NULL;
     int rc = shoal_runtime_create(&p, &rt);
+    if (status)
+        *status = rc;
     if (rc) {
         printf("runtime on %s: %s (%s)\n", device, msg, shoal_status_str(rc));
         return NULL;
@@ -132,8 +149,96 @@ static shoal_runtime_t make(const char *config, const char *device)
     return rt;
 }
 
+static shoal_runtime_t make(const char *config, const char *device)
+{
+    return make_ex(config, device, 0, 1, NULL);
+}
+
+/* Device out of memory (issue 5, must show 4): a budget too small for any model gives
+ * SHOAL_ERR_BUDGET and a working runtime once the budget grows; an injected cudaMalloc
+ * failure (SHOAL_CUDA_FAIL_ALLOC=N: the N-th device allocation fails) gives a status for the
+ * model it hits, and every model runs afterwards in the same runtime. */
+static int oom_checks(const char *config, const shoal_image *frame)
+{
+    int bad = 0, st = 0;
+    shoal_runtime_t rt = make_ex(config, "cuda", 1 << 20, 0, &st);
+    if (!rt) {
+        /* refusing the budget at create is a status too; nothing to serve then */
+        printf("oom: runtime with a 1 MiB budget: create refused (%s)\n", shoal_status_str(st));
+        return st < 0 ? 0 : 1;
+    }
+    int nm = shoal_runtime_model_count(rt), refused = 0, other = 0;
+    for (int i = 0; i < nm; i++) {
+        shoal_results_t r = NULL;
+        int rc = shoal_runtime_run_model(rt, shoal_runtime_model_name(rt, i), frame, &r);
+        refused += rc == SHOAL_ERR_BUDGET;
+        if (rc != 0 && rc != SHOAL_ERR_BUDGET) {
+            printf("oom: %s in a 1 MiB budget: %s (%s)\n", shoal_runtime_model_name(rt, i), shoal_status_str(rc),
+                   shoal_runtime_last_error(rt));
+            other++;
+        }
+        shoal_results_destroy(r);
+    }
+    int sb = shoal_runtime_set_budget(rt, (int64_t)2 << 30);
+    int served = 0;
+    for (int i = 0; i < nm && sb == 0; i++) {
+        shoal_results_t r = NULL;
+        served += shoal_runtime_run_model(rt, shoal_runtime_model_name(rt, i), frame, &r) == 0;
+        shoal_results_destroy(r);
+    }
+    printf("oom: 1 MiB budget: %d/%d models refused with 'budget'; after set_budget(2 GiB) %d/%d ran\n",
+           refused, nm, served, nm);
+    bad += refused == 0 || other != 0 || served != nm;
+    shoal_runtime_destroy(rt);
+
+    int hit_total = 0;
+    for (int nth = 1; nth <= 3; nth++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", nth);
+        setenv("SHOAL_CUDA_FAIL_ALLOC", v, 1);
+        rt = make_ex(config, "cuda", 0, 0, &st);
+        unsetenv("SHOAL_CUDA_FAIL_ALLOC");
+        if (!rt) {
+            /* the failure hit the runtime's own setup: a status, not a crash, is what counts */
+            printf("oom: injected failure #%d at create: %s\n", nth, shoal_status_str(st));
+            bad += st >= 0;
+            continue;
+        }
+        nm = shoal_runtime_model_count(rt);
+        int failed = 0, ok2 = 0;
+        for (int i = 0; i < nm; i++) {
+            shoal_results_t r = NULL;
+            int rc = shoal_runtime_run_model(rt, shoal_runtime_model_name(rt, i), frame, &r);
+            if (rc) {
+                failed++;
+                printf("oom: injected failure #%d: %s -> %s (%s)\n", nth, shoal_runtime_model_name(rt, i),
+                       shoal_status_str(rc), shoal_runtime_last_error(rt));
+            }
+            shoal_results_destroy(r);
+        }
+        for (int i = 0; i < nm; i++) {
+            shoal_results_t r = NULL;
+            ok2 += shoal_runtime_run_model(rt, shoal_runtime_model_name(rt, i), frame, &r) == 0;
+            shoal_results_destroy(r);
+        }
+        printf("oom: injected failure #%d: %d model(s) failed with a status, then %d/%d served\n", nth, failed,
+               ok2, nm);
+        hit_total += failed;
+        bad += ok2 != nm;
+        shoal_runtime_destroy(rt);
+    }
+    if (hit_total == 0) {
+        printf("oom: no injected failure reached a model run\n");
+        bad++;
+    }
+    return bad;
+}
+
 int main(void)
 {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    signal(SIGSEGV, on_crash);
+    signal(SIGABRT, on_crash);
     const char *models = getenv("SHOAL_MODELS") ? getenv("SHOAL_MODELS") : SHOAL_MODELS_DIR;
     char config[4096], root[4096];
     snprintf(config, sizeof config, "%s", getenv("SHOAL_CONFIG") ? getenv("SHOAL_CONFIG")
@@ -200,7 +305,10 @@ int main(void)
         } else {
             bad += compare("model", rc, rg);
             const shoal_model_result *x = shoal_results_get(rg, 0), *y = shoal_results_get(rg2, 0);
-            if (x->n_detections != y->n_detections ||
+            if (!x || !y) {
+                printf("model %s: no result\n", name);
+                bad++;
+            } else if (x->n_detections != y->n_detections ||
                 (x->n_detections && memcmp(x->detections, y->detections, offsetof(shoal_detection, mask_area)))) {
                 printf("model %s: graph replay differs from the first run\n", name);
                 bad++;
@@ -212,6 +320,7 @@ int main(void)
     }
     shoal_runtime_destroy(cpu);
     shoal_runtime_destroy(gpu);
+    bad += oom_checks(config, &frame);
     free(frame.rgb);
     printf("%s\n", bad ? "FAIL" : "all modes and models agree (cpu fp32 vs cuda fp16)");
     return bad ? 1 : 0;

@@ -28,6 +28,7 @@ typedef struct conv_params {
     sh_act act;
     float act_a, act_b;
     dnnl_conv *dnn;                /* oneDNN path (conv_dnnl_*), or NULL */
+    bool in_nhwc, out_nhwc;        /* oneDNN path: X / Y kept NHWC (cpu_conv_link_nhwc) */
 } conv_params;
 
 static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p);
@@ -509,11 +510,14 @@ static int dnnl_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *d
     const conv_params *p = vp;
     dnnl_conv *d = p->dnn;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
+    int prev = omp_get_max_threads();
     omp_set_num_threads(1);
-    if (dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) != dnnl_success ||
-        dnnl_memory_set_data_handle(d->m_wdst, dst) != dnnl_success ||
-        dnnl_primitive_execute(d->w_reorder, ctx->dnnl_stream, 2, args) != dnnl_success ||
-        dnnl_stream_wait(ctx->dnnl_stream) != dnnl_success)
+    bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
+              dnnl_memory_set_data_handle(d->m_wdst, dst) == dnnl_success &&
+              dnnl_primitive_execute(d->w_reorder, ctx->dnnl_stream, 2, args) == dnnl_success &&
+              dnnl_stream_wait(ctx->dnnl_stream) == dnnl_success;
+    omp_set_num_threads(prev);
+    if (!ok)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN weight reorder failed for conv weight");
     return 0;
 }
@@ -584,6 +588,10 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     dnnl_memory_desc_t wchosen;
     int rc = -1;
+    /* oneDNN sizes its blocking for the thread count it sees at creation: one per band. The
+     * count is the calling thread's own OpenMP setting, restored on the way out. */
+    int prev_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     dnnl_conv *d = sh_calloc(ctx->alloc, 1, sizeof *d);
     if (!d || dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
@@ -656,6 +664,7 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     pp->p->workspace_bytes[pp->k] = ws;
     rc = 0;
 out:
+    omp_set_num_threads(prev_threads);
     if (rpd)
         dnnl_primitive_desc_destroy(rpd);
     if (pd)
@@ -751,11 +760,13 @@ static void band_range(void *arg, int64_t b0, int64_t b1, int tid)
     dnnl_job *j = arg;
     const conv_params *p = j->p;
     const dnnl_conv *d = j->d;
+    /* One OpenMP thread for this band (the caller's setting is put back below). */
+    int prev = omp_get_max_threads();
     omp_set_num_threads(1);
     for (int64_t b = b0; b < b1; b++) {
         const dnnl_band *bd = &d->band[b];
-        const float *src = (const float *)(j->ws + d->off_src_t) + bd->ih0 * p->in[2] * p->C;
-        float *dst = (float *)(j->ws + d->off_dst_t) + bd->oh0 * p->out[2] * p->M;
+        const float *src = (p->in_nhwc ? j->x : (const float *)(j->ws + d->off_src_t)) + bd->ih0 * p->in[2] * p->C;
+        float *dst = (p->out_nhwc ? j->y : (float *)(j->ws + d->off_dst_t)) + bd->oh0 * p->out[2] * p->M;
         dnnl_memory_set_data_handle(bd->m_src, (void *)src);
         dnnl_memory_set_data_handle(bd->m_dst, dst);
         dnnl_memory_set_data_handle(bd->m_scratch, j->ws + bd->off_scratch);
@@ -765,8 +776,10 @@ static void band_range(void *arg, int64_t b0, int64_t b1, int tid)
             j->failed = 1;
         /* This band's NHWC rows [P0, P1) back to NCHW columns. */
         int64_t P0 = bd->oh0 * p->out[2], P1 = bd->oh1 * p->out[2];
-        transpose_tiles(dst, p->M, j->y + P0, p->P, P1 - P0, p->M);
+        if (!p->out_nhwc)
+            transpose_tiles(dst, p->M, j->y + P0, p->P, P1 - P0, p->M);
     }
+    omp_set_num_threads(prev);
     (void)tid;
 }
 
@@ -778,10 +791,50 @@ static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params
     dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
     if (d->m_bias)
         dnnl_memory_set_data_handle(d->m_bias, ex->t[p->b]);
-    cpu_parallel_for(ex->ctx->pool, p->Pin, 64, to_nhwc_range, &j);
+    if (!p->in_nhwc)
+        cpu_parallel_for(ex->ctx->pool, p->Pin, 64, to_nhwc_range, &j);
     cpu_parallel_for_chunks(ex->ctx->pool, d->n_bands, 1, band_range, &j);
     /* The stream is in-order and CPU execution synchronous; wait() only reports errors. */
     if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): oneDNN execution failed", n->name);
     return 0;
+}
+
+/* After every node is prepared: a tensor that only oneDNN convs read, written by a oneDNN
+ * conv, and not a graph output stays NHWC between them, so neither side transposes it (the
+ * 3x3 -> 3x3 pairs of YOLO bottlenecks and heads, the mask-prototype chain). It has the same
+ * size in either layout (one image), so the plan does not change; the workspace keeps room
+ * for the transposes the node no longer does. */
+void cpu_conv_link_nhwc(const sh_graph *g, cpu_kernel_fn const *fns, void *const *params)
+{
+    for (int k = 0; k < g->n_nodes; k++) {
+        if (fns[k] != conv_run || !((conv_params *)params[k])->dnn)
+            continue;
+        conv_params *pk = params[k];
+        const sh_tensor *Y = &g->tensors[pk->y];
+        if (Y->is_output || Y->n_consumers < 1)
+            continue;
+        int readers = 0;
+        bool ok = true;
+        for (int c = 0; c < g->n_nodes && ok; c++) {
+            const sh_node *n = &g->nodes[c];
+            if (n->dead)
+                continue;
+            for (int i = 0; i < n->n_inputs; i++) {
+                if (n->inputs[i] != pk->y)
+                    continue;
+                const conv_params *pc = fns[c] == conv_run ? params[c] : NULL;
+                if (i != 0 || !pc || !pc->dnn)
+                    ok = false;
+                else
+                    readers++;
+            }
+        }
+        if (!ok || readers != Y->n_consumers)
+            continue;
+        pk->out_nhwc = true;
+        for (int c = 0; c < g->n_nodes; c++)
+            if (fns[c] == conv_run && !g->nodes[c].dead && g->nodes[c].n_inputs > 0 && g->nodes[c].inputs[0] == pk->y)
+                ((conv_params *)params[c])->in_nhwc = true;
+    }
 }

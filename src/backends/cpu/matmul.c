@@ -16,7 +16,12 @@
  * with our pool's threads for the same cores during the depthwise/im2col/elementwise steps
  * that dominate small vision nets, and its per-call thread count is process-wide state. So
  * SPLIT is the default: OpenBLAS pinned to one thread, the larger of M/N cut into one slab per
- * pool thread. */
+ * pool thread.
+ *
+ * The slabs run on oneDNN's dnnl_sgemm (one OpenMP thread each) unless the context is in
+ * CPU_CONV_BLAS mode: OpenBLAS 0.3.21 does not know Zen 5 and falls back to its Haswell AVX2
+ * kernels here, dnnl_sgemm uses AVX-512 (docs/cpu-perf.md). Most convolutions no longer come
+ * here at all (conv.c runs them on oneDNN convolution primitives). */
 #include "backends/cpu/cpu_impl.h"
 
 #include <cblas.h>
@@ -39,6 +44,7 @@ static void gemm_range(void *arg, int64_t b, int64_t e, int tid)
     if (j->dnnl) {
         /* oneDNN's sgemm (row-major, AVX-512 kernels; OpenBLAS 0.3.21 runs Haswell AVX2 ones on
          * this CPU), one OpenMP thread: the pool does the threading, as for OpenBLAS. */
+        int prev = omp_get_max_threads();
         omp_set_num_threads(1);
         char cta = j->ta ? 'T' : 'N', ctb = j->tb ? 'T' : 'N';
         dnnl_status_t st;
@@ -50,6 +56,7 @@ static void gemm_range(void *arg, int64_t b, int64_t e, int tid)
             st = dnnl_sgemm(cta, ctb, e - b, j->N, j->K, j->alpha, A, j->lda, j->B, j->ldb, j->beta,
                             j->C + b * j->ldc, j->ldc);
         }
+        omp_set_num_threads(prev);
         if (st == dnnl_success)
             return;
     }

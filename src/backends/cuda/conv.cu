@@ -14,10 +14,30 @@ __global__ void k_bias_act(__half *y, const __half *bias, int c, int inner, long
     }
 }
 
+/* Channels-last (inner == 1, c even): two channels per thread, 4-byte loads and stores. */
+__global__ void k_bias_act_c2(__half2 *y, const __half2 *bias, int c2, long total2, sh_k_act act)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total2;
+         i += (long)gridDim.x * blockDim.x) {
+        float2 v = __half22float2(y[i]);
+        if (bias) {
+            float2 b = __half22float2(bias[i % c2]);
+            v.x += b.x;
+            v.y += b.y;
+        }
+        y[i] = __halves2half2(k_h(k_act(v.x, act)), k_h(k_act(v.y, act)));
+    }
+}
+
 extern "C" cudaError_t sh_k_bias_act(void *y, const void *bias, int outer, int c, int inner,
                                      sh_k_act act, cudaStream_t s)
 {
     long total = (long)outer * c * inner;
+    if (inner == 1 && c % 2 == 0 && ((uintptr_t)y & 3) == 0 && ((uintptr_t)bias & 3) == 0) {
+        k_bias_act_c2<<<k_blocks(total / 2, 256), 256, 0, s>>>((__half2 *)y, (const __half2 *)bias,
+                                                              c / 2, total / 2, act);
+        return cudaGetLastError();
+    }
     k_bias_act<<<k_blocks(total, 256), 256, 0, s>>>((__half *)y, (const __half *)bias, c, inner,
                                                     total, act);
     return cudaGetLastError();
@@ -76,12 +96,49 @@ __global__ void k_depthwise(__half *y, const __half *x, const __half *w, const _
     }
 }
 
+/* Channels-last: neighbouring threads take neighbouring channels, so every read of x and
+ * write of y is coalesced; the weights ([c, kh, kw]) come from L1. */
+__global__ void k_depthwise_nhwc(__half *y, const __half *x, const __half *w, const __half *bias,
+                                 int c, int h, int wd, int oh, int ow, int kh, int kw, int sh,
+                                 int sw, int ph, int pw, int dh, int dw, long total, sh_k_act act)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        int ch = (int)(i % c);
+        long pix = i / c;
+        int ox = (int)(pix % ow);
+        int oy = (int)((pix / ow) % oh);
+        long nn = pix / ((long)ow * oh);
+        const __half *xp = x + nn * h * wd * c + ch;
+        const __half *wp = w + (long)ch * kh * kw;
+        float acc = bias ? __half2float(bias[ch]) : 0.f;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = oy * sh - ph + ky * dh;
+            if (iy < 0 || iy >= h)
+                continue;
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ox * sw - pw + kx * dw;
+                if (ix < 0 || ix >= wd)
+                    continue;
+                acc += __half2float(xp[((long)iy * wd + ix) * c]) * __half2float(wp[ky * kw + kx]);
+            }
+        }
+        y[i] = k_h(k_act(acc, act));
+    }
+}
+
 extern "C" cudaError_t sh_k_depthwise(void *y, const void *x, const void *w, const void *bias,
                                       int n, int c, int h, int wd, int oh, int ow, int kh, int kw,
                                       int sh, int sw, int ph, int pw, int dh, int dw, sh_k_act act,
-                                      cudaStream_t s)
+                                      int nhwc, cudaStream_t s)
 {
     long total = (long)n * c * oh * ow;
+    if (nhwc) {
+        k_depthwise_nhwc<<<k_blocks(total, 256), 256, 0, s>>>(
+            (__half *)y, (const __half *)x, (const __half *)w, (const __half *)bias, c, h, wd, oh,
+            ow, kh, kw, sh, sw, ph, pw, dh, dw, total, act);
+        return cudaGetLastError();
+    }
     k_depthwise<<<k_blocks(total, 256), 256, 0, s>>>(
         (__half *)y, (const __half *)x, (const __half *)w, (const __half *)bias, c, h, wd, oh, ow,
         kh, kw, sh, sw, ph, pw, dh, dw, total, act);

@@ -5,6 +5,7 @@
 #include "backends/cuda/decode.cuh"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int sh_cuda_rt_fail(sh_err *err, cudaError_t e, const char *call, const char *file, int line,
@@ -80,6 +81,9 @@ static int cuda_buffer_alloc(void *vctx, size_t size, void **out, sh_err *err)
     sh_cuda_ctx *c = vctx;
     *out = NULL;
     SH_CU(c, err, cudaSetDevice(c->device));
+    if (c->fail_alloc_nth > 0 && ++c->n_allocs == c->fail_alloc_nth)
+        return sh_cuda_rt_fail(err, cudaErrorMemoryAllocation, "cudaMalloc (injected by SHOAL_CUDA_FAIL_ALLOC)",
+                               __FILE__, __LINE__, c->device);
     SH_CU(c, err, cudaMalloc(out, size ? size : 1));
     return 0;
 }
@@ -241,6 +245,8 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     c->alloc = a;
     c->device = dev;
     c->use_graphs = p ? p->cuda_graphs : true;
+    const char *fa = getenv("SHOAL_CUDA_FAIL_ALLOC");
+    c->fail_alloc_nth = fa ? atol(fa) : 0;
     pthread_mutex_init(&c->mu, NULL);
     int rc = 0;
     e = cudaSetDevice(dev);

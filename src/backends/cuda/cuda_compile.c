@@ -15,6 +15,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 _Static_assert(SH_OP_COUNT == 39, "update the CUDA backend's op switch");
@@ -263,7 +264,59 @@ bool sh_cuda_supports_node(void *vctx, const sh_graph *g, int k)
 }
 
 /* --- compile ------------------------------------------------------------------------- */
-static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err)
+/* A [n, c, h, w] copy between the two storage layouts (from_cl -> !from_cl). */
+static sh_k_copy layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bool from_cl)
+{
+    int N = (int)nn, C = (int)cc, H = (int)hh, W = (int)ww;
+    /* iterate in the destination's order so the writes are contiguous */
+    sh_k_copy p = {.ndim = 4};
+    if (from_cl) {   /* NHWC -> NCHW: dst order n, c, h, w */
+        int sh[4] = {N, C, H, W}, ds[4] = {C * H * W, H * W, W, 1}, ss[4] = {H * W * C, 1, W * C, C};
+        memcpy(p.shape, sh, sizeof sh);
+        memcpy(p.dst_stride, ds, sizeof ds);
+        memcpy(p.src_stride, ss, sizeof ss);
+    } else {         /* NCHW -> NHWC: dst order n, h, w, c */
+        int sh[4] = {N, H, W, C}, ds[4] = {H * W * C, W * C, C, 1}, ss[4] = {C * H * W, W, 1, H * W};
+        memcpy(p.shape, sh, sizeof sh);
+        memcpy(p.dst_stride, ds, sizeof ds);
+        memcpy(p.src_stride, ss, sizeof ss);
+    }
+    return p;
+}
+
+static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                             const sh_cuda_prog *cp, bool cl, sh_err *err);
+
+/* One channel, or one pixel: NCHW and NHWC are the same bytes. */
+static bool same_in_both_layouts(const sh_shape *s)
+{
+    return s->d[1] == 1 || s->d[2] * s->d[3] == 1;
+}
+
+static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                      sh_cuda_prog *cp, sh_err *err)
+{
+    /* channels-last first (tensor-core implicit GEMM); NCHW where cuDNN has nothing for it */
+    bool want_cl = n->op == SH_OP_CONV;
+    int rc = conv_setup_layout(c, g, n, cn, cp, want_cl, err);
+    if (rc && want_cl && cn->kind == NK_CONV) {
+        if (cn->xd) cudnnDestroyTensorDescriptor(cn->xd);
+        if (cn->yd) cudnnDestroyTensorDescriptor(cn->yd);
+        if (cn->wd) cudnnDestroyFilterDescriptor(cn->wd);
+        if (cn->cd) cudnnDestroyConvolutionDescriptor(cn->cd);
+        cn->xd = cn->yd = NULL;
+        cn->wd = NULL;
+        cn->cd = NULL;
+        sh_err_clear(err);
+        rc = conv_setup_layout(c, g, n, cn, cp, false, err);
+    }
+    if (!rc && cn->kind == NK_CONV && cn->conv_nhwc)
+        cp->krsc[n->inputs[1]] = true;
+    return rc;
+}
+
+static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                             const sh_cuda_prog *cp, bool cl, sh_err *err)
 {
     const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
     bool tr = n->op == SH_OP_CONV_TRANSPOSE;
@@ -281,14 +334,13 @@ static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
         }
     }
     cn->act = sh_cuda_node_act(n);
-    cn->conv_outer = (int)y->shape.d[0];
-    cn->conv_c = (int)y->shape.d[1];
-    cn->conv_inner = (int)(y->shape.d[2] * y->shape.d[3]);
     int64_t C = x->shape.d[1];
     if (!tr && group == C && y->shape.d[1] == C && C > 1 && w->shape.d[1] == 1) {
+        /* own kernel, in whichever layout the tensors have (choose_layouts keeps them equal) */
         sh_k_pool p = {(int)x->shape.d[0], (int)C, (int)x->shape.d[2], (int)x->shape.d[3],
                        (int)y->shape.d[2], (int)y->shape.d[3], (int)k[0], (int)k[1], (int)s[0],
-                       (int)s[1], (int)pb[0], (int)pb[1], (int)dil[0], (int)dil[1], 0, 0};
+                       (int)s[1], (int)pb[0], (int)pb[1], (int)dil[0], (int)dil[1], 0, 0,
+                       cp->nhwc[n->outputs[0]]};
         cn->pool = p;
         cn->kind = NK_DW;
         return 0;
@@ -297,30 +349,60 @@ static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
     if (rc)
         return rc;
     cn->kind = tr ? NK_CONVT : NK_CONV;
+    cn->conv_nhwc = cl;
+    int xi = n->inputs[0], yi = n->outputs[0];
+    /* graph inputs/outputs (fp32, staged as fp16 NCHW) and NCHW tensors are converted */
+    cn->x_cvt = cl != (cp->nhwc[xi] && !cp->f32[xi]) && !same_in_both_layouts(&x->shape);
+    cn->y_cvt = cl != (cp->nhwc[yi] && !cp->f32[yi]) && !same_in_both_layouts(&y->shape);
+    if (cl) {
+        cn->conv_outer = (int)(y->shape.d[0] * y->shape.d[2] * y->shape.d[3]);
+        cn->conv_c = (int)y->shape.d[1];
+        cn->conv_inner = 1;
+    } else {
+        cn->conv_outer = (int)y->shape.d[0];
+        cn->conv_c = (int)y->shape.d[1];
+        cn->conv_inner = (int)(y->shape.d[2] * y->shape.d[3]);
+    }
+    if (cn->x_cvt)
+        cn->xcv_copy = layout_copy(x->shape.d[0], x->shape.d[1], x->shape.d[2], x->shape.d[3], !cl);
+    if (cn->y_cvt)
+        cn->ycv_copy = layout_copy(y->shape.d[0], y->shape.d[1], y->shape.d[2], y->shape.d[3], cl);
     int64_t xh = x->shape.d[2], xw = x->shape.d[3];
     if (!tr && (pb[0] != pe[0] || pb[1] != pe[1])) {
         /* cuDNN takes symmetric pads only: pad into the workspace, then convolve unpadded */
         int64_t ph = xh + pb[0] + pe[0], pw = xw + pb[1] + pe[1];
         int64_t nc = x->shape.d[0] * x->shape.d[1];
-        sh_k_copy cp = {.ndim = 3, .shape = {(int)nc, (int)xh, (int)xw},
-                        .dst_stride = {(int)(ph * pw), (int)pw, 1}, .src_stride = {(int)(xh * xw), (int)xw, 1},
-                        .dst_off = (int)(pb[0] * pw + pb[1])};
+        sh_k_copy pc;
+        if (cl) {
+            int64_t ch = x->shape.d[1];
+            sh_k_copy q = {.ndim = 3, .shape = {(int)x->shape.d[0], (int)xh, (int)(xw * ch)},
+                           .dst_stride = {(int)(ph * pw * ch), (int)(pw * ch), 1},
+                           .src_stride = {(int)(xh * xw * ch), (int)(xw * ch), 1},
+                           .dst_off = (int)((pb[0] * pw + pb[1]) * ch)};
+            pc = q;
+        } else {
+            sh_k_copy q = {.ndim = 3, .shape = {(int)nc, (int)xh, (int)xw},
+                           .dst_stride = {(int)(ph * pw), (int)pw, 1}, .src_stride = {(int)(xh * xw), (int)xw, 1},
+                           .dst_off = (int)(pb[0] * pw + pb[1])};
+            pc = q;
+        }
         cn->prepad = true;
-        cn->prepad_copy = cp;
+        cn->prepad_copy = pc;
         cn->prepad_n = (int)(nc * ph * pw);
         xh = ph;
         xw = pw;
         pb[0] = pb[1] = 0;
     }
+    cudnnTensorFormat_t fmt = cl ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     SH_DNN(c, err, cudnnCreateTensorDescriptor(&cn->xd));
     SH_DNN(c, err, cudnnCreateTensorDescriptor(&cn->yd));
     SH_DNN(c, err, cudnnCreateFilterDescriptor(&cn->wd));
     SH_DNN(c, err, cudnnCreateConvolutionDescriptor(&cn->cd));
-    SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, (int)x->shape.d[0],
+    SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->xd, fmt, CUDNN_DATA_HALF, (int)x->shape.d[0],
                                               (int)x->shape.d[1], (int)xh, (int)xw));
-    SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, (int)y->shape.d[0],
+    SH_DNN(c, err, cudnnSetTensor4dDescriptor(cn->yd, fmt, CUDNN_DATA_HALF, (int)y->shape.d[0],
                                               (int)y->shape.d[1], (int)y->shape.d[2], (int)y->shape.d[3]));
-    SH_DNN(c, err, cudnnSetFilter4dDescriptor(cn->wd, CUDNN_DATA_HALF, CUDNN_TENSOR_NCHW, (int)w->shape.d[0],
+    SH_DNN(c, err, cudnnSetFilter4dDescriptor(cn->wd, CUDNN_DATA_HALF, fmt, (int)w->shape.d[0],
                                               (int)w->shape.d[1], (int)w->shape.d[2], (int)w->shape.d[3]));
     SH_DNN(c, err, cudnnSetConvolution2dDescriptor(cn->cd, (int)pb[0], (int)pb[1], (int)s[0], (int)s[1],
                                                    (int)dil[0], (int)dil[1], CUDNN_CROSS_CORRELATION,
@@ -355,9 +437,19 @@ static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
         SH_DNN(c, err, cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd,
                                                                     perf[i].algo, &ws));
     }
+    /* the op's scratch: [cuDNN workspace][padded x][converted x][conv output before conversion] */
+    cn->dnn_ws_bytes = ws;
     if (cn->prepad) {
         cn->prepad_off = sh_align_up(ws, SH_CUDA_ALIGN);   /* relative to the op's scratch */
         ws = cn->prepad_off + (size_t)cn->prepad_n * 2;
+    }
+    if (cn->x_cvt) {
+        cn->xcv_off = sh_align_up(ws, SH_CUDA_ALIGN);
+        ws = cn->xcv_off + (size_t)numel(x) * 2;
+    }
+    if (cn->y_cvt) {
+        cn->ycv_off = sh_align_up(ws, SH_CUDA_ALIGN);
+        ws = cn->ycv_off + (size_t)numel(y) * 2;
     }
     cn->op_ws_bytes = ws;
     return 0;
@@ -445,7 +537,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
     int rc = 0;
     switch (n->op) {
     case SH_OP_CONV: case SH_OP_CONV_TRANSPOSE:
-        rc = conv_setup(c, g, n, cn, err);
+        rc = conv_setup(c, g, n, cn, cp, err);
         break;
     case SH_OP_BATCH_NORM:
         cn->kind = NK_BN;
@@ -463,7 +555,8 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         cn->bin_op = n->op == SH_OP_ADD ? SH_K_ADD : n->op == SH_OP_SUB ? SH_K_SUB
                    : n->op == SH_OP_MUL ? SH_K_MUL : SH_K_DIV;
         cn->act = sh_cuda_node_act(n);
-        sh_cuda_build_bcast(&x->shape, &tin(g, n, 1)->shape, &y->shape, &cn->bc, &cn->bin_flat);
+        sh_cuda_build_bcast(&x->shape, &tin(g, n, 1)->shape, &y->shape, cp->nhwc[xi], cp->nhwc[n->inputs[1]],
+                            cp->nhwc[yi], &cn->bc, &cn->bin_flat);
         break;
     case SH_OP_RESHAPE: case SH_OP_FLATTEN: case SH_OP_SQUEEZE: case SH_OP_UNSQUEEZE:
     case SH_OP_IDENTITY: case SH_OP_CAST:
@@ -480,7 +573,10 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         if (axis < 0)
             axis += y->shape.ndim;
         size_t off = 0;
-        bool can = plain_act(p, cp, y, yi) && outer_axis_contiguous(&y->shape, axis) && n->n_inputs <= 64;
+        sh_shape ys;
+        sh_cuda_storage_shape(&y->shape, cp->nhwc[yi], &ys);
+        bool can = plain_act(p, cp, y, yi) && n->n_inputs <= 64 &&
+                   outer_axis_contiguous(&ys, sh_cuda_storage_axis(axis, y->shape.ndim, cp->nhwc[yi]));
         for (int i = 0; i < n->n_inputs && i < 64; i++) {
             const sh_tensor *t = tin(g, n, i);
             if (!t)
@@ -497,7 +593,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
             }
             off += (size_t)numel(t) * 2;
         }
-        rc = sh_cuda_build_concat(c, g, n, cn, aliased, err);
+        rc = sh_cuda_build_concat(c, g, n, cn, aliased, cp->nhwc[yi], err);
         break;
     }
     case SH_OP_SPLIT: {
@@ -505,7 +601,10 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         if (axis < 0)
             axis += x->shape.ndim;
         size_t off = 0;
-        bool can = plain_act(p, cp, x, xi) && outer_axis_contiguous(&x->shape, axis) && n->n_outputs <= 64;
+        sh_shape xs;
+        sh_cuda_storage_shape(&x->shape, cp->nhwc[xi], &xs);
+        bool can = plain_act(p, cp, x, xi) && n->n_outputs <= 64 &&
+                   outer_axis_contiguous(&xs, sh_cuda_storage_axis(axis, x->shape.ndim, cp->nhwc[xi]));
         for (int j = 0; j < n->n_outputs && j < 64; j++) {
             const sh_tensor *t = sh_node_output(g, n, j);
             if (!t)
@@ -517,7 +616,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
             }
             off += (size_t)numel(t) * 2;
         }
-        rc = sh_cuda_build_split(c, g, n, cn, aliased, err);
+        rc = sh_cuda_build_split(c, g, n, cn, aliased, cp->nhwc[xi], err);
         break;
     }
     case SH_OP_SLICE: {
@@ -554,9 +653,9 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
     case SH_OP_EXPAND: rc = sh_cuda_build_expand(c, g, n, cn, err); break;
     case SH_OP_GATHER: rc = sh_cuda_build_gather(c, g, n, cn, err); break;
     case SH_OP_PAD: rc = sh_cuda_build_pad(c, g, n, cn, err); break;
-    case SH_OP_MAX_POOL: case SH_OP_AVERAGE_POOL: rc = sh_cuda_build_pool(g, n, cn, err); break;
+    case SH_OP_MAX_POOL: case SH_OP_AVERAGE_POOL: rc = sh_cuda_build_pool(g, n, cn, cp->nhwc[yi], err); break;
     case SH_OP_GLOBAL_AVERAGE_POOL: case SH_OP_REDUCE_MEAN: rc = sh_cuda_build_reduce(g, n, cn, err); break;
-    case SH_OP_RESIZE: case SH_OP_UPSAMPLE: rc = sh_cuda_build_resize(g, n, cn, err); break;
+    case SH_OP_RESIZE: case SH_OP_UPSAMPLE: rc = sh_cuda_build_resize(g, n, cn, cp->nhwc[yi], err); break;
     case SH_OP_SOFTMAX: rc = sh_cuda_build_softmax(g, n, cn, err); break;
     case SH_OP_MATMUL: case SH_OP_GEMM: rc = sh_cuda_build_gemm(g, n, cn, err); break;
     default:
@@ -634,9 +733,81 @@ void sh_cuda_program_free(void *vctx, sh_program *p)
         }
         sh_free(c->alloc, cp->nodes);
         sh_free(c->alloc, cp->f32);
+        sh_free(c->alloc, cp->nhwc);
+        sh_free(c->alloc, cp->krsc);
         sh_free(c->alloc, cp);
     }
     sh_program_release(c->alloc, p);
+}
+
+/* Layout of every 4-D fp16 activation. Convolutions take either layout (converting through
+ * their scratch); element-wise ops, concat/split, pooling, resize and depthwise run in the
+ * layout of their tensors, all of which must agree; every other consumer or producer
+ * (reshape, transpose, matmul, softmax, slice, graph inputs/outputs, ...) needs NCHW
+ * semantics. Start from channels-last everywhere and push NCHW through the agreeing groups
+ * until nothing changes; each pass only turns flags off, so it ends. */
+typedef enum { LC_FORCE, LC_GROUP, LC_CONV } layout_class;
+
+static layout_class node_layout_class(const sh_graph *g, const sh_node *n)
+{
+    switch (n->op) {
+    case SH_OP_CONV: {
+        const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
+        if (!x || !w || !y || x->shape.ndim != 4 || w->shape.ndim != 4)
+            return LC_FORCE;
+        int64_t C = x->shape.d[1], group = sh_node_int(n, "group", 1);
+        bool dw = group == C && y->shape.d[1] == C && C > 1 && w->shape.d[1] == 1;
+        return dw ? LC_GROUP : LC_CONV;
+    }
+    case SH_OP_RELU: case SH_OP_SIGMOID: case SH_OP_HARD_SIGMOID: case SH_OP_HARD_SWISH:
+    case SH_OP_EXP: case SH_OP_SILU: case SH_OP_CLIP:
+    case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV:
+    case SH_OP_CONCAT: case SH_OP_SPLIT:
+    case SH_OP_MAX_POOL: case SH_OP_AVERAGE_POOL:
+    case SH_OP_RESIZE: case SH_OP_UPSAMPLE:
+        return LC_GROUP;
+    default:
+        return LC_FORCE;
+    }
+}
+
+static void choose_layouts(const sh_graph *g, const sh_program *p, sh_cuda_prog *cp)
+{
+    for (int t = 0; t < g->n_tensors; t++) {
+        const sh_tensor *ts = &g->tensors[t];
+        cp->nhwc[t] = !ts->is_const && ts->shape.ndim == 4 && !cp->f32[t] && p->tensor_bytes[t] > 0 &&
+                      ts->shape.d[1] > 1;
+    }
+    bool changed = true;
+    while (changed) {
+        changed = false;
+        for (int k = 0; k < g->n_nodes; k++) {
+            const sh_node *n = &g->nodes[k];
+            layout_class lc = node_layout_class(g, n);
+            if (lc == LC_CONV)
+                continue;
+            bool off = lc == LC_FORCE;
+            for (int pass = 0; pass < 2; pass++) {
+                for (int i = 0; i < n->n_inputs + n->n_outputs; i++) {
+                    int ti = i < n->n_inputs ? n->inputs[i] : n->outputs[i - n->n_inputs];
+                    if (ti < 0 || g->tensors[ti].is_const)
+                        continue;
+                    if (i < n->n_inputs && sh_cuda_is_param_slot(n, i))
+                        continue;
+                    if (pass == 0) {
+                        /* a 4-D member already NCHW pulls the whole group with it */
+                        if (g->tensors[ti].shape.ndim == 4 && !cp->nhwc[ti])
+                            off = true;
+                    } else if (off && cp->nhwc[ti]) {
+                        cp->nhwc[ti] = false;
+                        changed = true;
+                    }
+                }
+                if (!off)
+                    break;
+            }
+        }
+    }
 }
 
 int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err)
@@ -653,7 +824,9 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
     p->weight_dtype = SH_DT_FLOAT16;
     cp->nodes = sh_calloc(c->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *cp->nodes);
     cp->f32 = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->f32);
-    if (!cp->nodes || !cp->f32) {
+    cp->nhwc = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->nhwc);
+    cp->krsc = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->krsc);
+    if (!cp->nodes || !cp->f32 || !cp->nhwc || !cp->krsc) {
         sh_cuda_program_free(c, p);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda compile: program arrays");
     }
@@ -674,6 +847,8 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
                            ts->name);
         }
     }
+    if (!getenv("SHOAL_CUDA_NCHW"))
+        choose_layouts(g, p, cp);
     for (int k = 0; k < g->n_nodes; k++) {
         int rc = build_node(c, g, p, cp, k, err);
         if (rc) {
@@ -718,6 +893,26 @@ int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_er
     if (!ts->is_const || !ts->data || n < 0 || p->weight_bytes[t] != (size_t)n * 2)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: tensor %s is not a packed constant", ts->name);
     uint16_t *d = dst;
+    const sh_cuda_prog *cp = p->impl;
+    if (cp && cp->krsc[t] && ts->shape.ndim == 4) {
+        /* channels-last conv: [K, C, R, S] -> [K, R, S, C], each element through the plain path */
+        int64_t K = ts->shape.d[0], C = ts->shape.d[1], R = ts->shape.d[2], S = ts->shape.d[3];
+        sh_allocator *al = vctx ? ((sh_cuda_ctx *)vctx)->alloc : NULL;
+        uint16_t *tmp = sh_alloc(al, (size_t)n * 2);
+        if (!tmp)
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "pack_weight: %s", ts->name);
+        sh_program q = *p;
+        q.impl = NULL;
+        int rc = sh_cuda_pack_weight(vctx, &q, t, tmp, err);
+        if (!rc)
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t r = 0; r < R; r++)
+                        for (int64_t s = 0; s < S; s++)
+                            d[((k * R + r) * S + s) * C + c] = tmp[((k * C + c) * R + r) * S + s];
+        sh_free(al, tmp);
+        return rc;
+    }
     for (int64_t i = 0; i < n; i++) {
         float f;
         switch (ts->dtype) {

@@ -27,6 +27,9 @@ typedef struct sh_cuda_ctx {
     cudnnHandle_t cudnn;        /* created by the first compile that has a cuDNN conv */
     pthread_mutex_t mu;
     char dev_name[64];
+    /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
+     * fails as cudaErrorMemoryAllocation would; 0 = off */
+    long fail_alloc_nth, n_allocs;
 } sh_cuda_ctx;
 
 /* --- status checks: every call's text, file, line and device go into sh_err ---------- */
@@ -91,6 +94,11 @@ typedef struct sh_cuda_node {
     int prepad_n;
     sh_k_copy prepad_copy;
     int conv_c, conv_inner, conv_outer;       /* bias epilogue shape */
+    /* channels-last: cuDNN computes in conv_nhwc; an input or output stored in the other
+     * layout is converted through the op's scratch (x_cvt/y_cvt, offsets in the scratch) */
+    bool conv_nhwc, x_cvt, y_cvt;
+    size_t xcv_off, ycv_off, dnn_ws_bytes;
+    sh_k_copy xcv_copy, ycv_copy;
     /* others */
     int bin_op;
     bool bin_flat;
@@ -111,6 +119,8 @@ typedef struct sh_cuda_node {
 typedef struct sh_cuda_prog {
     sh_cuda_node *nodes;        /* [n_nodes] */
     bool *f32;                  /* [n_tensors] stored as fp32 on the device (graph inputs/outputs) */
+    bool *nhwc;                 /* [n_tensors] 4-D fp16 activation stored channels-last */
+    bool *krsc;                 /* [n_tensors] conv weight packed [K, R, S, C] (channels-last conv) */
     bool capture_failed;        /* cuDNN refused capture once: run eagerly from then on */
     struct {
         unsigned long binding_id;

@@ -15,6 +15,24 @@ static int64_t prod(const sh_shape *s, int from, int to)
 
 static int norm_axis(int64_t a, int ndim) { return (int)(a < 0 ? a + ndim : a); }
 
+/* Channels-last storage of a 4-D tensor: logical (n, c, h, w) lies in memory as (n, h, w, c).
+ * Kernels that only move or combine elements (copies, broadcasts) run on the storage order. */
+void sh_cuda_storage_shape(const sh_shape *s, bool cl, sh_shape *out)
+{
+    *out = *s;
+    if (cl && s->ndim == 4) {
+        out->d[1] = s->d[2];
+        out->d[2] = s->d[3];
+        out->d[3] = s->d[1];
+    }
+}
+
+int sh_cuda_storage_axis(int axis, int ndim, bool cl)
+{
+    static const int to_cl[4] = {0, 3, 1, 2};
+    return cl && ndim == 4 ? to_cl[axis] : axis;
+}
+
 static void row_strides(const sh_shape *s, int64_t *st)
 {
     int64_t acc = 1;
@@ -68,22 +86,25 @@ static void copy_simplify(sh_k_copy *p)
 }
 
 int sh_cuda_build_concat(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
-                         const bool *aliased_in, sh_err *err)
+                         const bool *aliased_in, bool cl, sh_err *err)
 {
     const sh_tensor *y = sh_node_output(g, n, 0);
     int nd = y->shape.ndim;
-    int axis = norm_axis(sh_node_int(n, "axis", 0), nd);
-    int64_t outer = prod(&y->shape, 0, axis), inner = prod(&y->shape, axis + 1, nd);
+    sh_shape ys;
+    sh_cuda_storage_shape(&y->shape, cl, &ys);
+    int laxis = norm_axis(sh_node_int(n, "axis", 0), nd);
+    int axis = sh_cuda_storage_axis(laxis, nd, cl);
+    int64_t outer = prod(&ys, 0, axis), inner = prod(&ys, axis + 1, nd);
     int64_t off = 0;
     cn->kind = NK_COPY;
     for (int i = 0; i < n->n_inputs; i++) {
         const sh_tensor *x = sh_node_input(g, n, i);
         if (!x)
             continue;
-        int64_t a = x->shape.d[axis];
+        int64_t a = x->shape.d[laxis];
         if (!aliased_in[i] && a > 0) {
             sh_k_copy p = {.ndim = 2, .shape = {(int)outer, (int)(a * inner)},
-                           .dst_stride = {(int)(y->shape.d[axis] * inner), 1},
+                           .dst_stride = {(int)(ys.d[axis] * inner), 1},
                            .src_stride = {(int)(a * inner), 1}, .dst_off = (int)(off * inner)};
             copy_simplify(&p);
             if (add_copy(c, cn, i, 0, &p, err))
@@ -98,23 +119,26 @@ int sh_cuda_build_concat(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh
 
 /* Split: output j is the slice [off_j, off_j + d_j) along axis (sizes from the output shapes). */
 int sh_cuda_build_split(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
-                        const bool *aliased_out, sh_err *err)
+                        const bool *aliased_out, bool cl, sh_err *err)
 {
     const sh_tensor *x = sh_node_input(g, n, 0);
     int nd = x->shape.ndim;
-    int axis = norm_axis(sh_node_int(n, "axis", 0), nd);
-    int64_t outer = prod(&x->shape, 0, axis), inner = prod(&x->shape, axis + 1, nd);
+    sh_shape xs;
+    sh_cuda_storage_shape(&x->shape, cl, &xs);
+    int laxis = norm_axis(sh_node_int(n, "axis", 0), nd);
+    int axis = sh_cuda_storage_axis(laxis, nd, cl);
+    int64_t outer = prod(&xs, 0, axis), inner = prod(&xs, axis + 1, nd);
     int64_t off = 0;
     cn->kind = NK_COPY;
     for (int j = 0; j < n->n_outputs; j++) {
         const sh_tensor *y = sh_node_output(g, n, j);
         if (!y)
             continue;
-        int64_t a = y->shape.d[axis];
+        int64_t a = y->shape.d[laxis];
         if (!aliased_out[j] && a > 0) {
             sh_k_copy p = {.ndim = 2, .shape = {(int)outer, (int)(a * inner)},
                            .dst_stride = {(int)(a * inner), 1},
-                           .src_stride = {(int)(x->shape.d[axis] * inner), 1},
+                           .src_stride = {(int)(xs.d[axis] * inner), 1},
                            .src_off = (int)(off * inner)};
             copy_simplify(&p);
             if (add_copy(c, cn, 0, j, &p, err))
@@ -310,21 +334,37 @@ int sh_cuda_build_pad(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
     return add_copy(c, cn, 0, 0, &p, err);
 }
 
-/* Broadcast strides for a binary op, dims collapsed where both operands stay contiguous. */
-void sh_cuda_build_bcast(const sh_shape *a, const sh_shape *b, const sh_shape *y, sh_k_bcast *bc,
-                         bool *flat)
+/* Broadcast strides for a binary op, dims collapsed where both operands stay contiguous. Each
+ * operand's strides come from its own storage (cl: channels-last 4-D); the loop runs over the
+ * output's storage order, so same-layout same-shape operands stay one flat run. */
+static void logical_strides(const sh_shape *s, bool cl, int64_t *st)
+{
+    if (cl && s->ndim == 4) {
+        st[1] = 1;
+        st[3] = s->d[1];
+        st[2] = s->d[1] * s->d[3];
+        st[0] = st[2] * s->d[2];
+        return;
+    }
+    row_strides(s, st);
+}
+
+void sh_cuda_build_bcast(const sh_shape *a, const sh_shape *b, const sh_shape *y, bool a_cl, bool b_cl,
+                         bool y_cl, sh_k_bcast *bc, bool *flat)
 {
     int nd = y->ndim;
     int64_t sa[SH_MAX_DIMS], sb[SH_MAX_DIMS], as[SH_MAX_DIMS], bs[SH_MAX_DIMS];
-    row_strides(a, as);
-    row_strides(b, bs);
+    logical_strides(a, a_cl, as);
+    logical_strides(b, b_cl, bs);
     for (int d = 0; d < nd; d++) {
         int da = d - (nd - a->ndim), db = d - (nd - b->ndim);
         sa[d] = (da < 0 || a->d[da] == 1) ? 0 : as[da];
         sb[d] = (db < 0 || b->d[db] == 1) ? 0 : bs[db];
     }
+    static const int cl_order[4] = {0, 2, 3, 1};
     memset(bc, 0, sizeof *bc);
-    for (int d = 0; d < nd; d++) {
+    for (int dd = 0; dd < nd; dd++) {
+        int d = y_cl && nd == 4 ? cl_order[dd] : dd;
         if (y->d[d] == 1)
             continue;
         int k = bc->ndim;
@@ -346,7 +386,7 @@ void sh_cuda_build_bcast(const sh_shape *a, const sh_shape *b, const sh_shape *y
     *flat = bc->ndim == 1 && bc->sa[0] == 1 && bc->sb[0] == 1;
 }
 
-int sh_cuda_build_pool(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err)
+int sh_cuda_build_pool(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, bool cl, sh_err *err)
 {
     const sh_tensor *x = sh_node_input(g, n, 0), *y = sh_node_output(g, n, 0);
     int64_t k[2], s[2], dil[2], pb[2], pe[2];
@@ -355,7 +395,7 @@ int sh_cuda_build_pool(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh
     sh_k_pool p = {(int)x->shape.d[0], (int)x->shape.d[1], (int)x->shape.d[2], (int)x->shape.d[3],
                    (int)y->shape.d[2], (int)y->shape.d[3], (int)k[0], (int)k[1], (int)s[0], (int)s[1],
                    (int)pb[0], (int)pb[1], (int)dil[0], (int)dil[1],
-                   n->op == SH_OP_MAX_POOL, (int)sh_node_int(n, "count_include_pad", 0)};
+                   n->op == SH_OP_MAX_POOL, (int)sh_node_int(n, "count_include_pad", 0), cl};
     (void)err;
     cn->pool = p;
     cn->kind = NK_POOL;
@@ -411,11 +451,13 @@ int sh_cuda_build_reduce(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, 
     return 0;
 }
 
-int sh_cuda_build_resize(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err)
+int sh_cuda_build_resize(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, bool cl, sh_err *err)
 {
     const sh_tensor *x = sh_node_input(g, n, 0), *y = sh_node_output(g, n, 0);
     const char *mode = sh_node_string(n, "mode", "nearest");
     sh_k_resize_p p = {0};
+    p.c = (int)x->shape.d[1];
+    p.nhwc = cl;
     p.nc = (int)(x->shape.d[0] * x->shape.d[1]);
     p.h = (int)x->shape.d[2];
     p.w = (int)x->shape.d[3];

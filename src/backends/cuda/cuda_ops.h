@@ -17,19 +17,21 @@ sh_k_act sh_cuda_node_act(const sh_node *n);
 int sh_cuda_slice_params(const sh_graph *g, const sh_node *n, int64_t *start, int64_t *step);
 
 int sh_cuda_build_concat(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
-                         const bool *aliased_in, sh_err *err);
+                         const bool *aliased_in, bool cl, sh_err *err);
 int sh_cuda_build_split(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
-                        const bool *aliased_out, sh_err *err);
+                        const bool *aliased_out, bool cl, sh_err *err);
 int sh_cuda_build_slice(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
 int sh_cuda_build_transpose(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
 int sh_cuda_build_expand(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
 int sh_cuda_build_gather(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
 int sh_cuda_build_pad(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
-void sh_cuda_build_bcast(const sh_shape *a, const sh_shape *b, const sh_shape *y, sh_k_bcast *bc,
-                         bool *flat);
-int sh_cuda_build_pool(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+void sh_cuda_build_bcast(const sh_shape *a, const sh_shape *b, const sh_shape *y, bool a_cl, bool b_cl,
+                         bool y_cl, sh_k_bcast *bc, bool *flat);
+void sh_cuda_storage_shape(const sh_shape *s, bool cl, sh_shape *out);
+int sh_cuda_storage_axis(int axis, int ndim, bool cl);
+int sh_cuda_build_pool(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, bool cl, sh_err *err);
 int sh_cuda_build_reduce(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
-int sh_cuda_build_resize(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+int sh_cuda_build_resize(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, bool cl, sh_err *err);
 int sh_cuda_build_softmax(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
 int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
 

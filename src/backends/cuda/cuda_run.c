@@ -49,24 +49,33 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
     void *y = out_ptr(n, cn, tp, ws, 0);
     float one = 1.f, zero = 0.f;
     switch (cn->kind) {
-    case NK_CONV:
+    case NK_CONV: {
+        char *scr = ws + cn->op_ws_off;
+        if (cn->x_cvt) {
+            SH_CU(c, err, sh_k_copy_strided(scr + cn->xcv_off, x, &cn->xcv_copy, s));
+            x = scr + cn->xcv_off;
+        }
         if (cn->prepad) {
-            void *xp = ws + cn->op_ws_off + cn->prepad_off;
+            void *xp = scr + cn->prepad_off;
             SH_CU(c, err, sh_k_fill(xp, 0.f, cn->prepad_n, s));
             SH_CU(c, err, sh_k_copy_strided(xp, x, &cn->prepad_copy, s));
             x = xp;
         }
+        void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
         SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
-                                               cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, ws + cn->op_ws_off,
-                                               cn->prepad ? cn->prepad_off : cn->op_ws_bytes, &zero, cn->yd, y));
+                                               cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, scr,
+                                               cn->dnn_ws_bytes, &zero, cn->yd, yc));
         if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
-            SH_CU(c, err, sh_k_bias_act(y, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
+            SH_CU(c, err, sh_k_bias_act(yc, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
                                         cn->conv_inner, cn->act, s));
+        if (cn->y_cvt)
+            SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
         break;
+    }
     case NK_CONVT:
         SH_DNN(c, err, cudnnConvolutionBackwardData(c->cudnn, &one, cn->wd, in_ptr(g, n, cn, tp, ws, 1), cn->xd, x,
                                                     cn->cd, (cudnnConvolutionBwdDataAlgo_t)cn->algo,
-                                                    ws + cn->op_ws_off, cn->op_ws_bytes, &zero, cn->yd, y));
+                                                    ws + cn->op_ws_off, cn->dnn_ws_bytes, &zero, cn->yd, y));
         if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
             SH_CU(c, err, sh_k_bias_act(y, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
                                         cn->conv_inner, cn->act, s));
@@ -75,7 +84,7 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
         const sh_k_pool *q = &cn->pool;
         SH_CU(c, err, sh_k_depthwise(y, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2), q->n, q->c,
                                      q->h, q->w, q->oh, q->ow, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw, q->dh,
-                                     q->dw, cn->act, s));
+                                     q->dw, cn->act, q->nhwc, s));
         break;
     }
     case NK_BN:

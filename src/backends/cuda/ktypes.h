@@ -44,6 +44,7 @@ typedef struct sh_k_pool {
     int n, c, h, w, oh, ow;
     int kh, kw, sh, sw, ph, pw, dh, dw;
     int is_max, count_include_pad;
+    int nhwc;            /* x and y channels-last ([n, h, w, c]) */
 } sh_k_pool;
 
 typedef struct sh_k_resize {
@@ -53,6 +54,7 @@ typedef struct sh_k_resize {
                             4 tf_half_pixel_for_nearest */
     int nearest_mode;    /* 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil */
     float scale_h, scale_w;  /* output/input */
+    int c, nhwc;         /* channels-last: nc = n * c, element (n, y, x, ch) at ((n*h + y)*w + x)*c + ch */
 } sh_k_resize_p;
 
 typedef struct sh_k_gemm {

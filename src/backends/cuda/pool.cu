@@ -8,10 +8,23 @@ __global__ void k_pool2d(__half *y, const __half *x, sh_k_pool p, long total)
 {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
          i += (long)gridDim.x * blockDim.x) {
-        int ox = (int)(i % p.ow);
-        int oy = (int)((i / p.ow) % p.oh);
-        long nc = i / ((long)p.ow * p.oh);
-        const __half *xp = x + nc * p.h * p.w;
+        int ox, oy;
+        long xs = 1;   /* element stride between neighbouring pixels */
+        const __half *xp;
+        if (p.nhwc) {
+            int ch = (int)(i % p.c);
+            long pix = i / p.c;
+            ox = (int)(pix % p.ow);
+            oy = (int)((pix / p.ow) % p.oh);
+            long nn = pix / ((long)p.ow * p.oh);
+            xp = x + nn * p.h * p.w * p.c + ch;
+            xs = p.c;
+        } else {
+            ox = (int)(i % p.ow);
+            oy = (int)((i / p.ow) % p.oh);
+            long nc = i / ((long)p.ow * p.oh);
+            xp = x + nc * p.h * p.w;
+        }
         int y0 = oy * p.sh - p.ph, x0 = ox * p.sw - p.pw;
         float acc = p.is_max ? -INFINITY : 0.f;
         int cnt = 0;
@@ -23,7 +36,7 @@ __global__ void k_pool2d(__half *y, const __half *x, sh_k_pool p, long total)
                 int ix = x0 + kx * p.dw;
                 if (ix < 0 || ix >= p.w)
                     continue;
-                float v = __half2float(xp[iy * p.w + ix]);
+                float v = __half2float(xp[((long)iy * p.w + ix) * xs]);
                 acc = p.is_max ? fmaxf(acc, v) : acc + v;
                 cnt++;
             }

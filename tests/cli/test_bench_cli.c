@@ -1,0 +1,140 @@
+/* `shoal bench` end to end on the tiny stand-in set (tests/runtime/data/tiny.yaml): the JSON
+ * record holds every phase the benchmark scripts read (bench/table.py), the auto budget makes
+ * mode switches evict and reload, the CPU profile names op types, and bad options fail with
+ * the documented exit codes. Values are checked for presence and sense, never for speed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#define SHOAL SHOAL_BINARY_DIR "/shoal"
+#define TINY SHOAL_SOURCE_DIR "/tests/runtime/data/tiny.yaml"
+
+/* Runs a command, returns its exit status and (if out) its stdout, malloc'd. */
+static int run(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 4096) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static cJSON *at(cJSON *o, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *tok = strtok(buf, "."); tok && o; tok = strtok(NULL, "."))
+        o = cJSON_GetObjectItem(o, tok);
+    if (!o)
+        fail_msg("missing %s", path);
+    return o;
+}
+
+static double num(cJSON *o, const char *path)
+{
+    cJSON *v = at(o, path);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+static void test_record(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    int rc = run(SHOAL " bench --config " TINY " --device cpu --threads 1 --iters 3 --warmup 1 --cycles 2"
+                       " --profile --json 2>/dev/null", &out);
+    assert_int_equal(rc, 0);
+    cJSON *r = cJSON_Parse(out);
+    assert_non_null(r);
+    assert_true(cJSON_IsTrue(at(r, "ok")));
+    assert_string_equal(cJSON_GetStringValue(at(r, "device")), "cpu");
+
+    const char *models[] = {"blind_road", "obstacle", "traffic_light", "shopping", "hand"};
+    const char *phases[] = {"parse_ms", "optimize_ms", "compile_ms", "plan_ms", "pack_ms", "upload_ms", "first_run_ms"};
+    for (int i = 0; i < 5; i++) {
+        char p[128];
+        for (int k = 0; k < 7; k++) {
+            snprintf(p, sizeof p, "load.models.%s.%s", models[i], phases[k]);
+            assert_true(num(r, p) >= 0);
+        }
+        snprintf(p, sizeof p, "models.%s.infer_ms.n", models[i]);
+        assert_int_equal((int)num(r, p), 3);
+        snprintf(p, sizeof p, "models.%s.latency_ms.median", models[i]);
+        double lat = num(r, p);
+        snprintf(p, sizeof p, "models.%s.infer_ms.median", models[i]);
+        assert_true(lat >= num(r, p));            /* the whole path contains the network */
+        snprintf(p, sizeof p, "models.%s.gflop.total", models[i]);
+        assert_true(num(r, p) > 0);
+        snprintf(p, sizeof p, "profile.%s.total_ms", models[i]);
+        assert_true(num(r, p) > 0);
+        snprintf(p, sizeof p, "memory.models.%s.weight_bytes", models[i]);
+        assert_true(num(r, p) > 0);
+    }
+    assert_true(num(r, "load.total_ms") >= num(r, "load.create_ms"));
+    assert_true(num(r, "profile.obstacle.ops_ms.Conv") > 0);
+    const char *modes[] = {"navigation", "crossing", "shopping"};
+    for (int k = 0; k < 3; k++) {
+        char p[128];
+        snprintf(p, sizeof p, "modes.%s.latency_ms.p99", modes[k]);
+        double p99 = num(r, p);
+        snprintf(p, sizeof p, "modes.%s.latency_ms.median", modes[k]);
+        assert_true(p99 >= num(r, p));
+    }
+    /* blind_road and shopping share their backbone: the store keeps it once */
+    assert_true(num(r, "memory.dedup_saved_bytes") > 0);
+    assert_true(num(r, "memory.weights_stored_bytes") < num(r, "memory.weights_referenced_bytes"));
+    assert_true(num(r, "memory.arena_bytes") >= num(r, "memory.activations_planned_max_bytes"));
+    assert_true(num(r, "memory.peak_rss_bytes") > 0);
+    /* the auto budget holds the largest mode but not every model: switches must swap */
+    assert_true(num(r, "switch.budget_bytes") < num(r, "switch.all_models_bytes"));
+    assert_int_equal((int)num(r, "switch.switches"), 6);
+    assert_true(num(r, "switch.loads") > 0);
+    assert_true(num(r, "switch.evictions") > 0);
+    assert_true(num(r, "switch.uploaded_bytes") > 0);
+    assert_int_equal((int)num(r, "switch.switch_ms.n"), 6);
+    assert_true(num(r, "memory_end.device_peak_bytes") <= num(r, "memory.device_peak_bytes"));
+    cJSON_Delete(r);
+    free(out);
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    assert_int_equal(run(SHOAL " bench --no-such-option 2>/dev/null", NULL), 2);
+    assert_int_equal(run(SHOAL " bench --iters 0 2>/dev/null", NULL), 2);
+    assert_int_equal(run(SHOAL " bench --config " TINY " --iters 1 --warmup 0 --budget lots 2>/dev/null", NULL), 1);
+    assert_int_equal(run(SHOAL " bench --config " TINY " --iters 1 --warmup 0 --mode nowhere 2>/dev/null", NULL), 1);
+    assert_int_equal(run(SHOAL " bench --config /nonexistent.yaml 2>/dev/null", NULL), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record),
+        cmocka_unit_test(test_bad_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
