@@ -199,11 +199,11 @@ def build_table(meta, shoal, peers, gpu):
         r.append(f"{fmt(p.load_s, 2)} ({ratio(div(shoal_load_for(shoal, p), p.load_s), 3)})" if p.load_s else "–")
     rows.append(r)
     for m in MODES:
-        if m not in shoal.modes:
+        if m not in shoal.modes and not any(m in p.modes for p in live):
             continue
         for i, q in ((0, "median"), (2, "p99")):
-            row(f"{m} {q} (ms)", shoal.modes[m][i], lambda p, m=m, i=i: p.modes[m][i] if m in p.modes else None,
-                lambda o, t, p: div(t, o))
+            row(f"{m} {q} (ms)", shoal.modes[m][i] if m in shoal.modes else None,
+                lambda p, m=m, i=i: p.modes[m][i] if m in p.modes else None, lambda o, t, p: div(t, o))
     if shoal.switch:
         r = ["mode switch median / p99 (ms)", f"{fmt(shoal.switch[0])} / {fmt(shoal.switch[1])}"]
         r += ["n/a (all resident)"] * len(live)
@@ -317,10 +317,10 @@ def main():
             lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
         lines.append("")
     if shoal.skipped:
-        lines.append(f"shoal: skipped ({shoal.skipped})")
-        gpu = True
-    else:
-        gpu = (shoal.raw or {}).get("device") == "cuda"
+        lines.append(f"**shoal did not run: {shoal.skipped}**")
+        lines.append("")
+    gpu = (shoal.raw or {}).get("device") == "cuda" or meta.get("kind") == "gpu"
+    if True:
         lines += build_table(meta, shoal, peers, gpu)
         lines.append("")
         lines.append("Ratios in brackets: latency theirs/ours (> 1: shoal faster); memory and load ours/theirs "

@@ -10,7 +10,7 @@
 #
 #   usage: scripts/gpu-check.sh [build-dir]        (default build-gpu)
 #   carry: the build dir's shoal + tests/cuda, .devlibs, .devdata (real-models, golden)
-#   env:   SHOAL_GPU_AB=1 also profiles the models in the v1 NCHW layout (same call, same card)
+#   env:   SHOAL_GPU_AB="nchw find noepi": A/B profiles of the models (same call, same card)
 #          SHOAL_REAL_MODELS (default .devdata/real-models, else ../shared/real-models)
 #          SHOAL_MODELS      (default models/)
 #          SHOAL_GOLDEN      (default .devdata/golden: pan_seg reference photo in/out as .npy)
@@ -93,13 +93,23 @@ for t in ${SHOAL_GPU_TESTS:-test_cuda_floor test_cuda_ops test_cuda_models test_
     summary="$summary\n$t: $r"
 done
 
-# A/B on the same card in the same call: the NCHW layout of v1 (SHOAL_CUDA_NCHW=1 turns the
-# channels-last choice off; everything else is this build), GPU profile lines only.
-if [ -n "${SHOAL_GPU_AB:-}" ] && [ -x "$B/tests/cuda/test_cuda_models" ]; then
-    echo "=== A/B: test_cuda_models with SHOAL_CUDA_NCHW=1 (v1 layout)"
-    SHOAL_CUDA_NCHW=1 "$B/tests/cuda/test_cuda_models" > "$LOG/test_cuda_models.nchw.log" 2>&1
-    grep -E "onnx|gpu [0-9]|failed" "$LOG/test_cuda_models.nchw.log"
-fi
+# A/B on the same card in the same call (GPU profile lines only), SHOAL_GPU_AB = a list of:
+#   nchw   SHOAL_CUDA_NCHW=1: the v1 NCHW layout (channels-last choice off)
+#   find   SHOAL_CUDA_FIND=64: cuDNN algorithms timed at compile (workspace <= 64 MiB)
+#   noepi  SHOAL_CUDA_PROFILE_NO_EPILOGUE=1: convs without the bias/act pass (wrong output:
+#          timing only, its accuracy lines fail by design)
+for v in ${SHOAL_GPU_AB:-}; do
+    case $v in
+        nchw) e=SHOAL_CUDA_NCHW=1 ;;
+        find) e=SHOAL_CUDA_FIND=64 ;;
+        noepi) e=SHOAL_CUDA_PROFILE_NO_EPILOGUE=1 ;;
+        *) echo "SHOAL_GPU_AB: unknown variant $v"; continue ;;
+    esac
+    [ -x "$B/tests/cuda/test_cuda_models" ] || continue
+    echo "=== A/B $v: test_cuda_models with $e"
+    env $e "$B/tests/cuda/test_cuda_models" > "$LOG/test_cuda_models.$v.log" 2>&1
+    grep -E "onnx|gpu [0-9]|failed" "$LOG/test_cuda_models.$v.log"
+done
 
 # shoal run on the GPU, end to end: every mode of the config, then one model by file. The
 # frame is the traffic_light reference input made into a PNG. Model paths in the config are

@@ -452,10 +452,10 @@ static int setup_contexts(shoal_runtime_t rt, sh_err *err)
     for (int c = 0; c < rt->n_contexts; c++) {
         sh_rt_context *x = &rt->contexts[c];
         x->index = c;
-        x->arena_bytes = rt->arena_bytes;
         int rc = sh_budget_reserve(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, rt->arena_bytes, err);
         if (rc)
             return sh_err_prefix(err, rc, "activation arena of context %d: ", c);
+        x->arena_bytes = rt->arena_bytes;   /* charged: destroy releases it */
         if (rt->arena_bytes && (rc = rt->backend.iface->buffer_alloc(rt->backend.ctx, rt->arena_bytes, &x->arena, err))) {
             sh_budget_release(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, rt->arena_bytes);
             x->arena_bytes = 0;

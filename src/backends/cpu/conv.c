@@ -1,4 +1,8 @@
-/* Conv and ConvTranspose, 1-D to 3-D, on OpenBLAS sgemm.
+/* Conv and ConvTranspose, 1-D to 3-D.
+ *
+ * 2-D Convs of one image run on oneDNN convolution primitives (the last section of this file,
+ * which says why it is built the way it is; docs/cpu-perf.md has the measurements). What
+ * follows here is the GEMM path every other Conv takes, and every Conv in CPU_CONV_BLAS mode:
  *
  * Conv lowers each (image, group) to one GEMM: W_g [Mg, Cg*k] x col [Cg*k, P] where col is
  * the im2col matrix in the node's workspace. 1x1 stride-1 unpadded convs read the input

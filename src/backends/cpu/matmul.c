@@ -84,7 +84,8 @@ void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, fl
     }
     gemm_job j = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
                   .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
-                  .dnnl = ctx->dnnl_engine && ctx->conv_impl != CPU_CONV_BLAS};
+                  .dnnl = ctx->dnnl_engine && ctx->conv_impl != CPU_CONV_BLAS &&
+                          ctx->blas_mode == CPU_BLAS_SPLIT};
     double flops = 2.0 * M * N * K;
     if (ctx->blas_mode == CPU_BLAS_OWN_THREADS || ctx->n_threads == 1 || flops < 2e5) {
         j.split_n = true;

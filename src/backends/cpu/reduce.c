@@ -223,12 +223,56 @@ static void softmax_range(void *arg, int64_t b, int64_t e, int tid)
     }
 }
 
+/* Softmax over a strided axis (inner > 1, e.g. YOLO's DFL over [1, 16, 4, 8400]) a block of
+ * SM_BLK adjacent lines at a time: every pass walks whole rows of the block, contiguous and
+ * vectorizable, where one line at a time strides by `inner` through memory three times.
+ * Range items are blocks: (outer index, block of inner). */
+enum { SM_BLK = 64 };
+
+static void softmax_block_range(void *arg, int64_t b, int64_t e, int tid)
+{
+    const softmax_job *j = arg;
+    const softmax_params *p = j->p;
+    int64_t L = p->len, I = p->inner, nblk = (I + SM_BLK - 1) / SM_BLK;
+    float mx[SM_BLK], sum[SM_BLK];
+    for (int64_t blk = b; blk < e; blk++) {
+        int64_t o = blk / nblk, i0 = blk % nblk * SM_BLK;
+        int64_t w = I - i0 < SM_BLK ? I - i0 : SM_BLK;
+        const float *x = j->x + o * L * I + i0;
+        float *y = j->y + o * L * I + i0;
+        for (int64_t c = 0; c < w; c++) {
+            mx[c] = -INFINITY;
+            sum[c] = 0.0f;
+        }
+        for (int64_t k = 0; k < L; k++)
+            for (int64_t c = 0; c < w; c++)
+                mx[c] = x[k * I + c] > mx[c] ? x[k * I + c] : mx[c];
+        for (int64_t k = 0; k < L; k++)
+            for (int64_t c = 0; c < w; c++) {
+                float v = expf(x[k * I + c] - mx[c]);
+                y[k * I + c] = v;
+                sum[c] += v;
+            }
+        for (int64_t c = 0; c < w; c++)
+            sum[c] = 1.0f / sum[c];
+        for (int64_t k = 0; k < L; k++)
+            for (int64_t c = 0; c < w; c++)
+                y[k * I + c] *= sum[c];
+    }
+    (void)tid;
+}
+
 static int softmax_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const softmax_params *p = vp;
     softmax_job j = {.p = p, .x = ex->t[p->x], .y = ex->t[p->y]};
     if (p->len == 0)
         return 0;
+    if (p->inner >= SM_BLK) {
+        int64_t nblk = (p->inner + SM_BLK - 1) / SM_BLK;
+        cpu_parallel_for(ex->ctx->pool, p->outer * nblk, 1 + 128 / (p->len + 1), softmax_block_range, &j);
+        return 0;
+    }
     cpu_parallel_for(ex->ctx->pool, p->outer * p->inner, 1 + 8192 / (p->len + 1), softmax_range, &j);
     return 0;
 }

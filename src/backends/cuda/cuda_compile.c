@@ -3,13 +3,15 @@
  * graph boundary), and weight packing.
  *
  * Storage contract (backend.h): graph inputs and outputs are fp32 NCHW on the device, as the
- * runtime hands them over; every other activation is fp16 NCHW. A node that reads an fp32
+ * runtime hands them over; every other activation is fp16, 4-D ones channels-last (NHWC)
+ * wherever every producer and consumer can take it (choose_layouts), the rest NCHW. A node that reads an fp32
  * tensor first converts it into an fp16 copy in its own workspace; a node that writes one
  * writes fp16 into its workspace and converts on the way out. So every kernel sees fp16 only,
  * and the conversions cost one pass over the (small) input image and outputs.
  *
- * Weights: every constant a kernel reads is packed as fp16 in its ONNX row-major layout
- * (conv weights KCRS, which is what cuDNN wants for NCHW); values beyond fp16's range saturate.
+ * Weights: every constant a kernel reads is packed as fp16 in its ONNX row-major layout,
+ * except the weights of channels-last convs, packed KRSC as cuDNN wants for NHWC; values
+ * beyond fp16's range saturate.
  * Constants read only at compile time (shapes, pads, scales, indices) are not uploaded. */
 #include "backends/cuda/cuda_ops.h"
 
@@ -297,7 +299,7 @@ static int conv_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
                       sh_cuda_prog *cp, sh_err *err)
 {
     /* channels-last first (tensor-core implicit GEMM); NCHW where cuDNN has nothing for it */
-    bool want_cl = n->op == SH_OP_CONV;
+    bool want_cl = n->op == SH_OP_CONV && !cp->all_nchw;
     int rc = conv_setup_layout(c, g, n, cn, cp, want_cl, err);
     if (rc && want_cl && cn->kind == NK_CONV) {
         if (cn->xd) cudnnDestroyTensorDescriptor(cn->xd);
@@ -350,6 +352,7 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
         return rc;
     cn->kind = tr ? NK_CONVT : NK_CONV;
     cn->conv_nhwc = cl;
+    cn->no_epilogue = getenv("SHOAL_CUDA_PROFILE_NO_EPILOGUE") != NULL;
     int xi = n->inputs[0], yi = n->outputs[0];
     /* graph inputs/outputs (fp32, staged as fp16 NCHW) and NCHW tensors are converted */
     cn->x_cvt = cl != (cp->nhwc[xi] && !cp->f32[xi]) && !same_in_both_layouts(&x->shape);
@@ -416,7 +419,26 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
     size_t ws = 0;
     if (!tr) {
         cudnnConvolutionFwdAlgoPerf_t perf[8];
-        SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
+        /* SHOAL_CUDA_FIND=<MiB>: time the algorithms once (cudnnFind, which allocates its own
+         * scratch outside the budget) and take the fastest whose workspace fits <MiB>. */
+        const char *find = getenv("SHOAL_CUDA_FIND");
+        size_t find_cap = find ? (size_t)atol(find) << 20 : 0;
+        bool found = false;
+        if (find && cudnnFindConvolutionForwardAlgorithm(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got,
+                                                         perf) == CUDNN_STATUS_SUCCESS) {
+            for (int j = 0; j < got && !found; j++) {
+                if (perf[j].status == CUDNN_STATUS_SUCCESS && perf[j].memory <= find_cap) {
+                    perf[0] = perf[j];
+                    got = 1;
+                    found = true;
+                }
+            }
+            if (found)
+                SH_DNN(c, err, cudnnSetConvolutionMathType(cn->cd, perf[0].mathType));
+        }
+        (void)cudaGetLastError();
+        if (!found)
+            SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
         int i = 0;
         while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
             i++;
@@ -847,7 +869,9 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
                            ts->name);
         }
     }
-    if (!getenv("SHOAL_CUDA_NCHW"))
+    /* SHOAL_CUDA_NCHW=1: v1's layout (NCHW everywhere, convs too), for A/B runs */
+    cp->all_nchw = getenv("SHOAL_CUDA_NCHW") != NULL;
+    if (!cp->all_nchw)
         choose_layouts(g, p, cp);
     for (int k = 0; k < g->n_nodes; k++) {
         int rc = build_node(c, g, p, cp, k, err);

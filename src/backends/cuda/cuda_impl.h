@@ -97,6 +97,7 @@ typedef struct sh_cuda_node {
     /* channels-last: cuDNN computes in conv_nhwc; an input or output stored in the other
      * layout is converted through the op's scratch (x_cvt/y_cvt, offsets in the scratch) */
     bool conv_nhwc, x_cvt, y_cvt;
+    bool no_epilogue;           /* SHOAL_CUDA_PROFILE_NO_EPILOGUE: timing experiments only (wrong output) */
     size_t xcv_off, ycv_off, dnn_ws_bytes;
     sh_k_copy xcv_copy, ycv_copy;
     /* others */
@@ -121,6 +122,7 @@ typedef struct sh_cuda_prog {
     bool *f32;                  /* [n_tensors] stored as fp32 on the device (graph inputs/outputs) */
     bool *nhwc;                 /* [n_tensors] 4-D fp16 activation stored channels-last */
     bool *krsc;                 /* [n_tensors] conv weight packed [K, R, S, C] (channels-last conv) */
+    bool all_nchw;              /* SHOAL_CUDA_NCHW set at compile: no channels-last anywhere */
     bool capture_failed;        /* cuDNN refused capture once: run eagerly from then on */
     struct {
         unsigned long binding_id;

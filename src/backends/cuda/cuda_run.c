@@ -65,7 +65,7 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
         SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
                                                cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, scr,
                                                cn->dnn_ws_bytes, &zero, cn->yd, yc));
-        if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
+        if ((in_ptr(g, n, cn, tp, ws, 2) || cn->act.act) && !cn->no_epilogue)
             SH_CU(c, err, sh_k_bias_act(yc, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
                                         cn->conv_inner, cn->act, s));
         if (cn->y_cvt)
