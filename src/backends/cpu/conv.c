@@ -431,8 +431,9 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
  * A 2-D Conv (one image) becomes oneDNN convolution primitives created at compile time, with
  * bias and the node's fused activation as an eltwise post-op. oneDNN picks brgconv on AVX-512,
  * which wants NHWC: the node transposes its NCHW input into the workspace, convolves, and
- * transposes the NHWC result back (transpose_range; oneDNN 2.6's own reorder for this was
- * 50-100x slower here). Weights are reordered once, by pack_weight, into the layout the
+ * transposes the NHWC result back (transpose_tiles; oneDNN 2.6's own reorder for this was
+ * 50-100x slower here), except on conv -> conv edges, which stay NHWC (cpu_conv_link_nhwc).
+ * Weights are reordered once, by pack_weight, into the layout the
  * primitive chose, when the weight tensor feeds this node only (else plain OIHW is asked for).
  *
  * Threading: Debian's oneDNN runs on OpenMP, whose idle threads spin (OMP_WAIT_POLICY is
@@ -459,6 +460,7 @@ struct dnnl_conv {
     dnnl_primitive_t w_reorder;
     dnnl_memory_t m_wsrc, m_wdst;       /* pack-time reorder endpoints */
     size_t off_src_t, off_dst_t;        /* NHWC input and output in the workspace */
+    size_t scratch_bytes, src_t_bytes, dst_t_bytes;
 };
 
 void cpu_dnnl_init(cpu_ctx *ctx)
@@ -605,12 +607,9 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
             dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
             goto out;
     }
-    /* NHWC input and output first in the workspace, then one scratchpad per band. */
+    /* One scratchpad per band first in the workspace, then the NHWC input and output (last,
+     * so that cpu_conv_link_nhwc can drop them). */
     size_t ws = 0;
-    d->off_src_t = ws;
-    ws += align64((size_t)(p->C * p->Pin) * sizeof(float));
-    d->off_dst_t = ws;
-    ws += align64((size_t)(p->M * p->P) * sizeof(float));
     int nb = ctx->n_threads < OH ? ctx->n_threads : (int)OH;
     if (nb > DNNL_MAX_BANDS)
         nb = DNNL_MAX_BANDS;
@@ -665,7 +664,12 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
         pp->pack = dnnl_conv_pack;
         pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(&wchosen);
     }
-    pp->p->workspace_bytes[pp->k] = ws;
+    d->scratch_bytes = ws;
+    d->src_t_bytes = align64((size_t)(p->C * p->Pin) * sizeof(float));
+    d->dst_t_bytes = align64((size_t)(p->M * p->P) * sizeof(float));
+    d->off_src_t = ws;
+    d->off_dst_t = ws + d->src_t_bytes;
+    pp->p->workspace_bytes[pp->k] = ws + d->src_t_bytes + d->dst_t_bytes;
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
@@ -807,9 +811,16 @@ static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params
 /* After every node is prepared: a tensor that only oneDNN convs read, written by a oneDNN
  * conv, and not a graph output stays NHWC between them, so neither side transposes it (the
  * 3x3 -> 3x3 pairs of YOLO bottlenecks and heads, the mask-prototype chain). It has the same
- * size in either layout (one image), so the plan does not change; the workspace keeps room
- * for the transposes the node no longer does. */
-void cpu_conv_link_nhwc(const sh_graph *g, cpu_kernel_fn const *fns, void *const *params)
+ * size in either layout (one image), so the plan does not change, except that workspaces
+ * lose the NHWC copies their node no longer makes. */
+static void shrink_workspace(sh_program *prog, int k, conv_params *p)
+{
+    dnnl_conv *d = p->dnn;
+    d->off_dst_t = d->scratch_bytes + (p->in_nhwc ? 0 : d->src_t_bytes);
+    prog->workspace_bytes[k] = d->off_dst_t + (p->out_nhwc ? 0 : d->dst_t_bytes);
+}
+
+void cpu_conv_link_nhwc(sh_program *prog, const sh_graph *g, cpu_kernel_fn const *fns, void *const *params)
 {
     for (int k = 0; k < g->n_nodes; k++) {
         if (fns[k] != conv_run || !((conv_params *)params[k])->dnn)
@@ -841,4 +852,7 @@ void cpu_conv_link_nhwc(const sh_graph *g, cpu_kernel_fn const *fns, void *const
             if (fns[c] == conv_run && !g->nodes[c].dead && g->nodes[c].n_inputs > 0 && g->nodes[c].inputs[0] == pk->y)
                 ((conv_params *)params[c])->in_nhwc = true;
     }
+    for (int k = 0; k < g->n_nodes; k++)
+        if (fns[k] == conv_run && ((conv_params *)params[k])->dnn)
+            shrink_workspace(prog, k, params[k]);
 }

@@ -336,7 +336,7 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
             fns[k] = impl->nodes[k].fn;
             prm[k] = impl->nodes[k].params;
         }
-        cpu_conv_link_nhwc(g, fns, prm);
+        cpu_conv_link_nhwc(p, g, fns, prm);
         sh_free(ctx->alloc, fns);
         sh_free(ctx->alloc, prm);
     }

@@ -134,8 +134,9 @@ void cpu_apply_act(float *x, int64_t n, sh_act act, float a, float b);
 void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Marks conv -> conv edges that stay NHWC (conv.c); fns/params are the nodes' [n_nodes]. */
-void cpu_conv_link_nhwc(const sh_graph *g, cpu_kernel_fn const *fns, void *const *params);
+/* Marks conv -> conv edges that stay NHWC and sizes those convs' workspaces (conv.c);
+ * fns/params are the nodes' [n_nodes]. */
+void cpu_conv_link_nhwc(sh_program *prog, const sh_graph *g, cpu_kernel_fn const *fns, void *const *params);
 /* oneDNN engine/stream for ctx (conv.c); failure leaves them NULL and Conv on OpenBLAS. */
 void cpu_dnnl_init(cpu_ctx *ctx);
 void cpu_dnnl_fini(cpu_ctx *ctx);
