@@ -5,6 +5,7 @@
  * deduplicated, and kept in the host cache when it is on). Each execution context gets one
  * activation arena sized to the largest plan, charged to the budget up front. The residency
  * manager then decides which models' weights are on the device. */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -199,7 +200,9 @@ static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     if ((rc = sh_weight_store_register(rt->weights, m->id, m->prog, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->pack_ms = (mono_s() - t) * 1e3;
-    if (rt->host_cache_unlimited)
+    /* Models not loaded at create give their host copy back now; their first load reads the
+     * file again. Keeping five models' fp32 weights around would double peak memory. */
+    if (rt->host_cache_unlimited || (!rt->host_cache_on && !m->cfg->preload))
         drop_consts(rt, m);
 
     size_t nt = (size_t)m->graph->n_tensors, nn = (size_t)(m->graph->n_nodes ? m->graph->n_nodes : 1);
@@ -317,8 +320,10 @@ static int load_cb(void *user, int id, sh_err *err)
     rc = sh_weight_store_load(rt->weights, id, m->prog, m->weight_ptrs, err);
     if (rc)
         return sh_err_prefix(err, rc, "loading model '%s': ", m->cfg->name);
-    if (!rt->host_cache_on)
+    if (!rt->host_cache_on) {
         drop_consts(rt, m);
+        malloc_trim(0);
+    }
     if (adds != SIZE_MAX) {
         pthread_mutex_lock(&rt->stats_lock);
         m->load_bytes_total += adds;
@@ -527,6 +532,7 @@ static int create(const shoal_runtime_params *p, const sh_runtime_internal_param
         return rc;
     if (p->start_monitor && (rc = sh_rt_monitor_start(rt, err)))
         return rc;
+    malloc_trim(0);   /* hand the parse buffers of the load back to the system */
     return 0;
 }
 
