@@ -50,10 +50,10 @@ mkdir -p "$RES"
 rm -f "$RES"/*.json
 log() { echo "[run_cpu] $*" >&2; }
 NOTE=""
-if ! "$SHOAL" plan --config "$CONFIG" >/dev/null 2>"$RES/config.err"; then
+if ! "$SHOAL" plan --config "$CONFIG" >/dev/null 2>"${TMPDIR:-/tmp}/shoal-config.err"; then
     # The product config is written alongside the runtime; until shoal reads it, the test
     # fixture for the same five models stands in, and the table says so.
-    NOTE="shoal could not read $CONFIG ($(head -c 200 "$RES/config.err" | tr -d '"\\' | tr '\n' ' ')); ran tests/runtime/data/reference.yaml (the same five models)"
+    NOTE="shoal could not read $CONFIG ($(head -c 200 "${TMPDIR:-/tmp}/shoal-config.err" | tr -d '"\\' | tr '\n' ' ')); ran tests/runtime/data/reference.yaml (the same five models)"
     log "$NOTE"
     CONFIG=tests/runtime/data/reference.yaml
 fi
@@ -67,6 +67,8 @@ TORCH_V=$($PY -c 'import torch; print(torch.__version__)' 2>/dev/null || echo no
 ORT_V=$(node -e 'console.log(require("./bench/node_modules/onnxruntime-node/package.json").version)' 2>/dev/null || echo none)
 NODE_V=$(node --version 2>/dev/null || echo none)
 BLAS_V=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo "?")
+DNNL_V=$(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || echo "?")
+ISA=$(grep -m1 -o -w 'avx512f' /proc/cpuinfo || grep -m1 -o -w 'avx2' /proc/cpuinfo)
 GCC_V=$(gcc -dumpversion 2>/dev/null || echo "?")
 SHOAL_V=$("$SHOAL" --version 2>/dev/null | awk '{print $2}')
 GIT_V=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo "+dirty")
@@ -99,11 +101,11 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 $PY - "$RES/meta.json" <<EOF
 import json, sys, datetime
-json.dump(dict(kind="cpu", machine="$CPU, $(nproc) cores", os="$OS", threads=$THREADS, iters=$ITERS,
+json.dump(dict(kind="cpu", machine="$CPU, $(nproc) cores ($ISA)", os="$OS", threads=$THREADS, iters=$ITERS,
                warmup=$WARMUP, config="$CONFIG",
                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                load_before="$LOAD_BEFORE", load_after="$LOAD_AFTER",
-               versions={"shoal": "$SHOAL_V ($GIT_V)", "gcc": "$GCC_V", "OpenBLAS": "$BLAS_V",
+               versions={"shoal": "$SHOAL_V ($GIT_V)", "gcc": "$GCC_V", "OpenBLAS": "$BLAS_V", "oneDNN": "$DNNL_V",
                          "PyTorch": "$TORCH_V", "onnxruntime-node": "$ORT_V", "node": "$NODE_V"},
                notes=[n for n in ["""$NOTE"""] if n]),
           open(sys.argv[1], "w"), indent=1)

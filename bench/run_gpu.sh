@@ -9,12 +9,15 @@
 #
 #   bench/run_gpu.sh [-b BUILD_DIR_OR_SHOAL_BINARY] [-o RESULTS_DIR] [-n ITERS] [-w WARMUP]
 #                    [-c CONFIG] [--configs "fp32_eager ... compile"] [--deadline SECONDS]
-#                    [--compile-limit SECONDS]
+#                    [--compile-limit SECONDS] [--no-shoal]
 #
 # Defaults: build-gpu, bench/results/gpu, 100 iterations after 10 warmup runs,
 # configs/aiglasses.yaml, every PyTorch configuration, a 560 s deadline for the whole script
 # (the device tool stops a command at 600 s) and at most 240 s for torch.compile. A step that
-# does not fit in what is left of the deadline is skipped and the table says so.
+# does not fit in what is left of the deadline is skipped and the table says so. --no-shoal
+# runs only the PyTorch configurations (no export, no shoal): for a second call that gives
+# torch.compile the whole deadline, e.g. --no-shoal --configs compile --compile-limit 500 -o DIR;
+# copy DIR/pytorch_compile.json into the first run's folder and rerun bench/table.py there.
 #
 # From the build machine (the device tool's run; carry the shoal binary's build folder, or just
 # the binary, and the Debian libraries it links):
@@ -32,6 +35,7 @@ CONFIG=configs/aiglasses.yaml
 PT_CONFIGS="fp32_eager fp16_eager_bnfold fp16_cudnn_benchmark fp16_cuda_graphs compile"
 DEADLINE=560
 COMPILE_LIMIT=240
+RUN_SHOAL=1
 while [ $# -gt 0 ]; do
     case $1 in
         -b) BUILD=$2; shift 2 ;;
@@ -42,7 +46,8 @@ while [ $# -gt 0 ]; do
         --configs) PT_CONFIGS=$2; shift 2 ;;
         --deadline) DEADLINE=$2; shift 2 ;;
         --compile-limit) COMPILE_LIMIT=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --no-shoal) RUN_SHOAL=0; shift ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "run_gpu.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -99,7 +104,11 @@ if [ -z "$CUDNN" ] || [ ! -d "$CUDNN/lib" ]; then
     CUDNN=${L:+$(dirname "$(dirname "$L")")}
 fi
 DEV=/tmp/shoal-devlibs
-[ -f .devlibs/devlibs.tar.xz ] && mkdir -p $DEV && tar -xJf .devlibs/devlibs.tar.xz -C $DEV
+# devlibs.tar.xz, then devlibs-extra.tar.xz (oneDNN, libgomp, gnutls, ...: every non-libc
+# library the binary links, from the build machine); only shoal's commands see them.
+for f in .devlibs/devlibs.tar.xz .devlibs/devlibs-extra.tar.xz; do
+    [ -f $f ] && mkdir -p $DEV && tar -xJf $f -C $DEV
+done
 SHOAL_LD="${CUDNN:+$CUDNN/lib:}$DEV/usr/lib/x86_64-linux-gnu:$DEV/usr/lib/x86_64-linux-gnu/openblas-pthread:$DEV/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 SHOAL_V=none
 if [ -x "$SHOAL" ]; then
@@ -112,32 +121,36 @@ fi
 # Both build the same seeded networks on the CPU; they run side by side (16 cores) before
 # anything is timed. The PyTorch runner's own first step then finds its cache filled.
 export SHOAL_BENCH_CACHE=/tmp/shoal-bench-weights
+log "filling PyTorch's weight cache (background)"
+timeout 150 python3 bench/pytorch_runner.py --config fp32_eager --device cpu --generate-only --threads 6 \
+    >"$RES/weights.log" 2>&1 &
+GEN=$!
 have=1
 for n in blind_road obstacle shopping traffic_light hand; do [ -s models/$n.onnx ] || have=0; done
-if [ "$have" = 1 ]; then
+if [ "$RUN_SHOAL" = 0 ]; then
+    EXPORTED="blind_road obstacle shopping traffic_light hand"   # not needed: no shoal run
+elif [ "$have" = 1 ]; then
     log "models/ already holds the five models (not exported again)"
     EXPORTED="blind_road obstacle shopping traffic_light hand"
 else
-    log "exporting the reference models with PyTorch $TORCH_V (and filling PyTorch's weight cache)"
-    timeout 100 python3 bench/pytorch_runner.py --config fp32_eager --device cpu --generate-only --threads 6 \
-        >"$RES/weights.log" 2>&1 &
-    GEN=$!
+    log "exporting the reference models with PyTorch $TORCH_V"
     timeout $(( $(left) > 300 ? 240 : $(left) - 60 )) python3 bench/gpu_export.py --out models --threads 8 \
         > "$RES/export.json" 2>"$RES/export.log"
     rc=$?
     tail -n 20 "$RES/export.log"
-    wait $GEN || log "weight cache generation failed (rc $?); pytorch_runner will retry it"
     EXPORTED=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["exported"]))' \
                "$RES/export.json" 2>/dev/null)
     [ $rc -ne 0 ] && log "gpu_export.py exited $rc"
 fi
+wait $GEN || log "weight cache generation failed (rc $?); pytorch_runner will retry it"
+log "weight cache ready"
 FAILED=""
 for n in blind_road obstacle shopping traffic_light hand; do
     case " $EXPORTED " in *" $n "*) ;; *) FAILED="$FAILED $n" ;; esac
 done
 
 # --- shoal ------------------------------------------------------------------------------------
-if [ -x "$SHOAL" ] && ! LD_LIBRARY_PATH=$SHOAL_LD "$SHOAL" plan --config "$CONFIG" --device cpu >/dev/null 2>"$RES/config.err"; then
+if [ "$RUN_SHOAL" = 1 ] && [ -x "$SHOAL" ] && ! LD_LIBRARY_PATH=$SHOAL_LD "$SHOAL" plan --config "$CONFIG" --device cpu >/dev/null 2>"$RES/config.err"; then
     # Until shoal reads the product config, the test fixture for the same five models stands in.
     NOTES+=("shoal could not read $CONFIG ($(head -c 200 "$RES/config.err" | tr -d '"\\' | tr '\n' ' ')); ran tests/runtime/data/reference.yaml (the same five models)")
     log "${NOTES[-1]}"
@@ -162,7 +175,9 @@ if not c["models"]:
 yaml.safe_dump(c, open(dst, "w"), default_flow_style=False, sort_keys=False)
 EOF
 fi
-if [ ! -x "$SHOAL" ]; then
+if [ "$RUN_SHOAL" = 0 ]; then
+    log "shoal not run (--no-shoal)"
+elif [ ! -x "$SHOAL" ]; then
     skip shoal "no shoal binary at $SHOAL (carry the CUDA build)"
 elif [ -z "$BCONFIG" ]; then
     skip shoal "no model could be exported on this machine"

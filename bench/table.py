@@ -213,6 +213,25 @@ def build_table(meta, shoal, peers, gpu):
     return lines
 
 
+def model_table(shoal, peers):
+    """Per-model network medians, the finer grain behind the per-mode rows."""
+    live = [p for p in peers if not p.skipped]
+    names = [m for m in ("blind_road", "obstacle", "traffic_light", "shopping", "hand")
+             if m in shoal.models or any(m in p.models for p in live)]
+    if not names:
+        return []
+    head = ["model, median (ms)", "shoal"] + [p.label for p in live]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in names:
+        ours = shoal.models[m][0] if m in shoal.models else None
+        r = [m, fmt(ours)]
+        for p in live:
+            t = p.models[m][0] if m in p.models else None
+            r.append(f"{fmt(t)} ({ratio(div(t, ours))})" if t is not None else "–")
+        lines.append("| " + " | ".join(r) + " |")
+    return lines
+
+
 def targets(shoal, peers, gpu):
     """The issue's targets, each with PASS or SHORT and by how much."""
     by = {p.key: p for p in peers if not p.skipped}
@@ -323,6 +342,9 @@ def main():
     if True:
         lines += build_table(meta, shoal, peers, gpu)
         lines.append("")
+        mt = model_table(shoal, peers)
+        if mt:
+            lines += mt + [""]
         lines.append("Ratios in brackets: latency theirs/ours (> 1: shoal faster); memory and load ours/theirs "
                      "(< 1: shoal smaller/quicker). Latency is the network alone for every column (shoal's \"infer\": "
                      + ("input upload, run, output download and sync, host wall clock; PyTorch: CUDA events around "

@@ -61,7 +61,11 @@ static void usage(FILE *f)
             "shared, stored), planned activations, arenas, peak RSS and, on a GPU, the process's\n"
             "device memory from NVML. Progress goes to stderr; --json prints one JSON record on\n"
             "stdout instead of the tables, --out also writes it to a file. --profile (or\n"
-            "SHOAL_PROFILE=1) adds per-op-type times on the CPU backend.\n");
+            "SHOAL_PROFILE=1) adds per-op-type times on the CPU backend.\n"
+            "Latency is host wall clock: \"latency\" is the whole frame (preprocess, network, decode),\n"
+            "\"infer\" the network alone; on a GPU it includes the input upload, the output download\n"
+            "and the sync they imply. Inputs: each model's <model>.input.npy beside its .onnx as an\n"
+            "8-bit frame (the peers' inputs), else --image, else seeded noise.\n");
 }
 
 typedef struct bench_opts {
@@ -739,14 +743,14 @@ static int phase_switch(bench *b)
     }
     /* The pool may place a mode's weights less tightly after other modes came and went; a
      * refusal grows the budget by 4 MiB, at most 8 times in all. */
-    const int64_t step = (int64_t)4 << 20;
+    const int64_t stepb = (int64_t)4 << 20;
     int grown = 0;
     while (shoal_runtime_set_budget(b->rt, budget) != SHOAL_OK) {
         if (grown++ >= 8) {
             fail(b, "setting the budget", b->o->budget);
             return -1;
         }
-        budget += step;
+        budget += stepb;
     }
 
     double steady[MAX_MODES];
@@ -766,39 +770,37 @@ static int phase_switch(bench *b)
     int mode_n[MAX_MODES] = {0}, done = 0, n_ov = 0, rc = 0;
     for (int k = 0; k < b->n_modes; k++)
         mode_sw[k] = calloc((size_t)b->o->cycles + 1, sizeof(double));
-    /* Start in the last mode so the first measured step is a switch. */
-    if (switch_to(b, b->n_modes - 1) < 0 ||
-        run_once(b, true, b->mode_names[b->n_modes - 1], &b->frames[b->mode_first_model[b->n_modes - 1]], NULL) < 0)
-        rc = -1;
-    for (int c = 0; rc == 0 && c < b->o->cycles; c++) {
-        for (int k = 0; rc == 0 && k < b->n_modes; k++) {
-            const char *mode = b->mode_names[k];
-            if (tick(c * b->n_modes + k))
-                progress("switch cycle %d/%d: to %s", c + 1, b->o->cycles, mode);
-            double s = switch_to(b, k);
-            double f = s >= 0 ? run_once(b, true, mode, &b->frames[b->mode_first_model[k]], NULL) : -1;
-            if (s < 0 || f < 0) {
-                if (grown++ < 8 && shoal_runtime_set_budget(b->rt, budget + step) == SHOAL_OK) {
-                    budget += step;
-                    k--;
-                    continue;
-                }
-                fail(b, "switching to", mode);
-                rc = -1;
-                break;
+    /* Step -1 puts the runtime in the last mode, so the first measured step is a switch. */
+    for (int step = -1; rc == 0 && step < n; step++) {
+        int k = step < 0 ? b->n_modes - 1 : step % b->n_modes;
+        const char *mode = b->mode_names[k];
+        if (step >= 0 && tick(step))
+            progress("switch cycle %d/%d: to %s", step / b->n_modes + 1, b->o->cycles, mode);
+        double t_sw = switch_to(b, k);
+        double f = t_sw >= 0 ? run_once(b, true, mode, &b->frames[b->mode_first_model[k]], NULL) : -1;
+        if (t_sw < 0 || f < 0) {
+            if (grown++ < 8 && shoal_runtime_set_budget(b->rt, budget + stepb) == SHOAL_OK) {
+                budget += stepb;
+                step--;
+                continue;
             }
-            sw_ms[done] = s;
-            ff_ms[done] = f;
-            done++;
-            if (!isnan(steady[k]))
-                ov_ms[n_ov++] = s + f - steady[k];
-            mode_sw[k][mode_n[k]++] = s;
+            fail(b, "switching to", mode);
+            rc = -1;
+            break;
         }
+        if (step < 0)
+            continue;
+        sw_ms[done] = t_sw;
+        ff_ms[done] = f;
+        done++;
+        if (!isnan(steady[k]))
+            ov_ms[n_ov++] = t_sw + f - steady[k];
+        mode_sw[k][mode_n[k]++] = t_sw;
     }
     shoal_stats st1;
     if (shoal_runtime_get_stats(b->rt, &st1) != SHOAL_OK) {
-        shoal_stats_free(&st0);
-        return -1;
+        memset(&st1, 0, sizeof st1);
+        rc = -1;
     }
     uint64_t loads = 0, evictions = 0;
     int64_t swap_bytes = 0;
@@ -815,7 +817,8 @@ static int phase_switch(bench *b)
     cJSON_AddNumberToObject(sw, "loads", (double)loads);
     cJSON_AddNumberToObject(sw, "evictions", (double)evictions);
     cJSON_AddNumberToObject(sw, "uploaded_bytes", (double)swap_bytes);
-    cJSON_AddNumberToObject(sw, "device_peak_bytes", (double)st1.devices[0].peak_bytes);
+    if (st1.devices)
+        cJSON_AddNumberToObject(sw, "device_peak_bytes", (double)st1.devices[0].peak_bytes);
     summary s = summarize(sw_ms, done), f = summarize(ff_ms, done), ov = summarize(ov_ms, n_ov);
     cJSON_AddItemToObject(sw, "switch_ms", summary_json(&s));
     cJSON_AddItemToObject(sw, "first_frame_ms", summary_json(&f));
