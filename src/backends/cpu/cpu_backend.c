@@ -68,9 +68,12 @@ void cpu_strides(const sh_shape *s, int64_t *st)
     }
 }
 
-int cpu_const_ints(const cpu_prep *pp, int input, int64_t *vals, int cap, sh_err *err)
+/* The constant behind `input`, checked to hold at most `cap` values: its value count (0 when
+ * the input is omitted), or a negative status naming the node. */
+static int64_t const_input(const cpu_prep *pp, int input, int cap, const sh_tensor **out, sh_err *err)
 {
     const sh_tensor *t = cpu_in(pp, input);
+    *out = t;
     if (!t)
         return 0;
     if (!t->is_const)
@@ -80,39 +83,34 @@ int cpu_const_ints(const cpu_prep *pp, int input, int64_t *vals, int cap, sh_err
     if (n < 0 || n > cap)
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): input '%s' has %lld values (max %d)",
                        pp->n->name, sh_op_name(pp->n->op), t->name, (long long)n, cap);
-    for (int64_t i = 0; i < n; i++) {
-        if (t->dtype == SH_DT_INT64)
-            vals[i] = ((const int64_t *)t->data)[i];
-        else if (t->dtype == SH_DT_INT32)
-            vals[i] = ((const int32_t *)t->data)[i];
-        else
-            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): input '%s' must be int32/int64, not %s",
-                           pp->n->name, sh_op_name(pp->n->op), t->name, sh_dtype_name(t->dtype));
-    }
+    return n;
+}
+
+int cpu_const_ints(const cpu_prep *pp, int input, int64_t *vals, int cap, sh_err *err)
+{
+    const sh_tensor *t;
+    int64_t n = const_input(pp, input, cap, &t, err);
+    if (n <= 0)
+        return (int)n;
+    if (t->dtype != SH_DT_INT64 && t->dtype != SH_DT_INT32)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): input '%s' must be int32/int64, not %s",
+                       pp->n->name, sh_op_name(pp->n->op), t->name, sh_dtype_name(t->dtype));
+    for (int64_t i = 0; i < n; i++)
+        vals[i] = t->dtype == SH_DT_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
     return (int)n;
 }
 
 int cpu_const_floats(const cpu_prep *pp, int input, double *vals, int cap, sh_err *err)
 {
-    const sh_tensor *t = cpu_in(pp, input);
-    if (!t)
-        return 0;
-    if (!t->is_const)
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): input %d '%s' must be a constant "
-                       "(static shapes)", pp->n->name, sh_op_name(pp->n->op), input, t->name);
-    int64_t n = cpu_numel(t);
-    if (n < 0 || n > cap)
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): input '%s' has %lld values (max %d)",
-                       pp->n->name, sh_op_name(pp->n->op), t->name, (long long)n, cap);
-    for (int64_t i = 0; i < n; i++) {
-        if (t->dtype == SH_DT_FLOAT32)
-            vals[i] = ((const float *)t->data)[i];
-        else if (t->dtype == SH_DT_FLOAT64)
-            vals[i] = ((const double *)t->data)[i];
-        else
-            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): input '%s' must be float, not %s",
-                           pp->n->name, sh_op_name(pp->n->op), t->name, sh_dtype_name(t->dtype));
-    }
+    const sh_tensor *t;
+    int64_t n = const_input(pp, input, cap, &t, err);
+    if (n <= 0)
+        return (int)n;
+    if (t->dtype != SH_DT_FLOAT32 && t->dtype != SH_DT_FLOAT64)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): input '%s' must be float, not %s",
+                       pp->n->name, sh_op_name(pp->n->op), t->name, sh_dtype_name(t->dtype));
+    for (int64_t i = 0; i < n; i++)
+        vals[i] = t->dtype == SH_DT_FLOAT32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
     return (int)n;
 }
 
