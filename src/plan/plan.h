@@ -40,6 +40,7 @@ typedef enum sh_plan_strategy {
     SH_PLAN_GREEDY_SIZE_TIGHT, /* largest block first, tightest hole that fits (TFLite Micro) */
     SH_PLAN_GREEDY_BREADTH,    /* largest size x lifetime first, tightest hole */
     SH_PLAN_BEST_FIT,          /* execution order, smallest free hole that fits (ggml-alloc) */
+    SH_PLAN_GREEDY_JITTER,     /* greedy-by-size over 48 seeded perturbed orders, best kept */
     SH_PLAN_AUTO,              /* all of the above, smallest arena wins */
     SH_PLAN_STRATEGY_COUNT
 } sh_plan_strategy;
