@@ -98,23 +98,6 @@ static void free_list(char **v, int n)
     free(v);
 }
 
-static double load_as_double(const void *p, sh_dtype d, int64_t i)
-{
-    switch (d) {
-    case SH_DT_FLOAT32: return ((const float *)p)[i];
-    case SH_DT_FLOAT64: return ((const double *)p)[i];
-    case SH_DT_INT8: return ((const int8_t *)p)[i];
-    case SH_DT_INT16: return ((const int16_t *)p)[i];
-    case SH_DT_INT32: return ((const int32_t *)p)[i];
-    case SH_DT_INT64: return (double)((const int64_t *)p)[i];
-    case SH_DT_UINT8: case SH_DT_BOOL: return ((const uint8_t *)p)[i];
-    case SH_DT_UINT16: return ((const uint16_t *)p)[i];
-    case SH_DT_UINT32: return ((const uint32_t *)p)[i];
-    case SH_DT_UINT64: return (double)((const uint64_t *)p)[i];
-    default: return NAN;
-    }
-}
-
 typedef struct cmp_result {
     double max_abs, max_rel, rel_l2;
     int64_t n_bad;
@@ -126,7 +109,7 @@ static void compare(const void *out, const void *ref, sh_dtype dt, int64_t n, co
     double se = 0.0, sr = 0.0;
     memset(r, 0, sizeof *r);
     for (int64_t i = 0; i < n; i++) {
-        double a = load_as_double(out, dt, i), b = load_as_double(ref, dt, i);
+        double a = sh_dtype_load_f64(out, dt, i), b = sh_dtype_load_f64(ref, dt, i);
         if (isnan(a) || isnan(b)) {
             if (!(isnan(a) && isnan(b)))
                 r->n_bad++;

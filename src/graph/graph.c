@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,23 @@ const char *sh_dtype_name(sh_dtype dt)
         "undefined", "float32", "float16", "float64", "int8", "int16", "int32", "int64",
         "uint8", "uint16", "uint32", "uint64", "bool"};
     return (unsigned)dt < SH_DT_COUNT ? names[dt] : "?";
+}
+
+double sh_dtype_load_f64(const void *p, sh_dtype d, int64_t i)
+{
+    switch (d) {
+    case SH_DT_FLOAT32: return ((const float *)p)[i];
+    case SH_DT_FLOAT64: return ((const double *)p)[i];
+    case SH_DT_INT8: return ((const int8_t *)p)[i];
+    case SH_DT_INT16: return ((const int16_t *)p)[i];
+    case SH_DT_INT32: return ((const int32_t *)p)[i];
+    case SH_DT_INT64: return (double)((const int64_t *)p)[i];
+    case SH_DT_UINT8: case SH_DT_BOOL: return ((const uint8_t *)p)[i];
+    case SH_DT_UINT16: return ((const uint16_t *)p)[i];
+    case SH_DT_UINT32: return ((const uint32_t *)p)[i];
+    case SH_DT_UINT64: return (double)((const uint64_t *)p)[i];
+    default: return NAN;
+    }
 }
 
 int64_t sh_shape_numel(const sh_shape *s)

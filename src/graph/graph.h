@@ -36,6 +36,8 @@ typedef enum sh_dtype {
 
 size_t sh_dtype_size(sh_dtype dt);          /* 0 for UNDEFINED */
 const char *sh_dtype_name(sh_dtype dt);
+/* Element i of an array of dtype dt, as a double (NAN for UNDEFINED/FLOAT16). */
+double sh_dtype_load_f64(const void *p, sh_dtype dt, int64_t i);
 
 #define SH_MAX_DIMS 8
 

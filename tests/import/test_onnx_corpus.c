@@ -50,7 +50,7 @@ static const char *prepare(const char *file, int ext, char *path, size_t cap)
         return path;
     }
     char dir[PATH_MAX + 64], p[PATH_MAX + 160];
-    snprintf(dir, sizeof dir, "%s/model_%s", tmp_root, file);
+    assert_true(snprintf(dir, sizeof dir, "%s/model_%s", tmp_root, file) < (int)sizeof dir);
     mkdir(dir, 0700);
     snprintf(p, sizeof p, "%s/w.bin", dir);
     write_floats(p);
@@ -61,7 +61,7 @@ static const char *prepare(const char *file, int ext, char *path, size_t cap)
     unlink(link_path);
     assert_int_equal(symlink(p, link_path), 0);
     snprintf(p, sizeof p, "%s/%s", CORPUS, file);
-    snprintf(path, cap, "%s/%s", dir, file);
+    assert_true(snprintf(path, cap, "%s/%s", dir, file) < (int)cap);
     copy_file(p, path);
     /* w.bin also one level up, so a '../w.bin' escape would find a file if it were allowed */
     snprintf(p, sizeof p, "%s/w.bin", tmp_root);

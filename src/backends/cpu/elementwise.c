@@ -421,23 +421,6 @@ static bool dt_is_float(sh_dtype d)
     return d == SH_DT_FLOAT32 || d == SH_DT_FLOAT64;
 }
 
-static double load_f(const void *p, sh_dtype d, int64_t i)
-{
-    switch (d) {
-    case SH_DT_FLOAT32: return ((const float *)p)[i];
-    case SH_DT_FLOAT64: return ((const double *)p)[i];
-    case SH_DT_INT8: return ((const int8_t *)p)[i];
-    case SH_DT_INT16: return ((const int16_t *)p)[i];
-    case SH_DT_INT32: return ((const int32_t *)p)[i];
-    case SH_DT_INT64: return (double)((const int64_t *)p)[i];
-    case SH_DT_UINT8: case SH_DT_BOOL: return ((const uint8_t *)p)[i];
-    case SH_DT_UINT16: return ((const uint16_t *)p)[i];
-    case SH_DT_UINT32: return ((const uint32_t *)p)[i];
-    case SH_DT_UINT64: return (double)((const uint64_t *)p)[i];
-    default: return 0;
-    }
-}
-
 static int64_t load_i(const void *p, sh_dtype d, int64_t i)
 {
     switch (d) {
@@ -496,10 +479,10 @@ static int cast_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err
     }
     if (dt_is_float(p->from))
         for (int64_t i = 0; i < p->n; i++)
-            store_f(y, p->to, i, load_f(x, p->from, i));
+            store_f(y, p->to, i, sh_dtype_load_f64(x, p->from, i));
     else if (dt_is_float(p->to))
         for (int64_t i = 0; i < p->n; i++)
-            store_f(y, p->to, i, load_f(x, p->from, i));
+            store_f(y, p->to, i, sh_dtype_load_f64(x, p->from, i));
     else
         for (int64_t i = 0; i < p->n; i++)
             store_i(y, p->to, i, load_i(x, p->from, i));
