@@ -99,6 +99,50 @@ static void c_conv_dw5(void) { conv_case(16, 16, 20, 5, 1, 2, 16, false, SH_ACT_
 static void c_convt(void) { conv_case(16, 8, 10, 2, 2, 0, 1, true, SH_ACT_NONE, true); }
 static void c_convt3(void) { conv_case(8, 8, 9, 3, 2, 1, 1, true, SH_ACT_RELU, true); }
 
+/* Shapes that reach each path of the own implicit-GEMM conv (igemm.cu, tile by
+ * sh_k_igemm_plan on an H100): split K, each tile shape, a partial column tile, an odd
+ * channel count (plain loads), dilation. */
+static void c_conv_splitk(void) { conv_case(256, 128, 10, 3, 1, 1, 1, true, SH_ACT_SILU, false); }
+static void c_conv_bigm(void) { conv_case(8, 64, 160, 3, 1, 1, 1, true, SH_ACT_RELU, false); }
+static void c_conv_midm(void) { conv_case(16, 64, 128, 1, 1, 0, 1, true, SH_ACT_RELU, false); }
+static void c_conv_n32(void) { conv_case(8, 32, 132, 3, 1, 1, 1, true, SH_ACT_RELU, false); }
+static void c_conv_partial_n(void) { conv_case(16, 48, 64, 1, 1, 0, 1, true, SH_ACT_NONE, false); }
+
+static void c_conv_odd_dil(void)
+{
+    int x = TS("x", SH(1, 6, 17, 15));
+    int w = CF("w", SH(5, 6, 3, 3), -0.5f, 0.5f);
+    int y = TS("y", SH(1, 5, 13, 11));
+    int k = N(SH_OP_CONV, IN(x, w), IN(y));
+    sh_node_set_ints(G, k, "dilations", (int64_t[]){2, 2}, 2);
+    sh_node_set_ints(G, k, "kernel_shape", (int64_t[]){3, 3}, 2);
+    sh_graph_set_inputs(G, IN(x));
+    sh_graph_set_outputs(G, IN(y));
+}
+
+/* A YOLO bottleneck: a + silu(conv(silu(conv(a)))), the Add folded into the second conv. */
+static void c_conv_residual(void)
+{
+    int x = TS("x", SH(1, 32, 20, 20)), a = TS("a", SH(1, 32, 20, 20));
+    int h = TS("h", SH(1, 32, 20, 20)), z = TS("z", SH(1, 32, 20, 20));
+    int s = TS("s", SH(1, 32, 20, 20)), y = TS("y", SH(1, 32, 20, 20));
+    int w1 = CF("w1", SH(32, 32, 3, 3), -0.2f, 0.2f), b1 = CF("b1", SH(32), -0.5f, 0.5f);
+    int w2 = CF("w2", SH(32, 32, 3, 3), -0.2f, 0.2f), b2 = CF("b2", SH(32), -0.5f, 0.5f);
+    N(SH_OP_RELU, IN(x), IN(a));
+    int c1 = N(SH_OP_CONV, IN(a, w1, b1), IN(h));
+    int c2 = N(SH_OP_CONV, IN(h, w2, b2), IN(z));
+    for (int i = 0; i < 2; i++) {
+        int k = i ? c2 : c1;
+        sh_node_set_ints(G, k, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+        sh_node_set_ints(G, k, "kernel_shape", (int64_t[]){3, 3}, 2);
+        G->nodes[k].act = SH_ACT_SILU;
+    }
+    N(SH_OP_ADD, IN(a, z), IN(s));
+    N(SH_OP_SIGMOID, IN(s), IN(y));
+    sh_graph_set_inputs(G, IN(x));
+    sh_graph_set_outputs(G, IN(y));
+}
+
 /* TF-style SAME padding exported as asymmetric pads (pan_seg's first conv) */
 static void c_conv_asym(void)
 {
@@ -432,6 +476,10 @@ static const op_case cases[] = {
     {"conv1x1+hardswish", c_conv_hswish}, {"conv1x1+hardsigmoid", c_conv_hsig}, {"conv+clip(0,6)", c_conv_clip},
     {"conv+sigmoid", c_conv_sig}, {"conv group4", c_conv_group}, {"conv depthwise s2", c_conv_dw},
     {"conv depthwise 5x5", c_conv_dw5}, {"conv asymmetric pads", c_conv_asym}, {"convtranspose 2x2 s2", c_convt}, {"convtranspose 3x3 s2 p1", c_convt3},
+    {"conv split-K 256->128", c_conv_splitk}, {"conv 128x64 tiles", c_conv_bigm},
+    {"conv 64x64 tiles", c_conv_midm}, {"conv 64x32 tiles", c_conv_n32},
+    {"conv 1x1 48 channels", c_conv_partial_n}, {"conv odd channels dilated", c_conv_odd_dil},
+    {"conv + residual add (fused)", c_conv_residual},
     {"batchnorm", c_bn}, {"relu", c_relu}, {"sigmoid", c_sigmoid}, {"hardsigmoid", c_hsig},
     {"hardswish", c_hswish}, {"clip", c_clip}, {"exp", c_exp}, {"silu", c_silu},
     {"add", c_add}, {"mul [1,C,1,1]", c_mul_chan}, {"sub [W]", c_sub_row}, {"div [C,H,1]", c_div_mid},

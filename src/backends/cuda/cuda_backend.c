@@ -174,6 +174,8 @@ static void cuda_destroy(void *vctx)
         cudaStreamSynchronize(c->stream);
     if (c->cudnn)
         cudnnDestroy(c->cudnn);
+    if (c->ig_counters)
+        cudaFree(c->ig_counters);
     if (c->compute_done)
         cudaEventDestroy(c->compute_done);
     if (c->copy_stream)
@@ -253,12 +255,22 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     if (e == cudaSuccess) {
         cuda_trim_floor();
         struct cudaDeviceProp prop;
-        if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
+        if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess) {
             snprintf(c->dev_name, sizeof c->dev_name, "%.63s", prop.name);
-        else
+            c->sms = prop.multiProcessorCount;
+            c->cc_major = prop.major;
+        } else {
             (void)cudaGetLastError();
+        }
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     }
+    /* part of the fixed floor (16 KiB), like the streams: not charged to a budget */
+    if (e == cudaSuccess)
+        e = cudaMalloc((void **)&c->ig_counters, SH_CUDA_IG_COUNTERS * sizeof(int));
+    if (e == cudaSuccess)
+        e = cudaMemset(c->ig_counters, 0, SH_CUDA_IG_COUNTERS * sizeof(int));
+    if (e == cudaSuccess && c->cc_major >= 8)
+        e = sh_k_igemm_init();
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking);
     if (e == cudaSuccess)

@@ -10,12 +10,17 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/ktypes.h"
+#include "backends/cuda/igemm.cuh"
 
 /* Per-thread device stack the context reserves up front. Every shoal kernel reports a 0-byte
  * stack frame (build/cuda-ptxas-report.txt); the driver raises the limit by itself for a
  * library kernel that needs more. Each byte here costs (threads resident on the device) bytes
  * of device memory: ~100 MiB per KiB on an H100. */
 #define SH_CUDA_STACK_BYTES 0
+
+/* Split-K tile counters of the own convolution (igemm.cu): zero between launches. Convs run
+ * one at a time on the compute stream, so one set serves them all. */
+#define SH_CUDA_IG_COUNTERS 4096
 
 typedef struct sh_cuda_ctx {
     sh_allocator *alloc;
@@ -27,6 +32,8 @@ typedef struct sh_cuda_ctx {
     cudnnHandle_t cudnn;        /* created by the first compile that has a cuDNN conv */
     pthread_mutex_t mu;
     char dev_name[64];
+    int sms, cc_major;          /* multiprocessors; compute capability (own convs need >= 8) */
+    int *ig_counters;           /* [SH_CUDA_IG_COUNTERS] device ints, zero at rest */
     /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
      * fails as cudaErrorMemoryAllocation would; 0 = off */
     long fail_alloc_nth, n_allocs;
@@ -56,6 +63,7 @@ int sh_cuda_dnn_fail(sh_err *err, cudnnStatus_t s, const char *call, const char 
 typedef enum sh_cuda_kind {
     NK_SKIP = 0,   /* views, folded nodes: nothing to launch */
     NK_CONV,       /* cuDNN forward + bias/act epilogue */
+    NK_IGEMM,      /* own implicit-GEMM conv, bias/act/residual fused (igemm.cu) */
     NK_CONVT,      /* cuDNN backward-data + bias/act epilogue */
     NK_DW,         /* own depthwise kernel */
     NK_BN,
@@ -100,6 +108,12 @@ typedef struct sh_cuda_node {
     bool no_epilogue;           /* SHOAL_CUDA_PROFILE_NO_EPILOGUE: timing experiments only (wrong output) */
     size_t xcv_off, ycv_off, dnn_ws_bytes;
     sh_k_copy xcv_copy, ycv_copy;
+    /* own conv: geometry, split-K partials at ig_part_off in the op's scratch, and a fused
+     * residual (the single Add consuming the output) read from tensor res_t */
+    sh_k_igemm_p ig;
+    size_t ig_part_off;
+    bool has_res;
+    int res_t;
     /* others */
     int bin_op;
     bool bin_flat;
@@ -123,6 +137,8 @@ typedef struct sh_cuda_prog {
     bool *nhwc;                 /* [n_tensors] 4-D fp16 activation stored channels-last */
     bool *krsc;                 /* [n_tensors] conv weight packed [K, R, S, C] (channels-last conv) */
     bool all_nchw;              /* SHOAL_CUDA_NCHW set at compile: no channels-last anywhere */
+    unsigned char *fused_add;   /* [n_nodes] Add folded into the conv before it: 1 + the input
+                                   slot holding that conv's output (the Add is a view now), else 0 */
     bool capture_failed;        /* cuDNN refused capture once: run eagerly from then on */
     struct {
         unsigned long binding_id;

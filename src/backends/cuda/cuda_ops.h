@@ -16,6 +16,12 @@ bool sh_cuda_spatial_pads(const sh_node *n, const sh_shape *in, const sh_shape *
 sh_k_act sh_cuda_node_act(const sh_node *n);
 int sh_cuda_slice_params(const sh_graph *g, const sh_node *n, int64_t *start, int64_t *step);
 
+#define SH_CUDA_ALIGN 256
+
+sh_k_copy sh_cuda_layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bool from_cl);
+int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                       sh_cuda_prog *cp, sh_err *err);
+void sh_cuda_fuse_residual(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int k);
 int sh_cuda_build_concat(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                          const bool *aliased_in, bool cl, sh_err *err);
 int sh_cuda_build_split(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,

@@ -2,6 +2,9 @@
  * once per binding into a CUDA graph and replayed after. No allocation and no host sync here:
  * the caller's download is the one sync of a run. */
 #include "backends/cuda/cuda_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/conv.cuh"
 #include "backends/cuda/convert.cuh"
@@ -68,6 +71,20 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
         if ((in_ptr(g, n, cn, tp, ws, 2) || cn->act.act) && !cn->no_epilogue)
             SH_CU(c, err, sh_k_bias_act(yc, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
                                         cn->conv_inner, cn->act, s));
+        if (cn->y_cvt)
+            SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
+        break;
+    }
+    case NK_IGEMM: {
+        char *scr = ws + cn->op_ws_off;
+        if (cn->x_cvt) {
+            SH_CU(c, err, sh_k_copy_strided(scr + cn->xcv_off, x, &cn->xcv_copy, s));
+            x = scr + cn->xcv_off;
+        }
+        void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
+        SH_CU(c, err, sh_k_igemm(yc, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2),
+                                 cn->has_res ? tp[cn->res_t] : NULL, &cn->ig, scr + cn->ig_part_off,
+                                 c->ig_counters, s));
         if (cn->y_cvt)
             SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
         break;
@@ -229,7 +246,20 @@ out:
 }
 
 /* --- profiling: GPU time per kind of step, inside a replayed graph ---------------------- */
-static const char *const kind_names[] = {"skip", "conv (cuDNN+epilogue)", "convT", "depthwise", "batchnorm",
+/* SHOAL_CUDA_PROFILE_CONVS: one stderr line per conv (shape, path, time) for A/B tables. */
+static void profile_conv_line(const sh_graph *g, int k, const sh_cuda_node *cn, float ms)
+{
+    const sh_node *n = &g->nodes[k];
+    const sh_shape *x = &g->tensors[n->inputs[0]].shape, *y = &g->tensors[n->outputs[0]].shape;
+    const sh_shape *w = &g->tensors[n->inputs[1]].shape;
+    fprintf(stderr, "convprof %s %s c%lld h%lld w%lld k%lld oh%lld ow%lld r%lld s%lld split%d %.4f\n",
+            g->name ? g->name : "-", cn->kind == NK_IGEMM ? "own" : "cudnn", (long long)x->d[1],
+            (long long)x->d[2], (long long)x->d[3], (long long)y->d[1], (long long)y->d[2],
+            (long long)y->d[3], (long long)w->d[2], (long long)(x->d[2] / (y->d[2] ? y->d[2] : 1)),
+            cn->kind == NK_IGEMM ? cn->ig.splits : 0, ms * 1e3);
+}
+
+static const char *const kind_names[] = {"skip", "conv (cuDNN+epilogue)", "conv (own, fused)", "convT", "depthwise", "batchnorm",
                                          "unary", "binary", "copy", "memcpy", "pool", "mean", "resize",
                                          "softmax", "gemm"};
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == NK_GEMM + 1, "kind names");
@@ -251,6 +281,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
     cudaEvent_t *ev = sh_calloc(c->alloc, (size_t)n + 1, sizeof *ev);
     if (!ev)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda profile: events");
+    bool per_conv = getenv("SHOAL_CUDA_PROFILE_CONVS") != NULL;
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     pthread_mutex_lock(&c->mu);
@@ -283,6 +314,8 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
             if (r == 2 && kind < SH_CUDA_PROFILE_KINDS) {   /* the last of three replays */
                 ms_by_kind[kind] += ms;
                 count_by_kind[kind] += kind != NK_SKIP;
+                if (per_conv && (kind == NK_CONV || kind == NK_IGEMM))
+                    profile_conv_line(g, k, &cp->nodes[k], ms);
             }
         }
     }
