@@ -7,7 +7,8 @@
 set -uo pipefail
 B=${1:-build-cu}
 cd "$(dirname "$0")/.."
-bash bench/run_gpu.sh -b "$B" --deadline ${BENCH_DEADLINE:-360} -n ${BENCH_ITERS:-100}
+# PT_CONFIGS narrows the PyTorch side (e.g. "fp16_eager_bnfold fp16_cuda_graphs": the two anchors)
+bash bench/run_gpu.sh -b "$B" --deadline ${BENCH_DEADLINE:-360} -n ${BENCH_ITERS:-100} ${PT_CONFIGS:+--configs "$PT_CONFIGS"}
 W=/tmp/gpu-final
 mkdir -p $W
 CUDNN=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null)
@@ -16,6 +17,7 @@ export LD_LIBRARY_PATH="${CUDNN:+$CUDNN/lib:}$DEV/usr/lib/x86_64-linux-gnu:$DEV/
 S=$B/shoal
 C=configs/aiglasses.yaml
 
+if [ -z "${SKIP_MONITOR:-}" ]; then
 echo "=== monitor beside nvidia-smi"
 timeout 40 $S monitor --config $C --device cuda --json --interval 1 --duration 6 > $W/monitor.jsonl 2> $W/monitor.err &
 MON=$!
@@ -26,11 +28,12 @@ for i in 1 2 3 4 5 6; do
 done > $W/smi.txt
 wait $MON
 timeout 40 $S report --config $C --device cuda --cycles 3 --out $W/report.json > /dev/null 2> $W/report.err
+fi
 
 echo "=== 1,000 budgeted mode cycles"
 nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 > $W/cycle-smi.txt &
 SMI=$!
-timeout 130 $S bench --config $C --device cuda --mode all --iters 5 --warmup 2 --cycles 1000 --budget auto \
+timeout ${CYCLES_TIMEOUT:-130} $S bench --config $C --device cuda --mode all --iters 5 --warmup 2 --cycles 1000 --budget auto \
    --json > $W/cycle.json 2> $W/cycle.err
 echo "bench exit $?"
 kill $SMI 2>/dev/null; wait $SMI 2>/dev/null

@@ -56,6 +56,7 @@ void sh_program_release(sh_allocator *a, sh_program *p)
     sh_free(a, p->alias_offset);
     sh_free(a, p->inplace_input);
     sh_free(a, p->workspace_bytes);
+    sh_free(a, p->release_step);
     sh_free(a, p->weight_bytes);
     sh_free(a, p);
 }

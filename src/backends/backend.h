@@ -36,6 +36,10 @@ typedef struct sh_program {
     int *inplace_input;
     /* [n_nodes] scratch bytes the node needs during its own step. */
     size_t *workspace_bytes;
+    /* [n_nodes] or NULL (steps run one after another). A backend that runs independent steps
+     * concurrently sets release_step[k] >= k: the last step that may still run while step k
+     * does, so what k reads (and its workspace) stays reserved through it. */
+    int *release_step;
     /* [n_tensors] bytes of each constant packed for this backend (0 = not needed on the
      * device, e.g. folded into another weight or read only at compile time). */
     size_t *weight_bytes;

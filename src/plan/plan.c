@@ -404,6 +404,12 @@ static bool in_arena_root(const sh_graph *g, const sh_program *p, const scratch 
 /* Grants node k's in-place request when the input's whole class dies at k, is no graph
  * output, and output 0 is a fresh class of the same size starting at k: output 0's class is
  * then folded into the input's class at the input's offset. */
+/* The step through which what step k reads stays reserved (backend.h, release_step). */
+static int release_of(const sh_program *p, int k)
+{
+    return p->release_step && p->release_step[k] > k ? p->release_step[k] : k;
+}
+
 static void try_inplace(const sh_graph *g, const sh_program *p, scratch *s, sh_plan *plan, int k)
 {
     const sh_node *n = &g->nodes[k];
@@ -416,7 +422,8 @@ static void try_inplace(const sh_graph *g, const sh_program *p, scratch *s, sh_p
     int rx = plan->root[x], ry = plan->root[y];
     if (rx < 0 || ry != y || rx == ry || !in_arena_root(g, p, s, rx) || !in_arena_root(g, p, s, ry))
         return;
-    if (s->clast[rx] != k || s->cout[rx] || s->cfirst[ry] != k || p->tensor_bytes[x] != p->tensor_bytes[y])
+    if (s->clast[rx] != release_of(p, k) || s->cout[rx] || s->cfirst[ry] != k ||
+        p->tensor_bytes[x] != p->tensor_bytes[y])
         return;
     for (int t = 0; t < g->n_tensors; t++)
         if (plan->root[t] == ry) {
@@ -453,9 +460,10 @@ static int lifetimes(const sh_graph *g, const sh_program *p, scratch *s, sh_plan
         for (int o = 0; o < n->n_outputs; o++)
             if (n->outputs[o] >= 0 && s->tfirst[n->outputs[o]] > k)
                 s->tfirst[n->outputs[o]] = k;
+        int rel = release_of(p, k);
         for (int i = 0; i < n->n_inputs; i++)
-            if (n->inputs[i] >= 0 && s->tlast[n->inputs[i]] < k)
-                s->tlast[n->inputs[i]] = k;
+            if (n->inputs[i] >= 0 && s->tlast[n->inputs[i]] < rel)
+                s->tlast[n->inputs[i]] = rel;
     }
     for (int t = 0; t < nt; t++) {
         int r = plan->root[t];
@@ -549,7 +557,8 @@ int sh_plan_build_strategy(sh_allocator *a, const sh_graph *g, const sh_program 
             continue;
         block *b = &s.blocks[nb++];
         b->id = g->n_tensors + k;
-        b->first = b->last = k;
+        b->first = k;
+        b->last = release_of(p, k);
         if (p->workspace_bytes[k] > SIZE_MAX - alignment ||
             !sh_add_size(total, sh_align_up(p->workspace_bytes[k], alignment), &total))
             goto too_big;

@@ -73,6 +73,7 @@ int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err)
         return sh_cuda_dnn_fail(err, s, "cudnnSetStream(h, c->stream)", __FILE__, __LINE__, c->device);
     }
     c->cudnn = h;
+    c->cudnn_stream = c->stream;
     return 0;
 }
 
@@ -180,6 +181,9 @@ static void cuda_destroy(void *vctx)
         cudaEventDestroy(c->compute_done);
     if (c->copy_stream)
         cudaStreamDestroy(c->copy_stream);
+    for (int i = 0; i < SH_CUDA_STREAMS - 1; i++)
+        if (c->side[i])
+            cudaStreamDestroy(c->side[i]);
     if (c->stream)
         cudaStreamDestroy(c->stream);
     pthread_mutex_destroy(&c->mu);
@@ -273,10 +277,12 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
         e = sh_k_igemm_init();
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking);
+    for (int i = 0; i < SH_CUDA_STREAMS - 1 && e == cudaSuccess; i++)
+        e = cudaStreamCreateWithFlags(&c->side[i], cudaStreamNonBlocking);
     if (e == cudaSuccess)
         e = cudaEventCreateWithFlags(&c->compute_done, cudaEventDisableTiming);
     if (e != cudaSuccess)
-        rc = sh_cuda_rt_fail(err, e, "cuda backend init (cudaSetDevice/cudaStreamCreate/cudaEventCreate)",
+        rc = sh_cuda_rt_fail(err, e, "cuda backend init (cudaSetDevice/cudaStreamCreate/cudaEventCreate/cudaMalloc)",
                              __FILE__, __LINE__, dev);
     if (rc) {
         cuda_destroy(c);

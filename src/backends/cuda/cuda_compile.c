@@ -554,6 +554,19 @@ void sh_cuda_program_free(void *vctx, sh_program *p)
         sh_free(c->alloc, cp->nhwc);
         sh_free(c->alloc, cp->krsc);
         sh_free(c->alloc, cp->fused_add);
+        if (cp->events)
+            for (int k = 0; k < p->graph->n_nodes; k++)
+                if (cp->events[k])
+                    cudaEventDestroy(cp->events[k]);
+        if (cp->fork_ev)
+            cudaEventDestroy(cp->fork_ev);
+        for (int i = 0; i < SH_CUDA_STREAMS; i++)
+            if (cp->join_ev[i])
+                cudaEventDestroy(cp->join_ev[i]);
+        sh_free(c->alloc, cp->events);
+        sh_free(c->alloc, cp->stream_of);
+        sh_free(c->alloc, cp->wait_first);
+        sh_free(c->alloc, cp->waits);
         sh_free(c->alloc, cp);
     }
     sh_program_release(c->alloc, p);
@@ -701,6 +714,18 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
             based = p->alias_of[t] == ti || p->alias_of[t] == to;
         if (p->alias_of[ti] >= 0 || p->alias_of[to] >= 0 || based)
             p->inplace_input[k] = -1;
+    }
+    int rc = sh_cuda_schedule(c, g, p, cp, err);
+    if (!rc && cp->n_streams > 1) {
+        cudaError_t e = cudaEventCreateWithFlags(&cp->fork_ev, cudaEventDisableTiming);
+        for (int i = 1; i < cp->n_streams && e == cudaSuccess; i++)
+            e = cudaEventCreateWithFlags(&cp->join_ev[i], cudaEventDisableTiming);
+        if (e != cudaSuccess)
+            rc = sh_cuda_rt_fail(err, e, "cudaEventCreate (stream fork/join)", __FILE__, __LINE__, c->device);
+    }
+    if (rc) {
+        sh_cuda_program_free(c, p);
+        return rc;
     }
     *out = p;
     return 0;

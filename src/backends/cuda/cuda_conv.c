@@ -94,6 +94,9 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
         .act = cn->act,
     };
     size_t part = sh_k_igemm_plan(&q, c->sms);
+    /* SHOAL_CUDA_PDL=0: plain launches (A/B) */
+    const char *pdl = getenv("SHOAL_CUDA_PDL");
+    q.pdl = c->cc_major >= 9 && !(pdl && !strcmp(pdl, "0"));
     if (sh_k_igemm_counters(&q) > SH_CUDA_IG_COUNTERS)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): %d split-K tiles exceed the counters",
                        n->name, sh_k_igemm_counters(&q));

@@ -18,15 +18,22 @@
  * of device memory: ~100 MiB per KiB on an H100. */
 #define SH_CUDA_STACK_BYTES 0
 
-/* Split-K tile counters of the own convolution (igemm.cu): zero between launches. Convs run
- * one at a time on the compute stream, so one set serves them all. */
+/* Streams a program's independent steps may run on (cuda_streams.c): the compute stream and
+ * SH_CUDA_STREAMS - 1 side streams. */
+#define SH_CUDA_STREAMS 4
+
+/* Split-K tile counters of the own convolution (igemm.cu): zero between launches. One block
+ * of SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS per stream, as the steps of a stream never overlap
+ * (a split conv has fewer tiles than the device has multiprocessors). */
 #define SH_CUDA_IG_COUNTERS 4096
 
 typedef struct sh_cuda_ctx {
     sh_allocator *alloc;
     int device;
     bool use_graphs;
-    cudaStream_t stream;        /* all compute, in order */
+    cudaStream_t stream;        /* compute; programs start and end here */
+    cudaStream_t side[SH_CUDA_STREAMS - 1];   /* independent branches of a program */
+    cudaStream_t cudnn_stream;  /* the stream the cuDNN handle is set to */
     cudaStream_t copy_stream;   /* uploads */
     cudaEvent_t compute_done;
     cudnnHandle_t cudnn;        /* created by the first compile that has a cuDNN conv */
@@ -114,6 +121,7 @@ typedef struct sh_cuda_node {
     size_t ig_part_off;
     bool has_res;
     int res_t;
+    int ig_counter_off;         /* this step's block of the split-K counters */
     /* others */
     int bin_op;
     bool bin_flat;
@@ -140,6 +148,13 @@ typedef struct sh_cuda_prog {
     unsigned char *fused_add;   /* [n_nodes] Add folded into the conv before it: 1 + the input
                                    slot holding that conv's output (the Add is a view now), else 0 */
     bool capture_failed;        /* cuDNN refused capture once: run eagerly from then on */
+    /* concurrency (cuda_streams.c): each real step's stream, the steps it waits for on other
+     * streams (waits[wait_first[k] .. wait_first[k+1]]), and the events those steps record */
+    int n_streams;              /* 1: everything on the compute stream */
+    signed char *stream_of;     /* [n_nodes] */
+    int *wait_first, *waits;
+    cudaEvent_t *events;        /* [n_nodes], NULL where no step waits for it */
+    cudaEvent_t fork_ev, join_ev[SH_CUDA_STREAMS];
     struct {
         unsigned long binding_id;
         cudaGraphExec_t exec;
@@ -155,6 +170,7 @@ bool sh_cuda_supports_node(void *ctx, const sh_graph *g, int node);
 int sh_cuda_run(void *ctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                 unsigned long binding_id, sh_err *err);
 int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err);
+int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err);
 
 /* IEEE half from float, round to nearest even, saturating at +-65504 (NaN kept). */
 uint16_t sh_cuda_f32_to_f16(float f);

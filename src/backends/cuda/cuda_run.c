@@ -33,11 +33,20 @@ static void *out_ptr(const sh_node *n, const sh_cuda_node *cn, void *const *tp, 
     return tp[n->outputs[j]];
 }
 
-static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_node *cn,
+/* cuDNN runs on the handle's stream: point it at the step's stream first. */
+static int cudnn_on(sh_cuda_ctx *c, cudaStream_t s, sh_err *err)
+{
+    if (c->cudnn_stream == s)
+        return 0;
+    SH_DNN(c, err, cudnnSetStream(c->cudnn, s));
+    c->cudnn_stream = s;
+    return 0;
+}
+
+static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, int k, const sh_cuda_node *cn,
                         void *const *tp, void *const *wp, sh_err *err)
 {
     const sh_node *n = &g->nodes[k];
-    cudaStream_t s = c->stream;
     char *ws = wp ? wp[k] : NULL;
     if (cn->kind == NK_SKIP)
         return 0;
@@ -65,6 +74,9 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
             x = xp;
         }
         void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
+        int rcs = cudnn_on(c, s, err);
+        if (rcs)
+            return rcs;
         SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
                                                cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, scr,
                                                cn->dnn_ws_bytes, &zero, cn->yd, yc));
@@ -84,12 +96,14 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
         void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
         SH_CU(c, err, sh_k_igemm(yc, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2),
                                  cn->has_res ? tp[cn->res_t] : NULL, &cn->ig, scr + cn->ig_part_off,
-                                 c->ig_counters, s));
+                                 c->ig_counters + cn->ig_counter_off, s));
         if (cn->y_cvt)
             SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
         break;
     }
     case NK_CONVT:
+        if (cudnn_on(c, s, err))
+            return SHOAL_ERR_BACKEND;
         SH_DNN(c, err, cudnnConvolutionBackwardData(c->cudnn, &one, cn->wd, in_ptr(g, n, cn, tp, ws, 1), cn->xd, x,
                                                     cn->cd, (cudnnConvolutionBwdDataAlgo_t)cn->algo,
                                                     ws + cn->op_ws_off, cn->dnn_ws_bytes, &zero, cn->yd, y));
@@ -157,16 +171,50 @@ static int enqueue_node(sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_
     return 0;
 }
 
+static cudaStream_t stream_at(const sh_cuda_ctx *c, int i) { return i == 0 ? c->stream : c->side[i - 1]; }
+
+/* Every step on its stream (cuda_streams.c): side streams fork from the compute stream, wait
+ * for the steps of other streams they read from, and join back at the end, so the compute
+ * stream (and a graph captured from it) covers the whole program. */
 static int enqueue_all(sh_cuda_ctx *c, const sh_program *p, void *const *tp, void *const *wp, sh_err *err)
 {
     const sh_cuda_prog *cp = p->impl;
     const sh_graph *g = p->graph;
-    for (int k = 0; k < g->n_nodes; k++) {
-        int rc = enqueue_node(c, g, k, &cp->nodes[k], tp, wp, err);
-        if (rc)
-            return sh_err_prefix(err, rc, "node %s (%s): ", g->nodes[k].name, sh_op_name(g->nodes[k].op));
+    int ns = cp->n_streams, rc = 0;
+    if (ns > 1) {
+        SH_CU(c, err, cudaEventRecord(cp->fork_ev, c->stream));
+        for (int i = 1; i < ns; i++)
+            SH_CU(c, err, cudaStreamWaitEvent(stream_at(c, i), cp->fork_ev, 0));
     }
-    return 0;
+    for (int k = 0; k < g->n_nodes && !rc; k++) {
+        cudaStream_t s = ns > 1 ? stream_at(c, cp->stream_of[k]) : c->stream;
+        if (ns > 1)
+            for (int w = cp->wait_first[k]; w < cp->wait_first[k + 1]; w++) {
+                cudaError_t e = cudaStreamWaitEvent(s, cp->events[cp->waits[w]], 0);
+                if (e != cudaSuccess)
+                    rc = sh_cuda_rt_fail(err, e, "cudaStreamWaitEvent (cross-stream input)", __FILE__, __LINE__, c->device);
+            }
+        if (!rc)
+            rc = enqueue_node(c, s, g, k, &cp->nodes[k], tp, wp, err);
+        if (rc)
+            rc = sh_err_prefix(err, rc, "node %s (%s): ", g->nodes[k].name, sh_op_name(g->nodes[k].op));
+        else if (ns > 1 && cp->events[k]) {
+            cudaError_t e = cudaEventRecord(cp->events[k], s);
+            if (e != cudaSuccess)
+                rc = sh_cuda_rt_fail(err, e, "cudaEventRecord (step done)", __FILE__, __LINE__, c->device);
+        }
+    }
+    /* join even after a failure: a capture must not end with a side stream still in it */
+    for (int i = 1; i < ns; i++) {
+        cudaError_t e = cudaEventRecord(cp->join_ev[i], stream_at(c, i));
+        if (e == cudaSuccess)
+            e = cudaStreamWaitEvent(c->stream, cp->join_ev[i], 0);
+        if (e != cudaSuccess && !rc)
+            rc = sh_cuda_rt_fail(err, e, "join of a side stream", __FILE__, __LINE__, c->device);
+    }
+    if (c->cudnn && c->cudnn_stream != c->stream && cudnn_on(c, c->stream, err) && !rc)
+        rc = SHOAL_ERR_BACKEND;
+    return rc;
 }
 
 /* Captures the whole program into a graph for this binding. Returns 0 with *exec set, or a
@@ -293,7 +341,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
     if (e == cudaSuccess) {
         e = cudaEventRecordWithFlags(ev[0], c->stream, cudaEventRecordExternal);
         for (int k = 0; k < n && e == cudaSuccess && !rc; k++) {
-            rc = enqueue_node(c, g, k, &cp->nodes[k], tp, wp, err);
+            rc = enqueue_node(c, c->stream, g, k, &cp->nodes[k], tp, wp, err);
             if (!rc)
                 e = cudaEventRecordWithFlags(ev[k + 1], c->stream, cudaEventRecordExternal);
         }

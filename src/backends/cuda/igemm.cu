@@ -122,6 +122,38 @@ __device__ __forceinline__ const __half *ig_tap(const ig_args &a, const ig_row &
     return a.x + r.off + (ky * p.dh * p.w + kx * p.dw) * p.x_ld + ci;
 }
 
+/* The weight (B) tile of K step kt, vector path: a plain 2-D tile of the KRSC weights. */
+template <int BN, int NT>
+__device__ __forceinline__ void ig_load_b(const ig_args &a, unsigned sB, int kt, int n0)
+{
+    int tid = threadIdx.x, kc = (tid % IG_CPR) * 8, kidx = kt * IG_BK + kc;
+    bool kin = kidx < a.K;
+#pragma unroll
+    for (int i = 0; i < BN * IG_CPR / NT; i++) {
+        int row = tid / IG_CPR + i * (NT / IG_CPR);
+        bool ok = n0 + row < a.p.k && kin;
+        ig_cp16(sB + (row * IG_LDS + kc) * 2, ok ? a.w + (size_t)(n0 + row) * a.K + kidx : a.w, ok);
+    }
+}
+
+/* The input (A) tile of the K step at this thread's chunk position q, vector path. */
+template <int BM, int NT>
+__device__ __forceinline__ void ig_load_a(const ig_args &a, unsigned sA, const ig_row *rows, const ig_kpos &q)
+{
+    const sh_k_igemm_p &p = a.p;
+    int tid = threadIdx.x, kc = (tid % IG_CPR) * 8;
+    bool kin = q.kidx < a.K;
+    int dy = q.ky * p.dh, dx = q.kx * p.dw;
+    int tap = (dy * p.w + dx) * p.x_ld + q.ci;
+#pragma unroll
+    for (int i = 0; i < BM * IG_CPR / NT; i++) {
+        int row = tid / IG_CPR + i * (NT / IG_CPR);
+        int iy = rows[i].iy0 + dy, ix = rows[i].ix0 + dx;
+        bool ok = kin && (unsigned)iy < (unsigned)p.h && (unsigned)ix < (unsigned)p.w;
+        ig_cp16(sA + (row * IG_LDS + kc) * 2, ok ? a.x + rows[i].off + tap : a.x, ok);
+    }
+}
+
 /* One pipeline stage: the A (input) and B (weight) tiles of K step kt into the stage whose
  * shared addresses are sA/sB. q is this thread's chunk position at kt (vector path). */
 template <int BM, int BN, int NT, bool VEC>
@@ -131,23 +163,8 @@ __device__ __forceinline__ void ig_load(const ig_args &a, unsigned sA, unsigned 
     int tid = threadIdx.x;
     const sh_k_igemm_p &p = a.p;
     if constexpr (VEC) {
-        int kc = (tid % IG_CPR) * 8;
-        bool kin = q.kidx < a.K;
-        int dy = q.ky * p.dh, dx = q.kx * p.dw;
-        int tap = (dy * p.w + dx) * p.x_ld + q.ci;
-#pragma unroll
-        for (int i = 0; i < BM * IG_CPR / NT; i++) {
-            int row = tid / IG_CPR + i * (NT / IG_CPR);
-            int iy = rows[i].iy0 + dy, ix = rows[i].ix0 + dx;
-            bool ok = kin && (unsigned)iy < (unsigned)p.h && (unsigned)ix < (unsigned)p.w;
-            ig_cp16(sA + (row * IG_LDS + kc) * 2, ok ? a.x + rows[i].off + tap : a.x, ok);
-        }
-#pragma unroll
-        for (int i = 0; i < BN * IG_CPR / NT; i++) {
-            int row = tid / IG_CPR + i * (NT / IG_CPR);
-            bool ok = n0 + row < p.k && kin;
-            ig_cp16(sB + (row * IG_LDS + kc) * 2, ok ? a.w + (size_t)(n0 + row) * a.K + q.kidx : a.w, ok);
-        }
+        ig_load_a<BM, NT>(a, sA, rows, q);
+        ig_load_b<BN, NT>(a, sB, kt, n0);
     } else {
         /* any channel count (the first conv's RGB input): plain loads, element by element */
         int k0 = kt * IG_BK;
@@ -164,6 +181,23 @@ __device__ __forceinline__ void ig_load(const ig_args &a, unsigned sA, unsigned 
             Bs[row * IG_LDS + kk] = ok ? a.w[(size_t)(n0 + row) * a.K + k0 + kk] : __float2half(0.f);
         }
     }
+}
+
+/* Programmatic dependent launch (sm_90): the conv is launched while the step before it is
+ * still finishing; it fetches its first weight tiles (constants), then waits here until that
+ * step's results are visible, before it reads any activation or writes anything. */
+__device__ __forceinline__ void ig_wait_inputs()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void ig_release_dependents()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
 }
 
 /* bias, activation, residual and the fp16 stores of a warp's fragments; row0/col0 are this
@@ -275,16 +309,30 @@ __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32) k_igemm(ig_args a)
                 acc[i][j][e] = 0.f;
 
     ig_kpos q = {};
-    if (VEC)
+    if constexpr (VEC) {
         q = ig_kpos_at(a.p, kt0 * IG_BK + (tid % IG_CPR) * 8);
 #pragma unroll
-    for (int st = 0; st < IG_STAGES - 1; st++) {
-        if (st < nk) {
-            ig_load<BM, BN, NT, VEC>(a, sA + st * A_STAGE, sB + st * B_STAGE, rows, q, kt0 + st, m0, n0);
-            if (VEC)
+        for (int st = 0; st < IG_STAGES - 1; st++)
+            if (st < nk)
+                ig_load_b<BN, NT>(a, sB + st * B_STAGE, kt0 + st, n0);
+        ig_wait_inputs();
+        /* the first commit group holds every prefetched weight tile and the first input tile */
+#pragma unroll
+        for (int st = 0; st < IG_STAGES - 1; st++) {
+            if (st < nk) {
+                ig_load_a<BM, NT>(a, sA + st * A_STAGE, rows, q);
                 ig_kpos_next(a.p, q);
+            }
+            ig_commit();
         }
-        ig_commit();
+    } else {
+        ig_wait_inputs();
+#pragma unroll
+        for (int st = 0; st < IG_STAGES - 1; st++) {
+            if (st < nk)
+                ig_load<BM, BN, NT, VEC>(a, sA + st * A_STAGE, sB + st * B_STAGE, rows, q, kt0 + st, m0, n0);
+            ig_commit();
+        }
     }
     int rd = 0, wr = IG_STAGES - 1;
     for (int it = 0; it < nk; it++) {
@@ -322,6 +370,7 @@ __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32) k_igemm(ig_args a)
         rd = rd == IG_STAGES - 1 ? 0 : rd + 1;
     }
     ig_wait<0>();
+    ig_release_dependents();   /* the next step may start launching; it waits for our stores */
 
     int g = lane >> 2, t4 = lane & 3;
     if (gridDim.z > 1) {
@@ -354,10 +403,17 @@ __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32) k_igemm(ig_args a)
         if (!last)
             return;
         __threadfence();
+        /* every slice summed in slice order, this CTA's own from memory too: the result does
+         * not depend on which CTA finished last (graph replays are bit-identical) */
+#pragma unroll
+        for (int i = 0; i < MI; i++)
+#pragma unroll
+            for (int j = 0; j < NI; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    acc[i][j][e] = 0.f;
         for (int z = 0; z < (int)gridDim.z; z++) {
-            if (z == (int)blockIdx.z)
-                continue;
-            const float *other = a.part + z * plane;
+            const float *slice = a.part + z * plane;
 #pragma unroll
             for (int i = 0; i < MI; i++)
 #pragma unroll
@@ -366,9 +422,9 @@ __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32) k_igemm(ig_args a)
                     for (int hh = 0; hh < 2; hh++) {
                         int m = m0 + wm * WM + i * 16 + g + hh * 8, c = n0 + wn * WN + j * 8 + t4 * 2;
                         if (m < a.M && c < a.p.k)
-                            acc[i][j][hh * 2] += __ldcg(other + (size_t)m * a.p.k + c);
+                            acc[i][j][hh * 2] += __ldcg(slice + (size_t)m * a.p.k + c);
                         if (m < a.M && c + 1 < a.p.k)
-                            acc[i][j][hh * 2 + 1] += __ldcg(other + (size_t)m * a.p.k + c + 1);
+                            acc[i][j][hh * 2 + 1] += __ldcg(slice + (size_t)m * a.p.k + c + 1);
                     }
         }
     }
@@ -434,9 +490,17 @@ template <int BM, int BN> constexpr int ig_smem_bytes() { return IG_STAGES * (BM
 template <int BM, int BN, int WM, int WN, bool VEC>
 static cudaError_t ig_go(const ig_args &a, cudaStream_t s)
 {
-    dim3 grid(ig_ceil(a.M, BM), ig_ceil(a.p.k, BN), a.p.splits > 1 ? a.p.splits : 1);
-    k_igemm<BM, BN, WM, WN, VEC><<<grid, WM * WN * 32, ig_smem_bytes<BM, BN>(), s>>>(a);
-    return cudaGetLastError();
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(ig_ceil(a.M, BM), ig_ceil(a.p.k, BN), a.p.splits > 1 ? a.p.splits : 1);
+    cfg.blockDim = dim3(WM * WN * 32);
+    cfg.dynamicSmemBytes = ig_smem_bytes<BM, BN>();
+    cfg.stream = s;
+    cudaLaunchAttribute pdl[1];
+    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = pdl;
+    cfg.numAttrs = a.p.pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, k_igemm<BM, BN, WM, WN, VEC>, a);
 }
 
 template <int BM, int BN, int WM, int WN, bool VEC>

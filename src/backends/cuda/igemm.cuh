@@ -19,6 +19,7 @@ typedef struct sh_k_igemm {
     sh_k_act act;
     int bm, bn;              /* tile (64|128) x (32|64), chosen by sh_k_igemm_plan */
     int splits;              /* K split across CTAs (1 = none) */
+    int pdl;                 /* launch as a programmatic dependent of the previous step (sm_90) */
 } sh_k_igemm_p;
 
 /* Once per device before the first launch (large shared-memory tiles); sm_80 and newer. */
