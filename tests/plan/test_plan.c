@@ -280,6 +280,47 @@ static void inplace_only_when_the_input_dies(void **state)
     sh_allocator_destroy(a);
 }
 
+/* A backend running steps 1 and 3 beside steps 0 and 2 (two streams) sets release_step:
+ * what step 2 reads must stay reserved through step 3, which may run at the same time, so
+ * a (read by 2) and d (written by 3) may not share bytes, though in step order they could. */
+static void release_steps_keep_reads_reserved(void **state)
+{
+    sh_allocator *a = sh_allocator_create();
+    sh_graph *g = sh_graph_create(a, "two streams");
+    int x = syn_t(g, "x", 4, 8, 8);
+    sh_graph_set_inputs(g, &x, 1);
+    int ta = syn_unary(g, SH_OP_RELU, x, 4, 8, 8);        /* step 0, stream 0 */
+    int tb = syn_unary(g, SH_OP_SIGMOID, x, 4, 8, 8);     /* step 1, stream 1 */
+    int tc = syn_unary(g, SH_OP_RELU, ta, 4, 8, 8);       /* step 2, stream 0 */
+    int td = syn_unary(g, SH_OP_RELU, tb, 4, 8, 8);       /* step 3, stream 1 */
+    int y = syn_binary(g, SH_OP_ADD, tc, td);             /* step 4, joins */
+    sh_graph_set_outputs(g, &y, 1);
+    assert_int_equal(sh_graph_finalize(g, NULL), 0);
+    for (int concurrent = 0; concurrent < 2; concurrent++) {
+        sh_program *p = syn_compile(a, g, 0);
+        if (concurrent) {
+            p->release_step = sh_alloc(a, 5 * sizeof(int));
+            assert_non_null(p->release_step);
+            int rel[5] = {3, 2, 3, 3, 4};
+            memcpy(p->release_step, rel, sizeof rel);
+        }
+        for (int st = 0; st < SH_PLAN_STRATEGY_COUNT; st++) {
+            sh_plan *pl = plan_ok(a, g, p, 64, (sh_plan_strategy)st);
+            assert_int_equal(pl->last[ta], concurrent ? 3 : 2);
+            if (concurrent) {
+                bool apart = pl->offset[ta] + pl->bytes[ta] <= pl->offset[td] ||
+                             pl->offset[td] + pl->bytes[td] <= pl->offset[ta];
+                assert_true(apart);
+            }
+            sh_plan_destroy(a, pl);
+        }
+        sh_program_release(a, p);
+    }
+    sh_graph_destroy(g);
+    assert_int_equal(sh_allocator_stats(a).in_use, 0);
+    sh_allocator_destroy(a);
+}
+
 static void workspaces_live_one_step(void **state)
 {
     sh_allocator *a = sh_allocator_create();
@@ -513,6 +554,7 @@ int main(void)
         cmocka_unit_test(concat_in_place_writes_into_the_output),
         cmocka_unit_test(inplace_only_when_the_input_dies),
         cmocka_unit_test(workspaces_live_one_step),
+        cmocka_unit_test(release_steps_keep_reads_reserved),
         cmocka_unit_test(bind_points_weights_and_weight_views),
         cmocka_unit_test(random_graphs_never_overlap),
         cmocka_unit_test(yolo_like_within_five_percent),

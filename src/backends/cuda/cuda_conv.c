@@ -34,6 +34,21 @@ sh_k_copy sh_cuda_layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bo
 static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                              const sh_cuda_prog *cp, bool cl, sh_err *err);
 
+/* Appends to a conv's scratch (ws bytes so far) the converted input and the output before
+ * conversion, where the layouts differ; returns the scratch size. */
+static size_t scratch_conversions(sh_cuda_node *cn, const sh_tensor *x, const sh_tensor *y, size_t ws)
+{
+    if (cn->x_cvt) {
+        cn->xcv_off = sh_align_up(ws, SH_CUDA_ALIGN);
+        ws = cn->xcv_off + (size_t)numel(x) * 2;
+    }
+    if (cn->y_cvt) {
+        cn->ycv_off = sh_align_up(ws, SH_CUDA_ALIGN);
+        ws = cn->ycv_off + (size_t)numel(y) * 2;
+    }
+    return ws;
+}
+
 /* One channel, or one pixel: NCHW and NHWC are the same bytes. */
 static bool same_in_both_layouts(const sh_shape *s)
 {
@@ -102,17 +117,8 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
                        n->name, sh_k_igemm_counters(&q));
     cn->ig = q;
     /* the op's scratch: [split-K partials][converted x][output before conversion] */
-    size_t ws = part;
     cn->ig_part_off = 0;
-    if (cn->x_cvt) {
-        cn->xcv_off = sh_align_up(ws, SH_CUDA_ALIGN);
-        ws = cn->xcv_off + (size_t)numel(x) * 2;
-    }
-    if (cn->y_cvt) {
-        cn->ycv_off = sh_align_up(ws, SH_CUDA_ALIGN);
-        ws = cn->ycv_off + (size_t)numel(y) * 2;
-    }
-    cn->op_ws_bytes = ws;
+    cn->op_ws_bytes = scratch_conversions(cn, x, y, part);
     cp->krsc[n->inputs[1]] = true;
     return 0;
 }
@@ -329,15 +335,7 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
         cn->prepad_off = sh_align_up(ws, SH_CUDA_ALIGN);   /* relative to the op's scratch */
         ws = cn->prepad_off + (size_t)cn->prepad_n * 2;
     }
-    if (cn->x_cvt) {
-        cn->xcv_off = sh_align_up(ws, SH_CUDA_ALIGN);
-        ws = cn->xcv_off + (size_t)numel(x) * 2;
-    }
-    if (cn->y_cvt) {
-        cn->ycv_off = sh_align_up(ws, SH_CUDA_ALIGN);
-        ws = cn->ycv_off + (size_t)numel(y) * 2;
-    }
-    cn->op_ws_bytes = ws;
+    cn->op_ws_bytes = scratch_conversions(cn, x, y, ws);
     return 0;
 }
 

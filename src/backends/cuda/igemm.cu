@@ -200,6 +200,23 @@ __device__ __forceinline__ void ig_release_dependents()
 #endif
 }
 
+/* f(value, index in a [M][N] plane) for every accumulator of this thread inside the output
+ * (fragment rows row0 + 16i (+8), channels col0 + 8j (+1)). */
+template <int MI, int NI, class F>
+__device__ __forceinline__ void ig_each(const ig_args &a, float (&acc)[MI][NI][4], int row0, int col0, F f)
+{
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int m = row0 + i * 16 + (e >> 1) * 8, c = col0 + j * 8 + (e & 1);
+                if (m < a.M && c < a.p.k)
+                    f(acc[i][j][e], (size_t)m * a.p.k + c);
+            }
+}
+
 /* bias, activation, residual and the fp16 stores of a warp's fragments; row0/col0 are this
  * thread's first pixel and channel. Every load (bias, residual) is issued before the first
  * store: y may alias them as far as the compiler knows, and a load after a store would wait
@@ -373,22 +390,12 @@ __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32) k_igemm(ig_args a)
     ig_release_dependents();   /* the next step may start launching; it waits for our stores */
 
     int g = lane >> 2, t4 = lane & 3;
+    const int row0 = m0 + wm * WM + g, col0 = n0 + wn * WN + t4 * 2;
     if (gridDim.z > 1) {
         /* split K: publish this slice's partial sums; the tile's last CTA adds them up */
-        size_t plane = (size_t)a.M * a.p.k;
+        const size_t plane = (size_t)a.M * a.p.k;
         float *mine = a.part + blockIdx.z * plane;
-#pragma unroll
-        for (int i = 0; i < MI; i++)
-#pragma unroll
-            for (int j = 0; j < NI; j++)
-#pragma unroll
-                for (int hh = 0; hh < 2; hh++) {
-                    int m = m0 + wm * WM + i * 16 + g + hh * 8, c = n0 + wn * WN + j * 8 + t4 * 2;
-                    if (m < a.M && c < a.p.k)
-                        mine[(size_t)m * a.p.k + c] = acc[i][j][hh * 2];
-                    if (m < a.M && c + 1 < a.p.k)
-                        mine[(size_t)m * a.p.k + c + 1] = acc[i][j][hh * 2 + 1];
-                }
+        ig_each<MI, NI>(a, acc, row0, col0, [&](float &v, size_t at) { mine[at] = v; });
         __threadfence();
         __syncthreads();
         __shared__ int last;
@@ -405,30 +412,13 @@ __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32) k_igemm(ig_args a)
         __threadfence();
         /* every slice summed in slice order, this CTA's own from memory too: the result does
          * not depend on which CTA finished last (graph replays are bit-identical) */
-#pragma unroll
-        for (int i = 0; i < MI; i++)
-#pragma unroll
-            for (int j = 0; j < NI; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    acc[i][j][e] = 0.f;
+        ig_each<MI, NI>(a, acc, row0, col0, [&](float &v, size_t) { v = 0.f; });
         for (int z = 0; z < (int)gridDim.z; z++) {
             const float *slice = a.part + z * plane;
-#pragma unroll
-            for (int i = 0; i < MI; i++)
-#pragma unroll
-                for (int j = 0; j < NI; j++)
-#pragma unroll
-                    for (int hh = 0; hh < 2; hh++) {
-                        int m = m0 + wm * WM + i * 16 + g + hh * 8, c = n0 + wn * WN + j * 8 + t4 * 2;
-                        if (m < a.M && c < a.p.k)
-                            acc[i][j][hh * 2] += __ldcg(slice + (size_t)m * a.p.k + c);
-                        if (m < a.M && c + 1 < a.p.k)
-                            acc[i][j][hh * 2 + 1] += __ldcg(slice + (size_t)m * a.p.k + c + 1);
-                    }
+            ig_each<MI, NI>(a, acc, row0, col0, [&](float &v, size_t at) { v += __ldcg(slice + at); });
         }
     }
-    ig_epilogue<MI, NI>(a, acc, m0 + wm * WM + g, n0 + wn * WN + t4 * 2);
+    ig_epilogue<MI, NI>(a, acc, row0, col0);
 #endif
 }
 

@@ -1,0 +1,76 @@
+/* Tile sweep of shoal's own implicit-GEMM conv (src/backends/cuda/igemm.cu) on the conv
+ * shapes of the five reference models: every tile shape x K split, each conv launched 300
+ * times inside a CUDA graph right after a 96 MB memset that evicts L2 (weights come from
+ * DRAM, as in a model), the memset's own time subtracted; then what sh_k_igemm_plan picks.
+ * The table in docs/cuda-notes.md ("v3") came from this program.
+ *   build: cmake --build build-cu --target igemm_sweep   (a CUDA build; not part of `all`)
+ *   run:   build-cu/bench/cuda/igemm_sweep                (on the GPU machine) */
+#include "backends/cuda/igemm.cu"
+#include <cstdio>
+__global__ void k_empty() {}
+static float timeit(cudaStream_t s, int reps, void (*f)(cudaStream_t, void *), void *arg, bool graph)
+{
+    cudaEvent_t a, b; cudaEventCreate(&a); cudaEventCreate(&b);
+    cudaGraphExec_t ex = nullptr;
+    if (graph) {
+        cudaGraph_t g; cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+        for (int i = 0; i < 50; i++) f(s, arg);
+        cudaStreamEndCapture(s, &g); cudaGraphInstantiate(&ex, g, 0);
+        cudaGraphLaunch(ex, s);
+    } else for (int i = 0; i < 20; i++) f(s, arg);
+    cudaStreamSynchronize(s);
+    cudaEventRecord(a, s);
+    if (graph) for (int i = 0; i < reps / 50; i++) cudaGraphLaunch(ex, s);
+    else for (int i = 0; i < reps; i++) f(s, arg);
+    cudaEventRecord(b, s); cudaEventSynchronize(b);
+    float ms; cudaEventElapsedTime(&ms, a, b); return ms * 1000.f / reps;
+}
+static __half *g_flush;
+struct conv { sh_k_igemm_p p; __half *x, *w, *b, *y; float *part; int *cnt; };
+static void run_flush(cudaStream_t s, void *) { cudaMemsetAsync(g_flush, 1, 96 << 20, s); }
+static void run_conv(cudaStream_t s, void *v) { conv *c = (conv *)v; run_flush(s, nullptr); sh_k_igemm(c->y, c->x, c->w, c->b, nullptr, &c->p, c->part, c->cnt, s); }
+static void run_empty(cudaStream_t s, void *) { k_empty<<<1, 32, 0, s>>>(); }
+int main()
+{
+    cudaStream_t s; cudaStreamCreate(&s); sh_k_igemm_init();
+    cudaDeviceProp pr; cudaGetDeviceProperties(&pr, 0);
+    /* c, h, w, k, r, s, pad, count in the five reference models (convcmp) */
+    int shapes[][8] = {{128, 20, 20, 128, 3, 1, 1, 32}, {128, 40, 40, 128, 3, 1, 1, 24}, {64, 80, 80, 64, 3, 1, 1, 22},
+                       {256, 160, 160, 256, 3, 1, 1, 1}, {64, 40, 40, 64, 3, 1, 1, 13}, {64, 20, 20, 64, 3, 1, 1, 13},
+                       {128, 40, 40, 64, 3, 1, 1, 5}, {256, 20, 20, 128, 1, 1, 0, 18}, {512, 20, 20, 256, 1, 1, 0, 9},
+                       {512, 20, 20, 512, 1, 1, 0, 9}, {256, 40, 40, 128, 1, 1, 0, 14}, {1024, 20, 20, 512, 1, 1, 0, 6},
+                       {256, 80, 80, 256, 3, 2, 1, 3}, {192, 80, 80, 256, 1, 1, 0, 2}, {64, 26, 26, 64, 1, 1, 0, 15},
+                       {32, 160, 160, 32, 3, 1, 1, 4}, {16, 320, 320, 32, 3, 2, 1, 2}, {3, 640, 640, 32, 3, 2, 1, 2},
+                       {64, 80, 80, 64, 1, 1, 0, 10}, {128, 80, 80, 64, 1, 1, 0, 6}};
+    __half *buf; cudaMalloc(&buf, 256 << 20); cudaMemset(buf, 0, 256 << 20);
+    float *part; cudaMalloc(&part, 64 << 20); int *cnt; cudaMalloc(&cnt, 4096 * 4); cudaMemset(cnt, 0, 4096 * 4);
+    cudaMalloc(&g_flush, 96 << 20);
+    float flush_us = timeit(s, 300, run_flush, nullptr, true);
+    printf("L2 flush (96 MB memset) %.1f us, subtracted: every conv below runs with cold L2\n", flush_us);
+    printf("empty kernel: %.2f us graph\n", timeit(s, 2000, run_empty, nullptr, true));
+    int cfg[4][2] = {{128, 64}, {64, 64}, {64, 32}, {32, 32}};
+    double tot_pick = 0, tot_best = 0;
+    for (auto &sh : shapes) {
+        conv c = {};
+        sh_k_igemm_p &p = c.p;
+        p.n = 1; p.c = sh[0]; p.h = sh[1]; p.w = sh[2]; p.k = sh[3]; p.kh = p.kw = sh[4]; p.sh = p.sw = sh[5]; p.ph = p.pw = sh[6];
+        p.oh = (p.h + 2 * p.ph - p.kh) / p.sh + 1; p.ow = (p.w + 2 * p.pw - p.kw) / p.sw + 1; p.dh = p.dw = 1;
+        p.x_ld = p.c; p.y_ld = p.r_ld = p.k; p.act.act = 3;
+        c.x = buf; c.w = buf + (64 << 20); c.b = buf + (100 << 20); c.y = buf + (110 << 20); c.part = part; c.cnt = cnt;
+        double fl = 2.0 * p.oh * p.ow * p.k * p.c * p.kh * p.kw;
+        printf("c%d %dx%d k%d r%d s%d:", p.c, p.h, p.w, p.k, p.kh, p.sh);
+        float best = 1e9; int bi = 0, bs = 0;
+        for (int ci = 0; ci < 4; ci++) for (int sp : {1, 2, 4}) {
+            p.bm = cfg[ci][0]; p.bn = cfg[ci][1]; p.splits = sp;
+            float us = timeit(s, 300, run_conv, &c, true) - flush_us;
+            printf(" %.1f", us);
+            if (us < best) { best = us; bi = ci; bs = sp; }
+        }
+        sh_k_igemm_plan(&p, pr.multiProcessorCount);
+        float pick = timeit(s, 300, run_conv, &c, true) - flush_us;
+        printf(" | best %dx%d/%d %.1f us %.0f TFLOPS | plan %dx%d/%d %.1f us\n", cfg[bi][0], cfg[bi][1], bs, best, fl / best * 1e-6, p.bm, p.bn, p.splits, pick);
+        tot_pick += pick * sh[7]; tot_best += best * sh[7];
+    }
+    printf("weighted total: plan %.0f us, best %.0f us\n", tot_pick, tot_best);
+    printf("last error: %s\n", cudaGetErrorString(cudaGetLastError()));
+}

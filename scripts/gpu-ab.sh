@@ -1,0 +1,30 @@
+#!/bin/sh
+# One device call for CUDA backend work: the reference models (exported with the machine's
+# PyTorch), the CUDA op/model/runtime tests, then `shoal bench` under each A/B variant on the
+# same card: default, SHOAL_CUDA_PDL=0, SHOAL_CUDA_STREAMS=4, SHOAL_CUDA_IGEMM=0 (+ AB_EXTRA).
+#   carry: build-cu/shoal, build-cu/tests/cuda, .devlibs, .devdata (see scripts/gpu-check.sh)
+CUDNN=$(python3 -c 'import nvidia.cudnn, os; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null)
+DEV=/tmp/shoal-devlibs; mkdir -p $DEV; for f in .devlibs/*.tar.xz; do tar -xJf $f -C $DEV; done
+export LD_LIBRARY_PATH="$CUDNN/lib:$DEV/usr/lib/x86_64-linux-gnu:$DEV/usr/lib/x86_64-linux-gnu/openblas-pthread:$DEV/lib/x86_64-linux-gnu"
+export SHOAL_REAL_MODELS=$PWD/.devdata/real-models SHOAL_MODELS=$PWD/models SHOAL_GOLDEN=$PWD/.devdata/golden SHOAL_CONFIG=$PWD/configs/aiglasses.yaml
+if [ ! -s models/obstacle.onnx ]; then
+  t0=$(date +%s)
+  PYTHONUNBUFFERED=1 python3 - models > $OUT/export.log 2>&1 <<'PY'
+import functools, inspect, runpy, sys, torch
+exp = torch.onnx.export
+if "dynamo" in inspect.signature(exp).parameters:
+    torch.onnx.export = functools.partial(exp, dynamo=False)
+sys.argv = ["export_models.py", "--out", sys.argv[1], "--threads", "16"]
+runpy.run_path("tools/export_models.py", run_name="__main__")
+PY
+  echo "export rc $? $(( $(date +%s) - t0 )) s"
+fi
+B=build-cu/tests/cuda
+$B/test_cuda_ops > $OUT/ops.log 2>&1; echo "ops rc $?"; grep -E "FAIL|failed" $OUT/ops.log
+SHOAL_CUDA_IGEMM=1 $B/test_cuda_ops > $OUT/ops1.log 2>&1; echo "ops (own conv forced) rc $?"; grep -E "FAIL|failed" $OUT/ops1.log
+$B/test_cuda_models > $OUT/models.log 2>&1; echo "models rc $?"; grep -E "onnx|FAIL|failed|pan_seg " $OUT/models.log
+$B/test_cuda_runtime > $OUT/runtime.log 2>&1; echo "runtime rc $?"; tail -12 $OUT/runtime.log
+for v in "" "SHOAL_CUDA_PDL=0" "SHOAL_CUDA_STREAMS=4" "SHOAL_CUDA_IGEMM=0" ${AB_EXTRA:-}; do
+  echo "=== shoal bench $v"
+  env $v ./build-cu/shoal bench --config configs/aiglasses.yaml --device cuda --iters 100 --warmup 20 2>/dev/null | grep -E "load:|  mode |process:|arena"
+done
