@@ -12,6 +12,7 @@
 #include "vision/decode-impl.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 typedef struct lin {
@@ -37,7 +38,8 @@ typedef struct seg_scratch {
     float *proto;      /* mh x mw */
     float *up;         /* model-input region */
     uint8_t *bits;     /* image box region */
-    size_t up_cap, bits_cap;
+    lin *cols;         /* horizontal taps of one row, shared by every row of a pass */
+    size_t up_cap, bits_cap, cols_cap;
 } seg_scratch;
 
 static int grow(sh_allocator *a, void **p, size_t *cap, size_t need, sh_err *err)
@@ -52,32 +54,37 @@ static int grow(sh_allocator *a, void **p, size_t *cap, size_t need, sh_err *err
     return 0;
 }
 
+/* Run-length code of a 0/1 plane (sh_mask: runs alternate background, foreground, starting
+ * with background), in one pass; the run array grows geometrically. */
 static int encode_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh_mask *m, sh_err *err)
 {
-    size_t runs = 1, area = 0;
+    size_t cap = 16, r = 0, area = 0;
+    uint32_t *runs = sh_alloc(a, cap * sizeof *runs);
+    if (!runs)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate mask runs");
     uint8_t cur = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bits[i] != cur) {
-            runs++;
-            cur = bits[i];
-        }
-        area += bits[i];
-    }
-    m->runs = sh_alloc(a, runs * sizeof *m->runs);
-    if (!m->runs)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate %zu mask runs", runs);
-    size_t r = 0;
     uint32_t len = 0;
-    cur = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bits[i] != cur) {
-            m->runs[r++] = len;
-            len = 0;
-            cur = bits[i];
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && bits[i] == cur) {
+            len++;
+            continue;
         }
-        len++;
+        if (r == cap) {
+            uint32_t *more = sh_realloc(a, runs, 2 * cap * sizeof *runs);
+            if (!more) {
+                sh_free(a, runs);
+                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate %zu mask runs", 2 * cap);
+            }
+            runs = more;
+            cap *= 2;
+        }
+        runs[r++] = len;
+        if (cur)
+            area += len;
+        cur = (uint8_t)!cur;
+        len = 1;
     }
-    m->runs[r++] = len;
+    m->runs = runs;
     m->n_runs = r;
     m->area = area;
     return 0;
@@ -133,30 +140,97 @@ static int build_mask(sh_allocator *a, const float *protos, int nm, int mh, int 
     int uw = ux1 - ux0 + 1, uh = uy1 - uy0 + 1;
     if ((rc = grow(a, (void **)&s->up, &s->up_cap, (size_t)uw * uh * sizeof(float), err)))
         return rc;
+    size_t ncols = (size_t)(uw > m->width ? uw : m->width);
+    if ((rc = grow(a, (void **)&s->cols, &s->cols_cap, ncols * sizeof(lin), err)))
+        return rc;
+    /* the horizontal taps are the same for every row: computed once per pass */
+    for (int x = 0; x < uw; x++)
+        s->cols[x] = lin_at(pad_x + ux0 + x, rx, mw);
     for (int y = 0; y < uh; y++) {
         lin ly = lin_at(pad_y + uy0 + y, ry, mh);
         const float *p0 = s->proto + (size_t)ly.i0 * mw, *p1 = s->proto + (size_t)ly.i1 * mw;
+        float *u = s->up + (size_t)y * uw;
         for (int x = 0; x < uw; x++) {
-            lin lx = lin_at(pad_x + ux0 + x, rx, mw);
+            lin lx = s->cols[x];
             float top = p0[lx.i0] + (p0[lx.i1] - p0[lx.i0]) * lx.l;
             float bot = p1[lx.i0] + (p1[lx.i1] - p1[lx.i0]) * lx.l;
-            s->up[(size_t)y * uw + x] = top + (bot - top) * ly.l;
+            u[x] = top + (bot - top) * ly.l;
         }
     }
     /* 4. image pixels, thresholded. */
+    for (int x = 0; x < m->width; x++) {
+        lin lx = lin_at(ox0 + x, sx, xf->resized_w);
+        s->cols[x] = (lin){lx.i0 - ux0, lx.i1 - ux0, lx.l};
+    }
     for (int y = 0; y < m->height; y++) {
         lin ly = lin_at(oy0 + y, sy, xf->resized_h);
         const float *u0 = s->up + (size_t)(ly.i0 - uy0) * uw, *u1 = s->up + (size_t)(ly.i1 - uy0) * uw;
         uint8_t *b = s->bits + (size_t)y * m->width;
         for (int x = 0; x < m->width; x++) {
-            lin lx = lin_at(ox0 + x, sx, xf->resized_w);
-            int a0 = lx.i0 - ux0, a1 = lx.i1 - ux0;
-            float top = u0[a0] + (u0[a1] - u0[a0]) * lx.l;
-            float bot = u1[a0] + (u1[a1] - u1[a0]) * lx.l;
+            lin lx = s->cols[x];
+            float top = u0[lx.i0] + (u0[lx.i1] - u0[lx.i0]) * lx.l;
+            float bot = u1[lx.i0] + (u1[lx.i1] - u1[lx.i0]) * lx.l;
             b[x] = top + (bot - top) * ly.l > thr;
         }
     }
     return encode_runs(a, s->bits, npx, m, err);
+}
+
+/* The mask of detection i (its coefficients are column `anchor` of the output). */
+static int mask_of(sh_allocator *a, const float *protos, int nm, int mh, int mw, const float *d, size_t N, int nc,
+                   const sh_transform *xf, float thr, sh_detection *det, seg_scratch *s, sh_err *err)
+{
+    size_t j = (size_t)det->anchor;
+    float cx = d[j], cy = d[N + j], w = d[2 * N + j], h = d[3 * N + j];
+    float bm[4] = {cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2};
+    sh_mask *m = sh_calloc(a, 1, sizeof *m);
+    if (!m)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate a mask");
+    int rc = build_mask(a, protos, nm, mh, mw, d + (4 + (size_t)nc) * N + j, N, bm, xf, det, thr, s, m, err);
+    if (rc) {
+        sh_free(a, m->runs);
+        sh_free(a, m);
+        return rc;
+    }
+    det->mask = m;
+    return 0;
+}
+
+/* Masks are independent of each other: spread over the OpenMP team (the network is done by
+ * now, its threads idle), each thread with its own scratch; the first failure is reported. */
+static int build_masks(sh_allocator *a, const float *protos, int nm, int mh, int mw, const float *d, size_t N,
+                       int nc, const sh_transform *xf, float thr, sh_detections *dets, sh_err *err)
+{
+    int n = (int)dets->count, rc = 0;
+    int threads = omp_get_max_threads();
+    if (threads > n / 4)
+        threads = n / 4 > 1 ? n / 4 : 1;
+#pragma omp parallel num_threads(threads)
+    {
+        sh_err local = {0};
+        int lrc = 0;
+        seg_scratch s = {0};
+        s.proto = sh_alloc(a, (size_t)mh * mw * sizeof(float));
+        if (!s.proto)
+            lrc = sh_errf(&local, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate a %dx%d proto plane", mw, mh);
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < n; i++)
+            if (!lrc)
+                lrc = mask_of(a, protos, nm, mh, mw, d, N, nc, xf, thr, &dets->items[i], &s, &local);
+        if (lrc) {
+#pragma omp critical(shoal_seg_masks)
+            if (!rc) {
+                rc = lrc;
+                if (err)
+                    *err = local;
+            }
+        }
+        sh_free(a, s.proto);
+        sh_free(a, s.up);
+        sh_free(a, s.bits);
+        sh_free(a, s.cols);
+    }
+    return rc;
 }
 
 int sh_decode_yolov8_seg(const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
@@ -184,34 +258,7 @@ int sh_decode_yolov8_seg(const sh_ftensor *out, const sh_ftensor *protos, const 
     sh_candidates_free(a, &c);
     if (rc)
         return rc;
-    seg_scratch s = {0};
-    s.proto = sh_alloc(a, (size_t)mh * mw * sizeof(float));
-    if (!s.proto)
-        rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate a %dx%d proto plane", mw, mh);
-    const float *d = out->data;
-    size_t N = (size_t)n;
-    for (size_t i = 0; i < dets->count && rc == 0; i++) {
-        sh_detection *det = &dets->items[i];
-        size_t j = (size_t)det->anchor;
-        float cx = d[j], cy = d[N + j], w = d[2 * N + j], h = d[3 * N + j];
-        float bm[4] = {cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2};
-        sh_mask *m = sh_calloc(a, 1, sizeof *m);
-        if (!m) {
-            rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate mask %zu", i);
-            break;
-        }
-        rc = build_mask(a, protos->data, nm, mh, mw, d + (4 + (size_t)nc) * N + j, N, bm, xf, det,
-                        p->mask_threshold, &s, m, err);
-        if (rc) {
-            sh_free(a, m->runs);
-            sh_free(a, m);
-            break;
-        }
-        det->mask = m;
-    }
-    sh_free(a, s.proto);
-    sh_free(a, s.up);
-    sh_free(a, s.bits);
+    rc = build_masks(a, protos->data, nm, mh, mw, out->data, (size_t)n, nc, xf, p->mask_threshold, dets, err);
     if (rc)
         sh_detections_clear(dets);
     return rc;
