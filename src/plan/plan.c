@@ -457,10 +457,16 @@ static int lifetimes(const sh_graph *g, const sh_program *p, scratch *s, sh_plan
         const sh_node *n = &g->nodes[k];
         if (n->dead)
             continue;
-        for (int o = 0; o < n->n_outputs; o++)
-            if (n->outputs[o] >= 0 && s->tfirst[n->outputs[o]] > k)
-                s->tfirst[n->outputs[o]] = k;
+        /* what a step writes, too, stays reserved while a step beside it may run */
         int rel = release_of(p, k);
+        for (int o = 0; o < n->n_outputs; o++) {
+            if (n->outputs[o] < 0)
+                continue;
+            if (s->tfirst[n->outputs[o]] > k)
+                s->tfirst[n->outputs[o]] = k;
+            if (rel > k && s->tlast[n->outputs[o]] < rel)
+                s->tlast[n->outputs[o]] = rel;
+        }
         for (int i = 0; i < n->n_inputs; i++)
             if (n->inputs[i] >= 0 && s->tlast[n->inputs[i]] < rel)
                 s->tlast[n->inputs[i]] = rel;

@@ -112,9 +112,10 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
     /* SHOAL_CUDA_PDL=0: plain launches (A/B) */
     const char *pdl = getenv("SHOAL_CUDA_PDL");
     q.pdl = c->cc_major >= 9 && !(pdl && !strcmp(pdl, "0"));
-    if (sh_k_igemm_counters(&q) > SH_CUDA_IG_COUNTERS)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): %d split-K tiles exceed the counters",
-                       n->name, sh_k_igemm_counters(&q));
+    /* one stream's block of the split-K counters (cuda_impl.h) */
+    if (sh_k_igemm_counters(&q) > SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): %d split-K tiles exceed a stream's %d counters",
+                       n->name, sh_k_igemm_counters(&q), SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS);
     cn->ig = q;
     /* the op's scratch: [split-K partials][converted x][output before conversion] */
     cn->ig_part_off = 0;

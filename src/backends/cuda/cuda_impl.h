@@ -170,6 +170,11 @@ bool sh_cuda_supports_node(void *ctx, const sh_graph *g, int node);
 int sh_cuda_run(void *ctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                 unsigned long binding_id, sh_err *err);
 int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err);
+/* Streams, waits and release_step for a compiled program (cuda_streams.c). The _steps part
+ * is pure host logic (no device; tests/cuda/test_cuda_schedule.c); sh_cuda_schedule adds the
+ * events and reads SHOAL_CUDA_STREAMS. */
+int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int n_streams,
+                           sh_err *err);
 int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err);
 
 /* IEEE half from float, round to nearest even, saturating at +-65504 (NaN kept). */

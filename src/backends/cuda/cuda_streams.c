@@ -90,14 +90,14 @@ static int pick_stream(sched *s, const int *tail, const signed char *stream_of, 
     return latest >= 0 ? stream_of[latest] : 0;
 }
 
-static int alloc_schedule(sh_cuda_ctx *c, sh_program *p, sh_cuda_prog *cp, int n, sh_err *err)
+static int alloc_schedule(sh_allocator *a, sh_program *p, sh_cuda_prog *cp, int n, sh_err *err)
 {
     size_t nn = (size_t)(n ? n : 1);
-    cp->stream_of = sh_calloc(c->alloc, nn, sizeof *cp->stream_of);
-    cp->wait_first = sh_calloc(c->alloc, nn + 1, sizeof *cp->wait_first);
-    cp->waits = sh_calloc(c->alloc, nn * SH_CUDA_STREAMS, sizeof *cp->waits);
-    cp->events = sh_calloc(c->alloc, nn, sizeof *cp->events);
-    p->release_step = sh_alloc(c->alloc, nn * sizeof *p->release_step);
+    cp->stream_of = sh_calloc(a, nn, sizeof *cp->stream_of);
+    cp->wait_first = sh_calloc(a, nn + 1, sizeof *cp->wait_first);
+    cp->waits = sh_calloc(a, nn * SH_CUDA_STREAMS, sizeof *cp->waits);
+    cp->events = sh_calloc(a, nn, sizeof *cp->events);
+    p->release_step = sh_alloc(a, nn * sizeof *p->release_step);
     if (!cp->stream_of || !cp->wait_first || !cp->waits || !cp->events || !p->release_step)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda schedule");
     for (int k = 0; k < n; k++)
@@ -105,9 +105,9 @@ static int alloc_schedule(sh_cuda_ctx *c, sh_program *p, sh_cuda_prog *cp, int n
     return 0;
 }
 
-/* Streams, cross-stream waits (CSR in wait_first/waits: at most one per other stream, on
- * its latest step k reads from, which orders the earlier ones too), and their events. */
-static int assign_streams(sh_cuda_ctx *c, sched *s, sh_cuda_prog *cp, int n_streams, sh_err *err)
+/* Streams and cross-stream waits (CSR in wait_first/waits: at most one per other stream, on
+ * its latest step k reads from, which orders the earlier ones too). */
+static void assign_streams(sched *s, sh_cuda_prog *cp, int n_streams)
 {
     int tail[SH_CUDA_STREAMS];
     for (int st = 0; st < SH_CUDA_STREAMS; st++)
@@ -131,23 +131,14 @@ static int assign_streams(sh_cuda_ctx *c, sched *s, sh_cuda_prog *cp, int n_stre
             if (!ordered && d > latest[o])
                 latest[o] = d;
         }
-        for (int o = 0; o < SH_CUDA_STREAMS; o++) {
-            int d = latest[o];
-            if (d < 0)
-                continue;
-            cp->waits[nw++] = d;
-            if (!cp->events[d]) {
-                cudaEvent_t e;
-                SH_CU(c, err, cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-                cp->events[d] = e;
-            }
-        }
+        for (int o = 0; o < SH_CUDA_STREAMS; o++)
+            if (latest[o] >= 0)
+                cp->waits[nw++] = latest[o];
         if (tail[st] >= 0)
             hb_merge(s, k, tail[st]);
         tail[st] = k;
     }
     cp->wait_first[s->n] = nw;
-    return 0;
 }
 
 /* release_step: the last step not ordered after k. A skipped Add folded into a conv reads
@@ -189,38 +180,26 @@ static void set_release(sched *s, sh_program *p, const sh_cuda_prog *cp)
     }
 }
 
-int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err)
+int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int n_streams,
+                           sh_err *err)
 {
-    /* opt-in: on the reference models 4 streams gave navigation 5.8 -> 5.5 ms but the
-     * conservative reservation (release_step) grew the arena 42.6 -> 103.6 MiB (H100,
-     * docs/cuda-notes.md), past the memory target */
-    const char *env = getenv("SHOAL_CUDA_STREAMS");
-    int n_streams = env ? atoi(env) : 1;
-    if (n_streams < 1)
-        n_streams = 1;
     if (n_streams > SH_CUDA_STREAMS)
         n_streams = SH_CUDA_STREAMS;
     cp->n_streams = 1;
-    if (n_streams == 1)
+    if (n_streams <= 1)
         return 0;
     int n = g->n_nodes;
-    int rc = alloc_schedule(c, p, cp, n, err);
+    int rc = alloc_schedule(a, p, cp, n, err);
     if (rc)
         return rc;
     sched s = {.g = g, .cp = cp, .n = n, .words = (n + 63) / 64};
-    s.hb = sh_calloc(c->alloc, (size_t)(n ? n : 1) * (size_t)(s.words ? s.words : 1), sizeof(uint64_t));
-    s.deps = sh_alloc(c->alloc, (size_t)(n ? n : 1) * sizeof(int));
-    s.seen = sh_calloc(c->alloc, (size_t)(n ? n : 1), sizeof(bool));
-    if (!s.hb || !s.deps || !s.seen)
+    s.hb = sh_calloc(a, (size_t)(n ? n : 1) * (size_t)(s.words ? s.words : 1), sizeof(uint64_t));
+    s.deps = sh_alloc(a, (size_t)(n ? n : 1) * sizeof(int));
+    s.seen = sh_calloc(a, (size_t)(n ? n : 1), sizeof(bool));
+    if (!s.hb || !s.deps || !s.seen) {
         rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda schedule: %d steps", n);
-    if (!rc) {
-        cudaError_t e = cudaSetDevice(c->device);
-        if (e != cudaSuccess)
-            rc = sh_cuda_rt_fail(err, e, "cudaSetDevice", __FILE__, __LINE__, c->device);
-    }
-    if (!rc)
-        rc = assign_streams(c, &s, cp, n_streams, err);
-    if (!rc) {
+    } else {
+        assign_streams(&s, cp, n_streams);
         set_release(&s, p, cp);
         for (int k = 0; k < n; k++)
             if (is_real(&s, k) && cp->stream_of[k] + 1 > cp->n_streams)
@@ -230,8 +209,30 @@ int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_p
             if (is_real(&s, k) && cp->nodes[k].kind == NK_IGEMM)
                 cp->nodes[k].ig_counter_off = cp->stream_of[k] * (SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS);
     }
-    sh_free(c->alloc, s.hb);
-    sh_free(c->alloc, s.deps);
-    sh_free(c->alloc, s.seen);
+    sh_free(a, s.hb);
+    sh_free(a, s.deps);
+    sh_free(a, s.seen);
     return rc;
+}
+
+int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err)
+{
+    /* opt-in: on the reference models 4 streams gave navigation 5.8 -> 5.5 ms but the
+     * conservative reservation (release_step) grew the arena 42.6 -> 103.6 MiB (H100,
+     * docs/cuda-notes.md), past the memory target */
+    const char *env = getenv("SHOAL_CUDA_STREAMS");
+    int rc = sh_cuda_schedule_steps(c->alloc, g, p, cp, env ? atoi(env) : 1, err);
+    if (rc || cp->n_streams == 1)
+        return rc;
+    SH_CU(c, err, cudaSetDevice(c->device));
+    /* an event for every step another stream waits for */
+    for (int w = 0; w < cp->wait_first[g->n_nodes]; w++) {
+        int d = cp->waits[w];
+        if (!cp->events[d]) {
+            cudaEvent_t e;
+            SH_CU(c, err, cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+            cp->events[d] = e;
+        }
+    }
+    return 0;
 }
