@@ -23,7 +23,6 @@
 _Static_assert(SH_OP_COUNT == 39, "update the CUDA backend's op switch");
 _Static_assert(SH_ACT_CLIP == 6, "kcommon.cuh mirrors sh_act");
 
-
 /* --- small helpers ------------------------------------------------------------------- */
 static bool is_float(sh_dtype dt) { return dt == SH_DT_FLOAT32 || dt == SH_DT_FLOAT16; }
 

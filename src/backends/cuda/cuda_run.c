@@ -2,9 +2,6 @@
  * once per binding into a CUDA graph and replayed after. No allocation and no host sync here:
  * the caller's download is the one sync of a run. */
 #include "backends/cuda/cuda_impl.h"
-
-#include <stdio.h>
-#include <stdlib.h>
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/conv.cuh"
 #include "backends/cuda/convert.cuh"
@@ -14,6 +11,9 @@
 #include "backends/cuda/pool.cuh"
 #include "backends/cuda/resize.cuh"
 #include "backends/cuda/softmax.cuh"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 static const void *in_ptr(const sh_graph *g, const sh_node *n, const sh_cuda_node *cn, void *const *tp,
                           char *ws, int i)
