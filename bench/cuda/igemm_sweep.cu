@@ -32,8 +32,9 @@ static void run_conv(cudaStream_t s, void *v) { conv *c = (conv *)v; run_flush(s
 static void run_empty(cudaStream_t s, void *) { k_empty<<<1, 32, 0, s>>>(); }
 int main()
 {
-    cudaStream_t s; cudaStreamCreate(&s); sh_k_igemm_init();
+    cudaStream_t s; cudaStreamCreate(&s);
     cudaDeviceProp pr; cudaGetDeviceProperties(&pr, 0);
+    sh_k_igemm_init((int)pr.sharedMemPerBlockOptin);
     /* c, h, w, k, r, s, pad, count in the five reference models (convcmp) */
     int shapes[][8] = {{128, 20, 20, 128, 3, 1, 1, 32}, {128, 40, 40, 128, 3, 1, 1, 24}, {64, 80, 80, 64, 3, 1, 1, 22},
                        {256, 160, 160, 256, 3, 1, 1, 1}, {64, 40, 40, 64, 3, 1, 1, 13}, {64, 20, 20, 64, 3, 1, 1, 13},
@@ -66,7 +67,7 @@ int main()
             printf(" %.1f", us);
             if (us < best) { best = us; bi = ci; bs = sp; }
         }
-        sh_k_igemm_plan(&p, pr.multiProcessorCount);
+        sh_k_igemm_plan(&p, pr.multiProcessorCount, (int)pr.sharedMemPerBlockOptin);
         float pick = timeit(s, 300, run_conv, &c, true) - flush_us;
         printf(" | best %dx%d/%d %.1f us %.0f TFLOPS | plan %dx%d/%d %.1f us\n", cfg[bi][0], cfg[bi][1], bs, best, fl / best * 1e-6, p.bm, p.bn, p.splits, pick);
         tot_pick += pick * sh[7]; tot_best += best * sh[7];

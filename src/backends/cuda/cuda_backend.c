@@ -263,6 +263,7 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
             snprintf(c->dev_name, sizeof c->dev_name, "%.63s", prop.name);
             c->sms = prop.multiProcessorCount;
             c->cc_major = prop.major;
+            c->max_smem = (int)prop.sharedMemPerBlockOptin;
         } else {
             (void)cudaGetLastError();
         }
@@ -274,7 +275,7 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     if (e == cudaSuccess)
         e = cudaMemset(c->ig_counters, 0, SH_CUDA_IG_COUNTERS * sizeof(int));
     if (e == cudaSuccess && c->cc_major >= 8)
-        e = sh_k_igemm_init();
+        e = sh_k_igemm_init(c->max_smem);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking);
     for (int i = 0; i < SH_CUDA_STREAMS - 1 && e == cudaSuccess; i++)

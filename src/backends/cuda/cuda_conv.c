@@ -66,7 +66,8 @@ static bool same_in_both_layouts(const sh_shape *s)
 static bool igemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, const sh_cuda_prog *cp)
 {
     const char *env = getenv("SHOAL_CUDA_IGEMM");
-    if (n->op != SH_OP_CONV || cp->all_nchw || c->cc_major < 8 || (env && !strcmp(env, "0")))
+    if (n->op != SH_OP_CONV || cp->all_nchw || c->cc_major < 8 || c->max_smem < sh_k_igemm_smem(32, 32) ||
+        (env && !strcmp(env, "0")))
         return false;
     const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
     if (!x || !w || !y || x->shape.ndim != 4 || w->shape.ndim != 4 || y->shape.ndim != 4 || !w->is_const)
@@ -108,7 +109,7 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
         .x_ld = (int)x->shape.d[1], .y_ld = (int)y->shape.d[1], .r_ld = (int)y->shape.d[1],
         .act = cn->act,
     };
-    size_t part = sh_k_igemm_plan(&q, c->sms);
+    size_t part = sh_k_igemm_plan(&q, c->sms, c->max_smem);
     /* SHOAL_CUDA_PDL=0: plain launches (A/B) */
     const char *pdl = getenv("SHOAL_CUDA_PDL");
     q.pdl = c->cc_major >= 9 && !(pdl && !strcmp(pdl, "0"));

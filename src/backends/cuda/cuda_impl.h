@@ -40,6 +40,7 @@ typedef struct sh_cuda_ctx {
     pthread_mutex_t mu;
     char dev_name[64];
     int sms, cc_major;          /* multiprocessors; compute capability (own convs need >= 8) */
+    int max_smem;               /* opt-in shared memory per block, bytes */
     int *ig_counters;           /* [SH_CUDA_IG_COUNTERS] device ints, zero at rest */
     /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
      * fails as cudaErrorMemoryAllocation would; 0 = off */

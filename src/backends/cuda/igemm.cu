@@ -435,7 +435,9 @@ static const ig_cfg IG_CFGS[] = {{128, 64}, {64, 64}, {64, 32}, {32, 32}};   /* 
  * conv shapes, docs/cuda-notes.md) is the largest one that still gives about 1.5 waves of
  * CTAs, else the smallest; 64-channel tiles only when there are more than 32 channels. K
  * is split only for deep layers (K >= 768) with under 100 CTAs. */
-extern "C" size_t sh_k_igemm_plan(sh_k_igemm_p *p, int sms)
+extern "C" int sh_k_igemm_smem(int bm, int bn) { return IG_STAGES * (bm + bn) * IG_LDS * 2; }
+
+extern "C" size_t sh_k_igemm_plan(sh_k_igemm_p *p, int sms, int max_smem)
 {
     int M = p->n * p->oh * p->ow, N = p->k, K = p->kh * p->kw * p->c;
     if (sms < 1)
@@ -443,7 +445,8 @@ extern "C" size_t sh_k_igemm_plan(sh_k_igemm_p *p, int sms)
     int kiters = ig_ceil(K, IG_BK);
     const ig_cfg *pick = &IG_CFGS[3];
     for (const ig_cfg &c : IG_CFGS) {
-        if (c.bn == 64 && N <= 32)
+        /* 128x64 needs 108 KiB: not on sm_86/sm_89 (99 KiB per block) */
+        if ((c.bn == 64 && N <= 32) || sh_k_igemm_smem(c.bm, c.bn) > max_smem)
             continue;
         if ((long)ig_ceil(M, c.bm) * ig_ceil(N, c.bn) * 2 >= 3L * sms) {
             pick = &c;
@@ -476,6 +479,7 @@ extern "C" int sh_k_igemm_counters(const sh_k_igemm_p *p)
 }
 
 template <int BM, int BN> constexpr int ig_smem_bytes() { return IG_STAGES * (BM + BN) * IG_LDS * 2; }
+static_assert(ig_smem_bytes<32, 32>() <= 99 * 1024, "the smallest tile must fit every sm_80+ card");
 
 template <int BM, int BN, int WM, int WN, bool VEC>
 static cudaError_t ig_go(const ig_args &a, cudaStream_t s)
@@ -494,23 +498,25 @@ static cudaError_t ig_go(const ig_args &a, cudaStream_t s)
 }
 
 template <int BM, int BN, int WM, int WN, bool VEC>
-static cudaError_t ig_allow()
+static cudaError_t ig_allow(int max_smem)
 {
+    if (ig_smem_bytes<BM, BN>() > max_smem)
+        return cudaSuccess;   /* sh_k_igemm_plan never picks it on this card */
     return cudaFuncSetAttribute(k_igemm<BM, BN, WM, WN, VEC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 ig_smem_bytes<BM, BN>());
 }
 
 /* Tiles above 48 KiB of shared memory must be allowed per kernel, once, before any launch
- * (and so before any graph capture). */
-extern "C" cudaError_t sh_k_igemm_init(void)
+ * (and so before any graph capture); those above the card's opt-in limit are left out. */
+extern "C" cudaError_t sh_k_igemm_init(int max_smem)
 {
-    cudaError_t e = ig_allow<128, 64, 4, 2, true>();
-    if (e == cudaSuccess) e = ig_allow<64, 64, 2, 2, true>();
-    if (e == cudaSuccess) e = ig_allow<64, 32, 2, 2, true>();
-    if (e == cudaSuccess) e = ig_allow<32, 32, 2, 2, true>();
-    if (e == cudaSuccess) e = ig_allow<64, 64, 2, 2, false>();
-    if (e == cudaSuccess) e = ig_allow<64, 32, 2, 2, false>();
-    if (e == cudaSuccess) e = ig_allow<32, 32, 2, 2, false>();
+    cudaError_t e = ig_allow<128, 64, 4, 2, true>(max_smem);
+    if (e == cudaSuccess) e = ig_allow<64, 64, 2, 2, true>(max_smem);
+    if (e == cudaSuccess) e = ig_allow<64, 32, 2, 2, true>(max_smem);
+    if (e == cudaSuccess) e = ig_allow<32, 32, 2, 2, true>(max_smem);
+    if (e == cudaSuccess) e = ig_allow<64, 64, 2, 2, false>(max_smem);
+    if (e == cudaSuccess) e = ig_allow<64, 32, 2, 2, false>(max_smem);
+    if (e == cudaSuccess) e = ig_allow<32, 32, 2, 2, false>(max_smem);
     return e;
 }
 

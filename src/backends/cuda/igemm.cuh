@@ -17,16 +17,19 @@ typedef struct sh_k_igemm {
     int kh, kw, sh, sw, ph, pw, dh, dw;   /* ph/pw: leading pads (trailing follow from oh/ow) */
     int x_ld, y_ld, r_ld;    /* r_ld: residual's pixel stride */
     sh_k_act act;
-    int bm, bn;              /* tile (64|128) x (32|64), chosen by sh_k_igemm_plan */
+    int bm, bn;              /* tile (32|64|128) x (32|64), chosen by sh_k_igemm_plan */
     int splits;              /* K split across CTAs (1 = none) */
     int pdl;                 /* launch as a programmatic dependent of the previous step (sm_90) */
 } sh_k_igemm_p;
 
-/* Once per device before the first launch (large shared-memory tiles); sm_80 and newer. */
-cudaError_t sh_k_igemm_init(void);
-/* Fills tile and split choice; returns the fp32 scratch bytes the launch needs (0 when
- * unsplit). `sms` is the device's multiprocessor count. */
-size_t sh_k_igemm_plan(sh_k_igemm_p *p, int sms);
+/* Once per device before the first launch (large shared-memory tiles); sm_80 and newer.
+ * max_smem: the device's opt-in shared memory per block (cudaDevAttrMaxSharedMemoryPerBlockOptin). */
+cudaError_t sh_k_igemm_init(int max_smem);
+/* Shared memory of a bm x bn tile's pipeline, bytes. */
+int sh_k_igemm_smem(int bm, int bn);
+/* Fills tile and split choice (only tiles within max_smem); returns the fp32 scratch bytes
+ * the launch needs (0 when unsplit). `sms` is the device's multiprocessor count. */
+size_t sh_k_igemm_plan(sh_k_igemm_p *p, int sms, int max_smem);
 /* Number of split-K tile counters a launch of p uses (they must be zero before, and are
  * zero again after, every launch). */
 int sh_k_igemm_counters(const sh_k_igemm_p *p);
