@@ -41,15 +41,24 @@ sh_dtype sh_dtype_from_onnx(int64_t code)
     }
 }
 
-int sh_const_ints(const sh_graph *g, int t, int64_t *out, int cap)
+/* The constant tensor t when it has one of the two dtypes and at most cap elements (its
+ * element count in *n), else NULL. */
+static const sh_tensor *const_of(const sh_graph *g, int t, sh_dtype a, sh_dtype b, int cap, int64_t *n)
 {
     if (t < 0)
-        return -1;
+        return NULL;
     const sh_tensor *x = &g->tensors[t];
-    if (!x->is_const || (x->dtype != SH_DT_INT64 && x->dtype != SH_DT_INT32))
-        return -1;
-    int64_t n = sh_shape_numel(&x->shape);
-    if (n < 0 || n > cap)
+    if (!x->is_const || (x->dtype != a && x->dtype != b))
+        return NULL;
+    *n = sh_shape_numel(&x->shape);
+    return *n < 0 || *n > cap ? NULL : x;
+}
+
+int sh_const_ints(const sh_graph *g, int t, int64_t *out, int cap)
+{
+    int64_t n;
+    const sh_tensor *x = const_of(g, t, SH_DT_INT64, SH_DT_INT32, cap, &n);
+    if (!x)
         return -1;
     for (int64_t i = 0; i < n; i++) {
         if (x->dtype == SH_DT_INT64) {
@@ -65,13 +74,9 @@ int sh_const_ints(const sh_graph *g, int t, int64_t *out, int cap)
 
 int sh_const_floats(const sh_graph *g, int t, float *out, int cap)
 {
-    if (t < 0)
-        return -1;
-    const sh_tensor *x = &g->tensors[t];
-    if (!x->is_const || (x->dtype != SH_DT_FLOAT32 && x->dtype != SH_DT_FLOAT64))
-        return -1;
-    int64_t n = sh_shape_numel(&x->shape);
-    if (n < 0 || n > cap)
+    int64_t n;
+    const sh_tensor *x = const_of(g, t, SH_DT_FLOAT32, SH_DT_FLOAT64, cap, &n);
+    if (!x)
         return -1;
     for (int64_t i = 0; i < n; i++) {
         if (x->dtype == SH_DT_FLOAT32) {

@@ -119,7 +119,6 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
                        n->name, sh_k_igemm_counters(&q), SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS);
     cn->ig = q;
     /* the op's scratch: [split-K partials][converted x][output before conversion] */
-    cn->ig_part_off = 0;
     cn->op_ws_bytes = scratch_conversions(cn, x, y, part);
     cp->krsc[n->inputs[1]] = true;
     return 0;

@@ -116,10 +116,9 @@ typedef struct sh_cuda_node {
     bool no_epilogue;           /* SHOAL_CUDA_PROFILE_NO_EPILOGUE: timing experiments only (wrong output) */
     size_t xcv_off, ycv_off, dnn_ws_bytes;
     sh_k_copy xcv_copy, ycv_copy;
-    /* own conv: geometry, split-K partials at ig_part_off in the op's scratch, and a fused
+    /* own conv: geometry (split-K partials at the start of the op's scratch), and a fused
      * residual (the single Add consuming the output) read from tensor res_t */
     sh_k_igemm_p ig;
-    size_t ig_part_off;
     bool has_res;
     int res_t;
     int ig_counter_off;         /* this step's block of the split-K counters */

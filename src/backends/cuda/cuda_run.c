@@ -95,7 +95,7 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, int k
         }
         void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
         SH_CU(c, err, sh_k_igemm(yc, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2),
-                                 cn->has_res ? tp[cn->res_t] : NULL, &cn->ig, scr + cn->ig_part_off,
+                                 cn->has_res ? tp[cn->res_t] : NULL, &cn->ig, scr,
                                  c->ig_counters + cn->ig_counter_off, s));
         if (cn->y_cvt)
             SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
