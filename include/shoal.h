@@ -102,6 +102,7 @@ typedef struct shoal_runtime_params {
     int contexts;               /* > 0: execution contexts that may run at once (one arena each) */
     int preload;                /* 1 (default): load the config's preload list at create */
     int start_monitor;          /* 1: background monitor thread (idle unload, cleanup) */
+    int concurrent_models;      /* 0: the config's inference.concurrent_models; 1 on; -1 off */
     shoal_log_fn log;
     void *log_user;
     char *error;                /* optional: receives the reason create failed */
@@ -118,8 +119,9 @@ void shoal_runtime_destroy(shoal_runtime_t rt);
  * on rt from this thread. */
 const char *shoal_runtime_last_error(shoal_runtime_t rt);
 
-/* Runs the models of `mode` on one frame, in the mode's order, on one execution context
- * (one activation arena). Loads models not resident (evicting idle/LRU ones within the
+/* Runs the models of `mode` on one frame on one execution context (one activation arena):
+ * in the mode's order, or all at once where the runtime runs a mode's models concurrently
+ * (inference.concurrent_models; results stay in the mode's order either way). Loads models not resident (evicting idle/LRU ones within the
  * budget). On SHOAL_ERR_BUDGET no model of the mode ran and residency is unchanged.
  * *out is freed with shoal_results_destroy. Thread-safe. */
 int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame,
@@ -162,8 +164,11 @@ typedef struct shoal_detection {
 typedef struct shoal_model_result {
     const char *model;
     const char *task;
-    double latency_ms;          /* preprocess + inference + decode */
-    double infer_ms;
+    double latency_ms;          /* preprocess + inference + decode (concurrent: the mode's
+                                   network time, shoal_results_infer_ms, as its inference) */
+    double infer_ms;            /* in turn: upload + run + download, host wall time; concurrent:
+                                   device time from its upload to the end of its download,
+                                   overlapping the other models' */
     int n_detections;
     const shoal_detection *detections;
     int n_landmarks;            /* 21 for a hand */
@@ -175,6 +180,11 @@ typedef struct shoal_model_result {
 int shoal_results_count(shoal_results_t res);
 const shoal_model_result *shoal_results_get(shoal_results_t res, int i);
 double shoal_results_total_ms(shoal_results_t res);
+/* Network time of the whole call: host wall time from the first upload to the last download
+ * (concurrent), or the sum of the models' infer_ms (in turn). */
+double shoal_results_infer_ms(shoal_results_t res);
+/* 1 when the call ran its models concurrently, else 0. */
+int shoal_results_concurrent(shoal_results_t res);
 /* JSON text of the results (as `shoal run --json` prints); free with shoal_free_string. */
 char *shoal_results_to_json(shoal_results_t res);
 /* Draws boxes, labels, masks and landmarks over `frame`, writes a PNG. */

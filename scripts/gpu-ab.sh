@@ -3,6 +3,7 @@
 # PyTorch), the CUDA op/model/runtime tests, then `shoal bench` under each A/B variant on the
 # same card: default, SHOAL_CUDA_PDL=0, SHOAL_CUDA_STREAMS=4, SHOAL_CUDA_IGEMM=0 (+ AB_EXTRA).
 #   carry: build-cu/shoal, build-cu/tests/cuda, .devlibs, .devdata (see scripts/gpu-check.sh)
+#   env: AB="v1 v2 ..." replaces the variant list (see below); SKIP_TESTS=1; TESTS=dir of the tests
 CUDNN=$(python3 -c 'import nvidia.cudnn, os; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null)
 DEV=/tmp/shoal-devlibs; mkdir -p $DEV; for f in .devlibs/*.tar.xz; do tar -xJf $f -C $DEV; done
 export LD_LIBRARY_PATH="$CUDNN/lib:$DEV/usr/lib/x86_64-linux-gnu:$DEV/usr/lib/x86_64-linux-gnu/openblas-pthread:$DEV/lib/x86_64-linux-gnu"
@@ -19,12 +20,20 @@ runpy.run_path("tools/export_models.py", run_name="__main__")
 PY
   echo "export rc $? $(( $(date +%s) - t0 )) s"
 fi
-B=build-cu/tests/cuda
+B=${TESTS:-build-cu/tests/cuda}
+if [ -z "${SKIP_TESTS:-}" ]; then
 $B/test_cuda_ops > $OUT/ops.log 2>&1; echo "ops rc $?"; grep -E "FAIL|failed" $OUT/ops.log
 SHOAL_CUDA_IGEMM=1 $B/test_cuda_ops > $OUT/ops1.log 2>&1; echo "ops (own conv forced) rc $?"; grep -E "FAIL|failed" $OUT/ops1.log
 $B/test_cuda_models > $OUT/models.log 2>&1; echo "models rc $?"; grep -E "onnx|FAIL|failed|pan_seg " $OUT/models.log
-$B/test_cuda_runtime > $OUT/runtime.log 2>&1; echo "runtime rc $?"; tail -12 $OUT/runtime.log
-for v in "" "SHOAL_CUDA_PDL=0" "SHOAL_CUDA_STREAMS=4" "SHOAL_CUDA_IGEMM=0" ${AB_EXTRA:-}; do
+$B/test_cuda_runtime > $OUT/runtime.log 2>&1; echo "runtime rc $?"; tail -${RUNTIME_TAIL:-12} $OUT/runtime.log
+fi
+# AB: variants, each "ENV=1,ENV2=x" or "ENV=1,--bench-flag,value" (commas separate; the first
+# word starting with '-' begins the bench arguments); "default" for none
+for v in ${AB:-default SHOAL_CUDA_PDL=0 SHOAL_CUDA_STREAMS=4 SHOAL_CUDA_IGEMM=0}; do
+  envs=""; args=""
+  for w in $(echo "$v" | tr ',' ' '); do
+    case $w in default) ;; -*) args="$args $w" ;; *) if [ -n "$args" ]; then args="$args $w"; else envs="$envs $w"; fi ;; esac
+  done
   echo "=== shoal bench $v"
-  env $v ./build-cu/shoal bench --config configs/aiglasses.yaml --device cuda --iters 100 --warmup 20 2>/dev/null | grep -E "load:|  mode |process:|arena"
+  env $envs ./build-cu/shoal bench --config configs/aiglasses.yaml --device cuda --iters 100 --warmup 20 $args 2>/dev/null | grep -E "load:|  mode |process:|arena"
 done

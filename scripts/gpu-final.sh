@@ -3,7 +3,10 @@
 #  - issue [6/7]: `shoal monitor` beside nvidia-smi in the same call, and the report;
 #  - issue [4/7] must-show 3: a budgeted run cycling the modes 1,000 times while nvidia-smi
 #    samples the process's device memory every 100 ms.
-# Usage (device tool): bash scripts/gpu-final.sh build-cu   carry: build-cu/shoal, .devlibs
+# and, after the benchmark (which exports the models), the GPU tests (must-show 1 and 4;
+# SKIP_TESTS=1 leaves them out).
+# Usage (device tool): bash scripts/gpu-final.sh build-cu
+#   carry: build-cu/shoal, build-cu/tests/cuda/test_cuda_{ops,models,runtime,views}, .devlibs, .devdata
 set -uo pipefail
 B=${1:-build-cu}
 cd "$(dirname "$0")/.."
@@ -16,6 +19,20 @@ DEV=/tmp/shoal-devlibs
 export LD_LIBRARY_PATH="${CUDNN:+$CUDNN/lib:}$DEV/usr/lib/x86_64-linux-gnu:$DEV/usr/lib/x86_64-linux-gnu/openblas-pthread:$DEV/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 S=$B/shoal
 C=configs/aiglasses.yaml
+
+if [ -z "${SKIP_TESTS:-}" ]; then
+echo "=== GPU tests (issue [4/7] must-show 1 and 4): ops, ops with every conv on the own kernel, models, runtime, views"
+export SHOAL_REAL_MODELS=$PWD/.devdata/real-models SHOAL_MODELS=$PWD/models SHOAL_GOLDEN=$PWD/.devdata/golden SHOAL_CONFIG=$PWD/$C
+T=$B/tests/cuda
+mkdir -p $W/tests
+$T/test_cuda_ops > $W/tests/ops.log 2>&1; echo "test_cuda_ops rc $? ($(grep -E 'op cases failed' $W/tests/ops.log))"
+SHOAL_CUDA_IGEMM=1 $T/test_cuda_ops > $W/tests/ops-own.log 2>&1; echo "test_cuda_ops, own conv forced rc $? ($(grep -E 'op cases failed' $W/tests/ops-own.log))"
+$T/test_cuda_models > $W/tests/models.log 2>&1; echo "test_cuda_models rc $?"
+grep -E "^[a-z_0-9]+(\.onnx)? +[0-9]|golden|models failed" $W/tests/models.log
+$T/test_cuda_runtime > $W/tests/runtime.log 2>&1; echo "test_cuda_runtime rc $?"
+grep -E "^(mode|oom|all|lanes|concurrent)" $W/tests/runtime.log
+[ -x $T/test_cuda_views ] && { $T/test_cuda_views > $W/tests/views.log 2>&1; echo "test_cuda_views rc $?"; }
+fi
 
 if [ -z "${SKIP_MONITOR:-}" ]; then
 echo "=== monitor beside nvidia-smi"

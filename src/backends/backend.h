@@ -19,6 +19,9 @@
 #include "core/error.h"
 #include "graph/graph.h"
 
+/* Queues a backend with concurrent execution offers at most (see upload_async below). */
+#define SH_MAX_LANES 4
+
 typedef enum sh_backend_kind {
     SH_BACKEND_CPU = 0,
     SH_BACKEND_CUDA = 1
@@ -78,6 +81,22 @@ typedef struct sh_backend_i {
      * so a backend may cache per-binding state (CUDA graphs). */
     int (*run)(void *ctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                unsigned long binding_id, sh_err *err);
+
+    /* Concurrent execution (optional: all four or none; NULL in a backend that runs one
+     * program at a time, and the runtime then runs models in turn through the calls above).
+     * A lane (0..SH_MAX_LANES-1) is an in-order queue: what is issued on one lane runs in
+     * order, lanes run at the same time. The calls only enqueue: host buffers must stay
+     * untouched until lane_wait returns (the backend's host_alloc memory makes the copies
+     * truly asynchronous), and two lanes must not touch the same device bytes. A program may
+     * run on any lane; per-binding state may be kept per (binding, lane). */
+    int (*upload_async)(void *ctx, int lane, void *dst_device, const void *src_host, size_t n, sh_err *err);
+    int (*run_async)(void *ctx, int lane, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+                     unsigned long binding_id, sh_err *err);
+    int (*download_async)(void *ctx, int lane, void *dst_host, const void *src_device, size_t n, sh_err *err);
+    /* Waits until everything issued on the lane is done, also after a failure (the lane is
+     * drained either way). *busy_ms (may be NULL): device time from the lane's first
+     * operation since the previous wait to its last, or -1 when unknown. */
+    int (*lane_wait)(void *ctx, int lane, double *busy_ms, sh_err *err);
 
     /* Device memory total/free in bytes where the device knows it (optional). */
     int (*memory_info)(void *ctx, size_t *total, size_t *free_bytes);

@@ -51,7 +51,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: shoal bench [--config FILE] [--mode NAME|all] [--iters N] [--warmup N]\n"
             "                   [--budget auto|none|BYTES[K|M|G][iB]] [--cycles N] [--device cpu|cuda|auto]\n"
-            "                   [--threads N] [--image FILE] [--profile] [--label NAME] [--out FILE.json] [--json]\n"
+            "                   [--threads N] [--concurrent auto|on|off] [--image FILE] [--profile] [--label NAME]\n"
+            "                   [--out FILE.json] [--json]\n"
             "\n"
             "Measures load time (parse, optimize, compile, plan, pack, upload per model), each model's\n"
             "and each mode's latency (median, p90, p99 over --iters runs after --warmup runs; default\n"
@@ -64,12 +65,14 @@ static void usage(FILE *f)
             "SHOAL_PROFILE=1) adds per-op-type times on the CPU backend.\n"
             "Latency is host wall clock: \"latency\" is the whole frame (preprocess, network, decode),\n"
             "\"infer\" the network alone; on a GPU it includes the input upload, the output download\n"
-            "and the sync they imply. Inputs: each model's <model>.input.npy beside its .onnx as an\n"
+            "and the sync they imply. With concurrent modes (--concurrent, default the config's\n"
+            "inference.concurrent_models) a mode's \"infer\" is the wall time of its whole device\n"
+            "section, its models overlapping. Inputs: each model's <model>.input.npy beside its .onnx as an\n"
             "8-bit frame (the peers' inputs), else --image, else seeded noise.\n");
 }
 
 typedef struct bench_opts {
-    const char *config, *mode, *device, *image, *out, *label, *budget;
+    const char *config, *mode, *device, *image, *out, *label, *budget, *concurrent;
     int iters, warmup, threads, cycles;
     int json, profile;
 } bench_opts;
@@ -317,8 +320,9 @@ static void fail(bench *b, const char *what, const char *name)
     b->failures++;
 }
 
-/* One run of a model or mode: wall time around the call, and the inference time the runtime
- * reports summed over the models that ran. Negative on failure. */
+/* One run of a model or mode: wall time around the call, and the network time the runtime
+ * reports for the call (the sum over its models in turn; the wall time of the device section
+ * when they run concurrently). Negative on failure. */
 static double run_once(bench *b, bool is_mode, const char *name, const shoal_image *frame, double *infer_ms)
 {
     shoal_results_t res;
@@ -327,9 +331,7 @@ static double run_once(bench *b, bool is_mode, const char *name, const shoal_ima
     double ms = now_ms() - t0;
     if (rc != SHOAL_OK)
         return -1;
-    double inf = 0;
-    for (int i = 0; i < shoal_results_count(res); i++)
-        inf += shoal_results_get(res, i)->infer_ms;
+    double inf = shoal_results_infer_ms(res);
     shoal_results_destroy(res);
     if (infer_ms)
         *infer_ms = inf;
@@ -371,6 +373,8 @@ static int phase_create(bench *b, const char *device)
     p.device = device;
     p.threads = b->o->threads;
     p.preload = 0;            /* uploads are timed on their own */
+    if (b->o->concurrent)
+        p.concurrent_models = !strcmp(b->o->concurrent, "on") ? 1 : !strcmp(b->o->concurrent, "off") ? -1 : 0;
     p.error = err;
     p.error_cap = sizeof err;
     progress("create: parse, optimize, compile, plan, pack %s", b->o->config);
@@ -385,6 +389,7 @@ static int phase_create(bench *b, const char *device)
     }
     b->n_models = shoal_runtime_model_count(b->rt);
     b->n_modes = shoal_runtime_mode_count(b->rt);
+    cJSON_AddBoolToObject(b->root, "concurrent_models", sh_runtime_concurrent(b->rt));
     if (b->n_models > MAX_MODELS || b->n_modes > MAX_MODES) {
         fprintf(stderr, "shoal bench: at most %d models and %d modes\n", MAX_MODELS, MAX_MODES);
         return -1;
@@ -660,6 +665,7 @@ static void memory_snapshot(bench *b, const char *key)
     cJSON_AddNumberToObject(o, "activations_planned_max_bytes", (double)plan_max);
     cJSON_AddNumberToObject(o, "arena_bytes", (double)d->arena_bytes);
     cJSON_AddNumberToObject(o, "arena_contexts", sh_runtime_context_count(b->rt));
+    cJSON_AddNumberToObject(o, "arena_bytes_per_context", (double)sh_runtime_arena_bytes(b->rt));
     cJSON_AddNumberToObject(o, "staging_bytes", (double)d->staging_bytes);
     cJSON_AddNumberToObject(o, "host_cache_bytes", (double)d->host_cache_bytes);
     cJSON_AddNumberToObject(o, "device_in_use_bytes", (double)d->in_use_bytes);
@@ -907,6 +913,9 @@ static void print_tables(bench *b)
                jnum(mem, "activations_planned_sum_bytes") / MIB, jnum(mem, "arena_bytes") / MIB,
                (int)jnum(mem, "arena_contexts"), jnum(mem, "device_in_use_bytes") / MIB,
                jnum(mem, "host_cache_bytes") / MIB);
+        if (cJSON_IsTrue(cJSON_GetObjectItem(r, "concurrent_models")))
+            printf("  a mode's models run concurrently: arena per context %.1f MiB (largest plan %.1f MiB)\n",
+                   jnum(mem, "arena_bytes_per_context") / MIB, jnum(mem, "activations_planned_max_bytes") / MIB);
         printf("  process: RSS %.1f MiB, peak RSS %.1f MiB", jnum(mem, "rss_bytes") / MIB, jnum(mem, "peak_rss_bytes") / MIB);
         if (jnum(mem, "gpu_process_bytes") >= 0)
             printf(", GPU process %.1f MiB (NVML)", jnum(mem, "gpu_process_bytes") / MIB);
@@ -957,6 +966,7 @@ static int parse(int argc, char **argv, bench_opts *o)
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--label")) o->label = v;
         else if (!strcmp(a, "--budget")) o->budget = v;
+        else if (!strcmp(a, "--concurrent")) o->concurrent = v;
         else if (!strcmp(a, "--iters")) o->iters = atoi(v);
         else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
@@ -966,6 +976,10 @@ static int parse(int argc, char **argv, bench_opts *o)
             usage(stderr);
             return 2;
         }
+    }
+    if (o->concurrent && strcmp(o->concurrent, "auto") && strcmp(o->concurrent, "on") && strcmp(o->concurrent, "off")) {
+        fprintf(stderr, "shoal bench: --concurrent '%s': expected auto, on or off\n", o->concurrent);
+        return 2;
     }
     if (o->iters < 1 || o->warmup < 0 || o->cycles < 0) {
         fprintf(stderr, "shoal bench: --iters must be >= 1, --warmup and --cycles >= 0\n");

@@ -78,6 +78,7 @@ static const char *const COLOR_NAMES[] = {"rgb", "bgr"};
 static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none"};
 static const char *const PRECISION_NAMES[] = {"auto", "fp32", "fp16"};
 static const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda"};
+static const char *const CONCURRENCY_NAMES[] = {"auto", "on", "off"};
 static const char *const TIER_NAMES[] = {"auto", "low", "mid", "high"};
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -764,7 +765,8 @@ static int memory_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t
     return SHOAL_ERR_INTERNAL;
 }
 
-static const char *const INFERENCE_KEYS[] = {"fp16", "streams", "cuda_graphs", "threads", "device"};
+static const char *const INFERENCE_KEYS[] = {"fp16", "streams", "cuda_graphs", "threads", "device",
+                                              "concurrent_models"};
 
 static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t *v)
 {
@@ -776,6 +778,15 @@ static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_nod
     case 2: return get_bool(p, v, &in->cuda_graphs);
     case 3: return get_int(p, v, 0, 1024, &in->threads);
     case 4: rc = get_enum(p, v, DEVICE_NAMES, COUNT(DEVICE_NAMES), &e); in->device = (sh_device_kind)e; return rc;
+    case 5:
+        /* YAML 1.1 readers take bare on/off for booleans: accept true/false as on/off too */
+        if (v->type == YAML_SCALAR_NODE && (!strcmp(sval(v), "true") || !strcmp(sval(v), "false"))) {
+            in->concurrent_models = !strcmp(sval(v), "true") ? SH_CONCURRENT_ON : SH_CONCURRENT_OFF;
+            return 0;
+        }
+        rc = get_enum(p, v, CONCURRENCY_NAMES, COUNT(CONCURRENCY_NAMES), &e);
+        in->concurrent_models = (sh_concurrency)e;
+        return rc;
     }
     return SHOAL_ERR_INTERNAL;
 }

@@ -39,6 +39,9 @@ typedef enum sh_decoder {
 } sh_decoder;
 typedef enum sh_precision { SH_PRECISION_AUTO = 0, SH_PRECISION_FP32, SH_PRECISION_FP16 } sh_precision;
 typedef enum sh_device_kind { SH_DEVICE_AUTO = 0, SH_DEVICE_CPU, SH_DEVICE_CUDA } sh_device_kind;
+/* inference.concurrent_models: auto = on where the backend can and the budget holds the
+ * larger arena (src/runtime/runtime.c pick_concurrency). */
+typedef enum sh_concurrency { SH_CONCURRENT_AUTO = 0, SH_CONCURRENT_ON, SH_CONCURRENT_OFF } sh_concurrency;
 typedef enum sh_tier { SH_TIER_AUTO = 0, SH_TIER_LOW, SH_TIER_MID, SH_TIER_HIGH, SH_TIER_COUNT } sh_tier;
 
 /* A byte size as written in the config. */
@@ -102,6 +105,7 @@ typedef struct sh_inference_config {
     bool cuda_graphs;            /* default false */
     int threads;                 /* CPU threads; 0 = one per core (default) */
     sh_device_kind device;       /* default auto */
+    sh_concurrency concurrent_models;   /* a mode's models at once, one lane each; default auto */
 } sh_inference_config;
 
 /* One hardware tier's overrides; a has_* flag says the tier sets that field. */

@@ -17,6 +17,7 @@
 #ifndef SHOAL_RUNTIME_INTROSPECT_H
 #define SHOAL_RUNTIME_INTROSPECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,11 @@ const char *sh_runtime_backend_name(shoal_runtime_t rt);
 /* Execution contexts, each with one shared activation arena of sh_runtime_arena_bytes. */
 int sh_runtime_context_count(shoal_runtime_t rt);
 size_t sh_runtime_arena_bytes(shoal_runtime_t rt);
+/* Whether a mode's models run at once (inference.concurrent_models); the largest plan, which
+ * is the arena when they run in turn; model i's lane and arena offset (0 and 0 in turn). */
+bool sh_runtime_concurrent(shoal_runtime_t rt);
+size_t sh_runtime_plan_max_bytes(shoal_runtime_t rt);
+int sh_runtime_model_lane(shoal_runtime_t rt, int model, size_t *arena_offset);
 /* Device (CPU: host) memory in bytes, what a percentage budget refers to; 0 if unknown. */
 uint64_t sh_runtime_device_total(shoal_runtime_t rt);
 

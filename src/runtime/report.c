@@ -202,6 +202,12 @@ char *shoal_runtime_report_json(shoal_runtime_t rt)
     cJSON_AddStringToObject(o, "shoal_version", SHOAL_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", sh_rt_now(rt));
     cJSON_AddStringToObject(o, "tier", snap.tier ? snap.tier : "none");
+    /* how a mode's models run: at once in disjoint arena ranges, or in turn over one range */
+    cJSON *ex = cJSON_AddObjectToObject(o, "execution");
+    cJSON_AddBoolToObject(ex, "concurrent_models", rt->concurrent);
+    cJSON_AddNumberToObject(ex, "arena_contexts", rt->n_contexts);
+    cJSON_AddNumberToObject(ex, "arena_bytes_per_context", (double)rt->arena_bytes);
+    cJSON_AddNumberToObject(ex, "largest_plan_bytes", (double)rt->plan_max_bytes);
     cJSON *devs = cJSON_AddArrayToObject(o, "devices");
     for (int i = 0; i < st.n_devices; i++) {
         const shoal_device_stats *d = &st.devices[i];
@@ -237,6 +243,8 @@ char *shoal_runtime_report_json(shoal_runtime_t rt)
         cJSON_AddNumberToObject(j, "plan_share_percent",
                                 rt->arena_bytes > 0 ? 100.0 * (double)m->plan_bytes / (double)rt->arena_bytes : 0);
         cJSON_AddNumberToObject(j, "plan_lower_bound", (double)m->plan_lower_bound);
+        cJSON_AddNumberToObject(j, "arena_offset", (double)rt->models[i].arena_off);
+        cJSON_AddNumberToObject(j, "lane", rt->models[i].lane);
         cJSON_AddNumberToObject(j, "workspace_bytes", (double)m->workspace_bytes);
         cJSON_AddNumberToObject(j, "host_cache_bytes", (double)m->host_cache_bytes);
         cJSON_AddNumberToObject(j, "loads", (double)m->loads);

@@ -23,6 +23,16 @@ double shoal_results_total_ms(shoal_results_t res)
     return res ? res->total_ms : 0;
 }
 
+double shoal_results_infer_ms(shoal_results_t res)
+{
+    return res ? res->infer_ms : 0;
+}
+
+int shoal_results_concurrent(shoal_results_t res)
+{
+    return res && res->concurrent;
+}
+
 void shoal_results_destroy(shoal_results_t res)
 {
     if (!res)
@@ -67,6 +77,8 @@ char *shoal_results_to_json(shoal_results_t res)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "mode", res->mode);
     cJSON_AddNumberToObject(o, "total_ms", round3(res->total_ms));
+    cJSON_AddNumberToObject(o, "infer_ms", round3(res->infer_ms));
+    cJSON_AddBoolToObject(o, "concurrent", res->concurrent);
     cJSON *arr = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; i < res->n; i++) {
         const shoal_model_result *r = &res->items[i].pub;

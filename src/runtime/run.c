@@ -1,5 +1,6 @@
 /* Running models: a context is taken for the whole call, each model of the mode is admitted
- * (holding a reference so it cannot be evicted mid-run), fed, run and decoded in turn. */
+ * (holding a reference so it cannot be evicted mid-run), fed, run and decoded: in turn, or
+ * all at once on the backend's lanes when the runtime runs modes concurrently. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -215,6 +216,164 @@ static int run_resident(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, 
     return rc;
 }
 
+/* --- a mode's models at once ------------------------------------------------------------
+ * Every model is preprocessed into its own range of the staging, then, under the backend
+ * lock, each one's upload, run and download are issued on its lane without a host wait, and
+ * each lane is waited for once: the device overlaps one model's kernels and copies with the
+ * others'. The models' activations lie in disjoint ranges of the arena (lanes.h). Decoding
+ * follows on the host once every lane is done. */
+
+typedef struct lane_job {
+    sh_rt_model *m;
+    sh_rt_result *r;
+    sh_transform xf;
+    double prep_ms;
+    const float *outs[SH_RT_MAX_OUTPUTS];
+} lane_job;
+
+static void release_all(shoal_runtime_t rt, lane_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sh_residency_release(rt->residency, jobs[i].m->id, sh_rt_now(rt));
+}
+
+/* References every model; on failure none is held. */
+static int acquire_all(shoal_runtime_t rt, lane_job *jobs, size_t n, sh_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = sh_residency_acquire(rt->residency, jobs[i].m->id, sh_rt_now(rt), err);
+        if (rc) {
+            release_all(rt, jobs, i);
+            return sh_err_prefix(err, rc, "model '%s': ", jobs[i].m->cfg->name);
+        }
+    }
+    return 0;
+}
+
+static int preprocess_into(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img, lane_job *j, sh_err *err)
+{
+    sh_rt_model *m = j->m;
+    double t0 = now_s();
+    float *in = (float *)((char *)ctx->input_host + m->in_off);
+    sh_preprocess_params pp = preprocess_params(m);
+    int rc = sh_preprocess(rt->alloc, img, &pp, in, m->plan->bytes[m->input] / sizeof(float), &j->xf, err);
+    j->prep_ms = ms_since(t0);
+    return rc ? sh_err_prefix(err, rc, "model '%s': preprocessing: ", m->cfg->name) : 0;
+}
+
+static int issue(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *j, sh_err *err)
+{
+    const sh_backend_i *be = rt->backend.iface;
+    void *bc = rt->backend.ctx;
+    sh_rt_model *m = j->m;
+    void **tp = m->tensor_ptrs[ctx->index];
+    const void *in = (const char *)ctx->input_host + m->in_off;
+    int rc = be->upload_async(bc, m->lane, tp[m->input], in, m->plan->bytes[m->input], err);
+    if (rc == 0)
+        rc = be->run_async(bc, m->lane, m->prog, tp, m->ws_ptrs[ctx->index], m->binding[ctx->index], err);
+    size_t at = m->out_off;
+    for (int i = 0; rc == 0 && i < m->n_outputs; i++) {
+        int t = m->outputs[i];
+        float *dst = (float *)((char *)ctx->output_host + at);
+        rc = be->download_async(bc, m->lane, dst, tp[t], m->plan->bytes[t], err);
+        j->outs[i] = dst;
+        at += sh_align_up(m->plan->bytes[t], 64);
+    }
+    return rc ? sh_err_prefix(err, rc, "model '%s': ", m->cfg->name) : 0;
+}
+
+/* Waits for every lane the jobs used, all of them even after a failure (their bytes are
+ * reused next); lane_ms[lane]: the lane's device time. The first failure is kept. */
+static int wait_lanes(shoal_runtime_t rt, const lane_job *jobs, size_t n, double lane_ms[SH_MAX_LANES], sh_err *err)
+{
+    int rc = 0;
+    bool waited[SH_MAX_LANES] = {false};
+    for (size_t i = 0; i < n; i++) {
+        int lane = jobs[i].m->lane;
+        if (waited[lane])
+            continue;
+        waited[lane] = true;
+        sh_err e2 = {0};
+        int r2 = rt->backend.iface->lane_wait(rt->backend.ctx, lane, &lane_ms[lane], rc ? &e2 : err);
+        if (r2 && !rc)
+            rc = sh_err_prefix(err, r2, "model '%s': ", jobs[i].m->cfg->name);
+    }
+    return rc;
+}
+
+/* Runs jobs[0..n) at once; every model must be referenced. *net_ms: the device section's
+ * wall time. */
+static int run_lanes(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img, lane_job *jobs, size_t n,
+                     double *net_ms, sh_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = preprocess_into(rt, ctx, img, &jobs[i], err);
+    if (rc)
+        return rc;
+    double lane_ms[SH_MAX_LANES];
+    pthread_mutex_lock(&rt->backend_lock);
+    double t1 = now_s();
+    size_t issued = 0;
+    for (; issued < n && rc == 0; issued++)
+        rc = issue(rt, ctx, &jobs[issued], err);
+    sh_err werr = {0};
+    int wrc = wait_lanes(rt, jobs, issued, lane_ms, rc ? &werr : err);
+    *net_ms = ms_since(t1);
+    pthread_mutex_unlock(&rt->backend_lock);
+    if (rc || (rc = wrc))
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        lane_job *j = &jobs[i];
+        double dev = lane_ms[j->m->lane];
+        j->r->pub.infer_ms = dev >= 0 ? dev : *net_ms;
+        double t2 = now_s();
+        rc = decode(rt, j->m, j->outs, &j->xf, j->r, err);
+        j->r->pub.latency_ms = j->prep_ms + *net_ms + ms_since(t2);
+    }
+    return rc;
+}
+
+/* The models ids[0..n) at once into res->items; models that cannot be resident together
+ * under the budget run one at a time instead (each still on its lane). */
+static int run_concurrent(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *ids, size_t n, const shoal_image *frame,
+                          shoal_results_t res, sh_err *err)
+{
+    lane_job *jobs = sh_calloc(rt->alloc, n ? n : 1, sizeof *jobs);
+    if (!jobs)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for a concurrent run");
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].m = &rt->models[ids[i]];
+        jobs[i].r = &res->items[i];
+        jobs[i].r->cfg = jobs[i].m->cfg;
+        jobs[i].r->pub.model = jobs[i].m->cfg->name;
+        jobs[i].r->pub.task = sh_task_name(jobs[i].m->cfg->task);
+    }
+    res->n = (int)n;
+    sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
+    size_t group = n;
+    int rc = acquire_all(rt, jobs, n, err);
+    if (rc == SHOAL_ERR_BUDGET && n > 1) {
+        sh_err_clear(err);
+        group = 1;
+        rc = 0;
+    }
+    res->infer_ms = 0;
+    for (size_t at = 0; at < n && rc == 0; at += group) {
+        if (group == 1 && (rc = acquire_all(rt, &jobs[at], 1, err)))
+            break;
+        double net = 0;
+        rc = run_lanes(rt, ctx, &img, &jobs[at], group, &net, err);
+        release_all(rt, &jobs[at], group);
+        res->infer_ms += net;
+        for (size_t i = at; rc == 0 && i < at + group; i++)
+            record_latency(rt, jobs[i].m, jobs[i].r->pub.latency_ms);
+    }
+    res->concurrent = group > 1;
+    sh_free(rt->alloc, jobs);
+    return rc;
+}
+
 int sh_rt_run_model_ctx(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
                         sh_rt_result *r, sh_err *err)
 {
@@ -302,9 +461,14 @@ static int run_list(shoal_runtime_t rt, const char *label, int mode, const size_
     uint64_t reload0 = mode >= 0 ? reload_bytes(rt, ids, n) : 0;
     sh_rt_context *ctx = take_context(rt);
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = sh_rt_run_model_ctx(rt, ctx, &rt->models[ids[i]], frame, &res->items[i], &err);
-        res->n = (int)i + 1;
+    if (rt->concurrent) {
+        rc = run_concurrent(rt, ctx, ids, n, frame, res, &err);
+    } else {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = sh_rt_run_model_ctx(rt, ctx, &rt->models[ids[i]], frame, &res->items[i], &err);
+            res->n = (int)i + 1;
+            res->infer_ms += res->items[i].pub.infer_ms;
+        }
     }
     give_context(rt, ctx);
     if (mode >= 0 && rc == 0)

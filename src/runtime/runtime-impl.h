@@ -39,6 +39,10 @@ typedef struct sh_rt_model {
     void ***tensor_ptrs;                /* [contexts][n_tensors] */
     void ***ws_ptrs;                    /* [contexts][n_nodes] */
     unsigned long binding[8];           /* per context; changes whenever pointers do */
+    /* concurrent runs (rt->concurrent; lanes.h): where its activations start in each arena,
+     * its input and outputs in each context's staging, and the backend lane it runs on */
+    size_t arena_off, in_off, out_off;
+    int lane;
     bool bound;
     bool consts_dropped;                /* graph weight data freed: packed copies are the only ones */
     /* measurements (under rt->stats_lock) */
@@ -68,6 +72,7 @@ typedef struct sh_rt_context {
     size_t arena_bytes;
     float *input_host;                  /* non-CPU backends: preprocessed input before upload */
     float *output_host;                 /* non-CPU backends: outputs after download */
+    bool staging_pinned;                /* from the backend's host_alloc (concurrent runs) */
     bool busy;
 } sh_rt_context;
 
@@ -94,8 +99,12 @@ struct shoal_runtime {
     sh_rt_model *models;
     int n_contexts;
     sh_rt_context *contexts;
-    size_t arena_bytes;                 /* per context: the largest plan */
-    size_t max_input_bytes, max_output_bytes;
+    size_t arena_bytes;                 /* per context: the largest plan, or concurrent placement */
+    size_t plan_max_bytes;              /* the largest plan (the arena when models run in turn) */
+    size_t max_input_bytes, max_output_bytes;   /* staging per context */
+    /* A mode's models run at once, one backend lane each, in disjoint arena ranges (lanes.h);
+     * else in turn, each at the arena's start. Fixed at create. */
+    bool concurrent;
     unsigned long next_binding;
     pthread_mutex_t ctx_lock;
     /* Backend runs are serialized: the CPU backend's thread pool already uses every core for
@@ -137,6 +146,8 @@ struct shoal_results {
     int n;
     sh_rt_result *items;
     double total_ms;
+    double infer_ms;                    /* shoal_results_infer_ms */
+    bool concurrent;
     char mode[64];
 };
 

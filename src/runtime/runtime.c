@@ -15,6 +15,7 @@
 #include "import/onnx_import.h"
 #include "graph/passes.h"
 #include "runtime/introspect.h"
+#include "runtime/lanes.h"
 #include "runtime/runtime-impl.h"
 
 static double mono_s(void)
@@ -334,7 +335,8 @@ static int load_cb(void *user, int id, sh_err *err)
         pthread_mutex_unlock(&rt->stats_lock);
     }
     for (int c = 0; c < rt->n_contexts; c++) {
-        rc = sh_plan_bind(m->plan, m->prog, rt->contexts[c].arena, m->weight_ptrs, m->tensor_ptrs[c], m->ws_ptrs[c]);
+        char *base = rt->contexts[c].arena ? (char *)rt->contexts[c].arena + m->arena_off : NULL;
+        rc = sh_plan_bind(m->plan, m->prog, base, m->weight_ptrs, m->tensor_ptrs[c], m->ws_ptrs[c]);
         if (rc) {
             sh_weight_store_unload(rt->weights, id);
             return sh_errf(err, rc, "model '%s': binding its plan failed", m->cfg->name);
@@ -449,6 +451,148 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
     return 0;
 }
 
+/* Host staging of a context. Concurrent runs issue every copy before waiting, which only
+ * overlaps with page-locked memory (a copy from pageable memory makes the host wait). */
+static int alloc_staging(shoal_runtime_t rt, sh_rt_context *x, sh_err *err)
+{
+    const sh_backend_i *be = rt->backend.iface;
+    if (rt->concurrent && be->host_alloc) {
+        x->staging_pinned = true;
+        int rc = be->host_alloc(rt->backend.ctx, rt->max_input_bytes, (void **)&x->input_host, err);
+        if (rc == 0)
+            rc = be->host_alloc(rt->backend.ctx, rt->max_output_bytes, (void **)&x->output_host, err);
+        return rc ? sh_err_prefix(err, rc, "staging buffers of context %d: ", x->index) : 0;
+    }
+    x->input_host = sh_alloc(rt->alloc, rt->max_input_bytes);
+    x->output_host = sh_alloc(rt->alloc, rt->max_output_bytes);
+    if (!x->input_host || !x->output_host)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for staging buffers");
+    return 0;
+}
+
+static void free_staging(shoal_runtime_t rt, sh_rt_context *x)
+{
+    if (!x->staging_pinned) {
+        sh_free(rt->alloc, x->input_host);
+        sh_free(rt->alloc, x->output_host);
+        return;
+    }
+    if (x->input_host)
+        rt->backend.iface->host_free(rt->backend.ctx, x->input_host);
+    if (x->output_host)
+        rt->backend.iface->host_free(rt->backend.ctx, x->output_host);
+}
+
+/* --- concurrency: which models run at once, and where their bytes go ----------------------
+ * Models that share a mode run together (one lane each) when the backend offers lanes, so
+ * each gets its own range of the arena and of the staging; models that never share a mode
+ * still share bytes. The arena grows from the largest plan to the largest sum over a mode's
+ * models (lanes.h), so `auto` turns it on only when the budget holds every context's larger
+ * arena beside the weights of the largest mode and the pinned models. */
+
+static bool backend_has_lanes(shoal_runtime_t rt)
+{
+    const sh_backend_i *be = rt->backend.iface;
+    return !rt->backend_is_cpu && be->upload_async && be->run_async && be->download_async && be->lane_wait;
+}
+
+/* Weight bytes of the largest set that must be resident at once: a mode's models (or one
+ * model alone) with the pinned ones. */
+static size_t largest_weight_set(shoal_runtime_t rt, unsigned char *set)
+{
+    size_t most = 0;
+    for (int k = -1; k < (int)rt->cfg->n_modes + rt->n_models; k++) {
+        for (int i = 0; i < rt->n_models; i++)
+            set[i] = rt->models[i].cfg->pinned;
+        if (k >= 0 && k < (int)rt->cfg->n_modes)
+            for (size_t i = 0; i < rt->cfg->modes[k].n_models; i++)
+                set[rt->cfg->modes[k].models[i]] = 1;
+        else if (k >= (int)rt->cfg->n_modes)
+            set[k - (int)rt->cfg->n_modes] = 1;
+        size_t b = sh_weight_store_set_bytes(rt->weights, set);
+        if (b > most)
+            most = b;
+    }
+    return most;
+}
+
+/* Offsets and lanes of every model; the sizes of the arena and staging they need. */
+static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, size_t *off, int *lane,
+                   size_t sizes[3], sh_err *err)
+{
+    const sh_config *cfg = rt->cfg;
+    sh_lanes_mode modes[64];
+    size_t n_modes = cfg->n_modes < 64 ? cfg->n_modes : 64;
+    for (size_t k = 0; k < n_modes; k++)
+        modes[k] = (sh_lanes_mode){.models = cfg->modes[k].models, .n_models = cfg->modes[k].n_models};
+    int n = rt->n_models;
+    sh_lanes_together(n, modes, n_modes, together);
+    for (int what = 0; what < 3; what++) {
+        for (int i = 0; i < n; i++) {
+            sh_rt_model *m = &rt->models[i];
+            size_t out = 0;
+            for (int o = 0; o < m->n_outputs; o++)
+                out += sh_align_up(m->plan->bytes[m->outputs[o]], 64);
+            bytes[i] = what == 0 ? m->plan->arena_bytes : what == 1 ? sh_align_up(m->plan->bytes[m->input], 64) : out;
+        }
+        size_t align = what == 0 ? rt->backend.iface->alignment : 64;
+        if (sh_lanes_place(n, bytes, together, align, off + (size_t)what * n, &sizes[what]))
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "arena placement of the models overflows");
+    }
+    sh_lanes_assign(n, together, SH_MAX_LANES, lane);
+    return 0;
+}
+
+static bool budget_holds(shoal_runtime_t rt, size_t arena, unsigned char *set)
+{
+    sh_budget_stats st;
+    sh_budget_get_stats(rt->budget, &st);
+    if (st.device_limit == 0)
+        return true;
+    size_t need = 0;
+    if (!sh_mul_size(arena, (size_t)rt->n_contexts, &need) || !sh_add_size(need, largest_weight_set(rt, set), &need))
+        return false;
+    return need <= st.device_limit;
+}
+
+static int pick_concurrency(shoal_runtime_t rt, const shoal_runtime_params *p, sh_err *err)
+{
+    rt->plan_max_bytes = rt->arena_bytes;
+    sh_concurrency want = p->concurrent_models > 0 ? SH_CONCURRENT_ON
+                        : p->concurrent_models < 0 ? SH_CONCURRENT_OFF : rt->cfg->inference.concurrent_models;
+    if (want == SH_CONCURRENT_OFF || !backend_has_lanes(rt) || rt->n_models == 0)
+        return 0;
+    size_t n = (size_t)rt->n_models;
+    unsigned char *together = sh_calloc(rt->alloc, n * n + n, 1);
+    size_t *bytes = sh_calloc(rt->alloc, n * 4, sizeof *bytes);
+    int *lane = sh_calloc(rt->alloc, n, sizeof *lane);
+    size_t sizes[3];
+    int rc = !together || !bytes || !lane ? sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory")
+                                          : lay_out(rt, together, bytes, bytes + n, lane, sizes, err);
+    if (rc == 0 && want == SH_CONCURRENT_AUTO && !budget_holds(rt, sizes[0], together + n * n)) {
+        sh_rt_logf(rt, SHOAL_LOG_INFO, "models run in turn: the budget does not hold %d arena(s) of %zu bytes "
+                   "for concurrent modes", rt->n_contexts, sizes[0]);
+    } else if (rc == 0) {
+        rt->concurrent = true;
+        for (size_t i = 0; i < n; i++) {
+            sh_rt_model *m = &rt->models[i];
+            m->arena_off = bytes[n + i];
+            m->in_off = bytes[2 * n + i];
+            m->out_off = bytes[3 * n + i];
+            m->lane = lane[i];
+        }
+        rt->arena_bytes = sizes[0];
+        rt->max_input_bytes = sizes[1];
+        rt->max_output_bytes = sizes[2];
+        sh_rt_logf(rt, SHOAL_LOG_INFO, "a mode's models run concurrently: arena %zu bytes (largest plan %zu)",
+                   sizes[0], rt->plan_max_bytes);
+    }
+    sh_free(rt->alloc, together);
+    sh_free(rt->alloc, bytes);
+    sh_free(rt->alloc, lane);
+    return rc;
+}
+
 static int setup_contexts(shoal_runtime_t rt, sh_err *err)
 {
     rt->contexts = sh_calloc(rt->alloc, (size_t)rt->n_contexts, sizeof *rt->contexts);
@@ -466,12 +610,8 @@ static int setup_contexts(shoal_runtime_t rt, sh_err *err)
             x->arena_bytes = 0;
             return rc;
         }
-        if (!rt->backend_is_cpu) {
-            x->input_host = sh_alloc(rt->alloc, rt->max_input_bytes);
-            x->output_host = sh_alloc(rt->alloc, rt->max_output_bytes);
-            if (!x->input_host || !x->output_host)
-                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for staging buffers");
-        }
+        if (!rt->backend_is_cpu && (rc = alloc_staging(rt, x, err)))
+            return rc;
     }
     return 0;
 }
@@ -526,7 +666,7 @@ static int create(const shoal_runtime_params *p, const sh_runtime_internal_param
     for (int i = 0; i < rt->n_models; i++)
         if ((rc = prepare_model(rt, &rt->models[i], err)))
             return rc;
-    if ((rc = setup_contexts(rt, err)))
+    if ((rc = pick_concurrency(rt, p, err)) || (rc = setup_contexts(rt, err)))
         return rc;
     if (p->preload && (rc = preload(rt, err)))
         return rc;
@@ -595,8 +735,7 @@ void shoal_runtime_destroy(shoal_runtime_t rt)
             rt->backend.iface->buffer_free(rt->backend.ctx, x->arena);
         if (x->arena_bytes)
             sh_budget_release(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, x->arena_bytes);
-        sh_free(rt->alloc, x->input_host);
-        sh_free(rt->alloc, x->output_host);
+        free_staging(rt, x);
     }
     sh_free(rt->alloc, rt->contexts);
     sh_weight_store_destroy(rt->weights);

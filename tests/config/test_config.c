@@ -78,6 +78,7 @@ static const char FULL[] =
     "  cuda_graphs: true\n"
     "  threads: 4\n"
     "  device: auto\n"
+    "  concurrent_models: off\n"
     "hardware:\n"
     "  tier: auto\n"
     "  tiers:\n"
@@ -176,6 +177,7 @@ static void test_full(void **state)
     assert_true(c->inference.cuda_graphs);
     assert_int_equal(c->inference.streams, 2);
     assert_int_equal(c->inference.threads, 4);
+    assert_int_equal(c->inference.concurrent_models, SH_CONCURRENT_OFF);
     assert_string_equal(c->server.listen, "0.0.0.0:8080");
     assert_int_equal(c->server.max_body_bytes, 8 * MiB);
     assert_string_equal(c->server.token_file, "/etc/shoal/secrets/token");
@@ -199,6 +201,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->memory.idle_unload_s, 300);
     assert_float_equal(c->memory.cleanup_threshold, 0.8, 0);
     assert_int_equal(c->inference.streams, 1);
+    assert_int_equal(c->inference.concurrent_models, SH_CONCURRENT_AUTO);
     assert_int_equal(c->hardware.tier, SH_TIER_AUTO);
     assert_null(c->server.listen);
     assert_int_equal(c->server.workers, 2);
@@ -237,6 +240,8 @@ static const struct bad {
      "inference.streams: expected an integer in [1, 16], got '0'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  fp16: maybe\n", 6, 9,
      "inference.fp16: expected true or false, got 'maybe'"},
+    {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  concurrent_models: maybe\n", 6, 22,
+     "inference.concurrent_models: expected one of auto, on, off; got 'maybe'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\n    input_size: [640]\n", 5, 17,
      "models.m.input_size: expected [width, height] or one integer, got a list"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\n    mean: [1, 2]\n", 5, 11,

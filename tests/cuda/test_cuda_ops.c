@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "slice_graphs.h"
 
 static sh_graph *G;
 
@@ -470,6 +471,17 @@ static void c_identity_out(void)
     sh_graph_set_outputs(G, IN(a, r));
 }
 
+/* Channel Split/Concat around own convs: views with pixel strides where channel offsets and
+ * counts are multiples of 8 (cuda_views.c), copies where they are not (12 channels). */
+static void c_c2f_views(void) { sg_c2f(G, 32, 16, 2, true, 20); }
+static void c_c2f_wide(void) { sg_c2f(G, 64, 32, 1, true, 40); }
+static void c_c2f_plain(void) { sg_c2f(G, 16, 8, 2, false, 16); }
+static void c_c2f_odd(void) { sg_c2f(G, 24, 12, 1, true, 12); }
+static void c_neck_views(void) { sg_neck(G, 16, 16, 24, 16); }
+static void c_neck_odd(void) { sg_neck(G, 16, 12, 16, 16); }
+static void c_split_convs(void) { sg_split_convs(G, 16, 16, 24, 12); }
+static void c_split_convs_odd(void) { sg_split_convs(G, 16, 12, 16, 12); }
+
 typedef struct { const char *name; void (*build)(void); } op_case;
 static const op_case cases[] = {
     {"conv3x3+bias", c_conv3}, {"conv+relu", c_conv_relu}, {"conv s2+silu", c_conv_silu},
@@ -496,6 +508,10 @@ static const op_case cases[] = {
     {"softmax last", c_softmax_last}, {"softmax mid axis", c_softmax_mid}, {"softmax opset11", c_softmax_old},
     {"softmax 1000", c_softmax_long}, {"matmul batched", c_matmul}, {"matmul bcast", c_matmul_bcast},
     {"gemm transB+relu", c_gemm}, {"outputs at boundary", c_identity_out},
+    {"c2f 16ch (slice views)", c_c2f_views}, {"c2f 32ch 40x40 (slice views)", c_c2f_wide},
+    {"c2f 8ch no shortcut", c_c2f_plain}, {"c2f 12ch (copies)", c_c2f_odd},
+    {"neck concat (view)", c_neck_views}, {"neck concat c0=12 (copy)", c_neck_odd},
+    {"split -> convs (views)", c_split_convs}, {"split -> convs c0=12", c_split_convs_odd},
 };
 
 int main(void)

@@ -7,6 +7,12 @@
  * within 2 pixels. Model paths in the config are relative to the directory that holds models/
  * ($SHOAL_MODELS, default SHOAL_MODELS_DIR), so the test runs there.
  *
+ * Concurrent modes (inference.concurrent_models): on a runtime that runs a mode's models at
+ * once on the backend's lanes, every model's result must be exactly what it gives alone on
+ * that runtime, run after run, with every output buffer poisoned before each run (so a
+ * download that lands too late, or a lane that reads another's bytes, shows), and exactly
+ * what a runtime that runs them in turn gives (same kernels, other arena offsets).
+ *
  * Exits 77 (skipped) without a CUDA device, the config or the generated models. */
 #include <execinfo.h>
 #include <libgen.h>
@@ -19,6 +25,8 @@
 #include <unistd.h>
 
 #include "core/npy.h"
+#include "runtime/introspect.h"
+#include "runtime/runtime-impl.h"
 #include "shoal.h"
 
 #define SCORE_MARGIN 0.05f
@@ -128,10 +136,13 @@ static void on_crash(int sig)
     raise(sig);
 }
 
+static int concurrency = 0;   /* shoal_runtime_params.concurrent_models of the next make_ex */
+
 static shoal_runtime_t make_ex(const char *config, const char *device, int64_t budget, int preload, int *status)
 {
     char msg[512] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
+    p.concurrent_models = concurrency;
     p.config_path = config;
     p.device = device;
     p.preload = preload;
@@ -152,6 +163,185 @@ static shoal_runtime_t make_ex(const char *config, const char *device, int64_t b
 static shoal_runtime_t make(const char *config, const char *device)
 {
     return make_ex(config, device, 0, 1, NULL);
+}
+
+/* NaN in every output: on the device (each bound model, each context) and in the host
+ * staging, so a result can only come from the run that follows. */
+static void poison_outputs(shoal_runtime_t rt)
+{
+    for (int c = 0; c < rt->n_contexts; c++) {
+        sh_rt_context *x = &rt->contexts[c];
+        if (x->output_host)
+            memset(x->output_host, 0xff, rt->max_output_bytes);
+        for (int i = 0; i < rt->n_models; i++) {
+            sh_rt_model *m = &rt->models[i];
+            for (int o = 0; m->bound && o < m->n_outputs; o++) {
+                int t = m->outputs[o];
+                size_t n = m->plan->bytes[t];
+                void *nan = malloc(n);
+                sh_err err = {0};
+                memset(nan, 0xff, n);
+                if (rt->backend.iface->upload(rt->backend.ctx, m->tensor_ptrs[c][t], nan, n, &err))
+                    printf("poison: %s\n", err.msg);
+                free(nan);
+            }
+        }
+    }
+}
+
+/* Bit-equal results of one model: detections (class, score, box, mask) and landmarks. */
+static bool same_item(const shoal_model_result *x, const shoal_model_result *y)
+{
+    bool same = x->n_detections == y->n_detections && x->n_landmarks == y->n_landmarks && !strcmp(x->model, y->model);
+    for (int d = 0; same && d < x->n_detections; d++) {
+        const shoal_detection *p = &x->detections[d], *q = &y->detections[d];
+        /* field by field: class_name points into each runtime's own config */
+        same = p->class_id == q->class_id && !strcmp(p->class_name, q->class_name) && p->score == q->score &&
+               p->x1 == q->x1 && p->y1 == q->y1 && p->x2 == q->x2 && p->y2 == q->y2 && p->mask_area == q->mask_area &&
+               (!p->mask_rle) == (!q->mask_rle) && (!p->mask_rle || !strcmp(p->mask_rle, q->mask_rle));
+    }
+    if (same && x->n_landmarks)
+        same = !memcmp(x->landmarks, y->landmarks, 3 * sizeof(float) * (size_t)x->n_landmarks) &&
+               x->presence == y->presence && x->handedness == y->handedness;
+    return same;
+}
+
+static int same_results(const char *what, shoal_results_t a, shoal_results_t b)
+{
+    int n = shoal_results_count(a);
+    if (shoal_results_count(b) != n) {
+        printf("%s: %d results against %d\n", what, n, shoal_results_count(b));
+        return 1;
+    }
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        const shoal_model_result *x = shoal_results_get(a, i), *y = shoal_results_get(b, i);
+        if (!same_item(x, y)) {
+            printf("%s: %s differs (%d against %d detections)\n", what, x->model, x->n_detections, y->n_detections);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* Largest difference of score or box corner (pixels) between two results whose detections
+ * pair up in order by class; -1 when they do not. */
+static double largest_diff(const shoal_model_result *x, const shoal_model_result *y)
+{
+    if (x->n_detections != y->n_detections || x->n_landmarks != y->n_landmarks)
+        return -1;
+    double d = 0;
+    for (int i = 0; i < x->n_detections; i++) {
+        const shoal_detection *p = &x->detections[i], *q = &y->detections[i];
+        if (p->class_id != q->class_id)
+            return -1;
+        double e[5] = {p->score - q->score, p->x1 - q->x1, p->y1 - q->y1, p->x2 - q->x2, p->y2 - q->y2};
+        for (int k = 0; k < 5; k++)
+            d = fmax(d, fabs(e[k]));
+    }
+    for (int i = 0; i < 3 * x->n_landmarks; i++)
+        d = fmax(d, fabs(x->landmarks[i] - y->landmarks[i]));
+    return d;
+}
+
+static int run_poisoned(shoal_runtime_t rt, bool mode, const char *name, const shoal_image *frame,
+                        shoal_results_t *out)
+{
+    poison_outputs(rt);
+    int rc = mode ? shoal_runtime_run_mode(rt, name, frame, out) : shoal_runtime_run_model(rt, name, frame, out);
+    if (rc)
+        printf("concurrent: %s: %s\n", name, shoal_runtime_last_error(rt));
+    return rc;
+}
+
+/* A mode run at once must give, model by model, exactly what each model gives alone on the
+ * same runtime (same graphs, same bytes). */
+static int mode_at_once_checks(shoal_runtime_t on, const char *mode, const shoal_image *frame, shoal_results_t got)
+{
+    int bad = 0;
+    if (shoal_results_count(got) > 1 && !shoal_results_concurrent(got)) {
+        printf("concurrent: %s ran in turn on the concurrent runtime\n", mode);
+        bad++;
+    }
+    for (int i = 0; i < shoal_results_count(got); i++) {
+        const shoal_model_result *x = shoal_results_get(got, i);
+        shoal_results_t alone = NULL;
+        if (run_poisoned(on, false, x->model, frame, &alone))
+            return bad + 1;
+        char what[96];
+        snprintf(what, sizeof what, "%s at once vs %s alone", mode, x->model);
+        const shoal_model_result *y = shoal_results_get(alone, 0);
+        if (!same_item(x, y)) {
+            printf("concurrent: %s: differs (largest difference %g)\n", what, largest_diff(x, y));
+            bad++;
+        }
+        shoal_results_destroy(alone);
+    }
+    return bad;
+}
+
+static int concurrency_checks(const char *config, const shoal_image *frame)
+{
+    concurrency = 1;
+    shoal_runtime_t on = make_ex(config, "cuda", 0, 1, NULL);
+    concurrency = -1;
+    shoal_runtime_t off = make_ex(config, "cuda", 0, 1, NULL), off2 = make_ex(config, "cuda", 0, 1, NULL);
+    concurrency = 0;
+    int bad = 0;
+    if (!on || !off || !off2 || !sh_runtime_concurrent(on) || sh_runtime_concurrent(off)) {
+        printf("concurrent: runtimes with concurrent_models on/off not as asked\n");
+        bad = 1;
+        goto done;
+    }
+    printf("concurrent: arena %zu bytes per context (in turn %zu)\n", sh_runtime_arena_bytes(on),
+           sh_runtime_arena_bytes(off));
+    int nk = shoal_runtime_mode_count(on), nm = shoal_runtime_model_count(on);
+    for (int k = 0; k < nk + nm; k++) {
+        bool mode = k < nk;
+        const char *name = mode ? shoal_runtime_mode_name(on, k) : shoal_runtime_model_name(on, k - nk);
+        shoal_results_t ref = NULL, ref2 = NULL, first = NULL;
+        if (run_poisoned(off, mode, name, frame, &ref) || run_poisoned(off2, mode, name, frame, &ref2)) {
+            bad++;
+            goto next;
+        }
+        double net[3] = {0}, vs_turn = 0, turn_turn = 0;
+        for (int r = 0; r < 3; r++) {
+            shoal_results_t got = NULL;
+            if (run_poisoned(on, mode, name, frame, &got)) {
+                bad++;
+                break;
+            }
+            net[r] = shoal_results_infer_ms(got);
+            for (int i = 0; i < shoal_results_count(got); i++) {
+                const shoal_model_result *x = shoal_results_get(got, i);
+                double d = largest_diff(x, shoal_results_get(ref, i));
+                double t = largest_diff(shoal_results_get(ref, i), shoal_results_get(ref2, i));
+                vs_turn = d < 0 || vs_turn < 0 ? -1 : fmax(vs_turn, d);
+                turn_turn = t < 0 || turn_turn < 0 ? -1 : fmax(turn_turn, t);
+            }
+            if (r == 0) {
+                first = got;
+                bad += same_results(name, ref, got);
+                if (mode)
+                    bad += mode_at_once_checks(on, name, frame, got);
+                continue;
+            }
+            bad += same_results(name, first, got);
+            shoal_results_destroy(got);
+        }
+        printf("concurrent: %-14s in turn %.2f ms, at once %.2f %.2f %.2f ms (network); largest difference to "
+               "the in-turn runtime %g (two in-turn runtimes: %g)\n",
+               name, shoal_results_infer_ms(ref), net[0], net[1], net[2], vs_turn, turn_turn);
+    next:
+        shoal_results_destroy(first);
+        shoal_results_destroy(ref);
+        shoal_results_destroy(ref2);
+    }
+done:
+    shoal_runtime_destroy(on);
+    shoal_runtime_destroy(off);
+    shoal_runtime_destroy(off2);
+    return bad;
 }
 
 /* Device out of memory (issue 5, must show 4): a budget too small for any model gives
@@ -223,10 +413,17 @@ inject:;
             ok2 += shoal_runtime_run_model(rt, shoal_runtime_model_name(rt, i), frame, &r) == 0;
             shoal_results_destroy(r);
         }
-        printf("oom: injected failure #%d: %d model(s) failed with a status, then %d/%d served\n", nth, failed,
-               ok2, nm);
+        /* and every mode (its models at once where the runtime runs them concurrently) */
+        int nk = shoal_runtime_mode_count(rt), modes_ok = 0;
+        for (int k = 0; k < nk; k++) {
+            shoal_results_t r = NULL;
+            modes_ok += shoal_runtime_run_mode(rt, shoal_runtime_mode_name(rt, k), frame, &r) == 0;
+            shoal_results_destroy(r);
+        }
+        printf("oom: injected failure #%d: %d model(s) failed with a status, then %d/%d served, %d/%d modes "
+               "(concurrent %d)\n", nth, failed, ok2, nm, modes_ok, nk, (int)sh_runtime_concurrent(rt));
         hit_total += failed;
-        bad += ok2 != nm;
+        bad += ok2 != nm || modes_ok != nk;
         shoal_runtime_destroy(rt);
     }
     if (hit_total == 0) {
@@ -322,6 +519,7 @@ int main(void)
     }
     shoal_runtime_destroy(cpu);
     shoal_runtime_destroy(gpu);
+    bad += concurrency_checks(config, &frame);
     bad += oom_checks(config, &frame);
     free(frame.rgb);
     printf("%s\n", bad ? "FAIL" : "all modes and models agree (cpu fp32 vs cuda fp16)");

@@ -114,7 +114,7 @@ static void use(block_use *b, int step)
     b->steps[b->n++] = step;
 }
 
-static void check_schedule(sh_allocator *a, const sh_graph *g, int flags, bool *saw_concurrency)
+static void check_schedule(sh_allocator *a, const sh_graph *g, int flags, int window, bool *saw_concurrency)
 {
     sh_program *p = syn_compile(a, g, flags);
     assert_non_null(p);
@@ -123,7 +123,7 @@ static void check_schedule(sh_allocator *a, const sh_graph *g, int flags, bool *
     cp.fused_add = calloc((size_t)g->n_nodes + 1, 1);
     fake_kinds(g, p, &cp);
     sh_err err = {0};
-    assert_int_equal(sh_cuda_schedule_steps(a, g, p, &cp, SH_CUDA_STREAMS, &err), 0);
+    assert_int_equal(sh_cuda_schedule_steps(a, g, p, &cp, SH_CUDA_STREAMS, window, window ? 4096 : 0, &err), 0);
     *saw_concurrency |= cp.n_streams > 1;
     order o = guaranteed(g, &cp);
     int *deps = malloc(sizeof(int) * (size_t)(g->n_nodes + 1) * 8);
@@ -141,7 +141,26 @@ static void check_schedule(sh_allocator *a, const sh_graph *g, int flags, bool *
         }
     }
 
-    /* 2. shared bytes only between blocks whose accesses are ordered */
+    /* 2. a window keeps every step's release within `window` real steps; steps writing more
+     * than the side limit stay on the first stream */
+    if (window > 0) {
+        for (int k = 0; k < g->n_nodes; k++) {
+            size_t out = 0;
+            for (int j = 0; j < g->nodes[k].n_outputs; j++)
+                out += g->nodes[k].outputs[j] >= 0 ? p->tensor_bytes[g->nodes[k].outputs[j]] : 0;
+            if (real(g, &cp, k) && out > 4096)
+                assert_int_equal(cp.stream_of[k], 0);
+        }
+        int *pos = calloc((size_t)g->n_nodes + 1, sizeof *pos), r = 0;
+        for (int k = 0; k < g->n_nodes; k++)
+            pos[k] = real(g, &cp, k) ? r++ : -1;
+        for (int k = 0; k < g->n_nodes; k++)
+            if (real(g, &cp, k))
+                assert_true(pos[p->release_step[k]] <= pos[k] + window);
+        free(pos);
+    }
+
+    /* 3. shared bytes only between blocks whose accesses are ordered */
     sh_plan *pl = NULL;
     assert_int_equal(sh_plan_build(a, g, p, 64, &pl, &err), 0);
     int nb = g->n_tensors + g->n_nodes;
@@ -227,7 +246,8 @@ static void yolo_graphs(void **state)
         sh_graph *g = syn_yolo(a, 160, wm);
         assert_non_null(g);
         for (int flags = 0; flags <= SYN_ALL; flags += 5)
-            check_schedule(a, g, flags, &concurrent);
+            for (int w = 0; w <= 12; w += 4)
+                check_schedule(a, g, flags, w, &concurrent);
         sh_graph_destroy(g);
     }
     assert_true(concurrent);   /* the heads do run beside the neck */
@@ -243,7 +263,7 @@ static void random_graphs(void **state)
     for (unsigned seed = 1; seed <= 60; seed++) {
         sh_graph *g = syn_random(a, seed, 40 + (int)(seed % 30));
         assert_non_null(g);
-        check_schedule(a, g, seed % 2 ? SYN_ALL : 0, &concurrent);
+        check_schedule(a, g, seed % 2 ? SYN_ALL : 0, (int)(seed % 3) * 5, &concurrent);
         sh_graph_destroy(g);
     }
     assert_true(concurrent);
@@ -262,7 +282,7 @@ static void one_stream_changes_nothing(void **state)
     cp.fused_add = calloc((size_t)g->n_nodes, 1);
     fake_kinds(g, p, &cp);
     sh_err err = {0};
-    assert_int_equal(sh_cuda_schedule_steps(a, g, p, &cp, 1, &err), 0);
+    assert_int_equal(sh_cuda_schedule_steps(a, g, p, &cp, 1, 0, 0, &err), 0);
     assert_int_equal(cp.n_streams, 1);
     assert_null(p->release_step);
     assert_null(cp.stream_of);

@@ -41,7 +41,8 @@ size_t sh_cuda_filter_scratch_bytes(int max_out);
 
 /* Filters on the device and copies the survivors (unordered) to host_out. *n_found is the
  * number of candidates that passed, which may exceed max_out (then max_out were copied).
- * Ordered after runs already enqueued on the backend; synchronous on return. */
+ * Ordered after runs already enqueued on the backend's compute stream (the synchronous calls
+ * and lane 0; wait for other lanes first, backend.h lane_wait); synchronous on return. */
 int sh_cuda_filter_candidates(sh_backend *b, const void *dev_output,
                               const sh_cuda_filter_params *p, void *dev_scratch,
                               sh_cuda_candidate *host_out, int *n_found, sh_err *err);

@@ -173,6 +173,7 @@ static void cuda_destroy(void *vctx)
     cudaSetDevice(c->device);
     if (c->stream)
         cudaStreamSynchronize(c->stream);
+    sh_cuda_lanes_destroy(c);
     if (c->cudnn)
         cudnnDestroy(c->cudnn);
     if (c->ig_counters)
@@ -205,6 +206,10 @@ static const sh_backend_i cuda_i = {
     .program_free = sh_cuda_program_free,
     .pack_weight = sh_cuda_pack_weight,
     .run = sh_cuda_run,
+    .upload_async = sh_cuda_upload_async,
+    .run_async = sh_cuda_run_async,
+    .download_async = sh_cuda_download_async,
+    .lane_wait = sh_cuda_lane_wait,
     .memory_info = cuda_memory_info,
     .destroy = cuda_destroy,
 };
@@ -269,11 +274,12 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
         }
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     }
-    /* part of the fixed floor (16 KiB), like the streams: not charged to a budget */
+    /* part of the fixed floor (16 KiB a lane), like the streams: not charged to a budget */
+    size_t counter_bytes = (size_t)SH_MAX_LANES * SH_CUDA_IG_COUNTERS * sizeof(int);
     if (e == cudaSuccess)
-        e = cudaMalloc((void **)&c->ig_counters, SH_CUDA_IG_COUNTERS * sizeof(int));
+        e = cudaMalloc((void **)&c->ig_counters, counter_bytes);
     if (e == cudaSuccess)
-        e = cudaMemset(c->ig_counters, 0, SH_CUDA_IG_COUNTERS * sizeof(int));
+        e = cudaMemset(c->ig_counters, 0, counter_bytes);
     if (e == cudaSuccess && c->cc_major >= 8)
         e = sh_k_igemm_init(c->max_smem);
     if (e == cudaSuccess)

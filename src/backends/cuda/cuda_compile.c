@@ -553,6 +553,7 @@ void sh_cuda_program_free(void *vctx, sh_program *p)
         sh_free(c->alloc, cp->nhwc);
         sh_free(c->alloc, cp->krsc);
         sh_free(c->alloc, cp->fused_add);
+        sh_free(c->alloc, cp->ld);
         if (cp->events)
             for (int k = 0; k < p->graph->n_nodes; k++)
                 if (cp->events[k])
@@ -658,7 +659,8 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
     cp->nhwc = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->nhwc);
     cp->krsc = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->krsc);
     cp->fused_add = sh_calloc(c->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *cp->fused_add);
-    if (!cp->nodes || !cp->f32 || !cp->nhwc || !cp->krsc || !cp->fused_add) {
+    cp->ld = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->ld);
+    if (!cp->nodes || !cp->f32 || !cp->nhwc || !cp->krsc || !cp->fused_add || !cp->ld) {
         sh_cuda_program_free(c, p);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda compile: program arrays");
     }
@@ -690,6 +692,11 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
             return rc;
         }
     }
+    int vrc = sh_cuda_slice_views(c, g, p, cp, err);
+    if (vrc) {
+        sh_cuda_program_free(c, p);
+        return vrc;
+    }
     /* views end at their root; an in-place reuse cannot coexist with a view on either side */
     for (int t = 0; t < g->n_tensors; t++) {
         int r = p->alias_of[t];
@@ -702,6 +709,7 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
         p->alias_of[t] = r;
         p->alias_offset[t] = r >= 0 ? off : 0;
     }
+    sh_cuda_view_strides(g, p, cp);
     for (int k = 0; k < g->n_nodes; k++) {
         int s = p->inplace_input[k];
         if (s < 0)

@@ -27,6 +27,18 @@
  * (a split conv has fewer tiles than the device has multiprocessors). */
 #define SH_CUDA_IG_COUNTERS 4096
 
+/* A lane of concurrent execution (backend.h upload_async): its own streams, so two models
+ * never share a stream, and its own block of SH_CUDA_IG_COUNTERS split-K counters (at
+ * ig_counters + lane * SH_CUDA_IG_COUNTERS), so two models never share a counter. Lane 0 is
+ * the context's compute and side streams. Created on first use (lane_ready). */
+typedef struct sh_cuda_lane {
+    bool ready;
+    cudaStream_t stream;
+    cudaStream_t side[SH_CUDA_STREAMS - 1];   /* created as a program needs them */
+    cudaEvent_t t0, t1;         /* timing of the lane's work since its last wait */
+    bool timing;                /* t0 recorded since the last wait */
+} sh_cuda_lane;
+
 typedef struct sh_cuda_ctx {
     sh_allocator *alloc;
     int device;
@@ -41,7 +53,8 @@ typedef struct sh_cuda_ctx {
     char dev_name[64];
     int sms, cc_major;          /* multiprocessors; compute capability (own convs need >= 8) */
     int max_smem;               /* opt-in shared memory per block, bytes */
-    int *ig_counters;           /* [SH_CUDA_IG_COUNTERS] device ints, zero at rest */
+    int *ig_counters;           /* [SH_MAX_LANES][SH_CUDA_IG_COUNTERS] device ints, zero at rest */
+    sh_cuda_lane lanes[SH_MAX_LANES];
     /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
      * fails as cudaErrorMemoryAllocation would; 0 = off */
     long fail_alloc_nth, n_allocs;
@@ -147,6 +160,8 @@ typedef struct sh_cuda_prog {
     bool all_nchw;              /* SHOAL_CUDA_NCHW set at compile: no channels-last anywhere */
     unsigned char *fused_add;   /* [n_nodes] Add folded into the conv before it: 1 + the input
                                    slot holding that conv's output (the Add is a view now), else 0 */
+    int *ld;                    /* [n_tensors] pixel stride (elements) of a channels-last channel
+                                   slice viewed in place (cuda_views.c), 0 when dense */
     bool capture_failed;        /* cuDNN refused capture once: run eagerly from then on */
     /* concurrency (cuda_streams.c): each real step's stream, the steps it waits for on other
      * streams (waits[wait_first[k] .. wait_first[k+1]]), and the events those steps record */
@@ -157,6 +172,7 @@ typedef struct sh_cuda_prog {
     cudaEvent_t fork_ev, join_ev[SH_CUDA_STREAMS];
     struct {
         unsigned long binding_id;
+        int lane;               /* the graph bakes in the lane's counters and side streams */
         cudaGraphExec_t exec;
         unsigned long last_use;
     } graphs[SH_CUDA_GRAPH_CACHE];
@@ -170,12 +186,34 @@ bool sh_cuda_supports_node(void *ctx, const sh_graph *g, int node);
 int sh_cuda_run(void *ctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                 unsigned long binding_id, sh_err *err);
 int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err);
+/* Concurrent execution on lanes (cuda_lanes.c, run_async in cuda_run.c; backend.h). */
+int sh_cuda_upload_async(void *ctx, int lane, void *dst, const void *src, size_t n, sh_err *err);
+int sh_cuda_run_async(void *ctx, int lane, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+                      unsigned long binding_id, sh_err *err);
+int sh_cuda_download_async(void *ctx, int lane, void *dst, const void *src, size_t n, sh_err *err);
+int sh_cuda_lane_wait(void *ctx, int lane, double *busy_ms, sh_err *err);
+/* Creates the lane's stream, events and its first n_streams - 1 side streams where missing.
+ * Caller holds c->mu. */
+int sh_cuda_lane_ready(sh_cuda_ctx *c, int lane, int n_streams, sh_err *err);
+void sh_cuda_lanes_destroy(sh_cuda_ctx *c);
 /* Streams, waits and release_step for a compiled program (cuda_streams.c). The _steps part
  * is pure host logic (no device; tests/cuda/test_cuda_schedule.c); sh_cuda_schedule adds the
  * events and reads SHOAL_CUDA_STREAMS. */
+/* window: how many real steps a branch may run ahead of the others (<= 0: no limit);
+ * side_max: steps writing more bytes stay on the first stream (0: no limit).
+ * SHOAL_CUDA_STREAM_WINDOW and SHOAL_CUDA_STREAM_SIDE_KIB override the defaults. */
+#define SH_CUDA_STREAM_WINDOW 4
+#define SH_CUDA_STREAM_SIDE_KIB 256
 int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int n_streams,
-                           sh_err *err);
+                           int window, size_t side_max, sh_err *err);
 int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err);
+
+/* Channel-slice views (cuda_views.c): after every node is built, Concat inputs and Split
+ * outputs whose readers all take a pixel stride become views (SHOAL_CUDA_NO_SLICE_VIEWS=1
+ * turns it off); after the alias chains are flattened, sh_cuda_view_strides fills cp->ld and
+ * the own convs' x_ld/y_ld/r_ld. Host logic, no device calls. */
+int sh_cuda_slice_views(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err);
+void sh_cuda_view_strides(const sh_graph *g, const sh_program *p, sh_cuda_prog *cp);
 
 /* IEEE half from float, round to nearest even, saturating at +-65504 (NaN kept). */
 uint16_t sh_cuda_f32_to_f16(float f);

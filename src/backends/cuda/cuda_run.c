@@ -43,8 +43,9 @@ static int cudnn_on(sh_cuda_ctx *c, cudaStream_t s, sh_err *err)
     return 0;
 }
 
-static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, int k, const sh_cuda_node *cn,
-                        void *const *tp, void *const *wp, sh_err *err)
+/* counters: the split-K counter block of the lane the step is enqueued for. */
+static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_graph *g, int k,
+                        const sh_cuda_node *cn, void *const *tp, void *const *wp, sh_err *err)
 {
     const sh_node *n = &g->nodes[k];
     char *ws = wp ? wp[k] : NULL;
@@ -96,7 +97,7 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, int k
         void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
         SH_CU(c, err, sh_k_igemm(yc, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2),
                                  cn->has_res ? tp[cn->res_t] : NULL, &cn->ig, scr,
-                                 c->ig_counters + cn->ig_counter_off, s));
+                                 counters + cn->ig_counter_off, s));
         if (cn->y_cvt)
             SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
         break;
@@ -171,23 +172,27 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, int k
     return 0;
 }
 
-static cudaStream_t stream_at(const sh_cuda_ctx *c, int i) { return i == 0 ? c->stream : c->side[i - 1]; }
+static cudaStream_t stream_at(const sh_cuda_lane *ln, int i) { return i == 0 ? ln->stream : ln->side[i - 1]; }
 
-/* Every step on its stream (cuda_streams.c): side streams fork from the compute stream, wait
- * for the steps of other streams they read from, and join back at the end, so the compute
- * stream (and a graph captured from it) covers the whole program. */
-static int enqueue_all(sh_cuda_ctx *c, const sh_program *p, void *const *tp, void *const *wp, sh_err *err)
+static int *lane_counters(const sh_cuda_ctx *c, int lane) { return c->ig_counters + lane * SH_CUDA_IG_COUNTERS; }
+
+/* Every step on its stream of the lane (cuda_streams.c): side streams fork from the lane's
+ * stream, wait for the steps of other streams they read from, and join back at the end, so
+ * the lane's stream (and a graph captured from it) covers the whole program. */
+static int enqueue_all(sh_cuda_ctx *c, int lane, const sh_program *p, void *const *tp, void *const *wp, sh_err *err)
 {
     const sh_cuda_prog *cp = p->impl;
     const sh_graph *g = p->graph;
+    const sh_cuda_lane *ln = &c->lanes[lane];
+    int *counters = lane_counters(c, lane);
     int ns = cp->n_streams, rc = 0;
     if (ns > 1) {
-        SH_CU(c, err, cudaEventRecord(cp->fork_ev, c->stream));
+        SH_CU(c, err, cudaEventRecord(cp->fork_ev, ln->stream));
         for (int i = 1; i < ns; i++)
-            SH_CU(c, err, cudaStreamWaitEvent(stream_at(c, i), cp->fork_ev, 0));
+            SH_CU(c, err, cudaStreamWaitEvent(stream_at(ln, i), cp->fork_ev, 0));
     }
     for (int k = 0; k < g->n_nodes && !rc; k++) {
-        cudaStream_t s = ns > 1 ? stream_at(c, cp->stream_of[k]) : c->stream;
+        cudaStream_t s = ns > 1 ? stream_at(ln, cp->stream_of[k]) : ln->stream;
         if (ns > 1)
             for (int w = cp->wait_first[k]; w < cp->wait_first[k + 1]; w++) {
                 cudaError_t e = cudaStreamWaitEvent(s, cp->events[cp->waits[w]], 0);
@@ -195,7 +200,7 @@ static int enqueue_all(sh_cuda_ctx *c, const sh_program *p, void *const *tp, voi
                     rc = sh_cuda_rt_fail(err, e, "cudaStreamWaitEvent (cross-stream input)", __FILE__, __LINE__, c->device);
             }
         if (!rc)
-            rc = enqueue_node(c, s, g, k, &cp->nodes[k], tp, wp, err);
+            rc = enqueue_node(c, s, counters, g, k, &cp->nodes[k], tp, wp, err);
         if (rc)
             rc = sh_err_prefix(err, rc, "node %s (%s): ", g->nodes[k].name, sh_op_name(g->nodes[k].op));
         else if (ns > 1 && cp->events[k]) {
@@ -206,9 +211,9 @@ static int enqueue_all(sh_cuda_ctx *c, const sh_program *p, void *const *tp, voi
     }
     /* join even after a failure: a capture must not end with a side stream still in it */
     for (int i = 1; i < ns; i++) {
-        cudaError_t e = cudaEventRecord(cp->join_ev[i], stream_at(c, i));
+        cudaError_t e = cudaEventRecord(cp->join_ev[i], stream_at(ln, i));
         if (e == cudaSuccess)
-            e = cudaStreamWaitEvent(c->stream, cp->join_ev[i], 0);
+            e = cudaStreamWaitEvent(ln->stream, cp->join_ev[i], 0);
         if (e != cudaSuccess && !rc)
             rc = sh_cuda_rt_fail(err, e, "join of a side stream", __FILE__, __LINE__, c->device);
     }
@@ -219,14 +224,15 @@ static int enqueue_all(sh_cuda_ctx *c, const sh_program *p, void *const *tp, voi
 
 /* Captures the whole program into a graph for this binding. Returns 0 with *exec set, or a
  * status; a failed capture leaves the stream out of capture mode. */
-static int capture(sh_cuda_ctx *c, const sh_program *p, void *const *tp, void *const *wp,
+static int capture(sh_cuda_ctx *c, int lane, const sh_program *p, void *const *tp, void *const *wp,
                    cudaGraphExec_t *exec, sh_err *err)
 {
     cudaGraph_t graph = NULL;
+    cudaStream_t s = c->lanes[lane].stream;
     *exec = NULL;
-    SH_CU(c, err, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
-    int rc = enqueue_all(c, p, tp, wp, err);
-    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    SH_CU(c, err, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    int rc = enqueue_all(c, lane, p, tp, wp, err);
+    cudaError_t e = cudaStreamEndCapture(s, &graph);
     if (rc) {
         if (graph)
             cudaGraphDestroy(graph);
@@ -234,7 +240,7 @@ static int capture(sh_cuda_ctx *c, const sh_program *p, void *const *tp, void *c
         return rc;
     }
     if (e != cudaSuccess)
-        return sh_cuda_rt_fail(err, e, "cudaStreamEndCapture(c->stream, &graph)", __FILE__, __LINE__, c->device);
+        return sh_cuda_rt_fail(err, e, "cudaStreamEndCapture(lane stream, &graph)", __FILE__, __LINE__, c->device);
     e = cudaGraphInstantiate(exec, graph, 0);
     cudaGraphDestroy(graph);
     if (e != cudaSuccess)
@@ -242,26 +248,22 @@ static int capture(sh_cuda_ctx *c, const sh_program *p, void *const *tp, void *c
     return 0;
 }
 
-int sh_cuda_run(void *vctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
-                unsigned long binding_id, sh_err *err)
+/* Replays the program's graph for (binding, lane) on the lane's stream, capturing it first
+ * when the cache has none. Caller holds c->mu. */
+static int run_on_lane(sh_cuda_ctx *c, int lane, sh_program *p, void *const *tensor_ptrs,
+                       void *const *workspace_ptrs, unsigned long binding_id, sh_err *err)
 {
-    sh_cuda_ctx *c = vctx;
     sh_cuda_prog *cp = p->impl;
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    cudaError_t e = cudaSetDevice(c->device);
-    if (e != cudaSuccess) {
-        rc = sh_cuda_rt_fail(err, e, "cudaSetDevice", __FILE__, __LINE__, c->device);
-        goto out;
-    }
-    if (!c->use_graphs || cp->capture_failed) {
-        rc = enqueue_all(c, p, tensor_ptrs, workspace_ptrs, err);
-        goto out;
-    }
+    SH_CU(c, err, cudaSetDevice(c->device));
+    int rc = sh_cuda_lane_ready(c, lane, cp->n_streams, err);
+    if (rc)
+        return rc;
+    if (!c->use_graphs || cp->capture_failed)
+        return enqueue_all(c, lane, p, tensor_ptrs, workspace_ptrs, err);
     cp->use_clock++;
     int slot = -1, lru = 0;
     for (int i = 0; i < SH_CUDA_GRAPH_CACHE; i++) {
-        if (cp->graphs[i].exec && cp->graphs[i].binding_id == binding_id) {
+        if (cp->graphs[i].exec && cp->graphs[i].binding_id == binding_id && cp->graphs[i].lane == lane) {
             slot = i;
             break;
         }
@@ -270,25 +272,45 @@ int sh_cuda_run(void *vctx, sh_program *p, void *const *tensor_ptrs, void *const
     }
     if (slot < 0) {
         cudaGraphExec_t exec = NULL;
-        rc = capture(c, p, tensor_ptrs, workspace_ptrs, &exec, err);
+        rc = capture(c, lane, p, tensor_ptrs, workspace_ptrs, &exec, err);
         if (rc) {
             /* a library call that cannot be captured: run eagerly from now on */
             cp->capture_failed = true;
             sh_err_clear(err);
-            rc = enqueue_all(c, p, tensor_ptrs, workspace_ptrs, err);
-            goto out;
+            return enqueue_all(c, lane, p, tensor_ptrs, workspace_ptrs, err);
         }
         slot = lru;
         if (cp->graphs[slot].exec)
             cudaGraphExecDestroy(cp->graphs[slot].exec);
         cp->graphs[slot].exec = exec;
         cp->graphs[slot].binding_id = binding_id;
+        cp->graphs[slot].lane = lane;
     }
     cp->graphs[slot].last_use = cp->use_clock;
-    e = cudaGraphLaunch(cp->graphs[slot].exec, c->stream);
+    cudaError_t e = cudaGraphLaunch(cp->graphs[slot].exec, c->lanes[lane].stream);
     if (e != cudaSuccess)
-        rc = sh_cuda_rt_fail(err, e, "cudaGraphLaunch(exec, c->stream)", __FILE__, __LINE__, c->device);
-out:
+        return sh_cuda_rt_fail(err, e, "cudaGraphLaunch(exec, lane stream)", __FILE__, __LINE__, c->device);
+    return 0;
+}
+
+int sh_cuda_run(void *vctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+                unsigned long binding_id, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    pthread_mutex_lock(&c->mu);
+    int rc = run_on_lane(c, 0, p, tensor_ptrs, workspace_ptrs, binding_id, err);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int sh_cuda_run_async(void *vctx, int lane, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+                      unsigned long binding_id, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    if (lane < 0 || lane >= SH_MAX_LANES)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: lane %d (0..%d)", lane, SH_MAX_LANES - 1);
+    pthread_mutex_lock(&c->mu);
+    int rc = run_on_lane(c, lane, p, tensor_ptrs, workspace_ptrs, binding_id, err);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -341,7 +363,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
     if (e == cudaSuccess) {
         e = cudaEventRecordWithFlags(ev[0], c->stream, cudaEventRecordExternal);
         for (int k = 0; k < n && e == cudaSuccess && !rc; k++) {
-            rc = enqueue_node(c, c->stream, g, k, &cp->nodes[k], tp, wp, err);
+            rc = enqueue_node(c, c->stream, lane_counters(c, 0), g, k, &cp->nodes[k], tp, wp, err);
             if (!rc)
                 e = cudaEventRecordWithFlags(ev[k + 1], c->stream, cudaEventRecordExternal);
         }

@@ -16,6 +16,10 @@ typedef struct sched {
     const sh_graph *g;
     const sh_cuda_prog *cp;
     int n, words;
+    int window;         /* > 0: a step waits for every step more than this many real steps back */
+    const size_t *bytes;    /* [tensors] the program's tensor bytes */
+    size_t side_max;    /* > 0: steps writing more than this run on the first stream */
+    int *tails;         /* [real steps][SH_CUDA_STREAMS]: each stream's last step after that step */
     uint64_t *hb;       /* [n][words]: hb[k] has bit j when step j finishes before step k starts */
     int *deps, n_deps;  /* scratch: real steps one step reads from */
     bool *seen;         /* [n] scratch for deps */
@@ -70,8 +74,24 @@ static void collect_deps(sched *s, int k)
 
 /* The stream k runs on: the one whose last step k directly continues, else one that is idle
  * by the time k may start, else that of k's latest input. */
+static bool big_step(const sched *s, int k)
+{
+    if (!s->side_max)
+        return false;
+    const sh_node *n = &s->g->nodes[k];
+    size_t b = 0;
+    for (int j = 0; j < n->n_outputs; j++)
+        b += n->outputs[j] >= 0 ? s->bytes[n->outputs[j]] : 0;
+    return b > s->side_max;
+}
+
+/* Large steps (the early, high-resolution layers) stay on the first stream: beside them a
+ * side stream would keep their big buffers reserved longer, for little gain, as they fill
+ * the GPU well on their own. */
 static int pick_stream(sched *s, const int *tail, const signed char *stream_of, int n_streams, int k)
 {
+    if (big_step(s, k))
+        return 0;
     int best = -1;
     for (int i = 0; i < s->n_deps; i++) {
         int p = s->deps[i];
@@ -105,6 +125,25 @@ static int alloc_schedule(sh_allocator *a, sh_program *p, sh_cuda_prog *cp, int 
     return 0;
 }
 
+/* The window: step k (the r-th real step) also waits for what every other stream had done
+ * `window` real steps earlier. Then no step stays unordered with one more than `window` real
+ * steps later, so release_step (and with it how long the planner keeps a step's buffers)
+ * reaches at most that far: concurrency stays local, and so does the arena's growth. */
+static void window_waits(sched *s, int k, int r, int st, int latest[SH_CUDA_STREAMS])
+{
+    if (s->window <= 0 || r <= s->window)
+        return;
+    const int *then = s->tails + (size_t)(r - s->window - 1) * SH_CUDA_STREAMS;
+    for (int o = 0; o < SH_CUDA_STREAMS; o++) {
+        int j = then[o];
+        if (o == st || j < 0 || hb_has(s, k, j))
+            continue;
+        if (j > latest[o])
+            latest[o] = j;
+        hb_merge(s, k, j);
+    }
+}
+
 /* Streams and cross-stream waits (CSR in wait_first/waits: at most one per other stream, on
  * its latest step k reads from, which orders the earlier ones too). */
 static void assign_streams(sched *s, sh_cuda_prog *cp, int n_streams)
@@ -112,7 +151,7 @@ static void assign_streams(sched *s, sh_cuda_prog *cp, int n_streams)
     int tail[SH_CUDA_STREAMS];
     for (int st = 0; st < SH_CUDA_STREAMS; st++)
         tail[st] = -1;
-    int nw = 0;
+    int nw = 0, r = 0;
     for (int k = 0; k < s->n; k++) {
         cp->wait_first[k] = nw;
         if (!is_real(s, k))
@@ -131,12 +170,14 @@ static void assign_streams(sched *s, sh_cuda_prog *cp, int n_streams)
             if (!ordered && d > latest[o])
                 latest[o] = d;
         }
+        window_waits(s, k, r, st, latest);
         for (int o = 0; o < SH_CUDA_STREAMS; o++)
             if (latest[o] >= 0)
                 cp->waits[nw++] = latest[o];
         if (tail[st] >= 0)
             hb_merge(s, k, tail[st]);
         tail[st] = k;
+        memcpy(s->tails + (size_t)r++ * SH_CUDA_STREAMS, tail, sizeof tail);
     }
     cp->wait_first[s->n] = nw;
 }
@@ -181,7 +222,7 @@ static void set_release(sched *s, sh_program *p, const sh_cuda_prog *cp)
 }
 
 int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int n_streams,
-                           sh_err *err)
+                           int window, size_t side_max, sh_err *err)
 {
     if (n_streams > SH_CUDA_STREAMS)
         n_streams = SH_CUDA_STREAMS;
@@ -192,11 +233,13 @@ int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh
     int rc = alloc_schedule(a, p, cp, n, err);
     if (rc)
         return rc;
-    sched s = {.g = g, .cp = cp, .n = n, .words = (n + 63) / 64};
+    sched s = {.g = g, .cp = cp, .n = n, .words = (n + 63) / 64, .window = window, .bytes = p->tensor_bytes,
+               .side_max = side_max};
     s.hb = sh_calloc(a, (size_t)(n ? n : 1) * (size_t)(s.words ? s.words : 1), sizeof(uint64_t));
     s.deps = sh_alloc(a, (size_t)(n ? n : 1) * sizeof(int));
     s.seen = sh_calloc(a, (size_t)(n ? n : 1), sizeof(bool));
-    if (!s.hb || !s.deps || !s.seen) {
+    s.tails = sh_alloc(a, (size_t)(n ? n : 1) * SH_CUDA_STREAMS * sizeof(int));
+    if (!s.hb || !s.deps || !s.seen || !s.tails) {
         rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda schedule: %d steps", n);
     } else {
         assign_streams(&s, cp, n_streams);
@@ -212,16 +255,21 @@ int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh
     sh_free(a, s.hb);
     sh_free(a, s.deps);
     sh_free(a, s.seen);
+    sh_free(a, s.tails);
     return rc;
 }
 
 int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err)
 {
-    /* opt-in: on the reference models 4 streams gave navigation 5.8 -> 5.5 ms but the
-     * conservative reservation (release_step) grew the arena 42.6 -> 103.6 MiB (H100,
-     * docs/cuda-notes.md), past the memory target */
-    const char *env = getenv("SHOAL_CUDA_STREAMS");
-    int rc = sh_cuda_schedule_steps(c->alloc, g, p, cp, env ? atoi(env) : 1, err);
+    /* Default 4 streams, a window of 4 steps and side streams only for steps writing at most
+     * 256 KiB: on the reference models (H100, docs/cuda-notes.md "v4") crossing 0.8 -> 0.7 ms
+     * and navigation 3.2 -> 3.0 ms with the arena unchanged (64.1 MiB); without the byte
+     * limit the early high-resolution layers' buffers stayed reserved and the arena grew to
+     * 111 MiB. SHOAL_CUDA_STREAMS=1 turns it off. */
+    const char *env = getenv("SHOAL_CUDA_STREAMS"), *win = getenv("SHOAL_CUDA_STREAM_WINDOW"),
+               *side = getenv("SHOAL_CUDA_STREAM_SIDE_KIB");
+    int rc = sh_cuda_schedule_steps(c->alloc, g, p, cp, env ? atoi(env) : SH_CUDA_STREAMS, win ? atoi(win) : SH_CUDA_STREAM_WINDOW,
+                                    (size_t)(side ? atol(side) : SH_CUDA_STREAM_SIDE_KIB) << 10, err);
     if (rc || cp->n_streams == 1)
         return rc;
     SH_CU(c, err, cudaSetDevice(c->device));

@@ -11,10 +11,14 @@
 
 /* K step and pipeline depth: at batch 1 the K loop is bound by the latency of its loads
  * (weights come from DRAM), so each step moves 64 K values and four are in flight. */
+#ifndef IG_BK                 /* overridable for bench/cuda/igemm_sweep experiments */
 #define IG_BK 64
+#endif
 #define IG_CPR (IG_BK / 8)    /* 16-byte chunks per tile row */
 #define IG_LDS (IG_BK + 8)    /* row pitch in halves: 144 bytes puts 8 ldmatrix rows on 8 bank groups */
+#ifndef IG_STAGES
 #define IG_STAGES 4
+#endif
 
 struct ig_args {
     const __half *x, *w, *bias, *res;
@@ -132,7 +136,8 @@ __device__ __forceinline__ void ig_load_b(const ig_args &a, unsigned sB, int kt,
     for (int i = 0; i < BN * IG_CPR / NT; i++) {
         int row = tid / IG_CPR + i * (NT / IG_CPR);
         bool ok = n0 + row < a.p.k && kin;
-        ig_cp16(sB + (row * IG_LDS + kc) * 2, ok ? a.w + (size_t)(n0 + row) * a.K + kidx : a.w, ok);
+        /* select the offset, not the pointer: a pointer select compiles to a branch per chunk */
+        ig_cp16(sB + (row * IG_LDS + kc) * 2, a.w + (ok ? (n0 + row) * a.K + kidx : 0), ok);
     }
 }
 
@@ -150,7 +155,7 @@ __device__ __forceinline__ void ig_load_a(const ig_args &a, unsigned sA, const i
         int row = tid / IG_CPR + i * (NT / IG_CPR);
         int iy = rows[i].iy0 + dy, ix = rows[i].ix0 + dx;
         bool ok = kin && (unsigned)iy < (unsigned)p.h && (unsigned)ix < (unsigned)p.w;
-        ig_cp16(sA + (row * IG_LDS + kc) * 2, ok ? a.x + rows[i].off + tap : a.x, ok);
+        ig_cp16(sA + (row * IG_LDS + kc) * 2, a.x + (ok ? rows[i].off + tap : 0), ok);
     }
 }
 
