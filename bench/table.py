@@ -305,8 +305,9 @@ def breakdown(shoal):
     if ld.get("models"):
         tot = {k: sum(v.get(k, 0) for v in ld["models"].values())
                for k in ("parse_ms", "optimize_ms", "compile_ms", "plan_ms", "pack_ms", "upload_ms", "first_run_ms")}
-        out.append("- shoal load by phase (all models, ms): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in tot.items())
-                   + f", runtime setup {ld.get('runtime_setup_ms', 0):.0f}")
+        out.append("- shoal load by phase (summed over the models, ms; models load on parallel threads, so these "
+                   "overlap): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in tot.items())
+                   + f"; create {ld.get('create_ms', 0):.0f} ms wall")
     prof = d.get("profile")
     if prof:
         for m, v in prof.items():

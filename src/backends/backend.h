@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 #include "graph/graph.h"
@@ -93,6 +94,11 @@ typedef struct sh_backend_i {
     int (*run_async)(void *ctx, int lane, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                      unsigned long binding_id, sh_err *err);
     int (*download_async)(void *ctx, int lane, void *dst_host, const void *src_device, size_t n, sh_err *err);
+    /* Optional beside them: the model input from a preprocessed 8-bit picture (hwc: width *
+     * height * 3 bytes in host_alloc memory) as 3 fp32 planes at dst_device, value lut[c][byte]
+     * (sh_preprocess_lut), converted on the device: a quarter of an fp32 upload's bytes. */
+    int (*upload_image_async)(void *ctx, int lane, void *dst_device, const uint8_t *hwc, int width, int height,
+                              const float lut[3][256], sh_err *err);
     /* Waits until everything issued on the lane is done, also after a failure (the lane is
      * drained either way). *busy_ms (may be NULL): device time from the lane's first
      * operation since the previous wait to its last, or -1 when unknown. */

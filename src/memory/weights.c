@@ -152,17 +152,62 @@ static int same_bytes(sh_weight_store *ws, const entry *e, const void *buf, bool
     return rc;
 }
 
+/* Packed bytes of one tensor while it registers: from prepack (maybe only the hash) or packed
+ * here. `host_mem` says which allocator they came from. */
+typedef struct packed {
+    void *buf;
+    bool host_mem;
+    XXH128_hash_t hash;
+} packed;
+
+static void packed_free(sh_weight_store *ws, packed *k)
+{
+    if (k->host_mem)
+        host_put(ws, k->buf);
+    else
+        sh_free(ws->alloc, k->buf);
+    k->buf = NULL;
+}
+
+static int pack(sh_weight_store *ws, const sh_program *p, int t, bool for_cache, void **out, XXH128_hash_t *h,
+                sh_err *err);
+
+/* Makes sure k holds the bytes (from the allocator `host_mem` names) when prepack kept only the
+ * hash: packed again, which must give the same hash. */
+static int packed_need_bytes(sh_weight_store *ws, const sh_program *p, int t, bool host_mem, packed *k, sh_err *err)
+{
+    if (k->buf && k->host_mem == host_mem)
+        return 0;
+    packed again = {.host_mem = host_mem};
+    int rc = pack(ws, p, t, host_mem, &again.buf, &again.hash, err);
+    if (rc)
+        return rc;
+    if (!XXH128_isEqual(again.hash, k->hash)) {
+        packed_free(ws, &again);
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "weight '%s': packing is not deterministic (hash changed)",
+                       p->graph->tensors[t].name);
+    }
+    if (k->buf)
+        packed_free(ws, k);
+    *k = again;
+    return 0;
+}
+
 /* Finds a live entry with these bytes or returns -1; counts hash collisions. */
-static int find_entry(sh_weight_store *ws, XXH128_hash_t h, size_t n, const void *buf, int *found, sh_err *err)
+static int find_entry(sh_weight_store *ws, const sh_program *p, int t, size_t n, packed *k, int *found, sh_err *err)
 {
     /* A linear scan: a few thousand entries across all models, once per tensor at register. */
     *found = -1;
     for (int i = 0; i < ws->n_e; i++) {
         entry *e = &ws->e[i];
-        if (!e->live || e->bytes != n || !XXH128_isEqual(e->hash, h))
+        if (!e->live || e->bytes != n || !XXH128_isEqual(e->hash, k->hash))
             continue;
         bool same = false;
-        int rc = same_bytes(ws, e, buf, &same, err);
+        int rc = 0;
+        if (!k->buf && (e->host || e->dev))   /* a comparison needs the bytes */
+            rc = packed_need_bytes(ws, p, t, false, k, err);
+        if (!rc)
+            rc = same_bytes(ws, &ws->e[i], k->buf, &same, err);
         if (rc)
             return rc;
         if (same) {
@@ -194,25 +239,105 @@ static int new_entry(sh_weight_store *ws, sh_err *err)
 }
 
 /* Packs tensor t into a fresh host buffer (from the cache allocator when `for_cache`). */
+static int pack_unlocked(sh_weight_store *ws, const sh_program *p, int t, bool host_mem, void **out,
+                         XXH128_hash_t *h, sh_err *err);
+
 static int pack(sh_weight_store *ws, const sh_program *p, int t, bool for_cache, void **out, XXH128_hash_t *h,
                 sh_err *err)
 {
+    int rc = pack_unlocked(ws, p, t, for_cache, out, h, err);
+    if (!rc)
+        ws->st.n_packs++;
+    return rc;
+}
+
+/* ---- prepack: the pure half of register, run outside the lock ----------------------- */
+
+struct sh_weight_prepack {
+    int n_tensors;
+    bool host_mem;            /* buffers from the cache allocator (host_get) */
+    unsigned long n_packs;
+    bool *have;               /* [n_tensors] hash[t] computed */
+    XXH128_hash_t *hash;      /* [n_tensors] */
+    void **buf;               /* [n_tensors] packed bytes, kept only when the cache may take them */
+};
+
+void sh_weight_prepack_destroy(sh_weight_store *ws, sh_weight_prepack *pk)
+{
+    if (!pk)
+        return;
+    for (int t = 0; pk->buf && t < pk->n_tensors; t++) {
+        if (!pk->buf[t])
+            continue;
+        if (pk->host_mem)
+            host_put(ws, pk->buf[t]);
+        else
+            sh_free(ws->alloc, pk->buf[t]);
+    }
+    sh_free(ws->alloc, pk->have);
+    sh_free(ws->alloc, pk->hash);
+    sh_free(ws->alloc, pk->buf);
+    sh_free(ws->alloc, pk);
+}
+
+/* Packs into a fresh buffer and hashes it: backend->pack_weight and XXH3 only, no store
+ * state, so any number of models may do it at once. */
+static int pack_unlocked(sh_weight_store *ws, const sh_program *p, int t, bool host_mem, void **out,
+                         XXH128_hash_t *h, sh_err *err)
+{
     size_t n = p->weight_bytes[t];
-    void *buf = for_cache ? host_get(ws, n, err) : sh_alloc(ws->alloc, n);
+    void *buf = host_mem ? host_get(ws, n, err) : sh_alloc(ws->alloc, n);
     if (!buf)
-        return for_cache ? (err ? err->status : SHOAL_ERR_NO_MEMORY)
-                         : sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory packing %zu bytes", n);
+        return host_mem ? (err ? err->status : SHOAL_ERR_NO_MEMORY)
+                        : sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory packing %zu bytes", n);
     int rc = ws->prm.backend.iface->pack_weight(ws->prm.backend.ctx, p, t, buf, err);
     if (rc) {
-        if (for_cache)
+        if (host_mem)
             host_put(ws, buf);
         else
             sh_free(ws->alloc, buf);
         return sh_err_prefix(err, rc, "weight '%s': ", p->graph->tensors[t].name);
     }
-    ws->st.n_packs++;
     *h = XXH3_128bits(buf, n);
     *out = buf;
+    return 0;
+}
+
+int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_prepack **out, sh_err *err)
+{
+    *out = NULL;
+    const sh_graph *g = p->graph;
+    size_t nt = (size_t)(g->n_tensors ? g->n_tensors : 1);
+    sh_weight_prepack *pk = sh_calloc(ws->alloc, 1, sizeof *pk);
+    if (pk) {
+        pk->n_tensors = g->n_tensors;
+        pk->host_mem = ws->prm.host_cache;
+        pk->have = sh_calloc(ws->alloc, nt, sizeof *pk->have);
+        pk->hash = sh_calloc(ws->alloc, nt, sizeof *pk->hash);
+        pk->buf = sh_calloc(ws->alloc, nt, sizeof *pk->buf);
+    }
+    if (!pk || !pk->have || !pk->hash || !pk->buf) {
+        sh_weight_prepack_destroy(ws, pk);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory packing a model");
+    }
+    for (int t = 0; t < g->n_tensors; t++) {
+        if (!g->tensors[t].is_const || p->weight_bytes[t] == 0)
+            continue;
+        int rc = pack_unlocked(ws, p, t, pk->host_mem, &pk->buf[t], &pk->hash[t], err);
+        if (rc) {
+            sh_weight_prepack_destroy(ws, pk);
+            return rc;
+        }
+        pk->have[t] = true;
+        pk->n_packs++;
+        /* Without a cache nothing would keep these bytes: only the hash is needed to register
+         * (see take_packed), and five models' packed copies would raise peak memory. */
+        if (!pk->host_mem) {
+            sh_free(ws->alloc, pk->buf[t]);
+            pk->buf[t] = NULL;
+        }
+    }
+    *out = pk;
     return 0;
 }
 
@@ -233,7 +358,60 @@ static void unregister_locked(sh_weight_store *ws, wmodel *m)
     m->n_tensors = 0;
 }
 
-static int register_locked(sh_weight_store *ws, int model, const sh_program *p, sh_err *err)
+/* Entry of one constant of a registering model: found by content, else new. The cache copy
+ * is charged before it is kept; when the cache is off or full the packed bytes serve only for
+ * hashing and comparing. */
+static int register_tensor(sh_weight_store *ws, wmodel *m, const sh_program *p, int t, sh_weight_prepack *pk,
+                           sh_err *err)
+{
+    size_t n = p->weight_bytes[t];
+    bool cache = ws->prm.host_cache &&
+                 sh_budget_reserve(ws->prm.budget, SH_MEM_HOST_CACHE, SH_BUDGET_SHARED, n, NULL) == 0;
+    packed k = {.host_mem = cache};
+    int rc = 0;
+    if (pk && pk->have[t]) {
+        k = (packed){.buf = pk->buf[t], .host_mem = pk->host_mem, .hash = pk->hash[t]};
+        pk->buf[t] = NULL;
+    } else {
+        rc = pack(ws, p, t, cache, &k.buf, &k.hash, err);
+    }
+    int found = -1;
+    if (!rc)
+        rc = find_entry(ws, p, t, n, &k, &found, err);
+    if (!rc && found < 0 && cache)
+        rc = packed_need_bytes(ws, p, t, true, &k, err);
+    if (!rc && found < 0) {
+        found = new_entry(ws, err);
+        if (found < 0)
+            rc = found;
+        else {
+            entry *e = &ws->e[found];
+            e->hash = k.hash;
+            e->bytes = n;
+            e->live = true;
+            ws->st.n_entries++;
+            if (cache) {
+                e->host = k.buf;
+                ws->st.host_cache_bytes += n;
+                k.buf = NULL;
+                cache = false;
+            }
+        }
+    } else if (!rc) {
+        ws->st.n_dedup_hits++;
+    }
+    if (!rc) {
+        ws->e[found].reg_refs++;
+        m->entry_of[t] = found;
+    }
+    if (k.buf)
+        packed_free(ws, &k);
+    if (cache)
+        sh_budget_release(ws->prm.budget, SH_MEM_HOST_CACHE, SH_BUDGET_SHARED, n);
+    return rc;
+}
+
+static int register_locked(sh_weight_store *ws, int model, const sh_program *p, sh_weight_prepack *pk, sh_err *err)
 {
     wmodel *m = &ws->m[model];
     if (m->registered)
@@ -241,60 +419,20 @@ static int register_locked(sh_weight_store *ws, int model, const sh_program *p, 
     if (!p)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model %d is not registered and has no program", model);
     const sh_graph *g = p->graph;
+    if (pk && pk->n_tensors != g->n_tensors)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model %d: packed weights of another program", model);
     m->n_tensors = g->n_tensors;
     m->entry_of = sh_alloc(ws->alloc, sizeof(int) * (size_t)(g->n_tensors ? g->n_tensors : 1));
     if (!m->entry_of)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory registering model %d", model);
     for (int t = 0; t < g->n_tensors; t++)
         m->entry_of[t] = -1;
+    if (pk)   /* the packs happened outside; counted as if done here */
+        ws->st.n_packs += pk->n_packs;
     int rc = 0;
-    for (int t = 0; t < g->n_tensors && !rc; t++) {
-        size_t n = p->weight_bytes[t];
-        if (!g->tensors[t].is_const || n == 0)
-            continue;
-        /* The cache copy is charged before it is made; when the cache is off or full the
-         * packed bytes serve only for hashing and comparing. */
-        bool cache = ws->prm.host_cache &&
-                     sh_budget_reserve(ws->prm.budget, SH_MEM_HOST_CACHE, SH_BUDGET_SHARED, n, NULL) == 0;
-        void *buf = NULL;
-        XXH128_hash_t h;
-        rc = pack(ws, p, t, cache, &buf, &h, err);
-        int found = -1;
-        if (!rc)
-            rc = find_entry(ws, h, n, buf, &found, err);
-        if (!rc && found < 0) {
-            found = new_entry(ws, err);
-            if (found < 0)
-                rc = found;
-            else {
-                entry *e = &ws->e[found];
-                e->hash = h;
-                e->bytes = n;
-                e->live = true;
-                ws->st.n_entries++;
-                if (cache) {
-                    e->host = buf;
-                    ws->st.host_cache_bytes += n;
-                    buf = NULL;
-                    cache = false;
-                }
-            }
-        } else if (!rc) {
-            ws->st.n_dedup_hits++;
-        }
-        if (!rc) {
-            ws->e[found].reg_refs++;
-            m->entry_of[t] = found;
-        }
-        if (buf) {
-            if (cache)
-                host_put(ws, buf);
-            else
-                sh_free(ws->alloc, buf);
-        }
-        if (cache)
-            sh_budget_release(ws->prm.budget, SH_MEM_HOST_CACHE, SH_BUDGET_SHARED, n);
-    }
+    for (int t = 0; t < g->n_tensors && !rc; t++)
+        if (g->tensors[t].is_const && p->weight_bytes[t] != 0)
+            rc = register_tensor(ws, m, p, t, pk, err);
     if (rc) {
         unregister_locked(ws, m);
         return sh_err_prefix(err, rc, "model %d: ", model);
@@ -308,8 +446,23 @@ int sh_weight_store_register(sh_weight_store *ws, int model, const sh_program *p
     if (!ws || model < 0 || model >= ws->prm.max_models)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model id %d out of range", model);
     pthread_mutex_lock(&ws->lock);
-    int rc = register_locked(ws, model, p, err);
+    int rc = register_locked(ws, model, p, NULL, err);
     pthread_mutex_unlock(&ws->lock);
+    return rc;
+}
+
+int sh_weight_store_register_prepacked(sh_weight_store *ws, int model, const sh_program *p, sh_weight_prepack *pk,
+                                       sh_err *err)
+{
+    int rc;
+    if (!ws || model < 0 || model >= ws->prm.max_models)
+        rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model id %d out of range", model);
+    else {
+        pthread_mutex_lock(&ws->lock);
+        rc = register_locked(ws, model, p, pk, err);
+        pthread_mutex_unlock(&ws->lock);
+    }
+    sh_weight_prepack_destroy(ws, pk);
     return rc;
 }
 
@@ -372,7 +525,7 @@ int sh_weight_store_load(sh_weight_store *ws, int model, const sh_program *p, vo
     pthread_mutex_lock(&ws->lock);
     wmodel *m = &ws->m[model];
     bool was_registered = m->registered;
-    int rc = register_locked(ws, model, p, err);
+    int rc = register_locked(ws, model, p, NULL, err);
     if (!rc && p && p->graph->n_tensors != m->n_tensors)
         rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "weight store: model %d was registered with another program", model);
     int t = 0;

@@ -22,7 +22,12 @@
  *   ...sh_plan_bind(plan, prog, arena, weight_ptrs, ...)...
  *   sh_weight_store_unload(ws, id);                       // eviction: shared entries stay
  *
- * Thread-safe: one mutex around every call (packing included). */
+ * Thread-safe: one mutex around every call (packing included), except prepack, which touches
+ * no store state: several models pack at once, then register in a fixed order so entries and
+ * dedup choices do not depend on which finished first.
+ *
+ *   sh_weight_store_prepack(ws, prog, &pk, &err);                 // any thread, in parallel
+ *   sh_weight_store_register_prepacked(ws, id, prog, pk, &err);   // in model order; frees pk */
 #ifndef SHOAL_MEMORY_WEIGHTS_H
 #define SHOAL_MEMORY_WEIGHTS_H
 
@@ -33,6 +38,7 @@
 #include "memory/budget.h"
 
 typedef struct sh_weight_store sh_weight_store;
+typedef struct sh_weight_prepack sh_weight_prepack;   /* one program's packed weights and hashes */
 
 typedef struct sh_weight_store_params {
     sh_allocator *alloc;      /* host bookkeeping (and cache copies when host_alloc is NULL) */
@@ -67,6 +73,16 @@ void sh_weight_store_destroy(sh_weight_store *ws);
 
 /* Host phase (see above). Idempotent for a registered model. On failure nothing changed. */
 int sh_weight_store_register(sh_weight_store *ws, int model, const sh_program *p, sh_err *err);
+/* The packing half of register (backend->pack_weight and hashing) for program p, outside the
+ * lock: callable for several programs at once (pack_weight must allow that). With the host
+ * cache on, the packed bytes are kept for the cache; otherwise only the hashes. *out is freed
+ * by register_prepacked or sh_weight_prepack_destroy. */
+int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_prepack **out, sh_err *err);
+/* register with pk's packs (same program): the same entries, dedup and cache choices as
+ * register. Frees pk, success or not. */
+int sh_weight_store_register_prepacked(sh_weight_store *ws, int model, const sh_program *p, sh_weight_prepack *pk,
+                                       sh_err *err);
+void sh_weight_prepack_destroy(sh_weight_store *ws, sh_weight_prepack *pk);   /* accepts NULL */
 /* Device phase; registers first if needed. weight_ptrs[n_tensors] receives the device pointer
  * of each weight (NULL for other tensors). p may be NULL only when every entry of the model is
  * in the host cache or on the device. SHOAL_ERR_BUDGET / NO_MEMORY leave the model not

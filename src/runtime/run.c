@@ -3,6 +3,7 @@
  * all at once on the backend's lanes when the runtime runs modes concurrently. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -228,6 +229,8 @@ typedef struct lane_job {
     sh_rt_result *r;
     sh_transform xf;
     double prep_ms;
+    bool picture;             /* the staging holds the 8-bit picture, converted on the device */
+    float lut[3][256];
     const float *outs[SH_RT_MAX_OUTPUTS];
 } lane_job;
 
@@ -250,13 +253,26 @@ static int acquire_all(shoal_runtime_t rt, lane_job *jobs, size_t n, sh_err *err
     return 0;
 }
 
+/* Whether the model's input is the plain 3-plane fp32 picture the device can expand from
+ * bytes (backend.h upload_image_async). SHOAL_UPLOAD_FLOAT=1 uploads the floats (A/B). */
+static bool takes_picture(shoal_runtime_t rt, const sh_rt_model *m)
+{
+    return rt->backend.iface->upload_image_async && !getenv("SHOAL_UPLOAD_FLOAT") &&
+           m->plan->bytes[m->input] == (size_t)3 * m->in_w * m->in_h * sizeof(float);
+}
+
 static int preprocess_into(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img, lane_job *j, sh_err *err)
 {
     sh_rt_model *m = j->m;
     double t0 = now_s();
-    float *in = (float *)((char *)ctx->input_host + m->in_off);
+    void *in = (char *)ctx->input_host + m->in_off;
+    size_t in_bytes = m->plan->bytes[m->input];
     sh_preprocess_params pp = preprocess_params(m);
-    int rc = sh_preprocess(rt->alloc, img, &pp, in, m->plan->bytes[m->input] / sizeof(float), &j->xf, err);
+    j->picture = takes_picture(rt, m);
+    int rc = j->picture ? sh_preprocess_lut(&pp, j->lut, err) : 0;
+    if (rc == 0)
+        rc = j->picture ? sh_preprocess_u8(rt->alloc, img, &pp, in, in_bytes, &j->xf, err)
+                        : sh_preprocess(rt->alloc, img, &pp, in, in_bytes / sizeof(float), &j->xf, err);
     j->prep_ms = ms_since(t0);
     return rc ? sh_err_prefix(err, rc, "model '%s': preprocessing: ", m->cfg->name) : 0;
 }
@@ -268,7 +284,8 @@ static int issue(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *j, sh_err *er
     sh_rt_model *m = j->m;
     void **tp = m->tensor_ptrs[ctx->index];
     const void *in = (const char *)ctx->input_host + m->in_off;
-    int rc = be->upload_async(bc, m->lane, tp[m->input], in, m->plan->bytes[m->input], err);
+    int rc = j->picture ? be->upload_image_async(bc, m->lane, tp[m->input], in, m->in_w, m->in_h, j->lut, err)
+                        : be->upload_async(bc, m->lane, tp[m->input], in, m->plan->bytes[m->input], err);
     if (rc == 0)
         rc = be->run_async(bc, m->lane, m->prog, tp, m->ws_ptrs[ctx->index], m->binding[ctx->index], err);
     size_t at = m->out_off;

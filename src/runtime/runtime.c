@@ -172,7 +172,8 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
 
 static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 
-static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
+/* Parse and the passes: the model's own graph only, no backend. */
+static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     double t = mono_s();
     int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &m->graph, err);
@@ -187,10 +188,24 @@ static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->input = m->graph->inputs[0];   /* compaction renumbers tensors */
     m->optimize_ms = (mono_s() - t) * 1e3;
-    t = mono_s();
+    return 0;
+}
+
+/* Compile, plan and pack: the model's own program, plan and packed weights. compile_mu, when
+ * given, serializes compile (the CUDA backend's cuDNN handle is not thread-safe). */
+static int build_model(shoal_runtime_t rt, sh_rt_model *m, pthread_mutex_t *compile_mu, sh_weight_prepack **pk,
+                       sh_err *err)
+{
+    double t = mono_s();
+    int rc;
     if ((rc = check_outputs(m, err)))
         return rc;
-    if ((rc = rt->backend.iface->compile(rt->backend.ctx, m->graph, &m->prog, err)))
+    if (compile_mu)
+        pthread_mutex_lock(compile_mu);
+    rc = rt->backend.iface->compile(rt->backend.ctx, m->graph, &m->prog, err);
+    if (compile_mu)
+        pthread_mutex_unlock(compile_mu);
+    if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->compile_ms = (mono_s() - t) * 1e3;
     t = mono_s();
@@ -198,9 +213,21 @@ static int prepare_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->plan_ms = (mono_s() - t) * 1e3;
     t = mono_s();
-    if ((rc = sh_weight_store_register(rt->weights, m->id, m->prog, err)))
+    if ((rc = sh_weight_store_prepack(rt->weights, m->prog, pk, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->pack_ms = (mono_s() - t) * 1e3;
+    return 0;
+}
+
+/* What a prepared model adds to shared state, on the creating thread in model order: its
+ * weight entries (dedup and host cache charges), bindings and the runtime's maxima. */
+static int register_model(shoal_runtime_t rt, sh_rt_model *m, sh_weight_prepack *pk, sh_err *err)
+{
+    double t = mono_s();
+    int rc;
+    if ((rc = sh_weight_store_register_prepacked(rt->weights, m->id, m->prog, pk, err)))
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->pack_ms += (mono_s() - t) * 1e3;
     /* Models not loaded at create give their host copy back now; their first load reads the
      * file again. Keeping five models' fp32 weights around would double peak memory. */
     if (rt->host_cache_unlimited || (!rt->host_cache_on && !m->cfg->preload))
@@ -628,6 +655,173 @@ static int preload(shoal_runtime_t rt, sh_err *err)
     return 0;
 }
 
+/* --- preparing the models in parallel ----------------------------------------------------
+ * Import, compile, plan and pack touch nothing but the model's own graph, program, plan and
+ * packed bytes, so a few worker threads prepare the models, taking them in config order.
+ * Import needs no backend and overlaps with the backend's creation (a CUDA context takes a
+ * few hundred ms); the rest waits at the gate until the backend and the weight store exist.
+ * Everything shared (weight entries and dedup, host-cache charges, the runtime's maxima) is
+ * registered afterwards on the creating thread in config order, so packed bytes, dedup
+ * choices and the arena layout do not depend on thread timing; and the first failing model
+ * in config order gives the error, as when the models loaded one after another (a worker
+ * stops taking models after a failure: every model before it was already taken). */
+
+typedef struct loader {
+    shoal_runtime_t rt;
+    pthread_mutex_t mu;
+    pthread_cond_t opened;
+    int gate;                    /* 0 closed, 1 open, -1 never: setting up the backend failed */
+    int next;                    /* next model to take */
+    bool failed;                 /* a model failed: take no more */
+    pthread_mutex_t compile_mu;
+    bool serialize_compile;      /* every backend but the CPU's (its compile is thread-safe) */
+    sh_weight_prepack **packs;   /* [n_models] */
+    int *rc;                     /* [n_models] */
+    sh_err *errs;                /* [n_models] */
+} loader;
+
+static int loader_take(loader *L)
+{
+    pthread_mutex_lock(&L->mu);
+    int i = L->failed || L->gate < 0 || L->next >= L->rt->n_models ? -1 : L->next++;
+    pthread_mutex_unlock(&L->mu);
+    return i;
+}
+
+static bool loader_wait_gate(loader *L)
+{
+    pthread_mutex_lock(&L->mu);
+    while (L->gate == 0)
+        pthread_cond_wait(&L->opened, &L->mu);
+    bool open = L->gate > 0;
+    pthread_mutex_unlock(&L->mu);
+    return open;
+}
+
+static void loader_open_gate(loader *L, bool open)
+{
+    pthread_mutex_lock(&L->mu);
+    L->gate = open ? 1 : -1;
+    pthread_cond_broadcast(&L->opened);
+    pthread_mutex_unlock(&L->mu);
+}
+
+static void *loader_work(void *arg)
+{
+    loader *L = arg;
+    shoal_runtime_t rt = L->rt;
+    for (int i; (i = loader_take(L)) >= 0;) {
+        sh_rt_model *m = &rt->models[i];
+        int rc = import_model(rt, m, &L->errs[i]);
+        if (rc == 0 && loader_wait_gate(L))
+            rc = build_model(rt, m, L->serialize_compile ? &L->compile_mu : NULL, &L->packs[i], &L->errs[i]);
+        L->rc[i] = rc;
+        if (rc) {
+            pthread_mutex_lock(&L->mu);
+            L->failed = true;
+            pthread_mutex_unlock(&L->mu);
+        }
+    }
+    return NULL;
+}
+
+static int loader_init(loader *L, shoal_runtime_t rt, sh_err *err)
+{
+    memset(L, 0, sizeof *L);
+    L->rt = rt;
+    size_t n = (size_t)(rt->n_models ? rt->n_models : 1);
+    L->packs = sh_calloc(rt->alloc, n, sizeof *L->packs);
+    L->rc = sh_calloc(rt->alloc, n, sizeof *L->rc);
+    L->errs = sh_calloc(rt->alloc, n, sizeof *L->errs);
+    if (!L->packs || !L->rc || !L->errs) {
+        sh_free(rt->alloc, L->packs);
+        sh_free(rt->alloc, L->rc);
+        sh_free(rt->alloc, L->errs);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
+    }
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->opened, NULL);
+    pthread_mutex_init(&L->compile_mu, NULL);
+    return 0;
+}
+
+static void loader_fini(loader *L)
+{
+    shoal_runtime_t rt = L->rt;
+    for (int i = 0; i < rt->n_models; i++)
+        sh_weight_prepack_destroy(rt->weights, L->packs[i]);
+    sh_free(rt->alloc, L->packs);
+    sh_free(rt->alloc, L->rc);
+    sh_free(rt->alloc, L->errs);
+    pthread_mutex_destroy(&L->mu);
+    pthread_cond_destroy(&L->opened);
+    pthread_mutex_destroy(&L->compile_mu);
+}
+
+/* Workers besides the creating thread, which joins them once the backend is set up: one per
+ * model, at most one per core (import and packing are CPU-bound). */
+static int loader_start(loader *L, pthread_t *threads, int cap)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = L->rt->n_models < cap ? L->rt->n_models : cap;
+    if (cores > 0 && want > cores)
+        want = (int)cores;
+    int n = 0;
+    while (n < want && pthread_create(&threads[n], NULL, loader_work, L) == 0)
+        n++;
+    return n;   /* fewer (even none) only slows the load: the creating thread works too */
+}
+
+/* Backend, budget, weight store and residency: what compile and pack need. Runs on the
+ * creating thread while the workers import. */
+static int setup_backend(shoal_runtime_t rt, const shoal_runtime_params *p, const sh_runtime_internal_params *ip,
+                         sh_err *err)
+{
+    int rc;
+    if ((rc = create_backend(rt, p, err)))
+        return rc;
+    if (ip && ip->wrap_backend && (rc = ip->wrap_backend(ip->wrap_backend_user, &rt->backend, err)))
+        return rc;
+    rt->n_contexts = p->contexts > 0 ? p->contexts : (rt->cfg->memory.arena_contexts > 0 ? rt->cfg->memory.arena_contexts : 1);
+    if (rt->n_contexts > 8)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "%d execution contexts: at most 8", rt->n_contexts);
+    for (int i = 0; i < rt->n_models; i++)
+        if ((rc = sh_config_read_classes(rt->cfg, rt->models[i].cfg, err)))
+            return rc;
+    return setup_memory(rt, p, ip, err);
+}
+
+/* Prepares every model (in parallel with the backend's setup, see above), then registers
+ * them in config order. */
+static int load_models(shoal_runtime_t rt, const shoal_runtime_params *p, const sh_runtime_internal_params *ip,
+                       sh_err *err)
+{
+    loader L;
+    int rc = loader_init(&L, rt, err);
+    if (rc)
+        return rc;
+    pthread_t threads[16];
+    int n_threads = loader_start(&L, threads, 16);
+    rc = setup_backend(rt, p, ip, err);
+    L.serialize_compile = !rt->backend_is_cpu;
+    loader_open_gate(&L, rc == 0);
+    loader_work(&L);
+    for (int t = 0; t < n_threads; t++)
+        pthread_join(threads[t], NULL);
+    for (int i = 0; rc == 0 && i < rt->n_models; i++)
+        if (L.rc[i]) {
+            *err = L.errs[i];
+            rc = L.rc[i];
+        }
+    for (int i = 0; rc == 0 && i < rt->n_models; i++) {
+        sh_weight_prepack *pk = L.packs[i];
+        L.packs[i] = NULL;   /* register frees it */
+        rc = register_model(rt, &rt->models[i], pk, err);
+    }
+    loader_fini(&L);
+    return rc;
+}
+
 static int create(const shoal_runtime_params *p, const sh_runtime_internal_params *ip, shoal_runtime_t rt, sh_err *err)
 {
     int rc;
@@ -639,14 +833,7 @@ static int create(const shoal_runtime_params *p, const sh_runtime_internal_param
         rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "no config: set config_path or config_yaml");
     if (rc)
         return rc;
-    if ((rc = create_backend(rt, p, err)))
-        return rc;
-    if (ip && ip->wrap_backend && (rc = ip->wrap_backend(ip->wrap_backend_user, &rt->backend, err)))
-        return rc;
     rt->n_models = (int)rt->cfg->n_models;
-    rt->n_contexts = p->contexts > 0 ? p->contexts : (rt->cfg->memory.arena_contexts > 0 ? rt->cfg->memory.arena_contexts : 1);
-    if (rt->n_contexts > 8)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "%d execution contexts: at most 8", rt->n_contexts);
     rt->models = sh_calloc(rt->alloc, (size_t)(rt->n_models ? rt->n_models : 1), sizeof *rt->models);
     if (!rt->models)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
@@ -658,14 +845,9 @@ static int create(const shoal_runtime_params *p, const sh_runtime_internal_param
         rt->models[i].id = i;
         rt->models[i].resident_since = -1;
         rt->models[i].cfg = &rt->cfg->models[i];
-        if ((rc = sh_config_read_classes(rt->cfg, rt->models[i].cfg, err)))
-            return rc;
     }
-    if ((rc = setup_memory(rt, p, ip, err)))
+    if ((rc = load_models(rt, p, ip, err)))
         return rc;
-    for (int i = 0; i < rt->n_models; i++)
-        if ((rc = prepare_model(rt, &rt->models[i], err)))
-            return rc;
     if ((rc = pick_concurrency(rt, p, err)) || (rc = setup_contexts(rt, err)))
         return rc;
     if (p->preload && (rc = preload(rt, err)))

@@ -222,21 +222,10 @@ void sh_resize_bilinear_f32(const float *src, int src_w, int src_h, float *dst, 
     }
 }
 
-static int preprocess_region(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride,
-                             const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf_out,
-                             sh_err *err)
+int sh_preprocess_lut(const sh_preprocess_params *p, float lut[3][256], sh_err *err)
 {
-    sh_transform xf;
-    int rc = sh_transform_compute(w, h, p, &xf, err);
-    if (rc)
-        return rc;
-    size_t plane = (size_t)p->width * p->height;
-    if (!out || out_count < 3 * plane)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: output holds %zu floats, %dx%dx3 needs %zu",
-                       out ? out_count : 0, p->width, p->height, 3 * plane);
     if (p->order != SH_CHANNELS_RGB && p->order != SH_CHANNELS_BGR)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown channel order %d", (int)p->order);
-    float lut[3][256];
     for (int c = 0; c < 3; c++) {
         if (!(p->std[c] != 0.0f) || !isfinite(p->std[c]) || !isfinite(p->mean[c]) || !isfinite(p->scale))
             return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: channel %d has std %g, mean %g, scale %g", c,
@@ -244,41 +233,101 @@ static int preprocess_region(sh_allocator *a, const uint8_t *src, int w, int h, 
         for (int v = 0; v < 256; v++)
             lut[c][v] = ((float)v * p->scale - p->mean[c]) / p->std[c];
     }
-    size_t rbytes = (size_t)xf.resized_w * 3 * xf.resized_h;
+    return 0;
+}
+
+/* The model-size 8-bit picture: resized, placed, padded, channels in output order. */
+static int letterbox_u8(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
+                        const sh_transform *xf, uint8_t *canvas, sh_err *err)
+{
+    size_t rbytes = (size_t)xf->resized_w * 3 * xf->resized_h;
     uint8_t *resized = sh_alloc(a, rbytes);
     if (!resized)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes for the resized picture",
                        rbytes);
-    rc = sh_resize_bilinear_u8(a, src, w, h, stride, resized, xf.resized_w, xf.resized_h, (size_t)xf.resized_w * 3,
-                               3, err);
+    int rc = sh_resize_bilinear_u8(a, src, w, h, stride, resized, xf->resized_w, xf->resized_h,
+                                   (size_t)xf->resized_w * 3, 3, err);
     if (rc) {
         sh_free(a, resized);
         return rc;
     }
-    int left = (int)xf.pad_x, top = (int)xf.pad_y;
-    for (int c = 0; c < 3; c++) {
-        int sc = p->order == SH_CHANNELS_RGB ? c : 2 - c;
-        float pad = lut[c][p->pad_value];
-        float *o = out + (size_t)c * plane;
-        for (int y = 0; y < p->height; y++) {
-            float *orow = o + (size_t)y * p->width;
-            int ry = y - top;
-            if (ry < 0 || ry >= xf.resized_h) {
-                for (int x = 0; x < p->width; x++)
-                    orow[x] = pad;
+    int left = (int)xf->pad_x, top = (int)xf->pad_y, bgr = p->order == SH_CHANNELS_BGR;
+    for (int y = 0; y < p->height; y++) {
+        uint8_t *o = canvas + (size_t)y * p->width * 3;
+        int ry = y - top;
+        for (int x = 0; x < p->width; x++, o += 3) {
+            int rx = x - left;
+            if (ry < 0 || ry >= xf->resized_h || rx < 0 || rx >= xf->resized_w) {
+                o[0] = o[1] = o[2] = p->pad_value;
                 continue;
             }
-            const uint8_t *rrow = resized + (size_t)ry * xf.resized_w * 3;
-            for (int x = 0; x < p->width; x++) {
-                int rx = x - left;
-                orow[x] = (rx < 0 || rx >= xf.resized_w) ? pad : lut[c][rrow[3 * rx + sc]];
-            }
+            const uint8_t *px = resized + ((size_t)ry * xf->resized_w + rx) * 3;
+            o[0] = px[bgr ? 2 : 0];
+            o[1] = px[1];
+            o[2] = px[bgr ? 0 : 2];
         }
     }
     sh_free(a, resized);
-    if (xf_out)
-        *xf_out = xf;
     return 0;
+}
+
+static int region_u8(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
+                     uint8_t *out, size_t out_bytes, sh_transform *xf_out, sh_err *err)
+{
+    sh_transform xf;
+    int rc = sh_transform_compute(w, h, p, &xf, err);
+    if (rc)
+        return rc;
+    size_t need = (size_t)p->width * p->height * 3;
+    if (!out || out_bytes < need)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: output holds %zu bytes, %dx%dx3 needs %zu",
+                       out ? out_bytes : 0, p->width, p->height, need);
+    if (p->order != SH_CHANNELS_RGB && p->order != SH_CHANNELS_BGR)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown channel order %d", (int)p->order);
+    rc = letterbox_u8(a, src, w, h, stride, p, &xf, out, err);
+    if (rc == 0 && xf_out)
+        *xf_out = xf;
+    return rc;
+}
+
+static int preprocess_region(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride,
+                             const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf_out,
+                             sh_err *err)
+{
+    size_t plane = (size_t)p->width * p->height;
+    if (!out || out_count < 3 * plane)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: output holds %zu floats, %dx%dx3 needs %zu",
+                       out ? out_count : 0, p->width, p->height, 3 * plane);
+    float lut[3][256];
+    int rc = sh_preprocess_lut(p, lut, err);
+    if (rc)
+        return rc;
+    uint8_t *canvas = sh_alloc(a, 3 * plane);
+    if (!canvas)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes for the picture", 3 * plane);
+    rc = region_u8(a, src, w, h, stride, p, canvas, 3 * plane, xf_out, err);
+    if (rc == 0)
+        sh_expand_u8(canvas, p->width, p->height, lut, out);
+    sh_free(a, canvas);
+    return rc;
+}
+
+void sh_expand_u8(const uint8_t *hwc, int width, int height, const float lut[3][256], float *out)
+{
+    size_t plane = (size_t)width * height;
+    for (int c = 0; c < 3; c++) {
+        float *o = out + (size_t)c * plane;
+        for (size_t i = 0; i < plane; i++)
+            o[i] = lut[c][hwc[3 * i + (size_t)c]];
+    }
+}
+
+int sh_preprocess_u8(sh_allocator *a, const sh_image *img, const sh_preprocess_params *p, uint8_t *out,
+                     size_t out_bytes, sh_transform *xf, sh_err *err)
+{
+    if (!img || !img->data || img->width <= 0 || img->height <= 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty image");
+    return region_u8(a, img->data, img->width, img->height, (size_t)img->width * 3, p, out, out_bytes, xf, err);
 }
 
 int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_params *p, float *out,

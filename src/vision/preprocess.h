@@ -76,6 +76,17 @@ void sh_transform_to_model(const sh_transform *xf, float ix, float iy, float *mx
 int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_params *p, float *out,
                   size_t out_count, sh_transform *xf, sh_err *err);
 
+/* The same picture before the float conversion: 3 * p->height * p->width bytes, interleaved
+ * (HWC), channels in output order, letterboxed and padded; out_bytes is the room there.
+ * sh_expand_u8 with sh_preprocess_lut's table turns it into exactly what sh_preprocess
+ * writes (a device can do that step: a quarter of the bytes to copy). */
+int sh_preprocess_u8(sh_allocator *a, const sh_image *img, const sh_preprocess_params *p, uint8_t *out,
+                     size_t out_bytes, sh_transform *xf, sh_err *err);
+/* lut[c][v] = (v * scale - mean[c]) / std[c], the one float conversion every path uses. */
+int sh_preprocess_lut(const sh_preprocess_params *p, float lut[3][256], sh_err *err);
+/* HWC bytes -> float NCHW planes through lut. */
+void sh_expand_u8(const uint8_t *hwc, int width, int height, const float lut[3][256], float *out);
+
 /* Same on the region [x, x+w) x [y, y+h) of the image (e.g. a hand crop); the transform
  * maps back to full-image coordinates. The region must lie inside the image. */
 int sh_preprocess_roi(sh_allocator *a, const sh_image *img, int x, int y, int w, int h,

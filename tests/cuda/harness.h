@@ -146,6 +146,17 @@ static inline float hx_rand(float lo, float hi)
     return v;
 }
 
+/* Makes tensor t of g a constant of uniform values in [lo, hi). */
+static inline void hx_fill_random(sh_graph *g, int t, float lo, float hi)
+{
+    int64_t n = sh_shape_numel(&g->tensors[t].shape);
+    float *v = malloc((size_t)(n ? n : 1) * 4);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = hx_rand(lo, hi);
+    sh_graph_set_const(g, t, v, (size_t)n * 4, NULL);
+    free(v);
+}
+
 /* 77 (ctest: skipped) when no CUDA device / no CUDA build. */
 static inline int hx_cuda_or_skip(sh_backend *b, sh_backend_params *bp)
 {

@@ -19,12 +19,7 @@ static int sg_tensor(sh_graph *g, const char *name, int64_t c, int64_t hw)
 static int sg_const(sh_graph *g, const char *name, const sh_shape *s, float lo, float hi)
 {
     int t = sh_graph_add_tensor(g, name, SH_DT_FLOAT32, s);
-    int64_t n = sh_shape_numel(s);
-    float *v = malloc((size_t)(n ? n : 1) * 4);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = hx_rand(lo, hi);
-    sh_graph_set_const(g, t, v, (size_t)n * 4, NULL);
-    free(v);
+    hx_fill_random(g, t, lo, hi);
     return t;
 }
 

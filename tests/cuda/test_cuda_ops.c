@@ -23,12 +23,7 @@ static int TS(const char *name, const int64_t *d, int nd) { return T(name, nd, d
 static int CF(const char *name, const int64_t *d, int nd, float lo, float hi)
 {
     int t = T(name, nd, d);
-    int64_t n = sh_shape_numel(&G->tensors[t].shape);
-    float *v = malloc((size_t)(n ? n : 1) * 4);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = hx_rand(lo, hi);
-    sh_graph_set_const(G, t, v, (size_t)n * 4, NULL);
-    free(v);
+    hx_fill_random(G, t, lo, hi);
     return t;
 }
 

@@ -210,13 +210,47 @@ static void bad_params(void **state)
     sh_allocator_destroy(a);
 }
 
+/* The 8-bit picture a device expands (sh_preprocess_u8 + sh_preprocess_lut) gives exactly
+ * the floats of sh_preprocess, for either channel order and a non-trivial mean/std. */
+static void bytes_then_table_equal_floats(void **state)
+{
+    (void)state;
+    sh_err err = {0};
+    sh_image img;
+    assert_int_equal(sh_image_create(NULL, 37, 23, &img, &err), 0);
+    unsigned seed = 12345u;
+    for (size_t i = 0; i < (size_t)37 * 23 * 3; i++) {
+        seed = seed * 1103515245u + 12345u;
+        img.data[i] = (uint8_t)(seed >> 16);
+    }
+    for (int order = 0; order < 2; order++) {
+        sh_preprocess_params p = sh_preprocess_default_params(32, 24);
+        p.order = order ? SH_CHANNELS_BGR : SH_CHANNELS_RGB;
+        p.mean[0] = 0.485f, p.mean[1] = 0.456f, p.mean[2] = 0.406f;
+        p.std[0] = 0.229f, p.std[1] = 0.224f, p.std[2] = 0.225f;
+        float want[3 * 32 * 24], got[3 * 32 * 24], lut[3][256];
+        uint8_t bytes[3 * 32 * 24];
+        memset(got, 0xff, sizeof got);
+        sh_transform xa, xb;
+        assert_int_equal(sh_preprocess(NULL, &img, &p, want, 3 * 32 * 24, &xa, &err), 0);
+        assert_int_equal(sh_preprocess_u8(NULL, &img, &p, bytes, sizeof bytes, &xb, &err), 0);
+        assert_int_equal(sh_preprocess_lut(&p, lut, &err), 0);
+        sh_expand_u8(bytes, 32, 24, lut, got);
+        assert_memory_equal(want, got, sizeof want);
+        assert_memory_equal(&xa, &xb, sizeof xa);
+        assert_int_equal(sh_preprocess_u8(NULL, &img, &p, bytes, sizeof bytes - 1, NULL, &err), SHOAL_ERR_INVALID_ARG);
+        assert_non_null(strstr(err.msg, "needs 2304"));
+    }
+    sh_image_free(&img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(letterbox_top_left), cmocka_unit_test(letterbox_centered),
         cmocka_unit_test(bilinear_by_hand),   cmocka_unit_test(normalise_and_order),
         cmocka_unit_test(padding),            cmocka_unit_test(region_of_interest),
-        cmocka_unit_test(bad_params),
+        cmocka_unit_test(bad_params),         cmocka_unit_test(bytes_then_table_equal_floats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -516,13 +516,19 @@ static int dnnl_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *d
     const conv_params *p = vp;
     dnnl_conv *d = p->dnn;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
+    /* A stream of its own: the runtime packs several models at once, and a load may pack
+     * while another thread runs convolutions on ctx->dnnl_stream. */
+    dnnl_stream_t st = NULL;
+    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for a conv weight reorder failed");
     int prev = omp_get_max_threads();
     omp_set_num_threads(1);
     bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
               dnnl_memory_set_data_handle(d->m_wdst, dst) == dnnl_success &&
-              dnnl_primitive_execute(d->w_reorder, ctx->dnnl_stream, 2, args) == dnnl_success &&
-              dnnl_stream_wait(ctx->dnnl_stream) == dnnl_success;
+              dnnl_primitive_execute(d->w_reorder, st, 2, args) == dnnl_success &&
+              dnnl_stream_wait(st) == dnnl_success;
     omp_set_num_threads(prev);
+    dnnl_stream_destroy(st);
     if (!ok)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN weight reorder failed for conv weight");
     return 0;

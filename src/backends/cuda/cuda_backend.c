@@ -3,6 +3,7 @@
 #include "backends/cuda/cuda_impl.h"
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/decode.cuh"
+#include "core/half.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,33 +32,11 @@ int sh_cuda_dnn_fail(sh_err *err, cudnnStatus_t s, const char *call, const char 
                    cudnnGetErrorString(s), file, line);
 }
 
+/* The packer's rounding lives in core/half.c, where the vectorized bulk version is tested
+ * against it on hosts without a GPU. */
 uint16_t sh_cuda_f32_to_f16(float f)
 {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u)
-        return (uint16_t)(sign | 0x7e00u);          /* NaN */
-    if (ax >= 0x477ff000u)                           /* rounds to >= 65520: saturate */
-        return (uint16_t)(sign | 0x7bffu);
-    if (ax < 0x38800000u) {                          /* subnormal or zero in half */
-        if (ax < 0x33000000u)
-            return (uint16_t)sign;
-        uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-        int shift = 126 - (int)(ax >> 23);           /* 14..24 */
-        uint32_t h = mant >> (shift);
-        uint32_t rem = mant & ((1u << shift) - 1);
-        uint32_t half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1)))
-            h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((ax >> 13) - (112u << 10));
-    uint32_t rem = ax & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
-        h++;
-    return (uint16_t)(sign | h);
+    return sh_f32_to_f16(f);
 }
 
 int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err)
@@ -207,6 +186,7 @@ static const sh_backend_i cuda_i = {
     .pack_weight = sh_cuda_pack_weight,
     .run = sh_cuda_run,
     .upload_async = sh_cuda_upload_async,
+    .upload_image_async = sh_cuda_upload_image_async,
     .run_async = sh_cuda_run_async,
     .download_async = sh_cuda_download_async,
     .lane_wait = sh_cuda_lane_wait,

@@ -14,6 +14,7 @@
  * beyond fp16's range saturate.
  * Constants read only at compile time (shapes, pads, scales, indices) are not uploaded. */
 #include "backends/cuda/cuda_ops.h"
+#include "core/half.h"
 
 #include <float.h>
 #include <math.h>
@@ -738,40 +739,20 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
     return 0;
 }
 
-/* Every packed constant is fp16 row-major; deterministic, so equal bytes dedupe. */
-int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_err *err)
+/* Every element of a non-float16 constant through the one rounding routine. */
+static int pack_elements(const sh_tensor *ts, int64_t n, uint16_t *d, sh_err *err)
 {
-    (void)vctx;
-    const sh_tensor *ts = &p->graph->tensors[t];
-    int64_t n = numel(ts);
-    if (!ts->is_const || !ts->data || n < 0 || p->weight_bytes[t] != (size_t)n * 2)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: tensor %s is not a packed constant", ts->name);
-    uint16_t *d = dst;
-    const sh_cuda_prog *cp = p->impl;
-    if (cp && cp->krsc[t] && ts->shape.ndim == 4) {
-        /* channels-last conv: [K, C, R, S] -> [K, R, S, C], each element through the plain path */
-        int64_t K = ts->shape.d[0], C = ts->shape.d[1], R = ts->shape.d[2], S = ts->shape.d[3];
-        sh_allocator *al = vctx ? ((sh_cuda_ctx *)vctx)->alloc : NULL;
-        uint16_t *tmp = sh_alloc(al, (size_t)n * 2);
-        if (!tmp)
-            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "pack_weight: %s", ts->name);
-        sh_program q = *p;
-        q.impl = NULL;
-        int rc = sh_cuda_pack_weight(vctx, &q, t, tmp, err);
-        if (!rc)
-            for (int64_t k = 0; k < K; k++)
-                for (int64_t c = 0; c < C; c++)
-                    for (int64_t r = 0; r < R; r++)
-                        for (int64_t s = 0; s < S; s++)
-                            d[((k * R + r) * S + s) * C + c] = tmp[((k * C + c) * R + r) * S + s];
-        sh_free(al, tmp);
-        return rc;
+    if (ts->dtype == SH_DT_FLOAT32) {
+        sh_f32_to_f16_n(d, ts->data, (size_t)n);
+        return 0;
+    }
+    if (ts->dtype == SH_DT_FLOAT16) {
+        memcpy(d, ts->data, (size_t)n * 2);
+        return 0;
     }
     for (int64_t i = 0; i < n; i++) {
         float f;
         switch (ts->dtype) {
-        case SH_DT_FLOAT32: f = ((const float *)ts->data)[i]; break;
-        case SH_DT_FLOAT16: d[i] = ((const uint16_t *)ts->data)[i]; continue;
         case SH_DT_FLOAT64: f = (float)((const double *)ts->data)[i]; break;
         case SH_DT_INT64: f = (float)((const int64_t *)ts->data)[i]; break;
         case SH_DT_INT32: f = (float)((const int32_t *)ts->data)[i]; break;
@@ -784,4 +765,37 @@ int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_er
         d[i] = sh_cuda_f32_to_f16(f);
     }
     return 0;
+}
+
+/* Every packed constant is fp16 row-major; deterministic, so equal bytes dedupe. Thread-safe
+ * (it reads the program and the tensor only): the runtime packs several models at once. */
+int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_err *err)
+{
+    const sh_tensor *ts = &p->graph->tensors[t];
+    int64_t n = numel(ts);
+    if (!ts->is_const || !ts->data || n < 0 || p->weight_bytes[t] != (size_t)n * 2)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: tensor %s is not a packed constant", ts->name);
+    uint16_t *d = dst;
+    const sh_cuda_prog *cp = p->impl;
+    bool krsc = cp && cp->krsc[t] && ts->shape.ndim == 4;
+    int64_t K = krsc ? ts->shape.d[0] : 0, C = krsc ? ts->shape.d[1] : 0;
+    int64_t RS = krsc ? ts->shape.d[2] * ts->shape.d[3] : 1;
+    if (!krsc || RS == 1 || C == 1)   /* [K,C,1,1] and [K,1,R,S] are already KRSC */
+        return pack_elements(ts, n, d, err);
+    /* channels-last conv: [K, C, R, S] -> [K, R, S, C]. Converted contiguously first (the
+     * fast path), then transposed one filter at a time: a filter is a few KiB, in cache. */
+    sh_allocator *al = vctx ? ((sh_cuda_ctx *)vctx)->alloc : NULL;
+    uint16_t *tmp = sh_alloc(al, (size_t)n * 2);
+    if (!tmp)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "pack_weight: %s", ts->name);
+    int rc = pack_elements(ts, n, tmp, err);
+    for (int64_t k = 0; !rc && k < K; k++) {
+        const uint16_t *src = tmp + k * C * RS;
+        uint16_t *out = d + k * C * RS;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t rs = 0; rs < RS; rs++)
+                out[rs * C + c] = src[c * RS + rs];
+    }
+    sh_free(al, tmp);
+    return rc;
 }

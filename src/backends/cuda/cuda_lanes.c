@@ -10,7 +10,11 @@
  * before every call under c->mu, and a captured graph no longer refers to it. */
 #include "backends/cuda/cuda_impl.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "backends/cuda/convert.cuh"
 
 static int check_lane(int lane, sh_err *err)
 {
@@ -85,6 +89,39 @@ int sh_cuda_upload_async(void *vctx, int lane, void *dst, const void *src, size_
 int sh_cuda_download_async(void *vctx, int lane, void *dst, const void *src, size_t n, sh_err *err)
 {
     return copy_async(vctx, lane, dst, src, n, cudaMemcpyDeviceToHost, err);
+}
+
+/* The kernel reads the picture straight from pinned host memory (mapped into the device's
+ * address space): no device staging buffer, and a quarter of the bytes an fp32 upload moves. */
+int sh_cuda_upload_image_async(void *vctx, int lane, void *dst, const uint8_t *hwc, int width, int height,
+                               const float lut[3][256], sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    int rc = check_lane(lane, err);
+    if (rc)
+        return rc;
+    if (width <= 0 || height <= 0 || (long)width * height > INT32_MAX / 3)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: input picture of %dx%d", width, height);
+    pthread_mutex_lock(&c->mu);
+    rc = lane_begin(c, lane, err);
+    struct cudaPointerAttributes at;
+    if (rc == 0) {
+        cudaError_t e = cudaPointerGetAttributes(&at, hwc);
+        if (e != cudaSuccess || at.type != cudaMemoryTypeHost || !at.devicePointer) {
+            (void)cudaGetLastError();
+            rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: the input picture is not in pinned host memory");
+        }
+    }
+    if (rc == 0) {
+        sh_k_image_lut k;
+        memcpy(k.v, lut, sizeof k.v);
+        cudaError_t e = sh_k_image_to_nchw(dst, at.devicePointer, width, height, &k, c->lanes[lane].stream);
+        if (e != cudaSuccess)
+            rc = sh_cuda_rt_fail(err, e, "sh_k_image_to_nchw (input picture to fp32 planes)", __FILE__, __LINE__,
+                                 c->device);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 /* The host waits outside c->mu: another lane's work may be issued meanwhile. */
