@@ -7,11 +7,28 @@
  * ~66 MiB of device memory per process, far more than these layers could ever save. */
 #define TM 64
 #define TN 64
-#define TK 16
+#define TK 32
+#define PER (TK * TM / 256)   /* elements of each operand tile a thread stages */
+
+/* This thread's share of the A and B tiles at K offset k0, into registers: the next tile's
+ * loads are in flight while the current one is multiplied (at batch 1 these GEMMs are a few
+ * CTAs deep in K, so each K step's load latency would otherwise be paid in full). */
+__device__ __forceinline__ void k_gemm_fetch(float ra[PER], float rb[PER], const __half *A, const __half *B,
+                                             const sh_k_gemm_p &p, int row0, int col0, int k0)
+{
+#pragma unroll
+    for (int u = 0; u < PER; u++) {
+        int e = threadIdx.x + u * 256, kk = e / TM, ii = e % TM;
+        int gi = row0 + ii, gj = col0 + ii, gk = k0 + kk;
+        ra[u] = (gi < p.m && gk < p.k) ? __half2float(A[(long)gi * p.a_rs + (long)gk * p.a_cs]) : 0.f;
+        rb[u] = (gj < p.n && gk < p.k) ? __half2float(B[(long)gk * p.b_rs + (long)gj * p.b_cs]) : 0.f;
+    }
+}
 
 __global__ void __launch_bounds__(256) k_gemm(__half *y, const __half *a, const __half *b,
                                               const __half *c, sh_k_gemm_p p)
 {
+    static_assert(TM == TN && TK * TM % 256 == 0, "tile staging");
     __shared__ float as[TK][TM + 1];
     __shared__ float bs[TK][TN + 1];
     int z = blockIdx.z;
@@ -31,15 +48,18 @@ __global__ void __launch_bounds__(256) k_gemm(__half *y, const __half *a, const 
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
     float acc[4][4] = {};
+    float ra[PER], rb[PER];
+    k_gemm_fetch(ra, rb, A, B, p, row0, col0, 0);
     for (int k0 = 0; k0 < p.k; k0 += TK) {
-        for (int e = threadIdx.x; e < TK * TM; e += 256) {
-            int kk = e / TM, ii = e % TM;
-            int gi = row0 + ii, gk = k0 + kk;
-            as[kk][ii] = (gi < p.m && gk < p.k) ? __half2float(A[(long)gi * p.a_rs + (long)gk * p.a_cs]) : 0.f;
-            int jj = e % TN, gj = col0 + jj;
-            bs[kk][jj] = (gj < p.n && gk < p.k) ? __half2float(B[(long)gk * p.b_rs + (long)gj * p.b_cs]) : 0.f;
+#pragma unroll
+        for (int u = 0; u < PER; u++) {
+            int e = threadIdx.x + u * 256;
+            as[e / TM][e % TM] = ra[u];
+            bs[e / TM][e % TM] = rb[u];
         }
         __syncthreads();
+        if (k0 + TK < p.k)
+            k_gemm_fetch(ra, rb, A, B, p, row0, col0, k0 + TK);
 #pragma unroll
         for (int kk = 0; kk < TK; kk++) {
             float av[4], bv[4];
