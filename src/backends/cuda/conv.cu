@@ -5,11 +5,11 @@
  * its bias and any fused activation in one pass, in place. */
 __global__ void k_bias_act(__half *y, const __half *bias, int c, int inner, long total, sh_k_act act)
 {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
+    /* 32-bit unsigned index arithmetic: tensors stay under 2^31 elements (ktypes.h) */
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
         float v = __half2float(y[i]);
         if (bias)
-            v += __half2float(bias[(i / inner) % c]);
+            v += __half2float(bias[(i / (unsigned)inner) % (unsigned)c]);
         y[i] = k_h(k_act(v, act));
     }
 }
@@ -17,11 +17,10 @@ __global__ void k_bias_act(__half *y, const __half *bias, int c, int inner, long
 /* Channels-last (inner == 1, c even): two channels per thread, 4-byte loads and stores. */
 __global__ void k_bias_act_c2(__half2 *y, const __half2 *bias, int c2, long total2, sh_k_act act)
 {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total2;
-         i += (long)gridDim.x * blockDim.x) {
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total2; i += gridDim.x * blockDim.x) {
         float2 v = __half22float2(y[i]);
         if (bias) {
-            float2 b = __half22float2(bias[i % c2]);
+            float2 b = __half22float2(bias[i % (unsigned)c2]);
             v.x += b.x;
             v.y += b.y;
         }
@@ -72,14 +71,14 @@ __global__ void k_depthwise(__half *y, const __half *x, const __half *w, const _
                             int c, int h, int wd, int oh, int ow, int kh, int kw, int sh, int sw,
                             int ph, int pw, int dh, int dw, long total, sh_k_act act)
 {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        int ox = (int)(i % ow);
-        int oy = (int)((i / ow) % oh);
-        long nc = i / ((long)ow * oh);
-        int ch = (int)(nc % c);
-        const __half *xp = x + nc * h * wd;
-        const __half *wp = w + (long)ch * kh * kw;
+    /* 32-bit unsigned index arithmetic (ktypes.h: tensors stay under 2^31 elements): a 64-bit
+     * division costs several times a 32-bit one, and these kernels do three per element */
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
+        unsigned row = i / (unsigned)ow, ox = i - row * (unsigned)ow;
+        unsigned nc = row / (unsigned)oh, oy = row - nc * (unsigned)oh;
+        int ch = (int)(nc % (unsigned)c);
+        const __half *xp = x + (size_t)nc * h * wd;
+        const __half *wp = w + ch * kh * kw;
         float acc = bias ? __half2float(bias[ch]) : 0.f;
         for (int ky = 0; ky < kh; ky++) {
             int iy = oy * sh - ph + ky * dh;
@@ -102,15 +101,12 @@ __global__ void k_depthwise_nhwc(__half *y, const __half *x, const __half *w, co
                                  int c, int h, int wd, int oh, int ow, int kh, int kw, int sh,
                                  int sw, int ph, int pw, int dh, int dw, long total, sh_k_act act)
 {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        int ch = (int)(i % c);
-        long pix = i / c;
-        int ox = (int)(pix % ow);
-        int oy = (int)((pix / ow) % oh);
-        long nn = pix / ((long)ow * oh);
-        const __half *xp = x + nn * h * wd * c + ch;
-        const __half *wp = w + (long)ch * kh * kw;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
+        unsigned pix = i / (unsigned)c, ch = i - pix * (unsigned)c;
+        unsigned row = pix / (unsigned)ow, ox = pix - row * (unsigned)ow;
+        unsigned nn = row / (unsigned)oh, oy = row - nn * (unsigned)oh;
+        const __half *xp = x + (size_t)nn * h * wd * c + ch;
+        const __half *wp = w + ch * kh * kw;
         float acc = bias ? __half2float(bias[ch]) : 0.f;
         for (int ky = 0; ky < kh; ky++) {
             int iy = oy * sh - ph + ky * dh;
@@ -120,7 +116,7 @@ __global__ void k_depthwise_nhwc(__half *y, const __half *x, const __half *w, co
                 int ix = ox * sw - pw + kx * dw;
                 if (ix < 0 || ix >= wd)
                     continue;
-                acc += __half2float(xp[((long)iy * wd + ix) * c]) * __half2float(wp[ky * kw + kx]);
+                acc += __half2float(xp[(iy * wd + ix) * c]) * __half2float(wp[ky * kw + kx]);
             }
         }
         y[i] = k_h(k_act(acc, act));

@@ -6,13 +6,15 @@
 __global__ void k_copy_strided(__half *dst, const __half *src, int n, sh_k_copy p)
 {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int r = i, od = p.dst_off, os = p.src_off;
+        unsigned r = (unsigned)i;   /* unsigned: a cheaper division than the signed one */
+        int od = p.dst_off, os = p.src_off;
 #pragma unroll
         for (int d = SH_K_MAX_DIMS - 1; d >= 0; d--) {
             if (d >= p.ndim)
                 continue;
-            int q = r % p.shape[d];
-            r /= p.shape[d];
+            unsigned next = r / (unsigned)p.shape[d];
+            int q = (int)(r - next * (unsigned)p.shape[d]);
+            r = next;
             od += q * p.dst_stride[d];
             os += q * p.src_stride[d];
         }
@@ -24,10 +26,10 @@ __global__ void k_copy_strided(__half *dst, const __half *src, int n, sh_k_copy 
  * storage, and any contiguous copy. */
 __global__ void k_copy_rows_v8(int4 *dst, const int4 *src, int rows, int row_v, int dst_rs_v, int src_rs_v)
 {
-    long n = (long)rows * row_v;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        long r = i / row_v, c = i % row_v;
-        dst[r * dst_rs_v + c] = src[r * src_rs_v + c];
+    unsigned n = (unsigned)rows * (unsigned)row_v;   /* under 2^31 elements (ktypes.h) */
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        unsigned r = i / (unsigned)row_v, c = i - r * (unsigned)row_v;
+        dst[(size_t)r * dst_rs_v + c] = src[(size_t)r * src_rs_v + c];
     }
 }
 

@@ -36,14 +36,16 @@ __global__ void k_binary_bcast(__half *y, const __half *a, const __half *b, int 
                                sh_k_bcast bc, sh_k_act act)
 {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int r = i, oa = 0, ob = 0;
+        unsigned r = (unsigned)i;   /* unsigned: a cheaper division than the signed one */
+        int oa = 0, ob = 0;
         /* unrolled with constant indices so the parameter arrays stay out of local memory */
 #pragma unroll
         for (int d = SH_K_MAX_DIMS - 1; d >= 0; d--) {
             if (d >= bc.ndim)
                 continue;
-            int q = r % bc.shape[d];
-            r /= bc.shape[d];
+            unsigned next = r / (unsigned)bc.shape[d];
+            int q = (int)(r - next * (unsigned)bc.shape[d]);
+            r = next;
             oa += q * bc.sa[d];
             ob += q * bc.sb[d];
         }

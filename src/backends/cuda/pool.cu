@@ -6,24 +6,22 @@
  * a ceil_mode window beyond it. */
 __global__ void k_pool2d(__half *y, const __half *x, sh_k_pool p, long total)
 {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        int ox, oy;
-        long xs = 1;   /* element stride between neighbouring pixels */
+    /* 32-bit unsigned index arithmetic: tensors stay under 2^31 elements (ktypes.h) */
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
+        int ox, oy, xs = 1;   /* xs: element stride between neighbouring pixels */
         const __half *xp;
         if (p.nhwc) {
-            int ch = (int)(i % p.c);
-            long pix = i / p.c;
-            ox = (int)(pix % p.ow);
-            oy = (int)((pix / p.ow) % p.oh);
-            long nn = pix / ((long)p.ow * p.oh);
-            xp = x + nn * p.h * p.w * p.c + ch;
+            unsigned pix = i / (unsigned)p.c, ch = i - pix * (unsigned)p.c;
+            unsigned row = pix / (unsigned)p.ow, nn = row / (unsigned)p.oh;
+            ox = (int)(pix - row * (unsigned)p.ow);
+            oy = (int)(row - nn * (unsigned)p.oh);
+            xp = x + (size_t)nn * p.h * p.w * p.c + ch;
             xs = p.c;
         } else {
-            ox = (int)(i % p.ow);
-            oy = (int)((i / p.ow) % p.oh);
-            long nc = i / ((long)p.ow * p.oh);
-            xp = x + nc * p.h * p.w;
+            unsigned row = i / (unsigned)p.ow, nc = row / (unsigned)p.oh;
+            ox = (int)(i - row * (unsigned)p.ow);
+            oy = (int)(row - nc * (unsigned)p.oh);
+            xp = x + (size_t)nc * p.h * p.w;
         }
         int y0 = oy * p.sh - p.ph, x0 = ox * p.sw - p.pw;
         float acc = p.is_max ? -INFINITY : 0.f;
@@ -36,7 +34,7 @@ __global__ void k_pool2d(__half *y, const __half *x, sh_k_pool p, long total)
                 int ix = x0 + kx * p.dw;
                 if (ix < 0 || ix >= p.w)
                     continue;
-                float v = __half2float(xp[((long)iy * p.w + ix) * xs]);
+                float v = __half2float(xp[(iy * p.w + ix) * xs]);
                 acc = p.is_max ? fmaxf(acc, v) : acc + v;
                 cnt++;
             }

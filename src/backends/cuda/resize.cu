@@ -27,28 +27,27 @@ __device__ __forceinline__ int k_nearest(float c, int mode, int len)
 
 __global__ void k_resize(__half *y, const __half *x, sh_k_resize_p p, long total)
 {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        int ox, oy;
-        long xs = 1;   /* element stride between neighbouring pixels */
+    /* 32-bit unsigned index arithmetic: tensors stay under 2^31 elements (ktypes.h) */
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
+        int ox, oy, xs = 1;   /* xs: element stride between neighbouring pixels */
         const __half *xp;
         if (p.nhwc) {
-            int ch = (int)(i % p.c);
-            long pix = i / p.c;
-            ox = (int)(pix % p.ow);
-            oy = (int)((pix / p.ow) % p.oh);
-            xp = x + (pix / ((long)p.ow * p.oh)) * p.h * p.w * p.c + ch;
+            unsigned pix = i / (unsigned)p.c, ch = i - pix * (unsigned)p.c;
+            unsigned row = pix / (unsigned)p.ow, nn = row / (unsigned)p.oh;
+            ox = (int)(pix - row * (unsigned)p.ow);
+            oy = (int)(row - nn * (unsigned)p.oh);
+            xp = x + (size_t)nn * p.h * p.w * p.c + ch;
             xs = p.c;
         } else {
-            ox = (int)(i % p.ow);
-            oy = (int)((i / p.ow) % p.oh);
-            long nc = i / ((long)p.ow * p.oh);
-            xp = x + nc * p.h * p.w;
+            unsigned row = i / (unsigned)p.ow, nc = row / (unsigned)p.oh;
+            ox = (int)(i - row * (unsigned)p.ow);
+            oy = (int)(row - nc * (unsigned)p.oh);
+            xp = x + (size_t)nc * p.h * p.w;
         }
         float cy = k_src_coord(oy, p.scale_h, p.h, p.oh, p.coord);
         float cx = k_src_coord(ox, p.scale_w, p.w, p.ow, p.coord);
         if (!p.linear) {
-            y[i] = xp[((long)k_nearest(cy, p.nearest_mode, p.h) * p.w + k_nearest(cx, p.nearest_mode, p.w)) * xs];
+            y[i] = xp[(k_nearest(cy, p.nearest_mode, p.h) * p.w + k_nearest(cx, p.nearest_mode, p.w)) * xs];
             continue;
         }
         cy = fminf(fmaxf(cy, 0.f), (float)(p.h - 1));
@@ -56,8 +55,8 @@ __global__ void k_resize(__half *y, const __half *x, sh_k_resize_p p, long total
         int y0 = (int)floorf(cy), x0 = (int)floorf(cx);
         int y1 = min(y0 + 1, p.h - 1), x1 = min(x0 + 1, p.w - 1);
         float ly = cy - (float)y0, lx = cx - (float)x0;
-        float v00 = __half2float(xp[((long)y0 * p.w + x0) * xs]), v01 = __half2float(xp[((long)y0 * p.w + x1) * xs]);
-        float v10 = __half2float(xp[((long)y1 * p.w + x0) * xs]), v11 = __half2float(xp[((long)y1 * p.w + x1) * xs]);
+        float v00 = __half2float(xp[(y0 * p.w + x0) * xs]), v01 = __half2float(xp[(y0 * p.w + x1) * xs]);
+        float v10 = __half2float(xp[(y1 * p.w + x0) * xs]), v11 = __half2float(xp[(y1 * p.w + x1) * xs]);
         float top = v00 + (v01 - v00) * lx, bot = v10 + (v11 - v10) * lx;
         y[i] = k_h(top + (bot - top) * ly);
     }
