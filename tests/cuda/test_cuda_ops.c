@@ -432,6 +432,17 @@ static void c_matmul(void)
     sh_graph_set_outputs(G, IN(y));
 }
 
+/* enough output tiles (5 x 4 x 4 = 80) for the 64x64 tile; partial tiles and K steps */
+static void c_matmul_large(void)
+{
+    int a = TS("a", SH(2, 2, 200, 72));
+    int b = CF("b", SH(72, 260), -0.5f, 0.5f);
+    int y = TS("y", SH(2, 2, 200, 260));
+    N(SH_OP_MATMUL, IN(a, b), IN(y));
+    sh_graph_set_inputs(G, IN(a));
+    sh_graph_set_outputs(G, IN(y));
+}
+
 static void c_matmul_bcast(void)
 {
     int a = TS("a", SH(1, 9, 20));
@@ -501,7 +512,7 @@ static const op_case cases[] = {
     {"resize linear half_pixel", c_resize_linear}, {"resize linear pytorch", c_resize_linear_pt},
     {"resize linear align_corners", c_resize_linear_ac},
     {"softmax last", c_softmax_last}, {"softmax mid axis", c_softmax_mid}, {"softmax opset11", c_softmax_old},
-    {"softmax 1000", c_softmax_long}, {"matmul batched", c_matmul}, {"matmul bcast", c_matmul_bcast},
+    {"softmax 1000", c_softmax_long}, {"matmul batched", c_matmul}, {"matmul large", c_matmul_large}, {"matmul bcast", c_matmul_bcast},
     {"gemm transB+relu", c_gemm}, {"outputs at boundary", c_identity_out},
     {"c2f 16ch (slice views)", c_c2f_views}, {"c2f 32ch 40x40 (slice views)", c_c2f_wide},
     {"c2f 8ch no shortcut", c_c2f_plain}, {"c2f 12ch (copies)", c_c2f_odd},

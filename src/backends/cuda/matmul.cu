@@ -1,36 +1,38 @@
 #include "backends/cuda/kcommon.cuh"
 #include "backends/cuda/matmul.cuh"
 
-/* A plain 64x64 shared-memory tiled GEMM, fp16 in, fp32 accumulate, any strides (so
+/* A plain shared-memory tiled GEMM (64x64 or 32x32 tiles), fp16 in, fp32 accumulate, any strides (so
  * transposes and broadcast batches cost nothing), bias + activation in the epilogue.
  * MatMul/Gemm are a few small heads in the vision models we host; a cuBLAS handle costs
  * ~66 MiB of device memory per process, far more than these layers could ever save. */
-#define TM 64
-#define TN 64
-#define TK 32
-#define PER (TK * TM / 256)   /* elements of each operand tile a thread stages */
+/* K step per tile: a thread stages TK * T / threads elements of each operand */
+template <int T> __host__ __device__ constexpr int k_gemm_tk() { return T == 64 ? 32 : 16; }
 
 /* This thread's share of the A and B tiles at K offset k0, into registers: the next tile's
  * loads are in flight while the current one is multiplied (at batch 1 these GEMMs are a few
  * CTAs deep in K, so each K step's load latency would otherwise be paid in full). */
-__device__ __forceinline__ void k_gemm_fetch(float ra[PER], float rb[PER], const __half *A, const __half *B,
+template <int T, int NT, int PER>
+__device__ __forceinline__ void k_gemm_fetch(float (&ra)[PER], float (&rb)[PER], const __half *A, const __half *B,
                                              const sh_k_gemm_p &p, int row0, int col0, int k0)
 {
 #pragma unroll
     for (int u = 0; u < PER; u++) {
-        int e = threadIdx.x + u * 256, kk = e / TM, ii = e % TM;
+        int e = threadIdx.x + u * NT, kk = e / T, ii = e % T;
         int gi = row0 + ii, gj = col0 + ii, gk = k0 + kk;
         ra[u] = (gi < p.m && gk < p.k) ? __half2float(A[(long)gi * p.a_rs + (long)gk * p.a_cs]) : 0.f;
         rb[u] = (gj < p.n && gk < p.k) ? __half2float(B[(long)gk * p.b_rs + (long)gj * p.b_cs]) : 0.f;
     }
 }
 
-__global__ void __launch_bounds__(256) k_gemm(__half *y, const __half *a, const __half *b,
-                                              const __half *c, sh_k_gemm_p p)
+/* A T x T output tile per CTA of (T/4)^2 threads, 4x4 outputs each. */
+template <int T>
+__global__ void __launch_bounds__((T / 4) * (T / 4)) k_gemm(__half *y, const __half *a, const __half *b,
+                                                            const __half *c, sh_k_gemm_p p)
 {
-    static_assert(TM == TN && TK * TM % 256 == 0, "tile staging");
-    __shared__ float as[TK][TM + 1];
-    __shared__ float bs[TK][TN + 1];
+    constexpr int NT = (T / 4) * (T / 4), TK = k_gemm_tk<T>(), PER = TK * T / NT;
+    static_assert(TK * T % NT == 0, "tile staging");
+    __shared__ float as[TK][T + 1];
+    __shared__ float bs[TK][T + 1];
     int z = blockIdx.z;
     long ao = 0, bo = 0;
     int r = z;
@@ -45,21 +47,21 @@ __global__ void __launch_bounds__(256) k_gemm(__half *y, const __half *a, const 
     }
     const __half *A = a + ao, *B = b + bo;
     __half *Y = y + (long)z * p.m * p.n;
-    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
+    int tx = threadIdx.x % (T / 4), ty = threadIdx.x / (T / 4);
+    int row0 = blockIdx.y * T, col0 = blockIdx.x * T;
     float acc[4][4] = {};
     float ra[PER], rb[PER];
-    k_gemm_fetch(ra, rb, A, B, p, row0, col0, 0);
+    k_gemm_fetch<T, NT, PER>(ra, rb, A, B, p, row0, col0, 0);
     for (int k0 = 0; k0 < p.k; k0 += TK) {
 #pragma unroll
         for (int u = 0; u < PER; u++) {
-            int e = threadIdx.x + u * 256;
-            as[e / TM][e % TM] = ra[u];
-            bs[e / TM][e % TM] = rb[u];
+            int e = threadIdx.x + u * NT;
+            as[e / T][e % T] = ra[u];
+            bs[e / T][e % T] = rb[u];
         }
         __syncthreads();
         if (k0 + TK < p.k)
-            k_gemm_fetch(ra, rb, A, B, p, row0, col0, k0 + TK);
+            k_gemm_fetch<T, NT, PER>(ra, rb, A, B, p, row0, col0, k0 + TK);
 #pragma unroll
         for (int kk = 0; kk < TK; kk++) {
             float av[4], bv[4];
@@ -97,8 +99,15 @@ __global__ void __launch_bounds__(256) k_gemm(__half *y, const __half *a, const 
 extern "C" cudaError_t sh_k_gemm(void *y, const void *a, const void *b, const void *c,
                                  const sh_k_gemm_p *p, cudaStream_t s)
 {
-    dim3 grid((unsigned)((p->n + TN - 1) / TN), (unsigned)((p->m + TM - 1) / TM), (unsigned)p->batch);
-    k_gemm<<<grid, 256, 0, s>>>((__half *)y, (const __half *)a, (const __half *)b,
-                                (const __half *)c, *p);
+    /* 64x64 tiles, or 32x32 where 64x64 would leave most of the device idle (the attention
+     * GEMMs of a YOLO11 C2PSA block: 14 CTAs at 64x64, each 13 K steps deep) */
+    long big = (long)((p->n + 63) / 64) * ((p->m + 63) / 64) * p->batch;
+    if (big >= 64) {
+        dim3 grid((unsigned)((p->n + 63) / 64), (unsigned)((p->m + 63) / 64), (unsigned)p->batch);
+        k_gemm<64><<<grid, 256, 0, s>>>((__half *)y, (const __half *)a, (const __half *)b, (const __half *)c, *p);
+    } else {
+        dim3 grid((unsigned)((p->n + 31) / 32), (unsigned)((p->m + 31) / 32), (unsigned)p->batch);
+        k_gemm<32><<<grid, 64, 0, s>>>((__half *)y, (const __half *)a, (const __half *)b, (const __half *)c, *p);
+    }
     return cudaGetLastError();
 }
