@@ -222,6 +222,23 @@ __device__ __forceinline__ void ig_each(const ig_args &a, float (&acc)[MI][NI][4
             }
 }
 
+/* f(i, j, hh, m, c) for every in-bounds pair of accumulators acc[i][j][2hh], [2hh+1]: output
+ * pixel m = row0 + 16i + 8hh, channels c and c + 1 (c + 1 may lie past the last channel). */
+template <int MI, int NI, class F>
+__device__ __forceinline__ void ig_each_pair(const ig_args &a, int row0, int col0, F f)
+{
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                int m = row0 + i * 16 + hh * 8, c = col0 + j * 8;
+                if (m < a.M && c < a.p.k)
+                    f(i, j, hh, m, c);
+            }
+}
+
 /* bias, activation, residual and the fp16 stores of a warp's fragments; row0/col0 are this
  * thread's first pixel and channel. Every load (bias, residual) is issued before the first
  * store: y may alias them as far as the compiler knows, and a load after a store would wait
@@ -247,23 +264,18 @@ __device__ __forceinline__ void ig_epilogue(const ig_args &a, float (&acc)[MI][N
                 acc[i][j][e] = k_act(acc[i][j][e] + (e & 1 ? b1[j] : b0[j]), p.act);
     if (a.res) {
         __half2 r[MI][NI][2];   /* packed: keeps the 128-row tiles within registers */
-        const __half2 zero = __float2half2_rn(0.f);
 #pragma unroll
         for (int i = 0; i < MI; i++)
 #pragma unroll
             for (int j = 0; j < NI; j++)
-#pragma unroll
-                for (int hh = 0; hh < 2; hh++) {
-                    int m = row0 + i * 16 + hh * 8, c = col0 + j * 8;
-                    r[i][j][hh] = zero;
-                    if (m >= a.M || c >= N)
-                        continue;
-                    const __half *q = a.res + (size_t)m * p.r_ld + c;
-                    if (a.pairs && c + 1 < N)
-                        r[i][j][hh] = __ldg((const __half2 *)q);
-                    else
-                        r[i][j][hh] = __halves2half2(__ldg(q), c + 1 < N ? __ldg(q + 1) : __float2half(0.f));
-                }
+                r[i][j][0] = r[i][j][1] = __float2half2_rn(0.f);
+        ig_each_pair<MI, NI>(a, row0, col0, [&](int i, int j, int hh, int m, int c) {
+            const __half *q = a.res + (size_t)m * p.r_ld + c;
+            if (a.pairs && c + 1 < N)
+                r[i][j][hh] = __ldg((const __half2 *)q);
+            else
+                r[i][j][hh] = __halves2half2(__ldg(q), c + 1 < N ? __ldg(q + 1) : __float2half(0.f));
+        });
 #pragma unroll
         for (int i = 0; i < MI; i++)
 #pragma unroll
@@ -275,25 +287,17 @@ __device__ __forceinline__ void ig_epilogue(const ig_args &a, float (&acc)[MI][N
                     acc[i][j][hh * 2 + 1] += f.y;
                 }
     }
-#pragma unroll
-    for (int i = 0; i < MI; i++)
-#pragma unroll
-        for (int j = 0; j < NI; j++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++) {
-                int m = row0 + i * 16 + hh * 8, c = col0 + j * 8;
-                if (m >= a.M || c >= N)
-                    continue;
-                __half *q = a.y + (size_t)m * p.y_ld + c;
-                float v0 = acc[i][j][hh * 2], v1 = acc[i][j][hh * 2 + 1];
-                if (a.pairs && c + 1 < N) {
-                    *(__half2 *)q = __halves2half2(k_h(v0), k_h(v1));
-                } else {
-                    q[0] = k_h(v0);
-                    if (c + 1 < N)
-                        q[1] = k_h(v1);
-                }
-            }
+    ig_each_pair<MI, NI>(a, row0, col0, [&](int i, int j, int hh, int m, int c) {
+        __half *q = a.y + (size_t)m * p.y_ld + c;
+        float v0 = acc[i][j][hh * 2], v1 = acc[i][j][hh * 2 + 1];
+        if (a.pairs && c + 1 < N) {
+            *(__half2 *)q = __halves2half2(k_h(v0), k_h(v1));
+        } else {
+            q[0] = k_h(v0);
+            if (c + 1 < N)
+                q[1] = k_h(v1);
+        }
+    });
 }
 
 template <int BM, int BN, int WARPS_M, int WARPS_N, bool VEC>
