@@ -11,10 +11,22 @@ On CPU the fp16 configurations keep float32 (PyTorch's CPU half convolutions are
 deployment path) and say so in the JSON; cuda_graphs needs CUDA.
 
 Measures: load time (weights from disk -> ready, first run included), per-model and per-mode
-latency (median/p90/p99; CUDA events on GPU, perf_counter on CPU), process device memory
-(NVML or nvidia-smi), torch.cuda.max_memory_allocated/reserved, peak RSS, and the relative L2
-of each output against the fp32 reference in models/ (the accuracy cost of fp16).
+latency (median/p90/p99; CUDA events on GPU, perf_counter on CPU; on GPU also "e2e", below),
+process device memory (NVML or nvidia-smi), torch.cuda.max_memory_allocated/reserved, peak
+RSS, and the relative L2 of each output against the fp32 reference in models/ (the accuracy
+cost of fp16).
 Prints one JSON line.
+
+Two GPU latencies, because they answer different questions:
+  per_model / per_mode   CUDA events around the forward passes (or graph replays), input
+                         already on the device, outputs left there: the device time alone.
+  e2e.per_model / .per_mode  host wall clock (perf_counter) of what shoal's "infer" times:
+                         the preprocessed fp32 input copied from a pinned host tensor to the
+                         device (non_blocking; cast to fp16 on the device in fp16 configs), the
+                         forward (or replay), every output copied to a pinned host tensor in
+                         the model's dtype (non_blocking), then torch.cuda.synchronize().
+                         Buffers are allocated once, outside the timed loop; memory figures
+                         are taken before them so they match the event-timed run.
 
 The weights come from tools/export_models.py's build_model() (same seeds, same weights). The
 first run generates them (seconds to a minute on CPU) and caches state_dicts under --cache-dir,
@@ -111,10 +123,69 @@ def device_memory_mb(device):
         return None, f"unavailable: {e}"
 
 
+def gpu_memory():
+    """Device memory figures of the event-timed run (taken before the e2e buffers exist)."""
+    used, src = device_memory_mb("cuda")
+    return dict(device_memory_mb=None if used is None else round(used, 1), device_memory_source=src,
+                max_memory_allocated_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                max_memory_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20, 1),
+                cudnn_benchmark=torch.backends.cudnn.benchmark)
+
+
 def quantiles(ms):
     a = np.sort(np.asarray(ms, dtype=np.float64))
     q = lambda p: float(a[min(len(a) - 1, max(0, int(np.ceil(p * len(a))) - 1))])
     return dict(median_ms=round(q(0.5), 3), p90_ms=round(q(0.9), 3), p99_ms=round(q(0.99), 3), n=len(a))
+
+
+def as_tuple(y):
+    return tuple(y) if isinstance(y, (tuple, list)) else (y,)
+
+
+def wall_ms(fn):
+    """Host wall clock of fn through a device sync: what a caller waiting for results sees."""
+    t = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) * 1e3
+
+
+def latency(steps, timer, warmup, iters):
+    """Per model, then per mode (its models one after another), warmup then iters timed runs."""
+    per_model, per_mode = {}, {}
+    with torch.no_grad():
+        for n, step in steps.items():
+            for _ in range(warmup):
+                step()
+            per_model[n] = quantiles([timer(step) for _ in range(iters)])
+        for mode, ms in MODES.items():
+            if not all(n in steps for n in ms):
+                continue
+            frame = lambda ms=ms: [steps[n]() for n in ms]
+            for _ in range(warmup):
+                frame()
+            per_mode[mode] = quantiles([timer(frame) for _ in range(iters)])
+    return per_model, per_mode
+
+
+def e2e_step(model, run, x_np):
+    """One frame of a model as a server hands it over: pinned fp32 input -> device, forward,
+    every output -> pinned host buffers. Buffers are made here, once; run() must return the
+    outputs (a graph's static outputs after its replay)."""
+    _, x, _, y = model
+    host_in = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32)).pin_memory()
+    # fp16 configs: the bytes cross the bus as fp32 (as shoal's float inputs do) and are cast
+    # on the device into the input the model (or its graph) reads.
+    stage = x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32, device=x.device)
+    host_out = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in as_tuple(y)]
+
+    def step():
+        stage.copy_(host_in, non_blocking=True)
+        if stage is not x:
+            x.copy_(stage)
+        for h, t in zip(host_out, as_tuple(run())):
+            h.copy_(t, non_blocking=True)
+    return step
 
 
 class Timer:
@@ -187,7 +258,7 @@ def main():
         ctx_s = round(time.perf_counter() - t, 3)
 
     # ---- timed load: weights file -> module on device, converted, first run done
-    models, run, load_ms = {}, {}, {}
+    models, run, outputs, load_ms = {}, {}, {}, {}   # outputs: like run, returning the outputs
     t_load = time.perf_counter()
     for n in names:
         t = time.perf_counter()
@@ -213,11 +284,12 @@ def main():
             with torch.cuda.graph(g), torch.no_grad():
                 y = m(x)
             run[n] = (lambda g=g: g.replay())
+            outputs[n] = (lambda g=g, y=y: (g.replay(), y)[1])
             models[n] = (m, x, g, y)
         else:
             with torch.no_grad():
                 y = m(x)               # first run: lazy init, cudnn autotune, compilation
-            run[n] = (lambda m=m, x=x: m(x))
+            run[n] = outputs[n] = (lambda m=m, x=x: m(x))
             models[n] = (m, x, None, y)
         if dev == "cuda":
             torch.cuda.synchronize()
@@ -242,21 +314,17 @@ def main():
                 a = t.detach().float().cpu().numpy().astype(np.float64)
                 acc.setdefault(n, {})[oname] = float(f"{np.linalg.norm(a - r) / np.linalg.norm(r):.3g}")
 
-    # ---- latency
-    timer = Timer(dev)
-    per_model, per_mode = {}, {}
-    with torch.no_grad():
-        for n in names:
-            for _ in range(args.warmup):
-                run[n]()
-            per_model[n] = quantiles([timer(run[n]) for _ in range(args.iters)])
-        for mode, ms in MODES.items():
-            if not all(n in run for n in ms):
-                continue
-            frame = lambda ms=ms: [run[n]() for n in ms]
-            for _ in range(args.warmup):
-                frame()
-            per_mode[mode] = quantiles([timer(frame) for _ in range(args.iters)])
+    # ---- latency: device time (events) first, as before; then, on GPU, the e2e path
+    per_model, per_mode = latency(run, Timer(dev), args.warmup, args.iters)
+    mem = gpu_memory() if dev == "cuda" else {}
+    peak_rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    e2e = None
+    if dev == "cuda":
+        steps = {n: e2e_step(models[n], outputs[n], inputs_np[n]) for n in names}
+        e2e_model, e2e_mode = latency(steps, wall_ms, args.warmup, args.iters)
+        e2e = dict(per_model=e2e_model, per_mode=e2e_mode,
+                   what="host wall clock: pinned fp32 input -> device (non_blocking), forward, outputs -> "
+                        "pinned host (non_blocking), torch.cuda.synchronize()")
 
     out = dict(runner="pytorch", torch=torch.__version__, config=args.config, device=dev,
                device_name=torch.cuda.get_device_name() if dev == "cuda" else "cpu",
@@ -265,15 +333,12 @@ def main():
                weights_cache_s=round(gen_s, 2),
                cuda_context_s=ctx_s, load_s=round(load_s, 3), load_ms_per_model=load_ms,
                per_model=per_model, per_mode=per_mode, vs_reference_rel_l2=acc)
+    if e2e:
+        out["e2e"] = e2e
     if dev == "cpu" and args.config != "fp32_eager":
         out["note"] = "CPU: fp16 configurations run float32 (BN folded)"
-    if dev == "cuda":
-        used, src = device_memory_mb(dev)
-        out.update(device_memory_mb=None if used is None else round(used, 1), device_memory_source=src,
-                   max_memory_allocated_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1),
-                   max_memory_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20, 1),
-                   cudnn_benchmark=torch.backends.cudnn.benchmark)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out.update(mem)
+    out["peak_rss_mb"] = peak_rss
     print(json.dumps(out), flush=True)
 
 

@@ -11,7 +11,9 @@
  *   modes    warmup + iters runs of each mode with every model resident
  *   switch   the modes cycled under a budget too small for all of them at once: the first
  *            frame after each switch (evictions, re-uploads from the host cache, the run) and
- *            its overhead over the same mode's next frame
+ *            its overhead over the same mode's next frame. The unpinned models are unloaded
+ *            before the budget is set (the modes phase left them all resident), so the cycles
+ *            start from the pinned set and load and evict on demand
  *
  * Inputs: each model runs on an 8-bit frame made from the reference input its export wrote
  * next to it (<model>.input.npy: [1,3,H,W] floats in [0,1)), so the network sees the values
@@ -58,7 +60,9 @@ static void usage(FILE *f)
             "and each mode's latency (median, p90, p99 over --iters runs after --warmup runs; default\n"
             "20 and 3), the time of a mode switch under --budget (default auto: the smallest budget\n"
             "that holds the largest mode with the pinned models, so switches evict and reload; none\n"
-            "skips it; --cycles rounds through every mode, default 10), and memory: weights (unique,\n"
+            "skips it; --cycles rounds through every mode, default 10; every unpinned model is unloaded\n"
+            "first so that a budget below all of them applies, and a budget that cannot apply, or a\n"
+            "given one a mode does not fit, is an error), and memory: weights (unique,\n"
             "shared, stored), planned activations, arenas, peak RSS and, on a GPU, the process's\n"
             "device memory from NVML. Progress goes to stderr; --json prints one JSON record on\n"
             "stdout instead of the tables, --out also writes it to a file. --profile (or\n"
@@ -687,18 +691,47 @@ static int64_t in_use_now(bench *b)
     return v;
 }
 
+/* Unloads every resident model that is not pinned, appending its name to `names` (when not
+ * NULL); the number unloaded, or -1. set_budget only evicts what its LRU cleanup reaches and
+ * refuses a budget below what then stays, so a budget under "every model resident" has to
+ * start from the pinned set alone. Preloaded models go too: preload says what is loaded at
+ * start, not what must stay, and the cycles load them again on demand. */
+static int unload_unpinned(bench *b, cJSON *names)
+{
+    shoal_stats st;
+    if (shoal_runtime_get_stats(b->rt, &st) != SHOAL_OK) {
+        fail(b, "reading the stats of", "the runtime");
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < st.n_models && n >= 0; i++) {
+        const shoal_model_stats *m = &st.models[i];
+        if (m->pinned || m->state != SHOAL_MODEL_RESIDENT)
+            continue;
+        if (shoal_runtime_unload_model(b->rt, m->name) != SHOAL_OK) {
+            fail(b, "unloading", m->name);
+            n = -1;
+        } else {
+            if (names)
+                cJSON_AddItemToArray(names, cJSON_CreateString(m->name));
+            n++;
+        }
+    }
+    shoal_stats_free(&st);
+    return n;
+}
+
 /* The smallest budget that holds the largest mode with the pinned models, measured rather
  * than computed: per mode, everything unpinned is unloaded, the mode's models loaded, and
- * the device bytes charged read back (pool chunks and arenas included). */
+ * the device bytes charged read back (pool chunks and arenas included). -1 on failure. */
 static int64_t auto_budget(bench *b, int64_t *all_bytes)
 {
     const sh_config *cfg = sh_runtime_config(b->rt);
     *all_bytes = in_use_now(b);
     int64_t need = 0;
     for (int k = 0; k < b->n_modes; k++) {
-        for (int i = 0; i < b->n_models; i++)
-            if (!cfg->models[i].pinned)
-                shoal_runtime_unload_model(b->rt, b->model_names[i]);
+        if (unload_unpinned(b, NULL) < 0)
+            return -1;
         for (size_t i = 0; i < cfg->modes[k].n_models; i++)
             shoal_runtime_load_model(b->rt, b->model_names[cfg->modes[k].models[i]]);
         int64_t v = in_use_now(b);
@@ -706,6 +739,24 @@ static int64_t auto_budget(bench *b, int64_t *all_bytes)
             need = v;
     }
     return need;
+}
+
+/* Applies the switch phase's budget from the pinned models alone and records what left for
+ * it. A refusal is an error, never a quietly larger budget: the phase exists to measure
+ * evictions and reloads under the budget asked for. */
+static int apply_budget(bench *b, int64_t budget, cJSON *sw)
+{
+    if (unload_unpinned(b, cJSON_AddArrayToObject(sw, "unloaded")) < 0)
+        return -1;
+    int64_t kept = in_use_now(b);
+    cJSON_AddNumberToObject(sw, "resident_after_unload_bytes", (double)kept);
+    if (shoal_runtime_set_budget(b->rt, budget) == SHOAL_OK)
+        return 0;
+    char what[200];
+    snprintf(what, sizeof what, "--budget %s (%.2f MiB; %.2f MiB stay resident after unloading every unpinned model)",
+             b->o->budget, (double)budget / MIB, (double)kept / MIB);
+    fail(b, "switch phase:", what);
+    return -1;
 }
 
 /* Makes a mode's models resident the way its first frame would (each admission evicts least
@@ -734,7 +785,8 @@ static int phase_switch(bench *b)
     int64_t budget = 0, all = 0;
     const char *how = "given";
     progress("switch: finding the budget");
-    if (!strcmp(b->o->budget, "auto")) {
+    bool is_auto = !strcmp(b->o->budget, "auto");
+    if (is_auto) {
         budget = auto_budget(b, &all);
         how = "auto: the largest mode with the pinned models";
     } else if (parse_budget(b->o->budget, &budget)) {
@@ -743,18 +795,14 @@ static int phase_switch(bench *b)
     } else {
         all = in_use_now(b);
     }
-    /* The pool may place a mode's weights less tightly after other modes came and went; a
-     * refusal grows the budget by 4 MiB, at most 8 times in all. */
+    if (budget < 0 || apply_budget(b, budget, sw))
+        return -1;
+    /* auto only: the pool may place a mode's weights less tightly after other modes came and
+     * went than when the budget was measured, so a switch that does not fit grows the
+     * measured budget by 4 MiB, at most 8 times, and says so (budget_grown_bytes). A budget
+     * given on the command line is kept as given: a mode it cannot hold is an error. */
     const int64_t stepb = (int64_t)4 << 20;
     int grown = 0;
-    while (shoal_runtime_set_budget(b->rt, budget) != SHOAL_OK) {
-        if (grown++ >= 8) {
-            fail(b, "setting the budget", b->o->budget);
-            return -1;
-        }
-        budget += stepb;
-    }
-
     double steady[MAX_MODES];
     cJSON *modes = cJSON_GetObjectItem(b->root, "modes");
     for (int k = 0; k < b->n_modes; k++) {
@@ -781,12 +829,13 @@ static int phase_switch(bench *b)
         double t_sw = switch_to(b, k);
         double f = t_sw >= 0 ? run_once(b, true, mode, &b->frames[b->mode_first_model[k]], NULL) : -1;
         if (t_sw < 0 || f < 0) {
-            if (grown++ < 8 && shoal_runtime_set_budget(b->rt, budget + stepb) == SHOAL_OK) {
+            if (is_auto && grown < 8 && shoal_runtime_set_budget(b->rt, budget + stepb) == SHOAL_OK) {
+                grown++;
                 budget += stepb;
                 step--;
                 continue;
             }
-            fail(b, "switching to", mode);
+            fail(b, is_auto ? "switching to" : "switching under the given --budget to", mode);
             rc = -1;
             break;
         }
@@ -813,6 +862,7 @@ static int phase_switch(bench *b)
     }
     cJSON_AddNumberToObject(sw, "budget_bytes", (double)budget);
     cJSON_AddStringToObject(sw, "budget_rule", how);
+    cJSON_AddNumberToObject(sw, "budget_grown_bytes", (double)(grown * stepb));
     cJSON_AddNumberToObject(sw, "all_models_bytes", (double)all);
     cJSON_AddNumberToObject(sw, "cycles", b->o->cycles);
     cJSON_AddNumberToObject(sw, "switches", done);
@@ -851,6 +901,18 @@ static double jnum(cJSON *o, const char *path)
     return o && cJSON_IsNumber(o) ? o->valuedouble : NAN;
 }
 
+/* The models the switch phase unloaded so that its budget could apply. */
+static void print_unloaded(cJSON *sw)
+{
+    cJSON *names = cJSON_GetObjectItem(sw, "unloaded");
+    printf("  before the budget: unloaded %d unpinned model(s)", cJSON_GetArraySize(names));
+    const char *sep = " (";
+    for (cJSON *n = names ? names->child : NULL; n; n = n->next, sep = ", ")
+        printf("%s%s", sep, cJSON_GetStringValue(n));
+    printf("%s; %.1f MiB stayed resident\n", cJSON_GetArraySize(names) ? ")" : "",
+           jnum(sw, "resident_after_unload_bytes") / MIB);
+}
+
 static void print_tables(bench *b)
 {
     cJSON *r = b->root;
@@ -885,7 +947,7 @@ static void print_tables(bench *b)
         }
     }
     cJSON *sw = cJSON_GetObjectItem(r, "switch");
-    if (sw && cJSON_GetObjectItem(sw, "switch_ms")) {
+    if (sw && jnum(sw, "switches") > 0) {   /* none measured: the error on stderr says why */
         printf("\nmode switch under a %.1f MiB budget (%s; all models %.1f MiB): %d switches, %d loads, "
                "%d evictions, %.1f MiB uploaded\n",
                jnum(sw, "budget_bytes") / MIB, cJSON_GetStringValue(cJSON_GetObjectItem(sw, "budget_rule")),
@@ -895,6 +957,10 @@ static void print_tables(bench *b)
                "overhead over a steady frame median %.1f ms, p99 %.1f ms\n",
                jnum(sw, "switch_ms.median"), jnum(sw, "switch_ms.p99"), jnum(sw, "first_frame_ms.median"),
                jnum(sw, "overhead_ms.median"), jnum(sw, "overhead_ms.p99"));
+        print_unloaded(sw);
+        if (jnum(sw, "budget_grown_bytes") > 0)
+            printf("  the measured budget was grown by %.1f MiB: a mode did not fit it after others came and went\n",
+                   jnum(sw, "budget_grown_bytes") / MIB);
         cJSON *tm = cJSON_GetObjectItem(sw, "to_mode_switch_ms");
         for (cJSON *m = tm ? tm->child : NULL; m; m = m->next)
             printf("    to %-12s median %.1f ms, p99 %.1f ms\n", m->string, jnum(m, "median"), jnum(m, "p99"));

@@ -1,9 +1,11 @@
 /* `shoal bench` end to end on the tiny stand-in set (tests/runtime/data/tiny.yaml): the JSON
- * record holds every phase the benchmark scripts read (bench/table.py), the auto budget makes
- * mode switches evict and reload, the CPU profile names op types, and bad options fail with
+ * record holds every phase the benchmark scripts read (bench/table.py), the auto budget and a
+ * given one below every model resident make mode switches evict and reload, a budget that
+ * cannot apply fails the run, the CPU profile names op types, and bad options fail with
  * the documented exit codes. Values are checked for presence and sense, never for speed. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +122,84 @@ static void test_record(void **state)
     free(out);
 }
 
+/* Runs the bench on the tiny set under `budget`, JSON on stdout; *rc gets the exit status. */
+static cJSON *bench_budget(const char *budget, int *rc)
+{
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, SHOAL " bench --config " TINY " --device cpu --threads 1 --iters 1 --warmup 0"
+             " --cycles 2 --budget %s --json 2>/dev/null", budget);
+    *rc = run(cmd, &out);
+    cJSON *r = cJSON_Parse(out);
+    free(out);
+    assert_non_null(r);
+    return r;
+}
+
+static bool has_error(cJSON *r, const char *text)
+{
+    cJSON *errs = cJSON_GetObjectItem(r, "errors");
+    for (cJSON *e = errs ? errs->child : NULL; e; e = e->next)
+        if (strstr(cJSON_GetStringValue(e), text))
+            return true;
+    return false;
+}
+
+/* A budget given on the command line below "every model resident" (the modes phase left
+ * them all loaded) is applied as given: the unpinned models leave first, the cycles reload
+ * and evict them. A budget that cannot apply, or that a mode does not fit, fails the run
+ * instead of growing. The byte figures come from an auto run, so no model size is assumed. */
+static void test_given_budget(void **state)
+{
+    (void)state;
+    int rc;
+    cJSON *a = bench_budget("auto", &rc);
+    assert_int_equal(rc, 0);
+    const double auto_b = num(a, "switch.budget_bytes"), all = num(a, "switch.all_models_bytes");
+    const double pinned = num(a, "switch.resident_after_unload_bytes");
+    cJSON_Delete(a);
+    assert_true(pinned < auto_b && auto_b < all);
+
+    char given[64];
+    snprintf(given, sizeof given, "%.0f", auto_b + 65536);
+    cJSON *r = bench_budget(given, &rc);
+    assert_int_equal(rc, 0);
+    assert_true(cJSON_IsTrue(at(r, "ok")));
+    assert_string_equal(cJSON_GetStringValue(at(r, "switch.budget_rule")), "given");
+    assert_true(num(r, "switch.budget_bytes") == auto_b + 65536);   /* as given, not grown */
+    assert_true(num(r, "switch.budget_bytes") < num(r, "switch.all_models_bytes"));
+    assert_true(num(r, "switch.budget_grown_bytes") == 0);
+    cJSON *gone = at(r, "switch.unloaded");
+    const char *unpinned[] = {"obstacle", "shopping", "hand"};
+    assert_int_equal(cJSON_GetArraySize(gone), 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(gone, i)), unpinned[i]);
+    assert_true(num(r, "switch.resident_after_unload_bytes") == pinned);
+    assert_int_equal((int)num(r, "switch.switches"), 6);
+    /* 2 cycles: obstacle twice, shopping and hand twice each, evicted in between */
+    assert_true(num(r, "switch.loads") >= 6);
+    assert_true(num(r, "switch.evictions") >= 4);
+    assert_true(num(r, "switch.uploaded_bytes") > 0);
+    cJSON_Delete(r);
+
+    /* below the pinned models and the arena: refused, exit 1, no larger budget tried */
+    r = bench_budget("64KiB", &rc);
+    assert_int_equal(rc, 1);
+    assert_false(cJSON_IsTrue(at(r, "ok")));
+    assert_true(has_error(r, "--budget 64KiB"));
+    assert_null(cJSON_GetObjectItem(at(r, "switch"), "budget_bytes"));
+    cJSON_Delete(r);
+
+    /* above the pinned models but below navigation: its first switch fails, exit 1 */
+    long long mid = ((long long)pinned + (long long)auto_b) / 2;
+    snprintf(given, sizeof given, "%lld", mid);
+    r = bench_budget(given, &rc);
+    assert_int_equal(rc, 1);
+    assert_true(has_error(r, "switching under the given --budget to"));
+    assert_true(num(r, "switch.budget_bytes") == (double)mid);
+    assert_int_equal((int)num(r, "switch.switches"), 0);
+    cJSON_Delete(r);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -134,6 +214,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record),
+        cmocka_unit_test(test_given_budget),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
