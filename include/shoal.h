@@ -234,7 +234,8 @@ typedef struct shoal_device_stats {
     const char *name;               /* "cpu", "cuda:0" */
     int64_t budget_bytes;           /* 0 = unlimited */
     int64_t in_use_bytes, peak_bytes;
-    int64_t weights_bytes, arena_bytes, staging_bytes;
+    int64_t weights_bytes, arena_bytes;
+    int64_t staging_bytes;          /* device transfer buffers (compact YOLO outputs) */
     int64_t host_cache_bytes;
     int64_t device_total_bytes, device_used_bytes, process_bytes;  /* NVML where present, else -1 */
     int64_t weights_stored_bytes;   /* distinct weight bytes on the device (inside weights_bytes,

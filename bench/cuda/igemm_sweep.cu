@@ -6,9 +6,34 @@
  *   build: cmake --build build-cu --target igemm_sweep   (a CUDA build; not part of `all`)
  *   run:   build-cu/bench/cuda/igemm_sweep                (on the GPU machine) */
 #include "backends/cuda/igemm.cu"
+#include "backends/cuda/igemm_wg.cu"
+#include "backends/cuda/conv_planar.cu"
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <cmath>
 __global__ void k_empty() {}
+/* random halves in [-1, 1) (a hash of the index), so the tile check below compares real sums */
+__global__ void k_fill(__half *p, long n, unsigned seed)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed; h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+        p[i] = __float2half((h & 0xffff) / 32768.f - 1.f);
+    }
+}
+/* largest |y - ref| over the largest |ref| of an n-element output */
+static float rel_diff(const __half *y, const __half *ref, long n)
+{
+    __half *a = (__half *)malloc(n * 2), *b = (__half *)malloc(n * 2);
+    cudaMemcpy(a, y, n * 2, cudaMemcpyDeviceToHost); cudaMemcpy(b, ref, n * 2, cudaMemcpyDeviceToHost);
+    float d = 0, m = 1e-20f;
+    for (long i = 0; i < n; i++) {
+        float u = __half2float(a[i]), v = __half2float(b[i]);
+        d = fmaxf(d, fabsf(u - v)); m = fmaxf(m, fabsf(v));
+        if (u != u) d = 1e30f;
+    }
+    free(a); free(b); return d / m;
+}
 static float timeit(cudaStream_t s, int reps, void (*f)(cudaStream_t, void *), void *arg, bool graph)
 {
     cudaEvent_t a, b; cudaEventCreate(&a); cudaEventCreate(&b);
@@ -58,7 +83,10 @@ int main(int argc, char **argv)
 {
     cudaStream_t s; cudaStreamCreate(&s);
     cudaDeviceProp pr; cudaGetDeviceProperties(&pr, 0);
-    sh_k_igemm_init((int)pr.sharedMemPerBlockOptin);
+    int wgmma = 0;
+    sh_k_igemm_init((int)pr.sharedMemPerBlockOptin, &wgmma);
+    printf("wgmma kernel: %s\n", wgmma ? "yes" : "no (not an sm_90a build/device)");
+    if (getenv("SHOAL_CUDA_WGMMA") && !strcmp(getenv("SHOAL_CUDA_WGMMA"), "0")) wgmma = 0;
     if (argc == 7)
         return one_conv(argv, pr, s);
     /* c, h, w, k, r, s, pad, count in the five reference models (convcmp) */
@@ -68,15 +96,19 @@ int main(int argc, char **argv)
                        {512, 20, 20, 512, 1, 1, 0, 9}, {256, 40, 40, 128, 1, 1, 0, 14}, {1024, 20, 20, 512, 1, 1, 0, 6},
                        {256, 80, 80, 256, 3, 2, 1, 3}, {192, 80, 80, 256, 1, 1, 0, 2}, {64, 26, 26, 64, 1, 1, 0, 15},
                        {32, 160, 160, 32, 3, 1, 1, 4}, {16, 320, 320, 32, 3, 2, 1, 2}, {3, 640, 640, 32, 3, 2, 1, 2},
-                       {64, 80, 80, 64, 1, 1, 0, 10}, {128, 80, 80, 64, 1, 1, 0, 6}};
-    __half *buf; cudaMalloc(&buf, 256 << 20); cudaMemset(buf, 0, 256 << 20);
-    float *part; cudaMalloc(&part, 64 << 20); int *cnt; cudaMalloc(&cnt, 4096 * 4); cudaMemset(cnt, 0, 4096 * 4);
+                       {64, 80, 80, 64, 1, 1, 0, 10}, {128, 80, 80, 64, 1, 1, 0, 6},
+                       /* above 1 GFLOP (cuDNN's unless the own kernel wins) */
+                       {128, 160, 160, 128, 3, 1, 1, 2}, {256, 80, 80, 256, 3, 1, 1, 2}, {512, 40, 40, 512, 3, 2, 1, 2},
+                       {1024, 40, 40, 512, 1, 1, 0, 4}, {256, 80, 80, 64, 3, 1, 1, 2}, {128, 80, 80, 128, 3, 1, 1, 2}};
+    __half *buf; cudaMalloc(&buf, 512 << 20); cudaMemset(buf, 0, 512 << 20);   /* x, w, b, y, ref */
+    float *part; cudaMalloc(&part, 256 << 20);   /* split-K partials: 4 x 25600 x 256 floats */ int *cnt; cudaMalloc(&cnt, 4096 * 4); cudaMemset(cnt, 0, 4096 * 4);
     cudaMalloc(&g_flush, 96 << 20);
     float flush_us = timeit(s, 300, run_flush, nullptr, true);
     printf("L2 flush (96 MB memset) %.1f us, subtracted: every conv below runs with cold L2\n", flush_us);
     printf("empty kernel: %.2f us graph\n", timeit(s, 2000, run_empty, nullptr, true));
     int cfg[4][2] = {{128, 64}, {64, 64}, {64, 32}, {32, 32}};
-    double tot_pick = 0, tot_best = 0;
+    int cfg_wg[4][2] = {{128, 64}, {64, 64}, {64, 32}, {64, 16}};
+    double tot_pick[2] = {0, 0}, tot_best[2] = {0, 0};
     for (auto &sh : shapes) {
         conv c = {};
         sh_k_igemm_p &p = c.p;
@@ -86,18 +118,50 @@ int main(int argc, char **argv)
         c.x = buf; c.w = buf + (64 << 20); c.b = buf + (100 << 20); c.y = buf + (110 << 20); c.part = part; c.cnt = cnt;
         double fl = 2.0 * p.oh * p.ow * p.k * p.c * p.kh * p.kw;
         printf("c%d %dx%d k%d r%d s%d:", p.c, p.h, p.w, p.k, p.kh, p.sh);
-        float best = 1e9; int bi = 0, bs = 0;
-        for (int ci = 0; ci < 4; ci++) for (int sp : {1, 2, 4}) {
-            p.bm = cfg[ci][0]; p.bn = cfg[ci][1]; p.splits = sp;
-            float us = timeit(s, 300, run_conv, &c, true) - flush_us;
-            printf(" %.1f", us);
-            if (us < best) { best = us; bi = ci; bs = sp; }
+        /* the mma.sync 64x32 unsplit result is the reference every other tile must match */
+        long ny = (long)p.oh * p.ow * p.k;
+        __half *ref = buf + (200 << 20);
+        k_fill<<<1024, 256, 0, s>>>(c.x, (long)p.h * p.w * p.c, 1u);
+        k_fill<<<1024, 256, 0, s>>>(c.w, (long)p.k * p.kh * p.kw * p.c, 2u);
+        k_fill<<<64, 256, 0, s>>>(c.b, p.k, 3u);
+        p.wg = 0; p.bm = 64; p.bn = 32; p.splits = 1;
+        c.y = ref; run_conv(s, &c); c.y = buf + (110 << 20);
+        cudaStreamSynchronize(s);
+        float worst = 0;
+        for (int wg = 0; wg <= wgmma; wg++) {
+            const int (*cf)[2] = wg ? cfg_wg : cfg;
+            float best = 1e9, per_cfg[4] = {1e9f, 1e9f, 1e9f, 1e9f}; int bi = 0, bs = 0;
+            p.wg = wg;
+            for (int ci = 0; ci < 4; ci++) for (int sp : {1, 2, 4}) {
+                p.bm = cf[ci][0]; p.bn = cf[ci][1]; p.splits = sp;
+                cudaMemsetAsync(c.y, 0xff, ny * 2, s);   /* NaN poison */
+                run_conv(s, &c); cudaStreamSynchronize(s);
+                worst = fmaxf(worst, rel_diff(c.y, ref, ny));
+                float us = timeit(s, 300, run_conv, &c, true) - flush_us;
+                if (us < best) { best = us; bi = ci; bs = sp; }
+                per_cfg[ci] = fminf(per_cfg[ci], us);
+            }
+            sh_k_igemm_plan(&p, pr.multiProcessorCount, (int)pr.sharedMemPerBlockOptin);
+            float pick = timeit(s, 300, run_conv, &c, true) - flush_us;
+            printf(" %s best %dx%d/%d %.1f us %.0f TF, plan %dx%d/%d %.1f |", wg ? "wgmma" : "mma.sync", cf[bi][0], cf[bi][1], bs,
+                   best, fl / best * 1e-6, p.bm, p.bn, p.splits, pick);
+            tot_pick[wg] += pick * sh[7]; tot_best[wg] += best * sh[7];
+            if (wg)   /* every wgmma tile, best over its splits */
+                printf(" [%.1f %.1f %.1f %.1f]", per_cfg[0], per_cfg[1], per_cfg[2], per_cfg[3]);
         }
-        sh_k_igemm_plan(&p, pr.multiProcessorCount, (int)pr.sharedMemPerBlockOptin);
-        float pick = timeit(s, 300, run_conv, &c, true) - flush_us;
-        printf(" | best %dx%d/%d %.1f us %.0f TFLOPS | plan %dx%d/%d %.1f us\n", cfg[bi][0], cfg[bi][1], bs, best, fl / best * 1e-6, p.bm, p.bn, p.splits, pick);
-        tot_pick += pick * sh[7]; tot_best += best * sh[7];
+        printf(" max rel diff to the reference %.2e%s\n", worst, worst > 1e-2f ? " MISMATCH" : "");
     }
-    printf("weighted total: plan %.0f us, best %.0f us\n", tot_pick, tot_best);
+    printf("weighted total mma.sync: plan %.0f us, best %.0f us\n", tot_pick[0], tot_best[0]);
+    if (wgmma)
+        printf("weighted total wgmma: plan %.0f us, best %.0f us\n", tot_pick[1], tot_best[1]);
+    /* the first layer (conv_planar.cu): 640x640 RGB, fp32 planes in, 3x3/2 into k channels */
+    for (int k : {16, 32, 64}) {
+        static sh_k_planar_p q;
+        q = {1, 3, 640, 640, 320, 320, k, 3, 3, 2, 2, 1, 1, 1, 1, k, {3, 0, 0}};
+        static float *xf; if (!xf) cudaMalloc(&xf, 3 * 640 * 640 * 4);
+        static __half *wb, *yb; if (!wb) { wb = buf; yb = buf + (110 << 20); }
+        float us = timeit(s, 300, [](cudaStream_t st, void *) { run_flush(st, nullptr); sh_k_conv_planar(yb, xf, wb, wb, &q, st); }, nullptr, true) - flush_us;
+        printf("planar c3 640x640 -> k%d 320x320: %.1f us (%.1f GB/s of output)\n", k, us, 320.0 * 320 * k * 2 / us * 1e-3);
+    }
     printf("last error: %s\n", cudaGetErrorString(cudaGetLastError()));
 }

@@ -28,6 +28,16 @@ typedef enum sh_backend_kind {
     SH_BACKEND_CUDA = 1
 } sh_backend_kind;
 
+/* A YOLOv8/YOLO11 head output to filter on the device (download_filtered below): fp32
+ * [channels, anchors], channel-major, box rows first, then n_classes score rows. */
+typedef struct sh_yolo_filter {
+    int channels;          /* C = 4 + nc (+ mask coefficients) */
+    int anchors;           /* N */
+    int n_classes;         /* nc: the score rows 4 .. 4 + nc - 1 */
+    int rows;              /* survivors the compact buffer has room for */
+    float threshold;       /* kept: best class score >= threshold */
+} sh_yolo_filter;
+
 typedef struct sh_program {
     const struct sh_graph *graph;   /* borrowed; must outlive the program */
     /* [n_tensors] bytes of each non-constant tensor as the backend stores it (0 = never
@@ -103,6 +113,17 @@ typedef struct sh_backend_i {
      * drained either way). *busy_ms (may be NULL): device time from the lane's first
      * operation since the previous wait to its last, or -1 when unknown. */
     int (*lane_wait)(void *ctx, int lane, double *busy_ms, sh_err *err);
+
+    /* Optional (NULL: the runtime downloads the whole output): score filtering on the device,
+     * so only the survivors cross the bus. Writes into scratch_device the compact buffer of
+     * vision/decode.h (sh_yolo_compact, sh_yolo_compact_bytes(f->channels, f->rows) bytes) for
+     * the output at src_device: the count of anchors whose best class score is >= threshold,
+     * and up to f->rows of them with their whole column, keeping exactly the anchors the host
+     * decoder keeps; then copies that buffer whole to dst_host. lane >= 0: enqueued on the lane
+     * like download_async (dst_host is valid after lane_wait); lane < 0: synchronous like
+     * download, after the runs already issued. */
+    int (*download_filtered)(void *ctx, int lane, const sh_yolo_filter *f, const void *src_device,
+                             void *scratch_device, void *dst_host, sh_err *err);
 
     /* Device memory total/free in bytes where the device knows it (optional). */
     int (*memory_info)(void *ctx, size_t *total, size_t *free_bytes);

@@ -57,6 +57,7 @@ typedef struct plan_report {
     int contexts;
     size_t weights_sum, weights_stored;
     size_t host_cache;
+    size_t staging;                              /* device transfer buffers, all contexts */
     int have_budget;
     size_t budget;
     const char *budget_source;
@@ -117,7 +118,7 @@ static size_t set_weights(const plan_report *r, unsigned mask, unsigned char *se
 
 static size_t set_bytes(const plan_report *r, unsigned mask, unsigned char *set)
 {
-    return set_weights(r, mask, set) + r->arena_total;
+    return set_weights(r, mask, set) + r->arena_total + r->staging;
 }
 
 static int fits(const plan_report *r, size_t bytes) { return !r->have_budget || bytes <= r->budget; }
@@ -211,8 +212,11 @@ static void print_text(const plan_report *r, const char *config, const char *dev
         printf("host cache of packed weights: %.3f (host memory, counted apart from the device)\n", mb(r->host_cache));
     unsigned full = r->n == 32 ? ~0u : (1u << r->n) - 1;
     size_t all = set_bytes(r, full, set);
-    printf("\nall models resident: %.3f (weights %.3f + arena %.3f)\n", mb(all), mb(r->weights_stored),
+    printf("\nall models resident: %.3f (weights %.3f + arena %.3f", mb(all), mb(r->weights_stored),
            mb(r->arena_total));
+    if (r->staging)
+        printf(" + staging %.3f: the compact YOLO outputs of device-side filtering", mb(r->staging));
+    printf(")\n");
     if (!r->have_budget) {
         printf("budget: none (unlimited): everything fits\n");
         return;
@@ -304,6 +308,7 @@ static char *build_json(const plan_report *r, const char *config, const char *de
     cJSON_AddNumberToObject(a, "saved_bytes", (double)(r->arena_sum - r->arena_max));
     cJSON_AddNumberToObject(a, "contexts", r->contexts);
     cJSON_AddNumberToObject(a, "total_bytes", (double)r->arena_total);
+    cJSON_AddNumberToObject(root, "staging_bytes", (double)r->staging);
     cJSON *b = cJSON_AddObjectToObject(root, "budget");
     unsigned full = r->n == 32 ? ~0u : (1u << r->n) - 1;
     size_t all = set_bytes(r, full, set);
@@ -444,6 +449,7 @@ static int report(shoal_runtime_t rt, const plan_opts *o)
     sh_budget_stats bs;
     sh_budget_get_stats(sh_runtime_budget(rt), &bs);
     r.host_cache = bs.in_use[SH_MEM_HOST_CACHE];
+    r.staging = bs.in_use[SH_MEM_STAGING];
     const char *device = sh_budget_device_name(sh_runtime_budget(rt));
     rc = 0;
     if (o->json) {

@@ -104,7 +104,23 @@ static int fill_detections(shoal_runtime_t rt, sh_rt_result *r, sh_err *err)
     return 0;
 }
 
-static int decode(shoal_runtime_t rt, sh_rt_model *m, const float *const *outs, const sh_transform *xf,
+/* The YOLOv8 decoders on output 0 as it came: whole, or compact from the device filter. */
+static int decode_yolov8(const sh_rt_model *m, const float *const *outs, bool compact, const sh_transform *xf,
+                         const sh_decode_params *dp, sh_detections *dets, sh_err *err)
+{
+    bool seg = m->cfg->decoder == SH_DECODER_YOLOV8_SEG;
+    sh_ftensor o0 = ftensor(m->graph, m->outputs[0], outs[0]), o1 = {0};
+    if (seg)
+        o1 = ftensor(m->graph, m->outputs[1], outs[1]);
+    sh_yolo_compact c = {.data = outs[0], .bytes = m->filter_bytes};
+    if (compact)
+        return seg ? sh_decode_yolov8_seg_compact(&c, &o1, xf, dp, dets, err)
+                   : sh_decode_yolov8_compact(&c, xf, dp, dets, err);
+    return seg ? sh_decode_yolov8_seg(&o0, &o1, xf, dp, dets, err) : sh_decode_yolov8(&o0, xf, dp, dets, err);
+}
+
+/* outs[i]: output i on the host; `compact`: output 0 is the device filter's compact buffer. */
+static int decode(shoal_runtime_t rt, sh_rt_model *m, const float *const *outs, bool compact, const sh_transform *xf,
                   sh_rt_result *r, sh_err *err)
 {
     const sh_model_config *c = m->cfg;
@@ -137,14 +153,10 @@ static int decode(shoal_runtime_t rt, sh_rt_model *m, const float *const *outs, 
     r->dets = sh_detections_create(rt->alloc);
     if (!r->dets)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for detections");
-    if (c->decoder == SH_DECODER_YOLOV8) {
-        rc = sh_decode_yolov8(&o0, xf, &dp, r->dets, err);
-    } else if (c->decoder == SH_DECODER_YOLOV8_SEG) {
-        sh_ftensor o1 = ftensor(m->graph, m->outputs[1], outs[1]);
-        rc = sh_decode_yolov8_seg(&o0, &o1, xf, &dp, r->dets, err);
-    } else if (c->decoder == SH_DECODER_YOLOX) {
+    if (c->decoder == SH_DECODER_YOLOV8 || c->decoder == SH_DECODER_YOLOV8_SEG)
+        rc = decode_yolov8(m, outs, compact, xf, &dp, r->dets, err);
+    else if (c->decoder == SH_DECODER_YOLOX)
         rc = sh_decode_yolox(&o0, xf, &dp, r->dets, err);
-    }
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': decoding: ", c->name);
     return fill_detections(rt, r, err);
@@ -191,6 +203,7 @@ static int run_resident(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, 
         return sh_err_prefix(err, rc, "model '%s': preprocessing: ", m->cfg->name);
     const float *outs[SH_RT_MAX_OUTPUTS] = {0};
     size_t at = 0;
+    bool compact = false;
     double t1 = now_s();
     pthread_mutex_lock(&rt->backend_lock);
     if (!rt->backend_is_cpu)
@@ -204,15 +217,18 @@ static int run_resident(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, 
             continue;
         }
         float *dst = (float *)((char *)ctx->output_host + at);
-        rc = be->download(rt->backend.ctx, dst, tp[t], m->plan->bytes[t], err);
+        rc = i == 0 && m->filtered ? sh_rt_filter_download(rt, ctx, m, -1, dst, err)
+                                   : be->download(rt->backend.ctx, dst, tp[t], m->plan->bytes[t], err);
         outs[i] = dst;
         at += sh_align_up(m->plan->bytes[t], 64);
     }
+    if (rc == 0 && m->filtered)
+        rc = sh_rt_filter_settle(rt, ctx, m, ctx->output_host, &compact, err);
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc)
         return rc;
     r->pub.infer_ms = ms_since(t1);
-    rc = decode(rt, m, outs, &xf, r, err);
+    rc = decode(rt, m, outs, compact, &xf, r, err);
     r->pub.latency_ms = ms_since(t0);
     return rc;
 }
@@ -232,6 +248,7 @@ typedef struct lane_job {
     bool picture;             /* the staging holds the 8-bit picture, converted on the device */
     float lut[3][256];
     const float *outs[SH_RT_MAX_OUTPUTS];
+    bool compact;             /* outs[0] is the device filter's compact buffer */
 } lane_job;
 
 static void release_all(shoal_runtime_t rt, lane_job *jobs, size_t n)
@@ -292,7 +309,8 @@ static int issue(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *j, sh_err *er
     for (int i = 0; rc == 0 && i < m->n_outputs; i++) {
         int t = m->outputs[i];
         float *dst = (float *)((char *)ctx->output_host + at);
-        rc = be->download_async(bc, m->lane, dst, tp[t], m->plan->bytes[t], err);
+        rc = i == 0 && m->filtered ? sh_rt_filter_download(rt, ctx, m, m->lane, dst, err)
+                                   : be->download_async(bc, m->lane, dst, tp[t], m->plan->bytes[t], err);
         j->outs[i] = dst;
         at += sh_align_up(m->plan->bytes[t], 64);
     }
@@ -318,6 +336,18 @@ static int wait_lanes(shoal_runtime_t rt, const lane_job *jobs, size_t n, double
     return rc;
 }
 
+/* After the wait, still under the backend lock: each filtered model's compact buffer, or its
+ * whole output 0 where the compact block overflowed. */
+static int settle_filtered(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *jobs, size_t n, sh_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (jobs[i].m->filtered)
+            rc = sh_rt_filter_settle(rt, ctx, jobs[i].m, (char *)ctx->output_host + jobs[i].m->out_off,
+                                     &jobs[i].compact, err);
+    return rc;
+}
+
 /* Runs jobs[0..n) at once; every model must be referenced. *net_ms: the device section's
  * wall time. */
 static int run_lanes(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img, lane_job *jobs, size_t n,
@@ -336,6 +366,8 @@ static int run_lanes(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img
         rc = issue(rt, ctx, &jobs[issued], err);
     sh_err werr = {0};
     int wrc = wait_lanes(rt, jobs, issued, lane_ms, rc ? &werr : err);
+    if (rc == 0 && wrc == 0)
+        wrc = settle_filtered(rt, ctx, jobs, n, err);
     *net_ms = ms_since(t1);
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc || (rc = wrc))
@@ -345,7 +377,7 @@ static int run_lanes(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img
         double dev = lane_ms[j->m->lane];
         j->r->pub.infer_ms = dev >= 0 ? dev : *net_ms;
         double t2 = now_s();
-        rc = decode(rt, j->m, j->outs, &j->xf, j->r, err);
+        rc = decode(rt, j->m, j->outs, j->compact, &j->xf, j->r, err);
         j->r->pub.latency_ms = j->prep_ms + *net_ms + ms_since(t2);
     }
     return rc;

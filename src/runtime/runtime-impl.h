@@ -22,6 +22,9 @@
 #define SH_RT_MAX_OUTPUTS 4
 #define SH_RT_LATENCY_RING 512
 #define SH_RT_ERR_SLOTS 256
+/* Survivors a compact output holds (filter.c): real scenes leave tens to a few hundred anchors
+ * above a 0.25 threshold; 512 rows of YOLO11l-seg's 117 words are 6% of its 3.9 MB output. */
+#define SH_RT_FILTER_ROWS 512
 
 /* One configured model: its compiled form stays on the host for the runtime's life (plans are
  * needed to admit it); its weights come and go with residency. */
@@ -43,6 +46,11 @@ typedef struct sh_rt_model {
      * its input and outputs in each context's staging, and the backend lane it runs on */
     size_t arena_off, in_off, out_off;
     int lane;
+    /* device-side score filtering (filter.c): output 0 crosses the bus as a compact buffer of
+     * filter_bytes, kept at filter_off in each context's filter buffer */
+    bool filtered;
+    sh_yolo_filter filter;
+    size_t filter_bytes, filter_off;
     bool bound;
     bool consts_dropped;                /* graph weight data freed: packed copies are the only ones */
     /* measurements (under rt->stats_lock) */
@@ -72,6 +80,8 @@ typedef struct sh_rt_context {
     size_t arena_bytes;
     float *input_host;                  /* non-CPU backends: preprocessed input before upload */
     float *output_host;                 /* non-CPU backends: outputs after download */
+    void *filter_dev;                   /* device: the compact buffers of filtered models */
+    size_t filter_bytes;                /* its size, charged to the budget as staging */
     bool staging_pinned;                /* from the backend's host_alloc (concurrent runs) */
     bool busy;
 } sh_rt_context;
@@ -102,6 +112,8 @@ struct shoal_runtime {
     size_t arena_bytes;                 /* per context: the largest plan, or concurrent placement */
     size_t plan_max_bytes;              /* the largest plan (the arena when models run in turn) */
     size_t max_input_bytes, max_output_bytes;   /* staging per context */
+    size_t filter_bytes;                /* device filter buffer per context (filter.c) */
+    int filter_rows;                    /* survivors a compact buffer holds (SH_RT_FILTER_ROWS) */
     /* A mode's models run at once, one backend lane each, in disjoint arena ranges (lanes.h);
      * else in turn, each at the arena's start. Fixed at create. */
     bool concurrent;
@@ -161,6 +173,20 @@ void sh_rt_result_free(sh_allocator *a, sh_rt_result *r);
 int sh_rt_monitor_start(struct shoal_runtime *rt, sh_err *err);
 void sh_rt_monitor_stop(struct shoal_runtime *rt);
 int sh_rt_cleanup(struct shoal_runtime *rt, double target_fraction);
+/* Device-side score filtering (filter.c). plan: at registration, whether and how model m's
+ * output 0 is filtered (sets m->filtered, filter, filter_bytes). buffer_alloc/free: a
+ * context's device buffer of rt->filter_bytes, charged as staging (free accepts none).
+ * download: issues the filter and the copy of the compact buffer to dst (lane < 0:
+ * synchronous). settle: once it landed (under the backend lock, the context still held),
+ * *compact tells whether dst holds every survivor; if not, output 0 was downloaded whole to
+ * dst instead. */
+void sh_rt_filter_plan(struct shoal_runtime *rt, sh_rt_model *m);
+int sh_rt_filter_buffer_alloc(struct shoal_runtime *rt, sh_rt_context *ctx, sh_err *err);
+void sh_rt_filter_buffer_free(struct shoal_runtime *rt, sh_rt_context *ctx);
+int sh_rt_filter_download(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, int lane, void *dst,
+                          sh_err *err);
+int sh_rt_filter_settle(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, void *dst, bool *compact,
+                        sh_err *err);
 /* Device memory in bytes (the backend's, or the host's on CPU): what percentages refer to. */
 uint64_t sh_rt_device_total_bytes(struct shoal_runtime *rt);
 

@@ -258,6 +258,9 @@ static int register_model(shoal_runtime_t rt, sh_rt_model *m, sh_weight_prepack 
         rt->max_output_bytes = out_bytes;
     if (m->plan->arena_bytes > rt->arena_bytes)
         rt->arena_bytes = m->plan->arena_bytes;
+    sh_rt_filter_plan(rt, m);
+    if (m->filter_bytes > rt->filter_bytes)
+        rt->filter_bytes = m->filter_bytes;
     return 0;
 }
 
@@ -543,9 +546,12 @@ static size_t largest_weight_set(shoal_runtime_t rt, unsigned char *set)
     return most;
 }
 
-/* Offsets and lanes of every model; the sizes of the arena and staging they need. */
+/* What lay_out places per model: its arena range, input and output staging, compact buffer. */
+enum { PLACE_ARENA, PLACE_INPUT, PLACE_OUTPUT, PLACE_FILTER, PLACE_KINDS };
+
+/* Offsets and lanes of every model; the sizes of the arena, staging and filter buffer they need. */
 static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, size_t *off, int *lane,
-                   size_t sizes[3], sh_err *err)
+                   size_t sizes[PLACE_KINDS], sh_err *err)
 {
     const sh_config *cfg = rt->cfg;
     sh_lanes_mode modes[64];
@@ -554,15 +560,18 @@ static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, s
         modes[k] = (sh_lanes_mode){.models = cfg->modes[k].models, .n_models = cfg->modes[k].n_models};
     int n = rt->n_models;
     sh_lanes_together(n, modes, n_modes, together);
-    for (int what = 0; what < 3; what++) {
+    for (int what = 0; what < PLACE_KINDS; what++) {
         for (int i = 0; i < n; i++) {
             sh_rt_model *m = &rt->models[i];
             size_t out = 0;
             for (int o = 0; o < m->n_outputs; o++)
                 out += sh_align_up(m->plan->bytes[m->outputs[o]], 64);
-            bytes[i] = what == 0 ? m->plan->arena_bytes : what == 1 ? sh_align_up(m->plan->bytes[m->input], 64) : out;
+            bytes[i] = what == PLACE_ARENA ? m->plan->arena_bytes
+                     : what == PLACE_INPUT ? sh_align_up(m->plan->bytes[m->input], 64)
+                     : what == PLACE_OUTPUT ? out : m->filter_bytes;
         }
-        size_t align = what == 0 ? rt->backend.iface->alignment : 64;
+        bool device = what == PLACE_ARENA || what == PLACE_FILTER;
+        size_t align = device ? rt->backend.iface->alignment : 64;
         if (sh_lanes_place(n, bytes, together, align, off + (size_t)what * n, &sizes[what]))
             return sh_errf(err, SHOAL_ERR_INVALID_ARG, "arena placement of the models overflows");
     }
@@ -591,26 +600,29 @@ static int pick_concurrency(shoal_runtime_t rt, const shoal_runtime_params *p, s
         return 0;
     size_t n = (size_t)rt->n_models;
     unsigned char *together = sh_calloc(rt->alloc, n * n + n, 1);
-    size_t *bytes = sh_calloc(rt->alloc, n * 4, sizeof *bytes);
+    size_t *bytes = sh_calloc(rt->alloc, n * (1 + PLACE_KINDS), sizeof *bytes);
     int *lane = sh_calloc(rt->alloc, n, sizeof *lane);
-    size_t sizes[3];
+    size_t sizes[PLACE_KINDS];
     int rc = !together || !bytes || !lane ? sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory")
                                           : lay_out(rt, together, bytes, bytes + n, lane, sizes, err);
-    if (rc == 0 && want == SH_CONCURRENT_AUTO && !budget_holds(rt, sizes[0], together + n * n)) {
+    if (rc == 0 && want == SH_CONCURRENT_AUTO &&
+        !budget_holds(rt, sizes[PLACE_ARENA] + sizes[PLACE_FILTER], together + n * n)) {
         sh_rt_logf(rt, SHOAL_LOG_INFO, "models run in turn: the budget does not hold %d arena(s) of %zu bytes "
                    "for concurrent modes", rt->n_contexts, sizes[0]);
     } else if (rc == 0) {
         rt->concurrent = true;
         for (size_t i = 0; i < n; i++) {
             sh_rt_model *m = &rt->models[i];
-            m->arena_off = bytes[n + i];
-            m->in_off = bytes[2 * n + i];
-            m->out_off = bytes[3 * n + i];
+            m->arena_off = bytes[(1 + PLACE_ARENA) * n + i];
+            m->in_off = bytes[(1 + PLACE_INPUT) * n + i];
+            m->out_off = bytes[(1 + PLACE_OUTPUT) * n + i];
+            m->filter_off = bytes[(1 + PLACE_FILTER) * n + i];
             m->lane = lane[i];
         }
-        rt->arena_bytes = sizes[0];
-        rt->max_input_bytes = sizes[1];
-        rt->max_output_bytes = sizes[2];
+        rt->arena_bytes = sizes[PLACE_ARENA];
+        rt->max_input_bytes = sizes[PLACE_INPUT];
+        rt->max_output_bytes = sizes[PLACE_OUTPUT];
+        rt->filter_bytes = sizes[PLACE_FILTER];
         sh_rt_logf(rt, SHOAL_LOG_INFO, "a mode's models run concurrently: arena %zu bytes (largest plan %zu)",
                    sizes[0], rt->plan_max_bytes);
     }
@@ -638,6 +650,8 @@ static int setup_contexts(shoal_runtime_t rt, sh_err *err)
             return rc;
         }
         if (!rt->backend_is_cpu && (rc = alloc_staging(rt, x, err)))
+            return rc;
+        if (rt->filter_bytes && (rc = sh_rt_filter_buffer_alloc(rt, x, err)))
             return rc;
     }
     return 0;
@@ -782,6 +796,8 @@ static int setup_backend(shoal_runtime_t rt, const shoal_runtime_params *p, cons
         return rc;
     if (ip && ip->wrap_backend && (rc = ip->wrap_backend(ip->wrap_backend_user, &rt->backend, err)))
         return rc;
+    /* a test's wrapper may present the CPU backend as a device (staging, copies, lanes) */
+    rt->backend_is_cpu = rt->backend.iface->kind == SH_BACKEND_CPU;
     rt->n_contexts = p->contexts > 0 ? p->contexts : (rt->cfg->memory.arena_contexts > 0 ? rt->cfg->memory.arena_contexts : 1);
     if (rt->n_contexts > 8)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "%d execution contexts: at most 8", rt->n_contexts);
@@ -883,6 +899,7 @@ int sh_runtime_create_internal(const shoal_runtime_params *p, const sh_runtime_i
     rt->log = p->log;
     rt->log_user = p->log_user;
     rt->t0 = mono_s();
+    rt->filter_rows = ip && ip->device_filter_rows > 0 ? ip->device_filter_rows : SH_RT_FILTER_ROWS;
     pthread_mutex_init(&rt->ctx_lock, NULL);
     pthread_mutex_init(&rt->backend_lock, NULL);
     pthread_cond_init(&rt->ctx_free, NULL);
@@ -918,6 +935,7 @@ void shoal_runtime_destroy(shoal_runtime_t rt)
         if (x->arena_bytes)
             sh_budget_release(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, x->arena_bytes);
         free_staging(rt, x);
+        sh_rt_filter_buffer_free(rt, x);
     }
     sh_free(rt->alloc, rt->contexts);
     sh_weight_store_destroy(rt->weights);
@@ -991,7 +1009,8 @@ int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes)
             sh_residency_model_get_stats(rt->residency, i, &rs);
             keep[i] = rs.resident && (rs.pinned || rs.refs > 0);
         }
-        size_t fixed = sh_weight_store_set_bytes(rt->weights, keep) + rt->arena_bytes * (size_t)rt->n_contexts;
+        size_t fixed = sh_weight_store_set_bytes(rt->weights, keep) +
+                       (rt->arena_bytes + rt->filter_bytes) * (size_t)rt->n_contexts;
         sh_free(rt->alloc, keep);
         if (fixed > (size_t)bytes) {
             sh_errf(&err, SHOAL_ERR_BUDGET,

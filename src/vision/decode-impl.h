@@ -29,11 +29,39 @@ int sh_detections_finish(sh_detections *d, const sh_transform *xf, const sh_deco
 int sh_decode_check(const sh_transform *xf, const sh_decode_params *p, sh_detections *d, const char *who,
                     sh_err *err);
 
-/* YOLOv8 layout [1, 4+nc+extra, N]: candidates over the first nc score rows. */
-int sh_yolov8_candidates(sh_allocator *a, const float *out, int64_t n_anchors, int nc, float threshold,
-                         sh_candidates *c, sh_err *err);
+/* Channels a YOLOv8 output may have (4 + classes + mask coefficients). */
+#define SH_YOLO_MAX_CHANNELS 65536
 
-/* Reads the [1, C, N] (or [C, N]) shape of a YOLOv8 output. */
-int sh_yolov8_shape(const sh_ftensor *t, const char *who, int64_t *channels, int64_t *n, sh_err *err);
+/* The anchor columns of a YOLOv8 output [C, N] a decoder reads: the whole tensor (column j
+ * at full + j, its values N floats apart), or the survivors of a compact buffer (decode.h
+ * sh_yolo_compact), sorted by anchor, each column's values contiguous. */
+typedef struct sh_yolo_held {
+    int32_t anchor;
+    const float *values;     /* C floats */
+} sh_yolo_held;
+
+typedef struct sh_yolo_cols {
+    int64_t channels, n_anchors;
+    const float *full;       /* the whole output, or NULL */
+    sh_yolo_held *held;      /* compact: [n_held], anchors ascending (owned) */
+    size_t n_held;
+} sh_yolo_cols;
+
+/* The whole output t ([1, C, N] or [C, N]); nothing to free. */
+int sh_yolo_cols_full(const sh_ftensor *t, const char *who, sh_yolo_cols *src, sh_err *err);
+/* The survivors of a compact buffer filtered at `threshold` over C - 4 - extra classes
+ * (extra: mask coefficients after the classes); free with sh_yolo_cols_free. */
+int sh_yolo_cols_compact(sh_allocator *a, const sh_yolo_compact *c, int64_t extra, float threshold, const char *who,
+                         sh_yolo_cols *src, sh_err *err);
+void sh_yolo_cols_free(sh_allocator *a, sh_yolo_cols *src);
+/* Column of `anchor` and the distance between its values; NULL when src does not hold it. */
+const float *sh_yolo_column(const sh_yolo_cols *src, int anchor, size_t *stride);
+/* The box of a column (cx, cy, w, h values `stride` apart) as x1, y1, x2, y2. */
+void sh_yolo_box(const float *col, size_t stride, float box[4]);
+
+/* Candidates over the nc score rows after the box: anchors whose best class score is >=
+ * threshold, in anchor order. */
+int sh_yolov8_candidates(sh_allocator *a, const sh_yolo_cols *src, int nc, float threshold, sh_candidates *c,
+                         sh_err *err);
 
 #endif

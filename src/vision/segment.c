@@ -176,17 +176,22 @@ static int build_mask(sh_allocator *a, const float *protos, int nm, int mh, int 
     return encode_runs(a, s->bits, npx, m, err);
 }
 
-/* The mask of detection i (its coefficients are column `anchor` of the output). */
-static int mask_of(sh_allocator *a, const float *protos, int nm, int mh, int mw, const float *d, size_t N, int nc,
+/* The mask of detection i: its coefficients follow the box and the nc class scores in the
+ * column of its anchor. */
+static int mask_of(sh_allocator *a, const float *protos, int nm, int mh, int mw, const sh_yolo_cols *src, int nc,
                    const sh_transform *xf, float thr, sh_detection *det, seg_scratch *s, sh_err *err)
 {
-    size_t j = (size_t)det->anchor;
-    float cx = d[j], cy = d[N + j], w = d[2 * N + j], h = d[3 * N + j];
-    float bm[4] = {cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2};
+    size_t stride;
+    const float *col = sh_yolo_column(src, det->anchor, &stride);
+    if (!col)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "yolov8-seg: anchor %d of a detection is not in the output",
+                       det->anchor);
+    float bm[4];
+    sh_yolo_box(col, stride, bm);
     sh_mask *m = sh_calloc(a, 1, sizeof *m);
     if (!m)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate a mask");
-    int rc = build_mask(a, protos, nm, mh, mw, d + (4 + (size_t)nc) * N + j, N, bm, xf, det, thr, s, m, err);
+    int rc = build_mask(a, protos, nm, mh, mw, col + (4 + (size_t)nc) * stride, stride, bm, xf, det, thr, s, m, err);
     if (rc) {
         sh_free(a, m->runs);
         sh_free(a, m);
@@ -198,8 +203,8 @@ static int mask_of(sh_allocator *a, const float *protos, int nm, int mh, int mw,
 
 /* Masks are independent of each other: spread over the OpenMP team (the network is done by
  * now, its threads idle), each thread with its own scratch; the first failure is reported. */
-static int build_masks(sh_allocator *a, const float *protos, int nm, int mh, int mw, const float *d, size_t N,
-                       int nc, const sh_transform *xf, float thr, sh_detections *dets, sh_err *err)
+static int build_masks(sh_allocator *a, const float *protos, int nm, int mh, int mw, const sh_yolo_cols *src, int nc,
+                       const sh_transform *xf, float thr, sh_detections *dets, sh_err *err)
 {
     int n = (int)dets->count, rc = 0;
     int threads = omp_get_max_threads();
@@ -216,7 +221,7 @@ static int build_masks(sh_allocator *a, const float *protos, int nm, int mh, int
 #pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < n; i++)
             if (!lrc)
-                lrc = mask_of(a, protos, nm, mh, mw, d, N, nc, xf, thr, &dets->items[i], &s, &local);
+                lrc = mask_of(a, protos, nm, mh, mw, src, nc, xf, thr, &dets->items[i], &s, &local);
         if (lrc) {
 #pragma omp critical(shoal_seg_masks)
             if (!rc) {
@@ -233,34 +238,68 @@ static int build_masks(sh_allocator *a, const float *protos, int nm, int mh, int
     return rc;
 }
 
-int sh_decode_yolov8_seg(const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
-                         const sh_decode_params *p, sh_detections *dets, sh_err *err)
+typedef struct protos_shape {
+    int nm, mh, mw;
+} protos_shape;
+
+static int read_protos(const sh_ftensor *protos, protos_shape *ps, sh_err *err)
 {
-    int rc = sh_decode_check(xf, p, dets, "yolov8-seg", err);
-    if (rc)
-        return rc;
-    int64_t ch, n;
-    if ((rc = sh_yolov8_shape(out, "yolov8-seg", &ch, &n, err)))
-        return rc;
     if (!protos || !protos->data || protos->ndim != 4 || protos->shape[0] != 1 || protos->shape[1] <= 0 ||
-        protos->shape[2] <= 0 || protos->shape[3] <= 0 || protos->shape[2] > 4096 || protos->shape[3] > 4096)
+        protos->shape[1] > SH_YOLO_MAX_CHANNELS || protos->shape[2] <= 0 || protos->shape[3] <= 0 ||
+        protos->shape[2] > 4096 || protos->shape[3] > 4096)
         return sh_errf(err, SHOAL_ERR_SHAPE, "yolov8-seg: protos must be [1, nm, Hp, Wp]");
-    int nm = (int)protos->shape[1], mh = (int)protos->shape[2], mw = (int)protos->shape[3];
-    if (ch <= 4 + nm)
+    *ps = (protos_shape){(int)protos->shape[1], (int)protos->shape[2], (int)protos->shape[3]};
+    return 0;
+}
+
+/* Boxes as the detect decoder makes them, then a mask per kept detection. */
+static int segment(const sh_yolo_cols *src, const sh_ftensor *protos, const protos_shape *ps, const sh_transform *xf,
+                   const sh_decode_params *p, sh_detections *dets, sh_err *err)
+{
+    if (src->channels <= 4 + ps->nm)
         return sh_errf(err, SHOAL_ERR_SHAPE, "yolov8-seg: output has %lld channels, need 4 + nc + %d mask coefficients",
-                       (long long)ch, nm);
-    int nc = (int)(ch - 4 - nm);
+                       (long long)src->channels, ps->nm);
+    int nc = (int)(src->channels - 4 - ps->nm);
     sh_allocator *a = dets->alloc;
     sh_candidates c;
-    if ((rc = sh_yolov8_candidates(a, out->data, n, nc, p->score_threshold, &c, err)))
+    int rc = sh_yolov8_candidates(a, src, nc, p->score_threshold, &c, err);
+    if (rc)
         return rc;
     rc = sh_detections_finish(dets, xf, p, &c, err);
     sh_candidates_free(a, &c);
     if (rc)
         return rc;
-    rc = build_masks(a, protos->data, nm, mh, mw, out->data, (size_t)n, nc, xf, p->mask_threshold, dets, err);
+    rc = build_masks(a, protos->data, ps->nm, ps->mh, ps->mw, src, nc, xf, p->mask_threshold, dets, err);
     if (rc)
         sh_detections_clear(dets);
+    return rc;
+}
+
+int sh_decode_yolov8_seg(const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
+                         const sh_decode_params *p, sh_detections *dets, sh_err *err)
+{
+    int rc = sh_decode_check(xf, p, dets, "yolov8-seg", err);
+    sh_yolo_cols src = {0};
+    if (rc == 0)
+        rc = sh_yolo_cols_full(out, "yolov8-seg", &src, err);
+    protos_shape ps = {0};
+    if (rc || (rc = read_protos(protos, &ps, err)))
+        return rc;
+    return segment(&src, protos, &ps, xf, p, dets, err);
+}
+
+int sh_decode_yolov8_seg_compact(const sh_yolo_compact *out, const sh_ftensor *protos, const sh_transform *xf,
+                                 const sh_decode_params *p, sh_detections *dets, sh_err *err)
+{
+    int rc = sh_decode_check(xf, p, dets, "yolov8-seg", err);
+    protos_shape ps = {0};
+    if (rc || (rc = read_protos(protos, &ps, err)))
+        return rc;
+    sh_yolo_cols src = {0};
+    if ((rc = sh_yolo_cols_compact(dets->alloc, out, ps.nm, p->score_threshold, "yolov8-seg", &src, err)))
+        return rc;
+    rc = segment(&src, protos, &ps, xf, p, dets, err);
+    sh_yolo_cols_free(dets->alloc, &src);
     return rc;
 }
 

@@ -75,11 +75,43 @@ static void h100_sweep_picks(void **state)
     assert_int_equal(p.bn, 64);
 }
 
+/* sm_90a: the wgmma kernel's tiles (64 rows a warpgroup, down to 64x16 for small layers),
+ * twice the CTAs for one- or two-step K, and counters for whichever kernel runs at launch. */
+static void wgmma_picks(void **state)
+{
+    (void)state;
+    struct { int c, hw, k, r, bm, bn; } want[] = {
+        {256, 160, 256, 3, 128, 64},   /* large: 800 CTAs */
+        {64, 80, 64, 3, 64, 32},       /* 200 CTAs of 64x32 */
+        {64, 80, 64, 1, 64, 16},       /* one K step: 400 CTAs */
+        {128, 40, 128, 3, 64, 16},     /* 200 CTAs only at 64x16 */
+        {1024, 40, 512, 1, 64, 64},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        sh_k_igemm_p p = conv(want[i].c, want[i].hw, want[i].k, want[i].r, 1);
+        p.wg = 1;
+        sh_k_igemm_plan(&p, 132, SMEM_SM90);
+        assert_int_equal(p.wg, 1);
+        assert_int_equal(p.bm, want[i].bm);
+        assert_int_equal(p.bn, want[i].bn);
+    }
+    const int cs[] = {8, 32, 64, 256, 1024}, hws[] = {1, 13, 20, 80, 320};
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 5; b++)
+            for (size_t h = 0; h < 5; h++) {
+                sh_k_igemm_p p = conv(cs[a], hws[h], cs[b], 3, 1);
+                p.wg = 1;
+                sh_k_igemm_plan(&p, 132, SMEM_SM90);
+                assert_true(p.bm == 64 || p.bm == 128);
+                assert_true(sh_k_igemm_counters(&p) <= SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(plans_fit_every_card),
-        cmocka_unit_test(h100_sweep_picks),
+        cmocka_unit_test(h100_sweep_picks), cmocka_unit_test(wgmma_picks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

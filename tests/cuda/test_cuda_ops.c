@@ -103,6 +103,8 @@ static void c_conv_bigm(void) { conv_case(8, 64, 160, 3, 1, 1, 1, true, SH_ACT_R
 static void c_conv_midm(void) { conv_case(16, 64, 128, 1, 1, 0, 1, true, SH_ACT_RELU, false); }
 static void c_conv_n32(void) { conv_case(8, 32, 132, 3, 1, 1, 1, true, SH_ACT_RELU, false); }
 static void c_conv_partial_n(void) { conv_case(16, 48, 64, 1, 1, 0, 1, true, SH_ACT_NONE, false); }
+/* sm_90a: the wgmma kernel's 128x128 tile, with a second, partial K step (72 channels) */
+static void c_conv_wide_n(void) { conv_case(72, 128, 160, 1, 1, 0, 1, true, SH_ACT_SILU, false); }
 
 static void c_conv_odd_dil(void)
 {
@@ -115,6 +117,27 @@ static void c_conv_odd_dil(void)
     sh_graph_set_inputs(G, IN(x));
     sh_graph_set_outputs(G, IN(y));
 }
+
+/* A first layer reading the fp32 NCHW graph input (conv_planar.cu): its output must feed
+ * another step (a graph output stays fp32 NCHW and takes the general path). */
+static void rgb_case(int cin, int cout, int h, int w, int k, int stride, int pad, sh_act act)
+{
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    int x = TS("x", SH(1, cin, h, w)), m = TS("m", SH(1, cout, oh, ow)), y = TS("y", SH(1, 8, oh, ow));
+    int w1 = CF("w1", SH(cout, cin, k, k), -0.5f, 0.5f), b1 = CF("b1", SH(cout), -0.5f, 0.5f);
+    int w2 = CF("w2", SH(8, cout, 1, 1), -0.3f, 0.3f);
+    int c1 = N(SH_OP_CONV, IN(x, w1, b1), IN(m));
+    sh_node_set_ints(G, c1, "pads", (int64_t[]){pad, pad, pad, pad}, 4);
+    sh_node_set_ints(G, c1, "strides", (int64_t[]){stride, stride}, 2);
+    sh_node_set_ints(G, c1, "kernel_shape", (int64_t[]){k, k}, 2);
+    G->nodes[c1].act = act;
+    N(SH_OP_CONV, IN(m, w2), IN(y));
+    sh_graph_set_inputs(G, IN(x));
+    sh_graph_set_outputs(G, IN(y));
+}
+static void c_conv_rgb_s2(void) { rgb_case(3, 32, 64, 48, 3, 2, 1, SH_ACT_SILU); }
+static void c_conv_rgb_k64(void) { rgb_case(3, 64, 37, 29, 5, 1, 2, SH_ACT_RELU); }
+static void c_conv_gray_k8(void) { rgb_case(1, 8, 21, 20, 3, 1, 0, SH_ACT_NONE); }
 
 /* A YOLO bottleneck: a + silu(conv(silu(conv(a)))), the Add folded into the second conv. */
 static void c_conv_residual(void)
@@ -496,7 +519,8 @@ static const op_case cases[] = {
     {"conv depthwise 5x5", c_conv_dw5}, {"conv asymmetric pads", c_conv_asym}, {"convtranspose 2x2 s2", c_convt}, {"convtranspose 3x3 s2 p1", c_convt3},
     {"conv split-K 256->128", c_conv_splitk}, {"conv 128x64 tiles", c_conv_bigm},
     {"conv 64x64 tiles", c_conv_midm}, {"conv 64x32 tiles", c_conv_n32},
-    {"conv 1x1 48 channels", c_conv_partial_n}, {"conv odd channels dilated", c_conv_odd_dil},
+    {"conv 1x1 48 channels", c_conv_partial_n}, {"conv 1x1 72->128 at 160x160", c_conv_wide_n},
+    {"conv RGB input 3x3/2", c_conv_rgb_s2}, {"conv RGB input 5x5 64", c_conv_rgb_k64}, {"conv gray input 8", c_conv_gray_k8}, {"conv odd channels dilated", c_conv_odd_dil},
     {"conv + residual add (fused)", c_conv_residual},
     {"batchnorm", c_bn}, {"relu", c_relu}, {"sigmoid", c_sigmoid}, {"hardsigmoid", c_hsig},
     {"hardswish", c_hswish}, {"clip", c_clip}, {"exp", c_exp}, {"silu", c_silu},

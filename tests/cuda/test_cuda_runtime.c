@@ -3,7 +3,8 @@
  * API only (preprocess, upload, run, download, decode, NMS). The CUDA backend computes in fp16,
  * so the two runs are not bit for bit equal: every confident CPU detection (score at least
  * SCORE_MARGIN over the lowest score the CPU kept) must have a GPU detection of the same class
- * with IoU >= 0.8 and a score within 0.05, and the other way round; hand landmarks must agree
+ * with IoU >= 0.8 and a score within 0.05, and the other way round (unless NMS kept the
+ * other box of a near-tied overlapping pair, see TIE_SCORE_DIFF); hand landmarks must agree
  * within 2 pixels. Model paths in the config are relative to the directory that holds models/
  * ($SHOAL_MODELS, default SHOAL_MODELS_DIR), so the test runs there.
  *
@@ -18,6 +19,7 @@
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,11 @@
 #define MIN_IOU 0.8f
 #define MAX_SCORE_DIFF 0.05f
 #define MAX_LANDMARK_PX 2.0f
+/* Two same-class boxes overlapping more than NMS's IoU threshold (configs: 0.45) suppress each
+ * other: the higher score stays. When their scores are this close, fp16 may order them the
+ * other way and each backend keeps one of the pair - a tie flip, not a wrong detection. */
+#define NMS_IOU 0.45f
+#define TIE_SCORE_DIFF 0.01f
 
 static float iou(const shoal_detection *a, const shoal_detection *b)
 {
@@ -52,12 +59,22 @@ static int unmatched(const shoal_model_result *a, const shoal_model_result *b, f
         const shoal_detection *d = &a->detections[i];
         if (d->score < floor_score + SCORE_MARGIN)
             continue;
-        int ok = 0;
+        int ok = 0, near = -1;
         for (int j = 0; j < b->n_detections && !ok; j++) {
             const shoal_detection *e = &b->detections[j];
             ok = e->class_id == d->class_id && iou(d, e) >= MIN_IOU && fabsf(e->score - d->score) <= MAX_SCORE_DIFF;
+            if (near < 0 || iou(d, e) > iou(d, &b->detections[near]))
+                near = j;
         }
-        miss += !ok;
+        if (ok)
+            continue;
+        /* what it was and its nearest box on the other side, to tell a flip from a bug */
+        const shoal_detection *e = near >= 0 ? &b->detections[near] : NULL;
+        bool tie = e && e->class_id == d->class_id && iou(d, e) > NMS_IOU && fabsf(e->score - d->score) <= TIE_SCORE_DIFF;
+        printf("  %s: class %d score %.3f box %.1f %.1f %.1f %.1f; nearest: class %d score %.3f iou %.3f\n",
+               tie ? "NMS tie flip (accepted)" : "unmatched", d->class_id, d->score, d->x1, d->y1, d->x2, d->y2,
+               e ? e->class_id : -1, e ? e->score : 0.f, e ? iou(d, e) : 0.f);
+        miss += !tie;
     }
     return miss;
 }

@@ -2,7 +2,6 @@
  * is in cuda_compile.c, execution in cuda_run.c, kernels in the .cu files. */
 #include "backends/cuda/cuda_impl.h"
 #include "backends/cuda/cuda.h"
-#include "backends/cuda/decode.cuh"
 #include "core/half.h"
 
 #include <stdio.h>
@@ -190,6 +189,7 @@ static const sh_backend_i cuda_i = {
     .run_async = sh_cuda_run_async,
     .download_async = sh_cuda_download_async,
     .lane_wait = sh_cuda_lane_wait,
+    .download_filtered = sh_cuda_download_filtered,
     .memory_info = cuda_memory_info,
     .destroy = cuda_destroy,
 };
@@ -261,7 +261,7 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     if (e == cudaSuccess)
         e = cudaMemset(c->ig_counters, 0, counter_bytes);
     if (e == cudaSuccess && c->cc_major >= 8)
-        e = sh_k_igemm_init(c->max_smem);
+        e = sh_k_igemm_init(c->max_smem, &c->wgmma);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking);
     for (int i = 0; i < SH_CUDA_STREAMS - 1 && e == cudaSuccess; i++)
@@ -278,52 +278,4 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     out->iface = &cuda_i;
     out->ctx = c;
     return 0;
-}
-
-/* --- the runtime's extra entry point: device-side candidate filtering ---------------- */
-size_t sh_cuda_filter_scratch_bytes(int max_out)
-{
-    return 256 + (size_t)(max_out > 0 ? max_out : 0) * sizeof(sh_cuda_candidate);
-}
-
-int sh_cuda_filter_candidates(sh_backend *b, const void *dev_output,
-                              const sh_cuda_filter_params *fp, void *dev_scratch,
-                              sh_cuda_candidate *host_out, int *n_found, sh_err *err)
-{
-    if (!b || b->iface != &cuda_i || !dev_output || !fp || !dev_scratch || !host_out || !n_found)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "sh_cuda_filter_candidates: bad arguments");
-    if (fp->n_classes < 1 || fp->cls_offset + fp->n_classes > fp->attrs || fp->box_offset + 4 > fp->attrs ||
-        fp->objectness_index >= fp->attrs || fp->max_out < 0)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG,
-                       "sh_cuda_filter_candidates: layout does not fit %d attributes", fp->attrs);
-    _Static_assert(sizeof(sh_cuda_candidate) == sizeof(sh_k_candidate), "candidate layouts");
-    sh_cuda_ctx *c = b->ctx;
-    sh_k_filter_p kp = {
-        .n = fp->n, .attrs = fp->attrs, .channels_first = fp->channels_first,
-        .box_off = fp->box_offset, .obj_idx = fp->objectness_index, .cls_off = fp->cls_offset,
-        .n_cls = fp->n_classes, .thresh = fp->score_threshold, .max_out = fp->max_out,
-    };
-    int *dcount = dev_scratch;
-    sh_k_candidate *dcand = (sh_k_candidate *)((char *)dev_scratch + 256);
-    int rc = 0, count = 0;
-    pthread_mutex_lock(&c->mu);
-    cudaError_t e = cudaSetDevice(c->device);
-    if (e == cudaSuccess)
-        e = sh_k_filter(dcand, dcount, dev_output, &kp, c->stream);
-    if (e == cudaSuccess)
-        e = cudaMemcpyAsync(&count, dcount, sizeof count, cudaMemcpyDeviceToHost, c->stream);
-    if (e == cudaSuccess)
-        e = cudaStreamSynchronize(c->stream);
-    int keep = count < fp->max_out ? count : fp->max_out;
-    if (e == cudaSuccess && keep > 0)
-        e = cudaMemcpyAsync(host_out, dcand, (size_t)keep * sizeof *host_out,
-                            cudaMemcpyDeviceToHost, c->stream);
-    if (e == cudaSuccess && keep > 0)
-        e = cudaStreamSynchronize(c->stream);
-    if (e != cudaSuccess)
-        rc = sh_cuda_rt_fail(err, e, "sh_cuda_filter_candidates (sh_k_filter + D2H)", __FILE__,
-                             __LINE__, c->device);
-    pthread_mutex_unlock(&c->mu);
-    *n_found = rc ? 0 : count;
-    return rc;
 }

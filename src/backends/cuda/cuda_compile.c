@@ -506,7 +506,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
             int ti = tindex(n, i, false);
             if (t->is_const) {
                 p->weight_bytes[ti] = (size_t)numel(t) * 2;
-            } else if (cp->f32[ti]) {
+            } else if (cp->f32[ti] && !(cn->kind == NK_PLANAR && i == 0)) {   /* planar reads fp32 */
                 cn->stage_in[i] = ws;
                 ws += sh_align_up((size_t)numel(t) * 2, SH_CUDA_ALIGN);
             }

@@ -109,6 +109,9 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
         .x_ld = (int)x->shape.d[1], .y_ld = (int)y->shape.d[1], .r_ld = (int)y->shape.d[1],
         .act = cn->act,
     };
+    /* SHOAL_CUDA_WGMMA=0: the mma.sync kernel on Hopper too (A/B) */
+    const char *wg = getenv("SHOAL_CUDA_WGMMA");
+    q.wg = c->wgmma && !(wg && !strcmp(wg, "0"));
     size_t part = sh_k_igemm_plan(&q, c->sms, c->max_smem);
     /* SHOAL_CUDA_PDL=0: plain launches (A/B) */
     const char *pdl = getenv("SHOAL_CUDA_PDL");
@@ -164,9 +167,43 @@ void sh_cuda_fuse_residual(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, i
     }
 }
 
+/* --- the first layer: RGB planes straight from the graph input ----------------------- */
+/* A conv reading the fp32 NCHW graph input (few channels) and writing plain channels-last
+ * fp16: conv_planar.cu does it in one memory-bound pass, where the cuDNN path staged the input
+ * to fp16, transposed it, convolved and ran the epilogue (4 launches, 30-50 us at 640x640).
+ * SHOAL_CUDA_NO_PLANAR=1 for A/B. */
+static bool planar_setup(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_cuda_prog *cp)
+{
+    if (n->op != SH_OP_CONV || cp->all_nchw || sh_node_int(n, "group", 1) != 1 || getenv("SHOAL_CUDA_NO_PLANAR"))
+        return false;
+    const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
+    int xi = n->inputs[0], yi = n->outputs[0];
+    if (!x || !w || !y || x->shape.ndim != 4 || w->shape.ndim != 4 || y->shape.ndim != 4 || !w->is_const ||
+        !cp->f32[xi] || cp->nhwc[xi] || cp->f32[yi] || !cp->nhwc[yi] || numel(x) >= INT32_MAX || numel(y) >= INT32_MAX)
+        return false;
+    int64_t k[2], s[2], dil[2], pb[2] = {0, 0}, pe[2] = {0, 0};
+    sh_cuda_kernel_geom(n, w, 2, k, s, dil);
+    sh_cuda_spatial_pads(n, &x->shape, &y->shape, k, s, dil, pb, pe, false);
+    sh_k_planar_p q = {
+        .n = (int)x->shape.d[0], .c = (int)x->shape.d[1], .h = (int)x->shape.d[2], .w = (int)x->shape.d[3],
+        .oh = (int)y->shape.d[2], .ow = (int)y->shape.d[3], .k = (int)y->shape.d[1],
+        .kh = (int)k[0], .kw = (int)k[1], .sh = (int)s[0], .sw = (int)s[1], .ph = (int)pb[0], .pw = (int)pb[1],
+        .dh = (int)dil[0], .dw = (int)dil[1], .y_ld = (int)y->shape.d[1], .act = sh_cuda_node_act(n),
+    };
+    if (!sh_k_planar_fits(&q))
+        return false;
+    cn->kind = NK_PLANAR;
+    cn->act = q.act;
+    cn->planar = q;
+    cp->krsc[n->inputs[1]] = true;
+    return true;
+}
+
 int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                        sh_cuda_prog *cp, sh_err *err)
 {
+    if (planar_setup(g, n, cn, cp))
+        return 0;
     if (igemm_fits(c, g, n, cp))
         return igemm_setup(c, g, n, cn, cp, err);
     /* channels-last first (tensor-core implicit GEMM); NCHW where cuDNN has nothing for it */

@@ -11,6 +11,7 @@
 #include "backends/backend.h"
 #include "backends/cuda/ktypes.h"
 #include "backends/cuda/igemm.cuh"
+#include "backends/cuda/conv_planar.cuh"
 
 /* Per-thread device stack the context reserves up front. Every shoal kernel reports a 0-byte
  * stack frame (build/cuda-ptxas-report.txt); the driver raises the limit by itself for a
@@ -53,6 +54,7 @@ typedef struct sh_cuda_ctx {
     char dev_name[64];
     int sms, cc_major;          /* multiprocessors; compute capability (own convs need >= 8) */
     int max_smem;               /* opt-in shared memory per block, bytes */
+    int wgmma;                  /* the own conv's sm_90a wgmma kernel runs here (igemm_wg.cu) */
     int *ig_counters;           /* [SH_MAX_LANES][SH_CUDA_IG_COUNTERS] device ints, zero at rest */
     sh_cuda_lane lanes[SH_MAX_LANES];
     /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
@@ -96,7 +98,8 @@ typedef enum sh_cuda_kind {
     NK_MEAN,
     NK_RESIZE,
     NK_SOFTMAX,
-    NK_GEMM
+    NK_GEMM,
+    NK_PLANAR      /* own conv of the fp32 NCHW graph input with few channels (conv_planar.cu) */
 } sh_cuda_kind;
 
 typedef struct sh_cuda_copy {
@@ -132,6 +135,7 @@ typedef struct sh_cuda_node {
     /* own conv: geometry (split-K partials at the start of the op's scratch), and a fused
      * residual (the single Add consuming the output) read from tensor res_t */
     sh_k_igemm_p ig;
+    sh_k_planar_p planar;
     bool has_res;
     int res_t;
     int ig_counter_off;         /* this step's block of the split-K counters */
@@ -194,6 +198,9 @@ int sh_cuda_download_async(void *ctx, int lane, void *dst, const void *src, size
 int sh_cuda_upload_image_async(void *ctx, int lane, void *dst, const uint8_t *hwc, int width, int height,
                                const float lut[3][256], sh_err *err);
 int sh_cuda_lane_wait(void *ctx, int lane, double *busy_ms, sh_err *err);
+/* YOLO score filtering on the device (decode.cu), on a lane or synchronous (cuda_lanes.c). */
+int sh_cuda_download_filtered(void *ctx, int lane, const sh_yolo_filter *f, const void *src, void *scratch, void *dst,
+                              sh_err *err);
 /* Creates the lane's stream, events and its first n_streams - 1 side streams where missing.
  * Caller holds c->mu. */
 int sh_cuda_lane_ready(sh_cuda_ctx *c, int lane, int n_streams, sh_err *err);

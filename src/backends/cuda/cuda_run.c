@@ -102,6 +102,10 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
             SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
         break;
     }
+    case NK_PLANAR:
+        SH_CU(c, err, sh_k_conv_planar(y, (const float *)x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2),
+                                       &cn->planar, s));
+        break;
     case NK_CONVT:
         if (cudnn_on(c, s, err))
             return SHOAL_ERR_BACKEND;
@@ -322,17 +326,17 @@ static void profile_conv_line(const sh_graph *g, int k, const sh_cuda_node *cn, 
     const sh_node *n = &g->nodes[k];
     const sh_shape *x = &g->tensors[n->inputs[0]].shape, *y = &g->tensors[n->outputs[0]].shape;
     const sh_shape *w = &g->tensors[n->inputs[1]].shape;
-    fprintf(stderr, "convprof %s %s c%lld h%lld w%lld k%lld oh%lld ow%lld r%lld s%lld split%d %.4f\n",
-            g->name ? g->name : "-", cn->kind == NK_IGEMM ? "own" : "cudnn", (long long)x->d[1],
+    fprintf(stderr, "convprof %s %s c%lld h%lld w%lld k%lld oh%lld ow%lld r%lld s%lld tile%dx%d%s split%d %.4f\n",
+            g->name ? g->name : "-", cn->kind == NK_IGEMM ? "own" : cn->kind == NK_PLANAR ? "planar" : "cudnn", (long long)x->d[1],
             (long long)x->d[2], (long long)x->d[3], (long long)y->d[1], (long long)y->d[2],
-            (long long)y->d[3], (long long)w->d[2], (long long)(x->d[2] / (y->d[2] ? y->d[2] : 1)),
-            cn->kind == NK_IGEMM ? cn->ig.splits : 0, ms * 1e3);
+            (long long)y->d[3], (long long)w->d[2], (long long)(x->d[2] / (y->d[2] ? y->d[2] : 1)), cn->ig.bm,
+            cn->ig.bn, cn->ig.wg ? "wg" : "", cn->kind == NK_IGEMM ? cn->ig.splits : 0, ms * 1e3);
 }
 
 static const char *const kind_names[] = {"skip", "conv (cuDNN+epilogue)", "conv (own, fused)", "convT", "depthwise", "batchnorm",
                                          "unary", "binary", "copy", "memcpy", "pool", "mean", "resize",
-                                         "softmax", "gemm"};
-_Static_assert(sizeof kind_names / sizeof kind_names[0] == NK_GEMM + 1, "kind names");
+                                         "softmax", "gemm", "conv (own, planar input)"};
+_Static_assert(sizeof kind_names / sizeof kind_names[0] == NK_PLANAR + 1, "kind names");
 
 /* An event record node between every two nodes (cudaEventRecordExternal), so the times are
  * those of a graph replay, without the launch gaps of an eager run. */
@@ -346,7 +350,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
     for (int k = 0; k < SH_CUDA_PROFILE_KINDS; k++) {
         ms_by_kind[k] = 0;
         count_by_kind[k] = 0;
-        names[k] = k <= NK_GEMM ? kind_names[k] : NULL;
+        names[k] = k <= NK_PLANAR ? kind_names[k] : NULL;
     }
     cudaEvent_t *ev = sh_calloc(c->alloc, (size_t)n + 1, sizeof *ev);
     if (!ev)
@@ -384,7 +388,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
             if (r == 2 && kind < SH_CUDA_PROFILE_KINDS) {   /* the last of three replays */
                 ms_by_kind[kind] += ms;
                 count_by_kind[kind] += kind != NK_SKIP;
-                if (per_conv && (kind == NK_CONV || kind == NK_IGEMM))
+                if (per_conv && (kind == NK_CONV || kind == NK_IGEMM || kind == NK_PLANAR))
                     profile_conv_line(g, k, &cp->nodes[k], ms);
             }
         }

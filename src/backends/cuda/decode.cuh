@@ -1,4 +1,4 @@
-/* YOLO-style candidate filtering kernels: launchers callable from C (conventions in ktypes.h). */
+/* YOLO score filtering on the device: launchers callable from C (conventions in ktypes.h). */
 #ifndef SHOAL_CUDA_DECODE_CUH
 #define SHOAL_CUDA_DECODE_CUH
 
@@ -8,10 +8,10 @@
 extern "C" {
 #endif
 
-/* Zeroes *count, then appends every candidate scoring >= thresh (up to max_out stored;
- * *count may exceed max_out, telling the caller how many there were). */
-cudaError_t sh_k_filter(sh_k_candidate *out, int *count, const float *x, const sh_k_filter_p *p,
-                        cudaStream_t s);
+/* Zeroes the count at out, then writes the compact buffer (header and up to p->rows
+ * survivors, ktypes.h sh_k_yolo_filter_p) of the fp32 [channels, n] output x. The count may
+ * exceed p->rows: the rows past it are not written. Survivor order is not deterministic. */
+cudaError_t sh_k_yolo_filter(void *out, const float *x, const sh_k_yolo_filter_p *p, cudaStream_t s);
 
 #ifdef __cplusplus
 }

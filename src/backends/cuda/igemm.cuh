@@ -17,14 +17,16 @@ typedef struct sh_k_igemm {
     int kh, kw, sh, sw, ph, pw, dh, dw;   /* ph/pw: leading pads (trailing follow from oh/ow) */
     int x_ld, y_ld, r_ld;    /* r_ld: residual's pixel stride */
     sh_k_act act;
-    int bm, bn;              /* tile (32|64|128) x (32|64), chosen by sh_k_igemm_plan */
+    int wg;                  /* the sm_90a wgmma kernel (set before planning; see sh_k_igemm_init) */
+    int bm, bn;              /* tile (32|64|128) x (16|32|64), chosen by sh_k_igemm_plan */
     int splits;              /* K split across CTAs (1 = none) */
     int pdl;                 /* launch as a programmatic dependent of the previous step (sm_90) */
 } sh_k_igemm_p;
 
 /* Once per device before the first launch (large shared-memory tiles); sm_80 and newer.
- * max_smem: the device's opt-in shared memory per block (cudaDevAttrMaxSharedMemoryPerBlockOptin). */
-cudaError_t sh_k_igemm_init(int max_smem);
+ * max_smem: the device's opt-in shared memory per block (cudaDevAttrMaxSharedMemoryPerBlockOptin).
+ * *wgmma: 1 when the build has sm_90a machine code for this device (wg may be set). */
+cudaError_t sh_k_igemm_init(int max_smem, int *wgmma);
 /* Shared memory of a bm x bn tile's pipeline, bytes. */
 int sh_k_igemm_smem(int bm, int bn);
 /* Fills tile and split choice (only tiles within max_smem); returns the fp32 scratch bytes

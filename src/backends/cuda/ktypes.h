@@ -68,23 +68,20 @@ typedef struct sh_k_gemm {
     sh_k_act act;
 } sh_k_gemm_p;
 
-/* Candidate filter (YOLO-style heads) on an fp32 output already on the device. */
-typedef struct sh_k_filter {
-    int n;              /* candidates */
-    int attrs;          /* values per candidate */
-    int channels_first; /* 1: [attrs, n] (YOLOv8); 0: [n, attrs] (YOLOv5/YOLOX) */
-    int box_off;        /* first of the 4 box values */
-    int obj_idx;        /* objectness index or -1 */
-    int cls_off, n_cls;
-    float thresh;
-    int max_out;
-} sh_k_filter_p;
+/* Score filtering of a YOLOv8/YOLO11 head output, fp32 [channels, n] on the device, into the
+ * compact buffer of vision/decode.h (sh_yolo_compact): its header words are these (cuda_lanes.c
+ * checks them against decode.h), then up to `rows` rows of 1 + channels words. */
+enum {
+    SH_K_YC_COUNT = 0, SH_K_YC_CHANNELS, SH_K_YC_ANCHORS, SH_K_YC_CLASSES, SH_K_YC_ROWS, SH_K_YC_THRESHOLD,
+    SH_K_YC_HEADER_WORDS = 8
+};
 
-typedef struct sh_k_candidate {
-    int32_t index, cls;
-    float score;
-    float box[4];
-} sh_k_candidate;
+typedef struct sh_k_yolo_filter {
+    int channels, n;     /* channels * n < 2^31 */
+    int n_cls;           /* score rows 4 .. 4 + n_cls - 1 */
+    int rows;            /* survivors the buffer has room for */
+    float thresh;        /* not NaN */
+} sh_k_yolo_filter_p;
 
 #ifdef __cplusplus
 }
