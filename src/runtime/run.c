@@ -402,14 +402,15 @@ static int run_concurrent(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *
     sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
     size_t group = n;
     int rc = acquire_all(rt, jobs, n, err);
-    if (rc == SHOAL_ERR_BUDGET && n > 1) {
+    bool one_by_one = rc == SHOAL_ERR_BUDGET && n > 1;   /* then each acquires its own turn */
+    if (one_by_one) {
         sh_err_clear(err);
         group = 1;
         rc = 0;
     }
     res->infer_ms = 0;
     for (size_t at = 0; at < n && rc == 0; at += group) {
-        if (group == 1 && (rc = acquire_all(rt, &jobs[at], 1, err)))
+        if (one_by_one && (rc = acquire_all(rt, &jobs[at], 1, err)))
             break;
         double net = 0;
         rc = run_lanes(rt, ctx, &img, &jobs[at], group, &net, err);

@@ -293,6 +293,19 @@ static void expect_accounted(shoal_runtime_t rt, int contexts)
 }
 
 /* Filtered, whole-output and CPU runtimes agree; `rows` decides whether blocks overflow. */
+/* Every run released its models: each resident, unpinned model unloads. (A one-model mode on
+ * the concurrent path once took a second reference it never gave back, and the model could
+ * then never be evicted.) */
+static void expect_unloadable(shoal_runtime_t rt)
+{
+    shoal_stats st;
+    assert_int_equal(shoal_runtime_get_stats(rt, &st), SHOAL_OK);
+    for (int i = 0; i < st.n_models; i++)
+        if (st.models[i].state == SHOAL_MODEL_RESIDENT && !st.models[i].pinned)
+            assert_int_equal(shoal_runtime_unload_model(rt, st.models[i].name), SHOAL_OK);
+    shoal_stats_free(&st);
+}
+
 static void agree(float threshold, int rows, int concurrent, unsigned long *overflowed, unsigned long *empty,
                   int *dets)
 {
@@ -318,6 +331,7 @@ static void agree(float threshold, int rows, int concurrent, unsigned long *over
     expect_filtered(on, true);
     expect_accounted(on, 2);
     *dets += same_as_cpu(on, cpu);
+    expect_unloadable(on);
     assert_true(F.filtered > 0);
     if (F.overflowed == 0)
         assert_true(F.bytes_down < whole);   /* what the filter is for */
