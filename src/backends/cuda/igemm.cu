@@ -244,17 +244,7 @@ static_assert(ig_smem_bytes<32, 32>() <= 99 * 1024, "the smallest tile must fit 
 template <int BM, int BN, int WM, int WN, bool VEC>
 static cudaError_t ig_go(const ig_args &a, cudaStream_t s)
 {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(ig_ceil(a.M, BM), ig_ceil(a.p.k, BN), a.p.splits > 1 ? a.p.splits : 1);
-    cfg.blockDim = dim3(WM * WN * 32);
-    cfg.dynamicSmemBytes = ig_smem_bytes<BM, BN>();
-    cfg.stream = s;
-    cudaLaunchAttribute pdl[1];
-    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = pdl;
-    cfg.numAttrs = a.p.pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, k_igemm<BM, BN, WM, WN, VEC>, a);
+    return ig_launch(k_igemm<BM, BN, WM, WN, VEC>, a, BM, BN, WM * WN * 32, ig_smem_bytes<BM, BN>(), s);
 }
 
 template <int BM, int BN, int WM, int WN, bool VEC>

@@ -269,6 +269,24 @@ __device__ __forceinline__ void ig_epilogue(const ig_args &a, float (&acc)[MI][N
     });
 }
 
+/* Launches a conv kernel over a's grid of bm x bn tiles (K split over gridDim.z), as a
+ * programmatic dependent of the previous step when a.p.pdl. */
+static inline cudaError_t ig_launch(void (*kernel)(ig_args), const ig_args &a, int bm, int bn, int threads,
+                                    int smem, cudaStream_t s)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((a.M + bm - 1) / bm, (a.p.k + bn - 1) / bn, a.p.splits > 1 ? a.p.splits : 1);
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute pdl[1];
+    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = pdl;
+    cfg.numAttrs = a.p.pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, a);
+}
+
 /* The wgmma kernel (igemm_wg.cu): whether this build and device have it (allowing its large
  * tiles' shared memory), and its launch for a vector-path conv planned with p.wg. */
 cudaError_t ig_wg_init(int max_smem, int *available);

@@ -163,17 +163,7 @@ template <int BM, int BN> constexpr int wg_smem_bytes() { return IG_STAGES * (BM
 template <int BM, int BN>
 static cudaError_t wg_go(const ig_args &a, cudaStream_t s)
 {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((a.M + BM - 1) / BM, (a.p.k + BN - 1) / BN, a.p.splits > 1 ? a.p.splits : 1);
-    cfg.blockDim = dim3(BM * 2);
-    cfg.dynamicSmemBytes = wg_smem_bytes<BM, BN>();
-    cfg.stream = s;
-    cudaLaunchAttribute pdl[1];
-    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = pdl;
-    cfg.numAttrs = a.p.pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, k_igemm_wg<BM, BN>, a);
+    return ig_launch(k_igemm_wg<BM, BN>, a, BM, BN, BM * 2, wg_smem_bytes<BM, BN>(), s);
 }
 
 template <int BM, int BN> static cudaError_t wg_allow()
