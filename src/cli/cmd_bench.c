@@ -38,6 +38,7 @@
 
 #include "cli/commands.h"
 #include "core/npy.h"
+#include "graph/flops.h"
 #include "graph/graph.h"
 #include "monitor/nvml.h"
 #include "runtime/bench_hooks.h"
@@ -491,56 +492,8 @@ static int phase_upload(bench *b)
     return 0;
 }
 
-/* Multiply-add work of a model's optimized graph, 2 FLOPs per multiply-add: the yardstick
- * for kernel time (achieved GFLOP/s against the machine's peak). Convolutions are split by
- * shape, because 1x1, dense kxk and depthwise ones run at very different rates. */
-typedef struct model_flops {
-    double conv_1x1, conv_kxk, conv_grouped, conv_transpose, matmul;
-} model_flops;
-
-static int64_t attr_int(const sh_node *n, const char *name, int64_t dflt)
-{
-    for (int i = 0; i < n->n_attrs; i++)
-        if (!strcmp(n->attrs[i].name, name) && n->attrs[i].type == SH_ATTR_INT)
-            return n->attrs[i].i;
-    return dflt;
-}
-
-static model_flops count_flops(const sh_graph *g)
-{
-    model_flops f = {0};
-    for (int k = 0; g && k < g->n_nodes; k++) {
-        const sh_node *n = &g->nodes[k];
-        if (n->dead || n->n_inputs < 2 || n->inputs[0] < 0 || n->inputs[1] < 0 || n->n_outputs < 1)
-            continue;
-        const sh_shape *x = &g->tensors[n->inputs[0]].shape, *w = &g->tensors[n->inputs[1]].shape;
-        const sh_shape *y = &g->tensors[n->outputs[0]].shape;
-        int64_t out = sh_shape_numel(y);
-        if (out <= 0)
-            continue;
-        if (n->op == SH_OP_CONV && w->ndim == 4) {
-            /* y [N, M, OH, OW], w [M, C/g, kh, kw] */
-            double v = 2.0 * (double)out * (double)(w->d[1] * w->d[2] * w->d[3]);
-            if (attr_int(n, "group", 1) > 1)
-                f.conv_grouped += v;
-            else if (w->d[2] == 1 && w->d[3] == 1)
-                f.conv_1x1 += v;
-            else
-                f.conv_kxk += v;
-        } else if (n->op == SH_OP_CONV_TRANSPOSE && w->ndim == 4) {
-            /* x [N, C, H, W], w [C, M/g, kh, kw]: every input pixel scatters a kh x kw patch */
-            f.conv_transpose += 2.0 * (double)sh_shape_numel(x) * (double)(w->d[1] * w->d[2] * w->d[3]);
-        } else if ((n->op == SH_OP_MATMUL || n->op == SH_OP_GEMM) && x->ndim >= 1) {
-            int64_t kdim = x->d[x->ndim - 1];
-            if (n->op == SH_OP_GEMM && attr_int(n, "transA", 0) && x->ndim == 2)
-                kdim = x->d[0];
-            f.matmul += 2.0 * (double)out * (double)kdim;
-        }
-    }
-    return f;
-}
-
-static void add_flops(cJSON *m, const model_flops *f)
+/* The model's optimized graph's work (graph/flops.h): achieved GFLOP/s against the peak. */
+static void add_flops(cJSON *m, const sh_flops *f)
 {
     cJSON *o = cJSON_AddObjectToObject(m, "gflop");
     cJSON_AddNumberToObject(o, "conv_1x1", f->conv_1x1 / 1e9);
@@ -548,8 +501,7 @@ static void add_flops(cJSON *m, const model_flops *f)
     cJSON_AddNumberToObject(o, "conv_grouped", f->conv_grouped / 1e9);
     cJSON_AddNumberToObject(o, "conv_transpose", f->conv_transpose / 1e9);
     cJSON_AddNumberToObject(o, "matmul", f->matmul / 1e9);
-    cJSON_AddNumberToObject(o, "total",
-                            (f->conv_1x1 + f->conv_kxk + f->conv_grouped + f->conv_transpose + f->matmul) / 1e9);
+    cJSON_AddNumberToObject(o, "total", sh_flops_total(f) / 1e9);
 }
 
 static int phase_models(bench *b)
@@ -557,7 +509,7 @@ static int phase_models(bench *b)
     cJSON *models = cJSON_AddObjectToObject(b->root, "models");
     for (int i = 0; i < b->n_models; i++) {
         cJSON *m = cJSON_AddObjectToObject(models, b->model_names[i]);
-        model_flops f = count_flops(sh_runtime_model_graph(b->rt, i));
+        sh_flops f = sh_graph_flops(sh_runtime_model_graph(b->rt, i));
         add_flops(m, &f);
         if (measure(b, false, b->model_names[i], &b->frames[i], m))
             return -1;
@@ -591,7 +543,7 @@ static int phase_profile(bench *b)
         for (int op = 0; op < SH_OP_COUNT; op++)
             total += ms[op];
         cJSON_AddNumberToObject(m, "total_ms", total / runs);
-        model_flops f = count_flops(sh_runtime_model_graph(b->rt, i));
+        sh_flops f = sh_graph_flops(sh_runtime_model_graph(b->rt, i));
         double conv = f.conv_1x1 + f.conv_kxk + f.conv_grouped;
         if (ms[SH_OP_CONV] > 0)
             cJSON_AddNumberToObject(m, "conv_gflops_per_s", conv / 1e9 / (ms[SH_OP_CONV] / runs / 1e3));

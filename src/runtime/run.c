@@ -383,6 +383,20 @@ static int run_lanes(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img
     return rc;
 }
 
+/* The mode's longest model decides its time, and each issue (upload, graph launch, download)
+ * takes the host tens of microseconds: the heaviest model goes first, the others fill in
+ * beside it (navigation 2.81-2.82 -> 2.63-2.65 ms on the H100 with obstacle first). Stable:
+ * equal work keeps the mode's order; results keep it whatever the issue order. */
+static void issue_heaviest_first(lane_job *jobs, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && jobs[j].m->flops > jobs[j - 1].m->flops; j--) {
+            lane_job t = jobs[j];
+            jobs[j] = jobs[j - 1];
+            jobs[j - 1] = t;
+        }
+}
+
 /* The models ids[0..n) at once into res->items; models that cannot be resident together
  * under the budget run one at a time instead (each still on its lane). */
 static int run_concurrent(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *ids, size_t n, const shoal_image *frame,
@@ -399,6 +413,7 @@ static int run_concurrent(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *
         jobs[i].r->pub.task = sh_task_name(jobs[i].m->cfg->task);
     }
     res->n = (int)n;
+    issue_heaviest_first(jobs, n);
     sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
     size_t group = n;
     int rc = acquire_all(rt, jobs, n, err);

@@ -46,6 +46,7 @@ typedef struct sh_rt_model {
      * its input and outputs in each context's staging, and the backend lane it runs on */
     size_t arena_off, in_off, out_off;
     int lane;
+    double flops;                       /* graph/flops.h: a mode issues its heaviest model first */
     /* device-side score filtering (filter.c): output 0 crosses the bus as a compact buffer of
      * filter_bytes, kept at filter_off in each context's filter buffer */
     bool filtered;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "import/onnx_import.h"
+#include "graph/flops.h"
 #include "graph/passes.h"
 #include "runtime/introspect.h"
 #include "runtime/lanes.h"
@@ -187,6 +188,8 @@ static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     if ((rc = sh_graph_optimize(m->graph, &op, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->input = m->graph->inputs[0];   /* compaction renumbers tensors */
+    sh_flops f = sh_graph_flops(m->graph);
+    m->flops = sh_flops_total(&f);
     m->optimize_ms = (mono_s() - t) * 1e3;
     return 0;
 }
