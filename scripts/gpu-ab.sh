@@ -24,8 +24,22 @@ B=${TESTS:-build-cu/tests/cuda}
 if [ -z "${SKIP_TESTS:-}" ]; then
 $B/test_cuda_ops > $OUT/ops.log 2>&1; echo "ops rc $?"; grep -E "FAIL|failed" $OUT/ops.log
 SHOAL_CUDA_IGEMM=1 $B/test_cuda_ops > $OUT/ops1.log 2>&1; echo "ops (own conv forced) rc $?"; grep -E "FAIL|failed" $OUT/ops1.log
+for v in ${OPS_AB:-}; do   # OPS_AB="ENV=x,ENV2=y ...": the op tests again under each
+  env $(echo "$v" | tr ',' ' ') $B/test_cuda_ops > $OUT/ops-ab.log 2>&1; echo "ops ($v) rc $?"; grep -E "FAIL|failed" $OUT/ops-ab.log
+done
 $B/test_cuda_models > $OUT/models.log 2>&1; echo "models rc $?"; grep -E "onnx|FAIL|failed|pan_seg " $OUT/models.log
 $B/test_cuda_runtime > $OUT/runtime.log 2>&1; echo "runtime rc $?"; tail -${RUNTIME_TAIL:-12} $OUT/runtime.log
+fi
+# TIMELINE="v1 v2 ...": per-step timelines of obstacle and blind_road (sh_cuda_timeline) under
+# each variant (same syntax as AB, env only) into $OUT/timeline.log, critical paths printed
+if [ -n "${TIMELINE:-}" ]; then
+  mkdir -p /tmp/tlm && ln -sf $PWD/models/obstacle.onnx $PWD/models/blind_road.onnx /tmp/tlm/
+  for v in $TIMELINE; do
+    envs=$(echo "$v" | tr ',' ' '); [ "$envs" = default ] && envs=""
+    echo "=== timeline $v" | tee -a $OUT/timeline.log
+    env $envs SHOAL_CUDA_TIMELINE=1 SHOAL_REAL_MODELS=/nonexistent SHOAL_MODELS=/tmp/tlm $B/test_cuda_models 2>>$OUT/timeline.log | grep -E "onnx|gpu "
+    grep -A0 "tl-critical" $OUT/timeline.log | tail -2
+  done
 fi
 # AB: variants, each "ENV=1,ENV2=x" or "ENV=1,--bench-flag,value" (commas separate; the first
 # word starting with '-' begins the bench arguments); "default" for none

@@ -79,6 +79,35 @@ static int one_conv(char **v, const cudaDeviceProp &pr, cudaStream_t s)
     return 0;
 }
 
+/* `SWEEP_UP=1 igemm_sweep`: the mask prototypes' transposed conv as the upsampling GEMM
+ * (256 -> 4 x 256 columns at 80x80, igemm.cuh up_h/up_w) beside the same GEMM stored plainly
+ * and a plain GEMM of the same FLOPs and output bytes (256 -> 256 at 160x160), cold L2. */
+static int up_gemm(const cudaDeviceProp &pr, cudaStream_t s, float flush_us)
+{
+    __half *buf; cudaMalloc(&buf, 256 << 20); float *part; cudaMalloc(&part, 64 << 20);
+    int *cnt; cudaMalloc(&cnt, 4096 * 4); cudaMemset(cnt, 0, 4096 * 4);
+    int geo[3][4] = {{256, 80, 1024, 2}, {256, 80, 1024, 0}, {256, 160, 256, 0}};   /* c, hw, k, up */
+    for (auto &gq : geo) {
+        conv c = {};
+        sh_k_igemm_p &p = c.p;
+        p.n = 1; p.c = gq[0]; p.h = p.w = p.oh = p.ow = gq[1]; p.k = gq[2]; p.kh = p.kw = p.sh = p.sw = 1;
+        p.dh = p.dw = 1; p.x_ld = p.c; p.up_h = p.up_w = gq[3]; p.y_ld = p.r_ld = gq[3] ? p.k / 4 : p.k;
+        c.x = buf; c.w = buf + (16 << 20); c.b = buf + (20 << 20); c.y = buf + (32 << 20); c.part = part; c.cnt = cnt;
+        k_fill<<<1024, 256, 0, s>>>(c.x, (long)p.h * p.w * p.c, 1u);
+        k_fill<<<1024, 256, 0, s>>>(c.w, (long)p.k * p.c, 2u);
+        k_fill<<<64, 256, 0, s>>>(c.b, p.k, 3u);
+        for (int wg = 0; wg <= 1; wg++) {
+            p.wg = wg;
+            sh_k_igemm_plan(&p, pr.multiProcessorCount, (int)pr.sharedMemPerBlockOptin);
+            float us = timeit(s, 300, run_conv, &c, true) - flush_us;
+            printf("gemm c%d %dx%d k%d up%d %s: tile %dx%d split %d %.1f us\n", p.c, p.h, p.w, p.k, gq[3],
+                   wg ? "wgmma" : "mma.sync", p.bm, p.bn, p.splits, us);
+        }
+    }
+    printf("last error: %s\n", cudaGetErrorString(cudaGetLastError()));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cudaStream_t s; cudaStreamCreate(&s);
@@ -105,6 +134,8 @@ int main(int argc, char **argv)
     cudaMalloc(&g_flush, 96 << 20);
     float flush_us = timeit(s, 300, run_flush, nullptr, true);
     printf("L2 flush (96 MB memset) %.1f us, subtracted: every conv below runs with cold L2\n", flush_us);
+    if (getenv("SWEEP_UP"))
+        return up_gemm(pr, s, flush_us);
     printf("empty kernel: %.2f us graph\n", timeit(s, 2000, run_empty, nullptr, true));
     int cfg[4][2] = {{128, 64}, {64, 64}, {64, 32}, {32, 32}};
     int cfg_wg[4][2] = {{128, 64}, {64, 64}, {64, 32}, {64, 16}};

@@ -188,6 +188,9 @@ static int check_model(sh_backend *cpu, sh_backend *gpu, const char *label, cons
         } else {
             printf("%-28s   profile: %s\n", "", err.msg);
         }
+        /* SHOAL_CUDA_TIMELINE=1: every step's times with the branches overlapping (stderr) */
+        if (getenv("SHOAL_CUDA_TIMELINE") && sh_cuda_timeline(gpu, rgpu.p, rgpu.tp, rgpu.wp, stderr, &err))
+            printf("%-28s   timeline: %s\n", "", err.msg);
 #endif
     }
     hx_release(&rcpu);

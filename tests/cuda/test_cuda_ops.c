@@ -106,6 +106,34 @@ static void c_conv_partial_n(void) { conv_case(16, 48, 64, 1, 1, 0, 1, true, SH_
 /* sm_90a: the wgmma kernel's 128x128 tile, with a second, partial K step (72 channels) */
 static void c_conv_wide_n(void) { conv_case(72, 128, 160, 1, 1, 0, 1, true, SH_ACT_SILU, false); }
 
+/* A transposed conv with kernel == stride between channels-last convs: the own kernel's
+ * upsampling GEMM (cuda_conv.c) with no layout conversion around it. The second is YOLO's
+ * mask-prototype shape scaled down (wgmma tiles, 4 x 256 GEMM columns). */
+static void convt_between_case(int cin, int mid, int cout, int hw, int k, int st, int pad)
+{
+    int o = (hw - 1) * st - 2 * pad + k;
+    int x = TS("x", SH(1, cin, hw, hw)), m1 = TS("m1", SH(1, mid, hw, hw));
+    int m2 = TS("m2", SH(1, cout, o, o)), y = TS("y", SH(1, 8, o, o));
+    int w1 = CF("w1", SH(mid, cin, 3, 3), -0.3f, 0.3f), b1 = CF("b1", SH(mid), -0.5f, 0.5f);
+    int wt = CF("wt", SH(mid, cout, k, k), -0.3f, 0.3f), bt = CF("bt", SH(cout), -0.5f, 0.5f);
+    int w2 = CF("w2", SH(8, cout, 1, 1), -0.3f, 0.3f);
+    int c1 = N(SH_OP_CONV, IN(x, w1, b1), IN(m1));
+    sh_node_set_ints(G, c1, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    G->nodes[c1].act = SH_ACT_SILU;
+    int t = N(SH_OP_CONV_TRANSPOSE, IN(m1, wt, bt), IN(m2));
+    sh_node_set_ints(G, t, "strides", (int64_t[]){st, st}, 2);
+    sh_node_set_ints(G, t, "kernel_shape", (int64_t[]){k, k}, 2);
+    sh_node_set_ints(G, t, "pads", (int64_t[]){pad, pad, pad, pad}, 4);
+    N(SH_OP_CONV, IN(m2, w2), IN(y));
+    sh_graph_set_inputs(G, IN(x));
+    sh_graph_set_outputs(G, IN(y));
+}
+static void c_convt_gemm(void) { convt_between_case(16, 24, 40, 13, 2, 2, 0); }
+static void c_convt_gemm_wide(void) { convt_between_case(32, 256, 256, 20, 2, 2, 0); }
+static void c_convt_gemm_k3(void) { convt_between_case(8, 16, 8, 7, 3, 3, 0); }
+/* not kernel == stride: cuDNN, converting its channels-last neighbours' layout */
+static void c_convt_cudnn_cl(void) { convt_between_case(8, 16, 8, 9, 3, 2, 1); }
+
 static void c_conv_odd_dil(void)
 {
     int x = TS("x", SH(1, 6, 17, 15));
@@ -425,6 +453,52 @@ static void resize(const char *mode, const char *coord, const char *nearest, int
     sh_graph_set_inputs(G, IN(x));
     sh_graph_set_outputs(G, IN(y));
 }
+/* An op between two 1x1 convs, so its tensors are channels-last (the vector kernels for
+ * 8-channel groups; 12 channels takes the per-channel path). `mid` builds it from m1 to m2. */
+static void between_convs(int cin, int c, int hw, int ohw, void (*mid)(int m1, int m2, int c))
+{
+    int x = TS("x", SH(1, cin, hw, hw)), m1 = TS("m1", SH(1, c, hw, hw));
+    int m2 = TS("m2", SH(1, c, ohw, ohw)), y = TS("y", SH(1, 8, ohw, ohw));
+    int w1 = CF("w1", SH(c, cin, 1, 1), -0.4f, 0.4f), b1 = CF("b1", SH(c), -0.5f, 0.5f);
+    int w2 = CF("w2", SH(8, c, 1, 1), -0.3f, 0.3f);
+    N(SH_OP_CONV, IN(x, w1, b1), IN(m1));
+    mid(m1, m2, c);
+    N(SH_OP_CONV, IN(m2, w2), IN(y));
+    sh_graph_set_inputs(G, IN(x));
+    sh_graph_set_outputs(G, IN(y));
+}
+static void dw_mid(int m1, int m2, int c, int k, int s)
+{
+    int w = CF("wd", SH(c, 1, k, k), -0.5f, 0.5f), b = CF("bd", SH(c), -0.5f, 0.5f);
+    int n = N(SH_OP_CONV, IN(m1, w, b), IN(m2));
+    sh_node_set_ints(G, n, "strides", (int64_t[]){s, s}, 2);
+    sh_node_set_ints(G, n, "pads", (int64_t[]){k / 2, k / 2, k / 2, k / 2}, 4);
+    sh_node_set_ints(G, n, "kernel_shape", (int64_t[]){k, k}, 2);
+    sh_node_set_int(G, n, "group", c);
+    G->nodes[n].act = SH_ACT_SILU;
+}
+static void dw3_mid(int m1, int m2, int c) { dw_mid(m1, m2, c, 3, 1); }
+static void dw5s2_mid(int m1, int m2, int c) { dw_mid(m1, m2, c, 5, 2); }
+static void resize_mid(int m1, int m2, const char *mode, const char *coord, const char *nearest)
+{
+    sh_shape s4 = {.ndim = 1, .d = {4}};
+    int st = sh_graph_add_tensor(G, "sc", SH_DT_FLOAT32, &s4);
+    sh_graph_set_const(G, st, (float[]){1, 1, 2, 2}, 16, NULL);
+    int k = N(SH_OP_RESIZE, IN(m1, -1, st), IN(m2));
+    sh_node_set_string(G, k, "mode", mode);
+    sh_node_set_string(G, k, "coordinate_transformation_mode", coord);
+    if (nearest)
+        sh_node_set_string(G, k, "nearest_mode", nearest);
+}
+static void up_nearest_mid(int m1, int m2, int c) { (void)c; resize_mid(m1, m2, "nearest", "asymmetric", "floor"); }
+static void up_linear_mid(int m1, int m2, int c) { (void)c; resize_mid(m1, m2, "linear", "half_pixel", NULL); }
+static void c_dw_cl8(void) { between_convs(16, 32, 20, 20, dw3_mid); }
+static void c_dw_cl8_s2(void) { between_convs(8, 24, 21, 11, dw5s2_mid); }
+static void c_dw_cl12(void) { between_convs(8, 12, 15, 15, dw3_mid); }
+static void c_up_nearest_cl8(void) { between_convs(16, 32, 10, 20, up_nearest_mid); }
+static void c_up_linear_cl8(void) { between_convs(16, 32, 9, 18, up_linear_mid); }
+static void c_up_nearest_cl12(void) { between_convs(8, 12, 7, 14, up_nearest_mid); }
+
 static void c_resize_nearest(void) { resize("nearest", "asymmetric", "floor", 7, 14); }
 static void c_resize_nearest_hp(void) { resize("nearest", "half_pixel", "round_prefer_floor", 6, 12); }
 static void c_resize_linear(void) { resize("linear", "half_pixel", NULL, 7, 14); }
@@ -463,6 +537,22 @@ static void c_matmul_large(void)
     int y = TS("y", SH(2, 2, 200, 260));
     N(SH_OP_MATMUL, IN(a, b), IN(y));
     sh_graph_set_inputs(G, IN(a));
+    sh_graph_set_outputs(G, IN(y));
+}
+
+/* C2PSA attention: q^T k, then v attn^T (transposes as strides: K-contiguous loads) */
+static void c_matmul_attn(void)
+{
+    int q = TS("q", SH(1, 2, 24, 72)), k = TS("k", SH(1, 2, 24, 72)), v = TS("v", SH(1, 2, 40, 72));
+    int qt = TS("qt", SH(1, 2, 72, 24)), at = TS("at", SH(1, 2, 72, 72)), att = TS("att", SH(1, 2, 72, 72));
+    int y = TS("y", SH(1, 2, 40, 72));
+    int t1 = N(SH_OP_TRANSPOSE, IN(q), IN(qt));
+    sh_node_set_ints(G, t1, "perm", (int64_t[]){0, 1, 3, 2}, 4);
+    N(SH_OP_MATMUL, IN(qt, k), IN(at));
+    int t2 = N(SH_OP_TRANSPOSE, IN(at), IN(att));
+    sh_node_set_ints(G, t2, "perm", (int64_t[]){0, 1, 3, 2}, 4);
+    N(SH_OP_MATMUL, IN(v, att), IN(y));
+    sh_graph_set_inputs(G, IN(q, k, v));
     sh_graph_set_outputs(G, IN(y));
 }
 
@@ -517,6 +607,8 @@ static const op_case cases[] = {
     {"conv1x1+hardswish", c_conv_hswish}, {"conv1x1+hardsigmoid", c_conv_hsig}, {"conv+clip(0,6)", c_conv_clip},
     {"conv+sigmoid", c_conv_sig}, {"conv group4", c_conv_group}, {"conv depthwise s2", c_conv_dw},
     {"conv depthwise 5x5", c_conv_dw5}, {"conv asymmetric pads", c_conv_asym}, {"convtranspose 2x2 s2", c_convt}, {"convtranspose 3x3 s2 p1", c_convt3},
+    {"convtranspose 2x2 between convs (GEMM)", c_convt_gemm}, {"convtranspose 256 ch 20->40 (GEMM)", c_convt_gemm_wide},
+    {"convtranspose 3x3 s3 (GEMM)", c_convt_gemm_k3}, {"convtranspose 3x3 s2 p1 between convs (cuDNN)", c_convt_cudnn_cl},
     {"conv split-K 256->128", c_conv_splitk}, {"conv 128x64 tiles", c_conv_bigm},
     {"conv 64x64 tiles", c_conv_midm}, {"conv 64x32 tiles", c_conv_n32},
     {"conv 1x1 48 channels", c_conv_partial_n}, {"conv 1x1 72->128 at 160x160", c_conv_wide_n},
@@ -535,8 +627,11 @@ static const op_case cases[] = {
     {"resize nearest asym", c_resize_nearest}, {"resize nearest half_pixel", c_resize_nearest_hp},
     {"resize linear half_pixel", c_resize_linear}, {"resize linear pytorch", c_resize_linear_pt},
     {"resize linear align_corners", c_resize_linear_ac},
+    {"depthwise 3x3 channels-last 32", c_dw_cl8}, {"depthwise 5x5/2 channels-last 24", c_dw_cl8_s2},
+    {"depthwise channels-last 12", c_dw_cl12}, {"upsample nearest channels-last 32", c_up_nearest_cl8},
+    {"upsample linear channels-last 32", c_up_linear_cl8}, {"upsample nearest channels-last 12", c_up_nearest_cl12},
     {"softmax last", c_softmax_last}, {"softmax mid axis", c_softmax_mid}, {"softmax opset11", c_softmax_old},
-    {"softmax 1000", c_softmax_long}, {"matmul batched", c_matmul}, {"matmul large", c_matmul_large}, {"matmul bcast", c_matmul_bcast},
+    {"softmax 1000", c_softmax_long}, {"matmul batched", c_matmul}, {"matmul large", c_matmul_large}, {"matmul bcast", c_matmul_bcast}, {"matmul attention (transposed operands)", c_matmul_attn},
     {"gemm transB+relu", c_gemm}, {"outputs at boundary", c_identity_out},
     {"c2f 16ch (slice views)", c_c2f_views}, {"c2f 32ch 40x40 (slice views)", c_c2f_wide},
     {"c2f 8ch no shortcut", c_c2f_plain}, {"c2f 12ch (copies)", c_c2f_odd},

@@ -16,10 +16,11 @@ cudaError_t sh_k_bias_act(void *y, const void *bias, int outer, int c, int inner
 cudaError_t sh_k_batchnorm(void *y, const void *x, const void *gamma, const void *beta,
                            const void *mean, const void *var, float eps, int outer, int c,
                            int inner, cudaStream_t s);
-/* Depthwise conv (group == C == K), NCHW or channels-last (nhwc), with fused bias + act. */
+/* Depthwise conv (group == C == K), NCHW or channels-last (nhwc), with fused bias + act.
+ * Weights [c, kh, kw], or with w_taps (channels-last only) [kh, kw, c]. */
 cudaError_t sh_k_depthwise(void *y, const void *x, const void *w, const void *bias, int n, int c,
                            int h, int wd, int oh, int ow, int kh, int kw, int sh, int sw, int ph,
-                           int pw, int dh, int dw, sh_k_act act, int nhwc, cudaStream_t s);
+                           int pw, int dh, int dw, sh_k_act act, int nhwc, int w_taps, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
 #define SHOAL_BACKENDS_CUDA_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "backends/backend.h"
 
@@ -15,5 +16,14 @@
 int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                     double ms_by_kind[SH_CUDA_PROFILE_KINDS], int count_by_kind[SH_CUDA_PROFILE_KINDS],
                     const char **names, sh_err *err);
+
+/* The steps of one graph replay with the program's own concurrency (an event after every step
+ * on its stream), one line per step to `out`: stream, estimated start (its stream's previous
+ * step or the latest input from another stream, whichever ended last), end and duration, us
+ * from the replay's start; then the critical path (the chain of latest predecessors from the
+ * last step) summed by kind of step. Events between steps cost PDL overlap: times run a little
+ * long. For notes and A/B runs; synchronous. */
+int sh_cuda_timeline(sh_backend *b, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+                     FILE *out, sh_err *err);
 
 #endif

@@ -302,6 +302,40 @@ static bool plain_act(const sh_program *p, const sh_cuda_prog *cp, const sh_tens
     return t && !t->is_const && !cp->f32[ti] && p->tensor_bytes[ti] > 0;
 }
 
+/* A Transpose of the last two axes read only by MatMuls: no copy, the MatMuls read its input
+ * with the two strides swapped (YOLO11's C2PSA attention: q^T k and v attn^T). */
+static bool transpose_folds(const sh_graph *g, const sh_program *p, const sh_cuda_prog *cp, const sh_node *n)
+{
+    int xi = n->inputs[0], yi = n->outputs[0], cnt = 0;
+    const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
+    if (getenv("SHOAL_CUDA_NO_TRANSPOSE_FOLD") || !plain_act(p, cp, x, xi) || !plain_act(p, cp, y, yi) ||
+        cp->nhwc[xi] || cp->nhwc[yi] || cp->tview[xi] || y->is_output || x->shape.ndim < 2 ||
+        p->alias_of[xi] >= 0)
+        return false;
+    int nd = x->shape.ndim;
+    const int64_t *perm = sh_node_ints(n, "perm", &cnt);
+    for (int d = 0; d < nd; d++) {
+        int want = d < nd - 2 ? d : (d == nd - 2 ? nd - 1 : nd - 2);
+        int pd = perm && cnt == nd ? (int)perm[d] : nd - 1 - d;
+        if (pd != want)
+            return false;
+    }
+    int readers = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const sh_node *m = &g->nodes[k];
+        if (m->dead)
+            continue;
+        for (int i = 0; i < m->n_inputs; i++) {
+            if (m->inputs[i] != yi)
+                continue;
+            if (m->op != SH_OP_MATMUL || i > 1 || m->inputs[1 - i] == yi)
+                return false;
+            readers++;
+        }
+    }
+    return readers > 0;
+}
+
 static int tindex(const sh_node *n, int slot, bool out)
 {
     return out ? n->outputs[slot] : n->inputs[slot];
@@ -467,7 +501,16 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         }
         break;
     }
-    case SH_OP_TRANSPOSE: rc = sh_cuda_build_transpose(c, g, n, cn, err); break;
+    case SH_OP_TRANSPOSE:
+        if (transpose_folds(g, p, cp, n)) {
+            p->alias_of[yi] = xi;
+            p->alias_offset[yi] = 0;
+            cp->tview[yi] = 1;
+            cn->kind = NK_SKIP;
+        } else {
+            rc = sh_cuda_build_transpose(c, g, n, cn, err);
+        }
+        break;
     case SH_OP_EXPAND: rc = sh_cuda_build_expand(c, g, n, cn, err); break;
     case SH_OP_GATHER: rc = sh_cuda_build_gather(c, g, n, cn, err); break;
     case SH_OP_PAD: rc = sh_cuda_build_pad(c, g, n, cn, err); break;
@@ -475,7 +518,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
     case SH_OP_GLOBAL_AVERAGE_POOL: case SH_OP_REDUCE_MEAN: rc = sh_cuda_build_reduce(g, n, cn, err); break;
     case SH_OP_RESIZE: case SH_OP_UPSAMPLE: rc = sh_cuda_build_resize(g, n, cn, cp->nhwc[yi], err); break;
     case SH_OP_SOFTMAX: rc = sh_cuda_build_softmax(g, n, cn, err); break;
-    case SH_OP_MATMUL: case SH_OP_GEMM: rc = sh_cuda_build_gemm(g, n, cn, err); break;
+    case SH_OP_MATMUL: case SH_OP_GEMM: rc = sh_cuda_build_gemm(g, n, cn, cp->tview, err); break;
     default:
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend",
                        n->name, sh_op_name(n->op));
@@ -552,13 +595,15 @@ void sh_cuda_program_free(void *vctx, sh_program *p)
         sh_free(c->alloc, cp->nodes);
         sh_free(c->alloc, cp->f32);
         sh_free(c->alloc, cp->nhwc);
-        sh_free(c->alloc, cp->krsc);
+        sh_free(c->alloc, cp->wpack);
         sh_free(c->alloc, cp->fused_add);
         sh_free(c->alloc, cp->ld);
+        sh_free(c->alloc, cp->tview);
         if (cp->events)
             for (int k = 0; k < p->graph->n_nodes; k++)
                 if (cp->events[k])
                     cudaEventDestroy(cp->events[k]);
+        sh_cuda_early_free(cp);
         if (cp->fork_ev)
             cudaEventDestroy(cp->fork_ev);
         for (int i = 0; i < SH_CUDA_STREAMS; i++)
@@ -592,6 +637,8 @@ static layout_class node_layout_class(const sh_graph *g, const sh_node *n)
         bool dw = group == C && y->shape.d[1] == C && C > 1 && w->shape.d[1] == 1;
         return dw ? LC_GROUP : LC_CONV;
     }
+    case SH_OP_CONV_TRANSPOSE:   /* both of its paths convert what is not in their layout */
+        return LC_CONV;
     case SH_OP_RELU: case SH_OP_SIGMOID: case SH_OP_HARD_SIGMOID: case SH_OP_HARD_SWISH:
     case SH_OP_EXP: case SH_OP_SILU: case SH_OP_CLIP:
     case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV:
@@ -658,10 +705,11 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
     cp->nodes = sh_calloc(c->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *cp->nodes);
     cp->f32 = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->f32);
     cp->nhwc = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->nhwc);
-    cp->krsc = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->krsc);
+    cp->wpack = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->wpack);
     cp->fused_add = sh_calloc(c->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *cp->fused_add);
     cp->ld = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->ld);
-    if (!cp->nodes || !cp->f32 || !cp->nhwc || !cp->krsc || !cp->fused_add || !cp->ld) {
+    cp->tview = sh_calloc(c->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *cp->tview);
+    if (!cp->nodes || !cp->f32 || !cp->nhwc || !cp->wpack || !cp->fused_add || !cp->ld || !cp->tview) {
         sh_cuda_program_free(c, p);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda compile: program arrays");
     }
@@ -724,6 +772,8 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
             p->inplace_input[k] = -1;
     }
     int rc = sh_cuda_schedule(c, g, p, cp, err);
+    if (!rc)
+        sh_cuda_early_plan(g, cp);
     if (!rc && cp->n_streams > 1) {
         cudaError_t e = cudaEventCreateWithFlags(&cp->fork_ev, cudaEventDisableTiming);
         for (int i = 1; i < cp->n_streams && e == cudaSuccess; i++)
@@ -777,24 +827,26 @@ int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_er
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: tensor %s is not a packed constant", ts->name);
     uint16_t *d = dst;
     const sh_cuda_prog *cp = p->impl;
-    bool krsc = cp && cp->krsc[t] && ts->shape.ndim == 4;
-    int64_t K = krsc ? ts->shape.d[0] : 0, C = krsc ? ts->shape.d[1] : 0;
-    int64_t RS = krsc ? ts->shape.d[2] * ts->shape.d[3] : 1;
-    if (!krsc || RS == 1 || C == 1)   /* [K,C,1,1] and [K,1,R,S] are already KRSC */
+    int pack = cp && ts->shape.ndim == 4 ? cp->wpack[t] : SH_WPACK_PLAIN;
+    /* [A, B, R, S] -> KRSC [A][R*S][B], or taps first [R*S][B][A] (cuda_impl.h) */
+    int64_t A = ts->shape.d[0], B = ts->shape.d[1];
+    int64_t RS = pack ? ts->shape.d[2] * ts->shape.d[3] : 1;
+    if (!pack || (pack == SH_WPACK_KRSC && (RS == 1 || B == 1)))   /* already KRSC */
         return pack_elements(ts, n, d, err);
-    /* channels-last conv: [K, C, R, S] -> [K, R, S, C]. Converted contiguously first (the
-     * fast path), then transposed one filter at a time: a filter is a few KiB, in cache. */
+    /* converted contiguously first (the fast path), then transposed one filter at a time: a
+     * filter is a few KiB, in cache */
     sh_allocator *al = vctx ? ((sh_cuda_ctx *)vctx)->alloc : NULL;
     uint16_t *tmp = sh_alloc(al, (size_t)n * 2);
     if (!tmp)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "pack_weight: %s", ts->name);
     int rc = pack_elements(ts, n, tmp, err);
-    for (int64_t k = 0; !rc && k < K; k++) {
-        const uint16_t *src = tmp + k * C * RS;
-        uint16_t *out = d + k * C * RS;
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t rs = 0; rs < RS; rs++)
-                out[rs * C + c] = src[c * RS + rs];
+    for (int64_t a = 0; !rc && a < A; a++) {
+        const uint16_t *src = tmp + a * B * RS;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t rs = 0; rs < RS; rs++) {
+                size_t at = pack == SH_WPACK_KRSC ? (size_t)((a * RS + rs) * B + b) : (size_t)((rs * B + b) * A + a);
+                d[at] = src[b * RS + rs];
+            }
     }
     sh_free(al, tmp);
     return rc;

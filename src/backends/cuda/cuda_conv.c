@@ -81,34 +81,32 @@ static bool igemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
         numel(y) >= INT32_MAX)
         return false;
     double flop = 2.0 * (double)numel(y) * (double)(w->shape.d[1] * w->shape.d[2] * w->shape.d[3]);
-    return (env && !strcmp(env, "1")) || flop <= SH_IGEMM_MAX_FLOP;
+    /* SHOAL_CUDA_IGEMM_MAX_PIXELS=<n>: convs with more output pixels go to cuDNN (A/B) */
+    const char *px = getenv("SHOAL_CUDA_IGEMM_MAX_PIXELS");
+    if (px && !(env && !strcmp(env, "1")) && numel(y) / y->shape.d[1] > atol(px))
+        return false;
+    /* SHOAL_CUDA_IGEMM_MAX_GFLOP=<x>: another threshold (A/B) */
+    const char *cap = getenv("SHOAL_CUDA_IGEMM_MAX_GFLOP");
+    double max_flop = cap ? atof(cap) * 1e9 : SH_IGEMM_MAX_FLOP;
+    return (env && !strcmp(env, "1")) || flop <= max_flop;
 }
 
-static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
-                       sh_cuda_prog *cp, sh_err *err)
+/* The launch plan of an own-kernel GEMM whose geometry q holds: tile, split K, PDL, and the
+ * op's scratch; the weight is packed as `pack`. */
+static int igemm_plan(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_cuda_prog *cp,
+                      sh_k_igemm_p q, int pack, sh_err *err)
 {
-    const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
-    int64_t k[2], s[2], dil[2], pb[2] = {0, 0}, pe[2] = {0, 0};
-    sh_cuda_kernel_geom(n, w, 2, k, s, dil);
-    sh_cuda_spatial_pads(n, &x->shape, &y->shape, k, s, dil, pb, pe, false);
+    const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
     int xi = n->inputs[0], yi = n->outputs[0];
     cn->kind = NK_IGEMM;
     cn->conv_nhwc = true;
-    cn->act = sh_cuda_node_act(n);
+    cn->act = q.act;
     cn->x_cvt = !(cp->nhwc[xi] && !cp->f32[xi]) && !same_in_both_layouts(&x->shape);
     cn->y_cvt = !(cp->nhwc[yi] && !cp->f32[yi]) && !same_in_both_layouts(&y->shape);
     if (cn->x_cvt)
         cn->xcv_copy = sh_cuda_layout_copy(x->shape.d[0], x->shape.d[1], x->shape.d[2], x->shape.d[3], false);
     if (cn->y_cvt)
         cn->ycv_copy = sh_cuda_layout_copy(y->shape.d[0], y->shape.d[1], y->shape.d[2], y->shape.d[3], true);
-    sh_k_igemm_p q = {
-        .n = (int)x->shape.d[0], .h = (int)x->shape.d[2], .w = (int)x->shape.d[3], .c = (int)x->shape.d[1],
-        .oh = (int)y->shape.d[2], .ow = (int)y->shape.d[3], .k = (int)y->shape.d[1],
-        .kh = (int)k[0], .kw = (int)k[1], .sh = (int)s[0], .sw = (int)s[1], .ph = (int)pb[0],
-        .pw = (int)pb[1], .dh = (int)dil[0], .dw = (int)dil[1],
-        .x_ld = (int)x->shape.d[1], .y_ld = (int)y->shape.d[1], .r_ld = (int)y->shape.d[1],
-        .act = cn->act,
-    };
     /* SHOAL_CUDA_WGMMA=0: the mma.sync kernel on Hopper too (A/B) */
     const char *wg = getenv("SHOAL_CUDA_WGMMA");
     q.wg = c->wgmma && !(wg && !strcmp(wg, "0"));
@@ -118,13 +116,81 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
     q.pdl = c->cc_major >= 9 && !(pdl && !strcmp(pdl, "0"));
     /* one stream's block of the split-K counters (cuda_impl.h) */
     if (sh_k_igemm_counters(&q) > SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): %d split-K tiles exceed a stream's %d counters",
-                       n->name, sh_k_igemm_counters(&q), SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS);
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (%s): %d split-K tiles exceed a stream's %d counters",
+                       n->name, sh_op_name(n->op), sh_k_igemm_counters(&q), SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS);
     cn->ig = q;
     /* the op's scratch: [split-K partials][converted x][output before conversion] */
     cn->op_ws_bytes = scratch_conversions(cn, x, y, part);
-    cp->krsc[n->inputs[1]] = true;
+    cp->wpack[n->inputs[1]] = (unsigned char)pack;
     return 0;
+}
+
+static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                       sh_cuda_prog *cp, sh_err *err)
+{
+    const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
+    int64_t k[2], s[2], dil[2], pb[2] = {0, 0}, pe[2] = {0, 0};
+    sh_cuda_kernel_geom(n, w, 2, k, s, dil);
+    sh_cuda_spatial_pads(n, &x->shape, &y->shape, k, s, dil, pb, pe, false);
+    sh_k_igemm_p q = {
+        .n = (int)x->shape.d[0], .h = (int)x->shape.d[2], .w = (int)x->shape.d[3], .c = (int)x->shape.d[1],
+        .oh = (int)y->shape.d[2], .ow = (int)y->shape.d[3], .k = (int)y->shape.d[1],
+        .kh = (int)k[0], .kw = (int)k[1], .sh = (int)s[0], .sw = (int)s[1], .ph = (int)pb[0],
+        .pw = (int)pb[1], .dh = (int)dil[0], .dw = (int)dil[1],
+        .x_ld = (int)x->shape.d[1], .y_ld = (int)y->shape.d[1], .r_ld = (int)y->shape.d[1],
+        .act = sh_cuda_node_act(n),
+    };
+    return igemm_plan(c, g, n, cn, cp, q, SH_WPACK_KRSC, err);
+}
+
+/* --- transposed conv with kernel == stride as one GEMM ------------------------------- */
+/* Each output pixel then takes exactly one tap, so the op is [pixels, C] x [C, R*S*K] with
+ * every column landing on its own output pixel: the own kernel's 1x1 GEMM with an upsampling
+ * store (igemm.cuh, up_h/up_w), channels-last on both sides. YOLO's mask prototypes have one
+ * (256 channels, 80x80 -> 160x160), which cuDNN ran in NCHW with transposes around it.
+ * SHOAL_CUDA_CONVT_GEMM=0 keeps cuDNN (A/B). */
+bool sh_cuda_convt_gemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n)
+{
+    const char *env = getenv("SHOAL_CUDA_CONVT_GEMM");
+    if (n->op != SH_OP_CONV_TRANSPOSE || c->cc_major < 8 || c->max_smem < sh_k_igemm_smem(32, 32) ||
+        getenv("SHOAL_CUDA_NCHW") || (env && !strcmp(env, "0")))
+        return false;
+    const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
+    if (!x || !w || !y || x->shape.ndim != 4 || w->shape.ndim != 4 || y->shape.ndim != 4 || !w->is_const ||
+        sh_node_int(n, "group", 1) != 1)
+        return false;
+    int64_t k[2], s[2], dil[2];
+    sh_cuda_kernel_geom(n, w, 2, k, s, dil);
+    int cnt = 0;
+    const int64_t *pads = sh_node_ints(n, "pads", &cnt);
+    for (int i = 0; pads && i < cnt; i++)
+        if (pads[i])
+            return false;
+    const int64_t *opad = sh_node_ints(n, "output_padding", &cnt);
+    for (int i = 0; opad && i < cnt; i++)
+        if (opad[i])
+            return false;
+    int64_t C = x->shape.d[1], K = w->shape.d[1];
+    /* channel counts a multiple of 8: vector loads, and a column pair never straddles pixels */
+    return k[0] == s[0] && k[1] == s[1] && dil[0] == 1 && dil[1] == 1 && w->shape.d[0] == C && C % 8 == 0 &&
+           K % 8 == 0 && y->shape.d[1] == K && y->shape.d[2] == x->shape.d[2] * k[0] &&
+           y->shape.d[3] == x->shape.d[3] * k[1] && K * k[0] * k[1] < (1 << 24) && numel(x) < INT32_MAX &&
+           numel(y) < INT32_MAX;
+}
+
+static int convt_gemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                            sh_cuda_prog *cp, sh_err *err)
+{
+    const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
+    int up_h = (int)w->shape.d[2], up_w = (int)w->shape.d[3];
+    sh_k_igemm_p q = {
+        .n = (int)x->shape.d[0], .h = (int)x->shape.d[2], .w = (int)x->shape.d[3], .c = (int)x->shape.d[1],
+        .oh = (int)x->shape.d[2], .ow = (int)x->shape.d[3], .k = (int)y->shape.d[1] * up_h * up_w,
+        .kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+        .x_ld = (int)x->shape.d[1], .y_ld = (int)y->shape.d[1], .r_ld = (int)y->shape.d[1],
+        .act = sh_cuda_node_act(n), .up_h = up_h, .up_w = up_w,
+    };
+    return igemm_plan(c, g, n, cn, cp, q, SH_WPACK_RS_FIRST, err);
 }
 
 /* A plain fp16 channels-last activation (not a graph input/output, not a constant). */
@@ -141,7 +207,7 @@ void sh_cuda_fuse_residual(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, i
 {
     const sh_node *n = &g->nodes[k];
     sh_cuda_node *cn = &cp->nodes[k];
-    if (cn->kind != NK_IGEMM || cn->y_cvt || getenv("SHOAL_CUDA_NO_FUSE_ADD"))
+    if (cn->kind != NK_IGEMM || cn->y_cvt || cn->ig.up_h || getenv("SHOAL_CUDA_NO_FUSE_ADD"))
         return;
     int yi = n->outputs[0];
     const sh_tensor *y = &g->tensors[yi];
@@ -195,7 +261,7 @@ static bool planar_setup(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, 
     cn->kind = NK_PLANAR;
     cn->act = q.act;
     cn->planar = q;
-    cp->krsc[n->inputs[1]] = true;
+    cp->wpack[n->inputs[1]] = SH_WPACK_KRSC;
     return true;
 }
 
@@ -204,6 +270,8 @@ int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
 {
     if (planar_setup(g, n, cn, cp))
         return 0;
+    if (sh_cuda_convt_gemm_fits(c, g, n))
+        return convt_gemm_setup(c, g, n, cn, cp, err);
     if (igemm_fits(c, g, n, cp))
         return igemm_setup(c, g, n, cn, cp, err);
     /* channels-last first (tensor-core implicit GEMM); NCHW where cuDNN has nothing for it */
@@ -221,7 +289,7 @@ int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
         rc = conv_setup_layout(c, g, n, cn, cp, false, err);
     }
     if (!rc && cn->kind == NK_CONV && cn->conv_nhwc)
-        cp->krsc[n->inputs[1]] = true;
+        cp->wpack[n->inputs[1]] = SH_WPACK_KRSC;
     return rc;
 }
 
@@ -253,6 +321,10 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
                        cp->nhwc[n->outputs[0]]};
         cn->pool = p;
         cn->kind = NK_DW;
+        /* channels-last, 8-channel groups: weights taps first for the kernel's vector loads */
+        cn->dw_taps = p.nhwc && C % 8 == 0;
+        if (cn->dw_taps)
+            cp->wpack[n->inputs[1]] = SH_WPACK_RS_FIRST;
         return 0;
     }
     int rc = sh_cuda_ensure_cudnn(c, err);

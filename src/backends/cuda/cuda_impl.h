@@ -28,6 +28,9 @@
  * (a split conv has fewer tiles than the device has multiprocessors). */
 #define SH_CUDA_IG_COUNTERS 4096
 
+/* Graph outputs of a program that may be downloaded before the program ends (cuda_early.c). */
+#define SH_CUDA_EARLY_MAX 8
+
 /* A lane of concurrent execution (backend.h upload_async): its own streams, so two models
  * never share a stream, and its own block of SH_CUDA_IG_COUNTERS split-K counters (at
  * ig_counters + lane * SH_CUDA_IG_COUNTERS), so two models never share a counter. Lane 0 is
@@ -38,6 +41,13 @@ typedef struct sh_cuda_lane {
     cudaStream_t side[SH_CUDA_STREAMS - 1];   /* created as a program needs them */
     cudaEvent_t t0, t1;         /* timing of the lane's work since its last wait */
     bool timing;                /* t0 recorded since the last wait */
+    /* early downloads (cuda_early.c): the program last run here and its outputs' addresses,
+     * valid until the lane's wait; the copies go on `copy`, joined back at the wait */
+    const struct sh_cuda_prog *early_prog;
+    const void *early_src[SH_CUDA_EARLY_MAX];
+    cudaStream_t copy;
+    cudaEvent_t copy_done;
+    bool copy_pending;
 } sh_cuda_lane;
 
 typedef struct sh_cuda_ctx {
@@ -57,6 +67,9 @@ typedef struct sh_cuda_ctx {
     int wgmma;                  /* the own conv's sm_90a wgmma kernel runs here (igemm_wg.cu) */
     int *ig_counters;           /* [SH_MAX_LANES][SH_CUDA_IG_COUNTERS] device ints, zero at rest */
     sh_cuda_lane lanes[SH_MAX_LANES];
+    cudaEvent_t *timeline;      /* [n_nodes] while sh_cuda_timeline captures, else NULL */
+    cudaEvent_t image_done;     /* the last picture upload (cuda_lanes.c), NULL before the first */
+    int image_lane;
     /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
      * fails as cudaErrorMemoryAllocation would; 0 = off */
     long fail_alloc_nth, n_allocs;
@@ -148,6 +161,7 @@ typedef struct sh_cuda_node {
     int n_copies;
     sh_cuda_copy *copies;
     sh_k_pool pool;             /* pooling, and the depthwise conv's geometry */
+    bool dw_taps;               /* depthwise: weights packed taps first (SH_WPACK_RS_FIRST) */
     sh_k_resize_p rs;
     sh_k_gemm_p gm;
     int r_outer, r_len, r_inner;              /* mean / softmax */
@@ -156,14 +170,22 @@ typedef struct sh_cuda_node {
 
 #define SH_CUDA_GRAPH_CACHE 4
 
+/* Weight layouts beside plain row-major (0): a channels-last conv's [K, R, S, C], and taps
+ * first, [A, B, R, S] -> [R, S, B, A]: a transposed conv run as a GEMM (ONNX's [C, K, R, S]
+ * becomes [R, S, K, C]) and a channels-last depthwise conv ([C, 1, R, S] -> [R, S, 1, C], so
+ * a tap's weights for 8 neighbouring channels are one 16-byte load). */
+enum sh_cuda_wpack { SH_WPACK_PLAIN = 0, SH_WPACK_KRSC, SH_WPACK_RS_FIRST };
+
 typedef struct sh_cuda_prog {
     sh_cuda_node *nodes;        /* [n_nodes] */
     bool *f32;                  /* [n_tensors] stored as fp32 on the device (graph inputs/outputs) */
     bool *nhwc;                 /* [n_tensors] 4-D fp16 activation stored channels-last */
-    bool *krsc;                 /* [n_tensors] conv weight packed [K, R, S, C] (channels-last conv) */
+    unsigned char *wpack;       /* [n_tensors] how a weight is packed (sh_cuda_wpack) */
     bool all_nchw;              /* SHOAL_CUDA_NCHW set at compile: no channels-last anywhere */
     unsigned char *fused_add;   /* [n_nodes] Add folded into the conv before it: 1 + the input
                                    slot holding that conv's output (the Add is a view now), else 0 */
+    unsigned char *tview;       /* [n_tensors] a view of its source with the last two axes
+                                   swapped (a Transpose folded into the MatMuls reading it) */
     int *ld;                    /* [n_tensors] pixel stride (elements) of a channels-last channel
                                    slice viewed in place (cuda_views.c), 0 when dense */
     bool capture_failed;        /* cuDNN refused capture once: run eagerly from then on */
@@ -174,6 +196,11 @@ typedef struct sh_cuda_prog {
     int *wait_first, *waits;
     cudaEvent_t *events;        /* [n_nodes], NULL where no step waits for it */
     cudaEvent_t fork_ev, join_ev[SH_CUDA_STREAMS];
+    /* graph outputs finished before the last step (cuda_early.c): tensor, producing step, and
+     * per lane the event that step records (created on the lane's first run) */
+    int n_early;
+    int early_t[SH_CUDA_EARLY_MAX], early_step[SH_CUDA_EARLY_MAX];
+    cudaEvent_t early_ev[SH_MAX_LANES][SH_CUDA_EARLY_MAX];
     struct {
         unsigned long binding_id;
         int lane;               /* the graph bakes in the lane's counters and side streams */
@@ -204,6 +231,20 @@ int sh_cuda_download_filtered(void *ctx, int lane, const sh_yolo_filter *f, cons
 /* Creates the lane's stream, events and its first n_streams - 1 side streams where missing.
  * Caller holds c->mu. */
 int sh_cuda_lane_ready(sh_cuda_ctx *c, int lane, int n_streams, sh_err *err);
+/* Enqueues every step of p on the lane's streams (cuda_run.c; captured or eager). */
+int sh_cuda_enqueue_all(sh_cuda_ctx *c, int lane, const sh_program *p, void *const *tp, void *const *wp, sh_err *err);
+const char *sh_cuda_kind_name(int kind);   /* the profile's name of a step kind */
+/* Early downloads (cuda_early.c): an output finished before its program's last step is
+ * copied to the host from then on, beside the steps still running, instead of after them. */
+void sh_cuda_early_plan(const sh_graph *g, sh_cuda_prog *cp);
+int sh_cuda_early_events(sh_cuda_ctx *c, sh_cuda_prog *cp, int lane, sh_err *err);
+int sh_cuda_early_record(sh_cuda_ctx *c, const sh_cuda_prog *cp, int lane, int k, cudaStream_t s, sh_err *err);
+void sh_cuda_early_note(sh_cuda_ctx *c, const sh_cuda_prog *cp, int lane, void *const *tensor_ptrs);
+/* *issued: the copy went on the lane's copy stream (else the caller copies in order). */
+int sh_cuda_early_download(sh_cuda_ctx *c, int lane, void *dst, const void *src, size_t n, bool *issued,
+                           sh_err *err);
+int sh_cuda_early_join(sh_cuda_ctx *c, int lane, sh_err *err);
+void sh_cuda_early_free(sh_cuda_prog *cp);
 void sh_cuda_lanes_destroy(sh_cuda_ctx *c);
 /* Streams, waits and release_step for a compiled program (cuda_streams.c). The _steps part
  * is pure host logic (no device; tests/cuda/test_cuda_schedule.c); sh_cuda_schedule adds the

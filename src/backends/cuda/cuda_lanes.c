@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backends/cuda/convert.cuh"
@@ -80,7 +81,10 @@ static int copy_async(void *vctx, int lane, void *dst, const void *src, size_t n
         return rc;
     pthread_mutex_lock(&c->mu);
     rc = lane_begin(c, lane, err);
-    if (rc == 0) {
+    bool early = false;
+    if (rc == 0 && kind == cudaMemcpyDeviceToHost)
+        rc = sh_cuda_early_download(c, lane, dst, src, n, &early, err);
+    if (rc == 0 && !early) {
         cudaError_t e = cudaMemcpyAsync(dst, src, n, kind, c->lanes[lane].stream);
         if (e != cudaSuccess)
             rc = sh_cuda_rt_fail(err, e, kind == cudaMemcpyHostToDevice ? "upload: cudaMemcpyAsync(H2D) on a lane"
@@ -99,6 +103,23 @@ int sh_cuda_upload_async(void *vctx, int lane, void *dst, const void *src, size_
 int sh_cuda_download_async(void *vctx, int lane, void *dst, const void *src, size_t n, sh_err *err)
 {
     return copy_async(vctx, lane, dst, src, n, cudaMemcpyDeviceToHost, err);
+}
+
+/* Pictures cross PCIe one after another, in the order the runtime issues them (the heaviest
+ * model of a mode first): read at once, two models' pictures would share the bus, and the
+ * model that decides the mode's time would wait for both. SHOAL_CUDA_PARALLEL_IMAGES=1: at once
+ * (A/B). */
+static int after_last_image(sh_cuda_ctx *c, int lane, sh_err *err)
+{
+    if (getenv("SHOAL_CUDA_PARALLEL_IMAGES"))
+        return 0;
+    if (!c->image_done) {
+        SH_CU(c, err, cudaEventCreateWithFlags(&c->image_done, cudaEventDisableTiming));
+        return 0;
+    }
+    if (c->image_lane != lane)
+        SH_CU(c, err, cudaStreamWaitEvent(c->lanes[lane].stream, c->image_done, 0));
+    return 0;
 }
 
 /* The kernel reads the picture straight from pinned host memory (mapped into the device's
@@ -122,10 +143,15 @@ int sh_cuda_upload_image_async(void *vctx, int lane, void *dst, const uint8_t *h
             rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: the input picture is not in pinned host memory");
         }
     }
+    if (rc == 0)
+        rc = after_last_image(c, lane, err);
     if (rc == 0) {
         sh_k_image_lut k;
         memcpy(k.v, lut, sizeof k.v);
         cudaError_t e = sh_k_image_to_nchw(dst, at.devicePointer, width, height, &k, c->lanes[lane].stream);
+        if (e == cudaSuccess && c->image_done)
+            e = cudaEventRecord(c->image_done, c->lanes[lane].stream);
+        c->image_lane = lane;
         if (e != cudaSuccess)
             rc = sh_cuda_rt_fail(err, e, "sh_k_image_to_nchw (input picture to fp32 planes)", __FILE__, __LINE__,
                                  c->device);
@@ -197,6 +223,13 @@ int sh_cuda_lane_wait(void *vctx, int lane, double *busy_ms, sh_err *err)
     cudaEvent_t t0 = ln->t0, t1 = ln->t1;
     ln->timing = false;
     cudaError_t e = cudaSetDevice(c->device);
+    if (e == cudaSuccess && s && sh_cuda_early_join(c, lane, err)) {
+        pthread_mutex_unlock(&c->mu);
+        (void)cudaStreamSynchronize(s);   /* drained either way (backend.h) */
+        if (ln->copy)
+            (void)cudaStreamSynchronize(ln->copy);
+        return SHOAL_ERR_BACKEND;
+    }
     if (e == cudaSuccess && timed)
         e = cudaEventRecord(t1, s);
     pthread_mutex_unlock(&c->mu);
@@ -223,6 +256,8 @@ int sh_cuda_lane_wait(void *vctx, int lane, double *busy_ms, sh_err *err)
 
 void sh_cuda_lanes_destroy(sh_cuda_ctx *c)
 {
+    if (c->image_done)
+        cudaEventDestroy(c->image_done);
     for (int l = 0; l < SH_MAX_LANES; l++) {
         sh_cuda_lane *ln = &c->lanes[l];
         if (ln->stream)
@@ -231,6 +266,12 @@ void sh_cuda_lanes_destroy(sh_cuda_ctx *c)
             cudaEventDestroy(ln->t0);
         if (ln->t1)
             cudaEventDestroy(ln->t1);
+        if (ln->copy) {
+            cudaStreamSynchronize(ln->copy);
+            cudaStreamDestroy(ln->copy);
+        }
+        if (ln->copy_done)
+            cudaEventDestroy(ln->copy_done);
         if (l == 0)
             continue;   /* lane 0's streams are the context's, destroyed with it */
         for (int i = 0; i < SH_CUDA_STREAMS - 1; i++)

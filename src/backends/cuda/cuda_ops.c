@@ -529,7 +529,8 @@ int sh_cuda_build_softmax(const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
     return 0;
 }
 
-int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err)
+int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, const unsigned char *tview,
+                       sh_err *err)
 {
     const sh_tensor *a = sh_node_input(g, n, 0), *b = sh_node_input(g, n, 1), *y = sh_node_output(g, n, 0);
     sh_k_gemm_p p = {0};
@@ -574,10 +575,12 @@ int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh
         p.m = (int)as.d[as.ndim - 2];
         p.k = (int)as.d[as.ndim - 1];
         p.n = (int)bs.d[bs.ndim - 1];
-        p.a_rs = p.k;
-        p.a_cs = 1;
-        p.b_rs = p.n;
-        p.b_cs = 1;
+        /* an operand that is a folded Transpose's view: its source read column by column */
+        bool ta = tview && tview[n->inputs[0]], tb = tview && tview[n->inputs[1]];
+        p.a_rs = ta ? 1 : p.k;
+        p.a_cs = ta ? p.m : 1;
+        p.b_rs = tb ? 1 : p.n;
+        p.b_cs = tb ? p.k : 1;
         int nba = as.ndim - 2, nbb = bs.ndim - 2, nb = nba > nbb ? nba : nbb;
         if (nb > 4)
             return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (MatMul): more than 4 batch dims", n->name);

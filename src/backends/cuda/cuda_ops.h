@@ -19,6 +19,8 @@ int sh_cuda_slice_params(const sh_graph *g, const sh_node *n, int64_t *start, in
 #define SH_CUDA_ALIGN 256
 
 sh_k_copy sh_cuda_layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bool from_cl);
+/* Whether the transposed conv n runs as the own kernel's upsampling GEMM (kernel == stride). */
+bool sh_cuda_convt_gemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n);
 int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                        sh_cuda_prog *cp, sh_err *err);
 void sh_cuda_fuse_residual(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int k);
@@ -39,6 +41,8 @@ int sh_cuda_build_pool(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, bo
 int sh_cuda_build_reduce(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
 int sh_cuda_build_resize(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, bool cl, sh_err *err);
 int sh_cuda_build_softmax(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
-int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_err *err);
+/* tview: per tensor, 1 where it is its source with the last two axes swapped (read so). */
+int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, const unsigned char *tview,
+                       sh_err *err);
 
 #endif

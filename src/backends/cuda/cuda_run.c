@@ -62,7 +62,8 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
     void *y = out_ptr(n, cn, tp, ws, 0);
     float one = 1.f, zero = 0.f;
     switch (cn->kind) {
-    case NK_CONV: {
+    case NK_CONV:
+    case NK_CONVT: {   /* cuDNN, with the layout conversions its tensors need (cuda_conv.c) */
         char *scr = ws + cn->op_ws_off;
         if (cn->x_cvt) {
             SH_CU(c, err, sh_k_copy_strided(scr + cn->xcv_off, x, &cn->xcv_copy, s));
@@ -78,9 +79,14 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
         int rcs = cudnn_on(c, s, err);
         if (rcs)
             return rcs;
-        SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
-                                               cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, scr,
-                                               cn->dnn_ws_bytes, &zero, cn->yd, yc));
+        if (cn->kind == NK_CONVT)
+            SH_DNN(c, err, cudnnConvolutionBackwardData(c->cudnn, &one, cn->wd, in_ptr(g, n, cn, tp, ws, 1), cn->xd,
+                                                        x, cn->cd, (cudnnConvolutionBwdDataAlgo_t)cn->algo, scr,
+                                                        cn->dnn_ws_bytes, &zero, cn->yd, yc));
+        else
+            SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
+                                                   cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, scr,
+                                                   cn->dnn_ws_bytes, &zero, cn->yd, yc));
         if ((in_ptr(g, n, cn, tp, ws, 2) || cn->act.act) && !cn->no_epilogue)
             SH_CU(c, err, sh_k_bias_act(yc, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
                                         cn->conv_inner, cn->act, s));
@@ -106,21 +112,11 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
         SH_CU(c, err, sh_k_conv_planar(y, (const float *)x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2),
                                        &cn->planar, s));
         break;
-    case NK_CONVT:
-        if (cudnn_on(c, s, err))
-            return SHOAL_ERR_BACKEND;
-        SH_DNN(c, err, cudnnConvolutionBackwardData(c->cudnn, &one, cn->wd, in_ptr(g, n, cn, tp, ws, 1), cn->xd, x,
-                                                    cn->cd, (cudnnConvolutionBwdDataAlgo_t)cn->algo,
-                                                    ws + cn->op_ws_off, cn->dnn_ws_bytes, &zero, cn->yd, y));
-        if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
-            SH_CU(c, err, sh_k_bias_act(y, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
-                                        cn->conv_inner, cn->act, s));
-        break;
     case NK_DW: {
         const sh_k_pool *q = &cn->pool;
         SH_CU(c, err, sh_k_depthwise(y, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2), q->n, q->c,
                                      q->h, q->w, q->oh, q->ow, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw, q->dh,
-                                     q->dw, cn->act, q->nhwc, s));
+                                     q->dw, cn->act, q->nhwc, cn->dw_taps, s));
         break;
     }
     case NK_BN:
@@ -183,7 +179,7 @@ static int *lane_counters(const sh_cuda_ctx *c, int lane) { return c->ig_counter
 /* Every step on its stream of the lane (cuda_streams.c): side streams fork from the lane's
  * stream, wait for the steps of other streams they read from, and join back at the end, so
  * the lane's stream (and a graph captured from it) covers the whole program. */
-static int enqueue_all(sh_cuda_ctx *c, int lane, const sh_program *p, void *const *tp, void *const *wp, sh_err *err)
+int sh_cuda_enqueue_all(sh_cuda_ctx *c, int lane, const sh_program *p, void *const *tp, void *const *wp, sh_err *err)
 {
     const sh_cuda_prog *cp = p->impl;
     const sh_graph *g = p->graph;
@@ -212,6 +208,13 @@ static int enqueue_all(sh_cuda_ctx *c, int lane, const sh_program *p, void *cons
             if (e != cudaSuccess)
                 rc = sh_cuda_rt_fail(err, e, "cudaEventRecord (step done)", __FILE__, __LINE__, c->device);
         }
+        if (!rc && cp->n_early)
+            rc = sh_cuda_early_record(c, cp, lane, k, s, err);
+        if (!rc && c->timeline) {   /* sh_cuda_timeline (cuda_timeline.c) */
+            cudaError_t e = cudaEventRecordWithFlags(c->timeline[k], s, cudaEventRecordExternal);
+            if (e != cudaSuccess)
+                rc = sh_cuda_rt_fail(err, e, "cudaEventRecord (timeline)", __FILE__, __LINE__, c->device);
+        }
     }
     /* join even after a failure: a capture must not end with a side stream still in it */
     for (int i = 1; i < ns; i++) {
@@ -235,7 +238,7 @@ static int capture(sh_cuda_ctx *c, int lane, const sh_program *p, void *const *t
     cudaStream_t s = c->lanes[lane].stream;
     *exec = NULL;
     SH_CU(c, err, cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    int rc = enqueue_all(c, lane, p, tp, wp, err);
+    int rc = sh_cuda_enqueue_all(c, lane, p, tp, wp, err);
     cudaError_t e = cudaStreamEndCapture(s, &graph);
     if (rc) {
         if (graph)
@@ -260,10 +263,12 @@ static int run_on_lane(sh_cuda_ctx *c, int lane, sh_program *p, void *const *ten
     sh_cuda_prog *cp = p->impl;
     SH_CU(c, err, cudaSetDevice(c->device));
     int rc = sh_cuda_lane_ready(c, lane, cp->n_streams, err);
+    if (!rc)
+        rc = sh_cuda_early_events(c, cp, lane, err);
     if (rc)
         return rc;
     if (!c->use_graphs || cp->capture_failed)
-        return enqueue_all(c, lane, p, tensor_ptrs, workspace_ptrs, err);
+        return sh_cuda_enqueue_all(c, lane, p, tensor_ptrs, workspace_ptrs, err);
     cp->use_clock++;
     int slot = -1, lru = 0;
     for (int i = 0; i < SH_CUDA_GRAPH_CACHE; i++) {
@@ -281,7 +286,7 @@ static int run_on_lane(sh_cuda_ctx *c, int lane, sh_program *p, void *const *ten
             /* a library call that cannot be captured: run eagerly from now on */
             cp->capture_failed = true;
             sh_err_clear(err);
-            return enqueue_all(c, lane, p, tensor_ptrs, workspace_ptrs, err);
+            return sh_cuda_enqueue_all(c, lane, p, tensor_ptrs, workspace_ptrs, err);
         }
         slot = lru;
         if (cp->graphs[slot].exec)
@@ -303,6 +308,7 @@ int sh_cuda_run(void *vctx, sh_program *p, void *const *tensor_ptrs, void *const
     sh_cuda_ctx *c = vctx;
     pthread_mutex_lock(&c->mu);
     int rc = run_on_lane(c, 0, p, tensor_ptrs, workspace_ptrs, binding_id, err);
+    c->lanes[0].early_prog = NULL;   /* the synchronous download copies in order */
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -315,6 +321,8 @@ int sh_cuda_run_async(void *vctx, int lane, sh_program *p, void *const *tensor_p
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: lane %d (0..%d)", lane, SH_MAX_LANES - 1);
     pthread_mutex_lock(&c->mu);
     int rc = run_on_lane(c, lane, p, tensor_ptrs, workspace_ptrs, binding_id, err);
+    if (!rc)
+        sh_cuda_early_note(c, p->impl, lane, tensor_ptrs);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -337,6 +345,8 @@ static const char *const kind_names[] = {"skip", "conv (cuDNN+epilogue)", "conv 
                                          "unary", "binary", "copy", "memcpy", "pool", "mean", "resize",
                                          "softmax", "gemm", "conv (own, planar input)"};
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == NK_PLANAR + 1, "kind names");
+
+const char *sh_cuda_kind_name(int kind) { return kind >= 0 && kind <= NK_PLANAR ? kind_names[kind] : "?"; }
 
 /* An event record node between every two nodes (cudaEventRecordExternal), so the times are
  * those of a graph replay, without the launch gaps of an eager run. */

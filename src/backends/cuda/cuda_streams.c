@@ -72,17 +72,21 @@ static void collect_deps(sched *s, int k)
         add_producers(s, cn->res_t, 0);
 }
 
-/* The stream k runs on: the one whose last step k directly continues, else one that is idle
- * by the time k may start, else that of k's latest input. */
-static bool big_step(const sched *s, int k)
+/* Bytes step k writes. */
+static size_t step_bytes(const sched *s, int k)
 {
-    if (!s->side_max)
-        return false;
     const sh_node *n = &s->g->nodes[k];
     size_t b = 0;
     for (int j = 0; j < n->n_outputs; j++)
         b += n->outputs[j] >= 0 ? s->bytes[n->outputs[j]] : 0;
-    return b > s->side_max;
+    return b;
+}
+
+/* The stream k runs on: the one whose last step k directly continues, else one that is idle
+ * by the time k may start, else that of k's latest input. */
+static bool big_step(const sched *s, int k)
+{
+    return s->side_max && step_bytes(s, k) > s->side_max;
 }
 
 /* Large steps (the early, high-resolution layers) stay on the first stream: beside them a

@@ -16,6 +16,10 @@ typedef struct sh_k_igemm {
     int oh, ow, k;           /* output [n, oh, ow, k], pixel stride y_ld */
     int kh, kw, sh, sw, ph, pw, dh, dw;   /* ph/pw: leading pads (trailing follow from oh/ow) */
     int x_ld, y_ld, r_ld;    /* r_ld: residual's pixel stride */
+    /* > 0: a transposed conv with kernel == stride run as this 1x1 GEMM (k = up_h * up_w *
+     * channels): column (i * up_w + j) * channels + co of pixel (h, w) is written to output
+     * pixel (h * up_h + i, w * up_w + j), channel co (pixel stride y_ld); no residual */
+    int up_h, up_w;
     sh_k_act act;
     int wg;                  /* the sm_90a wgmma kernel (set before planning; see sh_k_igemm_init) */
     int bm, bn;              /* tile (32|64|128) x (16|32|64), chosen by sh_k_igemm_plan */

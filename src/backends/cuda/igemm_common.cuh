@@ -208,6 +208,32 @@ __device__ __forceinline__ void ig_each_pair(const ig_args &a, int row0, int col
             }
 }
 
+/* Where the epilogue puts GEMM element (m, c): y + ig_row_off(m) + ig_col_off(c). Plainly
+ * pixel m's row of y; with p.up_h (a transposed conv as a GEMM, igemm.cuh) the pixel of the
+ * upsampled output that column c lands on. Split in a row and a column part so the divisions
+ * are paid once per fragment row and column, not per stored pair. */
+__device__ __forceinline__ size_t ig_row_off(const sh_k_igemm_p &p, int m)
+{
+    if (!p.up_h)
+        return (size_t)m * p.y_ld;
+    int w = m % p.ow, t = m / p.ow, h = t % p.oh, img = t / p.oh;
+    return ((((size_t)img * p.oh + h) * p.up_h) * ((size_t)p.ow * p.up_w) + (size_t)w * p.up_w) * p.y_ld;
+}
+
+__device__ __forceinline__ size_t ig_col_off(const sh_k_igemm_p &p, int c)
+{
+    if (!p.up_h)
+        return (size_t)c;
+    int cout = p.k / (p.up_h * p.up_w), ij = c / cout, co = c - ij * cout;
+    int i = ij / p.up_w, j = ij - i * p.up_w;
+    return ((size_t)i * p.ow * p.up_w + j) * p.y_ld + co;
+}
+
+__device__ __forceinline__ int ig_bias_at(const sh_k_igemm_p &p, int c)
+{
+    return p.up_h ? c % (p.k / (p.up_h * p.up_w)) : c;
+}
+
 /* bias, activation, residual and the fp16 stores of a warp's fragments; row0/col0 are this
  * thread's first pixel and channel. Every load (bias, residual) is issued before the first
  * store: y may alias them as far as the compiler knows, and a load after a store would wait
@@ -221,8 +247,10 @@ __device__ __forceinline__ void ig_epilogue(const ig_args &a, float (&acc)[MI][N
 #pragma unroll
     for (int j = 0; j < NI; j++) {
         int c = col0 + j * 8;
-        b0[j] = a.bias && c < N ? __half2float(__ldg(a.bias + c)) : 0.f;
-        b1[j] = a.bias && c + 1 < N ? __half2float(__ldg(a.bias + c + 1)) : 0.f;
+        /* c is even and an upsampling GEMM's channel count too: c + 1 is in the same pixel */
+        int bc = ig_bias_at(p, c);
+        b0[j] = a.bias && c < N ? __half2float(__ldg(a.bias + bc)) : 0.f;
+        b1[j] = a.bias && c + 1 < N ? __half2float(__ldg(a.bias + bc + 1)) : 0.f;
     }
 #pragma unroll
     for (int i = 0; i < MI; i++)
@@ -256,8 +284,17 @@ __device__ __forceinline__ void ig_epilogue(const ig_args &a, float (&acc)[MI][N
                     acc[i][j][hh * 2 + 1] += f.y;
                 }
     }
+    size_t roff[MI][2], coff[NI];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++)
+            roff[i][hh] = ig_row_off(p, row0 + i * 16 + hh * 8);
+#pragma unroll
+    for (int j = 0; j < NI; j++)
+        coff[j] = ig_col_off(p, col0 + j * 8);
     ig_each_pair<MI, NI>(a, row0, col0, [&](int i, int j, int hh, int m, int c) {
-        __half *q = a.y + (size_t)m * p.y_ld + c;
+        __half *q = a.y + roff[i][hh] + coff[j];
         float v0 = acc[i][j][hh * 2], v1 = acc[i][j][hh * 2 + 1];
         if (a.pairs && c + 1 < N) {
             *(__half2 *)q = __halves2half2(k_h(v0), k_h(v1));
