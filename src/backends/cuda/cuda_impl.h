@@ -68,8 +68,6 @@ typedef struct sh_cuda_ctx {
     int *ig_counters;           /* [SH_MAX_LANES][SH_CUDA_IG_COUNTERS] device ints, zero at rest */
     sh_cuda_lane lanes[SH_MAX_LANES];
     cudaEvent_t *timeline;      /* [n_nodes] while sh_cuda_timeline captures, else NULL */
-    cudaEvent_t image_done;     /* the last picture upload (cuda_lanes.c), NULL before the first */
-    int image_lane;
     /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
      * fails as cudaErrorMemoryAllocation would; 0 = off */
     long fail_alloc_nth, n_allocs;

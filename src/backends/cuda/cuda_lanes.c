@@ -13,7 +13,6 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "backends/cuda/convert.cuh"
@@ -105,23 +104,6 @@ int sh_cuda_download_async(void *vctx, int lane, void *dst, const void *src, siz
     return copy_async(vctx, lane, dst, src, n, cudaMemcpyDeviceToHost, err);
 }
 
-/* Pictures cross PCIe one after another, in the order the runtime issues them (the heaviest
- * model of a mode first): read at once, two models' pictures would share the bus, and the
- * model that decides the mode's time would wait for both. SHOAL_CUDA_PARALLEL_IMAGES=1: at once
- * (A/B). */
-static int after_last_image(sh_cuda_ctx *c, int lane, sh_err *err)
-{
-    if (getenv("SHOAL_CUDA_PARALLEL_IMAGES"))
-        return 0;
-    if (!c->image_done) {
-        SH_CU(c, err, cudaEventCreateWithFlags(&c->image_done, cudaEventDisableTiming));
-        return 0;
-    }
-    if (c->image_lane != lane)
-        SH_CU(c, err, cudaStreamWaitEvent(c->lanes[lane].stream, c->image_done, 0));
-    return 0;
-}
-
 /* The kernel reads the picture straight from pinned host memory (mapped into the device's
  * address space): no device staging buffer, and a quarter of the bytes an fp32 upload moves. */
 int sh_cuda_upload_image_async(void *vctx, int lane, void *dst, const uint8_t *hwc, int width, int height,
@@ -143,15 +125,10 @@ int sh_cuda_upload_image_async(void *vctx, int lane, void *dst, const uint8_t *h
             rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: the input picture is not in pinned host memory");
         }
     }
-    if (rc == 0)
-        rc = after_last_image(c, lane, err);
     if (rc == 0) {
         sh_k_image_lut k;
         memcpy(k.v, lut, sizeof k.v);
         cudaError_t e = sh_k_image_to_nchw(dst, at.devicePointer, width, height, &k, c->lanes[lane].stream);
-        if (e == cudaSuccess && c->image_done)
-            e = cudaEventRecord(c->image_done, c->lanes[lane].stream);
-        c->image_lane = lane;
         if (e != cudaSuccess)
             rc = sh_cuda_rt_fail(err, e, "sh_k_image_to_nchw (input picture to fp32 planes)", __FILE__, __LINE__,
                                  c->device);
@@ -256,8 +233,6 @@ int sh_cuda_lane_wait(void *vctx, int lane, double *busy_ms, sh_err *err)
 
 void sh_cuda_lanes_destroy(sh_cuda_ctx *c)
 {
-    if (c->image_done)
-        cudaEventDestroy(c->image_done);
     for (int l = 0; l < SH_MAX_LANES; l++) {
         sh_cuda_lane *ln = &c->lanes[l];
         if (ln->stream)
