@@ -66,6 +66,7 @@ class Entry:
         self.key, self.label, self.kind = key, label, kind
         self.modes = {}          # mode -> (median, p90, p99) of the network time
         self.modes_e2e = {}      # shoal: the whole per-frame path
+        self.modes_dev = {}      # shoal on GPU: the network part on the device's clock (events)
         self.models = {}
         self.modes_wall = {}     # PyTorch on GPU, "e2e": upload + forward + download + sync, host
         self.models_wall = {}    # wall clock, what shoal's infer times (empty in older JSON)
@@ -87,6 +88,8 @@ def from_shoal(d, key="shoal"):
     for m, v in d.get("modes", {}).items():
         e.modes[m] = tuple(v["infer_ms"][k] for k in ("median", "p90", "p99"))
         e.modes_e2e[m] = tuple(v["latency_ms"][k] for k in ("median", "p90", "p99"))
+        if "device_ms" in v:
+            e.modes_dev[m] = tuple(v["device_ms"][k] for k in ("median", "p90", "p99"))
     for m, v in d.get("models", {}).items():
         e.models[m] = tuple(v["infer_ms"][k] for k in ("median", "p90", "p99"))
     mem = d.get("memory", {})
@@ -224,6 +227,10 @@ def build_table(meta, shoal, peers, gpu):
                 row(f"{m} {q}{suffix}", shoal.modes[m][i] if m in shoal.modes else None,
                     lambda p, m=m, i=i, a=attr: getattr(p, a)[m][i] if m in getattr(p, a) else None,
                     lambda o, t, p: div(t, o))
+        if m in shoal.modes_dev and walls:   # both on the device's clock: CUDA events each
+            for i, q in ((0, "median"), (2, "p99")):
+                row(f"{m} {q} (ms), both device-only: CUDA events", shoal.modes_dev[m][i],
+                    lambda p, m=m, i=i: p.modes[m][i] if m in p.modes else None, lambda o, t, p: div(t, o))
     if shoal.switch:
         r = ["mode switch median / p99 (ms)", f"{fmt(shoal.switch[0])} / {fmt(shoal.switch[1])}"]
         r += ["n/a (all resident)"] * len(live)
@@ -291,6 +298,10 @@ def targets(shoal, peers, gpu):
                     continue       # older JSON: no e2e numbers
                 check(f"{m} latency vs PyTorch fp16 + CUDA graphs, {what} (theirs/ours, median)",
                       div(theirs[m][0], shoal.modes[m][0]) if m in theirs else None, 2.0, True)
+            if m in shoal.modes_dev and ref and m in ref.modes:
+                check(f"{m} latency vs PyTorch fp16 + CUDA graphs, both device-only: CUDA events on each "
+                      f"side, shoal's from its first upload to its last download (theirs/ours, median)",
+                      div(ref.modes[m][0], shoal.modes_dev[m][0]), 2.0, True)
         for k in ("pytorch_fp32_eager", "pytorch_fp16_eager_bnfold"):
             ref = by.get(k)
             if ref:
@@ -391,6 +402,11 @@ def main():
                          "from pinned host memory to the device, the forward (graph replay), every output copied to "
                          "pinned host memory, and torch.cuda.synchronize(). The per-model table gives both, "
                          "device-only first.")
+        if shoal.modes_dev:
+            lines.append("Rows marked \"both device-only\" time shoal on the device's clock too: CUDA events from "
+                         "the start of a mode's first input upload to the end of its last output download, the "
+                         "models' lanes together (shoal_results_device_ms) - like for like with PyTorch's "
+                         "device-only time, except that shoal's still includes its transfers.")
         lines.append("¹ shoal load: every model resident and runnable (parse, optimize, compile, plan, pack, upload) / "
                      "the same plus each model's first run. Compared with ONNX Runtime's session creation by the "
                      "first, with PyTorch's load (weights file to first output) by the second.")

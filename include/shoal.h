@@ -183,6 +183,10 @@ double shoal_results_total_ms(shoal_results_t res);
 /* Network time of the whole call: host wall time from the first upload to the last download
  * (concurrent), or the sum of the models' infer_ms (in turn). */
 double shoal_results_infer_ms(shoal_results_t res);
+/* The same network part timed on the device: from the first upload's start to the last
+ * download's end (a mode's concurrent models together); -1 where the backend cannot tell
+ * (the CPU, a single model run in turn). */
+double shoal_results_device_ms(shoal_results_t res);
 /* 1 when the call ran its models concurrently, else 0. */
 int shoal_results_concurrent(shoal_results_t res);
 /* JSON text of the results (as `shoal run --json` prints); free with shoal_free_string. */

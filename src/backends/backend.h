@@ -113,6 +113,10 @@ typedef struct sh_backend_i {
      * drained either way). *busy_ms (may be NULL): device time from the lane's first
      * operation since the previous wait to its last, or -1 when unknown. */
     int (*lane_wait)(void *ctx, int lane, double *busy_ms, sh_err *err);
+    /* Optional beside them: *ms = device time from the earliest first operation to the latest
+     * last operation of the given lanes' work, each waited for since (-1 when unknown): what
+     * several lanes' overlapping work took on the device together. */
+    int (*lanes_span)(void *ctx, const int *lanes, int n, double *ms, sh_err *err);
 
     /* Optional (NULL: the runtime downloads the whole output): score filtering on the device,
      * so only the survivors cross the bus. Writes into scratch_device the compact buffer of

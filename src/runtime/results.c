@@ -28,6 +28,11 @@ double shoal_results_infer_ms(shoal_results_t res)
     return res ? res->infer_ms : 0;
 }
 
+double shoal_results_device_ms(shoal_results_t res)
+{
+    return res ? res->device_ms : -1;
+}
+
 int shoal_results_concurrent(shoal_results_t res)
 {
     return res && res->concurrent;
@@ -78,6 +83,8 @@ char *shoal_results_to_json(shoal_results_t res)
     cJSON_AddStringToObject(o, "mode", res->mode);
     cJSON_AddNumberToObject(o, "total_ms", round3(res->total_ms));
     cJSON_AddNumberToObject(o, "infer_ms", round3(res->infer_ms));
+    if (res->device_ms >= 0)
+        cJSON_AddNumberToObject(o, "device_ms", round3(res->device_ms));
     cJSON_AddBoolToObject(o, "concurrent", res->concurrent);
     cJSON *arr = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; i < res->n; i++) {

@@ -350,8 +350,26 @@ static int settle_filtered(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *job
 
 /* Runs jobs[0..n) at once; every model must be referenced. *net_ms: the device section's
  * wall time. */
+/* Device time of the jobs' lanes together (backend lanes_span), -1 when unknown. */
+static double lanes_device_ms(shoal_runtime_t rt, const lane_job *jobs, size_t n)
+{
+    int lanes[SH_MAX_LANES], nl = 0;
+    for (size_t i = 0; i < n; i++) {
+        int l = jobs[i].m->lane, seen = 0;
+        for (int k = 0; k < nl; k++)
+            seen |= lanes[k] == l;
+        if (!seen && nl < SH_MAX_LANES)
+            lanes[nl++] = l;
+    }
+    double ms = -1;
+    sh_err e = {0};
+    if (rt->backend.iface->lanes_span && rt->backend.iface->lanes_span(rt->backend.ctx, lanes, nl, &ms, &e))
+        ms = -1;
+    return ms;
+}
+
 static int run_lanes(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img, lane_job *jobs, size_t n,
-                     double *net_ms, sh_err *err)
+                     double *net_ms, double *dev_ms, sh_err *err)
 {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
@@ -369,6 +387,7 @@ static int run_lanes(shoal_runtime_t rt, sh_rt_context *ctx, const sh_image *img
     if (rc == 0 && wrc == 0)
         wrc = settle_filtered(rt, ctx, jobs, n, err);
     *net_ms = ms_since(t1);
+    *dev_ms = rc == 0 && wrc == 0 ? lanes_device_ms(rt, jobs, issued) : -1;
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc || (rc = wrc))
         return rc;
@@ -424,13 +443,15 @@ static int run_concurrent(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *
         rc = 0;
     }
     res->infer_ms = 0;
+    res->device_ms = 0;
     for (size_t at = 0; at < n && rc == 0; at += group) {
         if (one_by_one && (rc = acquire_all(rt, &jobs[at], 1, err)))
             break;
-        double net = 0;
-        rc = run_lanes(rt, ctx, &img, &jobs[at], group, &net, err);
+        double net = 0, dev = -1;
+        rc = run_lanes(rt, ctx, &img, &jobs[at], group, &net, &dev, err);
         release_all(rt, &jobs[at], group);
         res->infer_ms += net;
+        res->device_ms = res->device_ms < 0 || dev < 0 ? -1 : res->device_ms + dev;
         for (size_t i = at; rc == 0 && i < at + group; i++)
             record_latency(rt, jobs[i].m, jobs[i].r->pub.latency_ms);
     }
@@ -522,6 +543,7 @@ static int run_list(shoal_runtime_t rt, const char *label, int mode, const size_
         return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_NO_MEMORY, "out of memory for results"});
     }
     res->alloc = rt->alloc;
+    res->device_ms = -1;
     snprintf(res->mode, sizeof res->mode, "%s", label);
     uint64_t reload0 = mode >= 0 ? reload_bytes(rt, ids, n) : 0;
     sh_rt_context *ctx = take_context(rt);

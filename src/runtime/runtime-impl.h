@@ -160,6 +160,7 @@ struct shoal_results {
     sh_rt_result *items;
     double total_ms;
     double infer_ms;                    /* shoal_results_infer_ms */
+    double device_ms;                   /* shoal_results_device_ms */
     bool concurrent;
     char mode[64];
 };

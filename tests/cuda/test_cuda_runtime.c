@@ -271,6 +271,9 @@ static int run_poisoned(shoal_runtime_t rt, bool mode, const char *name, const s
     return rc;
 }
 
+/* In turn the network is host-timed per model: no device time for the call. */
+static bool in_turn_dev(shoal_results_t res) { return shoal_results_device_ms(res) != -1; }
+
 /* A mode run at once must give, model by model, exactly what each model gives alone on the
  * same runtime (same graphs, same bytes). */
 static int mode_at_once_checks(shoal_runtime_t on, const char *mode, const shoal_image *frame, shoal_results_t got)
@@ -329,6 +332,16 @@ static int concurrency_checks(const char *config, const shoal_image *frame)
                 break;
             }
             net[r] = shoal_results_infer_ms(got);
+            /* the device's clock: known on lanes, inside the host's wall time around it */
+            double dev = shoal_results_device_ms(got);
+            if (!(dev > 0 && dev <= net[r] + 0.01)) {
+                printf("FAIL %s: device time %.3f ms beside a network time of %.3f ms\n", name, dev, net[r]);
+                bad++;
+            }
+            if (in_turn_dev(ref)) {
+                printf("FAIL %s: the in-turn runtime reports a device time\n", name);
+                bad++;
+            }
             for (int i = 0; i < shoal_results_count(got); i++) {
                 const shoal_model_result *x = shoal_results_get(got, i);
                 double d = largest_diff(x, shoal_results_get(ref, i));

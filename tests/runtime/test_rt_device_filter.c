@@ -231,6 +231,8 @@ static char *run_one(shoal_runtime_t rt, int k, int *dets)
         fail_msg("%s: %s", k < N_MODES ? MODES[k] : MODELS[k - N_MODES], shoal_runtime_last_error(rt));
     for (int i = 0; dets && i < shoal_results_count(res); i++)
         *dets += shoal_results_get(res, i)->n_detections;
+    /* this device has lanes but no lanes_span: no device time, in turn or at once */
+    assert_true(shoal_results_device_ms(res) == -1);
     char *sig = rt_results_signature(res);
     assert_non_null(sig);
     shoal_results_destroy(res);

@@ -5,6 +5,7 @@
  * its bias and any fused activation in one pass, in place. */
 __global__ void k_bias_act(__half *y, const __half *bias, int c, int inner, long total, sh_k_act act)
 {
+    k_pdl_begin();
     /* 32-bit unsigned index arithmetic: tensors stay under 2^31 elements (ktypes.h) */
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
         float v = __half2float(y[i]);
@@ -17,6 +18,7 @@ __global__ void k_bias_act(__half *y, const __half *bias, int c, int inner, long
 /* Channels-last (inner == 1, c even): two channels per thread, 4-byte loads and stores. */
 __global__ void k_bias_act_c2(__half2 *y, const __half2 *bias, int c2, long total2, sh_k_act act)
 {
+    k_pdl_begin();
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total2; i += gridDim.x * blockDim.x) {
         float2 v = __half22float2(y[i]);
         if (bias) {
@@ -33,13 +35,11 @@ extern "C" cudaError_t sh_k_bias_act(void *y, const void *bias, int outer, int c
 {
     long total = (long)outer * c * inner;
     if (inner == 1 && c % 2 == 0 && ((uintptr_t)y & 3) == 0 && ((uintptr_t)bias & 3) == 0) {
-        k_bias_act_c2<<<k_blocks(total / 2, 256), 256, 0, s>>>((__half2 *)y, (const __half2 *)bias,
-                                                              c / 2, total / 2, act);
-        return cudaGetLastError();
+        return k_launch(k_bias_act_c2, k_blocks(total / 2, 256), 256, s, (__half2 *)y, (const __half2 *)bias, c / 2,
+                        total / 2, act);
     }
-    k_bias_act<<<k_blocks(total, 256), 256, 0, s>>>((__half *)y, (const __half *)bias, c, inner,
-                                                    total, act);
-    return cudaGetLastError();
+    return k_launch(k_bias_act, k_blocks(total, 256), 256, s, (__half *)y, (const __half *)bias, c, inner, total,
+                    act);
 }
 
 __global__ void k_batchnorm(__half *y, const __half *x, const __half *g, const __half *b,
@@ -71,6 +71,7 @@ __global__ void k_depthwise(__half *y, const __half *x, const __half *w, const _
                             int c, int h, int wd, int oh, int ow, int kh, int kw, int sh, int sw,
                             int ph, int pw, int dh, int dw, long total, sh_k_act act)
 {
+    k_pdl_begin();
     /* 32-bit unsigned index arithmetic (ktypes.h: tensors stay under 2^31 elements): a 64-bit
      * division costs several times a 32-bit one, and these kernels do three per element */
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
@@ -101,6 +102,7 @@ __global__ void k_depthwise_nhwc(__half *y, const __half *x, const __half *w, co
                                  int c, int h, int wd, int oh, int ow, int kh, int kw, int sh,
                                  int sw, int ph, int pw, int dh, int dw, long total, sh_k_act act, int w_taps)
 {
+    k_pdl_begin();
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
         unsigned pix = i / (unsigned)c, ch = i - pix * (unsigned)c;
         unsigned row = pix / (unsigned)ow, ox = pix - row * (unsigned)ow;
@@ -131,6 +133,7 @@ __global__ void k_depthwise_nhwc8(uint4 *y, const uint4 *x, const uint4 *w, cons
                                   int wd, int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                   int dw, unsigned total, sh_k_act act)
 {
+    k_pdl_begin();
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         unsigned pix = i / (unsigned)c8, cg = i - pix * (unsigned)c8;
         unsigned row = pix / (unsigned)ow, ox = pix - row * (unsigned)ow;
@@ -175,19 +178,14 @@ extern "C" cudaError_t sh_k_depthwise(void *y, const void *x, const void *w, con
     long total = (long)n * c * oh * ow;
     if (nhwc && w_taps && c % 8 == 0 && (((uintptr_t)x | (uintptr_t)y | (uintptr_t)w) & 15) == 0) {
         long t8 = total / 8;
-        k_depthwise_nhwc8<<<k_blocks(t8, 256), 256, 0, s>>>((uint4 *)y, (const uint4 *)x, (const uint4 *)w,
-                                                           (const __half *)bias, c / 8, h, wd, oh, ow, kh, kw, sh,
-                                                           sw, ph, pw, dh, dw, (unsigned)t8, act);
-        return cudaGetLastError();
+        return k_launch(k_depthwise_nhwc8, k_blocks(t8, 256), 256, s, (uint4 *)y, (const uint4 *)x, (const uint4 *)w,
+                        (const __half *)bias, c / 8, h, wd, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, (unsigned)t8, act);
     }
     if (nhwc) {
-        k_depthwise_nhwc<<<k_blocks(total, 256), 256, 0, s>>>(
-            (__half *)y, (const __half *)x, (const __half *)w, (const __half *)bias, c, h, wd, oh,
-            ow, kh, kw, sh, sw, ph, pw, dh, dw, total, act, w_taps);
-        return cudaGetLastError();
+        return k_launch(k_depthwise_nhwc, k_blocks(total, 256), 256, s, (__half *)y, (const __half *)x,
+                        (const __half *)w, (const __half *)bias, c, h, wd, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw,
+                        total, act, w_taps);
     }
-    k_depthwise<<<k_blocks(total, 256), 256, 0, s>>>(
-        (__half *)y, (const __half *)x, (const __half *)w, (const __half *)bias, c, h, wd, oh, ow,
-        kh, kw, sh, sw, ph, pw, dh, dw, total, act);
-    return cudaGetLastError();
+    return k_launch(k_depthwise, k_blocks(total, 256), 256, s, (__half *)y, (const __half *)x, (const __half *)w,
+                    (const __half *)bias, c, h, wd, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, total, act);
 }

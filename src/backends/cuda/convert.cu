@@ -5,26 +5,26 @@
  * between is fp16. These two kernels are the boundary. */
 __global__ void k_f32_to_f16(__half *d, const float *s, int n)
 {
+    k_pdl_begin();
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
         d[i] = k_h(s[i]);
 }
 
 __global__ void k_f16_to_f32(float *d, const __half *s, int n)
 {
+    k_pdl_begin();
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
         d[i] = __half2float(s[i]);
 }
 
 extern "C" cudaError_t sh_k_f32_to_f16(void *dst, const float *src, int n, cudaStream_t s)
 {
-    k_f32_to_f16<<<k_blocks(n, 256), 256, 0, s>>>((__half *)dst, src, n);
-    return cudaGetLastError();
+    return k_launch(k_f32_to_f16, k_blocks(n, 256), 256, s, (__half *)dst, src, n);
 }
 
 extern "C" cudaError_t sh_k_f16_to_f32(float *dst, const void *src, int n, cudaStream_t s)
 {
-    k_f16_to_f32<<<k_blocks(n, 256), 256, 0, s>>>(dst, (const __half *)src, n);
-    return cudaGetLastError();
+    return k_launch(k_f16_to_f32, k_blocks(n, 256), 256, s, dst, (const __half *)src, n);
 }
 
 /* A preprocessed 8-bit picture (HWC, in pinned host memory the kernel reads across the bus)

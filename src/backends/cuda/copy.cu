@@ -5,6 +5,7 @@
  * copy between two strided views. */
 __global__ void k_copy_strided(__half *dst, const __half *src, int n, sh_k_copy p)
 {
+    k_pdl_begin();
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         unsigned r = (unsigned)i;   /* unsigned: a cheaper division than the signed one */
         int od = p.dst_off, os = p.src_off;
@@ -26,6 +27,7 @@ __global__ void k_copy_strided(__half *dst, const __half *src, int n, sh_k_copy 
  * storage, and any contiguous copy. */
 __global__ void k_copy_rows_v8(int4 *dst, const int4 *src, int rows, int row_v, int dst_rs_v, int src_rs_v)
 {
+    k_pdl_begin();
     unsigned n = (unsigned)rows * (unsigned)row_v;   /* under 2^31 elements (ktypes.h) */
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         unsigned r = i / (unsigned)row_v, c = i - r * (unsigned)row_v;
@@ -56,12 +58,10 @@ extern "C" cudaError_t sh_k_copy_strided(void *dst, const void *src, const sh_k_
     if (rows > 0 && len % 8 == 0 && drs % 8 == 0 && srs % 8 == 0 && ((uintptr_t)sp & 15) == 0 &&
         ((uintptr_t)dp & 15) == 0) {
         long nv = (long)rows * (len / 8);
-        k_copy_rows_v8<<<k_blocks(nv, 256), 256, 0, s>>>((int4 *)dp, (const int4 *)sp, rows, len / 8, drs / 8,
-                                                         srs / 8);
-        return cudaGetLastError();
+        return k_launch(k_copy_rows_v8, k_blocks(nv, 256), 256, s, (int4 *)dp, (const int4 *)sp, rows, len / 8,
+                        drs / 8, srs / 8);
     }
-    k_copy_strided<<<k_blocks(n, 256), 256, 0, s>>>((__half *)dst, (const __half *)src, n, *p);
-    return cudaGetLastError();
+    return k_launch(k_copy_strided, k_blocks(n, 256), 256, s, (__half *)dst, (const __half *)src, n, *p);
 }
 
 __global__ void k_fill(__half *d, __half v, int n)

@@ -189,6 +189,7 @@ static const sh_backend_i cuda_i = {
     .run_async = sh_cuda_run_async,
     .download_async = sh_cuda_download_async,
     .lane_wait = sh_cuda_lane_wait,
+    .lanes_span = sh_cuda_lanes_span,
     .download_filtered = sh_cuda_download_filtered,
     .memory_info = cuda_memory_info,
     .destroy = cuda_destroy,

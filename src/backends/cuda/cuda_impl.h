@@ -41,6 +41,7 @@ typedef struct sh_cuda_lane {
     cudaStream_t side[SH_CUDA_STREAMS - 1];   /* created as a program needs them */
     cudaEvent_t t0, t1;         /* timing of the lane's work since its last wait */
     bool timing;                /* t0 recorded since the last wait */
+    bool timed;                 /* t0 .. t1 span the work up to the last wait */
     /* early downloads (cuda_early.c): the program last run here and its outputs' addresses,
      * valid until the lane's wait; the copies go on `copy`, joined back at the wait */
     const struct sh_cuda_prog *early_prog;
@@ -223,6 +224,7 @@ int sh_cuda_download_async(void *ctx, int lane, void *dst, const void *src, size
 int sh_cuda_upload_image_async(void *ctx, int lane, void *dst, const uint8_t *hwc, int width, int height,
                                const float lut[3][256], sh_err *err);
 int sh_cuda_lane_wait(void *ctx, int lane, double *busy_ms, sh_err *err);
+int sh_cuda_lanes_span(void *ctx, const int *lanes, int n, double *ms, sh_err *err);
 /* YOLO score filtering on the device (decode.cu), on a lane or synchronous (cuda_lanes.c). */
 int sh_cuda_download_filtered(void *ctx, int lane, const sh_yolo_filter *f, const void *src, void *scratch, void *dst,
                               sh_err *err);
@@ -251,7 +253,7 @@ void sh_cuda_lanes_destroy(sh_cuda_ctx *c);
  * side_max: steps writing more bytes stay on the first stream (0: no limit).
  * SHOAL_CUDA_STREAM_WINDOW and SHOAL_CUDA_STREAM_SIDE_KIB override the defaults. */
 #define SH_CUDA_STREAM_WINDOW 4
-#define SH_CUDA_STREAM_SIDE_KIB 256
+#define SH_CUDA_STREAM_SIDE_KIB 4096
 int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int n_streams,
                            int window, size_t side_max, sh_err *err);
 int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err);

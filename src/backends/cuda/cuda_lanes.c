@@ -67,6 +67,7 @@ static int lane_begin(sh_cuda_ctx *c, int lane, sh_err *err)
     if (!ln->timing) {
         SH_CU(c, err, cudaEventRecord(ln->t0, ln->stream));
         ln->timing = true;
+        ln->timed = false;
     }
     return 0;
 }
@@ -199,6 +200,7 @@ int sh_cuda_lane_wait(void *vctx, int lane, double *busy_ms, sh_err *err)
     cudaStream_t s = ln->ready ? ln->stream : NULL;
     cudaEvent_t t0 = ln->t0, t1 = ln->t1;
     ln->timing = false;
+    ln->timed = false;
     cudaError_t e = cudaSetDevice(c->device);
     if (e == cudaSuccess && s && sh_cuda_early_join(c, lane, err)) {
         pthread_mutex_unlock(&c->mu);
@@ -216,6 +218,11 @@ int sh_cuda_lane_wait(void *vctx, int lane, double *busy_ms, sh_err *err)
     cudaError_t w = e == cudaSuccess && timed ? cudaEventSynchronize(t1) : cudaStreamSynchronize(s);
     if (e == cudaSuccess)
         e = w;
+    if (e == cudaSuccess && timed) {
+        pthread_mutex_lock(&c->mu);
+        ln->timed = !ln->timing;   /* no new work issued on the lane since */
+        pthread_mutex_unlock(&c->mu);
+    }
     float ms = 0;
     if (e == cudaSuccess && timed && busy_ms) {
         if (cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess)
@@ -228,6 +235,33 @@ int sh_cuda_lane_wait(void *vctx, int lane, double *busy_ms, sh_err *err)
         snprintf(what, sizeof what, "waiting for lane %d (cudaEventSynchronize)", lane);
         return sh_cuda_rt_fail(err, e, what, __FILE__, __LINE__, c->device);
     }
+    return 0;
+}
+
+/* The earliest start to the latest end: the largest t1_j - t0_i over the lanes. */
+int sh_cuda_lanes_span(void *vctx, const int *lanes, int n, double *ms, sh_err *err)
+{
+    sh_cuda_ctx *c = vctx;
+    *ms = -1;
+    pthread_mutex_lock(&c->mu);
+    float best = -1;
+    bool known = n > 0;
+    for (int i = 0; i < n && known; i++)
+        known = lanes[i] >= 0 && lanes[i] < SH_MAX_LANES && c->lanes[lanes[i]].timed;
+    for (int i = 0; i < n && known; i++)
+        for (int j = 0; j < n && known; j++) {
+            float d = 0;
+            if (cudaEventElapsedTime(&d, c->lanes[lanes[i]].t0, c->lanes[lanes[j]].t1) != cudaSuccess) {
+                (void)cudaGetLastError();
+                known = false;
+            } else if (d > best) {
+                best = d;
+            }
+        }
+    pthread_mutex_unlock(&c->mu);
+    (void)err;
+    if (known)
+        *ms = best;
     return 0;
 }
 

@@ -266,10 +266,11 @@ int sh_cuda_schedule_steps(sh_allocator *a, const sh_graph *g, sh_program *p, sh
 int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err)
 {
     /* Default 4 streams, a window of 4 steps and side streams only for steps writing at most
-     * 256 KiB: on the reference models (H100, docs/cuda-notes.md "v4") crossing 0.8 -> 0.7 ms
-     * and navigation 3.2 -> 3.0 ms with the arena unchanged (64.1 MiB); without the byte
-     * limit the early high-resolution layers' buffers stayed reserved and the arena grew to
-     * 111 MiB. SHOAL_CUDA_STREAMS=1 turns it off. */
+     * 4 MiB (docs/cuda-notes.md "v4", "v6"): at 256 KiB (session 4) the mask prototypes' and
+     * the heads' 80x80 steps all queued on the first stream; at 4 MiB navigation 2.42-2.44 ->
+     * 2.35-2.38 ms, shopping 0.86-0.88 -> 0.84-0.86 (H100), for 17 MiB more arena (47.4 ->
+     * 64.8 MiB) - the same as with no limit now that transposed convs stay channels-last.
+     * SHOAL_CUDA_STREAM_SIDE_KIB=256 is the leaner schedule; SHOAL_CUDA_STREAMS=1 turns it off. */
     const char *env = getenv("SHOAL_CUDA_STREAMS"), *win = getenv("SHOAL_CUDA_STREAM_WINDOW"),
                *side = getenv("SHOAL_CUDA_STREAM_SIDE_KIB");
     int rc = sh_cuda_schedule_steps(c->alloc, g, p, cp, env ? atoi(env) : SH_CUDA_STREAMS, win ? atoi(win) : SH_CUDA_STREAM_WINDOW,

@@ -3,14 +3,14 @@
 
 __global__ void k_unary(__half *y, const __half *x, int n, sh_k_act act)
 {
+    k_pdl_begin();
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
         y[i] = k_h(k_act(__half2float(x[i]), act));
 }
 
 extern "C" cudaError_t sh_k_unary(void *y, const void *x, int n, sh_k_act act, cudaStream_t s)
 {
-    k_unary<<<k_blocks(n, 256), 256, 0, s>>>((__half *)y, (const __half *)x, n, act);
-    return cudaGetLastError();
+    return k_launch(k_unary, k_blocks(n, 256), 256, s, (__half *)y, (const __half *)x, n, act);
 }
 
 __device__ __forceinline__ float k_binop(float a, float b, int op)
@@ -27,6 +27,7 @@ __device__ __forceinline__ float k_binop(float a, float b, int op)
 __global__ void k_binary_flat(__half *y, const __half *a, const __half *b, int n, int op,
                               sh_k_act act)
 {
+    k_pdl_begin();
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
         y[i] = k_h(k_act(k_binop(__half2float(a[i]), __half2float(b[i]), op), act));
 }
@@ -35,6 +36,7 @@ __global__ void k_binary_flat(__half *y, const __half *a, const __half *b, int n
 __global__ void k_binary_bcast(__half *y, const __half *a, const __half *b, int n, int op,
                                sh_k_bcast bc, sh_k_act act)
 {
+    k_pdl_begin();
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         unsigned r = (unsigned)i;   /* unsigned: a cheaper division than the signed one */
         int oa = 0, ob = 0;
@@ -57,10 +59,8 @@ extern "C" cudaError_t sh_k_binary(void *out, const void *a, const void *b, int 
                                    const sh_k_bcast *bc, sh_k_act act, cudaStream_t s)
 {
     if (!bc)
-        k_binary_flat<<<k_blocks(n, 256), 256, 0, s>>>((__half *)out, (const __half *)a,
-                                                       (const __half *)b, n, op, act);
-    else
-        k_binary_bcast<<<k_blocks(n, 256), 256, 0, s>>>((__half *)out, (const __half *)a,
-                                                        (const __half *)b, n, op, *bc, act);
-    return cudaGetLastError();
+        return k_launch(k_binary_flat, k_blocks(n, 256), 256, s, (__half *)out, (const __half *)a, (const __half *)b,
+                        n, op, act);
+    return k_launch(k_binary_bcast, k_blocks(n, 256), 256, s, (__half *)out, (const __half *)a, (const __half *)b, n,
+                    op, *bc, act);
 }

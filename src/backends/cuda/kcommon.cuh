@@ -3,6 +3,7 @@
 #define SHOAL_CUDA_KCOMMON_CUH
 
 #include <cuda_fp16.h>
+#include <stdlib.h>
 #include "backends/cuda/ktypes.h"
 
 /* sh_act values (graph.h); static_assert in cuda_compile.c keeps them in step. */
@@ -29,6 +30,50 @@ __device__ __forceinline__ float k_act(float x, sh_k_act a)
 __device__ __forceinline__ __half k_h(float x)
 {
     return __float2half_rn(x != x ? x : fminf(fmaxf(x, -65504.f), 65504.f));
+}
+
+/* Programmatic dependent launch (sm_90) for the small kernels, as the own conv has it: a
+ * kernel launched by k_launch may start while the stream's previous kernel finishes, so its
+ * first statement is k_pdl_begin(), which waits for that kernel's results, then lets the next
+ * kernel launch in turn (it waits for this one's the same way). Elsewhere both are no-ops. */
+__device__ __forceinline__ void k_pdl_begin()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+/* Whether launches may overlap (sm_90 and newer; SHOAL_CUDA_PDL=0 turns it off, for these
+ * and the convs, SHOAL_CUDA_PDL_SMALL=0 for these alone: A/B). Asked at launch, which inside a
+ * graph is once, at capture. */
+static inline bool k_pdl_on()
+{
+    int dev = 0, major = 0;
+    const char *env = getenv("SHOAL_CUDA_PDL"), *small = getenv("SHOAL_CUDA_PDL_SMALL");
+    if ((env && env[0] == '0') || (small && small[0] == '0') || cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return major >= 9;
+}
+
+/* kernel<<<grid, block, 0, s>>>(args...), as a programmatic dependent where k_pdl_on(). The
+ * kernel must begin with k_pdl_begin(). */
+template <typename... P, typename... A>
+static inline cudaError_t k_launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t s, A... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.stream = s;
+    cudaLaunchAttribute pdl[1];
+    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = pdl;
+    cfg.numAttrs = k_pdl_on() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
 static inline unsigned k_blocks(long n, int threads)

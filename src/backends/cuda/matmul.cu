@@ -52,6 +52,7 @@ template <int T, int R>
 __global__ void __launch_bounds__((T / R) * (T / R)) k_gemm(__half *y, const __half *a, const __half *b,
                                                             const __half *c, sh_k_gemm_p p)
 {
+    k_pdl_begin();
     constexpr int NT = (T / R) * (T / R), TK = k_gemm_tk<T>(), PER = TK * T / NT;
     static_assert(TK * T % NT == 0, "tile staging");
     __shared__ float as[TK][T + 1];
@@ -131,10 +132,10 @@ extern "C" cudaError_t sh_k_gemm(void *y, const void *a, const void *b, const vo
     long big = (long)((p->n + 63) / 64) * ((p->m + 63) / 64) * p->batch;
     if (big >= 64) {
         dim3 grid((unsigned)((p->n + 63) / 64), (unsigned)((p->m + 63) / 64), (unsigned)p->batch);
-        k_gemm<64, 4><<<grid, 256, 0, s>>>((__half *)y, (const __half *)a, (const __half *)b, (const __half *)c, *p);
-    } else {
-        dim3 grid((unsigned)((p->n + 31) / 32), (unsigned)((p->m + 31) / 32), (unsigned)p->batch);
-        k_gemm<32, 2><<<grid, 256, 0, s>>>((__half *)y, (const __half *)a, (const __half *)b, (const __half *)c, *p);
+        return k_launch(k_gemm<64, 4>, grid, 256, s, (__half *)y, (const __half *)a, (const __half *)b,
+                        (const __half *)c, *p);
     }
-    return cudaGetLastError();
+    dim3 grid((unsigned)((p->n + 31) / 32), (unsigned)((p->m + 31) / 32), (unsigned)p->batch);
+    return k_launch(k_gemm<32, 2>, grid, 256, s, (__half *)y, (const __half *)a, (const __half *)b, (const __half *)c,
+                    *p);
 }

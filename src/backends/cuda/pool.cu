@@ -6,6 +6,7 @@
  * a ceil_mode window beyond it. */
 __global__ void k_pool2d(__half *y, const __half *x, sh_k_pool p, long total)
 {
+    k_pdl_begin();
     /* 32-bit unsigned index arithmetic: tensors stay under 2^31 elements (ktypes.h) */
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
         int ox, oy, xs = 1;   /* xs: element stride between neighbouring pixels */
@@ -54,8 +55,7 @@ __global__ void k_pool2d(__half *y, const __half *x, sh_k_pool p, long total)
 extern "C" cudaError_t sh_k_pool2d(void *y, const void *x, const sh_k_pool *p, cudaStream_t s)
 {
     long total = (long)p->n * p->c * p->oh * p->ow;
-    k_pool2d<<<k_blocks(total, 256), 256, 0, s>>>((__half *)y, (const __half *)x, *p, total);
-    return cudaGetLastError();
+    return k_launch(k_pool2d, k_blocks(total, 256), 256, s, (__half *)y, (const __half *)x, *p, total);
 }
 
 /* inner == 1 (global pooling, mean over the last axes): a block per output reduces a

@@ -27,6 +27,7 @@ __device__ __forceinline__ int k_nearest(float c, int mode, int len)
 
 __global__ void k_resize(__half *y, const __half *x, sh_k_resize_p p, long total)
 {
+    k_pdl_begin();
     /* 32-bit unsigned index arithmetic: tensors stay under 2^31 elements (ktypes.h) */
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)total; i += gridDim.x * blockDim.x) {
         int ox, oy, xs = 1;   /* xs: element stride between neighbouring pixels */
@@ -67,6 +68,7 @@ __global__ void k_resize(__half *y, const __half *x, sh_k_resize_p p, long total
  * 2x nearest upsampling of 256-512 channels). */
 __global__ void k_resize_nhwc8(uint4 *y, const uint4 *x, sh_k_resize_p p, unsigned total)
 {
+    k_pdl_begin();
     const unsigned c8 = (unsigned)p.c / 8;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         unsigned pix = i / c8, cg = i - pix * c8;
@@ -106,9 +108,8 @@ extern "C" cudaError_t sh_k_resize(void *y, const void *x, const sh_k_resize_p *
 {
     long total = (long)p->nc * p->oh * p->ow;
     if (p->nhwc && p->c % 8 == 0 && (((uintptr_t)x | (uintptr_t)y) & 15) == 0) {
-        k_resize_nhwc8<<<k_blocks(total / 8, 256), 256, 0, s>>>((uint4 *)y, (const uint4 *)x, *p, (unsigned)(total / 8));
-        return cudaGetLastError();
+        return k_launch(k_resize_nhwc8, k_blocks(total / 8, 256), 256, s, (uint4 *)y, (const uint4 *)x, *p,
+                        (unsigned)(total / 8));
     }
-    k_resize<<<k_blocks(total, 256), 256, 0, s>>>((__half *)y, (const __half *)x, *p, total);
-    return cudaGetLastError();
+    return k_launch(k_resize, k_blocks(total, 256), 256, s, (__half *)y, (const __half *)x, *p, total);
 }

@@ -5,6 +5,7 @@
  * rows are short in detection heads, so the re-reads stay in L1. */
 __global__ void k_softmax_rows(__half *y, const __half *x, int rows, int l)
 {
+    k_pdl_begin();
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= rows)
@@ -29,6 +30,7 @@ __global__ void k_softmax_rows(__half *y, const __half *x, int rows, int l)
 /* Softmax along a strided axis: a thread per (outer, inner), neighbours coalesced. */
 __global__ void k_softmax_strided(__half *y, const __half *x, int outer, int l, int inner)
 {
+    k_pdl_begin();
     long total = (long)outer * inner;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
          i += (long)gridDim.x * blockDim.x) {
@@ -49,9 +51,7 @@ extern "C" cudaError_t sh_k_softmax(void *y, const void *x, int outer, int l, in
                                     cudaStream_t s)
 {
     if (inner == 1)
-        k_softmax_rows<<<k_blocks(outer, 8), 256, 0, s>>>((__half *)y, (const __half *)x, outer, l);
-    else
-        k_softmax_strided<<<k_blocks((long)outer * inner, 256), 256, 0, s>>>(
-            (__half *)y, (const __half *)x, outer, l, inner);
-    return cudaGetLastError();
+        return k_launch(k_softmax_rows, k_blocks(outer, 8), 256, s, (__half *)y, (const __half *)x, outer, l);
+    return k_launch(k_softmax_strided, k_blocks((long)outer * inner, 256), 256, s, (__half *)y, (const __half *)x,
+                    outer, l, inner);
 }
