@@ -76,15 +76,21 @@ int sh_lanes_place(int n, const size_t *bytes, const unsigned char *together, si
     return 0;
 }
 
-void sh_lanes_assign(int n, const unsigned char *together, int n_lanes, int *lane)
+void sh_lanes_assign(int n, const unsigned char *together, const double *weight, int n_lanes, int *lane)
 {
     if (n_lanes < 1)
         n_lanes = 1;
-    for (int m = 0; m < n; m++) {
+    for (int i = 0; i < n; i++)
+        lane[i] = -1;
+    for (int step = 0; step < n; step++) {
+        int m = -1;   /* the heaviest model not placed yet; ties in index order */
+        for (int i = 0; i < n; i++)
+            if (lane[i] < 0 && (m < 0 || (weight && weight[i] > weight[m])))
+                m = i;
         int users[64] = {0};   /* partners of m already on each lane */
         int lanes = n_lanes < 64 ? n_lanes : 64;
-        for (int j = 0; j < m; j++)
-            if (together[(size_t)m * n + j])
+        for (int j = 0; j < n; j++)
+            if (j != m && lane[j] >= 0 && together[(size_t)m * n + j])
                 users[lane[j]]++;
         int best = 0;
         for (int l = 1; l < lanes; l++)

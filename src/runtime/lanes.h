@@ -9,7 +9,7 @@
  *   size_t off[n], total;
  *   sh_lanes_place(n, plan_bytes, together, 256, off, &total);   // arena of `total` bytes
  *   int lane[n];
- *   sh_lanes_assign(n, together, SH_MAX_LANES, lane);
+ *   sh_lanes_assign(n, together, flops, SH_MAX_LANES, lane);
  */
 #ifndef SHOAL_RUNTIME_LANES_H
 #define SHOAL_RUNTIME_LANES_H
@@ -34,7 +34,9 @@ int sh_lanes_place(int n, const size_t *bytes, const unsigned char *together, si
 
 /* A lane per model (0..n_lanes-1) such that models that run together get different lanes
  * where n_lanes allows; past that, the lane fewest of its partners use (two models on one
- * lane simply run one after the other). */
-void sh_lanes_assign(int n, const unsigned char *together, int n_lanes, int *lane);
+ * lane simply run one after the other). Models are placed heaviest first (weight[i], NULL:
+ * in index order), so each mode's heaviest model gets the lowest lane free of its partners:
+ * lane 0, the backend's first (on CUDA the high-priority stream), where it can. */
+void sh_lanes_assign(int n, const unsigned char *together, const double *weight, int n_lanes, int *lane);
 
 #endif

@@ -578,7 +578,10 @@ static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, s
         if (sh_lanes_place(n, bytes, together, align, off + (size_t)what * n, &sizes[what]))
             return sh_errf(err, SHOAL_ERR_INVALID_ARG, "arena placement of the models overflows");
     }
-    sh_lanes_assign(n, together, SH_MAX_LANES, lane);
+    double flops[64];
+    for (int i = 0; i < n && i < 64; i++)
+        flops[i] = rt->models[i].flops;
+    sh_lanes_assign(n, together, n <= 64 ? flops : NULL, SH_MAX_LANES, lane);
     return 0;
 }
 

@@ -51,11 +51,19 @@ static void test_aiglasses(void **state)
     assert_int_equal(off[1], (size_t)42 << 20);
     assert_int_equal(off[2], 0);   /* crossing runs alone: from the start */
     int lane[5];
-    sh_lanes_assign(5, t, SH_MAX_LANES, lane);
+    sh_lanes_assign(5, t, NULL, SH_MAX_LANES, lane);
     assert_int_not_equal(lane[0], lane[1]);
     assert_int_not_equal(lane[3], lane[4]);
     assert_int_equal(lane[0], 0);
     assert_int_equal(lane[2], 0);
+    /* heaviest first: each mode's heaviest model on lane 0 (obstacle, traffic_light, shopping) */
+    const double gflop[5] = {33, 142, 6.4, 21.5, 0.1};
+    sh_lanes_assign(5, t, gflop, SH_MAX_LANES, lane);
+    assert_int_equal(lane[1], 0);
+    assert_int_equal(lane[0], 1);
+    assert_int_equal(lane[2], 0);
+    assert_int_equal(lane[3], 0);
+    assert_int_equal(lane[4], 1);
 }
 
 /* No mode shares models: the arena is the largest plan, as when models run in turn. */
@@ -125,7 +133,7 @@ static void test_random(void **state)
             assert_true(total >= mode_sum);
         }
         int lane[MAXN];
-        sh_lanes_assign(n, t, SH_MAX_LANES, lane);
+        sh_lanes_assign(n, t, NULL, SH_MAX_LANES, lane);
         /* greedy in model order: a model with fewer earlier partners than lanes shares a
          * lane with none of them */
         for (int m = 0; m < n; m++) {
@@ -149,7 +157,7 @@ static void test_more_models_than_lanes(void **state)
     unsigned char t[36];
     sh_lanes_together(6, modes, 1, t);
     int lane[6];
-    sh_lanes_assign(6, t, 4, lane);
+    sh_lanes_assign(6, t, NULL, 4, lane);
     int used[4] = {0};
     for (int i = 0; i < 6; i++)
         used[lane[i]]++;

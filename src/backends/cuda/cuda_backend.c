@@ -217,6 +217,22 @@ static void cuda_trim_floor(void)
     }
 }
 
+/* Lane 0's stream runs at the device's highest priority, the other lanes at the default: the
+ * runtime gives each mode's heaviest model lane 0 (lanes.h), so when SMs free up, the model
+ * that decides the mode's time gets them first. A graph's kernels take the priority of the
+ * stream it is launched into, so lane 0's side streams need none of their own.
+ * SHOAL_CUDA_LANE_PRIORITY=0: every stream at the default (A/B). */
+static int lane0_priority(void)
+{
+    int least = 0, greatest = 0;
+    const char *env = getenv("SHOAL_CUDA_LANE_PRIORITY");
+    if ((env && env[0] == '0') || cudaDeviceGetStreamPriorityRange(&least, &greatest) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return greatest;
+}
+
 int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -253,7 +269,7 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
         } else {
             (void)cudaGetLastError();
         }
-        e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+        e = cudaStreamCreateWithPriority(&c->stream, cudaStreamNonBlocking, lane0_priority());
     }
     /* part of the fixed floor (16 KiB a lane), like the streams: not charged to a budget */
     size_t counter_bytes = (size_t)SH_MAX_LANES * SH_CUDA_IG_COUNTERS * sizeof(int);

@@ -174,23 +174,6 @@ __device__ __forceinline__ void ig_release_dependents()
 #endif
 }
 
-/* f(value, index in a [M][N] plane) for every accumulator of this thread inside the output
- * (fragment rows row0 + 16i (+8), channels col0 + 8j (+1)). */
-template <int MI, int NI, class F>
-__device__ __forceinline__ void ig_each(const ig_args &a, float (&acc)[MI][NI][4], int row0, int col0, F f)
-{
-#pragma unroll
-    for (int i = 0; i < MI; i++)
-#pragma unroll
-        for (int j = 0; j < NI; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int m = row0 + i * 16 + (e >> 1) * 8, c = col0 + j * 8 + (e & 1);
-                if (m < a.M && c < a.p.k)
-                    f(acc[i][j][e], (size_t)m * a.p.k + c);
-            }
-}
-
 /* f(i, j, hh, m, c) for every in-bounds pair of accumulators acc[i][j][2hh], [2hh+1]: output
  * pixel m = row0 + 16i + 8hh, channels c and c + 1 (c + 1 may lie past the last channel). */
 template <int MI, int NI, class F>
@@ -206,6 +189,18 @@ __device__ __forceinline__ void ig_each_pair(const ig_args &a, int row0, int col
                 if (m < a.M && c < a.p.k)
                     f(i, j, hh, m, c);
             }
+}
+
+/* f(value, index in a [M][N] plane) for every accumulator of this thread inside the output
+ * (fragment rows row0 + 16i (+8), channels col0 + 8j (+1)). */
+template <int MI, int NI, class F>
+__device__ __forceinline__ void ig_each(const ig_args &a, float (&acc)[MI][NI][4], int row0, int col0, F f)
+{
+    ig_each_pair<MI, NI>(a, row0, col0, [&](int i, int j, int hh, int m, int c) {
+        f(acc[i][j][hh * 2], (size_t)m * a.p.k + c);
+        if (c + 1 < a.p.k)
+            f(acc[i][j][hh * 2 + 1], (size_t)m * a.p.k + c + 1);
+    });
 }
 
 /* Where the epilogue puts GEMM element (m, c): y + ig_row_off(m) + ig_col_off(c). Plainly
@@ -311,17 +306,8 @@ __device__ __forceinline__ void ig_epilogue(const ig_args &a, float (&acc)[MI][N
 static inline cudaError_t ig_launch(void (*kernel)(ig_args), const ig_args &a, int bm, int bn, int threads,
                                     int smem, cudaStream_t s)
 {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((a.M + bm - 1) / bm, (a.p.k + bn - 1) / bn, a.p.splits > 1 ? a.p.splits : 1);
-    cfg.blockDim = dim3(threads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute pdl[1];
-    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = pdl;
-    cfg.numAttrs = a.p.pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, kernel, a);
+    dim3 grid((a.M + bm - 1) / bm, (a.p.k + bn - 1) / bn, a.p.splits > 1 ? a.p.splits : 1);
+    return k_launch_ex(kernel, grid, dim3(threads), (size_t)smem, s, a.p.pdl != 0, a);
 }
 
 /* The wgmma kernel (igemm_wg.cu): whether this build and device have it (allowing its large

@@ -59,21 +59,30 @@ static inline bool k_pdl_on()
     return major >= 9;
 }
 
-/* kernel<<<grid, block, 0, s>>>(args...), as a programmatic dependent where k_pdl_on(). The
- * kernel must begin with k_pdl_begin(). */
+/* kernel<<<grid, block, smem, s>>>(args...), as a programmatic dependent of the stream's
+ * previous kernel when pdl (the kernel then waits for that one's results itself). */
 template <typename... P, typename... A>
-static inline cudaError_t k_launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t s, A... args)
+static inline cudaError_t k_launch_ex(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                      bool pdl, A... args)
 {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
-    cudaLaunchAttribute pdl[1];
-    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = pdl;
-    cfg.numAttrs = k_pdl_on() ? 1 : 0;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
+/* A small kernel (beginning with k_pdl_begin()), as a programmatic dependent where k_pdl_on(). */
+template <typename... P, typename... A>
+static inline cudaError_t k_launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t s, A... args)
+{
+    return k_launch_ex(kernel, grid, block, 0, s, k_pdl_on(), args...);
 }
 
 static inline unsigned k_blocks(long n, int threads)

@@ -25,6 +25,26 @@ __device__ __forceinline__ int k_nearest(float c, int mode, int len)
     return min(max(i, 0), len - 1);
 }
 
+/* The bilinear taps of source coordinate (cy, cx): rows y0/y1, columns x0/x1, weights ly/lx. */
+struct k_taps {
+    int y0, x0, y1, x1;
+    float ly, lx;
+};
+
+__device__ __forceinline__ k_taps k_bilinear(float cy, float cx, const sh_k_resize_p &p)
+{
+    cy = fminf(fmaxf(cy, 0.f), (float)(p.h - 1));
+    cx = fminf(fmaxf(cx, 0.f), (float)(p.w - 1));
+    k_taps t;
+    t.y0 = (int)floorf(cy);
+    t.x0 = (int)floorf(cx);
+    t.y1 = min(t.y0 + 1, p.h - 1);
+    t.x1 = min(t.x0 + 1, p.w - 1);
+    t.ly = cy - (float)t.y0;
+    t.lx = cx - (float)t.x0;
+    return t;
+}
+
 __global__ void k_resize(__half *y, const __half *x, sh_k_resize_p p, long total)
 {
     k_pdl_begin();
@@ -51,11 +71,9 @@ __global__ void k_resize(__half *y, const __half *x, sh_k_resize_p p, long total
             y[i] = xp[(k_nearest(cy, p.nearest_mode, p.h) * p.w + k_nearest(cx, p.nearest_mode, p.w)) * xs];
             continue;
         }
-        cy = fminf(fmaxf(cy, 0.f), (float)(p.h - 1));
-        cx = fminf(fmaxf(cx, 0.f), (float)(p.w - 1));
-        int y0 = (int)floorf(cy), x0 = (int)floorf(cx);
-        int y1 = min(y0 + 1, p.h - 1), x1 = min(x0 + 1, p.w - 1);
-        float ly = cy - (float)y0, lx = cx - (float)x0;
+        k_taps t = k_bilinear(cy, cx, p);
+        int y0 = t.y0, x0 = t.x0, y1 = t.y1, x1 = t.x1;
+        float ly = t.ly, lx = t.lx;
         float v00 = __half2float(xp[(y0 * p.w + x0) * xs]), v01 = __half2float(xp[(y0 * p.w + x1) * xs]);
         float v10 = __half2float(xp[(y1 * p.w + x0) * xs]), v11 = __half2float(xp[(y1 * p.w + x1) * xs]);
         float top = v00 + (v01 - v00) * lx, bot = v10 + (v11 - v10) * lx;
@@ -81,13 +99,10 @@ __global__ void k_resize_nhwc8(uint4 *y, const uint4 *x, sh_k_resize_p p, unsign
             y[i] = __ldg(xp + (size_t)(k_nearest(cy, p.nearest_mode, p.h) * p.w + k_nearest(cx, p.nearest_mode, p.w)) * c8);
             continue;
         }
-        cy = fminf(fmaxf(cy, 0.f), (float)(p.h - 1));
-        cx = fminf(fmaxf(cx, 0.f), (float)(p.w - 1));
-        int y0 = (int)floorf(cy), x0 = (int)floorf(cx);
-        int y1 = min(y0 + 1, p.h - 1), x1 = min(x0 + 1, p.w - 1);
-        float ly = cy - (float)y0, lx = cx - (float)x0;
-        uint4 q[4] = {__ldg(xp + (size_t)(y0 * p.w + x0) * c8), __ldg(xp + (size_t)(y0 * p.w + x1) * c8),
-                      __ldg(xp + (size_t)(y1 * p.w + x0) * c8), __ldg(xp + (size_t)(y1 * p.w + x1) * c8)};
+        k_taps t = k_bilinear(cy, cx, p);
+        float ly = t.ly, lx = t.lx;
+        uint4 q[4] = {__ldg(xp + (size_t)(t.y0 * p.w + t.x0) * c8), __ldg(xp + (size_t)(t.y0 * p.w + t.x1) * c8),
+                      __ldg(xp + (size_t)(t.y1 * p.w + t.x0) * c8), __ldg(xp + (size_t)(t.y1 * p.w + t.x1) * c8)};
         const __half2 *h00 = (const __half2 *)&q[0], *h01 = (const __half2 *)&q[1];
         const __half2 *h10 = (const __half2 *)&q[2], *h11 = (const __half2 *)&q[3];
         uint4 out;
