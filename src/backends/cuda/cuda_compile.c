@@ -1,6 +1,6 @@
 /* Compiling a graph for the CUDA backend: a kernel and its parameters per node, the storage
  * of every tensor, views, in-place reuse, workspaces (cuDNN's, and fp16 staging at the fp32
- * graph boundary), and weight packing.
+ * graph boundary), and how each weight is to be packed (cuda_pack.c packs it).
  *
  * Storage contract (backend.h): graph inputs and outputs are fp32 NCHW on the device, as the
  * runtime hands them over; every other activation is fp16, 4-D ones channels-last (NHWC)
@@ -10,11 +10,11 @@
  * and the conversions cost one pass over the (small) input image and outputs.
  *
  * Weights: every constant a kernel reads is packed as fp16 in its ONNX row-major layout,
- * except the weights of channels-last convs, packed KRSC as cuDNN wants for NHWC; values
- * beyond fp16's range saturate.
+ * except the weights of channels-last convs, packed KRSC as cuDNN and the own conv want for
+ * NHWC, and those of transposed convs run as a GEMM and channels-last depthwise convs, packed
+ * taps first; values beyond fp16's range saturate.
  * Constants read only at compile time (shapes, pads, scales, indices) are not uploaded. */
 #include "backends/cuda/cuda_ops.h"
-#include "core/half.h"
 
 #include <float.h>
 #include <math.h>
@@ -787,67 +787,4 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
     }
     *out = p;
     return 0;
-}
-
-/* Every element of a non-float16 constant through the one rounding routine. */
-static int pack_elements(const sh_tensor *ts, int64_t n, uint16_t *d, sh_err *err)
-{
-    if (ts->dtype == SH_DT_FLOAT32) {
-        sh_f32_to_f16_n(d, ts->data, (size_t)n);
-        return 0;
-    }
-    if (ts->dtype == SH_DT_FLOAT16) {
-        memcpy(d, ts->data, (size_t)n * 2);
-        return 0;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        float f;
-        switch (ts->dtype) {
-        case SH_DT_FLOAT64: f = (float)((const double *)ts->data)[i]; break;
-        case SH_DT_INT64: f = (float)((const int64_t *)ts->data)[i]; break;
-        case SH_DT_INT32: f = (float)((const int32_t *)ts->data)[i]; break;
-        case SH_DT_INT8: f = (float)((const int8_t *)ts->data)[i]; break;
-        case SH_DT_UINT8: case SH_DT_BOOL: f = (float)((const uint8_t *)ts->data)[i]; break;
-        default:
-            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "pack_weight: tensor %s has dtype %s", ts->name,
-                           sh_dtype_name(ts->dtype));
-        }
-        d[i] = sh_cuda_f32_to_f16(f);
-    }
-    return 0;
-}
-
-/* Every packed constant is fp16 row-major; deterministic, so equal bytes dedupe. Thread-safe
- * (it reads the program and the tensor only): the runtime packs several models at once. */
-int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_err *err)
-{
-    const sh_tensor *ts = &p->graph->tensors[t];
-    int64_t n = numel(ts);
-    if (!ts->is_const || !ts->data || n < 0 || p->weight_bytes[t] != (size_t)n * 2)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: tensor %s is not a packed constant", ts->name);
-    uint16_t *d = dst;
-    const sh_cuda_prog *cp = p->impl;
-    int pack = cp && ts->shape.ndim == 4 ? cp->wpack[t] : SH_WPACK_PLAIN;
-    /* [A, B, R, S] -> KRSC [A][R*S][B], or taps first [R*S][B][A] (cuda_impl.h) */
-    int64_t A = ts->shape.d[0], B = ts->shape.d[1];
-    int64_t RS = pack ? ts->shape.d[2] * ts->shape.d[3] : 1;
-    if (!pack || (pack == SH_WPACK_KRSC && (RS == 1 || B == 1)))   /* already KRSC */
-        return pack_elements(ts, n, d, err);
-    /* converted contiguously first (the fast path), then transposed one filter at a time: a
-     * filter is a few KiB, in cache */
-    sh_allocator *al = vctx ? ((sh_cuda_ctx *)vctx)->alloc : NULL;
-    uint16_t *tmp = sh_alloc(al, (size_t)n * 2);
-    if (!tmp)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "pack_weight: %s", ts->name);
-    int rc = pack_elements(ts, n, tmp, err);
-    for (int64_t a = 0; !rc && a < A; a++) {
-        const uint16_t *src = tmp + a * B * RS;
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t rs = 0; rs < RS; rs++) {
-                size_t at = pack == SH_WPACK_KRSC ? (size_t)((a * RS + rs) * B + b) : (size_t)((rs * B + b) * A + a);
-                d[at] = src[b * RS + rs];
-            }
-    }
-    sh_free(al, tmp);
-    return rc;
 }
