@@ -325,9 +325,10 @@ static void fail(bench *b, const char *what, const char *name)
     b->failures++;
 }
 
-/* One run of a model or mode: wall time around the call, and the network time the runtime
+/* One run of a model or mode: wall time around the call, the network time the runtime
  * reports for the call (the sum over its models in turn; the wall time of the device section
- * when they run concurrently). Negative on failure. */
+ * when they run concurrently) and that section on the device's clock (-1 where unknown).
+ * Negative on failure. */
 static double run_once(bench *b, bool is_mode, const char *name, const shoal_image *frame, double *infer_ms,
                        double *device_ms)
 {
