@@ -127,7 +127,7 @@ sh_server_params sh_server_default_params(void)
         .connection_timeout_s = 10,
         .receive_timeout_s = 15,
         .max_connections = 128,
-        .max_connections_per_client = 32,
+        .max_connections_per_client = 64,
         .max_pixels = 4096 * 4096,
         .host_limit_bytes = (size_t)1 << 30,
     };
