@@ -222,7 +222,7 @@ bool sh_job_wait(sh_job_queue *q, sh_job *job, int timeout_ms)
     return done;
 }
 
-bool sh_job_cancel(sh_job_queue *q, sh_job *job)
+bool sh_job_cancel(sh_job_queue *q, sh_job *job, bool client_left)
 {
     pthread_mutex_lock(&q->lock);
     int at = -1;
@@ -234,7 +234,10 @@ bool sh_job_cancel(sh_job_queue *q, sh_job *job)
             q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i + 1) % q->cap];
         q->count--;
         job->refs--;   /* the queue's reference; the caller still holds its own */
-        q->client_gone++;
+        if (client_left)
+            q->client_gone++;
+        else
+            q->abandoned++;
     }
     pthread_mutex_unlock(&q->lock);
     return at >= 0;

@@ -75,10 +75,11 @@ int sh_job_submit(sh_job_queue *q, sh_job *job);
 bool sh_job_wait(sh_job_queue *q, sh_job *job, int timeout_ms);
 /* Drops the caller's reference (the worker drops its own). Accepts NULL. */
 void sh_job_release(sh_job_queue *q, sh_job *job);
-/* The requester is gone: a job still waiting in the queue is taken out (counted in
- * client_gone) and true is returned; a job already running is left to finish. The caller's
- * reference is untouched either way. */
-bool sh_job_cancel(sh_job_queue *q, sh_job *job);
+/* The requester gives up (`client_left`: its client went away, counted in client_gone;
+ * else it timed out, counted in abandoned): a job still waiting in the queue is taken out and
+ * true is returned; a job already running is left to finish. The caller's reference is
+ * untouched either way. */
+bool sh_job_cancel(sh_job_queue *q, sh_job *job, bool client_left);
 
 /* Charges `bytes` to the host gate: false (nothing charged) when it would go over the limit.
  * Every successful charge is given back with sh_job_queue_uncharge, or handed to a job in

@@ -515,14 +515,14 @@ static enum MHD_Result await_job(sh_server *s, struct MHD_Connection *c, request
     for (;;) {
         double left = deadline - mono_ms();
         if (left <= 0) {
-            sh_job_cancel(s->jobs, job);
+            sh_job_cancel(s->jobs, job, false);
             sh_job_release(s->jobs, job);
             return send_errorf(s, c, 504, "inference did not finish within %d ms", s->p.timeout_ms);
         }
         if (sh_job_wait(s->jobs, job, left < CLIENT_CHECK_MS ? (int)left + 1 : CLIENT_CHECK_MS))
             break;
         if (client_gone(rq)) {
-            bool dropped = sh_job_cancel(s->jobs, job);
+            bool dropped = sh_job_cancel(s->jobs, job, true);
             sh_job_release(s->jobs, job);
             rq->status = 499;
             slog(s, SHOAL_LOG_DEBUG, "request %s: client went away, job %s", rq->id,
@@ -552,7 +552,6 @@ static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, requ
         mode = rq->gen->default_mode;
     }
     const char *target = mode ? mode : model;
-    snprintf(rq->target, sizeof rq->target, "%s=%.64s", mode ? "mode" : "model", target);
     /* Names are looked up among the config's, never used as paths. */
     char names[512];
     if (mode && find_name(mode, shoal_runtime_mode_count(rt), shoal_runtime_mode_name, rt) < 0) {
@@ -563,6 +562,11 @@ static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, requ
         list_names(names, sizeof names, shoal_runtime_model_count(rt), shoal_runtime_model_name, rt);
         return send_errorf(s, c, 404, "unknown model '%.64s' (the config has: %s)", model, names);
     }
+    /* Only a name of the config's reaches the access log, never the client's text. */
+    snprintf(rq->target, sizeof rq->target, "%s=%.64s", mode ? "mode" : "model", target);
+    for (char *p = rq->target; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\')
+            *p = '?';
     const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "width");
     const char *h = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "height");
     int iw = 0, ih = 0;

@@ -48,7 +48,7 @@ static void released_job_gives_its_charge_back(void **state)
     sh_job *job = sh_job_new(q);
     assert_non_null(job);
     job->frame_charge = 700;
-    assert_false(sh_job_cancel(q, job));   /* never queued: nothing to take out */
+    assert_false(sh_job_cancel(q, job, true));   /* never queued: nothing to take out */
     sh_job_release(q, job);
     sh_job_queue_stats st;
     sh_job_queue_get_stats(q, &st);
