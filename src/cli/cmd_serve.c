@@ -24,6 +24,7 @@
 #include "cli/commands.h"
 #include "core/alloc.h"
 #include "runtime/config.h"
+#include "server/listen.h"
 #include "server/server.h"
 #include "vision/image.h"
 #include "shoal.h"
@@ -364,6 +365,11 @@ int cmd_serve(int argc, char **argv)
         token_file = sc.token_file;
     if (sp.workers > MAX_WORKERS) {
         fprintf(stderr, "shoal serve: %d workers: at most %d (one execution context each)\n", sp.workers, MAX_WORKERS);
+        return 2;
+    }
+    sh_err lerr = {0};
+    if (sh_listen_check(sp.listen, &lerr) != 0) {   /* before minutes of model loading */
+        fprintf(stderr, "shoal serve: %s\n", lerr.msg);
         return 2;
     }
     char token[258];

@@ -20,22 +20,22 @@ static int parse(const char *address, struct sockaddr_storage *ss, socklen_t *le
     if (address[0] == '[') {   /* [v6]:port */
         const char *close = strchr(address, ']');
         if (!close || close[1] != ':')
-            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "address address '%s': expected [IPV6]:PORT", address);
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': expected [IPV6]:PORT", address);
         h0 = address + 1;
         hn = (size_t)(close - h0);
         colon = close + 1;
     } else {
         colon = strrchr(address, ':');
         if (!colon)
-            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "address address '%s': expected HOST:PORT or [IPV6]:PORT",
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': expected HOST:PORT or [IPV6]:PORT",
                            address);
         hn = (size_t)(colon - address);
         if (memchr(address, ':', hn))
             return sh_errf(err, SHOAL_ERR_INVALID_ARG,
-                           "address address '%s': an IPv6 address goes in brackets, e.g. [::1]:8080", address);
+                           "listen address '%s': an IPv6 address goes in brackets, e.g. [::1]:8080", address);
     }
     if (hn == 0 || hn >= sizeof host)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "address address '%s': bad host", address);
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': bad host", address);
     memcpy(host, h0, hn);
     host[hn] = '\0';
     const char *ps = colon + 1;
@@ -43,7 +43,7 @@ static int parse(const char *address, struct sockaddr_storage *ss, socklen_t *le
     errno = 0;
     long port = strtol(ps, &end, 10);
     if (!*ps || *ps < '0' || *ps > '9' || *end || errno || port < 0 || port > 65535)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "address address '%s': port must be 0..65535", address);
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': port must be 0..65535", address);
     *port_out = (int)port;
     memset(ss, 0, sizeof *ss);
     if (!strcmp(host, "localhost"))
@@ -62,8 +62,16 @@ static int parse(const char *address, struct sockaddr_storage *ss, socklen_t *le
         *len = sizeof *a6;
         return 0;
     }
-    return sh_errf(err, SHOAL_ERR_INVALID_ARG, "address address '%s': '%s' is not an IP%s address", address, host,
+    return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': '%s' is not an IP%s address", address, host,
                    address[0] == '[' ? "v6" : "v4");
+}
+
+int sh_listen_check(const char *address, sh_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    int port = 0;
+    return parse(address, &ss, &len, &port, err);
 }
 
 int sh_listen_open(const char *address, int *fd_out, int *port_out, bool *ipv6, sh_err *err)

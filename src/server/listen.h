@@ -10,6 +10,9 @@
 
 #include "core/error.h"
 
+/* Checks the address's form only (nothing is opened): 0 or SHOAL_ERR_INVALID_ARG. */
+int sh_listen_check(const char *address, sh_err *err);
+
 /* Opens, binds and listens. On success *fd is the socket (the caller closes it), *port the
  * bound port (the one picked when 0 was asked) and *ipv6 its family. */
 int sh_listen_open(const char *listen, int *fd, int *port, bool *ipv6, sh_err *err);

@@ -140,6 +140,8 @@ flag_refused "1..67108864" --max-pixels 99999999999
 flag_refused "512MB" --max-body 12XB
 flag_refused "150%" --budget 150%
 flag_refused "debug, info, warn or error" --log-level loud
+flag_refused "in brackets" --listen ::1:8080
+flag_refused "0..65535" --listen 127.0.0.1:70000
 
 "$SHOAL" serve --help > "$TMP/help.txt"
 write_config "$TMP/plain.yaml"
