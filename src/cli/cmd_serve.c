@@ -221,7 +221,11 @@ static shoal_runtime_t reload(const char *config, const shoal_runtime_params *ba
         return current;
     }
     shoal_runtime_t old = NULL;
-    sh_server_swap_runtime(srv, fresh, sc.default_mode[0] ? sc.default_mode : NULL, &old);
+    if (sh_server_swap_runtime(srv, fresh, sc.default_mode[0] ? sc.default_mode : NULL, &old) != SHOAL_OK) {
+        shoal_runtime_destroy(fresh);
+        log_stderr(NULL, SHOAL_LOG_ERROR, "reload failed: out of memory; keeping the old config");
+        return current;
+    }
     shoal_runtime_destroy(old);
     snprintf(msg, sizeof msg, "reloaded %s (%d models, %d modes%s%s)", config, shoal_runtime_model_count(fresh),
              shoal_runtime_mode_count(fresh), sc.default_mode[0] ? ", default mode " : "", sc.default_mode);

@@ -213,15 +213,12 @@ static rt_gen *gen_new(sh_server *s, shoal_runtime_t rt, const char *default_mod
     return g;
 }
 
-void sh_server_swap_runtime(sh_server *s, shoal_runtime_t rt, const char *default_mode, shoal_runtime_t *old)
+int sh_server_swap_runtime(sh_server *s, shoal_runtime_t rt, const char *default_mode, shoal_runtime_t *old)
 {
     *old = NULL;
     rt_gen *g = gen_new(s, rt, default_mode);
-    if (!g) {   /* cannot happen short of a few bytes of memory; keep serving the old one */
-        slog(s, SHOAL_LOG_ERROR, "reload: out of memory; keeping the old runtime");
-        *old = rt;
-        return;
-    }
+    if (!g)
+        return SHOAL_ERR_NO_MEMORY;
     pthread_mutex_lock(&s->gen_lock);
     rt_gen *prev = s->gen;
     s->gen = g;
@@ -230,6 +227,7 @@ void sh_server_swap_runtime(sh_server *s, shoal_runtime_t rt, const char *defaul
     pthread_mutex_unlock(&s->gen_lock);
     *old = prev->rt;
     sh_free(s->alloc, prev);
+    return SHOAL_OK;
 }
 
 /* The request of a connection (set by on_request), or NULL. */
@@ -1092,7 +1090,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return handle(s, c, url, rq);
 }
 
-/* One line per request: id, method and endpoint, target, status, milliseconds. A request cut
+/* One line per request: id, endpoint, target, status, milliseconds. A request cut
  * before any answer shows status 0 with the reason. */
 static void access_log(sh_server *s, const request *rq, enum MHD_RequestTerminationCode t)
 {

@@ -71,8 +71,9 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
 int sh_server_port(const sh_server *s);
 /* Serves new requests with `rt` from now on (and `default_mode`, copied; NULL = none).
  * Requests and jobs already holding the old runtime finish on it; once the last of them is
- * done the old runtime is returned in *old (the caller destroys it). Nothing is dropped. */
-void sh_server_swap_runtime(sh_server *s, shoal_runtime_t rt, const char *default_mode, shoal_runtime_t *old);
+ * done the old runtime is returned in *old (the caller destroys it). Nothing is dropped.
+ * SHOAL_ERR_NO_MEMORY: nothing changed, *old is NULL and rt is still the caller's. */
+int sh_server_swap_runtime(sh_server *s, shoal_runtime_t rt, const char *default_mode, shoal_runtime_t *old);
 /* Graceful stop: stops accepting connections, answers new requests on open connections with
  * 503, lets in-flight requests finish (bounded by the request and connection timeouts),
  * then closes every connection, joins the workers and frees everything. Accepts NULL. */
