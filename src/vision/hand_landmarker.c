@@ -82,12 +82,11 @@ static int associate(const sh_hand_params *p, sh_hand_rect *rects, int n, const 
     return n;
 }
 
-static int landmarks(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
-                     const sh_hand_rect *roi, float *in, sh_hand *h, sh_err *err)
+static int landmarks(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img, const sh_hand_rect *roi,
+                     float *in, sh_hand *h, sh_err *err)
 {
     int side = p->landmark_size;
     size_t in_n = (size_t)side * (size_t)side * 3;
-    (void)a;
     /* MediaPipe leaves the landmark crop's border unset: BORDER_REPLICATE */
     sh_hand_crop(img, roi, side, side, false, in);
     const float *out[4] = {NULL, NULL, NULL, NULL};
@@ -116,6 +115,27 @@ static int landmarks(sh_allocator *a, const sh_hand_params *p, const sh_hand_mod
     return 0;
 }
 
+static bool params_ok(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img)
+{
+    return p && m && m->run && img && img->data && img->width >= 1 && img->height >= 1 && p->num_hands >= 1 &&
+           p->num_hands <= SH_HAND_MAX_HANDS && p->landmark_size >= 1 && p->landmark_size <= 4096 &&
+           p->palm.input_size >= 1 && p->palm.input_size <= 4096;
+}
+
+int sh_hand_landmarks_run(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
+                          const sh_hand_rect *roi, sh_hand *out, sh_err *err)
+{
+    if (!params_ok(p, m, img) || !roi)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "hand landmarker: invalid parameters or image");
+    size_t in_n = (size_t)p->landmark_size * (size_t)p->landmark_size * 3;
+    float *in = sh_alloc(a, in_n * sizeof(float));
+    if (!in)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "hand landmarker: out of memory for the landmark input");
+    int rc = landmarks(p, m, img, roi, in, out, err);
+    sh_free(a, in);
+    return rc;
+}
+
 int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m,
                            sh_hand_tracker *tracker, const sh_image *img, sh_hand *out, int cap, int *n_out,
                            sh_palm *palms, int *n_palms, sh_err *err)
@@ -123,9 +143,7 @@ int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_ha
     *n_out = 0;
     if (n_palms)
         *n_palms = 0;
-    if (!p || !m || !m->run || !img || !img->data || img->width < 1 || img->height < 1 || cap < 0 ||
-        p->num_hands < 1 || p->num_hands > SH_HAND_MAX_HANDS || p->landmark_size < 1 || p->landmark_size > 4096 ||
-        p->palm.input_size < 1 || p->palm.input_size > 4096)
+    if (!params_ok(p, m, img) || cap < 0)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "hand landmarker: invalid parameters or image");
     sh_hand_rect rects[2 * SH_HAND_MAX_HANDS];
     sh_palm found[SH_HAND_MAX_HANDS];
@@ -159,7 +177,7 @@ int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_ha
     int kept = 0, limit = cap < p->num_hands ? cap : p->num_hands;
     rc = 0;
     for (int i = 0; i < n && kept < limit; i++) {
-        if ((rc = landmarks(a, p, m, img, &rects[i], in, &out[kept], err)))
+        if ((rc = landmarks(p, m, img, &rects[i], in, &out[kept], err)))
             break;
         out[kept].from_palm = from_palm[i];
         if (out[kept].presence >= p->min_presence)

@@ -78,4 +78,9 @@ int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_ha
                            sh_hand_tracker *tracker, const sh_image *img, sh_hand *out, int cap, int *n_out,
                            sh_palm *palms, int *n_palms, sh_err *err);
 
+/* The landmark model alone on one ROI (the crop is stretched to the model's square input when
+ * the ROI is not square, as MediaPipe Tasks' landmark graph does). */
+int sh_hand_landmarks_run(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
+                          const sh_hand_rect *roi, sh_hand *out, sh_err *err);
+
 #endif

@@ -264,26 +264,34 @@ void sh_hand_landmarks_project(const float *raw, int in_w, int in_h, const sh_ha
     }
 }
 
+/* The landmarks the tracking ROI is measured on: wrist, thumb CMC/MCP/IP and the two lower
+ * joints of each finger (MediaPipe's hand_landmark_landmarks_to_roi subset). Fingertips move
+ * most between frames; including them grows the ROI frame after frame. */
+static const int ROI_LANDMARKS[] = {0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18};
+#define N_ROI_LANDMARKS ((int)(sizeof ROI_LANDMARKS / sizeof ROI_LANDMARKS[0]))
+
 /* HandLandmarksToRect: rotation from the wrist to the mean of the index/ring MCP mean and the
- * middle MCP; the rect is the landmarks' extent in that rotated frame. Then RectTransformation
+ * middle MCP; the rect is the subset's extent in that rotated frame. Then RectTransformation
  * with scale 2 and shift -0.1. */
 sh_hand_rect sh_hand_rect_from_landmarks(const float lm[SH_HAND_LANDMARKS][3], int image_w, int image_h)
 {
     float W = (float)image_w, H = (float)image_h;
     float x1 = ((lm[5][0] + lm[13][0]) / 2 + lm[9][0]) / 2, y1 = ((lm[5][1] + lm[13][1]) / 2 + lm[9][1]) / 2;
     float rot = normalize_radians((float)M_PI / 2 - atan2f(-(y1 - lm[0][1]), x1 - lm[0][0]));
-    float minx = lm[0][0], maxx = minx, miny = lm[0][1], maxy = miny;
-    for (int i = 1; i < SH_HAND_LANDMARKS; i++) {
-        minx = fminf(minx, lm[i][0]);
-        maxx = fmaxf(maxx, lm[i][0]);
-        miny = fminf(miny, lm[i][1]);
-        maxy = fmaxf(maxy, lm[i][1]);
+    float minx = INFINITY, maxx = -INFINITY, miny = INFINITY, maxy = -INFINITY;
+    for (int k = 0; k < N_ROI_LANDMARKS; k++) {
+        const float *q = lm[ROI_LANDMARKS[k]];
+        minx = fminf(minx, q[0]);
+        maxx = fmaxf(maxx, q[0]);
+        miny = fminf(miny, q[1]);
+        maxy = fmaxf(maxy, q[1]);
     }
     float acx = (minx + maxx) / 2, acy = (miny + maxy) / 2;
     float cs = cosf(-rot), sn = sinf(-rot);
     float pminx = INFINITY, pmaxx = -INFINITY, pminy = INFINITY, pmaxy = -INFINITY;
-    for (int i = 0; i < SH_HAND_LANDMARKS; i++) {
-        float ox = lm[i][0] - acx, oy = lm[i][1] - acy;
+    for (int k = 0; k < N_ROI_LANDMARKS; k++) {
+        const float *q = lm[ROI_LANDMARKS[k]];
+        float ox = q[0] - acx, oy = q[1] - acy;
         float px = ox * cs - oy * sn, py = ox * sn + oy * cs;
         pminx = fminf(pminx, px);
         pmaxx = fmaxf(pmaxx, px);
