@@ -51,7 +51,7 @@ static int teardown(void **state)
 static int run_frame(fixture *f, const sh_hand_params *p, sh_hand_tracker *t, sh_hand *hands, int *n, sh_palm *palms,
                      int *np)
 {
-    sh_hand_models m = {.run = hr_run, .ctx = &f->m};
+    sh_hand_models m = sh_hand_sessions_models(f->m.hs);
     sh_err err = {0};
     int rc = sh_hand_landmarker_run(f->a, p, &m, t, &f->img, hands, SH_HAND_MAX_HANDS, n, palms, np, &err);
     if (rc)
@@ -137,7 +137,7 @@ static int read_landmark_file(const char *path, float xy[SH_HAND_LANDMARKS][2])
 static void check_fixed_roi(fixture *f, const char *file, sh_hand_rect roi)
 {
     sh_hand_params p = sh_hand_default_params();
-    sh_hand_models m = {.run = hr_run, .ctx = &f->m};
+    sh_hand_models m = sh_hand_sessions_models(f->m.hs);
     sh_hand h;
     sh_err err = {0};
     assert_int_equal(sh_hand_landmarks_run(f->a, &p, &m, &f->img, &roi, &h, &err), 0);
@@ -242,7 +242,7 @@ static void test_tracking(void **state)
     sh_hand_tracker t = {0};
     sh_hand hands[SH_HAND_MAX_HANDS];
     int n, np;
-    long palm_runs = f->m.runs[SH_HAND_MODEL_PALM];
+    long palm_runs = sh_hand_sessions_runs(f->m.hs, SH_HAND_MODEL_PALM);
     assert_int_equal(run_frame(f, &p, &t, hands, &n, NULL, &np), 0);
     assert_int_equal(np, 2);
     assert_true(hands[0].from_palm && hands[1].from_palm);
@@ -255,7 +255,7 @@ static void test_tracking(void **state)
         printf("tracked frame %d: largest |d| %.2f px\n", frame + 2, worst);
     }
     assert_int_equal(t.detector_runs, 1);
-    assert_int_equal(f->m.runs[SH_HAND_MODEL_PALM], palm_runs + 1);
+    assert_int_equal(sh_hand_sessions_runs(f->m.hs, SH_HAND_MODEL_PALM), palm_runs + 1);
     sh_image blank;
     sh_err err = {0};
     assert_int_equal(sh_image_create(f->a, f->img.width, f->img.height, &blank, &err), 0);
