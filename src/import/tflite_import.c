@@ -11,6 +11,7 @@
 #include "import/tflite_import.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -741,6 +742,8 @@ static int import_fully_connected(tfl_ctx *c, const tfl_op *o)
         return fail(c, SHOAL_ERR_PARSE, "weights '%s' (rank %d) do not fit input '%s'", c->t[wi].name, ws->ndim,
                     c->t[xi].name);
     int64_t M = nx / ws->d[1], O = ws->d[0];
+    if (O < 1 || M > INT64_MAX / O)
+        return fail(c, SHOAL_ERR_PARSE, "%" PRId64 " rows of %" PRId64 " outputs overflow", M, O);
     int x, flat, w, b = -1, y, gemm_out, node;
     sh_shape fs = {2, {M, ws->d[1]}}, gs = {2, {M, O}};
     bool reshape_out = !sh_shape_equal(ys, &gs);
