@@ -17,7 +17,8 @@ for n in "${names[@]}"; do
   for o in ${outs[$n]}; do [ -s "$OUT/$n.$o.npy" ] || missing=1; done
 done
 # MediaPipe's hand models come ready-made from npm (sha256-checked), not from the exporter.
-scripts/fetch-hand-models.sh "$OUT"
+# Without npm or the registry the tests that need them skip, so a failure here is not fatal.
+scripts/fetch-hand-models.sh "$OUT" || echo "make-models: MediaPipe hand models not fetched; their tests will skip" >&2
 if [ "$missing" -eq 0 ]; then
   echo "make-models: $OUT/ is complete"
   exit 0
