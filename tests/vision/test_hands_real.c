@@ -166,14 +166,16 @@ static void test_landmarks_fixed_roi(void **state)
                     (sh_hand_rect){0.75f, 0.5f, 0.5f, 1.0f, (float)M_PI});
 }
 
-/* Pixel landmarks of both hands from the legacy solution's test (source 0 of the JSON). */
-static void read_legacy(float want[2][SH_HAND_LANDMARKS][2], int *tol_px)
+/* Pixel landmarks of both hands from one source of the JSON: 0 the legacy Python solution's
+ * test, 1 tfjs-models' test of the npm package. */
+static void read_legacy(int source, float want[2][SH_HAND_LANDMARKS][2], int *tol_px)
 {
     char *txt = hr_read_text(HAND_DIR "/left_hands.legacy_solution.expected.json");
     assert_non_null(txt);
     cJSON *root = cJSON_Parse(txt);
     assert_non_null(root);
-    cJSON *src = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "sources"), 0);
+    cJSON *src = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "sources"), source);
+    assert_non_null(src);
     cJSON *hands = cJSON_GetObjectItem(src, "hands");
     assert_int_equal(cJSON_GetArraySize(hands), 2);
     for (int h = 0; h < 2; h++) {
@@ -185,17 +187,20 @@ static void read_legacy(float want[2][SH_HAND_LANDMARKS][2], int *tol_px)
             want[h][i][1] = (float)cJSON_GetArrayItem(pt, 1)->valuedouble;
         }
     }
-    *tol_px = cJSON_GetObjectItem(cJSON_GetObjectItem(src, "tolerance_px"), "model_complexity_1_full")->valueint;
+    cJSON *tol = cJSON_GetObjectItem(src, "tolerance_px");
+    cJSON *full = cJSON_IsObject(tol) ? cJSON_GetObjectItem(tol, "model_complexity_1_full") : tol;
+    assert_true(cJSON_IsNumber(full));
+    *tol_px = full->valueint;
     cJSON_Delete(root);
     free(txt);
 }
 
-/* Both hands against the legacy solution, matched by nearest wrist; returns the largest error. */
-static float compare_legacy(const sh_hand *hands, int n)
+/* Both hands against one legacy source, matched by nearest wrist; returns the largest error. */
+static float compare_source(int source, const sh_hand *hands, int n)
 {
     float want[2][SH_HAND_LANDMARKS][2];
     int tol;
-    read_legacy(want, &tol);
+    read_legacy(source, want, &tol);
     assert_int_equal(tol, 20);
     assert_int_equal(n, 2);
     float worst = 0;
@@ -220,6 +225,11 @@ static float compare_legacy(const sh_hand *hands, int n)
     return worst;
 }
 
+static float compare_legacy(const sh_hand *hands, int n)
+{
+    return compare_source(0, hands, n);
+}
+
 static void test_pipeline(void **state)
 {
     fixture *f = *state;
@@ -227,8 +237,9 @@ static void test_pipeline(void **state)
     sh_hand hands[SH_HAND_MAX_HANDS];
     int n;
     assert_int_equal(run_frame(f, &p, NULL, hands, &n, NULL, NULL), 0);
-    float worst = compare_legacy(hands, n);
-    printf("pipeline: %d hands, largest |d| %.2f px (tolerance 20), handedness %s %.3f / %s %.3f\n", n, worst,
+    float worst = compare_legacy(hands, n), tfjs = compare_source(1, hands, n);
+    printf("pipeline: %d hands, largest |d| %.2f px vs the Python test, %.2f px vs tfjs (tolerance 20), "
+           "handedness %s %.3f / %s %.3f\n", n, worst, tfjs,
            sh_hand_label(hands[0].handedness), hands[0].handedness_score, sh_hand_label(hands[1].handedness),
            hands[1].handedness_score);
 }
