@@ -34,7 +34,7 @@ test-asan: deps models
 
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSHOAL_FUZZ=ON -DSHOAL_CUDA=OFF
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_import
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_import fuzz_tflite
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

@@ -19,6 +19,7 @@ static const struct {
     {"serve", cmd_serve, "HTTP inference server"},
     {"test-onnx", cmd_test_onnx, "run ONNX conformance test folders"},
     {"inspect", cmd_inspect, "inputs, outputs, ops and parameter bytes of an ONNX model"},
+    {"hands", cmd_hands, "MediaPipe's hand landmarker (TFLite palm + landmark models) on images"},
 };
 
 static void usage(FILE *f)

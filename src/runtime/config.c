@@ -72,7 +72,7 @@ void sh_config_destroy(sh_config *cfg)
 
 /* ---- names ----------------------------------------------------------------------------- */
 
-static const char *const TASK_NAMES[] = {"detect", "segment", "landmarks", "classify", "yolox"};
+static const char *const TASK_NAMES[] = {"detect", "segment", "landmarks", "classify", "yolox", "hand_landmarks"};
 static const char *const LETTERBOX_NAMES[] = {"center", "top_left", "stretch"};
 static const char *const COLOR_NAMES[] = {"rgb", "bgr"};
 static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none"};
@@ -542,12 +542,14 @@ static int get_triple(pctx *p, yaml_node_t *n, double lo, bool lo_open, float ou
 enum {
     MK_PATH, MK_TASK, MK_INPUT_SIZE, MK_LETTERBOX, MK_COLOR, MK_SCALE, MK_MEAN, MK_STD, MK_CLASSES,
     MK_CLASSES_FILE, MK_DECODER, MK_SCORE, MK_IOU, MK_MAXDET, MK_AGNOSTIC, MK_PRIORITY, MK_PRELOAD,
-    MK_ON_DEMAND, MK_PINNED, MK_PRECISION, MK_COUNT
+    MK_ON_DEMAND, MK_PINNED, MK_PRECISION, MK_PALM, MK_NUM_HANDS, MK_MIN_DET, MK_MIN_TRACK, MK_TRACKING,
+    MK_COUNT
 };
 static const char *const MODEL_KEYS[MK_COUNT] = {
     "path", "task", "input_size", "letterbox", "color", "scale", "mean", "std", "classes",
     "classes_file", "decoder", "score_threshold", "iou_threshold", "max_detections", "agnostic_nms",
-    "priority", "preload", "on_demand", "pinned", "precision"};
+    "priority", "preload", "on_demand", "pinned", "precision", "palm_model", "num_hands",
+    "min_detection_confidence", "min_tracking_confidence", "tracking"};
 
 typedef struct model_seen {
     sh_model_config *m;
@@ -632,6 +634,11 @@ static int model_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t 
     }
     case MK_PINNED: return get_bool(p, v, &m->pinned);
     case MK_PRECISION: rc = get_enum(p, v, PRECISION_NAMES, COUNT(PRECISION_NAMES), &e); m->precision = (sh_precision)e; return rc;
+    case MK_PALM: return resolve_path(p, v, &m->palm_path);
+    case MK_NUM_HANDS: return get_int(p, v, 1, 8, &m->num_hands);
+    case MK_MIN_DET: return get_float(p, v, 0, 1, false, &m->min_detection_confidence);
+    case MK_MIN_TRACK: return get_float(p, v, 0, 1, false, &m->min_tracking_confidence);
+    case MK_TRACKING: return get_bool(p, v, &m->tracking);
     }
     return SHOAL_ERR_INTERNAL;
 }
@@ -639,7 +646,7 @@ static int model_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t 
 static const sh_decoder DEFAULT_DECODER[] = {
     [SH_TASK_DETECT] = SH_DECODER_YOLOV8, [SH_TASK_SEGMENT] = SH_DECODER_YOLOV8_SEG,
     [SH_TASK_LANDMARKS] = SH_DECODER_LANDMARKS, [SH_TASK_CLASSIFY] = SH_DECODER_NONE,
-    [SH_TASK_YOLOX] = SH_DECODER_YOLOX};
+    [SH_TASK_YOLOX] = SH_DECODER_YOLOX, [SH_TASK_HAND_LANDMARKS] = SH_DECODER_NONE};
 
 static bool decoder_fits(sh_task t, sh_decoder d)
 {
@@ -651,6 +658,7 @@ static bool decoder_fits(sh_task t, sh_decoder d)
     case SH_TASK_LANDMARKS: return d == SH_DECODER_LANDMARKS;
     case SH_TASK_YOLOX: return d == SH_DECODER_YOLOX;
     case SH_TASK_CLASSIFY: return false;
+    case SH_TASK_HAND_LANDMARKS: return false;   /* its decoding is the hand pipeline's own */
     }
     return false;
 }
@@ -660,6 +668,7 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
     *m = (sh_model_config){
         .input_w = 640, .input_h = 640, .scale = 1.0f / 255.0f, .std = {1, 1, 1},
         .score_threshold = 0.25f, .iou_threshold = 0.45f, .max_detections = 300,
+        .num_hands = 2, .min_detection_confidence = 0.5f, .min_tracking_confidence = 0.5f, .tracking = true,
         .line = (int)k->start_mark.line + 1};
     int rc = get_name(p, k, "model name", &m->name);
     if (rc)
@@ -668,9 +677,18 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
     if ((rc = walk_map(p, v, MODEL_KEYS, MK_COUNT, model_field, &ms)))
         return rc;
     if (!ms.at[MK_PATH])
-        return PERR(p, v, "missing required key 'path' (the ONNX file, relative to the config)");
+        return PERR(p, v, "missing required key 'path' (the model file, ONNX or TFLite, relative to the config)");
     if (!ms.at[MK_TASK])
-        return PERR(p, v, "missing required key 'task' (one of detect, segment, landmarks, classify, yolox)");
+        return PERR(p, v, "missing required key 'task' (one of detect, segment, landmarks, classify, yolox, "
+                    "hand_landmarks)");
+    bool hands = m->task == SH_TASK_HAND_LANDMARKS;
+    if (hands && !ms.at[MK_PALM])
+        return PERR(p, v, "task hand_landmarks needs 'palm_model' (the palm detector; 'path' is the landmark model)");
+    for (int key = MK_PALM; key <= MK_TRACKING && !hands; key++)
+        if (ms.at[key]) {
+            path_push(p, MODEL_KEYS[key], false);
+            return PERR(p, ms.at[key], "only task hand_landmarks takes '%s'", MODEL_KEYS[key]);
+        }
     if (ms.at[MK_CLASSES] && ms.at[MK_CLASSES_FILE])
         return PERR(p, ms.at[MK_CLASSES_FILE], "give classes or classes_file, not both");
     if (!ms.at[MK_DECODER])

@@ -30,7 +30,8 @@
 #include "core/error.h"
 
 typedef enum sh_task {
-    SH_TASK_DETECT = 0, SH_TASK_SEGMENT, SH_TASK_LANDMARKS, SH_TASK_CLASSIFY, SH_TASK_YOLOX
+    SH_TASK_DETECT = 0, SH_TASK_SEGMENT, SH_TASK_LANDMARKS, SH_TASK_CLASSIFY, SH_TASK_YOLOX,
+    SH_TASK_HAND_LANDMARKS       /* MediaPipe's two-model hand landmarker (vision/hand_landmarker.h) */
 } sh_task;
 typedef enum sh_letterbox { SH_LETTERBOX_CENTER = 0, SH_LETTERBOX_TOP_LEFT, SH_LETTERBOX_STRETCH } sh_letterbox;
 typedef enum sh_color { SH_COLOR_RGB = 0, SH_COLOR_BGR } sh_color;
@@ -80,6 +81,13 @@ typedef struct sh_model_config {
     bool preload;                /* default false; `on_demand: true` is `preload: false` */
     bool pinned;                 /* never evicted; default false */
     sh_precision precision;      /* default auto (inference.fp16 decides) */
+    /* task hand_landmarks only: `path` is the landmark model, `palm_model` the palm detector
+     * (.tflite, or bundle.task#member); thresholds as MediaPipe names them */
+    char *palm_path;             /* required for hand_landmarks; resolved */
+    int num_hands;               /* default 2 (1..8) */
+    float min_detection_confidence;   /* palm score threshold, default 0.5 */
+    float min_tracking_confidence;    /* hand presence threshold, default 0.5 */
+    bool tracking;               /* video mode: later frames start from the last landmarks; default true */
     int line;                    /* 1-based line of the model's key, for later messages */
     bool preload_base;           /* preload as written, before a tier override */
 } sh_model_config;

@@ -177,6 +177,11 @@ static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     double t = mono_s();
+    /* the hand landmarker runs two NHWC models per hand with its own crops; the runtime's one
+     * graph per model, NCHW letterbox input path does not schedule it */
+    if (m->cfg->task == SH_TASK_HAND_LANDMARKS)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': task hand_landmarks runs with `shoal hands` "
+                       "(vision/hand_landmarker.h), not in a runtime mode", m->cfg->name);
     int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &m->graph, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);

@@ -235,7 +235,7 @@ static const struct bad {
     {"models:\n  m:\n    path: a.onnx\n    task: detect\nmemory:\n  cleanup_threshold: 1.5\n", 6, 22,
      "memory.cleanup_threshold: expected a number in (0,1], got '1.5'"},
     {"models:\n  m:\n    path: a.onnx\n    task: dettect\n", 4, 11,
-     "models.m.task: expected one of detect, segment, landmarks, classify, yolox; got 'dettect'"},
+     "models.m.task: expected one of detect, segment, landmarks, classify, yolox, hand_landmarks; got 'dettect'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  streams: 0\n", 6, 12,
      "inference.streams: expected an integer in [1, 16], got '0'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  fp16: maybe\n", 6, 9,
