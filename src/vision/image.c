@@ -1,5 +1,7 @@
 #include "vision/image.h"
 
+#include "vision/image-decode.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -184,8 +186,8 @@ void sh_image_free(sh_image *img)
     memset(img, 0, sizeof *img);
 }
 
-/* A JPEG cut short still decodes in stb (missing data reads as zeros and turns into a grey
- * band); a truncated frame must not reach a model, so we require the end-of-image marker. */
+/* A JPEG cut short still decodes (libjpeg, like stb before it, fills the missing rows with
+ * grey); a truncated frame must not reach a model, so we require the end-of-image marker. */
 static int jpeg_has_eoi(const uint8_t *d, size_t n)
 {
     for (size_t i = n; i >= 4; i--)
@@ -204,9 +206,17 @@ int sh_image_load_memory(sh_allocator *a, const void *data, size_t size, const c
         return rc;
     if (size > INT_MAX)
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "%s: %zu bytes is too large an encoded image", label(name), size);
-    if (sniff(data, size) == FMT_JPEG && !jpeg_has_eoi(data, size))
+    if (sniff(data, size) != FMT_JPEG)
+        return sh_image_decode_stb(a, data, size, name, w, h, out, err);
+    if (!jpeg_has_eoi(data, size))
         return sh_errf(err, SHOAL_ERR_PARSE, "%s: truncated JPEG (no end-of-image marker)", label(name));
+    return sh_image_decode_jpeg(a, data, size, name, w, h, out, err);
+}
 
+int sh_image_decode_stb(sh_allocator *a, const void *data, size_t size, const char *name, int w, int h,
+                        sh_image *out, sh_err *err)
+{
+    memset(out, 0, sizeof *out);
     sh_allocator *saved = tl_stb_alloc;
     tl_stb_alloc = a;
     int iw = 0, ih = 0, comp = 0;
