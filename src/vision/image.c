@@ -213,10 +213,28 @@ int sh_image_load_memory(sh_allocator *a, const void *data, size_t size, const c
     return sh_image_decode_jpeg(a, data, size, name, w, h, out, err);
 }
 
+/* Whether the first IDAT chunk of a PNG is empty. stb_image copies such a chunk to its null
+ * data pointer (null + 0: undefined behaviour, found by fuzz_image); no encoder writes one. */
+static int png_first_idat_empty(const uint8_t *d, size_t n)
+{
+    size_t pos = 8;   /* after the signature */
+    while (n - pos >= 8) {
+        size_t len = be32(d + pos);
+        if (memcmp(d + pos + 4, "IDAT", 4) == 0)
+            return len == 0;
+        if (len > n - pos - 8 || n - pos - 8 - len < 4)
+            return 0;   /* truncated: stb reports it */
+        pos += 8 + len + 4;   /* length and type, data, CRC */
+    }
+    return 0;
+}
+
 int sh_image_decode_stb(sh_allocator *a, const void *data, size_t size, const char *name, int w, int h,
                         sh_image *out, sh_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (sniff(data, size) == FMT_PNG && png_first_idat_empty(data, size))
+        return sh_errf(err, SHOAL_ERR_PARSE, "%s: corrupt PNG (empty first IDAT chunk)", label(name));
     sh_allocator *saved = tl_stb_alloc;
     tl_stb_alloc = a;
     int iw = 0, ih = 0, comp = 0;
