@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -34,19 +35,6 @@ static void usage(FILE *f)
             "                 and show shoal's per-model attribution beside the device figures\n"
             "  --device D     with --config: cpu, cuda or auto (default: the config's)\n"
             "  --no-run       with --config: load the preload list only, run nothing\n");
-}
-
-static int parse_seconds(const char *opt, const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : NAN;
-    if (!s || end == s || *end || errno || !isfinite(v) || v < 0) {
-        fprintf(stderr, "shoal monitor: %s needs a number of seconds >= 0, got '%s'\n", opt, s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 static double now_s(void)
@@ -216,14 +204,10 @@ int cmd_monitor(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--interval")) {
-            if (parse_seconds(a, i + 1 < argc ? argv[++i] : NULL, &interval))
+            if (cli_double("monitor", a, i + 1 < argc ? argv[++i] : NULL, 0.001, 86400.0, &interval))
                 return 2;
-            if (interval <= 0) {
-                fprintf(stderr, "shoal monitor: --interval must be above 0\n");
-                return 2;
-            }
         } else if (!strcmp(a, "--duration")) {
-            if (parse_seconds(a, i + 1 < argc ? argv[++i] : NULL, &duration))
+            if (cli_double("monitor", a, i + 1 < argc ? argv[++i] : NULL, 0.0, 1e9, &duration))
                 return 2;
         } else if (!strcmp(a, "--json")) {
             json = true;
@@ -433,10 +417,15 @@ int cmd_monitor(int argc, char **argv)
         }
         fflush(stdout);
         sample_no++;
-        if (duration >= 0 && interval * sample_no > duration + 1e-9)
+        /* Keep the cadence on the clock: the next sample is at the next multiple of the
+         * interval from the start that is still ahead (a sample that ran longer than the
+         * interval skips the ticks it overran), and none starts after --duration. */
+        double t = now_s();
+        double tick = ceil((t - start) / interval + 1e-9);
+        double next = start + interval * (tick > (double)sample_no ? tick : (double)sample_no);
+        if (duration >= 0 && next - start > duration + 1e-9)
             break;
-        /* keep the cadence: sleep to the next multiple of the interval from the start */
-        sleep_s(start + interval * sample_no - now_s());
+        sleep_s(next - now_s());
     }
     sh_nvml_close(nv);
     shoal_runtime_destroy(rt);

@@ -1,9 +1,14 @@
 /* shoal run: models of a config (or one ONNX model) on image files. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/utf8.h"
 #include "shoal.h"
 #include "vision/draw.h"
 
@@ -23,6 +28,7 @@ static void usage(FILE *f)
 typedef struct run_opts {
     const char *config, *mode, *model, *decoder, *device, *draw;
     double score;
+    bool score_given;
     int threads;
     int json;
 } run_opts;
@@ -54,7 +60,7 @@ static char *adhoc_config(const run_opts *o)
              "inference:\n"
              "  device: %s\n",
              o->model, task, d, yolox ? "top_left" : "center", yolox ? "bgr" : "rgb", yolox ? "1.0" : "0.00392156862745098",
-             o->score > 0 ? o->score : (yolox ? 0.3 : 0.25), yolox ? "true" : "false", o->device ? o->device : "auto");
+             o->score_given ? o->score : (yolox ? 0.3 : 0.25), yolox ? "true" : "false", o->device ? o->device : "auto");
     if (o->threads > 0) {
         size_t n = strlen(y);
         snprintf(y + n, cap - n, "  threads: %d\n", o->threads);
@@ -149,9 +155,14 @@ static int parse(int argc, char **argv, run_opts *o, int *first_image)
         else if (!strcmp(a, "--decoder")) o->decoder = v;
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--draw")) o->draw = v;
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--score")) o->score = atof(v);
-        else {
+        else if (!strcmp(a, "--threads")) {
+            if (cli_int32("run", a, v, 0, 1024, &o->threads))
+                return 2;
+        } else if (!strcmp(a, "--score")) {
+            if (cli_double("run", a, v, 0.0, 1.0, &o->score))
+                return 2;
+            o->score_given = true;
+        } else {
             fprintf(stderr, "shoal run: unknown option %s\n", a);
             usage(stderr);
             return 2;
@@ -165,6 +176,13 @@ static int parse(int argc, char **argv, run_opts *o, int *first_image)
     }
     if (o->model && o->config) {
         fprintf(stderr, "shoal run: give --config or --model, not both\n");
+        return 2;
+    }
+    /* A config gives each model its own score_threshold; one flag over all of them would
+     * silently change models the user did not look at, so it belongs to --model alone. */
+    if (o->score_given && !o->model) {
+        fprintf(stderr, "shoal run: --score applies to --model only; with a config, set each model's "
+                        "score_threshold in the config\n");
         return 2;
     }
     if (o->decoder && strcmp(o->decoder, "yolov8") && strcmp(o->decoder, "yolov8-seg") && strcmp(o->decoder, "yolox") &&
@@ -230,8 +248,17 @@ int cmd_run(int argc, char **argv)
                 continue;
             }
             if (o.json) {
-                char *j = shoal_results_to_json(res);
-                printf("{\"image\":\"%s\",\"results\":%s}\n", argv[i], j ? j : "null");
+                char *j = shoal_results_to_json(res), name_buf[4096];
+                cJSON *name = cJSON_CreateString(cli_utf8(argv[i], name_buf, sizeof name_buf));
+                char *name_json = name ? cJSON_PrintUnformatted(name) : NULL;
+                if (j && name_json) {
+                    printf("{\"image\":%s,\"results\":%s}\n", name_json, j);
+                } else {
+                    fprintf(stderr, "shoal run: %s: out of memory for the JSON results\n", argv[i]);
+                    failures++;
+                }
+                cJSON_free(name_json);
+                cJSON_Delete(name);
                 shoal_free_string(j);
             } else {
                 printf(" mode %s: %.1f ms\n", modes[k], shoal_results_total_ms(res));
