@@ -773,7 +773,7 @@ static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_nod
     sh_inference_config *in = obj;
     int e = 0, rc;
     switch (key) {
-    case 0: return get_bool(p, v, &in->fp16);
+    case 0: in->fp16_set = true; return get_bool(p, v, &in->fp16);
     case 1: return get_int(p, v, 1, 16, &in->streams);
     case 2: return get_bool(p, v, &in->cuda_graphs);
     case 3: return get_int(p, v, 0, 1024, &in->threads);
@@ -1180,8 +1180,10 @@ sh_tier sh_config_pick_tier(sh_config *cfg, uint64_t device_total_bytes)
         }
     }
     const sh_tier_config *tc = &cfg->hardware.tiers[t];
-    if (tc->has_fp16)
+    if (tc->has_fp16) {
         cfg->inference.fp16 = tc->fp16;
+        cfg->inference.fp16_set = true;
+    }
     if (tc->has_streams)
         cfg->inference.streams = tc->streams;
     if (tc->has_idle_unload_s)
@@ -1200,6 +1202,34 @@ sh_tier sh_config_pick_tier(sh_config *cfg, uint64_t device_total_bytes)
     }
     cfg->hardware.picked = t;
     return t;
+}
+
+int sh_config_check_precision(const sh_config *cfg, sh_precision device_precision, const char *device_name,
+                              sh_err *err)
+{
+    const char *device_has = PRECISION_NAMES[device_precision];
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const sh_model_config *m = &cfg->models[i];
+        if (m->precision == SH_PRECISION_AUTO || m->precision == device_precision)
+            continue;
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED,
+                       "%s:%d: models.%s.precision: %s is not supported on %s: its backend computes in %s only "
+                       "(use precision: %s or auto, or another device)",
+                       cfg->source, m->line, m->name, PRECISION_NAMES[m->precision], device_name, device_has,
+                       device_has);
+    }
+    if (cfg->inference.fp16_set && !cfg->inference.fp16 && device_precision == SH_PRECISION_FP16) {
+        char key[64] = "inference.fp16";
+        if (cfg->hardware.picked != SH_TIER_AUTO && cfg->hardware.tiers[cfg->hardware.picked].has_fp16)
+            snprintf(key, sizeof key, "hardware.tiers.%s.fp16", sh_tier_name(cfg->hardware.picked));
+        for (size_t i = 0; i < cfg->n_models; i++)
+            if (cfg->models[i].precision == SH_PRECISION_AUTO)
+                return sh_errf(err, SHOAL_ERR_UNSUPPORTED,
+                               "%s: %s: false asks for fp32 (model %s), which %s does not compute in: its backend "
+                               "computes in fp16 only (set it to true, remove it, or run on the CPU)",
+                               cfg->source, key, cfg->models[i].name, device_name);
+    }
+    return 0;
 }
 
 int sh_config_read_classes(sh_config *cfg, sh_model_config *m, sh_err *err)

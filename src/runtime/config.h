@@ -79,7 +79,9 @@ typedef struct sh_model_config {
     int priority;                /* higher is evicted later; default 0 */
     bool preload;                /* default false; `on_demand: true` is `preload: false` */
     bool pinned;                 /* never evicted; default false */
-    sh_precision precision;      /* default auto (inference.fp16 decides) */
+    sh_precision precision;      /* default auto: the device's (inference.fp16 may ask for fp32);
+                                    a precision the device does not compute in is refused by
+                                    sh_config_check_precision */
     int line;                    /* 1-based line of the model's key, for later messages */
     bool preload_base;           /* preload as written, before a tier override */
 } sh_model_config;
@@ -100,7 +102,9 @@ typedef struct sh_memory_config {
 } sh_memory_config;
 
 typedef struct sh_inference_config {
-    bool fp16;                   /* default false */
+    bool fp16;                   /* with fp16_set: true = fp16 where the device computes in it
+                                    (CUDA; the CPU computes in fp32), false = fp32 everywhere */
+    bool fp16_set;               /* the config or the applied tier gave fp16 */
     int streams;                 /* default 1 */
     bool cuda_graphs;            /* default false */
     int threads;                 /* CPU threads; 0 = one per core (default) */
@@ -204,6 +208,15 @@ int sh_config_parse_size(const char *s, bool allow_percent, sh_config_size *out,
 /* Fills model->classes from model->classes_file (one name per line, blank lines skipped)
  * when the model has a classes_file and no classes yet; the names belong to cfg. */
 int sh_config_read_classes(sh_config *cfg, sh_model_config *model, sh_err *err);
+
+/* Whether every model can run in the precision the config asks of it on a device that
+ * computes in `device_precision` (SH_PRECISION_FP32 or _FP16; the backends offer no choice:
+ * the CPU computes in fp32, CUDA in fp16). A model's explicit `precision` must be the
+ * device's; `inference.fp16: false` (as written or from the applied tier) asks for fp32 and
+ * is refused on an fp16 device. Returns 0, or SHOAL_ERR_UNSUPPORTED naming the model or key,
+ * the config and the device. Call after sh_config_pick_tier. */
+int sh_config_check_precision(const sh_config *cfg, sh_precision device_precision, const char *device_name,
+                              sh_err *err);
 
 const char *sh_task_name(sh_task t);
 const char *sh_decoder_name(sh_decoder d);

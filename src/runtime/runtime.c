@@ -443,6 +443,10 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
     uint64_t total = sh_rt_device_total_bytes(rt);
     if (!rt->backend_is_cpu || rt->cfg->hardware.tier != SH_TIER_AUTO)
         sh_config_pick_tier(rt->cfg, rt->backend_is_cpu ? 0 : total);
+    int prc = sh_config_check_precision(rt->cfg, rt->backend_is_cpu ? SH_PRECISION_FP32 : SH_PRECISION_FP16,
+                                        rt->backend_is_cpu ? "cpu" : "cuda", err);
+    if (prc)
+        return prc;
     uint64_t budget = sh_config_size_bytes(&rt->cfg->memory.budget, total, 0);
     if (p->budget_bytes > 0)
         budget = (uint64_t)p->budget_bytes;

@@ -66,6 +66,8 @@ printf 'models:\n  m:\n    path: %s\n    task: detect\n    score_threshold: high
 expect bad-config-value  1 "score_threshold"      -- "$SHOAL" run --config "$WORK/badvalue.yaml" "$WORK/ok.png"
 printf 'models:\n  m:\n    path: %s\n    task: detect\nmodes:\n  a: [m, ghost]\n' "$TL" > "$WORK/badmode.yaml"
 expect mode-unknown-model 1 "ghost"               -- "$SHOAL" run --config "$WORK/badmode.yaml" "$WORK/ok.png"
+printf 'models:\n  m:\n    path: %s\n    task: detect\n    precision: fp16\nmodes:\n  a: [m]\n' "$TL" > "$WORK/fp16-on-cpu.yaml"
+expect precision-fp16-cpu 1 "precision: fp16 is not supported on cpu" -- "$SHOAL" run --config "$WORK/fp16-on-cpu.yaml" --device cpu "$WORK/ok.png"
 printf 'models:\n  m:\n    path: %s\n    task: detect\n    pinned: true\n    preload: true\nmodes:\n  a: [m]\nmemory:\n  budget: 64KB\ninference:\n  device: cpu\n' "$TL" > "$WORK/tiny-budget.yaml"
 expect budget-too-small  1 "available"            -- "$SHOAL" run --config "$WORK/tiny-budget.yaml" "$WORK/ok.png"
 # Numeric flags are parsed strictly, with the range in the message, in every subcommand.
