@@ -86,6 +86,13 @@ static void print_result(const shoal_model_result *r)
                r->landmarks[1]);
         return;
     }
+    if (!strcmp(r->task, "classify")) {   /* the top classes; their box is the whole picture */
+        printf("  top %d class%s\n", r->n_detections, r->n_detections == 1 ? "" : "es");
+        for (int k = 0; k < r->n_detections; k++)
+            printf("    %-16s %.3f\n", r->detections[k].class_name && *r->detections[k].class_name
+                                          ? r->detections[k].class_name : "?", r->detections[k].score);
+        return;
+    }
     printf("  %d detection%s\n", r->n_detections, r->n_detections == 1 ? "" : "s");
     for (int k = 0; k < r->n_detections && k < 20; k++) {
         const shoal_detection *d = &r->detections[k];

@@ -75,8 +75,9 @@ void sh_config_destroy(sh_config *cfg)
 static const char *const TASK_NAMES[] = {"detect", "segment", "landmarks", "classify", "yolox"};
 static const char *const LETTERBOX_NAMES[] = {"center", "top_left", "stretch"};
 static const char *const COLOR_NAMES[] = {"rgb", "bgr"};
-static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none"};
+static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none", "classify"};
 static const char *const PRECISION_NAMES[] = {"auto", "fp32", "fp16"};
+static const char *const CLASS_OUTPUT_NAMES[] = {"auto", "logits", "probabilities"};
 static const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda"};
 static const char *const CONCURRENCY_NAMES[] = {"auto", "on", "off"};
 static const char *const TIER_NAMES[] = {"auto", "low", "mid", "high"};
@@ -542,12 +543,12 @@ static int get_triple(pctx *p, yaml_node_t *n, double lo, bool lo_open, float ou
 enum {
     MK_PATH, MK_TASK, MK_INPUT_SIZE, MK_LETTERBOX, MK_COLOR, MK_SCALE, MK_MEAN, MK_STD, MK_CLASSES,
     MK_CLASSES_FILE, MK_DECODER, MK_SCORE, MK_IOU, MK_MAXDET, MK_AGNOSTIC, MK_PRIORITY, MK_PRELOAD,
-    MK_ON_DEMAND, MK_PINNED, MK_PRECISION, MK_COUNT
+    MK_ON_DEMAND, MK_PINNED, MK_PRECISION, MK_TOP_K, MK_SCORES, MK_COUNT
 };
 static const char *const MODEL_KEYS[MK_COUNT] = {
     "path", "task", "input_size", "letterbox", "color", "scale", "mean", "std", "classes",
     "classes_file", "decoder", "score_threshold", "iou_threshold", "max_detections", "agnostic_nms",
-    "priority", "preload", "on_demand", "pinned", "precision"};
+    "priority", "preload", "on_demand", "pinned", "precision", "top_k", "scores"};
 
 typedef struct model_seen {
     sh_model_config *m;
@@ -632,13 +633,15 @@ static int model_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t 
     }
     case MK_PINNED: return get_bool(p, v, &m->pinned);
     case MK_PRECISION: rc = get_enum(p, v, PRECISION_NAMES, COUNT(PRECISION_NAMES), &e); m->precision = (sh_precision)e; return rc;
+    case MK_TOP_K: return get_int(p, v, 1, 1000, &m->top_k);
+    case MK_SCORES: rc = get_enum(p, v, CLASS_OUTPUT_NAMES, COUNT(CLASS_OUTPUT_NAMES), &e); m->scores = (sh_class_output)e; return rc;
     }
     return SHOAL_ERR_INTERNAL;
 }
 
 static const sh_decoder DEFAULT_DECODER[] = {
     [SH_TASK_DETECT] = SH_DECODER_YOLOV8, [SH_TASK_SEGMENT] = SH_DECODER_YOLOV8_SEG,
-    [SH_TASK_LANDMARKS] = SH_DECODER_LANDMARKS, [SH_TASK_CLASSIFY] = SH_DECODER_NONE,
+    [SH_TASK_LANDMARKS] = SH_DECODER_LANDMARKS, [SH_TASK_CLASSIFY] = SH_DECODER_CLASSIFY,
     [SH_TASK_YOLOX] = SH_DECODER_YOLOX};
 
 static bool decoder_fits(sh_task t, sh_decoder d)
@@ -650,7 +653,7 @@ static bool decoder_fits(sh_task t, sh_decoder d)
     case SH_TASK_SEGMENT: return d == SH_DECODER_YOLOV8_SEG;
     case SH_TASK_LANDMARKS: return d == SH_DECODER_LANDMARKS;
     case SH_TASK_YOLOX: return d == SH_DECODER_YOLOX;
-    case SH_TASK_CLASSIFY: return false;
+    case SH_TASK_CLASSIFY: return d == SH_DECODER_CLASSIFY;
     }
     return false;
 }
@@ -659,7 +662,7 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
 {
     *m = (sh_model_config){
         .input_w = 640, .input_h = 640, .scale = 1.0f / 255.0f, .std = {1, 1, 1},
-        .score_threshold = 0.25f, .iou_threshold = 0.45f, .max_detections = 300,
+        .score_threshold = 0.25f, .iou_threshold = 0.45f, .max_detections = 300, .top_k = 5,
         .line = (int)k->start_mark.line + 1};
     int rc = get_name(p, k, "model name", &m->name);
     if (rc)
@@ -678,8 +681,25 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
     else if (!decoder_fits(m->task, m->decoder)) {
         path_push(p, "decoder", false);
         return PERR(p, ms.at[MK_DECODER], "decoder '%s' does not fit task '%s' (use %s or none)",
-                    sh_decoder_name(m->decoder), sh_task_name(m->task),
-                    m->task == SH_TASK_CLASSIFY ? "none" : sh_decoder_name(DEFAULT_DECODER[m->task]));
+                    sh_decoder_name(m->decoder), sh_task_name(m->task), sh_decoder_name(DEFAULT_DECODER[m->task]));
+    }
+    /* Keys that only one kind of model reads are refused elsewhere rather than ignored. */
+    static const int CLASSIFY_ONLY[] = {MK_TOP_K, MK_SCORES}, NOT_CLASSIFY[] = {MK_IOU, MK_MAXDET, MK_AGNOSTIC};
+    for (size_t i = 0; i < COUNT(CLASSIFY_ONLY); i++)
+        if (m->decoder != SH_DECODER_CLASSIFY && ms.at[CLASSIFY_ONLY[i]]) {
+            path_push(p, MODEL_KEYS[CLASSIFY_ONLY[i]], false);
+            return PERR(p, ms.at[CLASSIFY_ONLY[i]], "applies to decoder classify (task classify) only, not %s",
+                        sh_decoder_name(m->decoder));
+        }
+    if (m->task == SH_TASK_CLASSIFY) {
+        for (size_t i = 0; i < COUNT(NOT_CLASSIFY); i++)
+            if (ms.at[NOT_CLASSIFY[i]]) {
+                path_push(p, MODEL_KEYS[NOT_CLASSIFY[i]], false);
+                return PERR(p, ms.at[NOT_CLASSIFY[i]],
+                            "does not apply to task classify (no boxes, no NMS; top_k bounds the classes reported)");
+            }
+        if (!ms.at[MK_SCORE])
+            m->score_threshold = 0.0f;
     }
     m->preload_base = m->preload;
     return 0;

@@ -161,6 +161,12 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
             return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output is %s; decoder landmarks expects >= 65 values",
                            c->name, sh_shape_str(s0, buf, sizeof buf));
         break;
+    case SH_DECODER_CLASSIFY: {
+        int rc = sh_rt_classify_check(m, err);
+        if (rc)
+            return rc;
+        break;
+    }
     case SH_DECODER_NONE:
         break;
     }

@@ -193,7 +193,7 @@ static void test_defaults(void **state)
     sh_err err = {0};
     assert_int_equal(sh_config_load_string(A, Y, strlen(Y), NULL, NULL, &c, &err), 0);
     assert_string_equal(c->models[0].path, "m.onnx");           /* no base dir: as written */
-    assert_int_equal(c->models[0].decoder, SH_DECODER_NONE);
+    assert_int_equal(c->models[0].decoder, SH_DECODER_CLASSIFY);
     assert_int_equal(c->models[0].input_w, 640);
     assert_int_equal(c->n_modes, 0);
     assert_int_equal(c->default_mode, -1);
