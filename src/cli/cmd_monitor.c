@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "monitor/nvml.h"
@@ -256,6 +258,7 @@ int cmd_monitor(int argc, char **argv)
      * figures; the gap between the process's usage and shoal's bytes is the CUDA context and
      * library overhead on a GPU, or code, libraries, graphs and plans on the host. */
     shoal_runtime_t rt = NULL;
+    cli_progress progress;   /* the runtime's log sink for its whole life, so it lives as long */
     uint8_t *frame_px = NULL;
     shoal_image frame = {0};
     if (config_path) {
@@ -265,7 +268,12 @@ int cmd_monitor(int argc, char **argv)
         p.device = device;
         p.error = error;
         p.error_cap = sizeof error;
-        if (shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+        cli_progress_start(&progress, stderr, "loading models", 1.0, cli_progress_wanted(STDERR_FILENO, json));
+        p.log = cli_progress_log;
+        p.log_user = &progress;
+        int create_rc = shoal_runtime_create(&p, &rt);
+        cli_progress_stop(&progress);
+        if (create_rc != SHOAL_OK) {
             fprintf(stderr, "shoal monitor: %s\n", error);
             sh_config_destroy(cfg);
             sh_allocator_destroy(alloc);

@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/utf8.h"
 #include "runtime/introspect.h"
 
@@ -531,7 +533,12 @@ int cmd_plan(int argc, char **argv)
     p.error = err;
     p.error_cap = sizeof err;
     shoal_runtime_t rt;
-    if (shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+    cli_progress progress;
+    cli_progress_start(&progress, stderr, "compiling and planning models", 1.0,
+                       cli_progress_wanted(STDERR_FILENO, o.json));
+    rc = shoal_runtime_create(&p, &rt);
+    cli_progress_stop(&progress);
+    if (rc != SHOAL_OK) {
         fprintf(stderr, "shoal plan: %s\n", err);
         return 1;
     }

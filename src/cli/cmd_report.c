@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "runtime/config.h"
 #include "shoal.h"
 
@@ -140,8 +141,17 @@ int cmd_report(int argc, char **argv)
         else
             p.budget_bytes = (int64_t)sz.bytes;
     }
+    /* the report is JSON or Prometheus text on stdout: the line goes to a terminal's stderr */
+    cli_progress progress;
+    cli_progress_start(&progress, stderr, "loading models", 1.0, cli_progress_wanted(STDERR_FILENO, false));
+    if (!verbose) {
+        p.log = cli_progress_log;
+        p.log_user = &progress;
+    }
     shoal_runtime_t rt;
-    if (shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+    int create_rc = shoal_runtime_create(&p, &rt);
+    cli_progress_stop(&progress);
+    if (create_rc != SHOAL_OK) {
         fprintf(stderr, "shoal report: %s\n", error);
         return 1;
     }

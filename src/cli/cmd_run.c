@@ -3,11 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/utf8.h"
 #include "shoal.h"
 #include "vision/draw.h"
@@ -223,7 +225,12 @@ int cmd_run(int argc, char **argv)
     p.error = err;
     p.error_cap = sizeof err;
     shoal_runtime_t rt;
+    cli_progress progress;
+    cli_progress_start(&progress, stderr, "loading models", 1.0, cli_progress_wanted(STDERR_FILENO, o.json));
+    p.log = cli_progress_log;
+    p.log_user = &progress;
     rc = shoal_runtime_create(&p, &rt);
+    cli_progress_stop(&progress);
     free(yaml);
     if (rc) {
         fprintf(stderr, "shoal run: %s\n", err);
