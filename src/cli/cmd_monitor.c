@@ -34,7 +34,9 @@ static void usage(FILE *f)
             "  --duration S   stop after S seconds (default: until interrupted); 0 takes one sample\n"
             "  --json         one JSON object per sample, one per line\n"
             "  --config FILE  run the runtime of FILE (one mode per sample, in turn, on a generated frame)\n"
-            "                 and show shoal's per-model attribution beside the device figures\n"
+            "                 and show shoal's per-model attribution beside the device figures; with\n"
+            "                 monitor.report_path set, the memory report (as `shoal report`) is\n"
+            "                 rewritten there after every sample\n"
             "  --device D     with --config: cpu, cuda or auto (default: the config's)\n"
             "  --no-run       with --config: load the preload list only, run nothing\n");
 }
@@ -98,6 +100,34 @@ static cJSON *gpu_json(const sh_gpu_sample *g)
         cJSON_AddNullToObject(o, "process_bytes");
     cJSON_AddNumberToObject(o, "processes", g->n_processes);
     return o;
+}
+
+/* monitor.report_path: the runtime's memory report (as `shoal report` prints it) after every
+ * sample, replaced whole (written beside it, then renamed) so a reader never sees half. */
+static int write_report(shoal_runtime_t rt, const char *path)
+{
+    char *text = shoal_runtime_report_json(rt);
+    if (!text) {
+        fprintf(stderr, "shoal monitor: report: %s\n", shoal_runtime_last_error(rt));
+        return -1;
+    }
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = n > 0 && (size_t)n < sizeof tmp ? fopen(tmp, "w") : NULL;
+    int rc = -1;
+    if (!f) {
+        fprintf(stderr, "shoal monitor: monitor.report_path %s: %s\n", path, strerror(errno));
+    } else {
+        size_t len = strlen(text);
+        bool ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
+        ok = fclose(f) == 0 && ok;
+        if (ok && rename(tmp, path) == 0)
+            rc = 0;
+        else
+            fprintf(stderr, "shoal monitor: monitor.report_path %s: %s\n", path, strerror(errno));
+    }
+    shoal_free_string(text);
+    return rc;
 }
 
 /* --- per-model attribution (--config) ---------------------------------------------------- */
@@ -368,6 +398,8 @@ int cmd_monitor(int argc, char **argv)
                     printf("%-8s | ran mode %s\n", hhmmss, mode);
             }
             have_stats = shoal_runtime_get_stats(rt, &st) == SHOAL_OK;
+            if (cfg->monitor.report_path && write_report(rt, cfg->monitor.report_path) != 0)
+                status = 1;
             gpu_runtime = have_stats && strcmp(st.devices[0].name, "cpu") != 0;
         }
         if (have_stats) {

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "cli/utf8.h"
+#include "runtime/introspect.h"
 #include "shoal.h"
 #include "vision/draw.h"
 
@@ -20,7 +21,8 @@ static void usage(FILE *f)
             "usage: shoal run [--config FILE] [--mode NAME|all] [--model FILE.onnx --decoder yolov8|yolov8-seg|yolox|landmarks]\n"
             "                 [--score T] [--device cpu|cuda|auto] [--threads N] [--draw OUT.png] [--json] IMAGE...\n"
             "\n"
-            "Runs the models of a mode (default: every mode) of the config on each image and prints\n"
+            "Runs the models of a mode (default: the config's default_mode, else every mode; --mode all\n"
+            "runs every mode) of the config on each image and prints\n"
             "detections (class, score, box in image pixels), mask areas and landmarks, with the time\n"
             "per model and per mode and the memory each model holds. --model runs one ONNX file\n"
             "with the given decoder instead of a config. --draw writes an annotated PNG (with\n"
@@ -238,7 +240,10 @@ int cmd_run(int argc, char **argv)
     }
     const char *modes[64];
     int n_modes = 0;
-    if (!o.mode || !strcmp(o.mode, "all")) {
+    const sh_config *cfg = sh_runtime_config(rt);
+    if (!o.mode && cfg->default_mode >= 0) {
+        modes[n_modes++] = cfg->modes[cfg->default_mode].name;
+    } else if (!o.mode || !strcmp(o.mode, "all")) {
         for (int k = 0; k < shoal_runtime_mode_count(rt) && n_modes < 64; k++)
             modes[n_modes++] = shoal_runtime_mode_name(rt, k);
     } else {

@@ -683,24 +683,29 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
         return PERR(p, ms.at[MK_DECODER], "decoder '%s' does not fit task '%s' (use %s or none)",
                     sh_decoder_name(m->decoder), sh_task_name(m->task), sh_decoder_name(DEFAULT_DECODER[m->task]));
     }
-    /* Keys that only one kind of model reads are refused elsewhere rather than ignored. */
-    static const int CLASSIFY_ONLY[] = {MK_TOP_K, MK_SCORES}, NOT_CLASSIFY[] = {MK_IOU, MK_MAXDET, MK_AGNOSTIC};
-    for (size_t i = 0; i < COUNT(CLASSIFY_ONLY); i++)
-        if (m->decoder != SH_DECODER_CLASSIFY && ms.at[CLASSIFY_ONLY[i]]) {
-            path_push(p, MODEL_KEYS[CLASSIFY_ONLY[i]], false);
-            return PERR(p, ms.at[CLASSIFY_ONLY[i]], "applies to decoder classify (task classify) only, not %s",
+    /* A key the model's decoder never reads is refused rather than silently ignored. */
+    static const int DETECTION_KEYS[] = {MK_SCORE, MK_IOU, MK_MAXDET, MK_AGNOSTIC, MK_CLASSES, MK_CLASSES_FILE};
+    static const int CLASSIFY_KEYS[] = {MK_TOP_K, MK_SCORES};
+    for (size_t i = 0; i < COUNT(CLASSIFY_KEYS); i++)
+        if (m->decoder != SH_DECODER_CLASSIFY && ms.at[CLASSIFY_KEYS[i]]) {
+            path_push(p, MODEL_KEYS[CLASSIFY_KEYS[i]], false);
+            return PERR(p, ms.at[CLASSIFY_KEYS[i]], "applies to decoder classify (task classify) only, not %s",
                         sh_decoder_name(m->decoder));
         }
-    if (m->task == SH_TASK_CLASSIFY) {
-        for (size_t i = 0; i < COUNT(NOT_CLASSIFY); i++)
-            if (ms.at[NOT_CLASSIFY[i]]) {
-                path_push(p, MODEL_KEYS[NOT_CLASSIFY[i]], false);
-                return PERR(p, ms.at[NOT_CLASSIFY[i]],
-                            "does not apply to task classify (no boxes, no NMS; top_k bounds the classes reported)");
-            }
-        if (!ms.at[MK_SCORE])
-            m->score_threshold = 0.0f;
+    for (size_t i = 0; i < COUNT(DETECTION_KEYS); i++) {
+        int key = DETECTION_KEYS[i];
+        bool unread = m->decoder == SH_DECODER_LANDMARKS || m->decoder == SH_DECODER_NONE ||
+                      (m->decoder == SH_DECODER_CLASSIFY && (key == MK_IOU || key == MK_MAXDET || key == MK_AGNOSTIC));
+        if (unread && ms.at[key]) {
+            path_push(p, MODEL_KEYS[key], false);
+            return PERR(p, ms.at[key], "decoder %s does not read it (%s)", sh_decoder_name(m->decoder),
+                        m->decoder == SH_DECODER_CLASSIFY ? "no boxes, no NMS; top_k bounds the classes reported"
+                        : m->decoder == SH_DECODER_LANDMARKS ? "it gives 21 hand landmarks, presence and handedness"
+                                                             : "none decodes nothing");
+        }
     }
+    if (m->decoder == SH_DECODER_CLASSIFY && !ms.at[MK_SCORE])
+        m->score_threshold = 0.0f;
     m->preload_base = m->preload;
     return 0;
 }

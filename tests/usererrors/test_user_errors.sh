@@ -69,7 +69,9 @@ expect mode-unknown-model 1 "ghost"               -- "$SHOAL" run --config "$WOR
 printf 'models:\n  m:\n    path: %s\n    task: detect\n    top_k: 3\nmodes:\n  a: [m]\n' "$TL" > "$WORK/topk-detect.yaml"
 expect top-k-on-detect    1 "models.m.top_k: applies to decoder classify (task classify) only" -- "$SHOAL" run --config "$WORK/topk-detect.yaml" --device cpu "$WORK/ok.png"
 printf 'models:\n  m:\n    path: %s\n    task: classify\n    iou_threshold: 0.5\nmodes:\n  a: [m]\n' "$SRC/tests/vision/data/classifier_logits.onnx" > "$WORK/iou-classify.yaml"
-expect nms-key-on-classify 1 "iou_threshold: does not apply to task classify" -- "$SHOAL" run --config "$WORK/iou-classify.yaml" --device cpu "$WORK/ok.png"
+expect nms-key-on-classify 1 "iou_threshold: decoder classify does not read it" -- "$SHOAL" run --config "$WORK/iou-classify.yaml" --device cpu "$WORK/ok.png"
+printf 'models:\n  m:\n    path: %s\n    task: landmarks\n    classes: [left, right]\nmodes:\n  a: [m]\n' "$DATA/hand.onnx" > "$WORK/classes-landmarks.yaml"
+expect classes-on-landmarks 1 "classes: decoder landmarks does not read it" -- "$SHOAL" run --config "$WORK/classes-landmarks.yaml" --device cpu "$WORK/ok.png"
 printf 'models:\n  m:\n    path: %s\n    task: detect\n    precision: fp16\nmodes:\n  a: [m]\n' "$TL" > "$WORK/fp16-on-cpu.yaml"
 expect precision-fp16-cpu 1 "precision: fp16 is not supported on cpu" -- "$SHOAL" run --config "$WORK/fp16-on-cpu.yaml" --device cpu "$WORK/ok.png"
 printf 'models:\n  m:\n    path: %s\n    task: detect\n    pinned: true\n    preload: true\nmodes:\n  a: [m]\nmemory:\n  budget: 64KB\ninference:\n  device: cpu\n' "$TL" > "$WORK/tiny-budget.yaml"
@@ -141,6 +143,25 @@ cuda_message() {
     echo "$out"
 }
 expect cuda-no-device       0 "CUDA"                 -- cuda_message
+
+# default_mode: `run` without --mode runs it alone; --mode all runs every mode.
+printf 'models:\n  m:\n    path: %s\n    task: detect\nmodes:\n  first: [m]\n  second: [m]\ndefault_mode: second\ninference:\n  device: cpu\n' "$TL" > "$WORK/default-mode.yaml"
+only_default_mode() {
+    local out; out=$("$SHOAL" run --config "$WORK/default-mode.yaml" "$WORK/ok.png") || return 1
+    grep -q " mode first:" <<<"$out" && { echo "ran mode first too"; return 1; }
+    grep " mode second:" <<<"$out"
+}
+expect default-mode-alone   0 "mode second:"         -- only_default_mode
+expect default-mode-all     0 "mode first:"          -- "$SHOAL" run --config "$WORK/default-mode.yaml" --mode all "$WORK/ok.png"
+
+# monitor.report_path: `monitor --config` writes the memory report there (relative to the config).
+printf 'models:\n  m:\n    path: %s\n    task: detect\nmodes:\n  a: [m]\ninference:\n  device: cpu\nmonitor:\n  report_path: report-out.json\n' "$TL" > "$WORK/report-path.yaml"
+report_written() {
+    rm -f "$WORK/report-out.json"
+    "$SHOAL" monitor --config "$WORK/report-path.yaml" --duration 0 > /dev/null || return 1
+    python3 -c 'import json, sys; r=json.load(open(sys.argv[1])); print("report with", [m["name"] for m in r["models"]])' "$WORK/report-out.json"
+}
+expect monitor-report-path  0 "report with ['m']"    -- report_written
 
 # A good run still works after all that.
 expect good-run          0 "mode crossing"        -- run_tiny --mode crossing "$WORK/ok.png"

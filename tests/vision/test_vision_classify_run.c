@@ -45,7 +45,7 @@ typedef struct classified {
 } classified;
 
 /* Runs `model` (a file in DATA) with the extra model keys `keys` (which may replace the
- * classes); returns the create or run status, the result copied into *out (detections up to
+ * classes; decoder none takes none); returns the create or run status, the result copied into *out (detections up to
  * 4) and the message into msg. */
 static int classify(const char *model, const char *keys, classified *out, char *msg, size_t cap)
 {
@@ -54,7 +54,8 @@ static int classify(const char *model, const char *keys, classified *out, char *
              "models:\n  cls:\n    path: %s%s\n    task: classify\n    input_size: 8\n    letterbox: stretch\n"
              "%s%s"
              "modes:\n  m: [cls]\ninference:\n  device: cpu\n  threads: 1\n",
-             DATA, model, strstr(keys, "classes:") ? "" : "    classes: [red, green, blue, grey]\n", keys);
+             DATA, model, strstr(keys, "classes:") || strstr(keys, "decoder: none") ? "" : "    classes: [red, green, blue, grey]\n",
+             keys);
     shoal_runtime_params p = shoal_runtime_default_params();
     p.config_yaml = yaml;
     p.error = msg;
