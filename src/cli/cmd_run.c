@@ -26,7 +26,9 @@ static void usage(FILE *f)
             "detections (class, score, box in image pixels), mask areas and landmarks, with the time\n"
             "per model and per mode and the memory each model holds. --model runs one ONNX file\n"
             "with the given decoder instead of a config. --draw writes an annotated PNG (with\n"
-            "several images or modes, the image and mode are added to the name).\n");
+            "several images or modes, the image and mode are added to the name). --score (0..1) is the\n"
+            "score threshold of --model; a config sets each model's score_threshold instead.\n"
+            "--threads N: CPU threads, 0..1024 (0 = the config's, else one per core).\n");
 }
 
 typedef struct run_opts {
