@@ -37,8 +37,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/utf8.h"
 #include "core/npy.h"
+#include "core/utf8.h"
 #include "graph/flops.h"
 #include "graph/graph.h"
 #include "monitor/nvml.h"
@@ -1068,9 +1068,9 @@ int cmd_bench(int argc, char **argv)
     }
     cJSON_AddStringToObject(b.root, "runner", "shoal");
     char label_buf[1024], config_buf[4096];
-    cJSON_AddStringToObject(b.root, "config_name", cli_utf8(o.label, label_buf, sizeof label_buf));
+    cJSON_AddStringToObject(b.root, "config_name", sh_utf8_clean(o.label, label_buf, sizeof label_buf));
     cJSON_AddStringToObject(b.root, "shoal_version", SHOAL_VERSION);
-    cJSON_AddStringToObject(b.root, "config", cli_utf8(o.config, config_buf, sizeof config_buf));
+    cJSON_AddStringToObject(b.root, "config", sh_utf8_clean(o.config, config_buf, sizeof config_buf));
     cJSON_AddNumberToObject(b.root, "iters", o.iters);
     cJSON_AddNumberToObject(b.root, "warmup", o.warmup);
     time_t t = time(NULL);

@@ -15,7 +15,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "cli/utf8.h"
+#include "core/utf8.h"
 #include "runtime/introspect.h"
 
 #define MAX_SET_MODELS 16   /* subsets are enumerated: 2^16 unions at most */
@@ -286,7 +286,7 @@ static char *build_json(const plan_report *r, const char *config, const char *de
 {
     cJSON *root = cJSON_CreateObject();
     char config_buf[4096];
-    cJSON_AddStringToObject(root, "config", cli_utf8(config, config_buf, sizeof config_buf));
+    cJSON_AddStringToObject(root, "config", sh_utf8_clean(config, config_buf, sizeof config_buf));
     cJSON_AddStringToObject(root, "device", device);
     cJSON_AddNumberToObject(root, "contexts", r->contexts);
     cJSON *models = cJSON_AddArrayToObject(root, "models");

@@ -10,7 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "cli/utf8.h"
+#include "core/utf8.h"
 #include "runtime/introspect.h"
 #include "shoal.h"
 #include "vision/draw.h"
@@ -270,7 +270,7 @@ int cmd_run(int argc, char **argv)
             }
             if (o.json) {
                 char *j = shoal_results_to_json(res), name_buf[4096];
-                cJSON *name = cJSON_CreateString(cli_utf8(argv[i], name_buf, sizeof name_buf));
+                cJSON *name = cJSON_CreateString(sh_utf8_clean(argv[i], name_buf, sizeof name_buf));
                 char *name_json = name ? cJSON_PrintUnformatted(name) : NULL;
                 if (j && name_json) {
                     printf("{\"image\":%s,\"results\":%s}\n", name_json, j);

@@ -18,6 +18,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "core/utf8.h"
+
 /* ---- memory owned by the config --------------------------------------------------------- */
 
 typedef struct chunk {
@@ -1272,7 +1274,9 @@ int sh_config_read_classes(sh_config *cfg, sh_model_config *m, sh_err *err)
     char **names = cfg_calloc(cfg, lines, sizeof *names);
     size_t n = 0;
     rc = names ? 0 : sh_errf(err, SHOAL_ERR_NO_MEMORY, "model %s: out of memory reading classes", m->name);
+    int line = 0;
     for (char *s = text; !rc && s < text + len;) {
+        line++;
         char *e = memchr(s, '\n', (size_t)(text + len - s));
         if (!e)
             e = text + len;
@@ -1283,6 +1287,10 @@ int sh_config_read_classes(sh_config *cfg, sh_model_config *m, sh_err *err)
             t--;
         if (t > b && !(names[n++] = cfg_strndup(cfg, b, (size_t)(t - b))))
             rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "model %s: out of memory reading classes", m->name);
+        /* names go into JSON results and drawn labels, which are UTF-8 */
+        else if (t > b && (!sh_utf8_valid(names[n - 1]) || memchr(b, '\0', (size_t)(t - b))))
+            rc = sh_errf(err, SHOAL_ERR_PARSE, "model %s: classes_file: %s:%d: not UTF-8 text", m->name,
+                         m->classes_file, line);
         s = e + 1;
     }
     sh_free(cfg->alloc_, text);

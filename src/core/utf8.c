@@ -1,4 +1,4 @@
-#include "cli/utf8.h"
+#include "core/utf8.h"
 
 #include <string.h>
 
@@ -37,7 +37,7 @@ static size_t sequence_length(const unsigned char *s)
     return n;
 }
 
-bool cli_utf8_valid(const char *s)
+bool sh_utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
@@ -49,9 +49,9 @@ bool cli_utf8_valid(const char *s)
     return true;
 }
 
-const char *cli_utf8(const char *s, char *buf, size_t cap)
+const char *sh_utf8_clean(const char *s, char *buf, size_t cap)
 {
-    if (cli_utf8_valid(s))
+    if (sh_utf8_valid(s))
         return s;
     static const char replacement[] = "\xef\xbf\xbd";   /* U+FFFD */
     const unsigned char *p = (const unsigned char *)s;
