@@ -161,6 +161,12 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
             return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output is %s; decoder landmarks expects >= 65 values",
                            c->name, sh_shape_str(s0, buf, sizeof buf));
         break;
+    case SH_DECODER_CLASSIFY: {
+        int rc = sh_rt_classify_check(m, err);
+        if (rc)
+            return rc;
+        break;
+    }
     case SH_DECODER_NONE:
         break;
     }
@@ -448,6 +454,10 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
     uint64_t total = sh_rt_device_total_bytes(rt);
     if (!rt->backend_is_cpu || rt->cfg->hardware.tier != SH_TIER_AUTO)
         sh_config_pick_tier(rt->cfg, rt->backend_is_cpu ? 0 : total);
+    int prc = sh_config_check_precision(rt->cfg, rt->backend_is_cpu ? SH_PRECISION_FP32 : SH_PRECISION_FP16,
+                                        rt->backend_is_cpu ? "cpu" : "cuda", err);
+    if (prc)
+        return prc;
     uint64_t budget = sh_config_size_bytes(&rt->cfg->memory.budget, total, 0);
     if (p->budget_bytes > 0)
         budget = (uint64_t)p->budget_bytes;
