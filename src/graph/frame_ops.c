@@ -139,6 +139,15 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
         set_out(g, n, 0, SH_DT_INT32, (sh_shape){2, {m, SH_FRAME_MASK_BOX_WORDS}});
         return set_out(g, n, 1, SH_DT_UINT8, (sh_shape){2, {m, (int64_t)slot}});
     }
+    case SH_OP_FRAME_LANDMARKS:
+        if ((rc = want(g, n, 0, SH_DT_FLOAT32, -1, NULL, &x, err)))
+            return rc;
+        if (sh_shape_numel(&x->shape) != SH_FRAME_LANDMARK_WORDS)
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "'%s' does not hold %d landmark values", x->name,
+                                SH_FRAME_LANDMARK_WORDS);
+        if ((rc = want(g, n, 1, SH_DT_FLOAT32, 1, xf_dims, &x, err)))
+            return rc;
+        return set_out(g, n, 0, SH_DT_FLOAT32, (sh_shape){1, {SH_FRAME_LANDMARK_WORDS}});
     default:
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "not a frame op");
     }
@@ -213,6 +222,21 @@ static int add_preprocess(sh_graph *g, const sh_frame_spec *s, int input, int *x
     return sh_graph_set_inputs(g, t, 2) ? sh_errf(err, SHOAL_ERR_NO_MEMORY, "graph '%s': inputs", g->name) : 0;
 }
 
+static int add_landmarks(sh_graph *g, const sh_frame_spec *s, int xf, int *out, int *n_out, sh_err *err)
+{
+    if (g->n_outputs < 1)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "graph '%s': no output to read landmarks from", g->name);
+    int t, node, rc = add_tensor(g, "landmarks", SH_DT_FLOAT32, &t, err);
+    const int in[2] = {g->outputs[0], xf};
+    const char *names[] = {"logits"};
+    const int64_t v[] = {s->landmark_logits};
+    if (rc || (rc = add_node(g, "shoal.frame_landmarks", SH_OP_FRAME_LANDMARKS, in, 2, &t, 1, &node, err)) ||
+        (rc = set_ints(g, node, names, v, 1, err)))
+        return rc;
+    out[(*n_out)++] = t;
+    return 0;
+}
+
 /* Decode, NMS and masks after the model's outputs; out[] receives the result tensors. */
 static int add_postprocess(sh_graph *g, const sh_frame_spec *s, int xf, int *out, int *n_out, sh_err *err)
 {
@@ -275,7 +299,7 @@ int sh_graph_add_frame_ops(sh_graph *g, const sh_frame_spec *s, sh_err *err)
     if (g->n_inputs != 1)
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "graph '%s': %d inputs; the frame feeds a model of one input",
                        g->name, g->n_inputs);
-    if (s->decoder != SH_FRAME_SPEC_NONE && s->decoder != SH_FRAME_SPEC_YOLOV8 && s->decoder != SH_FRAME_SPEC_YOLOX)
+    if (s->decoder < SH_FRAME_SPEC_NONE || s->decoder > SH_FRAME_SPEC_LANDMARKS)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "graph '%s': unknown frame decoder %d", g->name, (int)s->decoder);
     if (s->masks && s->decoder != SH_FRAME_SPEC_YOLOV8)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "graph '%s': masks need the yolov8 decoder", g->name);
@@ -290,7 +314,8 @@ int sh_graph_add_frame_ops(sh_graph *g, const sh_frame_spec *s, sh_err *err)
         for (int i = 0; i < g->n_outputs; i++)
             out[n_out++] = g->outputs[i];
     } else {
-        rc = add_postprocess(g, s, xf, out, &n_out, err);
+        rc = s->decoder == SH_FRAME_SPEC_LANDMARKS ? add_landmarks(g, s, xf, out, &n_out, err)
+                                                   : add_postprocess(g, s, xf, out, &n_out, err);
         for (int i = 0; rc == 0 && i < g->n_outputs; i++)
             g->tensors[g->outputs[i]].is_output = false;
     }

@@ -9,8 +9,8 @@
  * Inputs afterwards: "frame" u8 [max_pixels * 3] (packed rows, the first width * height * 3
  * bytes used), "frame_size" i32 [2] (width, height). Outputs, in this order: "frame_transform",
  * and with a decoder "detection_boxes", "detection_scores", "detection_ids", "detection_count",
- * with masks "mask_boxes", "mask_bits"; without a decoder the model's own outputs follow the
- * transform. */
+ * with masks "mask_boxes", "mask_bits", with the landmarks decoder "landmarks"; without a
+ * decoder the model's own outputs follow the transform. */
 #ifndef SHOAL_GRAPH_FRAME_OPS_H
 #define SHOAL_GRAPH_FRAME_OPS_H
 
@@ -22,7 +22,8 @@
 typedef enum sh_frame_spec_decoder {
     SH_FRAME_SPEC_NONE = -1,      /* the model's outputs stay the results */
     SH_FRAME_SPEC_YOLOV8 = 0,     /* = sh_frame_decoder (vision/frame.h) */
-    SH_FRAME_SPEC_YOLOX = 1
+    SH_FRAME_SPEC_YOLOX = 1,
+    SH_FRAME_SPEC_LANDMARKS = 2   /* a hand regressor's 65 values mapped to the image */
 } sh_frame_spec_decoder;
 
 typedef struct sh_frame_spec {
@@ -36,6 +37,7 @@ typedef struct sh_frame_spec {
     bool masks;                   /* yolov8-seg: output 1 of the model holds the prototypes */
     float score_threshold, iou_threshold, mask_threshold;
     int agnostic, max_detections, top_k;
+    int landmark_logits;          /* landmarks: presence/handedness are logits (sigmoid applied) */
 } sh_frame_spec;
 
 /* ultralytics preprocessing (sh_preprocess_default_params), sh_decode_default_params, RGB

@@ -72,7 +72,7 @@ const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap);
  * added to a model's graph from its config, never imported. */
 #define SH_OP_LIST_FRAME(X) \
     X(FRAME_TO_TENSOR, "shoal.FrameToTensor") X(FRAME_DECODE, "shoal.FrameDecode") \
-    X(FRAME_NMS, "shoal.FrameNms") X(FRAME_MASKS, "shoal.FrameMasks")
+    X(FRAME_NMS, "shoal.FrameNms") X(FRAME_MASKS, "shoal.FrameMasks") X(FRAME_LANDMARKS, "shoal.FrameLandmarks")
 
 typedef enum sh_op {
 #define SH_OP_ENUM(id, name) SH_OP_##id,

@@ -75,9 +75,10 @@ static const op_versions OPS[] = {
     [SH_OP_FRAME_DECODE] = {{0}, NULL},
     [SH_OP_FRAME_NMS] = {{0}, NULL},
     [SH_OP_FRAME_MASKS] = {{0}, NULL},
+    [SH_OP_FRAME_LANDMARKS] = {{0}, NULL},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 43, "update the op tables");
+static_assert(SH_OP_COUNT == 44, "update the op tables");
 
 const char *sh_onnx_op_versions(sh_op op, bool implemented_only, char *buf, size_t cap)
 {

@@ -195,3 +195,25 @@ int sh_frame_results(const float *boxes, const float *scores, const int32_t *ids
         sh_detections_clear(d);
     return rc;
 }
+
+int sh_frame_landmarks(const float *out, const float xf_words[SH_FRAME_XF_WORDS], int logits,
+                       float landmarks[SH_FRAME_LANDMARK_WORDS], sh_err *err)
+{
+    sh_transform xf;
+    int rc = sh_transform_unpack(xf_words, &xf, err);
+    if (rc)
+        return rc;
+    sh_ftensor t = {out, 1, {SH_FRAME_LANDMARK_WORDS}};
+    sh_landmark_params lp = {.logits = logits};
+    sh_hand_landmarks hand;
+    if ((rc = sh_decode_hand_landmarks(&t, &xf, &lp, &hand, err)))
+        return rc;
+    for (int i = 0; i < SH_HAND_POINTS; i++) {
+        landmarks[3 * i] = hand.x[i];
+        landmarks[3 * i + 1] = hand.y[i];
+        landmarks[3 * i + 2] = hand.z[i];
+    }
+    landmarks[3 * SH_HAND_POINTS] = hand.presence;
+    landmarks[3 * SH_HAND_POINTS + 1] = hand.handedness;
+    return 0;
+}

@@ -4,9 +4,10 @@
  * graph instead of growing an sh_detections, so the two give the same results bit for bit.
  *
  *   frame u8 [capacity] + size i32 [2]  --shoal.FrameToTensor-->  input f32 [1,3,H,W], xf f32 [12]
- *   head                                --shoal.YoloDecode-->     candidates (boxes, scores, ids, count)
- *   candidates + xf                     --shoal.Nms-->            detections (boxes, scores, ids, count)
- *   head + protos + detections + xf     --shoal.SegMasks-->       mask boxes i32 [M,5], bits u8 [M,slot]
+ *   head                                --shoal.FrameDecode-->    candidates (boxes, scores, ids, count)
+ *   candidates + xf                     --shoal.FrameNms-->       detections (boxes, scores, ids, count)
+ *   head + protos + detections + xf     --shoal.FrameMasks-->     mask boxes i32 [M,5], bits u8 [M,slot]
+ *   hand regressor output + xf          --shoal.FrameLandmarks--> landmarks f32 [65]
  *
  * Tensor layouts (capacity K: the head's anchors for candidates, max_detections for detections):
  *   boxes  f32 [K, 4]  x1, y1, x2, y2 (candidates: model-input pixels; detections: image pixels, clipped)
@@ -15,7 +16,8 @@
  *   count  i32 [1]     entries in use, the first ones; the rest is left as it was
  *   xf     f32 [12]    sh_transform (sh_transform_pack), the frame's size and letterbox
  *   mask boxes i32 [M, 5]  x, y, width, height (image pixels, the sh_mask box), foreground area
- *   mask bits  u8 [M, slot]  the box's pixels row-major, pixel k at bit (k & 7) of byte k >> 3 */
+ *   mask bits  u8 [M, slot]  the box's pixels row-major, pixel k at bit (k & 7) of byte k >> 3
+ *   landmarks  f32 [65]  21 x (x, y, z) in image pixels, presence, handedness (sh_hand_landmarks) */
 #ifndef SHOAL_VISION_FRAME_H
 #define SHOAL_VISION_FRAME_H
 
@@ -28,6 +30,7 @@
 
 #define SH_FRAME_XF_WORDS 12
 #define SH_FRAME_MASK_BOX_WORDS 5
+#define SH_FRAME_LANDMARK_WORDS (3 * SH_HAND_POINTS + 2)
 
 void sh_transform_pack(const sh_transform *xf, float words[SH_FRAME_XF_WORDS]);
 /* SHOAL_ERR_INVALID_ARG when the words are not a transform sh_transform_compute could make. */
@@ -67,6 +70,10 @@ int sh_frame_nms(sh_allocator *a, const sh_decode_params *p, const float *boxes,
 int sh_frame_masks(sh_allocator *a, const sh_ftensor *head, const sh_ftensor *protos, const float *boxes,
                    const int32_t *ids, size_t cap, const int32_t *count, const float xf[SH_FRAME_XF_WORDS],
                    float mask_threshold, int32_t *mask_boxes, uint8_t *bits, size_t slot, sh_err *err);
+
+/* FrameLandmarks: sh_decode_hand_landmarks of `out` (65 values) into the layout above. */
+int sh_frame_landmarks(const float *out, const float xf[SH_FRAME_XF_WORDS], int logits,
+                       float landmarks[SH_FRAME_LANDMARK_WORDS], sh_err *err);
 
 /* The graph's results as the host decoders' sh_detections (scores of the detections above;
  * mask_boxes NULL: no masks), replacing what `d` held. */

@@ -160,7 +160,7 @@ static void frame_path(sh_allocator *a, sh_session *s, const model_case *mc, con
     sh_err err = {0};
     if (sh_session_run(s, &err))
         fail_msg("%s: %s", mc->path, err.msg);
-    if (mc->spec.decoder == SH_FRAME_SPEC_NONE)
+    if (mc->spec.decoder == SH_FRAME_SPEC_NONE || mc->spec.decoder == SH_FRAME_SPEC_LANDMARKS)
         return;
     size_t slot = sh_frame_mask_slot(MAX_PIXELS);
     int rc = sh_frame_results(output(s, 1), output(s, 2), output(s, 3), (size_t)mc->spec.max_detections,
@@ -211,7 +211,7 @@ static void run_case(const model_case *given, bool bgr)
         assert_int_equal(sh_image_load_file(a, photos[k], &img, &err), 0);
         float *net = NULL;
         size_t net_bytes = 0;
-        bool plain = mc->spec.decoder == SH_FRAME_SPEC_NONE;
+        bool plain = mc->spec.decoder == SH_FRAME_SPEC_NONE || mc->spec.decoder == SH_FRAME_SPEC_LANDMARKS;
         host_path(a, host, mc, &img, want, plain ? &net : NULL, &net_bytes);
         frame_path(a, graph, mc, &img, bgr, got);
         char what[512];
@@ -224,8 +224,27 @@ static void run_case(const model_case *given, bool bgr)
             assert_int_equal(sh_transform_compute(img.width, img.height, &pp, &xf, &err), 0);
             sh_transform_pack(&xf, words);
             assert_memory_equal(output(graph, 0), words, sizeof words);
-            if (memcmp(output(graph, 1), net, net_bytes))
+            if (mc->spec.decoder == SH_FRAME_SPEC_LANDMARKS) {
+                float want_lm[SH_FRAME_LANDMARK_WORDS];
+                assert_int_equal(net_bytes, sizeof want_lm);
+                assert_int_equal(sh_frame_landmarks(net, words, mc->spec.landmark_logits, want_lm, &err), 0);
+                sh_hand_landmarks hand;
+                sh_ftensor t = {net, 1, {SH_FRAME_LANDMARK_WORDS}};
+                sh_landmark_params lp = {.logits = mc->spec.landmark_logits};
+                assert_int_equal(sh_decode_hand_landmarks(&t, &xf, &lp, &hand, &err), 0);
+                /* the host decoder's own result, read back field by field */
+                assert_memory_equal(&want_lm[3 * SH_HAND_POINTS], &hand.presence, sizeof(float));
+                assert_memory_equal(&want_lm[3 * SH_HAND_POINTS + 1], &hand.handedness, sizeof(float));
+                for (int p = 0; p < SH_HAND_POINTS; p++) {
+                    assert_memory_equal(&want_lm[3 * p], &hand.x[p], sizeof(float));
+                    assert_memory_equal(&want_lm[3 * p + 1], &hand.y[p], sizeof(float));
+                    assert_memory_equal(&want_lm[3 * p + 2], &hand.z[p], sizeof(float));
+                }
+                if (memcmp(output(graph, 1), want_lm, sizeof want_lm))
+                    fail_msg("%s: landmarks differ", what);
+            } else if (memcmp(output(graph, 1), net, net_bytes)) {
                 fail_msg("%s: network output differs", what);
+            }
             sh_free(a, net);
         } else {
             expect_same(want, got, what);
@@ -234,7 +253,7 @@ static void run_case(const model_case *given, bool bgr)
         sh_image_free(&img);
     }
     /* a comparison of empty results proves nothing */
-    if (mc->spec.decoder != SH_FRAME_SPEC_NONE)
+    if (mc->spec.decoder == SH_FRAME_SPEC_YOLOV8 || mc->spec.decoder == SH_FRAME_SPEC_YOLOX)
         assert_true(total > 0);
     sh_detections_destroy(want);
     sh_detections_destroy(got);
@@ -288,8 +307,8 @@ static void test_yolox_nano(void **state)
     run_case(&mc, true);
 }
 
-/* No decoder: the frame op's stretch and mean/std feed the hand model; its outputs must be the
- * host-fed model's. */
+/* The frame op's stretch and mean/std feed the hand model: without a decoder its outputs must be
+ * the host-fed model's, with the landmarks decoder they must be sh_decode_hand_landmarks'. */
 static void test_hand_landmarks(void **state)
 {
     (void)state;
@@ -300,6 +319,10 @@ static void test_hand_landmarks(void **state)
     memcpy(mc.spec.mean, mean, sizeof mean);
     memcpy(mc.spec.std, std, sizeof std);
     run_case(&mc, true);
+    mc.spec.decoder = SH_FRAME_SPEC_LANDMARKS;
+    run_case(&mc, false);
+    mc.spec.landmark_logits = 1;
+    run_case(&mc, false);
 }
 
 /* A frame bigger than the frame input is refused with a status naming the node, not read. */

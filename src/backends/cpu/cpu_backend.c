@@ -173,9 +173,10 @@ static const struct {
     [SH_OP_FRAME_DECODE] = {cpu_prep_frame_decode, DTC_FRAME},
     [SH_OP_FRAME_NMS] = {cpu_prep_frame_nms, DTC_FRAME},
     [SH_OP_FRAME_MASKS] = {cpu_prep_frame_masks, DTC_FRAME},
+    [SH_OP_FRAME_LANDMARKS] = {cpu_prep_frame_landmarks, DTC_FRAME},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 43, "update the op tables");
+static_assert(SH_OP_COUNT == 44, "update the op tables");
 
 static bool is_move_dt(sh_dtype d)
 {

@@ -113,6 +113,7 @@ int cpu_prep_frame_to_tensor(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_decode(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_nms(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_masks(cpu_prep *pp, sh_err *err);
+int cpu_prep_frame_landmarks(cpu_prep *pp, sh_err *err);
 
 /* ---- helpers (cpu_backend.c) ------------------------------------------------------------ */
 /* Allocates zeroed params of `size` bytes into pp->params. */

@@ -233,3 +233,33 @@ int cpu_prep_frame_masks(cpu_prep *pp, sh_err *err)
     pp->fn = run_frame_masks;
     return 0;
 }
+
+typedef struct landmarks_params {
+    int logits, in[2], out;
+} landmarks_params;
+
+static int run_frame_landmarks(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const landmarks_params *p = vp;
+    int rc = sh_frame_landmarks(ex->t[p->in[0]], ex->t[p->in[1]], p->logits, ex->t[p->out], err);
+    return rc ? sh_err_prefix(err, rc, "node %s: ", n->name) : 0;
+}
+
+int cpu_prep_frame_landmarks(cpu_prep *pp, sh_err *err)
+{
+    int rc = all_present(pp, 2, 1, err);
+    if (rc)
+        return rc;
+    landmarks_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    if (cpu_in(pp, 0)->dtype != SH_DT_FLOAT32 || cpu_numel(cpu_in(pp, 0)) != SH_FRAME_LANDMARK_WORDS)
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "'%s' does not hold %d landmark values", cpu_in(pp, 0)->name,
+                       SH_FRAME_LANDMARK_WORDS);
+    p->logits = (int)sh_node_int(pp->n, "logits", 0);
+    p->in[0] = pp->n->inputs[0];
+    p->in[1] = pp->n->inputs[1];
+    p->out = pp->n->outputs[0];
+    pp->fn = run_frame_landmarks;
+    return 0;
+}
