@@ -65,7 +65,14 @@ const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap);
     X(SOFTMAX, "Softmax") X(MATMUL, "MatMul") X(GEMM, "Gemm") X(FLATTEN, "Flatten") \
     X(CONSTANT, "Constant") X(CONSTANT_OF_SHAPE, "ConstantOfShape") X(SHAPE, "Shape") \
     X(GATHER, "Gather") X(UNSQUEEZE, "Unsqueeze") X(SQUEEZE, "Squeeze") X(IDENTITY, "Identity") \
-    X(EXPAND, "Expand") X(CAST, "Cast") X(PAD, "Pad") X(REDUCE_MEAN, "ReduceMean")
+    X(EXPAND, "Expand") X(CAST, "Cast") X(PAD, "Pad") X(REDUCE_MEAN, "ReduceMean") \
+    SH_OP_LIST_FRAME(X)
+
+/* The frame ops: pre- and post-processing as graph ops (vision/frame.h has their tensors),
+ * added to a model's graph from its config, never imported. */
+#define SH_OP_LIST_FRAME(X) \
+    X(FRAME_TO_TENSOR, "shoal.FrameToTensor") X(FRAME_DECODE, "shoal.FrameDecode") \
+    X(FRAME_NMS, "shoal.FrameNms") X(FRAME_MASKS, "shoal.FrameMasks") X(FRAME_LANDMARKS, "shoal.FrameLandmarks")
 
 typedef enum sh_op {
 #define SH_OP_ENUM(id, name) SH_OP_##id,

@@ -4,6 +4,7 @@
  * sizes, ...) must be constants by the time their node is reached; sh_graph_infer_fold
  * interleaves folding so the exporters' Shape -> Gather -> Concat plumbing becomes constant
  * first. */
+#include "graph/frame_ops.h"
 #include "graph/passes-impl.h"
 
 #include <math.h>
@@ -1172,6 +1173,9 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
     }
     case SH_OP_PAD: return infer_pad(g, n, err);
     case SH_OP_REDUCE_MEAN: return infer_reduce(g, n, err);
+    case SH_OP_FRAME_TO_TENSOR: case SH_OP_FRAME_DECODE: case SH_OP_FRAME_NMS: case SH_OP_FRAME_MASKS:
+    case SH_OP_FRAME_LANDMARKS:
+        return sh_infer_frame_op(g, n, err);
     default:
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "no shape inference for this op");
     }

@@ -25,6 +25,15 @@ int sh_detections_push(sh_detections *d, const sh_detection *det, sh_err *err);
 int sh_detections_finish(sh_detections *d, const sh_transform *xf, const sh_decode_params *p,
                          const sh_candidates *c, sh_err *err);
 
+/* The shared tail's selection: candidates ranked by score (desc, index asc), the first top_k,
+ * greedy NMS; at most max_keep indices into c written to keep[] in rank order. */
+int sh_candidates_select(sh_allocator *a, const sh_decode_params *p, const sh_candidates *c, size_t max_keep,
+                         size_t *keep, size_t *n_keep, sh_err *err);
+/* Most detections the tail can keep out of n candidates under p (top_k, max_detections). */
+size_t sh_decode_max_keep(const sh_decode_params *p, size_t n);
+/* A model-input box mapped to the image through xf and clipped to the transform's region. */
+void sh_box_to_image(const sh_transform *xf, const float model_box[4], float image_box[4]);
+
 /* Validates params and transform common to all decoders. */
 int sh_decode_check(const sh_transform *xf, const sh_decode_params *p, sh_detections *d, const char *who,
                     sh_err *err);
@@ -63,5 +72,20 @@ void sh_yolo_box(const float *col, size_t stride, float box[4]);
  * threshold, in anchor order. */
 int sh_yolov8_candidates(sh_allocator *a, const sh_yolo_cols *src, int nc, float threshold, sh_candidates *c,
                          sh_err *err);
+
+/* YOLOX candidates of an undecoded [1, N, 5+nc] output for an in_w x in_h model input
+ * (strides 8, 16, 32): score = obj * best class >= thr, boxes decoded, in anchor order. */
+int sh_yolox_candidates(sh_allocator *a, const sh_ftensor *out, int in_w, int in_h, float thr, sh_candidates *c,
+                        sh_err *err);
+
+/* yolov8-seg masks of n detections (image boxes and anchors; their `mask` is not touched)
+ * bit-packed into the frame op layout (vision/frame.h): boxes [n, 5], bits [n, slot]. */
+int sh_seg_masks_packed(sh_allocator *a, const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
+                        float thr, sh_detection *items, int n, int32_t *boxes, uint8_t *bits, size_t slot,
+                        sh_err *err);
+/* A bit-packed mask (box: x, y, width, height, area) run-length coded as sh_mask; free with
+ * the detections it is handed to. */
+int sh_mask_from_bits(sh_allocator *a, const int32_t box[5], const uint8_t *bits, size_t slot, sh_mask **out,
+                      sh_err *err);
 
 #endif

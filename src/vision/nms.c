@@ -181,43 +181,66 @@ int sh_decode_check(const sh_transform *xf, const sh_decode_params *p, sh_detect
     return 0;
 }
 
+int sh_candidates_select(sh_allocator *a, const sh_decode_params *p, const sh_candidates *c, size_t max_keep,
+                         size_t *keep, size_t *n_keep, sh_err *err)
+{
+    *n_keep = 0;
+    if (c->n == 0)
+        return 0;
+    ranked *r = rank(a, c->scores, c->n, err);
+    if (!r)
+        return SHOAL_ERR_NO_MEMORY;
+    size_t cand = c->n;
+    if (p->top_k > 0 && cand > (size_t)p->top_k)
+        cand = (size_t)p->top_k;
+    *n_keep = nms_ranked(r, cand, c->boxes, c->classes, p->iou_threshold, p->agnostic, max_keep, keep);
+    sh_free(a, r);
+    return 0;
+}
+
+void sh_box_to_image(const sh_transform *xf, const float model_box[4], float image_box[4])
+{
+    float x_lo = xf->origin_x, y_lo = xf->origin_y;
+    float x_hi = x_lo + (float)xf->src_w, y_hi = y_lo + (float)xf->src_h;
+    float x1, y1, x2, y2;
+    sh_transform_to_image(xf, model_box[0], model_box[1], &x1, &y1);
+    sh_transform_to_image(xf, model_box[2], model_box[3], &x2, &y2);
+    image_box[0] = fminf(fmaxf(x1, x_lo), x_hi);
+    image_box[1] = fminf(fmaxf(y1, y_lo), y_hi);
+    image_box[2] = fminf(fmaxf(x2, x_lo), x_hi);
+    image_box[3] = fminf(fmaxf(y2, y_lo), y_hi);
+}
+
+size_t sh_decode_max_keep(const sh_decode_params *p, size_t n)
+{
+    size_t cand = p->top_k > 0 && n > (size_t)p->top_k ? (size_t)p->top_k : n;
+    size_t max_keep = p->max_detections > 0 ? (size_t)p->max_detections : cand;
+    return max_keep < cand ? max_keep : cand;
+}
+
 int sh_detections_finish(sh_detections *d, const sh_transform *xf, const sh_decode_params *p,
                          const sh_candidates *c, sh_err *err)
 {
-    const float *boxes = c->boxes, *scores = c->scores;
-    const int *classes = c->classes, *anchors = c->anchors;
-    size_t n = c->n;
     sh_detections_clear(d);
     d->image_w = (int)xf->origin_x + xf->src_w;
     d->image_h = (int)xf->origin_y + xf->src_h;
-    if (n == 0)
+    if (c->n == 0)
         return 0;
-    ranked *r = rank(d->alloc, scores, n, err);
-    if (!r)
-        return SHOAL_ERR_NO_MEMORY;
-    size_t cand = n;
-    if (p->top_k > 0 && cand > (size_t)p->top_k)
-        cand = (size_t)p->top_k;
-    size_t max_keep = p->max_detections > 0 ? (size_t)p->max_detections : cand;
-    size_t *keep = sh_alloc(d->alloc, (max_keep < cand ? max_keep : cand) * sizeof *keep + 1);
-    if (!keep) {
-        sh_free(d->alloc, r);
+    size_t max_keep = sh_decode_max_keep(p, c->n);
+    size_t *keep = sh_alloc(d->alloc, max_keep * sizeof *keep + 1);
+    if (!keep)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "decode: cannot allocate %zu kept indices", max_keep);
-    }
-    size_t nk = nms_ranked(r, cand, boxes, classes, p->iou_threshold, p->agnostic, max_keep, keep);
-    sh_free(d->alloc, r);
-    float x_lo = xf->origin_x, y_lo = xf->origin_y;
-    float x_hi = x_lo + (float)xf->src_w, y_hi = y_lo + (float)xf->src_h;
-    int rc = 0;
+    size_t nk;
+    int rc = sh_candidates_select(d->alloc, p, c, max_keep, keep, &nk, err);
     for (size_t k = 0; k < nk && rc == 0; k++) {
         size_t i = keep[k];
-        sh_detection det = {.class_id = classes[i], .score = scores[i], .anchor = anchors[i]};
-        sh_transform_to_image(xf, boxes[4 * i], boxes[4 * i + 1], &det.x1, &det.y1);
-        sh_transform_to_image(xf, boxes[4 * i + 2], boxes[4 * i + 3], &det.x2, &det.y2);
-        det.x1 = fminf(fmaxf(det.x1, x_lo), x_hi);
-        det.x2 = fminf(fmaxf(det.x2, x_lo), x_hi);
-        det.y1 = fminf(fmaxf(det.y1, y_lo), y_hi);
-        det.y2 = fminf(fmaxf(det.y2, y_lo), y_hi);
+        sh_detection det = {.class_id = c->classes[i], .score = c->scores[i], .anchor = c->anchors[i]};
+        float box[4];
+        sh_box_to_image(xf, c->boxes + 4 * i, box);
+        det.x1 = box[0];
+        det.y1 = box[1];
+        det.x2 = box[2];
+        det.y2 = box[3];
         rc = sh_detections_push(d, &det, err);
     }
     sh_free(d->alloc, keep);

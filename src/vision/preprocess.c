@@ -339,6 +339,32 @@ int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_para
                              err);
 }
 
+int sh_preprocess_pixels(sh_allocator *a, const uint8_t *pixels, int width, int height, sh_pixel_format format,
+                         const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf, sh_err *err)
+{
+    if (!pixels || width <= 0 || height <= 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty frame (%dx%d)", width, height);
+    if (format == SH_PIXEL_RGB)
+        return preprocess_region(a, pixels, width, height, (size_t)width * 3, p, out, out_count, xf, err);
+    if (format != SH_PIXEL_BGR)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown pixel format %d", (int)format);
+    /* The resize's last elements of a row round differently from the vectorised ones, so each
+     * channel's bytes must sit where they sit in an RGB picture: a BGR frame is made RGB first,
+     * as sh_image_from_raw does on the host path. */
+    size_t bytes = (size_t)width * height * 3;
+    uint8_t *rgb = sh_alloc(a, bytes);
+    if (!rgb)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes for an RGB copy", bytes);
+    for (size_t i = 0; i < bytes; i += 3) {
+        rgb[i] = pixels[i + 2];
+        rgb[i + 1] = pixels[i + 1];
+        rgb[i + 2] = pixels[i];
+    }
+    int rc = preprocess_region(a, rgb, width, height, (size_t)width * 3, p, out, out_count, xf, err);
+    sh_free(a, rgb);
+    return rc;
+}
+
 int sh_preprocess_roi(sh_allocator *a, const sh_image *img, int x, int y, int w, int h,
                       const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf, sh_err *err)
 {

@@ -76,6 +76,11 @@ void sh_transform_to_model(const sh_transform *xf, float ix, float iy, float *mx
 int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_params *p, float *out,
                   size_t out_count, sh_transform *xf, sh_err *err);
 
+/* sh_preprocess on a packed 8-bit frame (3 * width bytes a row) whose bytes are RGB or BGR:
+ * the frame graph op's semantics (vision/frame.h). */
+int sh_preprocess_pixels(sh_allocator *a, const uint8_t *pixels, int width, int height, sh_pixel_format format,
+                         const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf, sh_err *err);
+
 /* The same picture before the float conversion: 3 * p->height * p->width bytes, interleaved
  * (HWC), channels in output order, letterboxed and padded; out_bytes is the room there.
  * sh_expand_u8 with sh_preprocess_lut's table turns it into exactly what sh_preprocess

@@ -10,6 +10,7 @@
  * sh_mask in decode.h), which also drops the half-proto-pixel halo that bilinear
  * upsampling leaks past the box edge. */
 #include "vision/decode-impl.h"
+#include "vision/frame.h"
 
 #include <math.h>
 #include <omp.h>
@@ -90,6 +91,8 @@ static int encode_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh_mask *
     return 0;
 }
 
+/* The mask's box in image pixels into m (x, y, width, height) and its pixels, 0 or 1, into
+ * s->bits (row-major over the box). */
 static int build_mask(sh_allocator *a, const float *protos, int nm, int mh, int mw, const float *coeff,
                       size_t coeff_stride, const float *bm, const sh_transform *xf, const sh_detection *det,
                       float thr, seg_scratch *s, sh_mask *m, sh_err *err)
@@ -131,7 +134,7 @@ static int build_mask(sh_allocator *a, const float *protos, int nm, int mh, int 
     if (rc)
         return rc;
     if (npx == 0)
-        return encode_runs(a, s->bits, 0, m, err);
+        return 0;
     /* 3. the model-input pixels those sample (inside the picture, letterbox removed). */
     double sx = (double)xf->resized_w / xf->src_w, sy = (double)xf->resized_h / xf->src_h;
     int pad_x = (int)xf->pad_x, pad_y = (int)xf->pad_y;
@@ -173,13 +176,43 @@ static int build_mask(sh_allocator *a, const float *protos, int nm, int mh, int 
             b[x] = top + (bot - top) * ly.l > thr;
         }
     }
-    return encode_runs(a, s->bits, npx, m, err);
+    return 0;
+}
+
+/* Where a mask goes: run-length coded into its detection (sh_mask), or bit-packed into a
+ * fixed slot of the frame graph op's output (vision/frame.h). */
+typedef struct mask_sink {
+    int32_t *boxes;          /* [n, SH_FRAME_MASK_BOX_WORDS], or NULL for run-length masks */
+    uint8_t *bits;           /* [n, slot] */
+    size_t slot;
+} mask_sink;
+
+static int pack_mask(const sh_mask *m, const uint8_t *px, const mask_sink *sink, int i, sh_err *err)
+{
+    size_t npx = (size_t)m->width * m->height, area = 0;
+    if (npx > sink->slot * 8)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "yolov8-seg: a %dx%d mask does not fit a slot of %zu bytes", m->width,
+                       m->height, sink->slot);
+    uint8_t *o = sink->bits + (size_t)i * sink->slot;
+    memset(o, 0, (npx + 7) / 8);
+    for (size_t k = 0; k < npx; k++) {
+        o[k >> 3] |= (uint8_t)(px[k] << (k & 7));
+        area += px[k];
+    }
+    int32_t *b = sink->boxes + (size_t)i * SH_FRAME_MASK_BOX_WORDS;
+    b[0] = m->x;
+    b[1] = m->y;
+    b[2] = m->width;
+    b[3] = m->height;
+    b[4] = (int32_t)area;
+    return 0;
 }
 
 /* The mask of detection i: its coefficients follow the box and the nc class scores in the
  * column of its anchor. */
 static int mask_of(sh_allocator *a, const float *protos, int nm, int mh, int mw, const sh_yolo_cols *src, int nc,
-                   const sh_transform *xf, float thr, sh_detection *det, seg_scratch *s, sh_err *err)
+                   const sh_transform *xf, float thr, sh_detection *det, const mask_sink *sink, int i, seg_scratch *s,
+                   sh_err *err)
 {
     size_t stride;
     const float *col = sh_yolo_column(src, det->anchor, &stride);
@@ -188,10 +221,18 @@ static int mask_of(sh_allocator *a, const float *protos, int nm, int mh, int mw,
                        det->anchor);
     float bm[4];
     sh_yolo_box(col, stride, bm);
+    const float *coeff = col + (4 + (size_t)nc) * stride;
+    if (sink->boxes) {
+        sh_mask geom = {0};
+        int rc = build_mask(a, protos, nm, mh, mw, coeff, stride, bm, xf, det, thr, s, &geom, err);
+        return rc ? rc : pack_mask(&geom, s->bits, sink, i, err);
+    }
     sh_mask *m = sh_calloc(a, 1, sizeof *m);
     if (!m)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate a mask");
-    int rc = build_mask(a, protos, nm, mh, mw, col + (4 + (size_t)nc) * stride, stride, bm, xf, det, thr, s, m, err);
+    int rc = build_mask(a, protos, nm, mh, mw, coeff, stride, bm, xf, det, thr, s, m, err);
+    if (rc == 0)
+        rc = encode_runs(a, s->bits, (size_t)m->width * m->height, m, err);
     if (rc) {
         sh_free(a, m->runs);
         sh_free(a, m);
@@ -204,9 +245,10 @@ static int mask_of(sh_allocator *a, const float *protos, int nm, int mh, int mw,
 /* Masks are independent of each other: spread over the OpenMP team (the network is done by
  * now, its threads idle), each thread with its own scratch; the first failure is reported. */
 static int build_masks(sh_allocator *a, const float *protos, int nm, int mh, int mw, const sh_yolo_cols *src, int nc,
-                       const sh_transform *xf, float thr, sh_detections *dets, sh_err *err)
+                       const sh_transform *xf, float thr, sh_detection *items, int n, const mask_sink *sink,
+                       sh_err *err)
 {
-    int n = (int)dets->count, rc = 0;
+    int rc = 0;
     int threads = omp_get_max_threads();
     if (threads > n / 4)
         threads = n / 4 > 1 ? n / 4 : 1;
@@ -221,7 +263,7 @@ static int build_masks(sh_allocator *a, const float *protos, int nm, int mh, int
 #pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < n; i++)
             if (!lrc)
-                lrc = mask_of(a, protos, nm, mh, mw, src, nc, xf, thr, &dets->items[i], &s, &local);
+                lrc = mask_of(a, protos, nm, mh, mw, src, nc, xf, thr, &items[i], sink, i, &s, &local);
         if (lrc) {
 #pragma omp critical(shoal_seg_masks)
             if (!rc) {
@@ -269,7 +311,9 @@ static int segment(const sh_yolo_cols *src, const sh_ftensor *protos, const prot
     sh_candidates_free(a, &c);
     if (rc)
         return rc;
-    rc = build_masks(a, protos->data, ps->nm, ps->mh, ps->mw, src, nc, xf, p->mask_threshold, dets, err);
+    mask_sink runs = {0};
+    rc = build_masks(a, protos->data, ps->nm, ps->mh, ps->mw, src, nc, xf, p->mask_threshold, dets->items,
+                     (int)dets->count, &runs, err);
     if (rc)
         sh_detections_clear(dets);
     return rc;
@@ -332,4 +376,54 @@ void sh_mask_paint(const sh_mask *m, uint8_t *plane, int image_w, int image_h, u
         }
         pos += len;
     }
+}
+
+int sh_seg_masks_packed(sh_allocator *a, const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
+                        float thr, sh_detection *items, int n, int32_t *boxes, uint8_t *bits, size_t slot, sh_err *err)
+{
+    sh_yolo_cols src = {0};
+    protos_shape ps = {0};
+    int rc = sh_yolo_cols_full(out, "yolov8-seg", &src, err);
+    if (rc || (rc = read_protos(protos, &ps, err)))
+        return rc;
+    if (src.channels <= 4 + ps.nm)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "yolov8-seg: output has %lld channels, need 4 + nc + %d mask coefficients",
+                       (long long)src.channels, ps.nm);
+    int nc = (int)(src.channels - 4 - ps.nm);
+    for (int i = 0; i < n; i++)
+        if (items[i].anchor < 0 || items[i].anchor >= src.n_anchors)
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "yolov8-seg: detection %d has anchor %d of %lld", i,
+                           items[i].anchor, (long long)src.n_anchors);
+    mask_sink sink = {boxes, bits, slot};
+    return build_masks(a, protos->data, ps.nm, ps.mh, ps.mw, &src, nc, xf, thr, items, n, &sink, err);
+}
+
+int sh_mask_from_bits(sh_allocator *a, const int32_t box[SH_FRAME_MASK_BOX_WORDS], const uint8_t *bits, size_t slot,
+                      sh_mask **out, sh_err *err)
+{
+    *out = NULL;
+    if (box[2] < 0 || box[3] < 0 || (size_t)box[2] * (size_t)box[3] > slot * 8)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "mask: a %dx%d box does not fit a slot of %zu bytes", box[2], box[3], slot);
+    size_t npx = (size_t)box[2] * (size_t)box[3];
+    sh_mask *m = sh_calloc(a, 1, sizeof *m);
+    uint8_t *px = sh_alloc(a, npx + 1);
+    if (!m || !px) {
+        sh_free(a, m);
+        sh_free(a, px);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "mask: cannot allocate a %dx%d mask", box[2], box[3]);
+    }
+    for (size_t k = 0; k < npx; k++)
+        px[k] = (uint8_t)((bits[k >> 3] >> (k & 7)) & 1);
+    *m = (sh_mask){.x = box[0], .y = box[1], .width = box[2], .height = box[3]};
+    int rc = encode_runs(a, px, npx, m, err);
+    sh_free(a, px);
+    if (rc == 0 && m->area != (size_t)box[4])
+        rc = sh_errf(err, SHOAL_ERR_INTERNAL, "mask: %zu pixels set, the box says %d", m->area, box[4]);
+    if (rc) {
+        sh_free(a, m->runs);
+        sh_free(a, m);
+        return rc;
+    }
+    *out = m;
+    return 0;
 }

@@ -2,7 +2,8 @@
  * timed apart from any network: image decode, letterbox preprocessing to 640x640, and the
  * YOLOv8-seg / YOLOv8 decoders (candidates, NMS, masks) on the reference outputs stored beside
  * the models (blind_road/obstacle: seg; traffic_light/shopping: detect). Median of REPS. A
- * tool, not a test (performance lives in benchmarks: docs/benchmarks.md). */
+ * tool, not a test (performance lives in benchmarks: docs/benchmarks.md). Each decode is also
+ * timed stage by stage (score scan, NMS, masks) through the frame graph ops' functions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "core/npy.h"
 #include "vision/decode.h"
+#include "vision/frame.h"
 #include "vision/image.h"
 #include "vision/preprocess.h"
 
@@ -38,6 +40,50 @@ static sh_ftensor ften(const sh_npy *t)
     for (int i = 0; i < t->shape.ndim && i < 4; i++)
         f.shape[i] = t->shape.d[i];
     return f;
+}
+
+/* The same decode split into the frame ops' stages (vision/frame.h): where a frame's host time
+ * goes between the score scan, NMS and the masks. */
+static void stages(sh_allocator *a, const sh_ftensor *head, const sh_ftensor *protos, const sh_transform *xf,
+                   const sh_decode_params *dp, double *t, int reps)
+{
+    int64_t n = sh_frame_anchors(SH_FRAME_DECODER_YOLOV8, head);
+    int nc = (int)(head->shape[1] - 4 - (protos ? protos->shape[1] : 0));
+    size_t m = (size_t)dp->max_detections, slot = sh_frame_mask_slot(640 * 640);
+    float *cb = malloc((size_t)n * 5 * sizeof(float)), *db = malloc(m * 5 * sizeof(float)), words[SH_FRAME_XF_WORDS];
+    int32_t *ci = malloc((size_t)n * 2 * sizeof(int32_t)), *di = malloc(m * 2 * sizeof(int32_t)), cc = 0, dc = 0;
+    int32_t *mb = malloc(m * SH_FRAME_MASK_BOX_WORDS * sizeof(int32_t));
+    uint8_t *bits = malloc(m * slot);
+    sh_transform_pack(xf, words);
+    double ms[3];
+    sh_err err = {0};
+    for (int stage = 0; stage < (protos ? 3 : 2); stage++) {
+        for (int r = 0; r < reps; r++) {
+            double t0 = now_ms();
+            int rc = stage == 0 ? sh_frame_decode(a, SH_FRAME_DECODER_YOLOV8, head, nc, 640, 640, dp->score_threshold,
+                                                  (size_t)n, cb, cb + 4 * n, ci, &cc, &err)
+                   : stage == 1 ? sh_frame_nms(a, dp, cb, cb + 4 * n, ci, (size_t)n, &cc, words, m, db, db + 4 * m, di,
+                                               &dc, &err)
+                                : sh_frame_masks(a, head, protos, db, di, m, &dc, words, dp->mask_threshold, mb, bits,
+                                                 slot, &err);
+            t[r] = now_ms() - t0;
+            if (rc) {
+                printf("  stage %d failed: %s\n", stage, err.msg);
+                reps = 0;
+            }
+        }
+        ms[stage] = reps ? median(t, reps) : -1;
+    }
+    printf("  stages: score scan %d candidates %.3f ms, nms %d kept %.3f ms", cc, ms[0], dc, ms[1]);
+    if (protos)
+        printf(", masks %.3f ms", ms[2]);
+    printf("\n");
+    free(cb);
+    free(db);
+    free(ci);
+    free(di);
+    free(mb);
+    free(bits);
 }
 
 static void decode_model(sh_allocator *a, const char *dir, const char *name, bool seg, const sh_transform *xf,
@@ -75,6 +121,7 @@ static void decode_model(sh_allocator *a, const char *dir, const char *name, boo
     }
     printf("%-14s %-8s %4zu detections  decode median %7.3f ms  masks %016llx\n", name, seg ? "seg" : "detect",
            dets->count, median(t, reps), digest);
+    stages(a, &f0, seg ? &f1 : NULL, xf, &dp, t, reps);
     free(t);
     sh_detections_destroy(dets);
     sh_npy_free(a, &o0);

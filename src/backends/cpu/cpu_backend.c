@@ -122,7 +122,8 @@ typedef enum dt_class {
     DTC_ARITH,      /* all operands one of float32, int32, int64 */
     DTC_ANY_IN,     /* Shape: input dtype irrelevant */
     DTC_CAST,
-    DTC_CONST       /* Constant, ConstantOfShape: any fixed-size dtype */
+    DTC_CONST,      /* Constant, ConstantOfShape: any fixed-size dtype */
+    DTC_FRAME       /* frame ops: each slot's dtype is fixed by the op, checked by its prepare */
 } dt_class;
 
 static const struct {
@@ -168,9 +169,14 @@ static const struct {
     [SH_OP_CAST] = {cpu_prep_cast, DTC_CAST},
     [SH_OP_PAD] = {cpu_prep_pad, DTC_MOVE},
     [SH_OP_REDUCE_MEAN] = {cpu_prep_reduce_mean, DTC_FLOAT},
+    [SH_OP_FRAME_TO_TENSOR] = {cpu_prep_frame_to_tensor, DTC_FRAME},
+    [SH_OP_FRAME_DECODE] = {cpu_prep_frame_decode, DTC_FRAME},
+    [SH_OP_FRAME_NMS] = {cpu_prep_frame_nms, DTC_FRAME},
+    [SH_OP_FRAME_MASKS] = {cpu_prep_frame_masks, DTC_FRAME},
+    [SH_OP_FRAME_LANDMARKS] = {cpu_prep_frame_landmarks, DTC_FRAME},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 39, "update the op tables");
+static_assert(SH_OP_COUNT == 44, "update the op tables");
 
 static bool is_move_dt(sh_dtype d)
 {
@@ -210,6 +216,7 @@ static const char *unsupported_reason(const sh_graph *g, int k, char *buf, size_
             case DTC_ANY_IN: ok = side ? d == SH_DT_INT64 : true; break;
             case DTC_CAST: ok = is_cast_dt(d); break;
             case DTC_CONST: ok = sh_dtype_size(d) > 0 && d != SH_DT_FLOAT16; break;
+            case DTC_FRAME: ok = true; break;
             default: ok = false; break;
             }
             if (!ok) {

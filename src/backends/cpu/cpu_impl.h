@@ -109,6 +109,11 @@ int cpu_prep_pad(cpu_prep *pp, sh_err *err);
 int cpu_prep_shape(cpu_prep *pp, sh_err *err);
 int cpu_prep_constant(cpu_prep *pp, sh_err *err);
 int cpu_prep_constant_of_shape(cpu_prep *pp, sh_err *err);
+int cpu_prep_frame_to_tensor(cpu_prep *pp, sh_err *err);
+int cpu_prep_frame_decode(cpu_prep *pp, sh_err *err);
+int cpu_prep_frame_nms(cpu_prep *pp, sh_err *err);
+int cpu_prep_frame_masks(cpu_prep *pp, sh_err *err);
+int cpu_prep_frame_landmarks(cpu_prep *pp, sh_err *err);
 
 /* ---- helpers (cpu_backend.c) ------------------------------------------------------------ */
 /* Allocates zeroed params of `size` bytes into pp->params. */

@@ -1,0 +1,55 @@
+/* A model's graph extended with the frame ops (graph.h SH_OP_LIST_FRAME; their tensors are
+ * described in vision/frame.h): the caller feeds an 8-bit frame and its size, and reads final
+ * detections and masks from the graph outputs.
+ *
+ *   sh_frame_spec s = sh_frame_default_spec(640, 640);
+ *   s.decoder = SH_FRAME_SPEC_YOLOV8;  s.masks = true;
+ *   if (sh_graph_add_frame_ops(g, &s, &err)) ...   // before sh_graph_optimize / a session
+ *
+ * Inputs afterwards: "frame" u8 [max_pixels * 3] (packed rows, the first width * height * 3
+ * bytes used), "frame_size" i32 [2] (width, height). Outputs, in this order: "frame_transform",
+ * and with a decoder "detection_boxes", "detection_scores", "detection_ids", "detection_count",
+ * with masks "mask_boxes", "mask_bits", with the landmarks decoder "landmarks"; without a
+ * decoder the model's own outputs follow the transform. */
+#ifndef SHOAL_GRAPH_FRAME_OPS_H
+#define SHOAL_GRAPH_FRAME_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "graph/graph.h"
+
+typedef enum sh_frame_spec_decoder {
+    SH_FRAME_SPEC_NONE = -1,      /* the model's outputs stay the results */
+    SH_FRAME_SPEC_YOLOV8 = 0,     /* = sh_frame_decoder (vision/frame.h) */
+    SH_FRAME_SPEC_YOLOX = 1,
+    SH_FRAME_SPEC_LANDMARKS = 2   /* a hand regressor's 65 values mapped to the image */
+} sh_frame_spec_decoder;
+
+typedef struct sh_frame_spec {
+    /* FrameToTensor (sh_preprocess_params's fields, enums as ints) */
+    int width, height, resize, place, pad_value, order;
+    float scale, mean[3], std[3];
+    int pixel_format;             /* sh_pixel_format of the frame's bytes */
+    int64_t max_pixels;           /* largest frame accepted, in pixels */
+    /* post-processing (sh_decode_params's fields) */
+    sh_frame_spec_decoder decoder;
+    bool masks;                   /* yolov8-seg: output 1 of the model holds the prototypes */
+    float score_threshold, iou_threshold, mask_threshold;
+    int agnostic, max_detections, top_k;
+    int landmark_logits;          /* landmarks: presence/handedness are logits (sigmoid applied) */
+} sh_frame_spec;
+
+/* ultralytics preprocessing (sh_preprocess_default_params), sh_decode_default_params, RGB
+ * frames up to 1920 x 1080, no decoder. */
+sh_frame_spec sh_frame_default_spec(int width, int height);
+
+/* Makes the graph's single input the output of a FrameToTensor node and, with a decoder,
+ * appends decode, NMS and masks after its outputs (see above). The graph must not be
+ * finalized yet or be finalized again afterwards (sh_graph_optimize does). */
+int sh_graph_add_frame_ops(sh_graph *g, const sh_frame_spec *s, sh_err *err);
+
+/* Shape inference of the frame ops (called by sh_infer_node). */
+int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err);
+
+#endif
