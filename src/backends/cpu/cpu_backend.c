@@ -168,9 +168,16 @@ static const struct {
     [SH_OP_CAST] = {cpu_prep_cast, DTC_CAST},
     [SH_OP_PAD] = {cpu_prep_pad, DTC_MOVE},
     [SH_OP_REDUCE_MEAN] = {cpu_prep_reduce_mean, DTC_FLOAT},
+    [SH_OP_TOPK] = {cpu_prep_topk, DTC_MOVE},
+    [SH_OP_GATHER_ELEMENTS] = {cpu_prep_gather_elements, DTC_MOVE},
+    [SH_OP_GATHER_ND] = {cpu_prep_gather_nd, DTC_MOVE},
+    [SH_OP_REDUCE_MAX] = {cpu_prep_reduce_max, DTC_MOVE},
+    [SH_OP_ARGMAX] = {cpu_prep_argmax, DTC_MOVE},
+    [SH_OP_TILE] = {cpu_prep_tile, DTC_MOVE},
+    [SH_OP_MOD] = {cpu_prep_mod, DTC_ARITH},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 39, "update the op tables");
+static_assert(SH_OP_COUNT == 46, "update the op tables");
 
 static bool is_move_dt(sh_dtype d)
 {
@@ -179,7 +186,7 @@ static bool is_move_dt(sh_dtype d)
 
 static bool is_cast_dt(sh_dtype d)
 {
-    return d != SH_DT_UNDEFINED && d != SH_DT_FLOAT16 && d < SH_DT_COUNT;
+    return d != SH_DT_UNDEFINED && d < SH_DT_COUNT;
 }
 
 /* Why node k cannot run here, or NULL when it can. */
