@@ -118,6 +118,10 @@ def main():
     os.makedirs(HERE, exist_ok=True)
     torch.manual_seed(0)
     det = Detect().eval()
+    with torch.no_grad():   # PyTorch's default init gives near-constant heads: spread the scores
+        for c in (det.c1, det.c2, det.c3):
+            c.weight.mul_(2.5)
+        det.head.weight.mul_(6.0)
     e2e = End2End().eval()
     e2e.load_state_dict(det.state_dict())
     rng = np.random.default_rng(1)
