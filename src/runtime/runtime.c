@@ -131,6 +131,7 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
         m->outputs[i] = g->outputs[i];
     const sh_shape *s0 = &g->tensors[m->outputs[0]].shape;
     char buf[64];
+    const char *names_from = m->meta && c->classes == m->meta->names ? "the model's metadata" : "the config";
     switch (c->decoder) {
     case SH_DECODER_YOLOV8:
     case SH_DECODER_YOLOV8_SEG: {
@@ -141,8 +142,8 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
                            sh_decoder_name(c->decoder), extra ? "+32" : "");
         int64_t nc = s0->d[1] - 4 - extra;
         if (c->n_classes && (int64_t)c->n_classes != nc)
-            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but the config names %zu",
-                           c->name, (long long)nc, c->n_classes);
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but %s names %zu",
+                           c->name, (long long)nc, names_from, c->n_classes);
         if (extra) {
             if (m->n_outputs < 2 || g->tensors[m->outputs[1]].shape.ndim != 4 || g->tensors[m->outputs[1]].shape.d[1] != 32)
                 return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': decoder yolov8-seg needs a second output of prototypes [1,32,H,W]",
@@ -155,8 +156,8 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
             return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output is %s; decoder yolox expects [1, anchors, 5+classes]",
                            c->name, sh_shape_str(s0, buf, sizeof buf));
         if (c->n_classes && (int64_t)c->n_classes != s0->d[2] - 5)
-            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but the config names %zu",
-                           c->name, (long long)(s0->d[2] - 5), c->n_classes);
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but %s names %zu",
+                           c->name, (long long)(s0->d[2] - 5), names_from, c->n_classes);
         break;
     case SH_DECODER_LANDMARKS:
         if (sh_shape_numel(s0) < 3 * SH_HAND_POINTS + 2)
