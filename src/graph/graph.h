@@ -68,7 +68,9 @@ const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap);
     X(EXPAND, "Expand") X(CAST, "Cast") X(PAD, "Pad") X(REDUCE_MEAN, "ReduceMean") \
     /* selection ops of NMS-free (end-to-end) detection heads */ \
     X(TOPK, "TopK") X(GATHER_ELEMENTS, "GatherElements") X(GATHER_ND, "GatherND") \
-    X(REDUCE_MAX, "ReduceMax") X(ARGMAX, "ArgMax") X(TILE, "Tile") X(MOD, "Mod")
+    X(REDUCE_MAX, "ReduceMax") X(ARGMAX, "ArgMax") X(TILE, "Tile") X(MOD, "Mod") \
+    /* anchor grids of dynamic exports (folded once the input size is known) */ \
+    X(RANGE, "Range")
 
 typedef enum sh_op {
 #define SH_OP_ENUM(id, name) SH_OP_##id,

@@ -1154,6 +1154,37 @@ static int infer_tile(sh_graph *g, const sh_node *n, sh_err *err)
     return set_out(g, n, 0, x->dtype, &o);
 }
 
+/* The element count needs the three scalars: a static-shape engine folds Range once the
+ * input size is known (dynamic exports build their anchor grids with it). */
+static int infer_range(sh_graph *g, const sh_node *n, sh_err *err)
+{
+    double v[3];
+    sh_dtype dt = SH_DT_UNDEFINED;
+    static const char *const what[] = {"start", "limit", "delta"};
+    for (int i = 0; i < 3; i++) {
+        const sh_tensor *t = sh_node_input(g, n, i);
+        if (!t || !t->is_const || !t->data || sh_shape_numel(&t->shape) != 1)
+            return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n,
+                                "%s '%s' is not a constant scalar (its value must be known to infer shapes)", what[i],
+                                t ? t->name : "(missing)");
+        if (i == 0)
+            dt = t->dtype;
+        else if (t->dtype != dt)
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "%s '%s' is %s, start is %s", what[i], t->name,
+                                sh_dtype_name(t->dtype), sh_dtype_name(dt));
+        v[i] = sh_dtype_load_f64(t->data, t->dtype, 0);
+    }
+    if (dt != SH_DT_FLOAT32 && dt != SH_DT_FLOAT64 && dt != SH_DT_INT16 && dt != SH_DT_INT32 && dt != SH_DT_INT64)
+        return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "dtype %s", sh_dtype_name(dt));
+    if (v[2] == 0 || isnan(v[0] + v[1] + v[2]))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "delta %g from %g to %g gives no count", v[2], v[0], v[1]);
+    double cnt = ceil((v[1] - v[0]) / v[2]);
+    if (!(cnt < (double)(1 << 30)))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "%g elements", cnt);
+    sh_shape o = {1, {cnt > 0 ? (int64_t)cnt : 0}};
+    return set_out(g, n, 0, dt, &o);
+}
+
 static int infer_node_op(sh_graph *g, int k, sh_err *err)
 {
     const sh_node *n = &g->nodes[k];
@@ -1303,6 +1334,7 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
     case SH_OP_GATHER_ND: return infer_gather_nd(g, n, err);
     case SH_OP_ARGMAX: return infer_argmax(g, n, err);
     case SH_OP_TILE: return infer_tile(g, n, err);
+    case SH_OP_RANGE: return infer_range(g, n, err);
     default:
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "no shape inference for this op");
     }

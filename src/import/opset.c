@@ -78,9 +78,10 @@ static const op_versions OPS[] = {
     [SH_OP_ARGMAX] = {{1, 11, 12, 13}, "axis:i keepdims:i select_last_index:i"},
     [SH_OP_TILE] = {{1, 6, 13}, ""},
     [SH_OP_MOD] = {{10, 13}, "fmod:i"},
+    [SH_OP_RANGE] = {{11}, ""},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 46, "update the op tables");
+static_assert(SH_OP_COUNT == 47, "update the op tables");
 
 const char *sh_onnx_op_versions(sh_op op, bool implemented_only, char *buf, size_t cap)
 {

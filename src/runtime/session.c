@@ -164,6 +164,10 @@ static bool decides_shape(const sh_graph *g, int t)
                 if (i == 1)
                     return true;
                 break;
+            case SH_OP_RANGE:
+                if (i <= 2)
+                    return true;
+                break;
             case SH_OP_SLICE: case SH_OP_RESIZE:
                 if (i >= 1)
                     return true;

@@ -7,7 +7,8 @@ items 4-7), with PyTorch's outputs as the reference.
   det_fp16.onnx    the same model as a half=True export: fp16 weights, input and output, and
                    the fp32 island around the score sigmoid that half exports carry (Cast to
                    float before it, Cast to float16 after)
-  det_dynamic.onnx the same model exported with dynamic height/width; metadata imgsz [48, 64]
+  det_dynamic.onnx the same model exported with dynamic height/width (its anchor grid is built
+                   with Range from the input's shape); metadata imgsz [48, 64]
   e2e.onnx         a YOLOv10-style NMS-free head: ReduceMax + TopK over the scores, gathers
                    of boxes and scores (GatherElements), a second TopK over the flattened
                    scores, Mod/Div for class and anchor: [1, 20, 6] x1 y1 x2 y2 score class
@@ -51,7 +52,15 @@ class Backbone(torch.nn.Module):
 class Detect(Backbone):
     def forward(self, x):
         p = self.raw(x)
-        box = torch.sigmoid(p[:, :4]) * 64.0      # cx, cy, w, h in input pixels
+        # ultralytics' make_anchors: grid cell centres from arange (Range in a dynamic export)
+        h, w = x.shape[2] // 8, x.shape[3] // 8
+        sx = torch.arange(end=w, dtype=p.dtype) + 0.5
+        sy = torch.arange(end=h, dtype=p.dtype) + 0.5
+        sy, sx = torch.meshgrid(sy, sx, indexing="ij")
+        anchors = torch.stack((sx, sy), 0).view(1, 2, -1)
+        t = torch.sigmoid(p[:, :4])
+        xy = (anchors + t[:, :2] * 2.0 - 1.0) * 8.0  # cx, cy and w, h in input pixels
+        box = torch.cat([xy, t[:, 2:] * 32.0], 1)
         return torch.cat([box, torch.sigmoid(p[:, 4:])], 1)
 
 

@@ -175,9 +175,10 @@ static const struct {
     [SH_OP_ARGMAX] = {cpu_prep_argmax, DTC_MOVE},
     [SH_OP_TILE] = {cpu_prep_tile, DTC_MOVE},
     [SH_OP_MOD] = {cpu_prep_mod, DTC_ARITH},
+    [SH_OP_RANGE] = {cpu_prep_range, DTC_ARITH},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 46, "update the op tables");
+static_assert(SH_OP_COUNT == 47, "update the op tables");
 
 static bool is_move_dt(sh_dtype d)
 {

@@ -117,6 +117,7 @@ int cpu_prep_reduce_max(cpu_prep *pp, sh_err *err);
 int cpu_prep_argmax(cpu_prep *pp, sh_err *err);
 int cpu_prep_tile(cpu_prep *pp, sh_err *err);
 int cpu_prep_mod(cpu_prep *pp, sh_err *err);
+int cpu_prep_range(cpu_prep *pp, sh_err *err);
 
 /* ---- helpers (cpu_backend.c) ------------------------------------------------------------ */
 /* Allocates zeroed params of `size` bytes into pp->params. */

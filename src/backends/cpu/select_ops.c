@@ -1,5 +1,7 @@
 /* Selection and index ops, the tail of NMS-free (end-to-end) detection heads such as
- * YOLOv10's: TopK, GatherElements, GatherND, ReduceMax, ArgMax, Tile and Mod.
+ * YOLOv10's: TopK, GatherElements, GatherND, ReduceMax, ArgMax, Tile and Mod; and Range,
+ * which dynamic exports build anchor grids with (folded once shapes are known, so the kernel
+ * only runs when folding was out of scope).
  *
  * These run on a few thousand values per frame, after the network proper, so they favour
  * plain loops over the thread pool. Values are compared through double, which holds every
@@ -526,5 +528,43 @@ int cpu_prep_mod(cpu_prep *pp, sh_err *err)
     p->n = cpu_numel(Y);
     pp->p->inplace_input[pp->k] = -1;
     pp->fn = mod_run;
+    return 0;
+}
+
+/* ---- Range ------------------------------------------------------------------------------------ */
+
+typedef struct range_params {
+    int start, delta, y;
+    sh_dtype dt;
+    int64_t n;
+} range_params;
+
+/* start + i * delta in double, as constant folding computes it (graph/fold.c). */
+static int range_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const range_params *p = vp;
+    double s = sh_dtype_load_f64(ex->t[p->start], p->dt, 0), d = sh_dtype_load_f64(ex->t[p->delta], p->dt, 0);
+    void *y = ex->t[p->y];
+    for (int64_t i = 0; i < p->n; i++)
+        switch (p->dt) {
+        case SH_DT_FLOAT32: ((float *)y)[i] = (float)(s + (double)i * d); break;
+        case SH_DT_INT32: ((int32_t *)y)[i] = (int32_t)((int64_t)s + i * (int64_t)d); break;
+        default: ((int64_t *)y)[i] = (int64_t)s + i * (int64_t)d; break;
+        }
+    return 0;
+}
+
+int cpu_prep_range(cpu_prep *pp, sh_err *err)
+{
+    range_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    p->start = pp->n->inputs[0];
+    p->delta = pp->n->inputs[2];
+    p->y = pp->n->outputs[0];
+    p->dt = cpu_out(pp, 0)->dtype;
+    p->n = cpu_numel(cpu_out(pp, 0));
+    pp->p->inplace_input[pp->k] = -1;
+    pp->fn = range_run;
     return 0;
 }
