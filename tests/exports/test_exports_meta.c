@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "import/onnx_import.h"
+#include "runtime/model_meta.h"
 
 #define DATA SHOAL_SOURCE_DIR "/tests/exports/data/"
 
@@ -161,6 +162,110 @@ static void test_model_file(void **state)
     sh_allocator_destroy(a);
 }
 
+/* --- metadata as config defaults (runtime/model_meta.c) on hand-built graphs ------------- */
+
+static sh_graph *image_graph(sh_allocator *a, int64_t h, int64_t w)
+{
+    sh_graph *g = sh_graph_create(a, "g");
+    sh_shape s = {4, {1, 3, h, w}};
+    int t = sh_graph_add_tensor(g, "images", SH_DT_FLOAT32, &s);
+    assert_int_equal(sh_graph_set_inputs(g, &t, 1), 0);
+    return g;
+}
+
+static sh_model_meta *meta_of(sh_allocator *a, const char *task, const char *imgsz)
+{
+    const char *k[] = {"task", "stride", "names", "imgsz"};
+    const char *v[] = {task, "32", "{0: 'a', 1: 'b'}", imgsz};
+    sh_model_meta *m;
+    sh_err err;
+    assert_int_equal(sh_model_meta_from_props(a, k, v, imgsz ? 4 : 3, &m, &err), 0);
+    return m;
+}
+
+static sh_model_config plain_config(void)
+{
+    sh_model_config c = {.name = "m", .input_w = 640, .input_h = 640};
+    return c;
+}
+
+static void test_defaults_apply(void **state)
+{
+    (void)state;
+    sh_allocator *a = sh_allocator_create();
+    sh_err err;
+    sh_graph *g = image_graph(a, -1, -1);
+    sh_model_meta *m = meta_of(a, "segment", "[320, 256]");
+    sh_model_config c = plain_config();
+    assert_int_equal(sh_rt_meta_defaults(&c, g, m, &err), 0);
+    assert_int_equal(c.task, SH_TASK_SEGMENT);
+    assert_int_equal(c.decoder, SH_DECODER_YOLOV8_SEG);
+    assert_int_equal(c.input_h, 320);
+    assert_int_equal(c.input_w, 256);
+    assert_int_equal(c.n_classes, 2);
+    assert_string_equal(c.classes[1], "b");
+    /* a config that wrote its own values keeps them */
+    static char *mine[] = {"x", "y"};
+    c = plain_config();
+    c.task = SH_TASK_YOLOX;
+    c.decoder = SH_DECODER_YOLOX;
+    c.task_given = c.decoder_given = c.input_size_given = true;
+    c.input_w = c.input_h = 416;
+    c.classes = mine;
+    c.n_classes = 2;
+    assert_int_equal(sh_rt_meta_defaults(&c, g, m, &err), 0);
+    assert_int_equal(c.task, SH_TASK_YOLOX);
+    assert_int_equal(c.input_w, 416);
+    assert_string_equal(c.classes[0], "x");
+    /* no metadata at all: the config's defaults stand */
+    c = plain_config();
+    assert_int_equal(sh_rt_meta_defaults(&c, g, NULL, &err), 0);
+    assert_int_equal(c.input_w, 640);
+    assert_int_equal(c.n_classes, 0);
+    sh_model_meta_destroy(a, m);
+    sh_graph_destroy(g);
+    sh_allocator_destroy(a);
+}
+
+static void test_defaults_refuse(void **state)
+{
+    (void)state;
+    sh_allocator *a = sh_allocator_create();
+    sh_err err;
+    /* a task shoal does not decode, with no task in the config */
+    sh_graph *g = image_graph(a, 640, 640);
+    sh_model_meta *m = meta_of(a, "pose", NULL);
+    sh_model_config c = plain_config();
+    assert_int_equal(sh_rt_meta_defaults(&c, g, m, &err), SHOAL_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "'pose'"));
+    sh_model_meta_destroy(a, m);
+    sh_graph_destroy(g);
+    /* half-dynamic input: its static height stays, and a config height against it is refused */
+    g = image_graph(a, 480, -1);
+    m = meta_of(a, "detect", "[480, 640]");
+    c = plain_config();
+    assert_int_equal(sh_rt_meta_defaults(&c, g, m, &err), 0);
+    assert_int_equal(c.input_h, 480);
+    assert_int_equal(c.input_w, 640);
+    c = plain_config();
+    c.input_size_given = true;
+    assert_int_equal(sh_rt_meta_defaults(&c, g, m, &err), SHOAL_ERR_SHAPE);
+    assert_non_null(strstr(err.msg, "640"));
+    assert_non_null(strstr(err.msg, "480"));
+    /* classes the config names against the metadata's */
+    static char *three[] = {"x", "y", "z"};
+    c = plain_config();
+    c.classes = three;
+    c.n_classes = 3;
+    assert_int_equal(sh_rt_meta_check_classes(&c, m, &err), SHOAL_ERR_SHAPE);
+    assert_non_null(strstr(err.msg, "3 classes"));
+    c.n_classes = 2;
+    assert_int_equal(sh_rt_meta_check_classes(&c, m, &err), 0);
+    sh_model_meta_destroy(a, m);
+    sh_graph_destroy(g);
+    sh_allocator_destroy(a);
+}
+
 /* --- the real int8 exports (../shared/real-models/ultralytics-int8) ---------------------- */
 
 static const char *real_dir;
@@ -215,6 +320,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_imgsz),
         cmocka_unit_test(test_from_props),
         cmocka_unit_test(test_model_file),
+        cmocka_unit_test(test_defaults_apply),
+        cmocka_unit_test(test_defaults_refuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,6 +87,8 @@ static int topk_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err
     void *vals = p->vals >= 0 ? ex->t[p->vals] : NULL;
     int64_t *idx = p->idx >= 0 ? ex->t[p->idx] : NULL;
     topk_item *row = ex->ws;
+    if (p->dim == 0)
+        return 0;
     for (int64_t o = 0; o < p->outer; o++)
         for (int64_t in = 0; in < p->inner; in++) {
             for (int64_t d = 0; d < p->dim; d++) {
@@ -459,6 +461,8 @@ typedef struct mod_params {
 /* Integer Mod takes the divisor's sign (Python's %), fmod the dividend's (C's %). */
 static int64_t int_mod(int64_t a, int64_t b, bool fmod_sign)
 {
+    if (b == -1)
+        return 0;   /* INT64_MIN % -1 overflows in C */
     int64_t r = a % b;
     if (!fmod_sign && r != 0 && ((r < 0) != (b < 0)))
         r += b;
