@@ -70,10 +70,16 @@ static int apply_input_size(sh_model_config *c, const sh_graph *g, const sh_mode
         c->input_h = (int)h;
         return 0;
     }
-    if (!c->input_size_given && meta && meta->imgsz[0] > 0) {
+    if (!c->input_size_given) {
+        if (meta && meta->imgsz[0] > 0) {
+            c->input_h = (int)meta->imgsz[0];
+            c->input_w = (int)meta->imgsz[1];
+        }
         /* a half-dynamic input keeps its static side */
-        c->input_h = h > 0 ? (int)h : (int)meta->imgsz[0];
-        c->input_w = w > 0 ? (int)w : (int)meta->imgsz[1];
+        if (h > 0)
+            c->input_h = (int)h;
+        if (w > 0)
+            c->input_w = (int)w;
     }
     if (h > 0 && c->input_h != h)
         return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': input_size height %d (config) contradicts the model's static "

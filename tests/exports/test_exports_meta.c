@@ -247,6 +247,13 @@ static void test_defaults_refuse(void **state)
     assert_int_equal(sh_rt_meta_defaults(&c, g, m, &err), 0);
     assert_int_equal(c.input_h, 480);
     assert_int_equal(c.input_w, 640);
+    sh_model_meta *bare = meta_of(a, "detect", NULL);   /* no imgsz: the 640 default is no contradiction */
+    c = plain_config();
+    c.input_w = c.input_h = 320;
+    assert_int_equal(sh_rt_meta_defaults(&c, g, bare, &err), 0);
+    assert_int_equal(c.input_h, 480);
+    assert_int_equal(c.input_w, 320);
+    sh_model_meta_destroy(a, bare);
     c = plain_config();
     c.input_size_given = true;
     assert_int_equal(sh_rt_meta_defaults(&c, g, m, &err), SHOAL_ERR_SHAPE);
