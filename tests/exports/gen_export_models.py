@@ -12,6 +12,7 @@ items 4-7), with PyTorch's outputs as the reference.
   e2e.onnx         a YOLOv10-style NMS-free head: ReduceMax + TopK over the scores, gathers
                    of boxes and scores (GatherElements), a second TopK over the flattened
                    scores, Mod/Div for class and anchor: [1, 20, 6] x1 y1 x2 y2 score class
+  e2e_v8.onnx      ultralytics 8.3's end-to-end postprocess (advanced indexing of the boxes)
   *_input.npy, *_output.npy   a random input and PyTorch's output for it (float32)
 
 torch 1.13 cannot run a half-precision Conv on the CPU, so det_fp16.onnx is the fp32 export
@@ -83,6 +84,24 @@ class End2End(Backbone):
         return torch.cat([boxes, scores.unsqueeze(-1), labels.unsqueeze(-1).to(boxes.dtype)], dim=-1)
 
 
+class End2EndV8(Backbone):
+    """ultralytics 8.3's Detect.postprocess (end-to-end exports): one TopK of the best scores,
+    gathers, a TopK over the flattened scores, and advanced indexing boxes[i, index // nc]."""
+
+    def forward(self, x):
+        p = self.raw(x).transpose(1, 2)
+        c = torch.sigmoid(p[..., :4]) * 64.0
+        preds = torch.cat([c[..., :2] - c[..., 2:] / 4, c[..., :2] + c[..., 2:] / 4, torch.sigmoid(p[..., 4:])], -1)
+        batch_size, anchors, _ = preds.shape
+        boxes, scores = preds.split([4, NC], dim=-1)
+        index = scores.amax(dim=-1).topk(min(MAX_DET, anchors))[1].unsqueeze(-1)
+        boxes = boxes.gather(dim=1, index=index.repeat(1, 1, 4))
+        scores = scores.gather(dim=1, index=index.repeat(1, 1, NC))
+        scores, index = scores.flatten(1).topk(min(MAX_DET, anchors))
+        i = torch.arange(batch_size)[..., None]
+        return torch.cat([boxes[i, index // NC], scores[..., None], (index % NC)[..., None].float()], dim=-1)
+
+
 def metadata(model, task, imgsz, stride):
     for k, v in [("author", "shoal tests"), ("task", task), ("stride", str(stride)), ("batch", "1"),
                  ("imgsz", str(list(imgsz))), ("names", str(NAMES))]:
@@ -133,6 +152,8 @@ def main():
         det.head.weight.mul_(6.0)
     e2e = End2End().eval()
     e2e.load_state_dict(det.state_dict())
+    e2e8 = End2EndV8().eval()
+    e2e8.load_state_dict(det.state_dict())
     rng = np.random.default_rng(1)
     x = torch.from_numpy(rng.uniform(0.05, 1.0, (1, 3, 64, 64)).astype(np.float32))
     xd = torch.from_numpy(rng.uniform(0.05, 1.0, (1, 3, 48, 64)).astype(np.float32))
@@ -142,6 +163,7 @@ def main():
         np.save(os.path.join(HERE, "dynamic_input.npy"), xd.numpy())
         np.save(os.path.join(HERE, "dynamic_output.npy"), det(xd).numpy())
         np.save(os.path.join(HERE, "e2e_output.npy"), e2e(x).numpy())
+        np.save(os.path.join(HERE, "e2e_v8_output.npy"), e2e8(x).numpy())
 
         m = export(det, x, os.path.join(HERE, "det.onnx"))
         metadata(m, "detect", (64, 64), 8)
@@ -154,9 +176,10 @@ def main():
         metadata(m, "detect", (48, 64), 8)
         onnx.save(m, os.path.join(HERE, "det_dynamic.onnx"))
 
-        m = export(e2e, x, os.path.join(HERE, "e2e.onnx"))
-        metadata(m, "detect", (64, 64), 8)
-        onnx.save(m, os.path.join(HERE, "e2e.onnx"))
+        for net, name in [(e2e, "e2e"), (e2e8, "e2e_v8")]:
+            m = export(net, x, os.path.join(HERE, name + ".onnx"))
+            metadata(m, "detect", (64, 64), 8)
+            onnx.save(m, os.path.join(HERE, name + ".onnx"))
 
 
 if __name__ == "__main__":

@@ -161,17 +161,16 @@ static void test_detect_dynamic(void **state)
         fail_msg("det_dynamic.onnx: rel L2 %g against PyTorch", e);
 }
 
-/* YOLOv10's NMS-free tail: the rows must be PyTorch's, class ids exactly. */
-static void test_end2end_head(void **state)
+/* An NMS-free tail: the rows must be PyTorch's, class ids exactly. */
+static void check_end2end(const char *model, const char *ref_path)
 {
-    (void)state;
     run_out o;
-    run_model(DATA "e2e.onnx", DATA "det_input.npy", &o);
-    double e = rel_l2(&o, DATA "e2e_output.npy");
+    run_model(model, DATA "det_input.npy", &o);
+    double e = rel_l2(&o, ref_path);
     sh_allocator *a = sh_allocator_create();
     sh_err err;
     sh_npy r;
-    assert_int_equal(sh_npy_read_file(a, DATA "e2e_output.npy", &r, &err), 0);
+    assert_int_equal(sh_npy_read_file(a, ref_path, &r, &err), 0);
     const float *ref = r.data;
     for (int64_t j = 0; j < r.shape.d[1]; j++)
         assert_true(o.data[6 * j + 5] == ref[6 * j + 5]);
@@ -179,7 +178,21 @@ static void test_end2end_head(void **state)
     sh_allocator_destroy(a);
     free(o.data);
     if (!(e < 1e-4))
-        fail_msg("e2e.onnx: rel L2 %g against PyTorch", e);
+        fail_msg("%s: rel L2 %g against PyTorch", model, e);
+}
+
+/* YOLOv10's v10postprocess */
+static void test_end2end_head(void **state)
+{
+    (void)state;
+    check_end2end(DATA "e2e.onnx", DATA "e2e_output.npy");
+}
+
+/* ultralytics 8.3's end-to-end Detect.postprocess */
+static void test_end2end_v8_head(void **state)
+{
+    (void)state;
+    check_end2end(DATA "e2e_v8.onnx", DATA "e2e_v8_output.npy");
 }
 
 int main(void)
@@ -189,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_detect_fp16),
         cmocka_unit_test(test_detect_dynamic),
         cmocka_unit_test(test_end2end_head),
+        cmocka_unit_test(test_end2end_v8_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
