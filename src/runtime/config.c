@@ -647,7 +647,7 @@ static bool decoder_fits(sh_task t, sh_decoder d)
         return true;
     switch (t) {
     case SH_TASK_DETECT: return d == SH_DECODER_YOLOV8 || d == SH_DECODER_YOLOX || d == SH_DECODER_END2END;
-    case SH_TASK_SEGMENT: return d == SH_DECODER_YOLOV8_SEG;
+    case SH_TASK_SEGMENT: return d == SH_DECODER_YOLOV8_SEG || d == SH_DECODER_END2END;
     case SH_TASK_LANDMARKS: return d == SH_DECODER_LANDMARKS;
     case SH_TASK_YOLOX: return d == SH_DECODER_YOLOX;
     case SH_TASK_CLASSIFY: return false;

@@ -36,7 +36,8 @@ typedef enum sh_letterbox { SH_LETTERBOX_CENTER = 0, SH_LETTERBOX_TOP_LEFT, SH_L
 typedef enum sh_color { SH_COLOR_RGB = 0, SH_COLOR_BGR } sh_color;
 typedef enum sh_decoder {
     SH_DECODER_YOLOV8 = 0, SH_DECODER_YOLOV8_SEG, SH_DECODER_YOLOX, SH_DECODER_LANDMARKS, SH_DECODER_NONE,
-    SH_DECODER_END2END   /* NMS-free heads (YOLOv10, end-to-end exports): [1, max_det, 6] x1 y1 x2 y2 score class */
+    SH_DECODER_END2END   /* NMS-free heads (YOLOv10, end-to-end exports): [1, max_det, 6] x1 y1 x2 y2 score
+                            class; task segment: [1, max_det, 6 + nm] and prototypes */
 } sh_decoder;
 typedef enum sh_precision { SH_PRECISION_AUTO = 0, SH_PRECISION_FP32, SH_PRECISION_FP16 } sh_precision;
 typedef enum sh_device_kind { SH_DEVICE_AUTO = 0, SH_DEVICE_CPU, SH_DEVICE_CUDA } sh_device_kind;

@@ -107,10 +107,16 @@ int sh_rt_meta_defaults(sh_model_config *c, const sh_graph *g, const sh_model_me
 
 void sh_rt_meta_pick_decoder(sh_model_config *c, const sh_graph *g)
 {
-    if (c->decoder_given || c->task != SH_TASK_DETECT || g->n_outputs < 1)
+    if (c->decoder_given || g->n_outputs < 1)
         return;
     const sh_shape *s = &g->tensors[g->outputs[0]].shape;
-    if (s->ndim == 3 && s->d[0] == 1 && s->d[2] == 6 && s->d[1] != 6)
+    if (s->ndim != 3 || s->d[0] != 1)
+        return;
+    if (c->task == SH_TASK_DETECT && s->d[2] == 6 && s->d[1] != 6)
+        c->decoder = SH_DECODER_END2END;
+    /* a YOLOv8-seg head is [1, 4+nc+nm, anchors]; an end-to-end one [1, max_det, 6+nm] */
+    const sh_shape *p = g->n_outputs > 1 ? &g->tensors[g->outputs[1]].shape : NULL;
+    if (c->task == SH_TASK_SEGMENT && p && p->ndim == 4 && s->d[2] == 6 + p->d[1])
         c->decoder = SH_DECODER_END2END;
 }
 

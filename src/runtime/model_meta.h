@@ -20,8 +20,9 @@
  * `meta` may be NULL (the defaults stay as the config has them). */
 int sh_rt_meta_defaults(sh_model_config *c, const sh_graph *g, const sh_model_meta *meta, sh_err *err);
 
-/* After the passes (output shapes known): a detect model whose config names no decoder and
- * whose output 0 is [1, N, 6] gets the end2end decoder. */
+/* After the passes (output shapes known), for a config that names no decoder: a detect model
+ * whose output 0 is [1, N, 6], or a segment model whose output 0 is [1, N, 6 + nm] beside
+ * prototypes [1, nm, H, W], gets the end2end decoder. */
 void sh_rt_meta_pick_decoder(sh_model_config *c, const sh_graph *g);
 
 /* Classes named by the config (classes or classes_file) against the metadata's names: a

@@ -165,9 +165,16 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
                            c->name, sh_shape_str(s0, buf, sizeof buf));
         break;
     case SH_DECODER_END2END:
-        if (s0->ndim != 3 || s0->d[0] != 1 || s0->d[2] != 6)
+        if (c->task == SH_TASK_SEGMENT) {
+            const sh_shape *s1 = m->n_outputs > 1 ? &g->tensors[m->outputs[1]].shape : NULL;
+            if (!s1 || s1->ndim != 4 || s0->ndim != 3 || s0->d[0] != 1 || s0->d[2] != 6 + s1->d[1])
+                return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output '%s' is %s; decoder end2end for task segment "
+                               "expects [1, max_det, 6+nm] and prototypes [1, nm, H, W]", c->name,
+                               g->tensors[m->outputs[0]].name, sh_shape_str(s0, buf, sizeof buf));
+        } else if (s0->ndim != 3 || s0->d[0] != 1 || s0->d[2] != 6) {
             return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output '%s' is %s; decoder end2end expects [1, max_det, 6]",
                            c->name, g->tensors[m->outputs[0]].name, sh_shape_str(s0, buf, sizeof buf));
+        }
         break;
     case SH_DECODER_NONE:
         break;

@@ -140,6 +140,11 @@ int sh_decode_yolox(const sh_ftensor *out, const sh_transform *xf, const sh_deco
  * id below 2^20) is SHOAL_ERR_SHAPE. */
 int sh_decode_end2end(const sh_ftensor *out, int n_classes, const sh_transform *xf, const sh_decode_params *p,
                       sh_detections *dets, sh_err *err);
+/* A segmenting NMS-free head: `out` [1, max_det, 6 + nm] (the rows above, then nm mask
+ * coefficients), `protos` [1, nm, Hp, Wp]; each kept detection gets its mask as
+ * sh_decode_yolov8_seg makes them. */
+int sh_decode_end2end_seg(const sh_ftensor *out, const sh_ftensor *protos, int n_classes, const sh_transform *xf,
+                          const sh_decode_params *p, sh_detections *dets, sh_err *err);
 
 /* Greedy NMS. Candidates are visited by score descending, equal scores by index
  * ascending; a candidate is dropped when its IoU with a kept box of the same class (any

@@ -13,6 +13,8 @@ items 4-7), with PyTorch's outputs as the reference.
                    of boxes and scores (GatherElements), a second TopK over the flattened
                    scores, Mod/Div for class and anchor: [1, 20, 6] x1 y1 x2 y2 score class
   e2e_v8.onnx      ultralytics 8.3's end-to-end postprocess (advanced indexing of the boxes)
+  e2e_seg.onnx     a segmenting NMS-free head: [1, 20, 6 + 4] rows (class by ArgMax) and
+                   prototypes [1, 4, 32, 32]
   *_input.npy, *_output.npy   a random input and PyTorch's output for it (float32)
 
 torch 1.13 cannot run a half-precision Conv on the CPU, so det_fp16.onnx is the fp32 export
@@ -31,6 +33,7 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 NAMES = {0: "person", 1: "men's bike", 2: "car"}   # str() quotes the second name with "..."
 NC = len(NAMES)
 MAX_DET = 20
+NM = 4   # mask coefficients of the segmenting head
 
 
 class Backbone(torch.nn.Module):
@@ -102,6 +105,32 @@ class End2EndV8(Backbone):
         return torch.cat([boxes[i, index // NC], scores[..., None], (index % NC)[..., None].float()], dim=-1)
 
 
+class End2EndSeg(Backbone):
+    """A segmenting NMS-free head: rows x1 y1 x2 y2 score class + NM mask coefficients (the
+    class by ArgMax, one TopK, GatherElements of boxes and coefficients), prototypes beside."""
+
+    def __init__(self):
+        super().__init__()
+        self.coef = torch.nn.Conv2d(16, NM, 1)
+        self.proto = torch.nn.Conv2d(8, NM, 3, 1, 1)
+
+    def forward(self, x):
+        f1 = torch.nn.functional.silu(self.c1(x))
+        f = torch.nn.functional.silu(self.c3(torch.nn.functional.silu(self.c2(f1))))
+        p = self.head(f).flatten(2).transpose(1, 2)
+        k = self.coef(f).flatten(2).transpose(1, 2)
+        c = torch.sigmoid(p[..., :4]) * 64.0
+        boxes = torch.cat([c[..., :2] - c[..., 2:] / 4, c[..., :2] + c[..., 2:] / 4], -1)
+        best, cls = torch.sigmoid(p[..., 4:]).max(-1)
+        score, index = torch.topk(best, MAX_DET, dim=-1)
+        index = index.unsqueeze(-1)
+        boxes = boxes.gather(1, index.repeat(1, 1, 4))
+        k = k.gather(1, index.repeat(1, 1, NM))
+        cls = cls.gather(1, index.squeeze(-1)).float()
+        rows = torch.cat([boxes, score.unsqueeze(-1), cls.unsqueeze(-1), k], -1)
+        return rows, self.proto(f1)
+
+
 def metadata(model, task, imgsz, stride):
     for k, v in [("author", "shoal tests"), ("task", task), ("stride", str(stride)), ("batch", "1"),
                  ("imgsz", str(list(imgsz))), ("names", str(NAMES))]:
@@ -113,7 +142,8 @@ def export(net, x, path, dynamic=False):
     kw = {}
     if dynamic:
         kw["dynamic_axes"] = {"images": {2: "height", 3: "width"}}
-    torch.onnx.export(net, x, path, opset_version=17, input_names=["images"], output_names=["output0"], **kw)
+    outs = ["output0", "output1"] if isinstance(net, End2EndSeg) else ["output0"]
+    torch.onnx.export(net, x, path, opset_version=17, input_names=["images"], output_names=outs, **kw)
     return onnx.load(path)
 
 
@@ -154,6 +184,8 @@ def main():
     e2e.load_state_dict(det.state_dict())
     e2e8 = End2EndV8().eval()
     e2e8.load_state_dict(det.state_dict())
+    seg = End2EndSeg().eval()
+    seg.load_state_dict(det.state_dict(), strict=False)
     rng = np.random.default_rng(1)
     x = torch.from_numpy(rng.uniform(0.05, 1.0, (1, 3, 64, 64)).astype(np.float32))
     xd = torch.from_numpy(rng.uniform(0.05, 1.0, (1, 3, 48, 64)).astype(np.float32))
@@ -164,6 +196,9 @@ def main():
         np.save(os.path.join(HERE, "dynamic_output.npy"), det(xd).numpy())
         np.save(os.path.join(HERE, "e2e_output.npy"), e2e(x).numpy())
         np.save(os.path.join(HERE, "e2e_v8_output.npy"), e2e8(x).numpy())
+        rows, protos = seg(x)
+        np.save(os.path.join(HERE, "e2e_seg_output0.npy"), rows.numpy())
+        np.save(os.path.join(HERE, "e2e_seg_output1.npy"), protos.numpy())
 
         m = export(det, x, os.path.join(HERE, "det.onnx"))
         metadata(m, "detect", (64, 64), 8)
@@ -176,9 +211,9 @@ def main():
         metadata(m, "detect", (48, 64), 8)
         onnx.save(m, os.path.join(HERE, "det_dynamic.onnx"))
 
-        for net, name in [(e2e, "e2e"), (e2e8, "e2e_v8")]:
+        for net, name, task in [(e2e, "e2e", "detect"), (e2e8, "e2e_v8", "detect"), (seg, "e2e_seg", "segment")]:
             m = export(net, x, os.path.join(HERE, name + ".onnx"))
-            metadata(m, "detect", (64, 64), 8)
+            metadata(m, task, (64, 64), 8)
             onnx.save(m, os.path.join(HERE, name + ".onnx"))
 
 

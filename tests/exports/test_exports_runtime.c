@@ -133,6 +133,29 @@ static void test_end2end_picked(void **state)
     shoal_runtime_destroy(rt);
 }
 
+static void test_end2end_seg_picked(void **state)
+{
+    (void)state;
+    char err[512];
+    shoal_runtime_t rt = make_rt("e2e_seg.onnx", NULL, err, sizeof err);
+    if (!rt)
+        fail_msg("%s", err);
+    assert_int_equal(model_cfg(rt)->task, SH_TASK_SEGMENT);
+    assert_int_equal(model_cfg(rt)->decoder, SH_DECODER_END2END);
+    shoal_image img = frame(100, 140);
+    shoal_results_t res;
+    assert_int_equal(shoal_runtime_run_mode(rt, "run", &img, &res), SHOAL_OK);
+    const shoal_model_result *r = shoal_results_get(res, 0);
+    assert_string_equal(r->task, "segment");
+    assert_true(r->n_detections > 0 && r->n_detections <= 20);
+    check_named(r);
+    for (int k = 0; k < r->n_detections; k++)
+        assert_non_null(r->detections[k].mask_rle);
+    shoal_results_destroy(res);
+    shoal_image_free(&img);
+    shoal_runtime_destroy(rt);
+}
+
 static void input_hw(shoal_runtime_t rt, int64_t *h, int64_t *w)
 {
     const sh_graph *g = sh_runtime_model_graph(rt, 0);
@@ -264,16 +287,84 @@ static void test_end2end_rows(void **state)
     sh_allocator_destroy(a);
 }
 
+/* A segmenting end-to-end head gives the masks the YOLOv8-seg decoder gives for the same
+ * boxes and coefficients: rows made from a seg output's columns decode to the same
+ * detections and the same mask runs. */
+static void test_end2end_seg_masks(void **state)
+{
+    (void)state;
+    enum { NC = 2, NM = 4, N = 16, C = 4 + NC + NM, HP = 8 };
+    static float cols[C * N], rows[N * (6 + NM)], protos[NM * HP * HP];
+    uint32_t s = 99;
+    for (int i = 0; i < NM * HP * HP; i++) {
+        s = s * 1664525u + 1013904223u;
+        protos[i] = (float)(s >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
+    }
+    for (int j = 0; j < N; j++) {
+        float cx = 4.0f + 8.0f * (float)(j % 4), cy = 4.0f + 8.0f * (float)(j / 4);
+        cols[0 * N + j] = cx;
+        cols[1 * N + j] = cy;
+        cols[2 * N + j] = 6.0f;   /* apart from each other: NMS keeps every box */
+        cols[3 * N + j] = 6.0f;
+        cols[(4 + j % 2) * N + j] = 0.3f + 0.04f * (float)j;
+        cols[(4 + (j + 1) % 2) * N + j] = 0.1f;
+        float *r = rows + (6 + NM) * j;
+        r[0] = cx - 3.0f;
+        r[1] = cy - 3.0f;
+        r[2] = cx + 3.0f;
+        r[3] = cy + 3.0f;
+        r[4] = 0.3f + 0.04f * (float)j;
+        r[5] = (float)(j % 2);
+        for (int k = 0; k < NM; k++) {
+            s = s * 1664525u + 1013904223u;
+            cols[(4 + NC + k) * N + j] = r[6 + k] = (float)(s >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
+        }
+    }
+    sh_allocator *a = sh_allocator_create();
+    sh_err err;
+    sh_preprocess_params pp = sh_preprocess_default_params(32, 32);
+    sh_transform xf;
+    assert_int_equal(sh_transform_compute(64, 48, &pp, &xf, &err), 0);
+    sh_decode_params dp = sh_decode_default_params();
+    sh_ftensor seg = {cols, 3, {1, C, N}}, pr = {protos, 4, {1, NM, HP, HP}}, e2e = {rows, 3, {1, N, 6 + NM}};
+    sh_detections *want = sh_detections_create(a), *got = sh_detections_create(a);
+    assert_int_equal(sh_decode_yolov8_seg(&seg, &pr, &xf, &dp, want, &err), 0);
+    assert_int_equal(sh_decode_end2end_seg(&e2e, &pr, NC, &xf, &dp, got, &err), 0);
+    assert_int_equal(want->count, N);
+    assert_int_equal(got->count, want->count);
+    size_t fg = 0;
+    for (size_t i = 0; i < got->count; i++) {
+        const sh_detection *x = &want->items[i], *y = &got->items[i];
+        assert_int_equal(x->class_id, y->class_id);
+        assert_int_equal(x->anchor, y->anchor);
+        assert_true(fabsf(x->x1 - y->x1) < 1e-3f && fabsf(x->y2 - y->y2) < 1e-3f);
+        assert_non_null(y->mask);
+        assert_int_equal(x->mask->area, y->mask->area);
+        assert_int_equal(x->mask->n_runs, y->mask->n_runs);
+        assert_memory_equal(x->mask->runs, y->mask->runs, x->mask->n_runs * sizeof *x->mask->runs);
+        fg += y->mask->area;
+    }
+    assert_true(fg > 0);
+    sh_ftensor few = {protos, 4, {1, NM - 1, HP, HP}};   /* 6 + 3 != the rows' 10 values */
+    assert_int_equal(sh_decode_end2end_seg(&e2e, &few, NC, &xf, &dp, got, &err), SHOAL_ERR_SHAPE);
+    sh_detections_destroy(want);
+    sh_detections_destroy(got);
+    assert_int_equal(sh_allocator_stats(a).in_use, 0);
+    sh_allocator_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_from_metadata),
         cmocka_unit_test(test_config_values_kept),
         cmocka_unit_test(test_end2end_picked),
+        cmocka_unit_test(test_end2end_seg_picked),
         cmocka_unit_test(test_dynamic_sizes),
         cmocka_unit_test(test_contradictions),
         cmocka_unit_test(test_fp16_like_fp32),
         cmocka_unit_test(test_end2end_rows),
+        cmocka_unit_test(test_end2end_seg_masks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

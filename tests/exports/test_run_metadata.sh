@@ -19,6 +19,7 @@ check det_fp16.onnx "^ +(person|men's bike|car) +0\.[0-9]+ +\["
 check det_dynamic.onnx "^ +(person|men's bike|car) +0\.[0-9]+ +\["
 check e2e.onnx "^ +(person|men's bike|car) +0\.[0-9]+ +\["
 check e2e_v8.onnx "^ +(person|men's bike|car) +0\.[0-9]+ +\["
+check e2e_seg.onnx "^ +(person|men's bike|car) +0\.[0-9]+ +\[.*\] +mask [0-9]+ px"
 # the ? of an unnamed class must not appear: every class has its metadata name
 if "$shoal" run --model "$data/e2e.onnx" --device cpu --threads 1 "$image" 2>&1 | grep -qE "^ +\? "; then
     echo "FAIL e2e.onnx: a detection without a class name"; fail=1
