@@ -28,6 +28,36 @@ static void print_values(const char *title, const sh_onnx_value *v, int n)
                v[i].dims_text);
 }
 
+/* ultralytics' keys as shoal reads them (they fill the model's defaults), then the rest raw. */
+static void print_meta(const sh_onnx_info *info)
+{
+    if (info->meta_error) {
+        printf("metadata:  unreadable: %s\n", info->meta_error);
+        return;
+    }
+    const sh_model_meta *m = info->meta;
+    if (!m || !m->n_props)
+        return;
+    printf("metadata:  %d entries\n", m->n_props);
+    if (m->task)
+        printf("  task     %s\n", m->task);
+    if (m->imgsz[0])
+        printf("  imgsz    %" PRId64 "x%" PRId64 " (height x width)\n", m->imgsz[0], m->imgsz[1]);
+    if (m->stride)
+        printf("  stride   %" PRId64 "\n", m->stride);
+    if (m->names) {
+        printf("  names    %d classes:", m->n_names);
+        for (int i = 0; i < m->n_names && i < 8; i++)
+            printf(" %d=%s", i, m->names[i]);
+        printf("%s\n", m->n_names > 8 ? " ..." : "");
+    }
+    for (int i = 0; i < m->n_props; i++) {
+        const char *k = m->keys[i];
+        if (strcmp(k, "task") && strcmp(k, "imgsz") && strcmp(k, "stride") && strcmp(k, "names"))
+            printf("  %-8s %.100s%s\n", k, m->values[i], strlen(m->values[i]) > 100 ? "..." : "");
+    }
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
@@ -70,6 +100,7 @@ int cmd_inspect(int argc, char **argv)
         printf("  %-24s %d\n", info->ops[i].op_type, info->ops[i].count);
     printf("params:    %" PRId64 " in %d initializers + Constants, %.2f MiB as stored\n", info->n_params,
            info->n_initializers, (double)info->param_bytes / (1024.0 * 1024.0));
+    print_meta(info);
     int status = 0;
     if (info->n_unsupported) {
         printf("unsupported (%d):\n", info->n_unsupported);

@@ -18,16 +18,18 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: shoal run [--config FILE] [--mode NAME|all] [--model FILE.onnx --decoder yolov8|yolov8-seg|yolox|landmarks]\n"
+            "usage: shoal run [--config FILE] [--mode NAME|all] [--model FILE.onnx [--decoder yolov8|yolov8-seg|yolox|landmarks|end2end]]\n"
             "                 [--score T] [--device cpu|cuda|auto] [--threads N] [--draw OUT.png] [--json] IMAGE...\n"
             "\n"
             "Runs the models of a mode (default: the config's default_mode, else every mode; --mode all\n"
             "runs every mode) of the config on each image and prints\n"
             "detections (class, score, box in image pixels), mask areas and landmarks, with the time\n"
             "per model and per mode and the memory each model holds. --model runs one ONNX file\n"
-            "with the given decoder instead of a config. --draw writes an annotated PNG (with\n"
-            "several images or modes, the image and mode are added to the name). --score (0..1) is the\n"
-            "score threshold of --model; a config sets each model's score_threshold instead.\n"
+            "instead of a config; without --decoder, the model's metadata (ultralytics exports: task,\n"
+            "imgsz, names) and its output shape pick the decoder, input size and class names.\n"
+            "--draw writes an annotated PNG (with several images or modes, the image and mode are\n"
+            "added to the name). --score (0..1) is the score threshold of --model; a config sets each\n"
+            "model's score_threshold instead.\n"
             "--threads N: CPU threads, 0..1024 (0 = the config's, else one per core).\n");
 }
 
@@ -41,10 +43,15 @@ typedef struct run_opts {
 
 static char *adhoc_config(const run_opts *o)
 {
-    const char *d = o->decoder ? o->decoder : "yolov8";
+    /* Without --decoder, task, decoder, input size and class names come from the model's
+     * metadata (ultralytics exports) or its output shape; the lines below stay empty. */
+    const char *d = o->decoder ? o->decoder : "";
     const char *task = !strcmp(d, "yolox") ? "yolox" : !strcmp(d, "yolov8-seg") ? "segment"
                        : !strcmp(d, "landmarks") ? "landmarks" : "detect";
     int yolox = !strcmp(d, "yolox");
+    char task_lines[128] = "";
+    if (o->decoder)
+        snprintf(task_lines, sizeof task_lines, "    task: %s\n    decoder: %s\n", task, d);
     size_t cap = strlen(o->model) + 4096;
     char *y = malloc(cap);
     if (!y)
@@ -53,8 +60,7 @@ static char *adhoc_config(const run_opts *o)
              "models:\n"
              "  model:\n"
              "    path: \"%s\"\n"
-             "    task: %s\n"
-             "    decoder: %s\n"
+             "%s"
              "    letterbox: %s\n"
              "    color: %s\n"
              "    scale: %s\n"
@@ -65,7 +71,7 @@ static char *adhoc_config(const run_opts *o)
              "  model: [model]\n"
              "inference:\n"
              "  device: %s\n",
-             o->model, task, d, yolox ? "top_left" : "center", yolox ? "bgr" : "rgb", yolox ? "1.0" : "0.00392156862745098",
+             o->model, task_lines, yolox ? "top_left" : "center", yolox ? "bgr" : "rgb", yolox ? "1.0" : "0.00392156862745098",
              o->score_given ? o->score : (yolox ? 0.3 : 0.25), yolox ? "true" : "false", o->device ? o->device : "auto");
     if (o->threads > 0) {
         size_t n = strlen(y);
@@ -199,8 +205,8 @@ static int parse(int argc, char **argv, run_opts *o, int *first_image)
         return 2;
     }
     if (o->decoder && strcmp(o->decoder, "yolov8") && strcmp(o->decoder, "yolov8-seg") && strcmp(o->decoder, "yolox") &&
-        strcmp(o->decoder, "landmarks")) {
-        fprintf(stderr, "shoal run: unknown decoder '%s' (yolov8, yolov8-seg, yolox, landmarks)\n", o->decoder);
+        strcmp(o->decoder, "landmarks") && strcmp(o->decoder, "end2end")) {
+        fprintf(stderr, "shoal run: unknown decoder '%s' (yolov8, yolov8-seg, yolox, landmarks, end2end)\n", o->decoder);
         return 2;
     }
     if (!o->model && !o->config)

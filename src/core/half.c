@@ -126,3 +126,37 @@ void sh_f32_to_f16_n(uint16_t *dst, const float *src, size_t n)
 #endif
     sh_f32_to_f16_n_portable(dst, src, n);
 }
+
+uint16_t sh_f32_to_f16_ieee(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= HALF_SATURATE_FROM && ax <= F32_INF)
+        return (uint16_t)(((x >> 16) & 0x8000u) | 0x7c00u);
+    return sh_f32_to_f16(f);
+}
+
+float sh_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+    if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else if (e == 0) {
+        if (!m) {
+            x = sign;
+        } else {   /* subnormal: normalise the mantissa */
+            int shift = 0;
+            while (!(m & 0x400u)) {
+                m <<= 1;
+                shift++;
+            }
+            x = sign | ((uint32_t)(113 - shift) << 23) | ((m & 0x3ffu) << 13);
+        }
+    } else {
+        x = sign | ((e + 112u) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}

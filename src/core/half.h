@@ -20,4 +20,10 @@ void sh_f32_to_f16_n(uint16_t *dst, const float *src, size_t n);
 /* The portable path alone, for tests that compare it on a machine with F16C. */
 void sh_f32_to_f16_n_portable(uint16_t *dst, const float *src, size_t n);
 
+/* IEEE binary16 conversions for graph values (Cast, fp16 model inputs and outputs): round to
+ * nearest even, overflow to infinity, NaN kept (quiet). Unlike sh_f32_to_f16, nothing
+ * saturates: Cast must give what ONNX's reference gives. */
+uint16_t sh_f32_to_f16_ieee(float f);
+float sh_f16_to_f32(uint16_t h);
+
 #endif

@@ -17,7 +17,7 @@ bool sh_fold_supported(sh_op op)
     case SH_OP_CONSTANT: case SH_OP_SHAPE: case SH_OP_GATHER: case SH_OP_ADD: case SH_OP_SUB:
     case SH_OP_MUL: case SH_OP_DIV: case SH_OP_CONCAT: case SH_OP_SLICE: case SH_OP_UNSQUEEZE:
     case SH_OP_SQUEEZE: case SH_OP_CAST: case SH_OP_CONSTANT_OF_SHAPE: case SH_OP_EXPAND:
-    case SH_OP_RESHAPE: case SH_OP_IDENTITY: case SH_OP_FLATTEN: case SH_OP_TRANSPOSE:
+    case SH_OP_RESHAPE: case SH_OP_IDENTITY: case SH_OP_FLATTEN: case SH_OP_TRANSPOSE: case SH_OP_RANGE:
         return true;
     default:
         return false;
@@ -162,6 +162,28 @@ static int cast(const sh_tensor *x, const sh_tensor *y, void *dst)
     return 0;
 }
 
+/* Range: start + i * delta, computed in double and stored in the output's dtype (the CPU
+ * kernel computes the same). */
+static int range(const sh_graph *g, const sh_node *n, const sh_tensor *y, void *dst)
+{
+    const sh_tensor *s = sh_node_input(g, n, 0), *d = sh_node_input(g, n, 2);
+    double sf = 0, df = 0;
+    int64_t sv = 0, dv = 0;
+    if (!d || !d->data || !load(s->data, s->dtype, 0, &sf, &sv) || !load(d->data, d->dtype, 0, &df, &dv))
+        return 1;
+    int64_t cnt = sh_shape_numel(&y->shape);
+    for (int64_t i = 0; i < cnt; i++)
+        switch (y->dtype) {
+        case SH_DT_FLOAT32: ((float *)dst)[i] = (float)(sf + (double)i * df); break;
+        case SH_DT_FLOAT64: ((double *)dst)[i] = sf + (double)i * df; break;
+        case SH_DT_INT16: ((int16_t *)dst)[i] = (int16_t)(sv + i * dv); break;
+        case SH_DT_INT32: ((int32_t *)dst)[i] = (int32_t)(sv + i * dv); break;
+        case SH_DT_INT64: ((int64_t *)dst)[i] = sv + i * dv; break;
+        default: return 1;
+        }
+    return 0;
+}
+
 static int gather(const sh_graph *g, const sh_node *n, char *dst, size_t es, sh_err *err)
 {
     const sh_tensor *x = sh_node_input(g, n, 0), *idx = sh_node_input(g, n, 1);
@@ -285,6 +307,9 @@ int sh_fold_node(sh_graph *g, int k, size_t max_bytes, bool *folded, sh_err *err
         break;
     case SH_OP_CAST:
         rc = cast(x, y, dst);
+        break;
+    case SH_OP_RANGE:
+        rc = range(g, n, y, dst);
         break;
     case SH_OP_GATHER:
         rc = gather(g, n, dst, es, err);

@@ -1,5 +1,7 @@
 #include "graph/graph.h"
 
+#include "core/half.h"
+
 #include <assert.h>
 #include <inttypes.h>
 #include <math.h>
@@ -58,6 +60,7 @@ double sh_dtype_load_f64(const void *p, sh_dtype d, int64_t i)
     case SH_DT_UINT16: return ((const uint16_t *)p)[i];
     case SH_DT_UINT32: return ((const uint32_t *)p)[i];
     case SH_DT_UINT64: return (double)((const uint64_t *)p)[i];
+    case SH_DT_FLOAT16: return sh_f16_to_f32(((const uint16_t *)p)[i]);
     default: return NAN;
     }
 }

@@ -36,7 +36,7 @@ typedef enum sh_dtype {
 
 size_t sh_dtype_size(sh_dtype dt);          /* 0 for UNDEFINED */
 const char *sh_dtype_name(sh_dtype dt);
-/* Element i of an array of dtype dt, as a double (NAN for UNDEFINED/FLOAT16). */
+/* Element i of an array of dtype dt, as a double (NAN for UNDEFINED). */
 double sh_dtype_load_f64(const void *p, sh_dtype dt, int64_t i);
 
 #define SH_MAX_DIMS 8
@@ -66,6 +66,11 @@ const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap);
     X(CONSTANT, "Constant") X(CONSTANT_OF_SHAPE, "ConstantOfShape") X(SHAPE, "Shape") \
     X(GATHER, "Gather") X(UNSQUEEZE, "Unsqueeze") X(SQUEEZE, "Squeeze") X(IDENTITY, "Identity") \
     X(EXPAND, "Expand") X(CAST, "Cast") X(PAD, "Pad") X(REDUCE_MEAN, "ReduceMean") \
+    /* selection ops of NMS-free (end-to-end) detection heads */ \
+    X(TOPK, "TopK") X(GATHER_ELEMENTS, "GatherElements") X(GATHER_ND, "GatherND") \
+    X(REDUCE_MAX, "ReduceMax") X(ARGMAX, "ArgMax") X(TILE, "Tile") X(MOD, "Mod") \
+    /* anchor grids of dynamic exports (folded once the input size is known) */ \
+    X(RANGE, "Range") \
     SH_OP_LIST_FRAME(X)
 
 /* The frame ops: pre- and post-processing as graph ops (vision/frame.h has their tensors),

@@ -1030,6 +1030,162 @@ static int infer_constant(sh_graph *g, const sh_node *n, sh_err *err)
     }
 }
 
+/* --- selection ops of end-to-end detection heads ------------------------------------------ */
+
+static int infer_topk(sh_graph *g, const sh_node *n, sh_err *err)
+{
+    const sh_tensor *x;
+    int rc = need_input(g, n, 0, &x, err);
+    if (rc)
+        return rc;
+    int64_t k;
+    int c;
+    if ((rc = need_ints(g, n, 1, "K", &k, 1, &c, err)))
+        return rc;
+    char b1[128];
+    int64_t axis = sh_node_int(n, "axis", -1);
+    if (c != 1 || !norm_axis(&axis, x->shape.ndim))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "needs one K and an axis within '%s' %s", x->name,
+                            shp(&x->shape, b1));
+    if (k < 0 || k > x->shape.d[axis])
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "K %lld outside [0, %lld] for '%s' %s", (long long)k,
+                            (long long)x->shape.d[axis], x->name, shp(&x->shape, b1));
+    sh_shape o = x->shape;
+    o.d[axis] = k;
+    set_out(g, n, 1, SH_DT_INT64, &o);
+    return set_out(g, n, 0, x->dtype, &o);
+}
+
+static int need_index_dtype(const sh_graph *g, const sh_node *n, const sh_tensor *idx, sh_err *err)
+{
+    if (idx->dtype != SH_DT_INT64 && idx->dtype != SH_DT_INT32)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' are %s, not int32/int64", idx->name,
+                            sh_dtype_name(idx->dtype));
+    return 0;
+}
+
+static int infer_gather_elements(sh_graph *g, const sh_node *n, sh_err *err)
+{
+    const sh_tensor *x, *idx;
+    int rc;
+    if ((rc = need_input(g, n, 0, &x, err)) || (rc = need_input(g, n, 1, &idx, err)) ||
+        (rc = need_index_dtype(g, n, idx, err)))
+        return rc;
+    char b1[128], b2[128];
+    int64_t axis = sh_node_int(n, "axis", 0);
+    if (idx->shape.ndim != x->shape.ndim || !norm_axis(&axis, x->shape.ndim))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' %s and data '%s' %s need the same rank and a valid axis",
+                            idx->name, shp(&idx->shape, b1), x->name, shp(&x->shape, b2));
+    for (int i = 0; i < x->shape.ndim; i++)
+        if (i != axis && idx->shape.d[i] > x->shape.d[i])
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' %s exceed data '%s' %s on axis %d", idx->name,
+                                shp(&idx->shape, b1), x->name, shp(&x->shape, b2), i);
+    return set_out(g, n, 0, x->dtype, &idx->shape);
+}
+
+static int infer_gather_nd(sh_graph *g, const sh_node *n, sh_err *err)
+{
+    const sh_tensor *x, *idx;
+    int rc;
+    if ((rc = need_input(g, n, 0, &x, err)) || (rc = need_input(g, n, 1, &idx, err)) ||
+        (rc = need_index_dtype(g, n, idx, err)))
+        return rc;
+    char b1[128], b2[128];
+    int64_t b = sh_node_int(n, "batch_dims", 0);
+    int r = x->shape.ndim, q = idx->shape.ndim;
+    int64_t last = q > 0 ? idx->shape.d[q - 1] : -1;
+    if (q < 1 || b < 0 || b >= q || b >= r || last < 1 || b + last > r)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' %s do not address data '%s' %s with batch_dims %lld",
+                            idx->name, shp(&idx->shape, b1), x->name, shp(&x->shape, b2), (long long)b);
+    for (int i = 0; i < b; i++)
+        if (idx->shape.d[i] != x->shape.d[i])
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "batch dim %d differs: '%s' %s, '%s' %s", i, idx->name,
+                                shp(&idx->shape, b1), x->name, shp(&x->shape, b2));
+    sh_shape o = {0, {0}};
+    if (q - 1 + r - (b + last) > SH_MAX_DIMS)
+        return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "output rank over %d", SH_MAX_DIMS);
+    for (int i = 0; i < q - 1; i++)
+        o.d[o.ndim++] = idx->shape.d[i];
+    for (int64_t i = b + last; i < r; i++)
+        o.d[o.ndim++] = x->shape.d[i];
+    return set_out(g, n, 0, x->dtype, &o);
+}
+
+static int infer_argmax(sh_graph *g, const sh_node *n, sh_err *err)
+{
+    const sh_tensor *x;
+    int rc = need_input(g, n, 0, &x, err);
+    if (rc)
+        return rc;
+    char b1[128];
+    int64_t axis = sh_node_int(n, "axis", 0);
+    if (!norm_axis(&axis, x->shape.ndim))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "axis %lld out of range for '%s' %s",
+                            (long long)sh_node_int(n, "axis", 0), x->name, shp(&x->shape, b1));
+    bool keep = sh_node_int(n, "keepdims", 1) != 0;
+    sh_shape o = {0, {0}};
+    for (int i = 0; i < x->shape.ndim; i++)
+        if (i != axis)
+            o.d[o.ndim++] = x->shape.d[i];
+        else if (keep)
+            o.d[o.ndim++] = 1;
+    return set_out(g, n, 0, SH_DT_INT64, &o);
+}
+
+static int infer_tile(sh_graph *g, const sh_node *n, sh_err *err)
+{
+    const sh_tensor *x;
+    int rc = need_input(g, n, 0, &x, err);
+    if (rc)
+        return rc;
+    int64_t rep[SH_MAX_DIMS];
+    int c;
+    if ((rc = need_ints(g, n, 1, "repeats", rep, SH_MAX_DIMS, &c, err)))
+        return rc;
+    char b1[128];
+    if (c != x->shape.ndim)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "%d repeats for '%s' %s", c, x->name, shp(&x->shape, b1));
+    sh_shape o = x->shape;
+    for (int i = 0; i < c; i++) {
+        if (rep[i] < 0 || (rep[i] && o.d[i] > INT64_MAX / rep[i]))
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "repeat %lld on axis %d of '%s' %s", (long long)rep[i], i,
+                                x->name, shp(&x->shape, b1));
+        o.d[i] *= rep[i];
+    }
+    return set_out(g, n, 0, x->dtype, &o);
+}
+
+/* The element count needs the three scalars: a static-shape engine folds Range once the
+ * input size is known (dynamic exports build their anchor grids with it). */
+static int infer_range(sh_graph *g, const sh_node *n, sh_err *err)
+{
+    double v[3];
+    sh_dtype dt = SH_DT_UNDEFINED;
+    static const char *const what[] = {"start", "limit", "delta"};
+    for (int i = 0; i < 3; i++) {
+        const sh_tensor *t = sh_node_input(g, n, i);
+        if (!t || !t->is_const || !t->data || sh_shape_numel(&t->shape) != 1)
+            return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n,
+                                "%s '%s' is not a constant scalar (its value must be known to infer shapes)", what[i],
+                                t ? t->name : "(missing)");
+        if (i == 0)
+            dt = t->dtype;
+        else if (t->dtype != dt)
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "%s '%s' is %s, start is %s", what[i], t->name,
+                                sh_dtype_name(t->dtype), sh_dtype_name(dt));
+        v[i] = sh_dtype_load_f64(t->data, t->dtype, 0);
+    }
+    if (dt != SH_DT_FLOAT32 && dt != SH_DT_FLOAT64 && dt != SH_DT_INT16 && dt != SH_DT_INT32 && dt != SH_DT_INT64)
+        return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "dtype %s", sh_dtype_name(dt));
+    if (v[2] == 0 || isnan(v[0] + v[1] + v[2]))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "delta %g from %g to %g gives no count", v[2], v[0], v[1]);
+    double cnt = ceil((v[1] - v[0]) / v[2]);
+    if (!(cnt < (double)(1 << 30)))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "%g elements", cnt);
+    sh_shape o = {1, {cnt > 0 ? (int64_t)cnt : 0}};
+    return set_out(g, n, 0, dt, &o);
+}
+
 static int infer_node_op(sh_graph *g, int k, sh_err *err)
 {
     const sh_node *n = &g->nodes[k];
@@ -1172,7 +1328,14 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
         return set_out(g, n, 0, dt, &x->shape);
     }
     case SH_OP_PAD: return infer_pad(g, n, err);
-    case SH_OP_REDUCE_MEAN: return infer_reduce(g, n, err);
+    case SH_OP_REDUCE_MEAN: case SH_OP_REDUCE_MAX: return infer_reduce(g, n, err);
+    case SH_OP_MOD: return infer_binary(g, n, err);
+    case SH_OP_TOPK: return infer_topk(g, n, err);
+    case SH_OP_GATHER_ELEMENTS: return infer_gather_elements(g, n, err);
+    case SH_OP_GATHER_ND: return infer_gather_nd(g, n, err);
+    case SH_OP_ARGMAX: return infer_argmax(g, n, err);
+    case SH_OP_TILE: return infer_tile(g, n, err);
+    case SH_OP_RANGE: return infer_range(g, n, err);
     case SH_OP_FRAME_TO_TENSOR: case SH_OP_FRAME_DECODE: case SH_OP_FRAME_NMS: case SH_OP_FRAME_MASKS:
     case SH_OP_FRAME_LANDMARKS:
         return sh_infer_frame_op(g, n, err);

@@ -33,6 +33,10 @@ int sh_graph_remove_dead(sh_graph *g, sh_err *err);
 /* BatchNorm into Conv, Conv/ConvTranspose/Gemm + activation, SiLU, no-op removal. Needs
  * inferred shapes; leaves dead nodes for sh_graph_compact(). */
 int sh_graph_fuse(sh_graph *g, sh_err *err);
+/* fp16 exports: fp16 constants widened to float32, float16 tensors retyped float32, Cast to
+ * float16 made Cast to float32 (widen.c). Run before shape inference. *widened (may be NULL)
+ * tells whether the graph had anything fp16. */
+int sh_graph_widen_fp16(sh_graph *g, bool *widened, sh_err *err);
 
 /* --- resolved geometry, shared by inference, folding and kernels ---------------------- */
 

@@ -43,6 +43,9 @@ int sh_onnx_decode_tensor(sh_allocator *a, Onnx__TensorProto *tp, const char *wh
 /* Expected type code ("i", "f", "s", "is", "fs", "t") of a known attribute, or NULL. */
 const char *sh_onnx_attr_expected(sh_op op, const char *name, char *buf, size_t cap);
 
+/* The model's metadata_props, parsed (onnx_meta.c). */
+int sh_onnx_meta_from_proto(sh_allocator *a, const Onnx__ModelProto *mp, sh_model_meta **out, sh_err *err);
+
 /* Default-domain opset of a model, 0 when none is declared, -1 when declared twice. */
 int sh_onnx_model_opset(const Onnx__ModelProto *m);
 

@@ -661,10 +661,13 @@ out:
     return rc;
 }
 
-int sh_onnx_load_buffer(sh_allocator *a, const void *buf, size_t len, const char *model_dir,
-                        sh_graph **out, sh_err *err)
+/* The graph, and the metadata when `meta` is not NULL. */
+static int load_buffer(sh_allocator *a, const void *buf, size_t len, const char *model_dir, sh_graph **out,
+                       sh_model_meta **meta, sh_err *err)
 {
     *out = NULL;
+    if (meta)
+        *meta = NULL;
     sh_err_clear(err);
     sh_pb_alloc pa;
     Onnx__ModelProto *m = sh_onnx_unpack(&pa, a, buf, len, err);
@@ -672,6 +675,8 @@ int sh_onnx_load_buffer(sh_allocator *a, const void *buf, size_t len, const char
         return err ? err->status : SHOAL_ERR_PARSE;
     ctx c = {.a = a, .model_dir = model_dir, .err = err};
     int rc = build(&c, m);
+    if (!rc && meta)
+        rc = sh_onnx_meta_from_proto(a, m, meta, err);
     sh_onnx_model_free(&pa, m);
     if (rc) {
         sh_graph_destroy(c.g);
@@ -683,9 +688,17 @@ int sh_onnx_load_buffer(sh_allocator *a, const void *buf, size_t len, const char
     return 0;
 }
 
-int sh_onnx_load_file(sh_allocator *a, const char *path, sh_graph **out, sh_err *err)
+int sh_onnx_load_buffer(sh_allocator *a, const void *buf, size_t len, const char *model_dir,
+                        sh_graph **out, sh_err *err)
+{
+    return load_buffer(a, buf, len, model_dir, out, NULL, err);
+}
+
+int sh_onnx_load_file_meta(sh_allocator *a, const char *path, sh_graph **out, sh_model_meta **meta, sh_err *err)
 {
     *out = NULL;
+    if (meta)
+        *meta = NULL;
     void *buf;
     size_t len;
     int rc = sh_onnx_read_file(a, path, &buf, &len, err);
@@ -693,9 +706,14 @@ int sh_onnx_load_file(sh_allocator *a, const char *path, sh_graph **out, sh_err 
         return rc;
     char dir[4096];
     sh_onnx_dirname(path, dir, sizeof dir);
-    rc = sh_onnx_load_buffer(a, buf, len, dir, out, err);
+    rc = load_buffer(a, buf, len, dir, out, meta, err);
     sh_free(a, buf);
     if (rc)
         sh_err_prefix(err, rc, "%s: ", path);
     return rc;
+}
+
+int sh_onnx_load_file(sh_allocator *a, const char *path, sh_graph **out, sh_err *err)
+{
+    return sh_onnx_load_file_meta(a, path, out, NULL, err);
 }

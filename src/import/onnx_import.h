@@ -49,6 +49,33 @@ int sh_onnx_load_file(sh_allocator *a, const char *path, sh_graph **out, sh_err 
 int sh_onnx_load_buffer(sh_allocator *a, const void *buf, size_t len, const char *model_dir,
                         sh_graph **out, sh_err *err);
 
+/* --- model metadata (ModelProto.metadata_props) ------------------------------------------ */
+
+/* Every metadata entry, and ultralytics' keys parsed (see onnx_meta.c for the grammar). */
+typedef struct sh_model_meta {
+    char **keys, **values;  /* n_props entries in model order */
+    int n_props;
+    const char *task;       /* value of 'task' ("detect", "segment"), borrowed from values; NULL if absent */
+    int64_t imgsz[2];       /* 'imgsz' as height, width; 0 when absent */
+    int64_t stride;         /* largest value of 'stride'; 0 when absent */
+    char **names;           /* 'names': class names by id 0..n_names-1; NULL when absent */
+    int n_names;
+} sh_model_meta;
+
+/* As sh_onnx_load_file, and the model's metadata into *meta (free with sh_model_meta_destroy;
+ * present, with n_props 0, for a model without any). A malformed ultralytics key (names,
+ * imgsz, stride) is SHOAL_ERR_PARSE naming the key. On failure both outputs are NULL. */
+int sh_onnx_load_file_meta(sh_allocator *a, const char *path, sh_graph **out, sh_model_meta **meta, sh_err *err);
+/* Builds metadata from key/value strings (what the importer does with metadata_props). */
+int sh_model_meta_from_props(sh_allocator *a, const char *const *keys, const char *const *values, int n,
+                             sh_model_meta **out, sh_err *err);
+/* Value of `key`, or NULL. Accepts a NULL meta. */
+const char *sh_model_meta_get(const sh_model_meta *m, const char *key);
+void sh_model_meta_destroy(sh_allocator *a, sh_model_meta *m);           /* accepts NULL */
+/* The parsers alone: a Python dict/list literal of names; "640" or "[h, w]". */
+int sh_meta_parse_names(sh_allocator *a, const char *text, char ***names, int *n_names, sh_err *err);
+int sh_meta_parse_imgsz(const char *text, int64_t hw[2], sh_err *err);
+
 /* --- op versions ------------------------------------------------------------------------ */
 
 /* Maps a node's (domain, op_type) at the model's default-domain `opset` to a shoal op and the
@@ -99,6 +126,8 @@ typedef struct sh_onnx_info {
     int n_initializers;
     sh_onnx_unsupported *unsupported;
     int n_unsupported;
+    sh_model_meta *meta;    /* metadata; NULL when the model's ultralytics keys are malformed */
+    char *meta_error;       /* why meta is NULL, else NULL */
 } sh_onnx_info;
 
 /* Summarizes a model without building a graph, so it works for models shoal cannot run. Only

@@ -160,6 +160,11 @@ int sh_onnx_info_buffer(sh_allocator *a, const void *buf, size_t len, sh_onnx_in
         return err ? err->status : SHOAL_ERR_PARSE;
     sh_onnx_info *info = sh_calloc(a, 1, sizeof *info);
     int oom = !info || fill(a, m, info);
+    if (!oom) {
+        sh_err merr = {0};
+        int rc = sh_onnx_meta_from_proto(a, m, &info->meta, &merr);
+        oom = rc == SHOAL_ERR_NO_MEMORY || (rc && !(info->meta_error = sh_strdup(a, merr.msg)));
+    }
     sh_onnx_model_free(&pa, m);
     if (oom) {
         sh_onnx_info_destroy(a, info);
@@ -210,5 +215,7 @@ void sh_onnx_info_destroy(sh_allocator *a, sh_onnx_info *info)
     sh_free(a, info->unsupported);
     sh_free(a, info->producer);
     sh_free(a, info->graph_name);
+    sh_model_meta_destroy(a, info->meta);
+    sh_free(a, info->meta_error);
     sh_free(a, info);
 }

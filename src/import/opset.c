@@ -70,6 +70,15 @@ static const op_versions OPS[] = {
     [SH_OP_CAST] = {{1, 6, 9, 13, 19, 21, 23, 24, 25}, "to:i saturate:i round_mode:s"},
     [SH_OP_PAD] = {{1, 2, 11, 13, 18, 19, 21, 23, 24, 25}, "mode:s pads:is value:f paddings:is"},
     [SH_OP_REDUCE_MEAN] = {{1, 11, 13, 18}, "axes:is keepdims:i noop_with_empty_axes:i"},
+    /* TopK-1 takes k as an attribute; shoal reads k from the input (10+) only. */
+    [SH_OP_TOPK] = {{-1, 10, 11, 24}, "axis:i k:i largest:i sorted:i"},
+    [SH_OP_GATHER_ELEMENTS] = {{11, 13}, "axis:i"},
+    [SH_OP_GATHER_ND] = {{11, 12, 13}, "batch_dims:i"},
+    [SH_OP_REDUCE_MAX] = {{1, 11, 12, 13, 18, 20}, "axes:is keepdims:i noop_with_empty_axes:i"},
+    [SH_OP_ARGMAX] = {{1, 11, 12, 13}, "axis:i keepdims:i select_last_index:i"},
+    [SH_OP_TILE] = {{1, 6, 13}, ""},
+    [SH_OP_MOD] = {{10, 13}, "fmod:i"},
+    [SH_OP_RANGE] = {{11}, ""},
     /* the frame ops are added from a model's config, never imported */
     [SH_OP_FRAME_TO_TENSOR] = {{0}, NULL},
     [SH_OP_FRAME_DECODE] = {{0}, NULL},
@@ -78,7 +87,7 @@ static const op_versions OPS[] = {
     [SH_OP_FRAME_LANDMARKS] = {{0}, NULL},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 44, "update the op tables");
+static_assert(SH_OP_COUNT == 52, "update the op tables");
 
 const char *sh_onnx_op_versions(sh_op op, bool implemented_only, char *buf, size_t cap)
 {

@@ -77,7 +77,8 @@ void sh_config_destroy(sh_config *cfg)
 static const char *const TASK_NAMES[] = {"detect", "segment", "landmarks", "classify", "yolox", "hand_landmarks"};
 static const char *const LETTERBOX_NAMES[] = {"center", "top_left", "stretch"};
 static const char *const COLOR_NAMES[] = {"rgb", "bgr"};
-static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none", "classify"};
+static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none", "classify",
+                                              "end2end"};
 static const char *const PRECISION_NAMES[] = {"auto", "fp32", "fp16"};
 static const char *const CLASS_OUTPUT_NAMES[] = {"auto", "logits", "probabilities"};
 static const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda"};
@@ -658,8 +659,8 @@ static bool decoder_fits(sh_task t, sh_decoder d)
     if (d == SH_DECODER_NONE)
         return true;
     switch (t) {
-    case SH_TASK_DETECT: return d == SH_DECODER_YOLOV8 || d == SH_DECODER_YOLOX;
-    case SH_TASK_SEGMENT: return d == SH_DECODER_YOLOV8_SEG;
+    case SH_TASK_DETECT: return d == SH_DECODER_YOLOV8 || d == SH_DECODER_YOLOX || d == SH_DECODER_END2END;
+    case SH_TASK_SEGMENT: return d == SH_DECODER_YOLOV8_SEG || d == SH_DECODER_END2END;
     case SH_TASK_LANDMARKS: return d == SH_DECODER_LANDMARKS;
     case SH_TASK_YOLOX: return d == SH_DECODER_YOLOX;
     case SH_TASK_CLASSIFY: return d == SH_DECODER_CLASSIFY;
@@ -683,9 +684,9 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
         return rc;
     if (!ms.at[MK_PATH])
         return PERR(p, v, "missing required key 'path' (the model file, ONNX or TFLite, relative to the config)");
-    if (!ms.at[MK_TASK])
-        return PERR(p, v, "missing required key 'task' (one of detect, segment, landmarks, classify, yolox, "
-                    "hand_landmarks)");
+    m->task_given = ms.at[MK_TASK] != NULL;
+    m->decoder_given = ms.at[MK_DECODER] != NULL;
+    m->input_size_given = ms.at[MK_INPUT_SIZE] != NULL;
     bool hands = m->task == SH_TASK_HAND_LANDMARKS;
     if (hands && !ms.at[MK_PALM])
         return PERR(p, v, "task hand_landmarks needs 'palm_model' (the palm detector; 'path' is the landmark model)");

@@ -38,7 +38,9 @@ typedef enum sh_color { SH_COLOR_RGB = 0, SH_COLOR_BGR } sh_color;
 typedef enum sh_decoder {
     SH_DECODER_YOLOV8 = 0, SH_DECODER_YOLOV8_SEG, SH_DECODER_YOLOX, SH_DECODER_LANDMARKS,
     SH_DECODER_NONE,             /* no post-processing: the model runs, its result has nothing */
-    SH_DECODER_CLASSIFY          /* top_k classes as probabilities (src/vision/classify.h) */
+    SH_DECODER_CLASSIFY,         /* top_k classes as probabilities (src/vision/classify.h) */
+    SH_DECODER_END2END   /* NMS-free heads (YOLOv10, end-to-end exports): [1, max_det, 6] x1 y1 x2 y2 score
+                            class; task segment: [1, max_det, 6 + nm] and prototypes */
 } sh_decoder;
 /* How a classifier's output reads: auto = probabilities when the graph's output comes
  * straight out of a Softmax, logits (a softmax is applied) otherwise. */
@@ -69,8 +71,9 @@ typedef struct sh_config_size {
 typedef struct sh_model_config {
     char *name;
     char *path;                  /* required; resolved against the config's folder */
-    sh_task task;                /* required */
-    int input_w, input_h;        /* default 640x640; `input_size: 320` means 320x320 */
+    sh_task task;                /* default: the model's metadata 'task', else detect */
+    int input_w, input_h;        /* default: a static model's own input size, else the metadata's
+                                    imgsz, else 640x640; `input_size: 320` means 320x320 */
     sh_letterbox letterbox;      /* default center */
     sh_color color;              /* default rgb */
     float scale;                 /* pixel scale before mean/std, default 1/255 */
@@ -78,8 +81,9 @@ typedef struct sh_model_config {
     char **classes;              /* n_classes names, or NULL */
     size_t n_classes;
     char *classes_file;          /* resolved path, or NULL; read with sh_config_read_classes */
-    sh_decoder decoder;          /* default from task: detect->yolov8, segment->yolov8-seg,
-                                    yolox->yolox, landmarks->landmarks, classify->classify */
+    sh_decoder decoder;          /* default from task: detect->yolov8 (end2end when the output is
+                                    [1, N, 6]), segment->yolov8-seg, yolox->yolox,
+                                    landmarks->landmarks, classify->classify */
     float score_threshold;       /* default 0.25; classify: 0 (every one of the top_k) */
     float iou_threshold;         /* default 0.45 */
     int max_detections;          /* default 300 */
@@ -101,6 +105,10 @@ typedef struct sh_model_config {
     bool tracking;               /* video mode: later frames start from the last landmarks; default true */
     int line;                    /* 1-based line of the model's key, for later messages */
     bool preload_base;           /* preload as written, before a tier override */
+    /* Which defaults the config wrote itself; the rest come from the model's metadata when it
+     * is loaded (runtime/model_meta.c), and a written value a static model contradicts is an
+     * error there. */
+    bool task_given, decoder_given, input_size_given;
 } sh_model_config;
 
 typedef struct sh_mode_config {

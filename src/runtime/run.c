@@ -162,6 +162,11 @@ static int decode(shoal_runtime_t rt, sh_rt_model *m, const float *const *outs, 
         rc = decode_yolov8(m, outs, compact, xf, &dp, r->dets, err);
     else if (c->decoder == SH_DECODER_YOLOX)
         rc = sh_decode_yolox(&o0, xf, &dp, r->dets, err);
+    else if (c->decoder == SH_DECODER_END2END && c->task == SH_TASK_SEGMENT) {
+        sh_ftensor o1 = ftensor(m->graph, m->outputs[1], outs[1]);
+        rc = sh_decode_end2end_seg(&o0, &o1, (int)c->n_classes, xf, &dp, r->dets, err);
+    } else if (c->decoder == SH_DECODER_END2END)
+        rc = sh_decode_end2end(&o0, (int)c->n_classes, xf, &dp, r->dets, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': decoding: ", c->name);
     return fill_detections(rt, r, err);

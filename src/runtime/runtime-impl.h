@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "graph/graph.h"
+#include "import/onnx_import.h"
 #include "memory/budget.h"
 #include "memory/residency.h"
 #include "memory/weights.h"
@@ -32,6 +33,7 @@ typedef struct sh_rt_model {
     int id;
     sh_model_config *cfg;
     sh_graph *graph;
+    sh_model_meta *meta;                /* the file's metadata (cfg->classes may point into it) */
     sh_program *prog;
     sh_plan *plan;
     int input;                          /* tensor index of the image input */

@@ -17,6 +17,7 @@
 #include "graph/passes.h"
 #include "runtime/introspect.h"
 #include "runtime/lanes.h"
+#include "runtime/model_meta.h"
 #include "runtime/runtime-impl.h"
 
 static double mono_s(void)
@@ -122,6 +123,7 @@ static int find_image_input(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
  * a message rather than producing garbage later. */
 static int check_outputs(sh_rt_model *m, sh_err *err)
 {
+    int rc;
     sh_graph *g = m->graph;
     const sh_model_config *c = m->cfg;
     m->n_outputs = g->n_outputs < SH_RT_MAX_OUTPUTS ? g->n_outputs : SH_RT_MAX_OUTPUTS;
@@ -129,6 +131,7 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
         m->outputs[i] = g->outputs[i];
     const sh_shape *s0 = &g->tensors[m->outputs[0]].shape;
     char buf[64];
+    const char *names_from = m->meta && c->classes == m->meta->names ? "the model's metadata" : "the config";
     switch (c->decoder) {
     case SH_DECODER_YOLOV8:
     case SH_DECODER_YOLOV8_SEG: {
@@ -139,8 +142,8 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
                            sh_decoder_name(c->decoder), extra ? "+32" : "");
         int64_t nc = s0->d[1] - 4 - extra;
         if (c->n_classes && (int64_t)c->n_classes != nc)
-            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but the config names %zu",
-                           c->name, (long long)nc, c->n_classes);
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but %s names %zu",
+                           c->name, (long long)nc, names_from, c->n_classes);
         if (extra) {
             if (m->n_outputs < 2 || g->tensors[m->outputs[1]].shape.ndim != 4 || g->tensors[m->outputs[1]].shape.d[1] != 32)
                 return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': decoder yolov8-seg needs a second output of prototypes [1,32,H,W]",
@@ -153,8 +156,8 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
             return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output is %s; decoder yolox expects [1, anchors, 5+classes]",
                            c->name, sh_shape_str(s0, buf, sizeof buf));
         if (c->n_classes && (int64_t)c->n_classes != s0->d[2] - 5)
-            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but the config names %zu",
-                           c->name, (long long)(s0->d[2] - 5), c->n_classes);
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output has %lld classes but %s names %zu",
+                           c->name, (long long)(s0->d[2] - 5), names_from, c->n_classes);
         break;
     case SH_DECODER_LANDMARKS:
         if (sh_shape_numel(s0) < 3 * SH_HAND_POINTS + 2)
@@ -162,14 +165,28 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
                            c->name, sh_shape_str(s0, buf, sizeof buf));
         break;
     case SH_DECODER_CLASSIFY: {
-        int rc = sh_rt_classify_check(m, err);
-        if (rc)
-            return rc;
+        int crc = sh_rt_classify_check(m, err);
+        if (crc)
+            return crc;
         break;
     }
+    case SH_DECODER_END2END:
+        if (c->task == SH_TASK_SEGMENT) {
+            const sh_shape *s1 = m->n_outputs > 1 ? &g->tensors[m->outputs[1]].shape : NULL;
+            if (!s1 || s1->ndim != 4 || s0->ndim != 3 || s0->d[0] != 1 || s0->d[2] != 6 + s1->d[1])
+                return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output '%s' is %s; decoder end2end for task segment "
+                               "expects [1, max_det, 6+nm] and prototypes [1, nm, H, W]", c->name,
+                               g->tensors[m->outputs[0]].name, sh_shape_str(s0, buf, sizeof buf));
+        } else if (s0->ndim != 3 || s0->d[0] != 1 || s0->d[2] != 6) {
+            return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output '%s' is %s; decoder end2end expects [1, max_det, 6]",
+                           c->name, g->tensors[m->outputs[0]].name, sh_shape_str(s0, buf, sizeof buf));
+        }
+        break;
     case SH_DECODER_NONE:
         break;
     }
+    if ((rc = sh_rt_meta_check_classes(c, m->meta, err)))
+        return rc;
     for (int i = 0; i < m->n_outputs; i++)
         if (g->tensors[m->outputs[i]].dtype != SH_DT_FLOAT32)
             return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': output '%s' is not float32", c->name,
@@ -188,17 +205,20 @@ static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     if (m->cfg->task == SH_TASK_HAND_LANDMARKS)
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': task hand_landmarks runs with `shoal hands` "
                        "(vision/hand_landmarker.h), not in a runtime mode", m->cfg->name);
-    int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &m->graph, err);
+    int rc = sh_onnx_load_file_meta(rt->alloc, m->cfg->path, &m->graph, &m->meta, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->parse_ms = (mono_s() - t) * 1e3;
     t = mono_s();
-    if ((rc = find_image_input(rt, m, err)))
+    if ((rc = sh_graph_widen_fp16(m->graph, NULL, err)))
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    if ((rc = sh_rt_meta_defaults(m->cfg, m->graph, m->meta, err)) || (rc = find_image_input(rt, m, err)))
         return rc;
     sh_optimize_params op = sh_optimize_default_params();
     if ((rc = sh_graph_optimize(m->graph, &op, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->input = m->graph->inputs[0];   /* compaction renumbers tensors */
+    sh_rt_meta_pick_decoder(m->cfg, m->graph);
     sh_flops f = sh_graph_flops(m->graph);
     m->flops = sh_flops_total(&f);
     m->optimize_ms = (mono_s() - t) * 1e3;
@@ -291,6 +311,12 @@ static void free_model(shoal_runtime_t rt, sh_rt_model *m)
     if (m->prog)
         rt->backend.iface->program_free(rt->backend.ctx, m->prog);
     sh_graph_destroy(m->graph);
+    if (m->cfg && m->meta && m->cfg->classes == m->meta->names) {
+        m->cfg->classes = NULL;
+        m->cfg->n_classes = 0;
+    }
+    sh_model_meta_destroy(rt->alloc, m->meta);
+    m->meta = NULL;
 }
 
 /* --- weight data on the host ------------------------------------------------------------
@@ -315,6 +341,8 @@ static int restore_consts(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     sh_graph *g2 = NULL;
     int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &g2, err);
+    if (rc == 0)
+        rc = sh_graph_widen_fp16(g2, NULL, err);
     if (rc == 0 && g2->n_inputs == 1) {
         sh_tensor *in = &g2->tensors[g2->inputs[0]];
         in->shape.d[0] = 1;

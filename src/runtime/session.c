@@ -160,8 +160,13 @@ static bool decides_shape(const sh_graph *g, int t)
                 continue;
             switch (n->op) {
             case SH_OP_RESHAPE: case SH_OP_SPLIT: case SH_OP_SQUEEZE: case SH_OP_UNSQUEEZE:
-            case SH_OP_EXPAND: case SH_OP_REDUCE_MEAN: case SH_OP_UPSAMPLE:
+            case SH_OP_EXPAND: case SH_OP_REDUCE_MEAN: case SH_OP_UPSAMPLE: case SH_OP_REDUCE_MAX:
+            case SH_OP_TOPK: case SH_OP_TILE:
                 if (i == 1)
+                    return true;
+                break;
+            case SH_OP_RANGE:
+                if (i <= 2)
                     return true;
                 break;
             case SH_OP_SLICE: case SH_OP_RESIZE:

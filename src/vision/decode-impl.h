@@ -65,6 +65,11 @@ int sh_yolo_cols_compact(sh_allocator *a, const sh_yolo_compact *c, int64_t extr
 void sh_yolo_cols_free(sh_allocator *a, sh_yolo_cols *src);
 /* Column of `anchor` and the distance between its values; NULL when src does not hold it. */
 const float *sh_yolo_column(const sh_yolo_cols *src, int anchor, size_t *stride);
+/* A mask for each of dets' detections from the coefficients in its anchor's column of src
+ * (after the box and nc scores) and protos [1, nm, Hp, Wp] (segment.c); on failure dets is
+ * cleared. */
+int sh_yolo_seg_masks(const sh_ftensor *protos, const sh_yolo_cols *src, int nc, const sh_transform *xf, float thr,
+                      sh_detections *dets, sh_err *err);
 /* The box of a column (cx, cy, w, h values `stride` apart) as x1, y1, x2, y2. */
 void sh_yolo_box(const float *col, size_t stride, float box[4]);
 

@@ -133,6 +133,19 @@ int sh_decode_yolov8_seg_compact(const sh_yolo_compact *out, const sh_ftensor *p
 int sh_decode_yolox(const sh_ftensor *out, const sh_transform *xf, const sh_decode_params *p,
                     sh_detections *dets, sh_err *err);
 
+/* NMS-free heads (YOLOv10, end-to-end exports): `out` [1, max_det, 6], rows x1 y1 x2 y2 in
+ * model-input pixels, score, class id. Rows with score >= threshold are kept as they are (no
+ * NMS: the head already suppressed duplicates), mapped to the image, clipped, capped at
+ * max_detections. A class id that is not an integer in [0, n_classes) (n_classes <= 0: any
+ * id below 2^20) is SHOAL_ERR_SHAPE. */
+int sh_decode_end2end(const sh_ftensor *out, int n_classes, const sh_transform *xf, const sh_decode_params *p,
+                      sh_detections *dets, sh_err *err);
+/* A segmenting NMS-free head: `out` [1, max_det, 6 + nm] (the rows above, then nm mask
+ * coefficients), `protos` [1, nm, Hp, Wp]; each kept detection gets its mask as
+ * sh_decode_yolov8_seg makes them. */
+int sh_decode_end2end_seg(const sh_ftensor *out, const sh_ftensor *protos, int n_classes, const sh_transform *xf,
+                          const sh_decode_params *p, sh_detections *dets, sh_err *err);
+
 /* Greedy NMS. Candidates are visited by score descending, equal scores by index
  * ascending; a candidate is dropped when its IoU with a kept box of the same class (any
  * class when `agnostic`) is > iou_threshold. boxes: n x 4 (x1,y1,x2,y2). Writes at most

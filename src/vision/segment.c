@@ -347,6 +347,23 @@ int sh_decode_yolov8_seg_compact(const sh_yolo_compact *out, const sh_ftensor *p
     return rc;
 }
 
+int sh_yolo_seg_masks(const sh_ftensor *protos, const sh_yolo_cols *src, int nc, const sh_transform *xf, float thr,
+                      sh_detections *dets, sh_err *err)
+{
+    protos_shape ps = {0};
+    int rc = read_protos(protos, &ps, err);
+    if (!rc && src->channels < 4 + (int64_t)nc + ps.nm)
+        rc = sh_errf(err, SHOAL_ERR_SHAPE, "masks: columns of %lld values lack %d coefficients", (long long)src->channels,
+                     ps.nm);
+    mask_sink runs = {0};
+    if (!rc)
+        rc = build_masks(dets->alloc, protos->data, ps.nm, ps.mh, ps.mw, src, nc, xf, thr, dets->items,
+                         (int)dets->count, &runs, err);
+    if (rc)
+        sh_detections_clear(dets);
+    return rc;
+}
+
 int sh_mask_at(const sh_mask *m, int x, int y)
 {
     if (!m || x < m->x || y < m->y || x >= m->x + m->width || y >= m->y + m->height)

@@ -169,6 +169,14 @@ static const struct {
     [SH_OP_CAST] = {cpu_prep_cast, DTC_CAST},
     [SH_OP_PAD] = {cpu_prep_pad, DTC_MOVE},
     [SH_OP_REDUCE_MEAN] = {cpu_prep_reduce_mean, DTC_FLOAT},
+    [SH_OP_TOPK] = {cpu_prep_topk, DTC_MOVE},
+    [SH_OP_GATHER_ELEMENTS] = {cpu_prep_gather_elements, DTC_MOVE},
+    [SH_OP_GATHER_ND] = {cpu_prep_gather_nd, DTC_MOVE},
+    [SH_OP_REDUCE_MAX] = {cpu_prep_reduce_max, DTC_MOVE},
+    [SH_OP_ARGMAX] = {cpu_prep_argmax, DTC_MOVE},
+    [SH_OP_TILE] = {cpu_prep_tile, DTC_MOVE},
+    [SH_OP_MOD] = {cpu_prep_mod, DTC_ARITH},
+    [SH_OP_RANGE] = {cpu_prep_range, DTC_ARITH},
     [SH_OP_FRAME_TO_TENSOR] = {cpu_prep_frame_to_tensor, DTC_FRAME},
     [SH_OP_FRAME_DECODE] = {cpu_prep_frame_decode, DTC_FRAME},
     [SH_OP_FRAME_NMS] = {cpu_prep_frame_nms, DTC_FRAME},
@@ -176,7 +184,7 @@ static const struct {
     [SH_OP_FRAME_LANDMARKS] = {cpu_prep_frame_landmarks, DTC_FRAME},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 44, "update the op tables");
+static_assert(SH_OP_COUNT == 52, "update the op tables");
 
 static bool is_move_dt(sh_dtype d)
 {
@@ -185,7 +193,7 @@ static bool is_move_dt(sh_dtype d)
 
 static bool is_cast_dt(sh_dtype d)
 {
-    return d != SH_DT_UNDEFINED && d != SH_DT_FLOAT16 && d < SH_DT_COUNT;
+    return d != SH_DT_UNDEFINED && d < SH_DT_COUNT;
 }
 
 /* Why node k cannot run here, or NULL when it can. */

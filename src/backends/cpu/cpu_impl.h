@@ -114,6 +114,15 @@ int cpu_prep_frame_decode(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_nms(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_masks(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_landmarks(cpu_prep *pp, sh_err *err);
+/* select_ops.c: the tail of end-to-end detection heads */
+int cpu_prep_topk(cpu_prep *pp, sh_err *err);
+int cpu_prep_gather_elements(cpu_prep *pp, sh_err *err);
+int cpu_prep_gather_nd(cpu_prep *pp, sh_err *err);
+int cpu_prep_reduce_max(cpu_prep *pp, sh_err *err);
+int cpu_prep_argmax(cpu_prep *pp, sh_err *err);
+int cpu_prep_tile(cpu_prep *pp, sh_err *err);
+int cpu_prep_mod(cpu_prep *pp, sh_err *err);
+int cpu_prep_range(cpu_prep *pp, sh_err *err);
 
 /* ---- helpers (cpu_backend.c) ------------------------------------------------------------ */
 /* Allocates zeroed params of `size` bytes into pp->params. */

@@ -1,6 +1,7 @@
 /* Elementwise kernels: activations, Clip, Exp, broadcasting Add/Sub/Mul/Div (float32,
  * int32, int64), BatchNormalization (inference) and Cast. All of them may run in place. */
 #include "backends/cpu/cpu_impl.h"
+#include "core/half.h"
 
 #include <math.h>
 #include <string.h>
@@ -418,7 +419,7 @@ typedef struct cast_params {
 
 static bool dt_is_float(sh_dtype d)
 {
-    return d == SH_DT_FLOAT32 || d == SH_DT_FLOAT64;
+    return d == SH_DT_FLOAT32 || d == SH_DT_FLOAT64 || d == SH_DT_FLOAT16;
 }
 
 static int64_t load_i(const void *p, sh_dtype d, int64_t i)
@@ -441,6 +442,7 @@ static void store_i(void *p, sh_dtype d, int64_t i, int64_t v)
     switch (d) {
     case SH_DT_FLOAT32: ((float *)p)[i] = (float)v; break;
     case SH_DT_FLOAT64: ((double *)p)[i] = (double)v; break;
+    case SH_DT_FLOAT16: ((uint16_t *)p)[i] = sh_f32_to_f16_ieee((float)v); break;
     case SH_DT_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
     case SH_DT_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
     case SH_DT_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
@@ -459,6 +461,9 @@ static void store_f(void *p, sh_dtype d, int64_t i, double v)
     switch (d) {
     case SH_DT_FLOAT32: ((float *)p)[i] = (float)v; break;
     case SH_DT_FLOAT64: ((double *)p)[i] = v; break;
+    /* through float32: double rounding can differ from a direct rounding only on exact ties
+     * of the float32 value, a half-ulp of fp16 at most */
+    case SH_DT_FLOAT16: ((uint16_t *)p)[i] = sh_f32_to_f16_ieee((float)v); break;
     case SH_DT_BOOL: ((uint8_t *)p)[i] = v != 0.0; break;
     default:
         /* Float to integer truncates toward zero like numpy's astype; NaN becomes 0. */
