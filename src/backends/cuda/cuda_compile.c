@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(SH_OP_COUNT == 39, "update the CUDA backend's op switch");
+_Static_assert(SH_OP_COUNT == 52, "update the CUDA backend's op switch");
 _Static_assert(SH_ACT_CLIP == 6, "kcommon.cuh mirrors sh_act");
 
 /* --- small helpers ------------------------------------------------------------------- */
