@@ -1,0 +1,1 @@
+BYJ0eef7eefqØXvq`jg{ss88ooWObs:)yy~UUC~`po9gpc>|fY
