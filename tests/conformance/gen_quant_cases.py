@@ -120,6 +120,18 @@ def gen():
     n = helper.make_node("ConvInteger", ["X", "W", "xz"], ["Y"])
     add("convinteger_u8s8_1x1", [n], [("X", x)], ("Y", TP.INT32), inits, opset=10)
 
+    # Larger geometry: K > 256 (several exact float steps) and pixel chunks that cut rows.
+    x, w = q(TP.UINT8, [1, 40, 23, 29]), q(TP.UINT8, [7, 40, 3, 3])
+    inits = [scalar("xs", TP.FLOAT, 0.017), scalar("xz", TP.UINT8, 250), numpy_helper.from_array(w, "W"),
+             scalar("ws", TP.FLOAT, 0.0041), scalar("wz", TP.UINT8, 3), scalar("ys", TP.FLOAT, 1.9),
+             scalar("yz", TP.UINT8, 128)]
+    n = helper.make_node("QLinearConv", ["X", "xs", "xz", "W", "ws", "wz", "ys", "yz"], ["Y"], pads=[1, 1, 1, 1])
+    add("qlinearconv_u8u8_k360", [n], [("X", x)], ("Y", TP.UINT8), inits)
+    x, w = q(TP.UINT8, [1, 30, 37, 41]), q(TP.INT8, [5, 30, 3, 3])
+    inits = [numpy_helper.from_array(w, "W"), scalar("xz", TP.UINT8, 0), scalar("wz", TP.INT8, 0)]
+    n = helper.make_node("ConvInteger", ["X", "W", "xz", "wz"], ["Y"], strides=[2, 2], pads=[0, 1, 2, 1])
+    add("convinteger_u8s8_stride2_k270", [n], [("X", x)], ("Y", TP.INT32), inits, opset=10)
+
     # MatMulInteger batched with broadcasting; QLinearMatMul int8.
     a, b = q(TP.UINT8, [2, 3, 4, 5]), q(TP.INT8, [5, 6])
     n = helper.make_node("MatMulInteger", ["A", "B", "az", "bz"], ["Y"])

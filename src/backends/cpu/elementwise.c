@@ -487,6 +487,14 @@ static int cast_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err
             memcpy(y, x, (size_t)p->n * sh_dtype_size(p->from));
         return 0;
     }
+    if (p->from == SH_DT_INT32 && p->to == SH_DT_FLOAT32) {
+        /* integer accumulators (ConvInteger, MatMulInteger) on their way to dequantization */
+        const int32_t *xi = x;
+        float *yf = y;
+        for (int64_t i = 0; i < p->n; i++)
+            yf[i] = (float)xi[i];
+        return 0;
+    }
     if (dt_is_float(p->from))
         for (int64_t i = 0; i < p->n; i++)
             store_f(y, p->to, i, sh_dtype_load_f64(x, p->from, i));

@@ -3,11 +3,12 @@
  * QLinearMatMul (batched, broadcast).
  *
  * The convolution is im2col + GEMM over chunks of output pixels, one chunk per pool task.
- * The GEMM runs in double precision on zero-point-corrected operands: every product is an
- * integer below 2^16 in magnitude and every sum below 2^53, so the double result is the exact
- * int32 accumulator ONNX specifies, whatever the summation order, and OpenBLAS's dgemm does
- * the blocking. Padding contributes 0 after the zero point is removed, which is what padding
- * the raw input with its zero point gives. */
+ * The GEMM runs in float32 on zero-point-corrected operands, QCONV_KSTEP rows of K at a time:
+ * every product is an integer of magnitude <= 255 * 255, so every partial sum of a step stays
+ * below 2^24 and is exact in float32 whatever the summation order or FMA use, and the steps
+ * are added in int32. That is the exact accumulator ONNX specifies, at OpenBLAS sgemm speed.
+ * Padding contributes 0 after the zero point is removed, which is what padding the raw input
+ * with its zero point gives. */
 #include "backends/cpu/quant_impl.h"
 
 #include <cblas.h>
@@ -15,8 +16,10 @@
 
 #include "graph/passes.h"
 
-/* Output pixels per task; the im2col block is K x CHUNK doubles. */
+/* Output pixels per task; the im2col block is K x CHUNK floats. */
 #define QCONV_CHUNK 256
+/* K rows per exact float32 GEMM step: 258 * 255 * 255 < 2^24. */
+#define QCONV_KSTEP 256
 
 typedef struct qconv_params {
     bool qlinear;
@@ -25,14 +28,14 @@ typedef struct qconv_params {
     int64_t N, C, H, W, M, OH, OW, G, Cg, Mg, K;
     int64_t kh, kw, sh, sw, dh, dw, pt, pl;
     int64_t n_wz, n_ws;       /* 1 (per tensor) or M (per output channel) */
-    size_t ws_wd, ws_thread;  /* workspace: [M x K] weights, then per thread col + acc (bytes) */
+    size_t ws_wd, ws_thread;  /* workspace: [M x K] weights, then per thread col, step, acc (bytes) */
 } qconv_params;
 
 typedef struct qconv_job {
     const qconv_params *p;
     const void *x;            /* image n */
     void *y;                  /* image n */
-    const double *wd;         /* group g's [Mg x K] */
+    const float *wd;          /* group g's [Mg x K] */
     char *thread_ws;
     int64_t g;
     int32_t xz;
@@ -46,52 +49,88 @@ static void qconv_chunk(void *arg, int64_t p0, int64_t p1, int tid)
     const qconv_job *j = arg;
     const qconv_params *p = j->p;
     int64_t cw = p1 - p0, ohw = p->OH * p->OW, khw = p->kh * p->kw;
-    double *col = (double *)(j->thread_ws + (size_t)tid * p->ws_thread);
-    double *acc = col + p->K * QCONV_CHUNK;
+    float *col = (float *)(j->thread_ws + (size_t)tid * p->ws_thread);
+    float *step = col + p->K * QCONV_CHUNK;
+    int32_t *acc = (int32_t *)(step + p->Mg * QCONV_CHUNK);
     for (int64_t k = 0; k < p->K; k++) {
         int64_t c = j->g * p->Cg + k / khw, ky = (k % khw) / p->kw, kx = k % p->kw;
-        int64_t base = c * p->H * p->W;
-        double *dst = col + k * cw;
-        int64_t oy = p0 / p->OW, ox = p0 % p->OW;
-        for (int64_t i = 0; i < cw; i++) {
-            int64_t iy = oy * p->sh - p->pt + ky * p->dh, ix = ox * p->sw - p->pl + kx * p->dw;
-            dst[i] = iy >= 0 && iy < p->H && ix >= 0 && ix < p->W
-                         ? (double)(q_get(j->x, p->xdt, base + iy * p->W + ix) - j->xz) : 0.0;
-            if (++ox == p->OW) {
-                ox = 0;
-                oy++;
+        float *dst = col + k * cw;
+        /* one output row at a time: the input row is fixed and the valid columns are a range */
+        for (int64_t q = p0; q < p1;) {
+            int64_t oy = q / p->OW, ox0 = q % p->OW;
+            int64_t ox1 = p->OW < ox0 + (p1 - q) ? p->OW : ox0 + (p1 - q);
+            float *d = dst + (q - p0);
+            int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+            int64_t n = ox1 - ox0;
+            if (iy < 0 || iy >= p->H) {
+                memset(d, 0, (size_t)n * sizeof(float));
+            } else {
+                /* ox with 0 <= ox * sw - pl + kx * dw < W */
+                int64_t off = kx * p->dw - p->pl, lo = ox0, hi = ox1;
+                if (off < 0)
+                    lo = lo > (-off + p->sw - 1) / p->sw ? lo : (-off + p->sw - 1) / p->sw;
+                int64_t lim = p->W - off <= 0 ? 0 : (p->W - off + p->sw - 1) / p->sw;
+                hi = hi < lim ? hi : lim;
+                lo = lo < ox1 ? lo : ox1;
+                hi = hi > lo ? hi : lo;
+                for (int64_t ox = ox0; ox < lo; ox++)
+                    d[ox - ox0] = 0.0f;
+                int64_t row = (c * p->H + iy) * p->W + off;
+                float xz = (float)j->xz;
+                if (p->xdt == SH_DT_UINT8) {
+                    const uint8_t *src = (const uint8_t *)j->x + row;
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        d[ox - ox0] = (float)src[ox * p->sw] - xz;
+                } else {
+                    const int8_t *src = (const int8_t *)j->x + row;
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        d[ox - ox0] = (float)src[ox * p->sw] - xz;
+                }
+                for (int64_t ox = hi; ox < ox1; ox++)
+                    d[ox - ox0] = 0.0f;
             }
+            q += n;
         }
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->Mg, (int)cw, (int)p->K, 1.0, j->wd, (int)p->K,
-                col, (int)cw, 0.0, acc, (int)cw);
+    for (int64_t k0 = 0; k0 < p->K; k0 += QCONV_KSTEP) {
+        int64_t kl = p->K - k0 < QCONV_KSTEP ? p->K - k0 : QCONV_KSTEP;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->Mg, (int)cw, (int)kl, 1.0f, j->wd + k0,
+                    (int)p->K, col + k0 * cw, (int)cw, 0.0f, step, (int)cw);
+        int64_t n = p->Mg * cw;
+        if (k0 == 0)
+            for (int64_t i = 0; i < n; i++)
+                acc[i] = (int32_t)step[i];
+        else
+            for (int64_t i = 0; i < n; i++)
+                acc[i] += (int32_t)step[i];
+    }
     for (int64_t m = 0; m < p->Mg; m++) {
         int64_t oc = j->g * p->Mg + m;
-        const double *a = acc + m * cw;
+        const int32_t *a = acc + m * cw;
         if (!p->qlinear) {
             int32_t *y = (int32_t *)j->y + oc * ohw + p0;
             for (int64_t i = 0; i < cw; i++)
-                y[i] = (int32_t)a[i];
+                y[i] = a[i];
             continue;
         }
         int32_t bias = j->bias ? j->bias[oc] : 0;
         float s = j->scale[oc], z = (float)j->yz;
         for (int64_t i = 0; i < cw; i++)
-            q_put(j->y, p->ydt, oc * ohw + p0 + i, rintf((float)((int32_t)a[i] + bias) * s) + z);
+            q_put(j->y, p->ydt, oc * ohw + p0 + i, rintf((float)(a[i] + bias) * s) + z);
     }
 }
 
 static int qconv_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qconv_params *p = vp;
-    double *wd = ex->ws;
+    float *wd = ex->ws;
     char *rest = (char *)ex->ws + p->ws_wd;
     float *scale = (float *)(rest + (size_t)ex->ctx->n_threads * p->ws_thread);
     const void *w = ex->t[p->w];
     for (int64_t m = 0; m < p->M; m++) {
         int32_t z = q_zp(ex, p->wz, p->wdt, p->n_wz > 1 ? m : 0);
         for (int64_t k = 0; k < p->K; k++)
-            wd[m * p->K + k] = (double)(q_get(w, p->wdt, m * p->K + k) - z);
+            wd[m * p->K + k] = (float)(q_get(w, p->wdt, m * p->K + k) - z);
     }
     qconv_job j = {.p = p, .thread_ws = rest, .xz = q_zp(ex, p->xz, p->xdt, 0)};
     if (p->qlinear) {
@@ -216,9 +255,10 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
             return rc;
     }
     size_t wd, th, col, acc, sc, total;
-    if (!sh_mul_size((size_t)p->M, (size_t)p->K, &wd) || !sh_mul_size(wd, sizeof(double), &wd) ||
-        !sh_mul_size((size_t)p->K, QCONV_CHUNK * sizeof(double), &col) ||
-        !sh_mul_size((size_t)p->Mg, QCONV_CHUNK * sizeof(double), &acc) || !sh_add_size(col, acc, &th) ||
+    if (!sh_mul_size((size_t)p->M, (size_t)p->K, &wd) || !sh_mul_size(wd, sizeof(float), &wd) ||
+        !sh_mul_size((size_t)p->K, QCONV_CHUNK * sizeof(float), &col) ||
+        !sh_mul_size((size_t)p->Mg, QCONV_CHUNK * (sizeof(float) + sizeof(int32_t)), &acc) ||
+        !sh_add_size(col, acc, &th) ||
         !sh_mul_size(th, (size_t)pp->ctx->n_threads, &total) || !sh_add_size(total, wd, &total) ||
         !sh_mul_size((size_t)p->M, sizeof(float), &sc) || !sh_add_size(total, sc, &total) ||
         p->K > INT32_MAX || p->Mg > INT32_MAX)

@@ -1,1 +1,1 @@
-BYJ0eef7eefqØXvq`jg{ss88ooWObs:)yy~UUC~`po9gpc>|fY
+BYJ0ïìysqouuqzuuUDqq;y{{;y}|0x||0xxQnn0QnnzgkRzekEE]
