@@ -154,9 +154,22 @@ typedef struct dql_job {
     uint8_t *y;
     float scale;
     int32_t zp;
+    float *range;            /* [threads][2]: each worker's min and max */
 } dql_job;
 
-static void dql_range(void *arg, int64_t b, int64_t e, int tid)
+static void dql_range_of(void *arg, int64_t b, int64_t e, int tid)
+{
+    const dql_job *j = arg;
+    float lo = j->range[2 * tid], hi = j->range[2 * tid + 1];
+    for (int64_t i = b; i < e; i++) {
+        lo = j->x[i] < lo ? j->x[i] : lo;
+        hi = j->x[i] > hi ? j->x[i] : hi;
+    }
+    j->range[2 * tid] = lo;
+    j->range[2 * tid + 1] = hi;
+}
+
+static void dql_quantize(void *arg, int64_t b, int64_t e, int tid)
 {
     const dql_job *j = arg;
     for (int64_t i = b; i < e; i++)
@@ -166,12 +179,17 @@ static void dql_range(void *arg, int64_t b, int64_t e, int tid)
 static int dql_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const dql_params *p = vp;
-    const float *x = ex->t[p->x];
-    /* The range always includes 0 so that 0 is exactly representable. */
+    dql_job j = {.x = ex->t[p->x], .y = ex->t[p->y], .range = ex->ws};
+    /* The range always includes 0 so that 0 is exactly representable; min and max do not
+     * depend on the order they are taken in. */
+    int nt = ex->ctx->n_threads;
+    for (int t = 0; t < 2 * nt; t++)
+        j.range[t] = 0.0f;
+    cpu_parallel_for(ex->ctx->pool, p->n, 16384, dql_range_of, &j);
     float lo = 0.0f, hi = 0.0f;
-    for (int64_t i = 0; i < p->n; i++) {
-        lo = x[i] < lo ? x[i] : lo;
-        hi = x[i] > hi ? x[i] : hi;
+    for (int t = 0; t < nt; t++) {
+        lo = j.range[2 * t] < lo ? j.range[2 * t] : lo;
+        hi = j.range[2 * t + 1] > hi ? j.range[2 * t + 1] : hi;
     }
     float scale = (hi - lo) / 255.0f;
     int32_t zp = 0;
@@ -186,8 +204,9 @@ static int dql_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err 
         *(float *)ex->t[p->ys] = scale;
     if (p->yz >= 0)
         *(uint8_t *)ex->t[p->yz] = (uint8_t)zp;
-    dql_job j = {.x = x, .y = ex->t[p->y], .scale = scale, .zp = zp};
-    cpu_parallel_for(ex->ctx->pool, p->n, 16384, dql_range, &j);
+    j.scale = scale;
+    j.zp = zp;
+    cpu_parallel_for(ex->ctx->pool, p->n, 16384, dql_quantize, &j);
     return 0;
 }
 
@@ -204,6 +223,7 @@ int cpu_prep_dynamic_quantize_linear(cpu_prep *pp, sh_err *err)
     p->ys = pp->n->n_outputs > 1 ? pp->n->outputs[1] : -1;
     p->yz = pp->n->n_outputs > 2 ? pp->n->outputs[2] : -1;
     p->n = cpu_numel(X);
+    pp->p->workspace_bytes[pp->k] = (size_t)pp->ctx->n_threads * 2 * sizeof(float);
     pp->fn = dql_run;
     return 0;
 }
