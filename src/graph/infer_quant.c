@@ -132,9 +132,10 @@ static int infer_qconcat(sh_graph *g, const sh_node *n, sh_err *err)
         for (int d = 0; ok && d < o.ndim; d++)
             ok = d == axis || x->shape.d[d] == o.d[d];
         if (!ok)
-            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "'%s' %s %s does not concatenate with '%s' %s %s on axis %lld",
-                                x->name, sh_dtype_name(x->dtype), shp(&x->shape, b1), a->name,
-                                sh_dtype_name(a->dtype), shp(&a->shape, b2), (long long)axis);
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n,
+                                "'%s' %s %s does not concatenate with '%s' %s %s on axis %lld", x->name,
+                                sh_dtype_name(x->dtype), shp(&x->shape, b1), a->name, sh_dtype_name(a->dtype),
+                                shp(&a->shape, b2), (long long)axis);
         o.d[axis] += x->shape.d[axis];
     }
     return set_out(g, n, 0, dt, &o);

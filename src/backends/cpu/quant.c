@@ -14,8 +14,6 @@
 
 #include "graph/passes.h"
 
-#define Q_ERR CPU_ERR
-
 /* ---- per-axis parameters ---------------------------------------------------------------- */
 
 /* Validates the scale / zero point pair of a Q/DQ node and splits x into outer x S x inner, S
@@ -24,13 +22,13 @@ static int q_axis_split(cpu_prep *pp, const sh_tensor *X, const sh_tensor *S, co
                         int64_t *ns, int64_t *inner, sh_err *err)
 {
     if (sh_node_int(pp->n, "block_size", 0) != 0)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "blocked quantization (block_size %lld) is not supported",
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "blocked quantization (block_size %lld) is not supported",
                      (long long)sh_node_int(pp->n, "block_size", 0));
     if (!S || S->dtype != SH_DT_FLOAT32)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "scale '%s' must be float32", S ? S->name : "(missing)");
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "scale '%s' must be float32", S ? S->name : "(missing)");
     int64_t n = cpu_numel(S);
     if (Z && cpu_numel(Z) != n)
-        return Q_ERR(pp, err, SHOAL_ERR_SHAPE, "zero point '%s' has %lld values, scale '%s' %lld", Z->name,
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "zero point '%s' has %lld values, scale '%s' %lld", Z->name,
                      (long long)cpu_numel(Z), S->name, (long long)n);
     *outer = 1;
     *inner = 1;
@@ -41,7 +39,7 @@ static int q_axis_split(cpu_prep *pp, const sh_tensor *X, const sh_tensor *S, co
     }
     int axis = cpu_axis(sh_node_int(pp->n, "axis", 1), X->shape.ndim);
     if (S->shape.ndim != 1 || axis < 0 || X->shape.d[axis] != n)
-        return Q_ERR(pp, err, SHOAL_ERR_SHAPE, "scale '%s' of %lld values does not match axis %lld of '%s'", S->name,
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "scale '%s' of %lld values does not match axis %lld of '%s'", S->name,
                      (long long)n, (long long)sh_node_int(pp->n, "axis", 1), X->name);
     for (int d = 0; d < axis; d++)
         *outer *= X->shape.d[d];
@@ -108,13 +106,13 @@ static int prep_qdq(cpu_prep *pp, bool quantize, sh_err *err)
 {
     const sh_tensor *X = cpu_in(pp, 0), *S = cpu_in(pp, 1), *Z = cpu_in(pp, 2), *Y = cpu_out(pp, 0);
     if (quantize ? X->dtype != SH_DT_FLOAT32 : !(q8_dt(X->dtype) || X->dtype == SH_DT_INT32))
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input '%s' of dtype %s", X->name, sh_dtype_name(X->dtype));
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input '%s' of dtype %s", X->name, sh_dtype_name(X->dtype));
     sh_dtype qdt = quantize ? Y->dtype : X->dtype;
     if (Z && Z->dtype != qdt)
-        return Q_ERR(pp, err, SHOAL_ERR_SHAPE, "zero point '%s' is %s, data is %s", Z->name, sh_dtype_name(Z->dtype),
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "zero point '%s' is %s, data is %s", Z->name, sh_dtype_name(Z->dtype),
                      sh_dtype_name(qdt));
     if (quantize && !q8_dt(qdt))
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "output dtype %s", sh_dtype_name(qdt));
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "output dtype %s", sh_dtype_name(qdt));
     qdq_params *p = cpu_params(pp, sizeof *p, err);
     if (!p)
         return SHOAL_ERR_NO_MEMORY;
@@ -214,7 +212,7 @@ int cpu_prep_dynamic_quantize_linear(cpu_prep *pp, sh_err *err)
 {
     const sh_tensor *X = cpu_in(pp, 0);
     if (X->dtype != SH_DT_FLOAT32)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input '%s' of dtype %s", X->name, sh_dtype_name(X->dtype));
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input '%s' of dtype %s", X->name, sh_dtype_name(X->dtype));
     dql_params *p = cpu_params(pp, sizeof *p, err);
     if (!p)
         return SHOAL_ERR_NO_MEMORY;
@@ -320,13 +318,13 @@ static int q_scalar_pairs(cpu_prep *pp, const int *pairs, int n_pairs, sh_dtype 
         if (!t) {
             if (zp)
                 continue;
-            return Q_ERR(pp, err, SHOAL_ERR_PARSE, "scale input %d is missing", pairs[i]);
+            return CPU_ERR(pp, err, SHOAL_ERR_PARSE, "scale input %d is missing", pairs[i]);
         }
         if (cpu_numel(t) != 1)
-            return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "'%s' has %lld values (per-tensor quantization only)",
+            return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "'%s' has %lld values (per-tensor quantization only)",
                          t->name, (long long)cpu_numel(t));
         if (zp ? t->dtype != qdt : t->dtype != SH_DT_FLOAT32)
-            return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "'%s' is %s, expected %s", t->name, sh_dtype_name(t->dtype),
+            return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "'%s' is %s, expected %s", t->name, sh_dtype_name(t->dtype),
                          sh_dtype_name(zp ? qdt : SH_DT_FLOAT32));
     }
     return 0;
@@ -341,7 +339,7 @@ int cpu_prep_qlinear_binary(cpu_prep *pp, sh_err *err)
 {
     const sh_tensor *A = cpu_in(pp, 0), *B = cpu_in(pp, 3), *Y = cpu_out(pp, 0);
     if (!B || !q8_dt(A->dtype) || A->dtype != B->dtype || Y->dtype != A->dtype)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "operands %s and %s, output %s (one of int8/uint8 for all)",
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "operands %s and %s, output %s (one of int8/uint8 for all)",
                      sh_dtype_name(A->dtype), B ? sh_dtype_name(B->dtype) : "-", sh_dtype_name(Y->dtype));
     static const int pairs[] = {1, 2, 4, 5, 6, 7};
     int rc = q_scalar_pairs(pp, pairs, 3, A->dtype, err);
@@ -455,9 +453,9 @@ int cpu_prep_qlinear_concat(cpu_prep *pp, sh_err *err)
     const sh_tensor *Y = cpu_out(pp, 0);
     int cnt = (n->n_inputs - 2) / 3;
     if (cnt < 1 || cnt > QCAT_MAX)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%d inputs (at most %d)", cnt, QCAT_MAX);
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%d inputs (at most %d)", cnt, QCAT_MAX);
     if (!q8_dt(Y->dtype))
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "output dtype %s", sh_dtype_name(Y->dtype));
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "output dtype %s", sh_dtype_name(Y->dtype));
     int pairs[2 + 2 * QCAT_MAX];
     pairs[0] = 0;
     pairs[1] = 1;
@@ -473,7 +471,7 @@ int cpu_prep_qlinear_concat(cpu_prep *pp, sh_err *err)
         return SHOAL_ERR_NO_MEMORY;
     int axis = cpu_axis(sh_node_int(n, "axis", 0), Y->shape.ndim);
     if (axis < 0)
-        return Q_ERR(pp, err, SHOAL_ERR_SHAPE, "axis %lld", (long long)sh_node_int(n, "axis", 0));
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "axis %lld", (long long)sh_node_int(n, "axis", 0));
     int64_t inner = 1;
     p->outer = 1;
     for (int d = 0; d < axis; d++)
@@ -489,7 +487,7 @@ int cpu_prep_qlinear_concat(cpu_prep *pp, sh_err *err)
     for (int i = 0; i < cnt; i++) {
         const sh_tensor *X = cpu_in(pp, 2 + 3 * i);
         if (!X || X->dtype != Y->dtype)
-            return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %d dtype %s, output %s", 2 + 3 * i,
+            return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %d dtype %s, output %s", 2 + 3 * i,
                          X ? sh_dtype_name(X->dtype) : "-", sh_dtype_name(Y->dtype));
         p->x[i] = n->inputs[2 + 3 * i];
         p->xs[i] = n->inputs[3 + 3 * i];
@@ -548,7 +546,7 @@ int cpu_prep_qlinear_lut(cpu_prep *pp, sh_err *err)
 {
     const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
     if (!q8_dt(X->dtype) || Y->dtype != X->dtype)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, output %s (int8/uint8, the same)",
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, output %s (int8/uint8, the same)",
                      sh_dtype_name(X->dtype), sh_dtype_name(Y->dtype));
     static const int pairs[] = {1, 2, 3, 4};
     int rc = q_scalar_pairs(pp, pairs, 2, X->dtype, err);
@@ -603,7 +601,7 @@ int cpu_prep_qlinear_global_avg_pool(cpu_prep *pp, sh_err *err)
 {
     const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
     if (!q8_dt(X->dtype) || Y->dtype != X->dtype)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, output %s (int8/uint8, the same)",
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, output %s (int8/uint8, the same)",
                      sh_dtype_name(X->dtype), sh_dtype_name(Y->dtype));
     static const int pairs[] = {1, 2, 3, 4};
     int rc = q_scalar_pairs(pp, pairs, 2, X->dtype, err);
@@ -686,7 +684,7 @@ int cpu_prep_max_pool_q8(cpu_prep *pp, sh_err *err)
 {
     const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
     if (pp->n->op != SH_OP_MAX_POOL || cpu_out(pp, 1))
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%s input: MaxPool without Indices only",
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%s input: MaxPool without Indices only",
                      sh_dtype_name(X->dtype));
     qmax_params *p = cpu_params(pp, sizeof *p, err);
     if (!p)
@@ -695,7 +693,7 @@ int cpu_prep_max_pool_q8(cpu_prep *pp, sh_err *err)
     if (rc)
         return rc;
     if (p->geo.n < 1 || p->geo.n > 2)
-        return Q_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%d spatial dims on %s (1-D and 2-D only)", p->geo.n,
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%d spatial dims on %s (1-D and 2-D only)", p->geo.n,
                      sh_dtype_name(X->dtype));
     p->x = pp->n->inputs[0];
     p->y = pp->n->outputs[0];
