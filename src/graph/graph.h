@@ -71,13 +71,24 @@ const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap);
     X(REDUCE_MAX, "ReduceMax") X(ARGMAX, "ArgMax") X(TILE, "Tile") X(MOD, "Mod") \
     /* anchor grids of dynamic exports (folded once the input size is known) */ \
     X(RANGE, "Range") \
-    SH_OP_LIST_FRAME(X)
+    SH_OP_LIST_FRAME(X) \
+    SH_QUANT_OP_LIST(X)
 
 /* The frame ops: pre- and post-processing as graph ops (vision/frame.h has their tensors),
  * added to a model's graph from its config, never imported. */
 #define SH_OP_LIST_FRAME(X) \
     X(FRAME_TO_TENSOR, "shoal.FrameToTensor") X(FRAME_DECODE, "shoal.FrameDecode") \
     X(FRAME_NMS, "shoal.FrameNms") X(FRAME_MASKS, "shoal.FrameMasks") X(FRAME_LANDMARKS, "shoal.FrameLandmarks")
+
+/* Quantized ops (int8/uint8 data, int32 accumulators): the ONNX ones, then the com.microsoft
+ * contrib ops of onnxruntime's QOperator format (from QLINEAR_ADD on; sh_op_is_ms_contrib). */
+#define SH_QUANT_OP_LIST(X) \
+    X(QUANTIZE_LINEAR, "QuantizeLinear") X(DEQUANTIZE_LINEAR, "DequantizeLinear") \
+    X(DYNAMIC_QUANTIZE_LINEAR, "DynamicQuantizeLinear") X(CONV_INTEGER, "ConvInteger") \
+    X(MATMUL_INTEGER, "MatMulInteger") X(QLINEAR_CONV, "QLinearConv") X(QLINEAR_MATMUL, "QLinearMatMul") \
+    X(QLINEAR_ADD, "QLinearAdd") X(QLINEAR_MUL, "QLinearMul") X(QLINEAR_CONCAT, "QLinearConcat") \
+    X(QLINEAR_SIGMOID, "QLinearSigmoid") X(QLINEAR_LEAKY_RELU, "QLinearLeakyRelu") \
+    X(QLINEAR_GLOBAL_AVERAGE_POOL, "QLinearGlobalAveragePool")
 
 typedef enum sh_op {
 #define SH_OP_ENUM(id, name) SH_OP_##id,
@@ -88,6 +99,11 @@ typedef enum sh_op {
 
 const char *sh_op_name(sh_op op);                 /* ONNX op_type, or "shoal.X" for fused ops */
 sh_op sh_op_from_onnx(const char *op_type);       /* SH_OP_COUNT when unknown */
+/* Ops of onnxruntime's com.microsoft domain (imported from that domain only). */
+static inline bool sh_op_is_ms_contrib(sh_op op)
+{
+    return op >= SH_OP_QLINEAR_ADD && op <= SH_OP_QLINEAR_GLOBAL_AVERAGE_POOL;
+}
 
 /* Activation fused into a node's output by the fusion pass. Only CONV, CONV_TRANSPOSE and GEMM
  * carry one; an unfused x*sigmoid(x) becomes the SILU op. */

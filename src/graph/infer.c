@@ -185,7 +185,8 @@ int sh_node_window_geom(const sh_graph *g, int node, sh_window_geom *geom, sh_er
     int rc = need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
-    bool conv = n->op == SH_OP_CONV || n->op == SH_OP_CONV_TRANSPOSE;
+    bool conv = n->op == SH_OP_CONV || n->op == SH_OP_CONV_TRANSPOSE || n->op == SH_OP_CONV_INTEGER ||
+                n->op == SH_OP_QLINEAR_CONV;
     char b1[128], b2[128];
     if (x->shape.ndim < 3)
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "input '%s' %s needs rank >= 3 (N, C, spatial...)", x->name,
@@ -198,7 +199,7 @@ int sh_node_window_geom(const sh_graph *g, int node, sh_window_geom *geom, sh_er
     int cnt;
     const int64_t *ks = sh_node_ints(n, "kernel_shape", &cnt);
     if (conv) {
-        if ((rc = need_input(g, n, 1, &w, err)))
+        if ((rc = need_input(g, n, n->op == SH_OP_QLINEAR_CONV ? 3 : 1, &w, err)))
             return rc;
         if (w->shape.ndim != x->shape.ndim)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s and input '%s' %s differ in rank", w->name,
@@ -1340,6 +1341,8 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
     case SH_OP_FRAME_LANDMARKS:
         return sh_infer_frame_op(g, n, err);
     default:
+        if (n->op >= SH_OP_QUANTIZE_LINEAR && n->op < SH_OP_COUNT)
+            return sh_infer_quant_node(g, k, err);
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "no shape inference for this op");
     }
 }

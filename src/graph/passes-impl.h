@@ -20,6 +20,9 @@ bool sh_shape_broadcast(const sh_shape *a, const sh_shape *b, sh_shape *out);
 /* Infers the output dtypes and shapes of node k from its inputs. */
 int sh_infer_node(sh_graph *g, int k, sh_err *err);
 
+/* Shape inference of the quantized ops (infer_quant.c). */
+int sh_infer_quant_node(sh_graph *g, int k, sh_err *err);
+
 /* Whether the reference evaluator can fold this op (given constant inputs). */
 bool sh_fold_supported(sh_op op);
 /* Evaluates node k (outputs already inferred) into constant outputs and marks it dead.

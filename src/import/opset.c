@@ -85,9 +85,26 @@ static const op_versions OPS[] = {
     [SH_OP_FRAME_NMS] = {{0}, NULL},
     [SH_OP_FRAME_MASKS] = {{0}, NULL},
     [SH_OP_FRAME_LANDMARKS] = {{0}, NULL},
+    /* Quantization: 19 added float8 (saturate), 21 blocked quantization and int4 (refused by
+     * the kernels when block_size is set), 23-25 further narrow types. */
+    [SH_OP_QUANTIZE_LINEAR] = {{10, 13, 19, 21, 23, 24, 25},
+        "axis:i saturate:i block_size:i output_dtype:i precision:i"},
+    [SH_OP_DEQUANTIZE_LINEAR] = {{10, 13, 19, 21, 23, 24, 25}, "axis:i block_size:i output_dtype:i"},
+    [SH_OP_DYNAMIC_QUANTIZE_LINEAR] = {{11}, ""},
+    [SH_OP_CONV_INTEGER] = {{10}, "auto_pad:s dilations:is group:i kernel_shape:is pads:is strides:is"},
+    [SH_OP_MATMUL_INTEGER] = {{10}, ""},
+    [SH_OP_QLINEAR_CONV] = {{10}, "auto_pad:s dilations:is group:i kernel_shape:is pads:is strides:is"},
+    [SH_OP_QLINEAR_MATMUL] = {{10, 21}, ""},
+    /* com.microsoft, version 1 (resolved against the model's default opset, which is >= 1). */
+    [SH_OP_QLINEAR_ADD] = {{1}, ""},
+    [SH_OP_QLINEAR_MUL] = {{1}, ""},
+    [SH_OP_QLINEAR_CONCAT] = {{1}, "axis:i"},
+    [SH_OP_QLINEAR_SIGMOID] = {{1}, ""},
+    [SH_OP_QLINEAR_LEAKY_RELU] = {{1}, "alpha:f"},
+    [SH_OP_QLINEAR_GLOBAL_AVERAGE_POOL] = {{1}, "channels_last:i"},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 52, "update the op tables");
+static_assert(SH_OP_COUNT == 65, "update the op tables");
 
 const char *sh_onnx_op_versions(sh_op op, bool implemented_only, char *buf, size_t cap)
 {
@@ -114,11 +131,21 @@ static bool is_default_domain(const char *d)
 int sh_onnx_resolve_op(const char *domain, const char *op_type, int opset, sh_op *op, int *since,
                        char *why, size_t cap)
 {
-    if (!is_default_domain(domain)) {
-        snprintf(why, cap, "domain '%s' is not supported (only the default ONNX domain)", domain);
+    sh_op o = op_type ? sh_op_from_onnx(op_type) : SH_OP_COUNT;
+    bool ms = domain && strcmp(domain, "com.microsoft") == 0;
+    if (ms && (o == SH_OP_COUNT || !sh_op_is_ms_contrib(o))) {
+        snprintf(why, cap, "com.microsoft op '%s' is not supported (only its QLinear* ops)", op_type ? op_type : "");
         return SHOAL_ERR_UNSUPPORTED;
     }
-    sh_op o = op_type ? sh_op_from_onnx(op_type) : SH_OP_COUNT;
+    if (!ms && !is_default_domain(domain)) {
+        snprintf(why, cap, "domain '%s' is not supported (only the default ONNX domain and com.microsoft's "
+                 "QLinear* ops)", domain);
+        return SHOAL_ERR_UNSUPPORTED;
+    }
+    if (!ms && o != SH_OP_COUNT && sh_op_is_ms_contrib(o)) {
+        snprintf(why, cap, "'%s' is a com.microsoft op, not one of the default ONNX domain", op_type);
+        return SHOAL_ERR_UNSUPPORTED;
+    }
     if (o == SH_OP_COUNT || !OPS[o].v[0]) {
         snprintf(why, cap, "unknown op (shoal implements no '%s' at any opset)", op_type ? op_type : "");
         return SHOAL_ERR_UNSUPPORTED;

@@ -123,7 +123,8 @@ typedef enum dt_class {
     DTC_ANY_IN,     /* Shape: input dtype irrelevant */
     DTC_CAST,
     DTC_CONST,      /* Constant, ConstantOfShape: any fixed-size dtype */
-    DTC_FRAME       /* frame ops: each slot's dtype is fixed by the op, checked by its prepare */
+    DTC_FRAME,      /* frame ops: each slot's dtype is fixed by the op, checked by its prepare */
+    DTC_QUANT       /* quantized ops: int8/uint8/int32/float32, checked by quant.c's prepare */
 } dt_class;
 
 static const struct {
@@ -182,13 +183,31 @@ static const struct {
     [SH_OP_FRAME_NMS] = {cpu_prep_frame_nms, DTC_FRAME},
     [SH_OP_FRAME_MASKS] = {cpu_prep_frame_masks, DTC_FRAME},
     [SH_OP_FRAME_LANDMARKS] = {cpu_prep_frame_landmarks, DTC_FRAME},
+    [SH_OP_QUANTIZE_LINEAR] = {cpu_prep_quantize_linear, DTC_QUANT},
+    [SH_OP_DEQUANTIZE_LINEAR] = {cpu_prep_dequantize_linear, DTC_QUANT},
+    [SH_OP_DYNAMIC_QUANTIZE_LINEAR] = {cpu_prep_dynamic_quantize_linear, DTC_QUANT},
+    [SH_OP_CONV_INTEGER] = {cpu_prep_qconv, DTC_QUANT},
+    [SH_OP_MATMUL_INTEGER] = {cpu_prep_qmatmul, DTC_QUANT},
+    [SH_OP_QLINEAR_CONV] = {cpu_prep_qconv, DTC_QUANT},
+    [SH_OP_QLINEAR_MATMUL] = {cpu_prep_qmatmul, DTC_QUANT},
+    [SH_OP_QLINEAR_ADD] = {cpu_prep_qlinear_binary, DTC_QUANT},
+    [SH_OP_QLINEAR_MUL] = {cpu_prep_qlinear_binary, DTC_QUANT},
+    [SH_OP_QLINEAR_CONCAT] = {cpu_prep_qlinear_concat, DTC_QUANT},
+    [SH_OP_QLINEAR_SIGMOID] = {cpu_prep_qlinear_lut, DTC_QUANT},
+    [SH_OP_QLINEAR_LEAKY_RELU] = {cpu_prep_qlinear_lut, DTC_QUANT},
+    [SH_OP_QLINEAR_GLOBAL_AVERAGE_POOL] = {cpu_prep_qlinear_global_avg_pool, DTC_QUANT},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 52, "update the op tables");
+static_assert(SH_OP_COUNT == 65, "update the op tables");
+
+static bool is_q8_dt(sh_dtype d)
+{
+    return d == SH_DT_INT8 || d == SH_DT_UINT8;
+}
 
 static bool is_move_dt(sh_dtype d)
 {
-    return d == SH_DT_FLOAT32 || d == SH_DT_INT32 || d == SH_DT_INT64;
+    return d == SH_DT_FLOAT32 || d == SH_DT_INT32 || d == SH_DT_INT64 || is_q8_dt(d);
 }
 
 static bool is_cast_dt(sh_dtype d)
@@ -218,6 +237,9 @@ static const char *unsupported_reason(const sh_graph *g, int k, char *buf, size_
                 ok = i == 0 ? d == SH_DT_FLOAT32 : is_move_dt(d);
                 if (n->op == SH_OP_RESIZE || n->op == SH_OP_UPSAMPLE)
                     ok = ok || (i > 0 && d == SH_DT_FLOAT64 && !side);
+                /* quantized activations pass through max pooling and nearest resizing as they are */
+                if ((n->op == SH_OP_MAX_POOL || n->op == SH_OP_RESIZE) && i == 0 && is_q8_dt(d))
+                    ok = d == sh_node_input(g, n, 0)->dtype;
                 break;
             case DTC_MOVE: ok = is_move_dt(d); break;
             case DTC_ARITH: ok = is_move_dt(d) && d == sh_node_input(g, n, 0)->dtype; break;
@@ -225,6 +247,7 @@ static const char *unsupported_reason(const sh_graph *g, int k, char *buf, size_
             case DTC_CAST: ok = is_cast_dt(d); break;
             case DTC_CONST: ok = sh_dtype_size(d) > 0 && d != SH_DT_FLOAT16; break;
             case DTC_FRAME: ok = true; break;
+            case DTC_QUANT: ok = is_q8_dt(d) || d == SH_DT_INT32 || d == SH_DT_FLOAT32; break;
             default: ok = false; break;
             }
             if (!ok) {

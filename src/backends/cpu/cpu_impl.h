@@ -8,6 +8,7 @@
 #ifndef SHOAL_CPU_IMPL_H
 #define SHOAL_CPU_IMPL_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,6 +124,17 @@ int cpu_prep_argmax(cpu_prep *pp, sh_err *err);
 int cpu_prep_tile(cpu_prep *pp, sh_err *err);
 int cpu_prep_mod(cpu_prep *pp, sh_err *err);
 int cpu_prep_range(cpu_prep *pp, sh_err *err);
+/* quantized ops (quant.c, qconv.c) */
+int cpu_prep_quantize_linear(cpu_prep *pp, sh_err *err);
+int cpu_prep_dequantize_linear(cpu_prep *pp, sh_err *err);
+int cpu_prep_dynamic_quantize_linear(cpu_prep *pp, sh_err *err);
+int cpu_prep_qconv(cpu_prep *pp, sh_err *err);
+int cpu_prep_qmatmul(cpu_prep *pp, sh_err *err);
+int cpu_prep_qlinear_binary(cpu_prep *pp, sh_err *err);
+int cpu_prep_qlinear_concat(cpu_prep *pp, sh_err *err);
+int cpu_prep_qlinear_lut(cpu_prep *pp, sh_err *err);
+int cpu_prep_qlinear_global_avg_pool(cpu_prep *pp, sh_err *err);
+int cpu_prep_max_pool_q8(cpu_prep *pp, sh_err *err);
 
 /* ---- helpers (cpu_backend.c) ------------------------------------------------------------ */
 /* Allocates zeroed params of `size` bytes into pp->params. */
@@ -140,6 +152,29 @@ int cpu_const_floats(const cpu_prep *pp, int input, double *vals, int cap, sh_er
 int64_t cpu_numel(const sh_tensor *t);
 /* Negative axis normalised to [0, rank); -1 when out of range. */
 int cpu_axis(int64_t axis, int rank);
+
+/* The logistic function as ONNX Runtime's MLAS computes it (a rational approximation on
+ * [-18, 18] evaluated with fused multiply-adds), bit for bit. Dynamically quantized models
+ * requantize every activation: a one-ulp difference from the reference in a sigmoid moves a
+ * tensor's min/max and with it every integer code downstream, so matching the reference's
+ * float function is what makes int8 outputs agree with it. Within 2.4e-7 of 1/(1+e^-x). */
+static inline float cpu_logistic(float x)
+{
+    x = x < -18.0f ? -18.0f : x > 18.0f ? 18.0f : x;
+    float x2 = x * x;
+    float p = fmaf(x2, 4.37031012579801e-11f, 1.15627324459942e-07f);
+    p = fmaf(p, x2, 6.08574864600143e-05f);
+    p = fmaf(p, x2, 8.51377133304701e-03f);
+    p = fmaf(p, x2, 2.48287947061529e-01f);
+    p = p * x;
+    float q = fmaf(x2, 6.10247389755681e-13f, 5.76102136993427e-09f);
+    q = fmaf(q, x2, 6.29106785017040e-06f);
+    q = fmaf(q, x2, 1.70198817374094e-03f);
+    q = fmaf(q, x2, 1.16817656904453e-01f);
+    q = fmaf(q, x2, 9.93151921023180e-01f);
+    float y = p / q + 0.5f;
+    return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
+}
 
 /* Activation applied to a contiguous run (conv.c). */
 void cpu_apply_act(float *x, int64_t n, sh_act act, float a, float b);

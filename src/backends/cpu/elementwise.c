@@ -10,11 +10,7 @@
 
 static inline float sigmoidf(float x)
 {
-    /* Two branches keep exp from overflowing for large |x|. */
-    if (x >= 0.0f)
-        return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
+    return cpu_logistic(x);
 }
 
 void cpu_apply_act(float *x, int64_t n, sh_act act, float a, float b)
@@ -205,6 +201,20 @@ static void binary_range(void *arg, int64_t r0, int64_t r1, int tid)
         int64_t oy = r * inner;
         if (p->dt == SH_DT_FLOAT32) {
             BIN_OPS(float)
+        } else if (p->dt == SH_DT_INT8 || p->dt == SH_DT_UINT8) {
+            /* Results wrap modulo 256 like onnxruntime's; division by zero gives 0. */
+            if (p->op == SH_OP_DIV) {
+                for (int64_t i = 0; i < inner; i++) {
+                    int64_t ai = oa + i * ia, bi = ob + i * ib;
+                    int a = p->dt == SH_DT_INT8 ? ((const int8_t *)j->a)[ai] : ((const uint8_t *)j->a)[ai];
+                    int b = p->dt == SH_DT_INT8 ? ((const int8_t *)j->b)[bi] : ((const uint8_t *)j->b)[bi];
+                    ((uint8_t *)j->y)[oy + i] = (uint8_t)(b ? a / b : 0);
+                }
+            } else if (p->dt == SH_DT_INT8) {
+                BIN_OPS(int8_t)
+            } else {
+                BIN_OPS(uint8_t)
+            }
         } else if (p->dt == SH_DT_INT32) {
             if (p->op == SH_OP_DIV) {
                 /* Integer division by zero is left as 0 instead of trapping. */
@@ -480,6 +490,14 @@ static int cast_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err
     if (p->from == p->to) {
         if (x != y && p->n)
             memcpy(y, x, (size_t)p->n * sh_dtype_size(p->from));
+        return 0;
+    }
+    if (p->from == SH_DT_INT32 && p->to == SH_DT_FLOAT32) {
+        /* integer accumulators (ConvInteger, MatMulInteger) on their way to dequantization */
+        const int32_t *xi = x;
+        float *yf = y;
+        for (int64_t i = 0; i < p->n; i++)
+            yf[i] = (float)xi[i];
         return 0;
     }
     if (dt_is_float(p->from))

@@ -151,6 +151,8 @@ int cpu_prep_pool(cpu_prep *pp, sh_err *err)
 {
     const sh_node *n = pp->n;
     const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
+    if (X->dtype == SH_DT_INT8 || X->dtype == SH_DT_UINT8)
+        return cpu_prep_max_pool_q8(pp, err);
     int nsp = X->shape.ndim - 2;
     if (nsp < 1 || nsp > 3 || Y->shape.ndim != X->shape.ndim)
         return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "rank %d (only 1-D to 3-D pooling)", X->shape.ndim);

@@ -26,6 +26,7 @@ typedef struct resize_params {
     int x, y;
     int rank;
     bool nearest;
+    bool bytes;                        /* int8/uint8 elements (nearest only) */
     float extrap_value;
     int n_active;
     int active[SH_MAX_DIMS];           /* axes that change, in pass order */
@@ -199,6 +200,15 @@ static void nearest_range(void *arg, int64_t r0, int64_t r1, int tid)
                 off += c * ist[d];
             }
         }
+        if (p->bytes) {
+            /* quantized data: a nearest resize only moves bytes */
+            uint8_t *yb = (uint8_t *)j->y + r * W;
+            const uint8_t *xb = (const uint8_t *)j->x + off;
+            for (int64_t i = 0; i < W; i++)
+                yb[i] = ext || (last->idx && last->extrap[i]) ? (uint8_t)(int8_t)p->extrap_value
+                        : xb[last->idx ? last->idx[i] : i];
+            continue;
+        }
         float *y = j->y + r * W;
         const float *x = j->x + off;
         if (ext) {
@@ -263,7 +273,7 @@ static int resize_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_e
         return 0;
     resize_job j = {.p = p, .x = X, .y = Y};
     if (p->n_active == 0) {
-        memcpy(Y, X, (size_t)ny * sizeof(float));
+        memcpy(Y, X, (size_t)ny * (p->bytes ? 1 : sizeof(float)));
         return 0;
     }
     if (p->nearest) {
@@ -449,6 +459,9 @@ int cpu_prep_resize(cpu_prep *pp, sh_err *err)
     p->y = n->outputs[0];
     p->rank = R;
     p->nearest = mode == M_NEAREST;
+    p->bytes = X->dtype != SH_DT_FLOAT32;
+    if (p->bytes && !p->nearest)
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%s input needs mode nearest", sh_dtype_name(X->dtype));
     p->extrap_value = sh_node_float(n, "extrapolation_value", 0.0f);
     char *mem = (char *)(p + 1);
     for (int d = 0; d < R; d++) {

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(SH_OP_COUNT == 52, "update the CUDA backend's op switch");
+_Static_assert(SH_OP_COUNT == 65, "update the CUDA backend's op switch");
 _Static_assert(SH_ACT_CLIP == 6, "kcommon.cuh mirrors sh_act");
 
 /* --- small helpers ------------------------------------------------------------------- */
@@ -372,8 +372,9 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         return 0;
     }
     if (!sh_cuda_supports_node(c, g, k))
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend",
-                       n->name, sh_op_name(n->op));
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend%s",
+                       n->name, sh_op_name(n->op),
+                       n->op >= SH_OP_QUANTIZE_LINEAR ? " (quantized ops run on the CPU backend only)" : "");
     const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
     int xi = n->n_inputs > 0 ? n->inputs[0] : -1, yi = n->outputs[0];
     cn->n = (int)numel(y);

@@ -1,0 +1,66 @@
+/* Helpers shared by the quantized kernels (quant.c, qconv.c): element access for the int8,
+ * uint8 and int32 tensors they read, saturation, and scales / zero points read at run time
+ * (DynamicQuantizeLinear produces them, so they are not always constants). */
+#ifndef SHOAL_CPU_QUANT_IMPL_H
+#define SHOAL_CPU_QUANT_IMPL_H
+
+#include <math.h>
+
+#include "backends/cpu/cpu_impl.h"
+
+static inline bool q8_dt(sh_dtype d)
+{
+    return d == SH_DT_INT8 || d == SH_DT_UINT8;
+}
+
+static inline int32_t q_get(const void *p, sh_dtype dt, int64_t i)
+{
+    switch (dt) {
+    case SH_DT_INT8: return ((const int8_t *)p)[i];
+    case SH_DT_UINT8: return ((const uint8_t *)p)[i];
+    default: return ((const int32_t *)p)[i];
+    }
+}
+
+static inline float q_lo(sh_dtype dt)
+{
+    return dt == SH_DT_INT8 ? -128.0f : 0.0f;
+}
+
+static inline float q_hi(sh_dtype dt)
+{
+    return dt == SH_DT_INT8 ? 127.0f : 255.0f;
+}
+
+/* Stores v (already rounded, zero point added) saturated to dt's range. */
+static inline void q_put(void *p, sh_dtype dt, int64_t i, float v)
+{
+    v = v < q_lo(dt) ? q_lo(dt) : v > q_hi(dt) ? q_hi(dt) : v;
+    if (v != v)
+        v = 0.0f;
+    if (dt == SH_DT_INT8)
+        ((int8_t *)p)[i] = (int8_t)v;
+    else
+        ((uint8_t *)p)[i] = (uint8_t)v;
+}
+
+/* ONNX's quantization: saturate(round_half_even(x / scale) + zero_point). The division (not
+ * a multiplication by 1/scale) and the float32 rounding are what the ONNX reference and
+ * onnxruntime's MLAS compute. */
+static inline void q_quantize(void *p, sh_dtype dt, int64_t i, float x, float scale, int32_t zp)
+{
+    q_put(p, dt, i, rintf(x / scale) + (float)zp);
+}
+
+/* Zero point tensor `t` (index, -1 = omitted) element i at run time. */
+static inline int32_t q_zp(const cpu_exec *ex, int t, sh_dtype dt, int64_t i)
+{
+    return t < 0 ? 0 : q_get(ex->t[t], dt, i);
+}
+
+static inline float q_scale(const cpu_exec *ex, int t, int64_t i)
+{
+    return ((const float *)ex->t[t])[i];
+}
+
+#endif

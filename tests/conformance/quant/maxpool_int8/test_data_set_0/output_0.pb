@@ -1,0 +1,1 @@
+BYJ0ïìysqouuqzuuUDqq;y{{;y}|0x||0xxQnn0QnnzgkRzekEE]

@@ -1,0 +1,1 @@
+BYJ<k*j#\a‰t[ZK{E‚\Ep_+Y[’kZLEUWH;—\Wt™Z]eE(#YOm„o\olh”[EU?3X
