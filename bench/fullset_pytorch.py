@@ -36,6 +36,11 @@ import pytorch_runner as R  # noqa: E402
 from pytorch_runner import E  # noqa: E402
 
 
+def is_oom(e):
+    """cuDNN and cuBLAS report a failed allocation as a RuntimeError, not OutOfMemoryError."""
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
 class Sampler(threading.Thread):
     """This process's device memory (MiB) every `period` s, with a phase tag per sample."""
 
@@ -140,8 +145,10 @@ def main():
             torch.cuda.synchronize()
             models[n] = (m, x, None, y)
             resident.append(n)
-        except torch.cuda.OutOfMemoryError as e:
-            failed[n] = f"OutOfMemoryError: {str(e).splitlines()[0][:200]}"
+        except RuntimeError as e:   # OutOfMemoryError is one
+            if not is_oom(e):
+                raise
+            failed[n] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             m = x = y = None
             torch.cuda.empty_cache()
         load_ms[n] = round((time.perf_counter() - t) * 1e3, 1)
@@ -155,8 +162,10 @@ def main():
         per_model, per_mode = R.latency(run, R.Timer("cuda"), args.warmup, args.iters)
         steps = {n: R.e2e_step(models[n], run[n], inputs[n]) for n in resident}
         e2e_model, e2e_mode = R.latency(steps, R.wall_ms, args.warmup, args.iters)
-    except torch.cuda.OutOfMemoryError as e:
-        lat_err = f"OutOfMemoryError while running: {str(e).splitlines()[0][:200]}"
+    except RuntimeError as e:
+        if not is_oom(e):
+            raise
+        lat_err = f"{type(e).__name__} while running: {str(e).splitlines()[0][:200]}"
         per_model = per_mode = e2e_model = e2e_mode = {}
     sampler.phase = "end"
     time.sleep(3 * args.sample_ms / 1e3)

@@ -63,11 +63,17 @@ def skeleton(name):
     return E.YOLO(spec["scale"], spec["nc"], spec["task"], arch=spec.get("arch", "yolo11"))
 
 
-def weights_cache(cache_dir, names):
+def cache_path(cache_dir):
+    """The folder of this exporter source's, this torch's and this set's state_dicts."""
     src = open(E.__file__, "rb").read()
     key = hashlib.sha256(src + torch.__version__.split("+")[0].encode() + E.SET.encode()).hexdigest()[:16]
     d = os.path.join(cache_dir, key)
     os.makedirs(d, exist_ok=True)
+    return d
+
+
+def weights_cache(cache_dir, names):
+    d = cache_path(cache_dir)
     t0 = time.perf_counter()
     made = []
     shared = E.SET == "small" and "shopping" in names and "blind_road" not in names

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The 8 GB card, measured on the full model set (issue [2/6] section 3), in ONE device call:
 #  1. exports the full set there (bench/gpu_export.py --set full: fp32 ONNX, opset 17, ~680 MB,
-#     too big to carry) while PyTorch's weight cache fills beside it;
+#     too big to carry; BN calibration on the GPU), writing PyTorch's weight cache with it;
 #  2. shoal bench --budget none, all resident (NVML sampled every 100 ms);
 #  3. the original system's way (bench/fullset_pytorch.py): fp32 eager, fp16 eager, each model
 #     its own module, under an 8 GiB cap (co-resident count, cold start, NVML peak/mean, frames);
@@ -41,14 +41,11 @@ python3 -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.vers
 LD_LIBRARY_PATH=$SHOAL_LD "$SHOAL" --version | tee -a "$RES/gpu.txt" || log "shoal does not start: $SHOAL"
 
 # --- 1. models and PyTorch's weights, side by side on the 16 cores ---------------------------
-log "exporting the full set (and filling PyTorch's weight cache beside it)"
-timeout "$(limit 200)" python3 bench/pytorch_runner.py --config fp32_eager --device cpu --generate-only \
-    --set full --threads 8 > "$RES/weights.log" 2>&1 &
-GEN=$!
-timeout "$(limit 200)" python3 bench/gpu_export.py --set full --out models-full --threads 8 \
-    > "$RES/export.json" 2> "$RES/export.log"
-log "export rc $?: $(cat "$RES/export.json" 2>/dev/null | head -c 400)"
-wait $GEN; log "weight cache rc $?"
+log "exporting the full set (and writing PyTorch's weight cache with it)"
+timeout "$(limit 240)" python3 bench/gpu_export.py --set full --out models-full --threads 16 --calib-device cuda \
+    --weights-cache "$SHOAL_BENCH_CACHE" > "$RES/export.json" 2> "$RES/export.log"
+log "export rc $?: $(head -c 400 "$RES/export.json" 2>/dev/null)"
+grep "gpu_export:" "$RES/export.log"
 
 # NVML samples of every compute process every 100 ms while FN runs: smi_run NAME cmd...
 smi_run() {

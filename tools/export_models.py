@@ -586,8 +586,9 @@ def calibrate(model, spec, hw, skip_prefixes=()):
         var = x.var((0, 2, 3), unbiased=False)
         g = _rng(_seed_of(name, spec), name, "bn")
         c = m.num_features
-        m.running_mean.copy_((mean + 0.1 * var.sqrt() * torch.from_numpy(g.normal(0, 1, c))).float())
-        m.running_var.copy_((var * torch.from_numpy(np.exp(g.normal(0, 0.2, c)))).float())
+        dev = lambda a: torch.from_numpy(a).to(x.device)
+        m.running_mean.copy_((mean + 0.1 * var.sqrt() * dev(g.normal(0, 1, c))).float())
+        m.running_var.copy_((var * dev(np.exp(g.normal(0, 0.2, c)))).float())
         lo, hi = RES_GAMMA if m in res_end else (0.6, 1.4)
         m.weight.data.copy_(torch.from_numpy(g.uniform(lo, hi, c)).float())
         m.bias.data.copy_(torch.from_numpy(g.normal(BN_BETA_MEAN, 0.25, c)).float())
@@ -610,14 +611,15 @@ def calibrate(model, spec, hw, skip_prefixes=()):
         elif hasattr(m, "calib_target"):
             hooks.append(m.register_forward_hook(head_post))
     model.eval()
-    model(_calib_input(hw))
+    on = next(model.parameters()).device
+    model(_calib_input(hw).to(on))
     for h in hooks:
         h.remove()
     # The heads' output statistics differ between smooth images and noise. The reference inputs
     # are noise, so set the heads' targets on one noise image (not the reference input itself).
     hooks = [m.register_forward_hook(head_post) for name, m in model.named_modules()
              if hasattr(m, "calib_target") and not any(name.startswith(p) for p in skip_prefixes)]
-    model(torch.from_numpy(_rng(CALIB_SEED, hw, "head").random((1, 3, hw, hw), dtype=np.float32)))
+    model(torch.from_numpy(_rng(CALIB_SEED, hw, "head").random((1, 3, hw, hw), dtype=np.float32)).to(on))
     for h in hooks:
         h.remove()
 
@@ -625,17 +627,21 @@ def calibrate(model, spec, hw, skip_prefixes=()):
 _TRUNKS = {}
 
 
-def build_model(name, device="cpu"):
-    """The reference network `name`, in eval mode, float32. Deterministic for a given name."""
+def build_model(name, device="cpu", calib_device=None):
+    """The reference network `name`, in eval mode, float32. Deterministic for a given name.
+    calib_device="cuda" runs the BN calibration there (the full set's big networks take minutes
+    on a CPU): the same seeds, statistics equal to float rounding, so not the same bytes."""
     spec = MODELS[name]
+    calib = calib_device or "cpu"
     if spec["kind"] == "hand":
         model = HandLandmarks(spec["imgsz"])
         init_weights(model, spec)
-        calibrate(model, spec, spec["imgsz"])
+        calibrate(model.to(calib), spec, spec["imgsz"])
     else:
         arch = spec.get("arch", "yolo11")
         model = YOLO(spec["scale"], spec["nc"], spec["task"], arch=arch)
         init_weights(model, spec)
+        model.to(calib)
         key = (arch, spec["scale"], spec["trunk_seed"])
         skip = ()
         if key in _TRUNKS:
@@ -644,7 +650,7 @@ def build_model(name, device="cpu"):
             skip = tuple(f"model.{i}." for i in range(TRUNK_LAYERS))
         calibrate(model, spec, IMGSZ, skip)
         if key not in _TRUNKS:
-            _TRUNKS[key] = {k: v.clone() for k, v in model.state_dict().items()
+            _TRUNKS[key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
                             if k.startswith("model.") and int(k.split(".")[1]) < TRUNK_LAYERS}
     model.eval()
     for p in model.parameters():
