@@ -164,6 +164,13 @@ def build(d):
                f" ({sw.get('switches', '–')} switches, {sw.get('loads', '–')} loads)")
     out.append(f"- swap-in p99 ≤ {TARGETS['swap_p99_ms']} ms (1 GiB): "
                f"{verdict(None if p99 is None else p99 <= TARGETS['swap_p99_ms'], '' if p99 is None else f'p99 {p99:.3f} ms')}")
+    auto = budgets.get("auto") or {}
+    asw = auto.get("switch") or {}
+    ap99 = (asw.get("switch_ms") or {}).get("p99")
+    if ap99 is not None:
+        out.append(f"- the same at the smallest budget (auto, {fmt((asw.get('budget_bytes') or 0) / MIB)} MiB, "
+                   f"{asw.get('loads', '–')} loads in {asw.get('switches', '–')} switches): "
+                   f"{verdict(ap99 <= TARGETS['swap_p99_ms'], f'p99 {ap99:.3f} ms')}")
     r = ratio(s_load, f16.get("cold_start_s"))
     out.append(f"- load ≤ {TARGETS['load']}× PyTorch's (fp16 eager cold start {fmt(f16.get('cold_start_s'), 2)} s): "
                f"shoal {fmt(s_load, 2)} s: {verdict(None if r is None else r <= TARGETS['load'], f'{r:.3f}×' if r else '')}")
@@ -176,7 +183,7 @@ def build(d):
     cycles = next((v["switch"].get("cycles") for v in budgets.values() if v.get("switch")), "–")
     out.append(f"Budgets: {cycles} cycles through every mode each (`shoal bench --cycles N --budget B`, NVML sampled "
                f"every 100 ms); floor = NVML's process bytes beyond shoal's own accounting, all resident: "
-               f"{fmt(floor)} MiB.")
+               f"{fmt(floor)} MiB; pinned host cache {fmt((s_mem.get('host_cache_bytes') or 0) / MIB)} MiB.")
     out.append("")
     out.append("A switch's time is its residency work (evictions, uploads from the pinned host cache): ~0 when "
                "the mode's models are resident, so the p99 is the swap-in's when at least 1% of switches load.")
