@@ -34,16 +34,34 @@ def load(d, name):
         return {"skipped": f"unreadable: {e}"}
 
 
-def smi(d, name):
-    """NVML per-process samples (MiB) of a shoal run: every compute process on the card then."""
+def smi(d, name, after=None):
+    """NVML per-process samples (MiB) of a shoal run (every compute process on the card then;
+    lines "EPOCH PID, MIB"), those taken after `after` (epoch s) when given."""
     p = os.path.join(d, name + ".smi")
     v = []
     if os.path.exists(p):
         for line in open(p):
-            parts = [x.strip() for x in line.split(",")]
-            if len(parts) == 2 and parts[1].replace(".", "").isdigit():
-                v.append(float(parts[1]))
+            parts = [x.strip() for x in line.replace(" ", ",", 1).split(",")]
+            try:
+                t, mib = float(parts[0]), float(parts[2])
+            except (ValueError, IndexError):
+                continue
+            if after is None or t >= after:
+                v.append(mib)
     return v
+
+
+def switch_start(d, name):
+    """When shoal bench's switch phase began: its first stamped "switch:" progress line."""
+    p = os.path.join(d, name + ".err")
+    if os.path.exists(p):
+        for line in open(p):
+            if "[bench] switch" in line:
+                try:
+                    return float(line.split(" ", 1)[0])
+                except ValueError:
+                    return None
+    return None
 
 
 def fmt(x, digits=1):
@@ -185,6 +203,8 @@ def build(d):
                f"every 100 ms); floor = NVML's process bytes beyond shoal's own accounting, all resident: "
                f"{fmt(floor)} MiB; pinned host cache {fmt((s_mem.get('host_cache_bytes') or 0) / MIB)} MiB.")
     out.append("")
+    out.append("NVML max: the samples after the switch phase began (before it the bench makes every model "
+               "resident on purpose); shoal peak: its own device bytes, which the budget bounds.")
     out.append("A switch's time is its residency work (evictions, uploads from the pinned host cache): ~0 when "
                "the mode's models are resident, so the p99 is the swap-in's when at least 1% of switches load.")
     out.append("")
@@ -197,7 +217,8 @@ def build(d):
             continue
         sw = v.get("switch") or {}
         bb = (sw.get("budget_bytes") or 0) / MIB
-        mx = max(smi(d, f"budget_{b}") or [0]) or None
+        t_sw = switch_start(d, f"budget_{b}")
+        mx = max(smi(d, f"budget_{b}", t_sw) or [0]) or None if t_sw is not None else None
         lim = bb + floor if floor is not None else None
         ok = None if mx is None or lim is None else mx <= lim
         swm = sw.get("switch_ms") or {}

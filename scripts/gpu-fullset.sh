@@ -47,14 +47,17 @@ timeout "$(limit 240)" python3 bench/gpu_export.py --set full --out models-full 
 log "export rc $?: $(head -c 400 "$RES/export.json" 2>/dev/null)"
 grep "gpu_export:" "$RES/export.log"
 
-# NVML samples of every compute process every 100 ms while FN runs: smi_run NAME cmd...
+# Each line prefixed with the epoch time it arrived: the budget check keeps the NVML samples
+# taken after shoal bench's "switch" phase began (before it, every model is resident on purpose).
+stamp() { while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done; }
+# NVML samples of every compute process every 100 ms while the command runs: smi_run NAME cmd...
 smi_run() {
     local name=$1; shift
-    nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 > "$RES/$name.smi" &
+    nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 | stamp > "$RES/$name.smi" &
     local smi=$!
     "$@"
     local rc=$?
-    kill $smi 2>/dev/null; wait $smi 2>/dev/null
+    kill $smi 2>/dev/null; wait $smi 2>/dev/null   # nvidia-smi ends at its next write (SIGPIPE)
     return $rc
 }
 
@@ -65,7 +68,7 @@ run_shoal() {   # NAME WANT_S extra bench args...
     [ "$lim" = 0 ] && { skip "$name" "not run: the ${DEADLINE} s deadline was near"; return; }
     log "shoal bench $* (limit ${lim} s)"
     smi_run "$name" env LD_LIBRARY_PATH="$SHOAL_LD" timeout "$lim" "$SHOAL" bench --config "$CONFIG" --device cuda \
-        --out "$RES/$name.json" "$@" > /dev/null 2> "$RES/$name.err"
+        --out "$RES/$name.json" "$@" > /dev/null 2> >(stamp > "$RES/$name.err")
     local rc=$?
     tail -n 2 "$RES/$name.err"
     [ -s "$RES/$name.json" ] || skip "$name" "shoal bench exited $rc: $(tail -n 1 "$RES/$name.err" | tr -d '"\\' | cut -c1-200)"
