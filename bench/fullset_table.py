@@ -112,9 +112,11 @@ def build(d):
     for k, v in [("shoal", S)] + list(P.items()) + [(f"budget {b}", v) for b, v in budgets.items()]:
         if "skipped" in v:
             out.append(f"- {k}: skipped: {v['skipped']}")
+        elif v.get("ok") is False:
+            out.append(f"- {k}: reported failures: {'; '.join(v.get('errors') or ['(none named)'])[:300]}")
     out.append("")
 
-    s_smi = smi(d, "shoal")
+    s_smi = smi(d, "shoal") if "memory" in S else []   # a run that never got all resident: no figure
     s_mem = (S.get("memory") or {})
     s_nvml = s_mem.get("gpu_process_bytes") or -1    # -1: NVML had no figure
     s_peak = max(s_smi) if s_smi else (s_nvml / MIB if s_nvml > 0 else None)

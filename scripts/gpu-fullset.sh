@@ -15,7 +15,8 @@
 # Writes to $OUT (the device tool): fullset-table.md, fullset.svg, fullset-results.tar.gz, the log.
 #
 #   usage (device tool): bash scripts/gpu-fullset.sh build-cu
-#   carry: build-cu/shoal, .devlibs          env: DEADLINE (default 560 s), CYCLES (1000)
+#   carry: build-cu/shoal, .devlibs          env: DEADLINE (default 560 s), CYCLES (1000),
+#   SKIP_EXPORT=1 (a second call on the same warm machine: models-full/ and the weight cache stay)
 set -uo pipefail
 T0=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,11 +42,15 @@ python3 -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.vers
 LD_LIBRARY_PATH=$SHOAL_LD "$SHOAL" --version | tee -a "$RES/gpu.txt" || log "shoal does not start: $SHOAL"
 
 # --- 1. models and PyTorch's weights, side by side on the 16 cores ---------------------------
+if [ -n "${SKIP_EXPORT:-}" ]; then
+    log "SKIP_EXPORT: using models-full/ as it is"
+else
 log "exporting the full set (and writing PyTorch's weight cache with it)"
 timeout "$(limit 240)" python3 bench/gpu_export.py --set full --out models-full --threads 16 --calib-device cuda \
     --weights-cache "$SHOAL_BENCH_CACHE" > "$RES/export.json" 2> "$RES/export.log"
 log "export rc $?: $(head -c 400 "$RES/export.json" 2>/dev/null)"
 grep "gpu_export:" "$RES/export.log"
+fi
 
 # Each line prefixed with the epoch time it arrived: the budget check keeps the NVML samples
 # taken after shoal bench's "switch" phase began (before it, every model is resident on purpose).
