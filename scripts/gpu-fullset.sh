@@ -27,7 +27,7 @@ DEADLINE=${DEADLINE:-560}
 CYCLES=${CYCLES:-1000}
 CONFIG=configs/aiglasses-full.yaml
 RES=${RES:-/tmp/gpu-fullset}
-rm -rf "$RES" && mkdir -p "$RES"
+mkdir -p "$RES" && rm -f "$RES"/*.json "$RES"/*.smi "$RES"/*.err "$RES"/*.log "$RES"/*.md
 exec > >(tee "$RES/gpu-fullset.log") 2>&1
 log() { echo "[fullset $(( $(date +%s) - T0 ))s] $*"; }
 left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
@@ -41,7 +41,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 python3 -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda)' | tee -a "$RES/gpu.txt"
 LD_LIBRARY_PATH=$SHOAL_LD "$SHOAL" --version | tee -a "$RES/gpu.txt" || log "shoal does not start: $SHOAL"
 
-# --- 1. models and PyTorch's weights, side by side on the 16 cores ---------------------------
+# --- 1. models, and the same weights for PyTorch ----------------------------------------------
 if [ -n "${SKIP_EXPORT:-}" ]; then
     log "SKIP_EXPORT: using models-full/ as it is"
 else
