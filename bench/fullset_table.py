@@ -210,12 +210,16 @@ def build(d):
     out.append("A switch's time is its residency work (evictions, uploads from the pinned host cache): ~0 when "
                "the mode's models are resident, so the p99 is the swap-in's when at least 1% of switches load.")
     out.append("")
+    out.append("First frame: the frame right after each switch (all modes), median / p99; per mode the "
+               "switch's median / p99 follows the table.")
+    out.append("")
     out.append("| budget | runs every mode | switches | loads | evictions | switch median / p99 (ms) "
-               "| shoal peak (MiB) | NVML max (MiB) | budget + floor (MiB) | within |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+               "| first frame median / p99 (ms) | shoal peak (MiB) | NVML max (MiB) | budget + floor (MiB) | within |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    per_mode = []
     for b, v in budgets.items():
         if "skipped" in v:
-            out.append(f"| {b} | skipped: {v['skipped'][:80]} |" + " |" * 8)
+            out.append(f"| {b} | skipped: {v['skipped'][:80]} |" + " |" * 9)
             continue
         sw = v.get("switch") or {}
         bb = (sw.get("budget_bytes") or 0) / MIB
@@ -227,8 +231,14 @@ def build(d):
         out.append(f"| {b} ({fmt(bb)} MiB) | {'yes' if v.get('ok') and sw.get('switches') == sw.get('cycles', -1) * len(MODES) else 'NO'} "
                    f"| {sw.get('switches', '–')} | {sw.get('loads', '–')} | {sw.get('evictions', '–')} "
                    f"| {fmt(swm.get('median'), 3)} / {fmt(swm.get('p99'), 3)} "
+                   f"| {fmt((sw.get('first_frame_ms') or {}).get('median'), 2)} / {fmt((sw.get('first_frame_ms') or {}).get('p99'), 2)} "
                    f"| {fmt((sw.get('device_peak_bytes') or 0) / MIB or None)} | {fmt(mx)} | {fmt(lim)} "
                    f"| {'–' if ok is None else ('yes' if ok else 'NO')} |")
+        tm = sw.get("to_mode_switch_ms") or {}
+        per_mode.append(f"{b}: " + ", ".join(f"to {m} {fmt(q.get('median'), 3)} / {fmt(q.get('p99'), 3)} ms"
+                                             for m, q in tm.items()))
+    out.append("")
+    out.extend(f"- {line}" for line in per_mode)
     out.append("")
 
     # ---- per-mode latency, every configuration
