@@ -150,6 +150,7 @@ def main():
                 raise
             failed[n] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             m = x = y = None
+        if n in failed:     # after the except block: its traceback no longer holds the tensors
             torch.cuda.empty_cache()
         load_ms[n] = round((time.perf_counter() - t) * 1e3, 1)
     load_s = time.perf_counter() - t_load
