@@ -3,6 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
+SET        ?= small
 
 .PHONY: all deps build models demo test test-asan clean fuzz
 
@@ -19,7 +20,7 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 models: deps
-	bash scripts/make-models.sh
+	bash scripts/make-models.sh --set $(SET)
 
 demo: build models
 	bash scripts/demo.sh $(BUILD)

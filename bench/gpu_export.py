@@ -11,6 +11,11 @@ files are then exported without them (the TorchScript exporter itself does not n
 A model that cannot be exported at all is reported and left out; run_gpu.sh then runs shoal
 without it and says so.
 
+--set full exports the full set (the original system's sizes) into --out; --calib-device cuda
+calibrates their BatchNorms on the GPU (minutes on the CPU otherwise); --weights-cache DIR also
+saves each model's state_dict where bench/pytorch_runner.py looks for it (its --cache-dir), so
+the PyTorch runners load the very weights shoal runs and nothing is generated twice.
+
 Prints one JSON line: {"exported": [...], "failed": {name: reason}, "torch": ..., "onnx": ...}.
 """
 import argparse
@@ -63,7 +68,22 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--set", choices=sorted(E.SETS), default="small", help="full: the original system's sizes")
+    ap.add_argument("--calib-device", default=None, help="cuda: BN calibration on the GPU (when it has one)")
+    ap.add_argument("--weights-cache", default=None, help="also write pytorch_runner's state_dict cache here")
     args = ap.parse_args()
+    E.use_set(args.set)
+    calib = args.calib_device
+    if calib == "cuda":
+        if torch.cuda.is_available():
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        else:
+            print("gpu_export: no CUDA; calibrating on the CPU", file=sys.stderr)
+            calib = None
+    wdir = None
+    if args.weights_cache:
+        import pytorch_runner as R   # bench/, beside this file
+        wdir = R.cache_path(args.weights_cache)
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     try:
@@ -74,13 +94,16 @@ def main():
         print(f"gpu_export: `import onnx` failed ({e}); exporting without the checks", file=sys.stderr)
     names = args.only or E.ORDER
     order = sorted(names, key=E.ORDER.index)
-    if "shopping" in order and "blind_road" not in order:
+    if E.SET == "small" and "shopping" in order and "blind_road" not in order:
         E.build_model("blind_road")      # shopping copies blind_road's trunk
     done, failed, secs = [], {}, {}
     for n in order:
         t = time.time()
         try:
-            model = E.build_model(n)
+            model = E.build_model(n, calib_device=calib)
+            if wdir:
+                torch.save(model.state_dict(), os.path.join(wdir, f"{n}.pt.tmp"))
+                os.replace(os.path.join(wdir, f"{n}.pt.tmp"), os.path.join(wdir, f"{n}.pt"))
             if have_onnx:
                 try:
                     E.export_one(n, model, args.out)

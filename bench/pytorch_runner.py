@@ -60,17 +60,24 @@ def skeleton(name):
     spec = E.MODELS[name]
     if spec["kind"] == "hand":
         return E.HandLandmarks(spec["imgsz"])
-    return E.YOLO(spec["scale"], spec["nc"], spec["task"])
+    return E.YOLO(spec["scale"], spec["nc"], spec["task"], arch=spec.get("arch", "yolo11"))
+
+
+def cache_path(cache_dir):
+    """The folder of this exporter source's, this torch's and this set's state_dicts."""
+    src = open(E.__file__, "rb").read()
+    key = hashlib.sha256(src + torch.__version__.split("+")[0].encode() + E.SET.encode()).hexdigest()[:16]
+    d = os.path.join(cache_dir, key)
+    os.makedirs(d, exist_ok=True)
+    return d
 
 
 def weights_cache(cache_dir, names):
-    src = open(E.__file__, "rb").read()
-    key = hashlib.sha256(src + torch.__version__.split("+")[0].encode()).hexdigest()[:16]
-    d = os.path.join(cache_dir, key)
-    os.makedirs(d, exist_ok=True)
+    d = cache_path(cache_dir)
     t0 = time.perf_counter()
     made = []
-    for n in names + (["blind_road"] if "shopping" in names and "blind_road" not in names else []):
+    shared = E.SET == "small" and "shopping" in names and "blind_road" not in names
+    for n in names + (["blind_road"] if shared else []):
         f = os.path.join(d, f"{n}.pt")
         if not os.path.exists(f):
             m = E.build_model(n)
@@ -217,8 +224,10 @@ def main():
                     help="reference .npy outputs for the accuracy check (skipped where absent)")
     ap.add_argument("--cache-dir", default=os.environ.get("SHOAL_BENCH_CACHE", "/tmp/shoal-bench-weights"))
     ap.add_argument("--compile-mode", default="default")
+    ap.add_argument("--set", choices=sorted(E.SETS), default="small", help="full: the original system's sizes")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    E.use_set(args.set)
 
     torch.set_num_threads(args.threads)
     dev = args.device
@@ -241,7 +250,7 @@ def main():
         return
     # Generation (init + BN calibration forward) runs in a child so it stays out of peak RSS.
     t = time.perf_counter()
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--config", args.config, "--generate-only",
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--config", args.config, "--generate-only", "--set", args.set,
                     "--threads", str(args.threads), "--cache-dir", args.cache_dir, "--models", *names],
                    check=True)
     gen_s = time.perf_counter() - t
@@ -326,7 +335,7 @@ def main():
                    what="host wall clock: pinned fp32 input -> device (non_blocking), forward, outputs -> "
                         "pinned host (non_blocking), torch.cuda.synchronize()")
 
-    out = dict(runner="pytorch", torch=torch.__version__, config=args.config, device=dev,
+    out = dict(runner="pytorch", torch=torch.__version__, config=args.config, set=args.set, device=dev,
                device_name=torch.cuda.get_device_name() if dev == "cuda" else "cpu",
                dtype=str(dtype).replace("torch.", ""), bn_folded=bnfold, threads=args.threads,
                iters=args.iters, warmup=args.warmup, models=names,

@@ -97,19 +97,7 @@ nvidia-smi --query-gpu=memory.total,memory.used --format=csv 2>/dev/null
 
 # --- shoal's binary and the libraries it links (as scripts/gpu-check.sh does) ---------------
 if [ -d "$BUILD" ]; then SHOAL=$BUILD/shoal; else SHOAL=$BUILD; fi
-CUDNN=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null)
-if [ -z "$CUDNN" ] || [ ! -d "$CUDNN/lib" ]; then
-    NV=$(python3 -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null)
-    L=$(find "${NV:-/nonexistent}" -name 'libcudnn.so.9' 2>/dev/null | head -1)
-    CUDNN=${L:+$(dirname "$(dirname "$L")")}
-fi
-DEV=/tmp/shoal-devlibs
-# devlibs.tar.xz, then devlibs-extra.tar.xz (oneDNN, libgomp, gnutls, ...: every non-libc
-# library the binary links, from the build machine); only shoal's commands see them.
-for f in .devlibs/devlibs.tar.xz .devlibs/devlibs-extra.tar.xz; do
-    [ -f $f ] && mkdir -p $DEV && tar -xJf $f -C $DEV
-done
-SHOAL_LD="${CUDNN:+$CUDNN/lib:}$DEV/usr/lib/x86_64-linux-gnu:$DEV/usr/lib/x86_64-linux-gnu/openblas-pthread:$DEV/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+. bench/gpu_env.sh        # SHOAL_LD: cuDNN from PyTorch, the carried Debian libraries
 SHOAL_V=none
 if [ -x "$SHOAL" ]; then
     missing=$(LD_LIBRARY_PATH=$SHOAL_LD ldd "$SHOAL" | grep 'not found')

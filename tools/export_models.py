@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Writes shoal's reference model set (the AIGlasses five) into models/.
 
-The networks follow the public ultralytics YOLO11 definitions (yolo11.yaml, yolo11-seg.yaml)
-and torchvision's mobilenet_v3_small, with the same layer graph, channel scaling and export
+The networks follow the public ultralytics YOLO11 and YOLOv8 definitions (yolo11.yaml,
+yolo11-seg.yaml, yolov8.yaml, yolov8-seg.yaml) and torchvision's mobilenet_v3_small, with the same layer graph, channel scaling and export
 output layout, so a real `yolo export format=onnx opset=17` file drops in for any of them.
 The weights are random but seeded and calibrated: every BatchNorm gets running statistics
 measured on a batch of calibration images and then perturbed, so activations stay in a sane range
@@ -14,6 +14,11 @@ heads differ. That is what the weight store's content-hash dedup must find.
 Also writes, per model, a fixed input (<name>.input.npy, uniform [0,1)) and PyTorch's
 float32 outputs for it (<name>.<output>.npy), and MANIFEST.json. Run with Debian's
 /usr/bin/python3 (torch 1.13, onnx 1.12); bench/pytorch_runner.py imports build_model().
+
+Two sets: "small" (the default, models/: keeps CI fast) and "full" (--set full, models-full/:
+the original system's sizes, YOLOv8x-seg / YOLO11l-seg / YOLOv8l / YOLOv8m). --check-params
+builds every full-set architecture at nc=80 and compares its parameter count with ultralytics'
+published one (PUBLISHED below), without exporting anything.
 """
 import argparse
 import hashlib
@@ -63,11 +68,46 @@ MODELS = {
     "traffic_light": dict(kind="yolo", scale="n", nc=4,  task="detect",  seed=404, trunk_seed=404),
     "hand":          dict(kind="hand", imgsz=224, seed=505),
 }
+# The original system's sizes. obstacle is the small set's own (already YOLO11l-seg: the same
+# file); hand stays the stand-in until a runtime mode can run the MediaPipe landmarker.
+MODELS_FULL = {
+    "blind_road":    dict(kind="yolo", arch="yolov8", scale="x", nc=2,  task="segment", seed=111, trunk_seed=111),
+    "obstacle":      MODELS["obstacle"],
+    "shopping":      dict(kind="yolo", arch="yolov8", scale="m", nc=40, task="detect",  seed=313, trunk_seed=313),
+    "traffic_light": dict(kind="yolo", arch="yolov8", scale="l", nc=4,  task="detect",  seed=414, trunk_seed=414),
+    "hand":          MODELS["hand"],
+}
+SETS = {"small": MODELS, "full": MODELS_FULL}
 ORDER = ["blind_road", "obstacle", "shopping", "traffic_light", "hand"]
 INPUT_SEEDS = {n: 9000 + i for i, n in enumerate(ORDER)}
+SET = "small"
 
-# ultralytics scales: depth multiple, width multiple, max channels
-SCALES = {"n": (0.50, 0.25, 1024), "s": (0.50, 0.50, 1024), "l": (1.00, 1.00, 512)}
+
+def use_set(name):
+    """Makes MODELS the named set: build_model, model_io and the runners all read MODELS."""
+    global MODELS, SET
+    MODELS, SET = SETS[name], name
+
+
+# ultralytics scales: depth multiple, width multiple, max channels (yolo11.yaml, yolov8.yaml)
+SCALES = {"n": (0.50, 0.25, 1024), "s": (0.50, 0.50, 1024), "m": (0.50, 1.00, 512),
+          "l": (1.00, 1.00, 512), "x": (1.00, 1.50, 512)}
+SCALES_V8 = {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 768),
+             "l": (1.00, 1.00, 512), "x": (1.00, 1.25, 512)}
+
+# ultralytics' parameter counts at nc=80, as built from the yaml (model.info() before fusing:
+# BatchNorm weight and bias counted, the DFL conv's 16 included). Sources: the "summary:" comments
+# of ultralytics/cfg/models/v8/yolov8.yaml and 11/yolo11-seg.yaml (commit 023641f); yolov8-seg.yaml
+# has none: YOLOv8x-seg's 71,827,888 (71,797,696 fused, the docs' "71.8M") is the loaded
+# yolov8x-seg.pt's count as printed by ultralytics (and 71,753,737 at nc=3 in a training log).
+PUBLISHED = {
+    ("yolov8", "x", "segment", 80): 71_827_888,
+    ("yolov8", "x", "segment", 3): 71_753_737,
+    ("yolov8", "x", "detect", 80): 68_229_648,
+    ("yolov8", "l", "detect", 80): 43_691_520,
+    ("yolov8", "m", "detect", 80): 25_902_640,
+    ("yolo11", "l", "segment", 80): 27_678_368,
+}
 
 
 # ----------------------------------------------------------------------------- modules
@@ -256,7 +296,7 @@ def make_anchors(imgsz, strides, offset=0.5):
 class Detect(nn.Module):
     """YOLOv8/YOLO11 detect head in export form: [1, 4+nc, A], xywh in input pixels, sigmoid scores."""
 
-    def __init__(self, nc=80, ch=(), imgsz=IMGSZ):
+    def __init__(self, nc=80, ch=(), imgsz=IMGSZ, legacy=False):
         super().__init__()
         self.nc = nc
         self.nl = len(ch)
@@ -265,7 +305,10 @@ class Detect(nn.Module):
         c2, c3 = max((16, ch[0] // 4, self.reg_max * 4)), max(ch[0], min(self.nc, 100))
         self.cv2 = nn.ModuleList(
             nn.Sequential(Conv(x, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 4 * self.reg_max, 1)) for x in ch)
+        # YOLOv8's class branch is two plain 3x3 convs (ultralytics' Detect.legacy); YOLO11's
+        # is depthwise + pointwise.
         self.cv3 = nn.ModuleList(
+            nn.Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, self.nc, 1)) if legacy else
             nn.Sequential(nn.Sequential(DWConv(x, x, 3), Conv(x, c3, 1)),
                           nn.Sequential(DWConv(c3, c3, 3), Conv(c3, c3, 1)),
                           nn.Conv2d(c3, self.nc, 1)) for x in ch)
@@ -311,8 +354,8 @@ class Proto(nn.Module):
 class Segment(Detect):
     """Detect + 32 mask coefficients per anchor, and 32 prototype masks at 1/4 resolution."""
 
-    def __init__(self, nc=80, nm=32, npr=256, ch=(), imgsz=IMGSZ):
-        super().__init__(nc, ch, imgsz)
+    def __init__(self, nc=80, nm=32, npr=256, ch=(), imgsz=IMGSZ, legacy=False):
+        super().__init__(nc, ch, imgsz, legacy)
         self.nm = nm
         self.npr = npr
         self.proto = Proto(ch[0], self.npr, self.nm)
@@ -362,19 +405,48 @@ YOLO11 = [
 ]
 TRUNK_LAYERS = len(YOLO11)  # 23: layers 0..22; layer 23 is the head
 
+# yolov8.yaml (yolov8-seg.yaml has the same layers and a Segment head)
+YOLOV8 = [
+    (-1, 1, "Conv", [64, 3, 2]),            # 0 P1/2
+    (-1, 1, "Conv", [128, 3, 2]),           # 1 P2/4
+    (-1, 3, "C2f", [128, True]),
+    (-1, 1, "Conv", [256, 3, 2]),           # 3 P3/8
+    (-1, 6, "C2f", [256, True]),
+    (-1, 1, "Conv", [512, 3, 2]),           # 5 P4/16
+    (-1, 6, "C2f", [512, True]),
+    (-1, 1, "Conv", [1024, 3, 2]),          # 7 P5/32
+    (-1, 3, "C2f", [1024, True]),
+    (-1, 1, "SPPF", [1024, 5]),             # 9
+    (-1, 1, "Upsample", [None, 2, "nearest"]),
+    ([-1, 6], 1, "Concat", [1]),
+    (-1, 3, "C2f", [512]),                  # 12
+    (-1, 1, "Upsample", [None, 2, "nearest"]),
+    ([-1, 4], 1, "Concat", [1]),
+    (-1, 3, "C2f", [256]),                  # 15 P3/8
+    (-1, 1, "Conv", [256, 3, 2]),
+    ([-1, 12], 1, "Concat", [1]),
+    (-1, 3, "C2f", [512]),                  # 18 P4/16
+    (-1, 1, "Conv", [512, 3, 2]),
+    ([-1, 9], 1, "Concat", [1]),
+    (-1, 3, "C2f", [1024]),                 # 21 P5/32
+]
+# arch -> (layers, scales, the head's inputs)
+ARCHS = {"yolo11": (YOLO11, SCALES, [16, 19, 22]), "yolov8": (YOLOV8, SCALES_V8, [15, 18, 21])}
+
 
 class YOLO(nn.Module):
-    """YOLO11 built the way ultralytics' parse_model builds it (state_dict keys model.N.*)."""
+    """YOLO11 or YOLOv8 built the way ultralytics' parse_model builds it (state_dict keys model.N.*)."""
 
-    def __init__(self, scale, nc, task, imgsz=IMGSZ):
+    def __init__(self, scale, nc, task, imgsz=IMGSZ, arch="yolo11"):
         super().__init__()
-        depth, width, max_ch = SCALES[scale]
+        graph, scales, hfrom = ARCHS[arch]
+        depth, width, max_ch = scales[scale]
         ch = [3]
         layers, froms = [], []
-        for f, n, mname, args in YOLO11:
+        for f, n, mname, args in graph:
             args = list(args)
             n = max(round(n * depth), 1) if n > 1 else n
-            if mname in ("Conv", "C3k2", "SPPF", "C2PSA"):
+            if mname in ("Conv", "C3k2", "SPPF", "C2PSA", "C2f"):
                 c1, c2 = ch[f], make_divisible(min(args[0], max_ch) * width, 8)
                 rest = args[1:]
                 if mname == "Conv":
@@ -383,6 +455,8 @@ class YOLO(nn.Module):
                     m = SPPF(c1, c2, *rest)
                 elif mname == "C2PSA":
                     m = C2PSA(c1, c2, n)
+                elif mname == "C2f":
+                    m = C2f(c1, c2, n, *rest)
                 else:
                     c3k = True if scale in "mlx" else rest[0]
                     m = C3k2(c1, c2, n, c3k, *rest[1:])
@@ -395,14 +469,15 @@ class YOLO(nn.Module):
             if len(layers) == 1:
                 ch = []          # from here on ch[i] is layer i's output channels
             ch.append(c2)
-        hch = [ch[16], ch[19], ch[22]]
+        hch = [ch[i] for i in hfrom]
+        legacy = arch == "yolov8"
         if task == "segment":
             npr = make_divisible(min(256, max_ch) * width, 8)
-            head = Segment(nc, 32, npr, hch, imgsz)
+            head = Segment(nc, 32, npr, hch, imgsz, legacy)
         else:
-            head = Detect(nc, hch, imgsz)
+            head = Detect(nc, hch, imgsz, legacy)
         layers.append(head)
-        froms.append([16, 19, 22])
+        froms.append(hfrom)
         self.model = nn.ModuleList(layers)
         self.froms = froms
         self.task, self.nc, self.scale = task, nc, scale
@@ -511,8 +586,9 @@ def calibrate(model, spec, hw, skip_prefixes=()):
         var = x.var((0, 2, 3), unbiased=False)
         g = _rng(_seed_of(name, spec), name, "bn")
         c = m.num_features
-        m.running_mean.copy_((mean + 0.1 * var.sqrt() * torch.from_numpy(g.normal(0, 1, c))).float())
-        m.running_var.copy_((var * torch.from_numpy(np.exp(g.normal(0, 0.2, c)))).float())
+        dev = lambda a: torch.from_numpy(a).to(x.device)
+        m.running_mean.copy_((mean + 0.1 * var.sqrt() * dev(g.normal(0, 1, c))).float())
+        m.running_var.copy_((var * dev(np.exp(g.normal(0, 0.2, c)))).float())
         lo, hi = RES_GAMMA if m in res_end else (0.6, 1.4)
         m.weight.data.copy_(torch.from_numpy(g.uniform(lo, hi, c)).float())
         m.bias.data.copy_(torch.from_numpy(g.normal(BN_BETA_MEAN, 0.25, c)).float())
@@ -535,14 +611,15 @@ def calibrate(model, spec, hw, skip_prefixes=()):
         elif hasattr(m, "calib_target"):
             hooks.append(m.register_forward_hook(head_post))
     model.eval()
-    model(_calib_input(hw))
+    on = next(model.parameters()).device
+    model(_calib_input(hw).to(on))
     for h in hooks:
         h.remove()
     # The heads' output statistics differ between smooth images and noise. The reference inputs
     # are noise, so set the heads' targets on one noise image (not the reference input itself).
     hooks = [m.register_forward_hook(head_post) for name, m in model.named_modules()
              if hasattr(m, "calib_target") and not any(name.startswith(p) for p in skip_prefixes)]
-    model(torch.from_numpy(_rng(CALIB_SEED, hw, "head").random((1, 3, hw, hw), dtype=np.float32)))
+    model(torch.from_numpy(_rng(CALIB_SEED, hw, "head").random((1, 3, hw, hw), dtype=np.float32)).to(on))
     for h in hooks:
         h.remove()
 
@@ -550,17 +627,22 @@ def calibrate(model, spec, hw, skip_prefixes=()):
 _TRUNKS = {}
 
 
-def build_model(name, device="cpu"):
-    """The reference network `name`, in eval mode, float32. Deterministic for a given name."""
+def build_model(name, device="cpu", calib_device=None):
+    """The reference network `name`, in eval mode, float32. Deterministic for a given name.
+    calib_device="cuda" runs the BN calibration there (the full set's big networks take minutes
+    on a CPU): the same seeds, statistics equal to float rounding, so not the same bytes."""
     spec = MODELS[name]
+    calib = calib_device or "cpu"
     if spec["kind"] == "hand":
         model = HandLandmarks(spec["imgsz"])
         init_weights(model, spec)
-        calibrate(model, spec, spec["imgsz"])
+        calibrate(model.to(calib), spec, spec["imgsz"])
     else:
-        model = YOLO(spec["scale"], spec["nc"], spec["task"])
+        arch = spec.get("arch", "yolo11")
+        model = YOLO(spec["scale"], spec["nc"], spec["task"], arch=arch)
         init_weights(model, spec)
-        key = (spec["scale"], spec["trunk_seed"])
+        model.to(calib)
+        key = (arch, spec["scale"], spec["trunk_seed"])
         skip = ()
         if key in _TRUNKS:
             # Copy, not recompute: the shared layers must be bit-identical.
@@ -568,7 +650,7 @@ def build_model(name, device="cpu"):
             skip = tuple(f"model.{i}." for i in range(TRUNK_LAYERS))
         calibrate(model, spec, IMGSZ, skip)
         if key not in _TRUNKS:
-            _TRUNKS[key] = {k: v.clone() for k, v in model.state_dict().items()
+            _TRUNKS[key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
                             if k.startswith("model.") and int(k.split(".")[1]) < TRUNK_LAYERS}
     model.eval()
     for p in model.parameters():
@@ -646,22 +728,63 @@ def export_one(name, model, outdir):
     return info, inits
 
 
+def count_params(model):
+    """(parameters, parameters after Conv+BN fusing): fusing drops each BN's weight and bias
+    and gives its conv a bias, one number per channel."""
+    n = sum(p.numel() for p in model.parameters())
+    return n, n - sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def check_params():
+    """Every PUBLISHED architecture built (no weights drawn, nothing exported) and counted
+    against ultralytics' number, then the full set's models at their configured nc. 0 when
+    all match."""
+    bad = 0
+    print("architecture            nc   parameters   published  fused        check")
+    for (arch, scale, task, nc), want in PUBLISHED.items():
+        got, fused = count_params(YOLO(scale, nc, task, arch=arch))
+        ok = got == want
+        bad += not ok
+        name = f"{arch}{scale}{'-seg' if task == 'segment' else ''}"
+        print(f"{name:22s} {nc:3d} {got:12,d} {want:11,d}  {fused:11,d}  "
+              f"{'ok' if ok else f'MISMATCH ({got - want:+,d})'}", flush=True)
+    print("full set, as configured:")
+    for n in ORDER:
+        spec = MODELS_FULL[n]
+        if spec["kind"] == "hand":
+            got, fused = count_params(HandLandmarks(spec["imgsz"]))
+            what = "hand stand-in (MobileNetV3-small)"
+        else:
+            got, fused = count_params(YOLO(spec["scale"], spec["nc"], spec["task"], arch=spec.get("arch", "yolo11")))
+            what = f"{spec.get('arch', 'yolo11')}{spec['scale']}{'-seg' if spec['task'] == 'segment' else ''} nc={spec['nc']}"
+        print(f"  {n:14s} {what:34s} {got:12,d} (fused {fused:,d})", flush=True)
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+    ap.add_argument("--set", choices=sorted(SETS), default="small")
+    ap.add_argument("--out", default=None, help="default: models/ (small), models-full/ (full)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=None, help="export only these models")
+    ap.add_argument("--check-params", action="store_true", help="compare parameter counts with ultralytics' and exit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    out = os.path.abspath(args.out)
+    if args.check_params:
+        return check_params()
+    use_set(args.set)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    out = os.path.abspath(args.out or os.path.join(root, "models" if args.set == "small" else "models-full"))
     os.makedirs(out, exist_ok=True)
     t0 = time.time()
     manifest = dict(torch=torch.__version__, opset=OPSET, models={})
+    if args.set != "small":
+        manifest["set"] = args.set
     hashes = {}
     names = args.only or ORDER
     # shopping copies blind_road's trunk, so build blind_road first whatever the order asked.
     build_order = sorted(names, key=ORDER.index)
-    if "shopping" in build_order and "blind_road" not in build_order:
+    if SET == "small" and "shopping" in build_order and "blind_road" not in build_order:
         build_model("blind_road")
     for name in build_order:
         t1 = time.time()

@@ -1,5 +1,6 @@
-/* The shipped configs/aiglasses.yaml loads, names the original system's five models and
- * three modes, and picks a tier for each class of card. Skipped (77) while the file is absent. */
+/* The shipped configs/aiglasses.yaml (or the config named by argv[1]: aiglasses-full.yaml)
+ * loads, names the original system's five models and three modes, and picks a tier for each
+ * class of card. Skipped (77) while the file is absent. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,9 +15,9 @@
         }                                                                        \
     } while (0)
 
-int main(void)
+int main(int argc, char **argv)
 {
-    const char *path = SHOAL_SOURCE_DIR "/configs/aiglasses.yaml";
+    const char *path = argc > 1 ? argv[1] : SHOAL_SOURCE_DIR "/configs/aiglasses.yaml";
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "skipped: %s is absent\n", path);
         return 77;
