@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/commands.h"
+#include "cli/tuning_env.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "monitor/nvml.h"
@@ -281,8 +282,9 @@ int cmd_monitor(int argc, char **argv)
         p.device = device;
         p.error = error;
         p.error_cap = sizeof error;
-        if (shoal_runtime_create(&p, &rt) != SHOAL_OK) {
-            fprintf(stderr, "shoal monitor: %s\n", error);
+        if (cli_runtime_tuning("monitor", &p) != 0 || shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+            if (error[0])
+                fprintf(stderr, "shoal monitor: %s\n", error);
             sh_config_destroy(cfg);
             sh_allocator_destroy(alloc);
             return 1;

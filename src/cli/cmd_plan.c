@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/tuning_env.h"
 #include "runtime/introspect.h"
 
 #define MAX_SET_MODELS 16   /* subsets are enumerated: 2^16 unions at most */
@@ -482,6 +483,8 @@ int cmd_plan(int argc, char **argv)
         return rc;
     char err[1024] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
+    if (cli_runtime_tuning("plan", &p) != 0)
+        return 2;
     p.config_path = o.config;
     p.device = o.device;
     p.contexts = o.contexts;

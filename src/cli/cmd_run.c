@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/tuning_env.h"
 #include "shoal.h"
 #include "vision/draw.h"
 
@@ -186,6 +187,8 @@ int cmd_run(int argc, char **argv)
         return rc;
     char err[1024] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
+    if (cli_runtime_tuning("run", &p) != 0)
+        return 2;
     char *yaml = NULL;
     if (o.model) {
         yaml = adhoc_config(&o);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "cli/tuning_env.h"
 #include "core/alloc.h"
 #include "runtime/config.h"
 #include "server/server.h"
@@ -236,6 +237,8 @@ int cmd_serve(int argc, char **argv)
 
     char err[512] = "";
     shoal_runtime_params rp = shoal_runtime_default_params();
+    if (cli_runtime_tuning("serve", &rp) != 0)
+        return 2;
     rp.config_path = config;
     rp.device = device;
     rp.contexts = sp.workers;

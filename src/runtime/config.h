@@ -29,6 +29,9 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+/* inference.streams: the most streams a program runs on (the CUDA backend's SH_CUDA_STREAMS) */
+#define SH_CONFIG_MAX_STREAMS 4
+
 typedef enum sh_task {
     SH_TASK_DETECT = 0, SH_TASK_SEGMENT, SH_TASK_LANDMARKS, SH_TASK_CLASSIFY, SH_TASK_YOLOX
 } sh_task;
@@ -101,7 +104,8 @@ typedef struct sh_memory_config {
 
 typedef struct sh_inference_config {
     bool fp16;                   /* default false */
-    int streams;                 /* default 1 */
+    int streams;                 /* CUDA streams per program, 1..SH_CONFIG_MAX_STREAMS; 0 (default) =
+                                    the backend's choice (shoal_tuning.cuda_streams overrides) */
     bool cuda_graphs;            /* default false */
     int threads;                 /* CPU threads; 0 = one per core (default) */
     sh_device_kind device;       /* default auto */
