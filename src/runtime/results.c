@@ -134,7 +134,7 @@ int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char
     sh_image img;
     int rc = sh_image_clone(res->alloc, &src, &img, &err);
     if (rc)
-        return rc;
+        return sh_api_fail(rc, "%s", err.msg);
     for (int i = 0; i < res->n; i++) {
         const sh_rt_result *r = &res->items[i];
         sh_draw_params dp = sh_draw_default_params();
@@ -147,7 +147,7 @@ int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char
     }
     rc = sh_image_write_png(&img, png_path, &err);
     sh_image_free(&img);
-    return rc;
+    return rc ? sh_api_fail(rc, "%s", err.msg) : SHOAL_OK;
 }
 
 /* --- public images: pixels come from malloc so callers may own them plainly ----------- */

@@ -205,6 +205,19 @@ static void runtime_with_null_arguments(void **state)
     assert_null(shoal_runtime_mode_name(rt, 1000));
     assert_int_equal(shoal_runtime_model_count(rt), 5);
     assert_int_equal(shoal_runtime_mode_count(rt), 3);
+
+    /* results that exist, drawn with missing or unusable arguments */
+    static uint8_t big[64 * 48 * 3];
+    shoal_image picture = shoal_image_wrap(big, 64, 48);
+    assert_int_equal(shoal_runtime_run_mode(rt, "crossing", &picture, &res), SHOAL_OK);
+    assert_int_equal(shoal_results_count(res), 1);
+    assert_int_equal(shoal_results_draw(res, NULL, "x.png"), SHOAL_ERR_INVALID_ARG);
+    failed_with_message("frame");
+    assert_int_equal(shoal_results_draw(res, &picture, NULL), SHOAL_ERR_INVALID_ARG);
+    failed_with_message("png_path");
+    assert_true(shoal_results_draw(res, &picture, "/nonexistent/dir/x.png") < 0);
+    failed_with_message("/nonexistent/dir/x.png");
+    shoal_results_destroy(res);
     shoal_runtime_destroy(rt);
 }
 
