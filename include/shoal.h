@@ -203,7 +203,8 @@ SHOAL_API const char *shoal_runtime_last_error(shoal_runtime_t rt);
 /* Runs the models of `mode` on one frame on one execution context (one activation arena):
  * in the mode's order, or all at once where the runtime runs a mode's models concurrently
  * (inference.concurrent_models; results stay in the mode's order either way). Loads models
- * not resident (evicting idle/LRU ones within the budget). On SHOAL_ERR_BUDGET no model of the mode ran and residency is unchanged.
+ * not resident (evicting idle/LRU ones within the budget). On SHOAL_ERR_BUDGET no model of
+ * the mode ran and residency is unchanged.
  * *out is freed with shoal_results_destroy. Thread-safe. */
 SHOAL_API int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame,
                                      shoal_results_t *out);
