@@ -32,9 +32,10 @@ test-asan: deps models
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+# Builds every libFuzzer target into build-fuzz/fuzz/ (running them: docs/DEVELOPING.md).
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSHOAL_FUZZ=ON -DSHOAL_CUDA=OFF
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_import
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

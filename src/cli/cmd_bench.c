@@ -25,7 +25,6 @@
  * measured around the public call; "infer" is the network alone as the runtime reports it. On
  * a GPU, infer includes the input upload, the output download and the stream sync that the
  * download implies, so both are host wall-clock times. */
-#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,9 +35,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/tuning_env.h"
 #include "core/npy.h"
+#include "core/utf8.h"
 #include "graph/flops.h"
 #include "graph/graph.h"
 #include "monitor/nvml.h"
@@ -142,30 +143,15 @@ static cJSON *summary_json(const summary *s)
     return o;
 }
 
-/* "auto", "none", or bytes with an optional K/M/G/T suffix (binary, as in the config). */
+/* A byte size as the config writes it ("512MB", "1.5GiB", 4096); "auto" and "none" are
+ * handled by the caller. Checked by cli_size when parsed, so failing here is a program error. */
 static int parse_budget(const char *s, int64_t *out)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
+    sh_config_size sz;
+    char why[128];
+    if (sh_config_parse_size(s, false, &sz, why, sizeof why) != 0 || sz.bytes > (uint64_t)INT64_MAX)
         return -1;
-    while (*end == ' ')
-        end++;
-    double mul = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': mul = 1024.0; end++; break;
-    case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (toupper((unsigned char)*end) == 'I')
-        end++;
-    if (toupper((unsigned char)*end) == 'B')
-        end++;
-    if (*end)
-        return -1;
-    *out = (int64_t)(v * mul);
+    *out = (int64_t)sz.bytes;
     return 0;
 }
 
@@ -1000,22 +986,24 @@ static int parse(int argc, char **argv, bench_opts *o)
         else if (!strcmp(a, "--label")) o->label = v;
         else if (!strcmp(a, "--budget")) o->budget = v;
         else if (!strcmp(a, "--concurrent")) o->concurrent = v;
-        else if (!strcmp(a, "--iters")) o->iters = atoi(v);
-        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--cycles")) o->cycles = atoi(v);
-        else {
+        else if (!strcmp(a, "--iters") || !strcmp(a, "--warmup") || !strcmp(a, "--threads") || !strcmp(a, "--cycles")) {
+            int *dst = !strcmp(a, "--iters") ? &o->iters : !strcmp(a, "--warmup") ? &o->warmup
+                       : !strcmp(a, "--threads") ? &o->threads : &o->cycles;
+            int lo = !strcmp(a, "--iters") ? 1 : 0, hi = !strcmp(a, "--threads") ? 1024 : 1000000;
+            if (cli_int32("bench", a, v, lo, hi, dst))
+                return 2;
+        } else {
             fprintf(stderr, "shoal bench: unknown option %s\n", a);
             usage(stderr);
             return 2;
         }
     }
+    sh_config_size budget_size;
+    if (strcmp(o->budget, "auto") && strcmp(o->budget, "none") &&
+        cli_size("bench", "--budget", o->budget, false, &budget_size))
+        return 2;
     if (o->concurrent && strcmp(o->concurrent, "auto") && strcmp(o->concurrent, "on") && strcmp(o->concurrent, "off")) {
         fprintf(stderr, "shoal bench: --concurrent '%s': expected auto, on or off\n", o->concurrent);
-        return 2;
-    }
-    if (o->iters < 1 || o->warmup < 0 || o->cycles < 0) {
-        fprintf(stderr, "shoal bench: --iters must be >= 1, --warmup and --cycles >= 0\n");
         return 2;
     }
     return 0;
@@ -1081,9 +1069,10 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     cJSON_AddStringToObject(b.root, "runner", "shoal");
-    cJSON_AddStringToObject(b.root, "config_name", o.label);
+    char label_buf[1024], config_buf[4096];
+    cJSON_AddStringToObject(b.root, "config_name", sh_utf8_clean(o.label, label_buf, sizeof label_buf));
     cJSON_AddStringToObject(b.root, "shoal_version", SHOAL_VERSION);
-    cJSON_AddStringToObject(b.root, "config", o.config);
+    cJSON_AddStringToObject(b.root, "config", sh_utf8_clean(o.config, config_buf, sizeof config_buf));
     cJSON_AddNumberToObject(b.root, "iters", o.iters);
     cJSON_AddNumberToObject(b.root, "warmup", o.warmup);
     time_t t = time(NULL);

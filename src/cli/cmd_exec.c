@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "backends/backend.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "core/alloc.h"
 #include "core/npy.h"
@@ -52,9 +53,11 @@ int cmd_exec(int argc, char **argv)
         } else if (i + 1 < argc && !strcmp(a, "--out")) {
             out_dir = argv[++i];
         } else if (i + 1 < argc && !strcmp(a, "--threads")) {
-            threads = atoi(argv[++i]);
+            if (cli_int32("exec", a, argv[++i], 0, 1024, &threads))
+                return 2;
         } else if (i + 1 < argc && !strcmp(a, "--repeat")) {
-            repeat = atoi(argv[++i]);
+            if (cli_int32("exec", a, argv[++i], 0, 1000000, &repeat))
+                return 2;
         } else if (a[0] == '-') {
             fprintf(stderr, "shoal exec: unknown option '%s'\n", a);
             usage(stderr);

@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/tuning_env.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -32,22 +35,11 @@ static void usage(FILE *f)
             "  --duration S   stop after S seconds (default: until interrupted); 0 takes one sample\n"
             "  --json         one JSON object per sample, one per line\n"
             "  --config FILE  run the runtime of FILE (one mode per sample, in turn, on a generated frame)\n"
-            "                 and show shoal's per-model attribution beside the device figures\n"
+            "                 and show shoal's per-model attribution beside the device figures; with\n"
+            "                 monitor.report_path set, the memory report (as `shoal report`) is\n"
+            "                 rewritten there after every sample\n"
             "  --device D     with --config: cpu, cuda or auto (default: the config's)\n"
             "  --no-run       with --config: load the preload list only, run nothing\n");
-}
-
-static int parse_seconds(const char *opt, const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : NAN;
-    if (!s || end == s || *end || errno || !isfinite(v) || v < 0) {
-        fprintf(stderr, "shoal monitor: %s needs a number of seconds >= 0, got '%s'\n", opt, s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 static double now_s(void)
@@ -109,6 +101,34 @@ static cJSON *gpu_json(const sh_gpu_sample *g)
         cJSON_AddNullToObject(o, "process_bytes");
     cJSON_AddNumberToObject(o, "processes", g->n_processes);
     return o;
+}
+
+/* monitor.report_path: the runtime's memory report (as `shoal report` prints it) after every
+ * sample, replaced whole (written beside it, then renamed) so a reader never sees half. */
+static int write_report(shoal_runtime_t rt, const char *path)
+{
+    char *text = shoal_runtime_report_json(rt);
+    if (!text) {
+        fprintf(stderr, "shoal monitor: report: %s\n", shoal_runtime_last_error(rt));
+        return -1;
+    }
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = n > 0 && (size_t)n < sizeof tmp ? fopen(tmp, "w") : NULL;
+    int rc = -1;
+    if (!f) {
+        fprintf(stderr, "shoal monitor: monitor.report_path %s: %s\n", path, strerror(errno));
+    } else {
+        size_t len = strlen(text);
+        bool ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
+        ok = fclose(f) == 0 && ok;
+        if (ok && rename(tmp, path) == 0)
+            rc = 0;
+        else
+            fprintf(stderr, "shoal monitor: monitor.report_path %s: %s\n", path, strerror(errno));
+    }
+    shoal_free_string(text);
+    return rc;
 }
 
 /* --- per-model attribution (--config) ---------------------------------------------------- */
@@ -217,14 +237,10 @@ int cmd_monitor(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--interval")) {
-            if (parse_seconds(a, i + 1 < argc ? argv[++i] : NULL, &interval))
+            if (cli_double("monitor", a, i + 1 < argc ? argv[++i] : NULL, 0.001, 86400.0, &interval))
                 return 2;
-            if (interval <= 0) {
-                fprintf(stderr, "shoal monitor: --interval must be above 0\n");
-                return 2;
-            }
         } else if (!strcmp(a, "--duration")) {
-            if (parse_seconds(a, i + 1 < argc ? argv[++i] : NULL, &duration))
+            if (cli_double("monitor", a, i + 1 < argc ? argv[++i] : NULL, 0.0, 1e9, &duration))
                 return 2;
         } else if (!strcmp(a, "--json")) {
             json = true;
@@ -273,6 +289,7 @@ int cmd_monitor(int argc, char **argv)
      * figures; the gap between the process's usage and shoal's bytes is the CUDA context and
      * library overhead on a GPU, or code, libraries, graphs and plans on the host. */
     shoal_runtime_t rt = NULL;
+    cli_progress progress;   /* the runtime's log sink for its whole life, so it lives as long */
     uint8_t *frame_px = NULL;
     shoal_image frame = {0};
     if (config_path) {
@@ -282,7 +299,12 @@ int cmd_monitor(int argc, char **argv)
         p.device = device;
         p.error = error;
         p.error_cap = sizeof error;
-        if (cli_runtime_tuning("monitor", &p) != 0 || shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+        cli_progress_start(&progress, stderr, "loading models", 1.0, cli_progress_wanted(STDERR_FILENO, json));
+        p.log = cli_progress_log;
+        p.log_user = &progress;
+        int create_rc = cli_runtime_tuning("monitor", &p) != 0 ? SHOAL_ERR_INVALID_ARG : shoal_runtime_create(&p, &rt);
+        cli_progress_stop(&progress);
+        if (create_rc != SHOAL_OK) {
             if (error[0])
                 fprintf(stderr, "shoal monitor: %s\n", error);
             sh_config_destroy(cfg);
@@ -378,6 +400,8 @@ int cmd_monitor(int argc, char **argv)
                     printf("%-8s | ran mode %s\n", hhmmss, mode);
             }
             have_stats = shoal_runtime_get_stats(rt, &st) == SHOAL_OK;
+            if (cfg->monitor.report_path && write_report(rt, cfg->monitor.report_path) != 0)
+                status = 1;
             gpu_runtime = have_stats && strcmp(st.devices[0].name, "cpu") != 0;
         }
         if (have_stats) {
@@ -435,10 +459,15 @@ int cmd_monitor(int argc, char **argv)
         }
         fflush(stdout);
         sample_no++;
-        if (duration >= 0 && interval * sample_no > duration + 1e-9)
+        /* Keep the cadence on the clock: the next sample is at the next multiple of the
+         * interval from the start that is still ahead (a sample that ran longer than the
+         * interval skips the ticks it overran), and none starts after --duration. */
+        double t = now_s();
+        double tick = ceil((t - start) / interval + 1e-9);
+        double next = start + interval * (tick > (double)sample_no ? tick : (double)sample_no);
+        if (duration >= 0 && next - start > duration + 1e-9)
             break;
-        /* keep the cadence: sleep to the next multiple of the interval from the start */
-        sleep_s(start + interval * sample_no - now_s());
+        sleep_s(next - now_s());
     }
     sh_nvml_close(nv);
     shoal_runtime_destroy(rt);

@@ -10,9 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/tuning_env.h"
+#include "core/utf8.h"
 #include "runtime/introspect.h"
 
 #define MAX_SET_MODELS 16   /* subsets are enumerated: 2^16 unions at most */
@@ -21,7 +25,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: shoal plan [--config FILE] [--budget BYTES|PCT] [--contexts N] [--device cpu|cuda|auto]\n"
-            "                  [--json] [--svg FILE]\n"
+            "                  [--json] [--svg FILE] [--check]\n"
             "\n"
             "Compiles and plans every model of the config (default configs/aiglasses.yaml) without\n"
             "loading any, and prints per model its weights (unique to it / shared with another\n"
@@ -32,14 +36,20 @@ static void usage(FILE *f)
             "each mode, all models, and the largest sets of models that fit together.\n"
             "--budget overrides the config's budget: bytes (\"1.5GiB\", \"800MB\", 123456) or a share\n"
             "of the device's memory (\"60%%\"; host memory on CPU). --svg draws each plan's arena\n"
-            "(x: execution step, y: offset), one lane per model.\n");
+            "(x: execution step, y: offset), one lane per model.\n"
+            "--check exits with status 3 when the budget cannot hold the pinned and preloaded models\n"
+            "or a mode beside the pinned models (each shortfall named on stderr); 0 when all fit.\n");
 }
 
 typedef struct plan_opts {
     const char *config, *budget, *svg, *device;
     int contexts;
     int json;
+    int check;   /* exit PLAN_DOES_NOT_FIT when the budget cannot hold a mode or the required set */
 } plan_opts;
+
+/* The exit status of --check when the budget falls short; 1 and 2 stay config and usage errors. */
+#define PLAN_DOES_NOT_FIT 3
 
 typedef struct model_row {
     const char *name;
@@ -78,6 +88,10 @@ static int parse(int argc, char **argv, plan_opts *o)
             o->json = 1;
             continue;
         }
+        if (!strcmp(a, "--check")) {
+            o->check = 1;
+            continue;
+        }
         if (a[0] != '-') {   /* `shoal plan FILE` reads as --config FILE */
             o->config = a;
             continue;
@@ -92,19 +106,18 @@ static int parse(int argc, char **argv, plan_opts *o)
         else if (!strcmp(a, "--svg")) o->svg = v;
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--contexts")) {
-            char *end;
-            errno = 0;
-            long n = strtol(v, &end, 10);
-            if (errno || *end || n < 1 || n > 8) {
-                fprintf(stderr, "shoal plan: --contexts %s: expected 1..8\n", v);
+            if (cli_int32("plan", a, v, 1, 8, &o->contexts))
                 return 2;
-            }
-            o->contexts = (int)n;
         } else {
             fprintf(stderr, "shoal plan: unknown option %s\n", a);
             usage(stderr);
             return 2;
         }
+    }
+    if (o->budget) {
+        sh_config_size sz;
+        if (cli_size("plan", "--budget", o->budget, true, &sz))
+            return 2;
     }
     return 0;
 }
@@ -273,7 +286,8 @@ static cJSON *set_json(const plan_report *r, const char *name, unsigned mask, un
 static char *build_json(const plan_report *r, const char *config, const char *device, unsigned char *set)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "config", config);
+    char config_buf[4096];
+    cJSON_AddStringToObject(root, "config", sh_utf8_clean(config, config_buf, sizeof config_buf));
     cJSON_AddStringToObject(root, "device", device);
     cJSON_AddNumberToObject(root, "contexts", r->contexts);
     cJSON *models = cJSON_AddArrayToObject(root, "models");
@@ -367,6 +381,31 @@ static int write_svg(const plan_report *r, const char *path)
     free(plans);
     free(names);
     return rc;
+}
+
+/* --check: the required models (pinned, preloaded) must fit, and so must each mode beside the
+ * pinned models, which are never evicted to make room for it. Each shortfall is named on stderr. */
+static int check_budget(const plan_report *r, unsigned char *set)
+{
+    if (!r->have_budget)
+        return 0;
+    int short_of = 0;
+    unsigned req = required_mask(r), pin = pinned_mask(r);
+    size_t b = set_bytes(r, req, set);
+    if (!fits(r, b)) {
+        fprintf(stderr, "shoal plan: the budget of %.3f MiB cannot hold the pinned and preloaded models (%.3f MiB)\n",
+                mb(r->budget), mb(b));
+        short_of++;
+    }
+    for (size_t k = 0; k < r->cfg->n_modes; k++) {
+        b = set_bytes(r, mode_mask(r, &r->cfg->modes[k]) | pin, set);
+        if (!fits(r, b)) {
+            fprintf(stderr, "shoal plan: the budget of %.3f MiB cannot hold mode '%s' with the pinned models (%.3f MiB)\n",
+                    mb(r->budget), r->cfg->modes[k].name, mb(b));
+            short_of++;
+        }
+    }
+    return short_of ? PLAN_DOES_NOT_FIT : 0;
 }
 
 static int resolve_budget(shoal_runtime_t rt, const plan_opts *o, plan_report *r)
@@ -470,6 +509,8 @@ static int report(shoal_runtime_t rt, const plan_opts *o)
         if (rc == 0 && !o->json)
             printf("\narena drawn to %s\n", o->svg);
     }
+    if (rc == 0 && o->check)
+        rc = check_budget(&r, set);
     free(r.rows);
     free(set);
     return rc;
@@ -495,7 +536,12 @@ int cmd_plan(int argc, char **argv)
     p.error = err;
     p.error_cap = sizeof err;
     shoal_runtime_t rt;
-    if (shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+    cli_progress progress;
+    cli_progress_start(&progress, stderr, "compiling and planning models", 1.0,
+                       cli_progress_wanted(STDERR_FILENO, o.json));
+    rc = shoal_runtime_create(&p, &rt);
+    cli_progress_stop(&progress);
+    if (rc != SHOAL_OK) {
         fprintf(stderr, "shoal plan: %s\n", err);
         return 1;
     }

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/tuning_env.h"
 #include "runtime/config.h"
 #include "shoal.h"
@@ -80,7 +82,7 @@ int cmd_report(int argc, char **argv)
 {
     const char *config = NULL, *out_path = NULL, *device = NULL, *budget = NULL;
     bool prometheus = false, verbose = false;
-    long cycles = 0;
+    long long cycles = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -106,15 +108,8 @@ int cmd_report(int argc, char **argv)
                 device = v;
             else if (!strcmp(a, "--budget"))
                 budget = v;
-            else {
-                char *end;
-                errno = 0;
-                cycles = strtol(v, &end, 10);
-                if (end == v || *end || errno || cycles < 0 || cycles > 1000000) {
-                    fprintf(stderr, "shoal report: --cycles needs a whole number 0..1000000, got '%s'\n", v);
-                    return 2;
-                }
-            }
+            else if (cli_int("report", a, v, 0, 1000000, &cycles))
+                return 2;
         } else {
             fprintf(stderr, "shoal report: unknown argument '%s'\n", a);
             usage(stderr);
@@ -142,18 +137,24 @@ int cmd_report(int argc, char **argv)
     }
     if (budget) {
         sh_config_size sz;
-        char why[128];
-        if (sh_config_parse_size(budget, true, &sz, why, sizeof why) != 0) {
-            fprintf(stderr, "shoal report: --budget '%s': %s\n", budget, why);
+        if (cli_size("report", "--budget", budget, true, &sz))
             return 2;
-        }
         if (sz.kind == SH_SIZE_PERCENT)
             p.budget_fraction = sz.percent / 100.0;
         else
             p.budget_bytes = (int64_t)sz.bytes;
     }
+    /* the report is JSON or Prometheus text on stdout: the line goes to a terminal's stderr */
+    cli_progress progress;
+    cli_progress_start(&progress, stderr, "loading models", 1.0, cli_progress_wanted(STDERR_FILENO, false));
+    if (!verbose) {
+        p.log = cli_progress_log;
+        p.log_user = &progress;
+    }
     shoal_runtime_t rt;
-    if (shoal_runtime_create(&p, &rt) != SHOAL_OK) {
+    int create_rc = shoal_runtime_create(&p, &rt);
+    cli_progress_stop(&progress);
+    if (create_rc != SHOAL_OK) {
         fprintf(stderr, "shoal report: %s\n", error);
         return 1;
     }
@@ -163,7 +164,7 @@ int cmd_report(int argc, char **argv)
         if (make_frame(&frame, 640, 480) != 0) {
             fprintf(stderr, "shoal report: out of memory for the frame\n");
             status = 1;
-        } else if (cycle_modes(rt, &frame, cycles, "report") != 0) {
+        } else if (cycle_modes(rt, &frame, (long)cycles, "report") != 0) {
             status = 1;
         }
         free(frame.rgb);

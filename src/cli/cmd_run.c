@@ -1,10 +1,18 @@
 /* shoal run: models of a config (or one ONNX model) on image files. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/tuning_env.h"
+#include "core/utf8.h"
+#include "runtime/introspect.h"
 #include "shoal.h"
 #include "vision/draw.h"
 
@@ -14,16 +22,20 @@ static void usage(FILE *f)
             "usage: shoal run [--config FILE] [--mode NAME|all] [--model FILE.onnx --decoder yolov8|yolov8-seg|yolox|landmarks]\n"
             "                 [--score T] [--device cpu|cuda|auto] [--threads N] [--draw OUT.png] [--json] IMAGE...\n"
             "\n"
-            "Runs the models of a mode (default: every mode) of the config on each image and prints\n"
+            "Runs the models of a mode (default: the config's default_mode, else every mode; --mode all\n"
+            "runs every mode) of the config on each image and prints\n"
             "detections (class, score, box in image pixels), mask areas and landmarks, with the time\n"
             "per model and per mode and the memory each model holds. --model runs one ONNX file\n"
             "with the given decoder instead of a config. --draw writes an annotated PNG (with\n"
-            "several images or modes, the image and mode are added to the name).\n");
+            "several images or modes, the image and mode are added to the name). --score (0..1) is the\n"
+            "score threshold of --model; a config sets each model's score_threshold instead.\n"
+            "--threads N: CPU threads, 0..1024 (0 = the config's, else one per core).\n");
 }
 
 typedef struct run_opts {
     const char *config, *mode, *model, *decoder, *device, *draw;
     double score;
+    bool score_given;
     int threads;
     int json;
 } run_opts;
@@ -55,7 +67,7 @@ static char *adhoc_config(const run_opts *o)
              "inference:\n"
              "  device: %s\n",
              o->model, task, d, yolox ? "top_left" : "center", yolox ? "bgr" : "rgb", yolox ? "1.0" : "0.00392156862745098",
-             o->score > 0 ? o->score : (yolox ? 0.3 : 0.25), yolox ? "true" : "false", o->device ? o->device : "auto");
+             o->score_given ? o->score : (yolox ? 0.3 : 0.25), yolox ? "true" : "false", o->device ? o->device : "auto");
     if (o->threads > 0) {
         size_t n = strlen(y);
         snprintf(y + n, cap - n, "  threads: %d\n", o->threads);
@@ -79,6 +91,13 @@ static void print_result(const shoal_model_result *r)
     if (r->n_landmarks) {
         printf("  hand presence %.2f handedness %.2f, wrist (%.0f, %.0f)\n", r->presence, r->handedness, r->landmarks[0],
                r->landmarks[1]);
+        return;
+    }
+    if (!strcmp(r->task, "classify")) {   /* the top classes; their box is the whole picture */
+        printf("  top %d class%s\n", r->n_detections, r->n_detections == 1 ? "" : "es");
+        for (int k = 0; k < r->n_detections; k++)
+            printf("    %-16s %.3f\n", r->detections[k].class_name && *r->detections[k].class_name
+                                          ? r->detections[k].class_name : "?", r->detections[k].score);
         return;
     }
     printf("  %d detection%s\n", r->n_detections, r->n_detections == 1 ? "" : "s");
@@ -150,9 +169,14 @@ static int parse(int argc, char **argv, run_opts *o, int *first_image)
         else if (!strcmp(a, "--decoder")) o->decoder = v;
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--draw")) o->draw = v;
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--score")) o->score = atof(v);
-        else {
+        else if (!strcmp(a, "--threads")) {
+            if (cli_int32("run", a, v, 0, 1024, &o->threads))
+                return 2;
+        } else if (!strcmp(a, "--score")) {
+            if (cli_double("run", a, v, 0.0, 1.0, &o->score))
+                return 2;
+            o->score_given = true;
+        } else {
             fprintf(stderr, "shoal run: unknown option %s\n", a);
             usage(stderr);
             return 2;
@@ -166,6 +190,13 @@ static int parse(int argc, char **argv, run_opts *o, int *first_image)
     }
     if (o->model && o->config) {
         fprintf(stderr, "shoal run: give --config or --model, not both\n");
+        return 2;
+    }
+    /* A config gives each model its own score_threshold; one flag over all of them would
+     * silently change models the user did not look at, so it belongs to --model alone. */
+    if (o->score_given && !o->model) {
+        fprintf(stderr, "shoal run: --score applies to --model only; with a config, set each model's "
+                        "score_threshold in the config\n");
         return 2;
     }
     if (o->decoder && strcmp(o->decoder, "yolov8") && strcmp(o->decoder, "yolov8-seg") && strcmp(o->decoder, "yolox") &&
@@ -201,7 +232,12 @@ int cmd_run(int argc, char **argv)
     p.error = err;
     p.error_cap = sizeof err;
     shoal_runtime_t rt;
+    cli_progress progress;
+    cli_progress_start(&progress, stderr, "loading models", 1.0, cli_progress_wanted(STDERR_FILENO, o.json));
+    p.log = cli_progress_log;
+    p.log_user = &progress;
     rc = shoal_runtime_create(&p, &rt);
+    cli_progress_stop(&progress);
     free(yaml);
     if (rc) {
         fprintf(stderr, "shoal run: %s\n", err);
@@ -209,7 +245,10 @@ int cmd_run(int argc, char **argv)
     }
     const char *modes[64];
     int n_modes = 0;
-    if (!o.mode || !strcmp(o.mode, "all")) {
+    const sh_config *cfg = sh_runtime_config(rt);
+    if (!o.mode && cfg->default_mode >= 0) {
+        modes[n_modes++] = cfg->modes[cfg->default_mode].name;
+    } else if (!o.mode || !strcmp(o.mode, "all")) {
         for (int k = 0; k < shoal_runtime_mode_count(rt) && n_modes < 64; k++)
             modes[n_modes++] = shoal_runtime_mode_name(rt, k);
     } else {
@@ -233,8 +272,17 @@ int cmd_run(int argc, char **argv)
                 continue;
             }
             if (o.json) {
-                char *j = shoal_results_to_json(res);
-                printf("{\"image\":\"%s\",\"results\":%s}\n", argv[i], j ? j : "null");
+                char *j = shoal_results_to_json(res), name_buf[4096];
+                cJSON *name = cJSON_CreateString(sh_utf8_clean(argv[i], name_buf, sizeof name_buf));
+                char *name_json = name ? cJSON_PrintUnformatted(name) : NULL;
+                if (j && name_json) {
+                    printf("{\"image\":%s,\"results\":%s}\n", name_json, j);
+                } else {
+                    fprintf(stderr, "shoal run: %s: out of memory for the JSON results\n", argv[i]);
+                    failures++;
+                }
+                cJSON_free(name_json);
+                cJSON_Delete(name);
                 shoal_free_string(j);
             } else {
                 printf(" mode %s: %.1f ms\n", modes[k], shoal_results_total_ms(res));

@@ -11,5 +11,6 @@ int cmd_report(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_test_onnx(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_hands(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
     {"serve", cmd_serve, "HTTP inference server"},
     {"test-onnx", cmd_test_onnx, "run ONNX conformance test folders"},
     {"inspect", cmd_inspect, "inputs, outputs, ops and parameter bytes of an ONNX model"},
+    {"hands", cmd_hands, "MediaPipe's hand landmarker (TFLite palm + landmark models) on images"},
 };
 
 static void usage(FILE *f)
@@ -39,9 +40,18 @@ int main(int argc, char **argv)
         printf("shoal %s\n", SHOAL_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name))
-            return COMMANDS[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
+        if (strcmp(argv[1], COMMANDS[i].name))
+            continue;
+        /* `shoal run --version` asks the same question as `shoal --version`; answering here
+         * keeps every subcommand's parser from taking it for a flag that needs a value. */
+        for (int a = 2; a < argc; a++)
+            if (!strcmp(argv[a], "--version")) {
+                printf("shoal %s\n", SHOAL_VERSION);
+                return 0;
+            }
+        return COMMANDS[i].fn(argc - 1, argv + 1);
+    }
     fprintf(stderr, "shoal: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -71,6 +71,7 @@ void sh_f32_to_f16_n_portable(uint16_t *restrict dst, const float *restrict src,
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 
 /* F16C rounds to nearest even like the reference; only its overflow (infinity) and NaN
@@ -105,7 +106,10 @@ static int have_f16c(void)
     int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (k < 0) {
         __builtin_cpu_init();
-        k = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        /* F16C read from CPUID itself: clang 14 (the fuzz build) knows no "f16c" feature name */
+        unsigned eax, ebx, ecx, edx;
+        int f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+        k = __builtin_cpu_supports("avx2") && f16c;
         __atomic_store_n(&known, k, __ATOMIC_RELAXED);
     }
     return k;

@@ -152,7 +152,9 @@ static void rule_mode_switch_reload(const sh_report_snapshot *s, const sh_report
 }
 
 /* fp32 on a GPU with tensor cores: half the weight and activation bytes and the tensor-core
- * throughput are left unused. */
+ * throughput are left unused. No config key changes a backend's precision (the CPU computes
+ * in fp32, shoal's CUDA backend in fp16; sh_config_check_precision refuses anything else), so
+ * the advice is the one thing that does: running the model on the CUDA backend. */
 static void rule_fp16(const sh_report_snapshot *s, recs *r)
 {
     if (!s->gpu || s->tensor_cores == 0)
@@ -164,7 +166,8 @@ static void rule_fp16(const sh_report_snapshot *s, recs *r)
         int64_t saving = (m->weight_bytes + m->plan_bytes) / 2;
         sh_recommendation *x = rec_new(r, "fp16", s->tensor_cores > 0 ? SH_REC_WARNING : SH_REC_INFO, m->name);
         rec_msg(x,
-                "Model '%s' runs in fp32 on %s%s: set `precision: fp16` (or inference.fp16: true) to halve its "
+                "Model '%s' runs in fp32 on %s%s: run it on shoal's CUDA backend (inference.device: cuda, "
+                "with precision: auto or fp16), which computes in fp16, to halve its "
                 "%.1f MiB of weights and %.1f MiB activation plan (about %.1f MiB saved) and use the tensor cores.",
                 m->name, s->device, s->tensor_cores > 0 ? ", which has tensor cores" : " (tensor cores if compute capability >= 7.0)",
                 MIB(m->weight_bytes), MIB(m->plan_bytes), MIB(saving));

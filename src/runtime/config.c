@@ -18,6 +18,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "core/utf8.h"
+
 /* ---- memory owned by the config --------------------------------------------------------- */
 
 typedef struct chunk {
@@ -72,11 +74,12 @@ void sh_config_destroy(sh_config *cfg)
 
 /* ---- names ----------------------------------------------------------------------------- */
 
-static const char *const TASK_NAMES[] = {"detect", "segment", "landmarks", "classify", "yolox"};
+static const char *const TASK_NAMES[] = {"detect", "segment", "landmarks", "classify", "yolox", "hand_landmarks"};
 static const char *const LETTERBOX_NAMES[] = {"center", "top_left", "stretch"};
 static const char *const COLOR_NAMES[] = {"rgb", "bgr"};
-static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none"};
+static const char *const DECODER_NAMES[] = {"yolov8", "yolov8-seg", "yolox", "landmarks", "none", "classify"};
 static const char *const PRECISION_NAMES[] = {"auto", "fp32", "fp16"};
+static const char *const CLASS_OUTPUT_NAMES[] = {"auto", "logits", "probabilities"};
 static const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda"};
 static const char *const CONCURRENCY_NAMES[] = {"auto", "on", "off"};
 static const char *const TIER_NAMES[] = {"auto", "low", "mid", "high"};
@@ -542,12 +545,14 @@ static int get_triple(pctx *p, yaml_node_t *n, double lo, bool lo_open, float ou
 enum {
     MK_PATH, MK_TASK, MK_INPUT_SIZE, MK_LETTERBOX, MK_COLOR, MK_SCALE, MK_MEAN, MK_STD, MK_CLASSES,
     MK_CLASSES_FILE, MK_DECODER, MK_SCORE, MK_IOU, MK_MAXDET, MK_AGNOSTIC, MK_PRIORITY, MK_PRELOAD,
-    MK_ON_DEMAND, MK_PINNED, MK_PRECISION, MK_COUNT
+    MK_ON_DEMAND, MK_PINNED, MK_PRECISION, MK_PALM, MK_NUM_HANDS, MK_MIN_DET, MK_MIN_TRACK, MK_TRACKING,
+    MK_TOP_K, MK_SCORES, MK_COUNT
 };
 static const char *const MODEL_KEYS[MK_COUNT] = {
     "path", "task", "input_size", "letterbox", "color", "scale", "mean", "std", "classes",
     "classes_file", "decoder", "score_threshold", "iou_threshold", "max_detections", "agnostic_nms",
-    "priority", "preload", "on_demand", "pinned", "precision"};
+    "priority", "preload", "on_demand", "pinned", "precision", "palm_model", "num_hands",
+    "min_detection_confidence", "min_tracking_confidence", "tracking", "top_k", "scores"};
 
 typedef struct model_seen {
     sh_model_config *m;
@@ -632,14 +637,21 @@ static int model_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t 
     }
     case MK_PINNED: return get_bool(p, v, &m->pinned);
     case MK_PRECISION: rc = get_enum(p, v, PRECISION_NAMES, COUNT(PRECISION_NAMES), &e); m->precision = (sh_precision)e; return rc;
+    case MK_PALM: return resolve_path(p, v, &m->palm_path);
+    case MK_NUM_HANDS: return get_int(p, v, 1, 8, &m->num_hands);
+    case MK_MIN_DET: return get_float(p, v, 0, 1, false, &m->min_detection_confidence);
+    case MK_MIN_TRACK: return get_float(p, v, 0, 1, false, &m->min_tracking_confidence);
+    case MK_TRACKING: return get_bool(p, v, &m->tracking);
+    case MK_TOP_K: return get_int(p, v, 1, 1000, &m->top_k);
+    case MK_SCORES: rc = get_enum(p, v, CLASS_OUTPUT_NAMES, COUNT(CLASS_OUTPUT_NAMES), &e); m->scores = (sh_class_output)e; return rc;
     }
     return SHOAL_ERR_INTERNAL;
 }
 
 static const sh_decoder DEFAULT_DECODER[] = {
     [SH_TASK_DETECT] = SH_DECODER_YOLOV8, [SH_TASK_SEGMENT] = SH_DECODER_YOLOV8_SEG,
-    [SH_TASK_LANDMARKS] = SH_DECODER_LANDMARKS, [SH_TASK_CLASSIFY] = SH_DECODER_NONE,
-    [SH_TASK_YOLOX] = SH_DECODER_YOLOX};
+    [SH_TASK_LANDMARKS] = SH_DECODER_LANDMARKS, [SH_TASK_CLASSIFY] = SH_DECODER_CLASSIFY,
+    [SH_TASK_YOLOX] = SH_DECODER_YOLOX, [SH_TASK_HAND_LANDMARKS] = SH_DECODER_NONE};
 
 static bool decoder_fits(sh_task t, sh_decoder d)
 {
@@ -650,7 +662,8 @@ static bool decoder_fits(sh_task t, sh_decoder d)
     case SH_TASK_SEGMENT: return d == SH_DECODER_YOLOV8_SEG;
     case SH_TASK_LANDMARKS: return d == SH_DECODER_LANDMARKS;
     case SH_TASK_YOLOX: return d == SH_DECODER_YOLOX;
-    case SH_TASK_CLASSIFY: return false;
+    case SH_TASK_CLASSIFY: return d == SH_DECODER_CLASSIFY;
+    case SH_TASK_HAND_LANDMARKS: return false;   /* its decoding is the hand pipeline's own */
     }
     return false;
 }
@@ -659,7 +672,8 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
 {
     *m = (sh_model_config){
         .input_w = 640, .input_h = 640, .scale = 1.0f / 255.0f, .std = {1, 1, 1},
-        .score_threshold = 0.25f, .iou_threshold = 0.45f, .max_detections = 300,
+        .score_threshold = 0.25f, .iou_threshold = 0.45f, .max_detections = 300, .top_k = 5,
+        .num_hands = 2, .min_detection_confidence = 0.5f, .min_tracking_confidence = 0.5f, .tracking = true,
         .line = (int)k->start_mark.line + 1};
     int rc = get_name(p, k, "model name", &m->name);
     if (rc)
@@ -668,9 +682,18 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
     if ((rc = walk_map(p, v, MODEL_KEYS, MK_COUNT, model_field, &ms)))
         return rc;
     if (!ms.at[MK_PATH])
-        return PERR(p, v, "missing required key 'path' (the ONNX file, relative to the config)");
+        return PERR(p, v, "missing required key 'path' (the model file, ONNX or TFLite, relative to the config)");
     if (!ms.at[MK_TASK])
-        return PERR(p, v, "missing required key 'task' (one of detect, segment, landmarks, classify, yolox)");
+        return PERR(p, v, "missing required key 'task' (one of detect, segment, landmarks, classify, yolox, "
+                    "hand_landmarks)");
+    bool hands = m->task == SH_TASK_HAND_LANDMARKS;
+    if (hands && !ms.at[MK_PALM])
+        return PERR(p, v, "task hand_landmarks needs 'palm_model' (the palm detector; 'path' is the landmark model)");
+    for (int key = MK_PALM; key <= MK_TRACKING && !hands; key++)
+        if (ms.at[key]) {
+            path_push(p, MODEL_KEYS[key], false);
+            return PERR(p, ms.at[key], "only task hand_landmarks takes '%s'", MODEL_KEYS[key]);
+        }
     if (ms.at[MK_CLASSES] && ms.at[MK_CLASSES_FILE])
         return PERR(p, ms.at[MK_CLASSES_FILE], "give classes or classes_file, not both");
     if (!ms.at[MK_DECODER])
@@ -678,9 +701,31 @@ static int parse_model(pctx *p, yaml_node_t *k, yaml_node_t *v, sh_model_config 
     else if (!decoder_fits(m->task, m->decoder)) {
         path_push(p, "decoder", false);
         return PERR(p, ms.at[MK_DECODER], "decoder '%s' does not fit task '%s' (use %s or none)",
-                    sh_decoder_name(m->decoder), sh_task_name(m->task),
-                    m->task == SH_TASK_CLASSIFY ? "none" : sh_decoder_name(DEFAULT_DECODER[m->task]));
+                    sh_decoder_name(m->decoder), sh_task_name(m->task), sh_decoder_name(DEFAULT_DECODER[m->task]));
     }
+    /* A key the model's decoder never reads is refused rather than silently ignored. */
+    static const int DETECTION_KEYS[] = {MK_SCORE, MK_IOU, MK_MAXDET, MK_AGNOSTIC, MK_CLASSES, MK_CLASSES_FILE};
+    static const int CLASSIFY_KEYS[] = {MK_TOP_K, MK_SCORES};
+    for (size_t i = 0; i < COUNT(CLASSIFY_KEYS); i++)
+        if (m->decoder != SH_DECODER_CLASSIFY && ms.at[CLASSIFY_KEYS[i]]) {
+            path_push(p, MODEL_KEYS[CLASSIFY_KEYS[i]], false);
+            return PERR(p, ms.at[CLASSIFY_KEYS[i]], "applies to decoder classify (task classify) only, not %s",
+                        sh_decoder_name(m->decoder));
+        }
+    for (size_t i = 0; i < COUNT(DETECTION_KEYS); i++) {
+        int key = DETECTION_KEYS[i];
+        bool unread = m->decoder == SH_DECODER_LANDMARKS || m->decoder == SH_DECODER_NONE ||
+                      (m->decoder == SH_DECODER_CLASSIFY && (key == MK_IOU || key == MK_MAXDET || key == MK_AGNOSTIC));
+        if (unread && ms.at[key]) {
+            path_push(p, MODEL_KEYS[key], false);
+            return PERR(p, ms.at[key], "decoder %s does not read it (%s)", sh_decoder_name(m->decoder),
+                        m->decoder == SH_DECODER_CLASSIFY ? "no boxes, no NMS; top_k bounds the classes reported"
+                        : m->decoder == SH_DECODER_LANDMARKS ? "it gives 21 hand landmarks, presence and handedness"
+                                                             : "none decodes nothing");
+        }
+    }
+    if (m->decoder == SH_DECODER_CLASSIFY && !ms.at[MK_SCORE])
+        m->score_threshold = 0.0f;
     m->preload_base = m->preload;
     return 0;
 }
@@ -773,7 +818,7 @@ static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_nod
     sh_inference_config *in = obj;
     int e = 0, rc;
     switch (key) {
-    case 0: return get_bool(p, v, &in->fp16);
+    case 0: in->fp16_set = true; return get_bool(p, v, &in->fp16);
     case 1: return get_int(p, v, 1, SH_CONFIG_MAX_STREAMS, &in->streams);
     case 2: return get_bool(p, v, &in->cuda_graphs);
     case 3: return get_int(p, v, 0, 1024, &in->threads);
@@ -1180,8 +1225,10 @@ sh_tier sh_config_pick_tier(sh_config *cfg, uint64_t device_total_bytes)
         }
     }
     const sh_tier_config *tc = &cfg->hardware.tiers[t];
-    if (tc->has_fp16)
+    if (tc->has_fp16) {
         cfg->inference.fp16 = tc->fp16;
+        cfg->inference.fp16_set = true;
+    }
     if (tc->has_streams)
         cfg->inference.streams = tc->streams;
     if (tc->has_idle_unload_s)
@@ -1202,6 +1249,34 @@ sh_tier sh_config_pick_tier(sh_config *cfg, uint64_t device_total_bytes)
     return t;
 }
 
+int sh_config_check_precision(const sh_config *cfg, sh_precision device_precision, const char *device_name,
+                              sh_err *err)
+{
+    const char *device_has = PRECISION_NAMES[device_precision];
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const sh_model_config *m = &cfg->models[i];
+        if (m->precision == SH_PRECISION_AUTO || m->precision == device_precision)
+            continue;
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED,
+                       "%s:%d: models.%s.precision: %s is not supported on %s: its backend computes in %s only "
+                       "(use precision: %s or auto, or another device)",
+                       cfg->source, m->line, m->name, PRECISION_NAMES[m->precision], device_name, device_has,
+                       device_has);
+    }
+    if (cfg->inference.fp16_set && !cfg->inference.fp16 && device_precision == SH_PRECISION_FP16) {
+        char key[64] = "inference.fp16";
+        if (cfg->hardware.picked != SH_TIER_AUTO && cfg->hardware.tiers[cfg->hardware.picked].has_fp16)
+            snprintf(key, sizeof key, "hardware.tiers.%s.fp16", sh_tier_name(cfg->hardware.picked));
+        for (size_t i = 0; i < cfg->n_models; i++)
+            if (cfg->models[i].precision == SH_PRECISION_AUTO)
+                return sh_errf(err, SHOAL_ERR_UNSUPPORTED,
+                               "%s: %s: false asks for fp32 (model %s), which %s does not compute in: its backend "
+                               "computes in fp16 only (set it to true, remove it, or run on the CPU)",
+                               cfg->source, key, cfg->models[i].name, device_name);
+    }
+    return 0;
+}
+
 int sh_config_read_classes(sh_config *cfg, sh_model_config *m, sh_err *err)
 {
     if (!m->classes_file || m->n_classes)
@@ -1217,7 +1292,9 @@ int sh_config_read_classes(sh_config *cfg, sh_model_config *m, sh_err *err)
     char **names = cfg_calloc(cfg, lines, sizeof *names);
     size_t n = 0;
     rc = names ? 0 : sh_errf(err, SHOAL_ERR_NO_MEMORY, "model %s: out of memory reading classes", m->name);
+    int line = 0;
     for (char *s = text; !rc && s < text + len;) {
+        line++;
         char *e = memchr(s, '\n', (size_t)(text + len - s));
         if (!e)
             e = text + len;
@@ -1228,6 +1305,10 @@ int sh_config_read_classes(sh_config *cfg, sh_model_config *m, sh_err *err)
             t--;
         if (t > b && !(names[n++] = cfg_strndup(cfg, b, (size_t)(t - b))))
             rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "model %s: out of memory reading classes", m->name);
+        /* names go into JSON results and drawn labels, which are UTF-8 */
+        else if (t > b && (!sh_utf8_valid(names[n - 1]) || memchr(b, '\0', (size_t)(t - b))))
+            rc = sh_errf(err, SHOAL_ERR_PARSE, "model %s: classes_file: %s:%d: not UTF-8 text", m->name,
+                         m->classes_file, line);
         s = e + 1;
     }
     sh_free(cfg->alloc_, text);

@@ -33,13 +33,21 @@
 #define SH_CONFIG_MAX_STREAMS 4
 
 typedef enum sh_task {
-    SH_TASK_DETECT = 0, SH_TASK_SEGMENT, SH_TASK_LANDMARKS, SH_TASK_CLASSIFY, SH_TASK_YOLOX
+    SH_TASK_DETECT = 0, SH_TASK_SEGMENT, SH_TASK_LANDMARKS, SH_TASK_CLASSIFY, SH_TASK_YOLOX,
+    SH_TASK_HAND_LANDMARKS       /* MediaPipe's two-model hand landmarker (vision/hand_landmarker.h) */
 } sh_task;
 typedef enum sh_letterbox { SH_LETTERBOX_CENTER = 0, SH_LETTERBOX_TOP_LEFT, SH_LETTERBOX_STRETCH } sh_letterbox;
 typedef enum sh_color { SH_COLOR_RGB = 0, SH_COLOR_BGR } sh_color;
 typedef enum sh_decoder {
-    SH_DECODER_YOLOV8 = 0, SH_DECODER_YOLOV8_SEG, SH_DECODER_YOLOX, SH_DECODER_LANDMARKS, SH_DECODER_NONE
+    SH_DECODER_YOLOV8 = 0, SH_DECODER_YOLOV8_SEG, SH_DECODER_YOLOX, SH_DECODER_LANDMARKS,
+    SH_DECODER_NONE,             /* no post-processing: the model runs, its result has nothing */
+    SH_DECODER_CLASSIFY          /* top_k classes as probabilities (src/vision/classify.h) */
 } sh_decoder;
+/* How a classifier's output reads: auto = probabilities when the graph's output comes
+ * straight out of a Softmax, logits (a softmax is applied) otherwise. */
+typedef enum sh_class_output {
+    SH_CLASS_OUTPUT_AUTO = 0, SH_CLASS_OUTPUT_LOGITS, SH_CLASS_OUTPUT_PROBABILITIES
+} sh_class_output;
 typedef enum sh_precision { SH_PRECISION_AUTO = 0, SH_PRECISION_FP32, SH_PRECISION_FP16 } sh_precision;
 typedef enum sh_device_kind { SH_DEVICE_AUTO = 0, SH_DEVICE_CPU, SH_DEVICE_CUDA } sh_device_kind;
 /* inference.concurrent_models: auto = on where the backend can and the budget holds the
@@ -74,15 +82,26 @@ typedef struct sh_model_config {
     size_t n_classes;
     char *classes_file;          /* resolved path, or NULL; read with sh_config_read_classes */
     sh_decoder decoder;          /* default from task: detect->yolov8, segment->yolov8-seg,
-                                    yolox->yolox, landmarks->landmarks, classify->none */
-    float score_threshold;       /* default 0.25 */
+                                    yolox->yolox, landmarks->landmarks, classify->classify */
+    float score_threshold;       /* default 0.25; classify: 0 (every one of the top_k) */
     float iou_threshold;         /* default 0.45 */
     int max_detections;          /* default 300 */
     bool agnostic_nms;           /* default false */
     int priority;                /* higher is evicted later; default 0 */
     bool preload;                /* default false; `on_demand: true` is `preload: false` */
     bool pinned;                 /* never evicted; default false */
-    sh_precision precision;      /* default auto (inference.fp16 decides) */
+    int top_k;                   /* decoder classify only: classes reported, default 5 */
+    sh_class_output scores;      /* decoder classify only: default auto */
+    sh_precision precision;      /* default auto: the device's (inference.fp16 may ask for fp32);
+                                    a precision the device does not compute in is refused by
+                                    sh_config_check_precision */
+    /* task hand_landmarks only: `path` is the landmark model, `palm_model` the palm detector
+     * (.tflite, or bundle.task#member); thresholds as MediaPipe names them */
+    char *palm_path;             /* required for hand_landmarks; resolved */
+    int num_hands;               /* default 2 (1..8) */
+    float min_detection_confidence;   /* palm score threshold, default 0.5 */
+    float min_tracking_confidence;    /* hand presence threshold, default 0.5 */
+    bool tracking;               /* video mode: later frames start from the last landmarks; default true */
     int line;                    /* 1-based line of the model's key, for later messages */
     bool preload_base;           /* preload as written, before a tier override */
 } sh_model_config;
@@ -103,7 +122,9 @@ typedef struct sh_memory_config {
 } sh_memory_config;
 
 typedef struct sh_inference_config {
-    bool fp16;                   /* default false */
+    bool fp16;                   /* with fp16_set: true = fp16 where the device computes in it
+                                    (CUDA; the CPU computes in fp32), false = fp32 everywhere */
+    bool fp16_set;               /* the config or the applied tier gave fp16 */
     int streams;                 /* CUDA streams per program, 1..SH_CONFIG_MAX_STREAMS; 0 (default) =
                                     the backend's choice (shoal_tuning.cuda_streams overrides) */
     bool cuda_graphs;            /* default false */
@@ -208,6 +229,15 @@ int sh_config_parse_size(const char *s, bool allow_percent, sh_config_size *out,
 /* Fills model->classes from model->classes_file (one name per line, blank lines skipped)
  * when the model has a classes_file and no classes yet; the names belong to cfg. */
 int sh_config_read_classes(sh_config *cfg, sh_model_config *model, sh_err *err);
+
+/* Whether every model can run in the precision the config asks of it on a device that
+ * computes in `device_precision` (SH_PRECISION_FP32 or _FP16; the backends offer no choice:
+ * the CPU computes in fp32, CUDA in fp16). A model's explicit `precision` must be the
+ * device's; `inference.fp16: false` (as written or from the applied tier) asks for fp32 and
+ * is refused on an fp16 device. Returns 0, or SHOAL_ERR_UNSUPPORTED naming the model or key,
+ * the config and the device. Call after sh_config_pick_tier. */
+int sh_config_check_precision(const sh_config *cfg, sh_precision device_precision, const char *device_name,
+                              sh_err *err);
 
 const char *sh_task_name(sh_task t);
 const char *sh_decoder_name(sh_decoder d);

@@ -148,6 +148,11 @@ static int decode(shoal_runtime_t rt, sh_rt_model *m, const float *const *outs, 
         r->pub.handedness = r->hand.handedness;
         return 0;
     }
+    if (c->decoder == SH_DECODER_CLASSIFY) {
+        if ((rc = sh_rt_classify(rt, m, outs[0], xf, r, err)))
+            return rc;
+        return fill_detections(rt, r, err);
+    }
     if (c->decoder == SH_DECODER_NONE)
         return 0;
     r->dets = sh_detections_create(rt->alloc);

@@ -176,6 +176,10 @@ void sh_rt_logf(struct shoal_runtime *rt, shoal_log_level level, const char *fmt
 int sh_rt_run_model_ctx(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
                         sh_rt_result *out, sh_err *err);
 void sh_rt_result_free(sh_allocator *a, sh_rt_result *r);
+/* task classify (classify.c): the output's shape, checked at create; its top_k into r->dets. */
+int sh_rt_classify_check(const sh_rt_model *m, sh_err *err);
+int sh_rt_classify(struct shoal_runtime *rt, const sh_rt_model *m, const float *out, const sh_transform *xf,
+                   sh_rt_result *r, sh_err *err);
 int sh_rt_monitor_start(struct shoal_runtime *rt, sh_err *err);
 void sh_rt_monitor_stop(struct shoal_runtime *rt);
 int sh_rt_cleanup(struct shoal_runtime *rt, double target_fraction);

@@ -190,6 +190,12 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
             return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': output is %s; decoder landmarks expects >= 65 values",
                            c->name, sh_shape_str(s0, buf, sizeof buf));
         break;
+    case SH_DECODER_CLASSIFY: {
+        int rc = sh_rt_classify_check(m, err);
+        if (rc)
+            return rc;
+        break;
+    }
     case SH_DECODER_NONE:
         break;
     }
@@ -206,6 +212,11 @@ static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     double t = mono_s();
+    /* the hand landmarker runs two NHWC models per hand with its own crops; the runtime's one
+     * graph per model, NCHW letterbox input path does not schedule it */
+    if (m->cfg->task == SH_TASK_HAND_LANDMARKS)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': task hand_landmarks runs with `shoal hands` "
+                       "(vision/hand_landmarker.h), not in a runtime mode", m->cfg->name);
     int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &m->graph, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
@@ -483,6 +494,10 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
     uint64_t total = sh_rt_device_total_bytes(rt);
     if (!rt->backend_is_cpu || rt->cfg->hardware.tier != SH_TIER_AUTO)
         sh_config_pick_tier(rt->cfg, rt->backend_is_cpu ? 0 : total);
+    int prc = sh_config_check_precision(rt->cfg, rt->backend_is_cpu ? SH_PRECISION_FP32 : SH_PRECISION_FP16,
+                                        rt->backend_is_cpu ? "cpu" : "cuda", err);
+    if (prc)
+        return prc;
     uint64_t budget = sh_config_size_bytes(&rt->cfg->memory.budget, total, 0);
     if (p->budget_bytes > 0)
         budget = (uint64_t)p->budget_bytes;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "import/onnx_import.h"
+#include "import/tflite_import.h"
 
 typedef struct sess_io {
     char *name;
@@ -274,7 +275,8 @@ int sh_session_create_file(const sh_session_params *p, const char *path, sh_sess
     if (!p)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "session: params are required");
     sh_graph *g = NULL;
-    int rc = sh_onnx_load_file(p->alloc, path, &g, err);
+    int rc = sh_tflite_is_path(path) ? sh_tflite_load_file(p->alloc, path, &g, err)
+                                     : sh_onnx_load_file(p->alloc, path, &g, err);
     if (rc)
         return rc;
     return sh_session_create_graph(p, g, out, err);

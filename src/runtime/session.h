@@ -53,7 +53,7 @@ typedef struct sh_session_params {
 
 sh_session_params sh_session_default_params(void);
 
-/* Imports an ONNX file and prepares it as far as the known shapes allow. On failure *out is
+/* Imports an ONNX file (or a TFLite one: .tflite, bundle.task#member) and prepares it as far as the known shapes allow. On failure *out is
  * NULL and nothing stays allocated; SHOAL_ERR_UNSUPPORTED names the op/dtype shoal lacks. */
 int sh_session_create_file(const sh_session_params *p, const char *path, sh_session **out, sh_err *err);
 /* Same from a graph, which the session takes over (destroyed with it, or on failure). */

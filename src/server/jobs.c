@@ -6,14 +6,15 @@
 
 struct sh_job_queue {
     sh_allocator *alloc;
-    shoal_runtime_t rt;
     pthread_mutex_t lock;
     pthread_cond_t has_work;
     pthread_condattr_t mono;    /* waits use CLOCK_MONOTONIC: a clock step must not cut a timeout */
     sh_job **ring;
     int cap, head, count;
     int running;
-    uint64_t completed, abandoned;
+    uint64_t completed, abandoned, client_gone;
+    size_t host_limit, host_in_use, host_peak;   /* under lock */
+    uint64_t host_refused;
     bool stopping;
     int n_workers;
     pthread_t *workers;
@@ -26,9 +27,28 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void job_free(sh_job_queue *q, sh_job *job)
+/* The frame and its charge go together. */
+static void job_free_frame(sh_job_queue *q, sh_job *job)
 {
     shoal_image_free(&job->frame);
+    if (job->frame_charge) {
+        sh_job_queue_uncharge(q, job->frame_charge);
+        job->frame_charge = 0;
+    }
+}
+
+static void job_done_with_rt(sh_job *job)
+{
+    if (job->done_with_rt) {
+        job->done_with_rt(job->done_with_rt_user);
+        job->done_with_rt = NULL;
+    }
+}
+
+static void job_free(sh_job_queue *q, sh_job *job)
+{
+    job_free_frame(q, job);
+    job_done_with_rt(job);
     shoal_free_string(job->json);
     pthread_cond_destroy(&job->done_cv);
     sh_free(q->alloc, job);
@@ -39,8 +59,8 @@ static void run_job(sh_job_queue *q, sh_job *job)
     double t0 = now_ms();
     job->queue_ms = t0 - job->enqueued_at;
     shoal_results_t res = NULL;
-    int rc = job->is_model ? shoal_runtime_run_model(q->rt, job->target, &job->frame, &res)
-                           : shoal_runtime_run_mode(q->rt, job->target, &job->frame, &res);
+    int rc = job->is_model ? shoal_runtime_run_model(job->rt, job->target, &job->frame, &res)
+                           : shoal_runtime_run_mode(job->rt, job->target, &job->frame, &res);
     job->status = rc;
     if (rc == SHOAL_OK) {
         job->json = shoal_results_to_json(res);
@@ -50,11 +70,13 @@ static void run_job(sh_job_queue *q, sh_job *job)
         }
     } else {
         /* The last error is per thread: this worker's own, read right after its failure. */
-        snprintf(job->error, sizeof job->error, "%s", shoal_runtime_last_error(q->rt));
+        snprintf(job->error, sizeof job->error, "%s", shoal_runtime_last_error(job->rt));
     }
     shoal_results_destroy(res);
-    /* The frame is not needed any more; free it now rather than when the handler is done. */
-    shoal_image_free(&job->frame);
+    /* The frame is not needed any more; free it (and its charge) now rather than when the
+     * handler is done, and let a runtime swap waiting for this job go on. */
+    job_free_frame(q, job);
+    job_done_with_rt(job);
     job->run_ms = now_ms() - t0;
 }
 
@@ -79,9 +101,11 @@ static void *worker_main(void *arg)
             continue;
         }
         q->running++;
+        job->ran_beside_others = q->running > 1;
         pthread_mutex_unlock(&q->lock);
         run_job(q, job);
         pthread_mutex_lock(&q->lock);
+        job->ran_beside_others |= q->running > 1;
         q->running--;
         q->completed++;
         job->done = true;
@@ -96,7 +120,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-sh_job_queue *sh_job_queue_create(sh_allocator *a, shoal_runtime_t rt, int workers, int depth)
+sh_job_queue *sh_job_queue_create(sh_allocator *a, int workers, int depth, size_t host_limit)
 {
     if (workers < 1)
         return NULL;
@@ -104,7 +128,7 @@ sh_job_queue *sh_job_queue_create(sh_allocator *a, shoal_runtime_t rt, int worke
     if (!q)
         return NULL;
     q->alloc = a;
-    q->rt = rt;
+    q->host_limit = host_limit;
     q->cap = depth > 0 ? depth : 1;
     q->ring = sh_calloc(a, (size_t)q->cap, sizeof *q->ring);
     q->workers = sh_calloc(a, (size_t)workers, sizeof *q->workers);
@@ -198,6 +222,49 @@ bool sh_job_wait(sh_job_queue *q, sh_job *job, int timeout_ms)
     return done;
 }
 
+bool sh_job_cancel(sh_job_queue *q, sh_job *job, bool client_left)
+{
+    pthread_mutex_lock(&q->lock);
+    int at = -1;
+    for (int i = 0; i < q->count && at < 0; i++)
+        if (q->ring[(q->head + i) % q->cap] == job)
+            at = i;
+    if (at >= 0) {
+        for (int i = at; i + 1 < q->count; i++)
+            q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i + 1) % q->cap];
+        q->count--;
+        job->refs--;   /* the queue's reference; the caller still holds its own */
+        if (client_left)
+            q->client_gone++;
+        else
+            q->abandoned++;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return at >= 0;
+}
+
+bool sh_job_queue_charge(sh_job_queue *q, size_t bytes)
+{
+    pthread_mutex_lock(&q->lock);
+    bool ok = bytes <= q->host_limit && q->host_in_use <= q->host_limit - bytes;
+    if (ok) {
+        q->host_in_use += bytes;
+        if (q->host_in_use > q->host_peak)
+            q->host_peak = q->host_in_use;
+    } else {
+        q->host_refused++;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return ok;
+}
+
+void sh_job_queue_uncharge(sh_job_queue *q, size_t bytes)
+{
+    pthread_mutex_lock(&q->lock);
+    q->host_in_use = bytes <= q->host_in_use ? q->host_in_use - bytes : 0;
+    pthread_mutex_unlock(&q->lock);
+}
+
 void sh_job_release(sh_job_queue *q, sh_job *job)
 {
     if (!job)
@@ -226,5 +293,10 @@ void sh_job_queue_get_stats(sh_job_queue *q, sh_job_queue_stats *out)
     out->workers = q->n_workers;
     out->completed = q->completed;
     out->abandoned = q->abandoned;
+    out->client_gone = q->client_gone;
+    out->host_limit = q->host_limit;
+    out->host_in_use = q->host_in_use;
+    out->host_peak = q->host_peak;
+    out->host_refused = q->host_refused;
     pthread_mutex_unlock(&q->lock);
 }

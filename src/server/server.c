@@ -6,25 +6,46 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/config.h"
+#include "server/conns.h"
 #include "server/jobs.h"
+#include "server/listen.h"
+#include "vision/image.h"
 
 #define MAX_URL 256
 #define BUDGET_MAX_BODY 4096
 /* A chunked body (no Content-Length) can only be found too large while it arrives; it is
  * read and dropped up to this much more so the client still gets its 413, then cut. */
 #define DISCARD_SLACK ((size_t)64 << 20)
+/* Bytes a decode may hold at its peak per pixel of the image: the decoder's own buffers
+ * (a 16-bit RGBA PNG inflates to 8 bytes a pixel) plus the RGB image and its public copy
+ * (3 + 3). Charged before decoding; afterwards only the frame's 3 bytes a pixel stay. */
+#define DECODE_BYTES_PER_PIXEL 16
+/* Request headers beyond this total get 431 (our JSON one); libmicrohttpd's own pool is
+ * made larger than this so that it is ours that answers. */
+#define MAX_HEADER_BYTES (16u << 10)
+#define MHD_POOL_BYTES (64u << 10)
+/* libmicrohttpd's own connection limit sits above ours: connections the table cut are still
+ * counted by it until their threads have closed them. */
+#define MHD_CONNECTION_SLACK 64
+/* How often a request waiting for its job checks whether its client is still there. */
+#define CLIENT_CHECK_MS 50
 
 /* Status codes counted one by one on /metrics; anything else counts as "other". */
-static const unsigned COUNTED[] = {200, 400, 401, 404, 405, 409, 413, 414, 422, 429, 500, 503, 504};
+static const unsigned COUNTED[] = {200, 400, 401, 404, 405, 409, 413, 414, 422, 429, 431, 500, 503, 504};
 #define N_COUNTED (sizeof COUNTED / sizeof COUNTED[0])
 
 typedef enum endpoint {
@@ -50,14 +71,28 @@ static const endpoint_info ENDPOINTS[EP_COUNT] = {
     [EP_BUDGET] = {"/v1/budget", false, "PUT", true, true, "use PUT with {\"bytes\": N}"},
 };
 
+/* One runtime the server serves with, and the requests and jobs still using it. A swap
+ * installs a new generation and waits until the old one's count drops to zero. */
+typedef struct rt_gen {
+    struct sh_server *s;
+    shoal_runtime_t rt;
+    char default_mode[128];     /* "" = none */
+    int refs;                   /* under the server's gen_lock */
+} rt_gen;
+
 struct sh_server {
     sh_allocator *alloc;
-    shoal_runtime_t rt;
     sh_server_params p;
     char token[256];
     struct MHD_Daemon *mhd;
     sh_job_queue *jobs;
+    sh_conn_table *conns;
+    pthread_mutex_t gen_lock;
+    pthread_cond_t gen_idle;
+    rt_gen *gen;
     int port;
+    uint64_t id_seed;           /* random per process, so generated request ids do not repeat */
+    atomic_ulong id_counter;
     atomic_bool stopping;
     atomic_ulong requests_total;
     atomic_ulong responses[N_COUNTED + 1];
@@ -67,6 +102,13 @@ struct sh_server {
 /* Per-request state across libmicrohttpd's repeated calls for one request. */
 typedef struct request {
     endpoint ep;
+    sh_conn *conn;
+    rt_gen *gen;                /* held while the request uses the runtime */
+    char id[65];                /* X-Request-Id */
+    char target[80];            /* the mode or model asked for, for the access log */
+    char path[48];
+    unsigned status;            /* the response's code; 499 when the client went away */
+    double t0;
     char *body;
     size_t len, cap, limit;
     size_t discarded;
@@ -79,10 +121,15 @@ sh_server_params sh_server_default_params(void)
         .listen = "127.0.0.1:8080",
         .workers = 2,
         .queue_depth = 16,
-        .timeout_ms = 10000,
-        .max_body_bytes = 8u << 20,
+        /* The same as a config without a server: section (runtime/config.c). */
+        .timeout_ms = 5000,
+        .max_body_bytes = 16u << 20,
         .connection_timeout_s = 10,
+        .receive_timeout_s = 15,
         .max_connections = 128,
+        .max_connections_per_client = 64,
+        .max_pixels = 4096 * 4096,
+        .host_limit_bytes = (size_t)1 << 30,
     };
     return p;
 }
@@ -110,7 +157,85 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
-    s->p.log(s->p.log_user, SHOAL_LOG_WARN, msg);
+    /* libmicrohttpd reports what clients do wrong (closed early, malformed requests): at a
+     * warning level a slow-client attack would flood the journal; /metrics counts the cuts. */
+    s->p.log(s->p.log_user, SHOAL_LOG_DEBUG, msg);
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* --- runtime generations ------------------------------------------------------------ */
+
+static rt_gen *gen_acquire(sh_server *s)
+{
+    pthread_mutex_lock(&s->gen_lock);
+    rt_gen *g = s->gen;
+    g->refs++;
+    pthread_mutex_unlock(&s->gen_lock);
+    return g;
+}
+
+static void gen_release(void *user)
+{
+    rt_gen *g = user;
+    if (!g)
+        return;
+    sh_server *s = g->s;
+    pthread_mutex_lock(&s->gen_lock);
+    if (--g->refs == 0 && g != s->gen)
+        pthread_cond_broadcast(&s->gen_idle);
+    pthread_mutex_unlock(&s->gen_lock);
+}
+
+/* Another reference on a generation already held. */
+static rt_gen *gen_acquire_same(rt_gen *g)
+{
+    pthread_mutex_lock(&g->s->gen_lock);
+    g->refs++;
+    pthread_mutex_unlock(&g->s->gen_lock);
+    return g;
+}
+
+static rt_gen *gen_new(sh_server *s, shoal_runtime_t rt, const char *default_mode)
+{
+    rt_gen *g = sh_calloc(s->alloc, 1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->s = s;
+    g->rt = rt;
+    if (default_mode)
+        snprintf(g->default_mode, sizeof g->default_mode, "%s", default_mode);
+    return g;
+}
+
+int sh_server_swap_runtime(sh_server *s, shoal_runtime_t rt, const char *default_mode, shoal_runtime_t *old)
+{
+    *old = NULL;
+    rt_gen *g = gen_new(s, rt, default_mode);
+    if (!g)
+        return SHOAL_ERR_NO_MEMORY;
+    pthread_mutex_lock(&s->gen_lock);
+    rt_gen *prev = s->gen;
+    s->gen = g;
+    while (prev->refs > 0)
+        pthread_cond_wait(&s->gen_idle, &s->gen_lock);
+    pthread_mutex_unlock(&s->gen_lock);
+    *old = prev->rt;
+    sh_free(s->alloc, prev);
+    return SHOAL_OK;
+}
+
+/* The request of a connection (set by on_request), or NULL. */
+static request *request_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    sh_conn *conn = ci ? ci->socket_context : NULL;
+    return conn ? sh_conn_user(conn) : NULL;
 }
 
 /* --- responses ------------------------------------------------------------------- */
@@ -129,6 +254,13 @@ static enum MHD_Result send_text(sh_server *s, struct MHD_Connection *c, unsigne
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (hdr && hdr->name)
         MHD_add_response_header(r, hdr->name, hdr->value);
+    request *rq = request_of(c);
+    if (rq) {
+        MHD_add_response_header(r, "X-Request-Id", rq->id);
+        rq->status = code;
+        if (rq->conn)
+            sh_conn_set_phase(s->conns, rq->conn, SH_CONN_BUSY);
+    }
     /* While stopping, every answer closes its connection so keep-alive clients go away. */
     if (atomic_load(&s->stopping))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -239,6 +371,13 @@ static bool authorized(sh_server *s, struct MHD_Connection *c)
     return diff == 0;
 }
 
+/* Physical memory of the host (the CPU backend's device), 0 when unknown. */
+static int64_t host_total_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (int64_t)pages * page : 0;
+}
+
 static int find_name(const char *name, int count, const char *(*get)(shoal_runtime_t, int), shoal_runtime_t rt)
 {
     for (int i = 0; i < count; i++) {
@@ -340,27 +479,92 @@ static enum MHD_Result send_results(sh_server *s, struct MHD_Connection *c, cons
     return ok;
 }
 
+/* True when the client has closed its end: nobody will read the answer. */
+static bool client_gone(request *rq)
+{
+    if (!rq->conn)
+        return false;
+    int fd = sh_conn_fd(rq->conn);
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 0) <= 0)
+        return false;
+    if (pf.revents & (POLLHUP | POLLERR))
+        return true;
+    /* Readable: the end of the stream, or the next pipelined request (left where it is). */
+    char b;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* A budget refusal is temporary only while other jobs run (their models hold the budget);
+ * refused with nothing else running, the target does not fit beside the arenas and pinned
+ * models at all, and asking again would get the same answer. */
+static enum MHD_Result send_job_error(sh_server *s, struct MHD_Connection *c, const sh_job *job)
+{
+    if (job->status == SHOAL_ERR_BUDGET && !job->ran_beside_others)
+        return send_errorf(s, c, 422, "'%s' cannot run within the memory budget: %s", job->target, job->error);
+    return send_runtime_error(s, c, job->status, job->error, false);
+}
+
+/* Waits for the job within the request timeout, watching the client: a job whose client has
+ * gone is taken out of the queue. Returns MHD_NO (close, nothing to answer) in that case. */
+static enum MHD_Result await_job(sh_server *s, struct MHD_Connection *c, request *rq, sh_job *job)
+{
+    double deadline = mono_ms() + s->p.timeout_ms;
+    for (;;) {
+        double left = deadline - mono_ms();
+        if (left <= 0) {
+            sh_job_cancel(s->jobs, job, false);
+            sh_job_release(s->jobs, job);
+            return send_errorf(s, c, 504, "inference did not finish within %d ms", s->p.timeout_ms);
+        }
+        if (sh_job_wait(s->jobs, job, left < CLIENT_CHECK_MS ? (int)left + 1 : CLIENT_CHECK_MS))
+            break;
+        if (client_gone(rq)) {
+            bool dropped = sh_job_cancel(s->jobs, job, true);
+            sh_job_release(s->jobs, job);
+            rq->status = 499;
+            slog(s, SHOAL_LOG_DEBUG, "request %s: client went away, job %s", rq->id,
+                 dropped ? "dropped from the queue" : "left to finish");
+            return MHD_NO;
+        }
+    }
+    enum MHD_Result ok = job->status == SHOAL_OK ? send_results(s, c, job) : send_job_error(s, c, job);
+    sh_job_release(s->jobs, job);
+    return ok;
+}
+
 static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, request *rq)
 {
+    shoal_runtime_t rt = rq->gen->rt;
     arg_check ac;
     const char *bad = check_query(c, &ac, INFER_ARGS, N_INFER_ARGS);
     if (bad)
         return send_error(s, c, 400, bad);
     const char *mode = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode");
     const char *model = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
-    if ((mode && model) || (!mode && !model))
-        return send_error(s, c, 400, "give exactly one of ?mode=NAME or ?model=NAME");
+    if (mode && model)
+        return send_error(s, c, 400, "give one of ?mode=NAME or ?model=NAME, not both");
+    if (!mode && !model) {
+        if (!rq->gen->default_mode[0])
+            return send_error(s, c, 400, "give ?mode=NAME or ?model=NAME (the config names no default_mode)");
+        mode = rq->gen->default_mode;
+    }
     const char *target = mode ? mode : model;
     /* Names are looked up among the config's, never used as paths. */
     char names[512];
-    if (mode && find_name(mode, shoal_runtime_mode_count(s->rt), shoal_runtime_mode_name, s->rt) < 0) {
-        list_names(names, sizeof names, shoal_runtime_mode_count(s->rt), shoal_runtime_mode_name, s->rt);
+    if (mode && find_name(mode, shoal_runtime_mode_count(rt), shoal_runtime_mode_name, rt) < 0) {
+        list_names(names, sizeof names, shoal_runtime_mode_count(rt), shoal_runtime_mode_name, rt);
         return send_errorf(s, c, 404, "unknown mode '%.64s' (the config has: %s)", mode, names);
     }
-    if (model && find_name(model, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt) < 0) {
-        list_names(names, sizeof names, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt);
+    if (model && find_name(model, shoal_runtime_model_count(rt), shoal_runtime_model_name, rt) < 0) {
+        list_names(names, sizeof names, shoal_runtime_model_count(rt), shoal_runtime_model_name, rt);
         return send_errorf(s, c, 404, "unknown model '%.64s' (the config has: %s)", model, names);
     }
+    /* Only a name of the config's reaches the access log, never the client's text. */
+    snprintf(rq->target, sizeof rq->target, "%s=%.64s", mode ? "mode" : "model", target);
+    for (char *p = rq->target; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\')
+            *p = '?';
     const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "width");
     const char *h = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "height");
     int iw = 0, ih = 0;
@@ -371,14 +575,39 @@ static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, requ
     if (w && (size_t)iw * (size_t)ih * 3 != rq->len)
         return send_errorf(s, c, 400, "raw RGB body is %zu bytes but %dx%dx3 = %zu", rq->len, iw, ih,
                            (size_t)iw * (size_t)ih * 3);
-    /* Overload costs no decode: refuse before the work when the queue is already full. */
+    if (!w) {   /* the size the image declares, from its header: nothing is decoded yet */
+        sh_err perr = {0};
+        int prc = sh_image_probe(rq->body, rq->len, &iw, &ih, &perr);
+        /* A JPEG or PNG the decoder refuses as unsupported declares a size beyond its limits. */
+        bool jpeg_or_png = (rq->len >= 4 && !memcmp(rq->body, "\x89PNG", 4)) ||
+                           (rq->len >= 2 && !memcmp(rq->body, "\xff\xd8", 2));
+        if (prc == SHOAL_ERR_UNSUPPORTED && jpeg_or_png)
+            return send_errorf(s, c, 413, "image too large: %s", perr.msg);
+        if (prc != SHOAL_OK)
+            return send_errorf(s, c, 400, "bad image: %s", perr.msg[0] ? perr.msg : shoal_status_str(prc));
+    }
+    int64_t pixels = (int64_t)iw * ih;
+    if (pixels > s->p.max_pixels)
+        return send_errorf(s, c, 413, "image of %dx%d = %lld pixels exceeds the limit of %lld pixels", iw, ih,
+                           (long long)pixels, (long long)s->p.max_pixels);
+    /* Overload costs no decode: refuse before the work when the queue is already full, or
+     * when the decoded frames in flight would pass the host limit. */
     extra_header retry = {"Retry-After", "1"};
     if (!sh_job_queue_has_room(s->jobs))
         return send_error_h(s, c, 429, "inference queue full, retry later", &retry);
+    size_t frame_bytes = (size_t)pixels * 3;
+    size_t charge = w ? frame_bytes : (size_t)pixels * DECODE_BYTES_PER_PIXEL;
+    if (!sh_job_queue_charge(s->jobs, charge))
+        return send_errorf(s, c, 429, "decoded images in flight are at the host limit of %zu bytes "
+                           "(this one needs %zu), retry later", s->p.host_limit_bytes, charge);
 
     sh_job *job = sh_job_new(s->jobs);
-    if (!job)
+    if (!job) {
+        sh_job_queue_uncharge(s->jobs, charge);
         return send_error_h(s, c, 503, "out of memory", &retry);
+    }
+    job->frame_charge = charge;   /* from here on the job gives it back */
+    job->rt = rt;
     snprintf(job->target, sizeof job->target, "%s", target);
     job->is_model = model != NULL;
     char err[256] = "";
@@ -395,6 +624,10 @@ static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, requ
         job->frame.owned = 1;
     } else {
         rc = shoal_image_decode(rq->body, rq->len, &job->frame, err, sizeof err);
+        if (rc == SHOAL_OK && charge > frame_bytes) {   /* the decoder's buffers are gone */
+            sh_job_queue_uncharge(s->jobs, charge - frame_bytes);
+            job->frame_charge = frame_bytes;
+        }
     }
     /* The body is not needed past this point; give it back before waiting. */
     sh_free(s->alloc, rq->body);
@@ -406,6 +639,9 @@ static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, requ
             return send_error_h(s, c, 503, "out of memory decoding the image", &retry);
         return send_errorf(s, c, 400, "bad image: %s", err[0] ? err : shoal_status_str(rc));
     }
+    /* The job holds the runtime until it no longer needs it, past this request if need be. */
+    job->done_with_rt = gen_release;
+    job->done_with_rt_user = gen_acquire_same(rq->gen);
     rc = sh_job_submit(s->jobs, job);
     if (rc != SHOAL_OK) {
         sh_job_release(s->jobs, job);
@@ -413,14 +649,7 @@ static enum MHD_Result handle_infer(sh_server *s, struct MHD_Connection *c, requ
             return send_error_h(s, c, 429, "inference queue full, retry later", &retry);
         return send_error(s, c, 503, "server is shutting down");
     }
-    if (!sh_job_wait(s->jobs, job, s->p.timeout_ms)) {
-        sh_job_release(s->jobs, job);
-        return send_errorf(s, c, 504, "inference did not finish within %d ms", s->p.timeout_ms);
-    }
-    enum MHD_Result ok = job->status == SHOAL_OK ? send_results(s, c, job)
-                                                 : send_runtime_error(s, c, job->status, job->error, false);
-    sh_job_release(s->jobs, job);
-    return ok;
+    return await_job(s, c, rq, job);
 }
 
 static const char *state_name(shoal_model_state st)
@@ -428,10 +657,10 @@ static const char *state_name(shoal_model_state st)
     return st == SHOAL_MODEL_RESIDENT ? "resident" : st == SHOAL_MODEL_CACHED ? "cached" : "unloaded";
 }
 
-static enum MHD_Result handle_models(sh_server *s, struct MHD_Connection *c)
+static enum MHD_Result handle_models(sh_server *s, struct MHD_Connection *c, shoal_runtime_t rt)
 {
     shoal_stats st;
-    if (shoal_runtime_get_stats(s->rt, &st) != SHOAL_OK)
+    if (shoal_runtime_get_stats(rt, &st) != SHOAL_OK)
         return send_error(s, c, 500, "could not read the runtime's stats");
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "models");
@@ -458,8 +687,8 @@ static enum MHD_Result handle_models(sh_server *s, struct MHD_Connection *c)
         cJSON_AddItemToArray(arr, j);
     }
     cJSON *modes = cJSON_AddArrayToObject(o, "modes");
-    for (int i = 0; modes && i < shoal_runtime_mode_count(s->rt); i++)
-        cJSON_AddItemToArray(modes, cJSON_CreateString(shoal_runtime_mode_name(s->rt, i)));
+    for (int i = 0; modes && i < shoal_runtime_mode_count(rt); i++)
+        cJSON_AddItemToArray(modes, cJSON_CreateString(shoal_runtime_mode_name(rt, i)));
     if (st.n_devices > 0) {
         const shoal_device_stats *d = &st.devices[0];
         cJSON *dj = cJSON_AddObjectToObject(o, "device");
@@ -474,12 +703,12 @@ static enum MHD_Result handle_models(sh_server *s, struct MHD_Connection *c)
     return send_json(s, c, 200, o);
 }
 
-static enum MHD_Result model_state_json(sh_server *s, struct MHD_Connection *c, const char *name,
-                                        const char *action)
+static enum MHD_Result model_state_json(sh_server *s, struct MHD_Connection *c, shoal_runtime_t rt,
+                                        const char *name, const char *action)
 {
     shoal_stats st;
     const char *state = "unknown";
-    bool have = shoal_runtime_get_stats(s->rt, &st) == SHOAL_OK;
+    bool have = shoal_runtime_get_stats(rt, &st) == SHOAL_OK;
     for (int i = 0; have && i < st.n_models; i++)
         if (!strcmp(st.models[i].name, name))
             state = state_name(st.models[i].state);
@@ -492,7 +721,8 @@ static enum MHD_Result model_state_json(sh_server *s, struct MHD_Connection *c, 
     return send_json(s, c, 200, o);
 }
 
-static enum MHD_Result handle_model_action(sh_server *s, struct MHD_Connection *c, const char *url)
+static enum MHD_Result handle_model_action(sh_server *s, struct MHD_Connection *c, shoal_runtime_t rt,
+                                           const char *url)
 {
     arg_check ac;
     const char *bad = check_query(c, &ac, NULL, 0);
@@ -512,49 +742,79 @@ static enum MHD_Result handle_model_action(sh_server *s, struct MHD_Connection *
     const char *action = slash + 1;
     if (strcmp(action, "load") && strcmp(action, "unload"))
         return send_error(s, c, 404, "unknown action: use /v1/models/{name}/load or /unload");
-    if (find_name(name, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt) < 0) {
+    if (find_name(name, shoal_runtime_model_count(rt), shoal_runtime_model_name, rt) < 0) {
         char names[512];
-        list_names(names, sizeof names, shoal_runtime_model_count(s->rt), shoal_runtime_model_name, s->rt);
+        list_names(names, sizeof names, shoal_runtime_model_count(rt), shoal_runtime_model_name, rt);
         return send_errorf(s, c, 404, "unknown model '%.64s' (the config has: %s)", name, names);
     }
-    int rc = !strcmp(action, "load") ? shoal_runtime_load_model(s->rt, name) : shoal_runtime_unload_model(s->rt, name);
+    int rc = !strcmp(action, "load") ? shoal_runtime_load_model(rt, name) : shoal_runtime_unload_model(rt, name);
     if (rc != SHOAL_OK) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s", shoal_runtime_last_error(s->rt));   /* this thread's own */
+        snprintf(msg, sizeof msg, "%s", shoal_runtime_last_error(rt));   /* this thread's own */
         return send_runtime_error(s, c, rc, msg, true);
     }
     slog(s, SHOAL_LOG_INFO, "model %s: %s requested over HTTP", name, action);
-    return model_state_json(s, c, name, action);
+    return model_state_json(s, c, rt, name, action);
 }
 
 static enum MHD_Result handle_budget(sh_server *s, struct MHD_Connection *c, request *rq)
 {
+    shoal_runtime_t rt = rq->gen->rt;
     arg_check ac;
     const char *bad = check_query(c, &ac, NULL, 0);
     if (bad)
         return send_error(s, c, 400, bad);
-    static const char usage[] = "body must be JSON {\"bytes\": N}, N a whole number >= 0 (0 = unlimited)";
+    static const char usage[] = "body must be JSON {\"bytes\": N} with N a whole number >= 0 (0 = unlimited), "
+                                "or a size string such as \"512MB\", \"1.5GiB\" or \"60%\" (of the device's memory)";
     if (!rq->len)
         return send_error(s, c, 400, usage);
     cJSON *o = cJSON_ParseWithLength(rq->body, rq->len);
     cJSON *b = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "bytes") : NULL;
-    bool ok = cJSON_IsNumber(b) && cJSON_GetArraySize(o) == 1 && b->valuedouble >= 0 &&
-              b->valuedouble <= 9007199254740992.0 && floor(b->valuedouble) == b->valuedouble;
-    int64_t bytes = ok ? (int64_t)b->valuedouble : 0;
+    bool ok = b && cJSON_GetArraySize(o) == 1;
+    int64_t bytes = 0;
+    char why[128] = "";
+    if (ok && cJSON_IsNumber(b)) {
+        ok = b->valuedouble >= 0 && b->valuedouble <= 9007199254740992.0 && floor(b->valuedouble) == b->valuedouble;
+        bytes = ok ? (int64_t)b->valuedouble : 0;
+    } else if (ok && cJSON_IsString(b)) {
+        sh_config_size sz;
+        ok = sh_config_parse_size(b->valuestring, true, &sz, why, sizeof why) == 0;
+        if (ok && sz.kind == SH_SIZE_PERCENT) {
+            shoal_stats st;
+            int64_t total = 0;
+            if (shoal_runtime_get_stats(rt, &st) == SHOAL_OK) {
+                if (st.n_devices > 0)
+                    total = st.devices[0].device_total_bytes;
+                shoal_stats_free(&st);
+            }
+            if (total <= 0)
+                total = host_total_bytes();
+            if (total <= 0) {
+                cJSON_Delete(o);
+                return send_error(s, c, 422, "a percentage needs the device's total memory, which is unknown here");
+            }
+            bytes = (int64_t)((double)total * sz.percent / 100.0);
+        } else if (ok) {
+            ok = sz.kind == SH_SIZE_BYTES && sz.bytes <= INT64_MAX;
+            bytes = ok ? (int64_t)sz.bytes : 0;
+        }
+    } else {
+        ok = false;
+    }
     cJSON_Delete(o);
     if (!ok)
-        return send_error(s, c, 400, usage);
-    int rc = shoal_runtime_set_budget(s->rt, bytes);
+        return why[0] ? send_errorf(s, c, 400, "%s: %s", usage, why) : send_error(s, c, 400, usage);
+    int rc = shoal_runtime_set_budget(rt, bytes);
     if (rc != SHOAL_OK) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s", shoal_runtime_last_error(s->rt));
+        snprintf(msg, sizeof msg, "%s", shoal_runtime_last_error(rt));
         return send_runtime_error(s, c, rc, msg, true);
     }
     slog(s, SHOAL_LOG_INFO, "budget set to %lld bytes over HTTP", (long long)bytes);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "budget_bytes", (double)bytes);
     shoal_stats st;
-    if (shoal_runtime_get_stats(s->rt, &st) == SHOAL_OK) {
+    if (shoal_runtime_get_stats(rt, &st) == SHOAL_OK) {
         if (st.n_devices > 0)
             cJSON_AddNumberToObject(r, "in_use_bytes", (double)st.devices[0].in_use_bytes);
         shoal_stats_free(&st);
@@ -562,14 +822,14 @@ static enum MHD_Result handle_budget(sh_server *s, struct MHD_Connection *c, req
     return send_json(s, c, 200, r);
 }
 
-static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c)
+static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c, shoal_runtime_t rt)
 {
-    char *text = shoal_runtime_prometheus(s->rt);
+    char *text = shoal_runtime_prometheus(rt);
     if (!text)
         return send_error(s, c, 500, "could not format metrics");
     sh_job_queue_stats qs;
     sh_job_queue_get_stats(s->jobs, &qs);
-    char extra[4096];
+    char extra[8192];
     size_t at = 0;
 #define PUT(...) at += (size_t)snprintf(extra + at, sizeof extra - at, __VA_ARGS__)
     PUT("# HELP shoal_http_requests_total HTTP requests received.\n"
@@ -598,9 +858,33 @@ static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c)
         "shoal_http_workers %d\n"
         "# HELP shoal_http_jobs_abandoned_total Queued jobs skipped because the request had timed out.\n"
         "# TYPE shoal_http_jobs_abandoned_total counter\n"
-        "shoal_http_jobs_abandoned_total %lu\n",
+        "shoal_http_jobs_abandoned_total %lu\n"
+        "# HELP shoal_http_jobs_client_gone_total Queued jobs dropped because their client went away.\n"
+        "# TYPE shoal_http_jobs_client_gone_total counter\n"
+        "shoal_http_jobs_client_gone_total %lu\n",
         (long)atomic_load(&s->in_flight), qs.waiting, qs.capacity, qs.running, qs.workers,
-        (unsigned long)qs.abandoned);
+        (unsigned long)qs.abandoned, (unsigned long)qs.client_gone);
+    PUT("# HELP shoal_http_decode_bytes Host bytes charged to decodes in progress and decoded frames.\n"
+        "# TYPE shoal_http_decode_bytes gauge\n"
+        "shoal_http_decode_bytes{kind=\"in_use\"} %zu\n"
+        "shoal_http_decode_bytes{kind=\"peak\"} %zu\n"
+        "shoal_http_decode_bytes{kind=\"limit\"} %zu\n"
+        "# HELP shoal_http_decode_refused_total Requests refused (429) because decoded frames were at the limit.\n"
+        "# TYPE shoal_http_decode_refused_total counter\n"
+        "shoal_http_decode_refused_total %lu\n",
+        qs.host_in_use, qs.host_peak, qs.host_limit, (unsigned long)qs.host_refused);
+    sh_conn_stats cs;
+    sh_conn_get_stats(s->conns, &cs);
+    PUT("# HELP shoal_http_connections Open client connections.\n"
+        "# TYPE shoal_http_connections gauge\n"
+        "shoal_http_connections %d\n"
+        "# HELP shoal_http_connections_cut_total Connections cut: their request missed its deadline, or a newer "
+        "connection needed the slot while their request was still arriving; refused: every slot was busy.\n"
+        "# TYPE shoal_http_connections_cut_total counter\n"
+        "shoal_http_connections_cut_total{reason=\"deadline\"} %lu\n"
+        "shoal_http_connections_cut_total{reason=\"evicted\"} %lu\n"
+        "shoal_http_connections_cut_total{reason=\"refused\"} %lu\n",
+        cs.open, (unsigned long)cs.cut_deadline, (unsigned long)cs.cut_evicted, (unsigned long)cs.refused);
 #undef PUT
     if (at >= sizeof extra)
         at = sizeof extra - 1;
@@ -618,25 +902,39 @@ static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c)
     return ok;
 }
 
-static enum MHD_Result handle(sh_server *s, struct MHD_Connection *c, const char *url, request *rq)
+static enum MHD_Result dispatch(sh_server *s, struct MHD_Connection *c, const char *url, request *rq)
 {
+    shoal_runtime_t rt = rq->gen->rt;
     switch (rq->ep) {
     case EP_HEALTHZ:
         return send_text(s, c, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
     case EP_READYZ:
         if (atomic_load(&s->stopping))
             return send_text(s, c, 503, "application/json", "{\"ready\":false,\"reason\":\"stopping\"}", 35, NULL);
-        return shoal_runtime_is_ready(s->rt)
+        return shoal_runtime_is_ready(rt)
                    ? send_text(s, c, 200, "application/json", "{\"ready\":true}", 14, NULL)
                    : send_text(s, c, 503, "application/json", "{\"ready\":false,\"reason\":\"preloading\"}", 37, NULL);
-    case EP_METRICS: return handle_metrics(s, c);
+    case EP_METRICS: return handle_metrics(s, c, rt);
     case EP_INFER: return handle_infer(s, c, rq);
-    case EP_MODELS: return handle_models(s, c);
-    case EP_MODEL_ACTION: return handle_model_action(s, c, url);
+    case EP_MODELS: return handle_models(s, c, rt);
+    case EP_MODEL_ACTION: return handle_model_action(s, c, rt, url);
     case EP_BUDGET: return handle_budget(s, c, rq);
     case EP_COUNT: break;
     }
     return send_error(s, c, 500, "internal error: no handler");
+}
+
+/* The request has arrived whole: it is served with the runtime current now, which a reload
+ * cannot take away until the answer is queued. */
+static enum MHD_Result handle(sh_server *s, struct MHD_Connection *c, const char *url, request *rq)
+{
+    if (rq->conn)
+        sh_conn_set_phase(s->conns, rq->conn, SH_CONN_BUSY);
+    rq->gen = gen_acquire(s);
+    enum MHD_Result r = dispatch(s, c, url, rq);
+    gen_release(rq->gen);
+    rq->gen = NULL;
+    return r;
 }
 
 static endpoint find_endpoint(const char *url)
@@ -658,9 +956,44 @@ static bool method_allowed(const endpoint_info *ei, const char *method)
  * headers is decided here, so a refused request costs no body reading (a response queued
  * now makes MHD skip the body and close the connection). Returns MHD_YES without a response
  * when the body should be read. */
+/* A client's X-Request-Id is echoed when it is 1..64 characters of [A-Za-z0-9._:-] (safe in
+ * logs and headers); otherwise the server makes one: the process's random seed and a count. */
+static void request_id(sh_server *s, struct MHD_Connection *c, request *rq)
+{
+    const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    bool sane = n >= 1 && n < sizeof rq->id;
+    for (size_t i = 0; sane && i < n; i++) {
+        char ch = given[i];
+        sane = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+               ch == '_' || ch == ':' || ch == '-';
+    }
+    if (sane)
+        memcpy(rq->id, given, n + 1);
+    else
+        snprintf(rq->id, sizeof rq->id, "%016llx-%llu", (unsigned long long)s->id_seed,
+                 (unsigned long long)atomic_fetch_add(&s->id_counter, 1));
+}
+
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    size_t *total = cls;
+    *total += strlen(key) + (value ? strlen(value) : 0) + 4;   /* ": " and CRLF */
+    return MHD_YES;
+}
+
 static enum MHD_Result first_call(sh_server *s, struct MHD_Connection *c, const char *url, const char *method,
                                   request *rq)
 {
+    rq->t0 = mono_ms();
+    request_id(s, c, rq);
+    snprintf(rq->path, sizeof rq->path, "%s", url);
+    size_t header_bytes = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_bytes, &header_bytes);
+    if (header_bytes > MAX_HEADER_BYTES)
+        return send_errorf(s, c, 431, "request headers of %zu bytes exceed the limit of %u bytes", header_bytes,
+                           MAX_HEADER_BYTES);
     if (atomic_load(&s->stopping))
         return send_error(s, c, 503, "server is shutting down");
     if (strlen(url) >= MAX_URL)
@@ -738,6 +1071,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        rq->conn = ci ? ci->socket_context : NULL;
+        if (rq->conn)
+            sh_conn_set_user(rq->conn, rq);
+        snprintf(rq->target, sizeof rq->target, "-");
         atomic_fetch_add(&s->requests_total, 1);
         atomic_fetch_add(&s->in_flight, 1);   /* until on_completed */
         return first_call(s, c, url, method, rq);
@@ -752,6 +1090,51 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return handle(s, c, url, rq);
 }
 
+/* One line per request: id, endpoint, target, status, milliseconds. A request cut
+ * before any answer shows status 0 with the reason. */
+static void access_log(sh_server *s, const request *rq, enum MHD_RequestTerminationCode t)
+{
+    const char *end = t == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
+                      : t == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "idle-timeout"
+                      : t == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client-abort"
+                      : t == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                      : rq->status == 499 ? "client-gone" : "error";
+    double ms = mono_ms() - rq->t0;
+    const char *ep = rq->ep < EP_COUNT ? ENDPOINTS[rq->ep].path : rq->path;
+    char path[64];
+    /* The path is the client's text only for unknown endpoints; keep it printable and short. */
+    size_t n = 0;
+    for (const char *p = ep; *p && n + 1 < sizeof path; p++)
+        path[n++] = (*p > ' ' && *p < 0x7f && *p != '"' && *p != '\\') ? *p : '?';
+    path[n] = '\0';
+    if (s->p.log_json)
+        slog(s, SHOAL_LOG_INFO,
+             "{\"event\":\"access\",\"request_id\":\"%s\",\"endpoint\":\"%s\",\"target\":\"%s\",\"status\":%u,"
+             "\"ms\":%.1f,\"end\":\"%s\"}",
+             rq->id, path, rq->target, rq->status, ms, end);
+    else
+        slog(s, SHOAL_LOG_INFO, "access id=%s endpoint=%s target=%s status=%u ms=%.1f end=%s", rq->id, path,
+             rq->target, rq->status, ms, end);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    sh_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!fdi)
+            return;
+        *socket_context = sh_conn_open(s->conns, fdi->connect_fd, ai ? ai->client_addr : NULL);
+        if (!*socket_context)
+            shutdown(fdi->connect_fd, SHUT_RDWR);   /* out of memory: refuse it */
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        sh_conn_close(s->conns, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
 {
     sh_server *s = cls;
@@ -759,52 +1142,51 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!rq)
         return;
     if (t == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
-        slog(s, SHOAL_LOG_INFO, "dropped a connection idle for %d s in the middle of a request",
+        slog(s, SHOAL_LOG_INFO, "request %s: dropped a connection idle for %d s in the middle of a request", rq->id,
              s->p.connection_timeout_s);
+    access_log(s, rq, t);
+    if (rq->conn) {
+        sh_conn_set_user(rq->conn, NULL);
+        sh_conn_set_phase(s->conns, rq->conn, SH_CONN_RECEIVING);   /* the next request's deadline */
+    }
     sh_free(s->alloc, rq->body);
     sh_free(s->alloc, rq);
     *con_cls = NULL;
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa, sh_err *err)
+static void server_free(sh_server *s)
 {
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || (size_t)(colon - listen) >= sizeof host)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': expected HOST:PORT", listen);
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    char *end;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || errno || port < 0 || port > 65535)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': bad port", listen);
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    if (!strcmp(host, "localhost"))
-        snprintf(host, sizeof host, "127.0.0.1");
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "listen address '%s': '%s' is not an IPv4 address", listen, host);
-    return 0;
+    sh_allocator *a = s->alloc;
+    sh_conn_table_destroy(s->conns);
+    sh_job_queue_destroy(s->jobs);
+    sh_free(a, s->gen);
+    pthread_cond_destroy(&s->gen_idle);
+    pthread_mutex_destroy(&s->gen_lock);
+    sh_free(a, s);
+    sh_allocator_destroy(a);
 }
 
 int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **out, sh_err *err)
 {
     *out = NULL;
-    struct sockaddr_in sa;
-    int rc = parse_listen(p->listen ? p->listen : "127.0.0.1:8080", &sa, err);
-    if (rc)
-        return rc;
+    const char *listen = p->listen ? p->listen : "127.0.0.1:8080";
     if (p->workers < 1 || p->workers > 64)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "workers must be in 1..64, got %d", p->workers);
     if (p->queue_depth < 1 || p->timeout_ms < 1 || p->max_body_bytes < 1 || p->connection_timeout_s < 1 ||
-        p->max_connections < 1)
+        p->receive_timeout_s < 1 || p->max_connections < 1 || p->max_connections_per_client < 1 ||
+        p->max_pixels < 1 || p->host_limit_bytes < 1)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG,
-                       "queue depth, timeout, body limit, connection timeout and connection limit must be >= 1");
+                       "queue depth, timeouts, body limit, connection limits, pixel limit and host limit must "
+                       "be >= 1");
+    if (p->max_connections > 65535 - MHD_CONNECTION_SLACK)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "max_connections %d is above %d", p->max_connections,
+                       65535 - MHD_CONNECTION_SLACK);
     if (p->token && strlen(p->token) >= 256)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "bearer token longer than 255 bytes");
+    if (p->default_mode && (strlen(p->default_mode) >= sizeof ((rt_gen *)0)->default_mode ||
+                            find_name(p->default_mode, shoal_runtime_mode_count(rt), shoal_runtime_mode_name, rt) < 0))
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "default mode '%.64s' is not a mode of the config", p->default_mode);
     sh_allocator *a = sh_allocator_create();
     sh_server *s = a ? sh_calloc(a, 1, sizeof *s) : NULL;
     if (!s) {
@@ -812,36 +1194,47 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory");
     }
     s->alloc = a;
-    s->rt = rt;
     s->p = *p;
-    s->p.token = NULL;   /* copied below; the caller's buffer may go away */
+    s->p.token = NULL;   /* copied below; the caller's buffers may go away */
+    s->p.listen = NULL;
+    s->p.default_mode = NULL;
     if (p->token)
         snprintf(s->token, sizeof s->token, "%s", p->token);
-    s->jobs = sh_job_queue_create(s->alloc, rt, p->workers, p->queue_depth);
+    pthread_mutex_init(&s->gen_lock, NULL);
+    pthread_cond_init(&s->gen_idle, NULL);
+    if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != (ssize_t)sizeof s->id_seed)
+        s->id_seed = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
+    s->gen = gen_new(s, rt, p->default_mode);
+    sh_conn_limits lim = {p->max_connections, p->max_connections_per_client, p->receive_timeout_s * 1000};
+    s->conns = s->gen ? sh_conn_table_create(a, &lim) : NULL;
+    s->jobs = s->conns ? sh_job_queue_create(s->alloc, p->workers, p->queue_depth, p->host_limit_bytes) : NULL;
     if (!s->jobs) {
-        sh_free(a, s);
-        sh_allocator_destroy(a);
+        server_free(s);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "could not start %d worker threads", p->workers);
     }
+    int fd = -1;
+    bool ipv6 = false;
+    int rc = sh_listen_open(listen, &fd, &s->port, &ipv6, err);
+    if (rc) {
+        server_free(s);
+        return rc;
+    }
     s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                                  MHD_USE_ERROR_LOG,
+                                  MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0),
                               0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->connection_timeout_s,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->max_connections,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)(p->max_connections + MHD_CONNECTION_SLACK),
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL_BYTES,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_END);
     if (!s->mhd) {
-        sh_job_queue_destroy(s->jobs);
-        sh_free(a, s);
-        sh_allocator_destroy(a);
-        return sh_errf(err, SHOAL_ERR_IO, "could not listen on %s (address in use or not permitted)",
-                       p->listen ? p->listen : "127.0.0.1:8080");
+        close(fd);
+        server_free(s);
+        return sh_errf(err, SHOAL_ERR_IO, "could not start the HTTP server on %s", listen);
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : ntohs(sa.sin_port);
     *out = s;
     return SHOAL_OK;
 }
@@ -849,13 +1242,6 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
 int sh_server_port(const sh_server *s)
 {
     return s->port;
-}
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 void sh_server_stop(sh_server *s)
@@ -869,9 +1255,9 @@ void sh_server_stop(sh_server *s)
         close(fd);
     /* 2. Let requests already started finish and their answers go out. MHD_stop_daemon
      * shuts every socket down before joining the connection threads, so calling it now would
-     * cut the answers of requests still running. A client that trickles its body is bounded
-     * by the connection timeout, a running job by the request timeout. */
-    double deadline = mono_ms() + s->p.timeout_ms + 1000.0 * s->p.connection_timeout_s + 1000.0;
+     * cut the answers of requests still running. A client that trickles its request is
+     * bounded by the receive deadline, a running job by the request timeout. */
+    double deadline = mono_ms() + s->p.timeout_ms + 1000.0 * s->p.receive_timeout_s + 1000.0;
     long left;
     while ((left = atomic_load(&s->in_flight)) > 0 && mono_ms() < deadline)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
@@ -879,8 +1265,5 @@ void sh_server_stop(sh_server *s)
         slog(s, SHOAL_LOG_WARN, "stopping with %ld request(s) still in flight after the grace period", left);
     /* 3. Close idle keep-alive connections, join their threads, then the workers. */
     MHD_stop_daemon(s->mhd);
-    sh_job_queue_destroy(s->jobs);
-    sh_allocator *a = s->alloc;
-    sh_free(a, s);
-    sh_allocator_destroy(a);
+    server_free(s);
 }

@@ -1,5 +1,7 @@
 #include "vision/image.h"
 
+#include "vision/image-decode.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -184,8 +186,8 @@ void sh_image_free(sh_image *img)
     memset(img, 0, sizeof *img);
 }
 
-/* A JPEG cut short still decodes in stb (missing data reads as zeros and turns into a grey
- * band); a truncated frame must not reach a model, so we require the end-of-image marker. */
+/* A JPEG cut short still decodes (libjpeg, like stb before it, fills the missing rows with
+ * grey); a truncated frame must not reach a model, so we require the end-of-image marker. */
 static int jpeg_has_eoi(const uint8_t *d, size_t n)
 {
     for (size_t i = n; i >= 4; i--)
@@ -204,9 +206,35 @@ int sh_image_load_memory(sh_allocator *a, const void *data, size_t size, const c
         return rc;
     if (size > INT_MAX)
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "%s: %zu bytes is too large an encoded image", label(name), size);
-    if (sniff(data, size) == FMT_JPEG && !jpeg_has_eoi(data, size))
+    if (sniff(data, size) != FMT_JPEG)
+        return sh_image_decode_stb(a, data, size, name, w, h, out, err);
+    if (!jpeg_has_eoi(data, size))
         return sh_errf(err, SHOAL_ERR_PARSE, "%s: truncated JPEG (no end-of-image marker)", label(name));
+    return sh_image_decode_jpeg(a, data, size, name, w, h, out, err);
+}
 
+/* Whether the first IDAT chunk of a PNG is empty. stb_image copies such a chunk to its null
+ * data pointer (null + 0: undefined behaviour, found by fuzz_image); no encoder writes one. */
+static int png_first_idat_empty(const uint8_t *d, size_t n)
+{
+    size_t pos = 8;   /* after the signature */
+    while (n - pos >= 8) {
+        size_t len = be32(d + pos);
+        if (memcmp(d + pos + 4, "IDAT", 4) == 0)
+            return len == 0;
+        if (len > n - pos - 8 || n - pos - 8 - len < 4)
+            return 0;   /* truncated: stb reports it */
+        pos += 8 + len + 4;   /* length and type, data, CRC */
+    }
+    return 0;
+}
+
+int sh_image_decode_stb(sh_allocator *a, const void *data, size_t size, const char *name, int w, int h,
+                        sh_image *out, sh_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (sniff(data, size) == FMT_PNG && png_first_idat_empty(data, size))
+        return sh_errf(err, SHOAL_ERR_PARSE, "%s: corrupt PNG (empty first IDAT chunk)", label(name));
     sh_allocator *saved = tl_stb_alloc;
     tl_stb_alloc = a;
     int iw = 0, ih = 0, comp = 0;

@@ -193,7 +193,7 @@ static void test_defaults(void **state)
     sh_err err = {0};
     assert_int_equal(sh_config_load_string(A, Y, strlen(Y), NULL, NULL, &c, &err), 0);
     assert_string_equal(c->models[0].path, "m.onnx");           /* no base dir: as written */
-    assert_int_equal(c->models[0].decoder, SH_DECODER_NONE);
+    assert_int_equal(c->models[0].decoder, SH_DECODER_CLASSIFY);
     assert_int_equal(c->models[0].input_w, 640);
     assert_int_equal(c->n_modes, 0);
     assert_int_equal(c->default_mode, -1);
@@ -235,7 +235,7 @@ static const struct bad {
     {"models:\n  m:\n    path: a.onnx\n    task: detect\nmemory:\n  cleanup_threshold: 1.5\n", 6, 22,
      "memory.cleanup_threshold: expected a number in (0,1], got '1.5'"},
     {"models:\n  m:\n    path: a.onnx\n    task: dettect\n", 4, 11,
-     "models.m.task: expected one of detect, segment, landmarks, classify, yolox; got 'dettect'"},
+     "models.m.task: expected one of detect, segment, landmarks, classify, yolox, hand_landmarks; got 'dettect'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  streams: 0\n", 6, 12,
      "inference.streams: expected an integer in [1, 4], got '0'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  fp16: maybe\n", 6, 9,
@@ -390,6 +390,25 @@ static void test_file_and_classes(void **state)
     assert_string_equal(c->models[0].classes[0], "person");
     assert_string_equal(c->models[0].classes[1], "car");
     assert_string_equal(c->models[0].classes[2], "bus");
+    sh_config_destroy(c);
+
+    /* names end up in JSON: a Latin-1 byte is refused with its line, not passed on */
+    f = fopen(cls, "w");
+    assert_non_null(f);
+    fputs("person\ncaf\xe9\n", f);
+    fclose(f);
+    assert_int_equal(sh_config_load_file(A, path, &c, &err), 0);
+    assert_int_equal(sh_config_read_classes(c, &c->models[0], &err), SHOAL_ERR_PARSE);
+    assert_non_null(strstr(err.msg, "names.txt:2: not UTF-8 text"));
+    assert_int_equal(c->models[0].n_classes, 0);
+    sh_config_destroy(c);
+    f = fopen(cls, "w");
+    assert_non_null(f);
+    fputs("caf\xc3\xa9\n", f);   /* the same name in UTF-8 */
+    fclose(f);
+    assert_int_equal(sh_config_load_file(A, path, &c, &err), 0);
+    assert_int_equal(sh_config_read_classes(c, &c->models[0], &err), 0);
+    assert_string_equal(c->models[0].classes[0], "caf\xc3\xa9");
     sh_config_destroy(c);
 
     unlink(cls);

@@ -145,6 +145,10 @@ static void test_fp16(void **state)
     assert_int_equal(r->severity, SH_REC_WARNING);
     assert_true(evid(r, "weight_bytes") == 120.0 * MiB);
     assert_true(evid(r, "estimated_saving_bytes") == 185.0 * MiB);   /* (120 + 250) / 2 */
+    /* the advice must be one the config can follow: no key makes a backend compute in fp16
+     * (sh_config_check_precision), running on the CUDA backend does */
+    assert_non_null(strstr(r->message, "inference.device: cuda"));
+    assert_null(strstr(r->message, "inference.fp16: true"));
     assert_null(find(n, "fp16", "blind_road"));
     /* unknown tensor cores: still said, as info */
     s.tensor_cores = -1;

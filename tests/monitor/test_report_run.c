@@ -37,6 +37,7 @@ static void make_yaml(const char *extra_models, const char *street, const char *
              "  face:\n"
              "    path: " MODELS "/face_slim320_simplified/model.onnx\n"
              "    task: classify\n"
+             "    decoder: none\n"
              "    input_size: [320, 240]\n"
              "%s"
              "modes:\n"

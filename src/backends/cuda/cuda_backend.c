@@ -252,8 +252,28 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
         (void)cudaGetLastError();
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "no CUDA device: %s",
-                       e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount returned 0");
+        /* Without a driver the runtime reports "driver version is insufficient", which sends
+         * the user hunting for a driver update on a machine that has no GPU at all; the driver
+         * version (0 when none is installed) tells the cases apart. */
+        int driver = 0, runtime = 0;
+        if (cudaDriverGetVersion(&driver) != cudaSuccess)
+            driver = 0;
+        (void)cudaRuntimeGetVersion(&runtime);
+        (void)cudaGetLastError();
+        if (driver == 0)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED,
+                           "no CUDA device or driver found: this machine has no NVIDIA driver (use the CPU: --device cpu)");
+        if (e == cudaSuccess || e == cudaErrorNoDevice)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED,
+                           "no CUDA device found: the NVIDIA driver (CUDA %d.%d) sees no GPU (use the CPU: --device cpu)",
+                           driver / 1000, driver % 1000 / 10);
+        if (e == cudaErrorInsufficientDriver)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED,
+                           "the NVIDIA driver supports CUDA %d.%d, older than the CUDA %d.%d shoal was built with: "
+                           "update the driver or use --device cpu",
+                           driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "no usable CUDA device: %s (%s)", cudaGetErrorString(e),
+                       cudaGetErrorName(e));
     }
     int dev = p ? p->device : 0;
     if (dev < 0 || dev >= n)

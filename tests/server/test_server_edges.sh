@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# `shoal serve` at the edges a field deployment meets: hostile images, slow and vanished
+# clients, reloads, busy ports, IPv6, strict flags and sizes, logs and request ids.
+#  - flags: every numeric flag strict with its range; sizes as 4MB / 60%; defaults of --help
+#    equal the settings of a config without a server: section;
+#  - a busy port is refused, naming the port; [::1]:PORT serves;
+#  - decompression bombs: 413 above max pixels, 429 at the host limit (shown in /metrics);
+#  - too-large headers get a JSON 431; /v1/infer without mode= runs the default_mode;
+#  - a budget that can never hold the model answers 422 without Retry-After;
+#  - jobs of clients that went away are dropped from the queue and counted;
+#  - trickling clients are cut by the receive deadline, and /healthz is answered meanwhile;
+#  - X-Request-Id echoed or made; --log-json access lines; SIGHUP reloads, keeps serving
+#    and keeps the old config when the new one is broken.
+# Usage: test_server_edges.sh SHOAL_BINARY SHARED_DIR. Exit 77 (skipped) without the shared
+# models. Every request is bounded by curl's --max-time; servers are killed on every exit path.
+set -uo pipefail
+
+SHOAL=${1:?usage: test_server_edges.sh SHOAL_BINARY SHARED_DIR}
+SHARED=${2:?usage: test_server_edges.sh SHOAL_BINARY SHARED_DIR}
+RM=$SHARED/real-models
+if [ ! -f "$RM/yolox_nano/model.onnx" ]; then
+  echo "skipped: $RM not found"
+  exit 77
+fi
+for tool in curl python3; do
+  command -v $tool >/dev/null || { echo "skipped: $tool not installed"; exit 77; }
+done
+
+TMP=$(mktemp -d /tmp/shoal-server-edges.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do
+    kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+FAILS=0
+pass() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+check() {   # check NAME COMMAND...: passes when the command succeeds
+  local name=$1; shift
+  if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+write_config() {   # write_config FILE [extra mode name]
+  cat > "$1" <<EOF
+models:
+  detector:
+    path: $RM/yolox_nano/model.onnx
+    task: yolox
+    letterbox: top_left
+    color: bgr
+    scale: 1.0
+    score_threshold: 0.3
+    preload: true
+modes:
+  crossing: [detector]
+${2:+  $2: [detector]}
+default_mode: crossing
+inference:
+  device: cpu
+  threads: 1
+EOF
+}
+write_config "$TMP/serve.yaml"
+IMG=$RM/images/street/000000001584.jpg
+
+# start NAME ARGS...: starts a server, sets PORT and SPID; the log is $TMP/NAME.log
+start() {
+  local name=$1; shift
+  "$SHOAL" serve "$@" > "$TMP/$name.log" 2>&1 &
+  SPID=$!
+  PIDS+=("$SPID")
+  PORT=""
+  for _ in $(seq 1 600); do   # up to 60 s: preloading in a sanitizer build is slow
+    PORT=$(grep -o 'listening on .*:[0-9]* with' "$TMP/$name.log" | head -n1 | sed 's/.*:\([0-9]*\) with/\1/')
+    [ -n "$PORT" ] && return 0
+    kill -0 "$SPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "server $name did not start:"; cat "$TMP/$name.log"; return 1
+}
+stop() {   # stop PID: SIGTERM, then the exit status must be 0
+  kill -TERM "$1"
+  wait "$1"
+}
+
+# req NAME EXPECTED_CODE curl-args...: body in $TMP/NAME.body, headers in $TMP/NAME.hdr
+req() {
+  local name=$1 want=$2; shift 2
+  local code
+  code=$(curl -s --max-time 60 -o "$TMP/$name.body" -D "$TMP/$name.hdr" -w '%{http_code}' "$@")
+  if [ "$code" = "$want" ]; then pass "$name: HTTP $code"; return 0; fi
+  fail "$name: HTTP $code, expected $want: $(head -c 300 "$TMP/$name.body")"
+  return 1
+}
+py() {   # py NAME EXPR: a Python expression over j = the JSON body of NAME
+  python3 - "$TMP/$1.body" "$2" <<'PYEOF'
+import json, sys
+try:
+    j = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("  not JSON:", e); sys.exit(1)
+sys.exit(0 if eval(sys.argv[2]) else 1)
+PYEOF
+}
+err() {   # err NAME CODE curl-args...: CODE with a JSON error body
+  local name=$1 want=$2; shift 2
+  req "$name" "$want" "$@" || return 1
+  if grep -qi '^content-type: application/json' "$TMP/$name.hdr" &&
+     py "$name" "j['error']['code'] == $want and j['error']['message']"; then
+    pass "$name: JSON error body"
+  else
+    fail "$name: no JSON error body: $(head -c 300 "$TMP/$name.body")"; return 1
+  fi
+}
+metric() {   # metric PORT NAME_WITH_LABELS -> value
+  curl -s --max-time 30 "http://127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'
+}
+
+# --- flags: strict numbers with their range, sizes, defaults that agree -----------------------
+flag_refused() {   # flag_refused WANT_TEXT ARGS...
+  local want=$1; shift
+  "$SHOAL" serve --config "$TMP/serve.yaml" "$@" > "$TMP/flag.out" 2>&1
+  local rc=$?
+  if [ $rc -eq 2 ] && grep -qF -- "$want" "$TMP/flag.out"; then pass "refused $*"; else
+    fail "$* -> exit $rc: $(cat "$TMP/flag.out")"; fi
+}
+flag_refused "1..8" --workers abc
+flag_refused "1..8" --workers 9
+flag_refused "1..65536" --queue 0
+flag_refused "1..3600000" --timeout-ms 12x
+flag_refused "1..4096" --max-connections -1
+flag_refused "1..4096" --max-connections-per-client 0
+flag_refused "1..3600" --receive-timeout 1e3
+flag_refused "1..67108864" --max-pixels 99999999999
+flag_refused "512MB" --max-body 12XB
+flag_refused "150%" --budget 150%
+flag_refused "debug, info, warn or error" --log-level loud
+flag_refused "in brackets" --listen ::1:8080
+flag_refused "0..65535" --listen 127.0.0.1:70000
+
+"$SHOAL" serve --help > "$TMP/help.txt"
+write_config "$TMP/plain.yaml"
+start plain --config "$TMP/plain.yaml" --listen 127.0.0.1:0 --budget 60% --max-body 4MB || exit 1
+PLAIN_PID=$SPID PLAIN_PORT=$PORT
+check "--max-body 4MB is 4194304 bytes" grep -q 'body limit 4194304 bytes' "$TMP/plain.log"
+help_timeout=$(grep -o 'timeout [0-9]* ms' "$TMP/help.txt" | head -n1)
+help_body=$(grep -o 'body limit [0-9]* bytes' "$TMP/help.txt" | head -n1)
+check "--help's default timeout ($help_timeout) is the one a config without server: gets" \
+  grep -qF "$help_timeout" "$TMP/plain.log"
+"$SHOAL" serve --config "$TMP/plain.yaml" --listen 127.0.0.1:0 --workers 1 > "$TMP/body-default.log" 2>&1 &
+BD_PID=$!; PIDS+=("$BD_PID")
+for _ in $(seq 1 600); do grep -q 'listening on' "$TMP/body-default.log" && break; sleep 0.1; done
+check "--help's default body limit ($help_body) is the one a config without server: gets" \
+  grep -qF "$help_body" "$TMP/body-default.log"
+check "deploy/README.md states the same defaults" bash -c \
+  "grep -qF '${help_timeout#timeout }' '$(dirname "$0")/../../deploy/README.md' && grep -qF '$((${help_body//[^0-9]/} >> 20)) MiB' '$(dirname "$0")/../../deploy/README.md'"
+stop "$BD_PID"
+
+# --- a busy port is refused, naming the port; IPv6 ---------------------------------------------
+"$SHOAL" serve --config "$TMP/plain.yaml" --listen "127.0.0.1:$PLAIN_PORT" > "$TMP/busy.log" 2>&1 &
+BUSY_PID=$!; PIDS+=("$BUSY_PID")
+busy_rc=0
+for _ in $(seq 1 600); do kill -0 $BUSY_PID 2>/dev/null || break; sleep 0.1; done
+if kill -0 $BUSY_PID 2>/dev/null; then busy_rc=running; kill -KILL $BUSY_PID; else wait $BUSY_PID; busy_rc=$?; fi
+if [ "$busy_rc" = 1 ] && grep -q "port $PLAIN_PORT is already in use" "$TMP/busy.log"; then
+  pass "second server on a busy port refused: $(tail -n1 "$TMP/busy.log")"
+else
+  fail "second server on port $PLAIN_PORT: exit $busy_rc: $(tail -n2 "$TMP/busy.log")"
+fi
+stop "$PLAIN_PID"; check "server exited 0 after SIGTERM" test $? -eq 0
+
+if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; then
+  start v6 --config "$TMP/plain.yaml" --listen '[::1]:0' --workers 1 || exit 1
+  req ipv6-healthz 200 -g "http://[::1]:$PORT/healthz"
+  req ipv6-infer 200 -g --data-binary "@$IMG" "http://[::1]:$PORT/v1/infer?mode=crossing"
+  stop "$SPID"
+else
+  echo "skip IPv6: no ::1 here"
+fi
+
+# --- the main server: one worker, small limits, JSON logs -----------------------------------------
+start main --config "$TMP/serve.yaml" --listen 127.0.0.1:0 --workers 1 --queue 16 --timeout-ms 60000 \
+  --receive-timeout 2 --connection-timeout 30 --max-connections 8 --max-connections-per-client 4 \
+  --host-limit 32MB --log-json || exit 1
+MAIN_PID=$SPID
+U=http://127.0.0.1:$PORT
+
+req default-mode 200 --data-binary "@$IMG" "$U/v1/infer" && py default-mode "j['mode'] == 'crossing'" &&
+  pass "no mode= runs the default mode"
+
+# request ids: echoed when sane, made otherwise; the access log carries them
+req rid-given 200 -H 'X-Request-Id: glasses-42.a:b_c' "$U/healthz"
+check "X-Request-Id echoed" grep -qi '^x-request-id: glasses-42.a:b_c' "$TMP/rid-given.hdr"
+req rid-insane 200 -H 'X-Request-Id: two words<script>' "$U/healthz"
+made=$(grep -i '^x-request-id:' "$TMP/rid-insane.hdr" | tr -d '\r' | cut -d' ' -f2)
+check "insane X-Request-Id replaced by a made one ($made)" bash -c "[ -n '$made' ] && [ '$made' != 'two' ]"
+req rid-none 200 "$U/healthz"
+made2=$(grep -i '^x-request-id:' "$TMP/rid-none.hdr" | tr -d '\r' | cut -d' ' -f2)
+check "made request ids differ ($made, $made2)" bash -c "[ -n '$made2' ] && [ '$made' != '$made2' ]"
+
+# decompression bombs: tiny PNGs declaring huge all-zero images
+python3 - "$TMP" <<'PYEOF'
+import struct, sys, zlib
+def png(path, w, h):
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    z = zlib.compressobj(9)
+    row = b"\0" * (1 + 3 * w)
+    data = b"".join(z.compress(row * 64) for _ in range(h // 64)) + z.flush()
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+png(sys.argv[1] + "/bomb8k.png", 8192, 8192)
+png(sys.argv[1] + "/bomb2k.png", 2048, 2048)
+PYEOF
+echo "bomb sizes: $(stat -c '%n %s' "$TMP"/bomb*.png | sed "s|$TMP/||" | tr '\n' ' ')"
+err bomb-8k 413 --data-binary "@$TMP/bomb8k.png" "$U/v1/infer?mode=crossing"
+err bomb-2k-host-limit 429 --data-binary "@$TMP/bomb2k.png" "$U/v1/infer?mode=crossing"
+check "429 at the host limit names the limit" grep -q 'host limit of 33554432 bytes' "$TMP/bomb-2k-host-limit.body"
+check "/metrics: decode limit 33554432" test "$(metric "$PORT" 'shoal_http_decode_bytes{kind="limit"}')" = 33554432
+check "/metrics: a refused decode counted" test "$(metric "$PORT" shoal_http_decode_refused_total)" -ge 1
+check "/metrics: no decode bytes left charged" test "$(metric "$PORT" 'shoal_http_decode_bytes{kind="in_use"}')" = 0
+
+# headers too large for the server: our JSON 431, not libmicrohttpd's HTML
+err big-header 431 -H "X-Pad: $(head -c 40000 /dev/zero | tr '\0' a)" "$U/healthz"
+
+# sizes in PUT /v1/budget
+req budget-512mb 200 -X PUT --data '{"bytes": "512MB"}' "$U/v1/budget" && py budget-512mb "j['budget_bytes'] == 536870912" &&
+  pass "PUT /v1/budget \"512MB\" = 536870912 bytes"
+req budget-pct 200 -X PUT --data '{"bytes": "60%"}' "$U/v1/budget" && py budget-pct "j['budget_bytes'] > 0" &&
+  pass "PUT /v1/budget \"60%\""
+err budget-bad-unit 400 -X PUT --data '{"bytes": "12XB"}' "$U/v1/budget"
+req budget-off 200 -X PUT --data '{"bytes": 0}' "$U/v1/budget"
+
+# a budget that can never hold the model: permanent 422, no Retry-After
+req unload 200 -X POST "$U/v1/models/detector/unload"
+req models 200 "$U/v1/models"
+arenas=$(python3 -c "import json; print(json.load(open('$TMP/models.body'))['device']['in_use_bytes'])")
+req budget-tiny 200 -X PUT --data "{\"bytes\": $((arenas + 1024))}" "$U/v1/budget"
+err never-fits 422 --data-binary "@$IMG" "$U/v1/infer?mode=crossing" &&
+  check "422 names the bytes" grep -q 'needs [0-9]* bytes' "$TMP/never-fits.body"
+check "422 has no Retry-After" bash -c "! grep -qi '^retry-after' '$TMP/never-fits.hdr'"
+req budget-back 200 -X PUT --data '{"bytes": 0}' "$U/v1/budget"
+
+# clients that go away: their queued jobs are dropped and counted (one worker, ten requests,
+# each client gone after 0.3 s while the worker takes one at a time)
+gone0=$(metric "$PORT" shoal_http_jobs_client_gone_total)
+for i in $(seq 1 10); do
+  curl -s --max-time 0.3 -o /dev/null --data-binary "@$IMG" "$U/v1/infer?mode=crossing" &
+done
+wait_curls() { for p in $(jobs -p); do case " ${PIDS[*]} " in *" $p "*) ;; *) wait "$p" ;; esac; done; }
+wait_curls
+for _ in $(seq 1 100); do [ "$(metric "$PORT" shoal_http_workers_busy)" = 0 ] && break; sleep 0.1; done
+gone1=$(metric "$PORT" shoal_http_jobs_client_gone_total)
+check "jobs of vanished clients dropped and counted ($gone0 -> $gone1)" test "${gone1:-0}" -gt "${gone0:-0}"
+check "/metrics: nothing left queued" test "$(metric "$PORT" shoal_http_queue_depth)" = 0
+
+# trickling clients: 6 connections sending a byte every 0.5 s (never idle) are cut by the 2 s
+# receive deadline or evicted by the per-client cap of 4; /healthz is answered meanwhile
+python3 - "$PORT" > "$TMP/trickle.out" 2>&1 <<'PYEOF' &
+import socket, sys, threading, time
+port = int(sys.argv[1])
+res = []
+def trickle(i):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    t0 = time.time()
+    msg = b"POST /v1/infer?mode=crossing HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000
+    try:
+        for b in msg:
+            s.sendall(bytes([b]))
+            s.settimeout(0.5)
+            try:
+                if not s.recv(4096):
+                    break
+            except socket.timeout:
+                pass
+            if time.time() - t0 > 8:
+                break
+    except OSError:
+        pass
+    res.append(time.time() - t0)
+ts = [threading.Thread(target=trickle, args=(i,)) for i in range(6)]
+for t in ts: t.start(); time.sleep(0.05)
+for t in ts: t.join()
+print(" ".join("%.1f" % x for x in sorted(res)))
+PYEOF
+TRICKLE_PID=$!
+sleep 0.8
+req healthz-under-trickle 200 --max-time 1 "$U/healthz"
+wait $TRICKLE_PID
+read -r -a cut_after < "$TMP/trickle.out"
+echo "  trickling connections closed after: ${cut_after[*]} s"
+check "every trickling connection cut within 4 s" python3 -c "import sys; t=[float(x) for x in '${cut_after[*]}'.split()]; sys.exit(0 if len(t) == 6 and max(t) < 4 else 1)"
+check "/metrics: cut by the deadline" test "$(metric "$PORT" 'shoal_http_connections_cut_total{reason="deadline"}')" -ge 1
+check "/metrics: evicted by the per-client cap" test "$(metric "$PORT" 'shoal_http_connections_cut_total{reason="evicted"}')" -ge 1
+
+# SIGHUP: an in-flight request finishes, the new config (a new mode) is served
+write_config "$TMP/serve.yaml" walking
+curl -s --max-time 60 -o "$TMP/during-hup.body" -w '%{http_code}' --data-binary "@$IMG" \
+  "$U/v1/infer?mode=crossing" > "$TMP/during-hup.code" &
+HUP_CURL=$!
+sleep 0.05
+kill -HUP "$MAIN_PID"
+wait $HUP_CURL
+check "request in flight during SIGHUP answered 200" test "$(cat "$TMP/during-hup.code")" = 200
+for _ in $(seq 1 300); do grep -q '"reloaded ' "$TMP/main.log" && break; sleep 0.1; done
+check "SIGHUP reloaded the config" grep -q '"reloaded ' "$TMP/main.log"
+check "server alive after SIGHUP" kill -0 "$MAIN_PID"
+req after-hup 200 --data-binary "@$IMG" "$U/v1/infer?mode=walking" && pass "the reloaded config's new mode is served"
+printf 'models: [not, a, map\n' > "$TMP/serve.yaml"
+kill -HUP "$MAIN_PID"
+for _ in $(seq 1 300); do grep -q 'keeping the old' "$TMP/main.log" && break; sleep 0.1; done
+check "a broken config is logged and the old one kept" grep -q 'keeping the old' "$TMP/main.log"
+req after-bad-hup 200 --data-binary "@$IMG" "$U/v1/infer?mode=walking"
+
+# --log-json: every line after the start is one JSON object; access lines carry the id
+check "--log-json: JSON lines with access records" python3 - "$TMP/main.log" <<'PYEOF'
+import json, sys
+acc = 0
+for line in open(sys.argv[1]):
+    if line.startswith("shoal serve:"):
+        continue
+    o = json.loads(line)
+    assert "ts" in o and o["level"] in ("debug", "info", "warn", "error"), o
+    if o.get("event") == "access":
+        assert o["request_id"] and isinstance(o["status"], int) and o["ms"] >= 0, o
+        acc += 1
+assert any(True for l in open(sys.argv[1]) if '"request_id":"glasses-42.a:b_c"' in l)
+assert acc >= 10, acc
+PYEOF
+
+stop "$MAIN_PID"; check "main server exited 0 after SIGTERM" test $? -eq 0
+if grep -qiE "AddressSanitizer|LeakSanitizer|runtime error:" "$TMP"/*.log; then
+  fail "sanitizer report in a server log"; grep -iE -A20 "AddressSanitizer|LeakSanitizer|runtime error:" "$TMP"/*.log | head -80
+fi
+
+echo
+if [ $FAILS -ne 0 ]; then
+  echo "$FAILS check(s) failed; main server log:"; tail -n 30 "$TMP/main.log"; exit 1
+fi
+echo "all server edge checks passed"
