@@ -7,20 +7,51 @@
  *   execution context. Models are loaded on demand or preloaded, evicted when idle or
  *   when a load needs room, and swapped back in from a host-side cache.
  *
- *   shoal_runtime_params p = shoal_runtime_default_params();
- *   p.config_path = "configs/aiglasses.yaml";
- *   shoal_runtime_t rt;
- *   if (shoal_runtime_create(&p, &rt) != SHOAL_OK) { ...shoal_last_error(NULL)... }
- *   shoal_image img;  shoal_image_load("frame.jpg", &img, NULL);
- *   shoal_results_t res;
- *   if (shoal_runtime_run_mode(rt, "navigation", &img, &res) == SHOAL_OK) { ... }
- *   shoal_results_destroy(res);
- *   shoal_image_free(&img);
- *   shoal_runtime_destroy(rt);
+ * Example (tests/lib builds the text between the markers as a program, so it compiles):
+ * EXAMPLE-BEGIN
+    #include <stdio.h>
+    #include <shoal.h>
+
+    int main(int argc, char **argv)
+    {
+        if (argc != 4) {
+            fprintf(stderr, "usage: %s CONFIG.yaml MODE FRAME.jpg\n", argv[0]);
+            return 2;
+        }
+        shoal_runtime_params p = shoal_runtime_default_params();
+        p.config_path = argv[1];
+        shoal_runtime_t rt = NULL;
+        shoal_image img;
+        shoal_results_t res = NULL;
+        int rc = shoal_runtime_create(&p, &rt);
+        if (rc == SHOAL_OK)
+            rc = shoal_image_load(argv[3], &img, NULL, 0);
+        if (rc == SHOAL_OK) {
+            rc = shoal_runtime_run_mode(rt, argv[2], &img, &res);
+            shoal_image_free(&img);
+        }
+        if (rc != SHOAL_OK)
+            fprintf(stderr, "shoal %s: %s (%s)\n", shoal_version(), shoal_last_error(), shoal_status_str(rc));
+        for (int i = 0; i < shoal_results_count(res); i++) {
+            const shoal_model_result *m = shoal_results_get(res, i);
+            printf("%s: %d detections\n", m->model, m->n_detections);
+        }
+        shoal_results_destroy(res);
+        shoal_runtime_destroy(rt);
+        return rc == SHOAL_OK ? 0 : 1;
+    }
+ * EXAMPLE-END
  *
- * Conventions: 0 is success, negative values are failures (enum shoal_status); every
- * handle keeps a readable message of its last failure; destroy functions accept NULL;
- * no function exits, aborts or prints for a condition a caller can cause.
+ * Conventions
+ *   - Every function that can fail returns an int: SHOAL_OK (0) or a negative shoal_status.
+ *     Functions returning a pointer return NULL on failure; counts return a negative status;
+ *     times return a negative value.
+ *   - A failed call leaves a readable message for the calling thread in shoal_last_error();
+ *     calls on a runtime also keep it on the runtime (shoal_runtime_last_error).
+ *   - A NULL handle or a NULL required pointer is SHOAL_ERR_INVALID_ARG, never a crash.
+ *   - destroy and free functions accept NULL.
+ *   - No function exits, aborts or prints for a condition a caller can cause; messages
+ *     go to the log callback of shoal_runtime_params.
  */
 #ifndef SHOAL_H
 #define SHOAL_H
@@ -32,7 +63,20 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__)
+#define SHOAL_API __attribute__((visibility("default")))
+#else
+#define SHOAL_API
+#endif
+
 #define SHOAL_VERSION "0.1.0"
+#define SHOAL_VERSION_MAJOR 0
+#define SHOAL_VERSION_MINOR 1
+#define SHOAL_VERSION_PATCH 0
+
+/* The library's version, "MAJOR.MINOR.PATCH": SHOAL_VERSION of the build, which may differ
+ * from the header a program was compiled with. Never NULL. */
+SHOAL_API const char *shoal_version(void);
 
 typedef enum shoal_status {
     SHOAL_OK = 0,
@@ -52,7 +96,10 @@ typedef enum shoal_status {
 } shoal_status;
 
 /* A static string naming the status ("budget exceeded", ...). Never NULL. */
-const char *shoal_status_str(int status);
+SHOAL_API const char *shoal_status_str(int status);
+/* Message of this thread's last failed shoal call, whatever its handle ("" if none). Valid
+ * until this thread's next failing call. Never NULL. */
+SHOAL_API const char *shoal_last_error(void);
 
 typedef enum shoal_log_level {
     SHOAL_LOG_DEBUG = 0,
@@ -77,13 +124,15 @@ typedef struct shoal_image {
     int owned;
 } shoal_image;
 
-/* Decodes a JPEG or PNG file / buffer. On failure *out is zeroed and `err` (may be NULL,
- * `err_cap` bytes) names the problem. Free with shoal_image_free. */
-int shoal_image_load(const char *path, shoal_image *out, char *err, size_t err_cap);
-int shoal_image_decode(const void *data, size_t len, shoal_image *out, char *err, size_t err_cap);
-/* Wraps caller memory (not copied, not freed). */
-shoal_image shoal_image_wrap(uint8_t *rgb, int width, int height);
-void shoal_image_free(shoal_image *img);                 /* accepts NULL and wrapped images */
+/* Decodes a JPEG or PNG file / buffer. On failure *out is zeroed (when out is not NULL) and the
+ * message is in shoal_last_error(), also copied into `err` when given (`err_cap` bytes).
+ * Free with shoal_image_free. */
+SHOAL_API int shoal_image_load(const char *path, shoal_image *out, char *err, size_t err_cap);
+SHOAL_API int shoal_image_decode(const void *data, size_t len, shoal_image *out, char *err, size_t err_cap);
+/* Wraps caller memory (not copied, not freed). Never fails; the run calls refuse a frame
+ * without pixels or with sides out of range. */
+SHOAL_API shoal_image shoal_image_wrap(uint8_t *rgb, int width, int height);
+SHOAL_API void shoal_image_free(shoal_image *img);                 /* accepts NULL and wrapped images */
 
 /* ---------------------------------------------------------------------------------- */
 /* Runtime                                                                             */
@@ -91,6 +140,36 @@ void shoal_image_free(shoal_image *img);                 /* accepts NULL and wra
 
 typedef struct shoal_runtime *shoal_runtime_t;
 typedef struct shoal_results *shoal_results_t;
+
+/* Switches for measuring alternatives against the tuned defaults (A/B runs). All zero is the
+ * default everywhere, so a zeroed struct changes nothing. Not a stable interface: fields
+ * follow the experiments. The library reads no environment; the `shoal` command fills this
+ * from SHOAL_* variables (docs/DEVELOPING.md lists them). CUDA fields are ignored on the CPU. */
+typedef struct shoal_tuning {
+    int cuda_streams;               /* streams per program, 1..4 (1 = no branch overlap); 0 = 4 */
+    int cuda_stream_window;         /* a step waits for what each stream did this many steps
+                                       earlier; 0 = 4 */
+    int cuda_stream_side_kib;       /* only steps writing at most this many KiB leave the first
+                                       stream; 0 = 4096 */
+    int cuda_igemm;                 /* own implicit-GEMM conv: 0 = by its FLOP limit; 1 = every
+                                       conv it can take; -1 = none (all through cuDNN) */
+    double cuda_igemm_max_gflop;    /* > 0: the own conv's FLOP limit in GFLOP (default 1) */
+    int64_t cuda_igemm_max_pixels;  /* > 0: convs with more output pixels go to cuDNN */
+    int cuda_no_wgmma;              /* the mma.sync conv on Hopper too */
+    int cuda_no_pdl;                /* no programmatic dependent launches at all */
+    int cuda_no_pdl_small;          /* none for the small kernels (the convs keep theirs) */
+    int cuda_no_planar;             /* the RGB layer through cuDNN */
+    int cuda_no_fuse_add;           /* residual Adds not fused into the conv before them */
+    int cuda_no_convt_gemm;         /* transposed convs through cuDNN */
+    int cuda_no_early_download;     /* outputs copied after the whole program */
+    int cuda_no_transpose_fold;     /* MatMul operands' transposes copied */
+    int cuda_no_slice_views;        /* channel Concat/Split copied, never viewed in place */
+    int cuda_no_lane_priority;      /* lane 0's stream at the default priority */
+    int cuda_log_views;             /* log (INFO) each compiled graph's slice-view counts */
+    int cuda_profile_convs;         /* a per-node profile logs (INFO) one line per conv */
+    int no_device_filter;           /* YOLO outputs downloaded whole, not filtered on the device */
+    int upload_float;               /* the input uploaded as floats, not as the bytes picture */
+} shoal_tuning;
 
 typedef struct shoal_runtime_params {
     const char *config_path;    /* YAML config file (or config_yaml) */
@@ -103,50 +182,53 @@ typedef struct shoal_runtime_params {
     int preload;                /* 1 (default): load the config's preload list at create */
     int start_monitor;          /* 1: background monitor thread (idle unload, cleanup) */
     int concurrent_models;      /* 0: the config's inference.concurrent_models; 1 on; -1 off */
+    shoal_tuning tuning;        /* A/B switches; zeroed by default */
     shoal_log_fn log;
     void *log_user;
-    char *error;                /* optional: receives the reason create failed */
+    char *error;                /* optional: also receives the reason create failed */
     size_t error_cap;
 } shoal_runtime_params;
 
-shoal_runtime_params shoal_runtime_default_params(void);
+SHOAL_API shoal_runtime_params shoal_runtime_default_params(void);
 
-/* Creates a runtime from a config. On failure *out is NULL and params->error says why. */
-int shoal_runtime_create(const shoal_runtime_params *params, shoal_runtime_t *out);
+/* Creates a runtime from a config. On failure *out is NULL (when out is not NULL) and
+ * shoal_last_error() (and params->error, when given) says why. Free with shoal_runtime_destroy. */
+SHOAL_API int shoal_runtime_create(const shoal_runtime_params *params, shoal_runtime_t *out);
 /* Frees every model, arena and cache. Accepts NULL. No call may be in flight. */
-void shoal_runtime_destroy(shoal_runtime_t rt);
-/* Message of this thread's last failed call on rt ("" if none). Valid until the next call
- * on rt from this thread. */
-const char *shoal_runtime_last_error(shoal_runtime_t rt);
+SHOAL_API void shoal_runtime_destroy(shoal_runtime_t rt);
+/* Message of this thread's last failed call on rt ("" if none); for a NULL rt, the same as
+ * shoal_last_error(). Valid until the next call on rt from this thread. */
+SHOAL_API const char *shoal_runtime_last_error(shoal_runtime_t rt);
 
 /* Runs the models of `mode` on one frame on one execution context (one activation arena):
  * in the mode's order, or all at once where the runtime runs a mode's models concurrently
- * (inference.concurrent_models; results stay in the mode's order either way). Loads models not resident (evicting idle/LRU ones within the
- * budget). On SHOAL_ERR_BUDGET no model of the mode ran and residency is unchanged.
+ * (inference.concurrent_models; results stay in the mode's order either way). Loads models
+ * not resident (evicting idle/LRU ones within the budget). On SHOAL_ERR_BUDGET no model of
+ * the mode ran and residency is unchanged.
  * *out is freed with shoal_results_destroy. Thread-safe. */
-int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame,
-                           shoal_results_t *out);
+SHOAL_API int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame,
+                                     shoal_results_t *out);
 /* Runs one configured model. */
-int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame,
-                            shoal_results_t *out);
+SHOAL_API int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame,
+                                      shoal_results_t *out);
 
 /* Residency control. load: resident after return (or SHOAL_ERR_BUDGET, nothing changed). */
-int shoal_runtime_load_model(shoal_runtime_t rt, const char *model);
-int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model);
+SHOAL_API int shoal_runtime_load_model(shoal_runtime_t rt, const char *model);
+SHOAL_API int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model);
 /* Changes the device budget; evicts unpinned idle models down to it. SHOAL_ERR_BUDGET if
  * pinned/in-use models alone exceed it (budget unchanged). */
-int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes);
+SHOAL_API int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes);
 /* Loads the models of a mode ahead of use (prefetch on mode change). */
-int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode);
+SHOAL_API int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode);
 
-/* 1 when every model of the config's preload list is resident, else 0. */
-int shoal_runtime_is_ready(shoal_runtime_t rt);
+/* 1 when every model of the config's preload list is resident, else 0 (negative: bad rt). */
+SHOAL_API int shoal_runtime_is_ready(shoal_runtime_t rt);
 
-/* Names: valid while rt lives. */
-int shoal_runtime_model_count(shoal_runtime_t rt);
-const char *shoal_runtime_model_name(shoal_runtime_t rt, int i);
-int shoal_runtime_mode_count(shoal_runtime_t rt);
-const char *shoal_runtime_mode_name(shoal_runtime_t rt, int i);
+/* Counts (negative: bad rt) and names (NULL for a bad rt or index): valid while rt lives. */
+SHOAL_API int shoal_runtime_model_count(shoal_runtime_t rt);
+SHOAL_API const char *shoal_runtime_model_name(shoal_runtime_t rt, int i);
+SHOAL_API int shoal_runtime_mode_count(shoal_runtime_t rt);
+SHOAL_API const char *shoal_runtime_mode_name(shoal_runtime_t rt, int i);
 
 /* ---------------------------------------------------------------------------------- */
 /* Results                                                                             */
@@ -177,24 +259,27 @@ typedef struct shoal_model_result {
     float handedness;
 } shoal_model_result;
 
-int shoal_results_count(shoal_results_t res);
-const shoal_model_result *shoal_results_get(shoal_results_t res, int i);
-double shoal_results_total_ms(shoal_results_t res);
+/* Accessors of a run's results, valid until shoal_results_destroy. A NULL res gives
+ * SHOAL_ERR_INVALID_ARG from the int ones, a negative time, or NULL. */
+SHOAL_API int shoal_results_count(shoal_results_t res);
+SHOAL_API const shoal_model_result *shoal_results_get(shoal_results_t res, int i);   /* NULL: bad i */
+SHOAL_API double shoal_results_total_ms(shoal_results_t res);
 /* Network time of the whole call: host wall time from the first upload to the last download
  * (concurrent), or the sum of the models' infer_ms (in turn). */
-double shoal_results_infer_ms(shoal_results_t res);
+SHOAL_API double shoal_results_infer_ms(shoal_results_t res);
 /* The same network part timed on the device: from the first upload's start to the last
  * download's end (a mode's concurrent models together); -1 where the backend cannot tell
  * (the CPU, a single model run in turn). */
-double shoal_results_device_ms(shoal_results_t res);
+SHOAL_API double shoal_results_device_ms(shoal_results_t res);
 /* 1 when the call ran its models concurrently, else 0. */
-int shoal_results_concurrent(shoal_results_t res);
-/* JSON text of the results (as `shoal run --json` prints); free with shoal_free_string. */
-char *shoal_results_to_json(shoal_results_t res);
+SHOAL_API int shoal_results_concurrent(shoal_results_t res);
+/* JSON text of the results (as `shoal run --json` prints); free with shoal_free_string.
+ * NULL on failure. */
+SHOAL_API char *shoal_results_to_json(shoal_results_t res);
 /* Draws boxes, labels, masks and landmarks over `frame`, writes a PNG. */
-int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char *png_path);
-void shoal_results_destroy(shoal_results_t res);          /* accepts NULL */
-void shoal_free_string(char *s);
+SHOAL_API int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char *png_path);
+SHOAL_API void shoal_results_destroy(shoal_results_t res);          /* accepts NULL */
+SHOAL_API void shoal_free_string(char *s);                  /* accepts NULL */
 
 /* ---------------------------------------------------------------------------------- */
 /* Stats                                                                               */
@@ -256,13 +341,14 @@ typedef struct shoal_stats {
     shoal_mode_stats *modes;
 } shoal_stats;
 
-/* Snapshot of the runtime's accounting; free with shoal_stats_free. */
-int shoal_runtime_get_stats(shoal_runtime_t rt, shoal_stats *out);
-void shoal_stats_free(shoal_stats *s);
-/* Prometheus text exposition of the stats; free with shoal_free_string. */
-char *shoal_runtime_prometheus(shoal_runtime_t rt);
-/* JSON memory report with recommendations; free with shoal_free_string. */
-char *shoal_runtime_report_json(shoal_runtime_t rt);
+/* Snapshot of the runtime's accounting; free with shoal_stats_free (also after a failure:
+ * *out is then empty). */
+SHOAL_API int shoal_runtime_get_stats(shoal_runtime_t rt, shoal_stats *out);
+SHOAL_API void shoal_stats_free(shoal_stats *s);
+/* Prometheus text exposition of the stats; free with shoal_free_string. NULL on failure. */
+SHOAL_API char *shoal_runtime_prometheus(shoal_runtime_t rt);
+/* JSON memory report with recommendations; free with shoal_free_string. NULL on failure. */
+SHOAL_API char *shoal_runtime_report_json(shoal_runtime_t rt);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@
 #
 #   usage: scripts/gpu-check.sh [build-dir]        (default build-gpu)
 #   carry: the build dir's shoal + tests/cuda, .devlibs, .devdata (real-models, golden)
-#   env:   SHOAL_GPU_AB="cudnn nofuse nchw find noepi": A/B profiles of the models (same call, same card)
+#   env:   SHOAL_GPU_AB="cudnn nofuse": A/B profiles of the models (same call, same card)
 #          SHOAL_REAL_MODELS (default .devdata/real-models, else ../shared/real-models)
 #          SHOAL_MODELS      (default models/)
 #          SHOAL_GOLDEN      (default .devdata/golden: pan_seg reference photo in/out as .npy)
@@ -94,17 +94,10 @@ for t in ${SHOAL_GPU_TESTS:-test_cuda_floor test_cuda_ops test_cuda_models test_
 done
 
 # A/B on the same card in the same call (GPU profile lines only), SHOAL_GPU_AB = a list of:
-#   nchw   SHOAL_CUDA_NCHW=1: the v1 NCHW layout (channels-last choice off)
-#   find   SHOAL_CUDA_FIND=64: cuDNN algorithms timed at compile (workspace <= 64 MiB)
-#   noepi  SHOAL_CUDA_PROFILE_NO_EPILOGUE=1: convs without the bias/act pass (wrong output:
-#          timing only, its accuracy lines fail by design)
 #   cudnn  SHOAL_CUDA_IGEMM=0: every conv through cuDNN (+ epilogue), not the own kernel
 #   nofuse SHOAL_CUDA_NO_FUSE_ADD=1: own convs, residual Adds left as separate kernels
 for v in ${SHOAL_GPU_AB:-}; do
     case $v in
-        nchw) e=SHOAL_CUDA_NCHW=1 ;;
-        find) e=SHOAL_CUDA_FIND=64 ;;
-        noepi) e=SHOAL_CUDA_PROFILE_NO_EPILOGUE=1 ;;
         cudnn) e=SHOAL_CUDA_IGEMM=0 ;;
         nofuse) e=SHOAL_CUDA_NO_FUSE_ADD=1 ;;
         *) echo "SHOAL_GPU_AB: unknown variant $v"; continue ;;

@@ -144,6 +144,12 @@ typedef struct sh_backend_params {
     int n_threads;           /* CPU: worker threads, 0 = number of cores */
     int device;              /* CUDA: device ordinal */
     bool cuda_graphs;        /* CUDA: capture and replay */
+    shoal_tuning tuning;     /* A/B switches (shoal.h); zero = the defaults */
+    shoal_log_fn log;        /* diagnostics the tuning asks for; NULL = dropped */
+    void *log_user;
+    /* fault injection for tests: the N-th device buffer allocation fails as out of memory
+     * (CUDA; 0 = never) */
+    long fail_alloc_nth;
 } sh_backend_params;
 
 /* Creates the CPU backend; returns 0 or a status with err set. */

@@ -37,6 +37,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/tuning_env.h"
 #include "core/npy.h"
 #include "core/utf8.h"
 #include "graph/flops.h"
@@ -372,6 +373,8 @@ static int phase_create(bench *b, const char *device)
 {
     char err[1024] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
+    if (cli_runtime_tuning("bench", &p) != 0)
+        return -1;
     p.config_path = b->o->config;
     p.device = device;
     p.threads = b->o->threads;
@@ -961,8 +964,7 @@ static int parse(int argc, char **argv, bench_opts *o)
     o->cycles = 10;
     o->budget = "auto";
     o->label = "shoal";
-    const char *env = getenv("SHOAL_PROFILE");
-    o->profile = env && *env && strcmp(env, "0");
+    o->profile = cli_env_flag("SHOAL_PROFILE");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

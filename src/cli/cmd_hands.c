@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/tuning_env.h"
 #include "runtime/config.h"
 #include "runtime/hand_sessions.h"
 #include "vision/image.h"
@@ -159,6 +160,8 @@ int cmd_hands(int argc, char **argv)
         o.landmark = mc->path;
     }
     sh_backend_params bp = {.alloc = a, .n_threads = o.threads};
+    if (cli_tuning_from_env("hands", &bp.tuning) != 0)
+        goto done;
     if ((rc = strcmp(o.device, "cuda") ? sh_backend_cpu_create(&bp, &be, &err) : sh_backend_cuda_create(&bp, &be, &err)))
         goto fail;
     have_be = true;

@@ -15,6 +15,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/tuning_env.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "monitor/nvml.h"
@@ -301,10 +302,11 @@ int cmd_monitor(int argc, char **argv)
         cli_progress_start(&progress, stderr, "loading models", 1.0, cli_progress_wanted(STDERR_FILENO, json));
         p.log = cli_progress_log;
         p.log_user = &progress;
-        int create_rc = shoal_runtime_create(&p, &rt);
+        int create_rc = cli_runtime_tuning("monitor", &p) != 0 ? SHOAL_ERR_INVALID_ARG : shoal_runtime_create(&p, &rt);
         cli_progress_stop(&progress);
         if (create_rc != SHOAL_OK) {
-            fprintf(stderr, "shoal monitor: %s\n", error);
+            if (error[0])
+                fprintf(stderr, "shoal monitor: %s\n", error);
             sh_config_destroy(cfg);
             sh_allocator_destroy(alloc);
             return 1;

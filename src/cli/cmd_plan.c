@@ -15,6 +15,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/tuning_env.h"
 #include "core/utf8.h"
 #include "runtime/introspect.h"
 
@@ -523,6 +524,8 @@ int cmd_plan(int argc, char **argv)
         return rc;
     char err[1024] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
+    if (cli_runtime_tuning("plan", &p) != 0)
+        return 2;
     p.config_path = o.config;
     p.device = o.device;
     p.contexts = o.contexts;

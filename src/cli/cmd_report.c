@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/tuning_env.h"
 #include "runtime/config.h"
 #include "shoal.h"
 
@@ -125,6 +126,8 @@ int cmd_report(int argc, char **argv)
 
     char error[1024] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
+    if (cli_runtime_tuning("report", &p) != 0)
+        return 2;
     p.config_path = config;
     p.device = device;
     p.error = error;

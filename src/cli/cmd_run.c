@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/tuning_env.h"
 #include "core/utf8.h"
 #include "runtime/introspect.h"
 #include "shoal.h"
@@ -223,6 +224,8 @@ int cmd_run(int argc, char **argv)
         return rc;
     char err[1024] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
+    if (cli_runtime_tuning("run", &p) != 0)
+        return 2;
     char *yaml = NULL;
     if (o.model) {
         yaml = adhoc_config(&o);

@@ -22,6 +22,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/tuning_env.h"
 #include "core/alloc.h"
 #include "runtime/config.h"
 #include "server/listen.h"
@@ -396,6 +397,8 @@ int cmd_serve(int argc, char **argv)
 
     char err[512] = "";
     shoal_runtime_params rp = shoal_runtime_default_params();
+    if (cli_runtime_tuning("serve", &rp) != 0)
+        return 2;
     rp.config_path = config;
     rp.device = device;
     rp.contexts = sp.workers;

@@ -820,7 +820,7 @@ static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_nod
     int e = 0, rc;
     switch (key) {
     case 0: in->fp16_set = true; return get_bool(p, v, &in->fp16);
-    case 1: return get_int(p, v, 1, 16, &in->streams);
+    case 1: return get_int(p, v, 1, SH_CONFIG_MAX_STREAMS, &in->streams);
     case 2: return get_bool(p, v, &in->cuda_graphs);
     case 3: return get_int(p, v, 0, 1024, &in->threads);
     case 4: rc = get_enum(p, v, DEVICE_NAMES, COUNT(DEVICE_NAMES), &e); in->device = (sh_device_kind)e; return rc;
@@ -926,7 +926,7 @@ static int tier_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t *
         return model_list(p, v, true, &t->preload, &t->n_preload);
     case 5: t->has_budget = true; return get_size(p, v, true, false, false, &t->budget);
     case 6: t->has_cleanup_threshold = true; return get_num(p, v, 0, 1, true, &t->cleanup_threshold);
-    case 7: t->has_streams = true; return get_int(p, v, 1, 16, &t->streams);
+    case 7: t->has_streams = true; return get_int(p, v, 1, SH_CONFIG_MAX_STREAMS, &t->streams);
     }
     return SHOAL_ERR_INTERNAL;
 }
@@ -1029,7 +1029,7 @@ static void set_defaults(sh_config *cfg)
 {
     cfg->default_mode = -1;
     cfg->memory = (sh_memory_config){.idle_unload_s = 300, .cleanup_threshold = 0.8, .arena_contexts = 1};
-    cfg->inference = (sh_inference_config){.streams = 1, .cuda_graphs = true, .device = SH_DEVICE_AUTO};
+    cfg->inference = (sh_inference_config){.cuda_graphs = true, .device = SH_DEVICE_AUTO};
     default_tiers(cfg->hardware.tiers);
     cfg->server = (sh_server_config){.workers = 2, .queue = 16, .timeout_ms = 5000,
                                      .max_body_bytes = (uint64_t)16 << 20};

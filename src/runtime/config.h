@@ -29,6 +29,9 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+/* inference.streams: the most streams a program runs on (the CUDA backend's SH_CUDA_STREAMS) */
+#define SH_CONFIG_MAX_STREAMS 4
+
 typedef enum sh_task {
     SH_TASK_DETECT = 0, SH_TASK_SEGMENT, SH_TASK_LANDMARKS, SH_TASK_CLASSIFY, SH_TASK_YOLOX,
     SH_TASK_HAND_LANDMARKS       /* MediaPipe's two-model hand landmarker (vision/hand_landmarker.h) */
@@ -130,7 +133,8 @@ typedef struct sh_inference_config {
     bool fp16;                   /* with fp16_set: true = fp16 where the device computes in it
                                     (CUDA; the CPU computes in fp32), false = fp32 everywhere */
     bool fp16_set;               /* the config or the applied tier gave fp16 */
-    int streams;                 /* default 1 */
+    int streams;                 /* CUDA streams per program, 1..SH_CONFIG_MAX_STREAMS; 0 (default) =
+                                    the backend's choice (shoal_tuning.cuda_streams overrides) */
     bool cuda_graphs;            /* default false */
     int threads;                 /* CPU threads; 0 = one per core (default) */
     sh_device_kind device;       /* default auto */

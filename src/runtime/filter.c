@@ -18,13 +18,6 @@
 
 #include "runtime/runtime-impl.h"
 
-/* SHOAL_CUDA_NO_DEVICE_FILTER=1 downloads whole outputs (A/B), read when a runtime is created. */
-static bool filter_switched_off(void)
-{
-    const char *v = getenv("SHOAL_CUDA_NO_DEVICE_FILTER");
-    return v && *v && strcmp(v, "0") != 0;
-}
-
 void sh_rt_filter_plan(shoal_runtime_t rt, sh_rt_model *m)
 {
     m->filtered = false;
@@ -32,7 +25,7 @@ void sh_rt_filter_plan(shoal_runtime_t rt, sh_rt_model *m)
     const sh_model_config *c = m->cfg;
     bool seg = c->decoder == SH_DECODER_YOLOV8_SEG;
     if (rt->backend_is_cpu || !rt->backend.iface->download_filtered || (c->decoder != SH_DECODER_YOLOV8 && !seg) ||
-        filter_switched_off())
+        rt->tuning.no_device_filter)
         return;
     /* check_outputs made output 0 [1, C, N] with C > 4 (+ the protos' nm for seg) */
     const sh_graph *g = m->graph;

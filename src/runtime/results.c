@@ -8,34 +8,43 @@
 #include "vision/draw.h"
 #include "vision/image.h"
 
+static int no_results(const char *fn)
+{
+    return sh_api_fail(SHOAL_ERR_INVALID_ARG, "%s: res is NULL", fn);
+}
+
 int shoal_results_count(shoal_results_t res)
 {
-    return res ? res->n : 0;
+    return res ? res->n : no_results("shoal_results_count");
 }
 
 const shoal_model_result *shoal_results_get(shoal_results_t res, int i)
 {
-    return res && i >= 0 && i < res->n ? &res->items[i].pub : NULL;
+    if (!res) {
+        no_results("shoal_results_get");
+        return NULL;
+    }
+    return i >= 0 && i < res->n ? &res->items[i].pub : NULL;
 }
 
 double shoal_results_total_ms(shoal_results_t res)
 {
-    return res ? res->total_ms : 0;
+    return res ? res->total_ms : no_results("shoal_results_total_ms");
 }
 
 double shoal_results_infer_ms(shoal_results_t res)
 {
-    return res ? res->infer_ms : 0;
+    return res ? res->infer_ms : no_results("shoal_results_infer_ms");
 }
 
 double shoal_results_device_ms(shoal_results_t res)
 {
-    return res ? res->device_ms : -1;
+    return res ? res->device_ms : no_results("shoal_results_device_ms");
 }
 
 int shoal_results_concurrent(shoal_results_t res)
 {
-    return res && res->concurrent;
+    return res ? res->concurrent : no_results("shoal_results_concurrent");
 }
 
 void shoal_results_destroy(shoal_results_t res)
@@ -77,7 +86,7 @@ static cJSON *detection_json(const shoal_detection *d)
 
 char *shoal_results_to_json(shoal_results_t res)
 {
-    if (!res)
+    if (!res && no_results("shoal_results_to_json"))
         return NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "mode", res->mode);
@@ -118,13 +127,14 @@ char *shoal_results_to_json(shoal_results_t res)
 int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char *png_path)
 {
     if (!res || !frame || !frame->rgb || !png_path)
-        return SHOAL_ERR_INVALID_ARG;
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_results_draw: %s is NULL",
+                           !res ? "res" : !frame ? "frame" : !frame->rgb ? "frame->rgb" : "png_path");
     sh_err err = {0};
     sh_image src = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
     sh_image img;
     int rc = sh_image_clone(res->alloc, &src, &img, &err);
     if (rc)
-        return rc;
+        return sh_api_fail(rc, "%s", err.msg);
     for (int i = 0; i < res->n; i++) {
         const sh_rt_result *r = &res->items[i];
         sh_draw_params dp = sh_draw_default_params();
@@ -137,7 +147,7 @@ int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char
     }
     rc = sh_image_write_png(&img, png_path, &err);
     sh_image_free(&img);
-    return rc;
+    return rc ? sh_api_fail(rc, "%s", err.msg) : SHOAL_OK;
 }
 
 /* --- public images: pixels come from malloc so callers may own them plainly ----------- */
@@ -159,36 +169,51 @@ static int image_out(sh_image *img, shoal_image *out)
     return SHOAL_OK;
 }
 
+/* An image call's failure: this thread's shoal_last_error(), and errbuf when given. */
+static int image_fail(char *errbuf, size_t cap, const sh_err *err)
+{
+    if (errbuf && cap)
+        snprintf(errbuf, cap, "%s", err->msg);
+    return sh_api_fail(err->status, "%s", err->msg);
+}
+
 int shoal_image_load(const char *path, shoal_image *out, char *errbuf, size_t cap)
 {
-    memset(out, 0, sizeof *out);
     sh_err err = {0};
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!path || !out) {
+        sh_errf(&err, SHOAL_ERR_INVALID_ARG, "shoal_image_load: %s is NULL", !path ? "path" : "out");
+        return image_fail(errbuf, cap, &err);
+    }
     sh_image img;
     int rc = sh_image_load_file(NULL, path, &img, &err);
-    if (rc) {
-        if (errbuf && cap)
-            snprintf(errbuf, cap, "%s", err.msg);
-        return rc;
-    }
-    return image_out(&img, out);
+    if (rc)
+        return image_fail(errbuf, cap, &err);
+    rc = image_out(&img, out);
+    return rc ? sh_api_fail(rc, "out of memory") : rc;
 }
 
 int shoal_image_decode(const void *data, size_t len, shoal_image *out, char *errbuf, size_t cap)
 {
-    memset(out, 0, sizeof *out);
     sh_err err = {0};
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!data || !out) {
+        sh_errf(&err, SHOAL_ERR_INVALID_ARG, "shoal_image_decode: %s is NULL", !data ? "data" : "out");
+        return image_fail(errbuf, cap, &err);
+    }
     sh_image img;
     int rc = sh_image_load_memory(NULL, data, len, "request body", &img, &err);
-    if (rc) {
-        if (errbuf && cap)
-            snprintf(errbuf, cap, "%s", err.msg);
-        return rc;
-    }
-    return image_out(&img, out);
+    if (rc)
+        return image_fail(errbuf, cap, &err);
+    rc = image_out(&img, out);
+    return rc ? sh_api_fail(rc, "out of memory") : rc;
 }
 
 shoal_image shoal_image_wrap(uint8_t *rgb, int width, int height)
 {
+    /* not checked here: the run calls refuse a frame without pixels or with bad sides */
     shoal_image i = {width, height, rgb, 0};
     return i;
 }

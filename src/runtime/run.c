@@ -281,10 +281,10 @@ static int acquire_all(shoal_runtime_t rt, lane_job *jobs, size_t n, sh_err *err
 }
 
 /* Whether the model's input is the plain 3-plane fp32 picture the device can expand from
- * bytes (backend.h upload_image_async). SHOAL_UPLOAD_FLOAT=1 uploads the floats (A/B). */
+ * bytes (backend.h upload_image_async). tuning.upload_float uploads the floats (A/B). */
 static bool takes_picture(shoal_runtime_t rt, const sh_rt_model *m)
 {
-    return rt->backend.iface->upload_image_async && !getenv("SHOAL_UPLOAD_FLOAT") &&
+    return rt->backend.iface->upload_image_async && !rt->tuning.upload_float &&
            m->plan->bytes[m->input] == (size_t)3 * m->in_w * m->in_h * sizeof(float);
 }
 
@@ -579,15 +579,34 @@ static int run_list(shoal_runtime_t rt, const char *label, int mode, const size_
     return SHOAL_OK;
 }
 
+/* The public run calls' NULL checks: a NULL rt or out has nowhere else to leave a message. */
+static int check_run_args(shoal_runtime_t rt, const char *what, const char *name, shoal_results_t *out,
+                          const char *fn)
+{
+    if (out)
+        *out = NULL;
+    if (!rt || !out)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "%s: %s is NULL", fn, !rt ? "rt" : "out");
+    if (!name) {
+        sh_err err;
+        sh_errf(&err, SHOAL_ERR_INVALID_ARG, "no %s name given (NULL)", what);
+        return sh_rt_fail(rt, &err);
+    }
+    return 0;
+}
+
 int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame, shoal_results_t *out)
 {
-    int k = mode ? sh_config_find_mode(rt->cfg, mode) : -1;
+    int rc = check_run_args(rt, "mode", mode, out, "shoal_runtime_run_mode");
+    if (rc)
+        return rc;
+    int k = sh_config_find_mode(rt->cfg, mode);
     if (k < 0) {
         sh_err err;
         char names[256] = "";
         for (size_t i = 0; i < rt->cfg->n_modes; i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", rt->cfg->modes[i].name);
-        sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown mode '%s' (the config has: %s)", mode ? mode : "(null)", names);
+        sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown mode '%s' (the config has: %s)", mode, names);
         *out = NULL;
         return sh_rt_fail(rt, &err);
     }
@@ -597,10 +616,13 @@ int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_ima
 
 int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame, shoal_results_t *out)
 {
-    int i = model ? sh_config_find_model(rt->cfg, model) : -1;
+    int rc = check_run_args(rt, "model", model, out, "shoal_runtime_run_model");
+    if (rc)
+        return rc;
+    int i = sh_config_find_model(rt->cfg, model);
     if (i < 0) {
         sh_err err;
-        sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown model '%s'", model ? model : "(null)");
+        sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown model '%s'", model);
         *out = NULL;
         return sh_rt_fail(rt, &err);
     }

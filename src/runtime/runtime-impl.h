@@ -101,6 +101,7 @@ struct shoal_runtime {
     sh_config *cfg;
     shoal_log_fn log;
     void *log_user;
+    shoal_tuning tuning;                /* A/B switches of the params, fixed at create */
     sh_backend backend;
     bool backend_is_cpu;
     bool host_cache_on;
@@ -169,6 +170,9 @@ struct shoal_results {
 
 double sh_rt_now(const struct shoal_runtime *rt);
 int sh_rt_fail(struct shoal_runtime *rt, const sh_err *err);
+/* Records `fmt` as this thread's shoal_last_error() and returns status: the failures of calls
+ * that have no runtime to keep them (a NULL handle, create, images, results). */
+int sh_api_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sh_rt_logf(struct shoal_runtime *rt, shoal_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int sh_rt_run_model_ctx(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,

@@ -44,6 +44,34 @@ void sh_rt_logf(shoal_runtime_t rt, shoal_log_level level, const char *fmt, ...)
     rt->log(rt->log_user, level, msg);
 }
 
+/* shoal_last_error(): the calling thread's last failure on any handle, or on none (create,
+ * images, a NULL argument). Per thread, like errno, so it needs no handle and no lock. */
+static _Thread_local char api_error[512];
+
+static void set_api_error(const char *msg)
+{
+    snprintf(api_error, sizeof api_error, "%s", msg);
+}
+
+const char *shoal_last_error(void)
+{
+    return api_error;
+}
+
+const char *shoal_version(void)
+{
+    return SHOAL_VERSION;
+}
+
+int sh_api_fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(api_error, sizeof api_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
 /* The last error is kept per calling thread (a small table keyed by thread id), so two
  * threads serving requests never read each other's messages. */
 static sh_rt_err_slot *err_slot(shoal_runtime_t rt, bool claim)
@@ -67,6 +95,7 @@ int sh_rt_fail(shoal_runtime_t rt, const sh_err *err)
     pthread_mutex_lock(&rt->err_lock);
     sh_rt_err_slot *s = err_slot(rt, true);
     snprintf(s->msg, sizeof s->msg, "%s", err->msg[0] ? err->msg : shoal_status_str(err->status));
+    set_api_error(s->msg);
     pthread_mutex_unlock(&rt->err_lock);
     return err->status ? err->status : SHOAL_ERR_INTERNAL;
 }
@@ -74,7 +103,7 @@ int sh_rt_fail(shoal_runtime_t rt, const sh_err *err)
 const char *shoal_runtime_last_error(shoal_runtime_t rt)
 {
     if (!rt)
-        return "no runtime";
+        return api_error;
     pthread_mutex_lock(&rt->err_lock);
     sh_rt_err_slot *s = err_slot(rt, false);
     const char *m = s ? s->msg : "";
@@ -441,7 +470,8 @@ static int host_total_bytes(uint64_t *out)
     return 0;
 }
 
-static int create_backend(shoal_runtime_t rt, const shoal_runtime_params *p, sh_err *err)
+static int create_backend(shoal_runtime_t rt, const shoal_runtime_params *p, const sh_runtime_internal_params *ip,
+                          sh_err *err)
 {
     const char *dev = p->device;
     if (!dev)
@@ -449,7 +479,17 @@ static int create_backend(shoal_runtime_t rt, const shoal_runtime_params *p, sh_
               : rt->cfg->inference.device == SH_DEVICE_CPU ? "cpu" : "auto";
     sh_backend_params bp = {.alloc = rt->alloc,
                             .n_threads = p->threads > 0 ? p->threads : rt->cfg->inference.threads,
-                            .cuda_graphs = rt->cfg->inference.cuda_graphs};
+                            .cuda_graphs = rt->cfg->inference.cuda_graphs,
+                            .tuning = rt->tuning,
+                            .log = rt->log,
+                            .log_user = rt->log_user,
+                            .fail_alloc_nth = ip ? ip->backend_fail_alloc_nth : 0};
+    /* the tuning's stream count (an A/B run) wins over the config's */
+    if (bp.tuning.cuda_streams < 0 || bp.tuning.cuda_streams > SH_CONFIG_MAX_STREAMS)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "tuning.cuda_streams %d: expected 1..%d (0 = the config's)",
+                       bp.tuning.cuda_streams, SH_CONFIG_MAX_STREAMS);
+    if (bp.tuning.cuda_streams == 0)
+        bp.tuning.cuda_streams = rt->cfg->inference.streams;
     if (!strcmp(dev, "cuda") || !strcmp(dev, "auto")) {
         sh_err cerr = {0};
         int rc = sh_backend_cuda_create(&bp, &rt->backend, &cerr);
@@ -841,7 +881,7 @@ static int setup_backend(shoal_runtime_t rt, const shoal_runtime_params *p, cons
                          sh_err *err)
 {
     int rc;
-    if ((rc = create_backend(rt, p, err)))
+    if ((rc = create_backend(rt, p, ip, err)))
         return rc;
     if (ip && ip->wrap_backend && (rc = ip->wrap_backend(ip->wrap_backend_user, &rt->backend, err)))
         return rc;
@@ -931,7 +971,10 @@ int shoal_runtime_create(const shoal_runtime_params *p, shoal_runtime_t *out)
 int sh_runtime_create_internal(const shoal_runtime_params *p, const sh_runtime_internal_params *ip,
                                shoal_runtime_t *out)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
+    if (!p || !out)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_create: %s is NULL", !p ? "params" : "out");
     sh_err err = {0};
     bool own = !(ip && ip->alloc);
     sh_allocator *a = own ? sh_allocator_create() : ip->alloc;
@@ -941,12 +984,13 @@ int sh_runtime_create_internal(const shoal_runtime_params *p, const sh_runtime_i
             sh_allocator_destroy(a);
         if (p->error && p->error_cap)
             snprintf(p->error, p->error_cap, "out of memory");
-        return SHOAL_ERR_NO_MEMORY;
+        return sh_api_fail(SHOAL_ERR_NO_MEMORY, "out of memory");
     }
     rt->alloc = a;
     rt->owns_alloc = own;
     rt->log = p->log;
     rt->log_user = p->log_user;
+    rt->tuning = p->tuning;
     rt->t0 = mono_s();
     rt->filter_rows = ip && ip->device_filter_rows > 0 ? ip->device_filter_rows : SH_RT_FILTER_ROWS;
     pthread_mutex_init(&rt->ctx_lock, NULL);
@@ -960,6 +1004,7 @@ int sh_runtime_create_internal(const shoal_runtime_params *p, const sh_runtime_i
     if (rc) {
         if (p->error && p->error_cap)
             snprintf(p->error, p->error_cap, "%s", err.msg[0] ? err.msg : shoal_status_str(rc));
+        set_api_error(err.msg[0] ? err.msg : shoal_status_str(rc));
         shoal_runtime_destroy(rt);
         return rc;
     }
@@ -1013,7 +1058,9 @@ void shoal_runtime_destroy(shoal_runtime_t rt)
 
 static int model_index(shoal_runtime_t rt, const char *name, sh_err *err)
 {
-    int i = name ? sh_config_find_model(rt->cfg, name) : -1;
+    if (!name)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "no model name given (NULL)");
+    int i = sh_config_find_model(rt->cfg, name);
     if (i < 0)
         return sh_errf(err, SHOAL_ERR_NOT_FOUND, "unknown model '%s' (the config defines %d models)",
                        name ? name : "(null)", rt->n_models);
@@ -1022,6 +1069,8 @@ static int model_index(shoal_runtime_t rt, const char *name, sh_err *err)
 
 int shoal_runtime_load_model(shoal_runtime_t rt, const char *model)
 {
+    if (!rt)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_load_model: rt is NULL");
     sh_err err = {0};
     int i = model_index(rt, model, &err);
     if (i < 0)
@@ -1032,6 +1081,8 @@ int shoal_runtime_load_model(shoal_runtime_t rt, const char *model)
 
 int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model)
 {
+    if (!rt)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_unload_model: rt is NULL");
     sh_err err = {0};
     int i = model_index(rt, model, &err);
     if (i < 0)
@@ -1044,6 +1095,8 @@ int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model)
 
 int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes)
 {
+    if (!rt)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_set_budget: rt is NULL");
     sh_err err = {0};
     if (bytes < 0)
         return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_INVALID_ARG, "budget must be >= 0 bytes (0 = unlimited)"});
@@ -1089,8 +1142,12 @@ int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes)
 
 int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode)
 {
+    if (!rt)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_prefetch_mode: rt is NULL");
     sh_err err = {0};
-    int k = mode ? sh_config_find_mode(rt->cfg, mode) : -1;
+    if (!mode)
+        return sh_rt_fail(rt, &(sh_err){SHOAL_ERR_INVALID_ARG, "no mode name given (NULL)"});
+    int k = sh_config_find_mode(rt->cfg, mode);
     if (k < 0) {
         sh_errf(&err, SHOAL_ERR_NOT_FOUND, "unknown mode '%s'", mode ? mode : "(null)");
         return sh_rt_fail(rt, &err);
@@ -1106,6 +1163,8 @@ int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode)
 
 int shoal_runtime_is_ready(shoal_runtime_t rt)
 {
+    if (!rt)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_is_ready: rt is NULL");
     for (int i = 0; i < rt->n_models; i++)
         if (rt->models[i].cfg->preload && !sh_residency_is_resident(rt->residency, i))
             return 0;
@@ -1114,20 +1173,32 @@ int shoal_runtime_is_ready(shoal_runtime_t rt)
 
 int shoal_runtime_model_count(shoal_runtime_t rt)
 {
+    if (!rt)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_model_count: rt is NULL");
     return rt->n_models;
 }
 
 const char *shoal_runtime_model_name(shoal_runtime_t rt, int i)
 {
+    if (!rt) {
+        sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_model_name: rt is NULL");
+        return NULL;
+    }
     return i >= 0 && i < rt->n_models ? rt->models[i].cfg->name : NULL;
 }
 
 int shoal_runtime_mode_count(shoal_runtime_t rt)
 {
+    if (!rt)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_mode_count: rt is NULL");
     return (int)rt->cfg->n_modes;
 }
 
 const char *shoal_runtime_mode_name(shoal_runtime_t rt, int i)
 {
+    if (!rt) {
+        sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_mode_name: rt is NULL");
+        return NULL;
+    }
     return i >= 0 && i < (int)rt->cfg->n_modes ? rt->cfg->modes[i].name : NULL;
 }

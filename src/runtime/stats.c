@@ -34,7 +34,10 @@ static void percentiles(shoal_runtime_t rt, const sh_rt_model *m, double *p50, d
 
 int shoal_runtime_get_stats(shoal_runtime_t rt, shoal_stats *out)
 {
-    memset(out, 0, sizeof *out);
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!rt || !out)
+        return sh_api_fail(SHOAL_ERR_INVALID_ARG, "shoal_runtime_get_stats: %s is NULL", !rt ? "rt" : "out");
     out->models = calloc((size_t)(rt->n_models ? rt->n_models : 1), sizeof *out->models);
     out->devices = calloc(1, sizeof *out->devices);
     out->modes = calloc(rt->cfg->n_modes ? rt->cfg->n_modes : 1, sizeof *out->modes);

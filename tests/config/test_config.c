@@ -200,7 +200,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->memory.budget.kind, SH_SIZE_UNSET);
     assert_int_equal(c->memory.idle_unload_s, 300);
     assert_float_equal(c->memory.cleanup_threshold, 0.8, 0);
-    assert_int_equal(c->inference.streams, 1);
+    assert_int_equal(c->inference.streams, 0);
     assert_int_equal(c->inference.concurrent_models, SH_CONCURRENT_AUTO);
     assert_int_equal(c->hardware.tier, SH_TIER_AUTO);
     assert_null(c->server.listen);
@@ -237,7 +237,7 @@ static const struct bad {
     {"models:\n  m:\n    path: a.onnx\n    task: dettect\n", 4, 11,
      "models.m.task: expected one of detect, segment, landmarks, classify, yolox, hand_landmarks; got 'dettect'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  streams: 0\n", 6, 12,
-     "inference.streams: expected an integer in [1, 16], got '0'"},
+     "inference.streams: expected an integer in [1, 4], got '0'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  fp16: maybe\n", 6, 9,
      "inference.fp16: expected true or false, got 'maybe'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  concurrent_models: maybe\n", 6, 22,

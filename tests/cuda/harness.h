@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "cli/tuning_env.h"
 
 typedef struct hx_run {
     sh_backend *b;
@@ -157,10 +158,23 @@ static inline void hx_fill_random(sh_graph *g, int t, float lo, float hi)
     free(v);
 }
 
-/* 77 (ctest: skipped) when no CUDA device / no CUDA build. */
+static inline void hx_log_stderr(void *user, shoal_log_level level, const char *msg)
+{
+    (void)user;
+    (void)level;
+    fprintf(stderr, "%s\n", msg);
+}
+
+/* 77 (ctest: skipped) when no CUDA device / no CUDA build. The backend takes its tuning from
+ * the SHOAL_CUDA_* variables as the `shoal` command does (A/B runs of the tests), and its
+ * diagnostics go to stderr. */
 static inline int hx_cuda_or_skip(sh_backend *b, sh_backend_params *bp)
 {
     sh_err err = {0};
+    if (cli_tuning_from_env("test", &bp->tuning) != 0)
+        return 1;
+    if (!bp->log)
+        bp->log = hx_log_stderr;
     int rc = sh_backend_cuda_create(bp, b, &err);
     if (rc == SHOAL_ERR_UNSUPPORTED) {
         printf("skip: %s\n", err.msg);

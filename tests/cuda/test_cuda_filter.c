@@ -274,11 +274,9 @@ static shoal_runtime_t make(bool filter, int concurrent, int rows)
     p.error = msg;
     p.error_cap = sizeof msg;
     sh_runtime_internal_params ip = {.device_filter_rows = rows};
-    if (!filter)
-        setenv("SHOAL_CUDA_NO_DEVICE_FILTER", "1", 1);
+    p.tuning.no_device_filter = !filter;
     shoal_runtime_t rt = NULL;
     int rc = sh_runtime_create_internal(&p, &ip, &rt);
-    unsetenv("SHOAL_CUDA_NO_DEVICE_FILTER");
     if (rc)
         fail_msg("runtime (filter %d, concurrent %d, rows %d): %s", filter, concurrent, rows, msg);
     return rt;

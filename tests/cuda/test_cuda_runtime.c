@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/tuning_env.h"
 #include "core/npy.h"
 #include "runtime/introspect.h"
 #include "runtime/runtime-impl.h"
@@ -154,6 +155,7 @@ static void on_crash(int sig)
 }
 
 static int concurrency = 0;   /* shoal_runtime_params.concurrent_models of the next make_ex */
+static long fail_alloc_nth = 0;   /* the next make_ex's backend fails this device allocation */
 
 static shoal_runtime_t make_ex(const char *config, const char *device, int64_t budget, int preload, int *status)
 {
@@ -166,8 +168,11 @@ static shoal_runtime_t make_ex(const char *config, const char *device, int64_t b
     p.budget_bytes = budget;
     p.error = msg;
     p.error_cap = sizeof msg;
+    if (cli_runtime_tuning("test_cuda_runtime", &p) != 0)
+        return NULL;
+    sh_runtime_internal_params ip = {.backend_fail_alloc_nth = fail_alloc_nth};
     shoal_runtime_t rt = NULL;
-    int rc = shoal_runtime_create(&p, &rt);
+    int rc = sh_runtime_create_internal(&p, &ip, &rt);
     if (status)
         *status = rc;
     if (rc) {
@@ -415,11 +420,9 @@ static int oom_checks(const char *config, const shoal_image *frame)
 inject:;
     int hit_total = 0;
     for (int nth = 1; nth <= 3; nth++) {
-        char v[16];
-        snprintf(v, sizeof v, "%d", nth);
-        setenv("SHOAL_CUDA_FAIL_ALLOC", v, 1);
+        fail_alloc_nth = nth;
         rt = make_ex(config, "cuda", 0, 0, &st);
-        unsetenv("SHOAL_CUDA_FAIL_ALLOC");
+        fail_alloc_nth = 0;
         if (!rt) {
             /* the failure hit the runtime's own setup: a status, not a crash, is what counts */
             printf("oom: injected failure #%d at create: %s\n", nth, shoal_status_str(st));

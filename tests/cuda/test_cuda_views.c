@@ -23,10 +23,15 @@ typedef struct compiled {
     sh_cuda_ctx c;
 } compiled;
 
+/* The backend tuning of the next compile. One stream: the multi-stream schedule creates events
+ * on a device, and this test has none. */
+static shoal_tuning tuning = {.cuda_streams = 1};
+
 static void compile(compiled *out, void (*build)(sh_graph *))
 {
     sh_err err = {0};
     memset(out, 0, sizeof *out);
+    out->c.tune = tuning;
     out->c.cc_major = 9;
     out->c.sms = 132;
     out->c.max_smem = 227 * 1024;
@@ -131,9 +136,9 @@ static void c2f_becomes_views(void **state)
     assert_int_equal(conv_reading(&c, cat)->ig.x_ld, 64);
     release(&c);
 
-    setenv("SHOAL_CUDA_NO_SLICE_VIEWS", "1", 1);
+    tuning.cuda_no_slice_views = 1;
     compile(&c, c2f16);
-    unsetenv("SHOAL_CUDA_NO_SLICE_VIEWS");
+    tuning.cuda_no_slice_views = 0;
     assert_int_equal(prog(&c)->nodes[node_of(&c, SH_OP_CONCAT)].kind, NK_COPY);
     assert_int_equal(prog(&c)->nodes[node_of(&c, SH_OP_SPLIT)].kind, NK_COPY);
     assert_int_equal(c.p->alias_of[tensor_named(&c, "cv1", 0)], -1);
@@ -203,8 +208,6 @@ static void split_read_by_convs(void **state)
 
 int main(void)
 {
-    /* one stream: the multi-stream schedule creates events on a device, and this test has none */
-    setenv("SHOAL_CUDA_STREAMS", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(c2f_becomes_views),
         cmocka_unit_test(c2f_without_shortcut),

@@ -203,11 +203,9 @@ static shoal_runtime_t make(const setup *s, int *status, char *msg, size_t cap)
         ip.wrap_backend = wrap_fake;
         ip.wrap_backend_user = &F;
     }
-    if (s->filter_off)
-        setenv("SHOAL_CUDA_NO_DEVICE_FILTER", "1", 1);
+    p.tuning.no_device_filter = s->filter_off;
     shoal_runtime_t rt = NULL;
     *status = sh_runtime_create_internal(&p, &ip, &rt);
-    unsetenv("SHOAL_CUDA_NO_DEVICE_FILTER");
     return rt;
 }
 

@@ -208,7 +208,7 @@ static void test_load_unload(void **state)
     assert_int_equal(shoal_runtime_load_model(rt, "sonar"), SHOAL_ERR_NOT_FOUND);
     assert_non_null(strstr(shoal_runtime_last_error(rt), "sonar"));
     assert_int_equal(shoal_runtime_unload_model(rt, "sonar"), SHOAL_ERR_NOT_FOUND);
-    assert_int_equal(shoal_runtime_load_model(rt, NULL), SHOAL_ERR_NOT_FOUND);
+    assert_int_equal(shoal_runtime_load_model(rt, NULL), SHOAL_ERR_INVALID_ARG);
     /* prefetch loads what fits without evicting */
     assert_int_equal(shoal_runtime_prefetch_mode(rt, "shopping"), SHOAL_OK);
     assert_int_equal(rt_resident(rt, "shopping"), 1);
@@ -271,7 +271,7 @@ static void test_unknown_names(void **state)
     if (!strstr(msg, "flying") || !strstr(msg, "navigation") || !strstr(msg, "shopping"))
         fail_msg("message '%s' should name the mode and the config's modes", msg);
     res = (shoal_results_t)1;
-    assert_int_equal(shoal_runtime_run_mode(rt, NULL, &FRAME, &res), SHOAL_ERR_NOT_FOUND);
+    assert_int_equal(shoal_runtime_run_mode(rt, NULL, &FRAME, &res), SHOAL_ERR_INVALID_ARG);
     assert_null(res);
     res = (shoal_results_t)1;
     assert_int_equal(shoal_runtime_run_model(rt, "sonar", &FRAME, &res), SHOAL_ERR_NOT_FOUND);

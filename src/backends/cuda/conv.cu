@@ -31,7 +31,7 @@ __global__ void k_bias_act_c2(__half2 *y, const __half2 *bias, int c2, long tota
 }
 
 extern "C" cudaError_t sh_k_bias_act(void *y, const void *bias, int outer, int c, int inner,
-                                     sh_k_act act, cudaStream_t s)
+                                     sh_k_act act, sh_k_stream s)
 {
     long total = (long)outer * c * inner;
     if (inner == 1 && c % 2 == 0 && ((uintptr_t)y & 3) == 0 && ((uintptr_t)bias & 3) == 0) {
@@ -173,7 +173,7 @@ __global__ void k_depthwise_nhwc8(uint4 *y, const uint4 *x, const uint4 *w, cons
 extern "C" cudaError_t sh_k_depthwise(void *y, const void *x, const void *w, const void *bias,
                                       int n, int c, int h, int wd, int oh, int ow, int kh, int kw,
                                       int sh, int sw, int ph, int pw, int dh, int dw, sh_k_act act,
-                                      int nhwc, int w_taps, cudaStream_t s)
+                                      int nhwc, int w_taps, sh_k_stream s)
 {
     long total = (long)n * c * oh * ow;
     if (nhwc && w_taps && c % 8 == 0 && (((uintptr_t)x | (uintptr_t)y | (uintptr_t)w) & 15) == 0) {

@@ -17,12 +17,12 @@ __global__ void k_f16_to_f32(float *d, const __half *s, int n)
         d[i] = __half2float(s[i]);
 }
 
-extern "C" cudaError_t sh_k_f32_to_f16(void *dst, const float *src, int n, cudaStream_t s)
+extern "C" cudaError_t sh_k_f32_to_f16(void *dst, const float *src, int n, sh_k_stream s)
 {
     return k_launch(k_f32_to_f16, k_blocks(n, 256), 256, s, (__half *)dst, src, n);
 }
 
-extern "C" cudaError_t sh_k_f16_to_f32(float *dst, const void *src, int n, cudaStream_t s)
+extern "C" cudaError_t sh_k_f16_to_f32(float *dst, const void *src, int n, sh_k_stream s)
 {
     return k_launch(k_f16_to_f32, k_blocks(n, 256), 256, s, dst, (const __half *)src, n);
 }

@@ -8,8 +8,8 @@
 extern "C" {
 #endif
 
-cudaError_t sh_k_f32_to_f16(void *dst, const float *src, int n, cudaStream_t s);
-cudaError_t sh_k_f16_to_f32(float *dst, const void *src, int n, cudaStream_t s);
+cudaError_t sh_k_f32_to_f16(void *dst, const float *src, int n, sh_k_stream s);
+cudaError_t sh_k_f16_to_f32(float *dst, const void *src, int n, sh_k_stream s);
 
 /* value of byte v in channel c (3 KiB: passed by value, within the launch parameter limit) */
 typedef struct sh_k_image_lut {

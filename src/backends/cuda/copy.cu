@@ -36,7 +36,7 @@ __global__ void k_copy_rows_v8(int4 *dst, const int4 *src, int rows, int row_v, 
 }
 
 extern "C" cudaError_t sh_k_copy_strided(void *dst, const void *src, const sh_k_copy *p,
-                                         cudaStream_t s)
+                                         sh_k_stream s)
 {
     int n = 1;
     for (int d = 0; d < p->ndim; d++)

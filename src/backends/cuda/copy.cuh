@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-cudaError_t sh_k_copy_strided(void *dst, const void *src, const sh_k_copy *p, cudaStream_t s);
+cudaError_t sh_k_copy_strided(void *dst, const void *src, const sh_k_copy *p, sh_k_stream s);
 cudaError_t sh_k_fill(void *dst, float value, int n, cudaStream_t s);
 
 #ifdef __cplusplus

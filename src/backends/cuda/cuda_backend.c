@@ -4,6 +4,7 @@
 #include "backends/cuda/cuda.h"
 #include "core/half.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@ static int cuda_buffer_alloc(void *vctx, size_t size, void **out, sh_err *err)
     *out = NULL;
     SH_CU(c, err, cudaSetDevice(c->device));
     if (c->fail_alloc_nth > 0 && ++c->n_allocs == c->fail_alloc_nth)
-        return sh_cuda_rt_fail(err, cudaErrorMemoryAllocation, "cudaMalloc (injected by SHOAL_CUDA_FAIL_ALLOC)",
+        return sh_cuda_rt_fail(err, cudaErrorMemoryAllocation, "cudaMalloc (injected by fail_alloc_nth)",
                                __FILE__, __LINE__, c->device);
     SH_CU(c, err, cudaMalloc(out, size ? size : 1));
     return 0;
@@ -217,16 +218,27 @@ static void cuda_trim_floor(void)
     }
 }
 
+void sh_cuda_logf(const sh_cuda_ctx *c, const char *fmt, ...)
+{
+    if (!c->log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->log(c->log_user, SHOAL_LOG_INFO, msg);
+}
+
 /* Lane 0's stream runs at the device's highest priority, the other lanes at the default: the
  * runtime gives each mode's heaviest model lane 0 (lanes.h), so when SMs free up, the model
  * that decides the mode's time gets them first. A graph's kernels take the priority of the
  * stream it is launched into, so lane 0's side streams need none of their own.
- * SHOAL_CUDA_LANE_PRIORITY=0: every stream at the default (A/B). */
-static int lane0_priority(void)
+ * tuning.cuda_no_lane_priority: every stream at the default (A/B). */
+static int lane0_priority(const sh_cuda_ctx *c)
 {
     int least = 0, greatest = 0;
-    const char *env = getenv("SHOAL_CUDA_LANE_PRIORITY");
-    if ((env && env[0] == '0') || cudaDeviceGetStreamPriorityRange(&least, &greatest) != cudaSuccess) {
+    if (c->tune.cuda_no_lane_priority || cudaDeviceGetStreamPriorityRange(&least, &greatest) != cudaSuccess) {
         (void)cudaGetLastError();
         return 0;
     }
@@ -273,8 +285,12 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     c->alloc = a;
     c->device = dev;
     c->use_graphs = p ? p->cuda_graphs : true;
-    const char *fa = getenv("SHOAL_CUDA_FAIL_ALLOC");
-    c->fail_alloc_nth = fa ? atol(fa) : 0;
+    if (p) {
+        c->tune = p->tuning;
+        c->log = p->log;
+        c->log_user = p->log_user;
+        c->fail_alloc_nth = p->fail_alloc_nth;
+    }
     pthread_mutex_init(&c->mu, NULL);
     int rc = 0;
     e = cudaSetDevice(dev);
@@ -289,7 +305,7 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
         } else {
             (void)cudaGetLastError();
         }
-        e = cudaStreamCreateWithPriority(&c->stream, cudaStreamNonBlocking, lane0_priority());
+        e = cudaStreamCreateWithPriority(&c->stream, cudaStreamNonBlocking, lane0_priority(c));
     }
     /* part of the fixed floor (16 KiB a lane), like the streams: not charged to a budget */
     size_t counter_bytes = (size_t)SH_MAX_LANES * SH_CUDA_IG_COUNTERS * sizeof(int);
@@ -297,6 +313,8 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
         e = cudaMalloc((void **)&c->ig_counters, counter_bytes);
     if (e == cudaSuccess)
         e = cudaMemset(c->ig_counters, 0, counter_bytes);
+    /* programmatic launches need sm_90 (kcommon.cuh) */
+    c->pdl_small = c->cc_major >= 9 && !c->tune.cuda_no_pdl && !c->tune.cuda_no_pdl_small;
     if (e == cudaSuccess && c->cc_major >= 8)
         e = sh_k_igemm_init(c->max_smem, &c->wgmma);
     if (e == cudaSuccess)

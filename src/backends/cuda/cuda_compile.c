@@ -304,11 +304,12 @@ static bool plain_act(const sh_program *p, const sh_cuda_prog *cp, const sh_tens
 
 /* A Transpose of the last two axes read only by MatMuls: no copy, the MatMuls read its input
  * with the two strides swapped (YOLO11's C2PSA attention: q^T k and v attn^T). */
-static bool transpose_folds(const sh_graph *g, const sh_program *p, const sh_cuda_prog *cp, const sh_node *n)
+static bool transpose_folds(const sh_cuda_ctx *c, const sh_graph *g, const sh_program *p, const sh_cuda_prog *cp,
+                            const sh_node *n)
 {
     int xi = n->inputs[0], yi = n->outputs[0], cnt = 0;
     const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
-    if (getenv("SHOAL_CUDA_NO_TRANSPOSE_FOLD") || !plain_act(p, cp, x, xi) || !plain_act(p, cp, y, yi) ||
+    if (c->tune.cuda_no_transpose_fold || !plain_act(p, cp, x, xi) || !plain_act(p, cp, y, yi) ||
         cp->nhwc[xi] || cp->nhwc[yi] || cp->tview[xi] || y->is_output || x->shape.ndim < 2 ||
         p->alias_of[xi] >= 0)
         return false;
@@ -384,7 +385,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
     case SH_OP_CONV: case SH_OP_CONV_TRANSPOSE:
         rc = sh_cuda_build_conv(c, g, n, cn, cp, err);
         if (!rc)
-            sh_cuda_fuse_residual(g, p, cp, k);
+            sh_cuda_fuse_residual(c, g, p, cp, k);
         break;
     case SH_OP_BATCH_NORM:
         cn->kind = NK_BN;
@@ -503,7 +504,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         break;
     }
     case SH_OP_TRANSPOSE:
-        if (transpose_folds(g, p, cp, n)) {
+        if (transpose_folds(c, g, p, cp, n)) {
             p->alias_of[yi] = xi;
             p->alias_offset[yi] = 0;
             cp->tview[yi] = 1;
@@ -731,10 +732,7 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
                            ts->name);
         }
     }
-    /* SHOAL_CUDA_NCHW=1: v1's layout (NCHW everywhere, convs too), for A/B runs */
-    cp->all_nchw = getenv("SHOAL_CUDA_NCHW") != NULL;
-    if (!cp->all_nchw)
-        choose_layouts(g, p, cp);
+    choose_layouts(g, p, cp);
     for (int k = 0; k < g->n_nodes; k++) {
         int rc = build_node(c, g, p, cp, k, err);
         if (rc) {
@@ -774,7 +772,7 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
     }
     int rc = sh_cuda_schedule(c, g, p, cp, err);
     if (!rc)
-        sh_cuda_early_plan(g, cp);
+        sh_cuda_early_plan(c, g, cp);
     if (!rc && cp->n_streams > 1) {
         cudaError_t e = cudaEventCreateWithFlags(&cp->fork_ev, cudaEventDisableTiming);
         for (int i = 1; i < cp->n_streams && e == cudaSuccess; i++)

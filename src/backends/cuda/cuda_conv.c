@@ -61,13 +61,12 @@ static bool same_in_both_layouts(const sh_shape *s)
  * the own kernel wins by up to 2x). */
 #define SH_IGEMM_MAX_FLOP 1.0e9
 
-/* SHOAL_CUDA_IGEMM=0 sends every conv to cuDNN, =1 every one it can take to the own kernel
- * (A/B runs in one call); unset, the FLOP threshold above decides. */
-static bool igemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, const sh_cuda_prog *cp)
+/* tuning.cuda_igemm = -1 sends every conv to cuDNN, 1 every one it can take to the own kernel
+ * (A/B runs in one call); 0, the FLOP threshold above decides. */
+static bool igemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n)
 {
-    const char *env = getenv("SHOAL_CUDA_IGEMM");
-    if (n->op != SH_OP_CONV || cp->all_nchw || c->cc_major < 8 || c->max_smem < sh_k_igemm_smem(32, 32) ||
-        (env && !strcmp(env, "0")))
+    const shoal_tuning *t = &c->tune;
+    if (n->op != SH_OP_CONV || c->cc_major < 8 || c->max_smem < sh_k_igemm_smem(32, 32) || t->cuda_igemm < 0)
         return false;
     const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
     if (!x || !w || !y || x->shape.ndim != 4 || w->shape.ndim != 4 || y->shape.ndim != 4 || !w->is_const)
@@ -81,14 +80,13 @@ static bool igemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
         numel(y) >= INT32_MAX)
         return false;
     double flop = 2.0 * (double)numel(y) * (double)(w->shape.d[1] * w->shape.d[2] * w->shape.d[3]);
-    /* SHOAL_CUDA_IGEMM_MAX_PIXELS=<n>: convs with more output pixels go to cuDNN (A/B) */
-    const char *px = getenv("SHOAL_CUDA_IGEMM_MAX_PIXELS");
-    if (px && !(env && !strcmp(env, "1")) && numel(y) / y->shape.d[1] > atol(px))
+    if (t->cuda_igemm > 0)
+        return true;
+    /* tuning.cuda_igemm_max_pixels: convs with more output pixels go to cuDNN (A/B) */
+    if (t->cuda_igemm_max_pixels > 0 && numel(y) / y->shape.d[1] > t->cuda_igemm_max_pixels)
         return false;
-    /* SHOAL_CUDA_IGEMM_MAX_GFLOP=<x>: another threshold (A/B) */
-    const char *cap = getenv("SHOAL_CUDA_IGEMM_MAX_GFLOP");
-    double max_flop = cap ? atof(cap) * 1e9 : SH_IGEMM_MAX_FLOP;
-    return (env && !strcmp(env, "1")) || flop <= max_flop;
+    /* tuning.cuda_igemm_max_gflop: another threshold (A/B) */
+    return flop <= (t->cuda_igemm_max_gflop > 0 ? t->cuda_igemm_max_gflop * 1e9 : SH_IGEMM_MAX_FLOP);
 }
 
 /* The launch plan of an own-kernel GEMM whose geometry q holds: tile, split K, PDL, and the
@@ -107,13 +105,11 @@ static int igemm_plan(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cu
         cn->xcv_copy = sh_cuda_layout_copy(x->shape.d[0], x->shape.d[1], x->shape.d[2], x->shape.d[3], false);
     if (cn->y_cvt)
         cn->ycv_copy = sh_cuda_layout_copy(y->shape.d[0], y->shape.d[1], y->shape.d[2], y->shape.d[3], true);
-    /* SHOAL_CUDA_WGMMA=0: the mma.sync kernel on Hopper too (A/B) */
-    const char *wg = getenv("SHOAL_CUDA_WGMMA");
-    q.wg = c->wgmma && !(wg && !strcmp(wg, "0"));
+    /* tuning.cuda_no_wgmma: the mma.sync kernel on Hopper too (A/B) */
+    q.wg = c->wgmma && !c->tune.cuda_no_wgmma;
     size_t part = sh_k_igemm_plan(&q, c->sms, c->max_smem);
-    /* SHOAL_CUDA_PDL=0: plain launches (A/B) */
-    const char *pdl = getenv("SHOAL_CUDA_PDL");
-    q.pdl = c->cc_major >= 9 && !(pdl && !strcmp(pdl, "0"));
+    /* tuning.cuda_no_pdl: plain launches (A/B) */
+    q.pdl = c->cc_major >= 9 && !c->tune.cuda_no_pdl;
     /* one stream's block of the split-K counters (cuda_impl.h) */
     if (sh_k_igemm_counters(&q) > SH_CUDA_IG_COUNTERS / SH_CUDA_STREAMS)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (%s): %d split-K tiles exceed a stream's %d counters",
@@ -148,12 +144,11 @@ static int igemm_setup(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
  * every column landing on its own output pixel: the own kernel's 1x1 GEMM with an upsampling
  * store (igemm.cuh, up_h/up_w), channels-last on both sides. YOLO's mask prototypes have one
  * (256 channels, 80x80 -> 160x160), which cuDNN ran in NCHW with transposes around it.
- * SHOAL_CUDA_CONVT_GEMM=0 keeps cuDNN (A/B). */
+ * tuning.cuda_no_convt_gemm keeps cuDNN (A/B). */
 bool sh_cuda_convt_gemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n)
 {
-    const char *env = getenv("SHOAL_CUDA_CONVT_GEMM");
     if (n->op != SH_OP_CONV_TRANSPOSE || c->cc_major < 8 || c->max_smem < sh_k_igemm_smem(32, 32) ||
-        getenv("SHOAL_CUDA_NCHW") || (env && !strcmp(env, "0")))
+        c->tune.cuda_no_convt_gemm)
         return false;
     const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
     if (!x || !w || !y || x->shape.ndim != 4 || w->shape.ndim != 4 || y->shape.ndim != 4 || !w->is_const ||
@@ -203,11 +198,11 @@ static bool plain_cl(const sh_program *p, const sh_cuda_prog *cp, const sh_graph
 /* Conv k's output feeds exactly one Add whose other operand has the same shape: the conv adds
  * that operand after its activation and writes the sum; the Add's output becomes a view of
  * the conv's. Saves the Add's launch and one read+write of the tensor (YOLO bottlenecks). */
-void sh_cuda_fuse_residual(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int k)
+void sh_cuda_fuse_residual(const sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int k)
 {
     const sh_node *n = &g->nodes[k];
     sh_cuda_node *cn = &cp->nodes[k];
-    if (cn->kind != NK_IGEMM || cn->y_cvt || cn->ig.up_h || getenv("SHOAL_CUDA_NO_FUSE_ADD"))
+    if (cn->kind != NK_IGEMM || cn->y_cvt || cn->ig.up_h || c->tune.cuda_no_fuse_add)
         return;
     int yi = n->outputs[0];
     const sh_tensor *y = &g->tensors[yi];
@@ -237,10 +232,11 @@ void sh_cuda_fuse_residual(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, i
 /* A conv reading the fp32 NCHW graph input (few channels) and writing plain channels-last
  * fp16: conv_planar.cu does it in one memory-bound pass, where the cuDNN path staged the input
  * to fp16, transposed it, convolved and ran the epilogue (4 launches, 30-50 us at 640x640).
- * SHOAL_CUDA_NO_PLANAR=1 for A/B. */
-static bool planar_setup(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, sh_cuda_prog *cp)
+ * tuning.cuda_no_planar for A/B. */
+static bool planar_setup(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
+                         sh_cuda_prog *cp)
 {
-    if (n->op != SH_OP_CONV || cp->all_nchw || sh_node_int(n, "group", 1) != 1 || getenv("SHOAL_CUDA_NO_PLANAR"))
+    if (n->op != SH_OP_CONV || sh_node_int(n, "group", 1) != 1 || c->tune.cuda_no_planar)
         return false;
     const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
     int xi = n->inputs[0], yi = n->outputs[0];
@@ -268,14 +264,14 @@ static bool planar_setup(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, 
 int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                        sh_cuda_prog *cp, sh_err *err)
 {
-    if (planar_setup(g, n, cn, cp))
+    if (planar_setup(c, g, n, cn, cp))
         return 0;
     if (sh_cuda_convt_gemm_fits(c, g, n))
         return convt_gemm_setup(c, g, n, cn, cp, err);
-    if (igemm_fits(c, g, n, cp))
+    if (igemm_fits(c, g, n))
         return igemm_setup(c, g, n, cn, cp, err);
     /* channels-last first (tensor-core implicit GEMM); NCHW where cuDNN has nothing for it */
-    bool want_cl = n->op == SH_OP_CONV && !cp->all_nchw;
+    bool want_cl = n->op == SH_OP_CONV;
     int rc = conv_setup_layout(c, g, n, cn, cp, want_cl, err);
     if (rc && want_cl && cn->kind == NK_CONV) {
         if (cn->xd) cudnnDestroyTensorDescriptor(cn->xd);
@@ -332,7 +328,6 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
         return rc;
     cn->kind = tr ? NK_CONVT : NK_CONV;
     cn->conv_nhwc = cl;
-    cn->no_epilogue = getenv("SHOAL_CUDA_PROFILE_NO_EPILOGUE") != NULL;
     int xi = n->inputs[0], yi = n->outputs[0];
     /* graph inputs/outputs (fp32, staged as fp16 NCHW) and NCHW tensors are converted */
     cn->x_cvt = cl != (cp->nhwc[xi] && !cp->f32[xi]) && !same_in_both_layouts(&x->shape);
@@ -399,26 +394,7 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
     size_t ws = 0;
     if (!tr) {
         cudnnConvolutionFwdAlgoPerf_t perf[8];
-        /* SHOAL_CUDA_FIND=<MiB>: time the algorithms once (cudnnFind, which allocates its own
-         * scratch outside the budget) and take the fastest whose workspace fits <MiB>. */
-        const char *find = getenv("SHOAL_CUDA_FIND");
-        size_t find_cap = find ? (size_t)atol(find) << 20 : 0;
-        bool found = false;
-        if (find && cudnnFindConvolutionForwardAlgorithm(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got,
-                                                         perf) == CUDNN_STATUS_SUCCESS) {
-            for (int j = 0; j < got && !found; j++) {
-                if (perf[j].status == CUDNN_STATUS_SUCCESS && perf[j].memory <= find_cap) {
-                    perf[0] = perf[j];
-                    got = 1;
-                    found = true;
-                }
-            }
-            if (found)
-                SH_DNN(c, err, cudnnSetConvolutionMathType(cn->cd, perf[0].mathType));
-        }
-        (void)cudaGetLastError();
-        if (!found)
-            SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
+        SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
         int i = 0;
         while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
             i++;

@@ -17,10 +17,10 @@ static int last_real_step(const sh_graph *g, const sh_cuda_prog *cp)
 }
 
 /* Outputs written by a real step (not a view) other than the last one. */
-void sh_cuda_early_plan(const sh_graph *g, sh_cuda_prog *cp)
+void sh_cuda_early_plan(const sh_cuda_ctx *c, const sh_graph *g, sh_cuda_prog *cp)
 {
     cp->n_early = 0;
-    if (getenv("SHOAL_CUDA_NO_EARLY_DOWNLOAD"))
+    if (c->tune.cuda_no_early_download)
         return;
     int last = last_real_step(g, cp);
     for (int i = 0; i < g->n_outputs && cp->n_early < SH_CUDA_EARLY_MAX; i++) {

@@ -69,10 +69,17 @@ typedef struct sh_cuda_ctx {
     int *ig_counters;           /* [SH_MAX_LANES][SH_CUDA_IG_COUNTERS] device ints, zero at rest */
     sh_cuda_lane lanes[SH_MAX_LANES];
     cudaEvent_t *timeline;      /* [n_nodes] while sh_cuda_timeline captures, else NULL */
-    /* test hook (SHOAL_CUDA_FAIL_ALLOC=N): the N-th device buffer allocation of this context
-     * fails as cudaErrorMemoryAllocation would; 0 = off */
+    shoal_tuning tune;          /* A/B switches, fixed at create (shoal.h) */
+    bool pdl_small;             /* the small kernels launch as programmatic dependents */
+    shoal_log_fn log;           /* the diagnostics the tuning asks for */
+    void *log_user;
+    /* test hook (sh_backend_params.fail_alloc_nth): the N-th device buffer allocation of this
+     * context fails as cudaErrorMemoryAllocation would; 0 = off */
     long fail_alloc_nth, n_allocs;
 } sh_cuda_ctx;
+
+/* A line to the backend's log sink (INFO); nothing without one. */
+void sh_cuda_logf(const sh_cuda_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* --- status checks: every call's text, file, line and device go into sh_err ---------- */
 int sh_cuda_rt_fail(sh_err *err, cudaError_t e, const char *call, const char *file, int line,
@@ -141,7 +148,6 @@ typedef struct sh_cuda_node {
     /* channels-last: cuDNN computes in conv_nhwc; an input or output stored in the other
      * layout is converted through the op's scratch (x_cvt/y_cvt, offsets in the scratch) */
     bool conv_nhwc, x_cvt, y_cvt;
-    bool no_epilogue;           /* SHOAL_CUDA_PROFILE_NO_EPILOGUE: timing experiments only (wrong output) */
     size_t xcv_off, ycv_off, dnn_ws_bytes;
     sh_k_copy xcv_copy, ycv_copy;
     /* own conv: geometry (split-K partials at the start of the op's scratch), and a fused
@@ -180,7 +186,6 @@ typedef struct sh_cuda_prog {
     bool *f32;                  /* [n_tensors] stored as fp32 on the device (graph inputs/outputs) */
     bool *nhwc;                 /* [n_tensors] 4-D fp16 activation stored channels-last */
     unsigned char *wpack;       /* [n_tensors] how a weight is packed (sh_cuda_wpack) */
-    bool all_nchw;              /* SHOAL_CUDA_NCHW set at compile: no channels-last anywhere */
     unsigned char *fused_add;   /* [n_nodes] Add folded into the conv before it: 1 + the input
                                    slot holding that conv's output (the Add is a view now), else 0 */
     unsigned char *tview;       /* [n_tensors] a view of its source with the last two axes
@@ -236,7 +241,7 @@ int sh_cuda_enqueue_all(sh_cuda_ctx *c, int lane, const sh_program *p, void *con
 const char *sh_cuda_kind_name(int kind);   /* the profile's name of a step kind */
 /* Early downloads (cuda_early.c): an output finished before its program's last step is
  * copied to the host from then on, beside the steps still running, instead of after them. */
-void sh_cuda_early_plan(const sh_graph *g, sh_cuda_prog *cp);
+void sh_cuda_early_plan(const sh_cuda_ctx *c, const sh_graph *g, sh_cuda_prog *cp);
 int sh_cuda_early_events(sh_cuda_ctx *c, sh_cuda_prog *cp, int lane, sh_err *err);
 int sh_cuda_early_record(sh_cuda_ctx *c, const sh_cuda_prog *cp, int lane, int k, cudaStream_t s, sh_err *err);
 void sh_cuda_early_note(sh_cuda_ctx *c, const sh_cuda_prog *cp, int lane, void *const *tensor_ptrs);

@@ -23,7 +23,7 @@ sh_k_copy sh_cuda_layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bo
 bool sh_cuda_convt_gemm_fits(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n);
 int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                        sh_cuda_prog *cp, sh_err *err);
-void sh_cuda_fuse_residual(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int k);
+void sh_cuda_fuse_residual(const sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int k);
 int sh_cuda_build_concat(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                          const bool *aliased_in, bool cl, sh_err *err);
 int sh_cuda_build_split(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,

@@ -49,6 +49,7 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
 {
     const sh_node *n = &g->nodes[k];
     char *ws = wp ? wp[k] : NULL;
+    const sh_k_stream ks = {s, c->pdl_small};
     if (cn->kind == NK_SKIP)
         return 0;
     /* fp32 graph inputs -> fp16 staging */
@@ -56,7 +57,7 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
         if (cn->stage_in[i] == SIZE_MAX)
             continue;
         const sh_tensor *t = &g->tensors[n->inputs[i]];
-        SH_CU(c, err, sh_k_f32_to_f16(ws + cn->stage_in[i], tp[n->inputs[i]], (int)sh_shape_numel(&t->shape), s));
+        SH_CU(c, err, sh_k_f32_to_f16(ws + cn->stage_in[i], tp[n->inputs[i]], (int)sh_shape_numel(&t->shape), ks));
     }
     const void *x = in_ptr(g, n, cn, tp, ws, 0);
     void *y = out_ptr(n, cn, tp, ws, 0);
@@ -66,13 +67,13 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
     case NK_CONVT: {   /* cuDNN, with the layout conversions its tensors need (cuda_conv.c) */
         char *scr = ws + cn->op_ws_off;
         if (cn->x_cvt) {
-            SH_CU(c, err, sh_k_copy_strided(scr + cn->xcv_off, x, &cn->xcv_copy, s));
+            SH_CU(c, err, sh_k_copy_strided(scr + cn->xcv_off, x, &cn->xcv_copy, ks));
             x = scr + cn->xcv_off;
         }
         if (cn->prepad) {
             void *xp = scr + cn->prepad_off;
             SH_CU(c, err, sh_k_fill(xp, 0.f, cn->prepad_n, s));
-            SH_CU(c, err, sh_k_copy_strided(xp, x, &cn->prepad_copy, s));
+            SH_CU(c, err, sh_k_copy_strided(xp, x, &cn->prepad_copy, ks));
             x = xp;
         }
         void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
@@ -87,17 +88,17 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
             SH_DNN(c, err, cudnnConvolutionForward(c->cudnn, &one, cn->xd, x, cn->wd, in_ptr(g, n, cn, tp, ws, 1),
                                                    cn->cd, (cudnnConvolutionFwdAlgo_t)cn->algo, scr,
                                                    cn->dnn_ws_bytes, &zero, cn->yd, yc));
-        if ((in_ptr(g, n, cn, tp, ws, 2) || cn->act.act) && !cn->no_epilogue)
+        if (in_ptr(g, n, cn, tp, ws, 2) || cn->act.act)
             SH_CU(c, err, sh_k_bias_act(yc, in_ptr(g, n, cn, tp, ws, 2), cn->conv_outer, cn->conv_c,
-                                        cn->conv_inner, cn->act, s));
+                                        cn->conv_inner, cn->act, ks));
         if (cn->y_cvt)
-            SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
+            SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, ks));
         break;
     }
     case NK_IGEMM: {
         char *scr = ws + cn->op_ws_off;
         if (cn->x_cvt) {
-            SH_CU(c, err, sh_k_copy_strided(scr + cn->xcv_off, x, &cn->xcv_copy, s));
+            SH_CU(c, err, sh_k_copy_strided(scr + cn->xcv_off, x, &cn->xcv_copy, ks));
             x = scr + cn->xcv_off;
         }
         void *yc = cn->y_cvt ? scr + cn->ycv_off : y;
@@ -105,7 +106,7 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
                                  cn->has_res ? tp[cn->res_t] : NULL, &cn->ig, scr,
                                  counters + cn->ig_counter_off, s));
         if (cn->y_cvt)
-            SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, s));
+            SH_CU(c, err, sh_k_copy_strided(y, yc, &cn->ycv_copy, ks));
         break;
     }
     case NK_PLANAR:
@@ -116,7 +117,7 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
         const sh_k_pool *q = &cn->pool;
         SH_CU(c, err, sh_k_depthwise(y, x, in_ptr(g, n, cn, tp, ws, 1), in_ptr(g, n, cn, tp, ws, 2), q->n, q->c,
                                      q->h, q->w, q->oh, q->ow, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw, q->dh,
-                                     q->dw, cn->act, q->nhwc, cn->dw_taps, s));
+                                     q->dw, cn->act, q->nhwc, cn->dw_taps, ks));
         break;
     }
     case NK_BN:
@@ -125,11 +126,11 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
                                      cn->conv_outer, cn->conv_c, cn->conv_inner, s));
         break;
     case NK_UNARY:
-        SH_CU(c, err, sh_k_unary(y, x, cn->n, cn->act, s));
+        SH_CU(c, err, sh_k_unary(y, x, cn->n, cn->act, ks));
         break;
     case NK_BINARY:
         SH_CU(c, err, sh_k_binary(y, x, in_ptr(g, n, cn, tp, ws, 1), cn->n, cn->bin_op,
-                                  cn->bin_flat ? NULL : &cn->bc, cn->act, s));
+                                  cn->bin_flat ? NULL : &cn->bc, cn->act, ks));
         break;
     case NK_COPY:
         if (cn->fill)
@@ -137,27 +138,27 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
         for (int i = 0; i < cn->n_copies; i++) {
             const sh_cuda_copy *cp = &cn->copies[i];
             SH_CU(c, err, sh_k_copy_strided(out_ptr(n, cn, tp, ws, cp->out_slot),
-                                            in_ptr(g, n, cn, tp, ws, cp->in_slot), &cp->p, s));
+                                            in_ptr(g, n, cn, tp, ws, cp->in_slot), &cp->p, ks));
         }
         break;
     case NK_MEMCPY:
         SH_CU(c, err, cudaMemcpyAsync(y, x, cn->memcpy_bytes, cudaMemcpyDeviceToDevice, s));
         break;
     case NK_POOL:
-        SH_CU(c, err, sh_k_pool2d(y, x, &cn->pool, s));
+        SH_CU(c, err, sh_k_pool2d(y, x, &cn->pool, ks));
         break;
     case NK_MEAN:
         SH_CU(c, err, sh_k_reduce_mean(y, x, cn->r_outer, cn->r_len, cn->r_inner, s));
         break;
     case NK_RESIZE:
-        SH_CU(c, err, sh_k_resize(y, x, &cn->rs, s));
+        SH_CU(c, err, sh_k_resize(y, x, &cn->rs, ks));
         break;
     case NK_SOFTMAX:
-        SH_CU(c, err, sh_k_softmax(y, x, cn->r_outer, cn->r_len, cn->r_inner, s));
+        SH_CU(c, err, sh_k_softmax(y, x, cn->r_outer, cn->r_len, cn->r_inner, ks));
         break;
     case NK_GEMM:
         SH_CU(c, err, sh_k_gemm(y, x, in_ptr(g, n, cn, tp, ws, 1),
-                                n->op == SH_OP_GEMM ? in_ptr(g, n, cn, tp, ws, 2) : NULL, &cn->gm, s));
+                                n->op == SH_OP_GEMM ? in_ptr(g, n, cn, tp, ws, 2) : NULL, &cn->gm, ks));
         break;
     default:
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s: unknown CUDA step %d", n->name, (int)cn->kind);
@@ -167,7 +168,7 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
         if (cn->stage_out[j] == SIZE_MAX)
             continue;
         const sh_tensor *t = &g->tensors[n->outputs[j]];
-        SH_CU(c, err, sh_k_f16_to_f32(tp[n->outputs[j]], ws + cn->stage_out[j], (int)sh_shape_numel(&t->shape), s));
+        SH_CU(c, err, sh_k_f16_to_f32(tp[n->outputs[j]], ws + cn->stage_out[j], (int)sh_shape_numel(&t->shape), ks));
     }
     return 0;
 }
@@ -329,12 +330,12 @@ int sh_cuda_run_async(void *vctx, int lane, sh_program *p, void *const *tensor_p
 
 /* --- profiling: GPU time per kind of step, inside a replayed graph ---------------------- */
 /* SHOAL_CUDA_PROFILE_CONVS: one stderr line per conv (shape, path, time) for A/B tables. */
-static void profile_conv_line(const sh_graph *g, int k, const sh_cuda_node *cn, float ms)
+static void profile_conv_line(const sh_cuda_ctx *c, const sh_graph *g, int k, const sh_cuda_node *cn, float ms)
 {
     const sh_node *n = &g->nodes[k];
     const sh_shape *x = &g->tensors[n->inputs[0]].shape, *y = &g->tensors[n->outputs[0]].shape;
     const sh_shape *w = &g->tensors[n->inputs[1]].shape;
-    fprintf(stderr, "convprof %s %s c%lld h%lld w%lld k%lld oh%lld ow%lld r%lld s%lld tile%dx%d%s split%d %.4f\n",
+    sh_cuda_logf(c, "convprof %s %s c%lld h%lld w%lld k%lld oh%lld ow%lld r%lld s%lld tile%dx%d%s split%d %.4f",
             g->name ? g->name : "-", cn->kind == NK_IGEMM ? "own" : cn->kind == NK_PLANAR ? "planar" : "cudnn", (long long)x->d[1],
             (long long)x->d[2], (long long)x->d[3], (long long)y->d[1], (long long)y->d[2],
             (long long)y->d[3], (long long)w->d[2], (long long)(x->d[2] / (y->d[2] ? y->d[2] : 1)), cn->ig.bm,
@@ -365,7 +366,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
     cudaEvent_t *ev = sh_calloc(c->alloc, (size_t)n + 1, sizeof *ev);
     if (!ev)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda profile: events");
-    bool per_conv = getenv("SHOAL_CUDA_PROFILE_CONVS") != NULL;
+    bool per_conv = c->tune.cuda_profile_convs;
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     pthread_mutex_lock(&c->mu);
@@ -399,7 +400,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
                 ms_by_kind[kind] += ms;
                 count_by_kind[kind] += kind != NK_SKIP;
                 if (per_conv && (kind == NK_CONV || kind == NK_IGEMM || kind == NK_PLANAR))
-                    profile_conv_line(g, k, &cp->nodes[k], ms);
+                    profile_conv_line(c, g, k, &cp->nodes[k], ms);
             }
         }
     }

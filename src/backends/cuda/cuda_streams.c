@@ -270,11 +270,12 @@ int sh_cuda_schedule(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_p
      * the heads' 80x80 steps all queued on the first stream; at 4 MiB navigation 2.42-2.44 ->
      * 2.35-2.38 ms, shopping 0.86-0.88 -> 0.84-0.86 (H100), for 17 MiB more arena (47.4 ->
      * 64.8 MiB) - the same as with no limit now that transposed convs stay channels-last.
-     * SHOAL_CUDA_STREAM_SIDE_KIB=256 is the leaner schedule; SHOAL_CUDA_STREAMS=1 turns it off. */
-    const char *env = getenv("SHOAL_CUDA_STREAMS"), *win = getenv("SHOAL_CUDA_STREAM_WINDOW"),
-               *side = getenv("SHOAL_CUDA_STREAM_SIDE_KIB");
-    int rc = sh_cuda_schedule_steps(c->alloc, g, p, cp, env ? atoi(env) : SH_CUDA_STREAMS, win ? atoi(win) : SH_CUDA_STREAM_WINDOW,
-                                    (size_t)(side ? atol(side) : SH_CUDA_STREAM_SIDE_KIB) << 10, err);
+     * tuning.cuda_stream_side_kib = 256 is the leaner schedule; cuda_streams = 1 turns it off. */
+    const shoal_tuning *t = &c->tune;
+    int rc = sh_cuda_schedule_steps(c->alloc, g, p, cp, t->cuda_streams > 0 ? t->cuda_streams : SH_CUDA_STREAMS,
+                                    t->cuda_stream_window > 0 ? t->cuda_stream_window : SH_CUDA_STREAM_WINDOW,
+                                    (size_t)(t->cuda_stream_side_kib > 0 ? t->cuda_stream_side_kib
+                                                                         : SH_CUDA_STREAM_SIDE_KIB) << 10, err);
     if (rc || cp->n_streams == 1)
         return rc;
     SH_CU(c, err, cudaSetDevice(c->device));

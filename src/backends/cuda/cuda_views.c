@@ -370,8 +370,8 @@ static void count_copy_steps(const sh_graph *g, const sh_cuda_prog *cp, int *ste
 
 int sh_cuda_slice_views(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, sh_err *err)
 {
-    /* SHOAL_CUDA_NO_SLICE_VIEWS=1: every channel slice copied, as before (A/B runs) */
-    if (cp->all_nchw || getenv("SHOAL_CUDA_NO_SLICE_VIEWS"))
+    /* tuning.cuda_no_slice_views: every channel slice copied (A/B runs) */
+    if (c->tune.cuda_no_slice_views)
         return 0;
     view_stats st = {0};
     count_copy_steps(g, cp, &st.steps_before, &st.copies_before);
@@ -388,10 +388,10 @@ int sh_cuda_slice_views(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cud
             return rc;
     }
     count_copy_steps(g, cp, &st.steps_after, &st.copies_after);
-    /* SHOAL_CUDA_VIEWS_LOG=1: one line per compiled graph, for counting what became a view */
-    if (getenv("SHOAL_CUDA_VIEWS_LOG"))
-        fprintf(stderr, "slice views %s: %d concat inputs in place, %d split outputs viewed alone; "
-                        "concat/split copy steps %d -> %d, copies %d -> %d\n",
+    /* tuning.cuda_log_views: one line per compiled graph, for counting what became a view */
+    if (c->tune.cuda_log_views)
+        sh_cuda_logf(c, "slice views %s: %d concat inputs in place, %d split outputs viewed alone; "
+                        "concat/split copy steps %d -> %d, copies %d -> %d",
                 g->name ? g->name : "-", st.inputs_in_place, st.outputs_viewed, st.steps_before,
                 st.steps_after, st.copies_before, st.copies_after);
     return 0;

@@ -8,7 +8,7 @@ __global__ void k_unary(__half *y, const __half *x, int n, sh_k_act act)
         y[i] = k_h(k_act(__half2float(x[i]), act));
 }
 
-extern "C" cudaError_t sh_k_unary(void *y, const void *x, int n, sh_k_act act, cudaStream_t s)
+extern "C" cudaError_t sh_k_unary(void *y, const void *x, int n, sh_k_act act, sh_k_stream s)
 {
     return k_launch(k_unary, k_blocks(n, 256), 256, s, (__half *)y, (const __half *)x, n, act);
 }
@@ -56,7 +56,7 @@ __global__ void k_binary_bcast(__half *y, const __half *a, const __half *b, int 
 }
 
 extern "C" cudaError_t sh_k_binary(void *out, const void *a, const void *b, int n, int op,
-                                   const sh_k_bcast *bc, sh_k_act act, cudaStream_t s)
+                                   const sh_k_bcast *bc, sh_k_act act, sh_k_stream s)
 {
     if (!bc)
         return k_launch(k_binary_flat, k_blocks(n, 256), 256, s, (__half *)out, (const __half *)a, (const __half *)b,

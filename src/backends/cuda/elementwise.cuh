@@ -8,10 +8,10 @@
 extern "C" {
 #endif
 
-cudaError_t sh_k_unary(void *y, const void *x, int n, sh_k_act act, cudaStream_t s);
+cudaError_t sh_k_unary(void *y, const void *x, int n, sh_k_act act, sh_k_stream s);
 /* out = act(a (op) b) with broadcasting described by bc (n = output elements). */
 cudaError_t sh_k_binary(void *out, const void *a, const void *b, int n, int op,
-                        const sh_k_bcast *bc, sh_k_act act, cudaStream_t s);
+                        const sh_k_bcast *bc, sh_k_act act, sh_k_stream s);
 
 #ifdef __cplusplus
 }

@@ -44,21 +44,6 @@ __device__ __forceinline__ void k_pdl_begin()
 #endif
 }
 
-/* Whether launches may overlap (sm_90 and newer; SHOAL_CUDA_PDL=0 turns it off, for these
- * and the convs, SHOAL_CUDA_PDL_SMALL=0 for these alone: A/B). Asked at launch, which inside a
- * graph is once, at capture. */
-static inline bool k_pdl_on()
-{
-    int dev = 0, major = 0;
-    const char *env = getenv("SHOAL_CUDA_PDL"), *small = getenv("SHOAL_CUDA_PDL_SMALL");
-    if ((env && env[0] == '0') || (small && small[0] == '0') || cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return major >= 9;
-}
-
 /* kernel<<<grid, block, smem, s>>>(args...), as a programmatic dependent of the stream's
  * previous kernel when pdl (the kernel then waits for that one's results itself). */
 template <typename... P, typename... A>
@@ -78,11 +63,11 @@ static inline cudaError_t k_launch_ex(void (*kernel)(P...), dim3 grid, dim3 bloc
     return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
-/* A small kernel (beginning with k_pdl_begin()), as a programmatic dependent where k_pdl_on(). */
+/* A small kernel (beginning with k_pdl_begin()), as a programmatic dependent where s.pdl. */
 template <typename... P, typename... A>
-static inline cudaError_t k_launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t s, A... args)
+static inline cudaError_t k_launch(void (*kernel)(P...), dim3 grid, dim3 block, sh_k_stream s, A... args)
 {
-    return k_launch_ex(kernel, grid, block, 0, s, k_pdl_on(), args...);
+    return k_launch_ex(kernel, grid, block, 0, s.s, s.pdl, args...);
 }
 
 static inline unsigned k_blocks(long n, int threads)

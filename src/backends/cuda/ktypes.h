@@ -5,6 +5,7 @@
 #ifndef SHOAL_CUDA_KTYPES_H
 #define SHOAL_CUDA_KTYPES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <cuda_runtime_api.h>
 
@@ -13,6 +14,14 @@ extern "C" {
 #endif
 
 #define SH_K_MAX_DIMS 8
+
+/* Where a small kernel goes: its stream, and whether it may launch as a programmatic dependent
+ * of the stream's previous kernel (kcommon.cuh k_launch; the backend decides once, at create,
+ * from the device and its tuning). */
+typedef struct sh_k_stream {
+    cudaStream_t s;
+    bool pdl;
+} sh_k_stream;
 
 /* Activation codes match sh_act (graph.h); kept numeric so the .cu files need no graph.h. */
 typedef struct sh_k_act {

@@ -124,7 +124,7 @@ __global__ void __launch_bounds__((T / R) * (T / R)) k_gemm(__half *y, const __h
 }
 
 extern "C" cudaError_t sh_k_gemm(void *y, const void *a, const void *b, const void *c,
-                                 const sh_k_gemm_p *p, cudaStream_t s)
+                                 const sh_k_gemm_p *p, sh_k_stream s)
 {
     /* 64x64 tiles, or 32x32 where 64x64 would leave most of the device idle (the attention
      * GEMMs of a YOLO11 C2PSA block: 14 CTAs at 64x64, each 13 K steps deep), those with 2x2

@@ -10,7 +10,7 @@ extern "C" {
 
 /* y = act(alpha * A.B + beta * C); c may be NULL. */
 cudaError_t sh_k_gemm(void *y, const void *a, const void *b, const void *c, const sh_k_gemm_p *p,
-                      cudaStream_t s);
+                      sh_k_stream s);
 
 #ifdef __cplusplus
 }

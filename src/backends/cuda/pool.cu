@@ -52,7 +52,7 @@ __global__ void k_pool2d(__half *y, const __half *x, sh_k_pool p, long total)
     }
 }
 
-extern "C" cudaError_t sh_k_pool2d(void *y, const void *x, const sh_k_pool *p, cudaStream_t s)
+extern "C" cudaError_t sh_k_pool2d(void *y, const void *x, const sh_k_pool *p, sh_k_stream s)
 {
     long total = (long)p->n * p->c * p->oh * p->ow;
     return k_launch(k_pool2d, k_blocks(total, 256), 256, s, (__half *)y, (const __half *)x, *p, total);

@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-cudaError_t sh_k_pool2d(void *y, const void *x, const sh_k_pool *p, cudaStream_t s);
+cudaError_t sh_k_pool2d(void *y, const void *x, const sh_k_pool *p, sh_k_stream s);
 /* Mean over the middle axis of [outer, r, inner]. */
 cudaError_t sh_k_reduce_mean(void *y, const void *x, int outer, int r, int inner, cudaStream_t s);
 

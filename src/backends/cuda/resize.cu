@@ -119,7 +119,7 @@ __global__ void k_resize_nhwc8(uint4 *y, const uint4 *x, sh_k_resize_p p, unsign
     }
 }
 
-extern "C" cudaError_t sh_k_resize(void *y, const void *x, const sh_k_resize_p *p, cudaStream_t s)
+extern "C" cudaError_t sh_k_resize(void *y, const void *x, const sh_k_resize_p *p, sh_k_stream s)
 {
     long total = (long)p->nc * p->oh * p->ow;
     if (p->nhwc && p->c % 8 == 0 && (((uintptr_t)x | (uintptr_t)y) & 15) == 0) {

@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-cudaError_t sh_k_resize(void *y, const void *x, const sh_k_resize_p *p, cudaStream_t s);
+cudaError_t sh_k_resize(void *y, const void *x, const sh_k_resize_p *p, sh_k_stream s);
 
 #ifdef __cplusplus
 }

@@ -48,7 +48,7 @@ __global__ void k_softmax_strided(__half *y, const __half *x, int outer, int l, 
 }
 
 extern "C" cudaError_t sh_k_softmax(void *y, const void *x, int outer, int l, int inner,
-                                    cudaStream_t s)
+                                    sh_k_stream s)
 {
     if (inner == 1)
         return k_launch(k_softmax_rows, k_blocks(outer, 8), 256, s, (__half *)y, (const __half *)x, outer, l);

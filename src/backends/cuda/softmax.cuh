@@ -9,7 +9,7 @@ extern "C" {
 #endif
 
 /* Softmax over the middle axis of [outer, l, inner]. */
-cudaError_t sh_k_softmax(void *y, const void *x, int outer, int l, int inner, cudaStream_t s);
+cudaError_t sh_k_softmax(void *y, const void *x, int outer, int l, int inner, sh_k_stream s);
 
 #ifdef __cplusplus
 }
