@@ -119,7 +119,8 @@ int cpu_const_floats(const cpu_prep *pp, int input, double *vals, int cap, sh_er
 typedef enum dt_class {
     DTC_FLOAT,      /* data input 0 / output 0 float32; other slots float32 or int params */
     DTC_MOVE,       /* data movement: float32, int32 or int64 */
-    DTC_ARITH,      /* all operands one of float32, int32, int64 */
+    DTC_ARITH,      /* all operands one of float32, int32, int64 (int8/uint8 too: quantized data) */
+    DTC_WIDE,       /* Mod, Range: all operands one of float32, int32, int64, never 8-bit */
     DTC_ANY_IN,     /* Shape: input dtype irrelevant */
     DTC_CAST,
     DTC_CONST,      /* Constant, ConstantOfShape: any fixed-size dtype */
@@ -176,8 +177,8 @@ static const struct {
     [SH_OP_REDUCE_MAX] = {cpu_prep_reduce_max, DTC_MOVE},
     [SH_OP_ARGMAX] = {cpu_prep_argmax, DTC_MOVE},
     [SH_OP_TILE] = {cpu_prep_tile, DTC_MOVE},
-    [SH_OP_MOD] = {cpu_prep_mod, DTC_ARITH},
-    [SH_OP_RANGE] = {cpu_prep_range, DTC_ARITH},
+    [SH_OP_MOD] = {cpu_prep_mod, DTC_WIDE},
+    [SH_OP_RANGE] = {cpu_prep_range, DTC_WIDE},
     [SH_OP_FRAME_TO_TENSOR] = {cpu_prep_frame_to_tensor, DTC_FRAME},
     [SH_OP_FRAME_DECODE] = {cpu_prep_frame_decode, DTC_FRAME},
     [SH_OP_FRAME_NMS] = {cpu_prep_frame_nms, DTC_FRAME},
@@ -243,6 +244,7 @@ static const char *unsupported_reason(const sh_graph *g, int k, char *buf, size_
                 break;
             case DTC_MOVE: ok = is_move_dt(d); break;
             case DTC_ARITH: ok = is_move_dt(d) && d == sh_node_input(g, n, 0)->dtype; break;
+            case DTC_WIDE: ok = is_move_dt(d) && !is_q8_dt(d) && d == sh_node_input(g, n, 0)->dtype; break;
             case DTC_ANY_IN: ok = side ? d == SH_DT_INT64 : true; break;
             case DTC_CAST: ok = is_cast_dt(d); break;
             case DTC_CONST: ok = sh_dtype_size(d) > 0 && d != SH_DT_FLOAT16; break;
