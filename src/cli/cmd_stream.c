@@ -44,6 +44,8 @@
 #define MAX_RESULT_BYTES ((size_t)16 << 20)
 /* After the last frame, results of frames still in flight are awaited this long. */
 #define END_GRACE_MS 2000.0
+/* After the close, the server's last messages are awaited this long (its frame timeout). */
+#define CLOSE_WAIT_MS 6000.0
 
 typedef struct frames {
     uint8_t **data;
@@ -79,7 +81,7 @@ typedef struct client {
     double *ages;
     size_t n_ages, cap_ages;
     double first_result, last_result;
-    double disconnect_at, max_gap_ms;
+    double disconnect_at, max_gap_ms, max_reopen_ms;
     bool failed_connect;
 } client;
 
@@ -391,6 +393,10 @@ static void on_message(client *c, const uint8_t *data, size_t len)
                    (unsigned long long)c->conn_dropped, rs ? rs : "{}");
             cJSON_free(rs);
         }
+    } else if (cJSON_IsString(type) && (!strcmp(type->valuestring, "bye") || !strcmp(type->valuestring, "dropped"))) {
+        const cJSON *dropped = cJSON_GetObjectItemCaseSensitive(o, "dropped");
+        if (cJSON_IsNumber(dropped))
+            c->conn_dropped = (uint64_t)dropped->valuedouble;
     } else if (cJSON_IsString(type) && !strcmp(type->valuestring, "error")) {
         c->errors++;
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
@@ -398,7 +404,7 @@ static void on_message(client *c, const uint8_t *data, size_t len)
             fprintf(stderr, "%s error seq=%.0f: %s\n", c->id, cJSON_IsNumber(seq) ? seq->valuedouble : -1.0,
                     cJSON_IsString(m) ? m->valuestring : "?");
     }
-    if (cJSON_IsNumber(seq))
+    if (cJSON_IsNumber(seq) && (unsigned long long)seq->valuedouble > atomic_load(&c->last_answered))
         atomic_store(&c->last_answered, (unsigned long long)seq->valuedouble);
     cJSON_Delete(o);
 }
@@ -458,6 +464,11 @@ static void *client_main(void *arg)
             continue;
         }
         first = false;
+        if (c->disconnect_at > 0) {   /* streaming again: the stream is open on some server */
+            double reopen = mono_ms() - c->disconnect_at;
+            if (reopen > c->max_reopen_ms)
+                c->max_reopen_ms = reopen;
+        }
         c->conn_dropped = 0;
         atomic_store(&c->alive, true);
         pthread_t rd;
@@ -489,13 +500,19 @@ static void *client_main(void *arg)
             sleep_ms(next - now);
         }
         bool broken = mono_ms() < end;
-        if (!broken) {   /* the run is over: let the frames in flight be answered */
+        if (!broken) {
+            /* The run is over: let the frames in flight be answered, then close; the server
+             * answers the frame it is running, sends its final counts and its close frame,
+             * which ends the reader. */
             double until = mono_ms() + END_GRACE_MS;
             while (atomic_load(&c->alive) && atomic_load(&c->last_answered) < seq && mono_ms() < until)
                 sleep_ms(5);
             pthread_mutex_lock(&c->send_lock);
             sh_ws_write_close(c->fd, SH_WS_CLOSE_NORMAL, "done", true);
             pthread_mutex_unlock(&c->send_lock);
+            until = mono_ms() + CLOSE_WAIT_MS;
+            while (atomic_load(&c->alive) && mono_ms() < until)
+                sleep_ms(5);
         }
         atomic_store(&c->alive, false);
         shutdown(c->fd, SHUT_RDWR);
@@ -672,7 +689,7 @@ int cmd_stream(int argc, char **argv)
     double wall_s = (mono_ms() - t0) / 1000.0;
 
     uint64_t sent = 0, results = 0, errors = 0, dropped = 0, reconnects = 0, lost = 0, lost_max = 0;
-    double tput_min = 1e30, tput_max = 0, gap_max = 0;
+    double tput_min = 1e30, tput_max = 0, gap_max = 0, reopen_max = 0;
     size_t n_ages = 0;
     int failed = 0;
     for (int i = 0; i < started; i++) {
@@ -691,6 +708,7 @@ int cmd_stream(int argc, char **argv)
         tput_min = tput < tput_min ? tput : tput_min;
         tput_max = tput > tput_max ? tput : tput_max;
         gap_max = c->max_gap_ms > gap_max ? c->max_gap_ms : gap_max;
+        reopen_max = c->max_reopen_ms > reopen_max ? c->max_reopen_ms : reopen_max;
         n_ages += c->n_ages;
         failed += c->failed_connect;
     }
@@ -717,17 +735,17 @@ int cmd_stream(int argc, char **argv)
            (unsigned long long)lost_max, failed);
     printf("frame age ms (capture to result, server clock): p50 %.1f, p99 %.1f, max %.1f over %zu results\n", p50,
            p99, pmax, k);
-    printf("results per second per client: min %.2f, max %.2f; reconnects %llu, longest gap to the next result "
-           "%.0f ms\n",
-           tput_min, tput_max, (unsigned long long)reconnects, gap_max);
+    printf("results per second per client: min %.2f, max %.2f; reconnects %llu, longest from a broken stream to "
+           "streaming again %.0f ms, to the next result %.0f ms\n",
+           tput_min, tput_max, (unsigned long long)reconnects, reopen_max, gap_max);
     printf("{\"clients\":%d,\"fps\":%g,\"duration_s\":%g,\"sent\":%llu,\"results\":%llu,\"dropped\":%llu,"
            "\"drop_rate\":%.4f,\"errors\":%llu,\"lost\":%llu,\"lost_max_per_client\":%llu,\"connect_failures\":%d,"
            "\"age_ms_p50\":%.2f,\"age_ms_p99\":%.2f,\"age_ms_max\":%.2f,\"client_fps_min\":%.3f,"
-           "\"client_fps_max\":%.3f,\"reconnects\":%llu,\"reconnect_gap_ms_max\":%.1f}\n",
+           "\"client_fps_max\":%.3f,\"reconnects\":%llu,\"reopen_ms_max\":%.1f,\"reconnect_gap_ms_max\":%.1f}\n",
            started, o.fps, o.duration_s, (unsigned long long)sent, (unsigned long long)results,
            (unsigned long long)dropped, drop_rate, (unsigned long long)errors, (unsigned long long)lost,
            (unsigned long long)lost_max, failed, p50, p99, pmax, tput_min, tput_max, (unsigned long long)reconnects,
-           gap_max);
+           reopen_max, gap_max);
     fflush(stdout);
     sh_free(a, all);
     for (int i = 0; i < o.clients; i++) {

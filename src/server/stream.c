@@ -24,6 +24,9 @@
 /* A full job queue (HTTP requests beside the streams) is retried this often within the
  * frame's timeout rather than failing the frame at once. */
 #define QUEUE_RETRY_MS 5
+/* When the server closes a stream, frames already on their way are read (and counted as
+ * dropped) for at least this long. */
+#define LATE_READ_MS 50
 
 typedef struct stream {
     int fd;
@@ -376,8 +379,10 @@ static void on_frame(sh_stream_hub *h, stream *st, const uint8_t *data, size_t l
     }
     st->received++;
     h->received++;
-    if (st->has_waiting) {   /* latest frame wins: the one waiting was never started */
-        st->dropped++;
+    bool replaced = st->has_waiting;
+    uint64_t replaced_seq = st->waiting_seq, dropped = 0;
+    if (replaced) {   /* latest frame wins: the one waiting was never started */
+        dropped = ++st->dropped;
         h->dropped++;
     }
     memcpy(st->waiting, data, len);
@@ -387,6 +392,23 @@ static void on_frame(sh_stream_hub *h, stream *st, const uint8_t *data, size_t l
     st->waiting_arrival_ms = mono_ms();
     st->has_waiting = true;
     pthread_cond_signal(&h->work);
+    pthread_mutex_unlock(&h->lock);
+    if (replaced) {   /* said at once, so a client knows the fate of every frame it sent */
+        char msg[120];
+        int n = snprintf(msg, sizeof msg, "{\"type\":\"dropped\",\"seq\":%llu,\"dropped\":%llu}",
+                         (unsigned long long)replaced_seq, (unsigned long long)dropped);
+        send_text(st, msg, (size_t)n);
+    }
+}
+
+/* A frame that arrived after the server decided to close the stream. */
+static void on_late_frame(sh_stream_hub *h, stream *st)
+{
+    pthread_mutex_lock(&h->lock);
+    st->received++;
+    st->dropped++;
+    h->received++;
+    h->dropped++;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -407,12 +429,6 @@ static void on_text(sh_stream_hub *h, stream *st, const uint8_t *data, size_t le
     cJSON_Delete(o);
 }
 
-static void close_with(stream *st, int code, const char *reason)
-{
-    pthread_mutex_lock(&st->send_lock);
-    sh_ws_write_close(st->fd, code, reason, false);
-    pthread_mutex_unlock(&st->send_lock);
-}
 
 void sh_stream_serve(sh_stream_hub *h, int fd, const void *pre, size_t pre_len, const char *client_id,
                      const char *mode)
@@ -451,13 +467,15 @@ void sh_stream_serve(sh_stream_hub *h, int fd, const void *pre, size_t pre_len, 
                        .pre = pre, .pre_len = pre_len};
     double last_rx = mono_ms(), last_ping = 0;
     const char *why = "closed by client";
+    int close_code = SH_WS_CLOSE_NORMAL;   /* 0: the connection is gone, nothing more to send */
+    const char *close_reason = "";
     for (;;) {
         pthread_mutex_lock(&h->lock);
         bool closing = h->closing;
         pthread_mutex_unlock(&h->lock);
         if (closing) {
-            close_with(st, SH_WS_CLOSE_GOING_AWAY, "server going away");
-            why = "server closing";
+            close_code = SH_WS_CLOSE_GOING_AWAY;
+            close_reason = why = "server going away";
             break;
         }
         struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -465,8 +483,8 @@ void sh_stream_serve(sh_stream_hub *h, int fd, const void *pre, size_t pre_len, 
         double now = mono_ms();
         if (pr == 0) {
             if (now - last_rx > 1000.0 * h->p.idle_timeout_s) {
-                close_with(st, SH_WS_CLOSE_POLICY, "idle timeout");
-                why = "idle timeout";
+                close_code = SH_WS_CLOSE_POLICY;
+                close_reason = why = "idle timeout";
                 break;
             }
             if (now - last_rx > 1000.0 * h->p.heartbeat_s && now - last_ping > 1000.0 * h->p.heartbeat_s) {
@@ -481,15 +499,15 @@ void sh_stream_serve(sh_stream_hub *h, int fd, const void *pre, size_t pre_len, 
             if (errno == EINTR)
                 continue;
             why = "poll failed";
+            close_code = 0;
             break;
         }
         sh_ws_message msg;
         int code = sh_ws_read(&rd, &msg);
         if (code) {
-            if (code != SH_WS_CLOSE_GOING_AWAY)
-                close_with(st, code, code == SH_WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
-            why = code == SH_WS_CLOSE_TOO_BIG ? "message too big"
-                  : code == SH_WS_CLOSE_PROTOCOL ? "protocol error" : "connection lost";
+            close_code = code == SH_WS_CLOSE_GOING_AWAY ? 0 : code;
+            close_reason = why = code == SH_WS_CLOSE_TOO_BIG ? "message too big"
+                                 : code == SH_WS_CLOSE_PROTOCOL ? "protocol error" : "connection lost";
             break;
         }
         last_rx = mono_ms();
@@ -502,26 +520,54 @@ void sh_stream_serve(sh_stream_hub *h, int fd, const void *pre, size_t pre_len, 
             sh_ws_write(fd, SH_WS_PONG, msg.data, msg.len, false);
             pthread_mutex_unlock(&st->send_lock);
         } else if (msg.opcode == SH_WS_CLOSE) {
-            close_with(st, SH_WS_CLOSE_NORMAL, "");
             break;
         }
     }
-    sh_ws_reader_free(&rd);
     /* The socket closes when this returns: wait for a frame in flight to be answered (it is
-     * bounded by the frame timeout), then leave the rotation. */
+     * bounded by the frame timeout), then leave the rotation. No dispatcher writes after this,
+     * so the last messages below need no lock. When the server ends a healthy stream (going
+     * away, idle), frames the client sends meanwhile are still read and counted as dropped,
+     * so the final counts cover every frame sent before the close frame. */
     pthread_mutex_lock(&h->lock);
     st->closing = true;
-    while (st->busy)
-        pthread_cond_wait(&h->idle, &h->lock);
-    if (st->has_waiting) {   /* never started: it counts as dropped */
+    if (st->has_waiting) {   /* never to be started */
+        st->has_waiting = false;
         st->dropped++;
         h->dropped++;
     }
+    bool keep_reading = close_code == SH_WS_CLOSE_GOING_AWAY || close_code == SH_WS_CLOSE_POLICY;
+    double read_until = mono_ms() + LATE_READ_MS;
+    while (st->busy || (keep_reading && mono_ms() < read_until)) {
+        if (!keep_reading) {
+            pthread_cond_wait(&h->idle, &h->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&h->lock);
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        sh_ws_message msg;
+        if (rd.pre_len || poll(&pf, 1, 20) > 0) {
+            if (sh_ws_read(&rd, &msg) != 0)
+                keep_reading = false;
+            else if (msg.opcode == SH_WS_BINARY)
+                on_late_frame(h, st);
+        }
+        pthread_mutex_lock(&h->lock);
+    }
+    sh_ws_reader_free(&rd);
     h->slots[slot] = NULL;
     h->open--;
     uint64_t rx = st->received, done = st->processed, dropped = st->dropped;
     pthread_cond_broadcast(&h->idle);
     pthread_mutex_unlock(&h->lock);
+    /* The last word before the close frame: the stream's final counts, so a client can tell
+     * the frames dropped here from those lost on the way. */
+    if (close_code) {
+        char bye[200];
+        int n = snprintf(bye, sizeof bye, "{\"type\":\"bye\",\"received\":%llu,\"processed\":%llu,\"dropped\":%llu}",
+                         (unsigned long long)rx, (unsigned long long)done, (unsigned long long)dropped);
+        sh_ws_write(fd, SH_WS_TEXT, bye, (size_t)n, false);
+        sh_ws_write_close(fd, close_code, close_reason, false);
+    }
     hlog(h, SHOAL_LOG_INFO, "stream closed: client=%s (%s) frames received=%llu processed=%llu dropped=%llu", st->id,
          why, (unsigned long long)rx, (unsigned long long)done, (unsigned long long)dropped);
     pthread_mutex_destroy(&st->send_lock);

@@ -20,7 +20,11 @@
  *   {"type":"result","seq":S,"mode":"M","age_ms":A,"server_ms":B,"queue_ms":Q,"run_ms":R,
  *    "dropped":D,"results":{...}}   age_ms: capture to result on the server's clock (null
  *   when the capture time is unknown); server_ms: arrival to result; D: this stream's drops.
+ * A frame replaced while waiting is reported at once: {"type":"dropped","seq":S,"dropped":D}.
  * Errors about one frame or message: {"type":"error","seq":S,"code":N,"message":"..."}.
+ * Before its close frame the server sends {"type":"bye","received":R,"processed":P,"dropped":D}
+ * (after answering the frame in flight; a frame still waiting counts as dropped), so only a
+ * connection that breaks loses frames without a count.
  *
  * Liveness: the server pings a stream silent for `heartbeat_s` and closes one silent for
  * `idle_timeout_s` (any message, a pong included, counts). Memory per stream: the message

@@ -120,9 +120,13 @@ if ACTION == "protocol":
     print("ok   ping answered with pong")
     send(s, 8, struct.pack(">H", 1000))
     op, data = recv(s)
+    bye = json.loads(data) if op == 1 else {}
+    if bye.get("type") != "bye" or bye.get("processed") != 2 or bye.get("received") != 3:
+        fail(f"expected the final counts first: {op} {data!r}")
+    op, data = recv(s)
     if op != 8:
         fail(f"close answer: {op}")
-    print("ok   close answered with close")
+    print("ok   close answered with the final counts, then close")
 elif ACTION == "idle":
     heartbeat, idle = float(sys.argv[4]), float(sys.argv[5])
     s = connect()
@@ -133,7 +137,7 @@ elif ACTION == "idle":
         fail(f"expected a ping within {heartbeat + 2} s, got op {op}")
     print(f"ok   a silent stream is pinged after {time.time() - t0:.1f} s")
     op, data = recv(s)   # not answering the pings: the idle timeout closes
-    while op == 9:
+    while op in (1, 9):   # pings, then the final counts
         op, data = recv(s)
     code = struct.unpack(">H", data[:2])[0] if op == 8 and len(data) >= 2 else None
     if code != 1008 or time.time() - t0 > idle + 2:
