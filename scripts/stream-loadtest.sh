@@ -28,7 +28,8 @@ cleanup() { [ -n "$SERVER" ] && kill -KILL "$SERVER" 2>/dev/null; wait 2>/dev/nu
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$SHOAL" serve --config "$CONFIG" --listen 127.0.0.1:0 \
+# The allocator settings of deploy/shoal.env: fewer per-thread heaps, so RSS tracks what is used.
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$SHOAL" serve --config "$CONFIG" --listen 127.0.0.1:0 \
     --workers "$WORKERS" --max-streams 64 --timeout-ms 5000 --quiet > "$TMP/serve.log" 2>&1 &
 SERVER=$!
 PORT=""
@@ -49,8 +50,9 @@ for n in $CLIENTS; do
   kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null
   echo "--- $n wearers (client exit $rc)"
   grep -v '^{' "$TMP/run$n.log" | tail -n 3
-  awk 'NR == 1 {first = $1} {if ($1 > max) max = $1; last = $1} END {
-         printf "server RSS MiB: first %.1f, max %.1f, last %.1f over %d samples\n", first/1024, max/1024, last/1024, NR}' "$TMP/rss"
+  awk '{v[NR] = $1; if ($1 > max) max = $1} END {
+         printf "server RSS MiB at 0/25/50/75/100%% of the run: %.1f %.1f %.1f %.1f %.1f (max %.1f, %d samples)\n",
+           v[1]/1024, v[int(NR/4)+1]/1024, v[int(NR/2)+1]/1024, v[int(3*NR/4)+1]/1024, v[NR]/1024, max/1024, NR}' "$TMP/rss"
   tail -n 1 "$TMP/run$n.log"
 done
 curl -s -m 5 "http://127.0.0.1:$PORT/metrics" | grep -E '^shoal_stream_(frames_total|frame_age_ms)' 
