@@ -482,6 +482,12 @@ void sh_stream_serve(sh_stream_hub *h, int fd, const void *pre, size_t pre_len, 
         int pr = rd.pre_len ? 1 : poll(&pf, 1, READER_TICK_MS);
         double now = mono_ms();
         if (pr == 0) {
+            /* A stream whose frame is waiting or running is not idle: its client waits for us. */
+            pthread_mutex_lock(&h->lock);
+            bool pending = st->busy || st->has_waiting;
+            pthread_mutex_unlock(&h->lock);
+            if (pending)
+                last_rx = now;
             if (now - last_rx > 1000.0 * h->p.idle_timeout_s) {
                 close_code = SH_WS_CLOSE_POLICY;
                 close_reason = why = "idle timeout";

@@ -27,7 +27,8 @@
  * connection that breaks loses frames without a count.
  *
  * Liveness: the server pings a stream silent for `heartbeat_s` and closes one silent for
- * `idle_timeout_s` (any message, a pong included, counts). Memory per stream: the message
+ * `idle_timeout_s` (any message, a pong included, counts, and so does a frame of its own still
+ * waiting or running). Memory per stream: the message
  * being read and one waiting frame (max_frame_bytes each), plus its frame in flight. */
 #ifndef SHOAL_SERVER_STREAM_H
 #define SHOAL_SERVER_STREAM_H

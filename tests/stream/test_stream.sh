@@ -6,6 +6,7 @@
 #  - three wearers, one sending 4x faster than the others: its stale frames are dropped (counted
 #    by the client and on /metrics), it gets no more results than the others (round-robin),
 #    and every frame is answered or reported dropped (none lost);
+#  - a video file is cut into frames by ffmpeg and streamed (where ffmpeg is installed);
 #  - a silent stream is pinged, then closed after the idle timeout;
 #  - streams over --max-streams get 503;
 #  - SIGTERM with --drain-ms: /readyz answers 503 while streams still run, then the stream is
@@ -144,6 +145,21 @@ else
   age=$(metric 'shoal_stream_frame_age_ms{quantile="0.99"}')
   python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$age" \
     && pass "/metrics reports frame age p99 ($age ms)" || fail "frame age p99 $age"
+fi
+
+# --- a video file through ffmpeg (skipped where ffmpeg is not installed)
+if command -v ffmpeg >/dev/null; then
+  ffmpeg -nostdin -loglevel error -loop 1 -t 2 -i "$IMAGE" -vf scale=320:240 -c:v mjpeg "$TMP/clip.avi"
+  if timeout 60 "$SHOAL" stream --server "127.0.0.1:$PORT" --video "$TMP/clip.avi" --fps 5 --duration 2 \
+      --token-file "$TMP/token" --quiet > "$TMP/video.log" 2>&1; then
+    vj=$(tail -n1 "$TMP/video.log")
+    [ "$(json_field "$vj" results)" -gt 0 ] && [ "$(json_field "$vj" errors)" -eq 0 ] \
+      && pass "a video file streamed through ffmpeg ($(json_field "$vj" results) results)" || fail "video: $vj"
+  else
+    cat "$TMP/video.log"; fail "shoal stream --video"
+  fi
+else
+  echo "skip ffmpeg not installed: --video not checked"
 fi
 
 # --- heartbeat and idle timeout
