@@ -81,6 +81,7 @@ typedef struct client {
     double *ages;
     size_t n_ages, cap_ages;
     double first_result, last_result;
+    double send_end;                /* when the run stops sending */
     double disconnect_at, max_gap_ms, max_reopen_ms;
     bool failed_connect;
 } client;
@@ -375,7 +376,9 @@ static void on_message(client *c, const uint8_t *data, size_t len)
         if (!c->first_result)
             c->first_result = now;
         c->last_result = now;
-        if (cJSON_IsNumber(age))
+        /* Ages count while the wearers send: after that, the last frames wait their turn with
+         * nothing newer to replace them, which no wearer that keeps streaming sees. */
+        if (cJSON_IsNumber(age) && now <= c->send_end)
             record_age(c, age->valuedouble);
         if (cJSON_IsNumber(dropped))
             c->conn_dropped = (uint64_t)dropped->valuedouble;
@@ -388,9 +391,10 @@ static void on_message(client *c, const uint8_t *data, size_t len)
         if (!c->o->quiet) {
             const cJSON *res = cJSON_GetObjectItemCaseSensitive(o, "results");
             char *rs = res ? cJSON_PrintUnformatted(res) : NULL;
-            printf("%s seq=%.0f age_ms=%.1f dropped=%llu results=%.160s\n", c->id,
+            const cJSON *srv = cJSON_GetObjectItemCaseSensitive(o, "server_ms");
+            printf("%s seq=%.0f age_ms=%.1f server_ms=%.1f dropped=%llu results=%.160s\n", c->id,
                    cJSON_IsNumber(seq) ? seq->valuedouble : -1.0, cJSON_IsNumber(age) ? age->valuedouble : -1.0,
-                   (unsigned long long)c->conn_dropped, rs ? rs : "{}");
+                   cJSON_IsNumber(srv) ? srv->valuedouble : -1.0, (unsigned long long)c->conn_dropped, rs ? rs : "{}");
             cJSON_free(rs);
         }
     } else if (cJSON_IsString(type) && (!strcmp(type->valuestring, "bye") || !strcmp(type->valuestring, "dropped"))) {
@@ -447,6 +451,7 @@ static void *client_main(void *arg)
     client *c = arg;
     const options *o = c->o;
     double start = mono_ms(), end = start + o->duration_s * 1000.0, period = 1000.0 / o->fps;
+    c->send_end = end;
     uint8_t *msg = sh_alloc(c->alloc, SH_STREAM_HEADER_BYTES + c->fr->largest);
     if (!msg)
         return NULL;
@@ -552,7 +557,8 @@ static void usage(FILE *f)
             "(default 10), as N wearers (default 1, at most %d; ids PREFIX-1..N, default 'wearer').\n"
             "--frames: the folder's *.jpg in name order, looped; --video: any file ffmpeg reads (MJPEG,\n"
             "MP4...), cut into JPEGs at F fps (up to 60 s). Prints one line per result (unless --quiet)\n"
-            "and a summary: frame age p50/p99 (capture to result, as the server measured it), drops,\n"
+            "and a summary: frame age p50/p99 (capture to result, as the server measured it, while\n"
+            "the wearers send), drops,\n"
             "frames lost in broken connections, per-client results/s min/max; its last line is JSON.\n"
             "--reconnect reopens a broken stream until the run ends (the gap is reported).\n",
             MAX_CLIENTS);
@@ -733,8 +739,9 @@ int cmd_stream(int argc, char **argv)
            started, o.fps, o.duration_s, wall_s, (unsigned long long)sent, (unsigned long long)results,
            (unsigned long long)dropped, 100 * drop_rate, (unsigned long long)errors, (unsigned long long)lost,
            (unsigned long long)lost_max, failed);
-    printf("frame age ms (capture to result, server clock): p50 %.1f, p99 %.1f, max %.1f over %zu results\n", p50,
-           p99, pmax, k);
+    printf("frame age ms (capture to result, server clock, while sending): p50 %.1f, p99 %.1f, max %.1f over %zu "
+           "results\n",
+           p50, p99, pmax, k);
     printf("results per second per client: min %.2f, max %.2f; reconnects %llu, longest from a broken stream to "
            "streaming again %.0f ms, to the next result %.0f ms\n",
            tput_min, tput_max, (unsigned long long)reconnects, reopen_max, gap_max);
