@@ -644,9 +644,9 @@ int cmd_stream(int argc, char **argv)
     o.host[he - hs] = '\0';
     snprintf(o.port, sizeof o.port, "%d", port);
     size_t pl = strlen(o.client_prefix);
-    for (size_t i = 0; i < pl; i++)
-        if (pl > 48 || !(strchr("._:-", o.client_prefix[i]) || (o.client_prefix[i] >= '0' && o.client_prefix[i] <= '9') ||
-                         ((o.client_prefix[i] | 0x20) >= 'a' && (o.client_prefix[i] | 0x20) <= 'z'))) {
+    for (size_t i = 0; i <= pl; i++)
+        if (pl < 1 || pl > 48 || (i < pl && !(strchr("._:-", o.client_prefix[i]) || (o.client_prefix[i] >= '0' && o.client_prefix[i] <= '9') ||
+                         ((o.client_prefix[i] | 0x20) >= 'a' && (o.client_prefix[i] | 0x20) <= 'z')))) {
             fprintf(stderr, "shoal stream: --client-id must be 1..48 characters of [A-Za-z0-9._:-]\n");
             return 2;
         }

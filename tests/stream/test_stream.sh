@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # /v1/stream end to end: a real `shoal serve` on a free loopback port (the traffic-light
 # detector of the generated models/, two modes), driven by `shoal stream` and ws_probe.py:
+#  - bad values of the stream flags of `shoal stream` and `shoal serve` are refused (exit 2);
 #  - the upgrade needs the bearer token (401), a known mode (404), a WebSocket request (426);
 #  - mode messages, header modes, per-frame errors, ping/pong, close (ws_probe.py protocol);
 #  - three wearers, one sending 4x faster than the others: its stale frames are dropped (counted
@@ -93,6 +94,20 @@ upgrade_status() {   # query, extra curl args -> HTTP status of the upgrade requ
     -H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" "${@:2}"
 }
 json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+# --- strict flags: each bad value is refused (exit 2) before anything starts
+bad_flags=0
+for args in "--client-id a%20b" "--client-id ''" "--fps 0" "--fps 15x" "--clients 0" "--server 127.0.0.1" \
+            "--server 127.0.0.1:70000" "--duration -1"; do
+  eval "timeout 20 \"$SHOAL\" stream --server 127.0.0.1:9 --frames \"$TMP/frames\" $args" >/dev/null 2>&1
+  [ $? -eq 2 ] || { echo "     shoal stream $args was not refused"; bad_flags=1; }
+done
+for args in "--stream-heartbeat 30 --stream-idle-timeout 10" "--max-streams 0" "--stream-max-frame 10" \
+            "--drain-ms -5" "--stream-idle-timeout 1"; do
+  eval "timeout 20 \"$SHOAL\" serve --config \"$TMP/serve.yaml\" --listen 127.0.0.1:0 $args" >/dev/null 2>&1
+  [ $? -eq 2 ] || { echo "     shoal serve $args was not refused"; bad_flags=1; }
+done
+[ $bad_flags -eq 0 ] && pass "bad stream flags refused with exit 2" || fail "bad stream flags"
 
 start_server --max-streams 4 --stream-heartbeat 1 --stream-idle-timeout 3 --drain-ms 2000
 AUTH=(-H "Authorization: Bearer s3cret-token")
