@@ -30,3 +30,22 @@ echo "--- memory plan of the whole set (shoal plan)"
 "$SHOAL" plan --config configs/aiglasses.yaml --svg "$BUILD/demo/plan.svg"
 echo
 echo "annotated frames and the arena picture are in $BUILD/demo/"
+
+echo
+echo "--- a camera stream: shoal serve on loopback, shoal stream sending the frames at 5 fps"
+LOG="$BUILD/demo/serve.log"
+"$SHOAL" serve --config configs/aiglasses.yaml --listen 127.0.0.1:0 --workers 2 --quiet > "$LOG" 2>&1 &
+SERVER=$!
+trap 'kill -KILL $SERVER 2>/dev/null' EXIT
+PORT=""
+for _ in $(seq 600); do
+  PORT=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$LOG" | head -n1 | cut -d: -f2 || true)
+  [ -n "$PORT" ] && curl -s -m 2 "http://127.0.0.1:$PORT/readyz" | grep -q true && break
+  kill -0 $SERVER 2>/dev/null || { cat "$LOG"; exit 1; }
+  sleep 0.2
+done
+"$SHOAL" stream --server "127.0.0.1:$PORT" --frames models/frames --fps 5 --duration 5 --mode crossing |
+  cut -c1-160
+kill -TERM $SERVER
+wait $SERVER
+trap - EXIT

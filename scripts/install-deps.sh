@@ -6,7 +6,7 @@ PKGS=(build-essential cmake pkg-config
       protobuf-c-compiler libprotobuf-c-dev libonnx-dev
       libyaml-dev libcjson-dev libstb-dev libturbojpeg0-dev libmicrohttpd-dev
       libopenblas-dev libopenblas0-pthread libdnnl-dev libxxhash-dev libcmocka-dev libzip-dev
-      libonnx-testdata npm curl wrk clang libclang-rt-14-dev prometheus
+      libonnx-testdata npm curl wrk clang libclang-rt-14-dev prometheus haproxy ffmpeg python3-yaml
       python3-numpy python3-torch python3-torchvision python3-onnx)
 missing=()
 for p in "${PKGS[@]}"; do

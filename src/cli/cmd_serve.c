@@ -44,18 +44,23 @@ static void usage(FILE *f)
             "                   [--receive-timeout S] [--max-pixels N] [--host-limit SIZE]\n"
             "                   [--token-file FILE] [--device cpu|cuda|auto] [--threads N]\n"
             "                   [--budget SIZE|PERCENT] [--log-level debug|info|warn|error] [--log-json]\n"
-            "                   [--quiet]\n"
+            "                   [--max-streams N] [--stream-max-frame SIZE] [--stream-idle-timeout S]\n"
+            "                   [--stream-heartbeat S] [--drain-ms MS] [--quiet]\n"
             "\n"
             "Serves POST /v1/infer?mode=NAME or ?model=NAME (JPEG/PNG body, or raw RGB with\n"
             "&width=&height=; without either, the config's default_mode), GET /v1/models,\n"
             "POST /v1/models/{name}/load|unload, PUT /v1/budget {\"bytes\":N or \"512MB\" or \"60%%\"},\n"
-            "GET /metrics (Prometheus text), GET /healthz, GET /readyz.\n"
+            "GET /metrics (Prometheus text), GET /healthz, GET /readyz, and GET /v1/stream\n"
+            "[?client=ID&mode=NAME]: a WebSocket of camera frames, the newest one served, round-robin\n"
+            "over the streams (docs/deploy.md has the frame header).\n"
             "\n"
             "Defaults come from the config's server: section, else: listen %s,\n"
             "%d workers (1..%d), queue %d, timeout %d ms, body limit %zu bytes (%zu MiB),\n"
             "%d connections, %d per client, connection (idle) timeout %d s, receive timeout %d s\n"
             "(headers and body of a request, in all), images up to %lld pixels, decoded images in\n"
-            "flight up to %zu bytes (%zu MiB). SIZE: 4096, 512MB, 1.5GiB; --budget also 60%%.\n"
+            "flight up to %zu bytes (%zu MiB), %d streams, stream messages up to %zu bytes, streams\n"
+            "pinged after %d s and closed after %d s of silence, drain %d ms (/readyz answers 503\n"
+            "that long after SIGTERM before anything closes). SIZE: 4096, 512MB, 1.5GiB; --budget also 60%%.\n"
             "Each worker is one execution context with its own activation arena, charged to the\n"
             "budget. A full queue or host limit answers 429 with Retry-After; a larger image 413.\n"
             "With --token-file every endpoint but /healthz and /readyz needs\n"
@@ -63,7 +68,8 @@ static void usage(FILE *f)
             "reloads the config's models and modes without dropping requests.\n",
             d.listen, d.workers, MAX_WORKERS, d.queue_depth, d.timeout_ms, d.max_body_bytes, d.max_body_bytes >> 20,
             d.max_connections, d.max_connections_per_client, d.connection_timeout_s, d.receive_timeout_s,
-            (long long)d.max_pixels, d.host_limit_bytes, d.host_limit_bytes >> 20);
+            (long long)d.max_pixels, d.host_limit_bytes, d.host_limit_bytes >> 20, d.max_streams,
+            d.stream_max_frame_bytes, d.stream_heartbeat_s, d.stream_idle_timeout_s, d.drain_ms);
 }
 
 /* Reads the first line of a token file. Refuses an empty token or one with spaces or
@@ -252,9 +258,9 @@ int cmd_serve(int argc, char **argv)
     const char *config = NULL, *token_file = NULL, *device = NULL, *cli_listen = NULL;
     /* 0 = not given on the command line */
     int workers = 0, queue = 0, timeout_ms = 0, max_conn = 0, per_client = 0, conn_timeout = 0, recv_timeout = 0,
-        threads = 0;
+        threads = 0, max_streams = 0, stream_idle = 0, heartbeat = 0, drain_ms = -1;
     long long max_pixels = 0;
-    sh_config_size max_body = {0}, host_limit = {0}, budget = {0};
+    sh_config_size max_body = {0}, host_limit = {0}, budget = {0}, stream_frame = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -299,6 +305,16 @@ int cmd_serve(int argc, char **argv)
             bad = cli_int(CMD, a, v, 1, SH_IMAGE_MAX_PIXELS, &max_pixels);
         else if (!strcmp(a, "--host-limit"))
             bad = cli_size(CMD, a, v, false, &host_limit);
+        else if (!strcmp(a, "--max-streams"))
+            bad = cli_int32(CMD, a, v, 1, 4096, &max_streams);
+        else if (!strcmp(a, "--stream-max-frame"))
+            bad = cli_size(CMD, a, v, false, &stream_frame);
+        else if (!strcmp(a, "--stream-idle-timeout"))
+            bad = cli_int32(CMD, a, v, 2, 3600, &stream_idle);
+        else if (!strcmp(a, "--stream-heartbeat"))
+            bad = cli_int32(CMD, a, v, 1, 3600, &heartbeat);
+        else if (!strcmp(a, "--drain-ms"))
+            bad = cli_int32(CMD, a, v, 0, 600000, &drain_ms);
         else if (!strcmp(a, "--threads"))
             bad = cli_int32(CMD, a, v, 1, 256, &threads);
         else if (!strcmp(a, "--budget"))
@@ -327,6 +343,11 @@ int cmd_serve(int argc, char **argv)
     if (host_limit.kind == SH_SIZE_BYTES && (host_limit.bytes < 1 || host_limit.bytes > ((uint64_t)1 << 40))) {
         fprintf(stderr, "shoal serve: --host-limit expects 1 byte..1TiB, got %llu bytes\n",
                 (unsigned long long)host_limit.bytes);
+        return 2;
+    }
+    if (stream_frame.kind == SH_SIZE_BYTES && (stream_frame.bytes < 64 || stream_frame.bytes > ((uint64_t)1 << 30))) {
+        fprintf(stderr, "shoal serve: --stream-max-frame expects 64 bytes..1GiB, got %llu bytes\n",
+                (unsigned long long)stream_frame.bytes);
         return 2;
     }
     if ((budget.kind == SH_SIZE_BYTES && (budget.bytes < 1 || budget.bytes > (uint64_t)INT64_MAX)) ||
@@ -363,6 +384,21 @@ int cmd_serve(int argc, char **argv)
         sp.max_pixels = max_pixels;
     if (host_limit.kind == SH_SIZE_BYTES)
         sp.host_limit_bytes = (size_t)host_limit.bytes;
+    if (max_streams)
+        sp.max_streams = max_streams;
+    if (stream_frame.kind == SH_SIZE_BYTES)
+        sp.stream_max_frame_bytes = (size_t)stream_frame.bytes;
+    if (stream_idle)
+        sp.stream_idle_timeout_s = stream_idle;
+    if (heartbeat)
+        sp.stream_heartbeat_s = heartbeat;
+    if (drain_ms >= 0)
+        sp.drain_ms = drain_ms;
+    if (sp.stream_heartbeat_s >= sp.stream_idle_timeout_s) {
+        fprintf(stderr, "shoal serve: --stream-heartbeat (%d s) must be shorter than --stream-idle-timeout (%d s)\n",
+                sp.stream_heartbeat_s, sp.stream_idle_timeout_s);
+        return 2;
+    }
     if (sc.default_mode[0])
         sp.default_mode = sc.default_mode;
     sp.log_json = log_json;

@@ -9,6 +9,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_stream(int argc, char **argv);
 int cmd_test_onnx(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_hands(int argc, char **argv);

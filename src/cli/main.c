@@ -17,6 +17,7 @@ static const struct {
     {"monitor", cmd_monitor, "live table of device memory, with per-model attribution"},
     {"report", cmd_report, "memory report with recommendations (JSON or Prometheus text)"},
     {"serve", cmd_serve, "HTTP inference server"},
+    {"stream", cmd_stream, "stream camera frames to a server's /v1/stream (reference client, load test)"},
     {"test-onnx", cmd_test_onnx, "run ONNX conformance test folders"},
     {"inspect", cmd_inspect, "inputs, outputs, ops and parameter bytes of an ONNX model"},
     {"hands", cmd_hands, "MediaPipe's hand landmarker (TFLite palm + landmark models) on images"},

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -23,6 +25,8 @@
 #include "server/conns.h"
 #include "server/jobs.h"
 #include "server/listen.h"
+#include "server/stream.h"
+#include "server/ws.h"
 #include "vision/image.h"
 
 #define MAX_URL 256
@@ -49,7 +53,7 @@ static const unsigned COUNTED[] = {200, 400, 401, 404, 405, 409, 413, 414, 422, 
 #define N_COUNTED (sizeof COUNTED / sizeof COUNTED[0])
 
 typedef enum endpoint {
-    EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_INFER, EP_MODELS, EP_MODEL_ACTION, EP_BUDGET, EP_COUNT
+    EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_INFER, EP_MODELS, EP_MODEL_ACTION, EP_BUDGET, EP_STREAM, EP_COUNT
 } endpoint;
 
 typedef struct endpoint_info {
@@ -69,6 +73,7 @@ static const endpoint_info ENDPOINTS[EP_COUNT] = {
     [EP_MODELS] = {"/v1/models", false, "GET", true, false, "use GET"},
     [EP_MODEL_ACTION] = {"/v1/models/", true, "POST", true, false, "use POST /v1/models/{name}/load or /unload"},
     [EP_BUDGET] = {"/v1/budget", false, "PUT", true, true, "use PUT with {\"bytes\": N}"},
+    [EP_STREAM] = {"/v1/stream", false, "GET", true, false, "use GET with Upgrade: websocket"},
 };
 
 /* One runtime the server serves with, and the requests and jobs still using it. A swap
@@ -87,6 +92,7 @@ struct sh_server {
     struct MHD_Daemon *mhd;
     sh_job_queue *jobs;
     sh_conn_table *conns;
+    sh_stream_hub *streams;
     pthread_mutex_t gen_lock;
     pthread_cond_t gen_idle;
     rt_gen *gen;
@@ -94,6 +100,7 @@ struct sh_server {
     uint64_t id_seed;           /* random per process, so generated request ids do not repeat */
     atomic_ulong id_counter;
     atomic_bool stopping;
+    atomic_bool draining;       /* /readyz says no; everything else is served as usual */
     atomic_ulong requests_total;
     atomic_ulong responses[N_COUNTED + 1];
     atomic_long in_flight;      /* requests between their first callback and completion */
@@ -130,6 +137,11 @@ sh_server_params sh_server_default_params(void)
         .max_connections_per_client = 64,
         .max_pixels = 4096 * 4096,
         .host_limit_bytes = (size_t)1 << 30,
+        .max_streams = 64,
+        .stream_max_frame_bytes = 4u << 20,
+        .stream_idle_timeout_s = 30,
+        .stream_heartbeat_s = 10,
+        .drain_ms = 0,
     };
     return p;
 }
@@ -829,7 +841,7 @@ static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c, sh
         return send_error(s, c, 500, "could not format metrics");
     sh_job_queue_stats qs;
     sh_job_queue_get_stats(s->jobs, &qs);
-    char extra[8192];
+    char extra[12288];
     size_t at = 0;
 #define PUT(...) at += (size_t)snprintf(extra + at, sizeof extra - at, __VA_ARGS__)
     PUT("# HELP shoal_http_requests_total HTTP requests received.\n"
@@ -885,6 +897,32 @@ static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c, sh
         "shoal_http_connections_cut_total{reason=\"evicted\"} %lu\n"
         "shoal_http_connections_cut_total{reason=\"refused\"} %lu\n",
         cs.open, (unsigned long)cs.cut_deadline, (unsigned long)cs.cut_evicted, (unsigned long)cs.refused);
+    sh_stream_stats ss;
+    sh_stream_get_stats(s->streams, &ss);
+    PUT("# HELP shoal_stream_active Open /v1/stream WebSockets.\n"
+        "# TYPE shoal_stream_active gauge\n"
+        "shoal_stream_active %d\n"
+        "# HELP shoal_stream_limit Streams accepted at once (503 above).\n"
+        "# TYPE shoal_stream_limit gauge\n"
+        "shoal_stream_limit %d\n"
+        "# HELP shoal_stream_opened_total Streams opened.\n"
+        "# TYPE shoal_stream_opened_total counter\n"
+        "shoal_stream_opened_total %llu\n"
+        "# HELP shoal_stream_frames_total Stream frames: received; processed (a result sent); dropped (replaced by a "
+        "newer frame before it started, latest frame wins); failed (an error sent).\n"
+        "# TYPE shoal_stream_frames_total counter\n"
+        "shoal_stream_frames_total{result=\"received\"} %llu\n"
+        "shoal_stream_frames_total{result=\"processed\"} %llu\n"
+        "shoal_stream_frames_total{result=\"dropped\"} %llu\n"
+        "shoal_stream_frames_total{result=\"failed\"} %llu\n"
+        "# HELP shoal_stream_frame_age_ms Capture (or arrival) to result of the last 1024 results.\n"
+        "# TYPE shoal_stream_frame_age_ms summary\n"
+        "shoal_stream_frame_age_ms{quantile=\"0.5\"} %.3f\n"
+        "shoal_stream_frame_age_ms{quantile=\"0.99\"} %.3f\n"
+        "shoal_stream_frame_age_ms_count %llu\n",
+        ss.streams, s->p.max_streams, (unsigned long long)ss.opened, (unsigned long long)ss.frames_received,
+        (unsigned long long)ss.frames_processed, (unsigned long long)ss.frames_dropped,
+        (unsigned long long)ss.frames_failed, ss.age_ms_p50, ss.age_ms_p99, (unsigned long long)ss.age_samples);
 #undef PUT
     if (at >= sizeof extra)
         at = sizeof extra - 1;
@@ -902,6 +940,129 @@ static enum MHD_Result handle_metrics(sh_server *s, struct MHD_Connection *c, sh
     return ok;
 }
 
+
+/* --- /v1/stream ---------------------------------------------------------------------------- */
+
+/* What the upgrade handler needs once libmicrohttpd hands the socket over; the request itself
+ * may be gone by then. */
+typedef struct stream_start {
+    sh_server *s;
+    sh_conn *conn;
+    char client[65];
+    char mode[128];
+} stream_start;
+
+static void *stream_rt_acquire(void *user, shoal_runtime_t *rt, const char **default_mode)
+{
+    rt_gen *g = gen_acquire(user);
+    *rt = g->rt;
+    *default_mode = g->default_mode[0] ? g->default_mode : NULL;
+    return g;
+}
+
+static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in, size_t extra_len,
+                        MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    (void)c;
+    (void)con_cls;
+    stream_start *ss = cls;
+    sh_server *s = ss->s;
+    if (ss->conn)   /* a stream is served for its whole life: never cut as a slow request */
+        sh_conn_set_phase(s->conns, ss->conn, SH_CONN_BUSY);
+    /* libmicrohttpd's sockets are non-blocking; the stream's reader blocks with timeouts. */
+    int fl = fcntl(sock, F_GETFL);
+    if (fl >= 0)
+        fcntl(sock, F_SETFL, fl & ~O_NONBLOCK);
+    sh_stream_serve(s->streams, sock, extra_in, extra_len, ss->client, ss->mode[0] ? ss->mode : NULL);
+    sh_free(s->alloc, ss);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static const char *const STREAM_ARGS[] = {"client", "mode"};
+
+/* True when the comma-separated header value contains `token` (case-insensitive). */
+static bool header_has(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = value; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len == n && !strncasecmp(p, token, n))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+static enum MHD_Result handle_stream(sh_server *s, struct MHD_Connection *c, request *rq)
+{
+    arg_check ac;
+    const char *bad = check_query(c, &ac, STREAM_ARGS, 2);
+    if (bad)
+        return send_error(s, c, 400, bad);
+    const char *up = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
+    const char *conn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+    const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+    if (!up || strcasecmp(up, "websocket") || !conn || !header_has(conn, "upgrade"))
+        return send_error_h(s, c, 426, "GET /v1/stream is a WebSocket: send Upgrade: websocket, Connection: Upgrade",
+                            &(extra_header){"Upgrade", "websocket"});
+    if (!ver || strcmp(ver, "13"))
+        return send_error_h(s, c, 426, "only WebSocket version 13 is spoken",
+                            &(extra_header){"Sec-WebSocket-Version", "13"});
+    char accept[29];
+    if (!sh_ws_accept_key(key, accept))
+        return send_error(s, c, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
+    const char *client = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client");
+    const char *mode = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode");
+    /* The client id travels to logs and a load balancer's hash: a short plain token only. */
+    size_t cn = client ? strlen(client) : 0;
+    bool sane = !client || (cn >= 1 && cn <= 64);
+    for (size_t i = 0; sane && i < cn; i++)
+        sane = (client[i] >= 'a' && client[i] <= 'z') || (client[i] >= 'A' && client[i] <= 'Z') ||
+               (client[i] >= '0' && client[i] <= '9') || strchr("._:-", client[i]);
+    if (!sane)
+        return send_error(s, c, 400, "client must be 1..64 characters of [A-Za-z0-9._:-]");
+    shoal_runtime_t rt = rq->gen->rt;
+    if (mode && (strlen(mode) >= sizeof ((stream_start *)0)->mode ||
+                 find_name(mode, shoal_runtime_mode_count(rt), shoal_runtime_mode_name, rt) < 0)) {
+        char names[512];
+        list_names(names, sizeof names, shoal_runtime_mode_count(rt), shoal_runtime_mode_name, rt);
+        return send_errorf(s, c, 404, "unknown mode '%.64s' (the config has: %s)", mode, names);
+    }
+    snprintf(rq->target, sizeof rq->target, "client=%s", client ? client : "-");
+    extra_header retry = {"Retry-After", "1"};
+    if (!sh_stream_reserve(s->streams))
+        return send_errorf(s, c, 503, "at the limit of %d streams, or stopping", s->p.max_streams);
+    stream_start *ss = sh_calloc(s->alloc, 1, sizeof *ss);
+    struct MHD_Response *r = ss ? MHD_create_response_for_upgrade(on_upgraded, ss) : NULL;
+    if (!r) {
+        sh_free(s->alloc, ss);
+        sh_stream_unreserve(s->streams);
+        return send_error_h(s, c, 503, "out of memory", &retry);
+    }
+    ss->s = s;
+    ss->conn = rq->conn;
+    snprintf(ss->client, sizeof ss->client, "%s", client ? client : "-");
+    if (mode)
+        snprintf(ss->mode, sizeof ss->mode, "%s", mode);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
+    MHD_add_response_header(r, "X-Request-Id", rq->id);
+    rq->status = 101;
+    enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+    MHD_destroy_response(r);
+    if (ok != MHD_YES) {   /* the handler will never run */
+        sh_free(s->alloc, ss);
+        sh_stream_unreserve(s->streams);
+    }
+    return ok;
+}
+
 static enum MHD_Result dispatch(sh_server *s, struct MHD_Connection *c, const char *url, request *rq)
 {
     shoal_runtime_t rt = rq->gen->rt;
@@ -909,7 +1070,7 @@ static enum MHD_Result dispatch(sh_server *s, struct MHD_Connection *c, const ch
     case EP_HEALTHZ:
         return send_text(s, c, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
     case EP_READYZ:
-        if (atomic_load(&s->stopping))
+        if (atomic_load(&s->stopping) || atomic_load(&s->draining))
             return send_text(s, c, 503, "application/json", "{\"ready\":false,\"reason\":\"stopping\"}", 35, NULL);
         return shoal_runtime_is_ready(rt)
                    ? send_text(s, c, 200, "application/json", "{\"ready\":true}", 14, NULL)
@@ -919,6 +1080,7 @@ static enum MHD_Result dispatch(sh_server *s, struct MHD_Connection *c, const ch
     case EP_MODELS: return handle_models(s, c, rt);
     case EP_MODEL_ACTION: return handle_model_action(s, c, rt, url);
     case EP_BUDGET: return handle_budget(s, c, rq);
+    case EP_STREAM: return handle_stream(s, c, rq);
     case EP_COUNT: break;
     }
     return send_error(s, c, 500, "internal error: no handler");
@@ -1147,7 +1309,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     access_log(s, rq, t);
     if (rq->conn) {
         sh_conn_set_user(rq->conn, NULL);
-        sh_conn_set_phase(s->conns, rq->conn, SH_CONN_RECEIVING);   /* the next request's deadline */
+        if (rq->status != 101)   /* an upgraded connection is a stream from now on, never a request */
+            sh_conn_set_phase(s->conns, rq->conn, SH_CONN_RECEIVING);   /* the next request's deadline */
     }
     sh_free(s->alloc, rq->body);
     sh_free(s->alloc, rq);
@@ -1158,6 +1321,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 static void server_free(sh_server *s)
 {
     sh_allocator *a = s->alloc;
+    sh_stream_hub_destroy(s->streams);
     sh_conn_table_destroy(s->conns);
     sh_job_queue_destroy(s->jobs);
     sh_free(a, s->gen);
@@ -1175,10 +1339,14 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "workers must be in 1..64, got %d", p->workers);
     if (p->queue_depth < 1 || p->timeout_ms < 1 || p->max_body_bytes < 1 || p->connection_timeout_s < 1 ||
         p->receive_timeout_s < 1 || p->max_connections < 1 || p->max_connections_per_client < 1 ||
-        p->max_pixels < 1 || p->host_limit_bytes < 1)
+        p->max_pixels < 1 || p->host_limit_bytes < 1 || p->max_streams < 1 || p->stream_max_frame_bytes < 64 ||
+        p->stream_idle_timeout_s < 1 || p->stream_heartbeat_s < 1 || p->drain_ms < 0)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG,
-                       "queue depth, timeouts, body limit, connection limits, pixel limit and host limit must "
-                       "be >= 1");
+                       "queue depth, timeouts, body limit, connection limits, pixel limit, host limit, stream "
+                       "limit, heartbeat must be >= 1, stream frame limit >= 64 bytes, drain >= 0");
+    if (p->stream_heartbeat_s >= p->stream_idle_timeout_s)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "stream heartbeat (%d s) must be shorter than the idle timeout (%d s)",
+                       p->stream_heartbeat_s, p->stream_idle_timeout_s);
     if (p->max_connections > 65535 - MHD_CONNECTION_SLACK)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "max_connections %d is above %d", p->max_connections,
                        65535 - MHD_CONNECTION_SLACK);
@@ -1212,6 +1380,21 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         server_free(s);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "could not start %d worker threads", p->workers);
     }
+    sh_stream_params sp = {
+        .max_streams = p->max_streams,
+        .max_frame_bytes = p->stream_max_frame_bytes,
+        .idle_timeout_s = p->stream_idle_timeout_s,
+        .heartbeat_s = p->stream_heartbeat_s,
+        .frame_timeout_ms = p->timeout_ms,
+        .lanes = p->workers,
+        .max_pixels = p->max_pixels,
+    };
+    sh_stream_runtime srt = {stream_rt_acquire, gen_release, s};
+    s->streams = sh_stream_hub_create(a, &sp, s->jobs, &srt, p->log, p->log_user);
+    if (!s->streams) {
+        server_free(s);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "could not start %d stream dispatcher threads", p->workers);
+    }
     int fd = -1;
     bool ipv6 = false;
     int rc = sh_listen_open(listen, &fd, &s->port, &ipv6, err);
@@ -1220,7 +1403,7 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         return rc;
     }
     s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                                  MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0),
+                                  MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0),
                               0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
@@ -1248,8 +1431,17 @@ void sh_server_stop(sh_server *s)
 {
     if (!s)
         return;
-    /* 1. Stop accepting: the listening socket goes away, new connections are refused. */
+    /* 0. Out of a load balancer's rotation first: /readyz says no while everything else is
+     * served as usual, so its health check moves new clients elsewhere before anything closes. */
+    if (s->p.drain_ms > 0) {
+        atomic_store(&s->draining, true);
+        slog(s, SHOAL_LOG_INFO, "draining: /readyz answers 503 for %d ms before stopping", s->p.drain_ms);
+        nanosleep(&(struct timespec){s->p.drain_ms / 1000, (long)(s->p.drain_ms % 1000) * 1000000L}, NULL);
+    }
+    /* 1. Stop accepting: the listening socket goes away, new connections are refused; streams
+     * are told to go away (their clients reconnect to another server). */
     atomic_store(&s->stopping, true);
+    sh_stream_hub_close_all(s->streams);
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
@@ -1263,7 +1455,11 @@ void sh_server_stop(sh_server *s)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     if (left > 0)
         slog(s, SHOAL_LOG_WARN, "stopping with %ld request(s) still in flight after the grace period", left);
-    /* 3. Close idle keep-alive connections, join their threads, then the workers. */
+    /* 3. Streams end within a reader tick once their frame in flight is answered; libmicrohttpd
+     * must not stop while an upgraded socket is still open. Then close idle keep-alive
+     * connections, join their threads, then the workers. */
+    sh_stream_hub_destroy(s->streams);
+    s->streams = NULL;
     MHD_stop_daemon(s->mhd);
     server_free(s);
 }

@@ -27,9 +27,18 @@
  * Slow clients: see conns.h (a total deadline per request, per-client and global caps that
  * cut requests still arriving rather than refuse new clients).
  *
+ * Streams: GET /v1/stream[?client=ID][&mode=NAME] upgrades to a WebSocket of camera frames
+ * (stream.h: the frame header, latest-frame-wins slots, round-robin over the workers). The
+ * upgrade passes the same checks as any request (token, caps); streams over max_streams get
+ * 503 before the upgrade.
+ *
+ * Draining: sh_server_stop first answers /readyz with 503 for drain_ms while serving as usual
+ * (a load balancer's health check takes the server out of rotation), then closes the streams
+ * (1001, going away: clients reconnect elsewhere) and finishes the requests in flight.
+ *
  * Endpoints: POST /v1/infer?mode=NAME | ?model=NAME [&width=W&height=H for raw RGB],
  * GET /v1/models, POST /v1/models/{name}/load | /unload, PUT /v1/budget {"bytes": N},
- * GET /metrics, GET /healthz, GET /readyz. */
+ * GET /v1/stream, GET /metrics, GET /healthz, GET /readyz. */
 #ifndef SHOAL_SERVER_H
 #define SHOAL_SERVER_H
 
@@ -53,6 +62,11 @@ typedef struct sh_server_params {
     int max_connections_per_client;   /* per client address */
     int64_t max_pixels;         /* largest image (width x height) accepted, 413 above */
     size_t host_limit_bytes;    /* decodes in progress + decoded frames, 429 above */
+    int max_streams;            /* open /v1/stream WebSockets; 503 above */
+    size_t stream_max_frame_bytes;   /* one stream message (header + image); larger closes (1009) */
+    int stream_idle_timeout_s;  /* a stream silent this long is closed */
+    int stream_heartbeat_s;     /* a stream silent this long is pinged */
+    int drain_ms;               /* on stop, /readyz answers 503 this long before anything closes */
     const char *default_mode;   /* /v1/infer without mode= or model= runs it; NULL = required */
     bool log_json;              /* access log lines as JSON objects */
     const char *token;          /* bearer token, copied; NULL or "" = no auth */
