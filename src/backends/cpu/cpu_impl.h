@@ -192,5 +192,11 @@ void cpu_dnnl_fini(cpu_ctx *ctx);
 
 /* Row-major strides of a shape (elements). */
 void cpu_strides(const sh_shape *s, int64_t *st);
+/* Broadcast strides (elements, 0 on broadcast axes) of the operands A and B walked along the
+ * node's output 0, for every binary op that broadcasts; align_b >= 0 is the legacy (opset < 7)
+ * output axis B's dims start at, -1 numpy's right alignment. SHOAL_ERR_SHAPE naming the node
+ * when the shapes do not broadcast. */
+int cpu_bcast_pair(const cpu_prep *pp, const sh_tensor *A, const sh_tensor *B, int align_b, int64_t *sa,
+                   int64_t *sb, sh_err *err);
 
 #endif
