@@ -757,15 +757,7 @@ static int infer_matmul(sh_graph *g, const sh_node *n, sh_err *err)
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "scalar input ('%s' %s, '%s' %s)", a->name, shp(&sa, b1), b->name,
                             shp(&sb, b2));
     bool a1 = sa.ndim == 1, b1d = sb.ndim == 1;
-    if (a1) {
-        sa.ndim = 2;
-        sa.d[1] = sa.d[0];
-        sa.d[0] = 1;
-    }
-    if (b1d) {
-        sb.ndim = 2;
-        sb.d[1] = 1;
-    }
+    sh_shape_matmul_promote(&sa, &sb);
     if (sa.d[sa.ndim - 1] != sb.d[sb.ndim - 2])
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "inner dims differ: '%s' %s x '%s' %s", a->name,
                             shp(&a->shape, b1), b->name, shp(&b->shape, b2));

@@ -59,15 +59,7 @@ static int infer_matmul_like(sh_graph *g, const sh_node *n, int ia, int ib, sh_d
     if (sa.ndim < 1 || sb.ndim < 1)
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "scalar operand");
     bool va = sa.ndim == 1, vb = sb.ndim == 1;
-    if (va) {
-        sa.ndim = 2;
-        sa.d[1] = sa.d[0];
-        sa.d[0] = 1;
-    }
-    if (vb) {
-        sb.ndim = 2;
-        sb.d[1] = 1;
-    }
+    sh_shape_matmul_promote(&sa, &sb);
     if (sa.d[sa.ndim - 1] != sb.d[sb.ndim - 2])
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "'%s' %s and '%s' %s do not multiply", a->name,
                             shp(&a->shape, b1), b->name, shp(&b->shape, b2));
