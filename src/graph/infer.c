@@ -415,6 +415,25 @@ static int infer_binary(sh_graph *g, const sh_node *n, sh_err *err)
     return sh_infer_set_out(g, n, 0, a->dtype, &o);
 }
 
+int sh_infer_conv_weight(const sh_graph *g, const sh_node *n, const sh_tensor *x, const sh_tensor *w, int64_t group,
+                         sh_err *err)
+{
+    char b1[128], b2[128];
+    if (group < 1 || w->shape.d[1] * group != x->shape.d[1] || w->shape.d[0] % group)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s does not fit input '%s' %s with group %lld",
+                            w->name, shp(&w->shape, b1), x->name, shp(&x->shape, b2), (long long)group);
+    return 0;
+}
+
+sh_shape sh_window_out_shape(const sh_shape *x, int64_t channels, const sh_window_geom *geo)
+{
+    sh_shape o = *x;
+    o.d[1] = channels;
+    for (int i = 0; i < geo->n; i++)
+        o.d[2 + i] = geo->out[i];
+    return o;
+}
+
 static int infer_conv(sh_graph *g, int k, sh_err *err)
 {
     const sh_node *n = &g->nodes[k];
@@ -429,9 +448,8 @@ static int infer_conv(sh_graph *g, int k, sh_err *err)
         return sh_node_errf(err, SHOAL_ERR_PARSE, g, n, "group %lld", (long long)geo.group);
     if (n->op == SH_OP_CONV) {
         m = w->shape.d[0];
-        if (w->shape.d[1] * geo.group != c || m % geo.group)
-            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s does not fit input '%s' %s with group %lld",
-                                w->name, shp(&w->shape, b1), x->name, shp(&x->shape, b2), (long long)geo.group);
+        if ((rc = sh_infer_conv_weight(g, n, x, w, geo.group, err)))
+            return rc;
     } else {
         m = w->shape.d[1] * geo.group;
         if (w->shape.d[0] != c)
@@ -442,10 +460,7 @@ static int infer_conv(sh_graph *g, int k, sh_err *err)
     if (b && (b->shape.ndim != 1 || b->shape.d[0] != m))
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "bias '%s' %s, expected [%lld]", b->name, shp(&b->shape, b1),
                             (long long)m);
-    sh_shape o = x->shape;
-    o.d[1] = m;
-    for (int i = 0; i < geo.n; i++)
-        o.d[2 + i] = geo.out[i];
+    sh_shape o = sh_window_out_shape(&x->shape, m, &geo);
     return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
@@ -457,9 +472,7 @@ static int infer_pool(sh_graph *g, int k, sh_err *err)
     if (rc)
         return rc;
     const sh_tensor *x = sh_node_input(g, n, 0);
-    sh_shape o = x->shape;
-    for (int i = 0; i < geo.n; i++)
-        o.d[2 + i] = geo.out[i];
+    sh_shape o = sh_window_out_shape(&x->shape, x->shape.d[1], &geo);
     sh_infer_set_out(g, n, 0, x->dtype, &o);
     return sh_infer_set_out(g, n, 1, SH_DT_INT64, &o);   /* MaxPool Indices */
 }
@@ -1056,20 +1069,24 @@ static int infer_topk(sh_graph *g, const sh_node *n, sh_err *err)
     return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
-static int need_index_dtype(const sh_graph *g, const sh_node *n, const sh_tensor *idx, sh_err *err)
+/* Inputs 0 (data) and 1 (int32/int64 indices) of GatherElements / GatherND. */
+static int need_data_indices(const sh_graph *g, const sh_node *n, const sh_tensor **x, const sh_tensor **idx,
+                             sh_err *err)
 {
-    if (idx->dtype != SH_DT_INT64 && idx->dtype != SH_DT_INT32)
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' are %s, not int32/int64", idx->name,
-                            sh_dtype_name(idx->dtype));
+    int rc;
+    if ((rc = sh_infer_need_input(g, n, 0, x, err)) || (rc = sh_infer_need_input(g, n, 1, idx, err)))
+        return rc;
+    if ((*idx)->dtype != SH_DT_INT64 && (*idx)->dtype != SH_DT_INT32)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' are %s, not int32/int64", (*idx)->name,
+                            sh_dtype_name((*idx)->dtype));
     return 0;
 }
 
 static int infer_gather_elements(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x, *idx;
-    int rc;
-    if ((rc = sh_infer_need_input(g, n, 0, &x, err)) || (rc = sh_infer_need_input(g, n, 1, &idx, err)) ||
-        (rc = need_index_dtype(g, n, idx, err)))
+    int rc = need_data_indices(g, n, &x, &idx, err);
+    if (rc)
         return rc;
     char b1[128], b2[128];
     int64_t axis = sh_node_int(n, "axis", 0);
@@ -1086,9 +1103,8 @@ static int infer_gather_elements(sh_graph *g, const sh_node *n, sh_err *err)
 static int infer_gather_nd(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x, *idx;
-    int rc;
-    if ((rc = sh_infer_need_input(g, n, 0, &x, err)) || (rc = sh_infer_need_input(g, n, 1, &idx, err)) ||
-        (rc = need_index_dtype(g, n, idx, err)))
+    int rc = need_data_indices(g, n, &x, &idx, err);
+    if (rc)
         return rc;
     char b1[128], b2[128];
     int64_t b = sh_node_int(n, "batch_dims", 0);

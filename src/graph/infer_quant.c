@@ -36,14 +36,9 @@ static int infer_conv_like(sh_graph *g, int k, sh_dtype out_dt, sh_err *err)
         return rc;
     const sh_tensor *x = sh_node_input(g, n, 0);
     const sh_tensor *w = sh_node_input(g, n, n->op == SH_OP_QLINEAR_CONV ? 3 : 1);
-    char b1[128], b2[128];
-    if (geo.group < 1 || w->shape.d[1] * geo.group != x->shape.d[1] || w->shape.d[0] % geo.group)
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s does not fit input '%s' %s with group %lld",
-                            w->name, shp(&w->shape, b1), x->name, shp(&x->shape, b2), (long long)geo.group);
-    sh_shape o = x->shape;
-    o.d[1] = w->shape.d[0];
-    for (int i = 0; i < geo.n; i++)
-        o.d[2 + i] = geo.out[i];
+    if ((rc = sh_infer_conv_weight(g, n, x, w, geo.group, err)))
+        return rc;
+    sh_shape o = sh_window_out_shape(&x->shape, w->shape.d[0], &geo);
     return sh_infer_set_out(g, n, 0, out_dt, &o);
 }
 

@@ -252,13 +252,8 @@ static void qbin_range(void *arg, int64_t r0, int64_t r1, int tid)
     int nd = p->nd;
     int64_t inner = p->dims[nd - 1], ia = p->sa[nd - 1], ib = p->sb[nd - 1];
     for (int64_t r = r0; r < r1; r++) {
-        int64_t oa = 0, ob = 0, rem = r;
-        for (int d = nd - 2; d >= 0; d--) {
-            int64_t c = rem % p->dims[d];
-            rem /= p->dims[d];
-            oa += c * p->sa[d];
-            ob += c * p->sb[d];
-        }
+        int64_t oa, ob;
+        cpu_bcast_row(nd, p->dims, p->sa, p->sb, r, &oa, &ob);
         for (int64_t i = 0; i < inner; i++) {
             int32_t a = q_get(j->a, p->dt, oa + i * ia), b = q_get(j->b, p->dt, ob + i * ib);
             float v = p->mul ? (float)((a - j->za) * (b - j->zb)) * j->ra
