@@ -199,8 +199,20 @@ void cpu_strides(const sh_shape *s, int64_t *st);
 int cpu_bcast_pair(const cpu_prep *pp, const sh_tensor *A, const sh_tensor *B, int align_b, int64_t *sa,
                    int64_t *sb, sh_err *err);
 
-/* Where row r (an index over every dim but the last of dims[0..nd)) starts in two broadcast
- * operands walked with strides sa and sb; inline, as binary kernels call it once a row. */
+/* Where row r (an index over every dim but the last of dims[0..nd)) starts in an operand walked
+ * with strides st (Expand, strided copies). */
+static inline int64_t cpu_row_offset(int nd, const int64_t *dims, const int64_t *st, int64_t r)
+{
+    int64_t off = 0, rem = r;
+    for (int d = nd - 2; d >= 0; d--) {
+        off += rem % dims[d] * st[d];
+        rem /= dims[d];
+    }
+    return off;
+}
+
+/* The same for two broadcast operands walked with strides sa and sb (binary kernels, once a row,
+ * hence inline). */
 static inline void cpu_bcast_row(int nd, const int64_t *dims, const int64_t *sa, const int64_t *sb, int64_t r,
                                  int64_t *oa, int64_t *ob)
 {
