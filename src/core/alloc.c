@@ -56,6 +56,14 @@ int sh_add_size(size_t x, size_t y, size_t *out)
     return 1;
 }
 
+size_t sh_grow_cap(size_t cap, size_t need, size_t first, size_t limit)
+{
+    size_t nc = cap ? cap : first;
+    while (nc < need)
+        nc = nc > limit / 2 ? limit : nc * 2;
+    return nc;
+}
+
 /* Decides under the lock whether this allocation may proceed and charges it. */
 static int admit(sh_allocator *a, size_t size)
 {

@@ -44,6 +44,10 @@ sh_alloc_stats sh_allocator_stats(const sh_allocator *a);
 /* Overflow-checked size arithmetic: return 0 on overflow, 1 otherwise. */
 int sh_mul_size(size_t a, size_t b, size_t *out);
 int sh_add_size(size_t a, size_t b, size_t *out);
+/* The capacity a growing buffer of `cap` bytes moves to so that it holds need (<= limit) bytes:
+ * doubling from `first` (when cap is 0), capped at limit, so that a run of equal sizes settles
+ * on one buffer and no more than limit is ever asked for. */
+size_t sh_grow_cap(size_t cap, size_t need, size_t first, size_t limit);
 static inline size_t sh_align_up(size_t n, size_t align) { return (n + align - 1) / align * align; }
 
 #endif

@@ -24,15 +24,6 @@ sh_frame_spec sh_frame_default_spec(int width, int height)
 
 /* --- shape inference -------------------------------------------------------------------- */
 
-static int set_out(sh_graph *g, const sh_node *n, int i, sh_dtype dt, sh_shape s)
-{
-    if (i < n->n_outputs && n->outputs[i] >= 0) {
-        g->tensors[n->outputs[i]].dtype = dt;
-        g->tensors[n->outputs[i]].shape = s;
-    }
-    return 0;
-}
-
 /* Input i, checked to be of dtype dt and rank `rank` (-1: any rank); dims[j] >= 0 pins dim j. */
 static int want(const sh_graph *g, const sh_node *n, int i, sh_dtype dt, int rank, const int64_t *dims,
                 const sh_tensor **out, sh_err *err)
@@ -66,10 +57,10 @@ static int want_boxes(const sh_graph *g, const sh_node *n, int first, int64_t k,
 
 static void boxes_out(sh_graph *g, const sh_node *n, int64_t k)
 {
-    set_out(g, n, 0, SH_DT_FLOAT32, (sh_shape){2, {k, 4}});
-    set_out(g, n, 1, SH_DT_FLOAT32, (sh_shape){1, {k}});
-    set_out(g, n, 2, SH_DT_INT32, (sh_shape){2, {2, k}});
-    set_out(g, n, 3, SH_DT_INT32, (sh_shape){1, {1}});
+    sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &(sh_shape){2, {k, 4}});
+    sh_infer_set_out(g, n, 1, SH_DT_FLOAT32, &(sh_shape){1, {k}});
+    sh_infer_set_out(g, n, 2, SH_DT_INT32, &(sh_shape){2, {2, k}});
+    sh_infer_set_out(g, n, 3, SH_DT_INT32, &(sh_shape){1, {1}});
 }
 
 static sh_ftensor shape_only(const sh_tensor *x)
@@ -99,8 +90,8 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
         if (w < 1 || h < 1 || w > 8192 || h > 8192)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "model input %lldx%lld out of range", (long long)w,
                                 (long long)h);
-        set_out(g, n, 0, SH_DT_FLOAT32, (sh_shape){4, {1, 3, h, w}});
-        return set_out(g, n, 1, SH_DT_FLOAT32, (sh_shape){1, {SH_FRAME_XF_WORDS}});
+        sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &(sh_shape){4, {1, 3, h, w}});
+        return sh_infer_set_out(g, n, 1, SH_DT_FLOAT32, &(sh_shape){1, {SH_FRAME_XF_WORDS}});
     }
     case SH_OP_FRAME_DECODE: {
         if ((rc = want(g, n, 0, SH_DT_FLOAT32, -1, NULL, &x, err)))
@@ -136,8 +127,8 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
         if (slot == 0)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "max_pixels %lld out of range",
                                 (long long)sh_node_int(n, "max_pixels", 0));
-        set_out(g, n, 0, SH_DT_INT32, (sh_shape){2, {m, SH_FRAME_MASK_BOX_WORDS}});
-        return set_out(g, n, 1, SH_DT_UINT8, (sh_shape){2, {m, (int64_t)slot}});
+        sh_infer_set_out(g, n, 0, SH_DT_INT32, &(sh_shape){2, {m, SH_FRAME_MASK_BOX_WORDS}});
+        return sh_infer_set_out(g, n, 1, SH_DT_UINT8, &(sh_shape){2, {m, (int64_t)slot}});
     }
     case SH_OP_FRAME_LANDMARKS:
         if ((rc = want(g, n, 0, SH_DT_FLOAT32, -1, NULL, &x, err)))
@@ -147,7 +138,7 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
                                 SH_FRAME_LANDMARK_WORDS);
         if ((rc = want(g, n, 1, SH_DT_FLOAT32, 1, xf_dims, &x, err)))
             return rc;
-        return set_out(g, n, 0, SH_DT_FLOAT32, (sh_shape){1, {SH_FRAME_LANDMARK_WORDS}});
+        return sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &(sh_shape){1, {SH_FRAME_LANDMARK_WORDS}});
     default:
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "not a frame op");
     }

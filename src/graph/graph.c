@@ -88,6 +88,19 @@ bool sh_shape_equal(const sh_shape *a, const sh_shape *b)
     return true;
 }
 
+void sh_shape_matmul_promote(sh_shape *a, sh_shape *b)
+{
+    if (a->ndim == 1) {
+        a->ndim = 2;
+        a->d[1] = a->d[0];
+        a->d[0] = 1;
+    }
+    if (b->ndim == 1) {
+        b->ndim = 2;
+        b->d[1] = 1;
+    }
+}
+
 const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap)
 {
     size_t at = 0;

@@ -49,6 +49,9 @@ typedef struct sh_shape {
 /* Element count, or -1 when a dim is negative or the product overflows int64. */
 int64_t sh_shape_numel(const sh_shape *s);
 bool sh_shape_equal(const sh_shape *a, const sh_shape *b);
+/* numpy matmul's promotion of 1-D operands, in place: a vector a becomes [1,K], a vector b
+ * becomes [K,1] (the added dim is dropped from the product's shape by the caller). */
+void sh_shape_matmul_promote(sh_shape *a, sh_shape *b);
 /* "[1,3,640,640]" into buf; returns buf. */
 const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap);
 

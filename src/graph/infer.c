@@ -116,7 +116,7 @@ static const char *shp(const sh_shape *s, char *buf)
     return sh_shape_str(s, buf, 128);
 }
 
-static int set_out(sh_graph *g, const sh_node *n, int i, sh_dtype dt, const sh_shape *s)
+int sh_infer_set_out(sh_graph *g, const sh_node *n, int i, sh_dtype dt, const sh_shape *s)
 {
     if (i >= n->n_outputs || n->outputs[i] < 0)
         return 0;
@@ -137,6 +137,18 @@ static bool norm_axis(int64_t *a, int r)
 }
 
 /* Input i as a constant integer list (its values are needed to know the output shape). */
+/* Attribute `axis` (default 0) of n normalised against x's rank into *axis; SHOAL_ERR_SHAPE
+ * naming the node, the attribute's value and x when it is out of range. */
+static int axis_attr(const sh_graph *g, const sh_node *n, const sh_tensor *x, int64_t *axis, sh_err *err)
+{
+    char b1[128];
+    *axis = sh_node_int(n, "axis", 0);
+    if (!norm_axis(axis, x->shape.ndim))
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "axis %lld out of range for '%s' %s",
+                            (long long)sh_node_int(n, "axis", 0), x->name, shp(&x->shape, b1));
+    return 0;
+}
+
 static int need_ints(const sh_graph *g, const sh_node *n, int i, const char *what, int64_t *out, int cap,
                      int *count, sh_err *err)
 {
@@ -154,7 +166,7 @@ static int need_ints(const sh_graph *g, const sh_node *n, int i, const char *wha
     return 0;
 }
 
-static int need_input(const sh_graph *g, const sh_node *n, int i, const sh_tensor **x, sh_err *err)
+int sh_infer_need_input(const sh_graph *g, const sh_node *n, int i, const sh_tensor **x, sh_err *err)
 {
     *x = sh_node_input(g, n, i);
     if (!*x)
@@ -182,7 +194,7 @@ int sh_node_window_geom(const sh_graph *g, int node, sh_window_geom *geom, sh_er
 {
     const sh_node *n = &g->nodes[node];
     const sh_tensor *x, *w = NULL;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     bool conv = n->op == SH_OP_CONV || n->op == SH_OP_CONV_TRANSPOSE || n->op == SH_OP_CONV_INTEGER ||
@@ -199,7 +211,7 @@ int sh_node_window_geom(const sh_graph *g, int node, sh_window_geom *geom, sh_er
     int cnt;
     const int64_t *ks = sh_node_ints(n, "kernel_shape", &cnt);
     if (conv) {
-        if ((rc = need_input(g, n, n->op == SH_OP_QLINEAR_CONV ? 3 : 1, &w, err)))
+        if ((rc = sh_infer_need_input(g, n, n->op == SH_OP_QLINEAR_CONV ? 3 : 1, &w, err)))
             return rc;
         if (w->shape.ndim != x->shape.ndim)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s and input '%s' %s differ in rank", w->name,
@@ -311,7 +323,7 @@ int sh_node_slice_geom(const sh_graph *g, int node, sh_slice_geom *sg, sh_err *e
 {
     const sh_node *n = &g->nodes[node];
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int r = x->shape.ndim;
@@ -390,7 +402,7 @@ static int infer_binary(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *a, *b;
     int rc;
-    if ((rc = need_input(g, n, 0, &a, err)) || (rc = need_input(g, n, 1, &b, err)))
+    if ((rc = sh_infer_need_input(g, n, 0, &a, err)) || (rc = sh_infer_need_input(g, n, 1, &b, err)))
         return rc;
     char b1[128], b2[128];
     if (a->dtype != b->dtype)
@@ -400,7 +412,26 @@ static int infer_binary(sh_graph *g, const sh_node *n, sh_err *err)
     if (!sh_shape_broadcast(&a->shape, &b->shape, &o))
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "inputs '%s' %s and '%s' %s do not broadcast", a->name,
                             shp(&a->shape, b1), b->name, shp(&b->shape, b2));
-    return set_out(g, n, 0, a->dtype, &o);
+    return sh_infer_set_out(g, n, 0, a->dtype, &o);
+}
+
+int sh_infer_conv_weight(const sh_graph *g, const sh_node *n, const sh_tensor *x, const sh_tensor *w, int64_t group,
+                         sh_err *err)
+{
+    char b1[128], b2[128];
+    if (group < 1 || w->shape.d[1] * group != x->shape.d[1] || w->shape.d[0] % group)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s does not fit input '%s' %s with group %lld",
+                            w->name, shp(&w->shape, b1), x->name, shp(&x->shape, b2), (long long)group);
+    return 0;
+}
+
+sh_shape sh_window_out_shape(const sh_shape *x, int64_t channels, const sh_window_geom *geo)
+{
+    sh_shape o = *x;
+    o.d[1] = channels;
+    for (int i = 0; i < geo->n; i++)
+        o.d[2 + i] = geo->out[i];
+    return o;
 }
 
 static int infer_conv(sh_graph *g, int k, sh_err *err)
@@ -417,9 +448,8 @@ static int infer_conv(sh_graph *g, int k, sh_err *err)
         return sh_node_errf(err, SHOAL_ERR_PARSE, g, n, "group %lld", (long long)geo.group);
     if (n->op == SH_OP_CONV) {
         m = w->shape.d[0];
-        if (w->shape.d[1] * geo.group != c || m % geo.group)
-            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s does not fit input '%s' %s with group %lld",
-                                w->name, shp(&w->shape, b1), x->name, shp(&x->shape, b2), (long long)geo.group);
+        if ((rc = sh_infer_conv_weight(g, n, x, w, geo.group, err)))
+            return rc;
     } else {
         m = w->shape.d[1] * geo.group;
         if (w->shape.d[0] != c)
@@ -430,11 +460,8 @@ static int infer_conv(sh_graph *g, int k, sh_err *err)
     if (b && (b->shape.ndim != 1 || b->shape.d[0] != m))
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "bias '%s' %s, expected [%lld]", b->name, shp(&b->shape, b1),
                             (long long)m);
-    sh_shape o = x->shape;
-    o.d[1] = m;
-    for (int i = 0; i < geo.n; i++)
-        o.d[2 + i] = geo.out[i];
-    return set_out(g, n, 0, x->dtype, &o);
+    sh_shape o = sh_window_out_shape(&x->shape, m, &geo);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_pool(sh_graph *g, int k, sh_err *err)
@@ -445,17 +472,15 @@ static int infer_pool(sh_graph *g, int k, sh_err *err)
     if (rc)
         return rc;
     const sh_tensor *x = sh_node_input(g, n, 0);
-    sh_shape o = x->shape;
-    for (int i = 0; i < geo.n; i++)
-        o.d[2 + i] = geo.out[i];
-    set_out(g, n, 0, x->dtype, &o);
-    return set_out(g, n, 1, SH_DT_INT64, &o);   /* MaxPool Indices */
+    sh_shape o = sh_window_out_shape(&x->shape, x->shape.d[1], &geo);
+    sh_infer_set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 1, SH_DT_INT64, &o);   /* MaxPool Indices */
 }
 
 static int infer_concat(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *a;
-    int rc = need_input(g, n, 0, &a, err);
+    int rc = sh_infer_need_input(g, n, 0, &a, err);
     if (rc)
         return rc;
     const sh_attr *at = sh_node_attr(n, "axis");
@@ -470,7 +495,7 @@ static int infer_concat(sh_graph *g, const sh_node *n, sh_err *err)
     o.d[axis] = 0;
     for (int i = 0; i < n->n_inputs; i++) {
         const sh_tensor *x;
-        if ((rc = need_input(g, n, i, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, i, &x, err)))
             return rc;
         if (x->dtype != a->dtype)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "input '%s' is %s, '%s' is %s", x->name,
@@ -483,20 +508,17 @@ static int infer_concat(sh_graph *g, const sh_node *n, sh_err *err)
                                 x->name, shp(&x->shape, b1), a->name, shp(&a->shape, b2), (long long)axis);
         o.d[axis] += x->shape.d[axis];
     }
-    return set_out(g, n, 0, a->dtype, &o);
+    return sh_infer_set_out(g, n, 0, a->dtype, &o);
 }
 
 static int infer_split(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
-    if (rc)
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
+    int64_t axis;
+    if (rc || (rc = axis_attr(g, n, x, &axis, err)))
         return rc;
     char b1[128];
-    int64_t axis = sh_node_int(n, "axis", 0);
-    if (!norm_axis(&axis, x->shape.ndim))
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "axis %lld out of range for '%s' %s",
-                            (long long)sh_node_int(n, "axis", 0), x->name, shp(&x->shape, b1));
     int64_t dim = x->shape.d[axis];
     int no = n->n_outputs;
     int64_t sizes[64];
@@ -545,7 +567,7 @@ static int infer_split(sh_graph *g, const sh_node *n, sh_err *err)
     for (int i = 0; i < no; i++) {
         sh_shape o = x->shape;
         o.d[axis] = sizes[i];
-        set_out(g, n, i, x->dtype, &o);
+        sh_infer_set_out(g, n, i, x->dtype, &o);
     }
     return 0;
 }
@@ -561,13 +583,13 @@ static int infer_slice(sh_graph *g, int k, sh_err *err)
     sh_shape o = x->shape;
     for (int i = 0; i < o.ndim; i++)
         o.d[i] = sg.count[i];
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_resize(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int r = x->shape.ndim;
@@ -657,13 +679,13 @@ static int infer_resize(sh_graph *g, const sh_node *n, sh_err *err)
     for (int i = 0; i < r; i++)
         if (o.d[i] < 0)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "negative output dim for '%s' %s", x->name, shp(&x->shape, b1));
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_reshape(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int64_t want[SH_MAX_DIMS];
@@ -710,13 +732,13 @@ static int infer_reshape(sh_graph *g, const sh_node *n, sh_err *err)
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "cannot reshape '%s' %s (%lld elements) to %s", x->name,
                             shp(&x->shape, b1), (long long)total, shp(&o, b2));
     }
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_transpose(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int r = x->shape.ndim, c;
@@ -733,14 +755,14 @@ static int infer_transpose(sh_graph *g, const sh_node *n, sh_err *err)
         seen[p] = true;
         o.d[i] = x->shape.d[p];
     }
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_matmul(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *a, *b;
     int rc;
-    if ((rc = need_input(g, n, 0, &a, err)) || (rc = need_input(g, n, 1, &b, err)))
+    if ((rc = sh_infer_need_input(g, n, 0, &a, err)) || (rc = sh_infer_need_input(g, n, 1, &b, err)))
         return rc;
     char b1[128], b2[128];
     sh_shape sa = a->shape, sb = b->shape;
@@ -748,15 +770,7 @@ static int infer_matmul(sh_graph *g, const sh_node *n, sh_err *err)
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "scalar input ('%s' %s, '%s' %s)", a->name, shp(&sa, b1), b->name,
                             shp(&sb, b2));
     bool a1 = sa.ndim == 1, b1d = sb.ndim == 1;
-    if (a1) {
-        sa.ndim = 2;
-        sa.d[1] = sa.d[0];
-        sa.d[0] = 1;
-    }
-    if (b1d) {
-        sb.ndim = 2;
-        sb.d[1] = 1;
-    }
+    sh_shape_matmul_promote(&sa, &sb);
     if (sa.d[sa.ndim - 1] != sb.d[sb.ndim - 2])
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "inner dims differ: '%s' %s x '%s' %s", a->name,
                             shp(&a->shape, b1), b->name, shp(&b->shape, b2));
@@ -775,14 +789,14 @@ static int infer_matmul(sh_graph *g, const sh_node *n, sh_err *err)
         o.d[o.ndim++] = sa.d[sa.ndim - 2];
     if (!b1d)
         o.d[o.ndim++] = sb.d[sb.ndim - 1];
-    return set_out(g, n, 0, a->dtype, &o);
+    return sh_infer_set_out(g, n, 0, a->dtype, &o);
 }
 
 static int infer_gemm(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *a, *b;
     int rc;
-    if ((rc = need_input(g, n, 0, &a, err)) || (rc = need_input(g, n, 1, &b, err)))
+    if ((rc = sh_infer_need_input(g, n, 0, &a, err)) || (rc = sh_infer_need_input(g, n, 1, &b, err)))
         return rc;
     char b1[128], b2[128];
     if (a->shape.ndim != 2 || b->shape.ndim != 2)
@@ -799,7 +813,7 @@ static int infer_gemm(sh_graph *g, const sh_node *n, sh_err *err)
     if (c && (!sh_shape_broadcast(&c->shape, &o, &t) || !sh_shape_equal(&t, &o)))
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "bias '%s' %s does not broadcast to %s", c->name,
                             shp(&c->shape, b1), shp(&o, b2));
-    return set_out(g, n, 0, a->dtype, &o);
+    return sh_infer_set_out(g, n, 0, a->dtype, &o);
 }
 
 static int read_axes(sh_graph *g, const sh_node *n, int since_input, int slot, int64_t *axes, int *na, sh_err *err)
@@ -824,7 +838,7 @@ static int read_axes(sh_graph *g, const sh_node *n, int since_input, int slot, i
 static int infer_unsqueeze(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int64_t axes[SH_MAX_DIMS];
@@ -847,13 +861,13 @@ static int infer_unsqueeze(sh_graph *g, const sh_node *n, sh_err *err)
     sh_shape o = {r, {0}};
     for (int i = 0, j = 0; i < r; i++)
         o.d[i] = ins[i] ? 1 : x->shape.d[j++];
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_squeeze(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int64_t axes[SH_MAX_DIMS];
@@ -882,21 +896,19 @@ static int infer_squeeze(sh_graph *g, const sh_node *n, sh_err *err)
     for (int i = 0; i < r; i++)
         if (!drop[i])
             o.d[o.ndim++] = x->shape.d[i];
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_gather(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x, *idx;
     int rc;
-    if ((rc = need_input(g, n, 0, &x, err)) || (rc = need_input(g, n, 1, &idx, err)))
+    int64_t axis;
+    if ((rc = sh_infer_need_input(g, n, 0, &x, err)) || (rc = sh_infer_need_input(g, n, 1, &idx, err)) ||
+        (rc = axis_attr(g, n, x, &axis, err)))
         return rc;
     char b1[128];
-    int64_t axis = sh_node_int(n, "axis", 0);
     int r = x->shape.ndim;
-    if (!norm_axis(&axis, r))
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "axis %lld out of range for '%s' %s",
-                            (long long)sh_node_int(n, "axis", 0), x->name, shp(&x->shape, b1));
     if (idx->dtype != SH_DT_INT64 && idx->dtype != SH_DT_INT32)
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' are %s, not int32/int64", idx->name,
                             sh_dtype_name(idx->dtype));
@@ -926,13 +938,13 @@ static int infer_gather(sh_graph *g, const sh_node *n, sh_err *err)
                                     (long long)v, idx->name, (long long)dim, x->name, shp(&x->shape, b1));
         }
     }
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_pad(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int r = x->shape.ndim, c;
@@ -967,13 +979,13 @@ static int infer_pad(sh_graph *g, const sh_node *n, sh_err *err)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "pads make dim %lld of '%s' %s negative", (long long)axes[i],
                                 x->name, shp(&x->shape, b1));
     }
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_reduce(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int64_t axes[SH_MAX_DIMS];
@@ -1003,7 +1015,7 @@ static int infer_reduce(sh_graph *g, const sh_node *n, sh_err *err)
         else if (keep)
             o.d[o.ndim++] = 1;
     }
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_constant(sh_graph *g, const sh_node *n, sh_err *err)
@@ -1019,13 +1031,13 @@ static int infer_constant(sh_graph *g, const sh_node *n, sh_err *err)
     case 0:
         if (a->type != SH_ATTR_TENSOR || a->tensor < 0 || !g->tensors[a->tensor].is_const)
             return sh_node_errf(err, SHOAL_ERR_PARSE, g, n, "attribute value is not a tensor");
-        return set_out(g, n, 0, g->tensors[a->tensor].dtype, &g->tensors[a->tensor].shape);
-    case 1: return set_out(g, n, 0, SH_DT_FLOAT32, &o);
-    case 3: return set_out(g, n, 0, SH_DT_INT64, &o);
+        return sh_infer_set_out(g, n, 0, g->tensors[a->tensor].dtype, &g->tensors[a->tensor].shape);
+    case 1: return sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &o);
+    case 3: return sh_infer_set_out(g, n, 0, SH_DT_INT64, &o);
     case 2: case 4:
         o.ndim = 1;
         o.d[0] = a->n;
-        return set_out(g, n, 0, which == 2 ? SH_DT_FLOAT32 : SH_DT_INT64, &o);
+        return sh_infer_set_out(g, n, 0, which == 2 ? SH_DT_FLOAT32 : SH_DT_INT64, &o);
     default:
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "no supported value attribute");
     }
@@ -1036,7 +1048,7 @@ static int infer_constant(sh_graph *g, const sh_node *n, sh_err *err)
 static int infer_topk(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int64_t k;
@@ -1053,24 +1065,28 @@ static int infer_topk(sh_graph *g, const sh_node *n, sh_err *err)
                             (long long)x->shape.d[axis], x->name, shp(&x->shape, b1));
     sh_shape o = x->shape;
     o.d[axis] = k;
-    set_out(g, n, 1, SH_DT_INT64, &o);
-    return set_out(g, n, 0, x->dtype, &o);
+    sh_infer_set_out(g, n, 1, SH_DT_INT64, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
-static int need_index_dtype(const sh_graph *g, const sh_node *n, const sh_tensor *idx, sh_err *err)
+/* Inputs 0 (data) and 1 (int32/int64 indices) of GatherElements / GatherND. */
+static int need_data_indices(const sh_graph *g, const sh_node *n, const sh_tensor **x, const sh_tensor **idx,
+                             sh_err *err)
 {
-    if (idx->dtype != SH_DT_INT64 && idx->dtype != SH_DT_INT32)
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' are %s, not int32/int64", idx->name,
-                            sh_dtype_name(idx->dtype));
+    int rc;
+    if ((rc = sh_infer_need_input(g, n, 0, x, err)) || (rc = sh_infer_need_input(g, n, 1, idx, err)))
+        return rc;
+    if ((*idx)->dtype != SH_DT_INT64 && (*idx)->dtype != SH_DT_INT32)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' are %s, not int32/int64", (*idx)->name,
+                            sh_dtype_name((*idx)->dtype));
     return 0;
 }
 
 static int infer_gather_elements(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x, *idx;
-    int rc;
-    if ((rc = need_input(g, n, 0, &x, err)) || (rc = need_input(g, n, 1, &idx, err)) ||
-        (rc = need_index_dtype(g, n, idx, err)))
+    int rc = need_data_indices(g, n, &x, &idx, err);
+    if (rc)
         return rc;
     char b1[128], b2[128];
     int64_t axis = sh_node_int(n, "axis", 0);
@@ -1081,15 +1097,14 @@ static int infer_gather_elements(sh_graph *g, const sh_node *n, sh_err *err)
         if (i != axis && idx->shape.d[i] > x->shape.d[i])
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "indices '%s' %s exceed data '%s' %s on axis %d", idx->name,
                                 shp(&idx->shape, b1), x->name, shp(&x->shape, b2), i);
-    return set_out(g, n, 0, x->dtype, &idx->shape);
+    return sh_infer_set_out(g, n, 0, x->dtype, &idx->shape);
 }
 
 static int infer_gather_nd(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x, *idx;
-    int rc;
-    if ((rc = need_input(g, n, 0, &x, err)) || (rc = need_input(g, n, 1, &idx, err)) ||
-        (rc = need_index_dtype(g, n, idx, err)))
+    int rc = need_data_indices(g, n, &x, &idx, err);
+    if (rc)
         return rc;
     char b1[128], b2[128];
     int64_t b = sh_node_int(n, "batch_dims", 0);
@@ -1109,20 +1124,16 @@ static int infer_gather_nd(sh_graph *g, const sh_node *n, sh_err *err)
         o.d[o.ndim++] = idx->shape.d[i];
     for (int64_t i = b + last; i < r; i++)
         o.d[o.ndim++] = x->shape.d[i];
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 static int infer_argmax(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
-    if (rc)
+    int64_t axis;
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
+    if (rc || (rc = axis_attr(g, n, x, &axis, err)))
         return rc;
-    char b1[128];
-    int64_t axis = sh_node_int(n, "axis", 0);
-    if (!norm_axis(&axis, x->shape.ndim))
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "axis %lld out of range for '%s' %s",
-                            (long long)sh_node_int(n, "axis", 0), x->name, shp(&x->shape, b1));
     bool keep = sh_node_int(n, "keepdims", 1) != 0;
     sh_shape o = {0, {0}};
     for (int i = 0; i < x->shape.ndim; i++)
@@ -1130,13 +1141,13 @@ static int infer_argmax(sh_graph *g, const sh_node *n, sh_err *err)
             o.d[o.ndim++] = x->shape.d[i];
         else if (keep)
             o.d[o.ndim++] = 1;
-    return set_out(g, n, 0, SH_DT_INT64, &o);
+    return sh_infer_set_out(g, n, 0, SH_DT_INT64, &o);
 }
 
 static int infer_tile(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
-    int rc = need_input(g, n, 0, &x, err);
+    int rc = sh_infer_need_input(g, n, 0, &x, err);
     if (rc)
         return rc;
     int64_t rep[SH_MAX_DIMS];
@@ -1153,7 +1164,7 @@ static int infer_tile(sh_graph *g, const sh_node *n, sh_err *err)
                                 x->name, shp(&x->shape, b1));
         o.d[i] *= rep[i];
     }
-    return set_out(g, n, 0, x->dtype, &o);
+    return sh_infer_set_out(g, n, 0, x->dtype, &o);
 }
 
 /* The element count needs the three scalars: a static-shape engine folds Range once the
@@ -1184,7 +1195,7 @@ static int infer_range(sh_graph *g, const sh_node *n, sh_err *err)
     if (!(cnt < (double)(1 << 30)))
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "%g elements", cnt);
     sh_shape o = {1, {cnt > 0 ? (int64_t)cnt : 0}};
-    return set_out(g, n, 0, dt, &o);
+    return sh_infer_set_out(g, n, 0, dt, &o);
 }
 
 static int infer_node_op(sh_graph *g, int k, sh_err *err)
@@ -1201,7 +1212,7 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
     case SH_OP_AVERAGE_POOL:
         return infer_pool(g, k, err);
     case SH_OP_BATCH_NORM: {
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
         if (x->shape.ndim < 2)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "input '%s' %s needs rank >= 2", x->name, shp(&x->shape, b1));
@@ -1213,22 +1224,22 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
         }
         sh_shape c = {1, {x->shape.d[1]}};
         for (int i = 1; i < n->n_outputs; i++)
-            set_out(g, n, i, x->dtype, &c);
-        return set_out(g, n, 0, x->dtype, &x->shape);
+            sh_infer_set_out(g, n, i, x->dtype, &c);
+        return sh_infer_set_out(g, n, 0, x->dtype, &x->shape);
     }
     case SH_OP_RELU: case SH_OP_SIGMOID: case SH_OP_HARD_SIGMOID: case SH_OP_HARD_SWISH:
     case SH_OP_CLIP: case SH_OP_EXP: case SH_OP_SILU: case SH_OP_IDENTITY:
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
-        return set_out(g, n, 0, x->dtype, &x->shape);
+        return sh_infer_set_out(g, n, 0, x->dtype, &x->shape);
     case SH_OP_SOFTMAX: {
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
         int64_t axis = sh_node_int(n, "axis", n->opset < 13 ? 1 : -1);
         if (!norm_axis(&axis, x->shape.ndim))
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "axis %lld out of range for '%s' %s",
                                 (long long)sh_node_int(n, "axis", 1), x->name, shp(&x->shape, b1));
-        return set_out(g, n, 0, x->dtype, &x->shape);
+        return sh_infer_set_out(g, n, 0, x->dtype, &x->shape);
     }
     case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV:
         return infer_binary(g, n, err);
@@ -1236,14 +1247,14 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
     case SH_OP_SPLIT: return infer_split(g, n, err);
     case SH_OP_SLICE: return infer_slice(g, k, err);
     case SH_OP_GLOBAL_AVERAGE_POOL: {
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
         if (x->shape.ndim < 3)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "input '%s' %s needs rank >= 3", x->name, shp(&x->shape, b1));
         sh_shape o = x->shape;
         for (int i = 2; i < o.ndim; i++)
             o.d[i] = 1;
-        return set_out(g, n, 0, x->dtype, &o);
+        return sh_infer_set_out(g, n, 0, x->dtype, &o);
     }
     case SH_OP_RESIZE: case SH_OP_UPSAMPLE: return infer_resize(g, n, err);
     case SH_OP_RESHAPE: return infer_reshape(g, n, err);
@@ -1251,7 +1262,7 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
     case SH_OP_MATMUL: return infer_matmul(g, n, err);
     case SH_OP_GEMM: return infer_gemm(g, n, err);
     case SH_OP_FLATTEN: {
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
         int r = x->shape.ndim;
         int64_t axis = sh_node_int(n, "axis", 1);
@@ -1263,7 +1274,7 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
         sh_shape o = {2, {1, 1}};
         for (int i = 0; i < r; i++)
             o.d[i < axis ? 0 : 1] *= x->shape.d[i];
-        return set_out(g, n, 0, x->dtype, &o);
+        return sh_infer_set_out(g, n, 0, x->dtype, &o);
     }
     case SH_OP_CONSTANT: return infer_constant(g, n, err);
     case SH_OP_CONSTANT_OF_SHAPE: {
@@ -1284,10 +1295,10 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
                 return sh_node_errf(err, SHOAL_ERR_PARSE, g, n, "attribute value must be a one-element tensor");
             dt = g->tensors[v->tensor].dtype;
         }
-        return set_out(g, n, 0, dt, &o);
+        return sh_infer_set_out(g, n, 0, dt, &o);
     }
     case SH_OP_SHAPE: {
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
         int64_t r = x->shape.ndim, s = 0, e = r;
         if (n->opset >= 15) {
@@ -1299,13 +1310,13 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
             e = e < 0 ? 0 : (e > r ? r : e);
         }
         sh_shape o = {1, {e > s ? e - s : 0}};
-        return set_out(g, n, 0, SH_DT_INT64, &o);
+        return sh_infer_set_out(g, n, 0, SH_DT_INT64, &o);
     }
     case SH_OP_GATHER: return infer_gather(g, n, err);
     case SH_OP_UNSQUEEZE: return infer_unsqueeze(g, n, err);
     case SH_OP_SQUEEZE: return infer_squeeze(g, n, err);
     case SH_OP_EXPAND: {
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
         int64_t dims[SH_MAX_DIMS];
         int c;
@@ -1317,16 +1328,16 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
         if (!sh_shape_broadcast(&x->shape, &s, &o))
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "'%s' %s does not broadcast with shape %s", x->name,
                                 shp(&x->shape, b1), shp(&s, b2));
-        return set_out(g, n, 0, x->dtype, &o);
+        return sh_infer_set_out(g, n, 0, x->dtype, &o);
     }
     case SH_OP_CAST: {
-        if ((rc = need_input(g, n, 0, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
             return rc;
         int64_t to = sh_node_int(n, "to", 0);
         sh_dtype dt = sh_dtype_from_onnx(to);
         if (dt == SH_DT_UNDEFINED)
             return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "cast to ONNX type %lld", (long long)to);
-        return set_out(g, n, 0, dt, &x->shape);
+        return sh_infer_set_out(g, n, 0, dt, &x->shape);
     }
     case SH_OP_PAD: return infer_pad(g, n, err);
     case SH_OP_REDUCE_MEAN: case SH_OP_REDUCE_MAX: return infer_reduce(g, n, err);

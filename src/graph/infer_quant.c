@@ -11,26 +11,6 @@ static const char *shp(const sh_shape *s, char *buf)
     return sh_shape_str(s, buf, 128);
 }
 
-static int set_out(sh_graph *g, const sh_node *n, int i, sh_dtype dt, const sh_shape *s)
-{
-    if (i >= n->n_outputs || n->outputs[i] < 0)
-        return 0;
-    sh_tensor *y = &g->tensors[n->outputs[i]];
-    y->dtype = dt;
-    y->shape = *s;
-    return 0;
-}
-
-static int need_input(const sh_graph *g, const sh_node *n, int i, const sh_tensor **x, sh_err *err)
-{
-    *x = sh_node_input(g, n, i);
-    if (!*x)
-        return sh_node_errf(err, SHOAL_ERR_PARSE, g, n, "input %d is missing", i);
-    if ((*x)->shape.ndim < 0)
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "input '%s' has no inferred shape", (*x)->name);
-    return 0;
-}
-
 static bool is_q8(sh_dtype d)
 {
     return d == SH_DT_INT8 || d == SH_DT_UINT8;
@@ -56,15 +36,10 @@ static int infer_conv_like(sh_graph *g, int k, sh_dtype out_dt, sh_err *err)
         return rc;
     const sh_tensor *x = sh_node_input(g, n, 0);
     const sh_tensor *w = sh_node_input(g, n, n->op == SH_OP_QLINEAR_CONV ? 3 : 1);
-    char b1[128], b2[128];
-    if (geo.group < 1 || w->shape.d[1] * geo.group != x->shape.d[1] || w->shape.d[0] % geo.group)
-        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "weight '%s' %s does not fit input '%s' %s with group %lld",
-                            w->name, shp(&w->shape, b1), x->name, shp(&x->shape, b2), (long long)geo.group);
-    sh_shape o = x->shape;
-    o.d[1] = w->shape.d[0];
-    for (int i = 0; i < geo.n; i++)
-        o.d[2 + i] = geo.out[i];
-    return set_out(g, n, 0, out_dt, &o);
+    if ((rc = sh_infer_conv_weight(g, n, x, w, geo.group, err)))
+        return rc;
+    sh_shape o = sh_window_out_shape(&x->shape, w->shape.d[0], &geo);
+    return sh_infer_set_out(g, n, 0, out_dt, &o);
 }
 
 /* numpy matmul shape of inputs a and b. */
@@ -72,22 +47,14 @@ static int infer_matmul_like(sh_graph *g, const sh_node *n, int ia, int ib, sh_d
 {
     const sh_tensor *a, *b;
     int rc;
-    if ((rc = need_input(g, n, ia, &a, err)) || (rc = need_input(g, n, ib, &b, err)))
+    if ((rc = sh_infer_need_input(g, n, ia, &a, err)) || (rc = sh_infer_need_input(g, n, ib, &b, err)))
         return rc;
     sh_shape sa = a->shape, sb = b->shape;
     char b1[128], b2[128];
     if (sa.ndim < 1 || sb.ndim < 1)
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "scalar operand");
     bool va = sa.ndim == 1, vb = sb.ndim == 1;
-    if (va) {
-        sa.ndim = 2;
-        sa.d[1] = sa.d[0];
-        sa.d[0] = 1;
-    }
-    if (vb) {
-        sb.ndim = 2;
-        sb.d[1] = 1;
-    }
+    sh_shape_matmul_promote(&sa, &sb);
     if (sa.d[sa.ndim - 1] != sb.d[sb.ndim - 2])
         return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "'%s' %s and '%s' %s do not multiply", a->name,
                             shp(&a->shape, b1), b->name, shp(&b->shape, b2));
@@ -101,7 +68,7 @@ static int infer_matmul_like(sh_graph *g, const sh_node *n, int ia, int ib, sh_d
         o.d[o.ndim++] = sa.d[sa.ndim - 2];
     if (!vb)
         o.d[o.ndim++] = sb.d[sb.ndim - 1];
-    return set_out(g, n, 0, out_dt, &o);
+    return sh_infer_set_out(g, n, 0, out_dt, &o);
 }
 
 static int infer_qconcat(sh_graph *g, const sh_node *n, sh_err *err)
@@ -113,7 +80,7 @@ static int infer_qconcat(sh_graph *g, const sh_node *n, sh_err *err)
     if (rc)
         return rc;
     const sh_tensor *a;
-    if ((rc = need_input(g, n, 2, &a, err)))
+    if ((rc = sh_infer_need_input(g, n, 2, &a, err)))
         return rc;
     const sh_attr *at = sh_node_attr(n, "axis");
     if (!at)
@@ -126,7 +93,7 @@ static int infer_qconcat(sh_graph *g, const sh_node *n, sh_err *err)
     sh_shape o = a->shape;
     for (int i = 5; i < n->n_inputs; i += 3) {
         const sh_tensor *x;
-        if ((rc = need_input(g, n, i, &x, err)))
+        if ((rc = sh_infer_need_input(g, n, i, &x, err)))
             return rc;
         bool ok = x->shape.ndim == o.ndim && x->dtype == a->dtype;
         for (int d = 0; ok && d < o.ndim; d++)
@@ -138,7 +105,7 @@ static int infer_qconcat(sh_graph *g, const sh_node *n, sh_err *err)
                                 shp(&a->shape, b2), (long long)axis);
         o.d[axis] += x->shape.d[axis];
     }
-    return set_out(g, n, 0, dt, &o);
+    return sh_infer_set_out(g, n, 0, dt, &o);
 }
 
 int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
@@ -148,7 +115,7 @@ int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
     sh_dtype dt;
     int rc;
     char b1[128], b2[128];
-    if ((rc = need_input(g, n, 0, &x, err)))
+    if ((rc = sh_infer_need_input(g, n, 0, &x, err)))
         return rc;
     switch (n->op) {
     case SH_OP_QUANTIZE_LINEAR: {
@@ -158,15 +125,15 @@ int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
         if (!is_q8(dt))
             return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "quantizing to %s (int8/uint8 supported)",
                                 z ? sh_dtype_name(dt) : "ONNX type");
-        return set_out(g, n, 0, dt, &x->shape);
+        return sh_infer_set_out(g, n, 0, dt, &x->shape);
     }
     case SH_OP_DEQUANTIZE_LINEAR:
-        return set_out(g, n, 0, SH_DT_FLOAT32, &x->shape);
+        return sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &x->shape);
     case SH_OP_DYNAMIC_QUANTIZE_LINEAR: {
         sh_shape scalar = {0, {0}};
-        set_out(g, n, 1, SH_DT_FLOAT32, &scalar);
-        set_out(g, n, 2, SH_DT_UINT8, &scalar);
-        return set_out(g, n, 0, SH_DT_UINT8, &x->shape);
+        sh_infer_set_out(g, n, 1, SH_DT_FLOAT32, &scalar);
+        sh_infer_set_out(g, n, 2, SH_DT_UINT8, &scalar);
+        return sh_infer_set_out(g, n, 0, SH_DT_UINT8, &x->shape);
     }
     case SH_OP_CONV_INTEGER:
         return infer_conv_like(g, k, SH_DT_INT32, err);
@@ -181,7 +148,7 @@ int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
             return rc;
         return infer_matmul_like(g, n, 0, 3, dt, err);
     case SH_OP_QLINEAR_ADD: case SH_OP_QLINEAR_MUL: {
-        if ((rc = need_input(g, n, 3, &b, err)))
+        if ((rc = sh_infer_need_input(g, n, 3, &b, err)))
             return rc;
         sh_shape o;
         if (!sh_shape_broadcast(&x->shape, &b->shape, &o))
@@ -189,14 +156,14 @@ int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
                                 shp(&x->shape, b1), b->name, shp(&b->shape, b2));
         if ((rc = zp_dtype(g, n, 7, &dt, err)))
             return rc;
-        return set_out(g, n, 0, dt, &o);
+        return sh_infer_set_out(g, n, 0, dt, &o);
     }
     case SH_OP_QLINEAR_CONCAT:
         return infer_qconcat(g, n, err);
     case SH_OP_QLINEAR_SIGMOID: case SH_OP_QLINEAR_LEAKY_RELU:
         if ((rc = zp_dtype(g, n, 4, &dt, err)))
             return rc;
-        return set_out(g, n, 0, dt, &x->shape);
+        return sh_infer_set_out(g, n, 0, dt, &x->shape);
     case SH_OP_QLINEAR_GLOBAL_AVERAGE_POOL: {
         if (x->shape.ndim < 3)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "input '%s' %s needs rank >= 3", x->name,
@@ -208,7 +175,7 @@ int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
         for (int i = 1; i < o.ndim; i++)
             if (i != (last ? o.ndim - 1 : 1))
                 o.d[i] = 1;
-        return set_out(g, n, 0, dt, &o);
+        return sh_infer_set_out(g, n, 0, dt, &o);
     }
     default:
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "no shape inference for this op");

@@ -1209,9 +1209,7 @@ static enum MHD_Result take_upload(sh_server *s, request *rq, const char *data, 
         return MHD_YES;
     }
     if (need > rq->cap) {
-        size_t nc = rq->cap ? rq->cap : 65536;
-        while (nc < need)
-            nc = nc > rq->limit / 2 ? rq->limit : nc * 2;
+        size_t nc = sh_grow_cap(rq->cap, need, 65536, rq->limit);
         char *nb = sh_realloc(s->alloc, rq->body, nc);
         if (!nb)
             return MHD_NO;

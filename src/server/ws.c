@@ -189,11 +189,8 @@ int sh_ws_read(sh_ws_reader *r, sh_ws_message *msg)
             return SH_WS_CLOSE_TOO_BIG;
         size_t need = r->len + (size_t)n;
         if (need > r->cap) {
-            /* Grow by doubling, capped at the limit, so a stream of equal frames settles on
-             * one buffer of the frame size. */
-            size_t nc = r->cap ? r->cap : 4096;
-            while (nc < need)
-                nc = nc > r->max_message / 2 ? r->max_message : nc * 2;
+            /* a stream of equal frames settles on one buffer of the frame size */
+            size_t nc = sh_grow_cap(r->cap, need, 4096, r->max_message);
             uint8_t *nb = sh_realloc(r->alloc, r->buf, nc);
             if (!nb)
                 return SH_WS_CLOSE_TOO_BIG;

@@ -124,11 +124,7 @@ static int strided_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_
     int64_t ist = p->st[p->nd - 1];
     size_t es = p->es;
     for (int64_t r = 0; r < p->rows; r++) {
-        int64_t off = p->base, rem = r;
-        for (int d = p->nd - 2; d >= 0; d--) {
-            off += rem % p->dims[d] * p->st[d];
-            rem /= p->dims[d];
-        }
+        int64_t off = p->base + cpu_row_offset(p->nd, p->dims, p->st, r);
         unsigned char *dst = y + (size_t)(r * p->inner) * es;
         if (ist == 1) {
             memcpy(dst, x + (size_t)off * es, (size_t)p->inner * es);

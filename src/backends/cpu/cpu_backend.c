@@ -68,6 +68,44 @@ void cpu_strides(const sh_shape *s, int64_t *st)
     }
 }
 
+/* Broadcast strides of `in` against the output shape; legacy (opset < 7) `axis` aligns the
+ * operand's dims starting at that output axis instead of at the right. */
+static int bcast_strides(const sh_shape *in, const sh_shape *out, int align_at, int64_t *st)
+{
+    int64_t ist[SH_MAX_DIMS];
+    cpu_strides(in, ist);
+    int start = align_at >= 0 ? align_at : out->ndim - in->ndim;
+    if (start < 0 || start + in->ndim > out->ndim)
+        return -1;
+    for (int d = 0; d < out->ndim; d++) {
+        int id = d - start;
+        if (id < 0 || id >= in->ndim) {
+            st[d] = 0;
+            continue;
+        }
+        if (in->d[id] == out->d[d])
+            st[d] = in->d[id] == 1 ? 0 : ist[id];
+        else if (in->d[id] == 1)
+            st[d] = 0;
+        else
+            return -1;
+    }
+    return 0;
+}
+
+int cpu_bcast_pair(const cpu_prep *pp, const sh_tensor *A, const sh_tensor *B, int align_b, int64_t *sa,
+                   int64_t *sb, sh_err *err)
+{
+    const sh_tensor *Y = cpu_out(pp, 0);
+    if (bcast_strides(&A->shape, &Y->shape, -1, sa) < 0 || bcast_strides(&B->shape, &Y->shape, align_b, sb) < 0) {
+        char s1[96], s2[96], s3[96];
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "cannot broadcast %s and %s to %s",
+                       sh_shape_str(&A->shape, s1, sizeof s1), sh_shape_str(&B->shape, s2, sizeof s2),
+                       sh_shape_str(&Y->shape, s3, sizeof s3));
+    }
+    return 0;
+}
+
 /* The constant behind `input`, checked to hold at most `cap` values: its value count (0 when
  * the input is omitted), or a negative status naming the node. */
 static int64_t const_input(const cpu_prep *pp, int input, int cap, const sh_tensor **out, sh_err *err)

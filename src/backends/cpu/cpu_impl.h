@@ -192,5 +192,39 @@ void cpu_dnnl_fini(cpu_ctx *ctx);
 
 /* Row-major strides of a shape (elements). */
 void cpu_strides(const sh_shape *s, int64_t *st);
+/* Broadcast strides (elements, 0 on broadcast axes) of the operands A and B walked along the
+ * node's output 0, for every binary op that broadcasts; align_b >= 0 is the legacy (opset < 7)
+ * output axis B's dims start at, -1 numpy's right alignment. SHOAL_ERR_SHAPE naming the node
+ * when the shapes do not broadcast. */
+int cpu_bcast_pair(const cpu_prep *pp, const sh_tensor *A, const sh_tensor *B, int align_b, int64_t *sa,
+                   int64_t *sb, sh_err *err);
+
+/* Where row r (an index over every dim but the last of dims[0..nd)) starts in an operand walked
+ * with strides st (Expand, strided copies). */
+static inline int64_t cpu_row_offset(int nd, const int64_t *dims, const int64_t *st, int64_t r)
+{
+    int64_t off = 0, rem = r;
+    for (int d = nd - 2; d >= 0; d--) {
+        off += rem % dims[d] * st[d];
+        rem /= dims[d];
+    }
+    return off;
+}
+
+/* The same for two broadcast operands walked with strides sa and sb (binary kernels, once a row,
+ * hence inline). */
+static inline void cpu_bcast_row(int nd, const int64_t *dims, const int64_t *sa, const int64_t *sb, int64_t r,
+                                 int64_t *oa, int64_t *ob)
+{
+    int64_t a = 0, b = 0, rem = r;
+    for (int d = nd - 2; d >= 0; d--) {
+        int64_t c = rem % dims[d];
+        rem /= dims[d];
+        a += c * sa[d];
+        b += c * sb[d];
+    }
+    *oa = a;
+    *ob = b;
+}
 
 #endif

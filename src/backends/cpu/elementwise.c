@@ -191,13 +191,8 @@ static void binary_range(void *arg, int64_t r0, int64_t r1, int tid)
     int nd = p->nd;
     int64_t inner = p->dims[nd - 1], ia = p->sa[nd - 1], ib = p->sb[nd - 1];
     for (int64_t r = r0; r < r1; r++) {
-        int64_t oa = 0, ob = 0, rem = r;
-        for (int d = nd - 2; d >= 0; d--) {
-            int64_t c = rem % p->dims[d];
-            rem /= p->dims[d];
-            oa += c * p->sa[d];
-            ob += c * p->sb[d];
-        }
+        int64_t oa, ob;
+        cpu_bcast_row(nd, p->dims, p->sa, p->sb, r, &oa, &ob);
         int64_t oy = r * inner;
         if (p->dt == SH_DT_FLOAT32) {
             BIN_OPS(float)
@@ -249,31 +244,6 @@ static int binary_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_e
     return 0;
 }
 
-/* Broadcast strides of `in` against the output shape; legacy (opset < 7) `axis` aligns the
- * operand's dims starting at that output axis instead of at the right. */
-static int bcast_strides(const sh_shape *in, const sh_shape *out, int align_at, int64_t *st)
-{
-    int64_t ist[SH_MAX_DIMS];
-    cpu_strides(in, ist);
-    int start = align_at >= 0 ? align_at : out->ndim - in->ndim;
-    if (start < 0 || start + in->ndim > out->ndim)
-        return -1;
-    for (int d = 0; d < out->ndim; d++) {
-        int id = d - start;
-        if (id < 0 || id >= in->ndim) {
-            st[d] = 0;
-            continue;
-        }
-        if (in->d[id] == out->d[d])
-            st[d] = in->d[id] == 1 ? 0 : ist[id];
-        else if (in->d[id] == 1)
-            st[d] = 0;
-        else
-            return -1;
-    }
-    return 0;
-}
-
 /* Merges adjacent dims that both operands walk contiguously (or both broadcast). */
 static int merge_dims(int nd, int64_t *dims, int64_t *s1, int64_t *s2)
 {
@@ -320,13 +290,9 @@ int cpu_prep_binary(cpu_prep *pp, sh_err *err)
     int nd = Y->shape.ndim;
     for (int d = 0; d < nd; d++)
         p->dims[d] = Y->shape.d[d];
-    if (bcast_strides(&A->shape, &Y->shape, -1, p->sa) < 0 ||
-        bcast_strides(&B->shape, &Y->shape, align_b, p->sb) < 0) {
-        char s1[96], s2[96], s3[96];
-        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "cannot broadcast %s and %s to %s",
-                       sh_shape_str(&A->shape, s1, sizeof s1), sh_shape_str(&B->shape, s2, sizeof s2),
-                       sh_shape_str(&Y->shape, s3, sizeof s3));
-    }
+    int rc = cpu_bcast_pair(pp, A, B, align_b, p->sa, p->sb, err);
+    if (rc)
+        return rc;
     p->nd = merge_dims(nd, p->dims, p->sa, p->sb);
     p->rows = 1;
     for (int d = 0; d < p->nd - 1; d++)

@@ -176,15 +176,7 @@ int cpu_prep_matmul(cpu_prep *pp, sh_err *err)
     p->y = pp->n->outputs[0];
     /* 1-D operands are promoted to matrices (and the added dim dropped from the output). */
     sh_shape sa = A->shape, sb = B->shape;
-    if (sa.ndim == 1) {
-        sa.ndim = 2;
-        sa.d[1] = sa.d[0];
-        sa.d[0] = 1;
-    }
-    if (sb.ndim == 1) {
-        sb.ndim = 2;
-        sb.d[1] = 1;
-    }
+    sh_shape_matmul_promote(&sa, &sb);
     p->M = (int)sa.d[sa.ndim - 2];
     p->K = (int)sa.d[sa.ndim - 1];
     p->N = (int)sb.d[sb.ndim - 1];

@@ -352,15 +352,7 @@ int cpu_prep_qmatmul(cpu_prep *pp, sh_err *err)
     if (!p)
         return SHOAL_ERR_NO_MEMORY;
     sh_shape sa = A->shape, sb = B->shape;
-    if (sa.ndim == 1) {
-        sa.ndim = 2;
-        sa.d[1] = sa.d[0];
-        sa.d[0] = 1;
-    }
-    if (sb.ndim == 1) {
-        sb.ndim = 2;
-        sb.d[1] = 1;
-    }
+    sh_shape_matmul_promote(&sa, &sb);
     p->qlinear = ql;
     p->M = sa.d[sa.ndim - 2];
     p->K = sa.d[sa.ndim - 1];

@@ -252,13 +252,8 @@ static void qbin_range(void *arg, int64_t r0, int64_t r1, int tid)
     int nd = p->nd;
     int64_t inner = p->dims[nd - 1], ia = p->sa[nd - 1], ib = p->sb[nd - 1];
     for (int64_t r = r0; r < r1; r++) {
-        int64_t oa = 0, ob = 0, rem = r;
-        for (int d = nd - 2; d >= 0; d--) {
-            int64_t c = rem % p->dims[d];
-            rem /= p->dims[d];
-            oa += c * p->sa[d];
-            ob += c * p->sb[d];
-        }
+        int64_t oa, ob;
+        cpu_bcast_row(nd, p->dims, p->sa, p->sb, r, &oa, &ob);
         for (int64_t i = 0; i < inner; i++) {
             int32_t a = q_get(j->a, p->dt, oa + i * ia), b = q_get(j->b, p->dt, ob + i * ib);
             float v = p->mul ? (float)((a - j->za) * (b - j->zb)) * j->ra
@@ -290,22 +285,6 @@ static int qbin_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err
         return 0;
     cpu_parallel_for(ex->ctx->pool, p->rows, 1 + 16384 / (p->dims[p->nd - 1] + 1), qbin_range, &j);
     return 0;
-}
-
-/* Broadcast strides of `in` against out (0 on broadcast dims). */
-static void q_bcast(const sh_shape *in, const sh_shape *out, int64_t *st)
-{
-    int r = out->ndim;
-    int64_t acc = 1;
-    for (int i = r - 1; i >= 0; i--) {
-        int j = i - (r - in->ndim);
-        if (j < 0) {
-            st[i] = 0;
-            continue;
-        }
-        st[i] = in->d[j] == 1 && out->d[i] != 1 ? 0 : acc;
-        acc *= in->d[j];
-    }
 }
 
 /* The scale / zero point inputs of a QLinear op, as (scale slot, zero point slot) pairs:
@@ -364,10 +343,9 @@ int cpu_prep_qlinear_binary(cpu_prep *pp, sh_err *err)
     p->sa[0] = p->sb[0] = 0;
     for (int d = 0; d < Y->shape.ndim; d++)
         p->dims[d] = Y->shape.d[d];
-    if (Y->shape.ndim > 0) {
-        q_bcast(&A->shape, &Y->shape, p->sa);
-        q_bcast(&B->shape, &Y->shape, p->sb);
-    }
+    rc = cpu_bcast_pair(pp, A, B, -1, p->sa, p->sb, err);
+    if (rc)
+        return rc;
     p->rows = 1;
     for (int d = 0; d < p->nd - 1; d++)
         p->rows *= p->dims[d];
@@ -512,9 +490,35 @@ static float f_leaky_relu(float x, float alpha)
     return x >= 0.0f ? x : x * alpha;
 }
 
-typedef struct qlut_params {
+/* The operands of QLinearSigmoid / QLinearLeakyRelu / QLinearGlobalAveragePool: x, its scale and
+ * zero point, the output's scale and zero point, y; one int8/uint8 dtype for x and y. */
+typedef struct q_unary_io {
     int x, xs, xz, ys, yz, y;
     sh_dtype dt;
+} q_unary_io;
+
+static int q_unary_io_prep(cpu_prep *pp, q_unary_io *io, sh_err *err)
+{
+    const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
+    if (!q8_dt(X->dtype) || Y->dtype != X->dtype)
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, output %s (int8/uint8, the same)",
+                     sh_dtype_name(X->dtype), sh_dtype_name(Y->dtype));
+    static const int pairs[] = {1, 2, 3, 4};
+    int rc = q_scalar_pairs(pp, pairs, 2, X->dtype, err);
+    if (rc)
+        return rc;
+    io->x = pp->n->inputs[0];
+    io->xs = pp->n->inputs[1];
+    io->xz = in_or_none(pp, 2);
+    io->ys = pp->n->inputs[3];
+    io->yz = in_or_none(pp, 4);
+    io->y = pp->n->outputs[0];
+    io->dt = X->dtype;
+    return 0;
+}
+
+typedef struct qlut_params {
+    q_unary_io io;
     float alpha;
     int64_t n;
 } qlut_params;
@@ -535,33 +539,25 @@ static void qlut_range(void *arg, int64_t b, int64_t e, int tid)
 static int qlut_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qlut_params *p = vp;
-    qlut_job j = {.x = ex->t[p->x], .y = ex->t[p->y]};
-    q_build_lut(j.lut, p->dt, q_scale(ex, p->xs, 0), q_zp(ex, p->xz, p->dt, 0), q_scale(ex, p->ys, 0),
-                q_zp(ex, p->yz, p->dt, 0), n->op == SH_OP_QLINEAR_SIGMOID ? f_sigmoid : f_leaky_relu, p->alpha);
+    const q_unary_io *io = &p->io;
+    qlut_job j = {.x = ex->t[io->x], .y = ex->t[io->y]};
+    q_build_lut(j.lut, io->dt, q_scale(ex, io->xs, 0), q_zp(ex, io->xz, io->dt, 0), q_scale(ex, io->ys, 0),
+                q_zp(ex, io->yz, io->dt, 0), n->op == SH_OP_QLINEAR_SIGMOID ? f_sigmoid : f_leaky_relu, p->alpha);
     cpu_parallel_for(ex->ctx->pool, p->n, 32768, qlut_range, &j);
     return 0;
 }
 
 int cpu_prep_qlinear_lut(cpu_prep *pp, sh_err *err)
 {
-    const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
-    if (!q8_dt(X->dtype) || Y->dtype != X->dtype)
-        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, output %s (int8/uint8, the same)",
-                     sh_dtype_name(X->dtype), sh_dtype_name(Y->dtype));
-    static const int pairs[] = {1, 2, 3, 4};
-    int rc = q_scalar_pairs(pp, pairs, 2, X->dtype, err);
+    const sh_tensor *X = cpu_in(pp, 0);
+    q_unary_io io;
+    int rc = q_unary_io_prep(pp, &io, err);
     if (rc)
         return rc;
     qlut_params *p = cpu_params(pp, sizeof *p, err);
     if (!p)
         return SHOAL_ERR_NO_MEMORY;
-    p->x = pp->n->inputs[0];
-    p->xs = pp->n->inputs[1];
-    p->xz = in_or_none(pp, 2);
-    p->ys = pp->n->inputs[3];
-    p->yz = in_or_none(pp, 4);
-    p->y = pp->n->outputs[0];
-    p->dt = X->dtype;
+    p->io = io;
     p->alpha = sh_node_float(pp->n, "alpha", 0.01f);
     p->n = cpu_numel(X);
     pp->p->inplace_input[pp->k] = 0;
@@ -572,8 +568,7 @@ int cpu_prep_qlinear_lut(cpu_prep *pp, sh_err *err)
 /* ---- QLinearGlobalAveragePool ------------------------------------------------------------------- */
 
 typedef struct qgap_params {
-    int x, xs, xz, ys, yz, y;
-    sh_dtype dt;
+    q_unary_io io;
     bool channels_last;
     int64_t n, c, hw;
 } qgap_params;
@@ -581,42 +576,34 @@ typedef struct qgap_params {
 static int qgap_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qgap_params *p = vp;
-    const void *x = ex->t[p->x];
-    void *y = ex->t[p->y];
-    int32_t zx = q_zp(ex, p->xz, p->dt, 0), zy = q_zp(ex, p->yz, p->dt, 0);
+    const q_unary_io *io = &p->io;
+    const void *x = ex->t[io->x];
+    void *y = ex->t[io->y];
+    int32_t zx = q_zp(ex, io->xz, io->dt, 0), zy = q_zp(ex, io->yz, io->dt, 0);
     /* onnxruntime's MLAS: integer sum less the zero points, one float rescale */
-    float scale = q_scale(ex, p->xs, 0) / (q_scale(ex, p->ys, 0) * (float)p->hw);
+    float scale = q_scale(ex, io->xs, 0) / (q_scale(ex, io->ys, 0) * (float)p->hw);
     for (int64_t b = 0; b < p->n; b++)
         for (int64_t c = 0; c < p->c; c++) {
             int64_t sum = 0;
             for (int64_t i = 0; i < p->hw; i++)
-                sum += q_get(x, p->dt, p->channels_last ? (b * p->hw + i) * p->c + c : (b * p->c + c) * p->hw + i);
+                sum += q_get(x, io->dt, p->channels_last ? (b * p->hw + i) * p->c + c : (b * p->c + c) * p->hw + i);
             sum -= (int64_t)zx * p->hw;
-            q_put(y, p->dt, b * p->c + c, rintf((float)sum * scale) + (float)zy);
+            q_put(y, io->dt, b * p->c + c, rintf((float)sum * scale) + (float)zy);
         }
     return 0;
 }
 
 int cpu_prep_qlinear_global_avg_pool(cpu_prep *pp, sh_err *err)
 {
-    const sh_tensor *X = cpu_in(pp, 0), *Y = cpu_out(pp, 0);
-    if (!q8_dt(X->dtype) || Y->dtype != X->dtype)
-        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, output %s (int8/uint8, the same)",
-                     sh_dtype_name(X->dtype), sh_dtype_name(Y->dtype));
-    static const int pairs[] = {1, 2, 3, 4};
-    int rc = q_scalar_pairs(pp, pairs, 2, X->dtype, err);
+    const sh_tensor *X = cpu_in(pp, 0);
+    q_unary_io io;
+    int rc = q_unary_io_prep(pp, &io, err);
     if (rc)
         return rc;
     qgap_params *p = cpu_params(pp, sizeof *p, err);
     if (!p)
         return SHOAL_ERR_NO_MEMORY;
-    p->x = pp->n->inputs[0];
-    p->xs = pp->n->inputs[1];
-    p->xz = in_or_none(pp, 2);
-    p->ys = pp->n->inputs[3];
-    p->yz = in_or_none(pp, 4);
-    p->y = pp->n->outputs[0];
-    p->dt = X->dtype;
+    p->io = io;
     p->channels_last = sh_node_int(pp->n, "channels_last", 0) != 0;
     int r = X->shape.ndim;
     p->n = X->shape.d[0];

@@ -501,16 +501,6 @@ static int mod_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err 
     return 0;
 }
 
-/* Strides of `in` walked along `out` (numpy broadcasting: 0 where `in` has size 1 or no axis). */
-static void bcast_strides(const sh_shape *in, const sh_shape *out, int64_t *st)
-{
-    int64_t own[SH_MAX_DIMS];
-    cpu_strides(in, own);
-    int lead = out->ndim - in->ndim;
-    for (int d = 0; d < out->ndim; d++)
-        st[d] = d < lead || in->d[d - lead] == 1 ? 0 : own[d - lead];
-}
-
 int cpu_prep_mod(cpu_prep *pp, sh_err *err)
 {
     const sh_tensor *A = cpu_in(pp, 0), *B = cpu_in(pp, 1), *Y = cpu_out(pp, 0);
@@ -527,8 +517,9 @@ int cpu_prep_mod(cpu_prep *pp, sh_err *err)
     p->fmod = fm;
     p->ndim = Y->shape.ndim;
     memcpy(p->dims, Y->shape.d, sizeof p->dims);
-    bcast_strides(&A->shape, &Y->shape, p->sa);
-    bcast_strides(&B->shape, &Y->shape, p->sb);
+    int rc = cpu_bcast_pair(pp, A, B, -1, p->sa, p->sb, err);
+    if (rc)
+        return rc;
     p->n = cpu_numel(Y);
     pp->p->inplace_input[pp->k] = -1;
     pp->fn = mod_run;

@@ -264,11 +264,7 @@ static int expand_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_e
     unsigned char *y = ex->t[p->y];
     int64_t inner = p->inner, ist = p->st[p->nd - 1];
     for (int64_t r = 0; r < p->rows; r++) {
-        int64_t off = 0, rem = r;
-        for (int d = p->nd - 2; d >= 0; d--) {
-            off += rem % p->dims[d] * p->st[d];
-            rem /= p->dims[d];
-        }
+        int64_t off = cpu_row_offset(p->nd, p->dims, p->st, r);
         unsigned char *dst = y + (size_t)(r * inner) * p->es;
         if (ist == 1) {
             memcpy(dst, x + (size_t)off * p->es, (size_t)inner * p->es);
