@@ -31,6 +31,25 @@ echo "--- memory plan of the whole set (shoal plan)"
 echo
 echo "annotated frames and the arena picture are in $BUILD/demo/"
 
+# MediaPipe's hand landmarker with its REAL weights (npm @mediapipe/hands, fetched by make models).
+echo
+echo "--- MediaPipe hand landmarker, real weights (models/*.tflite from npm @mediapipe/hands)"
+HAND_PHOTO=../shared/real-models/hands/left_hands.jpg
+if [ ! -s models/hand_landmark_full.tflite ] || [ ! -s models/palm_detection_full.tflite ]; then
+  echo "(skipped: make models could not fetch the hand models from npm)"
+elif [ ! -s "$HAND_PHOTO" ]; then
+  echo "(skipped: no photo with hands here; try: $SHOAL hands --config configs/hands.yaml --model hand PHOTO.jpg)"
+else
+  "$SHOAL" hands --config configs/hands.yaml --model hand "$HAND_PHOTO" |
+    python3 -c 'import json,sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print("%s: %d palm(s), %d hand(s)" % (r["image"], len(r["palms"]), len(r["hands"])))
+    for h in r["hands"]:
+        w = h["landmarks"][0]
+        print("  %s hand, presence %.2f, wrist at (%.0f, %.0f) px" % (h["handedness"], h["presence"], w[0], w[1]))'
+fi
+
 echo
 echo "--- a camera stream: shoal serve on loopback, shoal stream sending the frames at 5 fps"
 LOG="$BUILD/demo/serve.log"
