@@ -247,11 +247,11 @@ err never-fits 422 --data-binary "@$IMG" "$U/v1/infer?mode=crossing" &&
 check "422 has no Retry-After" bash -c "! grep -qi '^retry-after' '$TMP/never-fits.hdr'"
 req budget-back 200 -X PUT --data '{"bytes": 0}' "$U/v1/budget"
 
-# clients that go away: their queued jobs are dropped and counted (one worker, sixteen requests,
-# each client gone after 0.6 s while the worker takes one at a time; 16 x ~80 ms of crossing)
+# clients that go away: their queued jobs are dropped and counted (one worker, 24 requests,
+# each client gone after 0.25 s while the worker takes one at a time, ~25 ms each here; the queue holds 16)
 gone0=$(metric "$PORT" shoal_http_jobs_client_gone_total)
-for i in $(seq 1 16); do
-  curl -s --max-time 0.6 -o /dev/null --data-binary "@$IMG" "$U/v1/infer?mode=crossing" &
+for i in $(seq 1 24); do
+  curl -s --max-time 0.25 -o /dev/null --data-binary "@$IMG" "$U/v1/infer?mode=crossing" &
 done
 wait_curls() { for p in $(jobs -p); do case " ${PIDS[*]} " in *" $p "*) ;; *) wait "$p" ;; esac; done; }
 wait_curls
