@@ -340,6 +340,11 @@ int cmd_monitor(int argc, char **argv)
     unsigned sample_no = 0;
     print_header(have_gpu && !json);
     while (!g_stop) {
+        /* A sleep may overrun its tick: the clock, read once here, decides whether the sample
+         * still starts within --duration and is the sample's elapsed time. */
+        double elapsed = now_s() - start;
+        if (sample_no > 0 && duration >= 0 && elapsed > duration + 1e-9)
+            break;
         time_t wall = time(NULL);
         struct tm tmv;
         localtime_r(&wall, &tmv);
@@ -353,7 +358,7 @@ int cmd_monitor(int argc, char **argv)
         cJSON *gpus = NULL;
         if (root) {
             cJSON_AddStringToObject(root, "time", iso);
-            cJSON_AddNumberToObject(root, "elapsed_s", now_s() - start);
+            cJSON_AddNumberToObject(root, "elapsed_s", elapsed);
             cJSON *nvo = cJSON_AddObjectToObject(root, "nvml");
             cJSON_AddBoolToObject(nvo, "available", have_gpu);
             if (have_gpu)
