@@ -6,8 +6,12 @@ PKGS=(build-essential cmake pkg-config
       protobuf-c-compiler libprotobuf-c-dev libonnx-dev
       libyaml-dev libcjson-dev libstb-dev libturbojpeg0-dev libmicrohttpd-dev
       libopenblas-dev libopenblas0-pthread libdnnl-dev libxxhash-dev libcmocka-dev libzip-dev
-      libonnx-testdata npm curl wrk clang libclang-rt-14-dev prometheus haproxy ffmpeg python3-yaml
+      libonnx-testdata curl wrk clang libclang-rt-14-dev prometheus haproxy ffmpeg python3-yaml
       python3-numpy python3-torch python3-torchvision python3-onnx)
+# npm (make models fetches MediaPipe's hand models with it): the machine's own Node.js may ship
+# npm outside Debian's packages, and Debian's npm conflicts with that nodejs; ask apt only when
+# no npm command exists.
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
