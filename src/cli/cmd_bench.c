@@ -18,13 +18,18 @@
  * Inputs: each model runs on an 8-bit frame made from the reference input its export wrote
  * next to it (<model>.input.npy: [1,3,H,W] floats in [0,1)), so the network sees the values
  * the PyTorch and ONNX Runtime runners feed it, rounded to 1/255; a mode runs on its first
- * model's frame. --image replaces them with one picture, and models without an .npy get a
- * seeded noise frame of their input size.
+ * model's frame. --image replaces them with one picture (--image MODE=FILE: that mode's
+ * picture, its models included), and models without an .npy get a seeded noise frame of their
+ * input size.
  *
  * Latency: "latency" is shoal's whole per-frame path (preprocess, inference, decode and NMS)
  * measured around the public call; "infer" is the network alone as the runtime reports it. On
  * a GPU, infer includes the input upload, the output download and the stream sync that the
- * download implies, so both are host wall-clock times. */
+ * download implies, so both are host wall-clock times.
+ *
+ * A mode whose picture is a JPEG file is also timed from the file's bytes in memory:
+ * "jpeg_frame" is shoal_image_decode plus the mode's run, "jpeg_decode" the decode alone (the
+ * camera's JPEG is decoded on the host; docs/benchmarks.md compares the decoders). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,7 +61,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: shoal bench [--config FILE] [--mode NAME|all] [--iters N] [--warmup N]\n"
             "                   [--budget auto|none|BYTES[K|M|G][iB]] [--cycles N] [--device cpu|cuda|auto]\n"
-            "                   [--threads N] [--concurrent auto|on|off] [--image FILE] [--profile] [--label NAME]\n"
+            "                   [--threads N] [--concurrent auto|on|off] [--image [MODE=]FILE]... [--profile]\n"
+            "                   [--label NAME]\n"
             "                   [--out FILE.json] [--json]\n"
             "\n"
             "Measures load time (parse, optimize, compile, plan, pack, upload per model), each model's\n"
@@ -75,11 +81,23 @@ static void usage(FILE *f)
             "and the sync they imply. With concurrent modes (--concurrent, default the config's\n"
             "inference.concurrent_models) a mode's \"infer\" is the wall time of its whole device\n"
             "section, its models overlapping. Inputs: each model's <model>.input.npy beside its .onnx as an\n"
-            "8-bit frame (the peers' inputs), else --image, else seeded noise.\n");
+            "8-bit frame (the peers' inputs), else --image, else seeded noise. --image MODE=FILE (repeatable)\n"
+            "gives one mode (and its models) its own picture. A mode whose picture is a JPEG file is also\n"
+            "timed from the file's bytes: \"jpeg_frame\" is the decode and the run, \"jpeg_decode\" the decode.\n");
 }
 
+#define MAX_IMAGES MAX_MODES
+
+/* One --image: for every mode (mode NULL) or the mode named by mode[0 .. mode_len). */
+typedef struct bench_image {
+    const char *mode, *path;
+    size_t mode_len;
+} bench_image;
+
 typedef struct bench_opts {
-    const char *config, *mode, *device, *image, *out, *label, *budget, *concurrent;
+    const char *config, *mode, *device, *out, *label, *budget, *concurrent;
+    bench_image images[MAX_IMAGES];
+    int n_images;
     int iters, warmup, threads, cycles;
     int json, profile;
 } bench_opts;
@@ -285,9 +303,12 @@ typedef struct bench {
     const char *model_names[MAX_MODELS];
     const char *mode_names[MAX_MODES];
     bool mode_selected[MAX_MODES];
-    shoal_image frames[MAX_MODELS];      /* per model (malloc'd, or wrapping `picture`) */
-    shoal_image picture;                 /* --image */
-    int mode_first_model[MAX_MODES];
+    shoal_image frames[MAX_MODELS];      /* per model (malloc'd, or wrapping a picture) */
+    shoal_image pictures[MAX_IMAGES];    /* --image, decoded once */
+    uint8_t *picture_bytes[MAX_IMAGES];  /* the file of each, kept where it is a JPEG */
+    size_t picture_len[MAX_IMAGES];
+    const shoal_image *mode_frame[MAX_MODES];
+    int mode_picture[MAX_MODES];         /* index into pictures, or -1 */
     double *lat, *inf, *dev;             /* scratch [iters] */
     int64_t gpu_baseline;                /* NVML device used before create, or -1 */
     cJSON *root;
@@ -366,6 +387,45 @@ static int measure(bench *b, bool is_mode, const char *name, const shoal_image *
         summary d = summarize(b->dev, b->o->iters);
         cJSON_AddItemToObject(obj, "device_ms", summary_json(&d));
     }
+    return 0;
+}
+
+/* A mode from its picture's JPEG bytes in memory: decode + run per frame, warmup + iters times;
+ * fills "jpeg_frame_ms" and "jpeg_decode_ms". */
+static int measure_jpeg(bench *b, int k, const uint8_t *bytes, size_t len, cJSON *obj)
+{
+    const char *name = b->mode_names[k];
+    double *decode = b->dev;   /* free scratch: measure() is done with it */
+    char err[512];
+    for (int i = 0; i < b->o->warmup + b->o->iters; i++) {
+        if (tick(i))
+            progress("mode %s from JPEG bytes: %d/%d", name, i + 1, b->o->warmup + b->o->iters);
+        shoal_image img;
+        double t0 = now_ms();
+        if (shoal_image_decode(bytes, len, &img, err, sizeof err) != SHOAL_OK) {
+            char msg[700];
+            snprintf(msg, sizeof msg, "decoding the JPEG of mode %s: %s", name, err);
+            fprintf(stderr, "shoal bench: %s\n", msg);
+            note_error(b, msg);
+            b->failures++;
+            return -1;
+        }
+        double t1 = now_ms();
+        double run = run_once(b, true, name, &img, NULL, NULL);
+        shoal_image_free(&img);
+        if (run < 0) {
+            fail(b, "mode (from JPEG bytes)", name);
+            return -1;
+        }
+        if (i >= b->o->warmup) {
+            decode[i - b->o->warmup] = t1 - t0;
+            b->lat[i - b->o->warmup] = t1 - t0 + run;
+        }
+    }
+    summary f = summarize(b->lat, b->o->iters), d = summarize(decode, b->o->iters);
+    cJSON_AddNumberToObject(obj, "jpeg_bytes", (double)len);
+    cJSON_AddItemToObject(obj, "jpeg_frame_ms", summary_json(&f));
+    cJSON_AddItemToObject(obj, "jpeg_decode_ms", summary_json(&d));
     return 0;
 }
 
@@ -576,7 +636,10 @@ static int phase_modes(bench *b)
         const sh_config *cfg = sh_runtime_config(b->rt);
         for (size_t i = 0; i < cfg->modes[k].n_models; i++)
             cJSON_AddItemToArray(names, cJSON_CreateString(b->model_names[cfg->modes[k].models[i]]));
-        if (measure(b, true, b->mode_names[k], &b->frames[b->mode_first_model[k]], m))
+        if (measure(b, true, b->mode_names[k], b->mode_frame[k], m))
+            return -1;
+        int p = b->mode_picture[k];
+        if (p >= 0 && b->picture_bytes[p] && measure_jpeg(b, k, b->picture_bytes[p], b->picture_len[p], m))
             return -1;
     }
     return 0;
@@ -780,7 +843,7 @@ static int phase_switch(bench *b)
         if (step >= 0 && tick(step))
             progress("switch cycle %d/%d: to %s", step / b->n_modes + 1, b->o->cycles, mode);
         double t_sw = switch_to(b, k);
-        double f = t_sw >= 0 ? run_once(b, true, mode, &b->frames[b->mode_first_model[k]], NULL, NULL) : -1;
+        double f = t_sw >= 0 ? run_once(b, true, mode, b->mode_frame[k], NULL, NULL) : -1;
         if (t_sw < 0 || f < 0) {
             if (is_auto && grown < 8 && shoal_runtime_set_budget(b->rt, budget + stepb) == SHOAL_OK) {
                 grown++;
@@ -901,6 +964,10 @@ static void print_tables(bench *b)
                 printf("   device %.2f %.2f %.2f", jnum(m, "device_ms.median"), jnum(m, "device_ms.p90"),
                        jnum(m, "device_ms.p99"));
             printf("\n");
+            if (cJSON_GetObjectItem(m, "jpeg_frame_ms"))
+                printf("  %-22s %8.1f %8.1f %8.1f   (from %.0f JPEG bytes; the decode: median %.2f, p90 %.2f)\n", "  from JPEG",
+                       jnum(m, "jpeg_frame_ms.median"), jnum(m, "jpeg_frame_ms.p90"), jnum(m, "jpeg_frame_ms.p99"),
+                       jnum(m, "jpeg_bytes"), jnum(m, "jpeg_decode_ms.median"), jnum(m, "jpeg_decode_ms.p90"));
         }
     }
     cJSON *sw = cJSON_GetObjectItem(r, "switch");
@@ -981,7 +1048,21 @@ static int parse(int argc, char **argv, bench_opts *o)
         if (!strcmp(a, "--config")) o->config = v;
         else if (!strcmp(a, "--mode")) o->mode = v;
         else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--image")) o->image = v;
+        else if (!strcmp(a, "--image")) {
+            if (o->n_images == MAX_IMAGES) {
+                fprintf(stderr, "shoal bench: at most %d --image options\n", MAX_IMAGES);
+                return 2;
+            }
+            /* MODE=FILE where the part before '=' has no '/', so a path with '=' still reads as a
+             * file; no MODE= prefix: every mode's picture */
+            const char *eq = strchr(v, '=');
+            bench_image *im = &o->images[o->n_images++];
+            if (eq && eq > v && !memchr(v, '/', (size_t)(eq - v)) && eq[1]) {
+                *im = (bench_image){.mode = v, .mode_len = (size_t)(eq - v), .path = eq + 1};
+            } else {
+                *im = (bench_image){.mode = NULL, .path = v};
+            }
+        }
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--label")) o->label = v;
         else if (!strcmp(a, "--budget")) o->budget = v;
@@ -1009,21 +1090,112 @@ static int parse(int argc, char **argv, bench_opts *o)
     return 0;
 }
 
+static bool is_jpeg(const uint8_t *d, size_t n)
+{
+    return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF;
+}
+
+/* The whole file into memory (malloc'd); -1 with a message on stderr. */
+static int read_file(const char *path, uint8_t **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0)
+        n = ftell(f);
+    if (n <= 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "shoal bench: cannot read %s\n", path);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    *data = malloc((size_t)n);
+    *len = *data ? fread(*data, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (*len != (size_t)n) {
+        fprintf(stderr, "shoal bench: cannot read %s\n", path);
+        free(*data);
+        *data = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Decodes every --image once; the bytes stay where they are a JPEG (the modes' JPEG runs). */
+static int load_pictures(bench *b)
+{
+    for (int p = 0; p < b->o->n_images; p++) {
+        const bench_image *im = &b->o->images[p];
+        uint8_t *data;
+        size_t len;
+        char err[512];
+        if (read_file(im->path, &data, &len))
+            return -1;
+        if (shoal_image_decode(data, len, &b->pictures[p], err, sizeof err) != SHOAL_OK) {
+            fprintf(stderr, "shoal bench: %s: %s\n", im->path, err);
+            free(data);
+            return -1;
+        }
+        if (is_jpeg(data, len)) {
+            b->picture_bytes[p] = data;
+            b->picture_len[p] = len;
+        } else {
+            free(data);
+        }
+    }
+    return 0;
+}
+
+/* The --image for mode k: its own, else the one for every mode, else -1. A later option wins. */
+static int picture_of_mode(const bench *b, int k)
+{
+    int found = -1;
+    const char *name = b->mode_names[k];
+    for (int p = 0; p < b->o->n_images; p++) {
+        const bench_image *im = &b->o->images[p];
+        if (im->mode && strlen(name) == im->mode_len && !strncmp(name, im->mode, im->mode_len))
+            return p;
+        if (!im->mode)
+            found = p;
+    }
+    return found;
+}
+
 static int make_frames(bench *b)
 {
     const sh_config *cfg = sh_runtime_config(b->rt);
-    shoal_image shared = {0};
-    char err[512];
-    if (b->o->image && shoal_image_load(b->o->image, &shared, err, sizeof err) != SHOAL_OK) {
-        fprintf(stderr, "shoal bench: %s\n", err);
+    for (int p = 0; p < b->o->n_images; p++) {
+        const bench_image *im = &b->o->images[p];
+        bool known = !im->mode;
+        for (int k = 0; k < b->n_modes && !known; k++)
+            known = strlen(b->mode_names[k]) == im->mode_len && !strncmp(b->mode_names[k], im->mode, im->mode_len);
+        if (!known) {
+            fprintf(stderr, "shoal bench: --image %.*s=...: the config has no mode '%.*s'\n", (int)im->mode_len,
+                    im->mode, (int)im->mode_len, im->mode);
+            return -1;
+        }
+    }
+    if (load_pictures(b))
         return -1;
+    /* a model shows the picture of the first mode that lists it */
+    int model_picture[MAX_MODELS];
+    for (int i = 0; i < b->n_models; i++)
+        model_picture[i] = -1;
+    for (int k = b->n_modes - 1; k >= 0; k--) {
+        b->mode_picture[k] = picture_of_mode(b, k);
+        for (size_t i = 0; i < cfg->modes[k].n_models; i++)
+            if (b->mode_picture[k] >= 0)
+                model_picture[cfg->modes[k].models[i]] = b->mode_picture[k];
     }
     cJSON *inputs = cJSON_AddObjectToObject(b->root, "inputs");
     for (int i = 0; i < b->n_models; i++) {
         const char *src;
-        if (b->o->image) {
-            b->frames[i] = shoal_image_wrap(shared.rgb, shared.width, shared.height);
-            src = b->o->image;
+        int p = model_picture[i];
+        if (p < 0)
+            for (int q = 0; q < b->o->n_images; q++)
+                p = b->o->images[q].mode ? p : q;
+        if (p >= 0) {
+            b->frames[i] = shoal_image_wrap(b->pictures[p].rgb, b->pictures[p].width, b->pictures[p].height);
+            src = b->o->images[p].path;
         } else if (frame_from_npy(cfg->models[i].path, &b->frames[i]) == 0) {
             src = "reference .input.npy";
         } else if (noise_frame(cfg->models[i].input_w, cfg->models[i].input_h, (uint32_t)i + 1, &b->frames[i]) == 0) {
@@ -1031,14 +1203,20 @@ static int make_frames(bench *b)
         } else {
             return -1;
         }
-        char d[160];
+        char d[4200];
         snprintf(d, sizeof d, "%dx%d %s", b->frames[i].width, b->frames[i].height, src);
         cJSON_AddStringToObject(inputs, b->model_names[i], d);
     }
-    b->picture = shared;   /* the wrapped frames borrow its pixels */
+    cJSON *mode_inputs = cJSON_AddObjectToObject(b->root, "mode_inputs");
     for (int k = 0; k < b->n_modes; k++) {
         const sh_mode_config *mc = &cfg->modes[k];
-        b->mode_first_model[k] = mc->n_models ? (int)mc->models[0] : 0;
+        int p = b->mode_picture[k];
+        b->mode_frame[k] = p >= 0 ? &b->pictures[p] : &b->frames[mc->n_models ? (int)mc->models[0] : 0];
+        char d[4200];
+        snprintf(d, sizeof d, "%dx%d %s%s", b->mode_frame[k]->width, b->mode_frame[k]->height,
+                 p >= 0 ? b->o->images[p].path : "the first model's input",
+                 p >= 0 && b->picture_bytes[p] ? " (JPEG)" : "");
+        cJSON_AddStringToObject(mode_inputs, b->mode_names[k], d);
         b->mode_selected[k] = !b->o->mode || !strcmp(b->o->mode, "all") || !strcmp(b->o->mode, b->mode_names[k]);
     }
     if (b->o->mode && strcmp(b->o->mode, "all")) {
@@ -1147,7 +1325,10 @@ int cmd_bench(int argc, char **argv)
     free(text);
     for (int i = 0; i < MAX_MODELS; i++)
         shoal_image_free(&b.frames[i]);
-    shoal_image_free(&b.picture);
+    for (int p = 0; p < MAX_IMAGES; p++) {
+        shoal_image_free(&b.pictures[p]);
+        free(b.picture_bytes[p]);
+    }
     sh_nvml_close(b.nv);
     shoal_runtime_destroy(b.rt);
     cJSON_Delete(b.root);

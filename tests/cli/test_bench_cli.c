@@ -1,19 +1,23 @@
 /* `shoal bench` end to end on the tiny stand-in set (tests/runtime/data/tiny.yaml): the JSON
  * record holds every phase the benchmark scripts read (bench/table.py), the auto budget and a
  * given one below every model resident make mode switches evict and reload, a budget that
- * cannot apply fails the run, the CPU profile names op types, and bad options fail with
- * the documented exit codes. Values are checked for presence and sense, never for speed. */
+ * cannot apply fails the run, the CPU profile names op types, a mode given a JPEG picture is
+ * also timed from its bytes, and bad options fail with the documented exit codes. Values are
+ * checked for presence and sense, never for speed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <turbojpeg.h>
 
 #define SHOAL SHOAL_BINARY_DIR "/shoal"
 #define TINY SHOAL_SOURCE_DIR "/tests/runtime/data/tiny.yaml"
@@ -200,6 +204,73 @@ static void test_given_budget(void **state)
     cJSON_Delete(r);
 }
 
+/* A 160x120 camera-like picture as a JPEG file at path (gradients and blocks, not flat). */
+static void write_jpeg(const char *path)
+{
+    enum { W = 160, H = 120 };
+    static uint8_t rgb[W * H * 3];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *p = rgb + ((size_t)y * W + x) * 3;
+            p[0] = (uint8_t)(x * 255 / W);
+            p[1] = (uint8_t)(y * 255 / H);
+            p[2] = (uint8_t)((x / 20 + y / 20) % 2 ? 200 : 40);
+        }
+    tjhandle tj = tjInitCompress();
+    assert_non_null(tj);
+    unsigned char *jpeg = NULL;
+    unsigned long size = 0;
+    assert_int_equal(tjCompress2(tj, rgb, W, 0, H, TJPF_RGB, &jpeg, &size, TJSAMP_420, 85, 0), 0);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(jpeg, 1, size, f), size);
+    fclose(f);
+    tjFree(jpeg);
+    tjDestroy(tj);
+}
+
+/* --image MODE=FILE: that mode and its models see the picture; a JPEG picture adds the run
+ * from its bytes (decode + frame), with the decode apart; the other modes keep their models'
+ * frames and get no JPEG figures. */
+static void test_mode_images(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/shoal-bench-cli-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_jpeg(path);
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, SHOAL " bench --config " TINY " --device cpu --threads 1 --iters 3 --warmup 1"
+             " --budget none --image navigation=%s --json 2>/dev/null", path);
+    int rc = run(cmd, &out);
+    assert_int_equal(rc, 0);
+    cJSON *r = cJSON_Parse(out);
+    free(out);
+    assert_non_null(r);
+    assert_true(cJSON_IsTrue(at(r, "ok")));
+    assert_non_null(strstr(cJSON_GetStringValue(at(r, "mode_inputs.navigation")), "160x120"));
+    assert_non_null(strstr(cJSON_GetStringValue(at(r, "mode_inputs.navigation")), "(JPEG)"));
+    assert_non_null(strstr(cJSON_GetStringValue(at(r, "inputs.obstacle")), path));
+    assert_null(strstr(cJSON_GetStringValue(at(r, "inputs.traffic_light")), path));
+    assert_int_equal((int)num(r, "modes.navigation.jpeg_frame_ms.n"), 3);
+    assert_int_equal((int)num(r, "modes.navigation.jpeg_decode_ms.n"), 3);
+    assert_true(num(r, "modes.navigation.jpeg_bytes") > 100);
+    assert_true(num(r, "modes.navigation.jpeg_decode_ms.min") > 0);
+    /* each run from bytes is its decode plus a whole frame */
+    assert_true(num(r, "modes.navigation.jpeg_frame_ms.min") > num(r, "modes.navigation.jpeg_decode_ms.min"));
+    assert_null(cJSON_GetObjectItem(at(r, "modes.crossing"), "jpeg_frame_ms"));
+    cJSON_Delete(r);
+
+    /* a mode the config does not have, and a file that is not there: errors, exit 1 */
+    snprintf(cmd, sizeof cmd, SHOAL " bench --config " TINY " --device cpu --iters 1 --warmup 0 --budget none"
+             " --image nowhere=%s 2>/dev/null", path);
+    assert_int_equal(run(cmd, NULL), 1);
+    assert_int_equal(run(SHOAL " bench --config " TINY " --device cpu --iters 1 --warmup 0 --budget none"
+                         " --image crossing=/nonexistent.jpg 2>/dev/null", NULL), 1);
+    unlink(path);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -216,6 +287,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_given_budget),
+        cmocka_unit_test(test_mode_images),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
