@@ -403,7 +403,7 @@ def shoal_detections(path):
         for m in res["models"]:
             key = (stem, res["mode"], m["model"])
             if "detections" in m:
-                out[key] = [(d["class_id"], d["score"], d["box"]) for d in m["detections"]]
+                out[key] = [(d["class_id"], d["score"], d["box"], d.get("mask", {}).get("area")) for d in m["detections"]]
             elif "landmarks" in m:
                 out[key] = m["landmarks"]
     return out
@@ -414,29 +414,33 @@ def check_boxes(mine, theirs, iou_min, score_tol, threshold, nms_iou):
     detection found on one side only is a precision flip, not a mismatch, when its score lies
     within score_tol of the model's threshold, or when it overlaps a same-class box of the
     other side by an IoU within 0.03 of the NMS threshold (which of the two NMS keeps turns on
-    the last digits); any other is a mismatch."""
-    used, ious, sdiff, missing = set(), [], [], []
-    for c, s, b in theirs:
+    the last digits); any other is a mismatch. Masks are compared by area only (informative:
+    the mask ops' own tests hold them to the pixel)."""
+    used, ious, sdiff, missing, area_diff = set(), [], [], [], []
+    for c, s, b, area in theirs:
         best, bi = 0.0, -1
-        for j, (c2, _, b2) in enumerate(mine):
+        for j, (c2, _, b2, _) in enumerate(mine):
             if j not in used and c2 == c and iou(b, b2) > best:
                 best, bi = iou(b, b2), j
         if bi >= 0 and best >= iou_min:
             used.add(bi)
             ious.append(best)
             sdiff.append(abs(s - mine[bi][1]))
+            if area is not None and mine[bi][3] is not None:
+                area_diff.append(abs(area - mine[bi][3]) / max(area, 1))
         else:
-            missing.append((c, s, b))
+            missing.append((c, s, b, area))
     extra = [mine[j] for j in range(len(mine)) if j not in used]
 
     def flip(det, other):
-        c, s, b = det
-        near_nms = any(c2 == c and abs(iou(b, b2) - nms_iou) <= 0.03 for c2, _, b2 in other)
+        c, s, b, _ = det
+        near_nms = any(c2 == c and abs(iou(b, b2) - nms_iou) <= 0.03 for c2, _, b2, _ in other)
         return abs(s - threshold) <= score_tol or near_nms
     flips = [d for d in missing if flip(d, mine)] + [d for d in extra if flip(d, theirs)]
     return dict(shoal=len(theirs), peer=len(mine), matched=len(ious), min_iou=round(min(ious, default=1.0), 4),
                 max_score_diff=round(max(sdiff, default=0.0), 5), only_shoal=[round(d[1], 4) for d in missing],
                 only_peer=[round(d[1], 4) for d in extra], excused=len(flips),
+                mask_area_max_rel_diff=round(max(area_diff), 5) if area_diff else None,
                 same=len(missing) + len(extra) == len(flips))
 
 
@@ -455,7 +459,8 @@ def check(ours, frame_hw, shoal, half, settings):
                 continue
             key = f"{mode}/{n}"
             if "detections" in r:
-                mine = [(d["class_id"], d["score"], d["box"]) for d in r["detections"]]
+                areas = r.get("mask_pixels") or [None] * len(r["detections"])
+                mine = [(d["class_id"], d["score"], d["box"], a) for d, a in zip(r["detections"], areas)]
                 rep[key] = check_boxes(mine, theirs, iou_min, score_tol, settings[n]["score"], settings[n]["iou"])
             else:
                 a, b = np.asarray(r["landmarks"])[:, :2], np.asarray(theirs)[:, :2]

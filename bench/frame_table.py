@@ -137,14 +137,16 @@ def markdown(sm):
                 f"a box on one side only is excused when its score is within {ck['score_tol']} of the threshold "
                 "or it overlaps a box of the other side by an IoU within 0.03 of the NMS threshold): "
                 f"**{'same' if ck['same_boxes'] else 'different'}**.", "",
-                "| mode/model | shoal | peer | matched | min IoU | max score diff | excused | landmarks max px |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| mode/model | shoal | peer | matched | min IoU | max score diff | excused | mask area max diff | "
+                "landmarks max px |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for k, v in ck["models"].items():
             if "landmarks_max_abs_px" in v:
-                out.append(f"| {k} | | | | | | | {v['landmarks_max_abs_px']} |")
+                out.append(f"| {k} | | | | | | | | {v['landmarks_max_abs_px']} |")
             else:
+                area = v.get("mask_area_max_rel_diff")
                 out.append(f"| {k} | {v['shoal']} | {v['peer']} | {v['matched']} | {v['min_iou']} | "
-                           f"{v['max_score_diff']} | {v['excused']} | |")
+                           f"{v['max_score_diff']} | {v['excused']} | {'' if area is None else f'{100 * area:.2f}%'} | |")
     notes = list(meta.get("notes", [])) + list(sm.get("peer_notes", []))
     if notes:
         out += [""] + [f"- {n}" for n in notes]

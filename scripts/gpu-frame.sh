@@ -17,7 +17,8 @@
 #          there, carry models/frames copied to .devdata/frames too)
 # Here:  bash scripts/gpu-frame.sh build      (CPU; FRAME_ITERS=5 FRAME_WARMUP=1 for a quick one)
 # env:   FRAME_ITERS (100 on a GPU, 10 on a CPU), FRAME_WARMUP (10 / 2), CPU_ITERS (10),
-#        CPU_THREADS (8), FRAME_DEADLINE (540 s: later steps are skipped and say so),
+#        CPU_THREADS (8), FRAME_DEADLINE (540 s on a GPU, 1800 s without: later steps are skipped
+#        and say so),
 #        FRAME_RES (results folder, default /tmp/gpu-frame), PYTHON (the interpreter with torch)
 set -uo pipefail
 T0=$(date +%s)
@@ -26,13 +27,14 @@ cd "$ROOT" || exit 1
 B=${1:-build-cu}
 if [ -d "$B" ]; then SHOAL=$B/shoal; else SHOAL=$B; fi
 RES=${FRAME_RES:-/tmp/gpu-frame}
-DEADLINE=${FRAME_DEADLINE:-540}
 CONFIG=configs/aiglasses.yaml
 mkdir -p "$RES"
 rm -f "$RES"/*.json "$RES"/*.log "$RES"/*.md
 exec > >(tee "$RES/gpu-frame.log") 2>&1
 log() { echo "[gpu-frame $(( $(date +%s) - T0 ))s] $*"; }
 left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
+# what is left less a reserve, at least 10 s (a step that gets it was checked to fit first)
+limit() { local t=$(( $(left) - $1 )); echo $(( t < 10 ? 10 : t )); }
 NOTES=()
 note() { NOTES+=("$*"); log "$*"; }
 
@@ -40,7 +42,9 @@ note() { NOTES+=("$*"); log "$*"; }
 PY=${PYTHON:-python3}
 "$PY" -c 'import torch' 2>/dev/null || PY=/usr/bin/python3
 TARGET=$("$PY" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)
-if [ "$TARGET" = cuda ]; then ITERS=${FRAME_ITERS:-100}; WARMUP=${FRAME_WARMUP:-10}; else ITERS=${FRAME_ITERS:-10}; WARMUP=${FRAME_WARMUP:-2}; fi
+# the device tool stops a command at 600 s; a CPU-only machine has no such limit
+if [ "$TARGET" = cuda ]; then ITERS=${FRAME_ITERS:-100}; WARMUP=${FRAME_WARMUP:-10}; DEADLINE=${FRAME_DEADLINE:-540}
+else ITERS=${FRAME_ITERS:-10}; WARMUP=${FRAME_WARMUP:-2}; DEADLINE=${FRAME_DEADLINE:-1800}; fi
 CPU_ITERS=${CPU_ITERS:-10}
 CPU_THREADS=${CPU_THREADS:-8}
 GPU_NAME=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
@@ -78,7 +82,7 @@ IMAGES="--image navigation=models/frames/sidewalk.jpg --image crossing=models/fr
 
 # --- 1. shoal on the device: network, frame from pixels, frame from JPEG bytes ----------------
 log "shoal bench --device $TARGET ($ITERS iterations after $WARMUP)"
-LD_LIBRARY_PATH=$SHOAL_LD timeout $(( $(left) / 3 )) "$SHOAL" bench --config $CONFIG --device "$TARGET" --iters "$ITERS" \
+LD_LIBRARY_PATH=$SHOAL_LD timeout $(( $(left) / 3 < 10 ? 10 : $(left) / 3 )) "$SHOAL" bench --config $CONFIG --device "$TARGET" --iters "$ITERS" \
     --warmup "$WARMUP" --budget none $IMAGES --label "shoal $TARGET" --out "$RES/shoal_$TARGET.json" > "$RES/shoal_$TARGET.txt" \
     2> "$RES/shoal_$TARGET.err" || note "shoal bench --device $TARGET exited $?: $(tail -n 1 "$RES/shoal_$TARGET.err")"
 sed -n '/^latency/,/^$/p' "$RES/shoal_$TARGET.txt"
@@ -86,7 +90,7 @@ sed -n '/^latency/,/^$/p' "$RES/shoal_$TARGET.txt"
 # --- 2. the PyTorch frame peer on the same frames ----------------------------------------------
 if [ "$(left)" -gt 60 ]; then
     log "frame_pytorch.py --device $TARGET"
-    timeout $(( $(left) - 40 )) "$PY" bench/frame_pytorch.py --device "$TARGET" --frames jpg --iters "$ITERS" \
+    timeout "$(limit 40)" "$PY" bench/frame_pytorch.py --device "$TARGET" --frames jpg --iters "$ITERS" \
         --warmup "$WARMUP" --threads 4 --out "$RES/pytorch_frame_$TARGET.json" > /dev/null 2> "$RES/pytorch_frame_$TARGET.err" ||
         note "frame_pytorch.py --device $TARGET exited $?: $(tail -n 1 "$RES/pytorch_frame_$TARGET.err" | cut -c1-300)"
 else
@@ -102,7 +106,7 @@ if [ "$(left)" -gt 40 ]; then
             "models/frames/${m#*:}.png" >> "$RES/shoal_run_$TARGET.jsonl" 2>> "$RES/shoal_run.err" ||
             note "shoal run --mode ${m%%:*} exited $?"
     done
-    timeout $(( $(left) - 20 )) "$PY" bench/frame_pytorch.py --device "$TARGET" --frames png --check-only --threads 4 \
+    timeout "$(limit 20)" "$PY" bench/frame_pytorch.py --device "$TARGET" --frames png --check-only --threads 4 \
         --check "$RES/shoal_run_$TARGET.jsonl" --out "$RES/check_$TARGET.json" > /dev/null 2> "$RES/check_$TARGET.err"
     rc=$?
     [ $rc -eq 3 ] && note "detections differ between shoal and the peer (check_$TARGET.json)"
@@ -115,7 +119,7 @@ fi
 if [ "$TARGET" = cuda ]; then
     if [ "$(left)" -gt 90 ]; then
         log "shoal bench --device cpu ($CPU_ITERS iterations, $CPU_THREADS threads)"
-        LD_LIBRARY_PATH=$SHOAL_LD timeout $(( $(left) - 30 )) "$SHOAL" bench --config $CONFIG --device cpu \
+        LD_LIBRARY_PATH=$SHOAL_LD timeout "$(limit 30)" "$SHOAL" bench --config $CONFIG --device cpu \
             --threads "$CPU_THREADS" --iters "$CPU_ITERS" --warmup 2 --budget none $IMAGES --label "shoal cpu" \
             --out "$RES/shoal_cpu.json" > "$RES/shoal_cpu.txt" 2> "$RES/shoal_cpu.err" ||
             note "shoal bench --device cpu exited $?: $(tail -n 1 "$RES/shoal_cpu.err")"
