@@ -3,10 +3,12 @@
  *
  * Storage: a frame op's own tensors (the frame and its size, the transform, candidates,
  * detections, masks, landmarks) keep their graph dtype on the device (u8, i32, fp32), so the
- * results are the CPU kernels' bit for bit and the runtime copies them as they are. The tensors
- * a frame op shares with the network (the model input it writes, the head, prototypes and
- * regressor output it reads) are stored as the network stores them: fp16, or fp32 where they
- * are graph inputs or outputs; the kernels read and write both, so no staging copy is made.
+ * results are the CPU kernels' bit for bit and the runtime copies them as they are. The model
+ * input FrameToTensor writes is fp32 NCHW, as the graph input it replaces was: the network's
+ * first conv reads it in one pass (conv_planar.cu) and other readers stage it to fp16 as they
+ * staged the graph input. The tensors a frame op reads from the network (head, prototypes,
+ * regressor output) are stored as the network stores them: fp16, or fp32 where they are graph
+ * outputs; the kernels read both, so no staging copy is made.
  * Everything the host kernels check per run that depends only on shapes and attributes is
  * checked here, once; what depends on the data (the frame size, counts) is checked on the
  * device (frame.cuh says what a bad value leaves behind). */
@@ -35,11 +37,11 @@ bool sh_cuda_is_frame_op(sh_op op)
 }
 
 /* Whether slot `slot` (an output when `out`) of a frame op is one of its own tensors rather
- * than one it shares with the network. */
+ * than one it reads from the network (FrameToTensor's model input counts as its own). */
 static bool own_slot(sh_op op, bool out, int slot)
 {
     switch (op) {
-    case SH_OP_FRAME_TO_TENSOR: return !out || slot == 1;
+    case SH_OP_FRAME_TO_TENSOR: return true;
     case SH_OP_FRAME_DECODE: return out;
     case SH_OP_FRAME_NMS: return true;
     case SH_OP_FRAME_MASKS: return out || slot >= 2;
@@ -74,6 +76,8 @@ bool sh_cuda_frame_supports(const sh_graph *g, const sh_node *n)
         if (!t || t->is_const || t->shape.ndim < 0 || numel(t) < 1 || numel(t) >= INT32_MAX)
             return false;
         if (own_slot(n->op, out, slot) ? dtype_bytes(t->dtype) == 0 : !is_float(t))
+            return false;
+        if (n->op == SH_OP_FRAME_TO_TENSOR && out && slot == 0 && t->dtype != SH_DT_FLOAT32)
             return false;
     }
     return true;

@@ -2,8 +2,8 @@
  * callable from C (conventions in ktypes.h). Each reproduces the CPU kernel's semantics (the
  * host pipeline in src/vision) on the device, with every count kept on the device and every
  * buffer of a fixed size, so a run needs no host synchronisation and is captured whole.
- * Network-facing tensors (the model input, the head, the prototypes, the regressor output)
- * are fp16 or fp32 (`*_f32`); the frame ops' own tensors keep their graph dtype. */
+ * The tensors read from the network (the head, the prototypes, the regressor output) are fp16
+ * or fp32 (`*_f32`); the frame ops' own tensors keep their graph dtype (cuda_frame.c). */
 #ifndef SHOAL_CUDA_FRAME_CUH
 #define SHOAL_CUDA_FRAME_CUH
 
@@ -26,7 +26,7 @@ typedef struct sh_k_frame_pre_p {
     int pad_value;
     int max_side;             /* SH_IMAGE_MAX_SIDE */
     long long max_pixels;     /* min(SH_IMAGE_MAX_PIXELS, frame bytes / 3) */
-    int out_f32;              /* model input stored fp32 (a graph output), else fp16 */
+    int out_f32;              /* model input stored fp32 (what cuda_frame.c chooses), else fp16 */
 } sh_k_frame_pre_p;
 
 /* A frame whose size is out of range leaves `out` as it was and writes an all-zero transform,
