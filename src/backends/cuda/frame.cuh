@@ -49,7 +49,8 @@ cudaError_t sh_k_frame_decode(float *boxes, float *scores, int32_t *ids, int32_t
                               const sh_k_frame_decode_p *p, cudaStream_t s);
 
 /* FrameNms: rank (score desc, index asc), the first `rows` (top_k), greedy NMS, at most
- * out_cap kept, boxes mapped to the image. */
+ * out_cap kept, boxes mapped to the image. A count outside 0..cap or a transform the host would
+ * refuse (FrameToTensor's all-zero one) gives 0 detections. */
 typedef struct sh_k_frame_nms_p {
     int cap;                  /* candidate slots */
     int rows;                 /* min(cap, top_k > 0 ? top_k : cap): rows of the IoU bitmask */
@@ -66,7 +67,8 @@ cudaError_t sh_k_frame_nms(float *out_boxes, float *out_scores, int32_t *out_ids
                            const float *boxes, const float *scores, const int32_t *ids, const int32_t *count,
                            const float *xf, void *ws, const sh_k_frame_nms_p *p, cudaStream_t s);
 
-/* FrameMasks: one bit-packed mask per detection (segment.c's composition). */
+/* FrameMasks: one bit-packed mask per detection (segment.c's composition); nothing is written
+ * for a bad count or transform, or for a detection whose anchor is not in the head. */
 typedef struct sh_k_frame_masks_p {
     int n, channels, n_cls;   /* head [channels, n]: box, classes, then nm coefficients */
     int nm, mh, mw;           /* prototypes [nm, mh, mw] */
