@@ -234,6 +234,8 @@ static int build_nms(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_k_f
     *k = (sh_k_frame_nms_p){.cap = (int)cap, .rows = (int)rows, .out_cap = (int)out_cap,
                             .agnostic = sh_node_int(n, "agnostic", 0) != 0, .iou = iou,
                             .max_side = SH_IMAGE_MAX_SIDE};
+    /* CUB sizes its scratch for the current device's architecture */
+    SH_CU(c, err, cudaSetDevice(c->device));
     SH_CU(c, err, sh_k_frame_nms_ws(k, ws));
     return 0;
 }
