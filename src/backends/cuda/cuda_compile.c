@@ -183,6 +183,8 @@ bool sh_cuda_supports_node(void *vctx, const sh_graph *g, int k)
     }
     if (all_const)
         return true;    /* folded: nothing to run */
+    if (sh_cuda_is_frame_op(n->op))
+        return sh_cuda_frame_supports(g, n);
     if (!tensors_ok(g, n))
         return false;
     const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
@@ -521,6 +523,10 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
     case SH_OP_RESIZE: case SH_OP_UPSAMPLE: rc = sh_cuda_build_resize(g, n, cn, cp->nhwc[yi], err); break;
     case SH_OP_SOFTMAX: rc = sh_cuda_build_softmax(g, n, cn, err); break;
     case SH_OP_MATMUL: case SH_OP_GEMM: rc = sh_cuda_build_gemm(g, n, cn, cp->tview, err); break;
+    case SH_OP_FRAME_TO_TENSOR: case SH_OP_FRAME_DECODE: case SH_OP_FRAME_NMS: case SH_OP_FRAME_MASKS:
+    case SH_OP_FRAME_LANDMARKS:
+        rc = sh_cuda_build_frame(c, g, n, cp, cn, err);
+        break;
     default:
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend",
                        n->name, sh_op_name(n->op));
@@ -541,9 +547,10 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         }
     }
 
-    /* workspace: fp16 staging at the fp32 boundary, then the op's own scratch */
+    /* workspace: fp16 staging at the fp32 boundary, then the op's own scratch (the frame ops
+     * read and write their tensors in the storage they have: no staging) */
     size_t ws = 0;
-    if (cn->kind != NK_SKIP) {
+    if (cn->kind != NK_SKIP && cn->kind != NK_FRAME) {
         for (int i = 0; i < n->n_inputs; i++) {
             const sh_tensor *t = tin(g, n, i);
             if (!t || sh_cuda_is_param_slot(n, i))
@@ -565,6 +572,9 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         }
         cn->op_ws_off = ws;
         ws += sh_align_up(cn->op_ws_bytes, SH_CUDA_ALIGN);
+    } else if (cn->kind == NK_FRAME) {
+        cn->op_ws_off = 0;
+        ws = sh_align_up(cn->op_ws_bytes, SH_CUDA_ALIGN);
     }
     p->workspace_bytes[k] = ws;
     if (cn->kind == NK_MEMCPY)
@@ -592,6 +602,7 @@ void sh_cuda_program_free(void *vctx, sh_program *p)
                 sh_free(c->alloc, cn->stage_in);
                 sh_free(c->alloc, cn->stage_out);
                 sh_free(c->alloc, cn->copies);
+                sh_free(c->alloc, cn->frame);
             }
         }
         sh_free(c->alloc, cp->nodes);
@@ -724,9 +735,10 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
         if (ne > 0)
             p->tensor_bytes[t] = (size_t)ne * (cp->f32[t] ? 4 : 2);
     }
+    sh_cuda_frame_storage(g, p, cp);
     for (int t = 0; t < g->n_tensors; t++) {
         const sh_tensor *ts = &g->tensors[t];
-        if (ts->is_input && !ts->is_const && ts->dtype != SH_DT_FLOAT32) {
+        if (ts->is_input && !ts->is_const && ts->dtype != SH_DT_FLOAT32 && !sh_cuda_frame_input_ok(g, t)) {
             sh_cuda_program_free(c, p);
             return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "graph input %s: the CUDA backend takes fp32 inputs",
                            ts->name);

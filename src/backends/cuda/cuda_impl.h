@@ -118,7 +118,8 @@ typedef enum sh_cuda_kind {
     NK_RESIZE,
     NK_SOFTMAX,
     NK_GEMM,
-    NK_PLANAR      /* own conv of the fp32 NCHW graph input with few channels (conv_planar.cu) */
+    NK_PLANAR,     /* own conv of the fp32 NCHW graph input with few channels (conv_planar.cu) */
+    NK_FRAME       /* a frame op (cuda_frame.c, frame.cu) */
 } sh_cuda_kind;
 
 typedef struct sh_cuda_copy {
@@ -171,6 +172,7 @@ typedef struct sh_cuda_node {
     sh_k_gemm_p gm;
     int r_outer, r_len, r_inner;              /* mean / softmax */
     size_t memcpy_bytes;
+    struct sh_cuda_frame *frame;              /* frame op parameters (cuda_frame.c), owned */
 } sh_cuda_node;
 
 #define SH_CUDA_GRAPH_CACHE 4

@@ -45,4 +45,16 @@ int sh_cuda_build_softmax(const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
 int sh_cuda_build_gemm(const sh_graph *g, const sh_node *n, sh_cuda_node *cn, const unsigned char *tview,
                        sh_err *err);
 
+/* The frame ops (cuda_frame.c): which nodes they are and whether this backend runs one; the
+ * storage of their own tensors (after the default fp16/fp32 choice); whether graph input t is
+ * one of theirs (u8 frame, i32 size); a node's parameters and workspace; its launches. */
+bool sh_cuda_is_frame_op(sh_op op);
+bool sh_cuda_frame_supports(const sh_graph *g, const sh_node *n);
+void sh_cuda_frame_storage(const sh_graph *g, sh_program *p, sh_cuda_prog *cp);
+bool sh_cuda_frame_input_ok(const sh_graph *g, int t);
+int sh_cuda_build_frame(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, const sh_cuda_prog *cp,
+                        sh_cuda_node *cn, sh_err *err);
+int sh_cuda_run_frame(sh_cuda_ctx *c, cudaStream_t s, const sh_node *n, const sh_cuda_node *cn, void *const *tp,
+                      char *ws, sh_err *err);
+
 #endif
