@@ -15,6 +15,7 @@
 #include "import/onnx_import.h"
 #include "graph/flops.h"
 #include "graph/passes.h"
+#include "runtime/hand_task.h"
 #include "runtime/introspect.h"
 #include "runtime/lanes.h"
 #include "runtime/model_meta.h"
@@ -229,11 +230,8 @@ static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     double t = mono_s();
-    /* the hand landmarker runs two NHWC models per hand with its own crops; the runtime's one
-     * graph per model, NCHW letterbox input path does not schedule it */
-    if (m->cfg->task == SH_TASK_HAND_LANDMARKS)
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': task hand_landmarks runs with `shoal hands` "
-                       "(vision/hand_landmarker.h), not in a runtime mode", m->cfg->name);
+    if (sh_rt_hand_is_task(m))   /* NHWC crops from the hand landmarker, not the letterboxed frame */
+        return sh_rt_hand_import(rt, m, err);
     int rc = sh_onnx_load_file_meta(rt->alloc, m->cfg->path, &m->graph, &m->meta, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
@@ -369,10 +367,11 @@ static void drop_consts(shoal_runtime_t rt, sh_rt_model *m)
 static int restore_consts(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     sh_graph *g2 = NULL;
-    int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &g2, err);
-    if (rc == 0)
+    bool hand = sh_rt_hand_is_task(m);   /* read with the import's own passes, NHWC input as is */
+    int rc = hand ? sh_rt_hand_load_graph(rt, m, &g2, err) : sh_onnx_load_file(rt->alloc, m->cfg->path, &g2, err);
+    if (rc == 0 && !hand)
         rc = sh_graph_widen_fp16(g2, NULL, err);
-    if (rc == 0 && g2->n_inputs == 1) {
+    if (rc == 0 && !hand && g2->n_inputs == 1) {
         sh_tensor *in = &g2->tensors[g2->inputs[0]];
         in->shape.d[0] = 1;
         in->shape.d[1] = 3;
@@ -380,7 +379,7 @@ static int restore_consts(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
         in->shape.d[3] = m->in_w;
     }
     sh_optimize_params op = sh_optimize_default_params();
-    if (rc == 0)
+    if (rc == 0 && !hand)
         rc = sh_graph_optimize(g2, &op, err);
     for (int t = 0; rc == 0 && t < m->graph->n_tensors; t++) {
         sh_tensor *x = &m->graph->tensors[t];
