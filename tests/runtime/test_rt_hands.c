@@ -6,7 +6,9 @@
  *    plain sessions (hand_sessions.h), which the runtime must reproduce;
  *  - both stages counted by the budget: a budget one byte short of what a run holds fails
  *    with SHOAL_ERR_BUDGET naming the palm detector, the exact amount runs;
- *  - video state per caller: each shoal_video_t tracks on its own, a run without one detects.
+ *  - video state per caller: each shoal_video_t tracks on its own, a run without one detects;
+ *  - a concurrent runtime (the CPU presented as a device with lanes): the mode's other model
+ *    at once, the hand stages on their lanes after it, the same hands as in turn. 
  * Skips (77) without the models or the photo. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "hand_ref.h"
+#include "runtime/introspect.h"
 #include "runtime/runtime-impl.h"
 #include "shoal.h"
 
@@ -381,6 +384,131 @@ static void test_video_state_per_caller(void **state)
     shoal_runtime_destroy(rt);
 }
 
+/* --- the CPU presented as a device with lanes (the concurrent path of a GPU) --------------- */
+
+typedef struct fake {
+    sh_backend inner;
+    sh_backend_i iface;
+    unsigned long async_runs;
+} fake;
+
+static fake FAKE;
+
+#define INNER(c) (((fake *)(c))->inner)
+static int f_buffer_alloc(void *c, size_t n, void **out, sh_err *err)
+{
+    return INNER(c).iface->buffer_alloc(INNER(c).ctx, n, out, err);
+}
+static void f_buffer_free(void *c, void *p) { INNER(c).iface->buffer_free(INNER(c).ctx, p); }
+static int f_upload(void *c, void *d, const void *s, size_t n, sh_err *err)
+{
+    return INNER(c).iface->upload(INNER(c).ctx, d, s, n, err);
+}
+static int f_download(void *c, void *d, const void *s, size_t n, sh_err *err)
+{
+    return INNER(c).iface->download(INNER(c).ctx, d, s, n, err);
+}
+static bool f_supports(void *c, const sh_graph *g, int k) { return INNER(c).iface->supports_node(INNER(c).ctx, g, k); }
+static int f_compile(void *c, const sh_graph *g, sh_program **out, sh_err *err)
+{
+    return INNER(c).iface->compile(INNER(c).ctx, g, out, err);
+}
+static void f_program_free(void *c, sh_program *p) { INNER(c).iface->program_free(INNER(c).ctx, p); }
+static int f_pack(void *c, const sh_program *p, int t, void *dst, sh_err *err)
+{
+    return INNER(c).iface->pack_weight(INNER(c).ctx, p, t, dst, err);
+}
+static int f_run(void *c, sh_program *p, void *const *tp, void *const *wp, unsigned long b, sh_err *err)
+{
+    return INNER(c).iface->run(INNER(c).ctx, p, tp, wp, b, err);
+}
+static int f_upload_async(void *c, int lane, void *d, const void *s, size_t n, sh_err *err)
+{
+    (void)lane;
+    return f_upload(c, d, s, n, err);
+}
+static int f_run_async(void *c, int lane, sh_program *p, void *const *tp, void *const *wp, unsigned long b, sh_err *err)
+{
+    (void)lane;
+    ((fake *)c)->async_runs++;
+    return f_run(c, p, tp, wp, b, err);
+}
+static int f_download_async(void *c, int lane, void *d, const void *s, size_t n, sh_err *err)
+{
+    (void)lane;
+    return f_download(c, d, s, n, err);
+}
+static int f_lane_wait(void *c, int lane, double *busy_ms, sh_err *err)
+{
+    (void)c, (void)lane, (void)err;
+    *busy_ms = -1;
+    return 0;
+}
+static void f_destroy(void *c) { sh_backend_destroy(&INNER(c)); }
+
+static int wrap_fake(void *user, sh_backend *be, sh_err *err)
+{
+    (void)err;
+    fake *w = user;
+    w->inner = *be;
+    w->iface = (sh_backend_i){
+        .name = "fake-device", .kind = SH_BACKEND_CUDA, .alignment = 256,
+        .buffer_alloc = f_buffer_alloc, .buffer_free = f_buffer_free, .upload = f_upload, .download = f_download,
+        .supports_node = f_supports, .compile = f_compile, .program_free = f_program_free, .pack_weight = f_pack,
+        .run = f_run, .upload_async = f_upload_async, .run_async = f_run_async, .download_async = f_download_async,
+        .lane_wait = f_lane_wait, .destroy = f_destroy,
+    };
+    be->iface = &w->iface;
+    be->ctx = w;
+    return 0;
+}
+
+static void test_concurrent_runtime(void **state)
+{
+    fixture *f = *state;
+    char why[512] = "";
+    shoal_runtime_t in_turn = open_runtime(0, why, sizeof why);
+    if (!in_turn)
+        fail_msg("runtime: %s", why);
+    shoal_runtime_params p = shoal_runtime_default_params();
+    p.config_yaml = CONFIG;
+    p.preload = 0;
+    p.concurrent_models = 1;
+    p.error = why;
+    p.error_cap = sizeof why;
+    sh_runtime_internal_params ip = {.wrap_backend = wrap_fake, .wrap_backend_user = &FAKE};
+    shoal_runtime_t rt = NULL;
+    if (sh_runtime_create_internal(&p, &ip, &rt))
+        fail_msg("concurrent runtime: %s", why);
+    assert_true(sh_runtime_concurrent(rt));
+    shoal_video_t v = shoal_video_create();
+    for (int frame = 0; frame < 2; frame++) {   /* detected, then tracked */
+        shoal_results_t a = NULL, b = NULL;
+        assert_int_equal(shoal_runtime_run_mode_video(rt, "shopping", &f->photo, v, &a), SHOAL_OK);
+        unsigned long runs = FAKE.async_runs;
+        assert_int_equal(shoal_runtime_run_mode(in_turn, "shopping", &f->photo, &b), SHOAL_OK);
+        assert_int_equal(shoal_results_count(a), 2);
+        assert_string_equal(shoal_results_get(a, 0)->model, "tl");
+        assert_int_equal(shoal_results_get(a, 0)->n_detections, shoal_results_get(b, 0)->n_detections);
+        const shoal_model_result *ra = shoal_results_get(a, 1), *rb = shoal_results_get(b, 1);
+        assert_string_equal(ra->model, "hand");
+        assert_int_equal(ra->n_hands, 2);
+        assert_int_equal(ra->n_detections, frame == 0 ? 2 : 0);
+        assert_int_equal(ra->hands[0].tracked, frame == 1);
+        compare_legacy(ra->hands, ra->n_hands);
+        if (frame == 0)   /* the same frame alone: the same numbers as in turn */
+            assert_memory_equal(ra->hands, rb->hands, 2 * sizeof *ra->hands);
+        /* every network ran on a lane: tl, the palm detector and two landmark runs; then tl and
+         * the two tracked hands */
+        assert_int_equal(runs, frame == 0 ? 4u : 7u);
+        shoal_results_destroy(a);
+        shoal_results_destroy(b);
+    }
+    shoal_video_destroy(v);
+    shoal_runtime_destroy(rt);
+    shoal_runtime_destroy(in_turn);
+}
+
 int main(void)
 {
     hr_require_data();
@@ -388,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_mode_matches_mediapipe),
         cmocka_unit_test(test_budget_counts_both_stages),
         cmocka_unit_test(test_video_state_per_caller),
+        cmocka_unit_test(test_concurrent_runtime),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
