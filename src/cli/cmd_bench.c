@@ -508,7 +508,10 @@ static void add_flops(cJSON *m, const sh_flops *f)
 static int phase_models(bench *b)
 {
     cJSON *models = cJSON_AddObjectToObject(b->root, "models");
+    const sh_config *cfg = sh_runtime_config(b->rt);
     for (int i = 0; i < b->n_models; i++) {
+        if (cfg->models[i].is_palm_stage)   /* runs inside its hand model, timed there */
+            continue;
         cJSON *m = cJSON_AddObjectToObject(models, b->model_names[i]);
         sh_flops f = sh_graph_flops(sh_runtime_model_graph(b->rt, i));
         add_flops(m, &f);

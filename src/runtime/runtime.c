@@ -1075,6 +1075,9 @@ int shoal_runtime_load_model(shoal_runtime_t rt, const char *model)
     if (i < 0)
         return sh_rt_fail(rt, &err);
     int rc = sh_residency_admit(rt->residency, i, sh_rt_now(rt), &err);
+    size_t palm = rt->cfg->models[i].palm_stage;   /* a hand model runs with its palm detector */
+    if (rc == 0 && palm)
+        rc = sh_residency_admit(rt->residency, (int)palm, sh_rt_now(rt), &err);
     return rc ? sh_rt_fail(rt, &err) : SHOAL_OK;
 }
 
@@ -1085,6 +1088,10 @@ int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model)
     sh_err err = {0};
     int i = model_index(rt, model, &err);
     if (i < 0)
+        return sh_rt_fail(rt, &err);
+    size_t palm = rt->cfg->models[i].palm_stage;
+    if (palm && sh_residency_is_resident(rt->residency, (int)palm) &&
+        sh_residency_evict(rt->residency, (int)palm, &err))
         return sh_rt_fail(rt, &err);
     if (!sh_residency_is_resident(rt->residency, i))
         return SHOAL_OK;
@@ -1154,8 +1161,11 @@ int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode)
     const sh_mode_config *mc = &rt->cfg->modes[k];
     int ids[64];
     int n = 0;
-    for (size_t i = 0; i < mc->n_models && n < 64; i++)
+    for (size_t i = 0; i < mc->n_models && n < 64; i++) {
         ids[n++] = (int)mc->models[i];
+        if (rt->cfg->models[mc->models[i]].palm_stage && n < 64)
+            ids[n++] = (int)rt->cfg->models[mc->models[i]].palm_stage;
+    }
     sh_residency_prefetch(rt->residency, ids, n, sh_rt_now(rt));
     return SHOAL_OK;
 }
