@@ -475,6 +475,8 @@ static int phase_upload(bench *b)
     cJSON_AddItemToObject(cJSON_GetObjectItem(b->root, "memory_after"), "upload", probe_json(&m));
     for (int i = 0; i < b->n_models; i++) {
         const char *n = b->model_names[i];
+        if (sh_runtime_config(b->rt)->models[i].is_palm_stage)   /* runs inside its hand model */
+            continue;
         progress("first run %s", n);
         double ms = run_once(b, false, n, &b->frames[i], NULL, NULL);
         if (ms < 0) {
@@ -534,6 +536,8 @@ static int phase_profile(bench *b)
     cJSON *prof = cJSON_AddObjectToObject(b->root, "profile");
     for (int i = 0; i < b->n_models; i++) {
         const char *n = b->model_names[i];
+        if (sh_runtime_config(b->rt)->models[i].is_palm_stage)   /* profiled inside its hand model */
+            continue;
         progress("profile %s", n);
         double *ms = sh_runtime_cpu_profile(b->rt, true);   /* zeroed */
         for (int r = 0; r < runs; r++)

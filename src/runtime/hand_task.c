@@ -285,6 +285,82 @@ static int fill_result(shoal_runtime_t rt, const sh_image *img, const sh_hand *h
     return 0;
 }
 
+/* The palm detector alone on the whole frame (the hand landmarker's first step): its palms
+ * as detections, no hands. */
+static int run_palms(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *palm, const sh_image *img,
+                     const sh_hand_params *p, sh_palm *palms, int *np, double *net_ms, sh_err *err)
+{
+    int side = palm->in_w, rc;
+    float *anchors = sh_alloc(rt->alloc, 2 * SH_PALM_MAX_ANCHORS * sizeof(float));
+    int na = anchors ? sh_palm_anchors(&p->palm, anchors, SH_PALM_MAX_ANCHORS, err)
+                     : sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for palm anchors");
+    size_t in_n = (size_t)side * (size_t)side * 3, scratch_n = na > 0 ? sh_palm_scratch_bytes(na) : 1;
+    float *in = na > 0 ? sh_alloc(rt->alloc, in_n * sizeof(float)) : NULL;
+    void *scratch = na > 0 ? sh_alloc(rt->alloc, scratch_n ? scratch_n : 1) : NULL;
+    if (na < 0)
+        rc = na;
+    else if (!in || !scratch)
+        rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for the palm detector's input");
+    else {
+        sh_hand_rect whole = sh_palm_input_rect(img->width, img->height);
+        sh_hand_crop(img, &whole, side, side, true, in);
+        stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, palm}};
+        const float *out[2];
+        size_t counts[2];
+        rc = run_stage(&s, SH_HAND_MODEL_PALM, in, in_n, out, counts, 2, err);
+        *net_ms = s.net_ms;
+        if (rc == 0 && (counts[0] != (size_t)na * (4 + 2 * SH_PALM_KEYPOINTS) || counts[1] != (size_t)na))
+            rc = sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': outputs of %zu and %zu values for %d anchors",
+                         palm->cfg->name, counts[0], counts[1], na);
+        if (rc == 0)
+            rc = sh_palm_decode(&p->palm, out[0], out[1], anchors, na, img->width, img->height, scratch, scratch_n,
+                                palms, p->num_hands, err);
+        if (rc >= 0) {
+            *np = rc;
+            rc = 0;
+        }
+    }
+    sh_free(rt->alloc, anchors);
+    sh_free(rt->alloc, in);
+    sh_free(rt->alloc, scratch);
+    return rc;
+}
+
+static sh_hand_params hand_params(const sh_model_config *owner, const sh_rt_model *palm, const sh_rt_model *lm)
+{
+    sh_hand_params p = sh_hand_params_from_config(owner, NULL);
+    p.palm.input_size = palm->in_w;
+    p.palm.coord_scale = (float)palm->in_w;
+    p.landmark_size = lm->in_w;
+    return p;
+}
+
+/* A palm stage run as a model of its own: its palm detections on the frame. */
+static int run_palm_stage(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *palm, const shoal_image *frame,
+                          sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *owner = &rt->cfg->models[palm->cfg->stage_owner];
+    double t0 = now_s();
+    int rc = sh_residency_acquire(rt->residency, palm->id, sh_rt_now(rt), err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", palm->cfg->name);
+    sh_hand_params p = hand_params(owner, palm, &rt->models[palm->cfg->stage_owner]);
+    sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
+    sh_palm palms[SH_HAND_MAX_HANDS];
+    int np = 0;
+    double net = 0;
+    rc = run_palms(rt, ctx, palm, &img, &p, palms, &np, &net, err);
+    sh_residency_release(rt->residency, palm->id, sh_rt_now(rt));
+    if (rc == 0)
+        rc = fill_result(rt, &img, NULL, 0, palms, np, r, err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", palm->cfg->name);
+    r->pub.infer_ms = net;
+    r->pub.latency_ms = (now_s() - t0) * 1e3;
+    record_latency(rt, palm, r->pub.latency_ms);
+    return 0;
+}
+
 int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
                    shoal_video_t video, sh_rt_result *r, sh_err *err)
 {
@@ -292,11 +368,8 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
     r->cfg = c;
     r->pub.model = c->name;
     r->pub.task = sh_task_name(c->task);
-    if (c->is_palm_stage) {
-        const char *owner = rt->cfg->models[c->stage_owner].name;
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "model '%s' is the palm detector of hand model '%s' and runs "
-                       "inside it: run '%s' (or a mode that has it)", c->name, owner, owner);
-    }
+    if (c->is_palm_stage)
+        return run_palm_stage(rt, ctx, m, frame, r, err);
     sh_rt_model *palm = &rt->models[c->palm_stage];
     double t0 = now_s();
     sh_hand_tracker *tracker = NULL;
@@ -312,10 +385,7 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
     }
     stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, m}};
     sh_hand_models hm = {.run = run_stage, .ctx = &s};
-    sh_hand_params p = sh_hand_params_from_config(c, NULL);
-    p.palm.input_size = palm->in_w;
-    p.palm.coord_scale = (float)palm->in_w;
-    p.landmark_size = m->in_w;
+    sh_hand_params p = hand_params(c, palm, m);
     sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
     sh_hand hands[SH_HAND_MAX_HANDS];
     sh_palm palms[SH_HAND_MAX_HANDS];

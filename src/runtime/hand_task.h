@@ -30,7 +30,7 @@ int sh_rt_hand_load_graph(struct shoal_runtime *rt, const sh_rt_model *m, sh_gra
 
 /* One frame through the landmarker for hand model m on ctx (its stages referenced for the
  * call), results into r. video NULL, or a model with tracking off: image mode. A palm stage
- * given as m is refused with a message naming its owner. */
+ * given as m runs alone: its palm detections on the frame (no hands). */
 int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
                    shoal_video_t video, sh_rt_result *r, sh_err *err);
 
