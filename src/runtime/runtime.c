@@ -624,6 +624,9 @@ static size_t largest_weight_set(shoal_runtime_t rt, unsigned char *set)
                 set[rt->cfg->modes[k].models[i]] = 1;
         else if (k >= (int)rt->cfg->n_modes)
             set[k - (int)rt->cfg->n_modes] = 1;
+        for (int i = 0; i < rt->n_models; i++)   /* a hand model runs with its palm detector */
+            if (set[i] && rt->cfg->models[i].palm_stage)
+                set[rt->cfg->models[i].palm_stage] = 1;
         size_t b = sh_weight_store_set_bytes(rt->weights, set);
         if (b > most)
             most = b;
