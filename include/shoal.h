@@ -212,6 +212,24 @@ SHOAL_API int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const
 SHOAL_API int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame,
                                       shoal_results_t *out);
 
+/* Video mode: the state one stream of frames carries from frame to frame, owned by the caller
+ * (one per camera, client or file; never shared by two calls at once). A hand_landmarks model
+ * with `tracking: true` then starts from the previous frame's landmarks and runs its palm
+ * detector only while it tracks fewer than num_hands hands. A video follows one runtime: used
+ * with another one, it starts over. Free with shoal_video_destroy; NULL when out of memory.
+ *
+ *   shoal_video_t v = shoal_video_create();
+ *   for (each frame) { shoal_runtime_run_mode_video(rt, "shopping", &frame, v, &res); ... }
+ *   shoal_video_destroy(v);
+ */
+typedef struct shoal_video *shoal_video_t;
+SHOAL_API shoal_video_t shoal_video_create(void);
+SHOAL_API void shoal_video_destroy(shoal_video_t video);                /* accepts NULL */
+/* shoal_runtime_run_mode for the next frame of `video` (NULL: each frame on its own, as
+ * shoal_runtime_run_mode). Thread-safe for different videos. */
+SHOAL_API int shoal_runtime_run_mode_video(shoal_runtime_t rt, const char *mode, const shoal_image *frame,
+                                           shoal_video_t video, shoal_results_t *out);
+
 /* Residency control. load: resident after return (or SHOAL_ERR_BUDGET, nothing changed). */
 SHOAL_API int shoal_runtime_load_model(shoal_runtime_t rt, const char *model);
 SHOAL_API int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model);
@@ -243,6 +261,22 @@ typedef struct shoal_detection {
     const char *mask_rle;       /* run lengths over the box's rows, "x0 y0 w h: r0 r1 ..." or NULL */
 } shoal_detection;
 
+#define SHOAL_HAND_LANDMARKS 21
+
+/* One hand of a hand_landmarks model (MediaPipe's hand landmarker). */
+typedef struct shoal_hand {
+    float landmarks[SHOAL_HAND_LANDMARKS][3];   /* x, y image pixels; z in x's unit, smaller is nearer */
+    float world[SHOAL_HAND_LANDMARKS][3];       /* metres, hand-centred */
+    float presence;             /* probability that the crop holds a hand */
+    int handedness;             /* 0 "Left", 1 "Right" (MediaPipe's label map, mirrored-selfie
+                                   convention: a right hand in a plain photo says "Left") */
+    const char *handedness_label;
+    float handedness_score;     /* probability of that label */
+    int tracked;                /* 1: its crop came from the previous frame (no palm detection) */
+    float roi_x, roi_y, roi_width, roi_height;  /* the crop: centre and size in image pixels */
+    float roi_rotation;         /* radians */
+} shoal_hand;
+
 typedef struct shoal_model_result {
     const char *model;
     const char *task;
@@ -257,6 +291,11 @@ typedef struct shoal_model_result {
     const float *landmarks;     /* x, y (image pixels), z per landmark */
     float presence;
     float handedness;
+    /* task hand_landmarks: the hands found (landmarks/presence/handedness above repeat the
+     * first one; handedness there is its probability of "Right"); detections are this
+     * frame's palm detections (class "palm"), none on a frame where every hand was tracked */
+    int n_hands;
+    const shoal_hand *hands;
 } shoal_model_result;
 
 /* Accessors of a run's results, valid until shoal_results_destroy. A NULL res gives

@@ -535,6 +535,8 @@ static int phase_upload(bench *b)
     cJSON_AddItemToObject(cJSON_GetObjectItem(b->root, "memory_after"), "upload", probe_json(&m));
     for (int i = 0; i < b->n_models; i++) {
         const char *n = b->model_names[i];
+        if (sh_runtime_config(b->rt)->models[i].is_palm_stage)   /* runs inside its hand model */
+            continue;
         progress("first run %s", n);
         double ms = run_once(b, false, n, &b->frames[i], NULL, NULL);
         if (ms < 0) {
@@ -568,7 +570,10 @@ static void add_flops(cJSON *m, const sh_flops *f)
 static int phase_models(bench *b)
 {
     cJSON *models = cJSON_AddObjectToObject(b->root, "models");
+    const sh_config *cfg = sh_runtime_config(b->rt);
     for (int i = 0; i < b->n_models; i++) {
+        if (cfg->models[i].is_palm_stage)   /* runs inside its hand model, timed there */
+            continue;
         cJSON *m = cJSON_AddObjectToObject(models, b->model_names[i]);
         sh_flops f = sh_graph_flops(sh_runtime_model_graph(b->rt, i));
         add_flops(m, &f);
@@ -591,6 +596,8 @@ static int phase_profile(bench *b)
     cJSON *prof = cJSON_AddObjectToObject(b->root, "profile");
     for (int i = 0; i < b->n_models; i++) {
         const char *n = b->model_names[i];
+        if (sh_runtime_config(b->rt)->models[i].is_palm_stage)   /* profiled inside its hand model */
+            continue;
         progress("profile %s", n);
         double *ms = sh_runtime_cpu_profile(b->rt, true);   /* zeroed */
         for (int r = 0; r < runs; r++)

@@ -151,7 +151,7 @@ int cmd_hands(int argc, char **argv)
         if ((rc = sh_config_load_file(a, o.config, &cfg, &err)))
             goto fail;
         int mi = sh_config_find_model(cfg, o.model);
-        if (mi < 0 || cfg->models[mi].task != SH_TASK_HAND_LANDMARKS) {
+        if (mi < 0 || cfg->models[mi].task != SH_TASK_HAND_LANDMARKS || cfg->models[mi].is_palm_stage) {
             fprintf(stderr, "shoal hands: %s has no model '%s' with task hand_landmarks\n", o.config, o.model);
             goto done;
         }

@@ -31,6 +31,9 @@ static void usage(FILE *f)
             "--draw writes an annotated PNG (with several images or modes, the image and mode are\n"
             "added to the name). --score (0..1) is the score threshold of --model; a config sets each\n"
             "model's score_threshold instead.\n"
+            "The images are one video in the order given: a hand_landmarks model (MediaPipe's hand\n"
+            "landmarker) with `tracking: true` starts each image from the previous one's hands and\n"
+            "runs its palm detector only when it tracks fewer than num_hands.\n"
             "--threads N: CPU threads, 0..1024 (0 = the config's, else one per core).\n");
 }
 
@@ -94,6 +97,16 @@ static char *adhoc_config(const run_opts *o)
 static void print_result(const shoal_model_result *r)
 {
     printf("  %-14s %-9s %7.1f ms (inference %.1f ms)", r->model, r->task, r->latency_ms, r->infer_ms);
+    if (!strcmp(r->task, "hand_landmarks")) {
+        printf("  %d hand%s, %d palm detection%s\n", r->n_hands, r->n_hands == 1 ? "" : "s", r->n_detections,
+               r->n_detections == 1 ? "" : "s");
+        for (int k = 0; k < r->n_hands; k++) {
+            const shoal_hand *h = &r->hands[k];
+            printf("    %-5s %.2f  presence %.2f  wrist (%.0f, %.0f)%s\n", h->handedness_label, h->handedness_score,
+                   h->presence, h->landmarks[0][0], h->landmarks[0][1], h->tracked ? "  tracked" : "");
+        }
+        return;
+    }
     if (r->n_landmarks) {
         printf("  hand presence %.2f handedness %.2f, wrist (%.0f, %.0f)\n", r->presence, r->handedness, r->landmarks[0],
                r->landmarks[1]);
@@ -261,6 +274,9 @@ int cmd_run(int argc, char **argv)
         modes[n_modes++] = o.mode;
     }
     int n_images = argc - first, failures = 0;
+    /* the images are one video (in the order given): a hand model with tracking on starts
+     * each image from the last one's hands */
+    shoal_video_t video = shoal_video_create();
     for (int i = first; i < argc; i++) {
         shoal_image img;
         if (shoal_image_load(argv[i], &img, err, sizeof err) != SHOAL_OK) {
@@ -272,7 +288,7 @@ int cmd_run(int argc, char **argv)
             printf("%s (%dx%d)\n", argv[i], img.width, img.height);
         for (int k = 0; k < n_modes; k++) {
             shoal_results_t res;
-            if (shoal_runtime_run_mode(rt, modes[k], &img, &res) != SHOAL_OK) {
+            if (shoal_runtime_run_mode_video(rt, modes[k], &img, video, &res) != SHOAL_OK) {
                 fprintf(stderr, "shoal run: %s: mode %s: %s\n", argv[i], modes[k], shoal_runtime_last_error(rt));
                 failures++;
                 continue;
@@ -311,6 +327,7 @@ int cmd_run(int argc, char **argv)
     }
     if (!o.json)
         print_memory(rt);
+    shoal_video_destroy(video);
     shoal_runtime_destroy(rt);
     return failures ? 1 : 0;
 }

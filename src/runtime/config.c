@@ -1081,6 +1081,50 @@ static int load_document(pctx *p, const char *text, size_t len)
     return rc;
 }
 
+/* Appends the palm detector of every hand_landmarks model as an entry "<name>.palm" (see
+ * config.h). Mode lists and tier preload lists keep their indices: the new entries come last. */
+static int add_palm_stages(sh_config *cfg, sh_err *err)
+{
+    size_t n_hands = 0;
+    for (size_t i = 0; i < cfg->n_models; i++)
+        n_hands += cfg->models[i].task == SH_TASK_HAND_LANDMARKS;
+    if (n_hands == 0)
+        return 0;
+    size_t n = cfg->n_models + n_hands;
+    sh_model_config *all = cfg_calloc(cfg, n, sizeof *all);
+    if (!all)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "%s: out of memory while loading the config", cfg->source);
+    memcpy(all, cfg->models, cfg->n_models * sizeof *all);
+    size_t at = cfg->n_models;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        sh_model_config *owner = &all[i];
+        if (owner->task != SH_TASK_HAND_LANDMARKS)
+            continue;
+        size_t len = strlen(owner->name);
+        char *name = cfg_alloc(cfg, len + sizeof ".palm");
+        if (!name)
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "%s: out of memory while loading the config", cfg->source);
+        memcpy(name, owner->name, len);
+        memcpy(name + len, ".palm", sizeof ".palm");
+        for (size_t j = 0; j < cfg->n_models; j++)
+            if (!strcmp(all[j].name, name))
+                return sh_errf(err, SHOAL_ERR_PARSE, "%s:%d: models.%s: its palm detector runs as model '%s', "
+                               "a name model '%s' (line %d) already has", cfg->source, owner->line, owner->name,
+                               name, all[j].name, all[j].line);
+        sh_model_config *st = &all[at];
+        *st = *owner;
+        st->name = name;
+        st->path = owner->palm_path;
+        st->palm_path = NULL;
+        st->is_palm_stage = true;
+        st->stage_owner = i;
+        owner->palm_stage = at++;
+    }
+    cfg->models = all;
+    cfg->n_models = n;
+    return 0;
+}
+
 int sh_config_load_string(sh_allocator *a, const char *text, size_t len, const char *source,
                           const char *base_dir, sh_config **out, sh_err *err)
 {
@@ -1103,6 +1147,8 @@ int sh_config_load_string(sh_allocator *a, const char *text, size_t len, const c
     }
     set_defaults(cfg);
     int rc = load_document(&p, text, len);
+    if (rc == 0)
+        rc = add_palm_stages(cfg, err);
     if (rc) {
         sh_config_destroy(cfg);
         return rc;
@@ -1246,6 +1292,9 @@ sh_tier sh_config_pick_tier(sh_config *cfg, uint64_t device_total_bytes)
         for (size_t i = 0; i < tc->n_preload; i++)
             cfg->models[tc->preload[i]].preload = true;
     }
+    for (size_t i = 0; i < cfg->n_models; i++)
+        if (cfg->models[i].is_palm_stage)
+            cfg->models[i].preload = cfg->models[cfg->models[i].stage_owner].preload;
     cfg->hardware.picked = t;
     return t;
 }

@@ -106,6 +106,13 @@ typedef struct sh_model_config {
     float min_detection_confidence;   /* palm score threshold, default 0.5 */
     float min_tracking_confidence;    /* hand presence threshold, default 0.5 */
     bool tracking;               /* video mode: later frames start from the last landmarks; default true */
+    /* The palm detector of a hand_landmarks model is an entry of its own, added after the
+     * file's models by the loader ("<name>.palm", no key of its own in the file), so the
+     * runtime plans, budgets and keeps it resident like any model; its preload, pinned and
+     * priority follow its owner's. */
+    size_t palm_stage;           /* hand_landmarks: index of that entry (0: none) */
+    bool is_palm_stage;          /* this entry is models[stage_owner]'s palm detector */
+    size_t stage_owner;
     int line;                    /* 1-based line of the model's key, for later messages */
     bool preload_base;           /* preload as written, before a tier override */
     /* Which defaults the config wrote itself; the rest come from the model's metadata when it

@@ -86,15 +86,19 @@ static void fill_snapshot(shoal_runtime_t rt, const shoal_stats *st, sh_report_s
     for (int k = 0; k < st->n_modes; k++) {
         const sh_mode_config *mc = &rt->cfg->modes[k];
         const shoal_mode_stats *ms = &st->modes[k];
+        int first = at;
         modes[k] = (sh_report_mode){.name = ms->name,
                                     .models = mode_ids + at,
-                                    .n_models = (int)mc->n_models,
                                     .runs = ms->runs,
                                     .switches = ms->switches,
                                     .reloading_switches = ms->reloading_switches,
                                     .switch_reload_bytes = ms->switch_reload_bytes};
-        for (size_t i = 0; i < mc->n_models; i++)
+        for (size_t i = 0; i < mc->n_models; i++) {
             mode_ids[at++] = (int)mc->models[i];
+            if (rt->cfg->models[mc->models[i]].palm_stage)   /* a hand model's palm detector runs with it */
+                mode_ids[at++] = (int)rt->cfg->models[mc->models[i]].palm_stage;
+        }
+        modes[k].n_models = at - first;
     }
     s->models = models;
     s->n_models = st->n_models;
@@ -187,7 +191,8 @@ char *shoal_runtime_report_json(shoal_runtime_t rt)
         return NULL;
     int n_ids = 0;
     for (size_t k = 0; k < rt->cfg->n_modes; k++)
-        n_ids += (int)rt->cfg->modes[k].n_models;
+        for (size_t i = 0; i < rt->cfg->modes[k].n_models; i++)
+            n_ids += rt->cfg->models[rt->cfg->modes[k].models[i]].palm_stage ? 2 : 1;
     sh_report_model *rm = calloc((size_t)(st.n_models ? st.n_models : 1), sizeof *rm);
     sh_report_mode *rmo = calloc((size_t)(st.n_modes ? st.n_modes : 1), sizeof *rmo);
     int *ids = calloc((size_t)(n_ids ? n_ids : 1), sizeof *ids);

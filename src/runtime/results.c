@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/hand_task.h"
 #include "runtime/runtime-impl.h"
 #include "vision/draw.h"
 #include "vision/image.h"
@@ -103,7 +104,9 @@ char *shoal_results_to_json(shoal_results_t res)
         cJSON_AddStringToObject(j, "task", r->task ? r->task : "");
         cJSON_AddNumberToObject(j, "latency_ms", round3(r->latency_ms));
         cJSON_AddNumberToObject(j, "infer_ms", round3(r->infer_ms));
-        if (r->n_landmarks) {
+        if (res->items[i].cfg && res->items[i].cfg->task == SH_TASK_HAND_LANDMARKS) {
+            sh_rt_hand_json(j, &res->items[i]);
+        } else if (r->n_landmarks) {
             cJSON *lm = cJSON_AddArrayToObject(j, "landmarks");
             for (int k = 0; k < r->n_landmarks; k++) {
                 double p[3] = {round3(r->landmarks[3 * k]), round3(r->landmarks[3 * k + 1]),
@@ -142,7 +145,9 @@ int shoal_results_draw(shoal_results_t res, const shoal_image *frame, const char
         dp.n_class_names = (int)r->cfg->n_classes;
         if (r->dets)
             sh_draw_detections(&img, r->dets, &dp);
-        if (r->has_hand)
+        if (r->pub.n_hands)
+            sh_rt_hand_draw(&img, r);
+        else if (r->has_hand)
             sh_draw_hand(&img, &r->hand, &dp);
     }
     rc = sh_image_write_png(&img, png_path, &err);

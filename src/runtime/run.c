@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/hand_task.h"
 #include "runtime/runtime-impl.h"
 #include "vision/image.h"
 
@@ -471,8 +472,10 @@ static int run_concurrent(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *
 }
 
 int sh_rt_run_model_ctx(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
-                        sh_rt_result *r, sh_err *err)
+                        shoal_video_t video, sh_rt_result *r, sh_err *err)
 {
+    if (sh_rt_hand_is_task(m))
+        return sh_rt_hand_run(rt, ctx, m, frame, video, r, err);
     r->cfg = m->cfg;
     r->pub.model = m->cfg->name;
     r->pub.task = sh_task_name(m->cfg->task);
@@ -538,7 +541,7 @@ static void record_mode(shoal_runtime_t rt, int mode, uint64_t reloaded)
 
 /* mode: index of the mode being run, or -1 for a single model. */
 static int run_list(shoal_runtime_t rt, const char *label, int mode, const size_t *ids, size_t n,
-                    const shoal_image *frame, shoal_results_t *out)
+                    const shoal_image *frame, shoal_video_t video, shoal_results_t *out)
 {
     sh_err err = {0};
     *out = NULL;
@@ -558,11 +561,13 @@ static int run_list(shoal_runtime_t rt, const char *label, int mode, const size_
     uint64_t reload0 = mode >= 0 ? reload_bytes(rt, ids, n) : 0;
     sh_rt_context *ctx = take_context(rt);
     int rc = 0;
-    if (rt->concurrent) {
+    if (rt->concurrent && sh_rt_hand_count(rt, ids, n)) {
+        rc = sh_rt_hand_run_mixed(rt, ctx, ids, n, frame, video, res, run_concurrent, &err);
+    } else if (rt->concurrent) {
         rc = run_concurrent(rt, ctx, ids, n, frame, res, &err);
     } else {
         for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = sh_rt_run_model_ctx(rt, ctx, &rt->models[ids[i]], frame, &res->items[i], &err);
+            rc = sh_rt_run_model_ctx(rt, ctx, &rt->models[ids[i]], frame, video, &res->items[i], &err);
             res->n = (int)i + 1;
             res->infer_ms += res->items[i].pub.infer_ms;
         }
@@ -595,9 +600,10 @@ static int check_run_args(shoal_runtime_t rt, const char *what, const char *name
     return 0;
 }
 
-int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame, shoal_results_t *out)
+static int run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame, shoal_video_t video,
+                    shoal_results_t *out, const char *fn)
 {
-    int rc = check_run_args(rt, "mode", mode, out, "shoal_runtime_run_mode");
+    int rc = check_run_args(rt, "mode", mode, out, fn);
     if (rc)
         return rc;
     int k = sh_config_find_mode(rt->cfg, mode);
@@ -611,7 +617,18 @@ int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_ima
         return sh_rt_fail(rt, &err);
     }
     const sh_mode_config *mc = &rt->cfg->modes[k];
-    return run_list(rt, mc->name, k, mc->models, mc->n_models, frame, out);
+    return run_list(rt, mc->name, k, mc->models, mc->n_models, frame, video, out);
+}
+
+int shoal_runtime_run_mode(shoal_runtime_t rt, const char *mode, const shoal_image *frame, shoal_results_t *out)
+{
+    return run_mode(rt, mode, frame, NULL, out, "shoal_runtime_run_mode");
+}
+
+int shoal_runtime_run_mode_video(shoal_runtime_t rt, const char *mode, const shoal_image *frame, shoal_video_t video,
+                                 shoal_results_t *out)
+{
+    return run_mode(rt, mode, frame, video, out, "shoal_runtime_run_mode_video");
 }
 
 int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_image *frame, shoal_results_t *out)
@@ -627,5 +644,5 @@ int shoal_runtime_run_model(shoal_runtime_t rt, const char *model, const shoal_i
         return sh_rt_fail(rt, &err);
     }
     size_t id = (size_t)i;
-    return run_list(rt, model, -1, &id, 1, frame, out);
+    return run_list(rt, model, -1, &id, 1, frame, NULL, out);
 }

@@ -18,6 +18,7 @@
 #include "runtime/config.h"
 #include "shoal.h"
 #include "vision/decode.h"
+#include "vision/hand_landmarker.h"
 #include "vision/preprocess.h"
 
 #define SH_RT_MAX_OUTPUTS 4
@@ -154,6 +155,7 @@ typedef struct sh_rt_result {
     bool has_hand;
     sh_hand_landmarks hand;
     float landmarks[3 * SH_HAND_POINTS];
+    shoal_hand hands[SH_HAND_MAX_HANDS];   /* task hand_landmarks (hand_task.c) */
     const sh_model_config *cfg;
 } sh_rt_result;
 
@@ -176,7 +178,7 @@ int sh_api_fail(int status, const char *fmt, ...) __attribute__((format(printf, 
 void sh_rt_logf(struct shoal_runtime *rt, shoal_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int sh_rt_run_model_ctx(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
-                        sh_rt_result *out, sh_err *err);
+                        shoal_video_t video, sh_rt_result *out, sh_err *err);
 void sh_rt_result_free(sh_allocator *a, sh_rt_result *r);
 /* task classify (classify.c): the output's shape, checked at create; its top_k into r->dets. */
 int sh_rt_classify_check(const sh_rt_model *m, sh_err *err);

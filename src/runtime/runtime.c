@@ -15,6 +15,7 @@
 #include "import/onnx_import.h"
 #include "graph/flops.h"
 #include "graph/passes.h"
+#include "runtime/hand_task.h"
 #include "runtime/introspect.h"
 #include "runtime/lanes.h"
 #include "runtime/model_meta.h"
@@ -229,11 +230,8 @@ static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     double t = mono_s();
-    /* the hand landmarker runs two NHWC models per hand with its own crops; the runtime's one
-     * graph per model, NCHW letterbox input path does not schedule it */
-    if (m->cfg->task == SH_TASK_HAND_LANDMARKS)
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': task hand_landmarks runs with `shoal hands` "
-                       "(vision/hand_landmarker.h), not in a runtime mode", m->cfg->name);
+    if (sh_rt_hand_is_task(m))   /* NHWC crops from the hand landmarker, not the letterboxed frame */
+        return sh_rt_hand_import(rt, m, err);
     int rc = sh_onnx_load_file_meta(rt->alloc, m->cfg->path, &m->graph, &m->meta, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
@@ -369,10 +367,11 @@ static void drop_consts(shoal_runtime_t rt, sh_rt_model *m)
 static int restore_consts(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
     sh_graph *g2 = NULL;
-    int rc = sh_onnx_load_file(rt->alloc, m->cfg->path, &g2, err);
-    if (rc == 0)
+    bool hand = sh_rt_hand_is_task(m);   /* read with the import's own passes, NHWC input as is */
+    int rc = hand ? sh_rt_hand_load_graph(rt, m, &g2, err) : sh_onnx_load_file(rt->alloc, m->cfg->path, &g2, err);
+    if (rc == 0 && !hand)
         rc = sh_graph_widen_fp16(g2, NULL, err);
-    if (rc == 0 && g2->n_inputs == 1) {
+    if (rc == 0 && !hand && g2->n_inputs == 1) {
         sh_tensor *in = &g2->tensors[g2->inputs[0]];
         in->shape.d[0] = 1;
         in->shape.d[1] = 3;
@@ -380,7 +379,7 @@ static int restore_consts(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
         in->shape.d[3] = m->in_w;
     }
     sh_optimize_params op = sh_optimize_default_params();
-    if (rc == 0)
+    if (rc == 0 && !hand)
         rc = sh_graph_optimize(g2, &op, err);
     for (int t = 0; rc == 0 && t < m->graph->n_tensors; t++) {
         sh_tensor *x = &m->graph->tensors[t];
@@ -625,6 +624,9 @@ static size_t largest_weight_set(shoal_runtime_t rt, unsigned char *set)
                 set[rt->cfg->modes[k].models[i]] = 1;
         else if (k >= (int)rt->cfg->n_modes)
             set[k - (int)rt->cfg->n_modes] = 1;
+        for (int i = 0; i < rt->n_models; i++)   /* a hand model runs with its palm detector */
+            if (set[i] && rt->cfg->models[i].palm_stage)
+                set[rt->cfg->models[i].palm_stage] = 1;
         size_t b = sh_weight_store_set_bytes(rt->weights, set);
         if (b > most)
             most = b;
@@ -1076,6 +1078,9 @@ int shoal_runtime_load_model(shoal_runtime_t rt, const char *model)
     if (i < 0)
         return sh_rt_fail(rt, &err);
     int rc = sh_residency_admit(rt->residency, i, sh_rt_now(rt), &err);
+    size_t palm = rt->cfg->models[i].palm_stage;   /* a hand model runs with its palm detector */
+    if (rc == 0 && palm)
+        rc = sh_residency_admit(rt->residency, (int)palm, sh_rt_now(rt), &err);
     return rc ? sh_rt_fail(rt, &err) : SHOAL_OK;
 }
 
@@ -1086,6 +1091,10 @@ int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model)
     sh_err err = {0};
     int i = model_index(rt, model, &err);
     if (i < 0)
+        return sh_rt_fail(rt, &err);
+    size_t palm = rt->cfg->models[i].palm_stage;
+    if (palm && sh_residency_is_resident(rt->residency, (int)palm) &&
+        sh_residency_evict(rt->residency, (int)palm, &err))
         return sh_rt_fail(rt, &err);
     if (!sh_residency_is_resident(rt->residency, i))
         return SHOAL_OK;
@@ -1155,8 +1164,11 @@ int shoal_runtime_prefetch_mode(shoal_runtime_t rt, const char *mode)
     const sh_mode_config *mc = &rt->cfg->modes[k];
     int ids[64];
     int n = 0;
-    for (size_t i = 0; i < mc->n_models && n < 64; i++)
+    for (size_t i = 0; i < mc->n_models && n < 64; i++) {
         ids[n++] = (int)mc->models[i];
+        if (rt->cfg->models[mc->models[i]].palm_stage && n < 64)
+            ids[n++] = (int)rt->cfg->models[mc->models[i]].palm_stage;
+    }
     sh_residency_prefetch(rt->residency, ids, n, sh_rt_now(rt));
     return SHOAL_OK;
 }

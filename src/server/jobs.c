@@ -49,6 +49,8 @@ static void job_free(sh_job_queue *q, sh_job *job)
 {
     job_free_frame(q, job);
     job_done_with_rt(job);
+    if (job->owns_video)
+        shoal_video_destroy(job->video);
     shoal_free_string(job->json);
     pthread_cond_destroy(&job->done_cv);
     sh_free(q->alloc, job);
@@ -60,7 +62,7 @@ static void run_job(sh_job_queue *q, sh_job *job)
     job->queue_ms = t0 - job->enqueued_at;
     shoal_results_t res = NULL;
     int rc = job->is_model ? shoal_runtime_run_model(job->rt, job->target, &job->frame, &res)
-                           : shoal_runtime_run_mode(job->rt, job->target, &job->frame, &res);
+                           : shoal_runtime_run_mode_video(job->rt, job->target, &job->frame, job->video, &res);
     job->status = rc;
     if (rc == SHOAL_OK) {
         job->json = shoal_results_to_json(res);

@@ -29,6 +29,8 @@ typedef struct sh_job {
     char target[128];           /* mode or model name */
     bool is_model;
     shoal_image frame;          /* owned by the job (shoal_image_free) */
+    shoal_video_t video;        /* a stream's video state (modes only), or NULL: the frame alone */
+    bool owns_video;            /* the stream gave up waiting: the job frees the video */
     size_t frame_charge;        /* bytes of the host gate held for the frame until it is freed */
     /* result, valid once done */
     int status;

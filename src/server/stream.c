@@ -41,6 +41,9 @@ typedef struct stream {
     bool has_waiting, busy, closing;
     char mode[128];
     uint64_t received, processed, dropped;
+    /* the wearer's video state (hand tracking), used by one frame at a time: created with the
+     * first frame, handed to a job that outlives its wait */
+    shoal_video_t video;
 } stream;
 
 struct sh_stream_hub {
@@ -232,6 +235,9 @@ static bool process(sh_stream_hub *h, stream *st, const char *mode)
         return false;
     }
     snprintf(job->target, sizeof job->target, "%s", target);
+    if (!st->video)
+        st->video = shoal_video_create();   /* NULL (out of memory): frames run on their own */
+    job->video = st->video;
     double deadline = mono_ms() + h->p.frame_timeout_ms;
     while ((rc = sh_job_submit(h->jobs, job)) == SHOAL_ERR_BUSY && mono_ms() < deadline)
         nanosleep(&(struct timespec){0, QUEUE_RETRY_MS * 1000000L}, NULL);
@@ -243,7 +249,10 @@ static bool process(sh_stream_hub *h, stream *st, const char *mode)
     }
     double left = deadline - mono_ms();
     if (!sh_job_wait(h->jobs, job, left > 1 ? (int)left : 1)) {
-        sh_job_cancel(h->jobs, job, false);
+        if (!sh_job_cancel(h->jobs, job, false)) {   /* still running: the video goes with it */
+            job->owns_video = true;
+            st->video = NULL;
+        }
         sh_job_release(h->jobs, job);
         send_error(st, seq, true, 504, "frame not done within %d ms", h->p.frame_timeout_ms);
         return false;
@@ -577,6 +586,7 @@ void sh_stream_serve(sh_stream_hub *h, int fd, const void *pre, size_t pre_len, 
     hlog(h, SHOAL_LOG_INFO, "stream closed: client=%s (%s) frames received=%llu processed=%llu dropped=%llu", st->id,
          why, (unsigned long long)rx, (unsigned long long)done, (unsigned long long)dropped);
     pthread_mutex_destroy(&st->send_lock);
+    shoal_video_destroy(st->video);
     sh_free(h->alloc, st->waiting);
     sh_free(h->alloc, st->work);
     sh_free(h->alloc, st);

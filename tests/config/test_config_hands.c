@@ -1,6 +1,7 @@
-/* Config entries with task hand_landmarks: the two model paths resolved, MediaPipe's
- * thresholds with their defaults and ranges, the keys refused on other tasks, the runtime's
- * clear refusal to schedule the task in a mode, and configs/hands.yaml as shipped. */
+/* Config entries with task hand_landmarks: the two model paths resolved, the palm detector's
+ * entry of its own ("<name>.palm"), MediaPipe's thresholds with their defaults and ranges, the
+ * keys refused on other tasks, the runtime's message naming `make models` when the files are
+ * missing, and configs/hands.yaml as shipped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,6 +52,35 @@ static void test_parse(void **state)
     assert_true(m->min_detection_confidence == 0.6f && m->min_tracking_confidence == 0.7f);
     assert_false(m->tracking);
     assert_string_equal(sh_task_name(m->task), "hand_landmarks");
+    /* the palm detector follows as a model of its own, after the file's models */
+    assert_int_equal(c->n_models, 2);
+    assert_int_equal(m->palm_stage, 1);
+    assert_false(m->is_palm_stage);
+    const sh_model_config *palm = &c->models[1];
+    assert_string_equal(palm->name, "hand.palm");
+    assert_string_equal(palm->path, "/base/b.task#hand_detector.tflite");
+    assert_null(palm->palm_path);
+    assert_true(palm->is_palm_stage);
+    assert_int_equal(palm->stage_owner, 0);
+    assert_int_equal(sh_config_find_model(c, "hand.palm"), 1);
+    release(c);
+    /* modes and tiers keep pointing at the file's models; the palm entry preloads with its owner */
+    c = load("models:\n  a:\n    path: a.onnx\n  hand:\n    task: hand_landmarks\n    path: lm.tflite\n"
+             "    palm_model: p.tflite\n    preload: true\n    pinned: true\n  b:\n    path: b.onnx\n"
+             "modes:\n  m: [hand, b]\nhardware:\n  tier: low\n  tiers:\n    low:\n      preload: [a]\n", &err);
+    if (!c)
+        fail_msg("%s", err.msg);
+    assert_int_equal(c->n_models, 4);
+    assert_string_equal(c->models[3].name, "hand.palm");
+    assert_int_equal(c->models[1].palm_stage, 3);
+    assert_true(c->models[3].pinned && c->models[3].preload);
+    assert_int_equal(c->modes[0].n_models, 2);
+    assert_int_equal(c->modes[0].models[0], 1);
+    assert_int_equal(c->modes[0].models[1], 2);
+    assert_int_equal(sh_config_pick_tier(c, 0), SH_TIER_LOW);
+    assert_true(c->models[0].preload);
+    assert_false(c->models[1].preload);
+    assert_false(c->models[3].preload);
     release(c);
     /* MediaPipe's defaults: 2 hands, 0.5 / 0.5, video tracking on */
     c = load("models:\n  hand:\n    task: hand_landmarks\n    path: lm.tflite\n    palm_model: p.tflite\n", &err);
@@ -76,6 +106,10 @@ static void test_bad(void **state)
         {"models:\n  hand:\n    task: hand_landmarks\n    path: lm.tflite\n    palm_model: p.tflite\n"
          "    min_tracking_confidence: 1.5\n",
          "models.hand.min_tracking_confidence: expected a number in [0,1], got '1.5'"},
+        {"models:\n  hand.palm:\n    path: x.onnx\n  hand:\n    task: hand_landmarks\n    path: lm.tflite\n"
+         "    palm_model: p.tflite\n",
+         "h.yaml:4: models.hand: its palm detector runs as model 'hand.palm', a name model 'hand.palm' (line 2) "
+         "already has"},
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         sh_err err = {0};
@@ -85,9 +119,9 @@ static void test_bad(void **state)
     }
 }
 
-/* The runtime refuses the task at create with a message naming the model and the command
- * that runs it, instead of failing on the TFLite file or the input layout. */
-static void test_runtime_refuses(void **state)
+/* Without the fetched files the runtime fails at create with a message naming the model, the
+ * file and `make models`, instead of an I/O error alone. */
+static void test_runtime_missing_files(void **state)
 {
     (void)state;
     char why[512] = "";
@@ -98,9 +132,9 @@ static void test_runtime_refuses(void **state)
     p.error_cap = sizeof why;
     shoal_runtime_t rt = NULL;
     int rc = shoal_runtime_create(&p, &rt);
-    assert_int_equal(rc, SHOAL_ERR_UNSUPPORTED);
+    assert_int_equal(rc, SHOAL_ERR_NOT_FOUND);
     assert_null(rt);
-    if (!strstr(why, "model 'hand': task hand_landmarks runs with `shoal hands`"))
+    if (!strstr(why, "model 'hand': lm.tflite (the landmark model of hand model 'hand') is missing: `make models`"))
         fail_msg("runtime said: %s", why);
 }
 
@@ -126,7 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_runtime_refuses),
+        cmocka_unit_test(test_runtime_missing_files),
         cmocka_unit_test(test_shipped_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

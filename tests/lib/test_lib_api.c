@@ -131,6 +131,17 @@ static void runtime_without_handle(void **state)
     covers("shoal_runtime_run_model");
     assert_int_equal(shoal_runtime_run_model(NULL, "hand", &frame, &res), SHOAL_ERR_INVALID_ARG);
     failed_with_message("rt");
+    covers("shoal_video_create");
+    shoal_video_t video = shoal_video_create();
+    assert_non_null(video);
+    covers("shoal_runtime_run_mode_video");
+    res = (shoal_results_t)&res;
+    assert_int_equal(shoal_runtime_run_mode_video(NULL, "navigation", &frame, video, &res), SHOAL_ERR_INVALID_ARG);
+    assert_null(res);
+    failed_with_message("rt");
+    covers("shoal_video_destroy");
+    shoal_video_destroy(video);
+    shoal_video_destroy(NULL);
     covers("shoal_runtime_load_model");
     assert_int_equal(shoal_runtime_load_model(NULL, "hand"), SHOAL_ERR_INVALID_ARG);
     failed_with_message("rt");
@@ -190,6 +201,10 @@ static void runtime_with_null_arguments(void **state)
     failed_with_message("frame");
     shoal_image empty = shoal_image_wrap(NULL, 4, 4);
     assert_int_equal(shoal_runtime_run_mode(rt, "navigation", &empty, &res), SHOAL_ERR_INVALID_ARG);
+    assert_int_equal(shoal_runtime_run_mode_video(rt, "navigation", &frame, NULL, NULL), SHOAL_ERR_INVALID_ARG);
+    failed_with_message("out");
+    assert_int_equal(shoal_runtime_run_mode_video(rt, NULL, &frame, NULL, &res), SHOAL_ERR_INVALID_ARG);
+    failed_with_message("mode");
     assert_int_equal(shoal_runtime_run_model(rt, "hand", &frame, NULL), SHOAL_ERR_INVALID_ARG);
     assert_int_equal(shoal_runtime_run_model(rt, NULL, &frame, &res), SHOAL_ERR_INVALID_ARG);
     failed_with_message("model");

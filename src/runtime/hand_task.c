@@ -1,0 +1,544 @@
+/* Task hand_landmarks inside the runtime (see hand_task.h). */
+#include "runtime/hand_task.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "graph/flops.h"
+#include "graph/passes.h"
+#include "import/onnx_import.h"
+#include "import/tflite_import.h"
+#include "runtime/hand_sessions.h"
+#include "vision/draw.h"
+#include "vision/hand_landmarker.h"
+
+_Static_assert(SHOAL_HAND_LANDMARKS == SH_HAND_LANDMARKS, "shoal_hand and sh_hand hold the same landmarks");
+
+/* The caller's video: one tracker per model id of the runtime it last ran on. The runtime is
+ * told apart by its address and its creation time, so a new runtime at a freed one's address
+ * does not inherit the old one's hands. */
+struct shoal_video {
+    const struct shoal_runtime *rt;
+    double rt_t0;
+    int n;
+    sh_hand_tracker *trackers;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+bool sh_rt_hand_is_task(const sh_rt_model *m)
+{
+    return m->cfg->task == SH_TASK_HAND_LANDMARKS;
+}
+
+size_t sh_rt_hand_count(const struct shoal_runtime *rt, const size_t *ids, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += sh_rt_hand_is_task(&rt->models[ids[i]]);
+    return k;
+}
+
+/* --- import ------------------------------------------------------------------------------ */
+
+int sh_rt_hand_load_graph(struct shoal_runtime *rt, const sh_rt_model *m, sh_graph **out, sh_err *err)
+{
+    const sh_model_config *c = m->cfg;
+    const char *path = c->path;
+    const char *owner = c->is_palm_stage ? rt->cfg->models[c->stage_owner].name : c->name;
+    *out = NULL;
+    /* a .task member path names the bundle before '#' */
+    char file[4096];
+    snprintf(file, sizeof file, "%s", path);
+    char *hash = strchr(file, '#');
+    if (hash)
+        *hash = '\0';
+    struct stat st;
+    if (stat(file, &st) != 0)
+        return sh_errf(err, SHOAL_ERR_NOT_FOUND, "model '%s': %s (the %s of hand model '%s') is missing: `make models` "
+                       "fetches MediaPipe's hand models (scripts/fetch-hand-models.sh)", c->name, path,
+                       c->is_palm_stage ? "palm detector" : "landmark model", owner);
+    sh_graph *g = NULL;
+    int rc = sh_tflite_is_path(path) ? sh_tflite_load_file(rt->alloc, path, &g, err)
+                                     : sh_onnx_load_file(rt->alloc, path, &g, err);
+    if (rc == 0)
+        rc = sh_graph_widen_fp16(g, NULL, err);
+    sh_optimize_params op = sh_optimize_default_params();
+    if (rc == 0)
+        rc = sh_graph_optimize(g, &op, err);
+    if (rc) {
+        sh_graph_destroy(g);
+        return sh_err_prefix(err, rc, "model '%s': ", c->name);
+    }
+    *out = g;
+    return 0;
+}
+
+/* The landmarker feeds float32 [1,S,S,3] crops and reads the outputs by count: the palm
+ * detector's boxes (18 per anchor) and scores, the landmark model's 63 landmarks, presence,
+ * handedness (and 63 world landmarks). A file that is neither fails here, at create. */
+static int check_stage(const sh_rt_model *m, sh_err *err)
+{
+    const sh_graph *g = m->graph;
+    const sh_model_config *c = m->cfg;
+    char b[64];
+    if (g->n_inputs != 1)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': %d graph inputs; the hand landmarker feeds one", c->name,
+                       g->n_inputs);
+    const sh_tensor *in = &g->tensors[g->inputs[0]];
+    if (in->dtype != SH_DT_FLOAT32 || in->shape.ndim != 4 || in->shape.d[0] != 1 || in->shape.d[3] != 3 ||
+        in->shape.d[1] != in->shape.d[2] || in->shape.d[1] < 1 || in->shape.d[1] > 4096)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': input '%s' is %s %s; the hand landmarker feeds float32 "
+                       "[1,S,S,3]", c->name, in->name, sh_dtype_name(in->dtype), sh_shape_str(&in->shape, b, sizeof b));
+    int64_t n[4] = {0, 0, 0, 0};
+    for (int i = 0; i < g->n_outputs && i < 4; i++)
+        n[i] = sh_shape_numel(&g->tensors[g->outputs[i]].shape);
+    bool ok = c->is_palm_stage ? g->n_outputs == 2 && n[0] > 0 && n[0] % 18 == 0 && n[1] == n[0] / 18
+                               : g->n_outputs >= 3 && g->n_outputs <= 4 && n[0] == 3 * SH_HAND_LANDMARKS &&
+                                     n[1] == 1 && n[2] == 1 && (g->n_outputs == 3 || n[3] == 3 * SH_HAND_LANDMARKS);
+    if (!ok)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': %d outputs of %lld, %lld, %lld, %lld values; %s", c->name,
+                       g->n_outputs, (long long)n[0], (long long)n[1], (long long)n[2], (long long)n[3],
+                       c->is_palm_stage ? "a palm detector gives boxes [anchors*18] and scores [anchors]"
+                                        : "a hand landmark model gives landmarks [63], presence [1], handedness [1] "
+                                          "and world landmarks [63]");
+    return 0;
+}
+
+int sh_rt_hand_import(struct shoal_runtime *rt, sh_rt_model *m, sh_err *err)
+{
+    double t = now_s();
+    int rc = sh_rt_hand_load_graph(rt, m, &m->graph, err);
+    if (rc || (rc = check_stage(m, err)))
+        return rc;
+    m->input = m->graph->inputs[0];
+    m->in_h = m->in_w = (int)m->graph->tensors[m->input].shape.d[1];
+    sh_flops f = sh_graph_flops(m->graph);
+    m->flops = sh_flops_total(&f);
+    m->parse_ms = (now_s() - t) * 1e3;
+    return 0;
+}
+
+/* --- running ------------------------------------------------------------------------------ */
+
+typedef struct stage_run {
+    shoal_runtime_t rt;
+    sh_rt_context *ctx;
+    sh_rt_model *stage[2];        /* by sh_hand_model */
+    double net_ms;                /* upload + run + download of both, host wall time */
+    double stage_ms[2];           /* of each stage's last run, for its latency record */
+    int runs[2];
+} stage_run;
+
+/* The sh_hand_models callback: the crop into the stage's input tensor, its program, its
+ * outputs back to the host (on a concurrent runtime on the stage's lane, waited for here). */
+static int run_stage(void *user, sh_hand_model which, const float *input, size_t n_in, const float **outs,
+                     size_t *counts, int n_outputs, sh_err *err)
+{
+    stage_run *s = user;
+    if ((int)which < 0 || which > SH_HAND_MODEL_LANDMARK)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "hand landmarker: model %d", (int)which);
+    shoal_runtime_t rt = s->rt;
+    sh_rt_model *m = s->stage[which];
+    const sh_backend_i *be = rt->backend.iface;
+    void *bc = rt->backend.ctx;
+    int ci = s->ctx->index;
+    void **tp = m->tensor_ptrs[ci];
+    size_t in_bytes = m->plan->bytes[m->input];
+    if (n_in != in_bytes / sizeof(float))
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': a crop of %zu values for an input of %zu bytes",
+                       m->cfg->name, n_in, in_bytes);
+    bool lanes = rt->concurrent && !rt->backend_is_cpu;
+    size_t at = lanes ? m->out_off : 0;
+    double t0 = now_s();
+    int rc = 0;
+    pthread_mutex_lock(&rt->backend_lock);
+    if (rt->backend_is_cpu)
+        memcpy(tp[m->input], input, in_bytes);
+    else
+        rc = lanes ? be->upload_async(bc, m->lane, tp[m->input], input, in_bytes, err)
+                   : be->upload(bc, tp[m->input], input, in_bytes, err);
+    if (rc == 0)
+        rc = lanes ? be->run_async(bc, m->lane, m->prog, tp, m->ws_ptrs[ci], m->binding[ci], err)
+                   : be->run(bc, m->prog, tp, m->ws_ptrs[ci], m->binding[ci], err);
+    for (int i = 0; i < n_outputs; i++) {
+        outs[i] = NULL;
+        counts[i] = 0;
+        if (rc || i >= m->n_outputs)
+            continue;
+        int t = m->outputs[i];
+        size_t bytes = m->plan->bytes[t];
+        counts[i] = bytes / sizeof(float);
+        if (rt->backend_is_cpu) {
+            outs[i] = tp[t];
+            continue;
+        }
+        float *dst = (float *)((char *)s->ctx->output_host + at);
+        rc = lanes ? be->download_async(bc, m->lane, dst, tp[t], bytes, err) : be->download(bc, dst, tp[t], bytes, err);
+        outs[i] = dst;
+        at += sh_align_up(bytes, 64);
+    }
+    if (lanes) {   /* waited for even after a failure: the lane's bytes are reused next */
+        double busy;
+        sh_err e2 = {0};
+        int w = be->lane_wait(bc, m->lane, &busy, rc ? &e2 : err);
+        if (rc == 0)
+            rc = w;
+    }
+    pthread_mutex_unlock(&rt->backend_lock);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    double ms = (now_s() - t0) * 1e3;
+    s->net_ms += ms;
+    s->stage_ms[which] = ms;
+    s->runs[which]++;
+    return 0;
+}
+
+static void record_latency(shoal_runtime_t rt, sh_rt_model *m, double ms)
+{
+    pthread_mutex_lock(&rt->stats_lock);
+    m->lat_ms[m->runs % SH_RT_LATENCY_RING] = ms;
+    m->runs++;
+    if (m->lat_count < SH_RT_LATENCY_RING)
+        m->lat_count++;
+    m->lat_last_ms = ms;
+    pthread_mutex_unlock(&rt->stats_lock);
+}
+
+static int video_tracker(shoal_video_t v, shoal_runtime_t rt, int id, sh_hand_tracker **out, sh_err *err)
+{
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (v->rt != rt || v->rt_t0 != rt->t0 || v->n != rt->n_models) {
+        sh_hand_tracker *t = sh_calloc(NULL, (size_t)rt->n_models, sizeof *t);
+        if (!t)
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for the video's hand trackers");
+        sh_free(NULL, v->trackers);
+        v->trackers = t;
+        v->n = rt->n_models;
+        v->rt = rt;
+        v->rt_t0 = rt->t0;
+    }
+    *out = &v->trackers[id];
+    return 0;
+}
+
+static int fill_result(shoal_runtime_t rt, const sh_image *img, const sh_hand *hands, int n, const sh_palm *palms,
+                       int np, sh_rt_result *r, sh_err *err)
+{
+    float w = (float)img->width, h = (float)img->height;
+    for (int i = 0; i < n; i++) {
+        const sh_hand *s = &hands[i];
+        shoal_hand *o = &r->hands[i];
+        memcpy(o->landmarks, s->landmarks, sizeof o->landmarks);
+        memcpy(o->world, s->world, sizeof o->world);
+        o->presence = s->presence;
+        o->handedness = s->handedness;
+        o->handedness_label = sh_hand_label(s->handedness);
+        o->handedness_score = s->handedness_score;
+        o->tracked = !s->from_palm;
+        o->roi_x = s->roi.x_center * w;
+        o->roi_y = s->roi.y_center * h;
+        o->roi_width = s->roi.width * w;
+        o->roi_height = s->roi.height * h;
+        o->roi_rotation = s->roi.rotation;
+    }
+    r->pub.n_hands = n;
+    r->pub.hands = r->hands;
+    if (n > 0) {
+        const shoal_hand *f = &r->hands[0];
+        for (int k = 0; k < SH_HAND_POINTS; k++) {
+            r->hand.x[k] = r->landmarks[3 * k] = f->landmarks[k][0];
+            r->hand.y[k] = r->landmarks[3 * k + 1] = f->landmarks[k][1];
+            r->hand.z[k] = r->landmarks[3 * k + 2] = f->landmarks[k][2];
+        }
+        r->hand.presence = f->presence;
+        r->hand.handedness = f->handedness == 1 ? f->handedness_score : 1.0f - f->handedness_score;
+        r->has_hand = true;
+        r->pub.n_landmarks = SH_HAND_POINTS;
+        r->pub.landmarks = r->landmarks;
+        r->pub.presence = r->hand.presence;
+        r->pub.handedness = r->hand.handedness;
+    }
+    r->items = sh_calloc(rt->alloc, np > 0 ? (size_t)np : 1, sizeof *r->items);
+    if (!r->items)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for results");
+    for (int i = 0; i < np; i++)
+        r->items[i] = (shoal_detection){.class_id = 0, .class_name = "palm", .score = palms[i].score,
+                                        .x1 = palms[i].xmin * w, .y1 = palms[i].ymin * h,
+                                        .x2 = (palms[i].xmin + palms[i].width) * w,
+                                        .y2 = (palms[i].ymin + palms[i].height) * h};
+    r->pub.n_detections = np;
+    r->pub.detections = r->items;
+    return 0;
+}
+
+/* The palm detector alone on the whole frame (the hand landmarker's first step): its palms
+ * as detections, no hands. */
+static int run_palms(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *palm, const sh_image *img,
+                     const sh_hand_params *p, sh_palm *palms, int *np, double *net_ms, sh_err *err)
+{
+    int side = palm->in_w, rc;
+    float *anchors = sh_alloc(rt->alloc, 2 * SH_PALM_MAX_ANCHORS * sizeof(float));
+    int na = anchors ? sh_palm_anchors(&p->palm, anchors, SH_PALM_MAX_ANCHORS, err)
+                     : sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for palm anchors");
+    size_t in_n = (size_t)side * (size_t)side * 3, scratch_n = na > 0 ? sh_palm_scratch_bytes(na) : 1;
+    float *in = na > 0 ? sh_alloc(rt->alloc, in_n * sizeof(float)) : NULL;
+    void *scratch = na > 0 ? sh_alloc(rt->alloc, scratch_n ? scratch_n : 1) : NULL;
+    if (na < 0)
+        rc = na;
+    else if (!in || !scratch)
+        rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for the palm detector's input");
+    else {
+        sh_hand_rect whole = sh_palm_input_rect(img->width, img->height);
+        sh_hand_crop(img, &whole, side, side, true, in);
+        stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, palm}};
+        const float *out[2];
+        size_t counts[2];
+        rc = run_stage(&s, SH_HAND_MODEL_PALM, in, in_n, out, counts, 2, err);
+        *net_ms = s.net_ms;
+        if (rc == 0 && (counts[0] != (size_t)na * (4 + 2 * SH_PALM_KEYPOINTS) || counts[1] != (size_t)na))
+            rc = sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': outputs of %zu and %zu values for %d anchors",
+                         palm->cfg->name, counts[0], counts[1], na);
+        if (rc == 0)
+            rc = sh_palm_decode(&p->palm, out[0], out[1], anchors, na, img->width, img->height, scratch, scratch_n,
+                                palms, p->num_hands, err);
+        if (rc >= 0) {
+            *np = rc;
+            rc = 0;
+        }
+    }
+    sh_free(rt->alloc, anchors);
+    sh_free(rt->alloc, in);
+    sh_free(rt->alloc, scratch);
+    return rc;
+}
+
+static sh_hand_params hand_params(const sh_model_config *owner, const sh_rt_model *palm, const sh_rt_model *lm)
+{
+    sh_hand_params p = sh_hand_params_from_config(owner, NULL);
+    p.palm.input_size = palm->in_w;
+    p.palm.coord_scale = (float)palm->in_w;
+    p.landmark_size = lm->in_w;
+    return p;
+}
+
+/* A palm stage run as a model of its own: its palm detections on the frame. */
+static int run_palm_stage(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *palm, const shoal_image *frame,
+                          sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *owner = &rt->cfg->models[palm->cfg->stage_owner];
+    double t0 = now_s();
+    int rc = sh_residency_acquire(rt->residency, palm->id, sh_rt_now(rt), err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", palm->cfg->name);
+    sh_hand_params p = hand_params(owner, palm, &rt->models[palm->cfg->stage_owner]);
+    sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
+    sh_palm palms[SH_HAND_MAX_HANDS];
+    int np = 0;
+    double net = 0;
+    rc = run_palms(rt, ctx, palm, &img, &p, palms, &np, &net, err);
+    sh_residency_release(rt->residency, palm->id, sh_rt_now(rt));
+    if (rc == 0)
+        rc = fill_result(rt, &img, NULL, 0, palms, np, r, err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': ", palm->cfg->name);
+    r->pub.infer_ms = net;
+    r->pub.latency_ms = (now_s() - t0) * 1e3;
+    record_latency(rt, palm, r->pub.latency_ms);
+    return 0;
+}
+
+int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
+                   shoal_video_t video, sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *c = m->cfg;
+    r->cfg = c;
+    r->pub.model = c->name;
+    r->pub.task = sh_task_name(c->task);
+    if (c->is_palm_stage)
+        return run_palm_stage(rt, ctx, m, frame, r, err);
+    sh_rt_model *palm = &rt->models[c->palm_stage];
+    double t0 = now_s();
+    sh_hand_tracker *tracker = NULL;
+    int rc = c->tracking ? video_tracker(video, rt, m->id, &tracker, err) : 0;
+    if (rc)
+        return rc;
+    /* both stages stay referenced for the whole frame: the landmarker may need either */
+    if ((rc = sh_residency_acquire(rt->residency, m->id, sh_rt_now(rt), err)))
+        return sh_err_prefix(err, rc, "model '%s': ", c->name);
+    if ((rc = sh_residency_acquire(rt->residency, palm->id, sh_rt_now(rt), err))) {
+        sh_residency_release(rt->residency, m->id, sh_rt_now(rt));
+        return sh_err_prefix(err, rc, "model '%s' (palm detector of '%s'): ", palm->cfg->name, c->name);
+    }
+    stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, m}};
+    sh_hand_models hm = {.run = run_stage, .ctx = &s};
+    sh_hand_params p = hand_params(c, palm, m);
+    sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
+    sh_hand hands[SH_HAND_MAX_HANDS];
+    sh_palm palms[SH_HAND_MAX_HANDS];
+    int n = 0, np = 0;
+    rc = sh_hand_landmarker_run(rt->alloc, &p, &hm, tracker, &img, hands, SH_HAND_MAX_HANDS, &n, palms, &np, err);
+    sh_residency_release(rt->residency, palm->id, sh_rt_now(rt));
+    sh_residency_release(rt->residency, m->id, sh_rt_now(rt));
+    if (rc) {
+        if (tracker)   /* the next frame starts from a detection, not from half a frame */
+            memset(tracker, 0, sizeof *tracker);
+        return sh_err_prefix(err, rc, "model '%s': ", c->name);
+    }
+    if ((rc = fill_result(rt, &img, hands, n, palms, np, r, err)))
+        return rc;
+    r->pub.infer_ms = s.net_ms;
+    r->pub.latency_ms = (now_s() - t0) * 1e3;
+    if (s.runs[SH_HAND_MODEL_PALM])
+        record_latency(rt, palm, s.stage_ms[SH_HAND_MODEL_PALM]);
+    record_latency(rt, m, r->pub.latency_ms);
+    return 0;
+}
+
+/* A result moved to another slot: its landmarks point into itself. */
+static void move_result(sh_rt_result *dst, sh_rt_result *src)
+{
+    *dst = *src;
+    if (src->pub.landmarks == src->landmarks)
+        dst->pub.landmarks = dst->landmarks;
+    if (src->pub.hands == src->hands)
+        dst->pub.hands = dst->hands;
+    memset(src, 0, sizeof *src);
+}
+
+int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
+                         const shoal_image *frame, shoal_video_t video, shoal_results_t res,
+                         sh_rt_concurrent_fn run_concurrent, sh_err *err)
+{
+    size_t n_hands = sh_rt_hand_count(rt, ids, n), n_net = n - n_hands;
+    size_t *net = sh_calloc(rt->alloc, n_net ? n_net : 1, sizeof *net);
+    struct shoal_results part = {.alloc = rt->alloc, .device_ms = -1};
+    part.items = sh_calloc(rt->alloc, n_net ? n_net : 1, sizeof *part.items);
+    if (!net || !part.items) {
+        sh_free(rt->alloc, net);
+        sh_free(rt->alloc, part.items);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for a concurrent run");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!sh_rt_hand_is_task(&rt->models[ids[i]]))
+            net[k++] = ids[i];
+    int rc = n_net ? run_concurrent(rt, ctx, net, n_net, frame, &part, err) : 0;
+    /* the networks' results into their places in the mode's order, hands between them */
+    size_t from = 0;
+    for (size_t i = 0; i < n && from < (size_t)part.n; i++)
+        if (!sh_rt_hand_is_task(&rt->models[ids[i]]))
+            move_result(&res->items[i], &part.items[from++]);
+    res->n = (int)n;
+    res->infer_ms = part.infer_ms;
+    res->concurrent = part.concurrent;
+    for (size_t i = from; i < (size_t)part.n; i++)
+        sh_rt_result_free(rt->alloc, &part.items[i]);
+    sh_free(rt->alloc, part.items);
+    sh_free(rt->alloc, net);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!sh_rt_hand_is_task(&rt->models[ids[i]]))
+            continue;
+        rc = sh_rt_hand_run(rt, ctx, &rt->models[ids[i]], frame, video, &res->items[i], err);
+        res->infer_ms += res->items[i].pub.infer_ms;
+    }
+    /* the device clock covered the lanes only; the hands' device time is not measured */
+    res->device_ms = -1;
+    return rc;
+}
+
+/* --- video objects ------------------------------------------------------------------------ */
+
+shoal_video_t shoal_video_create(void)
+{
+    shoal_video_t v = sh_calloc(NULL, 1, sizeof *v);
+    if (!v)
+        sh_api_fail(SHOAL_ERR_NO_MEMORY, "shoal_video_create: out of memory");
+    return v;
+}
+
+void shoal_video_destroy(shoal_video_t video)
+{
+    if (!video)
+        return;
+    sh_free(NULL, video->trackers);
+    sh_free(NULL, video);
+}
+
+/* --- output -------------------------------------------------------------------------------- */
+
+static double round3(double v)
+{
+    return (double)(long long)(v * 1000.0 + (v >= 0 ? 0.5 : -0.5)) / 1000.0;
+}
+
+static cJSON *points_json(const float (*p)[3])
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; a && k < SH_HAND_LANDMARKS; k++) {
+        double v[3] = {round3(p[k][0]), round3(p[k][1]), round3(p[k][2])};
+        cJSON_AddItemToArray(a, cJSON_CreateDoubleArray(v, 3));
+    }
+    return a;
+}
+
+void sh_rt_hand_json(struct cJSON *j, const sh_rt_result *r)
+{
+    cJSON *hands = cJSON_AddArrayToObject(j, "hands");
+    for (int i = 0; hands && i < r->pub.n_hands; i++) {
+        const shoal_hand *h = &r->pub.hands[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddItemToObject(o, "landmarks", points_json(h->landmarks));
+        cJSON_AddItemToObject(o, "world_landmarks", points_json(h->world));
+        cJSON_AddNumberToObject(o, "presence", round3(h->presence));
+        cJSON_AddStringToObject(o, "handedness", h->handedness_label);
+        cJSON_AddNumberToObject(o, "handedness_score", round3(h->handedness_score));
+        cJSON_AddBoolToObject(o, "tracked", h->tracked);
+        double roi[5] = {round3(h->roi_x), round3(h->roi_y), round3(h->roi_width), round3(h->roi_height),
+                         round3(h->roi_rotation)};
+        cJSON_AddItemToObject(o, "roi", cJSON_CreateDoubleArray(roi, 5));
+        cJSON_AddItemToArray(hands, o);
+    }
+    cJSON *palms = cJSON_AddArrayToObject(j, "palms");
+    for (int i = 0; palms && i < r->pub.n_detections; i++) {
+        const shoal_detection *d = &r->pub.detections[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddNumberToObject(o, "score", round3(d->score));
+        double box[4] = {round3(d->x1), round3(d->y1), round3(d->x2), round3(d->y2)};
+        cJSON_AddItemToObject(o, "box", cJSON_CreateDoubleArray(box, 4));
+        cJSON_AddItemToArray(palms, o);
+    }
+}
+
+void sh_rt_hand_draw(sh_image *img, const sh_rt_result *r)
+{
+    sh_draw_params dp = sh_draw_default_params();
+    for (int i = 0; i < r->pub.n_hands; i++) {
+        const shoal_hand *h = &r->pub.hands[i];
+        sh_hand_landmarks lm = {.presence = h->presence,
+                                .handedness = h->handedness == 1 ? h->handedness_score : 1.0f - h->handedness_score};
+        for (int k = 0; k < SH_HAND_POINTS; k++) {
+            lm.x[k] = h->landmarks[k][0];
+            lm.y[k] = h->landmarks[k][1];
+            lm.z[k] = h->landmarks[k][2];
+        }
+        sh_draw_hand(img, &lm, &dp);
+    }
+}
