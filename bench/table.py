@@ -377,6 +377,9 @@ def main():
     if meta:
         lines.append(f"Machine: {meta.get('machine', '?')}; {meta.get('os', '')}; date {meta.get('date', '?')}; "
                      f"load average before/after {meta.get('load_before', '?')} / {meta.get('load_after', '?')}")
+        if meta.get("cpu_flags") or meta.get("isa"):
+            lines.append(f"CPU flags: {meta.get('cpu_flags', '?')}; ISA used: "
+                         + ", ".join(f"{k} {v}" for k, v in (meta.get("isa") or {}).items()))
         if meta.get("versions"):
             lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
         lines.append("")
