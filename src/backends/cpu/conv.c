@@ -549,6 +549,12 @@ static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, fl
     case SH_ACT_SIGMOID: *alg = dnnl_eltwise_logistic; return true;
     case SH_ACT_SILU: *alg = dnnl_eltwise_swish; *a = 1.0f; return true;
     case SH_ACT_HARD_SWISH: *alg = dnnl_eltwise_hardswish; return true;
+    case SH_ACT_HARD_SIGMOID:
+        /* alpha*x + beta here; the clamp to [0, 1] is a second post-op (conv_dnnl_prepare). */
+        *alg = dnnl_eltwise_linear;
+        *a = p->act_a;
+        *b = p->act_b;
+        return true;
     case SH_ACT_CLIP:
         /* numpy.clip order (max then min) differs from clamp only when min > max. */
         if (!(p->act_a <= p->act_b))
@@ -611,6 +617,8 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
         goto out;
     if (p->act != SH_ACT_NONE) {
         if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_eltwise(po, 1.0f, alg, aa, ab) ||
+            (p->act == SH_ACT_HARD_SIGMOID &&
+             dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip_v2, 0.0f, 1.0f) != dnnl_success) ||
             dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
             goto out;
     }
