@@ -6,6 +6,12 @@
 #
 #   bench/run_cpu.sh [-b BUILD_DIR] [-o RESULTS_DIR] [-n ITERS] [-w WARMUP] [-t THREADS]
 #                    [-c CONFIG] [--pytorch-configs "fp32_eager fp16_eager_bnfold"] [--no-plot]
+#                    [--onednn-isa AVX2]
+#
+# --onednn-isa caps the instruction set of oneDNN (shoal's convolutions) and of PyTorch (its
+# oneDNN and ATen kernels) at the named level, to reproduce an AVX2-only machine on an AVX-512
+# one. ONNX Runtime (MLAS) has no such switch: it keeps the CPU's best, and the table says so.
+# The metadata records the CPU's flags and the ISA oneDNN used in shoal.
 #
 # Defaults: build-bench (then build), bench/results/cpu, 20 iterations after 3 warmup runs,
 # 2 threads, configs/aiglasses.yaml. Needs models/ (scripts/make-models.sh makes it) and
@@ -23,6 +29,7 @@ THREADS=2
 CONFIG=configs/aiglasses.yaml
 PT_CONFIGS="fp32_eager"
 PLOT=1
+CAP_ISA=""
 while [ $# -gt 0 ]; do
     case $1 in
         -b) BUILD=$2; shift 2 ;;
@@ -33,7 +40,8 @@ while [ $# -gt 0 ]; do
         -c) CONFIG=$2; shift 2 ;;
         --pytorch-configs) PT_CONFIGS=$2; shift 2 ;;
         --no-plot) PLOT=0; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --onednn-isa) CAP_ISA=$2; shift 2 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "run_cpu.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -58,6 +66,13 @@ if ! "$SHOAL" plan --config "$CONFIG" >/dev/null 2>"${TMPDIR:-/tmp}/shoal-config
     CONFIG=tests/runtime/data/reference.yaml
 fi
 load1() { cut -d' ' -f1 /proc/loadavg; }
+if [ -n "$CAP_ISA" ]; then
+    case $CAP_ISA in
+        AVX2|avx2) export ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ;;
+        *) echo "run_cpu.sh: --onednn-isa supports AVX2 only, got $CAP_ISA" >&2; exit 2 ;;
+    esac
+    NOTE="${NOTE:+$NOTE; }shoal and PyTorch capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2); ONNX Runtime cannot be capped and used the CPU's best ISA"
+fi
 
 # --- machine and versions ---------------------------------------------------------------
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -69,6 +84,8 @@ NODE_V=$(node --version 2>/dev/null || echo none)
 BLAS_V=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo "?")
 DNNL_V=$(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || echo "?")
 ISA=$(grep -m1 -o -w 'avx512f' /proc/cpuinfo || grep -m1 -o -w 'avx2' /proc/cpuinfo)
+# The vector extensions that decide which kernels run, as lscpu names them.
+CPU_FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -x -E 'avx|avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx_vnni|amx_tile' | tr '\n' ' ' | sed 's/ $//')
 GCC_V=$(gcc -dumpversion 2>/dev/null || echo "?")
 SHOAL_V=$("$SHOAL" --version 2>/dev/null | awk '{print $2}')
 GIT_V=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo "+dirty")
@@ -101,7 +118,14 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 $PY - "$RES/meta.json" <<EOF
 import json, sys, datetime
-json.dump(dict(kind="cpu", machine="$CPU, $(nproc) cores ($ISA)", os="$OS", threads=$THREADS, iters=$ITERS,
+try:
+    shoal_isa = json.load(open("$RES/shoal.json")).get("cpu_isa", "?")
+except Exception:
+    shoal_isa = "?"
+json.dump(dict(kind="cpu", machine="$CPU, $(nproc) cores ($ISA)", os="$OS",
+               cpu_flags="$CPU_FLAGS", isa={"shoal (oneDNN)": shoal_isa,
+                                            "PyTorch": "${ATEN_CPU_CAPABILITY:-best}",
+                                            "ONNX Runtime": "best (no cap)"}, threads=$THREADS, iters=$ITERS,
                warmup=$WARMUP, config="$CONFIG",
                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                load_before="$LOAD_BEFORE", load_after="$LOAD_AFTER",

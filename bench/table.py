@@ -5,7 +5,8 @@ peer's with shoal's ratio to it, then the issue's targets with PASS/SHORT and by
 
 Ratios: latency and load are theirs / ours for latency (> 1: shoal is faster) and ours /
 theirs for memory and load time (< 1: shoal needs less). Written that way because the targets
-are written that way: latency >= 2x faster, memory <= 0.5x, load <= 0.05x, RSS <= 0.3x.
+are written that way: latency >= 2x faster, memory <= 0.5x, load <= 0.05x, RSS <= 0.3x; on the CPU
+latency >= 1.2x ONNX Runtime's, RSS <= 0.3x, mode switch p99 <= 100 ms.
 
     bench/table.py RESULTS_DIR [--md OUT.md]
 
@@ -312,8 +313,11 @@ def targets(shoal, peers, gpu):
         for m in MODES:
             if m in shoal.modes:
                 check(f"{m} latency vs ONNX Runtime (theirs/ours, median)",
-                      div(ref.modes[m][0], shoal.modes[m][0]) if ref and m in ref.modes else None, 1.0, True)
+                      div(ref.modes[m][0], shoal.modes[m][0]) if ref and m in ref.modes else None, 1.2, True)
         check("peak RSS vs ONNX Runtime (ours/theirs)", div(shoal.rss_mib, ref.rss_mib) if ref else None, 0.3, False)
+        if shoal.switch:
+            # Not a ratio: the p99 in ms against 100 ms (shown as p99 / 100 ms, <= 1 passes).
+            check("mode switch p99 under the auto budget (ms / 100 ms)", shoal.switch[1] / 100.0, 1.0, False)
         pt = by.get("pytorch_fp32_eager")
         for m in MODES:
             if m in shoal.modes and pt and m in pt.modes:
@@ -377,6 +381,9 @@ def main():
     if meta:
         lines.append(f"Machine: {meta.get('machine', '?')}; {meta.get('os', '')}; date {meta.get('date', '?')}; "
                      f"load average before/after {meta.get('load_before', '?')} / {meta.get('load_after', '?')}")
+        if meta.get("cpu_flags") or meta.get("isa"):
+            lines.append(f"CPU flags: {meta.get('cpu_flags', '?')}; ISA used: "
+                         + ", ".join(f"{k} {v}" for k, v in (meta.get("isa") or {}).items()))
         if meta.get("versions"):
             lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
         lines.append("")

@@ -40,8 +40,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "backends/cpu/cpu_report.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/cpu_features.h"
 #include "cli/tuning_env.h"
 #include "core/npy.h"
 #include "core/utf8.h"
@@ -1294,6 +1296,14 @@ int cmd_bench(int argc, char **argv)
             cJSON_AddStringToObject(b.root, "device_name", g.name);
         else
             cJSON_AddStringToObject(b.root, "device_name", gpu ? "unknown GPU" : "host CPU");
+        if (!gpu) {
+            /* Which kernels ran: oneDNN's effective ISA (ONEDNN_MAX_CPU_ISA may cap it below
+             * what the CPU has) beside the CPU's own vector extensions. */
+            char feats[160];
+            cli_cpu_features(feats, sizeof feats);
+            cJSON_AddStringToObject(b.root, "cpu_isa", sh_backend_cpu_isa());
+            cJSON_AddStringToObject(b.root, "cpu_flags", feats);
+        }
         const sh_config *cfg = sh_runtime_config(b.rt);
         cJSON_AddNumberToObject(b.root, "threads", o.threads > 0 ? o.threads : cfg->inference.threads);
         rc = make_frames(&b);

@@ -3,17 +3,29 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backends/backend.h"
+#include "backends/cpu/cpu_report.h"
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/cpu_features.h"
 #include "import/onnx_import.h"
+#include "runtime/session.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: shoal inspect MODEL.onnx\n"
+            "usage: shoal inspect MODEL.onnx [--convs [--threads N]]\n"
             "\n"
             "Prints the model's producer, IR version and opset, its inputs and outputs with dtype and\n"
             "shape ('name' marks a symbolic dim), op counts, parameter count and bytes, and every node\n"
             "shoal cannot run with the reason. Then imports the model as `shoal run` would.\n"
+            "\n"
+            "--convs       also compile the model for the CPU backend and print the CPU's vector\n"
+            "              extensions, the instruction set oneDNN uses (ONEDNN_MAX_CPU_ISA may cap it)\n"
+            "              and one line per Conv after graph passes: geometry, fused activation,\n"
+            "              implementation with its ISA, and the layout of each side (needs static\n"
+            "              input shapes)\n"
+            "--threads N   CPU threads for --convs (0 = all cores, default): the row bands per conv\n"
             "\n"
             "Exit status: 0 the model imports, 1 unsupported ops or an import error, 2 bad usage or\n"
             "an unreadable file.\n");
@@ -58,13 +70,95 @@ static void print_meta(const sh_onnx_info *info)
     }
 }
 
+/* "C128->128 k3x3 s1 g1 160x160->160x160" from the compiled graph's shapes. */
+static void conv_geometry(const sh_graph *g, const sh_node *n, char *buf, size_t cap)
+{
+    const sh_tensor *X = sh_node_input(g, n, 0), *W = sh_node_input(g, n, 1), *Y = sh_node_output(g, n, 0);
+    if (X->shape.ndim != 4 || W->shape.ndim != 4 || Y->shape.ndim != 4) {
+        snprintf(buf, cap, "rank %d", X->shape.ndim);
+        return;
+    }
+    int cnt;
+    const int64_t *st = sh_node_ints(n, "strides", &cnt);
+    snprintf(buf, cap, "C%" PRId64 "->%" PRId64 " k%" PRId64 "x%" PRId64 " s%" PRId64 " g%" PRId64 " %" PRId64 "x%" PRId64
+             "->%" PRId64 "x%" PRId64,
+             X->shape.d[1], Y->shape.d[1], W->shape.d[2], W->shape.d[3], st && cnt > 0 ? st[0] : 1,
+             sh_node_int(n, "group", 1), X->shape.d[2], X->shape.d[3], Y->shape.d[2], Y->shape.d[3]);
+}
+
+/* Compiles the model for the CPU backend as `shoal exec` does and reports every Conv. */
+static int print_convs(sh_allocator *a, const char *path, int threads)
+{
+    char feats[160];
+    cli_cpu_features(feats, sizeof feats);
+    sh_backend be = {0};
+    sh_session *s = NULL;
+    sh_err err = {0};
+    sh_backend_params bp = {.alloc = a, .n_threads = threads};
+    if (sh_backend_cpu_create(&bp, &be, &err)) {
+        printf("cpu:       FAILED: %s\n", err.msg);
+        return 1;
+    }
+    printf("cpu:       %s; oneDNN ISA %s\n", feats, sh_backend_cpu_isa());
+    sh_session_params sp = sh_session_default_params();
+    sp.alloc = a;
+    sp.backend = &be;
+    int status = 0;
+    const sh_program *prog = NULL;
+    if (sh_session_create_file(&sp, path, &s, &err)) {
+        printf("convs:     FAILED to compile: %s\n", err.msg);
+        status = 1;
+    } else if (!(prog = sh_session_program(s))) {
+        printf("convs:     not compiled (the model's input shapes are not static)\n");
+    } else {
+        const sh_graph *g = sh_session_graph(s);
+        int n_convs = 0;
+        for (int k = 0; k < g->n_nodes; k++)
+            n_convs += !g->nodes[k].dead && g->nodes[k].op == SH_OP_CONV;
+        printf("convs:     %d after graph passes\n", n_convs);
+        for (int k = 0; k < g->n_nodes; k++) {
+            const sh_node *n = &g->nodes[k];
+            if (n->dead || n->op != SH_OP_CONV)
+                continue;
+            char geo[96], how[256];
+            conv_geometry(g, n, geo, sizeof geo);
+            if (sh_backend_cpu_describe_node(prog, k, how, sizeof how) < 0)
+                snprintf(how, sizeof how, "(no report)");
+            static const char *const act_names[SH_ACT_COUNT] = {"-", "+relu", "+sigmoid", "+silu", "+hswish",
+                                                                  "+hsigmoid", "+clip"};
+            const char *act = n->act >= 0 && n->act < SH_ACT_COUNT ? act_names[n->act] : "+?";
+            printf("  %-40s %-38s %-10s %s\n", n->name, geo, act, how);
+        }
+    }
+    sh_session_destroy(s);
+    sh_backend_destroy(&be);
+    return status;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
+    bool convs = false, threads_given = false;
+    int threads = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
+        }
+        if (strcmp(argv[i], "--convs") == 0) {
+            convs = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--threads") == 0) {
+            if (i + 1 >= argc) {
+                usage(stderr);
+                return 2;
+            }
+            if (cli_int32("inspect", argv[i], argv[i + 1], 0, 1024, &threads))
+                return 2;
+            threads_given = true;
+            i++;
+            continue;
         }
         if (argv[i][0] == '-' || path) {
             usage(stderr);
@@ -72,7 +166,9 @@ int cmd_inspect(int argc, char **argv)
         }
         path = argv[i];
     }
-    if (!path) {
+    if (!path || (threads_given && !convs)) {
+        if (path)
+            fprintf(stderr, "shoal inspect: --threads applies to --convs only\n");
         usage(stderr);
         return 2;
     }
@@ -116,6 +212,8 @@ int cmd_inspect(int argc, char **argv)
         } else {
             printf("import:    ok (%d nodes, %d tensors after removing Constant nodes)\n", g->n_nodes, g->n_tensors);
             sh_graph_destroy(g);
+            if (convs)
+                status = print_convs(a, path, threads);
         }
     }
     sh_onnx_info_destroy(a, info);

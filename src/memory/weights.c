@@ -11,7 +11,7 @@ typedef struct entry {
     XXH128_hash_t hash;
     size_t bytes;
     void *host;        /* packed copy in the host cache, or NULL */
-    void *dev;         /* device copy, or NULL */
+    void *dev;         /* device copy, or NULL; == host when it is the cached bytes (host_is_device) */
     int dev_refs;      /* tensor references from resident models */
     int reg_refs;      /* tensor references from registered models */
     int mark;          /* scratch for set computations, under the lock */
@@ -47,6 +47,7 @@ int sh_weight_store_create(const sh_weight_store_params *prm, sh_weight_store **
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory");
     ws->prm = *prm;
     ws->alloc = prm->alloc;
+    ws->prm.host_is_device = prm->host_is_device && prm->host_cache && !prm->backend.iface->host_alloc;
     if (!ws->prm.alignment)
         ws->prm.alignment = prm->backend.iface->alignment ? prm->backend.iface->alignment : 256;
     if (!ws->prm.chunk_bytes)
@@ -112,7 +113,10 @@ static void entry_drop_dev(sh_weight_store *ws, entry *e)
 {
     if (!e->dev)
         return;
-    sh_device_pool_free(ws->pool, e->dev);
+    if (e->dev == e->host)
+        sh_budget_release(ws->prm.budget, SH_MEM_WEIGHTS, SH_BUDGET_SHARED, dev_size(ws, e->bytes));
+    else
+        sh_device_pool_free(ws->pool, e->dev);
     e->dev = NULL;
     ws->st.device_bytes -= dev_size(ws, e->bytes);
     ws->st.n_device_entries--;
@@ -502,7 +506,21 @@ static int upload_entry(sh_weight_store *ws, int i, const sh_program *p, int t, 
         src = tmp;
     }
     void *dev = NULL;
-    int rc = sh_device_pool_alloc(ws->pool, e->bytes, &dev, err);
+    int rc;
+    if (e->host && ws->prm.host_is_device && (uintptr_t)e->host % ws->prm.alignment == 0) {
+        /* The cached bytes serve as they are; the budget still sees the weight arrive, so
+         * residency plans and evicts exactly as with a copy. */
+        rc = sh_budget_reserve(ws->prm.budget, SH_MEM_WEIGHTS, SH_BUDGET_SHARED,
+                               dev_size(ws, e->bytes), err);
+        if (rc)
+            return rc;
+        e->dev = e->host;
+        ws->st.device_bytes += dev_size(ws, e->bytes);
+        ws->st.n_device_entries++;
+        ws->st.n_uploads++;
+        return 0;
+    }
+    rc = sh_device_pool_alloc(ws->pool, e->bytes, &dev, err);
     if (!rc) {
         rc = ws->prm.backend.iface->upload(ws->prm.backend.ctx, dev, src, e->bytes, err);
         if (rc)

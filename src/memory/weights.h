@@ -47,6 +47,11 @@ typedef struct sh_weight_store_params {
     size_t alignment;         /* device alignment of each weight; 0 = the backend's */
     size_t chunk_bytes;       /* device pool chunk; 0 = 16 MiB */
     bool host_cache;          /* keep packed bytes on the host for fast re-admission */
+    /* The backend computes on host memory (CPU): a cached weight becomes resident as the
+     * cached bytes themselves, charged to the weights budget as an upload would be, instead
+     * of a second copy. Re-admission is then a rebind (no copy) and the resident set costs
+     * no memory beyond the cache. Only with host_cache and a backend without host_alloc. */
+    bool host_is_device;
     int max_models;
 } sh_weight_store_params;
 
@@ -55,7 +60,7 @@ typedef struct sh_weight_store_stats {
     size_t device_ref_bytes;    /* what resident models would take without sharing */
     size_t shared_saved_bytes;  /* device_ref_bytes - device_bytes */
     size_t host_cache_bytes;
-    size_t pool_reserved_bytes; /* device buffers held by the pool (>= device_bytes) */
+    size_t pool_reserved_bytes; /* device buffers held by the pool (>= device_bytes, less cached bytes used in place) */
     int n_entries, n_device_entries;
     unsigned long n_packs, n_uploads, n_dedup_hits, n_hash_collisions;
 } sh_weight_store_stats;

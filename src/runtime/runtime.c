@@ -546,6 +546,7 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
                                  .backend = rt->backend,
                                  .budget = rt->budget,
                                  .host_cache = cache_on,
+                                 .host_is_device = rt->backend_is_cpu,
                                  /* CPU buffers are plain host blocks: one per weight keeps the
                                   * budget's charges equal to the footprint residency plans with
                                   * (16 MiB chunks made small models look 16 MiB big). */

@@ -112,6 +112,7 @@ static int widx(const sh_graph *g, int i)
 }
 
 static size_t al(size_t n) { return sh_align_up(n, 256); }
+static size_t al64(size_t n) { return sh_align_up(n, 64); }
 
 static void identical_weights_are_stored_once(void **state)
 {
@@ -294,11 +295,90 @@ static void every_failure_is_clean(void **state)
     }
 }
 
+/* A backend that computes on host memory (the CPU) takes the cached packed bytes as its
+ * resident weights: no device buffer, no upload, the same addresses on every re-admission,
+ * while the weights budget is charged and released exactly as for a copy. */
+static void host_backend_uses_cached_bytes_in_place(void **state)
+{
+    (void)state;
+    fixture f;
+    size_t w0 = 4000, w1 = 20000, w2 = 1200;
+    setup(&f, 0, al64(w0) + 2 * al64(w1) + al64(w2));   /* no host_alloc: host memory is the device */
+    sh_weight_store_params prm = {.alloc = f.a, .backend = f.be, .budget = f.b, .alignment = 64,
+                                  .chunk_bytes = 64, .host_cache = true, .host_is_device = true,
+                                  .max_models = 4};
+    sh_weight_store *ws = NULL;
+    sh_err err = {0};
+    assert_int_equal(sh_weight_store_create(&prm, &ws, &err), 0);
+    assert_int_equal(sh_weight_store_register(ws, 0, f.pa, &err), 0);
+    assert_int_equal(sh_weight_store_register(ws, 1, f.pb, &err), 0);
+    size_t cached = sh_allocator_stats(f.a).in_use;
+    void *pa[16], *pb[16], *pa2[16];
+    for (int i = 0; i < 16; i++)
+        pa[i] = pb[i] = pa2[i] = (void *)(uintptr_t)0xdeadbeef;
+    assert_int_equal(sh_weight_store_load(ws, 0, f.pa, pa, &err), 0);
+    assert_int_equal(sh_weight_store_load(ws, 1, NULL, pb, &err), 0);
+    assert_int_equal(f.d.n_buffer_allocs, 0);
+    assert_int_equal(f.d.n_uploads, 0);
+    assert_int_equal(sh_allocator_stats(f.d.device).in_use, 0);
+    assert_int_equal(sh_allocator_stats(f.a).in_use, cached);   /* nothing copied */
+    /* The resident bytes are the packed ones (the fake flips bit 7 of every 4th byte). */
+    unsigned char expect[4];
+    memcpy(expect, f.ga->tensors[widx(f.ga, 1)].data, 4);
+    expect[3] ^= 0x80;
+    assert_memory_equal(pa[widx(f.ga, 1)], expect, 4);
+    assert_ptr_equal(pa[widx(f.ga, 0)], pb[widx(f.gb, 0)]);
+    assert_ptr_not_equal(pa[widx(f.ga, 1)], pb[widx(f.gb, 1)]);
+    sh_budget_stats bs;
+    sh_budget_get_stats(f.b, &bs);
+    assert_int_equal(bs.in_use[SH_MEM_WEIGHTS], al64(w0) + 2 * al64(w1) + al64(w2));
+    /* The budget is full: a third model's weights would not fit, as with copies. */
+    assert_false(sh_budget_fits(f.b, SH_MEM_WEIGHTS, 64));
+
+    /* Evicting A releases its unique weight's charge; its bytes stay in the cache, and
+     * re-admitting it gives the very same addresses without an upload. */
+    sh_weight_store_unload(ws, 0);
+    sh_budget_get_stats(f.b, &bs);
+    assert_int_equal(bs.in_use[SH_MEM_WEIGHTS], al64(w0) + al64(w1) + al64(w2));
+    assert_int_equal(sh_weight_store_bytes_to_load(ws, 0), al64(w1));
+    assert_int_equal(sh_weight_store_load(ws, 0, NULL, pa2, &err), 0);
+    assert_memory_equal(pa, pa2, sizeof(void *) * (size_t)f.ga->n_tensors);
+    assert_int_equal(f.d.n_uploads, 0);
+    sh_weight_store_stats st;
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.device_bytes, al64(w0) + 2 * al64(w1) + al64(w2));
+    assert_int_equal(st.n_uploads, 5);
+    sh_weight_store_destroy(ws);
+    teardown(&f);
+}
+
+/* host_is_device is ignored where the backend has its own host memory (a GPU): copies. */
+static void device_backend_ignores_host_is_device(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, 1, 0);
+    sh_weight_store_params prm = {.alloc = f.a, .backend = f.be, .budget = f.b, .alignment = 256,
+                                  .chunk_bytes = 8192, .host_cache = true, .host_is_device = true,
+                                  .max_models = 4};
+    sh_weight_store *ws = NULL;
+    sh_err err = {0};
+    assert_int_equal(sh_weight_store_create(&prm, &ws, &err), 0);
+    void *pa[16];
+    assert_int_equal(sh_weight_store_load(ws, 0, f.pa, pa, &err), 0);
+    assert_int_equal(f.d.n_uploads, 3);
+    assert_true(sh_allocator_stats(f.d.device).in_use > 0);
+    sh_weight_store_destroy(ws);
+    teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identical_weights_are_stored_once),
         cmocka_unit_test(without_cache_packs_again),
+        cmocka_unit_test(host_backend_uses_cached_bytes_in_place),
+        cmocka_unit_test(device_backend_ignores_host_is_device),
         cmocka_unit_test(budget_refusal_changes_nothing),
         cmocka_unit_test(every_failure_is_clean),
     };

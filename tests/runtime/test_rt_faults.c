@@ -21,16 +21,19 @@
 
 /* Three of the tiny models: a pinned preloaded one, and two on demand of which one shares
  * its backbone with the pinned one (so dedup, host cache and shared entries are exercised). */
-static const char *const CONFIG =
-    "models:\n"
-    "  blind_road: {path: " DATA "blind_road.onnx, task: segment, score_threshold: 0.5, preload: true, pinned: true}\n"
-    "  shopping: {path: " DATA "shopping.onnx, task: detect, score_threshold: 0.5, on_demand: true}\n"
-    "  hand: {path: " DATA "hand.onnx, task: landmarks, on_demand: true}\n"
-    "modes:\n"
-    "  navigation: [blind_road]\n"
-    "  shopping: [shopping, hand]\n"
-    "memory: {idle_unload_s: 0, host_cache: true}\n"
-    "inference: {device: cpu, threads: 1}\n";
+#define CONFIG_MODELS \
+    "models:\n" \
+    "  blind_road: {path: " DATA "blind_road.onnx, task: segment, score_threshold: 0.5, preload: true, pinned: true}\n" \
+    "  shopping: {path: " DATA "shopping.onnx, task: detect, score_threshold: 0.5, on_demand: true}\n" \
+    "  hand: {path: " DATA "hand.onnx, task: landmarks, on_demand: true}\n" \
+    "modes:\n" \
+    "  navigation: [blind_road]\n" \
+    "  shopping: [shopping, hand]\n" \
+    "inference: {device: cpu, threads: 1}\n"
+static const char *const CONFIG = CONFIG_MODELS "memory: {idle_unload_s: 0, host_cache: true}\n";
+/* For the device-side sweep: on the CPU, weights in the host cache are used in place (no
+ * device buffer), so only without the cache does every weight take a buffer_alloc. */
+static const char *const CONFIG_NO_CACHE = CONFIG_MODELS "memory: {idle_unload_s: 0, host_cache: 0}\n";
 
 typedef struct wrap {
     sh_backend inner;
@@ -114,15 +117,17 @@ static shoal_image FRAME;
 static char *EXPECT[2];          /* navigation, shopping */
 static const char *const MODES[2] = {"navigation", "shopping"};
 
-static shoal_runtime_params params(char *err, size_t cap)
+static shoal_runtime_params params_of(const char *config, char *err, size_t cap)
 {
     shoal_runtime_params p = shoal_runtime_default_params();
-    p.config_yaml = CONFIG;
+    p.config_yaml = config;
     p.error = err;
     p.error_cap = cap;
     err[0] = '\0';
     return p;
 }
+
+static shoal_runtime_params params(char *err, size_t cap) { return params_of(CONFIG, err, cap); }
 
 /* Runs both modes and compares with the unfaulted results (bit for bit when `exact`). */
 static void check_usable_as(shoal_runtime_t rt, const char *when, int exact)
@@ -308,7 +313,7 @@ static void test_device_fail_nth(void **state)
         W.fail_after = n;
         sh_runtime_internal_params ip = {.alloc = a, .wrap_backend = wrap_backend, .wrap_backend_user = &W};
         char err[512];
-        shoal_runtime_params p = params(err, sizeof err);
+        shoal_runtime_params p = params_of(CONFIG_NO_CACHE, err, sizeof err);
         shoal_runtime_t rt;
         int rc = sh_runtime_create_internal(&p, &ip, &rt);
         W.fail_after = -1;
@@ -335,7 +340,7 @@ static void test_device_fail_nth(void **state)
     W.fail_after = -1;
     sh_runtime_internal_params ip = {.alloc = a, .wrap_backend = wrap_backend, .wrap_backend_user = &W};
     char err[512];
-    shoal_runtime_params p = params(err, sizeof err);
+    shoal_runtime_params p = params_of(CONFIG_NO_CACHE, err, sizeof err);
     shoal_runtime_t rt;
     assert_int_equal(sh_runtime_create_internal(&p, &ip, &rt), SHOAL_OK);
     int64_t dev_base = rt_in_use(rt);

@@ -14,6 +14,7 @@
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <stdio.h>
 #include <string.h>
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -548,6 +549,12 @@ static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, fl
     case SH_ACT_SIGMOID: *alg = dnnl_eltwise_logistic; return true;
     case SH_ACT_SILU: *alg = dnnl_eltwise_swish; *a = 1.0f; return true;
     case SH_ACT_HARD_SWISH: *alg = dnnl_eltwise_hardswish; return true;
+    case SH_ACT_HARD_SIGMOID:
+        /* alpha*x + beta here; the clamp to [0, 1] is a second post-op (conv_dnnl_prepare). */
+        *alg = dnnl_eltwise_linear;
+        *a = p->act_a;
+        *b = p->act_b;
+        return true;
     case SH_ACT_CLIP:
         /* numpy.clip order (max then min) differs from clamp only when min > max. */
         if (!(p->act_a <= p->act_b))
@@ -610,6 +617,8 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
         goto out;
     if (p->act != SH_ACT_NONE) {
         if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_eltwise(po, 1.0f, alg, aa, ab) ||
+            (p->act == SH_ACT_HARD_SIGMOID &&
+             dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip_v2, 0.0f, 1.0f) != dnnl_success) ||
             dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
             goto out;
     }
@@ -812,6 +821,46 @@ static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params
     if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): oneDNN execution failed", n->name);
     return 0;
+}
+
+/* How this Conv runs, for shoal inspect: oneDNN's implementation string of its first band
+ * (every band gets the same kind; only the padding differs), the band count, and whether
+ * each side is transposed at run time or stays NHWC between oneDNN convs. */
+int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
+{
+    if (fn != conv_run)
+        return -1;
+    const conv_params *p = vp;
+    if (!p->dnn) {
+        const char *path = p->depthwise ? "direct depthwise kernel" : p->pointwise ? "sgemm" : "im2col + sgemm";
+        snprintf(buf, cap, "%s, NCHW", path);
+        return 0;
+    }
+    const char *impl = "?";
+    const_dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_primitive_get_primitive_desc(p->dnn->band[0].conv, &pd) != dnnl_success ||
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+        impl = "?";
+    snprintf(buf, cap, "oneDNN %s, %d band%s, src %s, dst %s", impl, p->dnn->n_bands, p->dnn->n_bands == 1 ? "" : "s",
+             p->in_nhwc ? "NHWC (from a conv)" : "NCHW->NHWC", p->out_nhwc ? "NHWC (to convs)" : "NHWC->NCHW");
+    return 0;
+}
+
+const char *cpu_dnnl_isa_name(void)
+{
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+    }
 }
 
 /* After every node is prepared: a tensor that only oneDNN convs read, written by a oneDNN

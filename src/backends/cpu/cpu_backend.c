@@ -5,6 +5,7 @@
  * run() calls the kernels in graph order with the pointers of the binding. Constants are
  * used as they are (pack_weight copies), activations take dtype-size * numel bytes. */
 #include "backends/cpu/cpu_impl.h"
+#include "backends/cpu/cpu_report.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -602,4 +603,17 @@ void sh_backend_cpu_set_conv_impl(sh_backend *b, int impl)
 {
     cpu_ctx *ctx = b->ctx;
     ctx->conv_impl = (cpu_conv_impl)impl;
+}
+
+const char *sh_backend_cpu_isa(void)
+{
+    return cpu_dnnl_isa_name();
+}
+
+int sh_backend_cpu_describe_node(const sh_program *p, int node, char *buf, size_t cap)
+{
+    const cpu_program *impl = p ? p->impl : NULL;
+    if (!impl || !buf || !cap || node < 0 || node >= impl->n_nodes || !impl->nodes[node].fn)
+        return -1;
+    return cpu_conv_describe(impl->nodes[node].fn, impl->nodes[node].params, buf, cap);
 }

@@ -186,6 +186,11 @@ void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, fl
 /* Marks conv -> conv edges that stay NHWC and sizes those convs' workspaces (conv.c);
  * fns/params are the nodes' [n_nodes]. */
 void cpu_conv_link_nhwc(sh_program *prog, const sh_graph *g, cpu_kernel_fn const *fns, void *const *params);
+/* One line on how a prepared Conv runs (implementation, ISA, layouts) into buf; -1 when fn is
+ * not the Conv kernel (conv.c). */
+int cpu_conv_describe(cpu_kernel_fn fn, const void *params, char *buf, size_t cap);
+/* oneDNN's effective ISA for this process ("avx2", "avx512_core", ...; conv.c). */
+const char *cpu_dnnl_isa_name(void);
 /* oneDNN engine/stream for ctx (conv.c); failure leaves them NULL and Conv on OpenBLAS. */
 void cpu_dnnl_init(cpu_ctx *ctx);
 void cpu_dnnl_fini(cpu_ctx *ctx);

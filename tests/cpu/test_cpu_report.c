@@ -1,0 +1,124 @@
+/* The CPU backend's self-report (cpu_report.h), which shoal inspect --convs and the benchmark
+ * metadata print: every Conv of the reference models names a oneDNN implementation built for
+ * the ISA the backend reports, and the layout claims agree across each conv -> conv edge (a
+ * conv that hands NHWC on has only convs reading NHWC after it). Skips (77) without models/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backends/cpu/cpu_report.h"
+#include "runtime/session.h"
+
+/* oneDNN names its kernels by the ISA family they were generated for ("jit:avx2",
+ * "brgconv:avx512_core"); the reported ISA may carry a suffix ("avx512_core_vnni"). */
+static bool impl_matches_isa(const char *how, const char *isa)
+{
+    const char *colon = strchr(how, ':');
+    if (!colon)
+        return false;
+    size_t n = strcspn(colon + 1, ",");
+    return n > 0 && strncmp(colon + 1, isa, n) == 0;
+}
+
+static void check_model(const char *path, int threads)
+{
+    sh_allocator *a = sh_allocator_create();
+    assert_non_null(a);
+    sh_backend be = {0};
+    sh_err err = {0};
+    sh_backend_params bp = {.alloc = a, .n_threads = threads};
+    assert_int_equal(sh_backend_cpu_create(&bp, &be, &err), 0);
+    sh_session_params sp = sh_session_default_params();
+    sp.alloc = a;
+    sp.backend = &be;
+    sh_session *s = NULL;
+    if (sh_session_create_file(&sp, path, &s, &err))
+        fail_msg("%s: %s", path, err.msg);
+    const sh_program *prog = sh_session_program(s);
+    const sh_graph *g = sh_session_graph(s);
+    assert_non_null(prog);
+    const char *isa = sh_backend_cpu_isa();
+    assert_true(strncmp(isa, "avx", 3) == 0 || strcmp(isa, "sse41") == 0);
+    int convs = 0, linked_out = 0, linked_in = 0;
+    char how[256], next[256];
+    for (int k = 0; k < g->n_nodes; k++) {
+        const sh_node *n = &g->nodes[k];
+        memset(how, 0x5a, sizeof how);
+        int rc = sh_backend_cpu_describe_node(prog, k, how, sizeof how);
+        if (n->dead || n->op != SH_OP_CONV) {
+            assert_int_equal(rc, -1);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_non_null(memchr(how, '\0', sizeof how));
+        convs++;
+        if (strncmp(how, "oneDNN ", 7) != 0)
+            continue;   /* the GEMM paths (e.g. a conv whose activation oneDNN lacks) */
+        if (!impl_matches_isa(how, isa))
+            fail_msg("%s: '%s' is not an %s kernel", n->name, how, isa);
+        char expect_bands[32];
+        snprintf(expect_bands, sizeof expect_bands, ", %d band", threads);
+        const sh_tensor *Y = sh_node_output(g, n, 0);
+        if (Y->shape.d[2] >= threads)
+            assert_non_null(strstr(how, expect_bands));
+        linked_in += strstr(how, "src NHWC (from a conv)") != NULL;
+        if (!strstr(how, "dst NHWC (to convs)"))
+            continue;
+        linked_out++;
+        /* Every reader of an NHWC output must be a oneDNN conv that reads it as NHWC. */
+        int out_t = n->outputs[0];
+        for (int c = 0; c < g->n_nodes; c++) {
+            const sh_node *r = &g->nodes[c];
+            if (r->dead)
+                continue;
+            for (int i = 0; i < r->n_inputs; i++) {
+                if (r->inputs[i] != out_t)
+                    continue;
+                assert_int_equal(r->op, SH_OP_CONV);
+                assert_int_equal(i, 0);
+                assert_int_equal(sh_backend_cpu_describe_node(prog, c, next, sizeof next), 0);
+                if (!strstr(next, "src NHWC (from a conv)"))
+                    fail_msg("%s hands NHWC to %s, which reports '%s'", n->name, r->name, next);
+            }
+        }
+    }
+    assert_true(convs > 10);
+    assert_true(linked_out > 0);
+    assert_true(linked_in >= linked_out);
+    assert_int_equal(sh_backend_cpu_describe_node(prog, -1, how, sizeof how), -1);
+    assert_int_equal(sh_backend_cpu_describe_node(prog, g->n_nodes, how, sizeof how), -1);
+    assert_int_equal(sh_backend_cpu_describe_node(NULL, 0, how, sizeof how), -1);
+    sh_session_destroy(s);
+    sh_backend_destroy(&be);
+    sh_allocator_destroy(a);
+}
+
+static void test_yolo_convs(void **state)
+{
+    (void)state;
+    check_model(SHOAL_MODELS_DIR "/blind_road.onnx", 2);
+}
+
+static void test_mobilenet_convs(void **state)
+{
+    (void)state;
+    check_model(SHOAL_MODELS_DIR "/hand.onnx", 1);
+}
+
+int main(void)
+{
+    if (access(SHOAL_MODELS_DIR "/blind_road.onnx", R_OK) || access(SHOAL_MODELS_DIR "/hand.onnx", R_OK)) {
+        printf("models/ absent: skipped\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_yolo_convs),
+        cmocka_unit_test(test_mobilenet_convs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
