@@ -137,6 +137,7 @@ typedef struct stage_run {
     sh_rt_model *stage[2];        /* by sh_hand_model */
     double net_ms;                /* upload + run + download of both, host wall time */
     double stage_ms[2];           /* of each stage's last run, for its latency record */
+    double device_ms;             /* the lanes' busy time of every stage run; -1 when unknown */
     int runs[2];
 } stage_run;
 
@@ -194,6 +195,9 @@ static int run_stage(void *user, sh_hand_model which, const float *input, size_t
         int w = be->lane_wait(bc, m->lane, &busy, rc ? &e2 : err);
         if (rc == 0)
             rc = w;
+        s->device_ms = busy >= 0 && s->device_ms >= 0 ? s->device_ms + busy : -1;
+    } else {
+        s->device_ms = -1;
     }
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc)
@@ -288,7 +292,8 @@ static int fill_result(shoal_runtime_t rt, const sh_image *img, const sh_hand *h
 /* The palm detector alone on the whole frame (the hand landmarker's first step): its palms
  * as detections, no hands. */
 static int run_palms(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *palm, const sh_image *img,
-                     const sh_hand_params *p, sh_palm *palms, int *np, double *net_ms, sh_err *err)
+                     const sh_hand_params *p, sh_palm *palms, int *np, double *net_ms, double *device_ms,
+                     sh_err *err)
 {
     int side = palm->in_w, rc;
     float *anchors = sh_alloc(rt->alloc, 2 * SH_PALM_MAX_ANCHORS * sizeof(float));
@@ -309,6 +314,7 @@ static int run_palms(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *palm, 
         size_t counts[2];
         rc = run_stage(&s, SH_HAND_MODEL_PALM, in, in_n, out, counts, 2, err);
         *net_ms = s.net_ms;
+        *device_ms = s.device_ms;
         if (rc == 0 && (counts[0] != (size_t)na * (4 + 2 * SH_PALM_KEYPOINTS) || counts[1] != (size_t)na))
             rc = sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': outputs of %zu and %zu values for %d anchors",
                          palm->cfg->name, counts[0], counts[1], na);
@@ -348,14 +354,15 @@ static int run_palm_stage(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_mo
     sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
     sh_palm palms[SH_HAND_MAX_HANDS];
     int np = 0;
-    double net = 0;
-    rc = run_palms(rt, ctx, palm, &img, &p, palms, &np, &net, err);
+    double net = 0, device = -1;
+    rc = run_palms(rt, ctx, palm, &img, &p, palms, &np, &net, &device, err);
     sh_residency_release(rt->residency, palm->id, sh_rt_now(rt));
     if (rc == 0)
         rc = fill_result(rt, &img, NULL, 0, palms, np, r, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", palm->cfg->name);
     r->pub.infer_ms = net;
+    r->device_ms = device;
     r->pub.latency_ms = (now_s() - t0) * 1e3;
     record_latency(rt, palm, r->pub.latency_ms);
     return 0;
@@ -401,6 +408,7 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
     if ((rc = fill_result(rt, &img, hands, n, palms, np, r, err)))
         return rc;
     r->pub.infer_ms = s.net_ms;
+    r->device_ms = s.device_ms;
     r->pub.latency_ms = (now_s() - t0) * 1e3;
     if (s.runs[SH_HAND_MODEL_PALM])
         record_latency(rt, palm, s.stage_ms[SH_HAND_MODEL_PALM]);
@@ -455,8 +463,15 @@ int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const siz
         rc = sh_rt_hand_run(rt, ctx, &rt->models[ids[i]], frame, video, &res->items[i], err);
         res->infer_ms += res->items[i].pub.infer_ms;
     }
-    /* the device clock covered the lanes only; the hands' device time is not measured */
-    res->device_ms = -1;
+    /* the hand stages run after the networks' lanes, one stage at a time: their lanes' busy
+     * times add to the networks' span */
+    res->device_ms = n_net ? part.device_ms : 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (sh_rt_hand_is_task(&rt->models[ids[i]]))
+            res->device_ms = res->device_ms < 0 || res->items[i].device_ms < 0 ? -1
+                                                                                : res->device_ms + res->items[i].device_ms;
+    if (rc)
+        res->device_ms = -1;
     return rc;
 }
 

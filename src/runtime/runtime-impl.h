@@ -156,6 +156,7 @@ typedef struct sh_rt_result {
     sh_hand_landmarks hand;
     float landmarks[3 * SH_HAND_POINTS];
     shoal_hand hands[SH_HAND_MAX_HANDS];   /* task hand_landmarks (hand_task.c) */
+    double device_ms;                      /* hand_landmarks on lanes: both stages' device time */
     const sh_model_config *cfg;
 } sh_rt_result;
 
