@@ -25,7 +25,10 @@ typedef struct sh_gate sh_gate;
 typedef struct sh_gate_params {
     int listen_fd;        /* listening socket; the gate closes it */
     sh_conn_table *conns;
-    int max_pending;      /* connections waiting for their head at once; more wait in the backlog */
+    /* Connections waiting for their head at once; more wait in the kernel's backlog. Keep it
+     * above the table's max_connections: a full gate stops accepting, and the table's caps
+     * (which cut the oldest slow head to let a new connection in) only act on accepted ones. */
+    int max_pending;
     /* A connection whose head passed. Returns 0 when the connection was taken; otherwise
      * the socket has been closed by the callee (libmicrohttpd closes it on failure). */
     int (*pass)(void *user, int fd, const struct sockaddr *addr, socklen_t addr_len);

@@ -1451,7 +1451,9 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         server_free(s);
         return sh_errf(err, SHOAL_ERR_IO, "could not start the HTTP server on %s", listen);
     }
-    sh_gate_params gp = {fd, s->conns, p->max_connections, gate_pass, gate_refused, s};
+    /* The table's caps decide which connections stay; the gate only needs room for those
+     * plus the ones just cut (shut down, about to be closed on its next round). */
+    sh_gate_params gp = {fd, s->conns, p->max_connections + MHD_CONNECTION_SLACK, gate_pass, gate_refused, s};
     rc = sh_gate_start(a, &gp, &s->gate, err);
     if (rc) {
         MHD_stop_daemon(s->mhd);
