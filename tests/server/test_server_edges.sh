@@ -363,6 +363,28 @@ check "every trickling connection cut within 4 s" python3 -c "import sys; t=[flo
 check "/metrics: cut by the deadline" test "$(metric "$PORT" 'shoal_http_connections_cut_total{reason="deadline"}')" -ge 1
 check "/metrics: evicted by the per-client cap" test "$(metric "$PORT" 'shoal_http_connections_cut_total{reason="evicted"}')" -ge 1
 
+# slow heads from 80 addresses (over --max-connections 8): the oldest are cut to make room,
+# and a probe still gets in at once, with its head checked like theirs (the gate keeps accepting)
+ev0=$(metric "$PORT" 'shoal_http_connections_cut_total{reason="evicted"}')
+python3 - "$PORT" > "$TMP/heads.out" 2>&1 <<'PYEOF' &
+import socket, sys, time
+port, held = int(sys.argv[1]), []
+for i in range(80):
+    s = socket.socket()
+    s.bind(("127.0.1.%d" % (i + 1), 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+    held.append(s)
+time.sleep(1.5)
+print(len(held))
+PYEOF
+HEADS_PID=$!
+sleep 0.7
+req healthz-beside-slow-heads 200 --max-time 1 "$U/healthz"
+wait $HEADS_PID
+ev1=$(metric "$PORT" 'shoal_http_connections_cut_total{reason="evicted"}')
+check "80 slow heads: the oldest cut to make room ($ev0 -> $ev1)" test "$((ev1 - ev0))" -ge 70
+
 # SIGHUP: an in-flight request finishes, the new config (a new mode) is served
 write_config "$TMP/serve.yaml" walking
 curl -s --max-time 60 -o "$TMP/during-hup.body" -w '%{http_code}' --data-binary "@$IMG" \
