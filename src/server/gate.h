@@ -1,6 +1,7 @@
 /* The gate between the listening socket and libmicrohttpd: it accepts connections, waits
- * for each request head without reading it (MSG_PEEK), checks it (server/head.h), and only
- * then hands the connection to libmicrohttpd, which reads the same bytes again. A head that
+ * for each connection's first request head without reading it (MSG_PEEK), checks it
+ * (server/head.h), and only then hands the connection to libmicrohttpd, which reads the same
+ * bytes again. Later requests on a kept-alive connection go to libmicrohttpd unchecked. A head that
  * would get one of libmicrohttpd's HTML error pages is answered here instead, in JSON, and the
  * connection closes once the client has stopped sending (so the answer is not lost to a
  * reset). One thread polls every connection whose head has not arrived yet; it keeps no

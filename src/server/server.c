@@ -277,10 +277,9 @@ static enum MHD_Result send_text(sh_server *s, struct MHD_Connection *c, unsigne
         if (rq->conn)
             sh_conn_set_phase(s->conns, rq->conn, SH_CONN_BUSY);
     }
-    /* Every answer closes its connection: the gate checks the head of a connection's first
-     * request only, and a second request on a kept-alive connection would reach
-     * libmicrohttpd's own (HTML) error pages unchecked. */
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* While stopping, every answer closes its connection so keep-alive clients go away. */
+    if (atomic_load(&s->stopping))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
     size_t k = 0;
