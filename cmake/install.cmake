@@ -11,7 +11,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/include/shoal.h DESTINATION ${CMAKE_INSTALL_IN
 # What a static link needs besides libshoal.a: the dependencies' own link flags (their
 # shared libraries; pkg-config's --libs of each, not their static closures), oneDNN, OpenMP.
 set(_flags "")
-foreach(dep PROTOBUFC YAML CJSON MHD OPENBLAS XXHASH LIBZIP TURBOJPEG)
+foreach(dep PROTOBUFC YAML CJSON MHD NETTLE OPENBLAS XXHASH LIBZIP TURBOJPEG)
   list(APPEND _flags ${${dep}_LDFLAGS})
 endforeach()
 list(APPEND _flags -ldnnl ${OpenMP_C_FLAGS} -lpthread -lm -ldl)

@@ -12,6 +12,8 @@
 #include "core/alloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Optional, as under libFuzzer: a target that sets something up once (a server) defines it. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 static int replay_file(const char *path)
 {
@@ -80,6 +82,8 @@ static int replay_dir(const char *dir, size_t *count)
 int main(int argc, char **argv)
 {
     size_t count = 0;
+    if (LLVMFuzzerInitialize)
+        LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {

@@ -8,13 +8,18 @@
 #      130 addresses; /healthz latency (p50/p99/max over fresh connections) meanwhile;
 #   3. wrk: DURATION s at 64 connections of POST /v1/infer with a JPEG; the server must still
 #      answer, exit 0 on SIGTERM, and (ASan build) report nothing.
-# Usage: scripts/server-soak.sh [SHOAL_BINARY] [DURATION_S]
-#   (default build/shoal, 60 s; give build-asan/shoal for the sanitizer run).
+# Usage: scripts/server-soak.sh [SHOAL_BINARY] [DURATION_S] [PARTS]
+#   (default build/shoal, 60 s, PARTS "bombs,slow,wrk"; give build-asan/shoal for the sanitizer
+#   run, e.g. `scripts/server-soak.sh build-asan/shoal 60 slow` for the slow clients alone).
+# Prints the machine's load average first: the latencies mean little on a busy machine.
 # Needs ../shared/real-models, python3, curl and wrk (apt-get install wrk).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHOAL=$(realpath "${1:-build/shoal}")
 DURATION=${2:-60}
+PARTS=${3:-bombs,slow,wrk}
+part() { [[ ",$PARTS," == *",$1,"* ]]; }
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 RM=$(realpath ../shared/real-models)
 IMG=$RM/images/street/000000001584.jpg
 for tool in python3 curl wrk; do
@@ -76,6 +81,7 @@ finish() {   # SIGTERM; exit 0 and no sanitizer report expected
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SPID/status"; }
 
 # --- 1. decompression bombs ---------------------------------------------------------------
+if part bombs; then
 python3 - "$TMP/bomb.png" <<'PYEOF'
 import struct, sys, zlib
 w = h = 8192
@@ -106,8 +112,10 @@ for pixels in default 67108864; do
   curl -s --max-time 10 "http://127.0.0.1:$PORT/metrics" | grep '^shoal_http_decode' | sed 's/^/    /'
   finish
 done
+fi
 
 # --- 2. slow clients ------------------------------------------------------------------------
+if part slow; then
 echo "== 130 slow connections (one byte every 2 s) while /healthz is probed every 50 ms"
 start --workers 2
 for spread in one many; do
@@ -166,8 +174,10 @@ PYEOF
   curl -s --max-time 10 "http://127.0.0.1:$PORT/metrics" | grep '^shoal_http_connections' | sed 's/^/    /'
 done
 finish
+fi
 
 # --- 3. wrk --------------------------------------------------------------------------------------
+if part wrk; then
 echo "== wrk: ${DURATION} s, 64 connections, POST /v1/infer with a $(stat -c %s "$IMG")-byte JPEG"
 cat > "$TMP/post.lua" <<EOF
 local f = io.open("$IMG", "rb")
@@ -189,6 +199,7 @@ code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' --data-binary "@$IMG
 echo "  after the run: /v1/infer answers $code"
 [ "$code" = 200 ] || bad "no 200 after the wrk run"
 finish
+fi
 echo
 [ $BAD -eq 0 ] && echo "server-soak: every bound held" || echo "server-soak: $BAD bound(s) missed"
 exit $((BAD != 0))

@@ -16,6 +16,7 @@ struct sh_conn {
     sh_conn_phase phase;
     double since_ms;           /* when the current phase began */
     bool cut;
+    bool claimed;              /* by the connection layer, after the gate handed it over */
     void *user;
 };
 
@@ -189,6 +190,37 @@ void sh_conn_close(sh_conn_table *t, sh_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     t->st.open--;
+    pthread_mutex_unlock(&t->lock);
+    sh_free(t->alloc, c);
+}
+
+sh_conn *sh_conn_claim(sh_conn_table *t, int fd)
+{
+    pthread_mutex_lock(&t->lock);
+    sh_conn *c = t->head;
+    while (c && (c->fd != fd || c->claimed))
+        c = c->next;
+    if (c)
+        c->claimed = true;
+    pthread_mutex_unlock(&t->lock);
+    return c;
+}
+
+void sh_conn_drop_unclaimed(sh_conn_table *t, int fd)
+{
+    pthread_mutex_lock(&t->lock);
+    sh_conn *c = t->head;
+    while (c && (c->fd != fd || c->claimed))
+        c = c->next;
+    if (c) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            t->head = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        t->st.open--;
+    }
     pthread_mutex_unlock(&t->lock);
     sh_free(t->alloc, c);
 }

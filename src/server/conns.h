@@ -59,6 +59,12 @@ void sh_conn_table_destroy(sh_conn_table *t);
 sh_conn *sh_conn_open(sh_conn_table *t, int fd, const struct sockaddr *addr);
 /* Forgets the connection; its socket must still be open. Accepts NULL. */
 void sh_conn_close(sh_conn_table *t, sh_conn *c);
+/* The unclaimed connection on socket `fd`, now claimed (a second claim finds nothing):
+ * how the connection layer takes over a connection the gate (server/gate.h) opened and
+ * handed to it. NULL when there is none. */
+sh_conn *sh_conn_claim(sh_conn_table *t, int fd);
+/* Forgets the unclaimed connection on `fd`, if any: a hand-over that failed. */
+void sh_conn_drop_unclaimed(sh_conn_table *t, int fd);
 /* Entering SH_CONN_RECEIVING restarts the request's deadline. */
 void sh_conn_set_phase(sh_conn_table *t, sh_conn *c, sh_conn_phase phase);
 /* A slot the server keeps per connection (its current request). */

@@ -23,6 +23,8 @@
 
 #include "runtime/config.h"
 #include "server/conns.h"
+#include "server/gate.h"
+#include "server/head.h"
 #include "server/jobs.h"
 #include "server/listen.h"
 #include "server/stream.h"
@@ -38,10 +40,11 @@
  * (a 16-bit RGBA PNG inflates to 8 bytes a pixel) plus the RGB image and its public copy
  * (3 + 3). Charged before decoding; afterwards only the frame's 3 bytes a pixel stay. */
 #define DECODE_BYTES_PER_PIXEL 16
-/* Request headers beyond this total get 431 (our JSON one); libmicrohttpd's own pool is
- * made larger than this so that it is ours that answers. */
+/* Request headers beyond this total get 431 from the request handler; heads beyond
+ * SH_HEAD_MAX_BYTES (or SH_HEAD_MAX_FIELDS fields) never reach libmicrohttpd (server/gate.h),
+ * and its pool holds any head the gate lets through, so none of its HTML pages is sent. */
 #define MAX_HEADER_BYTES (16u << 10)
-#define MHD_POOL_BYTES (64u << 10)
+#define MHD_POOL_BYTES (SH_HEAD_MAX_BYTES * 2)
 /* libmicrohttpd's own connection limit sits above ours: connections the table cut are still
  * counted by it until their threads have closed them. */
 #define MHD_CONNECTION_SLACK 64
@@ -90,6 +93,7 @@ struct sh_server {
     sh_server_params p;
     char token[256];
     struct MHD_Daemon *mhd;
+    sh_gate *gate;
     sh_job_queue *jobs;
     sh_conn_table *conns;
     sh_stream_hub *streams;
@@ -1286,7 +1290,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (!fdi)
             return;
-        *socket_context = sh_conn_open(s->conns, fdi->connect_fd, ai ? ai->client_addr : NULL);
+        /* Every connection comes through the gate, which opened its record; a connection
+         * libmicrohttpd took some other way would still be counted. */
+        *socket_context = sh_conn_claim(s->conns, fdi->connect_fd);
+        if (!*socket_context)
+            *socket_context = sh_conn_open(s->conns, fdi->connect_fd, ai ? ai->client_addr : NULL);
         if (!*socket_context)
             shutdown(fdi->connect_fd, SHUT_RDWR);   /* out of memory: refuse it */
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -1314,6 +1322,32 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     sh_free(s->alloc, rq);
     *con_cls = NULL;
     atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static int gate_pass(void *user, int fd, const struct sockaddr *addr, socklen_t addr_len)
+{
+    sh_server *s = user;
+    return MHD_add_connection(s->mhd, fd, addr, addr_len) == MHD_YES ? 0 : -1;
+}
+
+static void gate_refused(void *user, unsigned status, const char *reason, char *id, size_t id_cap)
+{
+    sh_server *s = user;
+    snprintf(id, id_cap, "%016llx-%llu", (unsigned long long)s->id_seed,
+             (unsigned long long)atomic_fetch_add(&s->id_counter, 1));
+    atomic_fetch_add(&s->requests_total, 1);
+    size_t k = 0;
+    while (k < N_COUNTED && COUNTED[k] != status)
+        k++;
+    atomic_fetch_add(&s->responses[k], 1);
+    if (s->p.log_json)
+        slog(s, SHOAL_LOG_INFO,
+             "{\"event\":\"access\",\"request_id\":\"%s\",\"endpoint\":\"-\",\"target\":\"-\",\"status\":%u,"
+             "\"ms\":0.0,\"end\":\"refused-head\",\"reason\":\"%s\"}",
+             id, status, reason);
+    else
+        slog(s, SHOAL_LOG_INFO, "access id=%s endpoint=- target=- status=%u ms=0.0 end=refused-head reason=\"%s\"", id,
+             status, reason);
 }
 
 static void server_free(sh_server *s)
@@ -1401,10 +1435,10 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         return rc;
     }
     s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                                  MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0),
+                                  MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG |
+                                  (ipv6 ? MHD_USE_IPv6 : 0),
                               0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->connection_timeout_s,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)(p->max_connections + MHD_CONNECTION_SLACK),
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL_BYTES,
@@ -1415,6 +1449,15 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
         close(fd);
         server_free(s);
         return sh_errf(err, SHOAL_ERR_IO, "could not start the HTTP server on %s", listen);
+    }
+    /* The table's caps decide which connections stay; the gate only needs room for those
+     * plus the ones just cut (shut down, about to be closed on its next round). */
+    sh_gate_params gp = {fd, s->conns, p->max_connections + MHD_CONNECTION_SLACK, gate_pass, gate_refused, s};
+    rc = sh_gate_start(a, &gp, &s->gate, err);
+    if (rc) {
+        MHD_stop_daemon(s->mhd);
+        server_free(s);
+        return rc;
     }
     *out = s;
     return SHOAL_OK;
@@ -1440,9 +1483,7 @@ void sh_server_stop(sh_server *s)
      * are told to go away (their clients reconnect to another server). */
     atomic_store(&s->stopping, true);
     sh_stream_hub_close_all(s->streams);
-    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    sh_gate_close_listener(s->gate);
     /* 2. Let requests already started finish and their answers go out. MHD_stop_daemon
      * shuts every socket down before joining the connection threads, so calling it now would
      * cut the answers of requests still running. A client that trickles its request is
@@ -1458,6 +1499,7 @@ void sh_server_stop(sh_server *s)
      * connections, join their threads, then the workers. */
     sh_stream_hub_destroy(s->streams);
     s->streams = NULL;
+    sh_gate_stop(s->gate);
     MHD_stop_daemon(s->mhd);
     server_free(s);
 }

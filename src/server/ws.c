@@ -1,107 +1,35 @@
 #include "server/ws.h"
 
 #include <errno.h>
+#include <nettle/base64.h>
+#include <nettle/sha1.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* --- SHA-1 (FIPS 180-4), only for the handshake's accept key ------------------------------ */
-
-static uint32_t rol(uint32_t x, int n)
-{
-    return (x << n) | (x >> (32 - n));
-}
-
-static void sha1_block(uint32_t h[5], const uint8_t *p)
-{
-    uint32_t w[80];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5A827999;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ED9EBA1;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8F1BBCDC;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xCA62C1D6;
-        }
-        uint32_t t = rol(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol(b, 30);
-        b = a;
-        a = t;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-}
-
-/* SHA-1 of a short message (at most 119 bytes: two blocks with the padding). */
-static void sha1_short(const uint8_t *msg, size_t n, uint8_t out[20])
-{
-    uint8_t blk[128] = {0};
-    memcpy(blk, msg, n);
-    blk[n] = 0x80;
-    size_t total = n + 9 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)n * 8;
-    for (int i = 0; i < 8; i++)
-        blk[total - 1 - i] = (uint8_t)(bits >> (8 * i));
-    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-    for (size_t off = 0; off < total; off += 64)
-        sha1_block(h, blk + off);
-    for (int i = 0; i < 5; i++) {
-        out[4 * i] = (uint8_t)(h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)h[i];
-    }
-}
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static bool is_b64(char c)
-{
-    return c && (strchr(B64, c) != NULL || c == '=');
-}
-
 bool sh_ws_accept_key(const char *client_key, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    /* The key is 16 random bytes in base64: 24 characters. */
-    if (!client_key || strlen(client_key) != 24)
+    /* The key must decode to 16 bytes (RFC 6455 4.2.1): 24 base64 characters, "==" last. */
+    if (!client_key || strlen(client_key) != 24 || client_key[21] == '=' || client_key[22] != '=' ||
+        client_key[23] != '=')
         return false;
-    for (int i = 0; i < 24; i++)
-        if (!is_b64(client_key[i]))
-            return false;
-    uint8_t msg[24 + sizeof guid];
-    memcpy(msg, client_key, 24);
-    memcpy(msg + 24, guid, sizeof guid - 1);
-    uint8_t d[20];
-    sha1_short(msg, 24 + sizeof guid - 1, d);
-    int o = 0;
-    for (int i = 0; i < 20; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < 20 ? (uint32_t)d[i + 1] << 8 : 0) | (i + 2 < 20 ? d[i + 2] : 0);
-        out[o++] = B64[(v >> 18) & 63];
-        out[o++] = B64[(v >> 12) & 63];
-        out[o++] = i + 1 < 20 ? B64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < 20 ? B64[v & 63] : '=';
-    }
-    out[o] = '\0';
+    struct base64_decode_ctx b64;
+    uint8_t raw[BASE64_DECODE_LENGTH(24)];
+    size_t raw_len = sizeof raw;
+    base64_decode_init(&b64);
+    if (!base64_decode_update(&b64, &raw_len, raw, 24, client_key) || !base64_decode_final(&b64) || raw_len != 16)
+        return false;
+    struct sha1_ctx sha;
+    uint8_t digest[SHA1_DIGEST_SIZE];
+    sha1_init(&sha);
+    sha1_update(&sha, 24, (const uint8_t *)client_key);
+    sha1_update(&sha, sizeof guid - 1, (const uint8_t *)guid);
+    sha1_digest(&sha, sizeof digest, digest);
+    base64_encode_raw(out, sizeof digest, digest);
+    out[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE)] = '\0';
     return true;
 }
 

@@ -2,8 +2,10 @@
 
 #include "vision/image-decode.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -213,17 +215,32 @@ int sh_image_load_memory(sh_allocator *a, const void *data, size_t size, const c
     return sh_image_decode_jpeg(a, data, size, name, w, h, out, err);
 }
 
-/* Whether the first IDAT chunk of a PNG is empty. stb_image copies such a chunk to its null
- * data pointer (null + 0: undefined behaviour, found by fuzz_image); no encoder writes one. */
-static int png_first_idat_empty(const uint8_t *d, size_t n)
+/* The PNG's chunk layout, checked before stb_image sees it. stb_image sizes its buffer for
+ * the compressed data by each IDAT chunk's declared length before finding that the bytes are
+ * not there, so a 150-byte file declaring a 256 MiB chunk cost a 256 MiB allocation (and a
+ * second under a sanitizer to fill and free it, found by fuzz_server); with every chunk's
+ * data inside the file, that buffer is bounded by the file's size. An empty first IDAT chunk
+ * is refused as well: stb_image copies it to its null data pointer (null + 0: undefined
+ * behaviour, found by fuzz_image); no encoder writes one. Returns 0 or a parse error. */
+static int png_check_chunks(const uint8_t *d, size_t n, const char *name, sh_err *err)
 {
     size_t pos = 8;   /* after the signature */
+    bool seen_idat = false;
     while (n - pos >= 8) {
         size_t len = be32(d + pos);
-        if (memcmp(d + pos + 4, "IDAT", 4) == 0)
-            return len == 0;
-        if (len > n - pos - 8 || n - pos - 8 - len < 4)
-            return 0;   /* truncated: stb reports it */
+        const uint8_t *type = d + pos + 4;
+        if (len > n - pos - 8)
+            return sh_errf(err, SHOAL_ERR_PARSE, "%s: corrupt or truncated PNG (chunk '%c%c%c%c' at byte %zu declares "
+                           "%zu bytes, %zu remain)", label(name), isprint(type[0]) ? type[0] : '?',
+                           isprint(type[1]) ? type[1] : '?', isprint(type[2]) ? type[2] : '?',
+                           isprint(type[3]) ? type[3] : '?', pos, len, n - pos - 8);
+        if (memcmp(type, "IDAT", 4) == 0) {
+            if (!seen_idat && len == 0)
+                return sh_errf(err, SHOAL_ERR_PARSE, "%s: corrupt PNG (empty first IDAT chunk)", label(name));
+            seen_idat = true;
+        }
+        if (memcmp(type, "IEND", 4) == 0 || n - pos - 8 - len < 4)
+            return 0;   /* the end, or a chunk without its CRC: stb_image's to judge */
         pos += 8 + len + 4;   /* length and type, data, CRC */
     }
     return 0;
@@ -233,8 +250,11 @@ int sh_image_decode_stb(sh_allocator *a, const void *data, size_t size, const ch
                         sh_image *out, sh_err *err)
 {
     memset(out, 0, sizeof *out);
-    if (sniff(data, size) == FMT_PNG && png_first_idat_empty(data, size))
-        return sh_errf(err, SHOAL_ERR_PARSE, "%s: corrupt PNG (empty first IDAT chunk)", label(name));
+    if (sniff(data, size) == FMT_PNG) {
+        int rc = png_check_chunks(data, size, name, err);
+        if (rc)
+            return rc;
+    }
     sh_allocator *saved = tl_stb_alloc;
     tl_stb_alloc = a;
     int iw = 0, ih = 0, comp = 0;

@@ -148,12 +148,46 @@ static void deadline_cuts_receiving_not_busy(void **state)
     sh_allocator_destroy(a);
 }
 
+/* The gate opens a connection's record, the connection layer claims it by socket once, and
+ * a failed hand-over drops a record nobody claimed (a claimed one stays). */
+static void claim_once_and_drop_unclaimed(void **state)
+{
+    (void)state;
+    sh_allocator *a = sh_allocator_create();
+    sh_conn_limits lim = {.max_connections = 10, .max_per_client = 10, .receive_timeout_ms = 600000};
+    sh_conn_table *t = sh_conn_table_create(a, &lim);
+    assert_non_null(t);
+    pair p[2];
+    open_pair(t, &p[0], "10.0.0.1");
+    open_pair(t, &p[1], "10.0.0.1");
+    assert_ptr_equal(sh_conn_claim(t, p[0].server), p[0].conn);
+    assert_null(sh_conn_claim(t, p[0].server));
+    assert_null(sh_conn_claim(t, p[1].client));   /* no record on that socket */
+    sh_conn_drop_unclaimed(t, p[0].server);        /* claimed: stays */
+    sh_conn_stats st;
+    sh_conn_get_stats(t, &st);
+    assert_int_equal(st.open, 2);
+    sh_conn_drop_unclaimed(t, p[1].server);
+    sh_conn_get_stats(t, &st);
+    assert_int_equal(st.open, 1);
+    assert_null(sh_conn_claim(t, p[1].server));
+    p[1].conn = NULL;   /* dropped: close_pair closes the sockets only */
+    for (int i = 0; i < 2; i++)
+        close_pair(t, &p[i]);
+    sh_conn_get_stats(t, &st);
+    assert_int_equal(st.open, 0);
+    sh_conn_table_destroy(t);
+    assert_int_equal(sh_allocator_stats(a).in_use, 0);
+    sh_allocator_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(per_client_cap_cuts_the_oldest_receiving),
         cmocka_unit_test(global_cap_cuts_any_client),
         cmocka_unit_test(deadline_cuts_receiving_not_busy),
+        cmocka_unit_test(claim_once_and_drop_unclaimed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

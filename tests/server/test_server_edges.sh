@@ -5,7 +5,8 @@
 #    equal the settings of a config without a server: section;
 #  - a busy port is refused, naming the port; [::1]:PORT serves;
 #  - decompression bombs: 413 above max pixels, 429 at the host limit (shown in /metrics);
-#  - too-large headers get a JSON 431; /v1/infer without mode= runs the default_mode;
+#  - too-large headers get a JSON 431, and so do the heads libmicrohttpd would answer in HTML
+#    (raw socket: malformed line 400, URI 414, head over 64 KiB 431, ...); /v1/infer without mode= runs the default_mode;
 #  - a budget that can never hold the model answers 422 without Retry-After;
 #  - jobs of clients that went away are dropped from the queue and counted;
 #  - trickling clients are cut by the receive deadline, and /healthz is answered meanwhile;
@@ -229,6 +230,67 @@ check "/metrics: no decode bytes left charged" test "$(metric "$PORT" 'shoal_htt
 # headers too large for the server: our JSON 431, not libmicrohttpd's HTML
 err big-header 431 -H "X-Pad: $(head -c 40000 /dev/zero | tr '\0' a)" "$U/healthz"
 
+# heads libmicrohttpd itself would answer with an HTML page, sent as raw bytes: every one gets
+# the status and a JSON error body (the connection gate, src/server/gate.c)
+raw() {   # raw NAME CODE PYTHON_BYTES_EXPR: sends the bytes, wants CODE with a JSON error
+  if python3 - "$PORT" "$2" "$3" <<'PYEOF'; then pass "raw $1: HTTP $2 with a JSON error"; else fail "raw $1"; fi
+import json, socket, sys
+port, want, data = int(sys.argv[1]), int(sys.argv[2]), eval(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+try:
+    s.sendall(data)
+except OSError:
+    pass   # answered and closed before all was sent: the answer is still there to read
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+head, _, body = out.partition(b"\r\n\r\n")
+lines = head.decode("latin-1").split("\r\n")
+hdr = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+try:
+    j = json.loads(body)
+    ok = (lines[0].split()[1] == str(want) and hdr.get("content-type") == "application/json"
+          and j["error"]["code"] == want and j["error"]["message"])
+except Exception as e:
+    ok = False
+if not ok:
+    print("  got:", out[:300])
+sys.exit(0 if ok else 1)
+PYEOF
+}
+raw malformed-line 400 'b"\x01\x02 hello\r\n\r\n"'
+raw no-version 400 'b"GET /healthz\r\n\r\n"'
+raw http11-no-host 400 'b"GET /healthz HTTP/1.1\r\n\r\n"'
+raw bad-content-length 400 'b"POST /v1/infer HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n"'
+raw uri-70k 414 'b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"'
+raw head-70k 431 'b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"a" * 70000 + b"\r\n\r\n"'
+raw fields-200 431 'b"GET /healthz HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n"'
+raw http-2.0 505 'b"GET /healthz HTTP/2.0\r\nHost: a\r\n\r\n"'
+raw gzip-body 501 'b"POST /v1/infer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"'
+# the largest head the gate lets through reaches the server's own handler, which answers it
+raw head-64k-to-handler 431 'b"GET /healthz HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%02d: " % i + b"v" * 640 + b"\r\n" for i in range(98)) + b"\r\n"'
+# keep-alive stays where libmicrohttpd keeps it (answers queued after a body: a GET answered in
+# its first callback closes): a second request on the same connection is answered too
+if python3 - "$PORT" <<'PYEOF'; then pass "keep-alive: two requests on one connection"; else fail "keep-alive"; fi
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+answers = []
+for _ in range(2):
+    s.sendall(b"PUT /v1/budget HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n{\"bytes\": 0}")
+    out = b""
+    while not (b"\r\n\r\n" in out and out.endswith(b"}")):
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    answers.append(out)
+print("  answers:", [a[:15] for a in answers])
+sys.exit(0 if all(a.startswith(b"HTTP/1.1 200") for a in answers) else 1)
+PYEOF
+
 # sizes in PUT /v1/budget
 req budget-512mb 200 -X PUT --data '{"bytes": "512MB"}' "$U/v1/budget" && py budget-512mb "j['budget_bytes'] == 536870912" &&
   pass "PUT /v1/budget \"512MB\" = 536870912 bytes"
@@ -298,6 +360,28 @@ echo "  trickling connections closed after: ${cut_after[*]} s"
 check "every trickling connection cut within 4 s" python3 -c "import sys; t=[float(x) for x in '${cut_after[*]}'.split()]; sys.exit(0 if len(t) == 6 and max(t) < 4 else 1)"
 check "/metrics: cut by the deadline" test "$(metric "$PORT" 'shoal_http_connections_cut_total{reason="deadline"}')" -ge 1
 check "/metrics: evicted by the per-client cap" test "$(metric "$PORT" 'shoal_http_connections_cut_total{reason="evicted"}')" -ge 1
+
+# slow heads from 80 addresses (over --max-connections 8): the oldest are cut to make room,
+# and a probe still gets in at once, with its head checked like theirs (the gate keeps accepting)
+ev0=$(metric "$PORT" 'shoal_http_connections_cut_total{reason="evicted"}')
+python3 - "$PORT" > "$TMP/heads.out" 2>&1 <<'PYEOF' &
+import socket, sys, time
+port, held = int(sys.argv[1]), []
+for i in range(80):
+    s = socket.socket()
+    s.bind(("127.0.1.%d" % (i + 1), 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+    held.append(s)
+time.sleep(1.5)
+print(len(held))
+PYEOF
+HEADS_PID=$!
+sleep 0.7
+req healthz-beside-slow-heads 200 --max-time 1 "$U/healthz"
+wait $HEADS_PID
+ev1=$(metric "$PORT" 'shoal_http_connections_cut_total{reason="evicted"}')
+check "80 slow heads: the oldest cut to make room ($ev0 -> $ev1)" test "$((ev1 - ev0))" -ge 70
 
 # SIGHUP: an in-flight request finishes, the new config (a new mode) is served
 write_config "$TMP/serve.yaml" walking

@@ -22,6 +22,12 @@ static void accept_key_matches_rfc_example(void **state)
     assert_false(sh_ws_accept_key("short", out));
     assert_false(sh_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ!=", out));
     assert_false(sh_ws_accept_key(NULL, out));
+    /* 24 base64 characters that are not 16 bytes (RFC 6455 4.2.1): 18 bytes, and a '=' early */
+    assert_false(sh_ws_accept_key("AAAAAAAAAAAAAAAAAAAAAAAA", out));
+    assert_false(sh_ws_accept_key("AAAAAAAAAAAAAAAAAAAA====", out));
+    /* a second key: Python's base64(sha1(key + GUID)) */
+    assert_true(sh_ws_accept_key("x3JJHMbDL1EzLkh9GBhXDw==", out));
+    assert_string_equal(out, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
 
 typedef struct pair {
