@@ -5,6 +5,7 @@
  * run() calls the kernels in graph order with the pointers of the binding. Constants are
  * used as they are (pack_weight copies), activations take dtype-size * numel bytes. */
 #include "backends/cpu/cpu_impl.h"
+#include "backends/cpu/quant_impl.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -602,4 +603,18 @@ void sh_backend_cpu_set_conv_impl(sh_backend *b, int impl)
 {
     cpu_ctx *ctx = b->ctx;
     ctx->conv_impl = (cpu_conv_impl)impl;
+}
+
+/* Test/bench hook: how node `node` of program p runs where the backend chose between kernels
+ * (ConvInteger / QLinearConv: "int8 oneDNN", or the im2col path and why), else NULL. */
+const char *sh_backend_cpu_node_path(const sh_program *p, int node);
+const char *sh_backend_cpu_node_path(const sh_program *p, int node)
+{
+    const cpu_program *impl = p ? p->impl : NULL;
+    if (!impl || node < 0 || node >= impl->n_nodes || !impl->nodes[node].params)
+        return NULL;
+    sh_op op = p->graph->nodes[node].op;
+    if (op != SH_OP_CONV_INTEGER && op != SH_OP_QLINEAR_CONV)
+        return NULL;
+    return ((const qconv_params *)impl->nodes[node].params)->path;
 }

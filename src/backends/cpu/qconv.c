@@ -23,16 +23,6 @@
 /* K rows per exact float32 GEMM step: 258 * 255 * 255 < 2^24. */
 #define QCONV_KSTEP 256
 
-typedef struct qconv_params {
-    bool qlinear;
-    int x, xs, xz, w, ws, wz, ys, yz, b, y;
-    sh_dtype xdt, wdt, ydt;
-    int64_t N, C, H, W, M, OH, OW, G, Cg, Mg, K;
-    int64_t kh, kw, sh, sw, dh, dw, pt, pl;
-    int64_t n_wz, n_ws;       /* 1 (per tensor) or M (per output channel) */
-    int64_t chunk;            /* output pixels per task */
-    size_t ws_wd, ws_thread;  /* workspace: [M x K] weights, then per thread col, step, acc (bytes) */
-} qconv_params;
 
 typedef struct qconv_job {
     const qconv_params *p;
@@ -126,6 +116,8 @@ static void qconv_chunk(void *arg, int64_t p0, int64_t p1, int tid)
 static int qconv_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qconv_params *p = vp;
+    if (p->dnn)
+        return qconv_dnnl_run(ex, n, p, err);
     float *wd = ex->ws;
     char *rest = (char *)ex->ws + p->ws_wd;
     float *scale = (float *)(rest + (size_t)ex->ctx->n_threads * p->ws_thread);
@@ -232,6 +224,8 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
     p->dw = geo.dilation[geo.n - 1];
     p->pt = two ? geo.pad_begin[0] : 0;
     p->pl = geo.pad_begin[geo.n - 1];
+    p->pb = two ? geo.pad_end[0] : 0;
+    p->pr = geo.pad_end[geo.n - 1];
     p->K = p->Cg * p->kh * p->kw;
     if (ql) {
         p->xs = pp->n->inputs[1];
@@ -256,6 +250,10 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
         if ((rc = scalar_param(pp, 2, false, X->dtype, err)) ||
             (rc = weight_param(pp, 3, false, Wt->dtype, p->M, &p->n_wz, err)))
             return rc;
+    }
+    if (qconv_dnnl_prepare(pp, p) == 0) {
+        pp->fn = qconv_run;
+        return 0;
     }
     int64_t per_thread = (p->OH * p->OW + pp->ctx->n_threads - 1) / pp->ctx->n_threads;
     p->chunk = per_thread < 64 ? 64 : per_thread > QCONV_CHUNK ? QCONV_CHUNK : (per_thread + 15) / 16 * 16;
