@@ -5,7 +5,8 @@
  * - ConvInteger and QLinearConv with symmetric int8 weights (no weight zero point), the form
  *   that runs on oneDNN's int8 convolution where exactness allows it: the same direct
  *   convolution, plus QLinearConv's requantization (per-channel scales, int32 bias, saturation)
- *   computed here from the int64 sums; on a VNNI machine they must also take the oneDNN path;
+ *   computed here from the int64 sums; on a VNNI machine they, and every single-image case
+ *   with uint8 weights (split into w - 128 and a window-sum term), must take the oneDNN path;
  * - blocked quantization refused with a message naming node and op;
  * - the MLAS-compatible logistic within its stated bound of the exact function. */
 #include <setjmp.h>
@@ -123,7 +124,8 @@ static void run_case(const qconv_case *cs)
         put_q(xv, cs->xdt, i, rnd_q(&h, cs->xdt));
     const char *path = sh_backend_cpu_node_path(h.p, k);
     assert_non_null(path);
-    if (cs->symmetric && cs->n == 1 && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_vnni &&
+    bool dnnl_form = cs->symmetric || cs->wdt == SH_DT_UINT8;   /* s8 without zero point, or u8 */
+    if (dnnl_form && cs->n == 1 && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_vnni &&
         strcmp(path, "int8 oneDNN") != 0)
         fail_msg("node runs on '%s', not int8 oneDNN, on a VNNI machine", path);
     assert_int_equal(th_run(&h), 0);

@@ -5,8 +5,12 @@
  * and the requantization (QLinearConv) or int32 copy (ConvInteger) is done here, with the
  * very expression of the im2col path (qconv.c), on the int32 result. Two things could break
  * it, and the node stays on the im2col path when either may happen:
- * - oneDNN convolutions take s8 weights without a zero point: uint8 weights, or a non-zero
- *   weight zero point, stay on im2col.
+ * - oneDNN convolutions take s8 weights without a zero point. uint8 weights w with zero point
+ *   z (onnxruntime's dynamic quantizer writes them) are split exactly:
+ *   sum (x - xz)(w - z) = sum (x - xz)(w - 128) + (128 - z) * sum (x - xz), where w - 128 is
+ *   s8 for oneDNN and the second sum, over the output's window of the group's channels
+ *   (padding contributing 0), is a box sum of per-group channel sums computed here. int8
+ *   weights with a non-zero zero point stay on im2col.
  * - Without VNNI, vpmaddubsw adds two u8 x s8 products in saturating int16 (255 * 127 * 2 >
  *   32767; oneDNN documents this for non-VNNI int8). Weights with |w| <= 64 cannot reach it
  *   (255 * 64 * 2 < 32768), any others need a VNNI ISA.
@@ -39,7 +43,12 @@ struct qconv_dnnl {
     dnnl_memory_t m_wei, m_zp;      /* m_zp: the runtime source zero point, NULL without one */
     dnnl_primitive_t w_reorder;
     dnnl_memory_t m_wsrc, m_wdst;   /* pack-time reorder endpoints */
-    size_t off_src, off_dst, off_scale, off_zp;  /* workspace: NHWC x, NHWC int32 y, [M] scales, zp */
+    bool u8_weights;                /* packed as w - 128 */
+    int32_t *shift;                 /* uint8 weights: [M] 128 - zero point, NULL when all 0 */
+    size_t w_count;                 /* weight elements (the pack's s8 staging) */
+    /* workspace: NHWC x, NHWC int32 y, [M] scales, zp; with shift also the per-group channel
+     * sums of x - xz [G, H*W] and their window sums [G, OH*OW] */
+    size_t off_src, off_dst, off_scale, off_zp, off_csum, off_wsum;
 };
 
 static void qd_free(cpu_ctx *ctx, void *vp)
@@ -59,6 +68,7 @@ static void qd_free(cpu_ctx *ctx, void *vp)
     }
     if (d->w_reorder)
         dnnl_primitive_destroy(d->w_reorder);
+    sh_free(ctx->alloc, d->shift);
     dnnl_memory_t mems[] = {d->m_wei, d->m_zp, d->m_wsrc, d->m_wdst};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i])
@@ -73,9 +83,20 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
     qconv_dnnl *d = p->dnn;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
     /* A stream of its own: models are packed while others run on ctx->dnnl_stream. */
+    int8_t *staged = NULL;
+    if (d->u8_weights) {
+        staged = sh_alloc(ctx->alloc, d->w_count ? d->w_count : 1);
+        if (!staged)
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu: out of memory staging %zu int8 conv weights", d->w_count);
+        for (size_t i = 0; i < d->w_count; i++)
+            staged[i] = (int8_t)(((const uint8_t *)src)[i] - 128);
+        src = staged;
+    }
     dnnl_stream_t st = NULL;
-    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success)
+    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success) {
+        sh_free(ctx->alloc, staged);
         return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for an int8 weight reorder failed");
+    }
     int prev = omp_get_max_threads();
     omp_set_num_threads(1);
     bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
@@ -84,6 +105,7 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
               dnnl_stream_wait(st) == dnnl_success;
     omp_set_num_threads(prev);
     dnnl_stream_destroy(st);
+    sh_free(ctx->alloc, staged);
     if (!ok)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN reorder of an int8 conv weight failed");
     return 0;
@@ -101,9 +123,9 @@ static bool isa_has_vnni(void)
            (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
 }
 
-/* Whether the weights are s8 with no zero point (absent or constant zeros), and their
- * largest magnitude. */
-static bool weights_symmetric_s8(const cpu_prep *pp, const qconv_params *p, int *max_abs, const char **why)
+/* Whether the weights fit oneDNN (constant, s8 without zero point, or u8 with a constant zero
+ * point: *shifted), and the largest magnitude of what oneDNN gets (w, or w - 128). */
+static bool weights_fit(const cpu_prep *pp, const qconv_params *p, bool *shifted, int *max_abs, const char **why)
 {
     const sh_tensor *W = &pp->g->tensors[p->w];
     if (!W->is_const || !W->data) {
@@ -114,27 +136,24 @@ static bool weights_symmetric_s8(const cpu_prep *pp, const qconv_params *p, int 
         *why = "int8 im2col: weights shared with another node";
         return false;
     }
-    if (W->dtype != SH_DT_INT8) {
-        *why = "int8 im2col: uint8 weights (oneDNN takes s8)";
-        return false;
-    }
+    *shifted = W->dtype == SH_DT_UINT8;
     if (p->wz >= 0) {
         const sh_tensor *Z = &pp->g->tensors[p->wz];
         if (!Z->is_const || !Z->data) {
             *why = "int8 im2col: weight zero point is not a constant";
             return false;
         }
-        for (int64_t i = 0; i < cpu_numel(Z); i++)
+        for (int64_t i = 0; i < cpu_numel(Z) && !*shifted; i++)
             if (((const int8_t *)Z->data)[i] != 0) {
-                *why = "int8 im2col: non-zero weight zero point";
+                *why = "int8 im2col: int8 weights with a non-zero zero point";
                 return false;
             }
     }
     int m = 0;
-    const int8_t *w = W->data;
     for (size_t i = 0; i < W->nbytes; i++) {
-        int a = w[i] < 0 ? -w[i] : w[i];
-        m = a > m ? a : m;
+        int v = *shifted ? ((const uint8_t *)W->data)[i] - 128 : ((const int8_t *)W->data)[i];
+        v = v < 0 ? -v : v;
+        m = v > m ? v : m;
     }
     *max_abs = m;
     return true;
@@ -155,7 +174,8 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
         return -1;
     }
     int max_abs = 0;
-    if (!weights_symmetric_s8(pp, p, &max_abs, &p->path))
+    bool shifted = false;
+    if (!weights_fit(pp, p, &shifted, &max_abs, &p->path))
         return -1;
     if (max_abs > QD_NO_VNNI_MAX_W && !isa_has_vnni()) {
         p->path = "int8 im2col: no VNNI and |w| > 64 (int16 saturation)";
@@ -192,6 +212,25 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     omp_set_num_threads(1);
     qconv_dnnl *d = sh_calloc(ctx->alloc, 1, sizeof *d);
     const int32_t runtime_zp = DNNL_RUNTIME_S32_VAL;
+    if (d && shifted) {
+        /* 128 - z per output channel; all zero (z = 128) needs no correction at all */
+        const sh_tensor *Z = p->wz >= 0 ? &pp->g->tensors[p->wz] : NULL;
+        bool any = false;
+        d->shift = sh_alloc(ctx->alloc, (size_t)p->M * sizeof(int32_t));
+        if (!d->shift)
+            goto out;
+        for (int64_t m = 0; m < p->M; m++) {
+            int32_t z = Z ? ((const uint8_t *)Z->data)[p->n_wz > 1 ? m : 0] : 0;
+            d->shift[m] = 128 - z;
+            any |= d->shift[m] != 0;
+        }
+        d->u8_weights = true;
+        d->w_count = pp->g->tensors[p->w].nbytes;
+        if (!any) {
+            sh_free(ctx->alloc, d->shift);
+            d->shift = NULL;
+        }
+    }
     if (!d || dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success ||
         (src_zp && dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &runtime_zp) != dnnl_success))
@@ -245,7 +284,7 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
         if (dnnl_memory_create(&d->m_zp, &zp_md, ctx->dnnl_engine, DNNL_MEMORY_NONE))
             goto out;
     }
-    if (!dnnl_memory_desc_equal(&wchosen, &w_plain)) {
+    if (!dnnl_memory_desc_equal(&wchosen, &w_plain) || d->u8_weights) {
         /* The packed weight is the primitive's layout, compensation terms included. */
         if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
             dnnl_memory_create(&d->m_wdst, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
@@ -264,7 +303,14 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     d->off_dst = d->off_src + align64(src_bytes);
     d->off_scale = d->off_dst + align64(dst_bytes);
     d->off_zp = d->off_scale + align64((size_t)p->M * sizeof(float));
-    pp->p->workspace_bytes[pp->k] = d->off_zp + 64;
+    d->off_csum = d->off_zp + 64;
+    d->off_wsum = d->off_csum;
+    size_t csum = 0, wsum = 0;
+    if (d->shift && (!sh_mul_size((size_t)p->G, (size_t)(p->H * p->W) * sizeof(int32_t), &csum) ||
+                     !sh_mul_size((size_t)p->G, (size_t)(p->OH * p->OW) * sizeof(int32_t), &wsum)))
+        goto out;
+    d->off_wsum = d->off_csum + align64(csum);
+    pp->p->workspace_bytes[pp->k] = d->off_wsum + align64(wsum);
     p->path = "int8 oneDNN";
     rc = 0;
 out:
@@ -296,7 +342,7 @@ typedef struct qd_job {
     char *ws;
     const float *scale;
     const int32_t *bias;
-    int32_t yz;
+    int32_t yz, xz;
     int failed;
 } qd_job;
 
@@ -316,16 +362,70 @@ static void qd_to_nhwc(void *arg, int64_t r0, int64_t r1, int tid)
             for (int64_t q = q0; q < q1; q++)
                 t[q * p->C + c] = src[q];
         }
+        if (!j->d->shift)
+            continue;
+        int32_t *csum = (int32_t *)(j->ws + j->d->off_csum);
+        for (int64_t g = 0; g < p->G; g++) {
+            int32_t *cs = csum + g * P;
+            for (int64_t q = q0; q < q1; q++)
+                cs[q] = -(int32_t)p->Cg * j->xz;
+            for (int64_t c = g * p->Cg; c < (g + 1) * p->Cg; c++) {
+                if (p->xdt == SH_DT_UINT8)
+                    for (int64_t q = q0; q < q1; q++)
+                        cs[q] += x[c * P + q];
+                else
+                    for (int64_t q = q0; q < q1; q++)
+                        cs[q] += (int8_t)x[c * P + q];
+            }
+        }
     }
     (void)tid;
 }
 
+/* Window sums of the channel sums for output pixels [P0, P1): sum (x - xz) over each output's
+ * receptive field in its group, the padding contributing 0. */
+static void qd_window_sums(const qd_job *j, int64_t P0, int64_t P1)
+{
+    const qconv_params *p = j->p;
+    const int32_t *csum = (const int32_t *)(j->ws + j->d->off_csum);
+    int32_t *wsum = (int32_t *)(j->ws + j->d->off_wsum);
+    int64_t P = p->H * p->W, OP = p->OH * p->OW;
+    for (int64_t g = 0; g < p->G; g++)
+        for (int64_t q = P0; q < P1; q++) {
+            int64_t oy = q / p->OW, ox = q % p->OW;
+            int32_t sum = 0;
+            for (int64_t ky = 0; ky < p->kh; ky++) {
+                int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                if (iy < 0 || iy >= p->H)
+                    continue;
+                const int32_t *row = csum + g * P + iy * p->W;
+                for (int64_t kx = 0; kx < p->kw; kx++) {
+                    int64_t ix = ox * p->sw - p->pl + kx * p->dw;
+                    if (ix >= 0 && ix < p->W)
+                        sum += row[ix];
+                }
+            }
+            wsum[g * OP + q] = sum;
+        }
+}
+
 /* This band's NHWC int32 rows [P0, P1) into the NCHW output: the int32 itself (ConvInteger),
  * or requantized exactly as the im2col path does (QLinearConv). */
-static void qd_store(const qd_job *j, const int32_t *acc, int64_t P0, int64_t P1)
+static void qd_store(const qd_job *j, int32_t *acc, int64_t P0, int64_t P1)
 {
     const qconv_params *p = j->p;
     int64_t P = p->OH * p->OW;
+    const int32_t *shift = j->d->shift;
+    if (shift) {
+        /* the (128 - z) * window-sum term of the uint8-weight split, into the NHWC sums */
+        qd_window_sums(j, P0, P1);
+        const int32_t *wsum = (const int32_t *)(j->ws + j->d->off_wsum);
+        for (int64_t q = P0; q < P1; q++) {
+            int32_t *a = acc + (q - P0) * p->M;
+            for (int64_t m = 0; m < p->M; m++)
+                a[m] += shift[m] * wsum[(m / p->Mg) * P + q];
+        }
+    }
     enum { BLOCK = 64 };
     for (int64_t q0 = P0; q0 < P1; q0 += BLOCK) {
         int64_t q1 = q0 + BLOCK < P1 ? q0 + BLOCK : P1;
@@ -387,6 +487,7 @@ int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, 
         j.yz = q_zp(ex, p->yz, p->ydt, 0);
     }
     *zp = q_zp(ex, p->xz, p->xdt, 0);
+    j.xz = *zp;
     /* Shared by the bands, read-only while they run. */
     dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
     if (d->m_zp)
