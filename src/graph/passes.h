@@ -36,6 +36,10 @@ int sh_graph_remove_dead(sh_graph *g, sh_err *err);
  * exactly the integers onnxruntime computes for the file (qdq.c lists the conditions). Needs
  * inferred shapes; leaves dead nodes. *n_folded (may be NULL) counts the folds. */
 int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err);
+/* Int attribute the QDQ fold sets on a QLinearConv that also performs the DequantizeLinear
+ * after it: the node's output is float32 ((code - y_zero_point) * y_scale, then the node's
+ * fused activation). */
+#define SH_QCONV_DEQUANTIZE "shoal.dequantize"
 /* BatchNorm into Conv, Conv/ConvTranspose/Gemm + activation, SiLU, no-op removal. Needs
  * inferred shapes; leaves dead nodes for sh_graph_compact(). */
 int sh_graph_fuse(sh_graph *g, sh_err *err);

@@ -18,7 +18,14 @@
  * - the bias, when present, an int32 constant dequantized with zero point 0 and scale
  *   xs * ws[m] (float product) for every channel, which is how quantizers write it, so that
  *   adding it to the accumulator is exactly adding it in float;
- * - the Conv's output read only by the QuantizeLinear. */
+ * - the Conv's output read only by the QuantizeLinear.
+ *
+ * Then a QLinearConv whose output only a DequantizeLinear with the same scale and zero point
+ * reads writes that float output itself (attribute SH_QCONV_DEQUANTIZE): its kernel maps each
+ * requantized code through a 256-entry table of the dequantized values, and the fusion pass
+ * may then fuse the following activation (SiLU, ...) into the same table, so the QDQ model's
+ * DQ -> activation -> Q chain costs one lookup per element, bit for bit what the separate
+ * nodes compute. */
 #include "graph/passes-impl.h"
 
 #include <string.h>
@@ -167,6 +174,43 @@ static int fold_conv(sh_graph *g, int k, bool *folded, sh_err *err)
     return 0;
 }
 
+/* Same constant value (or the same tensor) for a scale or zero point; -1 (absent) equals absent. */
+static bool same_param(const sh_graph *g, int a, int b)
+{
+    if (a == b)
+        return true;
+    if (a < 0 || b < 0)
+        return false;
+    const sh_tensor *x = &g->tensors[a], *y = &g->tensors[b];
+    return x->is_const && y->is_const && x->dtype == y->dtype && x->nbytes == y->nbytes && x->data && y->data &&
+           memcmp(x->data, y->data, x->nbytes) == 0;
+}
+
+/* QLinearConv k -> DequantizeLinear into one node with a float output. */
+static void fold_dequantize(sh_graph *g, int k)
+{
+    sh_node *conv = &g->nodes[k];
+    const sh_tensor *Y = &g->tensors[conv->outputs[0]];
+    if (Y->is_output || Y->n_consumers != 1 || sh_node_int(conv, SH_QCONV_DEQUANTIZE, 0))
+        return;
+    int dk = -1;
+    for (int c = 0; c < g->n_nodes && dk < 0; c++)
+        if (!g->nodes[c].dead && g->nodes[c].n_inputs > 0 && g->nodes[c].inputs[0] == conv->outputs[0])
+            dk = c;
+    if (dk < 0)
+        return;
+    sh_node *dq = &g->nodes[dk];
+    if (dq->op != SH_OP_DEQUANTIZE_LINEAR || dq->n_outputs != 1 || sh_node_int(dq, "block_size", 0) != 0 ||
+        !same_param(g, in(dq, 1), in(conv, 6)) || !same_param(g, in(dq, 2), in(conv, 7)) ||
+        g->tensors[dq->outputs[0]].dtype != SH_DT_FLOAT32)
+        return;
+    if (sh_node_set_int(g, k, SH_QCONV_DEQUANTIZE, 1))
+        return;   /* out of memory: the two nodes simply stay apart */
+    conv = &g->nodes[k];
+    conv->outputs[0] = dq->outputs[0];
+    dq->dead = true;
+}
+
 int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err)
 {
     int count = 0;
@@ -183,6 +227,11 @@ int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err)
             refresh_uses(g);
         }
     }
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && g->nodes[k].op == SH_OP_QLINEAR_CONV) {
+            fold_dequantize(g, k);
+            refresh_uses(g);
+        }
     if (n_folded)
         *n_folded = count;
     return 0;

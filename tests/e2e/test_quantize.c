@@ -2,6 +2,8 @@
  * the shared photos as calibration images:
  * - the command succeeds and its QDQ output loads in shoal, where every quantized Conv folds
  *   into a QLinearConv (the int8 path) and only the head's last float Convs stay Conv;
+ * - the dequantize + activation fused into those QLinearConvs gives the same output, bit for
+ *   bit, as the graph without fusions (separate DequantizeLinear, Sigmoid and Mul nodes);
  * - constants (weights, biases, scales) take at most 0.35x the float model's bytes;
  * - output 0 on the model's reference input stays within relative L2 0.1 of the float model's
  *   (quantization error; measured 0.030 with 4 images);
@@ -40,10 +42,10 @@ typedef struct run_result {
     float *out;
     int64_t n;
     size_t const_bytes;
-    int n_qconv, n_conv;
+    int n_qconv, n_conv, n_silu, n_dq;
 } run_result;
 
-static void run_model(const char *path, const sh_npy *in, run_result *r)
+static void run_model(const char *path, const sh_npy *in, bool fuse, run_result *r)
 {
     sh_allocator *a = sh_allocator_create();
     sh_backend cpu;
@@ -53,6 +55,7 @@ static void run_model(const char *path, const sh_npy *in, run_result *r)
     sh_session_params sp = sh_session_default_params();
     sp.alloc = a;
     sp.backend = &cpu;
+    sp.opt.fuse = fuse;
     sh_session *s = NULL;
     if (sh_session_create_file(&sp, path, &s, &err))
         fail_msg("%s: %s", path, err.msg);
@@ -66,6 +69,8 @@ static void run_model(const char *path, const sh_npy *in, run_result *r)
     for (int k = 0; k < g->n_nodes; k++) {
         r->n_qconv += g->nodes[k].op == SH_OP_QLINEAR_CONV;
         r->n_conv += g->nodes[k].op == SH_OP_CONV;
+        r->n_silu += g->nodes[k].op == SH_OP_SILU || g->nodes[k].op == SH_OP_SIGMOID;
+        r->n_dq += g->nodes[k].op == SH_OP_DEQUANTIZE_LINEAR;
     }
     sh_tensor_info info;
     const void *data;
@@ -99,9 +104,17 @@ static void quantized_model_runs_int8_close_to_float(void **state)
     sh_npy in;
     sh_err err = {0};
     assert_int_equal(sh_npy_read_file(a, input_path, &in, &err), 0);
-    run_result f32, i8;
-    run_model(fp32_path, &in, &f32);
-    run_model(out_path, &in, &i8);
+    run_result f32, i8, i8_apart;
+    run_model(fp32_path, &in, true, &f32);
+    run_model(out_path, &in, true, &i8);
+    run_model(out_path, &in, false, &i8_apart);
+    /* the activations folded into the QLinearConvs' tables give what the separate
+     * DequantizeLinear / Sigmoid / Mul nodes give, bit for bit */
+    printf("int8 graph: %d QLinearConv, %d DequantizeLinear, %d SiLU/Sigmoid left (unfused: %d)\n", i8.n_qconv,
+           i8.n_dq, i8.n_silu, i8_apart.n_silu);
+    assert_true(i8.n_silu < i8_apart.n_silu);
+    assert_int_equal(i8.n, i8_apart.n);
+    assert_memory_equal(i8.out, i8_apart.out, (size_t)i8.n * sizeof(float));
     assert_int_equal(f32.n, i8.n);
     printf("QLinearConv %d, float Conv %d; constants %.2f MB int8 model vs %.2f MB float (%.3fx)\n", i8.n_qconv,
            i8.n_conv, i8.const_bytes / 1e6, f32.const_bytes / 1e6, (double)i8.const_bytes / (double)f32.const_bytes);
@@ -135,6 +148,7 @@ static void quantized_model_runs_int8_close_to_float(void **state)
     }
     free(f32.out);
     free(i8.out);
+    free(i8_apart.out);
     sh_npy_free(a, &in);
     sh_allocator_destroy(a);
     (void)state;

@@ -46,6 +46,7 @@ struct qconv_dnnl {
     bool u8_weights;                /* packed as w - 128 */
     int32_t *shift;                 /* uint8 weights: [M] 128 - zero point, NULL when all 0 */
     size_t w_count;                 /* weight elements (the pack's s8 staging) */
+    size_t packed_bytes;            /* the primitive's weight layout, compensation included */
     /* workspace: NHWC x, NHWC int32 y, [M] scales, zp; with shift also the per-group channel
      * sums of x - xz [G, H*W] and their window sums [G, OH*OW] */
     size_t off_src, off_dst, off_scale, off_zp, off_csum, off_wsum;
@@ -97,6 +98,9 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
         sh_free(ctx->alloc, staged);
         return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for an int8 weight reorder failed");
     }
+    /* The reorder leaves the layout's padding (channels rounded up to the block) unwritten;
+     * packed bytes are hashed for the weight store and must not depend on the buffer. */
+    memset(dst, 0, d->packed_bytes);
     int prev = omp_get_max_threads();
     omp_set_num_threads(1);
     bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
@@ -293,7 +297,8 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
             goto out;
         pp->pack_tensor = p->w;
         pp->pack = qd_pack;
-        pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(&wchosen);
+        d->packed_bytes = dnnl_memory_desc_get_size(&wchosen);
+        pp->p->weight_bytes[p->w] = d->packed_bytes;
     }
     size_t src_bytes, dst_bytes;
     if (!sh_mul_size((size_t)p->C, (size_t)(p->H * p->W), &src_bytes) ||
@@ -302,7 +307,7 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     d->off_src = ws;
     d->off_dst = d->off_src + align64(src_bytes);
     d->off_scale = d->off_dst + align64(dst_bytes);
-    d->off_zp = d->off_scale + align64((size_t)p->M * sizeof(float));
+    d->off_zp = d->off_scale + align64(((size_t)p->M + 256) * sizeof(float));
     d->off_csum = d->off_zp + 64;
     d->off_wsum = d->off_csum;
     size_t csum = 0, wsum = 0;
@@ -342,6 +347,7 @@ typedef struct qd_job {
     char *ws;
     const float *scale;
     const int32_t *bias;
+    const float *table;             /* dequantizing QLinearConv: [256] code -> output */
     int32_t yz, xz;
     int failed;
 } qd_job;
@@ -440,7 +446,7 @@ static void qd_store(const qd_job *j, int32_t *acc, int64_t P0, int64_t P1)
             int32_t bias = j->bias ? j->bias[m] : 0;
             float s = j->scale[m], z = (float)j->yz;
             for (int64_t q = q0; q < q1; q++, a += p->M)
-                q_put(j->y, p->ydt, m * P + q, rintf((float)(*a + bias) * s) + z);
+                qconv_put(p, j->y, m * P + q, rintf((float)(*a + bias) * s) + z, j->table);
         }
     }
 }
@@ -485,6 +491,11 @@ int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, 
             scale[m] = xs * q_scale(ex, p->ws, p->n_ws > 1 ? m : 0) / ys;
         j.bias = p->b >= 0 ? ex->t[p->b] : NULL;
         j.yz = q_zp(ex, p->yz, p->ydt, 0);
+        if (p->dequant) {
+            float *table = scale + p->M;
+            qconv_dequant_table(ex, p, table);
+            j.table = table;
+        }
     }
     *zp = q_zp(ex, p->xz, p->xdt, 0);
     j.xz = *zp;
