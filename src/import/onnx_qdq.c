@@ -67,7 +67,8 @@ static int add_init(qdq_writer *w, const char *name, int elem_type, int ndim, co
         return oom(w);
     }
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, (size_t)ndim * sizeof *d);
+    if (ndim > 0)
+        memcpy(d, dims, (size_t)ndim * sizeof *d);
     t->n_dims = (size_t)ndim;
     t->dims = d;
     t->has_data_type = 1;
