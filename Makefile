@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SET        ?= small
 
-.PHONY: all deps build models demo test test-asan clean fuzz
+.PHONY: all deps build models models-int8 demo test test-asan clean fuzz
 
 all: build
 
@@ -21,6 +21,10 @@ build: deps
 
 models: deps
 	bash scripts/make-models.sh --set $(SET)
+
+# int8 (QDQ) versions of the reference set beside them: models/<name>.int8.onnx (shoal quantize).
+models-int8: build models
+	bash scripts/quantize-models.sh --shoal $(BUILD)/shoal --models $(if $(filter full,$(SET)),models-full,models)
 
 demo: build models
 	bash scripts/demo.sh $(BUILD)

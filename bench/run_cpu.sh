@@ -100,6 +100,33 @@ SHOAL_PROFILE=1 "$SHOAL" bench --config "$CONFIG" --device cpu --threads "$THREA
     --warmup "$WARMUP" --profile --out "$RES/shoal.json" --json >/dev/null || log "shoal bench failed (rc $?)"
 [ -s "$RES/shoal.json" ] || echo '{"skipped": "shoal bench failed; see the log"}' > "$RES/shoal.json"
 
+# int8 beside fp32: the same config with each model's .int8.onnx (make models-int8), when all
+# of them exist; results in $RES/int8/ (shoal.json and table.md), apart from the fp32 table.
+INT8_CFG="$(dirname "$CONFIG")/.bench-int8-$$.yaml"
+if sed -E 's#^( *path: *.*)\.onnx *$#\1.int8.onnx#' "$CONFIG" > "$INT8_CFG" &&
+   "$SHOAL" plan --config "$INT8_CFG" >/dev/null 2>&1; then
+    mkdir -p "$RES/int8"
+    log "shoal bench, int8 models ($THREADS threads, $ITERS iterations)"
+    "$SHOAL" bench --config "$INT8_CFG" --device cpu --threads "$THREADS" --iters "$ITERS" \
+        --warmup "$WARMUP" --out "$RES/int8/shoal.json" --json >/dev/null || log "shoal bench int8 failed (rc $?)"
+    [ -s "$RES/int8/shoal.json" ] && $PY - "$RES/shoal.json" "$RES/int8/shoal.json" "$(load1)" > "$RES/int8/table.md" <<'PYEOF'
+import json, sys
+f32, i8 = (json.load(open(p)) for p in sys.argv[1:3])
+print("| model | fp32 median ms | int8 median ms | int8 / fp32 |")
+print("| --- | --- | --- | --- |")
+for name, m in f32.get("models", {}).items():
+    q = i8.get("models", {}).get(name)
+    if not q:
+        continue
+    a, b = m["latency_ms"]["median"], q["latency_ms"]["median"]
+    print(f"| {name} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+print(f"\nload average after: {sys.argv[3]}")
+PYEOF
+else
+    log "int8 models absent (make models-int8): int8 pass skipped"
+fi
+rm -f "$INT8_CFG"
+
 for c in $PT_CONFIGS; do
     log "PyTorch $TORCH_V $c ($THREADS threads)"
     $PY bench/pytorch_runner.py --config "$c" --device cpu --threads "$THREADS" --iters "$ITERS" \

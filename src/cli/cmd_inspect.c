@@ -11,6 +11,9 @@
 #include "import/onnx_import.h"
 #include "runtime/session.h"
 
+/* How the CPU backend runs a node where it chose between kernels (cpu_backend.c hook). */
+const char *sh_backend_cpu_node_path(const sh_program *p, int node);
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -18,7 +21,9 @@ static void usage(FILE *f)
             "\n"
             "Prints the model's producer, IR version and opset, its inputs and outputs with dtype and\n"
             "shape ('name' marks a symbolic dim), op counts, parameter count and bytes, and every node\n"
-            "shoal cannot run with the reason. Then imports the model as `shoal run` would.\n"
+            "shoal cannot run with the reason. Then imports the model as `shoal run` would; a quantized\n"
+            "model with static input shapes is also compiled for the CPU, and each integer\n"
+            "convolution's kernel is listed (int8 oneDNN, or the im2col path and why).\n"
             "\n"
             "--convs       also compile the model for the CPU backend and print the CPU's vector\n"
             "              extensions, the instruction set oneDNN uses (ONEDNN_MAX_CPU_ISA may cap it)\n"
@@ -41,6 +46,50 @@ static void print_values(const char *title, const sh_onnx_value *v, int n)
 }
 
 /* ultralytics' keys as shoal reads them (they fill the model's defaults), then the rest raw. */
+/* Compiles the model for the CPU and counts the kernels of its integer convolutions (after
+ * QDQ folding), one line per kind. Models with dynamic inputs are not compiled here. */
+static void print_int8_paths(sh_allocator *a, const char *path)
+{
+    sh_backend cpu;
+    sh_backend_params bp = {.alloc = a, .n_threads = 1};
+    sh_err err = {0};
+    if (sh_backend_cpu_create(&bp, &cpu, &err))
+        return;
+    sh_session_params sp = sh_session_default_params();
+    sp.alloc = a;
+    sp.backend = &cpu;
+    sh_session *s = NULL;
+    const sh_program *prog = NULL;
+    if (sh_session_create_file(&sp, path, &s, &err) == 0 && (prog = sh_session_program(s)) != NULL) {
+        const sh_graph *g = sh_session_graph(s);
+        const char *kinds[16];
+        int counts[16], n_kinds = 0;
+        for (int k = 0; k < g->n_nodes; k++) {
+            const char *why = sh_backend_cpu_node_path(prog, k);
+            if (!why)
+                continue;
+            int i = 0;
+            while (i < n_kinds && strcmp(kinds[i], why) != 0)
+                i++;
+            if (i == n_kinds && n_kinds < 16) {
+                kinds[n_kinds] = why;
+                counts[n_kinds++] = 0;
+            }
+            if (i < n_kinds)
+                counts[i]++;
+        }
+        if (n_kinds) {
+            printf("int8 convolutions on this machine's CPU:\n");
+            for (int i = 0; i < n_kinds; i++)
+                printf("  %-60s %d\n", kinds[i], counts[i]);
+        }
+    } else if (!s) {
+        printf("cpu compile: not done (%s)\n", err.msg);
+    }
+    sh_session_destroy(s);
+    sh_backend_destroy(&cpu);
+}
+
 static void print_meta(const sh_onnx_info *info)
 {
     if (info->meta_error) {
@@ -211,9 +260,15 @@ int cmd_inspect(int argc, char **argv)
             status = 1;
         } else {
             printf("import:    ok (%d nodes, %d tensors after removing Constant nodes)\n", g->n_nodes, g->n_tensors);
+            bool quantized = false;
+            for (int k = 0; k < g->n_nodes && !quantized; k++)
+                quantized = g->nodes[k].op == SH_OP_CONV_INTEGER || g->nodes[k].op == SH_OP_QLINEAR_CONV ||
+                            g->nodes[k].op == SH_OP_DEQUANTIZE_LINEAR;
             sh_graph_destroy(g);
             if (convs)
                 status = print_convs(a, path, threads);
+            if (quantized)
+                print_int8_paths(a, path);
         }
     }
     sh_onnx_info_destroy(a, info);

@@ -13,5 +13,6 @@ int cmd_stream(int argc, char **argv);
 int cmd_test_onnx(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_hands(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const struct {
     {"stream", cmd_stream, "stream camera frames to a server's /v1/stream (reference client, load test)"},
     {"test-onnx", cmd_test_onnx, "run ONNX conformance test folders"},
     {"inspect", cmd_inspect, "inputs, outputs, ops and parameter bytes of an ONNX model"},
+    {"quantize", cmd_quantize, "post-training int8 quantization of an ONNX model into a QDQ model"},
     {"hands", cmd_hands, "MediaPipe's hand landmarker (TFLite palm + landmark models) on images"},
 };
 

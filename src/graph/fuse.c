@@ -53,7 +53,9 @@ static sh_node *fusable_producer(sh_graph *g, int t, int uses)
     sh_node *p = &g->nodes[x->producer];
     if (p->dead || p->act != SH_ACT_NONE || p->outputs[0] != t || x->dtype != SH_DT_FLOAT32)
         return NULL;
-    if (p->op != SH_OP_CONV && p->op != SH_OP_CONV_TRANSPOSE && p->op != SH_OP_GEMM)
+    /* a QLinearConv that dequantizes its own output (graph/qdq.c) applies activations too */
+    bool qconv_float = p->op == SH_OP_QLINEAR_CONV && sh_node_int(p, SH_QCONV_DEQUANTIZE, 0);
+    if (p->op != SH_OP_CONV && p->op != SH_OP_CONV_TRANSPOSE && p->op != SH_OP_GEMM && !qconv_float)
         return NULL;
     return p;
 }

@@ -1388,7 +1388,7 @@ int sh_infer_node(sh_graph *g, int k, sh_err *err)
 
 sh_optimize_params sh_optimize_default_params(void)
 {
-    sh_optimize_params p = {.fold_constants = true, .fuse = true, .fold_max_bytes = 16u << 20};
+    sh_optimize_params p = {.fold_constants = true, .fuse = true, .fold_max_bytes = 16u << 20, .fold_qdq = true};
     return p;
 }
 

@@ -140,7 +140,7 @@ int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
     case SH_OP_QLINEAR_CONV:
         if ((rc = zp_dtype(g, n, 7, &dt, err)))
             return rc;
-        return infer_conv_like(g, k, dt, err);
+        return infer_conv_like(g, k, sh_node_int(n, SH_QCONV_DEQUANTIZE, 0) ? SH_DT_FLOAT32 : dt, err);
     case SH_OP_MATMUL_INTEGER:
         return infer_matmul_like(g, n, 0, 1, SH_DT_INT32, err);
     case SH_OP_QLINEAR_MATMUL:

@@ -53,6 +53,9 @@ int sh_graph_optimize(sh_graph *g, const sh_optimize_params *p, sh_err *err)
     int rc;
     if ((rc = sh_graph_infer_fold(g, p, err)) || (rc = sh_graph_remove_dead(g, err)))
         return rc;
+    /* before fusion, which would fuse activations into the Convs the fold looks for */
+    if (p->fold_qdq && ((rc = sh_graph_fold_qdq(g, NULL, err)) || (rc = sh_graph_remove_dead(g, err))))
+        return rc;
     if (p->fuse && ((rc = sh_graph_fuse(g, err)) || (rc = sh_graph_remove_dead(g, err))))
         return rc;
     if ((rc = sh_graph_compact(g, err)))

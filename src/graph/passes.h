@@ -9,6 +9,7 @@ typedef struct sh_optimize_params {
     bool fold_constants;     /* evaluate nodes whose inputs are all constant (shape arithmetic) */
     bool fuse;               /* BatchNorm into Conv, Conv+activation, SiLU, no-op removal */
     size_t fold_max_bytes;   /* largest constant a fold may produce (default 16 MiB) */
+    bool fold_qdq;           /* QDQ-wrapped convolutions into QLinearConv (qdq.c; default on) */
 } sh_optimize_params;
 
 sh_optimize_params sh_optimize_default_params(void);
@@ -30,6 +31,15 @@ int sh_graph_optimize(sh_graph *g, const sh_optimize_params *p, sh_err *err);
 int sh_graph_infer_fold(sh_graph *g, const sh_optimize_params *p, sh_err *err);
 /* Marks dead every node none of whose outputs is read by a live node or is a graph output. */
 int sh_graph_remove_dead(sh_graph *g, sh_err *err);
+/* DequantizeLinear(x), DequantizeLinear(w) [, DequantizeLinear(bias)] -> Conv -> QuantizeLinear
+ * into one QLinearConv with int8 weights and their per-channel scales, where that gives
+ * exactly the integers onnxruntime computes for the file (qdq.c lists the conditions). Needs
+ * inferred shapes; leaves dead nodes. *n_folded (may be NULL) counts the folds. */
+int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err);
+/* Int attribute the QDQ fold sets on a QLinearConv that also performs the DequantizeLinear
+ * after it: the node's output is float32 ((code - y_zero_point) * y_scale, then the node's
+ * fused activation). */
+#define SH_QCONV_DEQUANTIZE "shoal.dequantize"
 /* BatchNorm into Conv, Conv/ConvTranspose/Gemm + activation, SiLU, no-op removal. Needs
  * inferred shapes; leaves dead nodes for sh_graph_compact(). */
 int sh_graph_fuse(sh_graph *g, sh_err *err);

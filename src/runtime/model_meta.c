@@ -128,3 +128,18 @@ int sh_rt_meta_check_classes(const sh_model_config *c, const sh_model_meta *meta
     return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': the config names %zu classes but the model's metadata names %d",
                    c->name, c->n_classes, meta->n_names);
 }
+
+sh_preprocess_params sh_rt_preprocess_params(const sh_model_config *c, int in_w, int in_h)
+{
+    sh_preprocess_params p = sh_preprocess_default_params(in_w, in_h);
+    p.resize = c->letterbox == SH_LETTERBOX_STRETCH ? SH_RESIZE_STRETCH : SH_RESIZE_LETTERBOX;
+    p.place = c->letterbox == SH_LETTERBOX_TOP_LEFT ? SH_PLACE_TOP_LEFT : SH_PLACE_CENTER;
+    p.pad_value = 114;
+    p.order = c->color == SH_COLOR_BGR ? SH_CHANNELS_BGR : SH_CHANNELS_RGB;
+    p.scale = c->scale;
+    for (int k = 0; k < 3; k++) {
+        p.mean[k] = c->mean[k];
+        p.std[k] = c->std[k];
+    }
+    return p;
+}

@@ -8,6 +8,7 @@
 #include "graph/graph.h"
 #include "import/onnx_import.h"
 #include "runtime/config.h"
+#include "vision/preprocess.h"
 
 /* Before shape inference, on the imported graph (one [1,3,H,W] input, H/W -1 when symbolic):
  *  - classes: the metadata's names when the config gives neither classes nor classes_file
@@ -24,6 +25,11 @@ int sh_rt_meta_defaults(sh_model_config *c, const sh_graph *g, const sh_model_me
  * whose output 0 is [1, N, 6], or a segment model whose output 0 is [1, N, 6 + nm] beside
  * prototypes [1, nm, H, W], gets the end2end decoder. */
 void sh_rt_meta_pick_decoder(sh_model_config *c, const sh_graph *g);
+
+/* The preprocessing config c asks for (letterbox, colour order, scale, mean/std, pad 114), at a
+ * model input of in_w x in_h: what a run feeds the model, and what `shoal quantize`
+ * calibrates on. */
+sh_preprocess_params sh_rt_preprocess_params(const sh_model_config *c, int in_w, int in_h);
 
 /* Classes named by the config (classes or classes_file) against the metadata's names: a
  * different count is an error naming both. */

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "runtime/hand_task.h"
+#include "runtime/model_meta.h"
 #include "runtime/runtime-impl.h"
 #include "vision/image.h"
 
@@ -36,18 +37,7 @@ static void give_context(shoal_runtime_t rt, sh_rt_context *ctx)
 
 static sh_preprocess_params preprocess_params(const sh_rt_model *m)
 {
-    const sh_model_config *c = m->cfg;
-    sh_preprocess_params p = sh_preprocess_default_params(m->in_w, m->in_h);
-    p.resize = c->letterbox == SH_LETTERBOX_STRETCH ? SH_RESIZE_STRETCH : SH_RESIZE_LETTERBOX;
-    p.place = c->letterbox == SH_LETTERBOX_TOP_LEFT ? SH_PLACE_TOP_LEFT : SH_PLACE_CENTER;
-    p.pad_value = 114;
-    p.order = c->color == SH_COLOR_BGR ? SH_CHANNELS_BGR : SH_CHANNELS_RGB;
-    p.scale = c->scale;
-    for (int k = 0; k < 3; k++) {
-        p.mean[k] = c->mean[k];
-        p.std[k] = c->std[k];
-    }
-    return p;
+    return sh_rt_preprocess_params(m->cfg, m->in_w, m->in_h);
 }
 
 static sh_ftensor ftensor(const sh_graph *g, int t, const float *data)

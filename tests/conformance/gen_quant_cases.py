@@ -59,6 +59,32 @@ def qbin(op, dt, sa, sb, scales, zps):
     add(f"{op.lower()}_{np.dtype(NP[dt]).name}_{len(sb)}d", [n], [("A", a), ("B", b)], ("Y", dt), inits, ms=True)
 
 
+def qdq_conv(name, xdt, xshape, wshape, per_channel, bias, pads, strides, group=1):
+    m = wshape[0]
+    x = (rng.standard_normal(xshape) * 1.7).astype(np.float32)
+    xs, xz = np.float32(0.031), (np.uint8(119) if xdt == TP.UINT8 else np.int8(-6))
+    w = rng.integers(-127, 128, size=wshape).astype(np.int8)
+    ws = (np.linspace(0.002, 0.009, m) if per_channel else np.array([0.0047])).astype(np.float32)
+    ys, yz = np.float32(0.087), (np.uint8(131) if xdt == TP.UINT8 else np.int8(3))
+    inits = [numpy_helper.from_array(np.array(xs), "xs"), numpy_helper.from_array(np.array(xz), "xz"),
+             numpy_helper.from_array(w, "W"), numpy_helper.from_array(ws if per_channel else ws[0], "ws"),
+             numpy_helper.from_array(np.array(ys), "ys"), numpy_helper.from_array(np.array(yz), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["X", "xs", "xz"], ["Xq"]),
+             helper.make_node("DequantizeLinear", ["Xq", "xs", "xz"], ["Xf"]),
+             helper.make_node("DequantizeLinear", ["W", "ws"], ["Wf"], axis=0)]
+    conv_in = ["Xf", "Wf"]
+    if bias:
+        bs = (xs * ws).astype(np.float32)   # the float product, as quantizers write it
+        inits += [numpy_helper.from_array(rng.integers(-4000, 4000, m).astype(np.int32), "B"),
+                  numpy_helper.from_array(bs, "bs")]
+        nodes.append(helper.make_node("DequantizeLinear", ["B", "bs"], ["Bf"], axis=0))
+        conv_in.append("Bf")
+    nodes += [helper.make_node("Conv", conv_in, ["C"], pads=pads, strides=strides, group=group,
+                               kernel_shape=wshape[2:]),
+              helper.make_node("QuantizeLinear", ["C", "ys", "yz"], ["Y"])]
+    add(name, nodes, [("X", x)], ("Y", xdt), inits)
+
+
 def gen():
     qbin("QLinearAdd", TP.UINT8, [1, 3, 4, 5], [3, 1, 1], [0.0173, 0.0291, 0.0417], [128, 100, 90])
     qbin("QLinearAdd", TP.INT8, [2, 3, 5], [2, 3, 5], [0.05, 0.031, 0.07], [-3, 5, 1])
@@ -174,6 +200,15 @@ def gen():
                          nearest_mode="floor")
     add("resize_nearest_int8", [n], [("X", q(TP.INT8, [1, 2, 3, 4]))], ("Y", TP.INT8),
         [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")], opset=13)
+
+    # QDQ convolutions (what `shoal quantize` and onnxruntime's QDQ quantizer write): float x
+    # quantized, DQ(x), DQ(int8 weights per channel), DQ(int32 bias with scale xs * ws), Conv, Q.
+    # onnxruntime folds them into QLinearConv; shoal's graph pass does the same, and the
+    # integers must agree.
+    qdq_conv("qdq_conv_u8s8_perchannel_bias", TP.UINT8, [1, 6, 13, 11], [8, 6, 3, 3], per_channel=True, bias=True,
+             pads=[1, 1, 1, 1], strides=[1, 1])
+    qdq_conv("qdq_conv_s8s8_group_stride2", TP.INT8, [1, 8, 12, 10], [8, 4, 3, 3], per_channel=False, bias=False,
+             pads=[1, 0, 1, 1], strides=[2, 2], group=2)
 
 
 RUN_JS = r"""

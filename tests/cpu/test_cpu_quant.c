@@ -2,6 +2,11 @@
  * - ConvInteger over random geometries (groups, strides, dilations, asymmetric pads, 1-D,
  *   K above the 256-row exact float step, pixel chunks that cut rows, int8 and uint8 on both
  *   sides, per-channel weight zero points) against a direct int64 convolution;
+ * - ConvInteger and QLinearConv with symmetric int8 weights (no weight zero point), the form
+ *   that runs on oneDNN's int8 convolution where exactness allows it: the same direct
+ *   convolution, plus QLinearConv's requantization (per-channel scales, int32 bias, saturation)
+ *   computed here from the int64 sums; on a VNNI machine they, and every single-image case
+ *   with uint8 weights (split into w - 128 and a window-sum term), must take the oneDNN path;
  * - blocked quantization refused with a message naming node and op;
  * - the MLAS-compatible logistic within its stated bound of the exact function. */
 #include <setjmp.h>
@@ -11,13 +16,21 @@
 #include <stdio.h>
 #include <cmocka.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include "harness.h"
 
 typedef struct qconv_case {
     int64_t n, c, h, w, m, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, group;
     sh_dtype xdt, wdt;
     bool per_channel, one_d;
+    bool symmetric;   /* int8 weights over their whole range, no weight zero point */
+    bool qlinear;     /* QLinearConv with per-channel scales and a bias, else ConvInteger */
 } qconv_case;
+
+/* How the CPU backend runs a node (cpu_backend.c test hook). */
+const char *sh_backend_cpu_node_path(const sh_program *p, int node);
+
 
 static int32_t rnd_q(th *h, sh_dtype dt)
 {
@@ -60,18 +73,45 @@ static void run_case(const qconv_case *cs)
     int w = sh_graph_add_tensor(h.g, "w", cs->wdt, &ws);
     int xz = sh_graph_add_tensor(h.g, "xz", cs->xdt, &(sh_shape){0});
     int wz = sh_graph_add_tensor(h.g, "wz", cs->wdt, &zs);
-    int y = sh_graph_add_tensor(h.g, "y", SH_DT_INT32, &ys);
+    sh_dtype ydt = cs->qlinear ? cs->xdt : SH_DT_INT32;
+    int y = sh_graph_add_tensor(h.g, "y", ydt, &ys);
     int64_t nw = sh_shape_numel(&ws), nx = sh_shape_numel(&xs), ny = sh_shape_numel(&ys);
-    uint8_t *wv = malloc((size_t)nw), wzv[256], xzv[1];
+    uint8_t *wv = malloc((size_t)nw), wzv[256], xzv[1], yzv[1];
     for (int64_t i = 0; i < nw; i++)
-        put_q(wv, cs->wdt, i, rnd_q(&h, cs->wdt));
+        put_q(wv, cs->wdt, i, cs->symmetric ? rnd_q(&h, SH_DT_INT8) | (i % 7 == 0 ? -128 : 0) : rnd_q(&h, cs->wdt));
     for (int64_t i = 0; i < (cs->per_channel ? cs->m : 1); i++)
-        put_q(wzv, cs->wdt, i, rnd_q(&h, cs->wdt));
+        put_q(wzv, cs->wdt, i, cs->symmetric ? 0 : rnd_q(&h, cs->wdt));
     put_q(xzv, cs->xdt, 0, rnd_q(&h, cs->xdt));
+    put_q(yzv, ydt, 0, cs->qlinear ? rnd_q(&h, ydt) / 4 : 0);
     sh_graph_set_const(h.g, w, wv, (size_t)nw, NULL);
     sh_graph_set_const(h.g, wz, wzv, (size_t)(cs->per_channel ? cs->m : 1), NULL);
     sh_graph_set_const(h.g, xz, xzv, 1, NULL);
-    int k = sh_graph_add_node(h.g, "ci", SH_OP_CONV_INTEGER, (int[]){x, w, xz, wz}, 4, &y, 1);
+    /* QLinearConv: scales that put typical sums a few dozen codes wide, so both rounding and
+     * saturation occur; an int32 bias of either sign. */
+    float xsv = 0.02f, ysv = 0.9f, wsv[256];
+    int32_t bv[256];
+    for (int64_t i = 0; i < cs->m; i++) {
+        wsv[i] = 0.001f * (float)(1 + rnd_q(&h, SH_DT_UINT8) % 50);
+        bv[i] = (rnd_q(&h, SH_DT_INT8) * 37) | 1;
+    }
+    int k;
+    if (cs->qlinear) {
+        int xsc = sh_graph_add_tensor(h.g, "xs", SH_DT_FLOAT32, &(sh_shape){0});
+        int wsc = sh_graph_add_tensor(h.g, "ws", SH_DT_FLOAT32, &zs);
+        int ysc = sh_graph_add_tensor(h.g, "ys", SH_DT_FLOAT32, &(sh_shape){0});
+        int yz = sh_graph_add_tensor(h.g, "yz", ydt, &(sh_shape){0});
+        sh_shape bs = th_shape(1, (int64_t[]){cs->m});
+        int bias = sh_graph_add_tensor(h.g, "b", SH_DT_INT32, &bs);
+        sh_graph_set_const(h.g, xsc, &xsv, sizeof xsv, NULL);
+        sh_graph_set_const(h.g, wsc, wsv, (size_t)(cs->per_channel ? cs->m : 1) * sizeof(float), NULL);
+        sh_graph_set_const(h.g, ysc, &ysv, sizeof ysv, NULL);
+        sh_graph_set_const(h.g, yz, yzv, 1, NULL);
+        sh_graph_set_const(h.g, bias, bv, (size_t)cs->m * sizeof(int32_t), NULL);
+        k = sh_graph_add_node(h.g, "qc", SH_OP_QLINEAR_CONV, (int[]){x, xsc, xz, w, wsc, wz, ysc, yz, bias}, 9, &y,
+                              1);
+    } else {
+        k = sh_graph_add_node(h.g, "ci", SH_OP_CONV_INTEGER, (int[]){x, w, xz, wz}, 4, &y, 1);
+    }
     h.g->nodes[k].opset = 10;
     int64_t pads2[4] = {cs->pt, cs->pl, cs->pb, cs->pr}, pads1[2] = {cs->pl, cs->pr};
     sh_node_set_ints(h.g, k, "pads", cs->one_d ? pads1 : pads2, cs->one_d ? 2 : 4);
@@ -82,8 +122,14 @@ static void run_case(const qconv_case *cs)
     uint8_t *xv = h.ptr[x];
     for (int64_t i = 0; i < nx; i++)
         put_q(xv, cs->xdt, i, rnd_q(&h, cs->xdt));
+    const char *path = sh_backend_cpu_node_path(h.p, k);
+    assert_non_null(path);
+    bool dnnl_form = cs->symmetric || cs->wdt == SH_DT_UINT8;   /* s8 without zero point, or u8 */
+    if (dnnl_form && cs->n == 1 && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_vnni &&
+        strcmp(path, "int8 oneDNN") != 0)
+        fail_msg("node runs on '%s', not int8 oneDNN, on a VNNI machine", path);
     assert_int_equal(th_run(&h), 0);
-    const int32_t *out = h.ptr[y];
+    const void *out = h.ptr[y];
     int64_t bad = 0;
     int32_t xzero = get_q(xzv, cs->xdt, 0);
     for (int64_t b = 0; b < cs->n; b++)
@@ -106,7 +152,15 @@ static void run_case(const qconv_case *cs)
                                        (get_q(wv, cs->wdt, wi) - wzero);
                             }
                     int64_t yi = ((b * cs->m + oc) * (cs->one_d ? 1 : OH) + oy) * OW + ox;
-                    bad += out[yi] != acc;
+                    if (!cs->qlinear) {
+                        bad += ((const int32_t *)out)[yi] != acc;
+                        continue;
+                    }
+                    float sc = xsv * wsv[cs->per_channel ? oc : 0] / ysv;
+                    double q = (double)rintf((float)(acc + bv[oc]) * sc) + get_q(yzv, ydt, 0);
+                    q = q < (ydt == SH_DT_INT8 ? -128 : 0) ? (ydt == SH_DT_INT8 ? -128 : 0) : q;
+                    q = q > (ydt == SH_DT_INT8 ? 127 : 255) ? (ydt == SH_DT_INT8 ? 127 : 255) : q;
+                    bad += get_q(out, ydt, yi) != (int32_t)q;
                 }
         }
     assert_true(ny > 0);
@@ -120,15 +174,33 @@ static void conv_integer_matches_direct(void **state)
 {
     static const qconv_case cases[] = {
         /* n  c   h   w   m  kh kw sh sw dh dw pt pl pb pr group  x  w  per_channel one_d */
-        {1, 3, 17, 19, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_UINT8, false, false},
-        {2, 40, 13, 23, 6, 3, 3, 1, 1, 1, 1, 1, 0, 2, 1, 1, SH_DT_UINT8, SH_DT_INT8, true, false},
-        {1, 8, 21, 11, 8, 3, 2, 2, 3, 1, 2, 0, 2, 1, 0, 4, SH_DT_INT8, SH_DT_INT8, true, false},
-        {1, 64, 9, 31, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, SH_DT_INT8, SH_DT_UINT8, false, false},
-        {1, 6, 1, 300, 4, 1, 5, 1, 2, 1, 3, 0, 4, 0, 3, 2, SH_DT_UINT8, SH_DT_INT8, true, true},
-        {1, 33, 18, 18, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_UINT8, true, false},
+        {1, 3, 17, 19, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_UINT8, false, false, false, false},
+        {2, 40, 13, 23, 6, 3, 3, 1, 1, 1, 1, 1, 0, 2, 1, 1, SH_DT_UINT8, SH_DT_INT8, true, false, false, false},
+        {1, 8, 21, 11, 8, 3, 2, 2, 3, 1, 2, 0, 2, 1, 0, 4, SH_DT_INT8, SH_DT_INT8, true, false, false, false},
+        {1, 64, 9, 31, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, SH_DT_INT8, SH_DT_UINT8, false, false, false, false},
+        {1, 6, 1, 300, 4, 1, 5, 1, 2, 1, 3, 0, 4, 0, 3, 2, SH_DT_UINT8, SH_DT_INT8, true, true, false, false},
+        {1, 33, 18, 18, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_UINT8, true, false, false, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);
+}
+
+static void symmetric_int8_convs_match_direct(void **state)
+{
+    static const qconv_case cases[] = {
+        /* n  c   h   w   m  kh kw sh sw dh dw pt pl pb pr group  x  w  per_channel one_d symmetric qlinear */
+        {1, 3, 17, 19, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_INT8, false, false, true, false},
+        {1, 40, 13, 23, 24, 3, 3, 1, 1, 1, 1, 1, 0, 2, 1, 1, SH_DT_UINT8, SH_DT_INT8, true, false, true, true},
+        {1, 16, 21, 11, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, SH_DT_INT8, SH_DT_INT8, true, false, true, true},
+        {1, 8, 21, 11, 8, 3, 2, 2, 3, 1, 2, 0, 2, 1, 0, 4, SH_DT_INT8, SH_DT_INT8, true, false, true, false},
+        {1, 300, 9, 31, 33, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, SH_DT_UINT8, SH_DT_INT8, true, false, true, true},
+        {1, 64, 20, 20, 32, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, SH_DT_INT8, SH_DT_INT8, false, false, true, true},
+        {1, 6, 1, 300, 4, 1, 5, 1, 2, 1, 3, 0, 4, 0, 3, 2, SH_DT_UINT8, SH_DT_INT8, true, true, true, false},
+        {2, 5, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_INT8, true, false, true, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_case(&cases[i]);
+    (void)state;
 }
 
 static void blocked_quantization_is_refused(void **state)
@@ -178,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(conv_integer_matches_direct),
+        cmocka_unit_test(symmetric_int8_convs_match_direct),
         cmocka_unit_test(blocked_quantization_is_refused),
         cmocka_unit_test(logistic_within_bound),
     };

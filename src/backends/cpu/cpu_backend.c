@@ -6,6 +6,7 @@
  * used as they are (pack_weight copies), activations take dtype-size * numel bytes. */
 #include "backends/cpu/cpu_impl.h"
 #include "backends/cpu/cpu_report.h"
+#include "backends/cpu/quant_impl.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -616,4 +617,18 @@ int sh_backend_cpu_describe_node(const sh_program *p, int node, char *buf, size_
     if (!impl || !buf || !cap || node < 0 || node >= impl->n_nodes || !impl->nodes[node].fn)
         return -1;
     return cpu_conv_describe(impl->nodes[node].fn, impl->nodes[node].params, buf, cap);
+}
+
+/* Test/bench hook: how node `node` of program p runs where the backend chose between kernels
+ * (ConvInteger / QLinearConv: "int8 oneDNN", or the im2col path and why), else NULL. */
+const char *sh_backend_cpu_node_path(const sh_program *p, int node);
+const char *sh_backend_cpu_node_path(const sh_program *p, int node)
+{
+    const cpu_program *impl = p ? p->impl : NULL;
+    if (!impl || node < 0 || node >= impl->n_nodes || !impl->nodes[node].params)
+        return NULL;
+    sh_op op = p->graph->nodes[node].op;
+    if (op != SH_OP_CONV_INTEGER && op != SH_OP_QLINEAR_CONV)
+        return NULL;
+    return ((const qconv_params *)impl->nodes[node].params)->path;
 }

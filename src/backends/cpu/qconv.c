@@ -23,16 +23,6 @@
 /* K rows per exact float32 GEMM step: 258 * 255 * 255 < 2^24. */
 #define QCONV_KSTEP 256
 
-typedef struct qconv_params {
-    bool qlinear;
-    int x, xs, xz, w, ws, wz, ys, yz, b, y;
-    sh_dtype xdt, wdt, ydt;
-    int64_t N, C, H, W, M, OH, OW, G, Cg, Mg, K;
-    int64_t kh, kw, sh, sw, dh, dw, pt, pl;
-    int64_t n_wz, n_ws;       /* 1 (per tensor) or M (per output channel) */
-    int64_t chunk;            /* output pixels per task */
-    size_t ws_wd, ws_thread;  /* workspace: [M x K] weights, then per thread col, step, acc (bytes) */
-} qconv_params;
 
 typedef struct qconv_job {
     const qconv_params *p;
@@ -45,6 +35,7 @@ typedef struct qconv_job {
     const float *scale;       /* [M] requantization scales (QLinearConv) */
     const int32_t *bias;      /* [M] or NULL */
     int32_t yz;
+    const float *table;       /* dequantizing QLinearConv: [256] code -> output */
 } qconv_job;
 
 static void qconv_chunk(void *arg, int64_t p0, int64_t p1, int tid)
@@ -119,13 +110,24 @@ static void qconv_chunk(void *arg, int64_t p0, int64_t p1, int tid)
         int32_t bias = j->bias ? j->bias[oc] : 0;
         float s = j->scale[oc], z = (float)j->yz;
         for (int64_t i = 0; i < cw; i++)
-            q_put(j->y, p->ydt, oc * ohw + p0 + i, rintf((float)(a[i] + bias) * s) + z);
+            qconv_put(p, j->y, oc * ohw + p0 + i, rintf((float)(a[i] + bias) * s) + z, j->table);
     }
+}
+
+void qconv_dequant_table(const cpu_exec *ex, const qconv_params *p, float *table)
+{
+    float ys = q_scale(ex, p->ys, 0), z = (float)q_zp(ex, p->yz, p->ydt, 0);
+    int32_t lo = (int32_t)q_lo(p->ydt);
+    for (int32_t c = 0; c < 256; c++)
+        table[c] = ((float)(c + lo) - z) * ys;
+    cpu_apply_act(table, 256, p->act, p->act_a, p->act_b);
 }
 
 static int qconv_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qconv_params *p = vp;
+    if (p->dnn)
+        return qconv_dnnl_run(ex, n, p, err);
     float *wd = ex->ws;
     char *rest = (char *)ex->ws + p->ws_wd;
     float *scale = (float *)(rest + (size_t)ex->ctx->n_threads * p->ws_thread);
@@ -143,8 +145,13 @@ static int qconv_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_er
         j.scale = scale;
         j.bias = p->b >= 0 ? ex->t[p->b] : NULL;
         j.yz = q_zp(ex, p->yz, p->ydt, 0);
+        if (p->dequant) {
+            float *table = scale + p->M;
+            qconv_dequant_table(ex, p, table);
+            j.table = table;
+        }
     }
-    size_t xe = sh_dtype_size(p->xdt), ye = sh_dtype_size(p->ydt);
+    size_t xe = sh_dtype_size(p->xdt), ye = p->dequant ? sizeof(float) : sh_dtype_size(p->ydt);
     for (int64_t b = 0; b < p->N; b++) {
         j.x = (const char *)ex->t[p->x] + (size_t)(b * p->C * p->H * p->W) * xe;
         j.y = (char *)ex->t[p->y] + (size_t)(b * p->M * p->OH * p->OW) * ye;
@@ -194,7 +201,11 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
     bool ql = pp->n->op == SH_OP_QLINEAR_CONV;
     int wi = ql ? 3 : 1;
     const sh_tensor *X = cpu_in(pp, 0), *Wt = cpu_in(pp, wi), *Y = cpu_out(pp, 0);
-    if (!Wt || !q8_dt(X->dtype) || !q8_dt(Wt->dtype) || (ql ? !q8_dt(Y->dtype) : Y->dtype != SH_DT_INT32))
+    bool deq = ql && sh_node_int(pp->n, SH_QCONV_DEQUANTIZE, 0);
+    /* a dequantizing QLinearConv's codes have the zero point's dtype (uint8 without one) */
+    sh_dtype code_dt = !deq ? Y->dtype : cpu_in(pp, 7) ? cpu_in(pp, 7)->dtype : SH_DT_UINT8;
+    if (!Wt || !q8_dt(X->dtype) || !q8_dt(Wt->dtype) || (deq && Y->dtype != SH_DT_FLOAT32) ||
+        (ql ? !q8_dt(code_dt) : Y->dtype != SH_DT_INT32))
         return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, weight %s, output %s", sh_dtype_name(X->dtype),
                        Wt ? sh_dtype_name(Wt->dtype) : "-", sh_dtype_name(Y->dtype));
     qconv_params *p = cpu_params(pp, sizeof *p, err);
@@ -213,7 +224,13 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
     p->y = pp->n->outputs[0];
     p->xdt = X->dtype;
     p->wdt = Wt->dtype;
-    p->ydt = Y->dtype;
+    p->ydt = code_dt;
+    p->dequant = deq;
+    p->act = pp->n->act;
+    p->act_a = pp->n->act_a;
+    p->act_b = pp->n->act_b;
+    if (!deq && p->act != SH_ACT_NONE)
+        return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "%s", "a fused activation on an int8 output");
     p->N = X->shape.d[0];
     p->C = X->shape.d[1];
     p->H = two ? X->shape.d[2] : 1;
@@ -232,6 +249,8 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
     p->dw = geo.dilation[geo.n - 1];
     p->pt = two ? geo.pad_begin[0] : 0;
     p->pl = geo.pad_begin[geo.n - 1];
+    p->pb = two ? geo.pad_end[0] : 0;
+    p->pr = geo.pad_end[geo.n - 1];
     p->K = p->Cg * p->kh * p->kw;
     if (ql) {
         p->xs = pp->n->inputs[1];
@@ -244,7 +263,7 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
         if ((rc = scalar_param(pp, 1, true, X->dtype, err)) || (rc = scalar_param(pp, 2, false, X->dtype, err)) ||
             (rc = weight_param(pp, 4, true, Wt->dtype, p->M, &p->n_ws, err)) ||
             (rc = weight_param(pp, 5, false, Wt->dtype, p->M, &p->n_wz, err)) ||
-            (rc = scalar_param(pp, 6, true, Y->dtype, err)) || (rc = scalar_param(pp, 7, false, Y->dtype, err)))
+            (rc = scalar_param(pp, 6, true, code_dt, err)) || (rc = scalar_param(pp, 7, false, code_dt, err)))
             return rc;
         const sh_tensor *B = cpu_in(pp, 8);
         if (B && (B->dtype != SH_DT_INT32 || cpu_numel(B) != p->M))
@@ -257,6 +276,10 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
             (rc = weight_param(pp, 3, false, Wt->dtype, p->M, &p->n_wz, err)))
             return rc;
     }
+    if (qconv_dnnl_prepare(pp, p) == 0) {
+        pp->fn = qconv_run;
+        return 0;
+    }
     int64_t per_thread = (p->OH * p->OW + pp->ctx->n_threads - 1) / pp->ctx->n_threads;
     p->chunk = per_thread < 64 ? 64 : per_thread > QCONV_CHUNK ? QCONV_CHUNK : (per_thread + 15) / 16 * 16;
     size_t wd, th, col, acc, sc, total;
@@ -265,7 +288,7 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
         !sh_mul_size((size_t)p->Mg, (size_t)p->chunk * (sizeof(float) + sizeof(int32_t)), &acc) ||
         !sh_add_size(col, acc, &th) ||
         !sh_mul_size(th, (size_t)pp->ctx->n_threads, &total) || !sh_add_size(total, wd, &total) ||
-        !sh_mul_size((size_t)p->M, sizeof(float), &sc) || !sh_add_size(total, sc, &total) ||
+        !sh_mul_size((size_t)p->M + 256, sizeof(float), &sc) || !sh_add_size(total, sc, &total) ||
         p->K > INT32_MAX || p->Mg > INT32_MAX)
         return CPU_ERR(pp, err, SHOAL_ERR_NO_MEMORY, "workspace for K=%lld, M=%lld overflows", (long long)p->K,
                        (long long)p->M);

@@ -58,47 +58,44 @@ typedef struct qdq_params {
 typedef struct qdq_job {
     const qdq_params *p;
     const cpu_exec *ex;
+    bool quantize;
 } qdq_job;
 
-static void quantize_range(void *arg, int64_t r0, int64_t r1, int tid)
+/* Elements [e0, e1) of x, whatever rows (one scale and zero point each) they fall in: a
+ * per-tensor Q/DQ is a single row, which a split by rows would leave to one thread. */
+static void qdq_elems(void *arg, int64_t e0, int64_t e1, int tid)
 {
     const qdq_job *j = arg;
     const qdq_params *p = j->p;
-    const float *x = j->ex->t[p->x];
-    void *y = j->ex->t[p->y];
-    for (int64_t r = r0; r < r1; r++) {
+    for (int64_t i0 = e0; i0 < e1;) {
+        int64_t r = i0 / p->inner, i1 = (r + 1) * p->inner < e1 ? (r + 1) * p->inner : e1;
         int64_t c = r % p->ns;
         float s = q_scale(j->ex, p->s, c);
         int32_t z = q_zp(j->ex, p->z, p->zdt, c);
-        for (int64_t i = r * p->inner; i < (r + 1) * p->inner; i++)
-            q_quantize(y, p->ydt, i, x[i], s, z);
+        if (j->quantize) {
+            const float *x = j->ex->t[p->x];
+            void *y = j->ex->t[p->y];
+            for (int64_t i = i0; i < i1; i++)
+                q_quantize(y, p->ydt, i, x[i], s, z);
+        } else {
+            const void *x = j->ex->t[p->x];
+            float *y = j->ex->t[p->y], zf = (float)z;
+            for (int64_t i = i0; i < i1; i++)
+                y[i] = ((float)q_get(x, p->xdt, i) - zf) * s;
+        }
+        i0 = i1;
     }
-}
-
-static void dequantize_range(void *arg, int64_t r0, int64_t r1, int tid)
-{
-    const qdq_job *j = arg;
-    const qdq_params *p = j->p;
-    const void *x = j->ex->t[p->x];
-    float *y = j->ex->t[p->y];
-    for (int64_t r = r0; r < r1; r++) {
-        int64_t c = r % p->ns;
-        float s = q_scale(j->ex, p->s, c);
-        float z = (float)q_zp(j->ex, p->z, p->zdt, c);
-        for (int64_t i = r * p->inner; i < (r + 1) * p->inner; i++)
-            y[i] = ((float)q_get(x, p->xdt, i) - z) * s;
-    }
+    (void)tid;
 }
 
 static int qdq_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qdq_params *p = vp;
-    qdq_job j = {.p = p, .ex = ex};
-    int64_t rows = p->outer * p->ns;
-    if (rows * p->inner == 0)
+    qdq_job j = {.p = p, .ex = ex, .quantize = n->op == SH_OP_QUANTIZE_LINEAR};
+    int64_t total = p->outer * p->ns * p->inner;
+    if (total == 0)
         return 0;
-    cpu_parallel_for(ex->ctx->pool, rows, 1 + 16384 / (p->inner + 1),
-                     n->op == SH_OP_QUANTIZE_LINEAR ? quantize_range : dequantize_range, &j);
+    cpu_parallel_for(ex->ctx->pool, total, 16384, qdq_elems, &j);
     return 0;
 }
 

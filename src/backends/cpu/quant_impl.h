@@ -63,4 +63,54 @@ static inline float q_scale(const cpu_exec *ex, int t, int64_t i)
     return ((const float *)ex->t[t])[i];
 }
 
+/* ---- ConvInteger / QLinearConv (qconv.c, qconv_dnnl.c) ---------------------------------------- */
+typedef struct qconv_dnnl qconv_dnnl;
+
+typedef struct qconv_params {
+    bool qlinear;
+    int x, xs, xz, w, ws, wz, ys, yz, b, y;
+    sh_dtype xdt, wdt, ydt;
+    int64_t N, C, H, W, M, OH, OW, G, Cg, Mg, K;
+    int64_t kh, kw, sh, sw, dh, dw, pt, pl;
+    int64_t n_wz, n_ws;       /* 1 (per tensor) or M (per output channel) */
+    int64_t chunk;            /* output pixels per task */
+    size_t ws_wd, ws_thread;  /* workspace: [M x K] weights, then per thread col, step, acc (bytes) */
+    int64_t pb, pr;           /* bottom / right padding (the oneDNN path) */
+    qconv_dnnl *dnn;          /* oneDNN int8 path (qconv_dnnl.c), or NULL for im2col + sgemm */
+    const char *path;         /* which path runs and, on im2col, why (for inspect / bench) */
+    bool dequant;             /* QLinearConv with SH_QCONV_DEQUANTIZE: float output through a table
+                                 of the dequantized codes with the node's activation applied;
+                                 ydt is then the code's dtype */
+    sh_act act;
+    float act_a, act_b;
+} qconv_params;
+
+/* Saturated code of v (already rounded, zero point added) in dt's range. */
+static inline int32_t q_code(sh_dtype dt, float v)
+{
+    v = v < q_lo(dt) ? q_lo(dt) : v > q_hi(dt) ? q_hi(dt) : v;
+    return v != v ? 0 : (int32_t)v;
+}
+
+/* QLinearConv output element i from its requantized value v: the int8/uint8 code, or with
+ * p->dequant the float the table gives for that code. */
+static inline void qconv_put(const qconv_params *p, void *y, int64_t i, float v, const float *table)
+{
+    if (!p->dequant) {
+        q_put(y, p->ydt, i, v);
+        return;
+    }
+    ((float *)y)[i] = table[q_code(p->ydt, v) - (int32_t)q_lo(p->ydt)];
+}
+
+/* Fills table[256] for a dequantizing QLinearConv: each code's (code - yz) * ys, as
+ * DequantizeLinear computes it, then the node's activation, as the activation op computes it. */
+void qconv_dequant_table(const cpu_exec *ex, const qconv_params *p, float *table);
+
+/* Puts the node on a oneDNN int8 convolution when its integers come out exactly as the ONNX
+ * reference's; 0 when it does (p->dnn, workspace, weight packing set), negative to keep the
+ * im2col path, with p->path saying why. Never an error: the im2col path serves every node. */
+int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p);
+int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, sh_err *err);
+
 #endif

@@ -1,0 +1,512 @@
+/* ConvInteger and QLinearConv on oneDNN's int8 convolutions (u8s8 / s8s8 with int32
+ * accumulators: VNNI's vpdpbusd on AVX512-VNNI and AVX-VNNI, vpmaddubsw otherwise).
+ *
+ * Exactness is the condition, not a hope: oneDNN accumulates the same integers ONNX defines,
+ * and the requantization (QLinearConv) or int32 copy (ConvInteger) is done here, with the
+ * very expression of the im2col path (qconv.c), on the int32 result. Two things could break
+ * it, and the node stays on the im2col path when either may happen:
+ * - oneDNN convolutions take s8 weights without a zero point. uint8 weights w with zero point
+ *   z (onnxruntime's dynamic quantizer writes them) are split exactly:
+ *   sum (x - xz)(w - z) = sum (x - xz)(w - 128) + (128 - z) * sum (x - xz), where w - 128 is
+ *   s8 for oneDNN and the second sum, over the output's window of the group's channels
+ *   (padding contributing 0), is a box sum of per-group channel sums computed here. int8
+ *   weights with a non-zero zero point stay on im2col.
+ * - Without VNNI, vpmaddubsw adds two u8 x s8 products in saturating int16 (255 * 127 * 2 >
+ *   32767; oneDNN documents this for non-VNNI int8). Weights with |w| <= 64 cannot reach it
+ *   (255 * 64 * 2 < 32768), any others need a VNNI ISA.
+ * The input zero point is oneDNN's runtime source zero point, which also treats padding as
+ * the zero point (contributing 0, as ONNX's zero-point-corrected products do).
+ *
+ * Layout and threading follow the fp32 oneDNN conv (conv.c): OpenMP at one thread, one
+ * primitive per band of output rows over shoal's pool, NHWC input transposed into the
+ * workspace, and each band turns its own NHWC int32 rows into the NCHW output. */
+#include "backends/cpu/quant_impl.h"
+
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <string.h>
+
+#define QD_MAX_BANDS 64
+/* Largest |w| whose pairwise u8 x s8 sums fit int16 (see above). */
+#define QD_NO_VNNI_MAX_W 64
+
+typedef struct qd_band {
+    dnnl_primitive_t conv;
+    dnnl_memory_t m_src, m_dst, m_scratch;
+    int64_t oh0, oh1, ih0;          /* output rows [oh0, oh1); first input row read */
+    size_t off_scratch;
+} qd_band;
+
+struct qconv_dnnl {
+    int n_bands;
+    qd_band band[QD_MAX_BANDS];
+    dnnl_memory_t m_wei, m_zp;      /* m_zp: the runtime source zero point, NULL without one */
+    dnnl_primitive_t w_reorder;
+    dnnl_memory_t m_wsrc, m_wdst;   /* pack-time reorder endpoints */
+    bool u8_weights;                /* packed as w - 128 */
+    int32_t *shift;                 /* uint8 weights: [M] 128 - zero point, NULL when all 0 */
+    size_t w_count;                 /* weight elements (the pack's s8 staging) */
+    size_t packed_bytes;            /* the primitive's weight layout, compensation included */
+    /* workspace: NHWC x, NHWC int32 y, [M] scales, zp; with shift also the per-group channel
+     * sums of x - xz [G, H*W] and their window sums [G, OH*OW] */
+    size_t off_src, off_dst, off_scale, off_zp, off_csum, off_wsum;
+};
+
+static void qd_free(cpu_ctx *ctx, void *vp)
+{
+    qconv_params *p = vp;
+    qconv_dnnl *d = p->dnn;
+    if (!d)
+        return;
+    for (int b = 0; b < d->n_bands; b++) {
+        qd_band *bd = &d->band[b];
+        if (bd->conv)
+            dnnl_primitive_destroy(bd->conv);
+        dnnl_memory_t mems[] = {bd->m_src, bd->m_dst, bd->m_scratch};
+        for (size_t i = 0; i < 3; i++)
+            if (mems[i])
+                dnnl_memory_destroy(mems[i]);
+    }
+    if (d->w_reorder)
+        dnnl_primitive_destroy(d->w_reorder);
+    sh_free(ctx->alloc, d->shift);
+    dnnl_memory_t mems[] = {d->m_wei, d->m_zp, d->m_wsrc, d->m_wdst};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (mems[i])
+            dnnl_memory_destroy(mems[i]);
+    sh_free(ctx->alloc, d);
+    p->dnn = NULL;
+}
+
+static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_err *err)
+{
+    const qconv_params *p = vp;
+    qconv_dnnl *d = p->dnn;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
+    /* A stream of its own: models are packed while others run on ctx->dnnl_stream. */
+    int8_t *staged = NULL;
+    if (d->u8_weights) {
+        staged = sh_alloc(ctx->alloc, d->w_count ? d->w_count : 1);
+        if (!staged)
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu: out of memory staging %zu int8 conv weights", d->w_count);
+        for (size_t i = 0; i < d->w_count; i++)
+            staged[i] = (int8_t)(((const uint8_t *)src)[i] - 128);
+        src = staged;
+    }
+    dnnl_stream_t st = NULL;
+    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success) {
+        sh_free(ctx->alloc, staged);
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for an int8 weight reorder failed");
+    }
+    /* The reorder leaves the layout's padding (channels rounded up to the block) unwritten;
+     * packed bytes are hashed for the weight store and must not depend on the buffer. */
+    memset(dst, 0, d->packed_bytes);
+    int prev = omp_get_max_threads();
+    omp_set_num_threads(1);
+    bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
+              dnnl_memory_set_data_handle(d->m_wdst, dst) == dnnl_success &&
+              dnnl_primitive_execute(d->w_reorder, st, 2, args) == dnnl_success &&
+              dnnl_stream_wait(st) == dnnl_success;
+    omp_set_num_threads(prev);
+    dnnl_stream_destroy(st);
+    sh_free(ctx->alloc, staged);
+    if (!ok)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN reorder of an int8 conv weight failed");
+    return 0;
+}
+
+static size_t align64(size_t v)
+{
+    return (v + 63) & ~(size_t)63;
+}
+
+static bool isa_has_vnni(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni ||
+           (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
+}
+
+/* Whether the weights fit oneDNN (constant, s8 without zero point, or u8 with a constant zero
+ * point: *shifted), and the largest magnitude of what oneDNN gets (w, or w - 128). */
+static bool weights_fit(const cpu_prep *pp, const qconv_params *p, bool *shifted, int *max_abs, const char **why)
+{
+    const sh_tensor *W = &pp->g->tensors[p->w];
+    if (!W->is_const || !W->data) {
+        *why = "int8 im2col: weights are not a constant";
+        return false;
+    }
+    if (W->n_consumers != 1) {
+        *why = "int8 im2col: weights shared with another node";
+        return false;
+    }
+    *shifted = W->dtype == SH_DT_UINT8;
+    if (p->wz >= 0) {
+        const sh_tensor *Z = &pp->g->tensors[p->wz];
+        if (!Z->is_const || !Z->data) {
+            *why = "int8 im2col: weight zero point is not a constant";
+            return false;
+        }
+        for (int64_t i = 0; i < cpu_numel(Z) && !*shifted; i++)
+            if (((const int8_t *)Z->data)[i] != 0) {
+                *why = "int8 im2col: int8 weights with a non-zero zero point";
+                return false;
+            }
+    }
+    int m = 0;
+    for (size_t i = 0; i < W->nbytes; i++) {
+        int v = *shifted ? ((const uint8_t *)W->data)[i] - 128 : ((const int8_t *)W->data)[i];
+        v = v < 0 ? -v : v;
+        m = v > m ? v : m;
+    }
+    *max_abs = m;
+    return true;
+}
+
+int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
+{
+    cpu_ctx *ctx = pp->ctx;
+    p->path = "int8 im2col: oneDNN unavailable";
+    if (!ctx->dnnl_engine)
+        return -1;
+    if (ctx->conv_impl == CPU_CONV_BLAS) {
+        p->path = "int8 im2col: oneDNN convolutions off";
+        return -1;
+    }
+    if (p->N != 1) {
+        p->path = "int8 im2col: batch > 1";
+        return -1;
+    }
+    int max_abs = 0;
+    bool shifted = false;
+    if (!weights_fit(pp, p, &shifted, &max_abs, &p->path))
+        return -1;
+    if (max_abs > QD_NO_VNNI_MAX_W && !isa_has_vnni()) {
+        p->path = "int8 im2col: no VNNI and |w| > 64 (int16 saturation)";
+        return -1;
+    }
+    /* A source zero point known to be 0 needs no attribute (and no compensation pass). */
+    bool src_zp = p->xz >= 0;
+    if (src_zp) {
+        const sh_tensor *Z = &pp->g->tensors[p->xz];
+        if (Z->is_const && Z->data && q_get(Z->data, Z->dtype, 0) == 0)
+            src_zp = false;
+    }
+    dnnl_data_type_t xdt = p->xdt == SH_DT_UINT8 ? dnnl_u8 : dnnl_s8;
+    int64_t ext = (p->kh - 1) * p->dh + 1;
+    dnnl_dims_t wd = {p->G, p->Mg, p->Cg, p->kh, p->kw};
+    int wnd = p->G > 1 ? 5 : 4;
+    dnnl_format_tag_t wplain = p->G > 1 ? dnnl_goihw : dnnl_oihw;
+    if (p->G == 1) {
+        wd[0] = p->M;
+        wd[1] = p->Cg;
+        wd[2] = p->kh;
+        wd[3] = p->kw;
+    }
+    dnnl_dims_t strides = {p->sh, p->sw}, dil = {p->dh - 1, p->dw - 1};
+    dnnl_memory_desc_t w_plain, w_any, wchosen;
+    dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, dnnl_s8, wplain);
+    dnnl_memory_desc_init_by_tag(&w_any, wnd, wd, dnnl_s8, dnnl_format_tag_any);
+
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    int rc = -1;
+    p->path = "int8 im2col: oneDNN has no int8 convolution for this shape";
+    int prev_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    qconv_dnnl *d = sh_calloc(ctx->alloc, 1, sizeof *d);
+    const int32_t runtime_zp = DNNL_RUNTIME_S32_VAL;
+    if (d && shifted) {
+        /* 128 - z per output channel; all zero (z = 128) needs no correction at all */
+        const sh_tensor *Z = p->wz >= 0 ? &pp->g->tensors[p->wz] : NULL;
+        bool any = false;
+        d->shift = sh_alloc(ctx->alloc, (size_t)p->M * sizeof(int32_t));
+        if (!d->shift)
+            goto out;
+        for (int64_t m = 0; m < p->M; m++) {
+            int32_t z = Z ? ((const uint8_t *)Z->data)[p->n_wz > 1 ? m : 0] : 0;
+            d->shift[m] = 128 - z;
+            any |= d->shift[m] != 0;
+        }
+        d->u8_weights = true;
+        d->w_count = pp->g->tensors[p->w].nbytes;
+        if (!any) {
+            sh_free(ctx->alloc, d->shift);
+            d->shift = NULL;
+        }
+    }
+    if (!d || dnnl_primitive_attr_create(&attr) != dnnl_success ||
+        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success ||
+        (src_zp && dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &runtime_zp) != dnnl_success))
+        goto out;
+    size_t ws = 0;
+    int nb = ctx->n_threads < p->OH ? ctx->n_threads : (int)p->OH;
+    if (nb > QD_MAX_BANDS)
+        nb = QD_MAX_BANDS;
+    for (int b = 0; b < nb; b++) {
+        qd_band *bd = &d->band[b];
+        d->n_bands = b + 1;
+        bd->oh0 = p->OH * b / nb;
+        bd->oh1 = p->OH * (b + 1) / nb;
+        int64_t lo = bd->oh0 * p->sh - p->pt, hi = (bd->oh1 - 1) * p->sh - p->pt + ext;
+        bd->ih0 = lo > 0 ? lo : 0;
+        int64_t ih1 = hi < p->H ? hi : p->H;
+        dnnl_dims_t sd = {1, p->C, ih1 - bd->ih0, p->W}, dd = {1, p->M, bd->oh1 - bd->oh0, p->OW};
+        dnnl_dims_t pl = {lo < 0 ? -lo : 0, p->pl}, pr = {hi > p->H ? hi - p->H : 0, p->pr};
+        dnnl_memory_desc_t src_md, dst_md;
+        dnnl_memory_desc_init_by_tag(&src_md, 4, sd, xdt, dnnl_nhwc);
+        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_s32, dnnl_nhwc);
+        dnnl_convolution_desc_t cd;
+        if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                                       &src_md, b == 0 ? &w_any : &wchosen, NULL, &dst_md,
+                                                       strides, dil, pl, pr) != dnnl_success ||
+            dnnl_primitive_desc_create(&pd, &cd, attr, ctx->dnnl_engine, NULL) != dnnl_success)
+            goto out;
+        const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *q_sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        /* Every band reads the one packed weight: they must agree on its layout. */
+        if (b == 0)
+            wchosen = *q_w;
+        else if (!dnnl_memory_desc_equal(q_w, &wchosen))
+            goto out;
+        bd->off_scratch = ws;
+        ws += align64(dnnl_memory_desc_get_size(q_sp));
+        if (dnnl_primitive_create(&bd->conv, pd) != dnnl_success ||
+            dnnl_memory_create(&bd->m_src, &src_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&bd->m_dst, &dst_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&bd->m_scratch, q_sp, ctx->dnnl_engine, DNNL_MEMORY_NONE))
+            goto out;
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    if (dnnl_memory_create(&d->m_wei, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE))
+        goto out;
+    if (src_zp) {
+        dnnl_dims_t one = {1};
+        dnnl_memory_desc_t zp_md;
+        dnnl_memory_desc_init_by_tag(&zp_md, 1, one, dnnl_s32, dnnl_x);
+        if (dnnl_memory_create(&d->m_zp, &zp_md, ctx->dnnl_engine, DNNL_MEMORY_NONE))
+            goto out;
+    }
+    if (!dnnl_memory_desc_equal(&wchosen, &w_plain) || d->u8_weights) {
+        /* The packed weight is the primitive's layout, compensation terms included. */
+        if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&d->m_wdst, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+            dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, &wchosen, ctx->dnnl_engine, NULL) ||
+            dnnl_primitive_create(&d->w_reorder, rpd))
+            goto out;
+        pp->pack_tensor = p->w;
+        pp->pack = qd_pack;
+        d->packed_bytes = dnnl_memory_desc_get_size(&wchosen);
+        pp->p->weight_bytes[p->w] = d->packed_bytes;
+    }
+    size_t src_bytes, dst_bytes;
+    if (!sh_mul_size((size_t)p->C, (size_t)(p->H * p->W), &src_bytes) ||
+        !sh_mul_size((size_t)p->M, (size_t)(p->OH * p->OW) * sizeof(int32_t), &dst_bytes))
+        goto out;
+    d->off_src = ws;
+    d->off_dst = d->off_src + align64(src_bytes);
+    d->off_scale = d->off_dst + align64(dst_bytes);
+    d->off_zp = d->off_scale + align64(((size_t)p->M + 256) * sizeof(float));
+    d->off_csum = d->off_zp + 64;
+    d->off_wsum = d->off_csum;
+    size_t csum = 0, wsum = 0;
+    if (d->shift && (!sh_mul_size((size_t)p->G, (size_t)(p->H * p->W) * sizeof(int32_t), &csum) ||
+                     !sh_mul_size((size_t)p->G, (size_t)(p->OH * p->OW) * sizeof(int32_t), &wsum)))
+        goto out;
+    d->off_wsum = d->off_csum + align64(csum);
+    pp->p->workspace_bytes[pp->k] = d->off_wsum + align64(wsum);
+    p->path = "int8 oneDNN";
+    rc = 0;
+out:
+    omp_set_num_threads(prev_threads);
+    if (rpd)
+        dnnl_primitive_desc_destroy(rpd);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    if (d) {
+        p->dnn = d;
+        pp->free_params = qd_free;
+        if (rc < 0) {
+            pp->pack = NULL;
+            pp->pack_tensor = -1;
+            qd_free(ctx, p);
+        }
+    }
+    return rc;
+}
+
+typedef struct qd_job {
+    const qconv_params *p;
+    const qconv_dnnl *d;
+    cpu_ctx *ctx;
+    const void *x;
+    void *y;
+    char *ws;
+    const float *scale;
+    const int32_t *bias;
+    const float *table;             /* dequantizing QLinearConv: [256] code -> output */
+    int32_t yz, xz;
+    int failed;
+} qd_job;
+
+/* NCHW -> NHWC bytes over pixel ranges, in blocks of pixels so both sides stay in cache. */
+static void qd_to_nhwc(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const qd_job *j = arg;
+    const qconv_params *p = j->p;
+    const uint8_t *x = j->x;
+    uint8_t *t = (uint8_t *)(j->ws + j->d->off_src);
+    int64_t P = p->H * p->W;
+    enum { BLOCK = 64 };
+    for (int64_t q0 = r0; q0 < r1; q0 += BLOCK) {
+        int64_t q1 = q0 + BLOCK < r1 ? q0 + BLOCK : r1;
+        for (int64_t c = 0; c < p->C; c++) {
+            const uint8_t *src = x + c * P;
+            for (int64_t q = q0; q < q1; q++)
+                t[q * p->C + c] = src[q];
+        }
+        if (!j->d->shift)
+            continue;
+        int32_t *csum = (int32_t *)(j->ws + j->d->off_csum);
+        for (int64_t g = 0; g < p->G; g++) {
+            int32_t *cs = csum + g * P;
+            for (int64_t q = q0; q < q1; q++)
+                cs[q] = -(int32_t)p->Cg * j->xz;
+            for (int64_t c = g * p->Cg; c < (g + 1) * p->Cg; c++) {
+                if (p->xdt == SH_DT_UINT8)
+                    for (int64_t q = q0; q < q1; q++)
+                        cs[q] += x[c * P + q];
+                else
+                    for (int64_t q = q0; q < q1; q++)
+                        cs[q] += (int8_t)x[c * P + q];
+            }
+        }
+    }
+    (void)tid;
+}
+
+/* Window sums of the channel sums for output pixels [P0, P1): sum (x - xz) over each output's
+ * receptive field in its group, the padding contributing 0. */
+static void qd_window_sums(const qd_job *j, int64_t P0, int64_t P1)
+{
+    const qconv_params *p = j->p;
+    const int32_t *csum = (const int32_t *)(j->ws + j->d->off_csum);
+    int32_t *wsum = (int32_t *)(j->ws + j->d->off_wsum);
+    int64_t P = p->H * p->W, OP = p->OH * p->OW;
+    for (int64_t g = 0; g < p->G; g++)
+        for (int64_t q = P0; q < P1; q++) {
+            int64_t oy = q / p->OW, ox = q % p->OW;
+            int32_t sum = 0;
+            for (int64_t ky = 0; ky < p->kh; ky++) {
+                int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                if (iy < 0 || iy >= p->H)
+                    continue;
+                const int32_t *row = csum + g * P + iy * p->W;
+                for (int64_t kx = 0; kx < p->kw; kx++) {
+                    int64_t ix = ox * p->sw - p->pl + kx * p->dw;
+                    if (ix >= 0 && ix < p->W)
+                        sum += row[ix];
+                }
+            }
+            wsum[g * OP + q] = sum;
+        }
+}
+
+/* This band's NHWC int32 rows [P0, P1) into the NCHW output: the int32 itself (ConvInteger),
+ * or requantized exactly as the im2col path does (QLinearConv). */
+static void qd_store(const qd_job *j, int32_t *acc, int64_t P0, int64_t P1)
+{
+    const qconv_params *p = j->p;
+    int64_t P = p->OH * p->OW;
+    const int32_t *shift = j->d->shift;
+    if (shift) {
+        /* the (128 - z) * window-sum term of the uint8-weight split, into the NHWC sums */
+        qd_window_sums(j, P0, P1);
+        const int32_t *wsum = (const int32_t *)(j->ws + j->d->off_wsum);
+        for (int64_t q = P0; q < P1; q++) {
+            int32_t *a = acc + (q - P0) * p->M;
+            for (int64_t m = 0; m < p->M; m++)
+                a[m] += shift[m] * wsum[(m / p->Mg) * P + q];
+        }
+    }
+    enum { BLOCK = 64 };
+    for (int64_t q0 = P0; q0 < P1; q0 += BLOCK) {
+        int64_t q1 = q0 + BLOCK < P1 ? q0 + BLOCK : P1;
+        for (int64_t m = 0; m < p->M; m++) {
+            const int32_t *a = acc + (q0 - P0) * p->M + m;
+            if (!p->qlinear) {
+                int32_t *y = (int32_t *)j->y + m * P;
+                for (int64_t q = q0; q < q1; q++, a += p->M)
+                    y[q] = *a;
+                continue;
+            }
+            int32_t bias = j->bias ? j->bias[m] : 0;
+            float s = j->scale[m], z = (float)j->yz;
+            for (int64_t q = q0; q < q1; q++, a += p->M)
+                qconv_put(p, j->y, m * P + q, rintf((float)(*a + bias) * s) + z, j->table);
+        }
+    }
+}
+
+static void qd_bands(void *arg, int64_t b0, int64_t b1, int tid)
+{
+    qd_job *j = arg;
+    const qconv_params *p = j->p;
+    const qconv_dnnl *d = j->d;
+    int prev = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (int64_t b = b0; b < b1; b++) {
+        const qd_band *bd = &d->band[b];
+        const uint8_t *src = (const uint8_t *)(j->ws + d->off_src) + bd->ih0 * p->W * p->C;
+        int32_t *dst = (int32_t *)(j->ws + d->off_dst) + bd->oh0 * p->OW * p->M;
+        dnnl_memory_set_data_handle(bd->m_src, (void *)src);
+        dnnl_memory_set_data_handle(bd->m_dst, dst);
+        dnnl_memory_set_data_handle(bd->m_scratch, j->ws + bd->off_scratch);
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, bd->m_src}, {DNNL_ARG_WEIGHTS, d->m_wei}, {DNNL_ARG_DST, bd->m_dst},
+                                   {DNNL_ARG_SCRATCHPAD, bd->m_scratch},
+                                   {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, d->m_zp}};
+        if (dnnl_primitive_execute(bd->conv, j->ctx->dnnl_stream, d->m_zp ? 5 : 4, args) != dnnl_success) {
+            j->failed = 1;
+            continue;
+        }
+        qd_store(j, dst, bd->oh0 * p->OW, bd->oh1 * p->OW);
+    }
+    omp_set_num_threads(prev);
+    (void)tid;
+}
+
+int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, sh_err *err)
+{
+    qconv_dnnl *d = p->dnn;
+    char *ws = ex->ws;
+    float *scale = (float *)(ws + d->off_scale);
+    int32_t *zp = (int32_t *)(ws + d->off_zp);
+    qd_job j = {.p = p, .d = d, .ctx = ex->ctx, .x = ex->t[p->x], .y = ex->t[p->y], .ws = ws, .scale = scale};
+    if (p->qlinear) {
+        float xs = q_scale(ex, p->xs, 0), ys = q_scale(ex, p->ys, 0);
+        for (int64_t m = 0; m < p->M; m++)
+            scale[m] = xs * q_scale(ex, p->ws, p->n_ws > 1 ? m : 0) / ys;
+        j.bias = p->b >= 0 ? ex->t[p->b] : NULL;
+        j.yz = q_zp(ex, p->yz, p->ydt, 0);
+        if (p->dequant) {
+            float *table = scale + p->M;
+            qconv_dequant_table(ex, p, table);
+            j.table = table;
+        }
+    }
+    *zp = q_zp(ex, p->xz, p->xdt, 0);
+    j.xz = *zp;
+    /* Shared by the bands, read-only while they run. */
+    dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
+    if (d->m_zp)
+        dnnl_memory_set_data_handle(d->m_zp, zp);
+    cpu_parallel_for(ex->ctx->pool, p->H * p->W, 256, qd_to_nhwc, &j);
+    cpu_parallel_for_chunks(ex->ctx->pool, d->n_bands, 1, qd_bands, &j);
+    if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (%s): oneDNN int8 convolution failed", n->name,
+                       sh_op_name(n->op));
+    return 0;
+}
