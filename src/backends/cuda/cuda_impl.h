@@ -31,7 +31,7 @@
 /* Graph outputs of a program that may be downloaded before the program ends (cuda_early.c). */
 #define SH_CUDA_EARLY_MAX 8
 
-/* A lane of concurrent execution (backend.h upload_async): its own streams, so two models
+/* A lane of concurrent execution (backend.h sh_lane_i): its own streams, so two models
  * never share a stream, and its own block of SH_CUDA_IG_COUNTERS split-K counters (at
  * ig_counters + lane * SH_CUDA_IG_COUNTERS), so two models never share a counter. Lane 0 is
  * the context's compute and side streams. Created on first use (lane_ready). */

@@ -1,4 +1,4 @@
-/* Concurrent execution on lanes (backend.h upload_async): the models of a mode each get a
+/* Concurrent execution on lanes (backend.h sh_lane_i): the models of a mode each get a
  * lane, issue their upload, graph replay and download there without a host wait, and the
  * runtime waits for each lane once. At batch 1 one model fills a fraction of an H100, so two
  * lanes overlap one model's kernels and copies with the other's.
