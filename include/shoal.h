@@ -167,8 +167,6 @@ typedef struct shoal_tuning {
     int cuda_no_lane_priority;      /* lane 0's stream at the default priority */
     int cuda_log_views;             /* log (INFO) each compiled graph's slice-view counts */
     int cuda_profile_convs;         /* a per-node profile logs (INFO) one line per conv */
-    int no_device_filter;           /* YOLO outputs downloaded whole, not filtered on the device */
-    int upload_float;               /* the input uploaded as floats, not as the bytes picture */
 } shoal_tuning;
 
 typedef struct shoal_runtime_params {

@@ -18,7 +18,51 @@ void sh_backend_destroy(sh_backend *b)
     if (b->iface->destroy)
         b->iface->destroy(b->ctx);
     b->iface = NULL;
+    b->lanes = NULL;
     b->ctx = NULL;
+}
+
+bool sh_backend_has_lanes(const sh_backend *b)
+{
+    return b->lanes != NULL;
+}
+
+int sh_backend_upload(const sh_backend *b, int lane, void *dst_device, const void *src_host, size_t n, sh_err *err)
+{
+    if (n == 0)
+        return 0;
+    return b->lanes ? b->lanes->upload(b->ctx, lane, dst_device, src_host, n, err)
+                    : b->iface->upload(b->ctx, dst_device, src_host, n, err);
+}
+
+int sh_backend_run(const sh_backend *b, int lane, sh_program *p, void *const *tensor_ptrs,
+                   void *const *workspace_ptrs, unsigned long binding_id, sh_err *err)
+{
+    return b->lanes ? b->lanes->run(b->ctx, lane, p, tensor_ptrs, workspace_ptrs, binding_id, err)
+                    : b->iface->run(b->ctx, p, tensor_ptrs, workspace_ptrs, binding_id, err);
+}
+
+int sh_backend_download(const sh_backend *b, int lane, void *dst_host, const void *src_device, size_t n, sh_err *err)
+{
+    if (n == 0)
+        return 0;
+    return b->lanes ? b->lanes->download(b->ctx, lane, dst_host, src_device, n, err)
+                    : b->iface->download(b->ctx, dst_host, src_device, n, err);
+}
+
+int sh_backend_wait(const sh_backend *b, int lane, double *busy_ms, sh_err *err)
+{
+    if (busy_ms)
+        *busy_ms = -1;
+    return b->lanes ? b->lanes->wait(b->ctx, lane, busy_ms, err) : 0;
+}
+
+void sh_backend_span(const sh_backend *b, const int *lanes, int n, double *ms)
+{
+    sh_err e = {0};
+    *ms = -1;
+    if (!b->lanes || !b->lanes->span || b->lanes->span(b->ctx, lanes, n, ms, &e))
+        *ms = -1;
 }
 
 sh_program *sh_program_alloc(sh_allocator *a, const sh_graph *g)

@@ -1,4 +1,11 @@
-/* The one interface every backend implements (CPU now, CUDA when built).
+/* The backend contract, in two roles (as ggml-backend splits device and stream):
+ * - the device (sh_device_i, every backend): memory (device buffers, host buffers that copy
+ *   fast, synchronous copies), which nodes it runs, compiling a graph into a program, packing
+ *   weights, memory info, and a synchronous run;
+ * - its lanes (sh_lane_i, optional: NULL in a backend that runs one program at a time, the CPU):
+ *   in-order queues that upload, run, download and are waited for, several at once.
+ * The runtime calls the lane functions of backend.c, which fall back to the device's
+ * synchronous calls where a backend has no lanes, so it has one run path for both.
  *
  * A backend compiles a finalized graph into a program: it picks a kernel per node and tells
  * the planner what it needs — bytes per activation tensor in its own precision, a scratch
@@ -20,23 +27,8 @@
 #include "core/error.h"
 #include "graph/graph.h"
 
-/* Queues a backend with concurrent execution offers at most (see upload_async below). */
+/* Lanes a backend offers at most (sh_lane_i below). */
 #define SH_MAX_LANES 4
-
-typedef enum sh_backend_kind {
-    SH_BACKEND_CPU = 0,
-    SH_BACKEND_CUDA = 1
-} sh_backend_kind;
-
-/* A YOLOv8/YOLO11 head output to filter on the device (download_filtered below): fp32
- * [channels, anchors], channel-major, box rows first, then n_classes score rows. */
-typedef struct sh_yolo_filter {
-    int channels;          /* C = 4 + nc (+ mask coefficients) */
-    int anchors;           /* N */
-    int n_classes;         /* nc: the score rows 4 .. 4 + nc - 1 */
-    int rows;              /* survivors the compact buffer has room for */
-    float threshold;       /* kept: best class score >= threshold */
-} sh_yolo_filter;
 
 typedef struct sh_program {
     const struct sh_graph *graph;   /* borrowed; must outlive the program */
@@ -61,10 +53,15 @@ typedef struct sh_program {
     void *impl;                      /* backend private */
 } sh_program;
 
-typedef struct sh_backend_i {
-    const char *name;                 /* "cpu", "cuda" */
-    sh_backend_kind kind;
+typedef struct sh_device_i {
+    const char *name;                 /* "cpu", "cuda": for messages and the budget's device name */
     size_t alignment;                 /* arena alignment the backend needs (64 CPU, 256 CUDA) */
+    /* Capabilities the runtime asks instead of naming a backend. host_memory: buffers are the
+     * host's own memory (its memory is the host's, there is no bus to stage for); fp16: it
+     * computes in fp16 (else fp32); compile_serial: compile calls must not overlap. */
+    bool host_memory;
+    bool fp16;
+    bool compile_serial;
 
     /* Device memory. buffer_alloc returns SHOAL_ERR_NO_MEMORY (never aborts). */
     int (*buffer_alloc)(void *ctx, size_t size, void **out, sh_err *err);
@@ -93,49 +90,35 @@ typedef struct sh_backend_i {
     int (*run)(void *ctx, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                unsigned long binding_id, sh_err *err);
 
-    /* Concurrent execution (optional: all four or none; NULL in a backend that runs one
-     * program at a time, and the runtime then runs models in turn through the calls above).
-     * A lane (0..SH_MAX_LANES-1) is an in-order queue: what is issued on one lane runs in
-     * order, lanes run at the same time. The calls only enqueue: host buffers must stay
-     * untouched until lane_wait returns (the backend's host_alloc memory makes the copies
-     * truly asynchronous), and two lanes must not touch the same device bytes. A program may
-     * run on any lane; per-binding state may be kept per (binding, lane). */
-    int (*upload_async)(void *ctx, int lane, void *dst_device, const void *src_host, size_t n, sh_err *err);
-    int (*run_async)(void *ctx, int lane, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
-                     unsigned long binding_id, sh_err *err);
-    int (*download_async)(void *ctx, int lane, void *dst_host, const void *src_device, size_t n, sh_err *err);
-    /* Optional beside them: the model input from a preprocessed 8-bit picture (hwc: width *
-     * height * 3 bytes in host_alloc memory) as 3 fp32 planes at dst_device, value lut[c][byte]
-     * (sh_preprocess_lut), converted on the device: a quarter of an fp32 upload's bytes. */
-    int (*upload_image_async)(void *ctx, int lane, void *dst_device, const uint8_t *hwc, int width, int height,
-                              const float lut[3][256], sh_err *err);
-    /* Waits until everything issued on the lane is done, also after a failure (the lane is
-     * drained either way). *busy_ms (may be NULL): device time from the lane's first
-     * operation since the previous wait to its last, or -1 when unknown. */
-    int (*lane_wait)(void *ctx, int lane, double *busy_ms, sh_err *err);
-    /* Optional beside them: *ms = device time from the earliest first operation to the latest
-     * last operation of the given lanes' work, each waited for since (-1 when unknown): what
-     * several lanes' overlapping work took on the device together. */
-    int (*lanes_span)(void *ctx, const int *lanes, int n, double *ms, sh_err *err);
-
-    /* Optional (NULL: the runtime downloads the whole output): score filtering on the device,
-     * so only the survivors cross the bus. Writes into scratch_device the compact buffer of
-     * vision/decode.h (sh_yolo_compact, sh_yolo_compact_bytes(f->channels, f->rows) bytes) for
-     * the output at src_device: the count of anchors whose best class score is >= threshold,
-     * and up to f->rows of them with their whole column, keeping exactly the anchors the host
-     * decoder keeps; then copies that buffer whole to dst_host. lane >= 0: enqueued on the lane
-     * like download_async (dst_host is valid after lane_wait); lane < 0: synchronous like
-     * download, after the runs already issued. */
-    int (*download_filtered)(void *ctx, int lane, const sh_yolo_filter *f, const void *src_device,
-                             void *scratch_device, void *dst_host, sh_err *err);
-
     /* Device memory total/free in bytes where the device knows it (optional). */
     int (*memory_info)(void *ctx, size_t *total, size_t *free_bytes);
     void (*destroy)(void *ctx);
-} sh_backend_i;
+} sh_device_i;
 
+/* Concurrent execution. A lane (0..SH_MAX_LANES-1) is an in-order queue: what is issued on one
+ * lane runs in order, lanes run at the same time. The calls only enqueue: host buffers must
+ * stay untouched until wait returns (the device's host_alloc memory makes the copies truly
+ * asynchronous), and two lanes must not touch the same device bytes. A program may run on any
+ * lane; per-binding state may be kept per (binding, lane). All required but span. */
+typedef struct sh_lane_i {
+    int (*upload)(void *ctx, int lane, void *dst_device, const void *src_host, size_t n, sh_err *err);
+    int (*run)(void *ctx, int lane, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
+               unsigned long binding_id, sh_err *err);
+    int (*download)(void *ctx, int lane, void *dst_host, const void *src_device, size_t n, sh_err *err);
+    /* Waits until everything issued on the lane is done, also after a failure (the lane is
+     * drained either way). *busy_ms (may be NULL): device time from the lane's first
+     * operation since the previous wait to its last, or -1 when unknown. */
+    int (*wait)(void *ctx, int lane, double *busy_ms, sh_err *err);
+    /* Optional: *ms = device time from the earliest first operation to the latest last
+     * operation of the given lanes' work, each waited for since (-1 when unknown): what
+     * several lanes' overlapping work took on the device together. */
+    int (*span)(void *ctx, const int *lanes, int n, double *ms, sh_err *err);
+} sh_lane_i;
+
+/* One backend: its device interface, its lanes (NULL: none) and the context both take. */
 typedef struct sh_backend {
-    const sh_backend_i *iface;
+    const sh_device_i *iface;
+    const sh_lane_i *lanes;
     void *ctx;
 } sh_backend;
 
@@ -158,6 +141,19 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
  * device is present. */
 int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *err);
 void sh_backend_destroy(sh_backend *b);                                   /* accepts NULL */
+
+/* The runtime's calls (backend.c): on a lane where the backend has lanes, else synchronous
+ * through the device's upload, run and download, which makes wait a no-op. A run issues
+ * uploads, the run and downloads, then waits. */
+bool sh_backend_has_lanes(const sh_backend *b);
+int sh_backend_upload(const sh_backend *b, int lane, void *dst_device, const void *src_host, size_t n, sh_err *err);
+int sh_backend_run(const sh_backend *b, int lane, sh_program *p, void *const *tensor_ptrs,
+                   void *const *workspace_ptrs, unsigned long binding_id, sh_err *err);
+int sh_backend_download(const sh_backend *b, int lane, void *dst_host, const void *src_device, size_t n, sh_err *err);
+/* *busy_ms (may be NULL): the lane's device time since the previous wait, -1 when unknown. */
+int sh_backend_wait(const sh_backend *b, int lane, double *busy_ms, sh_err *err);
+/* *ms: device time of the given lanes' work together (lanes_span), -1 when unknown. */
+void sh_backend_span(const sh_backend *b, const int *lanes, int n, double *ms);
 
 /* Helpers shared by backends: allocate/free the per-program arrays. */
 sh_program *sh_program_alloc(sh_allocator *a, const sh_graph *g);

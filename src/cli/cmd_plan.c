@@ -229,7 +229,7 @@ static void print_text(const plan_report *r, const char *config, const char *dev
     printf("\nall models resident: %.3f (weights %.3f + arena %.3f", mb(all), mb(r->weights_stored),
            mb(r->arena_total));
     if (r->staging)
-        printf(" + staging %.3f: the compact YOLO outputs of device-side filtering", mb(r->staging));
+        printf(" + staging %.3f: device transfer buffers", mb(r->staging));
     printf(")\n");
     if (!r->have_budget) {
         printf("budget: none (unlimited): everything fits\n");

@@ -57,8 +57,6 @@ int cli_tuning_from_env(const char *cmd, shoal_tuning *t)
     t->cuda_no_slice_views |= cli_env_flag("SHOAL_CUDA_NO_SLICE_VIEWS");
     t->cuda_log_views |= cli_env_flag("SHOAL_CUDA_VIEWS_LOG");
     t->cuda_profile_convs |= cli_env_flag("SHOAL_CUDA_PROFILE_CONVS");
-    t->no_device_filter |= cli_env_flag("SHOAL_CUDA_NO_DEVICE_FILTER");
-    t->upload_float |= cli_env_flag("SHOAL_UPLOAD_FLOAT");
     return 0;
 }
 

@@ -71,7 +71,7 @@ int sh_weight_store_create(const sh_weight_store_params *prm, sh_weight_store **
 
 static void *host_get(sh_weight_store *ws, size_t n, sh_err *err)
 {
-    const sh_backend_i *be = ws->prm.backend.iface;
+    const sh_device_i *be = ws->prm.backend.iface;
     void *p = NULL;
     if (be->host_alloc) {
         if (be->host_alloc(ws->prm.backend.ctx, n, &p, err))
@@ -88,7 +88,7 @@ static void host_put(sh_weight_store *ws, void *p)
 {
     if (!p)
         return;
-    const sh_backend_i *be = ws->prm.backend.iface;
+    const sh_device_i *be = ws->prm.backend.iface;
     if (be->host_alloc)
         be->host_free(ws->prm.backend.ctx, p);
     else

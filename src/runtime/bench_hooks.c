@@ -25,7 +25,5 @@ int sh_runtime_load_times(shoal_runtime_t rt, int model, sh_rt_load_times *out)
 
 double *sh_runtime_cpu_profile(shoal_runtime_t rt, bool on)
 {
-    if (!rt->backend_is_cpu)
-        return NULL;
     return sh_backend_cpu_profile(&rt->backend, on);
 }

@@ -8,6 +8,8 @@
  * error path free everything with one walk. */
 #include "runtime/config.h"
 
+#include "vision/image.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -812,7 +814,7 @@ static int memory_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t
 }
 
 static const char *const INFERENCE_KEYS[] = {"fp16", "streams", "cuda_graphs", "threads", "device",
-                                              "concurrent_models"};
+                                              "concurrent_models", "max_frame_pixels"};
 
 static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t *v)
 {
@@ -833,6 +835,7 @@ static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_nod
         rc = get_enum(p, v, CONCURRENCY_NAMES, COUNT(CONCURRENCY_NAMES), &e);
         in->concurrent_models = (sh_concurrency)e;
         return rc;
+    case 6: return get_int(p, v, 1, (int)SH_IMAGE_MAX_PIXELS, &in->max_frame_pixels);
     }
     return SHOAL_ERR_INTERNAL;
 }

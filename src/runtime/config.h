@@ -29,6 +29,8 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+/* inference.max_frame_pixels default: a 1920x1080 camera frame */
+#define SH_CONFIG_MAX_FRAME_PIXELS (1920 * 1080)
 /* inference.streams: the most streams a program runs on (the CUDA backend's SH_CUDA_STREAMS) */
 #define SH_CONFIG_MAX_STREAMS 4
 
@@ -146,6 +148,9 @@ typedef struct sh_inference_config {
     int threads;                 /* CPU threads; 0 = one per core (default) */
     sh_device_kind device;       /* default auto */
     sh_concurrency concurrent_models;   /* a mode's models at once, one lane each; default auto */
+    int max_frame_pixels;        /* the largest frame a run accepts, in pixels: sizes the frame input
+                                    and the mask outputs of every model's graph; 0 (default) =
+                                    SH_CONFIG_MAX_FRAME_PIXELS */
 } sh_inference_config;
 
 /* One hardware tier's overrides; a has_* flag says the tier sets that field. */

@@ -121,8 +121,15 @@ int sh_rt_hand_import(struct shoal_runtime *rt, sh_rt_model *m, sh_err *err)
     int rc = sh_rt_hand_load_graph(rt, m, &m->graph, err);
     if (rc || (rc = check_stage(m, err)))
         return rc;
-    m->input = m->graph->inputs[0];
-    m->in_h = m->in_w = (int)m->graph->tensors[m->input].shape.d[1];
+    sh_graph *g = m->graph;
+    /* a stage's own graph: the crop in (float NHWC, as frame_in), its raw outputs back */
+    m->frame_in = g->inputs[0];
+    m->size_in = -1;
+    m->in_h = m->in_w = (int)g->tensors[m->frame_in].shape.d[1];
+    m->n_outputs = m->n_results = g->n_outputs;
+    memcpy(m->outputs, g->outputs, (size_t)g->n_outputs * sizeof *g->outputs);
+    memcpy(m->results, g->outputs, (size_t)g->n_outputs * sizeof *g->outputs);
+    m->mask_bits = -1;
     sh_flops f = sh_graph_flops(m->graph);
     m->flops = sh_flops_total(&f);
     m->parse_ms = (now_s() - t) * 1e3;
@@ -151,54 +158,36 @@ static int run_stage(void *user, sh_hand_model which, const float *input, size_t
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "hand landmarker: model %d", (int)which);
     shoal_runtime_t rt = s->rt;
     sh_rt_model *m = s->stage[which];
-    const sh_backend_i *be = rt->backend.iface;
-    void *bc = rt->backend.ctx;
+    const sh_backend *b = &rt->backend;
     int ci = s->ctx->index;
     void **tp = m->tensor_ptrs[ci];
-    size_t in_bytes = m->plan->bytes[m->input];
+    size_t in_bytes = m->plan->bytes[m->frame_in];
     if (n_in != in_bytes / sizeof(float))
         return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': a crop of %zu values for an input of %zu bytes",
                        m->cfg->name, n_in, in_bytes);
-    bool lanes = rt->concurrent && !rt->backend_is_cpu;
-    size_t at = lanes ? m->out_off : 0;
+    char *staged = (char *)s->ctx->output_host + m->out_off;
     double t0 = now_s();
-    int rc = 0;
     pthread_mutex_lock(&rt->backend_lock);
-    if (rt->backend_is_cpu)
-        memcpy(tp[m->input], input, in_bytes);
-    else
-        rc = lanes ? be->upload_async(bc, m->lane, tp[m->input], input, in_bytes, err)
-                   : be->upload(bc, tp[m->input], input, in_bytes, err);
+    int rc = sh_backend_upload(b, m->lane, tp[m->frame_in], input, in_bytes, err);
     if (rc == 0)
-        rc = lanes ? be->run_async(bc, m->lane, m->prog, tp, m->ws_ptrs[ci], m->binding[ci], err)
-                   : be->run(bc, m->prog, tp, m->ws_ptrs[ci], m->binding[ci], err);
+        rc = sh_backend_run(b, m->lane, m->prog, tp, m->ws_ptrs[ci], m->binding[ci], err);
     for (int i = 0; i < n_outputs; i++) {
         outs[i] = NULL;
         counts[i] = 0;
         if (rc || i >= m->n_outputs)
             continue;
-        int t = m->outputs[i];
-        size_t bytes = m->plan->bytes[t];
+        size_t bytes = m->plan->bytes[m->outputs[i]];
         counts[i] = bytes / sizeof(float);
-        if (rt->backend_is_cpu) {
-            outs[i] = tp[t];
-            continue;
-        }
-        float *dst = (float *)((char *)s->ctx->output_host + at);
-        rc = lanes ? be->download_async(bc, m->lane, dst, tp[t], bytes, err) : be->download(bc, dst, tp[t], bytes, err);
-        outs[i] = dst;
-        at += sh_align_up(bytes, 64);
+        outs[i] = (const float *)(staged + m->result_off[i]);
+        rc = sh_backend_download(b, m->lane, staged + m->result_off[i], tp[m->outputs[i]], bytes, err);
     }
-    if (lanes) {   /* waited for even after a failure: the lane's bytes are reused next */
-        double busy;
-        sh_err e2 = {0};
-        int w = be->lane_wait(bc, m->lane, &busy, rc ? &e2 : err);
-        if (rc == 0)
-            rc = w;
-        s->device_ms = busy >= 0 && s->device_ms >= 0 ? s->device_ms + busy : -1;
-    } else {
-        s->device_ms = -1;
-    }
+    /* waited for even after a failure: the lane's bytes are reused next */
+    double busy = -1;
+    sh_err e2 = {0};
+    int w = sh_backend_wait(b, m->lane, &busy, rc ? &e2 : err);
+    if (rc == 0)
+        rc = w;
+    s->device_ms = busy >= 0 && s->device_ms >= 0 ? s->device_ms + busy : -1;
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
@@ -470,7 +459,7 @@ int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const siz
         if (sh_rt_hand_is_task(&rt->models[ids[i]]))
             res->device_ms = res->device_ms < 0 || res->items[i].device_ms < 0 ? -1
                                                                                 : res->device_ms + res->items[i].device_ms;
-    if (rc)
+    if (rc || !rt->concurrent)   /* in turn, the network is host-timed per model */
         res->device_ms = -1;
     return rc;
 }

@@ -42,9 +42,6 @@ typedef struct sh_runtime_internal_params {
      * it wraps. On failure it must leave *be as it was. */
     int (*wrap_backend)(void *user, sh_backend *be, sh_err *err);
     void *wrap_backend_user;
-    /* Survivors a compact output of device-side filtering holds (0: SH_RT_FILTER_ROWS): small
-     * models qualify for the filter and overflow on purpose with a few rows. */
-    int device_filter_rows;
     /* The backend's N-th device buffer allocation fails as out of memory (CUDA; 0 = never):
      * the error paths of create, load and run under a real device. */
     long backend_fail_alloc_nth;

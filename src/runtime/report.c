@@ -37,7 +37,7 @@ static void fill_snapshot(shoal_runtime_t rt, const shoal_stats *st, sh_report_s
     const shoal_device_stats *d = &st->devices[0];
     memset(s, 0, sizeof *s);
     s->device = d->name;
-    s->gpu = !rt->backend_is_cpu;
+    s->gpu = !rt->backend.iface->host_memory;
     s->tensor_cores = s->gpu ? -1 : 0;   /* the backend does not report the compute capability yet */
     if (d->device_total_bytes > 0) {
         s->device_total_bytes = d->device_total_bytes;

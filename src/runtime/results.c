@@ -1,4 +1,5 @@
-/* Results of a run: accessors, JSON, drawing; and the public image functions. */
+/* Results of a run: a model's graph outputs turned into its shoal result; accessors, JSON,
+ * drawing; and the public image functions. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,157 @@
 #include "runtime/hand_task.h"
 #include "runtime/runtime-impl.h"
 #include "vision/draw.h"
+#include "vision/frame.h"
 #include "vision/image.h"
+
+static sh_ftensor ftensor(const sh_graph *g, int t, const float *data)
+{
+    sh_ftensor f = {.data = data};
+    const sh_shape *s = &g->tensors[t].shape;
+    f.ndim = s->ndim > 4 ? 4 : s->ndim;
+    for (int i = 0; i < f.ndim; i++)
+        f.shape[i] = s->d[i];
+    return f;
+}
+
+static char *mask_rle(sh_allocator *a, const sh_mask *m)
+{
+    /* "x y w h: r0 r1 ...": alternating background/foreground run lengths over the box's
+     * rows, starting with background (COCO's uncompressed RLE, row-major). */
+    size_t cap = 64 + m->n_runs * 11;
+    char *s = sh_alloc(a, cap);
+    if (!s)
+        return NULL;
+    size_t at = (size_t)snprintf(s, cap, "%d %d %d %d:", m->x, m->y, m->width, m->height);
+    for (size_t i = 0; i < m->n_runs && at < cap; i++)
+        at += (size_t)snprintf(s + at, cap - at, " %u", m->runs[i]);
+    return s;
+}
+
+static int fill_detections(shoal_runtime_t rt, sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *c = r->cfg;
+    size_t n = r->dets->count;
+    r->items = sh_calloc(rt->alloc, n ? n : 1, sizeof *r->items);
+    r->rles = sh_calloc(rt->alloc, n ? n : 1, sizeof *r->rles);
+    if (!r->items || !r->rles)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for results");
+    for (size_t i = 0; i < n; i++) {
+        const sh_detection *d = &r->dets->items[i];
+        shoal_detection *o = &r->items[i];
+        o->class_id = d->class_id;
+        o->class_name = d->class_id >= 0 && (size_t)d->class_id < c->n_classes ? c->classes[d->class_id] : "";
+        o->score = d->score;
+        o->x1 = d->x1;
+        o->y1 = d->y1;
+        o->x2 = d->x2;
+        o->y2 = d->y2;
+        if (d->mask) {
+            o->mask_area = (int64_t)d->mask->area;
+            r->rles[i] = mask_rle(rt->alloc, d->mask);
+            if (!r->rles[i])
+                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for masks");
+            o->mask_rle = r->rles[i];
+        }
+    }
+    r->pub.n_detections = (int)n;
+    r->pub.detections = r->items;
+    return 0;
+}
+
+/* The graph's outputs in the model's staging (graph/frame_ops.h): results[0] the transform;
+ * with the frame ops' decoder the detections (boxes, scores, ids, count) and masks, or the
+ * landmarks; else the network's own outputs. */
+static const void *result_at(const sh_rt_model *m, const char *staging, int i)
+{
+    return staging + m->result_off[i];
+}
+
+int sh_rt_result_count(const sh_rt_model *m, const char *staging, size_t *n, sh_err *err)
+{
+    int32_t count = *(const int32_t *)result_at(m, staging, 4);
+    size_t cap = (size_t)m->cfg->max_detections;
+    if (count < 0 || (size_t)count > cap)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': %d detections in an output of %zu", m->cfg->name, count,
+                       cap);
+    *n = (size_t)count;
+    return 0;
+}
+
+static int read_landmarks(const sh_rt_model *m, const char *staging, sh_rt_result *r)
+{
+    const float *v = result_at(m, staging, 1);
+    for (int k = 0; k < SH_HAND_POINTS; k++) {
+        r->hand.x[k] = r->landmarks[3 * k] = v[3 * k];
+        r->hand.y[k] = r->landmarks[3 * k + 1] = v[3 * k + 1];
+        r->hand.z[k] = r->landmarks[3 * k + 2] = v[3 * k + 2];
+    }
+    r->hand.presence = v[3 * SH_HAND_POINTS];
+    r->hand.handedness = v[3 * SH_HAND_POINTS + 1];
+    r->has_hand = true;
+    r->pub.n_landmarks = SH_HAND_POINTS;
+    r->pub.landmarks = r->landmarks;
+    r->pub.presence = r->hand.presence;
+    r->pub.handedness = r->hand.handedness;
+    return 0;
+}
+
+/* Decoders the frame ops do not run read the network's outputs here. */
+static int decode_on_host(shoal_runtime_t rt, const sh_rt_model *m, const char *staging, const sh_transform *xf,
+                          sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *c = m->cfg;
+    sh_decode_params dp = sh_decode_default_params();
+    dp.score_threshold = c->score_threshold;
+    dp.iou_threshold = c->iou_threshold;
+    dp.max_detections = c->max_detections;
+    dp.agnostic = c->agnostic_nms;
+    const float *o0 = result_at(m, staging, 1);
+    if (c->decoder == SH_DECODER_CLASSIFY) {
+        int rc = sh_rt_classify(rt, m, o0, xf, r, err);
+        return rc ? rc : fill_detections(rt, r, err);
+    }
+    if (c->decoder != SH_DECODER_END2END)
+        return 0;
+    r->dets = sh_detections_create(rt->alloc);
+    if (!r->dets)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for detections");
+    sh_ftensor f0 = ftensor(m->graph, m->outputs[0], o0);
+    int rc;
+    if (c->task == SH_TASK_SEGMENT) {
+        sh_ftensor f1 = ftensor(m->graph, m->outputs[1], result_at(m, staging, 2));
+        rc = sh_decode_end2end_seg(&f0, &f1, (int)c->n_classes, xf, &dp, r->dets, err);
+    } else {
+        rc = sh_decode_end2end(&f0, (int)c->n_classes, xf, &dp, r->dets, err);
+    }
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': decoding: ", c->name);
+    return fill_detections(rt, r, err);
+}
+
+int sh_rt_result_read(shoal_runtime_t rt, const sh_rt_model *m, const char *staging, sh_rt_result *r, sh_err *err)
+{
+    const sh_model_config *c = m->cfg;
+    const float *xf_words = result_at(m, staging, 0);
+    if (c->decoder == SH_DECODER_LANDMARKS)
+        return read_landmarks(m, staging, r);
+    if (m->n_outputs > 0) {
+        sh_transform xf;
+        int rc = sh_transform_unpack(xf_words, &xf, err);
+        return rc ? sh_err_prefix(err, rc, "model '%s': ", c->name) : decode_on_host(rt, m, staging, &xf, r, err);
+    }
+    r->dets = sh_detections_create(rt->alloc);
+    if (!r->dets)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for detections");
+    bool masks = m->mask_bits >= 0;
+    int rc = sh_frame_results(result_at(m, staging, 1), result_at(m, staging, 2), result_at(m, staging, 3),
+                              (size_t)c->max_detections, result_at(m, staging, 4), xf_words,
+                              masks ? result_at(m, staging, 5) : NULL, masks ? result_at(m, staging, 6) : NULL,
+                              m->mask_slot, r->dets, err);
+    if (rc)
+        return sh_err_prefix(err, rc, "model '%s': reading results: ", c->name);
+    return fill_detections(rt, r, err);
+}
 
 static int no_results(const char *fn)
 {

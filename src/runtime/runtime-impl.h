@@ -22,14 +22,16 @@
 #include "vision/preprocess.h"
 
 #define SH_RT_MAX_OUTPUTS 4
+/* The graph outputs a run reads back (graph/frame_ops.h): the transform, detections (4) and
+ * masks (2), or the transform and the network's own outputs. */
+#define SH_RT_MAX_RESULTS (1 + SH_RT_MAX_OUTPUTS + 2)
 #define SH_RT_LATENCY_RING 512
 #define SH_RT_ERR_SLOTS 256
-/* Survivors a compact output holds (filter.c): real scenes leave tens to a few hundred anchors
- * above a 0.25 threshold; 512 rows of YOLO11l-seg's 117 words are 6% of its 3.9 MB output. */
-#define SH_RT_FILTER_ROWS 512
 
 /* One configured model: its compiled form stays on the host for the runtime's life (plans are
- * needed to admit it); its weights come and go with residency. */
+ * needed to admit it); its weights come and go with residency. Its graph is the network
+ * extended with the frame ops (graph/frame_ops.h): a run feeds the frame's bytes and size and
+ * reads back only the graph's outputs, the results. */
 typedef struct sh_rt_model {
     int id;
     sh_model_config *cfg;
@@ -37,10 +39,20 @@ typedef struct sh_rt_model {
     sh_model_meta *meta;                /* the file's metadata (cfg->classes may point into it) */
     sh_program *prog;
     sh_plan *plan;
-    int input;                          /* tensor index of the image input */
-    int in_w, in_h;
+    int frame_in, size_in;              /* the graph's inputs: frame bytes (u8), frame size (i32 [2]) */
+    int in_w, in_h;                     /* the network's input size */
+    /* the network's own outputs where the host reads them (classify, end2end, no decoder);
+     * n_outputs = 0 where the frame ops decode */
     int n_outputs;
     int outputs[SH_RT_MAX_OUTPUTS];
+    /* the graph's outputs in graph order (results[0]: the frame transform), each at
+     * result_off[i] of the model's output staging; mask_bits: the index among them of the
+     * packed masks (read back only as far as the detections go), or -1 */
+    int n_results;
+    int results[SH_RT_MAX_RESULTS];
+    size_t result_off[SH_RT_MAX_RESULTS];
+    int mask_bits;
+    size_t mask_slot;                   /* bytes of one detection's packed mask */
     void **weight_ptrs;                 /* [n_tensors], valid while resident */
     void ***tensor_ptrs;                /* [contexts][n_tensors] */
     void ***ws_ptrs;                    /* [contexts][n_nodes] */
@@ -50,11 +62,6 @@ typedef struct sh_rt_model {
     size_t arena_off, in_off, out_off;
     int lane;
     double flops;                       /* graph/flops.h: a mode issues its heaviest model first */
-    /* device-side score filtering (filter.c): output 0 crosses the bus as a compact buffer of
-     * filter_bytes, kept at filter_off in each context's filter buffer */
-    bool filtered;
-    sh_yolo_filter filter;
-    size_t filter_bytes, filter_off;
     bool bound;
     bool consts_dropped;                /* graph weight data freed: packed copies are the only ones */
     /* measurements (under rt->stats_lock) */
@@ -77,15 +84,13 @@ typedef struct sh_rt_mode_stats {
 } sh_rt_mode_stats;
 
 /* An execution context: one activation arena shared by every model it runs in turn, and the
- * host staging the device needs for inputs and outputs. */
+ * host staging of the frame's size and of the results read back. */
 typedef struct sh_rt_context {
     int index;
     void *arena;
     size_t arena_bytes;
-    float *input_host;                  /* non-CPU backends: preprocessed input before upload */
-    float *output_host;                 /* non-CPU backends: outputs after download */
-    void *filter_dev;                   /* device: the compact buffers of filtered models */
-    size_t filter_bytes;                /* its size, charged to the budget as staging */
+    void *input_host;                   /* each model's frame size before upload */
+    void *output_host;                  /* each model's results after download */
     bool staging_pinned;                /* from the backend's host_alloc (concurrent runs) */
     bool busy;
 } sh_rt_context;
@@ -104,7 +109,6 @@ struct shoal_runtime {
     void *log_user;
     shoal_tuning tuning;                /* A/B switches of the params, fixed at create */
     sh_backend backend;
-    bool backend_is_cpu;
     bool host_cache_on;
     bool host_cache_unlimited;
     sh_budget *budget;
@@ -117,8 +121,7 @@ struct shoal_runtime {
     size_t arena_bytes;                 /* per context: the largest plan, or concurrent placement */
     size_t plan_max_bytes;              /* the largest plan (the arena when models run in turn) */
     size_t max_input_bytes, max_output_bytes;   /* staging per context */
-    size_t filter_bytes;                /* device filter buffer per context (filter.c) */
-    int filter_rows;                    /* survivors a compact buffer holds (SH_RT_FILTER_ROWS) */
+    int max_frame_pixels;               /* inference.max_frame_pixels, resolved */
     /* A mode's models run at once, one backend lane each, in disjoint arena ranges (lanes.h);
      * else in turn, each at the arena's start. Fixed at create. */
     bool concurrent;
@@ -178,8 +181,11 @@ int sh_rt_fail(struct shoal_runtime *rt, const sh_err *err);
 int sh_api_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sh_rt_logf(struct shoal_runtime *rt, shoal_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int sh_rt_run_model_ctx(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
-                        shoal_video_t video, sh_rt_result *out, sh_err *err);
+/* results.c: the detections a model's staged results hold (its detection count, checked), and
+ * its shoal result from them once they have landed (all but the masks' bits beyond count). */
+int sh_rt_result_count(const sh_rt_model *m, const char *staging, size_t *n, sh_err *err);
+int sh_rt_result_read(struct shoal_runtime *rt, const sh_rt_model *m, const char *staging, sh_rt_result *r,
+                      sh_err *err);
 void sh_rt_result_free(sh_allocator *a, sh_rt_result *r);
 /* task classify (classify.c): the output's shape, checked at create; its top_k into r->dets. */
 int sh_rt_classify_check(const sh_rt_model *m, sh_err *err);
@@ -188,20 +194,6 @@ int sh_rt_classify(struct shoal_runtime *rt, const sh_rt_model *m, const float *
 int sh_rt_monitor_start(struct shoal_runtime *rt, sh_err *err);
 void sh_rt_monitor_stop(struct shoal_runtime *rt);
 int sh_rt_cleanup(struct shoal_runtime *rt, double target_fraction);
-/* Device-side score filtering (filter.c). plan: at registration, whether and how model m's
- * output 0 is filtered (sets m->filtered, filter, filter_bytes). buffer_alloc/free: a
- * context's device buffer of rt->filter_bytes, charged as staging (free accepts none).
- * download: issues the filter and the copy of the compact buffer to dst (lane < 0:
- * synchronous). settle: once it landed (under the backend lock, the context still held),
- * *compact tells whether dst holds every survivor; if not, output 0 was downloaded whole to
- * dst instead. */
-void sh_rt_filter_plan(struct shoal_runtime *rt, sh_rt_model *m);
-int sh_rt_filter_buffer_alloc(struct shoal_runtime *rt, sh_rt_context *ctx, sh_err *err);
-void sh_rt_filter_buffer_free(struct shoal_runtime *rt, sh_rt_context *ctx);
-int sh_rt_filter_download(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, int lane, void *dst,
-                          sh_err *err);
-int sh_rt_filter_settle(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, void *dst, bool *compact,
-                        sh_err *err);
 /* Device memory in bytes (the backend's, or the host's on CPU): what percentages refer to. */
 uint64_t sh_rt_device_total_bytes(struct shoal_runtime *rt);
 

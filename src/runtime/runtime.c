@@ -14,6 +14,8 @@
 
 #include "import/onnx_import.h"
 #include "graph/flops.h"
+#include "graph/frame_ops.h"
+#include "vision/frame.h"
 #include "graph/passes.h"
 #include "runtime/hand_task.h"
 #include "runtime/introspect.h"
@@ -128,8 +130,7 @@ static int find_image_input(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     if (g->n_inputs != 1)
         return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': %d graph inputs; an image model has exactly one",
                        m->cfg->name, g->n_inputs);
-    m->input = g->inputs[0];
-    sh_tensor *in = &g->tensors[m->input];
+    sh_tensor *in = &g->tensors[g->inputs[0]];
     if (in->shape.ndim != 4 || (in->shape.d[0] != 1 && in->shape.d[0] != -1) ||
         (in->shape.d[1] != 3 && in->shape.d[1] != -1))
         return sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': input '%s' must be [1,3,H,W]", m->cfg->name, in->name);
@@ -156,7 +157,10 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
     int rc;
     sh_graph *g = m->graph;
     const sh_model_config *c = m->cfg;
-    m->n_outputs = g->n_outputs < SH_RT_MAX_OUTPUTS ? g->n_outputs : SH_RT_MAX_OUTPUTS;
+    if (g->n_outputs > SH_RT_MAX_OUTPUTS)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model '%s': %d outputs; shoal reads %d at most", c->name,
+                       g->n_outputs, SH_RT_MAX_OUTPUTS);
+    m->n_outputs = g->n_outputs;
     for (int i = 0; i < m->n_outputs; i++)
         m->outputs[i] = g->outputs[i];
     const sh_shape *s0 = &g->tensors[m->outputs[0]].shape;
@@ -226,6 +230,60 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
 
 static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 
+/* The frame ops the config asks for: its preprocessing keys, decoder and thresholds. */
+static sh_frame_spec frame_spec(const shoal_runtime_t rt, const sh_rt_model *m)
+{
+    const sh_model_config *c = m->cfg;
+    sh_frame_spec s = sh_frame_default_spec(m->in_w, m->in_h);
+    s.resize = c->letterbox == SH_LETTERBOX_STRETCH ? SH_RESIZE_STRETCH : SH_RESIZE_LETTERBOX;
+    s.place = c->letterbox == SH_LETTERBOX_TOP_LEFT ? SH_PLACE_TOP_LEFT : SH_PLACE_CENTER;
+    s.pad_value = 114;
+    s.order = c->color == SH_COLOR_BGR ? SH_CHANNELS_BGR : SH_CHANNELS_RGB;
+    s.scale = c->scale;
+    for (int k = 0; k < 3; k++) {
+        s.mean[k] = c->mean[k];
+        s.std[k] = c->std[k];
+    }
+    s.pixel_format = SH_PIXEL_RGB;   /* shoal_image holds RGB */
+    s.max_pixels = rt->max_frame_pixels;
+    s.decoder = c->decoder == SH_DECODER_YOLOV8 || c->decoder == SH_DECODER_YOLOV8_SEG ? SH_FRAME_SPEC_YOLOV8
+              : c->decoder == SH_DECODER_YOLOX                                       ? SH_FRAME_SPEC_YOLOX
+              : c->decoder == SH_DECODER_LANDMARKS                                   ? SH_FRAME_SPEC_LANDMARKS
+                                                                                     : SH_FRAME_SPEC_NONE;
+    s.masks = c->decoder == SH_DECODER_YOLOV8_SEG;
+    s.score_threshold = c->score_threshold;
+    s.iou_threshold = c->iou_threshold;
+    s.max_detections = c->max_detections;
+    s.agnostic = c->agnostic_nms;
+    return s;
+}
+
+/* Extends the optimized network with the frame ops and optimizes the whole again; the
+ * network's outputs stay graph outputs only where the host decodes them (classify, end2end,
+ * none). Compaction renumbers tensors, so indices are read afterwards. */
+static int add_frame_ops(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
+{
+    sh_frame_spec spec = frame_spec(rt, m);
+    sh_graph *g = m->graph;
+    int rc = sh_graph_add_frame_ops(g, &spec, err);
+    sh_optimize_params op = sh_optimize_default_params();
+    if (rc || (rc = sh_graph_optimize(g, &op, err)))
+        return sh_err_prefix(err, rc, "model '%s': frame ops: ", m->cfg->name);
+    if (g->n_inputs != 2 || g->n_outputs > SH_RT_MAX_RESULTS)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': %d inputs and %d outputs after the frame ops",
+                       m->cfg->name, g->n_inputs, g->n_outputs);
+    m->frame_in = g->inputs[0];
+    m->size_in = g->inputs[1];
+    m->n_results = g->n_outputs;
+    memcpy(m->results, g->outputs, (size_t)g->n_outputs * sizeof *g->outputs);
+    m->n_outputs = spec.decoder == SH_FRAME_SPEC_NONE ? g->n_outputs - 1 : 0;
+    for (int i = 0; i < m->n_outputs; i++)
+        m->outputs[i] = g->outputs[1 + i];
+    m->mask_bits = spec.masks ? 6 : -1;
+    m->mask_slot = spec.masks ? sh_frame_mask_slot(spec.max_pixels) : 0;
+    return 0;
+}
+
 /* Parse and the passes: the model's own graph only, no backend. */
 static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 {
@@ -244,10 +302,11 @@ static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     sh_optimize_params op = sh_optimize_default_params();
     if ((rc = sh_graph_optimize(m->graph, &op, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
-    m->input = m->graph->inputs[0];   /* compaction renumbers tensors */
     sh_rt_meta_pick_decoder(m->cfg, m->graph);
     sh_flops f = sh_graph_flops(m->graph);
     m->flops = sh_flops_total(&f);
+    if ((rc = check_outputs(m, err)) || (rc = add_frame_ops(rt, m, err)))
+        return rc;
     m->optimize_ms = (mono_s() - t) * 1e3;
     return 0;
 }
@@ -259,8 +318,6 @@ static int build_model(shoal_runtime_t rt, sh_rt_model *m, pthread_mutex_t *comp
 {
     double t = mono_s();
     int rc;
-    if ((rc = check_outputs(m, err)))
-        return rc;
     if (compile_mu)
         pthread_mutex_lock(compile_mu);
     rc = rt->backend.iface->compile(rt->backend.ctx, m->graph, &m->prog, err);
@@ -306,22 +363,22 @@ static int register_model(shoal_runtime_t rt, sh_rt_model *m, sh_weight_prepack 
         if (!m->tensor_ptrs[c] || !m->ws_ptrs[c])
             return sh_errf(err, SHOAL_ERR_NO_MEMORY, "model '%s': out of memory", m->cfg->name);
     }
-    size_t in_bytes = m->plan->bytes[m->input];
-    if (in_bytes != (size_t)m->in_w * m->in_h * 3 * sizeof(float))
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': backend stores the input in %zu bytes, not float32 NCHW",
-                       m->cfg->name, in_bytes);
+    /* a hand stage's crop is uploaded from the landmarker's buffer; only frame sizes are staged */
+    size_t in_bytes = m->size_in >= 0 ? m->plan->bytes[m->size_in] : 2 * sizeof(int32_t);
+    if (m->size_in >= 0 && (in_bytes != 2 * sizeof(int32_t) || m->plan->bytes[m->frame_in] != (size_t)rt->max_frame_pixels * 3))
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': backend stores the frame in %zu bytes and its size in "
+                       "%zu, not as 8-bit pixels and two int32", m->cfg->name, m->plan->bytes[m->frame_in], in_bytes);
     if (in_bytes > rt->max_input_bytes)
         rt->max_input_bytes = in_bytes;
     size_t out_bytes = 0;
-    for (int i = 0; i < m->n_outputs; i++)
-        out_bytes += sh_align_up(m->plan->bytes[m->outputs[i]], 64);
+    for (int i = 0; i < m->n_results; i++) {
+        m->result_off[i] = out_bytes;
+        out_bytes += sh_align_up(m->plan->bytes[m->results[i]], 64);
+    }
     if (out_bytes > rt->max_output_bytes)
         rt->max_output_bytes = out_bytes;
     if (m->plan->arena_bytes > rt->arena_bytes)
         rt->arena_bytes = m->plan->arena_bytes;
-    sh_rt_filter_plan(rt, m);
-    if (m->filter_bytes > rt->filter_bytes)
-        rt->filter_bytes = m->filter_bytes;
     return 0;
 }
 
@@ -500,7 +557,6 @@ static int create_backend(shoal_runtime_t rt, const shoal_runtime_params *p, con
     } else if (strcmp(dev, "cpu")) {
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "device '%s': expected cpu, cuda or auto", dev);
     }
-    rt->backend_is_cpu = true;
     return sh_backend_cpu_create(&bp, &rt->backend, err);
 }
 
@@ -519,10 +575,11 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
                         sh_err *err)
 {
     uint64_t total = sh_rt_device_total_bytes(rt);
-    if (!rt->backend_is_cpu || rt->cfg->hardware.tier != SH_TIER_AUTO)
-        sh_config_pick_tier(rt->cfg, rt->backend_is_cpu ? 0 : total);
-    int prc = sh_config_check_precision(rt->cfg, rt->backend_is_cpu ? SH_PRECISION_FP32 : SH_PRECISION_FP16,
-                                        rt->backend_is_cpu ? "cpu" : "cuda", err);
+    const sh_device_i *dev = rt->backend.iface;
+    /* tiers are the GPU presets: a host-memory device picks one only when the config names it */
+    if (!dev->host_memory || rt->cfg->hardware.tier != SH_TIER_AUTO)
+        sh_config_pick_tier(rt->cfg, dev->host_memory ? 0 : total);
+    int prc = sh_config_check_precision(rt->cfg, dev->fp16 ? SH_PRECISION_FP16 : SH_PRECISION_FP32, dev->name, err);
     if (prc)
         return prc;
     uint64_t budget = sh_config_size_bytes(&rt->cfg->memory.budget, total, 0);
@@ -536,7 +593,9 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
     uint64_t host_limit = hc->kind == SH_SIZE_AUTO ? 0 : sh_config_size_bytes(hc, total, 0);
     rt->host_cache_on = cache_on;
     rt->host_cache_unlimited = cache_on && host_limit == 0;
-    int rc = sh_budget_create(rt->alloc, rt->backend_is_cpu ? "cpu" : "cuda:0", (size_t)budget, (size_t)host_limit,
+    char device_name[32];
+    snprintf(device_name, sizeof device_name, dev->host_memory ? "%s" : "%s:0", dev->name);
+    int rc = sh_budget_create(rt->alloc, device_name, (size_t)budget, (size_t)host_limit,
                               rt->n_models, &rt->budget, err);
     if (rc)
         return rc;
@@ -546,11 +605,11 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
                                  .backend = rt->backend,
                                  .budget = rt->budget,
                                  .host_cache = cache_on,
-                                 .host_is_device = rt->backend_is_cpu,
+                                 .host_is_device = dev->host_memory,
                                  /* CPU buffers are plain host blocks: one per weight keeps the
                                   * budget's charges equal to the footprint residency plans with
                                   * (16 MiB chunks made small models look 16 MiB big). */
-                                 .chunk_bytes = rt->backend_is_cpu ? rt->backend.iface->alignment : (size_t)4 << 20,
+                                 .chunk_bytes = dev->host_memory ? dev->alignment : (size_t)4 << 20,
                                  .max_models = rt->n_models};
     if ((rc = sh_weight_store_create(&wp, &rt->weights, err)))
         return rc;
@@ -571,7 +630,7 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
  * overlaps with page-locked memory (a copy from pageable memory makes the host wait). */
 static int alloc_staging(shoal_runtime_t rt, sh_rt_context *x, sh_err *err)
 {
-    const sh_backend_i *be = rt->backend.iface;
+    const sh_device_i *be = rt->backend.iface;
     if (rt->concurrent && be->host_alloc) {
         x->staging_pinned = true;
         int rc = be->host_alloc(rt->backend.ctx, rt->max_input_bytes, (void **)&x->input_host, err);
@@ -606,12 +665,6 @@ static void free_staging(shoal_runtime_t rt, sh_rt_context *x)
  * models (lanes.h), so `auto` turns it on only when the budget holds every context's larger
  * arena beside the weights of the largest mode and the pinned models. */
 
-static bool backend_has_lanes(shoal_runtime_t rt)
-{
-    const sh_backend_i *be = rt->backend.iface;
-    return !rt->backend_is_cpu && be->upload_async && be->run_async && be->download_async && be->lane_wait;
-}
-
 /* Weight bytes of the largest set that must be resident at once: a mode's models (or one
  * model alone) with the pinned ones. */
 static size_t largest_weight_set(shoal_runtime_t rt, unsigned char *set)
@@ -635,10 +688,10 @@ static size_t largest_weight_set(shoal_runtime_t rt, unsigned char *set)
     return most;
 }
 
-/* What lay_out places per model: its arena range, input and output staging, compact buffer. */
-enum { PLACE_ARENA, PLACE_INPUT, PLACE_OUTPUT, PLACE_FILTER, PLACE_KINDS };
+/* What lay_out places per model: its arena range, input and output staging. */
+enum { PLACE_ARENA, PLACE_INPUT, PLACE_OUTPUT, PLACE_KINDS };
 
-/* Offsets and lanes of every model; the sizes of the arena, staging and filter buffer they need. */
+/* Offsets and lanes of every model; the sizes of the arena and staging they need. */
 static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, size_t *off, int *lane,
                    size_t sizes[PLACE_KINDS], sh_err *err)
 {
@@ -653,14 +706,13 @@ static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, s
         for (int i = 0; i < n; i++) {
             sh_rt_model *m = &rt->models[i];
             size_t out = 0;
-            for (int o = 0; o < m->n_outputs; o++)
-                out += sh_align_up(m->plan->bytes[m->outputs[o]], 64);
+            for (int o = 0; o < m->n_results; o++)
+                out += sh_align_up(m->plan->bytes[m->results[o]], 64);
             bytes[i] = what == PLACE_ARENA ? m->plan->arena_bytes
-                     : what == PLACE_INPUT ? sh_align_up(m->plan->bytes[m->input], 64)
-                     : what == PLACE_OUTPUT ? out : m->filter_bytes;
+                     : what == PLACE_INPUT ? (m->size_in >= 0 ? sh_align_up(m->plan->bytes[m->size_in], 64) : 0)
+                     : out;
         }
-        bool device = what == PLACE_ARENA || what == PLACE_FILTER;
-        size_t align = device ? rt->backend.iface->alignment : 64;
+        size_t align = what == PLACE_ARENA ? rt->backend.iface->alignment : 64;
         if (sh_lanes_place(n, bytes, together, align, off + (size_t)what * n, &sizes[what]))
             return sh_errf(err, SHOAL_ERR_INVALID_ARG, "arena placement of the models overflows");
     }
@@ -688,7 +740,7 @@ static int pick_concurrency(shoal_runtime_t rt, const shoal_runtime_params *p, s
     rt->plan_max_bytes = rt->arena_bytes;
     sh_concurrency want = p->concurrent_models > 0 ? SH_CONCURRENT_ON
                         : p->concurrent_models < 0 ? SH_CONCURRENT_OFF : rt->cfg->inference.concurrent_models;
-    if (want == SH_CONCURRENT_OFF || !backend_has_lanes(rt) || rt->n_models == 0)
+    if (want == SH_CONCURRENT_OFF || !sh_backend_has_lanes(&rt->backend) || rt->n_models == 0)
         return 0;
     size_t n = (size_t)rt->n_models;
     unsigned char *together = sh_calloc(rt->alloc, n * n + n, 1);
@@ -698,7 +750,7 @@ static int pick_concurrency(shoal_runtime_t rt, const shoal_runtime_params *p, s
     int rc = !together || !bytes || !lane ? sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory")
                                           : lay_out(rt, together, bytes, bytes + n, lane, sizes, err);
     if (rc == 0 && want == SH_CONCURRENT_AUTO &&
-        !budget_holds(rt, sizes[PLACE_ARENA] + sizes[PLACE_FILTER], together + n * n)) {
+        !budget_holds(rt, sizes[PLACE_ARENA], together + n * n)) {
         sh_rt_logf(rt, SHOAL_LOG_INFO, "models run in turn: the budget does not hold %d arena(s) of %zu bytes "
                    "for concurrent modes", rt->n_contexts, sizes[0]);
     } else if (rc == 0) {
@@ -708,13 +760,11 @@ static int pick_concurrency(shoal_runtime_t rt, const shoal_runtime_params *p, s
             m->arena_off = bytes[(1 + PLACE_ARENA) * n + i];
             m->in_off = bytes[(1 + PLACE_INPUT) * n + i];
             m->out_off = bytes[(1 + PLACE_OUTPUT) * n + i];
-            m->filter_off = bytes[(1 + PLACE_FILTER) * n + i];
             m->lane = lane[i];
         }
         rt->arena_bytes = sizes[PLACE_ARENA];
         rt->max_input_bytes = sizes[PLACE_INPUT];
         rt->max_output_bytes = sizes[PLACE_OUTPUT];
-        rt->filter_bytes = sizes[PLACE_FILTER];
         sh_rt_logf(rt, SHOAL_LOG_INFO, "a mode's models run concurrently: arena %zu bytes (largest plan %zu)",
                    sizes[0], rt->plan_max_bytes);
     }
@@ -741,9 +791,7 @@ static int setup_contexts(shoal_runtime_t rt, sh_err *err)
             x->arena_bytes = 0;
             return rc;
         }
-        if (!rt->backend_is_cpu && (rc = alloc_staging(rt, x, err)))
-            return rc;
-        if (rt->filter_bytes && (rc = sh_rt_filter_buffer_alloc(rt, x, err)))
+        if ((rc = alloc_staging(rt, x, err)))
             return rc;
     }
     return 0;
@@ -889,7 +937,6 @@ static int setup_backend(shoal_runtime_t rt, const shoal_runtime_params *p, cons
     if (ip && ip->wrap_backend && (rc = ip->wrap_backend(ip->wrap_backend_user, &rt->backend, err)))
         return rc;
     /* a test's wrapper may present the CPU backend as a device (staging, copies, lanes) */
-    rt->backend_is_cpu = rt->backend.iface->kind == SH_BACKEND_CPU;
     rt->n_contexts = p->contexts > 0 ? p->contexts : (rt->cfg->memory.arena_contexts > 0 ? rt->cfg->memory.arena_contexts : 1);
     if (rt->n_contexts > 8)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "%d execution contexts: at most 8", rt->n_contexts);
@@ -911,7 +958,7 @@ static int load_models(shoal_runtime_t rt, const shoal_runtime_params *p, const 
     pthread_t threads[16];
     int n_threads = loader_start(&L, threads, 16);
     rc = setup_backend(rt, p, ip, err);
-    L.serialize_compile = !rt->backend_is_cpu;
+    L.serialize_compile = rc == 0 && rt->backend.iface->compile_serial;
     loader_open_gate(&L, rc == 0);
     loader_work(&L);
     for (int t = 0; t < n_threads; t++)
@@ -941,6 +988,8 @@ static int create(const shoal_runtime_params *p, const sh_runtime_internal_param
         rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "no config: set config_path or config_yaml");
     if (rc)
         return rc;
+    rt->max_frame_pixels = rt->cfg->inference.max_frame_pixels > 0 ? rt->cfg->inference.max_frame_pixels
+                                                                    : SH_CONFIG_MAX_FRAME_PIXELS;
     rt->n_models = (int)rt->cfg->n_models;
     rt->models = sh_calloc(rt->alloc, (size_t)(rt->n_models ? rt->n_models : 1), sizeof *rt->models);
     if (!rt->models)
@@ -995,7 +1044,6 @@ int sh_runtime_create_internal(const shoal_runtime_params *p, const sh_runtime_i
     rt->log_user = p->log_user;
     rt->tuning = p->tuning;
     rt->t0 = mono_s();
-    rt->filter_rows = ip && ip->device_filter_rows > 0 ? ip->device_filter_rows : SH_RT_FILTER_ROWS;
     pthread_mutex_init(&rt->ctx_lock, NULL);
     pthread_mutex_init(&rt->backend_lock, NULL);
     pthread_cond_init(&rt->ctx_free, NULL);
@@ -1032,7 +1080,6 @@ void shoal_runtime_destroy(shoal_runtime_t rt)
         if (x->arena_bytes)
             sh_budget_release(rt->budget, SH_MEM_ACTIVATIONS, SH_BUDGET_SHARED, x->arena_bytes);
         free_staging(rt, x);
-        sh_rt_filter_buffer_free(rt, x);
     }
     sh_free(rt->alloc, rt->contexts);
     sh_weight_store_destroy(rt->weights);
@@ -1122,7 +1169,7 @@ int shoal_runtime_set_budget(shoal_runtime_t rt, int64_t bytes)
             keep[i] = rs.resident && (rs.pinned || rs.refs > 0);
         }
         size_t fixed = sh_weight_store_set_bytes(rt->weights, keep) +
-                       (rt->arena_bytes + rt->filter_bytes) * (size_t)rt->n_contexts;
+                       rt->arena_bytes * (size_t)rt->n_contexts;
         sh_free(rt->alloc, keep);
         if (fixed > (size_t)bytes) {
             sh_errf(&err, SHOAL_ERR_BUDGET,

@@ -72,7 +72,7 @@ static int bind_memory(sh_session *s, sh_err *err)
 {
     const sh_graph *g = s->g;
     const sh_program *p = s->prog;
-    const sh_backend_i *be = s->be->iface;
+    const sh_device_i *be = s->be->iface;
     size_t nt = (size_t)(g->n_tensors ? g->n_tensors : 1), nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
     s->tptr = sh_calloc(s->alloc, nt, sizeof(void *));
     s->wsptr = sh_calloc(s->alloc, nn, sizeof(void *));

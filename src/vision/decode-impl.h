@@ -42,8 +42,8 @@ int sh_decode_check(const sh_transform *xf, const sh_decode_params *p, sh_detect
 #define SH_YOLO_MAX_CHANNELS 65536
 
 /* The anchor columns of a YOLOv8 output [C, N] a decoder reads: the whole tensor (column j
- * at full + j, its values N floats apart), or the survivors of a compact buffer (decode.h
- * sh_yolo_compact), sorted by anchor, each column's values contiguous. */
+ * at full + j, its values N floats apart), or held columns (end2end.c's kept rows), sorted by
+ * anchor, each column's values contiguous. */
 typedef struct sh_yolo_held {
     int32_t anchor;
     const float *values;     /* C floats */
@@ -52,16 +52,12 @@ typedef struct sh_yolo_held {
 typedef struct sh_yolo_cols {
     int64_t channels, n_anchors;
     const float *full;       /* the whole output, or NULL */
-    sh_yolo_held *held;      /* compact: [n_held], anchors ascending (owned) */
+    sh_yolo_held *held;      /* held: [n_held], anchors ascending (owned) */
     size_t n_held;
 } sh_yolo_cols;
 
 /* The whole output t ([1, C, N] or [C, N]); nothing to free. */
 int sh_yolo_cols_full(const sh_ftensor *t, const char *who, sh_yolo_cols *src, sh_err *err);
-/* The survivors of a compact buffer filtered at `threshold` over C - 4 - extra classes
- * (extra: mask coefficients after the classes); free with sh_yolo_cols_free. */
-int sh_yolo_cols_compact(sh_allocator *a, const sh_yolo_compact *c, int64_t extra, float threshold, const char *who,
-                         sh_yolo_cols *src, sh_err *err);
 void sh_yolo_cols_free(sh_allocator *a, sh_yolo_cols *src);
 /* Column of `anchor` and the distance between its values; NULL when src does not hold it. */
 const float *sh_yolo_column(const sh_yolo_cols *src, int anchor, size_t *stride);

@@ -84,50 +84,6 @@ int sh_decode_yolov8(const sh_ftensor *out, const sh_transform *xf, const sh_dec
 int sh_decode_yolov8_seg(const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
                          const sh_decode_params *p, sh_detections *dets, sh_err *err);
 
-/* --- YOLOv8/YOLO11 outputs filtered on the device ---------------------------------------
- * A backend that filters scores on the device (backend.h download_filtered) hands over a
- * compact buffer instead of the whole [1, C, N] output: the anchors whose best class score is
- * >= the threshold, each with its whole column (box, class scores, mask coefficients), in no
- * particular order. 32-bit words in host byte order:
- *   [0] count      anchors that passed (more than `rows`: the buffer lacks some of them)
- *   [1] channels   C of the full output       [2] anchors    N of the full output
- *   [3] classes    nc score rows the filter scanned (rows 4 .. 4+nc-1)
- *   [4] rows       survivors the buffer has room for
- *   [5] threshold  the threshold's float bits [6], [7]     0
- *   then min(count, rows) rows of 1 + C words: the anchor (int32), then its C floats.
- * The filter keeps exactly what the host decoder keeps (best = the first class score, then
- * every strictly greater one; kept when best >= threshold), so decoding the buffer gives the
- * detections, scores and masks of decoding the full output, bit for bit. */
-#define SH_YOLO_COMPACT_HEADER_WORDS 8
-#define SH_YOLO_COMPACT_COUNT 0
-#define SH_YOLO_COMPACT_CHANNELS 1
-#define SH_YOLO_COMPACT_ANCHORS 2
-#define SH_YOLO_COMPACT_CLASSES 3
-#define SH_YOLO_COMPACT_ROWS 4
-#define SH_YOLO_COMPACT_THRESHOLD 5
-
-typedef struct sh_yolo_compact {
-    const void *data;       /* 4-byte aligned */
-    size_t bytes;           /* bytes readable at data */
-} sh_yolo_compact;
-
-/* Bytes of a compact buffer with room for `rows` survivors of `channels` values each; 0 when
- * channels is not in 5..65536 or rows not in 0..INT32_MAX. */
-size_t sh_yolo_compact_bytes(int64_t channels, int64_t rows);
-
-/* Reads the header: *count anchors passed, *held of them are in the buffer (held < count: it
- * overflowed, decode the full output instead). SHOAL_ERR_SHAPE names what is malformed. */
-int sh_yolo_compact_survivors(const sh_yolo_compact *c, size_t *count, size_t *held, sh_err *err);
-
-/* sh_decode_yolov8 / sh_decode_yolov8_seg on a compact buffer. The buffer must hold every
- * survivor (else SHOAL_ERR_INVALID_ARG, "decode the full output"), have been filtered at
- * p->score_threshold over the decoder's nc classes (else SHOAL_ERR_INVALID_ARG /
- * SHOAL_ERR_SHAPE), and list each anchor once. */
-int sh_decode_yolov8_compact(const sh_yolo_compact *out, const sh_transform *xf, const sh_decode_params *p,
-                             sh_detections *dets, sh_err *err);
-int sh_decode_yolov8_seg_compact(const sh_yolo_compact *out, const sh_ftensor *protos, const sh_transform *xf,
-                                 const sh_decode_params *p, sh_detections *dets, sh_err *err);
-
 /* YOLOX: `out` [1, N, 5+nc], undecoded, for strides 8, 16, 32 over the model input of xf
  * (N = sum (W/s)*(H/s), row-major grids): cx = (x+gx)*s, w = exp(w)*s, score = obj*cls. */
 int sh_decode_yolox(const sh_ftensor *out, const sh_transform *xf, const sh_decode_params *p,

@@ -332,21 +332,6 @@ int sh_decode_yolov8_seg(const sh_ftensor *out, const sh_ftensor *protos, const 
     return segment(&src, protos, &ps, xf, p, dets, err);
 }
 
-int sh_decode_yolov8_seg_compact(const sh_yolo_compact *out, const sh_ftensor *protos, const sh_transform *xf,
-                                 const sh_decode_params *p, sh_detections *dets, sh_err *err)
-{
-    int rc = sh_decode_check(xf, p, dets, "yolov8-seg", err);
-    protos_shape ps = {0};
-    if (rc || (rc = read_protos(protos, &ps, err)))
-        return rc;
-    sh_yolo_cols src = {0};
-    if ((rc = sh_yolo_cols_compact(dets->alloc, out, ps.nm, p->score_threshold, "yolov8-seg", &src, err)))
-        return rc;
-    rc = segment(&src, protos, &ps, xf, p, dets, err);
-    sh_yolo_cols_free(dets->alloc, &src);
-    return rc;
-}
-
 int sh_yolo_seg_masks(const sh_ftensor *protos, const sh_yolo_cols *src, int nc, const sh_transform *xf, float thr,
                       sh_detections *dets, sh_err *err)
 {

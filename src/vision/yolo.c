@@ -1,7 +1,6 @@
 /* YOLOv8 / YOLO11 detection head: [1, 4+nc, N], channel-major. The decoder reads it whole, or
- * only the survivors of device-side score filtering (decode.h sh_yolo_compact, checked and
- * ordered in yolo_compact.c); both become candidates through the same code below, so the two
- * give the same detections bit for bit. */
+ * (end2end.c) a set of held columns sorted by anchor; both become candidates through the same
+ * code below. */
 #include "vision/decode-impl.h"
 
 #include <math.h>
@@ -61,7 +60,7 @@ void sh_yolo_box(const float *col, size_t stride, float box[4])
 
 /* The class scan's one rule, whatever the layout: the first class, then every strictly
  * greater score. A NaN never wins, and a NaN first score leaves best NaN, which fails every
- * threshold. The device filter (src/backends/cuda/decode.cu) keeps exactly these anchors. */
+ * threshold. */
 static inline void best_update(float v, int k, float *best, int *best_c)
 {
     if (v > *best) {
@@ -118,8 +117,8 @@ static float column_best(const float *col, int nc, int *best_c)
     return best;
 }
 
-/* The survivors of the device filter, already in anchor order, each column contiguous. The
- * threshold is tested again: a row the host would not keep never becomes a candidate. */
+/* Held columns, already in anchor order, each contiguous. The threshold is tested again: a
+ * row the host would not keep never becomes a candidate. */
 static int held_candidates(sh_allocator *a, const sh_yolo_cols *src, int nc, float threshold, sh_candidates *c,
                            sh_err *err)
 {
@@ -167,16 +166,8 @@ int sh_decode_yolov8(const sh_ftensor *out, const sh_transform *xf, const sh_dec
     return rc ? rc : detect(&src, xf, p, dets, err);
 }
 
-int sh_decode_yolov8_compact(const sh_yolo_compact *out, const sh_transform *xf, const sh_decode_params *p,
-                             sh_detections *dets, sh_err *err)
+void sh_yolo_cols_free(sh_allocator *a, sh_yolo_cols *src)
 {
-    int rc = sh_decode_check(xf, p, dets, "yolov8", err);
-    if (rc)
-        return rc;
-    sh_yolo_cols src = {0};
-    if ((rc = sh_yolo_cols_compact(dets->alloc, out, 0, p->score_threshold, "yolov8", &src, err)))
-        return rc;
-    rc = detect(&src, xf, p, dets, err);
-    sh_yolo_cols_free(dets->alloc, &src);
-    return rc;
+    sh_free(a, src->held);
+    memset(src, 0, sizeof *src);
 }

@@ -1,6 +1,6 @@
 /* The runtime on the GPU against the runtime on the CPU: one config (configs/aiglasses.yaml,
  * or $SHOAL_CONFIG), the same 8-bit frame, every mode and every model alone, through the public
- * API only (preprocess, upload, run, download, decode, NMS). The CUDA backend computes in fp16,
+ * API only (the frame uploaded, each model's graph with its frame ops run, the results read). The CUDA backend computes in fp16,
  * so the two runs are not bit for bit equal: every confident CPU detection (score at least
  * SCORE_MARGIN over the lowest score the CPU kept) must have a GPU detection of the same class
  * with IoU >= 0.8 and a score within 0.05, and the other way round (unless NMS kept the
@@ -197,8 +197,8 @@ static void poison_outputs(shoal_runtime_t rt)
             memset(x->output_host, 0xff, rt->max_output_bytes);
         for (int i = 0; i < rt->n_models; i++) {
             sh_rt_model *m = &rt->models[i];
-            for (int o = 0; m->bound && o < m->n_outputs; o++) {
-                int t = m->outputs[o];
+            for (int o = 0; m->bound && o < m->n_results; o++) {
+                int t = m->results[o];
                 size_t n = m->plan->bytes[t];
                 void *nan = malloc(n);
                 sh_err err = {0};

@@ -156,12 +156,18 @@ static void test_end2end_seg_picked(void **state)
     shoal_runtime_destroy(rt);
 }
 
+/* The network's input: what the frame op that feeds it writes (the graph's own inputs are the
+ * frame's bytes and size). */
 static void input_hw(shoal_runtime_t rt, int64_t *h, int64_t *w)
 {
     const sh_graph *g = sh_runtime_model_graph(rt, 0);
-    const sh_tensor *in = &g->tensors[g->inputs[0]];
-    *h = in->shape.d[2];
-    *w = in->shape.d[3];
+    *h = *w = -1;
+    for (int k = 0; k < g->n_nodes; k++)
+        if (g->nodes[k].op == SH_OP_FRAME_TO_TENSOR) {
+            const sh_tensor *in = &g->tensors[g->nodes[k].outputs[0]];
+            *h = in->shape.d[2];
+            *w = in->shape.d[3];
+        }
 }
 
 static void test_dynamic_sizes(void **state)

@@ -18,7 +18,6 @@ static const char *const VARS[] = {
     "SHOAL_CUDA_PDL_SMALL", "SHOAL_CUDA_NO_PLANAR", "SHOAL_CUDA_NO_FUSE_ADD", "SHOAL_CUDA_CONVT_GEMM",
     "SHOAL_CUDA_NO_EARLY_DOWNLOAD", "SHOAL_CUDA_NO_TRANSPOSE_FOLD", "SHOAL_CUDA_NO_SLICE_VIEWS",
     "SHOAL_CUDA_LANE_PRIORITY", "SHOAL_CUDA_VIEWS_LOG", "SHOAL_CUDA_PROFILE_CONVS",
-    "SHOAL_CUDA_NO_DEVICE_FILTER", "SHOAL_UPLOAD_FLOAT",
 };
 
 static int clear_env(void **state)
@@ -49,8 +48,8 @@ static void every_variable_lands_in_its_field(void **state)
     setenv("SHOAL_CUDA_IGEMM_MAX_GFLOP", "0.5", 1);
     setenv("SHOAL_CUDA_IGEMM_MAX_PIXELS", "6400", 1);
     for (size_t i = 6; i < sizeof VARS / sizeof VARS[0]; i++)
-        setenv(VARS[i], strstr(VARS[i], "_NO_") || strstr(VARS[i], "_LOG") || strstr(VARS[i], "PROFILE") ||
-                            strstr(VARS[i], "UPLOAD") ? "1" : "0", 1);
+        setenv(VARS[i], strstr(VARS[i], "_NO_") || strstr(VARS[i], "_LOG") || strstr(VARS[i], "PROFILE") ? "1" : "0",
+               1);
     shoal_tuning t = {0};
     assert_int_equal(cli_tuning_from_env("test", &t), 0);
     assert_int_equal(t.cuda_streams, 1);
@@ -61,8 +60,7 @@ static void every_variable_lands_in_its_field(void **state)
     assert_int_equal(t.cuda_igemm_max_pixels, 6400);
     int flags[] = {t.cuda_no_wgmma, t.cuda_no_pdl, t.cuda_no_pdl_small, t.cuda_no_planar, t.cuda_no_fuse_add,
                    t.cuda_no_convt_gemm, t.cuda_no_early_download, t.cuda_no_transpose_fold,
-                   t.cuda_no_slice_views, t.cuda_no_lane_priority, t.cuda_log_views, t.cuda_profile_convs,
-                   t.no_device_filter, t.upload_float};
+                   t.cuda_no_slice_views, t.cuda_no_lane_priority, t.cuda_log_views, t.cuda_profile_convs};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!flags[i])
             fail_msg("flag %zu (%s) not set", i, VARS[i + 6]);

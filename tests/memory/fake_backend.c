@@ -63,14 +63,14 @@ static int fb_pack(void *ctx, const sh_program *p, int t, void *dst, sh_err *err
     return 0;
 }
 
-static const sh_backend_i fake_iface = {
-    .name = "fake", .kind = SH_BACKEND_CPU, .alignment = 64,   /* pools asking 256 add slack */
+static const sh_device_i fake_iface = {
+    .name = "fake", .alignment = 64,   /* pools asking 256 add slack */
     .buffer_alloc = fb_buffer_alloc, .buffer_free = fb_buffer_free,
     .upload = fb_upload, .download = fb_download, .pack_weight = fb_pack,
 };
 
-static const sh_backend_i fake_iface_pinned = {
-    .name = "fake-pinned", .kind = SH_BACKEND_CUDA, .alignment = 256,
+static const sh_device_i fake_iface_pinned = {
+    .name = "fake-pinned", .alignment = 256,
     .buffer_alloc = fb_buffer_alloc, .buffer_free = fb_buffer_free,
     .host_alloc = fb_host_alloc, .host_free = fb_host_free,
     .upload = fb_upload, .download = fb_download, .pack_weight = fb_pack,
@@ -84,6 +84,7 @@ void fake_backend_init(fake_dev *d, sh_backend *be, int with_host_alloc)
     d->fail_buffer_after = -1;
     d->fail_pack_after = -1;
     be->iface = with_host_alloc ? &fake_iface_pinned : &fake_iface;
+    be->lanes = NULL;
     be->ctx = d;
 }
 

@@ -37,7 +37,7 @@ static const char *const CONFIG_NO_CACHE = CONFIG_MODELS "memory: {idle_unload_s
 
 typedef struct wrap {
     sh_backend inner;
-    sh_backend_i iface;
+    sh_device_i iface;
     long fail_after;            /* -1 off; 0 = the next buffer_alloc fails */
     unsigned long n_allocs, n_failed;
 } wrap;
@@ -99,9 +99,10 @@ static int wrap_backend(void *user, sh_backend *be, sh_err *err)
 {
     wrap *w = user;
     w->inner = *be;
-    const sh_backend_i *in = be->iface;
-    w->iface = (sh_backend_i){
-        .name = in->name, .kind = in->kind, .alignment = in->alignment,
+    const sh_device_i *in = be->iface;
+    w->iface = (sh_device_i){
+        .name = in->name, .alignment = in->alignment, .host_memory = in->host_memory, .fp16 = in->fp16,
+        .compile_serial = in->compile_serial,
         .buffer_alloc = w_buffer_alloc, .buffer_free = w_buffer_free,
         .host_alloc = in->host_alloc ? w_host_alloc : NULL, .host_free = in->host_free ? w_host_free : NULL,
         .upload = w_upload, .download = w_download, .supports_node = in->supports_node ? w_supports : NULL,
@@ -109,6 +110,7 @@ static int wrap_backend(void *user, sh_backend *be, sh_err *err)
         .memory_info = in->memory_info ? w_meminfo : NULL, .destroy = w_destroy,
     };
     be->iface = &w->iface;
+    be->lanes = NULL;   /* the CPU it wraps has none; lanes would take the inner context */
     be->ctx = w;
     return 0;
 }

@@ -395,7 +395,8 @@ static void test_video_state_per_caller(void **state)
 
 typedef struct fake {
     sh_backend inner;
-    sh_backend_i iface;
+    sh_device_i iface;
+    sh_lane_i lanes;
     unsigned long async_runs;
 } fake;
 
@@ -429,18 +430,18 @@ static int f_run(void *c, sh_program *p, void *const *tp, void *const *wp, unsig
 {
     return INNER(c).iface->run(INNER(c).ctx, p, tp, wp, b, err);
 }
-static int f_upload_async(void *c, int lane, void *d, const void *s, size_t n, sh_err *err)
+static int f_lane_upload(void *c, int lane, void *d, const void *s, size_t n, sh_err *err)
 {
     (void)lane;
     return f_upload(c, d, s, n, err);
 }
-static int f_run_async(void *c, int lane, sh_program *p, void *const *tp, void *const *wp, unsigned long b, sh_err *err)
+static int f_lane_run(void *c, int lane, sh_program *p, void *const *tp, void *const *wp, unsigned long b, sh_err *err)
 {
     (void)lane;
     ((fake *)c)->async_runs++;
     return f_run(c, p, tp, wp, b, err);
 }
-static int f_download_async(void *c, int lane, void *d, const void *s, size_t n, sh_err *err)
+static int f_lane_download(void *c, int lane, void *d, const void *s, size_t n, sh_err *err)
 {
     (void)lane;
     return f_download(c, d, s, n, err);
@@ -448,7 +449,8 @@ static int f_download_async(void *c, int lane, void *d, const void *s, size_t n,
 static int f_lane_wait(void *c, int lane, double *busy_ms, sh_err *err)
 {
     (void)c, (void)lane, (void)err;
-    *busy_ms = -1;
+    if (busy_ms)
+        *busy_ms = -1;
     return 0;
 }
 static void f_destroy(void *c) { sh_backend_destroy(&INNER(c)); }
@@ -458,14 +460,16 @@ static int wrap_fake(void *user, sh_backend *be, sh_err *err)
     (void)err;
     fake *w = user;
     w->inner = *be;
-    w->iface = (sh_backend_i){
-        .name = "fake-device", .kind = SH_BACKEND_CUDA, .alignment = 256,
+    w->iface = (sh_device_i){
+        .name = "fake-device", .alignment = 256,
         .buffer_alloc = f_buffer_alloc, .buffer_free = f_buffer_free, .upload = f_upload, .download = f_download,
         .supports_node = f_supports, .compile = f_compile, .program_free = f_program_free, .pack_weight = f_pack,
-        .run = f_run, .upload_async = f_upload_async, .run_async = f_run_async, .download_async = f_download_async,
-        .lane_wait = f_lane_wait, .destroy = f_destroy,
+        .run = f_run, .destroy = f_destroy,
     };
+    w->lanes = (sh_lane_i){.upload = f_lane_upload, .run = f_lane_run, .download = f_lane_download,
+                           .wait = f_lane_wait};
     be->iface = &w->iface;
+    be->lanes = &w->lanes;
     be->ctx = w;
     return 0;
 }

@@ -516,10 +516,10 @@ static void cpu_destroy(void *vctx)
     sh_free(ctx->alloc, ctx);
 }
 
-static const sh_backend_i CPU_BACKEND = {
+static const sh_device_i CPU_BACKEND = {
     .name = "cpu",
-    .kind = SH_BACKEND_CPU,
     .alignment = 64,
+    .host_memory = true,
     .buffer_alloc = cpu_buffer_alloc,
     .buffer_free = cpu_buffer_free,
     .host_alloc = NULL,
@@ -556,6 +556,7 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
     openblas_set_num_threads(1);
     cpu_dnnl_init(ctx);
     out->iface = &CPU_BACKEND;
+    out->lanes = NULL;   /* one run at a time on the thread pool: the synchronous calls */
     out->ctx = ctx;
     return 0;
 }
@@ -569,10 +570,13 @@ void sh_backend_cpu_set_blas_threads(sh_backend *b, bool openblas_threads)
     openblas_set_num_threads(openblas_threads ? ctx->n_threads : 1);
 }
 
-/* Bench hook: per-op time accumulation (returns the [SH_OP_COUNT] array, zeroed), or off. */
+/* Bench hook: per-op time accumulation (returns the [SH_OP_COUNT] array, zeroed), or off;
+ * NULL for a backend other than the CPU. */
 double *sh_backend_cpu_profile(sh_backend *b, bool on);
 double *sh_backend_cpu_profile(sh_backend *b, bool on)
 {
+    if (b->iface != &CPU_BACKEND)
+        return NULL;
     cpu_ctx *ctx = b->ctx;
     if (!on) {
         sh_free(ctx->alloc, ctx->prof_ms);

@@ -1,6 +1,5 @@
 /* What the CUDA backend offers beyond backend.h. Only built with SHOAL_HAVE_CUDA: callers
- * guard their use with #ifdef SHOAL_HAVE_CUDA. (Device-side score filtering of YOLO outputs is
- * part of backend.h: download_filtered.) */
+ * guard their use with #ifdef SHOAL_HAVE_CUDA. */
 #ifndef SHOAL_BACKENDS_CUDA_H
 #define SHOAL_BACKENDS_CUDA_H
 

@@ -170,10 +170,19 @@ static void cuda_destroy(void *vctx)
     sh_free(c->alloc, c);
 }
 
-static const sh_backend_i cuda_i = {
+static const sh_lane_i cuda_lanes = {
+    .upload = sh_cuda_upload_async,
+    .run = sh_cuda_run_async,
+    .download = sh_cuda_download_async,
+    .wait = sh_cuda_lane_wait,
+    .span = sh_cuda_lanes_span,
+};
+
+static const sh_device_i cuda_i = {
     .name = "cuda",
-    .kind = SH_BACKEND_CUDA,
     .alignment = 256,
+    .fp16 = true,
+    .compile_serial = true,   /* one cuDNN handle per backend, not thread-safe */
     .buffer_alloc = cuda_buffer_alloc,
     .buffer_free = cuda_buffer_free,
     .host_alloc = cuda_host_alloc,
@@ -185,13 +194,6 @@ static const sh_backend_i cuda_i = {
     .program_free = sh_cuda_program_free,
     .pack_weight = sh_cuda_pack_weight,
     .run = sh_cuda_run,
-    .upload_async = sh_cuda_upload_async,
-    .upload_image_async = sh_cuda_upload_image_async,
-    .run_async = sh_cuda_run_async,
-    .download_async = sh_cuda_download_async,
-    .lane_wait = sh_cuda_lane_wait,
-    .lanes_span = sh_cuda_lanes_span,
-    .download_filtered = sh_cuda_download_filtered,
     .memory_info = cuda_memory_info,
     .destroy = cuda_destroy,
 };
@@ -331,6 +333,7 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
         return rc;
     }
     out->iface = &cuda_i;
+    out->lanes = &cuda_lanes;
     out->ctx = c;
     return 0;
 }

@@ -31,7 +31,7 @@
 /* Graph outputs of a program that may be downloaded before the program ends (cuda_early.c). */
 #define SH_CUDA_EARLY_MAX 8
 
-/* A lane of concurrent execution (backend.h upload_async): its own streams, so two models
+/* A lane of concurrent execution (backend.h sh_lane_i): its own streams, so two models
  * never share a stream, and its own block of SH_CUDA_IG_COUNTERS split-K counters (at
  * ig_counters + lane * SH_CUDA_IG_COUNTERS), so two models never share a counter. Lane 0 is
  * the context's compute and side streams. Created on first use (lane_ready). */
@@ -228,13 +228,8 @@ int sh_cuda_upload_async(void *ctx, int lane, void *dst, const void *src, size_t
 int sh_cuda_run_async(void *ctx, int lane, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                       unsigned long binding_id, sh_err *err);
 int sh_cuda_download_async(void *ctx, int lane, void *dst, const void *src, size_t n, sh_err *err);
-int sh_cuda_upload_image_async(void *ctx, int lane, void *dst, const uint8_t *hwc, int width, int height,
-                               const float lut[3][256], sh_err *err);
 int sh_cuda_lane_wait(void *ctx, int lane, double *busy_ms, sh_err *err);
 int sh_cuda_lanes_span(void *ctx, const int *lanes, int n, double *ms, sh_err *err);
-/* YOLO score filtering on the device (decode.cu), on a lane or synchronous (cuda_lanes.c). */
-int sh_cuda_download_filtered(void *ctx, int lane, const sh_yolo_filter *f, const void *src, void *scratch, void *dst,
-                              sh_err *err);
 /* Creates the lane's stream, events and its first n_streams - 1 side streams where missing.
  * Caller holds c->mu. */
 int sh_cuda_lane_ready(sh_cuda_ctx *c, int lane, int n_streams, sh_err *err);

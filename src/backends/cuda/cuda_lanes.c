@@ -1,4 +1,4 @@
-/* Concurrent execution on lanes (backend.h upload_async): the models of a mode each get a
+/* Concurrent execution on lanes (backend.h sh_lane_i): the models of a mode each get a
  * lane, issue their upload, graph replay and download there without a host wait, and the
  * runtime waits for each lane once. At batch 1 one model fills a fraction of an H100, so two
  * lanes overlap one model's kernels and copies with the other's.
@@ -7,24 +7,12 @@
  * side streams for SHOAL_CUDA_STREAMS > 1); the split-K counters (a block per lane, chosen
  * when a graph is captured for (binding, lane)); activation bytes (the runtime gives models
  * that run together disjoint arena ranges). The cuDNN handle is shared: its stream is set
- * before every call under c->mu, and a captured graph no longer refers to it; the compact
- * buffers of device-side score filtering (runtime filter.c) are disjoint ranges too. */
+ * before every call under c->mu, and a captured graph no longer refers to it. */
 #include "backends/cuda/cuda_impl.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "backends/cuda/convert.cuh"
-#include "backends/cuda/decode.cuh"
-#include "vision/decode.h"
-
-/* The kernel writes the compact buffer the host decoder reads: one layout, two spellings. */
-_Static_assert(SH_K_YC_HEADER_WORDS == SH_YOLO_COMPACT_HEADER_WORDS && SH_K_YC_COUNT == SH_YOLO_COMPACT_COUNT &&
-                   SH_K_YC_CHANNELS == SH_YOLO_COMPACT_CHANNELS && SH_K_YC_ANCHORS == SH_YOLO_COMPACT_ANCHORS &&
-                   SH_K_YC_CLASSES == SH_YOLO_COMPACT_CLASSES && SH_K_YC_ROWS == SH_YOLO_COMPACT_ROWS &&
-                   SH_K_YC_THRESHOLD == SH_YOLO_COMPACT_THRESHOLD,
-               "compact YOLO header: ktypes.h and vision/decode.h disagree");
 
 static int check_lane(int lane, sh_err *err)
 {
@@ -103,86 +91,6 @@ int sh_cuda_upload_async(void *vctx, int lane, void *dst, const void *src, size_
 int sh_cuda_download_async(void *vctx, int lane, void *dst, const void *src, size_t n, sh_err *err)
 {
     return copy_async(vctx, lane, dst, src, n, cudaMemcpyDeviceToHost, err);
-}
-
-/* The kernel reads the picture straight from pinned host memory (mapped into the device's
- * address space): no device staging buffer, and a quarter of the bytes an fp32 upload moves. */
-int sh_cuda_upload_image_async(void *vctx, int lane, void *dst, const uint8_t *hwc, int width, int height,
-                               const float lut[3][256], sh_err *err)
-{
-    sh_cuda_ctx *c = vctx;
-    int rc = check_lane(lane, err);
-    if (rc)
-        return rc;
-    if (width <= 0 || height <= 0 || (long)width * height > INT32_MAX / 3)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: input picture of %dx%d", width, height);
-    pthread_mutex_lock(&c->mu);
-    rc = lane_begin(c, lane, err);
-    struct cudaPointerAttributes at;
-    if (rc == 0) {
-        cudaError_t e = cudaPointerGetAttributes(&at, hwc);
-        if (e != cudaSuccess || at.type != cudaMemoryTypeHost || !at.devicePointer) {
-            (void)cudaGetLastError();
-            rc = sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: the input picture is not in pinned host memory");
-        }
-    }
-    if (rc == 0) {
-        sh_k_image_lut k;
-        memcpy(k.v, lut, sizeof k.v);
-        cudaError_t e = sh_k_image_to_nchw(dst, at.devicePointer, width, height, &k, c->lanes[lane].stream);
-        if (e != cudaSuccess)
-            rc = sh_cuda_rt_fail(err, e, "sh_k_image_to_nchw (input picture to fp32 planes)", __FILE__, __LINE__,
-                                 c->device);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return rc;
-}
-
-static int check_yolo_filter(const sh_yolo_filter *f, const void *src, const void *scratch, const void *dst,
-                             sh_err *err)
-{
-    if (!f || !src || !scratch || !dst)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "cuda: device filter: NULL filter, output or buffer");
-    if (f->anchors <= 0 || f->channels <= 4 || f->channels > INT32_MAX / f->anchors || f->n_classes < 1 ||
-        f->n_classes > f->channels - 4 || f->rows < 0 || f->threshold != f->threshold)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG,
-                       "cuda: device filter: %d classes of a [%d, %d] output, %d rows, threshold %g", f->n_classes,
-                       f->channels, f->anchors, f->rows, (double)f->threshold);
-    return 0;
-}
-
-/* The filter and the copy of its whole compact buffer go on the lane's stream after the run
- * (lane < 0: the compute stream, waited for). The buffer is copied whole, count unknown: the
- * one copy rides with the others instead of costing a host round trip. */
-int sh_cuda_download_filtered(void *vctx, int lane, const sh_yolo_filter *f, const void *src, void *scratch, void *dst,
-                              sh_err *err)
-{
-    sh_cuda_ctx *c = vctx;
-    int rc = check_yolo_filter(f, src, scratch, dst, err);
-    if (rc == 0 && lane >= 0)
-        rc = check_lane(lane, err);
-    if (rc)
-        return rc;
-    sh_k_yolo_filter_p kp = {.channels = f->channels, .n = f->anchors, .n_cls = f->n_classes, .rows = f->rows,
-                             .thresh = f->threshold};
-    size_t bytes = sh_yolo_compact_bytes(f->channels, f->rows);
-    pthread_mutex_lock(&c->mu);
-    rc = lane >= 0 ? lane_begin(c, lane, err) : 0;
-    if (rc == 0) {
-        cudaStream_t s = lane >= 0 ? c->lanes[lane].stream : c->stream;
-        cudaError_t e = cudaSetDevice(c->device);
-        if (e == cudaSuccess)
-            e = sh_k_yolo_filter(scratch, src, &kp, s);
-        if (e == cudaSuccess)
-            e = cudaMemcpyAsync(dst, scratch, bytes, cudaMemcpyDeviceToHost, s);
-        if (e == cudaSuccess && lane < 0)
-            e = cudaStreamSynchronize(s);
-        if (e != cudaSuccess)
-            rc = sh_cuda_rt_fail(err, e, "device filter: sh_k_yolo_filter + cudaMemcpyAsync(D2H)", __FILE__,
-                                 __LINE__, c->device);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return rc;
 }
 
 /* The host waits outside c->mu: another lane's work may be issued meanwhile. */

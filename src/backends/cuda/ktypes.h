@@ -77,20 +77,6 @@ typedef struct sh_k_gemm {
     sh_k_act act;
 } sh_k_gemm_p;
 
-/* Score filtering of a YOLOv8/YOLO11 head output, fp32 [channels, n] on the device, into the
- * compact buffer of vision/decode.h (sh_yolo_compact): its header words are these (cuda_lanes.c
- * checks them against decode.h), then up to `rows` rows of 1 + channels words. */
-enum {
-    SH_K_YC_COUNT = 0, SH_K_YC_CHANNELS, SH_K_YC_ANCHORS, SH_K_YC_CLASSES, SH_K_YC_ROWS, SH_K_YC_THRESHOLD,
-    SH_K_YC_HEADER_WORDS = 8
-};
-
-typedef struct sh_k_yolo_filter {
-    int channels, n;     /* channels * n < 2^31 */
-    int n_cls;           /* score rows 4 .. 4 + n_cls - 1 */
-    int rows;            /* survivors the buffer has room for */
-    float thresh;        /* not NaN */
-} sh_k_yolo_filter_p;
 
 #ifdef __cplusplus
 }
