@@ -6,7 +6,7 @@
 # and, after the benchmark (which exports the models), the GPU tests (must-show 1 and 4;
 # SKIP_TESTS=1 leaves them out).
 # Usage (device tool): bash scripts/gpu-final.sh build-cu
-#   carry: build-cu/shoal, build-cu/tests/cuda/test_cuda_{ops,models,runtime,views,filter,frame_ops}, .devlibs, .devdata
+#   carry: build-cu/shoal, build-cu/tests/cuda/test_cuda_{ops,models,runtime,views,frame_ops}, .devlibs, .devdata
 set -uo pipefail
 B=${1:-build-cu}
 cd "$(dirname "$0")/.."
@@ -32,7 +32,6 @@ grep -E "^[a-z_0-9]+(\.onnx)? +[0-9]|golden|models failed" $W/tests/models.log
 $T/test_cuda_runtime > $W/tests/runtime.log 2>&1; echo "test_cuda_runtime rc $?"
 grep -E "^(mode|oom|all|lanes|concurrent)" $W/tests/runtime.log
 [ -x $T/test_cuda_views ] && { $T/test_cuda_views > $W/tests/views.log 2>&1; echo "test_cuda_views rc $?"; }
-[ -x $T/test_cuda_filter ] && { $T/test_cuda_filter > $W/tests/filter.log 2>&1; echo "test_cuda_filter rc $?"; }
 [ -x $T/test_cuda_frame_ops ] && { $T/test_cuda_frame_ops > $W/tests/frame_ops.log 2>&1; echo "test_cuda_frame_ops rc $?";
   grep -E "^  |SHOAL_TEST_SEED|FAILED|PASSED|differ|equal \(<" $W/tests/frame_ops.log; }
 fi

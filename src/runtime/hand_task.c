@@ -418,7 +418,7 @@ static void move_result(sh_rt_result *dst, sh_rt_result *src)
 
 int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
                          const shoal_image *frame, shoal_video_t video, shoal_results_t res,
-                         sh_rt_concurrent_fn run_concurrent, sh_err *err)
+                         sh_rt_models_fn run_models, sh_err *err)
 {
     size_t n_hands = sh_rt_hand_count(rt, ids, n), n_net = n - n_hands;
     size_t *net = sh_calloc(rt->alloc, n_net ? n_net : 1, sizeof *net);
@@ -433,7 +433,7 @@ int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const siz
     for (size_t i = 0; i < n; i++)
         if (!sh_rt_hand_is_task(&rt->models[ids[i]]))
             net[k++] = ids[i];
-    int rc = n_net ? run_concurrent(rt, ctx, net, n_net, frame, &part, err) : 0;
+    int rc = n_net ? run_models(rt, ctx, net, n_net, frame, &part, err) : 0;
     /* the networks' results into their places in the mode's order, hands between them */
     size_t from = 0;
     for (size_t i = 0; i < n && from < (size_t)part.n; i++)

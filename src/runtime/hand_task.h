@@ -37,13 +37,14 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
 /* How many of ids[0..n) are hand models. */
 size_t sh_rt_hand_count(const struct shoal_runtime *rt, const size_t *ids, size_t n);
 
-/* Concurrent runtimes: the mode's other models at once through run_concurrent (run.c), then
- * its hand models in turn on their lanes; res->items keep the mode's order. */
-typedef int (*sh_rt_concurrent_fn)(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
+/* A mode with hand models: its other models through run_models (run.c: at once on a
+ * concurrent runtime, else in turn), then its hand models' stages in turn on their lanes;
+ * res->items keep the mode's order. */
+typedef int (*sh_rt_models_fn)(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
                                    const shoal_image *frame, shoal_results_t res, sh_err *err);
 int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
                          const shoal_image *frame, shoal_video_t video, shoal_results_t res,
-                         sh_rt_concurrent_fn run_concurrent, sh_err *err);
+                         sh_rt_models_fn run_models, sh_err *err);
 
 /* results.c: a hand result's "hands" JSON array, and its drawing. */
 struct cJSON;
