@@ -7,7 +7,7 @@ PKGS=(build-essential cmake pkg-config
       libyaml-dev libcjson-dev libstb-dev libturbojpeg0-dev libmicrohttpd-dev nettle-dev
       libopenblas-dev libopenblas0-pthread libdnnl-dev libxxhash-dev libcmocka-dev libzip-dev
       libonnx-testdata libwebsockets-dev curl wrk clang libclang-rt-14-dev prometheus haproxy ffmpeg python3-yaml
-      python3-numpy python3-torch python3-torchvision python3-onnx)
+      python3-numpy python3-pil python3-torch python3-torchvision python3-onnx)
 # npm (make models fetches MediaPipe's hand models with it): the machine's own Node.js may ship
 # npm outside Debian's packages, and Debian's npm conflicts with that nodejs; ask apt only when
 # no npm command exists.

@@ -34,6 +34,10 @@ if [ "$SET" = small ]; then
   # Without npm or the registry the tests that need them skip, so a failure here is not fatal.
   scripts/fetch-hand-models.sh "$OUT" || echo "make-models: MediaPipe hand models not fetched; their tests will skip" >&2
 fi
+if [ "$SET" = small ] && [ ! -s "$OUT/frames/sidewalk.jpg" ]; then
+  # the camera frames the demo, the frame benchmarks and the run path's test feed
+  "$PY" tools/make_frames.py "$OUT/frames"
+fi
 if [ "$missing" -eq 0 ]; then
   echo "make-models: $OUT/ is complete"
   exit 0

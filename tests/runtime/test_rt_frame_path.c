@@ -354,6 +354,11 @@ static void exported_heads(void **state)
 
 int main(void)
 {
+    for (size_t f = 0; f < N_FRAMES; f++)
+        if (!exists(frames[f])) {
+            fprintf(stderr, "%s absent (make models; ../shared/real-models): skipped\n", frames[f]);
+            return 77;
+        }
     if (!exists(SHOAL_MODELS_DIR "/blind_road.onnx") || !exists(REAL "/yolox_nano/model.onnx")) {
         fprintf(stderr, "models/ or ../shared/real-models absent: skipped\n");
         return 77;
