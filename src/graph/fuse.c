@@ -11,8 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* producer/n_consumers over live nodes only. */
-static void refresh(sh_graph *g)
+void sh_graph_refresh_uses(sh_graph *g)
 {
     for (int t = 0; t < g->n_tensors; t++) {
         g->tensors[t].producer = -1;
@@ -373,10 +372,10 @@ static int fuse_act(sh_graph *g, int k)
 
 int sh_graph_fuse(sh_graph *g, sh_err *err)
 {
-    refresh(g);
+    sh_graph_refresh_uses(g);
     for (int k = 0; k < g->n_nodes; k++)
         if (!g->nodes[k].dead && is_noop(g, k) && remove_noop(g, k))
-            refresh(g);
+            sh_graph_refresh_uses(g);
     for (int k = 0; k < g->n_nodes; k++) {
         if (g->nodes[k].dead || g->nodes[k].op != SH_OP_PAD)
             continue;
@@ -384,7 +383,7 @@ int sh_graph_fuse(sh_graph *g, sh_err *err)
         if (rc < 0)
             return rc;
         if (rc)
-            refresh(g);
+            sh_graph_refresh_uses(g);
     }
     for (int k = 0; k < g->n_nodes; k++) {
         if (g->nodes[k].dead || g->nodes[k].op != SH_OP_BATCH_NORM)
@@ -393,13 +392,13 @@ int sh_graph_fuse(sh_graph *g, sh_err *err)
         if (rc < 0)
             return rc;
         if (rc)
-            refresh(g);
+            sh_graph_refresh_uses(g);
     }
     for (int k = 0; k < g->n_nodes; k++)
         if (!g->nodes[k].dead && g->nodes[k].op == SH_OP_MUL && fuse_silu(g, k))
-            refresh(g);
+            sh_graph_refresh_uses(g);
     for (int k = 0; k < g->n_nodes; k++)
         if (!g->nodes[k].dead && fuse_act(g, k))
-            refresh(g);
+            sh_graph_refresh_uses(g);
     return 0;
 }

@@ -33,6 +33,10 @@ sh_shape sh_window_out_shape(const sh_shape *x, int64_t channels, const sh_windo
 bool sh_shape_broadcast(const sh_shape *a, const sh_shape *b, sh_shape *out);
 
 /* Infers the output dtypes and shapes of node k from its inputs. */
+/* fuse.c: recomputes every tensor's producer and consumer count over the live nodes (passes
+ * that rewire nodes call it before reading them). */
+void sh_graph_refresh_uses(sh_graph *g);
+
 int sh_infer_node(sh_graph *g, int k, sh_err *err);
 
 /* Shape inference of the quantized ops (infer_quant.c). */

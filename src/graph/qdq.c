@@ -30,25 +30,6 @@
 
 #include <string.h>
 
-static void refresh_uses(sh_graph *g)
-{
-    for (int t = 0; t < g->n_tensors; t++) {
-        g->tensors[t].producer = -1;
-        g->tensors[t].n_consumers = g->tensors[t].is_output ? 1 : 0;
-    }
-    for (int k = 0; k < g->n_nodes; k++) {
-        const sh_node *n = &g->nodes[k];
-        if (n->dead)
-            continue;
-        for (int i = 0; i < n->n_outputs; i++)
-            if (n->outputs[i] >= 0)
-                g->tensors[n->outputs[i]].producer = k;
-        for (int i = 0; i < n->n_inputs; i++)
-            if (n->inputs[i] >= 0)
-                g->tensors[n->inputs[i]].n_consumers++;
-    }
-}
-
 static bool is_q8(sh_dtype dt)
 {
     return dt == SH_DT_INT8 || dt == SH_DT_UINT8;
@@ -214,7 +195,7 @@ static void fold_dequantize(sh_graph *g, int k)
 int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err)
 {
     int count = 0;
-    refresh_uses(g);
+    sh_graph_refresh_uses(g);
     for (int k = 0; k < g->n_nodes; k++) {
         if (g->nodes[k].dead || g->nodes[k].op != SH_OP_CONV)
             continue;
@@ -224,13 +205,13 @@ int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err)
             return rc;
         if (folded) {
             count++;
-            refresh_uses(g);
+            sh_graph_refresh_uses(g);
         }
     }
     for (int k = 0; k < g->n_nodes; k++)
         if (!g->nodes[k].dead && g->nodes[k].op == SH_OP_QLINEAR_CONV) {
             fold_dequantize(g, k);
-            refresh_uses(g);
+            sh_graph_refresh_uses(g);
         }
     if (n_folded)
         *n_folded = count;
