@@ -8,7 +8,7 @@
 #
 # Usage: scripts/stream-loadtest.sh [BUILD_DIR] (default build)
 # Environment: CONFIG (configs/aiglasses.yaml), MODE (crossing), CLIENTS ("8 32"), FPS (15),
-#   SECONDS_RUN (20), WORKERS (2), FRAMES (a folder of JPEGs; default ../shared's street images).
+#   SECONDS_RUN (20), WORKERS (2), DEVICE (the config's), FRAMES (a folder of JPEGs; default ../shared's street images).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -23,6 +23,7 @@ FRAMES=${FRAMES:-../shared/real-models/images/street}
 [ -x "$SHOAL" ] || { echo "loadtest: $SHOAL not built"; exit 1; }
 ls "$FRAMES"/*.jpg >/dev/null 2>&1 || { echo "loadtest: no JPEGs in $FRAMES (set FRAMES)"; exit 1; }
 TMP=$(mktemp -d /tmp/shoal-stream-load.XXXXXX)
+SMI=$(command -v nvidia-smi || true)
 SERVER=""
 cleanup() { [ -n "$SERVER" ] && kill -KILL "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
@@ -30,7 +31,7 @@ trap 'exit 1' INT TERM
 
 # The allocator settings of deploy/shoal.env: fewer per-thread heaps, so RSS tracks what is used.
 MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$SHOAL" serve --config "$CONFIG" --listen 127.0.0.1:0 \
-    --workers "$WORKERS" --max-streams 64 --timeout-ms 5000 --quiet > "$TMP/serve.log" 2>&1 &
+    --workers "$WORKERS" ${DEVICE:+--device "$DEVICE"} --max-streams 64 --timeout-ms 5000 --quiet > "$TMP/serve.log" 2>&1 &
 SERVER=$!
 PORT=""
 for _ in $(seq 1200); do
@@ -42,7 +43,14 @@ done
 echo "loadtest: $SHOAL serve on port $PORT, $WORKERS workers, mode $MODE, $FPS fps, $SECONDS_RUN s per run"
 for n in $CLIENTS; do
   : > "$TMP/rss"
-  ( while kill -0 "$SERVER" 2>/dev/null; do ps -o rss= -p "$SERVER" >> "$TMP/rss"; sleep 1; done ) &
+  : > "$TMP/dev"
+  ( while kill -0 "$SERVER" 2>/dev/null; do
+      ps -o rss= -p "$SERVER" >> "$TMP/rss"
+      # the process's device memory as the driver sees it (MiB), where there is a GPU
+      [ -n "$SMI" ] && nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2>/dev/null |
+          awk -F', *' -v p="$SERVER" '$1 == p {print $2}' >> "$TMP/dev"
+      sleep 1
+    done ) &
   SAMPLER=$!
   timeout $((SECONDS_RUN + 60)) "$SHOAL" stream --server "127.0.0.1:$PORT" --frames "$FRAMES" --clients "$n" \
       --fps "$FPS" --duration "$SECONDS_RUN" --mode "$MODE" --quiet --client-id "load$n" > "$TMP/run$n.log" 2>&1
@@ -53,6 +61,9 @@ for n in $CLIENTS; do
   awk '{v[NR] = $1; if ($1 > max) max = $1} END {
          printf "server RSS MiB at 0/25/50/75/100%% of the run: %.1f %.1f %.1f %.1f %.1f (max %.1f, %d samples)\n",
            v[1]/1024, v[int(NR/4)+1]/1024, v[int(NR/2)+1]/1024, v[int(3*NR/4)+1]/1024, v[NR]/1024, max/1024, NR}' "$TMP/rss"
+  [ -s "$TMP/dev" ] && awk '{v[NR] = $1; if ($1 > max) max = $1} END {
+         printf "server device MiB (nvidia-smi) at 0/50/100%% of the run: %d %d %d (max %d, %d samples)\n",
+           v[1], v[int(NR/2)+1], v[NR], max, NR}' "$TMP/dev"
   tail -n 1 "$TMP/run$n.log"
 done
 curl -s -m 5 "http://127.0.0.1:$PORT/metrics" | grep -E '^shoal_stream_(frames_total|frame_age_ms)' 
