@@ -146,6 +146,7 @@ typedef struct stage_run {
     double stage_ms[2];           /* of each stage's last run, for its latency record */
     double device_ms;             /* the lanes' busy time of every stage run; -1 when unknown */
     int runs[2];
+    bool locked;                  /* the caller holds the backend lock (run beside a group) */
 } stage_run;
 
 /* The sh_hand_models callback: the crop into the stage's input tensor, its program, its
@@ -167,7 +168,8 @@ static int run_stage(void *user, sh_hand_model which, const float *input, size_t
                        m->cfg->name, n_in, in_bytes);
     char *staged = (char *)s->ctx->output_host + m->out_off;
     double t0 = now_s();
-    pthread_mutex_lock(&rt->backend_lock);
+    if (!s->locked)
+        pthread_mutex_lock(&rt->backend_lock);
     int rc = sh_backend_upload(b, m->lane, tp[m->frame_in], input, in_bytes, err);
     if (rc == 0)
         rc = sh_backend_run(b, m->lane, m->prog, tp, m->ws_ptrs[ci], m->binding[ci], err);
@@ -188,7 +190,8 @@ static int run_stage(void *user, sh_hand_model which, const float *input, size_t
     if (rc == 0)
         rc = w;
     s->device_ms = busy >= 0 && s->device_ms >= 0 ? s->device_ms + busy : -1;
-    pthread_mutex_unlock(&rt->backend_lock);
+    if (!s->locked)
+        pthread_mutex_unlock(&rt->backend_lock);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     double ms = (now_s() - t0) * 1e3;
@@ -357,29 +360,26 @@ static int run_palm_stage(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_mo
     return 0;
 }
 
-int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
-                   shoal_video_t video, sh_rt_result *r, sh_err *err)
+/* One frame through hand model m's landmarker. locked: the caller holds the backend lock. */
+static int hand_frame(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
+                      shoal_video_t video, bool locked, sh_rt_result *r, sh_err *err)
 {
     const sh_model_config *c = m->cfg;
-    r->cfg = c;
-    r->pub.model = c->name;
-    r->pub.task = sh_task_name(c->task);
-    if (c->is_palm_stage)
-        return run_palm_stage(rt, ctx, m, frame, r, err);
     sh_rt_model *palm = &rt->models[c->palm_stage];
     double t0 = now_s();
     sh_hand_tracker *tracker = NULL;
     int rc = c->tracking ? video_tracker(video, rt, m->id, &tracker, err) : 0;
     if (rc)
         return rc;
-    /* both stages stay referenced for the whole frame: the landmarker may need either */
+    /* Both stages stay referenced for the whole frame: the landmarker may need either. They are
+     * one residency set, so the first acquire admits both or neither. */
     if ((rc = sh_residency_acquire(rt->residency, m->id, sh_rt_now(rt), err)))
         return sh_err_prefix(err, rc, "model '%s': ", c->name);
     if ((rc = sh_residency_acquire(rt->residency, palm->id, sh_rt_now(rt), err))) {
         sh_residency_release(rt->residency, m->id, sh_rt_now(rt));
         return sh_err_prefix(err, rc, "model '%s' (palm detector of '%s'): ", palm->cfg->name, c->name);
     }
-    stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, m}};
+    stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, m}, .locked = locked};
     sh_hand_models hm = {.run = run_stage, .ctx = &s};
     sh_hand_params p = hand_params(c, palm, m);
     sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
@@ -405,6 +405,22 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
     return 0;
 }
 
+static void name_result(sh_rt_result *r, const sh_model_config *c)
+{
+    r->cfg = c;
+    r->pub.model = c->name;
+    r->pub.task = sh_task_name(c->task);
+}
+
+int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
+                   shoal_video_t video, sh_rt_result *r, sh_err *err)
+{
+    name_result(r, m->cfg);
+    if (m->cfg->is_palm_stage)
+        return run_palm_stage(rt, ctx, m, frame, r, err);
+    return hand_frame(rt, ctx, m, frame, video, false, r, err);
+}
+
 /* A result moved to another slot: its landmarks point into itself. */
 static void move_result(sh_rt_result *dst, sh_rt_result *src)
 {
@@ -416,6 +432,54 @@ static void move_result(sh_rt_result *dst, sh_rt_result *src)
     memset(src, 0, sizeof *src);
 }
 
+/* The mode's hand models beside its networks' group (sh_rt_beside): each whose stages the
+ * budget admits beside the networks runs while they run; the others are left for after. A
+ * palm stage listed in a mode on its own always runs after (it takes the lock itself). */
+typedef struct hand_beside {
+    sh_rt_beside base;
+    shoal_runtime_t rt;
+    sh_rt_context *ctx;
+    const size_t *ids;
+    size_t n;
+    const shoal_image *frame;
+    shoal_video_t video;
+    shoal_results_t res;
+    bool *done;
+} hand_beside;
+
+static void beside_lane(sh_rt_beside *b, int lane)
+{
+    for (int k = 0; k < b->n_lanes; k++)
+        if (b->lanes[k] == lane)
+            return;
+    if (b->n_lanes < SH_MAX_LANES)
+        b->lanes[b->n_lanes++] = lane;
+}
+
+static int hands_beside(sh_rt_beside *b, sh_err *err)
+{
+    hand_beside *h = (hand_beside *)b;
+    for (size_t i = 0; i < h->n; i++) {
+        sh_rt_model *m = &h->rt->models[h->ids[i]];
+        if (!sh_rt_hand_is_task(m) || m->cfg->is_palm_stage)
+            continue;
+        sh_rt_result *r = &h->res->items[i];
+        name_result(r, m->cfg);
+        int rc = hand_frame(h->rt, h->ctx, m, h->frame, h->video, true, r, err);
+        if (rc == SHOAL_ERR_BUDGET) {
+            sh_err_clear(err);
+            continue;
+        }
+        if (rc)
+            return rc;
+        h->done[i] = true;
+        b->ran = true;
+        beside_lane(b, m->lane);
+        beside_lane(b, h->rt->models[m->cfg->palm_stage].lane);
+    }
+    return 0;
+}
+
 int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
                          const shoal_image *frame, shoal_video_t video, shoal_results_t res,
                          sh_rt_models_fn run_models, sh_err *err)
@@ -424,16 +488,20 @@ int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const siz
     size_t *net = sh_calloc(rt->alloc, n_net ? n_net : 1, sizeof *net);
     struct shoal_results part = {.alloc = rt->alloc, .device_ms = -1};
     part.items = sh_calloc(rt->alloc, n_net ? n_net : 1, sizeof *part.items);
-    if (!net || !part.items) {
+    bool *done = sh_calloc(rt->alloc, n ? n : 1, sizeof *done);
+    if (!net || !part.items || !done) {
         sh_free(rt->alloc, net);
         sh_free(rt->alloc, part.items);
+        sh_free(rt->alloc, done);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for a concurrent run");
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (!sh_rt_hand_is_task(&rt->models[ids[i]]))
             net[k++] = ids[i];
-    int rc = n_net ? run_models(rt, ctx, net, n_net, frame, &part, err) : 0;
+    hand_beside beside = {.base = {.run = hands_beside}, .rt = rt, .ctx = ctx, .ids = ids, .n = n, .frame = frame,
+                          .video = video, .res = res, .done = done};
+    int rc = n_net ? run_models(rt, ctx, net, n_net, frame, &part, &beside.base, err) : 0;
     /* the networks' results into their places in the mode's order, hands between them */
     size_t from = 0;
     for (size_t i = 0; i < n && from < (size_t)part.n; i++)
@@ -442,23 +510,22 @@ int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const siz
     res->n = (int)n;
     res->infer_ms = part.infer_ms;
     res->concurrent = part.concurrent;
+    res->device_ms = n_net ? part.device_ms : 0;   /* with the span of the hands run beside */
     for (size_t i = from; i < (size_t)part.n; i++)
         sh_rt_result_free(rt->alloc, &part.items[i]);
     sh_free(rt->alloc, part.items);
     sh_free(rt->alloc, net);
+    /* the rest after the networks' lanes, one stage at a time: their lanes' busy times add to
+     * the networks' span */
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (!sh_rt_hand_is_task(&rt->models[ids[i]]))
+        if (!sh_rt_hand_is_task(&rt->models[ids[i]]) || done[i])
             continue;
         rc = sh_rt_hand_run(rt, ctx, &rt->models[ids[i]], frame, video, &res->items[i], err);
         res->infer_ms += res->items[i].pub.infer_ms;
+        res->device_ms = res->device_ms < 0 || res->items[i].device_ms < 0 ? -1
+                                                                          : res->device_ms + res->items[i].device_ms;
     }
-    /* the hand stages run after the networks' lanes, one stage at a time: their lanes' busy
-     * times add to the networks' span */
-    res->device_ms = n_net ? part.device_ms : 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        if (sh_rt_hand_is_task(&rt->models[ids[i]]))
-            res->device_ms = res->device_ms < 0 || res->items[i].device_ms < 0 ? -1
-                                                                                : res->device_ms + res->items[i].device_ms;
+    sh_free(rt->alloc, done);
     if (rc || !rt->concurrent)   /* in turn, the network is host-timed per model */
         res->device_ms = -1;
     return rc;

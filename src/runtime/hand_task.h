@@ -37,11 +37,23 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
 /* How many of ids[0..n) are hand models. */
 size_t sh_rt_hand_count(const struct shoal_runtime *rt, const size_t *ids, size_t n);
 
+/* Work run beside a group of networks (run.c run_group): called once their jobs are issued on
+ * their lanes and before the host waits for them, with the backend lock held, so it overlaps
+ * the networks on lanes of its own. It names those lanes for the group's device span and says
+ * whether it ran (a budget that cannot hold it beside the networks leaves it for later). */
+typedef struct sh_rt_beside {
+    int (*run)(struct sh_rt_beside *b, sh_err *err);
+    int lanes[SH_MAX_LANES];
+    int n_lanes;
+    bool ran;
+} sh_rt_beside;
+
 /* A mode with hand models: its other models through run_models (run.c: at once on a
- * concurrent runtime, else in turn), then its hand models' stages in turn on their lanes;
- * res->items keep the mode's order. */
+ * concurrent runtime, else in turn). On a concurrent runtime the hand models run beside the
+ * networks' group; otherwise, or where the budget cannot hold them beside it, after it, their
+ * stages in turn on their lanes. res->items keep the mode's order. */
 typedef int (*sh_rt_models_fn)(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
-                                   const shoal_image *frame, shoal_results_t res, sh_err *err);
+                               const shoal_image *frame, shoal_results_t res, sh_rt_beside *beside, sh_err *err);
 int sh_rt_hand_run_mixed(struct shoal_runtime *rt, sh_rt_context *ctx, const size_t *ids, size_t n,
                          const shoal_image *frame, shoal_video_t video, shoal_results_t res,
                          sh_rt_models_fn run_models, sh_err *err);

@@ -154,17 +154,23 @@ static int wait_lanes(shoal_runtime_t rt, const lane_job *jobs, size_t n, double
     return rc;
 }
 
-/* Device time of the jobs' lanes together, -1 when unknown. */
-static double lanes_device_ms(shoal_runtime_t rt, const lane_job *jobs, size_t n)
+static void add_lane(int *lanes, int *nl, int l)
+{
+    int seen = 0;
+    for (int k = 0; k < *nl; k++)
+        seen |= lanes[k] == l;
+    if (!seen && *nl < SH_MAX_LANES)
+        lanes[(*nl)++] = l;
+}
+
+/* Device time of the jobs' lanes and of what ran beside them together, -1 when unknown. */
+static double lanes_device_ms(shoal_runtime_t rt, const lane_job *jobs, size_t n, const sh_rt_beside *beside)
 {
     int lanes[SH_MAX_LANES], nl = 0;
-    for (size_t i = 0; i < n; i++) {
-        int l = jobs[i].m->lane, seen = 0;
-        for (int k = 0; k < nl; k++)
-            seen |= lanes[k] == l;
-        if (!seen && nl < SH_MAX_LANES)
-            lanes[nl++] = l;
-    }
+    for (size_t i = 0; i < n; i++)
+        add_lane(lanes, &nl, jobs[i].m->lane);
+    for (int i = 0; beside && beside->ran && i < beside->n_lanes; i++)
+        add_lane(lanes, &nl, beside->lanes[i]);
     double ms;
     sh_backend_span(&rt->backend, lanes, nl, &ms);
     return ms;
@@ -182,7 +188,7 @@ static int check_frame_fits(shoal_runtime_t rt, const shoal_image *frame, sh_err
 /* Runs jobs[0..n) as one group; every model must be referenced. *net_ms: the device
  * section's wall time; *dev_ms: the lanes' device time together (-1 unknown). */
 static int run_group(shoal_runtime_t rt, sh_rt_context *ctx, const shoal_image *frame, lane_job *jobs, size_t n,
-                     double *net_ms, double *dev_ms, sh_err *err)
+                     sh_rt_beside *beside, double *net_ms, double *dev_ms, sh_err *err)
 {
     double lane_ms[SH_MAX_LANES];
     pthread_mutex_lock(&rt->backend_lock);
@@ -191,6 +197,8 @@ static int run_group(shoal_runtime_t rt, sh_rt_context *ctx, const shoal_image *
     size_t issued = 0;
     for (; issued < n && rc == 0; issued++)
         rc = issue(rt, ctx, frame, &jobs[issued], err);
+    if (rc == 0 && beside)
+        rc = beside->run(beside, err);
     sh_err werr = {0};
     int wrc = wait_lanes(rt, jobs, issued, lane_ms, rc ? &werr : err);
     bool masks = false;
@@ -210,7 +218,7 @@ static int run_group(shoal_runtime_t rt, sh_rt_context *ctx, const shoal_image *
         }
     }
     *net_ms = ms_since(t1);
-    *dev_ms = rc == 0 && wrc == 0 ? lanes_device_ms(rt, jobs, issued) : -1;
+    *dev_ms = rc == 0 && wrc == 0 ? lanes_device_ms(rt, jobs, issued, beside) : -1;
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc || (rc = wrc))
         return rc;
@@ -243,7 +251,7 @@ static void issue_heaviest_first(lane_job *jobs, size_t n)
  * (models that cannot be resident together under the budget then run one at a time, each
  * still on its lane), else in turn. */
 static int run_models(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *ids, size_t n, const shoal_image *frame,
-                      shoal_results_t res, sh_err *err)
+                      shoal_results_t res, sh_rt_beside *beside, sh_err *err)
 {
     int rc = check_frame_fits(rt, frame, err);
     if (rc)
@@ -280,7 +288,9 @@ static int run_models(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *ids,
         if (!rt->concurrent)
             res->n = (int)(at + 1);
         double net = 0, dev = -1;
-        rc = run_group(rt, ctx, frame, &jobs[at], group, &net, &dev, err);
+        /* work beside the networks only where they run as one group on their lanes */
+        sh_rt_beside *b = rt->concurrent && !each_acquires ? beside : NULL;
+        rc = run_group(rt, ctx, frame, &jobs[at], group, b, &net, &dev, err);
         release_all(rt, &jobs[at], group);
         res->infer_ms += rt->concurrent ? net : jobs[at].r->pub.infer_ms;
         if (rt->concurrent)
@@ -288,7 +298,7 @@ static int run_models(shoal_runtime_t rt, sh_rt_context *ctx, const size_t *ids,
         for (size_t i = at; rc == 0 && i < at + group; i++)
             record_latency(rt, jobs[i].m, jobs[i].r->pub.latency_ms);
     }
-    res->concurrent = group > 1;
+    res->concurrent = group > 1 || (beside && beside->ran);
     sh_free(rt->alloc, jobs);
     return rc;
 }
@@ -364,7 +374,7 @@ static int run_list(shoal_runtime_t rt, const char *label, int mode, const size_
     uint64_t reload0 = mode >= 0 ? reload_bytes(rt, ids, n) : 0;
     sh_rt_context *ctx = take_context(rt);
     int rc = sh_rt_hand_count(rt, ids, n) ? sh_rt_hand_run_mixed(rt, ctx, ids, n, frame, video, res, run_models, &err)
-                                          : run_models(rt, ctx, ids, n, frame, res, &err);
+                                          : run_models(rt, ctx, ids, n, frame, res, NULL, &err);
     give_context(rt, ctx);
     if (mode >= 0 && rc == 0)
         record_mode(rt, mode, reload_bytes(rt, ids, n) - reload0);

@@ -691,6 +691,23 @@ static size_t largest_weight_set(shoal_runtime_t rt, unsigned char *set)
 /* What lay_out places per model: its arena range, input and output staging. */
 enum { PLACE_ARENA, PLACE_INPUT, PLACE_OUTPUT, PLACE_KINDS };
 
+/* A hand model's palm stage is not listed in the modes, yet it runs beside its owner's mode
+ * partners (hand_task.c): it shares their company, so its arena, staging and lane stay apart
+ * from theirs and from its owner's. */
+static void join_palm_stages(shoal_runtime_t rt, unsigned char *together)
+{
+    size_t n = (size_t)rt->n_models;
+    for (size_t i = 0; i < n; i++) {
+        const sh_model_config *c = rt->models[i].cfg;
+        size_t p = c->palm_stage;
+        if (c->is_palm_stage || p == 0 || p >= n)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            if (j != p && (together[i * n + j] || j == i))
+                together[p * n + j] = together[j * n + p] = 1;
+    }
+}
+
 /* Offsets and lanes of every model; the sizes of the arena and staging they need. */
 static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, size_t *off, int *lane,
                    size_t sizes[PLACE_KINDS], sh_err *err)
@@ -702,6 +719,7 @@ static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, s
         modes[k] = (sh_lanes_mode){.models = cfg->modes[k].models, .n_models = cfg->modes[k].n_models};
     int n = rt->n_models;
     sh_lanes_together(n, modes, n_modes, together);
+    join_palm_stages(rt, together);
     for (int what = 0; what < PLACE_KINDS; what++) {
         for (int i = 0; i < n; i++) {
             sh_rt_model *m = &rt->models[i];

@@ -495,10 +495,12 @@ static void test_concurrent_runtime(void **state)
     shoal_video_t v = shoal_video_create();
     for (int frame = 0; frame < 2; frame++) {   /* detected, then tracked */
         shoal_results_t a = NULL, b = NULL;
-        assert_int_equal(shoal_runtime_run_mode_video(rt, "shopping", &f->photo, v, &a), SHOAL_OK);
+        if (shoal_runtime_run_mode_video(rt, "shopping", &f->photo, v, &a) != SHOAL_OK)
+            fail_msg("concurrent shopping: %s", shoal_runtime_last_error(rt));
         unsigned long runs = FAKE.async_runs;
         assert_int_equal(shoal_runtime_run_mode(in_turn, "shopping", &f->photo, &b), SHOAL_OK);
         assert_int_equal(shoal_results_count(a), 2);
+        assert_true(shoal_results_concurrent(a));   /* the hand ran beside tl, on lanes of its own */
         assert_string_equal(shoal_results_get(a, 0)->model, "tl");
         assert_int_equal(shoal_results_get(a, 0)->n_detections, shoal_results_get(b, 0)->n_detections);
         const shoal_model_result *ra = shoal_results_get(a, 1), *rb = shoal_results_get(b, 1);
