@@ -372,7 +372,8 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
     int rc = c->tracking ? video_tracker(video, rt, m->id, &tracker, err) : 0;
     if (rc)
         return rc;
-    /* both stages stay referenced for the whole frame: the landmarker may need either */
+    /* Both stages stay referenced for the whole frame: the landmarker may need either. They are
+     * one residency set, so the first acquire admits both or neither. */
     if ((rc = sh_residency_acquire(rt->residency, m->id, sh_rt_now(rt), err)))
         return sh_err_prefix(err, rc, "model '%s': ", c->name);
     if ((rc = sh_residency_acquire(rt->residency, palm->id, sh_rt_now(rt), err))) {
