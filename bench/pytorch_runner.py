@@ -245,6 +245,8 @@ def main():
                     help="mediapipe: the palm detector + landmark model from models/*.tflite; "
                          "stand-in: the MobileNetV3 stand-in of hand.onnx")
     ap.add_argument("--hand-photo", default=TT.HAND_PHOTO, help="MediaPipe's left_hands.jpg (inputs)")
+    ap.add_argument("--hand-inputs", help="a folder from `tflite_torch.py export`: its hand_palm.input.npy and "
+                                          "hand_landmark.input.npy instead of the photo (machines without it)")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     E.use_set(args.set)
@@ -283,7 +285,12 @@ def main():
     inputs_np = {n: (E.make_input(n),) for n in cached}
     hand_what = None
     if real_hand:
-        hx, hand_src = TT.hand_inputs(args.hand_photo)
+        if args.hand_inputs:
+            hx = {k: np.load(os.path.join(args.hand_inputs, f"hand_{k}.input.npy")) for k in ("palm", "landmark")}
+            src = os.path.join(args.hand_inputs, "inputs.txt")
+            hand_src = open(src).read().strip() if os.path.exists(src) else args.hand_inputs
+        else:
+            hx, hand_src = TT.hand_inputs(args.hand_photo)
         inputs_np["hand"] = (hx["palm"], hx["landmark"])
         hand_what = ("MediaPipe hand landmarker: palm_detection_full.tflite [1,192,192,3] then "
                      "hand_landmark_full.tflite [1,224,224,3] on one crop, per frame; inputs: " + hand_src)

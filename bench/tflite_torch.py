@@ -441,7 +441,10 @@ def one_hand_frame(photo=HAND_PHOTO):
     """The left half of left_hands.jpg (the fingers-up hand alone), HxWx3 float in [0,1], or None."""
     if not os.path.exists(photo):
         return None
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:   # a machine without Pillow (the GPU machine's PyTorch may lack it)
+        return None
     img = Image.open(photo).convert("RGB")
     w, h = img.size
     return np.asarray(img.crop((0, 0, w // 2, h)), np.float32) / 255
@@ -464,7 +467,7 @@ def hand_inputs(photo=HAND_PHOTO):
         rs = np.random.RandomState(505)
         return ({"palm": rs.uniform(0, 1, (1, 192, 192, 3)).astype(np.float32),
                  "landmark": rs.uniform(0, 1, (1, 224, 224, 3)).astype(np.float32)},
-                "seeded noise (MediaPipe's photo not found)")
+                "seeded noise (MediaPipe's photo or Pillow not found)")
     H, W = f.shape[:2]
     side = max(W, H)
     palm = crop(f, (W / 2, H / 2, side, side, 0.0), 192, zero_border=True)
