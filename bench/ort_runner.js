@@ -7,6 +7,7 @@
 // Setup: (cd bench && npm install --ignore-scripts)   # onnxruntime-node, CPU binaries
 // Usage: node bench/ort_runner.js [--models DIR] [--threads 2] [--iters 20] [--warmup 3]
 //                                 [--compare] [--no-bench] [--save-outputs DIR] [--hand DIR]
+//                                 [--only NAME,NAME...]   (default: all five; a mode needs all its models)
 //
 // --hand DIR: "hand" is MediaPipe's hand landmarker, as shoal's shopping mode runs it on a
 // frame where it finds one hand: the palm detector, then the landmark model on one crop, in
@@ -20,7 +21,7 @@ const path = require('path');
 const { performance } = require('perf_hooks');
 const ort = require('onnxruntime-node');
 
-const NAMES = ['blind_road', 'obstacle', 'shopping', 'traffic_light', 'hand'];
+let NAMES = ['blind_road', 'obstacle', 'shopping', 'traffic_light', 'hand'];
 const MODES = { navigation: ['blind_road', 'obstacle'], crossing: ['traffic_light'],
                 shopping: ['shopping', 'hand'] };
 
@@ -38,6 +39,11 @@ function parseArgs(argv) {
     else if (k === '--no-bench') a.bench = false;
     else if (k === '--save-outputs') a.saveOutputs = next();
     else if (k === '--hand') a.hand = next();
+    else if (k === '--only') {
+      const want = next().split(',');
+      for (const n of want) if (!NAMES.includes(n)) throw new Error(`--only: unknown model ${n}`);
+      NAMES = NAMES.filter(n => want.includes(n));
+    }
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
@@ -160,6 +166,7 @@ async function main() {
     }
     const perMode = {};
     for (const [mode, ms_] of Object.entries(MODES)) {
+      if (!ms_.every(n => NAMES.includes(n))) continue;
       for (let i = 0; i < a.warmup; i++) for (const n of ms_) await run(n);
       const ms = [];
       for (let i = 0; i < a.iters; i++) {

@@ -94,6 +94,7 @@ if [ "$HAND" = mediapipe ]; then
     else
         note "hand: ../shared's left_hands.jpg missing: shoal's hand model saw no palm (palm detector alone) while the peers ran palm + one landmark crop on noise; the hand rows are not like for like"
     fi
+    cp models/palm_detection_full.tflite models/hand_landmark_full.tflite "$HAND_DIR/"   # for the GPU machine
     if $PY bench/tflite_torch.py export --out "$HAND_DIR" >"$HAND_DIR/export.log" 2>&1; then
         ORT_HAND=(--hand "$HAND_DIR")
     else

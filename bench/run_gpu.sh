@@ -26,10 +26,10 @@
 #
 # The hand (configs with task: hand_landmarks): every side runs MediaPipe's palm detector and
 # its landmark model on one crop per frame, as bench/run_cpu.sh explains. The GPU machine has
-# no ../shared: carry bench/hand-inputs (bench/run_cpu.sh, or `tflite_torch.py frame --out
-# bench/hand-inputs/one_hand.png` and `tflite_torch.py export --out bench/hand-inputs`, make it
-# here) for shoal's one-hand frame and the PyTorch peer's inputs; without it shoal's hand model
-# sees no palm and the notes say the hand rows are not like for like. The PyTorch peer alone:
+# neither ../shared nor models/: carry bench/hand-inputs (bench/run_cpu.sh makes it here: the
+# two .tflite files, shoal's one-hand frame and the PyTorch peer's inputs); without the frame
+# shoal's hand model sees no palm and the notes say the hand rows are not like for like. The
+# PyTorch peer alone:
 #   python3 bench/pytorch_runner.py --config fp16_cuda_graphs --device cuda --hand-inputs bench/hand-inputs
 set -uo pipefail
 T0=$(date +%s)
@@ -128,7 +128,11 @@ HAND_DIR=bench/hand-inputs
 HAND_IMAGE=()
 PT_HAND=(--hand "$HAND")
 if [ "$HAND" = mediapipe ]; then
-    mkdir -p "$HAND_DIR"
+    mkdir -p "$HAND_DIR" models
+    for f in palm_detection_full hand_landmark_full; do   # models/ is not carried; bench/hand-inputs is
+        [ -s models/$f.tflite ] || cp "$HAND_DIR/$f.tflite" models/ 2>/dev/null ||
+            NOTES+=("hand: models/$f.tflite missing (carry bench/hand-inputs)")
+    done
     [ -s "$HAND_DIR/one_hand.png" ] || python3 bench/tflite_torch.py frame --out "$HAND_DIR/one_hand.png" 2>/dev/null
     [ -s "$HAND_DIR/hand_palm.input.npy" ] && PT_HAND+=(--hand-inputs "$HAND_DIR")
     if [ -s "$HAND_DIR/one_hand.png" ]; then

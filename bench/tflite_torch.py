@@ -696,6 +696,16 @@ def main():
         for k, p in export_onnx(a.models, a.out, photo).items():
             print(k, p)
         return 0
+    # ctest runs `check` (test_tflite_torch_peer): what it needs and lacks is a skip (77)
+    need = [os.path.join(a.models, PALM_FILE), os.path.join(a.models, LANDMARK_FILE), photo, a.shoal]
+    missing = [p for p in need if not os.path.exists(p)]
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        missing.append("Pillow (python3-pil)")
+    if missing:
+        print("skipped: missing " + ", ".join(missing))
+        return 77
     os.makedirs(a.tmp, exist_ok=True)
     print("torch modules vs shoal exec (random input in [0.02, 1)):")
     rel = check_against_shoal(a.models, a.shoal, a.tmp)
