@@ -6,20 +6,28 @@
 //
 // Setup: (cd bench && npm install --ignore-scripts)   # onnxruntime-node, CPU binaries
 // Usage: node bench/ort_runner.js [--models DIR] [--threads 2] [--iters 20] [--warmup 3]
-//                                 [--compare] [--no-bench] [--save-outputs DIR]
+//                                 [--compare] [--no-bench] [--save-outputs DIR] [--hand DIR]
+//                                 [--only NAME,NAME...]   (default: all five; a mode needs all its models)
+//
+// --hand DIR: "hand" is MediaPipe's hand landmarker, as shoal's shopping mode runs it on a
+// frame where it finds one hand: the palm detector, then the landmark model on one crop, in
+// turn. DIR is what `python3 bench/tflite_torch.py export --out DIR` wrote (hand_palm.onnx and
+// hand_landmark.onnx from the .tflite files' real weights, their inputs, and the PyTorch
+// module's outputs that --compare checks against). Without it "hand" is models/hand.onnx, the
+// MobileNetV3 stand-in, and the JSON says so.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const { performance } = require('perf_hooks');
 const ort = require('onnxruntime-node');
 
-const NAMES = ['blind_road', 'obstacle', 'shopping', 'traffic_light', 'hand'];
+let NAMES = ['blind_road', 'obstacle', 'shopping', 'traffic_light', 'hand'];
 const MODES = { navigation: ['blind_road', 'obstacle'], crossing: ['traffic_light'],
                 shopping: ['shopping', 'hand'] };
 
 function parseArgs(argv) {
   const a = { models: path.join(__dirname, '..', 'models'), threads: 2, iters: 20, warmup: 3,
-              compare: false, bench: true, saveOutputs: null };
+              compare: false, bench: true, saveOutputs: null, hand: null };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
     const next = () => { if (i + 1 >= argv.length) throw new Error(`${k} needs a value`); return argv[++i]; };
@@ -30,6 +38,12 @@ function parseArgs(argv) {
     else if (k === '--compare') a.compare = true;
     else if (k === '--no-bench') a.bench = false;
     else if (k === '--save-outputs') a.saveOutputs = next();
+    else if (k === '--hand') a.hand = next();
+    else if (k === '--only') {
+      const want = next().split(',');
+      for (const n of want) if (!NAMES.includes(n)) throw new Error(`--only: unknown model ${n}`);
+      NAMES = NAMES.filter(n => want.includes(n));
+    }
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
@@ -81,37 +95,57 @@ function relL2(a, b) {
   return { rel_l2: Math.sqrt(num / den), max_abs: maxAbs };
 }
 
+// The ONNX files one model's frame runs in turn: [{key, file, input, refDir}].
+function parts(a, n) {
+  if (n === 'hand' && a.hand) {
+    return ['hand_palm', 'hand_landmark'].map(key => ({
+      key, file: path.join(a.hand, `${key}.onnx`), input: path.join(a.hand, `${key}.input.npy`), refDir: a.hand }));
+  }
+  return [{ key: n, file: path.join(a.models, `${n}.onnx`), input: path.join(a.models, `${n}.input.npy`),
+            refDir: a.models }];
+}
+
 async function main() {
   const a = parseArgs(process.argv);
   const opts = { intraOpNumThreads: a.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
                  executionMode: 'sequential', executionProviders: ['cpu'] };
-  const sessions = {}, feeds = {}, loadMs = {};
+  const models = {}, loadMs = {};
   const t0 = performance.now();
   for (const n of NAMES) {
     const t1 = performance.now();
-    sessions[n] = await ort.InferenceSession.create(path.join(a.models, `${n}.onnx`), opts);
+    models[n] = [];
+    for (const p of parts(a, n)) {
+      const sess = await ort.InferenceSession.create(p.file, opts);
+      const x = readNpy(p.input);
+      models[n].push({ ...p, sess, feed: { [sess.inputNames[0]]: new ort.Tensor('float32', x.data, x.shape) } });
+    }
     loadMs[n] = Math.round((performance.now() - t1) * 10) / 10;
-    const x = readNpy(path.join(a.models, `${n}.input.npy`));
-    feeds[n] = { [sessions[n].inputNames[0]]: new ort.Tensor('float32', x.data, x.shape) };
   }
+  const run = async n => { for (const p of models[n]) await p.sess.run(p.feed); };
   const out = { runner: 'onnxruntime-node', ort_version: ort.env.versions ? ort.env.versions.common : undefined,
                 device: 'cpu', threads: a.threads, graph_optimization: 'all',
-                load_s: Math.round(performance.now() - t0) / 1000, load_ms_per_model: loadMs };
+                load_s: Math.round(performance.now() - t0) / 1000, load_ms_per_model: loadMs,
+                hand: a.hand ? 'MediaPipe hand landmarker: hand_palm.onnx [1,192,192,3] then hand_landmark.onnx ' +
+                               '[1,224,224,3] on one crop, per frame (bench/tflite_torch.py export of the .tflite files)'
+                             : 'stand-in: models/hand.onnx (MobileNetV3, random weights), not MediaPipe\'s' };
 
   if (a.compare || a.saveOutputs) {
     const cmp = {};
     for (const n of NAMES) {
-      const res = await sessions[n].run(feeds[n]);
       cmp[n] = {};
-      for (const o of sessions[n].outputNames) {
-        const t = res[o];
-        if (a.saveOutputs) writeNpy(path.join(a.saveOutputs, `${n}.${o}.ort.npy`), t.dims, t.data);
-        const ref = path.join(a.models, `${n}.${o}.npy`);
-        if (a.compare && fs.existsSync(ref)) {
-          const r = readNpy(ref);
-          if (r.data.length !== t.data.length) throw new Error(`${n}.${o}: ${t.dims} vs reference ${r.shape}`);
-          const e = relL2(t.data, r.data);
-          cmp[n][o] = { rel_l2: Number(e.rel_l2.toPrecision(3)), max_abs: Number(e.max_abs.toPrecision(3)) };
+      for (const p of models[n]) {
+        const res = await p.sess.run(p.feed);
+        for (const o of p.sess.outputNames) {
+          const t = res[o];
+          const label = p.key === n ? o : `${p.key}.${o}`;
+          if (a.saveOutputs) writeNpy(path.join(a.saveOutputs, `${n}.${label}.ort.npy`), t.dims, t.data);
+          const ref = path.join(p.refDir, `${p.key}.${o}.npy`);
+          if (a.compare && fs.existsSync(ref)) {
+            const r = readNpy(ref);
+            if (r.data.length !== t.data.length) throw new Error(`${p.key}.${o}: ${t.dims} vs reference ${r.shape}`);
+            const e = relL2(t.data, r.data);
+            cmp[n][label] = { rel_l2: Number(e.rel_l2.toPrecision(3)), max_abs: Number(e.max_abs.toPrecision(3)) };
+          }
         }
       }
     }
@@ -121,22 +155,23 @@ async function main() {
   if (a.bench) {
     const perModel = {};
     for (const n of NAMES) {
-      for (let i = 0; i < a.warmup; i++) await sessions[n].run(feeds[n]);
+      for (let i = 0; i < a.warmup; i++) await run(n);
       const ms = [];
       for (let i = 0; i < a.iters; i++) {
         const t = performance.now();
-        await sessions[n].run(feeds[n]);
+        await run(n);
         ms.push(performance.now() - t);
       }
       perModel[n] = quantiles(ms);
     }
     const perMode = {};
     for (const [mode, ms_] of Object.entries(MODES)) {
-      for (let i = 0; i < a.warmup; i++) for (const n of ms_) await sessions[n].run(feeds[n]);
+      if (!ms_.every(n => NAMES.includes(n))) continue;
+      for (let i = 0; i < a.warmup; i++) for (const n of ms_) await run(n);
       const ms = [];
       for (let i = 0; i < a.iters; i++) {
         const t = performance.now();
-        for (const n of ms_) await sessions[n].run(feeds[n]);
+        for (const n of ms_) await run(n);
         ms.push(performance.now() - t);
       }
       perMode[mode] = quantiles(ms);

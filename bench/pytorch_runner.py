@@ -31,6 +31,19 @@ Two GPU latencies, because they answer different questions:
 The weights come from tools/export_models.py's build_model() (same seeds, same weights). The
 first run generates them (seconds to a minute on CPU) and caches state_dicts under --cache-dir,
 keyed by the exporter's source hash, so the timed load reads files as a server would.
+
+"hand" is MediaPipe's hand landmarker by default (--hand mediapipe): the palm detector
+(palm_detection_full.tflite, 192x192) then the landmark model on one crop
+(hand_landmark_full.tflite, 224x224), read from the .tflite files by bench/tflite_torch.py
+(real weights; loading them is the timed load), one frame = both networks in turn, what
+shoal's hand model runs on a frame where it finds one hand. Its inputs come from MediaPipe's
+test photo (tflite_torch.hand_inputs) and its accuracy figure is against the fp32 module on
+the CPU (which tflite_torch.py check holds to shoal within 1e-4). --hand stand-in times the
+old MobileNetV3 stand-in (hand.onnx's network) for configs that still use it; the JSON says
+which in "hand".
+
+On CUDA: python3 bench/pytorch_runner.py --config fp16_cuda_graphs --device cuda
+(PyTorch 2.x there; needs models/ with the two .tflite files, and ../shared for the photo).
 """
 import argparse
 import hashlib
@@ -49,6 +62,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import export_models as E  # noqa: E402
+import tflite_torch as TT  # noqa: E402
 
 CONFIGS = ["fp32_eager", "fp16_eager_bnfold", "fp16_cudnn_benchmark", "fp16_cuda_graphs", "compile"]
 MODES = {"navigation": ["blind_road", "obstacle"], "crossing": ["traffic_light"],
@@ -179,17 +193,19 @@ def e2e_step(model, run, x_np):
     """One frame of a model as a server hands it over: pinned fp32 input -> device, forward,
     every output -> pinned host buffers. Buffers are made here, once; run() must return the
     outputs (a graph's static outputs after its replay)."""
-    _, x, _, y = model
-    host_in = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32)).pin_memory()
+    _, xs, _, y = model
+    host_in = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).pin_memory() for a in x_np]
     # fp16 configs: the bytes cross the bus as fp32 (as shoal's float inputs do) and are cast
     # on the device into the input the model (or its graph) reads.
-    stage = x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32, device=x.device)
+    stage = [x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32, device=x.device)
+             for x in xs]
     host_out = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in as_tuple(y)]
 
     def step():
-        stage.copy_(host_in, non_blocking=True)
-        if stage is not x:
-            x.copy_(stage)
+        for h, st, x in zip(host_in, stage, xs):
+            st.copy_(h, non_blocking=True)
+            if st is not x:
+                x.copy_(st)
         for h, t in zip(host_out, as_tuple(run())):
             h.copy_(t, non_blocking=True)
     return step
@@ -225,6 +241,12 @@ def main():
     ap.add_argument("--cache-dir", default=os.environ.get("SHOAL_BENCH_CACHE", "/tmp/shoal-bench-weights"))
     ap.add_argument("--compile-mode", default="default")
     ap.add_argument("--set", choices=sorted(E.SETS), default="small", help="full: the original system's sizes")
+    ap.add_argument("--hand", choices=["mediapipe", "stand-in"], default="mediapipe",
+                    help="mediapipe: the palm detector + landmark model from models/*.tflite; "
+                         "stand-in: the MobileNetV3 stand-in of hand.onnx")
+    ap.add_argument("--hand-photo", default=TT.HAND_PHOTO, help="MediaPipe's left_hands.jpg (inputs)")
+    ap.add_argument("--hand-inputs", help="a folder from `tflite_torch.py export`: its hand_palm.input.npy and "
+                                          "hand_landmark.input.npy instead of the photo (machines without it)")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     E.use_set(args.set)
@@ -238,6 +260,8 @@ def main():
     if args.config == "compile" and not hasattr(torch, "compile"):
         sys.exit(f"pytorch_runner: compile needs PyTorch 2.x (this is {torch.__version__})")
     names = [n for n in E.ORDER if n in args.models]
+    real_hand = args.hand == "mediapipe" and "hand" in names
+    cached = [n for n in names if not (real_hand and n == "hand")]   # the real hand reads its .tflite
     half = args.config != "fp32_eager" and dev == "cuda"
     dtype = torch.float16 if half else torch.float32
     bnfold = args.config != "fp32_eager"
@@ -250,13 +274,28 @@ def main():
         return
     # Generation (init + BN calibration forward) runs in a child so it stays out of peak RSS.
     t = time.perf_counter()
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--config", args.config, "--generate-only", "--set", args.set,
-                    "--threads", str(args.threads), "--cache-dir", args.cache_dir, "--models", *names],
-                   check=True)
+    if cached:
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--config", args.config, "--generate-only",
+                        "--set", args.set, "--threads", str(args.threads), "--cache-dir", args.cache_dir,
+                        "--models", *cached], check=True)
     gen_s = time.perf_counter() - t
-    cache, _, made = weights_cache(args.cache_dir, names)
+    cache, _, made = weights_cache(args.cache_dir, cached)
     assert not made
-    inputs_np = {n: E.make_input(n) for n in names}
+    # every model's inputs, as a tuple (the real hand takes the palm and the landmark input)
+    inputs_np = {n: (E.make_input(n),) for n in cached}
+    hand_what = None
+    if real_hand:
+        if args.hand_inputs:
+            hx = {k: np.load(os.path.join(args.hand_inputs, f"hand_{k}.input.npy")) for k in ("palm", "landmark")}
+            src = os.path.join(args.hand_inputs, "inputs.txt")
+            hand_src = open(src).read().strip() if os.path.exists(src) else args.hand_inputs
+        else:
+            hx, hand_src = TT.hand_inputs(args.hand_photo)
+        inputs_np["hand"] = (hx["palm"], hx["landmark"])
+        hand_what = ("MediaPipe hand landmarker: palm_detection_full.tflite [1,192,192,3] then "
+                     "hand_landmark_full.tflite [1,224,224,3] on one crop, per frame; inputs: " + hand_src)
+    elif "hand" in names:
+        hand_what = "stand-in: tools/export_models.py's MobileNetV3 hand network (hand.onnx), not MediaPipe's"
     ctx_s = None
     if dev == "cuda":
         # The CUDA context is a fixed cost of the process, not of loading models: time it apart.
@@ -271,15 +310,18 @@ def main():
     t_load = time.perf_counter()
     for n in names:
         t = time.perf_counter()
-        m = skeleton(n)
-        m.load_state_dict(torch.load(os.path.join(cache, f"{n}.pt"), map_location="cpu"))
+        if n == "hand" and real_hand:
+            m = TT.load_pipeline(args.models_dir)   # parses both .tflite files, dequantizes fp16
+        else:
+            m = skeleton(n)
+            m.load_state_dict(torch.load(os.path.join(cache, f"{n}.pt"), map_location="cpu"))
         m.eval()
         for p in m.parameters():
             p.requires_grad_(False)
         if bnfold:
             fold_bn(m)
         m = m.to(device=dev, dtype=dtype)
-        x = torch.from_numpy(inputs_np[n]).to(device=dev, dtype=dtype)
+        x = tuple(torch.from_numpy(a).to(device=dev, dtype=dtype) for a in inputs_np[n])
         if args.config == "compile":
             m = torch.compile(m, mode=args.compile_mode)
         if args.config == "fp16_cuda_graphs":
@@ -287,18 +329,18 @@ def main():
             s.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(s), torch.no_grad():
                 for _ in range(3):       # cudnn.benchmark picks algorithms outside the capture
-                    m(x)
+                    m(*x)
             torch.cuda.current_stream().wait_stream(s)
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g), torch.no_grad():
-                y = m(x)
+                y = m(*x)
             run[n] = (lambda g=g: g.replay())
             outputs[n] = (lambda g=g, y=y: (g.replay(), y)[1])
             models[n] = (m, x, g, y)
         else:
             with torch.no_grad():
-                y = m(x)               # first run: lazy init, cudnn autotune, compilation
-            run[n] = outputs[n] = (lambda m=m, x=x: m(x))
+                y = m(*x)              # first run: lazy init, cudnn autotune, compilation
+            run[n] = outputs[n] = (lambda m=m, x=x: m(*x))
             models[n] = (m, x, None, y)
         if dev == "cuda":
             torch.cuda.synchronize()
@@ -313,13 +355,24 @@ def main():
             g.replay()
         else:
             with torch.no_grad():
-                y = m(x)
+                y = m(*x)
         ys = y if isinstance(y, tuple) else (y,)
-        _, outs = E.model_io(n)
-        for (oname, _), t in zip(outs, ys):
-            ref = os.path.join(args.models_dir, f"{n}.{oname}.npy")
-            if os.path.exists(ref):
-                r = np.load(ref).astype(np.float64)
+        if n == "hand" and real_hand:   # the reference: the fp32 module on the CPU, same inputs
+            ref_net = TT.load_pipeline(args.models_dir)
+            with torch.no_grad():
+                refs = [r.numpy() for r in ref_net(*(torch.from_numpy(a) for a in inputs_np[n]))]
+            onames = [f"palm.{o}" for o in ref_net.palm.output_names] + \
+                     [f"landmark.{o}" for o in ref_net.landmark.output_names]
+            pairs = [(o, r) for o, r in zip(onames, refs)]
+        else:
+            _, outs = E.model_io(n)
+            pairs = []
+            for oname, _ in outs:
+                ref = os.path.join(args.models_dir, f"{n}.{oname}.npy")
+                pairs.append((oname, np.load(ref) if os.path.exists(ref) else None))
+        for (oname, r), t in zip(pairs, ys):
+            if r is not None:
+                r = r.astype(np.float64)
                 a = t.detach().float().cpu().numpy().astype(np.float64)
                 acc.setdefault(n, {})[oname] = float(f"{np.linalg.norm(a - r) / np.linalg.norm(r):.3g}")
 
@@ -342,6 +395,8 @@ def main():
                weights_cache_s=round(gen_s, 2),
                cuda_context_s=ctx_s, load_s=round(load_s, 3), load_ms_per_model=load_ms,
                per_model=per_model, per_mode=per_mode, vs_reference_rel_l2=acc)
+    if hand_what:
+        out["hand"] = hand_what
     if e2e:
         out["e2e"] = e2e
     if dev == "cpu" and args.config != "fp32_eager":

@@ -17,6 +17,16 @@
 # 2 threads, configs/aiglasses.yaml. Needs models/ (scripts/make-models.sh makes it) and
 # bench/node_modules (cd bench && npm install --ignore-scripts). Timings are only as quiet as
 # the machine: the load average before and after goes into meta.json and the table.
+#
+# The hand: when the config's hand model is MediaPipe's (task: hand_landmarks), every side
+# times its palm detector (192x192) and then its landmark model on one crop (224x224) per
+# frame. shoal bench gets --image shopping=<the left half of ../shared's left_hands.jpg>, one
+# hand, on which its hand model runs exactly those two networks ("infer": their uploads, runs
+# and downloads; the crop is host work outside it); the peers run the same two networks from
+# the same .tflite files (bench/tflite_torch.py: PyTorch modules, and ONNX files exported from
+# them for ONNX Runtime). Without ../shared the peers get noise and shoal's hand model finds
+# no palm (palm detector alone): the notes say so. A config whose hand is the MobileNetV3
+# stand-in (hand.onnx) is timed as the stand-in on every side, labelled.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -50,7 +60,7 @@ if [ -z "$BUILD" ]; then
 fi
 SHOAL=${BUILD:+$BUILD/shoal}
 [ -n "$SHOAL" ] && [ -x "$SHOAL" ] || { echo "run_cpu.sh: no shoal binary (build it, or -b DIR)" >&2; exit 1; }
-for n in blind_road obstacle shopping traffic_light hand; do
+for n in blind_road obstacle shopping traffic_light; do
     [ -s models/$n.onnx ] && [ -s models/$n.input.npy ] || {
         echo "run_cpu.sh: models/$n.onnx missing: run scripts/make-models.sh" >&2; exit 1; }
 done
@@ -65,13 +75,43 @@ if ! "$SHOAL" plan --config "$CONFIG" >/dev/null 2>"${TMPDIR:-/tmp}/shoal-config
     log "$NOTE"
     CONFIG=tests/runtime/data/reference.yaml
 fi
+note() { NOTE="${NOTE:+$NOTE$'\n'}$*"; log "$*"; }
+
+# --- the hand: MediaPipe's two networks on every side, or the stand-in where the config has it
+HAND=stand-in
+grep -q 'task: *hand_landmarks' "$CONFIG" && HAND=mediapipe
+HAND_ARGS=()
+ORT_HAND=()
+if [ "$HAND" = mediapipe ]; then
+    for f in palm_detection_full hand_landmark_full; do
+        [ -s models/$f.tflite ] || { echo "run_cpu.sh: models/$f.tflite missing: run scripts/make-models.sh" >&2; exit 1; }
+    done
+    HAND_DIR=bench/hand-inputs   # generated, ignored by git; bench/run_gpu.sh reads it where ../shared is absent
+    mkdir -p "$HAND_DIR"
+    if $PY bench/tflite_torch.py frame --out "$HAND_DIR/one_hand.png" 2>/dev/null; then
+        HAND_ARGS=(--image "shopping=$HAND_DIR/one_hand.png")
+        note "hand: MediaPipe's palm detector (192x192) then its landmark model on one crop (224x224) per frame on every side; shoal's shopping mode and hand model on one_hand.png (the left half of MediaPipe's left_hands.jpg: one hand, so palm + one crop), the peers on inputs made from the same photo"
+    else
+        note "hand: ../shared's left_hands.jpg missing: shoal's hand model saw no palm (palm detector alone) while the peers ran palm + one landmark crop on noise; the hand rows are not like for like"
+    fi
+    cp models/palm_detection_full.tflite models/hand_landmark_full.tflite "$HAND_DIR/"   # for the GPU machine
+    if $PY bench/tflite_torch.py export --out "$HAND_DIR" >"$HAND_DIR/export.log" 2>&1; then
+        ORT_HAND=(--hand "$HAND_DIR")
+    else
+        note "hand: the ONNX export for ONNX Runtime failed ($HAND_DIR/export.log): ONNX Runtime timed the stand-in"
+    fi
+else
+    [ -s models/hand.onnx ] && [ -s models/hand.input.npy ] || {
+        echo "run_cpu.sh: models/hand.onnx missing: run scripts/make-models.sh" >&2; exit 1; }
+    note "hand: $CONFIG uses the MobileNetV3 stand-in (hand.onnx); every side timed the stand-in, not MediaPipe's hand landmarker"
+fi
 load1() { cut -d' ' -f1 /proc/loadavg; }
 if [ -n "$CAP_ISA" ]; then
     case $CAP_ISA in
         AVX2|avx2) export ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ;;
         *) echo "run_cpu.sh: --onednn-isa supports AVX2 only, got $CAP_ISA" >&2; exit 2 ;;
     esac
-    NOTE="${NOTE:+$NOTE; }shoal and PyTorch capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2); ONNX Runtime cannot be capped and used the CPU's best ISA"
+    NOTE="${NOTE:+$NOTE$'\n'}shoal and PyTorch capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2); ONNX Runtime cannot be capped and used the CPU's best ISA"
 fi
 
 # --- machine and versions ---------------------------------------------------------------
@@ -97,7 +137,8 @@ fi
 # --- the three runners, one process each, one after the other ---------------------------
 log "shoal bench ($THREADS threads, $ITERS iterations)"
 SHOAL_PROFILE=1 "$SHOAL" bench --config "$CONFIG" --device cpu --threads "$THREADS" --iters "$ITERS" \
-    --warmup "$WARMUP" --profile --out "$RES/shoal.json" --json >/dev/null || log "shoal bench failed (rc $?)"
+    --warmup "$WARMUP" --profile "${HAND_ARGS[@]+"${HAND_ARGS[@]}"}" --out "$RES/shoal.json" --json >/dev/null ||
+    log "shoal bench failed (rc $?)"
 [ -s "$RES/shoal.json" ] || echo '{"skipped": "shoal bench failed; see the log"}' > "$RES/shoal.json"
 
 # int8 beside fp32: the same config with each model's .int8.onnx (make models-int8), when all
@@ -130,13 +171,14 @@ rm -f "$INT8_CFG"
 for c in $PT_CONFIGS; do
     log "PyTorch $TORCH_V $c ($THREADS threads)"
     $PY bench/pytorch_runner.py --config "$c" --device cpu --threads "$THREADS" --iters "$ITERS" \
-        --warmup "$WARMUP" > "$RES/pytorch_$c.json" || {
+        --warmup "$WARMUP" --hand "$HAND" > "$RES/pytorch_$c.json" || {
         log "PyTorch $c failed"; echo "{\"skipped\": \"pytorch_runner.py $c failed\"}" > "$RES/pytorch_$c.json"; }
 done
 
 if [ -d bench/node_modules/onnxruntime-node ]; then
     log "ONNX Runtime $ORT_V ($THREADS intra-op threads)"
-    node bench/ort_runner.js --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" > "$RES/ort.json" || {
+    node bench/ort_runner.js --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" \
+        "${ORT_HAND[@]+"${ORT_HAND[@]}"}" > "$RES/ort.json" || {
         log "ONNX Runtime failed"; echo '{"skipped": "ort_runner.js failed"}' > "$RES/ort.json"; }
 else
     echo '{"skipped": "bench/node_modules missing: (cd bench && npm install --ignore-scripts)"}' > "$RES/ort.json"
@@ -158,7 +200,7 @@ json.dump(dict(kind="cpu", machine="$CPU, $(nproc) cores ($ISA)", os="$OS",
                load_before="$LOAD_BEFORE", load_after="$LOAD_AFTER",
                versions={"shoal": "$SHOAL_V ($GIT_V)", "gcc": "$GCC_V", "OpenBLAS": "$BLAS_V", "oneDNN": "$DNNL_V",
                          "PyTorch": "$TORCH_V", "onnxruntime-node": "$ORT_V", "node": "$NODE_V"},
-               notes=[n for n in ["""$NOTE"""] if n]),
+               notes=[n for n in """$NOTE""".split("\n") if n]),
           open(sys.argv[1], "w"), indent=1)
 EOF
 log "load average after: $LOAD_AFTER"

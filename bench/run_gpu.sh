@@ -22,7 +22,15 @@
 # From the build machine (the device tool's run; carry the shoal binary's build folder, or just
 # the binary, and the Debian libraries it links):
 #   cmake -S . -B build-gpu -DSHOAL_CUDA=ON && cmake --build build-gpu -j2 --target shoal
-#   run: command "bench/run_gpu.sh -b build-gpu", carry ["build-gpu/shoal", ".devlibs"], timeout_s 600
+#   run: command "bench/run_gpu.sh -b build-gpu", carry ["build-gpu/shoal", ".devlibs", "bench/hand-inputs"], timeout_s 600
+#
+# The hand (configs with task: hand_landmarks): every side runs MediaPipe's palm detector and
+# its landmark model on one crop per frame, as bench/run_cpu.sh explains. The GPU machine has
+# neither ../shared nor models/: carry bench/hand-inputs (bench/run_cpu.sh makes it here: the
+# two .tflite files, shoal's one-hand frame and the PyTorch peer's inputs); without the frame
+# shoal's hand model sees no palm and the notes say the hand rows are not like for like. The
+# PyTorch peer alone:
+#   python3 bench/pytorch_runner.py --config fp16_cuda_graphs --device cuda --hand-inputs bench/hand-inputs
 set -uo pipefail
 T0=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -113,6 +121,29 @@ log "filling PyTorch's weight cache (background)"
 timeout 150 python3 bench/pytorch_runner.py --config fp32_eager --device cpu --generate-only --threads 6 \
     >"$RES/weights.log" 2>&1 &
 GEN=$!
+# The hand: MediaPipe's (from models/*.tflite, nothing to export) or the stand-in (hand.onnx).
+HAND=stand-in
+grep -q 'task: *hand_landmarks' "$CONFIG" && HAND=mediapipe
+HAND_DIR=bench/hand-inputs
+HAND_IMAGE=()
+PT_HAND=(--hand "$HAND")
+if [ "$HAND" = mediapipe ]; then
+    mkdir -p "$HAND_DIR" models
+    for f in palm_detection_full hand_landmark_full; do   # models/ is not carried; bench/hand-inputs is
+        [ -s models/$f.tflite ] || cp "$HAND_DIR/$f.tflite" models/ 2>/dev/null ||
+            NOTES+=("hand: models/$f.tflite missing (carry bench/hand-inputs)")
+    done
+    [ -s "$HAND_DIR/one_hand.png" ] || python3 bench/tflite_torch.py frame --out "$HAND_DIR/one_hand.png" 2>/dev/null
+    [ -s "$HAND_DIR/hand_palm.input.npy" ] && PT_HAND+=(--hand-inputs "$HAND_DIR")
+    if [ -s "$HAND_DIR/one_hand.png" ]; then
+        HAND_IMAGE=(--image "shopping=$HAND_DIR/one_hand.png")
+        NOTES+=("hand: MediaPipe's palm detector (192x192) then its landmark model on one crop (224x224) per frame on every side; shoal's shopping mode and hand model on one_hand.png (the left half of MediaPipe's left_hands.jpg: one hand)")
+    else
+        NOTES+=("hand: no one-hand frame (carry bench/hand-inputs): shoal's hand model saw no palm (palm detector alone) while PyTorch ran palm + one landmark crop; the hand rows are not like for like")
+    fi
+else
+    NOTES+=("hand: $CONFIG uses the MobileNetV3 stand-in (hand.onnx); every side timed the stand-in, not MediaPipe's hand landmarker")
+fi
 have=1
 for n in blind_road obstacle shopping traffic_light hand; do [ -s models/$n.onnx ] || have=0; done
 if [ "$RUN_SHOAL" = 0 ]; then
@@ -134,6 +165,7 @@ wait $GEN || log "weight cache generation failed (rc $?); pytorch_runner will re
 log "weight cache ready"
 FAILED=""
 for n in blind_road obstacle shopping traffic_light hand; do
+    [ "$n" = hand ] && [ "$HAND" = mediapipe ] && continue   # read from its .tflite files
     case " $EXPORTED " in *" $n "*) ;; *) FAILED="$FAILED $n" ;; esac
 done
 
@@ -172,7 +204,8 @@ elif [ -z "$BCONFIG" ]; then
 else
     log "shoal bench --device cuda ($ITERS iterations)"
     LD_LIBRARY_PATH=$SHOAL_LD timeout $(( $(left) > 200 ? 150 : $(left) / 2 )) "$SHOAL" bench --config "$BCONFIG" \
-        --device cuda --iters "$ITERS" --warmup "$WARMUP" --out "$RES/shoal.json" 2>"$RES/shoal.err"
+        --device cuda --iters "$ITERS" --warmup "$WARMUP" "${HAND_IMAGE[@]+"${HAND_IMAGE[@]}"}" \
+        --out "$RES/shoal.json" 2>"$RES/shoal.err"
     rc=$?
     tail -n 5 "$RES/shoal.err"
     [ -s "$RES/shoal.json" ] || skip shoal "shoal bench exited $rc: $(tail -n 1 "$RES/shoal.err" | tr -d '"\\')"
@@ -190,7 +223,7 @@ for c in $PT_CONFIGS; do
     [ "$lim" -gt "$avail" ] && lim=$avail
     log "PyTorch $c (limit ${lim} s)"
     timeout "$lim" python3 bench/pytorch_runner.py --config "$c" --device cuda --iters "$ITERS" --warmup "$WARMUP" \
-        --threads 4 > "$RES/pytorch_$c.json" 2>"$RES/pytorch_$c.err"
+        --threads 4 "${PT_HAND[@]}" > "$RES/pytorch_$c.json" 2>"$RES/pytorch_$c.err"
     rc=$?
     if [ $rc -eq 124 ]; then
         skip "pytorch_$c" "did not finish within ${lim} s$([ "$c" = compile ] && echo ' (torch.compile of the five models)')"

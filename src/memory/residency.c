@@ -1,5 +1,19 @@
 /* Residency manager. See residency.h for the API and the concurrency model.
  *
+ * Sets
+ * ----
+ * Some models are only useful together: MediaPipe's hand landmarker is a palm detector and a
+ * landmark model, and a frame that finds a palm needs both. Admitting them one after the other
+ * would let the first admission evict models for a stage that is useless alone, and a refusal
+ * of the second would leave half a hand holding the bytes. So models can be bound into a set
+ * (sh_residency_bind), and the unit the policy below works on is the set, not the model: a
+ * set's need is the growth of the resident footprint with every member in it, computed before
+ * anything is evicted; its members are loaded together (a member whose load fails takes the
+ * members loaded before it back out); it is offered as a victim whole, only when none of its
+ * members is pinned or held by a run; and tick() unloads it only when all of its resident
+ * members have been idle past their timeouts. A model bound to nothing is a set of one, which
+ * is the case the rest of this comment describes.
+ *
  * Eviction policy
  * ---------------
  * shoal runs a handful of models (five in the AIGlasses configuration), not millions of keys,
@@ -14,6 +28,7 @@
  *   3. Then the rest by priority, lowest first, and within one priority least recently used
  *      first. Priority comes first because modes make recency misleading: the hand model in
  *      shopping mode may be used less often than a detector yet be the one the user waits on.
+ *      A set ranks by its highest priority and its most recent use.
  *
  * Victims are taken in that order only until the model fits, measured with the runtime's
  * footprint() of the resident set: evicting a model that shares most of its weights with
@@ -28,6 +43,8 @@
  * the next mode will need never pushes out one the current mode is using. */
 #include "memory/residency.h"
 
+#include <float.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +52,8 @@
 
 typedef struct rmodel {
     char *name;
+    char *set_name;          /* on a set's leader only: what errors call the set */
+    int leader;              /* lowest id of its set; its own id when bound to nothing */
     int priority;
     bool pinned;
     double idle_timeout;
@@ -53,7 +72,7 @@ struct sh_residency {
     int n;
     rmodel *m;
     unsigned char *set;      /* scratch: the resident set being simulated */
-    int *order;              /* scratch: victim candidates */
+    int *order;              /* scratch: victim candidates, by set leader */
     sh_residency_stats st;
 };
 
@@ -81,6 +100,8 @@ int sh_residency_create(sh_allocator *a, sh_budget *budget, const sh_residency_c
         sh_free(a, r);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "residency: out of memory");
     }
+    for (int i = 0; i < n_models; i++)
+        r->m[i].leader = i;
     pthread_mutex_init(&r->lock, NULL);
     *out = r;
     return 0;
@@ -90,8 +111,10 @@ void sh_residency_destroy(sh_residency *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < r->n; i++)
+    for (int i = 0; i < r->n; i++) {
         sh_free(r->alloc, r->m[i].name);
+        sh_free(r->alloc, r->m[i].set_name);
+    }
     pthread_mutex_destroy(&r->lock);
     sh_free(r->alloc, r->m);
     sh_free(r->alloc, r->set);
@@ -106,6 +129,24 @@ static const char *name_of(const sh_residency *r, int i, char *buf, size_t cap)
     if (r->m[i].name)
         return r->m[i].name;
     snprintf(buf, cap, "model %d", i);
+    return buf;
+}
+
+/* What errors call the set `model` belongs to: the model's own name when it is alone, else
+ * "set 'NAME' (a + b)". */
+static const char *label_of(const sh_residency *r, int model, char *buf, size_t cap)
+{
+    int lead = r->m[model].leader;
+    const char *set_name = r->m[lead].set_name;
+    if (!set_name)
+        return name_of(r, model, buf, cap);
+    size_t at = (size_t)snprintf(buf, cap, "set '%s' (", set_name);
+    char nb[32];
+    for (int i = 0, k = 0; i < r->n && at < cap; i++)
+        if (r->m[i].leader == lead)
+            at += (size_t)snprintf(buf + at, cap - at, "%s%s", k++ ? " + " : "", name_of(r, i, nb, sizeof nb));
+    if (at < cap)
+        snprintf(buf + at, cap - at, ")");
     return buf;
 }
 
@@ -125,6 +166,47 @@ int sh_residency_configure(sh_residency *r, int model, const sh_residency_model 
     m->idle_timeout = cfg->idle_timeout_s;
     pthread_mutex_unlock(&r->lock);
     return 0;
+}
+
+int sh_residency_bind(sh_residency *r, const int *models, int n, const char *name, sh_err *err)
+{
+    if (!r || !models || n < 2 || !name)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "residency: a set needs a name and at least two models");
+    int lead = r->n;
+    for (int k = 0; k < n; k++) {
+        if (bad_id(r, models[k]))
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "residency: set '%s': bad model id %d", name, models[k]);
+        for (int q = 0; q < k; q++)
+            if (models[q] == models[k])
+                return sh_errf(err, SHOAL_ERR_INVALID_ARG, "residency: set '%s' lists model %d twice", name,
+                               models[k]);
+        if (models[k] < lead)
+            lead = models[k];
+    }
+    char *nm = sh_strdup(r->alloc, name);
+    if (!nm)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "residency: out of memory");
+    pthread_mutex_lock(&r->lock);
+    int rc = 0;
+    char nb[32];
+    for (int k = 0; k < n && !rc; k++) {
+        const rmodel *m = &r->m[models[k]];
+        if (m->leader != models[k] || m->set_name)
+            rc = sh_errf(err, SHOAL_ERR_STATE, "residency: set '%s': %s already belongs to a set", name,
+                         name_of(r, models[k], nb, sizeof nb));
+        else if (m->resident)
+            rc = sh_errf(err, SHOAL_ERR_STATE, "residency: set '%s': %s is resident (bind before admitting)",
+                         name, name_of(r, models[k], nb, sizeof nb));
+    }
+    if (!rc) {
+        for (int k = 0; k < n; k++)
+            r->m[models[k]].leader = lead;
+        r->m[lead].set_name = nm;
+        nm = NULL;
+    }
+    pthread_mutex_unlock(&r->lock);
+    sh_free(r->alloc, nm);
+    return rc;
 }
 
 int sh_residency_set_pinned(sh_residency *r, int model, bool pinned)
@@ -155,28 +237,54 @@ static void unload_locked(sh_residency *r, int i)
     r->m[i].resident = false;
 }
 
-/* Victim candidates in policy order (see the comment at the top); returns their count. */
-static int candidates(sh_residency *r, int model, double now, bool only_expired)
+/* How a set ranks as a victim (see the comment at the top). */
+typedef struct set_rank {
+    bool any_resident, movable, expired;
+    int priority;
+    double last_use;
+} set_rank;
+
+static set_rank rank_of(const sh_residency *r, int lead, double now)
+{
+    set_rank k = {.movable = true, .expired = true, .priority = INT_MIN, .last_use = -DBL_MAX};
+    for (int i = lead; i < r->n; i++) {
+        const rmodel *m = &r->m[i];
+        if (m->leader != lead || !m->resident)
+            continue;
+        k.any_resident = true;
+        k.movable = k.movable && !m->pinned && m->refs == 0;
+        k.expired = k.expired && expired(m, now);
+        if (m->priority > k.priority)
+            k.priority = m->priority;
+        if (m->last_use > k.last_use)
+            k.last_use = m->last_use;
+    }
+    return k;
+}
+
+/* Victim candidates in policy order, as set leaders, never `lead`'s own set; returns their
+ * count. */
+static int candidates(sh_residency *r, int lead, double now, bool only_expired)
 {
     int n = 0;
     for (int i = 0; i < r->n; i++) {
-        const rmodel *m = &r->m[i];
-        if (i == model || !m->resident || m->pinned || m->refs > 0)
+        if (r->m[i].leader != i || i == lead)
             continue;
-        if (only_expired && !expired(m, now))
+        set_rank k = rank_of(r, i, now);
+        if (!k.any_resident || !k.movable || (only_expired && !k.expired))
             continue;
         r->order[n++] = i;
     }
     /* Insertion sort: n is the number of models, a handful. */
     for (int a = 1; a < n; a++) {
         int v = r->order[a], b = a;
+        set_rank y = rank_of(r, v, now);
         while (b > 0) {
-            const rmodel *x = &r->m[r->order[b - 1]], *y = &r->m[v];
-            bool ex = expired(x, now), ey = expired(y, now);
-            bool y_first = ey != ex ? ey
-                           : ey       ? y->last_use < x->last_use
-                           : y->priority != x->priority ? y->priority < x->priority
-                                                        : y->last_use < x->last_use;
+            set_rank x = rank_of(r, r->order[b - 1], now);
+            bool y_first = y.expired != x.expired ? y.expired
+                           : y.expired          ? y.last_use < x.last_use
+                           : y.priority != x.priority ? y.priority < x.priority
+                                                      : y.last_use < x.last_use;
             if (!y_first)
                 break;
             r->order[b] = r->order[b - 1];
@@ -187,71 +295,120 @@ static int candidates(sh_residency *r, int model, double now, bool only_expired)
     return n;
 }
 
-/* Bytes `model` adds to the set in r->set. */
-static size_t growth(sh_residency *r, int model)
+static void mark_set(sh_residency *r, int lead, unsigned char v)
+{
+    for (int i = lead; i < r->n; i++)
+        if (r->m[i].leader == lead)
+            r->set[i] = v;
+}
+
+/* Bytes `lead`'s whole set adds to the set in r->set (where none of its members is). */
+static size_t growth(sh_residency *r, int lead)
 {
     size_t base = r->cb.footprint(r->cb.user, r->set, r->n);
-    r->set[model] = 1;
+    mark_set(r, lead, 1);
     size_t with = r->cb.footprint(r->cb.user, r->set, r->n);
-    r->set[model] = 0;
+    mark_set(r, lead, 0);
     return with > base ? with - base : 0;
+}
+
+/* Loads every member of `lead`'s set not yet resident, or none: a member whose load fails
+ * takes the ones this call loaded (marked 2 in r->set, which the caller cleared) back out. */
+static int load_set_locked(sh_residency *r, int lead, double now, sh_err *err)
+{
+    for (int i = lead; i < r->n; i++) {
+        rmodel *m = &r->m[i];
+        if (m->leader != lead || m->resident)
+            continue;
+        uint64_t t0 = mono_ns();
+        int rc = r->cb.load(r->cb.user, i, err);
+        if (rc) {
+            for (int j = lead; j < i; j++)
+                if (r->set[j] == 2)
+                    unload_locked(r, j);
+            char nb[32], lb[160];
+            if (r->m[lead].set_name)
+                return sh_err_prefix(err, rc, "%s: %s: ", label_of(r, i, lb, sizeof lb),
+                                     name_of(r, i, nb, sizeof nb));
+            return sh_err_prefix(err, rc, "%s: ", name_of(r, i, nb, sizeof nb));
+        }
+        uint64_t dt = mono_ns() - t0;
+        r->set[i] = 2;   /* loaded by this call, for the rollback above */
+        m->resident = true;
+        m->last_use = now;
+        m->loads++;
+        m->swap_ns_last = dt;
+        m->swap_ns_total += dt;
+        r->st.loads++;
+    }
+    return 0;
 }
 
 static int admit_locked(sh_residency *r, int model, double now, bool only_expired, sh_err *err)
 {
     rmodel *m = &r->m[model];
-    if (m->resident) {
+    int lead = m->leader;
+    bool whole = true;
+    for (int i = lead; i < r->n; i++)
+        if (r->m[i].leader == lead && !r->m[i].resident)
+            whole = false;
+    if (whole) {
         m->last_use = now;
         return 0;
     }
     for (int i = 0; i < r->n; i++)
-        r->set[i] = r->m[i].resident;
+        r->set[i] = r->m[i].resident && r->m[i].leader != lead;
     size_t avail = sh_budget_available(r->budget, SH_MEM_WEIGHTS);
-    size_t need = growth(r, model);
+    /* Members already resident (only after a failed load the budget did not foresee) hold
+     * their bytes: growth() would count them again, so they count as free here. */
+    for (int i = lead; i < r->n; i++)
+        if (r->m[i].leader == lead && r->m[i].resident) {
+            size_t before = r->cb.footprint(r->cb.user, r->set, r->n);
+            r->set[i] = 1;
+            size_t after = r->cb.footprint(r->cb.user, r->set, r->n);
+            r->set[i] = 0;
+            size_t held = after > before ? after - before : 0;
+            avail = avail > SIZE_MAX - held ? SIZE_MAX : avail + held;
+        }
+    size_t need = growth(r, lead);
     size_t avail0 = avail, need0 = need;
-    int nc = candidates(r, model, now, only_expired), nv = 0;
-    /* Simulate evictions in policy order until the model fits. */
+    int nc = candidates(r, lead, now, only_expired), nv = 0;
+    /* Simulate evictions in policy order until the set fits. */
     while (need > avail && nv < nc) {
         int v = r->order[nv++];
         size_t before = r->cb.footprint(r->cb.user, r->set, r->n);
-        r->set[v] = 0;
+        mark_set(r, v, 0);
         size_t after = r->cb.footprint(r->cb.user, r->set, r->n);
         size_t freed = before > after ? before - after : 0;
         avail = avail > SIZE_MAX - freed ? SIZE_MAX : avail + freed;
-        need = growth(r, model);
+        need = growth(r, lead);
     }
-    char nb[32];
+    char lb[160];
     if (need > avail) {
         r->st.refused++;
         int busy = 0, pinned = 0;
         for (int i = 0; i < r->n; i++)
-            if (i != model && r->m[i].resident) {
+            if (r->m[i].leader != lead && r->m[i].resident) {
                 busy += r->m[i].refs > 0;
                 pinned += r->m[i].pinned && r->m[i].refs == 0;
             }
         return sh_errf(err, SHOAL_ERR_BUDGET,
                        "%s: needs %zu bytes, %zu available (%zu after evicting %d %s model%s; %d in use, %d pinned)",
-                       name_of(r, model, nb, sizeof nb), need0, avail0, avail, nc,
+                       label_of(r, model, lb, sizeof lb), need0, avail0, avail, nc,
                        only_expired ? "idle-expired" : "evictable", nc == 1 ? "" : "s", busy, pinned);
     }
-    for (int i = 0; i < nv; i++) {
-        int v = r->order[i];
-        unload_locked(r, v);
-        r->m[v].evictions++;
-        r->st.evictions++;
-    }
-    uint64_t t0 = mono_ns();
-    int rc = r->cb.load(r->cb.user, model, err);
-    if (rc)
-        return sh_err_prefix(err, rc, "%s: ", name_of(r, model, nb, sizeof nb));
-    uint64_t dt = mono_ns() - t0;
-    m->resident = true;
-    m->last_use = now;
-    m->loads++;
-    m->swap_ns_last = dt;
-    m->swap_ns_total += dt;
-    r->st.loads++;
-    return 0;
+    for (int k = 0; k < nv; k++)
+        for (int i = r->order[k]; i < r->n; i++)
+            if (r->m[i].leader == r->order[k] && r->m[i].resident) {
+                unload_locked(r, i);
+                r->m[i].evictions++;
+                r->st.evictions++;
+            }
+    memset(r->set, 0, (size_t)r->n);
+    int rc = load_set_locked(r, lead, now, err);
+    if (!rc)
+        m->last_use = now;
+    return rc;
 }
 
 int sh_residency_admit(sh_residency *r, int model, double now, sh_err *err)
@@ -292,17 +449,25 @@ int sh_residency_evict(sh_residency *r, int model, sh_err *err)
     if (bad_id(r, model))
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "residency: bad model id %d", model);
     pthread_mutex_lock(&r->lock);
-    rmodel *m = &r->m[model];
-    int rc = 0;
-    char nb[32];
-    if (m->refs > 0 || m->pinned)
-        rc = sh_errf(err, SHOAL_ERR_STATE, "%s is %s", name_of(r, model, nb, sizeof nb),
-                     m->refs > 0 ? "in use by a run" : "pinned");
-    else if (m->resident) {
-        unload_locked(r, model);
-        m->evictions++;
-        r->st.evictions++;
+    int lead = r->m[model].leader, rc = 0;
+    char nb[32], lb[160];
+    for (int i = lead; i < r->n && !rc; i++) {
+        const rmodel *m = &r->m[i];
+        if (m->leader != lead || (m->refs == 0 && !m->pinned))
+            continue;
+        if (i == model || !r->m[lead].set_name)
+            rc = sh_errf(err, SHOAL_ERR_STATE, "%s is %s", name_of(r, i, nb, sizeof nb),
+                         m->refs > 0 ? "in use by a run" : "pinned");
+        else
+            rc = sh_errf(err, SHOAL_ERR_STATE, "%s: %s is %s", label_of(r, model, lb, sizeof lb),
+                         name_of(r, i, nb, sizeof nb), m->refs > 0 ? "in use by a run" : "pinned");
     }
+    for (int i = lead; i < r->n && !rc; i++)
+        if (r->m[i].leader == lead && r->m[i].resident) {
+            unload_locked(r, i);
+            r->m[i].evictions++;
+            r->st.evictions++;
+        }
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
@@ -313,13 +478,20 @@ int sh_residency_tick(sh_residency *r, double now)
         return 0;
     int n = 0;
     pthread_mutex_lock(&r->lock);
-    for (int i = 0; i < r->n; i++) {
-        rmodel *m = &r->m[i];
-        if (m->resident && !m->pinned && m->refs == 0 && expired(m, now)) {
-            unload_locked(r, i);
-            m->idle_unloads++;
-            r->st.idle_unloads++;
-            n++;
+    for (int lead = 0; lead < r->n; lead++) {
+        if (r->m[lead].leader != lead)
+            continue;
+        set_rank k = rank_of(r, lead, now);
+        if (!k.any_resident || !k.movable || !k.expired)
+            continue;
+        for (int i = lead; i < r->n; i++) {
+            rmodel *m = &r->m[i];
+            if (m->leader == lead && m->resident) {
+                unload_locked(r, i);
+                m->idle_unloads++;
+                r->st.idle_unloads++;
+                n++;
+            }
         }
     }
     pthread_mutex_unlock(&r->lock);

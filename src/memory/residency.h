@@ -9,7 +9,9 @@
  * set are compared with what the budget has free; if they do not fit, victims are chosen (see
  * residency.c for the policy) until they do, and only then are the victims unloaded and the
  * model loaded. If no choice of victims makes room, SHOAL_ERR_BUDGET names the bytes needed
- * and available and nothing changed.
+ * and available and nothing changed. Models bound into a set (sh_residency_bind: a hand
+ * landmarker's palm detector and landmark model) are admitted, evicted and idle-unloaded
+ * together: both resident or neither.
  *
  * Concurrency model: one execution context per thread; every residency change (admit, evict,
  * tick, prefetch) happens under the manager's one mutex, load/unload callbacks included, so
@@ -77,17 +79,26 @@ void sh_residency_destroy(sh_residency *r);
 
 int sh_residency_configure(sh_residency *r, int model, const sh_residency_model *cfg, sh_err *err);
 int sh_residency_set_pinned(sh_residency *r, int model, bool pinned);
+/* Binds `models` (n >= 2, none resident, none in a set yet) into one set called `name`
+ * (copied): admitting any member admits every member or none, the budget check counts them
+ * together before anything is evicted, SHOAL_ERR_BUDGET names the set, and the set is evicted
+ * or idle-unloaded whole (never while a member is pinned or referenced). References stay per
+ * model. SHOAL_ERR_STATE when a model is resident or already bound; nothing changes then. */
+int sh_residency_bind(sh_residency *r, const int *models, int n, const char *name, sh_err *err);
 
-/* Makes `model` resident, evicting others if needed (plan first, see above). 0 when resident
- * afterwards; SHOAL_ERR_BUDGET with nothing changed when no eviction makes room; a load
- * callback's status when the load itself fails (victims chosen for it stay unloaded). */
+/* Makes `model` and the rest of its set resident, evicting others if needed (plan first, see
+ * above). 0 when resident afterwards; SHOAL_ERR_BUDGET with nothing changed when no eviction
+ * makes room; a load callback's status when the load itself fails (victims chosen for it stay
+ * unloaded, members of the set loaded before the failure are unloaded again). */
 int sh_residency_admit(sh_residency *r, int model, double now, sh_err *err);
 /* admit + take a reference for a run. Every success pairs with one sh_residency_release(). */
 int sh_residency_acquire(sh_residency *r, int model, double now, sh_err *err);
 void sh_residency_release(sh_residency *r, int model, double now);
-/* Unloads `model` now. SHOAL_ERR_STATE when it is referenced or pinned. */
+/* Unloads `model` (with the rest of its set) now. SHOAL_ERR_STATE, nothing unloaded, when
+ * it or a member of its set is referenced or pinned. */
 int sh_residency_evict(sh_residency *r, int model, sh_err *err);
-/* Unloads every unreferenced, unpinned model idle past its timeout; returns how many. */
+/* Unloads every unreferenced, unpinned model idle past its timeout (a set when all its resident
+ * members are); returns how many models. */
 int sh_residency_tick(sh_residency *r, double now);
 /* Admits each listed model that fits without evicting anything but idle-expired models;
  * returns how many are resident afterwards (others are skipped, never an error). */

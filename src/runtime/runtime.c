@@ -623,6 +623,13 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
         if ((rc = sh_residency_configure(rt->residency, i, &rm, err)))
             return rc;
     }
+    /* A hand landmarker is useful only with both networks, so its stages come and go as one. */
+    for (int i = 0; i < rt->n_models; i++) {
+        const sh_model_config *c = rt->models[i].cfg;
+        int stages[2] = {i, (int)c->palm_stage};
+        if (c->palm_stage && (rc = sh_residency_bind(rt->residency, stages, 2, c->name, err)))
+            return rc;
+    }
     return 0;
 }
 
@@ -1143,10 +1150,7 @@ int shoal_runtime_load_model(shoal_runtime_t rt, const char *model)
     int i = model_index(rt, model, &err);
     if (i < 0)
         return sh_rt_fail(rt, &err);
-    int rc = sh_residency_admit(rt->residency, i, sh_rt_now(rt), &err);
-    size_t palm = rt->cfg->models[i].palm_stage;   /* a hand model runs with its palm detector */
-    if (rc == 0 && palm)
-        rc = sh_residency_admit(rt->residency, (int)palm, sh_rt_now(rt), &err);
+    int rc = sh_residency_admit(rt->residency, i, sh_rt_now(rt), &err);   /* a hand's palm stage too */
     return rc ? sh_rt_fail(rt, &err) : SHOAL_OK;
 }
 
@@ -1158,13 +1162,9 @@ int shoal_runtime_unload_model(shoal_runtime_t rt, const char *model)
     int i = model_index(rt, model, &err);
     if (i < 0)
         return sh_rt_fail(rt, &err);
-    size_t palm = rt->cfg->models[i].palm_stage;
-    if (palm && sh_residency_is_resident(rt->residency, (int)palm) &&
-        sh_residency_evict(rt->residency, (int)palm, &err))
-        return sh_rt_fail(rt, &err);
     if (!sh_residency_is_resident(rt->residency, i))
         return SHOAL_OK;
-    int rc = sh_residency_evict(rt->residency, i, &err);
+    int rc = sh_residency_evict(rt->residency, i, &err);   /* a hand's palm stage with it */
     return rc ? sh_rt_fail(rt, &err) : SHOAL_OK;
 }
 

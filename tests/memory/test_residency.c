@@ -319,6 +319,113 @@ static void failed_load_reports_its_status(void **state)
     fx_fini(&f);
 }
 
+/* A hand landmarker: landmark model 4 and palm detector 5 bound into one set. */
+static void bind_hand(fx *f)
+{
+    sh_residency_model lm = {.name = "hand"}, palm = {.name = "hand.palm"};
+    assert_int_equal(sh_residency_configure(f->res, 4, &lm, NULL), 0);
+    assert_int_equal(sh_residency_configure(f->res, 5, &palm, NULL), 0);
+    int stages[2] = {4, 5};
+    sh_err err = {0};
+    assert_int_equal(sh_residency_bind(f->res, stages, 2, "hand", &err), 0);
+}
+
+static void a_set_that_does_not_fit_leaves_nothing_behind(void **state)
+{
+    fx f;
+    size_t own[NM] = {100, 100, 100, 100, 150, 120};
+    fx_init(&f, 500, own);
+    bind_hand(&f);
+    sh_residency_model pin = {.name = "blind_road", .pinned = true};
+    assert_int_equal(sh_residency_configure(f.res, 0, &pin, NULL), 0);
+    sh_err err = {0};
+    assert_int_equal(sh_residency_admit(f.res, 0, 1, &err), 0);
+    assert_int_equal(sh_residency_acquire(f.res, 1, 2, &err), 0);   /* held by a run */
+    use(&f, 2, 3);
+    /* 200 free and nothing movable: either stage alone (150, 120) would fit, the set (270) not. */
+    assert_int_equal(sh_residency_acquire(f.res, 2, 4, &err), 0);
+    sh_budget_stats b0, b1;
+    sh_budget_get_stats(f.r.b, &b0);
+    int loads = f.r.loads, unl = f.r.n_unloaded;
+    assert_int_equal(sh_residency_acquire(f.res, 5, 5, &err), SHOAL_ERR_BUDGET);   /* through the palm stage */
+    assert_non_null(strstr(err.msg, "set 'hand' (hand + hand.palm): needs 270 bytes, 200 available"));
+    assert_int_equal(sh_residency_admit(f.res, 4, 5, &err), SHOAL_ERR_BUDGET);     /* through the landmarks */
+    assert_non_null(strstr(err.msg, "set 'hand'"));
+    assert_false(sh_residency_is_resident(f.res, 4));
+    assert_false(sh_residency_is_resident(f.res, 5));
+    assert_int_equal(f.r.loads, loads);
+    assert_int_equal(f.r.n_unloaded, unl);
+    sh_budget_get_stats(f.r.b, &b1);
+    assert_int_equal(b1.device_in_use, b0.device_in_use);
+    sh_residency_stats st;
+    sh_residency_get_stats(f.res, &st);
+    assert_int_equal(st.refused, 2);   /* the old way admitted one stage here and refused the other */
+    assert_int_equal(st.evictions, 0);
+
+    /* A run lets go of 2: the set fits after evicting 2 alone; 1 stays though it is older. */
+    sh_residency_release(f.res, 1, 6);
+    sh_residency_release(f.res, 2, 7);
+    sh_residency_model hi = {.priority = 9};
+    assert_int_equal(sh_residency_configure(f.res, 1, &hi, NULL), 0);
+    assert_int_equal(sh_residency_acquire(f.res, 4, 8, &err), 0);
+    assert_true(sh_residency_is_resident(f.res, 4));
+    assert_true(sh_residency_is_resident(f.res, 5));
+    assert_int_equal(f.r.n_unloaded, unl + 1);
+    assert_int_equal(f.r.unloaded[unl], 2);
+    assert_true(sh_residency_is_resident(f.res, 1));
+
+    /* A member held by a run keeps the whole set: neither evict() nor another admission splits it. */
+    assert_int_equal(sh_residency_evict(f.res, 5, &err), SHOAL_ERR_STATE);
+    assert_non_null(strstr(err.msg, "set 'hand' (hand + hand.palm): hand is in use by a run"));
+    sh_residency_set_pinned(f.res, 1, true);
+    assert_int_equal(sh_residency_admit(f.res, 3, 9, &err), SHOAL_ERR_BUDGET);   /* 30 free, 1 pinned */
+    sh_residency_set_pinned(f.res, 1, false);
+    assert_int_equal(sh_residency_admit(f.res, 3, 9, &err), 0);                   /* 1 goes, the hand stays */
+    assert_true(sh_residency_is_resident(f.res, 4) && sh_residency_is_resident(f.res, 5));
+    assert_false(sh_residency_is_resident(f.res, 1));
+    sh_residency_release(f.res, 4, 10);
+
+    /* Released, the set leaves whole for a newcomer that needs its room. */
+    f.r.own[2] = 250;
+    assert_int_equal(sh_residency_admit(f.res, 2, 11, &err), 0);
+    assert_false(sh_residency_is_resident(f.res, 4));
+    assert_false(sh_residency_is_resident(f.res, 5));
+    sh_residency_model_stats ms;
+    sh_residency_model_get_stats(f.res, 5, &ms);
+    assert_int_equal(ms.evictions, 1);
+    fx_fini(&f);
+}
+
+static void a_set_loads_whole_or_not_at_all(void **state)
+{
+    fx f;
+    fx_init(&f, 0, NULL);
+    bind_hand(&f);
+    f.r.fail_load = 1;
+    sh_err err = {0};
+    assert_int_equal(sh_residency_admit(f.res, 5, 1, &err), SHOAL_ERR_NO_MEMORY);
+    assert_false(sh_residency_is_resident(f.res, 4));
+    assert_false(sh_residency_is_resident(f.res, 5));
+    f.r.fail_load = 0;
+    use(&f, 5, 2);
+    assert_true(sh_residency_is_resident(f.res, 4));
+    /* Idle unloads take the set when every member is idle, not before. */
+    for (int i = 4; i < 6; i++)
+        sh_residency_configure(f.res, i, &(sh_residency_model){.name = i == 4 ? "hand" : "hand.palm",
+                                                              .idle_timeout_s = 10}, NULL);
+    use(&f, 4, 8);
+    assert_int_equal(sh_residency_tick(f.res, 13), 0);   /* the palm stage is idle, the landmarks not */
+    assert_int_equal(sh_residency_tick(f.res, 19), 2);
+    assert_false(sh_residency_is_resident(f.res, 4) || sh_residency_is_resident(f.res, 5));
+    /* Binding twice or binding resident models is refused. */
+    int again[2] = {5, 1};
+    assert_int_equal(sh_residency_bind(f.res, again, 2, "again", &err), SHOAL_ERR_STATE);
+    use(&f, 1, 20);
+    int two[2] = {1, 2};
+    assert_int_equal(sh_residency_bind(f.res, two, 2, "late", &err), SHOAL_ERR_STATE);
+    fx_fini(&f);
+}
+
 typedef struct worker {
     fx *f;
     unsigned seed;
@@ -389,6 +496,8 @@ int main(void)
         cmocka_unit_test(idle_models_unload_on_tick),
         cmocka_unit_test(prefetch_takes_only_idle_room),
         cmocka_unit_test(failed_load_reports_its_status),
+        cmocka_unit_test(a_set_that_does_not_fit_leaves_nothing_behind),
+        cmocka_unit_test(a_set_loads_whole_or_not_at_all),
         cmocka_unit_test(threads_keep_the_invariants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
