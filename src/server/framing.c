@@ -71,8 +71,7 @@ static size_t chunk_size_line(const unsigned char *u, size_t m, uint64_t *size, 
         refuse(v, 400, "bad chunk: expected a chunk size in hex", 0);
         return 0;
     }
-    while (i < m && (u[i] == ' ' || u[i] == '\t'))
-        i++;
+    /* No whitespace before the extensions: RFC 9112 allows it, libmicrohttpd does not. */
     if (i < m && u[i] == ';')   /* extensions: any field bytes up to the line's end */
         while (i < m && (u[i] == '\t' || (u[i] >= ' ' && u[i] != 0x7f)))
             i++;

@@ -322,7 +322,8 @@ static void relay_up(sh_gate *g, gconn *q)
             }
             return;
         }
-        if (recv(q->fd, g->buf, (size_t)s, MSG_DONTWAIT) != s) {   /* cannot happen: the bytes were there */
+        /* MSG_TRUNC: TCP drops the bytes already sent on without copying them again. */
+        if (recv(q->fd, NULL, (size_t)s, MSG_DONTWAIT | MSG_TRUNC) != s) {   /* cannot happen: the bytes were there */
             q->client_done = true;
             shut_up(q);
             return;

@@ -15,8 +15,9 @@
  *    headers), so the server answers it in JSON after the requests before it, in order, and
  *    closes. A bad chunk (the request's body half passed on already) ends the stream towards
  *    libmicrohttpd, which drops that request; the gate then answers it in JSON itself.
- *  - GET or HEAD /healthz as a connection's first request is answered by the gate at once:
- *    a probe never waits for a connection thread, however many slow clients hold the others.
+ *  - GET or HEAD /healthz as a connection's first request (a head of at most 2 KiB without an
+ *    X-Request-Id, as probes send) is answered by the gate at once: a probe never waits for a
+ *    connection thread, however many slow clients hold the others.
  * A connection the gate answered closes once the client has stopped sending (so the answer
  * is not lost to a reset).
  *

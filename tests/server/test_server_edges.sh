@@ -351,6 +351,7 @@ raw_seq chunked-good "200 200" "[$CHUNKED + b'4;x=1\r\n{\x22by\r\n8\r\ntes\x22: 
 raw_seq chunk-size-not-hex "400" "$CHUNKED + b'zz\r\n'"
 raw_seq chunk-size-no-crlf "400" "$CHUNKED + b'4\n{\x22by'"
 raw_seq chunk-longer-than-size "400" "$CHUNKED + b'4\r\n{\x22bytes\x22: 0}\r\n0\r\n\r\n'"
+raw_seq chunk-size-space "400" "$CHUNKED + b'C ;a=b\r\n{\x22bytes\x22: 0}\r\n0\r\n\r\n'"
 raw_seq chunk-size-17-digits "400" "$CHUNKED + b'00000000000000004\r\n{\x22by\r\n'"
 raw_seq chunk-over-body-limit "413" "$CHUNKED + b'FFFFFFFF\r\n'"
 raw_seq chunk-bad-trailer "400" "$CHUNKED + b'0\r\nno colon\r\n\r\n'"

@@ -70,6 +70,7 @@ static const bad_case BAD[] = {
     {"chunk longer than its size", CHUNKED_PUT "5\r\nhelloXX\r\n0\r\n\r\n", "XX", 400},
     {"17 hex digits", CHUNKED_PUT "00000000000000001\r\nx\r\n", "00000000000000001", 400},
     {"chunk over the limit", CHUNKED_PUT "1001\r\n", "1001", 413},
+    {"space after a chunk size", CHUNKED_PUT "1 \r\na\r\n0\r\n\r\n", "1 ", 400},
     {"second chunk bad", CHUNKED_PUT "1\r\na\r\n-1\r\n", "-1", 400},
     {"trailer without colon", CHUNKED_PUT "0\r\nnocolon\r\n\r\n", "nocolon", 400},
 };
