@@ -169,8 +169,8 @@ static bool is_healthz(const char *head, const sh_head_verdict *v)
 {
     static const char path[] = "/healthz";
     size_t n = sizeof path - 1;
-    return v->get_or_head && v->head_bytes <= PROBE_MAX_HEAD && !has_field(head, v->head_bytes, "x-request-id") && v->target_len >= n && !memcmp(v->target, path, n) &&
-           (v->target_len == n || v->target[n] == '?');
+    return v->get_or_head && v->head_bytes <= PROBE_MAX_HEAD && v->target_len >= n && !memcmp(v->target, path, n) &&
+           (v->target_len == n || v->target[n] == '?') && !has_field(head, v->head_bytes, "x-request-id");
 }
 
 /* Hands a connection with a good first head over: a WebSocket upgrade on its own socket, any

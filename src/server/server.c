@@ -1361,24 +1361,16 @@ static void gate_answered(void *user, unsigned status, const char *path, const c
     while (k < N_COUNTED && COUNTED[k] != status)
         k++;
     atomic_fetch_add(&s->responses[k], 1);
-    if (!reason) {   /* a health probe the gate answered */
-        if (s->p.log_json)
-            slog(s, SHOAL_LOG_INFO,
-                 "{\"event\":\"access\",\"request_id\":\"%s\",\"endpoint\":\"%s\",\"target\":\"-\",\"status\":%u,"
-                 "\"ms\":0.0,\"end\":\"ok\"}",
-                 id, path, status);
-        else
-            slog(s, SHOAL_LOG_INFO, "access id=%s endpoint=%s target=- status=%u ms=0.0 end=ok", id, path, status);
-        return;
-    }
+    /* a refused head (reason says why), or a health probe the gate answered (reason NULL) */
+    const char *end = reason ? "refused-head" : "ok", *q = reason ? "\"" : "";
     if (s->p.log_json)
         slog(s, SHOAL_LOG_INFO,
-             "{\"event\":\"access\",\"request_id\":\"%s\",\"endpoint\":\"-\",\"target\":\"-\",\"status\":%u,"
-             "\"ms\":0.0,\"end\":\"refused-head\",\"reason\":\"%s\"}",
-             id, status, reason);
+             "{\"event\":\"access\",\"request_id\":\"%s\",\"endpoint\":\"%s\",\"target\":\"-\",\"status\":%u,"
+             "\"ms\":0.0,\"end\":\"%s\"%s%s%s}",
+             id, path, status, end, reason ? ",\"reason\":\"" : "", reason ? reason : "", q);
     else
-        slog(s, SHOAL_LOG_INFO, "access id=%s endpoint=- target=- status=%u ms=0.0 end=refused-head reason=\"%s\"", id,
-             status, reason);
+        slog(s, SHOAL_LOG_INFO, "access id=%s endpoint=%s target=- status=%u ms=0.0 end=%s%s%s%s", id, path, status,
+             end, reason ? " reason=\"" : "", reason ? reason : "", q);
 }
 
 static void server_free(sh_server *s)
