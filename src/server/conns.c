@@ -206,6 +206,13 @@ sh_conn *sh_conn_claim(sh_conn_table *t, int fd)
     return c;
 }
 
+void sh_conn_set_fd(sh_conn_table *t, sh_conn *c, int fd)
+{
+    pthread_mutex_lock(&t->lock);
+    c->fd = fd;
+    pthread_mutex_unlock(&t->lock);
+}
+
 void sh_conn_drop_unclaimed(sh_conn_table *t, int fd)
 {
     pthread_mutex_lock(&t->lock);

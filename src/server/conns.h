@@ -63,6 +63,9 @@ void sh_conn_close(sh_conn_table *t, sh_conn *c);
  * how the connection layer takes over a connection the gate (server/gate.h) opened and
  * handed to it. NULL when there is none. */
 sh_conn *sh_conn_claim(sh_conn_table *t, int fd);
+/* The connection now lives on socket `fd` (the gate relays it to libmicrohttpd over a socket
+ * pair): its cuts shut that socket down, and it is claimed by that socket. */
+void sh_conn_set_fd(sh_conn_table *t, sh_conn *c, int fd);
 /* Forgets the unclaimed connection on `fd`, if any: a hand-over that failed. */
 void sh_conn_drop_unclaimed(sh_conn_table *t, int fd);
 /* Entering SH_CONN_RECEIVING restarts the request's deadline. */

@@ -24,7 +24,8 @@ static void refuse(sh_head_verdict *v, unsigned status, const char *reason)
     v->reason = reason;
 }
 
-/* The request line without its CRLF: METHOD SP TARGET SP HTTP/1.x. Sets *http11. */
+/* The request line without its CRLF: METHOD SP TARGET SP HTTP/1.x. Sets *http11, and the
+ * verdict's method and target. */
 static bool check_request_line(const unsigned char *b, size_t n, bool *http11, sh_head_verdict *v)
 {
     size_t i = 0;
@@ -45,6 +46,9 @@ static bool check_request_line(const unsigned char *b, size_t n, bool *http11, s
         refuse(v, 400, "malformed request line: expected METHOD SP TARGET SP HTTP/1.1");
         return false;
     }
+    v->get_or_head = (t0 == 4 && !memcmp(b, "GET", 3)) || (t0 == 5 && !memcmp(b, "HEAD", 4));
+    v->target = (const char *)b + t0;
+    v->target_len = i - t0;
     i++;
     static const char http[] = "HTTP/";
     size_t left = n - i;
@@ -78,8 +82,9 @@ static bool check_partial_request_line(const unsigned char *b, size_t n, sh_head
 }
 
 typedef struct framing {
-    int hosts, lengths, encodings;
+    int hosts, lengths, encodings, upgrades;
     bool http11;
+    unsigned long long content_length;
 } framing;
 
 static bool value_is(const unsigned char *val, size_t n, const char *word)
@@ -136,6 +141,7 @@ static bool check_field(const unsigned char *b, size_t n, framing *f, sh_head_ve
             }
             total = total * 10 + d;
         }
+        f->content_length = total;
     } else if (name_len == 17 && !strncasecmp((const char *)name, "transfer-encoding", 17)) {
         if (++f->encodings > 1) {
             refuse(v, 400, "more than one Transfer-Encoding header");
@@ -145,6 +151,8 @@ static bool check_field(const unsigned char *b, size_t n, framing *f, sh_head_ve
             refuse(v, 501, "Transfer-Encoding not supported: only chunked is");
             return false;
         }
+    } else if (name_len == 7 && !strncasecmp((const char *)name, "upgrade", 7)) {
+        f->upgrades++;
     }
     return true;
 }
@@ -213,4 +221,8 @@ void sh_head_check(const char *buf, size_t n, sh_head_verdict *v)
     }
     v->state = SH_HEAD_COMPLETE;
     v->head_bytes = at;
+    v->content_length = f.content_length;
+    v->chunked = f.encodings == 1;
+    v->upgrade = f.upgrades > 0;
+    v->get_or_head = v->get_or_head && !v->chunked && !v->content_length;
 }

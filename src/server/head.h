@@ -8,6 +8,7 @@
 #ifndef SHOAL_SERVER_HEAD_H
 #define SHOAL_SERVER_HEAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A head of more bytes than this (its blank line included) is answered 431. */
@@ -30,6 +31,16 @@ typedef struct sh_head_verdict {
     unsigned status;      /* SH_HEAD_REFUSED: 400, 413, 414, 431, 501 or 505 */
     const char *reason;   /* SH_HEAD_REFUSED: a static sentence naming what is wrong */
     size_t head_bytes;    /* SH_HEAD_COMPLETE: the head's length, its blank line included */
+    /* SH_HEAD_COMPLETE: how the body is framed (RFC 9112 section 6.3; a request with neither
+     * header has none), and whether the request asks to switch protocols, after which the
+     * connection may stop being HTTP. */
+    unsigned long long content_length;
+    bool chunked;
+    bool upgrade;
+    /* SH_HEAD_COMPLETE: the method is GET or HEAD and there is no body (a probe, perhaps) */
+    bool get_or_head;
+    const char *target;   /* the request target, pointing into the checked bytes */
+    size_t target_len;
 } sh_head_verdict;
 
 /* Checks the first `n` bytes a client sent on a connection (any bytes, no terminator

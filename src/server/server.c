@@ -102,6 +102,7 @@ struct sh_server {
     rt_gen *gen;
     int port;
     uint64_t id_seed;           /* random per process, so generated request ids do not repeat */
+    char refusal_path[48];      /* the gate's stand-in for a refused request (server/gate.h) */
     atomic_ulong id_counter;
     atomic_bool stopping;
     atomic_bool draining;       /* /readyz says no; everything else is served as usual */
@@ -1149,11 +1150,27 @@ static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, cons
     return MHD_YES;
 }
 
+/* The gate's stand-in for a request it refused on a kept-alive connection (server/gate.h):
+ * the refusal's status and reason come in its headers; the connection closes after it. */
+static enum MHD_Result answer_refused(sh_server *s, struct MHD_Connection *c, request *rq)
+{
+    snprintf(rq->path, sizeof rq->path, "-");
+    snprintf(rq->target, sizeof rq->target, "refused-head");
+    const char *st = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shoal-Gate-Status");
+    const char *why = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shoal-Gate-Reason");
+    unsigned long code = st ? strtoul(st, NULL, 10) : 400;
+    if (code < 400 || code > 599)
+        code = 400;
+    return send_error_h(s, c, (unsigned)code, why ? why : "bad request", &(extra_header){"Connection", "close"});
+}
+
 static enum MHD_Result first_call(sh_server *s, struct MHD_Connection *c, const char *url, const char *method,
                                   request *rq)
 {
     rq->t0 = mono_ms();
     request_id(s, c, rq);
+    if (!strcmp(url, s->refusal_path))   /* a request the gate refused, answered in its turn */
+        return answer_refused(s, c, rq);
     snprintf(rq->path, sizeof rq->path, "%s", url);
     size_t header_bytes = 0;
     MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_bytes, &header_bytes);
@@ -1174,8 +1191,11 @@ static enum MHD_Result first_call(sh_server *s, struct MHD_Connection *c, const 
     }
     if (ei->auth && !authorized(s, c))
         return send_error_h(s, c, 401, "missing or wrong bearer token", &(extra_header){"WWW-Authenticate", "Bearer"});
+    /* No answer on the first call: libmicrohttpd closes a connection whose answer was queued
+     * before the request was wholly received, and keep-alive clients (probes, scrapers)
+     * would reconnect each time. The next call, with the request complete, answers it. */
     if (!ei->body)
-        return handle(s, c, url, rq);
+        return MHD_YES;
     rq->limit = rq->ep == EP_BUDGET ? BUDGET_MAX_BODY : s->p.max_body_bytes;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -1330,7 +1350,8 @@ static int gate_pass(void *user, int fd, const struct sockaddr *addr, socklen_t 
     return MHD_add_connection(s->mhd, fd, addr, addr_len) == MHD_YES ? 0 : -1;
 }
 
-static void gate_refused(void *user, unsigned status, const char *reason, char *id, size_t id_cap)
+static void gate_answered(void *user, unsigned status, const char *path, const char *reason, char *id,
+                          size_t id_cap)
 {
     sh_server *s = user;
     snprintf(id, id_cap, "%016llx-%llu", (unsigned long long)s->id_seed,
@@ -1340,14 +1361,16 @@ static void gate_refused(void *user, unsigned status, const char *reason, char *
     while (k < N_COUNTED && COUNTED[k] != status)
         k++;
     atomic_fetch_add(&s->responses[k], 1);
+    /* a refused head (reason says why), or a health probe the gate answered (reason NULL) */
+    const char *end = reason ? "refused-head" : "ok", *q = reason ? "\"" : "";
     if (s->p.log_json)
         slog(s, SHOAL_LOG_INFO,
-             "{\"event\":\"access\",\"request_id\":\"%s\",\"endpoint\":\"-\",\"target\":\"-\",\"status\":%u,"
-             "\"ms\":0.0,\"end\":\"refused-head\",\"reason\":\"%s\"}",
-             id, status, reason);
+             "{\"event\":\"access\",\"request_id\":\"%s\",\"endpoint\":\"%s\",\"target\":\"-\",\"status\":%u,"
+             "\"ms\":0.0,\"end\":\"%s\"%s%s%s}",
+             id, path, status, end, reason ? ",\"reason\":\"" : "", reason ? reason : "", q);
     else
-        slog(s, SHOAL_LOG_INFO, "access id=%s endpoint=- target=- status=%u ms=0.0 end=refused-head reason=\"%s\"", id,
-             status, reason);
+        slog(s, SHOAL_LOG_INFO, "access id=%s endpoint=%s target=- status=%u ms=0.0 end=%s%s%s%s", id, path, status,
+             end, reason ? " reason=\"" : "", reason ? reason : "", q);
 }
 
 static void server_free(sh_server *s)
@@ -1452,7 +1475,23 @@ int sh_server_start(shoal_runtime_t rt, const sh_server_params *p, sh_server **o
     }
     /* The table's caps decide which connections stay; the gate only needs room for those
      * plus the ones just cut (shut down, about to be closed on its next round). */
-    sh_gate_params gp = {fd, s->conns, p->max_connections + MHD_CONNECTION_SLACK, gate_pass, gate_refused, s};
+    /* Not the request ids' seed: every answer shows that. A client that guessed the path
+     * could only have its own request answered with an error it chose. */
+    uint64_t key[2] = {(uint64_t)mono_ms(), (uint64_t)(uintptr_t)s};
+    if (getrandom(key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key)
+        key[1] ^= s->id_seed * 0x9e3779b97f4a7c15ull;
+    snprintf(s->refusal_path, sizeof s->refusal_path, "/.gate-refused-%016llx%016llx", (unsigned long long)key[0],
+             (unsigned long long)key[1]);
+    sh_gate_params gp = {
+        .listen_fd = fd,
+        .conns = s->conns,
+        .max_pending = p->max_connections + MHD_CONNECTION_SLACK,
+        .max_chunk = p->max_body_bytes,
+        .refusal_path = s->refusal_path,
+        .pass = gate_pass,
+        .answered = gate_answered,
+        .user = s,
+    };
     rc = sh_gate_start(a, &gp, &s->gate, err);
     if (rc) {
         MHD_stop_daemon(s->mhd);

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""Offline checks of deploy/k8s/*.yaml (no cluster: Debian's kubectl cannot validate without
-one). Every document must parse and carry apiVersion/kind/metadata.name; then the pieces must
-fit together and agree with the shoal binary:
+"""Offline checks of deploy/k8s/*.yaml (no cluster: kubectl validates only against an API
+server, see k8s_schema.py). Every document must parse and carry apiVersion/kind/metadata.name,
+be read by kubectl where it is installed (`kubectl label --local`: its own YAML reader, no
+server), and match the Kubernetes API schema (k8s_schema.py, with Debian's python3-kubernetes:
+field names, types, required fields); then the pieces must fit together and agree with the
+shoal binary:
  - the Deployment requests a GPU, has startup/readiness/liveness probes on /healthz and
    /readyz at the container's port, and mounts the ConfigMap that exists here;
  - every flag in its args is one `shoal serve --help` lists, and the config file it names is
@@ -11,8 +14,13 @@ fit together and agree with the shoal binary:
    is searched for its name) and the Prometheus adapter rule exposes that same metric;
  - the ConfigMap's shoal config parses, and its modes name its models.
 Usage: check_k8s.py K8S_DIR SHOAL_BINARY SERVER_SOURCE. Prints 'ok ...' lines; exit 1 on a failure."""
-import glob, os, re, subprocess, sys
+import glob, os, re, shutil, subprocess, sys
 import yaml
+
+try:
+    import k8s_schema
+except ImportError:   # python3-kubernetes is not installed
+    k8s_schema = None
 
 k8s_dir, shoal, server_src = sys.argv[1:4]
 fails = 0
@@ -40,6 +48,21 @@ for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutos
     check(kind in by_kind, f"a {kind} is defined")
 if fails:
     sys.exit(1)
+
+if shutil.which("kubectl"):
+    files = sorted(glob.glob(os.path.join(k8s_dir, "*.yaml")))
+    r = subprocess.run(["kubectl", "label", "--local", "-o", "name", "shoal-check=1"] + sum((["-f", f] for f in files), []),
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and len(r.stdout.split()) == len(docs),
+          f"kubectl reads every document ({len(r.stdout.split())} of {len(docs)})" + (f": {r.stderr.strip()}" if r.returncode else ""))
+else:
+    print("skip kubectl is not installed: the documents are not read by kubectl's YAML reader")
+if k8s_schema:
+    for d in docs:
+        errors = k8s_schema.check(d)
+        check(not errors, f"{d['kind']} {d['metadata']['name']} matches the API schema" + "".join("\n     " + e for e in errors))
+else:
+    print("skip python3-kubernetes is not installed: field names and types are not checked against the API schema")
 
 dep = by_kind["Deployment"][0]
 pod = dep["spec"]["template"]

@@ -291,6 +291,87 @@ print("  answers:", [a[:15] for a in answers])
 sys.exit(0 if all(a.startswith(b"HTTP/1.1 200") for a in answers) else 1)
 PYEOF
 
+# later requests on a kept-alive connection and chunked bodies, which libmicrohttpd would also
+# answer with HTML: the gate checks the whole stream (src/server/framing.c). raw_seq sends the
+# bytes (in pieces when given a list) and wants the answers' codes in order, each error in JSON,
+# and the connection closed after the last.
+raw_seq() {   # raw_seq NAME "CODE CODE..." PYTHON_BYTES_OR_LIST_EXPR
+  if python3 - "$PORT" "$2" "$3" <<'PYEOF'; then pass "raw $1: answers $2, errors in JSON"; else fail "raw $1"; fi
+import json, socket, sys, time
+port, want, data = int(sys.argv[1]), [int(c) for c in sys.argv[2].split()], eval(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+try:
+    for piece in (data if isinstance(data, list) else [data]):
+        s.sendall(piece)
+        time.sleep(0.05)
+except OSError:
+    pass   # answered and closed before all was sent: the answers are still there to read
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+got, ok = [], True
+while out:
+    head, sep, rest = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hdr = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    if not sep or "content-length" not in hdr:
+        ok = False
+        print("  unframed answer:", out[:200])
+        break
+    n = int(hdr["content-length"])
+    body, out = rest[:n], rest[n:]
+    code = int(lines[0].split()[1])
+    got.append(code)
+    if code >= 400:
+        try:
+            j = json.loads(body)
+            ok &= hdr.get("content-type") == "application/json" and j["error"]["code"] == code and bool(j["error"]["message"])
+        except Exception:
+            ok = False
+            print("  not JSON:", body[:200])
+if got != want or not ok:
+    print("  got codes", got, "wanted", want)
+sys.exit(0 if got == want and ok else 1)
+PYEOF
+}
+GOOD='b"GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n"'
+CHUNKED='b"PUT /v1/budget HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"'
+raw_seq keepalive-then-no-host "200 400" "[$GOOD, b'GET /readyz HTTP/1.1\r\n\r\n']"
+raw_seq keepalive-then-garbage "200 400" "[$GOOD, b'\x01\x02 hello\r\n\r\n']"
+raw_seq keepalive-then-http2 "200 505" "[$GOOD, b'GET /readyz HTTP/2.0\r\nHost: a\r\n\r\n']"
+raw_seq keepalive-then-uri-70k "200 414" "[$GOOD, b'GET /' + b'a' * 70000 + b' HTTP/1.1\r\nHost: a\r\n\r\n']"
+raw_seq keepalive-then-head-70k "200 431" "[$GOOD, b'GET /readyz HTTP/1.1\r\nHost: a\r\nX-Pad: ' + b'a' * 70000 + b'\r\n\r\n']"
+raw_seq keepalive-then-gzip "200 501" "[$GOOD, b'POST /v1/infer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n']"
+raw_seq pipelined-good "200 200 200" "$GOOD * 2 + b'GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'"
+raw_seq pipelined-then-bad "200 200 400" "$GOOD * 2 + b'GET /readyz HTTP/1.1\r\nHost a\r\n\r\n' + $GOOD"
+raw_seq chunked-good "200 200" "[$CHUNKED + b'4;x=1\r\n{\x22by\r\n8\r\ntes\x22: 0}\r\n0\r\nX-Sum: 1\r\n\r\n', $GOOD]"
+raw_seq chunk-size-not-hex "400" "$CHUNKED + b'zz\r\n'"
+raw_seq chunk-size-no-crlf "400" "$CHUNKED + b'4\n{\x22by'"
+raw_seq chunk-longer-than-size "400" "$CHUNKED + b'4\r\n{\x22bytes\x22: 0}\r\n0\r\n\r\n'"
+raw_seq chunk-size-space "400" "$CHUNKED + b'C ;a=b\r\n{\x22bytes\x22: 0}\r\n0\r\n\r\n'"
+raw_seq chunk-size-17-digits "400" "$CHUNKED + b'00000000000000004\r\n{\x22by\r\n'"
+raw_seq chunk-over-body-limit "413" "$CHUNKED + b'FFFFFFFF\r\n'"
+raw_seq chunk-bad-trailer "400" "$CHUNKED + b'0\r\nno colon\r\n\r\n'"
+raw_seq keepalive-then-bad-chunk "200 400" "[$GOOD, $CHUNKED + b'1\r\n{\r\nzz\r\n']"
+# a probe's first request is answered by the gate itself, HEAD without a body, and counted
+raw_seq healthz-by-gate "200" "b'GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n'"
+check "HEAD /healthz: 200 without a body" python3 - "$PORT" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+out = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    out += b
+head, _, body = out.partition(b"\r\n\r\n")
+sys.exit(0 if head.startswith(b"HTTP/1.1 200") and b"Content-Length: 15" in head and body == b"" else 1)
+PYEOF
+
 # sizes in PUT /v1/budget
 req budget-512mb 200 -X PUT --data '{"bytes": "512MB"}' "$U/v1/budget" && py budget-512mb "j['budget_bytes'] == 536870912" &&
   pass "PUT /v1/budget \"512MB\" = 536870912 bytes"
