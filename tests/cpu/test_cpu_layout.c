@@ -1,5 +1,5 @@
 /* The CPU backend's layout pass (backends/cpu/layout.c): graphs with Split, Add, Sigmoid, Mul,
- * Concat, MaxPool, AveragePool and Resize between oneDNN convs run with activations NHWC from
+ * Concat, MaxPool, AveragePool, Resize and ConvTranspose between oneDNN convs run with activations NHWC from
  * the first conv to the last, and give the outputs of the same graph compiled with every conv
  * on im2col + OpenBLAS (NCHW throughout, no oneDNN), an independent path, within fp32 bounds;
  * the same holds with the propagation switched off (shoal_tuning.cpu_no_layout_flow). The
@@ -45,6 +45,32 @@ static int conv(th *h, const char *name, int x, int64_t cin, int64_t cout, int64
     return y;
 }
 
+/* ConvTranspose to twice the size: k2 s2 (no overlap) or k3 s2 pads 1 output_padding 1. */
+static int convt2x(th *h, const char *name, int x, int64_t c, int64_t hw, int64_t k)
+{
+    float *wv, *bv;
+    int64_t wd[4] = {c, c, k, k}, bd[1] = {c}, yd[4] = {1, c, 2 * hw, 2 * hw};
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s.w", name);
+    int w = th_const_rand(h, nm, 4, wd, &wv);
+    snprintf(nm, sizeof nm, "%s.b", name);
+    int b = th_const_rand(h, nm, 1, bd, &bv);
+    free(wv);
+    free(bv);
+    snprintf(nm, sizeof nm, "%s.y", name);
+    int y = th_tensor(h, nm, 4, yd);
+    int in[3] = {x, w, b};
+    int n = sh_graph_add_node(h->g, name, SH_OP_CONV_TRANSPOSE, in, 3, &y, 1);
+    int64_t ks[2] = {k, k}, st[2] = {2, 2}, p = k == 3, pads[4] = {p, p, p, p}, op[2] = {p, p};
+    sh_node_set_ints(h->g, n, "kernel_shape", ks, 2);
+    sh_node_set_ints(h->g, n, "strides", st, 2);
+    sh_node_set_ints(h->g, n, "pads", pads, 4);
+    sh_node_set_ints(h->g, n, "output_padding", op, 2);
+    h->g->nodes[n].opset = 11;
+    h->g->nodes[n].act = k == 3 ? SH_ACT_SILU : SH_ACT_NONE;
+    return y;
+}
+
 static int node1(th *h, const char *name, sh_op op, const int *in, int n_in, int64_t c, int64_t hw)
 {
     int64_t yd[4] = {1, c, hw, hw};
@@ -83,7 +109,8 @@ static int resize2x(th *h, const char *name, int x, int64_t c, int64_t hw, const
 
 /* Graph A, 16x16 input of 8 channels: a C2f-like block (conv, split, conv, residual Add,
  * SiLU as Sigmoid and Mul, 3-way concat), an SPP-like tail (1x1 conv, MaxPool 5x5 s1, average
- * pool 2x2 s2, scalar Mul, nearest and linear 2x Resize, concat) and a strided conv output. */
+ * pool 2x2 s2, scalar Mul, nearest and linear 2x Resize, ConvTranspose k2 s2 and k3 s2 with
+ * overlapping taps, concat) and a strided conv output. */
 static void build_flowing(th *h, int *x, int *out)
 {
     int64_t xd[4] = {1, 8, 16, 16};
@@ -112,9 +139,10 @@ static void build_flowing(th *h, int *x, int *out)
     int q = node1(h, "half", SH_OP_MUL, hq_in, 2, 16, 8);
     int r = resize2x(h, "up_nearest", q, 16, 8, "nearest");
     int l = resize2x(h, "up_linear", p, 16, 8, "linear");
-    int cat2_in[3] = {g, r, l};
-    int cat2 = node1(h, "cat2", SH_OP_CONCAT, cat2_in, 3, 48, 16);
-    *out = conv(h, "c4", cat2, 48, 8, 3, 2, 16, SH_ACT_NONE);
+    int t2 = convt2x(h, "up_convt2", p, 16, 8, 2), t3 = convt2x(h, "up_convt3", q, 16, 8, 3);
+    int cat2_in[5] = {g, r, l, t2, t3};
+    int cat2 = node1(h, "cat2", SH_OP_CONCAT, cat2_in, 5, 80, 16);
+    *out = conv(h, "c4", cat2, 80, 8, 3, 2, 16, SH_ACT_NONE);
 }
 
 /* Graph B: a per-channel Mul (NCHW only) after a MaxPool ties the first conv's output to NCHW,
@@ -189,7 +217,7 @@ static void flowing_graph(void **state)
      * next to something other than a conv transposes on that side. */
     assert_int_equal(flow.st.transposes, 2);
     assert_int_equal(off.st.transposes, 8);
-    assert_int_equal(flow.st.nhwc_other_ops, 11);
+    assert_int_equal(flow.st.nhwc_other_ops, 13);
     assert_int_equal(off.st.nhwc_other_ops, 0);
     assert_int_equal(blas.st.transposes, 0);
     assert_int_equal(blas.st.nhwc_tensors, 0);

@@ -346,6 +346,44 @@ static void col2im_range(void *arg, int64_t m0, int64_t m1, int tid)
     }
 }
 
+/* NHWC col2im (one image, one group, 2-D) for output rows [r0, r1): col is [Pin, M*kprod]
+ * (each input pixel's row, columns (m, kh, kw)); every output row is owned by one task, which
+ * gathers the taps that land on it. */
+static void col2im_nhwc_range(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const convt_job *j = arg;
+    const conv_params *p = j->p;
+    int64_t M = p->M, IH = p->in[1], IW = p->in[2], OW = p->out[2], KH = p->k[1], KW = p->k[2];
+    int64_t kk = p->kprod, row = M * kk;
+    for (int64_t oh = r0; oh < r1; oh++) {
+        float *y = j->y + oh * OW * M;
+        for (int64_t ow = 0; ow < OW; ow++)
+            for (int64_t m = 0; m < M; m++)
+                y[ow * M + m] = j->bias ? j->bias[m] : 0.0f;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t t = oh + p->pb[1] - kh * p->d[1];
+            if (t < 0 || t % p->s[1])
+                continue;
+            int64_t ih = t / p->s[1];
+            if (ih >= IH)
+                continue;
+            for (int64_t iw = 0; iw < IW; iw++) {
+                const float *c = j->col + (ih * IW + iw) * row + kh * KW;
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t ow = iw * p->s[2] - p->pb[2] + kw * p->d[2];
+                    if (ow < 0 || ow >= OW)
+                        continue;
+                    float *yo = y + ow * M;
+                    for (int64_t m = 0; m < M; m++)
+                        yo[m] += c[m * kk + kw];
+                }
+            }
+        }
+        cpu_apply_act(y, OW * M, p->act, p->act_a, p->act_b);
+    }
+    (void)tid;
+}
+
 static int convt_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const conv_params *p = vp;
@@ -355,6 +393,15 @@ static int convt_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_er
     if (p->N * p->M * p->P == 0)
         return 0;
     convt_job j = {.p = p, .col = col, .bias = p->b >= 0 ? ex->t[p->b] : NULL};
+    if (p->in_nhwc) {
+        /* X [Pin, C] x W [C, M*kprod] = col [Pin, M*kprod], then a gather per output row. */
+        int64_t cols = p->M * p->kprod;
+        cpu_sgemm(ex->ctx, false, false, (int)p->Pin, (int)cols, (int)p->C, 1.0f, X, (int)p->C, Wt, (int)cols,
+                  0.0f, col, (int)cols);
+        j.y = Y;
+        cpu_parallel_for(ex->ctx->pool, p->out[1], 1, col2im_nhwc_range, &j);
+        return 0;
+    }
     int64_t rows = p->Mg * p->kprod;
     for (int64_t n_ = 0; n_ < p->N; n_++) {
         for (int64_t g = 0; g < p->G; g++) {
@@ -368,6 +415,15 @@ static int convt_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_er
         }
     }
     return 0;
+}
+
+static void convt_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool out_nhwc)
+{
+    conv_params *p = vp;
+    p->in_nhwc = in_nhwc;
+    p->out_nhwc = out_nhwc;
+    (void)prog;
+    (void)k;
 }
 
 int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
@@ -426,6 +482,11 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
         return CPU_ERR(pp, err, SHOAL_ERR_NO_MEMORY, "%s", "col workspace too large");
     pp->p->workspace_bytes[pp->k] = ws;
     pp->fn = convt_run;
+    /* One image, one group, 2-D: NHWC on both sides (col has the same size either way). */
+    if (p->nsp == 2 && p->G == 1 && p->N == 1 && cpu_in(pp, 0)->dtype == SH_DT_FLOAT32) {
+        pp->layout = CPU_LAYOUT_FOLLOWS;
+        pp->to_nhwc = convt_to_nhwc;
+    }
     return 0;
 }
 
