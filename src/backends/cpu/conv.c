@@ -482,8 +482,9 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
         return CPU_ERR(pp, err, SHOAL_ERR_NO_MEMORY, "%s", "col workspace too large");
     pp->p->workspace_bytes[pp->k] = ws;
     pp->fn = convt_run;
-    /* One image, one group, 2-D: NHWC on both sides (col has the same size either way). */
-    if (p->nsp == 2 && p->G == 1 && p->N == 1 && cpu_in(pp, 0)->dtype == SH_DT_FLOAT32) {
+    /* One image, one group, 2-D, constant weights (an activation weight would be tied to the
+     * layout too): NHWC on both sides (col has the same size either way). */
+    if (p->nsp == 2 && p->G == 1 && p->N == 1 && cpu_in(pp, 0)->dtype == SH_DT_FLOAT32 && W->is_const) {
         pp->layout = CPU_LAYOUT_FOLLOWS;
         pp->to_nhwc = convt_to_nhwc;
     }
