@@ -214,7 +214,7 @@ typedef struct cpu_layout_node {
  * a graph input or output; then switches the kernels (layout.c). nodes is [g->n_nodes]. */
 int cpu_layout_flow(cpu_ctx *ctx, sh_program *prog, const sh_graph *g, cpu_layout_node *nodes,
                     sh_cpu_layout_stats *stats, sh_err *err);
-/* Leaves FOLLOWS on a node whose non-constant inputs and outputs are all rank-4, of one
+/* Marks a node FOLLOWS when its non-constant inputs and outputs are all rank-4, of one
  * image, float32 and each the output's shape or a single value (elementwise ops). */
 void cpu_layout_elementwise(cpu_prep *pp);
 /* The to_nhwc of kernels that need no change to run on NHWC tensors. */
