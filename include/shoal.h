@@ -144,7 +144,7 @@ typedef struct shoal_results *shoal_results_t;
 /* Switches for measuring alternatives against the tuned defaults (A/B runs). All zero is the
  * default everywhere, so a zeroed struct changes nothing. Not a stable interface: fields
  * follow the experiments. The library reads no environment; the `shoal` command fills this
- * from SHOAL_* variables (docs/DEVELOPING.md lists them). CUDA fields are ignored on the CPU. */
+ * from SHOAL_* variables (docs/DEVELOPING.md lists them). CUDA fields are ignored on the CPU, CPU fields on the GPU. */
 typedef struct shoal_tuning {
     int cuda_streams;               /* streams per program, 1..4 (1 = no branch overlap); 0 = 4 */
     int cuda_stream_window;         /* a step waits for what each stream did this many steps
@@ -167,6 +167,8 @@ typedef struct shoal_tuning {
     int cuda_no_lane_priority;      /* lane 0's stream at the default priority */
     int cuda_log_views;             /* log (INFO) each compiled graph's slice-view counts */
     int cuda_profile_convs;         /* a per-node profile logs (INFO) one line per conv */
+    int cpu_no_layout_flow;         /* CPU: activations NHWC between oneDNN convs only, not
+                                       through Concat/Split/Add/pooling/Resize */
 } shoal_tuning;
 
 typedef struct shoal_runtime_params {

@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/cpu_features.h"
+#include "cli/tuning_env.h"
 #include "import/onnx_import.h"
 #include "runtime/session.h"
 
@@ -29,7 +30,9 @@ static void usage(FILE *f)
             "              extensions, the instruction set oneDNN uses (ONEDNN_MAX_CPU_ISA may cap it)\n"
             "              and one line per Conv after graph passes: geometry, fused activation,\n"
             "              implementation with its ISA, and the layout of each side (needs static\n"
-            "              input shapes)\n"
+            "              input shapes); then how many conv sides transpose NCHW <-> NHWC and how\n"
+            "              many other nodes run on NHWC tensors (SHOAL_CPU_NO_LAYOUT_FLOW=1: NHWC\n"
+            "              between convs only, for comparison)\n"
             "--threads N   CPU threads for --convs (0 = all cores, default): the row bands per conv\n"
             "\n"
             "Exit status: 0 the model imports, 1 unsupported ops or an import error, 2 bad usage or\n"
@@ -144,6 +147,8 @@ static int print_convs(sh_allocator *a, const char *path, int threads)
     sh_session *s = NULL;
     sh_err err = {0};
     sh_backend_params bp = {.alloc = a, .n_threads = threads};
+    if (cli_tuning_from_env("inspect", &bp.tuning))
+        return 2;
     if (sh_backend_cpu_create(&bp, &be, &err)) {
         printf("cpu:       FAILED: %s\n", err.msg);
         return 1;
@@ -178,6 +183,10 @@ static int print_convs(sh_allocator *a, const char *path, int threads)
             const char *act = n->act >= 0 && n->act < SH_ACT_COUNT ? act_names[n->act] : "+?";
             printf("  %-40s %-38s %-10s %s\n", n->name, geo, act, how);
         }
+        sh_cpu_layout_stats st;
+        if (sh_backend_cpu_layout_stats(prog, &st) == 0)
+            printf("layouts:   %d conv sides transpose NCHW<->NHWC; %d tensors NHWC; %d other nodes run on NHWC\n",
+                   st.transposes, st.nhwc_tensors, st.nhwc_other_ops);
     }
     sh_session_destroy(s);
     sh_backend_destroy(&be);

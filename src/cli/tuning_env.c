@@ -57,6 +57,7 @@ int cli_tuning_from_env(const char *cmd, shoal_tuning *t)
     t->cuda_no_slice_views |= cli_env_flag("SHOAL_CUDA_NO_SLICE_VIEWS");
     t->cuda_log_views |= cli_env_flag("SHOAL_CUDA_VIEWS_LOG");
     t->cuda_profile_convs |= cli_env_flag("SHOAL_CUDA_PROFILE_CONVS");
+    t->cpu_no_layout_flow |= cli_env_flag("SHOAL_CPU_NO_LAYOUT_FLOW");
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* bench_cpu_model THREADS REPS IMPLS MODEL.onnx INPUT.npy [MODEL.onnx INPUT.npy ...]: per model
  * and Conv implementation (IMPLS: comma-separated cpu_conv_impl values, 0 oneDNN,
- * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm), the median/best latency of REPS runs after one warm-up,
+ * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm, 3 oneDNN with NHWC between convs
+ * only), the median/best latency of REPS runs after one warm-up,
  * the implementations' runs interleaved so that load from other processes hits them alike;
  * then one profiled pass of REPS runs each: time per op type and the costliest nodes (Conv
  * geometry and achieved GFLOP/s). A tool, not a test. The profiled pass adds a clock read per
@@ -57,6 +58,17 @@ static double conv_flops(const sh_graph *g, const sh_node *n)
 
 static void profile_one(sh_backend *be, sh_session *s, int reps);
 
+/* IMPLS value 3: oneDNN convs with activations NHWC between convs only (the layout pass's
+ * propagation off, shoal_tuning.cpu_no_layout_flow), the comparison for layout.c. */
+enum { IMPL_NO_LAYOUT_FLOW = 3 };
+
+static void set_impl(sh_backend *be, int impl)
+{
+    cpu_ctx *ctx = be->ctx;
+    ctx->no_layout_flow = impl == IMPL_NO_LAYOUT_FLOW;
+    sh_backend_cpu_set_conv_impl(be, impl == IMPL_NO_LAYOUT_FLOW ? CPU_CONV_DNNL : impl);
+}
+
 static int bench_one(sh_allocator *a, sh_backend *be, int reps, const int *impls, int n_impls, const char *model,
                      const char *input)
 {
@@ -68,7 +80,7 @@ static int bench_one(sh_allocator *a, sh_backend *be, int reps, const int *impls
     }
     sh_session *ss[MAX_IMPLS];
     for (int m = 0; m < n_impls; m++) {
-        sh_backend_cpu_set_conv_impl(be, impls[m]);
+        set_impl(be, impls[m]);
         sh_session_params sp = sh_session_default_params();
         sp.alloc = a;
         sp.backend = be;
@@ -83,7 +95,7 @@ static int bench_one(sh_allocator *a, sh_backend *be, int reps, const int *impls
     double *ms = calloc((size_t)(reps * n_impls), sizeof *ms);
     for (int r = 0; r < reps; r++)
         for (int m = 0; m < n_impls; m++) {
-            sh_backend_cpu_set_conv_impl(be, impls[m]);   /* GEMMs choose at run time */
+            set_impl(be, impls[m]);   /* GEMMs choose at run time */
             double t0 = now_ms();
             sh_session_run(ss[m], &err);
             ms[m * reps + r] = now_ms() - t0;
@@ -96,7 +108,7 @@ static int bench_one(sh_allocator *a, sh_backend *be, int reps, const int *impls
     free(ms);
     for (int m = 0; m < n_impls; m++) {
         printf(" profile conv_impl %d\n", impls[m]);
-        sh_backend_cpu_set_conv_impl(be, impls[m]);
+        set_impl(be, impls[m]);
         profile_one(be, ss[m], reps);
         sh_session_destroy(ss[m]);
     }

@@ -22,16 +22,24 @@ typedef struct th {
     uint64_t rng;
 } th;
 
-static inline void th_init(th *h, int threads)
+/* With the backend's tuning switches (shoal.h shoal_tuning). */
+static inline void th_init_tuned(th *h, int threads, const shoal_tuning *tuning)
 {
     memset(h, 0, sizeof *h);
     h->a = sh_allocator_create();
     sh_backend_params bp = {.alloc = h->a, .n_threads = threads};
+    if (tuning)
+        bp.tuning = *tuning;
     sh_err err;
     if (sh_backend_cpu_create(&bp, &h->be, &err))
         abort();
     h->g = sh_graph_create(h->a, "t");
     h->rng = 0x9E3779B97F4A7C15ull;
+}
+
+static inline void th_init(th *h, int threads)
+{
+    th_init_tuned(h, threads, NULL);
 }
 
 static inline float th_rand(th *h)

@@ -1,7 +1,8 @@
 /* The CPU backend's self-report (cpu_report.h), which shoal inspect --convs and the benchmark
  * metadata print: every Conv of the reference models names a oneDNN implementation built for
- * the ISA the backend reports, and the layout claims agree across each conv -> conv edge (a
- * conv that hands NHWC on has only convs reading NHWC after it). Skips (77) without models/. */
+ * the ISA the backend reports, the layout claims agree across every edge (a conv that hands
+ * NHWC on has only readers that read NHWC; a conv reading what an NHWC node wrote reads NHWC),
+ * and the layout counters match the per-node reports. Skips (77) without models/. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,14 +45,18 @@ static void check_model(const char *path, int threads)
     assert_non_null(prog);
     const char *isa = sh_backend_cpu_isa();
     assert_true(strncmp(isa, "avx", 3) == 0 || strcmp(isa, "sse41") == 0);
-    int convs = 0, linked_out = 0, linked_in = 0;
+    int convs = 0, linked_out = 0, linked_in = 0, transposes = 0, nhwc_nodes = 0;
     char how[256], next[256];
     for (int k = 0; k < g->n_nodes; k++) {
         const sh_node *n = &g->nodes[k];
         memset(how, 0x5a, sizeof how);
         int rc = sh_backend_cpu_describe_node(prog, k, how, sizeof how);
         if (n->dead || n->op != SH_OP_CONV) {
-            assert_int_equal(rc, -1);
+            /* Nodes other than convs report only that they run on NHWC tensors, if they do. */
+            if (rc == 0)
+                assert_string_equal(how, "NHWC");
+            else
+                assert_int_equal(rc, -1);
             continue;
         }
         assert_int_equal(rc, 0);
@@ -66,11 +71,14 @@ static void check_model(const char *path, int threads)
         const sh_tensor *Y = sh_node_output(g, n, 0);
         if (Y->shape.d[2] >= threads)
             assert_non_null(strstr(how, expect_bands));
-        linked_in += strstr(how, "src NHWC (from a conv)") != NULL;
-        if (!strstr(how, "dst NHWC (to convs)"))
+        linked_in += strstr(how, "src NHWC,") != NULL;
+        transposes += strstr(how, "src NCHW->NHWC") != NULL;
+        transposes += strstr(how, "dst NHWC->NCHW") != NULL;
+        if (!strstr(how, "dst NHWC") || strstr(how, "dst NHWC->NCHW"))
             continue;
         linked_out++;
-        /* Every reader of an NHWC output must be a oneDNN conv that reads it as NHWC. */
+        /* Every reader of an NHWC output must read it as NHWC: a oneDNN conv (as its input 0)
+         * that says so, or another node that reports running on NHWC tensors. */
         int out_t = n->outputs[0];
         for (int c = 0; c < g->n_nodes; c++) {
             const sh_node *r = &g->nodes[c];
@@ -79,14 +87,41 @@ static void check_model(const char *path, int threads)
             for (int i = 0; i < r->n_inputs; i++) {
                 if (r->inputs[i] != out_t)
                     continue;
-                assert_int_equal(r->op, SH_OP_CONV);
-                assert_int_equal(i, 0);
+                memset(next, 0x5a, sizeof next);
                 assert_int_equal(sh_backend_cpu_describe_node(prog, c, next, sizeof next), 0);
-                if (!strstr(next, "src NHWC (from a conv)"))
-                    fail_msg("%s hands NHWC to %s, which reports '%s'", n->name, r->name, next);
+                if (r->op == SH_OP_CONV) {
+                    assert_int_equal(i, 0);
+                    if (!strstr(next, "src NHWC,"))
+                        fail_msg("%s hands NHWC to %s, which reports '%s'", n->name, r->name, next);
+                } else if (strcmp(next, "NHWC") != 0)
+                    fail_msg("%s hands NHWC to %s (%s), which reports '%s'", n->name, r->name, sh_op_name(r->op),
+                             next);
             }
         }
     }
+    /* The NHWC nodes other than convs: every tensor they touch that the next node reads in a
+     * layout of its own must be NHWC too, so a conv reading one of their outputs says so. */
+    for (int k = 0; k < g->n_nodes; k++) {
+        const sh_node *n = &g->nodes[k];
+        if (n->dead || n->op == SH_OP_CONV || sh_backend_cpu_describe_node(prog, k, how, sizeof how) != 0)
+            continue;
+        assert_string_equal(how, "NHWC");
+        nhwc_nodes++;
+        for (int c = 0; c < g->n_nodes; c++) {
+            const sh_node *r = &g->nodes[c];
+            if (r->dead || r->op != SH_OP_CONV || r->n_inputs < 1)
+                continue;
+            for (int o = 0; o < n->n_outputs; o++)
+                if (r->inputs[0] == n->outputs[o] && sh_backend_cpu_describe_node(prog, c, next, sizeof next) == 0 &&
+                    !strstr(next, "src NHWC,"))
+                    fail_msg("%s (%s) writes NHWC for %s, which reports '%s'", n->name, sh_op_name(n->op), r->name,
+                             next);
+        }
+    }
+    sh_cpu_layout_stats st;
+    assert_int_equal(sh_backend_cpu_layout_stats(prog, &st), 0);
+    assert_int_equal(st.transposes, transposes);
+    assert_int_equal(st.nhwc_other_ops, nhwc_nodes);
     assert_true(convs > 10);
     assert_true(linked_out > 0);
     assert_true(linked_in >= linked_out);

@@ -33,11 +33,12 @@ typedef struct conv_params {
     sh_act act;
     float act_a, act_b;
     dnnl_conv *dnn;                /* oneDNN path (conv_dnnl_*), or NULL */
-    bool in_nhwc, out_nhwc;        /* oneDNN path: X / Y kept NHWC (cpu_conv_link_nhwc) */
+    bool in_nhwc, out_nhwc;        /* oneDNN path: X / Y stored NHWC (layout.c) */
 } conv_params;
 
 static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p);
 static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params *p, sh_err *err);
+static void conv_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool out_nhwc);
 
 /* ---- shared attribute handling -------------------------------------------------------- */
 
@@ -345,6 +346,44 @@ static void col2im_range(void *arg, int64_t m0, int64_t m1, int tid)
     }
 }
 
+/* NHWC col2im (one image, one group, 2-D) for output rows [r0, r1): col is [Pin, M*kprod]
+ * (each input pixel's row, columns (m, kh, kw)); every output row is owned by one task, which
+ * gathers the taps that land on it. */
+static void col2im_nhwc_range(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const convt_job *j = arg;
+    const conv_params *p = j->p;
+    int64_t M = p->M, IH = p->in[1], IW = p->in[2], OW = p->out[2], KH = p->k[1], KW = p->k[2];
+    int64_t kk = p->kprod, row = M * kk;
+    for (int64_t oh = r0; oh < r1; oh++) {
+        float *y = j->y + oh * OW * M;
+        for (int64_t ow = 0; ow < OW; ow++)
+            for (int64_t m = 0; m < M; m++)
+                y[ow * M + m] = j->bias ? j->bias[m] : 0.0f;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t t = oh + p->pb[1] - kh * p->d[1];
+            if (t < 0 || t % p->s[1])
+                continue;
+            int64_t ih = t / p->s[1];
+            if (ih >= IH)
+                continue;
+            for (int64_t iw = 0; iw < IW; iw++) {
+                const float *c = j->col + (ih * IW + iw) * row + kh * KW;
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t ow = iw * p->s[2] - p->pb[2] + kw * p->d[2];
+                    if (ow < 0 || ow >= OW)
+                        continue;
+                    float *yo = y + ow * M;
+                    for (int64_t m = 0; m < M; m++)
+                        yo[m] += c[m * kk + kw];
+                }
+            }
+        }
+        cpu_apply_act(y, OW * M, p->act, p->act_a, p->act_b);
+    }
+    (void)tid;
+}
+
 static int convt_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const conv_params *p = vp;
@@ -354,6 +393,15 @@ static int convt_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_er
     if (p->N * p->M * p->P == 0)
         return 0;
     convt_job j = {.p = p, .col = col, .bias = p->b >= 0 ? ex->t[p->b] : NULL};
+    if (p->in_nhwc) {
+        /* X [Pin, C] x W [C, M*kprod] = col [Pin, M*kprod], then a gather per output row. */
+        int64_t cols = p->M * p->kprod;
+        cpu_sgemm(ex->ctx, false, false, (int)p->Pin, (int)cols, (int)p->C, 1.0f, X, (int)p->C, Wt, (int)cols,
+                  0.0f, col, (int)cols);
+        j.y = Y;
+        cpu_parallel_for(ex->ctx->pool, p->out[1], 1, col2im_nhwc_range, &j);
+        return 0;
+    }
     int64_t rows = p->Mg * p->kprod;
     for (int64_t n_ = 0; n_ < p->N; n_++) {
         for (int64_t g = 0; g < p->G; g++) {
@@ -367,6 +415,15 @@ static int convt_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_er
         }
     }
     return 0;
+}
+
+static void convt_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool out_nhwc)
+{
+    conv_params *p = vp;
+    p->in_nhwc = in_nhwc;
+    p->out_nhwc = out_nhwc;
+    (void)prog;
+    (void)k;
 }
 
 int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
@@ -425,6 +482,12 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
         return CPU_ERR(pp, err, SHOAL_ERR_NO_MEMORY, "%s", "col workspace too large");
     pp->p->workspace_bytes[pp->k] = ws;
     pp->fn = convt_run;
+    /* One image, one group, 2-D, constant weights (an activation weight would be tied to the
+     * layout too): NHWC on both sides (col has the same size either way). */
+    if (p->nsp == 2 && p->G == 1 && p->N == 1 && cpu_in(pp, 0)->dtype == SH_DT_FLOAT32 && W->is_const) {
+        pp->layout = CPU_LAYOUT_FOLLOWS;
+        pp->to_nhwc = convt_to_nhwc;
+    }
     return 0;
 }
 
@@ -433,7 +496,7 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
  * bias and the node's fused activation as an eltwise post-op. oneDNN picks brgconv on AVX-512,
  * which wants NHWC: the node transposes its NCHW input into the workspace, convolves, and
  * transposes the NHWC result back (transpose_tiles; oneDNN 2.6's own reorder for this was
- * 50-100x slower here), except on conv -> conv edges, which stay NHWC (cpu_conv_link_nhwc).
+ * 50-100x slower here), except where the layout pass keeps the tensor NHWC (layout.c).
  * Weights are reordered once, by pack_weight, into the layout the
  * primitive chose, when the weight tensor feeds this node only (else plain OIHW is asked for).
  *
@@ -623,7 +686,7 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
             goto out;
     }
     /* One scratchpad per band first in the workspace, then the NHWC input and output (last,
-     * so that cpu_conv_link_nhwc can drop them). */
+     * so that conv_to_nhwc can drop them). */
     size_t ws = 0;
     int nb = ctx->n_threads < OH ? ctx->n_threads : (int)OH;
     if (nb > DNNL_MAX_BANDS)
@@ -685,6 +748,8 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     d->off_src_t = ws;
     d->off_dst_t = ws + d->src_t_bytes;
     pp->p->workspace_bytes[pp->k] = ws + d->src_t_bytes + d->dst_t_bytes;
+    pp->layout = CPU_LAYOUT_CONV;
+    pp->to_nhwc = conv_to_nhwc;
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
@@ -700,6 +765,8 @@ out:
         p->dnn = d;
         pp->free_params = dnnl_conv_free;
         if (rc < 0) {
+            pp->layout = CPU_LAYOUT_NCHW;
+            pp->to_nhwc = NULL;
             pp->pack = NULL;
             pp->pack_tensor = -1;
             dnnl_conv_free(ctx, p);
@@ -825,7 +892,7 @@ static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params
 
 /* How this Conv runs, for shoal inspect: oneDNN's implementation string of its first band
  * (every band gets the same kind; only the padding differs), the band count, and whether
- * each side is transposed at run time or stays NHWC between oneDNN convs. */
+ * each side is transposed at run time or stays NHWC (layout.c). */
 int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
 {
     if (fn != conv_run)
@@ -842,7 +909,7 @@ int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
         impl = "?";
     snprintf(buf, cap, "oneDNN %s, %d band%s, src %s, dst %s", impl, p->dnn->n_bands, p->dnn->n_bands == 1 ? "" : "s",
-             p->in_nhwc ? "NHWC (from a conv)" : "NCHW->NHWC", p->out_nhwc ? "NHWC (to convs)" : "NHWC->NCHW");
+             p->in_nhwc ? "NHWC" : "NCHW->NHWC", p->out_nhwc ? "NHWC" : "NHWC->NCHW");
     return 0;
 }
 
@@ -863,51 +930,14 @@ const char *cpu_dnnl_isa_name(void)
     }
 }
 
-/* After every node is prepared: a tensor that only oneDNN convs read, written by a oneDNN
- * conv, and not a graph output stays NHWC between them, so neither side transposes it (the
- * 3x3 -> 3x3 pairs of YOLO bottlenecks and heads, the mask-prototype chain). It has the same
- * size in either layout (one image), so the plan does not change, except that workspaces
- * lose the NHWC copies their node no longer makes. */
-static void shrink_workspace(sh_program *prog, int k, conv_params *p)
+/* The layout pass (layout.c) chose this conv's sides; a side that stays NHWC needs no copy in
+ * the workspace. Both copies were sized at prepare time, so this only ever shrinks it. */
+static void conv_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool out_nhwc)
 {
+    conv_params *p = vp;
     dnnl_conv *d = p->dnn;
+    p->in_nhwc = in_nhwc;
+    p->out_nhwc = out_nhwc;
     d->off_dst_t = d->scratch_bytes + (p->in_nhwc ? 0 : d->src_t_bytes);
     prog->workspace_bytes[k] = d->off_dst_t + (p->out_nhwc ? 0 : d->dst_t_bytes);
-}
-
-void cpu_conv_link_nhwc(sh_program *prog, const sh_graph *g, cpu_kernel_fn const *fns, void *const *params)
-{
-    for (int k = 0; k < g->n_nodes; k++) {
-        if (fns[k] != conv_run || !((conv_params *)params[k])->dnn)
-            continue;
-        conv_params *pk = params[k];
-        const sh_tensor *Y = &g->tensors[pk->y];
-        if (Y->is_output || Y->n_consumers < 1)
-            continue;
-        int readers = 0;
-        bool ok = true;
-        for (int c = 0; c < g->n_nodes && ok; c++) {
-            const sh_node *n = &g->nodes[c];
-            if (n->dead)
-                continue;
-            for (int i = 0; i < n->n_inputs; i++) {
-                if (n->inputs[i] != pk->y)
-                    continue;
-                const conv_params *pc = fns[c] == conv_run ? params[c] : NULL;
-                if (i != 0 || !pc || !pc->dnn)
-                    ok = false;
-                else
-                    readers++;
-            }
-        }
-        if (!ok || readers != Y->n_consumers)
-            continue;
-        pk->out_nhwc = true;
-        for (int c = 0; c < g->n_nodes; c++)
-            if (fns[c] == conv_run && !g->nodes[c].dead && g->nodes[c].n_inputs > 0 && g->nodes[c].inputs[0] == pk->y)
-                ((conv_params *)params[c])->in_nhwc = true;
-    }
-    for (int k = 0; k < g->n_nodes; k++)
-        if (fns[k] == conv_run && ((conv_params *)params[k])->dnn)
-            shrink_workspace(prog, k, params[k]);
 }

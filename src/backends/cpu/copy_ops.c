@@ -14,41 +14,65 @@ typedef struct cat_params {
     int parts[MAX_PARTS];
     int64_t part_len[MAX_PARTS];     /* elements of each part per outer index */
     int64_t outer, whole_len;
+    int64_t inner;                   /* elements after the axis (NCHW channels: H*W) */
     size_t es;
+    bool split;
 } cat_params;
 
-static int concat_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+typedef struct cat_job {
+    const cat_params *p;
+    void *const *t;
+} cat_job;
+
+/* Outer indices [o0, o1) of every part: one contiguous run each side. In NCHW a channel
+ * Concat has one outer index per image and long runs; in NHWC one per pixel and runs of a
+ * part's channels. A copy is memory-bound: the pool gets chunks of 256 KiB or more, so small
+ * ones stay on the calling thread. */
+static void cat_range(void *arg, int64_t o0, int64_t o1, int tid)
+{
+    const cat_job *j = arg;
+    const cat_params *p = j->p;
+    unsigned char *whole = j->t[p->whole];
+    size_t es = p->es;
+    /* Outer index first, parts inside: the whole tensor is walked once, front to back, instead
+     * of once per part (NHWC parts are a few cache lines per pixel). */
+    for (int64_t o = o0; o < o1; o++) {
+        unsigned char *w = whole + (size_t)(o * p->whole_len) * es;
+        for (int i = 0; i < p->n; i++) {
+            size_t len = (size_t)p->part_len[i] * es;
+            unsigned char *q = (unsigned char *)j->t[p->parts[i]] + (size_t)o * len;
+            if (len && p->split)
+                memcpy(q, w, len);
+            else if (len)
+                memcpy(w, q, len);
+            w += len;
+        }
+    }
+    (void)tid;
+}
+
+static int cat_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const cat_params *p = vp;
-    unsigned char *y = ex->t[p->whole];
-    size_t es = p->es;
-    int64_t at = 0;
-    for (int i = 0; i < p->n; i++) {
-        const unsigned char *x = ex->t[p->parts[i]];
-        size_t len = (size_t)p->part_len[i] * es;
-        if (len)
-            for (int64_t o = 0; o < p->outer; o++)
-                memcpy(y + ((size_t)(o * p->whole_len + at)) * es, x + (size_t)o * len, len);
-        at += p->part_len[i];
-    }
+    cat_job j = {.p = p, .t = ex->t};
+    size_t row = (size_t)p->whole_len * p->es;
+    cpu_parallel_for(ex->ctx->pool, p->outer, 1 + (int64_t)(262144 / (row + 1)), cat_range, &j);
     return 0;
 }
 
-static int split_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+/* A channel Concat/Split of one image in NHWC: per pixel, each part's channels in turn. */
+static void cat_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool out_nhwc)
 {
-    const cat_params *p = vp;
-    const unsigned char *x = ex->t[p->whole];
-    size_t es = p->es;
-    int64_t at = 0;
-    for (int i = 0; i < p->n; i++) {
-        unsigned char *y = ex->t[p->parts[i]];
-        size_t len = (size_t)p->part_len[i] * es;
-        if (len)
-            for (int64_t o = 0; o < p->outer; o++)
-                memcpy(y + (size_t)o * len, x + ((size_t)(o * p->whole_len + at)) * es, len);
-        at += p->part_len[i];
-    }
-    return 0;
+    cat_params *p = vp;
+    for (int i = 0; i < p->n; i++)
+        p->part_len[i] /= p->inner;
+    p->whole_len /= p->inner;
+    p->outer *= p->inner;
+    p->inner = 1;
+    (void)prog;
+    (void)k;
+    (void)in_nhwc;
+    (void)out_nhwc;
 }
 
 static int prep_cat(cpu_prep *pp, bool split, sh_err *err)
@@ -67,18 +91,22 @@ static int prep_cat(cpu_prep *pp, bool split, sh_err *err)
         return SHOAL_ERR_NO_MEMORY;
     p->whole = split ? n->inputs[0] : n->outputs[0];
     p->es = sh_dtype_size(W->dtype);
+    p->split = split;
     int64_t inner = 1;
     p->outer = 1;
     for (int d = 0; d < axis; d++)
         p->outer *= W->shape.d[d];
     for (int d = axis + 1; d < R; d++)
         inner *= W->shape.d[d];
+    p->inner = inner;
     p->whole_len = W->shape.d[axis] * inner;
     int64_t sum = 0;
+    bool any_const = W->is_const;
     for (int i = 0; i < np; i++) {
         const sh_tensor *t = split ? cpu_out(pp, i) : cpu_in(pp, i);
         if (!t)
             continue;
+        any_const |= t->is_const;
         if (t->shape.ndim != R || t->dtype != W->dtype)
             return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "part %d has rank %d/dtype %s", i, t->shape.ndim,
                            sh_dtype_name(t->dtype));
@@ -89,7 +117,12 @@ static int prep_cat(cpu_prep *pp, bool split, sh_err *err)
     if (sum != W->shape.d[axis])
         return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "parts sum to %lld along axis %d, whole has %lld", (long long)sum,
                        axis, (long long)W->shape.d[axis]);
-    pp->fn = split ? split_run : concat_run;
+    pp->fn = cat_run;
+    /* A constant part would have to be laid out at pack time: such a Concat stays NCHW. */
+    if (axis == 1 && R == 4 && W->shape.d[0] == 1 && W->dtype == SH_DT_FLOAT32 && inner > 0 && !any_const) {
+        pp->layout = CPU_LAYOUT_FOLLOWS;
+        pp->to_nhwc = cat_to_nhwc;
+    }
     return 0;
 }
 

@@ -23,6 +23,8 @@ typedef struct cpu_node {
 
 typedef struct cpu_program {
     cpu_node *nodes;
+    cpu_layout_node *layout;   /* [n_nodes] what each kernel can run in, and the pass's choice */
+    sh_cpu_layout_stats layout_stats;
     int n_nodes;
     int *pack_node;        /* [n_tensors] node whose pack() lays out this constant, or -1 */
 } cpu_program;
@@ -320,6 +322,7 @@ static void free_impl(cpu_ctx *ctx, cpu_program *impl)
         sh_free(ctx->alloc, impl->nodes[i].params);
     }
     sh_free(ctx->alloc, impl->nodes);
+    sh_free(ctx->alloc, impl->layout);
     sh_free(ctx->alloc, impl->pack_node);
     sh_free(ctx->alloc, impl);
 }
@@ -343,11 +346,12 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
     cpu_program *impl = sh_calloc(ctx->alloc, 1, sizeof *impl);
     if (impl) {
         impl->nodes = sh_calloc(ctx->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof(cpu_node));
+        impl->layout = sh_calloc(ctx->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof(cpu_layout_node));
         impl->pack_node = sh_calloc(ctx->alloc, (size_t)(g->n_tensors ? g->n_tensors : 1), sizeof(int));
     }
     p->impl = impl;
     p->weight_dtype = SH_DT_FLOAT32;
-    if (!impl || !impl->nodes || !impl->pack_node) {
+    if (!impl || !impl->nodes || !impl->layout || !impl->pack_node) {
         cpu_program_free(ctx, p);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu compile: out of memory");
     }
@@ -393,6 +397,7 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
         impl->nodes[k].params = pp.params;
         impl->nodes[k].free_params = pp.free_params;
         impl->nodes[k].pack = pp.pack;
+        impl->layout[k] = (cpu_layout_node){.role = pp.layout, .to_nhwc = pp.to_nhwc, .params = pp.params};
         if (rc == 0 && pp.pack && pp.pack_tensor >= 0)
             impl->pack_node[pp.pack_tensor] = k;
         if (rc < 0) {
@@ -401,22 +406,10 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
         }
     }
 
-    {
-        cpu_kernel_fn *fns = sh_calloc(ctx->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *fns);
-        void **prm = sh_calloc(ctx->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *prm);
-        if (!fns || !prm) {
-            sh_free(ctx->alloc, fns);
-            sh_free(ctx->alloc, prm);
-            cpu_program_free(ctx, p);
-            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu compile: out of memory");
-        }
-        for (int k = 0; k < g->n_nodes; k++) {
-            fns[k] = impl->nodes[k].fn;
-            prm[k] = impl->nodes[k].params;
-        }
-        cpu_conv_link_nhwc(p, g, fns, prm);
-        sh_free(ctx->alloc, fns);
-        sh_free(ctx->alloc, prm);
+    int rc = cpu_layout_flow(ctx, p, g, impl->layout, &impl->layout_stats, err);
+    if (rc < 0) {
+        cpu_program_free(ctx, p);
+        return rc;
     }
 
     /* Views of views point at the root, so the planner sees one level only. */
@@ -550,6 +543,7 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
     }
     ctx->n_threads = cpu_pool_threads(ctx->pool);
     ctx->blas_mode = CPU_BLAS_SPLIT;
+    ctx->no_layout_flow = p && p->tuning.cpu_no_layout_flow;
     /* OpenBLAS's thread count is process-wide, the one such knob we touch: in SPLIT mode every
      * sgemm call must stay single-threaded (see matmul.c for the measurement behind it).
      * Setting 1 is idempotent across backends, so several contexts never disagree. */
@@ -620,7 +614,21 @@ int sh_backend_cpu_describe_node(const sh_program *p, int node, char *buf, size_
     const cpu_program *impl = p ? p->impl : NULL;
     if (!impl || !buf || !cap || node < 0 || node >= impl->n_nodes || !impl->nodes[node].fn)
         return -1;
-    return cpu_conv_describe(impl->nodes[node].fn, impl->nodes[node].params, buf, cap);
+    if (cpu_conv_describe(impl->nodes[node].fn, impl->nodes[node].params, buf, cap) == 0)
+        return 0;
+    if (!impl->layout[node].nhwc)
+        return -1;
+    snprintf(buf, cap, "NHWC");
+    return 0;
+}
+
+int sh_backend_cpu_layout_stats(const sh_program *p, sh_cpu_layout_stats *out)
+{
+    const cpu_program *impl = p ? p->impl : NULL;
+    if (!impl || !out || !impl->layout)
+        return -1;
+    *out = impl->layout_stats;
+    return 0;
 }
 
 /* Test/bench hook: how node `node` of program p runs where the backend chose between kernels

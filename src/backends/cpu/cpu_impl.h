@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu_report.h"
 
 /* ---- thread pool (threadpool.c) ----------------------------------------------------- */
 typedef struct cpu_pool cpu_pool;
@@ -51,6 +52,7 @@ typedef struct cpu_ctx {
     cpu_conv_impl conv_impl;
     void *dnnl_engine;      /* dnnl_engine_t / dnnl_stream_t (conv.c); NULL when unavailable */
     void *dnnl_stream;
+    bool no_layout_flow;    /* shoal_tuning.cpu_no_layout_flow: NHWC only on conv -> conv edges */
     double *prof_ms;        /* [SH_OP_COUNT] time per op when profiling (bench only), else NULL */
     double *prof_node_ms;   /* [prof_node_cap] time per node index (bench tool only), else NULL */
     int prof_node_cap;
@@ -65,6 +67,19 @@ typedef struct cpu_exec {
 } cpu_exec;
 
 typedef int (*cpu_kernel_fn)(const cpu_exec *ex, const sh_node *n, const void *params, sh_err *err);
+
+/* Which activation layouts a prepared kernel can run in (layout.c decides, after every node is
+ * prepared). Every tensor is NCHW unless the layout pass makes it NHWC. */
+typedef enum cpu_layout_role {
+    CPU_LAYOUT_NCHW = 0,    /* reads and writes NCHW only */
+    CPU_LAYOUT_CONV,        /* input 0 and output 0 each NCHW or NHWC, chosen apart (oneDNN Conv) */
+    CPU_LAYOUT_FOLLOWS      /* every non-constant rank-4 input and output in one layout, either */
+} cpu_layout_role;
+
+/* Switches a prepared kernel to NHWC: for CPU_LAYOUT_CONV per side (called for every such
+ * node, so that it can also size its workspace for the final choice), for
+ * CPU_LAYOUT_FOLLOWS with both true when its tensors became NHWC. */
+typedef void (*cpu_to_nhwc_fn)(sh_program *prog, int k, void *params, bool in_nhwc, bool out_nhwc);
 
 typedef struct cpu_prep {
     cpu_ctx *ctx;
@@ -81,6 +96,9 @@ typedef struct cpu_prep {
      * p->weight_bytes[pack_tensor] bytes (set by prepare), written by pack(). */
     int pack_tensor;
     int (*pack)(cpu_ctx *ctx, const void *params, const void *src, void *dst, sh_err *err);
+    /* Optional: set by kernels that can run in NHWC (see cpu_layout_role). */
+    cpu_layout_role layout;
+    cpu_to_nhwc_fn to_nhwc;
 } cpu_prep;
 
 typedef int (*cpu_prepare_fn)(cpu_prep *pp, sh_err *err);
@@ -183,9 +201,24 @@ void cpu_apply_act(float *x, int64_t n, sh_act act, float a, float b);
 void cpu_sgemm(cpu_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Marks conv -> conv edges that stay NHWC and sizes those convs' workspaces (conv.c);
- * fns/params are the nodes' [n_nodes]. */
-void cpu_conv_link_nhwc(sh_program *prog, const sh_graph *g, cpu_kernel_fn const *fns, void *const *params);
+/* One prepared node as the layout pass sees it. */
+typedef struct cpu_layout_node {
+    cpu_layout_role role;
+    cpu_to_nhwc_fn to_nhwc;
+    void *params;
+    bool nhwc;              /* set by the pass: a FOLLOWS node whose tensors went NHWC */
+} cpu_layout_node;
+
+/* Chooses every activation's layout: groups of tensors tied by CPU_LAYOUT_FOLLOWS nodes go NHWC
+ * as a whole when only oneDNN convs (as input 0) and such nodes produce and read them and none is
+ * a graph input or output; then switches the kernels (layout.c). nodes is [g->n_nodes]. */
+int cpu_layout_flow(cpu_ctx *ctx, sh_program *prog, const sh_graph *g, cpu_layout_node *nodes,
+                    sh_cpu_layout_stats *stats, sh_err *err);
+/* Marks a node FOLLOWS when its non-constant inputs and outputs are all rank-4, of one
+ * image, float32 and each the output's shape or a single value (elementwise ops). */
+void cpu_layout_elementwise(cpu_prep *pp);
+/* The to_nhwc of kernels that need no change to run on NHWC tensors. */
+void cpu_layout_keep(sh_program *prog, int k, void *params, bool in_nhwc, bool out_nhwc);
 /* One line on how a prepared Conv runs (implementation, ISA, layouts) into buf; -1 when fn is
  * not the Conv kernel (conv.c). */
 int cpu_conv_describe(cpu_kernel_fn fn, const void *params, char *buf, size_t cap);

@@ -139,6 +139,7 @@ int cpu_prep_unary(cpu_prep *pp, sh_err *err)
     }
     pp->p->inplace_input[pp->k] = 0;
     pp->fn = unary_run;
+    cpu_layout_elementwise(pp);
     return 0;
 }
 
@@ -303,6 +304,8 @@ int cpu_prep_binary(cpu_prep *pp, sh_err *err)
     else if (cpu_numel(B) == ny && B->dtype == Y->dtype)
         pp->p->inplace_input[pp->k] = 1;
     pp->fn = binary_run;
+    if (p->dt == SH_DT_FLOAT32)
+        cpu_layout_elementwise(pp);
     return 0;
 }
 

@@ -11,6 +11,7 @@ typedef struct pool_params {
     int x, y, idx;             /* idx: Indices output tensor or -1 */
     bool is_max, include_pad, col_major;
     bool separable;            /* 2-D max, stride 1, no dilation: rows then columns */
+    bool nhwc;                 /* 2-D, one image, channels innermost (layout.c) */
     int64_t planes;
     int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
 } pool_params;
@@ -133,11 +134,73 @@ static void pool_range(void *arg, int64_t r0, int64_t r1, int tid)
     }
 }
 
+/* NHWC, 2-D: one output row per item; every tap is a run of `planes` channels, so the inner
+ * loop is over channels whatever the window. */
+static void nhwc_range(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const pool_job *j = arg;
+    const pool_params *p = j->p;
+    int64_t C = p->planes, W = p->in[2], OW = p->out[2];
+    for (int64_t oh = r0; oh < r1; oh++) {
+        int64_t st1 = oh * p->s[1] - p->pb[1], l1, h1;
+        tap_range(st1, p->k[1], p->d[1], p->in[1], &l1, &h1);
+        for (int64_t ow = 0; ow < OW; ow++) {
+            int64_t st2 = ow * p->s[2] - p->pb[2], l2, h2;
+            tap_range(st2, p->k[2], p->d[2], W, &l2, &h2);
+            float *y = j->y + (oh * OW + ow) * C;
+            int64_t taps = (h1 > l1 ? h1 - l1 : 0) * (h2 > l2 ? h2 - l2 : 0);
+            if (taps == 0) {
+                for (int64_t c = 0; c < C; c++)
+                    y[c] = p->is_max ? -INFINITY : 0.0f;
+                continue;
+            }
+            bool first = true;
+            for (int64_t a = l1; a < h1; a++) {
+                const float *row = j->x + (st1 + a * p->d[1]) * W * C;
+                for (int64_t b = l2; b < h2; b++) {
+                    const float *x = row + (st2 + b * p->d[2]) * C;
+                    if (first)
+                        memcpy(y, x, (size_t)C * sizeof(float));
+                    else if (p->is_max)
+                        for (int64_t c = 0; c < C; c++)
+                            y[c] = x[c] > y[c] ? x[c] : y[c];
+                    else
+                        for (int64_t c = 0; c < C; c++)
+                            y[c] += x[c];
+                    first = false;
+                }
+            }
+            if (!p->is_max) {
+                int64_t cnt = p->include_pad ? padded_taps(st1, p->k[1], p->d[1], p->in[1], p->pb[1], p->pe[1]) *
+                                                   padded_taps(st2, p->k[2], p->d[2], W, p->pb[2], p->pe[2])
+                                             : taps;
+                for (int64_t c = 0; c < C; c++)
+                    y[c] = cnt ? y[c] / (float)cnt : 0.0f;
+            }
+        }
+    }
+    (void)tid;
+}
+
+static void pool_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool out_nhwc)
+{
+    pool_params *p = vp;
+    p->nhwc = true;
+    prog->workspace_bytes[k] = 0;
+    (void)in_nhwc;
+    (void)out_nhwc;
+}
+
 static int pool_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const pool_params *p = vp;
     pool_job j = {.p = p, .x = ex->t[p->x], .y = ex->t[p->y], .idx = p->idx >= 0 ? ex->t[p->idx] : NULL,
                   .ws = ex->ws};
+    if (p->nhwc) {
+        int64_t work = p->out[2] * p->k[1] * p->k[2] * p->planes;
+        cpu_parallel_for(ex->ctx->pool, p->out[1], 1 + 32768 / (work + 1), nhwc_range, &j);
+        return 0;
+    }
     if (p->separable) {
         cpu_parallel_for(ex->ctx->pool, p->planes, 1, sep_max_range, &j);
         return 0;
@@ -224,5 +287,9 @@ int cpu_prep_pool(cpu_prep *pp, sh_err *err)
     if (p->separable)
         pp->p->workspace_bytes[pp->k] = (size_t)pp->ctx->n_threads * (size_t)(p->in[1] * p->out[2]) * sizeof(float);
     pp->fn = pool_run;
+    if (nsp == 2 && p->idx < 0 && X->shape.d[0] == 1 && X->dtype == SH_DT_FLOAT32) {
+        pp->layout = CPU_LAYOUT_FOLLOWS;
+        pp->to_nhwc = pool_to_nhwc;
+    }
     return 0;
 }

@@ -261,6 +261,32 @@ static void pass_range(void *arg, int64_t r0, int64_t r1, int tid)
     }
 }
 
+/* NHWC: the same separable resize over the dims in storage order (N, H, W, C); with N and C
+ * unchanged, nearest copies runs of C channels. */
+static void resize_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool out_nhwc)
+{
+    resize_params *p = vp;
+    static const int from[4] = {0, 2, 3, 1}, to[4] = {0, 3, 1, 2};
+    int64_t in[4], out[4];
+    axis_taps ax[4];
+    for (int d = 0; d < 4; d++) {
+        in[d] = p->in[from[d]];
+        out[d] = p->out[from[d]];
+        ax[d] = p->ax[from[d]];
+    }
+    for (int d = 0; d < 4; d++) {
+        p->in[d] = in[d];
+        p->out[d] = out[d];
+        p->ax[d] = ax[d];
+    }
+    for (int s = 0; s < p->n_active; s++)
+        p->active[s] = to[p->active[s]];
+    (void)prog;
+    (void)k;
+    (void)in_nhwc;
+    (void)out_nhwc;
+}
+
 static int resize_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const resize_params *p = vp;
@@ -504,5 +530,9 @@ int cpu_prep_resize(cpu_prep *pp, sh_err *err)
         pp->p->workspace_bytes[pp->k] = 2 * mx * sizeof(float);
     }
     pp->fn = resize_run;
+    if (R == 4 && !p->bytes && p->in[0] == 1 && !act[0] && !act[1]) {
+        pp->layout = CPU_LAYOUT_FOLLOWS;
+        pp->to_nhwc = resize_to_nhwc;
+    }
     return 0;
 }
