@@ -47,9 +47,9 @@ struct qconv_dnnl {
     int32_t *shift;                 /* uint8 weights: [M] 128 - zero point, NULL when all 0 */
     size_t w_count;                 /* weight elements (the pack's s8 staging) */
     size_t packed_bytes;            /* the primitive's weight layout, compensation included */
-    /* workspace: NHWC x, NHWC int32 y, [M] scales, zp; with shift also the per-group channel
-     * sums of x - xz [G, H*W] and their window sums [G, OH*OW] */
-    size_t off_src, off_dst, off_scale, off_zp, off_csum, off_wsum;
+    /* workspace: NHWC x, NHWC int32 y, [M] scales and the code tables, [M] bias, zp; with
+     * shift also the per-group channel sums of x - xz [G, H*W] and their window sums [G, OH*OW] */
+    size_t off_src, off_dst, off_scale, off_bias, off_zp, off_csum, off_wsum;
 };
 
 static void qd_free(cpu_ctx *ctx, void *vp)
@@ -307,7 +307,8 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     d->off_src = ws;
     d->off_dst = d->off_src + align64(src_bytes);
     d->off_scale = d->off_dst + align64(dst_bytes);
-    d->off_zp = d->off_scale + align64(((size_t)p->M + 256) * sizeof(float));
+    d->off_bias = d->off_scale + align64((size_t)p->M * sizeof(float) + QCONV_TABLE_BYTES);
+    d->off_zp = d->off_bias + align64((size_t)p->M * sizeof(int32_t));
     d->off_csum = d->off_zp + 64;
     d->off_wsum = d->off_csum;
     size_t csum = 0, wsum = 0;
@@ -347,7 +348,8 @@ typedef struct qd_job {
     char *ws;
     const float *scale;
     const int32_t *bias;
-    const float *table;             /* dequantizing QLinearConv: [256] code -> output */
+    const float *table;             /* dequantizing QLinearConv: [256] code -> float output */
+    const uint8_t *btable;          /* otherwise: [256] code -> output byte */
     int32_t yz, xz;
     int failed;
 } qd_job;
@@ -415,38 +417,71 @@ static void qd_window_sums(const qd_job *j, int64_t P0, int64_t P1)
         }
 }
 
-/* This band's NHWC int32 rows [P0, P1) into the NCHW output: the int32 itself (ConvInteger),
- * or requantized exactly as the im2col path does (QLinearConv). */
+/* This band's NHWC int32 rows [P0, P1) into the output: the int32 itself (ConvInteger), or
+ * requantized exactly as the im2col path does (QLinearConv), NCHW or NHWC (p->out_nhwc). The
+ * requantization runs over the NHWC rows as they are, where every operand is contiguous and
+ * the loop vectorises, and leaves each code's table index (code - lowest code) in place of
+ * its sum; the tables then give the output bytes or floats. */
 static void qd_store(const qd_job *j, int32_t *acc, int64_t P0, int64_t P1)
 {
     const qconv_params *p = j->p;
-    int64_t P = p->OH * p->OW;
+    int64_t P = p->OH * p->OW, M = p->M;
     const int32_t *shift = j->d->shift;
     if (shift) {
         /* the (128 - z) * window-sum term of the uint8-weight split, into the NHWC sums */
         qd_window_sums(j, P0, P1);
         const int32_t *wsum = (const int32_t *)(j->ws + j->d->off_wsum);
         for (int64_t q = P0; q < P1; q++) {
-            int32_t *a = acc + (q - P0) * p->M;
-            for (int64_t m = 0; m < p->M; m++)
+            int32_t *a = acc + (q - P0) * M;
+            for (int64_t m = 0; m < M; m++)
                 a[m] += shift[m] * wsum[(m / p->Mg) * P + q];
         }
     }
     enum { BLOCK = 64 };
+    if (!p->qlinear) {
+        for (int64_t q0 = P0; q0 < P1; q0 += BLOCK) {
+            int64_t q1 = q0 + BLOCK < P1 ? q0 + BLOCK : P1;
+            for (int64_t m = 0; m < M; m++) {
+                const int32_t *a = acc + (q0 - P0) * M + m;
+                int32_t *y = (int32_t *)j->y + m * P;
+                for (int64_t q = q0; q < q1; q++, a += M)
+                    y[q] = *a;
+            }
+        }
+        return;
+    }
+    const int32_t *restrict bias = j->bias;
+    const float *restrict scale = j->scale;
+    float z = (float)j->yz, lo = q_lo(p->ydt), hi = q_hi(p->ydt);
+    for (int64_t q = P0; q < P1; q++) {
+        int32_t *restrict a = acc + (q - P0) * M;
+        for (int64_t m = 0; m < M; m++) {
+            float v = rintf((float)(a[m] + bias[m]) * scale[m]) + z;
+            v = v < lo ? lo : v;
+            v = v > hi ? hi : v;
+            a[m] = (int32_t)(v - lo);
+        }
+    }
+    if (p->out_nhwc) {
+        uint8_t *y = (uint8_t *)j->y + P0 * M;
+        const uint8_t *bt = j->btable;
+        for (int64_t i = 0; i < (P1 - P0) * M; i++)
+            y[i] = bt[acc[i]];
+        return;
+    }
     for (int64_t q0 = P0; q0 < P1; q0 += BLOCK) {
         int64_t q1 = q0 + BLOCK < P1 ? q0 + BLOCK : P1;
-        for (int64_t m = 0; m < p->M; m++) {
-            const int32_t *a = acc + (q0 - P0) * p->M + m;
-            if (!p->qlinear) {
-                int32_t *y = (int32_t *)j->y + m * P;
-                for (int64_t q = q0; q < q1; q++, a += p->M)
-                    y[q] = *a;
-                continue;
+        for (int64_t m = 0; m < M; m++) {
+            const int32_t *a = acc + (q0 - P0) * M + m;
+            if (j->table) {
+                float *y = (float *)j->y + m * P;
+                for (int64_t q = q0; q < q1; q++, a += M)
+                    y[q] = j->table[*a];
+            } else {
+                uint8_t *y = (uint8_t *)j->y + m * P;
+                for (int64_t q = q0; q < q1; q++, a += M)
+                    y[q] = j->btable[*a];
             }
-            int32_t bias = j->bias ? j->bias[m] : 0;
-            float s = j->scale[m], z = (float)j->yz;
-            for (int64_t q = q0; q < q1; q++, a += p->M)
-                qconv_put(p, j->y, m * P + q, rintf((float)(*a + bias) * s) + z, j->table);
         }
     }
 }
@@ -460,7 +495,8 @@ static void qd_bands(void *arg, int64_t b0, int64_t b1, int tid)
     omp_set_num_threads(1);
     for (int64_t b = b0; b < b1; b++) {
         const qd_band *bd = &d->band[b];
-        const uint8_t *src = (const uint8_t *)(j->ws + d->off_src) + bd->ih0 * p->W * p->C;
+        const uint8_t *src = (p->in_nhwc ? (const uint8_t *)j->x : (const uint8_t *)(j->ws + d->off_src)) +
+                             bd->ih0 * p->W * p->C;
         int32_t *dst = (int32_t *)(j->ws + d->off_dst) + bd->oh0 * p->OW * p->M;
         dnnl_memory_set_data_handle(bd->m_src, (void *)src);
         dnnl_memory_set_data_handle(bd->m_dst, dst);
@@ -489,13 +525,23 @@ int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, 
         float xs = q_scale(ex, p->xs, 0), ys = q_scale(ex, p->ys, 0);
         for (int64_t m = 0; m < p->M; m++)
             scale[m] = xs * q_scale(ex, p->ws, p->n_ws > 1 ? m : 0) / ys;
-        j.bias = p->b >= 0 ? ex->t[p->b] : NULL;
+        int32_t *bias = (int32_t *)(ws + d->off_bias);
+        for (int64_t m = 0; m < p->M; m++)
+            bias[m] = p->b >= 0 ? ((const int32_t *)ex->t[p->b])[m] : 0;
+        j.bias = bias;
         j.yz = q_zp(ex, p->yz, p->ydt, 0);
+        float *table = scale + p->M;
+        uint8_t *btable = (uint8_t *)(table + 256);
         if (p->dequant) {
-            float *table = scale + p->M;
-            qconv_dequant_table(ex, p, table);
-            j.table = table;
+            qconv_dequant_table(ex, p, table, btable);
+            j.table = p->requant ? NULL : table;
+        } else {
+            /* the codes' own bytes */
+            int32_t lo = (int32_t)q_lo(p->ydt);
+            for (int32_t c = 0; c < 256; c++)
+                btable[c] = (uint8_t)(c + lo);
         }
+        j.btable = btable;
     }
     *zp = q_zp(ex, p->xz, p->xdt, 0);
     j.xz = *zp;
@@ -503,10 +549,74 @@ int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, 
     dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
     if (d->m_zp)
         dnnl_memory_set_data_handle(d->m_zp, zp);
-    cpu_parallel_for(ex->ctx->pool, p->H * p->W, 256, qd_to_nhwc, &j);
+    if (!p->in_nhwc)
+        cpu_parallel_for(ex->ctx->pool, p->H * p->W, 256, qd_to_nhwc, &j);
     cpu_parallel_for_chunks(ex->ctx->pool, d->n_bands, 1, qd_bands, &j);
     if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (%s): oneDNN int8 convolution failed", n->name,
                        sh_op_name(n->op));
     return 0;
+}
+
+/* A oneDNN ConvInteger / QLinearConv that can read x NHWC: the uint8-weight split needs its
+ * channel sums from the NCHW input. */
+static qconv_params *nhwc_reader(const sh_graph *g, int k, void *const *params)
+{
+    const sh_node *n = &g->nodes[k];
+    qconv_params *p = params[k];
+    if (n->dead || (n->op != SH_OP_QLINEAR_CONV && n->op != SH_OP_CONV_INTEGER) || !p || !p->dnn || p->dnn->shift)
+        return NULL;
+    return p;
+}
+
+void cpu_qconv_link_nhwc(const sh_graph *g, cpu_kernel_fn const *fns, void *const *params)
+{
+    for (int k = 0; k < g->n_nodes; k++) {
+        const sh_node *n = &g->nodes[k];
+        if (n->dead || n->n_outputs != 1 || !params[k])
+            continue;
+        qconv_params *pq = NULL;
+        if (n->op == SH_OP_QLINEAR_CONV) {
+            pq = params[k];
+            if (!pq->dnn || (pq->dequant && !pq->requant))
+                continue;
+        } else if (!cpu_quantize_nhwc_capable(fns[k], params[k])) {
+            continue;
+        }
+        int y = n->outputs[0];
+        const sh_tensor *Y = &g->tensors[y];
+        if (Y->is_output || Y->n_consumers < 1)
+            continue;
+        int readers = 0;
+        bool ok = true;
+        for (int c = 0; c < g->n_nodes && ok; c++) {
+            if (g->nodes[c].dead)
+                continue;
+            for (int i = 0; i < g->nodes[c].n_inputs; i++) {
+                if (g->nodes[c].inputs[i] != y)
+                    continue;
+                const qconv_params *pc = nhwc_reader(g, c, params);
+                if (i != 0 || !pc || pc->C != Y->shape.d[1])
+                    ok = false;
+                else
+                    readers++;
+            }
+        }
+        if (!ok || readers != Y->n_consumers)
+            continue;
+        if (pq)
+            pq->out_nhwc = true;
+        else
+            cpu_quantize_set_nhwc(params[k]);
+        for (int c = 0; c < g->n_nodes; c++)
+            if (!g->nodes[c].dead && g->nodes[c].n_inputs > 0 && g->nodes[c].inputs[0] == y)
+                nhwc_reader(g, c, params)->in_nhwc = true;
+    }
+    for (int k = 0; k < g->n_nodes; k++) {
+        qconv_params *p = nhwc_reader(g, k, params);
+        if (p && (p->in_nhwc || p->out_nhwc))
+            p->path = p->in_nhwc && p->out_nhwc ? "int8 oneDNN, int8 NHWC in and out"
+                      : p->in_nhwc              ? "int8 oneDNN, int8 NHWC in"
+                                                : "int8 oneDNN, int8 NHWC out";
+    }
 }
