@@ -415,6 +415,7 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
             prm[k] = impl->nodes[k].params;
         }
         cpu_conv_link_nhwc(p, g, fns, prm);
+        cpu_qconv_link_nhwc(g, fns, prm);
         sh_free(ctx->alloc, fns);
         sh_free(ctx->alloc, prm);
     }
