@@ -24,11 +24,15 @@
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <stdio.h>
 #include <string.h>
 
 #define QD_MAX_BANDS 64
 /* Largest |w| whose pairwise u8 x s8 sums fit int16 (see above). */
 #define QD_NO_VNNI_MAX_W 64
+/* Largest K whose products (|x - xz|, |w - wz| <= 255) sum exactly in float32 in any order:
+ * 258 * 255 * 255 < 2^24. */
+#define QD_F32_EXACT_K 258
 
 typedef struct qd_band {
     dnnl_primitive_t conv;
@@ -44,8 +48,11 @@ struct qconv_dnnl {
     dnnl_primitive_t w_reorder;
     dnnl_memory_t m_wsrc, m_wdst;   /* pack-time reorder endpoints */
     bool u8_weights;                /* packed as w - 128 */
+    bool f32;                       /* the float convolution on zero-point-corrected values */
+    int32_t *wzero;                 /* f32: [M] the weights' zero points, NULL when all 0 */
+    int64_t w_per_m;                /* f32: weights per output channel */
     int32_t *shift;                 /* uint8 weights: [M] 128 - zero point, NULL when all 0 */
-    size_t w_count;                 /* weight elements (the pack's s8 staging) */
+    size_t w_count;                 /* weight elements (the pack's s8 / f32 staging) */
     size_t packed_bytes;            /* the primitive's weight layout, compensation included */
     /* workspace: NHWC x, NHWC int32 y, [M] scales and the code tables, [M] bias, zp; with
      * shift also the per-group channel sums of x - xz [G, H*W] and their window sums [G, OH*OW] */
@@ -70,6 +77,7 @@ static void qd_free(cpu_ctx *ctx, void *vp)
     if (d->w_reorder)
         dnnl_primitive_destroy(d->w_reorder);
     sh_free(ctx->alloc, d->shift);
+    sh_free(ctx->alloc, d->wzero);
     dnnl_memory_t mems[] = {d->m_wei, d->m_zp, d->m_wsrc, d->m_wdst};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i])
@@ -84,13 +92,24 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
     qconv_dnnl *d = p->dnn;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
     /* A stream of its own: models are packed while others run on ctx->dnnl_stream. */
-    int8_t *staged = NULL;
-    if (d->u8_weights) {
+    void *staged = NULL;
+    if (d->f32) {
+        size_t bytes;
+        if (!sh_mul_size(d->w_count ? d->w_count : 1, sizeof(float), &bytes) || !(staged = sh_alloc(ctx->alloc, bytes)))
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu: out of memory staging %zu conv weights as float", d->w_count);
+        float *f = staged;
+        for (size_t i = 0; i < d->w_count; i++) {
+            int32_t z = d->wzero ? d->wzero[(int64_t)i / d->w_per_m] : 0;
+            int32_t w = p->wdt == SH_DT_UINT8 ? ((const uint8_t *)src)[i] : ((const int8_t *)src)[i];
+            f[i] = (float)(w - z);
+        }
+        src = staged;
+    } else if (d->u8_weights) {
         staged = sh_alloc(ctx->alloc, d->w_count ? d->w_count : 1);
         if (!staged)
             return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu: out of memory staging %zu int8 conv weights", d->w_count);
         for (size_t i = 0; i < d->w_count; i++)
-            staged[i] = (int8_t)(((const uint8_t *)src)[i] - 128);
+            ((int8_t *)staged)[i] = (int8_t)(((const uint8_t *)src)[i] - 128);
         src = staged;
     }
     dnnl_stream_t st = NULL;
@@ -127,9 +146,12 @@ static bool isa_has_vnni(void)
            (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
 }
 
-/* Whether the weights fit oneDNN (constant, s8 without zero point, or u8 with a constant zero
- * point: *shifted), and the largest magnitude of what oneDNN gets (w, or w - 128). */
-static bool weights_fit(const cpu_prep *pp, const qconv_params *p, bool *shifted, int *max_abs, const char **why)
+/* Whether the weights fit oneDNN at all (a constant read by this node alone), and then
+ * whether they fit its int8 convolution (s8 without zero point, or u8 with a constant zero
+ * point: *shifted; otherwise *no_int8 says why) and the largest magnitude of what it gets
+ * (w, or w - 128). */
+static bool weights_fit(const cpu_prep *pp, const qconv_params *p, bool *shifted, int *max_abs, const char **no_int8,
+                        const char **why)
 {
     const sh_tensor *W = &pp->g->tensors[p->w];
     if (!W->is_const || !W->data) {
@@ -141,17 +163,16 @@ static bool weights_fit(const cpu_prep *pp, const qconv_params *p, bool *shifted
         return false;
     }
     *shifted = W->dtype == SH_DT_UINT8;
+    *no_int8 = NULL;
     if (p->wz >= 0) {
         const sh_tensor *Z = &pp->g->tensors[p->wz];
         if (!Z->is_const || !Z->data) {
             *why = "int8 im2col: weight zero point is not a constant";
             return false;
         }
-        for (int64_t i = 0; i < cpu_numel(Z) && !*shifted; i++)
-            if (((const int8_t *)Z->data)[i] != 0) {
-                *why = "int8 im2col: int8 weights with a non-zero zero point";
-                return false;
-            }
+        for (int64_t i = 0; i < cpu_numel(Z) && !*shifted && !*no_int8; i++)
+            if (((const int8_t *)Z->data)[i] != 0)
+                *no_int8 = "int8 weights with a non-zero zero point";
     }
     int m = 0;
     for (size_t i = 0; i < W->nbytes; i++) {
@@ -179,20 +200,31 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     }
     int max_abs = 0;
     bool shifted = false;
-    if (!weights_fit(pp, p, &shifted, &max_abs, &p->path))
+    const char *no_int8 = NULL;
+    if (!weights_fit(pp, p, &shifted, &max_abs, &no_int8, &p->path))
         return -1;
-    if (max_abs > QD_NO_VNNI_MAX_W && !isa_has_vnni()) {
-        p->path = "int8 im2col: no VNNI and |w| > 64 (int16 saturation)";
-        return -1;
+    if (!no_int8 && max_abs > QD_NO_VNNI_MAX_W && !isa_has_vnni())
+        no_int8 = "no VNNI and |w| > 64 (int16 saturation)";
+    if (!no_int8 && ctx->conv_impl == CPU_CONV_DNNL_INT8_AS_F32)
+        no_int8 = "int8 convolutions off (bench hook)";
+    /* Where oneDNN's int8 convolution cannot give the exact integers, its float convolution
+     * of the zero-point-corrected values can: exactly while every partial sum stays an
+     * integer below 2^24 (K <= QD_F32_EXACT_K), within one output code otherwise. */
+    bool f32 = no_int8 != NULL;
+    if (f32) {
+        shifted = false;
+        snprintf(p->path_buf, sizeof p->path_buf, "fp32 oneDNN (%s): %s",
+                 p->K <= QD_F32_EXACT_K ? "exact" : "within one code", no_int8);
     }
     /* A source zero point known to be 0 needs no attribute (and no compensation pass). */
-    bool src_zp = p->xz >= 0;
+    bool src_zp = p->xz >= 0 && !f32;
     if (src_zp) {
         const sh_tensor *Z = &pp->g->tensors[p->xz];
         if (Z->is_const && Z->data && q_get(Z->data, Z->dtype, 0) == 0)
             src_zp = false;
     }
-    dnnl_data_type_t xdt = p->xdt == SH_DT_UINT8 ? dnnl_u8 : dnnl_s8;
+    dnnl_data_type_t xdt = f32 ? dnnl_f32 : p->xdt == SH_DT_UINT8 ? dnnl_u8 : dnnl_s8;
+    dnnl_data_type_t wdt = f32 ? dnnl_f32 : dnnl_s8, ydt = f32 ? dnnl_f32 : dnnl_s32;
     int64_t ext = (p->kh - 1) * p->dh + 1;
     dnnl_dims_t wd = {p->G, p->Mg, p->Cg, p->kh, p->kw};
     int wnd = p->G > 1 ? 5 : 4;
@@ -205,8 +237,8 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     }
     dnnl_dims_t strides = {p->sh, p->sw}, dil = {p->dh - 1, p->dw - 1};
     dnnl_memory_desc_t w_plain, w_any, wchosen;
-    dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, dnnl_s8, wplain);
-    dnnl_memory_desc_init_by_tag(&w_any, wnd, wd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, wdt, wplain);
+    dnnl_memory_desc_init_by_tag(&w_any, wnd, wd, wdt, dnnl_format_tag_any);
 
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
@@ -216,6 +248,19 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     omp_set_num_threads(1);
     qconv_dnnl *d = sh_calloc(ctx->alloc, 1, sizeof *d);
     const int32_t runtime_zp = DNNL_RUNTIME_S32_VAL;
+    if (d && f32) {
+        const sh_tensor *Z = p->wz >= 0 ? &pp->g->tensors[p->wz] : NULL;
+        d->f32 = true;
+        d->w_count = pp->g->tensors[p->w].nbytes;
+        d->w_per_m = p->K;
+        if (Z) {
+            d->wzero = sh_alloc(ctx->alloc, (size_t)p->M * sizeof(int32_t));
+            if (!d->wzero)
+                goto out;
+            for (int64_t m = 0; m < p->M; m++)
+                d->wzero[m] = q_get(Z->data, Z->dtype, p->n_wz > 1 ? m : 0);
+        }
+    }
     if (d && shifted) {
         /* 128 - z per output channel; all zero (z = 128) needs no correction at all */
         const sh_tensor *Z = p->wz >= 0 ? &pp->g->tensors[p->wz] : NULL;
@@ -255,7 +300,7 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
         dnnl_dims_t pl = {lo < 0 ? -lo : 0, p->pl}, pr = {hi > p->H ? hi - p->H : 0, p->pr};
         dnnl_memory_desc_t src_md, dst_md;
         dnnl_memory_desc_init_by_tag(&src_md, 4, sd, xdt, dnnl_nhwc);
-        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_s32, dnnl_nhwc);
+        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, ydt, dnnl_nhwc);
         dnnl_convolution_desc_t cd;
         if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
                                                        &src_md, b == 0 ? &w_any : &wchosen, NULL, &dst_md,
@@ -288,7 +333,7 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
         if (dnnl_memory_create(&d->m_zp, &zp_md, ctx->dnnl_engine, DNNL_MEMORY_NONE))
             goto out;
     }
-    if (!dnnl_memory_desc_equal(&wchosen, &w_plain) || d->u8_weights) {
+    if (!dnnl_memory_desc_equal(&wchosen, &w_plain) || d->u8_weights || d->f32) {
         /* The packed weight is the primitive's layout, compensation terms included. */
         if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
             dnnl_memory_create(&d->m_wdst, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
@@ -301,7 +346,7 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
         pp->p->weight_bytes[p->w] = d->packed_bytes;
     }
     size_t src_bytes, dst_bytes;
-    if (!sh_mul_size((size_t)p->C, (size_t)(p->H * p->W), &src_bytes) ||
+    if (!sh_mul_size((size_t)p->C, (size_t)(p->H * p->W) * (f32 ? sizeof(float) : 1), &src_bytes) ||
         !sh_mul_size((size_t)p->M, (size_t)(p->OH * p->OW) * sizeof(int32_t), &dst_bytes))
         goto out;
     d->off_src = ws;
@@ -317,7 +362,10 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
         goto out;
     d->off_wsum = d->off_csum + align64(csum);
     pp->p->workspace_bytes[pp->k] = d->off_wsum + align64(wsum);
-    p->path = "int8 oneDNN";
+    if (!f32)
+        p->path = "int8 oneDNN";
+    else
+        p->path = p->path_buf;
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
@@ -390,6 +438,41 @@ static void qd_to_nhwc(void *arg, int64_t r0, int64_t r1, int tid)
     (void)tid;
 }
 
+/* The float path's input: x - xz as float32, NHWC, over pixel ranges, from NCHW or (linked)
+ * NHWC codes. */
+static void qd_to_nhwc_f32(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const qd_job *j = arg;
+    const qconv_params *p = j->p;
+    float *t = (float *)(j->ws + j->d->off_src);
+    float xz = (float)j->xz;
+    bool u8 = p->xdt == SH_DT_UINT8;
+    if (p->in_nhwc) {
+        const uint8_t *xu = j->x;
+        const int8_t *xs = j->x;
+        for (int64_t i = r0 * p->C; i < r1 * p->C; i++)
+            t[i] = (u8 ? (float)xu[i] : (float)xs[i]) - xz;
+        return;
+    }
+    int64_t P = p->H * p->W;
+    enum { BLOCK = 64 };
+    for (int64_t q0 = r0; q0 < r1; q0 += BLOCK) {
+        int64_t q1 = q0 + BLOCK < r1 ? q0 + BLOCK : r1;
+        for (int64_t c = 0; c < p->C; c++) {
+            if (u8) {
+                const uint8_t *src = (const uint8_t *)j->x + c * P;
+                for (int64_t q = q0; q < q1; q++)
+                    t[q * p->C + c] = (float)src[q] - xz;
+            } else {
+                const int8_t *src = (const int8_t *)j->x + c * P;
+                for (int64_t q = q0; q < q1; q++)
+                    t[q * p->C + c] = (float)src[q] - xz;
+            }
+        }
+    }
+    (void)tid;
+}
+
 /* Window sums of the channel sums for output pixels [P0, P1): sum (x - xz) over each output's
  * receptive field in its group, the padding contributing 0. */
 static void qd_window_sums(const qd_job *j, int64_t P0, int64_t P1)
@@ -427,6 +510,14 @@ static void qd_store(const qd_job *j, int32_t *acc, int64_t P0, int64_t P1)
     const qconv_params *p = j->p;
     int64_t P = p->OH * p->OW, M = p->M;
     const int32_t *shift = j->d->shift;
+    if (j->d->f32) {
+        /* the float sums are integers (K <= QD_F32_EXACT_K) or rounded to the nearest one */
+        for (int64_t i = 0; i < (P1 - P0) * M; i++) {
+            float f;
+            memcpy(&f, &acc[i], sizeof f);
+            acc[i] = (int32_t)rintf(f);
+        }
+    }
     if (shift) {
         /* the (128 - z) * window-sum term of the uint8-weight split, into the NHWC sums */
         qd_window_sums(j, P0, P1);
@@ -495,8 +586,9 @@ static void qd_bands(void *arg, int64_t b0, int64_t b1, int tid)
     omp_set_num_threads(1);
     for (int64_t b = b0; b < b1; b++) {
         const qd_band *bd = &d->band[b];
-        const uint8_t *src = (p->in_nhwc ? (const uint8_t *)j->x : (const uint8_t *)(j->ws + d->off_src)) +
-                             bd->ih0 * p->W * p->C;
+        size_t xe = d->f32 ? sizeof(float) : 1;
+        const char *src = (p->in_nhwc && !d->f32 ? (const char *)j->x : j->ws + d->off_src) +
+                          (size_t)(bd->ih0 * p->W * p->C) * xe;
         int32_t *dst = (int32_t *)(j->ws + d->off_dst) + bd->oh0 * p->OW * p->M;
         dnnl_memory_set_data_handle(bd->m_src, (void *)src);
         dnnl_memory_set_data_handle(bd->m_dst, dst);
@@ -549,7 +641,9 @@ int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, 
     dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
     if (d->m_zp)
         dnnl_memory_set_data_handle(d->m_zp, zp);
-    if (!p->in_nhwc)
+    if (d->f32)
+        cpu_parallel_for(ex->ctx->pool, p->H * p->W, 256, qd_to_nhwc_f32, &j);
+    else if (!p->in_nhwc)
         cpu_parallel_for(ex->ctx->pool, p->H * p->W, 256, qd_to_nhwc, &j);
     cpu_parallel_for_chunks(ex->ctx->pool, d->n_bands, 1, qd_bands, &j);
     if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
@@ -614,9 +708,12 @@ void cpu_qconv_link_nhwc(const sh_graph *g, cpu_kernel_fn const *fns, void *cons
     }
     for (int k = 0; k < g->n_nodes; k++) {
         qconv_params *p = nhwc_reader(g, k, params);
-        if (p && (p->in_nhwc || p->out_nhwc))
-            p->path = p->in_nhwc && p->out_nhwc ? "int8 oneDNN, int8 NHWC in and out"
-                      : p->in_nhwc              ? "int8 oneDNN, int8 NHWC in"
-                                                : "int8 oneDNN, int8 NHWC out";
+        if (!p || (!p->in_nhwc && !p->out_nhwc))
+            continue;
+        char base[80];
+        snprintf(base, sizeof base, "%s", p->path);
+        snprintf(p->path_buf, sizeof p->path_buf, "%s, int8 NHWC %s", base,
+                 p->in_nhwc && p->out_nhwc ? "in and out" : p->in_nhwc ? "in" : "out");
+        p->path = p->path_buf;
     }
 }

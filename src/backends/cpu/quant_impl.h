@@ -105,6 +105,7 @@ typedef struct qconv_params {
     int64_t pb, pr;           /* bottom / right padding (the oneDNN path) */
     qconv_dnnl *dnn;          /* oneDNN int8 path (qconv_dnnl.c), or NULL for im2col + sgemm */
     const char *path;         /* which path runs and, on im2col, why (for inspect / bench) */
+    char path_buf[112];       /* where path is composed (qconv_dnnl.c) */
     bool dequant;             /* QLinearConv with SH_QCONV_DEQUANTIZE: float output through a table
                                  of the dequantized codes with the node's activation applied;
                                  ydt is then the code's dtype */
