@@ -211,6 +211,12 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
      * of the zero-point-corrected values can: exactly while every partial sum stays an
      * integer below 2^24 (K <= QD_F32_EXACT_K), within one output code otherwise. */
     bool f32 = no_int8 != NULL;
+    if (f32 && !p->qlinear && p->K > QD_F32_EXACT_K) {
+        /* ConvInteger's int32 output shows every unit of the sum: only the exact path will do */
+        snprintf(p->path_buf, sizeof p->path_buf, "int8 im2col: %s, and K > %d", no_int8, QD_F32_EXACT_K);
+        p->path = p->path_buf;
+        return -1;
+    }
     if (f32) {
         shifted = false;
         snprintf(p->path_buf, sizeof p->path_buf, "fp32 oneDNN (%s): %s",
