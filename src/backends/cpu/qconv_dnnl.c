@@ -26,6 +26,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define QD_MAX_BANDS 64
 /* Largest |w| whose pairwise u8 x s8 sums fit int16 (see above). */
@@ -54,15 +55,15 @@ struct qconv_dnnl {
     int32_t *shift;                 /* uint8 weights: [M] 128 - zero point, NULL when all 0 */
     size_t w_count;                 /* weight elements (the pack's s8 / f32 staging) */
     size_t packed_bytes;            /* the primitive's weight layout, compensation included */
+    bool needs_pack;                /* weights reordered (qd_pack) rather than used as stored */
+    size_t ws_bytes;                /* the node's workspace */
     /* workspace: NHWC x, NHWC int32 y, [M] scales and the code tables, [M] bias, zp; with
      * shift also the per-group channel sums of x - xz [G, H*W] and their window sums [G, OH*OW] */
     size_t off_src, off_dst, off_scale, off_bias, off_zp, off_csum, off_wsum;
 };
 
-static void qd_free(cpu_ctx *ctx, void *vp)
+static void qd_destroy(cpu_ctx *ctx, qconv_dnnl *d)
 {
-    qconv_params *p = vp;
-    qconv_dnnl *d = p->dnn;
     if (!d)
         return;
     for (int b = 0; b < d->n_bands; b++) {
@@ -83,6 +84,12 @@ static void qd_free(cpu_ctx *ctx, void *vp)
         if (mems[i])
             dnnl_memory_destroy(mems[i]);
     sh_free(ctx->alloc, d);
+}
+
+static void qd_free(cpu_ctx *ctx, void *vp)
+{
+    qconv_params *p = vp;
+    qd_destroy(ctx, p->dnn);
     p->dnn = NULL;
 }
 
@@ -184,44 +191,11 @@ static bool weights_fit(const cpu_prep *pp, const qconv_params *p, bool *shifted
     return true;
 }
 
-int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
+/* oneDNN's convolution for the node: int8 (u8s8 / s8s8, int32 sums; `shifted`: uint8 weights
+ * as w - 128) or, with f32, float on the zero-point-corrected values. *out on success (0). */
+static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted, qconv_dnnl **out)
 {
     cpu_ctx *ctx = pp->ctx;
-    p->path = "int8 im2col: oneDNN unavailable";
-    if (!ctx->dnnl_engine)
-        return -1;
-    if (ctx->conv_impl == CPU_CONV_BLAS) {
-        p->path = "int8 im2col: oneDNN convolutions off";
-        return -1;
-    }
-    if (p->N != 1) {
-        p->path = "int8 im2col: batch > 1";
-        return -1;
-    }
-    int max_abs = 0;
-    bool shifted = false;
-    const char *no_int8 = NULL;
-    if (!weights_fit(pp, p, &shifted, &max_abs, &no_int8, &p->path))
-        return -1;
-    if (!no_int8 && max_abs > QD_NO_VNNI_MAX_W && !isa_has_vnni())
-        no_int8 = "no VNNI and |w| > 64 (int16 saturation)";
-    if (!no_int8 && ctx->conv_impl == CPU_CONV_DNNL_INT8_AS_F32)
-        no_int8 = "int8 convolutions off (bench hook)";
-    /* Where oneDNN's int8 convolution cannot give the exact integers, its float convolution
-     * of the zero-point-corrected values can: exactly while every partial sum stays an
-     * integer below 2^24 (K <= QD_F32_EXACT_K), within one output code otherwise. */
-    bool f32 = no_int8 != NULL;
-    if (f32 && !p->qlinear && p->K > QD_F32_EXACT_K) {
-        /* ConvInteger's int32 output shows every unit of the sum: only the exact path will do */
-        snprintf(p->path_buf, sizeof p->path_buf, "int8 im2col: %s, and K > %d", no_int8, QD_F32_EXACT_K);
-        p->path = p->path_buf;
-        return -1;
-    }
-    if (f32) {
-        shifted = false;
-        snprintf(p->path_buf, sizeof p->path_buf, "fp32 oneDNN (%s): %s",
-                 p->K <= QD_F32_EXACT_K ? "exact" : "within one code", no_int8);
-    }
     /* A source zero point known to be 0 needs no attribute (and no compensation pass). */
     bool src_zp = p->xz >= 0 && !f32;
     if (src_zp) {
@@ -249,7 +223,6 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     int rc = -1;
-    p->path = "int8 im2col: oneDNN has no int8 convolution for this shape";
     int prev_threads = omp_get_max_threads();
     omp_set_num_threads(1);
     qconv_dnnl *d = sh_calloc(ctx->alloc, 1, sizeof *d);
@@ -346,10 +319,8 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
             dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, &wchosen, ctx->dnnl_engine, NULL) ||
             dnnl_primitive_create(&d->w_reorder, rpd))
             goto out;
-        pp->pack_tensor = p->w;
-        pp->pack = qd_pack;
+        d->needs_pack = true;
         d->packed_bytes = dnnl_memory_desc_get_size(&wchosen);
-        pp->p->weight_bytes[p->w] = d->packed_bytes;
     }
     size_t src_bytes, dst_bytes;
     if (!sh_mul_size((size_t)p->C, (size_t)(p->H * p->W) * (f32 ? sizeof(float) : 1), &src_bytes) ||
@@ -367,11 +338,7 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
                      !sh_mul_size((size_t)p->G, (size_t)(p->OH * p->OW) * sizeof(int32_t), &wsum)))
         goto out;
     d->off_wsum = d->off_csum + align64(csum);
-    pp->p->workspace_bytes[pp->k] = d->off_wsum + align64(wsum);
-    if (!f32)
-        p->path = "int8 oneDNN";
-    else
-        p->path = p->path_buf;
+    d->ws_bytes = d->off_wsum + align64(wsum);
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
@@ -381,16 +348,187 @@ out:
         dnnl_primitive_desc_destroy(pd);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
-    if (d) {
-        p->dnn = d;
-        pp->free_params = qd_free;
-        if (rc < 0) {
-            pp->pack = NULL;
-            pp->pack_tensor = -1;
-            qd_free(ctx, p);
-        }
+    if (rc < 0) {
+        qd_destroy(ctx, d);
+        d = NULL;
     }
+    *out = d;
     return rc;
+}
+
+/* The per-conv choice by speed. Both kernels give the same integers where the float one is
+ * exact (K <= QD_F32_EXACT_K), so the faster may run without any change in results; which one
+ * is faster depends on the shape and the machine (on a 2-vCPU Zen 5 with VNNI, int8 won 70 of
+ * traffic_light's 77 convs; the 7 others, small 1x1 and depthwise convs, lost 0.46 ms
+ * together), so both are timed at compile time on the node's own shapes with synthetic codes.
+ * Only small convs are probed: above QD_PROBE_MAX_FLOP int8 won every conv measured, and the
+ * probe's cost (a few runs of each kernel) would grow with the conv. The float kernel must win
+ * by QD_PROBE_MARGIN: it charges 4 bytes per weight instead of 1. */
+#define QD_PROBE_MAX_FLOP 64e6
+#define QD_PROBE_MARGIN 0.85
+#define QD_PROBE_RUNS 3
+
+/* Whether the node's scales and zero points are constants (the probe reads them) and the
+ * conv is small and exact enough to probe. */
+static bool qd_probe_fits(const cpu_prep *pp, const qconv_params *p)
+{
+    if (p->K > QD_F32_EXACT_K || 2.0 * (double)p->M * (double)p->K * (double)(p->OH * p->OW) > QD_PROBE_MAX_FLOP)
+        return false;
+    int params[] = {p->xs, p->xz, p->ws, p->wz, p->ys, p->yz, p->b, p->qs, p->qz};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+        if (params[i] >= 0 && (!pp->g->tensors[params[i]].is_const || !pp->g->tensors[params[i]].data))
+            return false;
+    return true;
+}
+
+static double qd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* Times kernels a (int8) and b (float) on synthetic input codes: the best of QD_PROBE_RUNS
+ * alternating runs each, after one warm-up run of each. */
+static int qd_probe(cpu_prep *pp, qconv_params *p, qconv_dnnl *a, qconv_dnnl *b, double *ta, double *tb)
+{
+    cpu_ctx *ctx = pp->ctx;
+    const sh_graph *g = pp->g;
+    const sh_tensor *X = &g->tensors[p->x], *Y = &g->tensors[p->y], *W = &g->tensors[p->w];
+    size_t ws = a->ws_bytes > b->ws_bytes ? a->ws_bytes : b->ws_bytes, xbytes, ybytes;
+    if (!sh_mul_size((size_t)cpu_numel(X), sh_dtype_size(X->dtype), &xbytes) ||
+        !sh_mul_size((size_t)cpu_numel(Y), sh_dtype_size(Y->dtype), &ybytes))
+        return -1;
+    size_t wa = a->needs_pack ? a->packed_bytes : 0, wb = b->needs_pack ? b->packed_bytes : 0;
+    void **t = sh_calloc(ctx->alloc, (size_t)g->n_tensors, sizeof *t);
+    char *xbuf = sh_alloc(ctx->alloc, xbytes ? xbytes : 1), *ybuf = sh_alloc(ctx->alloc, ybytes ? ybytes : 1);
+    char *wsbuf = sh_alloc(ctx->alloc, ws ? ws : 1);
+    char *wabuf = sh_alloc(ctx->alloc, wa ? wa : 1), *wbbuf = sh_alloc(ctx->alloc, wb ? wb : 1);
+    int rc = -1;
+    qconv_dnnl *keep = p->dnn;
+    if (!t || !xbuf || !ybuf || !wsbuf || !wabuf || !wbbuf)
+        goto out;
+    uint32_t r = 0x9E3779B9u;
+    for (size_t i = 0; i < xbytes; i++) {
+        r = r * 1664525u + 1013904223u;
+        xbuf[i] = (char)(r >> 24);
+    }
+    int params[] = {p->xs, p->xz, p->ws, p->wz, p->ys, p->yz, p->b, p->qs, p->qz};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+        if (params[i] >= 0)
+            t[params[i]] = g->tensors[params[i]].data;
+    t[p->x] = xbuf;
+    t[p->y] = ybuf;
+    sh_err err = {0};
+    p->dnn = a;
+    if (a->needs_pack && qd_pack(ctx, p, W->data, wabuf, &err))
+        goto out;
+    p->dnn = b;
+    if (b->needs_pack && qd_pack(ctx, p, W->data, wbbuf, &err))
+        goto out;
+    cpu_exec ex = {.ctx = ctx, .g = g, .t = t, .ws = wsbuf};
+    const sh_node *n = &g->nodes[pp->k];
+    double best[2] = {1e30, 1e30};
+    for (int run = 0; run <= QD_PROBE_RUNS; run++)
+        for (int v = 0; v < 2; v++) {
+            p->dnn = v ? b : a;
+            t[p->w] = v ? (b->needs_pack ? wbbuf : W->data) : (a->needs_pack ? wabuf : W->data);
+            double t0 = qd_now_ms();
+            if (qconv_dnnl_run(&ex, n, p, &err))
+                goto out;
+            double dt = qd_now_ms() - t0;
+            if (run > 0 && dt < best[v])
+                best[v] = dt;
+        }
+    *ta = best[0];
+    *tb = best[1];
+    rc = 0;
+out:
+    p->dnn = keep;
+    sh_free(ctx->alloc, t);
+    sh_free(ctx->alloc, xbuf);
+    sh_free(ctx->alloc, ybuf);
+    sh_free(ctx->alloc, wsbuf);
+    sh_free(ctx->alloc, wabuf);
+    sh_free(ctx->alloc, wbbuf);
+    return rc;
+}
+
+int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
+{
+    cpu_ctx *ctx = pp->ctx;
+    p->path = "int8 im2col: oneDNN unavailable";
+    if (!ctx->dnnl_engine)
+        return -1;
+    if (ctx->conv_impl == CPU_CONV_BLAS) {
+        p->path = "int8 im2col: oneDNN convolutions off";
+        return -1;
+    }
+    if (p->N != 1) {
+        p->path = "int8 im2col: batch > 1";
+        return -1;
+    }
+    int max_abs = 0;
+    bool shifted = false;
+    const char *no_int8 = NULL;
+    if (!weights_fit(pp, p, &shifted, &max_abs, &no_int8, &p->path))
+        return -1;
+    if (!no_int8 && max_abs > QD_NO_VNNI_MAX_W && !isa_has_vnni())
+        no_int8 = "no VNNI and |w| > 64 (int16 saturation)";
+    if (!no_int8 && ctx->conv_impl == CPU_CONV_DNNL_INT8_AS_F32)
+        no_int8 = "int8 convolutions off (bench hook)";
+    /* Where oneDNN's int8 convolution cannot give the exact integers, its float convolution
+     * of the zero-point-corrected values can: exactly while every partial sum stays an
+     * integer below 2^24 (K <= QD_F32_EXACT_K), within one output code otherwise. */
+    bool f32 = no_int8 != NULL;
+    if (f32 && !p->qlinear && p->K > QD_F32_EXACT_K) {
+        /* ConvInteger's int32 output shows every unit of the sum: only the exact path will do */
+        snprintf(p->path_buf, sizeof p->path_buf, "int8 im2col: %s, and K > %d", no_int8, QD_F32_EXACT_K);
+        p->path = p->path_buf;
+        return -1;
+    }
+    if (f32) {
+        shifted = false;
+        snprintf(p->path_buf, sizeof p->path_buf, "fp32 oneDNN (%s): %s",
+                 p->K <= QD_F32_EXACT_K ? "exact" : "within one code", no_int8);
+    }
+    qconv_dnnl *d = NULL;
+    if (qd_build(pp, p, f32, shifted, &d) < 0) {
+        p->path = f32 ? "int8 im2col: oneDNN has no float convolution for this shape"
+                      : "int8 im2col: oneDNN has no int8 convolution for this shape";
+        return -1;
+    }
+    if (!f32)
+        snprintf(p->path_buf, sizeof p->path_buf, "int8 oneDNN");
+    if (!f32 && qd_probe_fits(pp, p)) {
+        /* where the float kernel gives the same integers, the faster of the two runs */
+        qconv_dnnl *df = NULL;
+        double t8 = 0, tf = 0;
+        if (qd_build(pp, p, true, false, &df) == 0 && qd_probe(pp, p, d, df, &t8, &tf) == 0) {
+            if (tf < QD_PROBE_MARGIN * t8) {
+                qd_destroy(ctx, d);
+                d = df;
+                df = NULL;
+                f32 = true;
+                snprintf(p->path_buf, sizeof p->path_buf, "fp32 oneDNN (exact): probed faster than int8");
+            } else {
+                snprintf(p->path_buf, sizeof p->path_buf, "int8 oneDNN, probed faster than fp32");
+            }
+            p->probe_ms[0] = t8;
+            p->probe_ms[1] = tf;
+        }
+        qd_destroy(ctx, df);
+    }
+    p->dnn = d;
+    p->path = p->path_buf;
+    pp->free_params = qd_free;
+    if (d->needs_pack) {
+        pp->pack_tensor = p->w;
+        pp->pack = qd_pack;
+        pp->p->weight_bytes[p->w] = d->packed_bytes;
+    }
+    pp->p->workspace_bytes[pp->k] = d->ws_bytes;
+    return 0;
 }
 
 typedef struct qd_job {
