@@ -389,7 +389,8 @@ static double qd_now_ms(void)
 }
 
 /* Times kernels a (int8) and b (float) on synthetic input codes: the best of QD_PROBE_RUNS
- * alternating runs each, after one warm-up run of each. */
+ * alternating runs each, after one warm-up run of each. On a pool and a oneDNN stream of its
+ * own: a model may be compiled while others run on the context's. */
 static int qd_probe(cpu_prep *pp, qconv_params *p, qconv_dnnl *a, qconv_dnnl *b, double *ta, double *tb)
 {
     cpu_ctx *ctx = pp->ctx;
@@ -406,8 +407,16 @@ static int qd_probe(cpu_prep *pp, qconv_params *p, qconv_dnnl *a, qconv_dnnl *b,
     char *wabuf = sh_alloc(ctx->alloc, wa ? wa : 1), *wbbuf = sh_alloc(ctx->alloc, wb ? wb : 1);
     int rc = -1;
     qconv_dnnl *keep = p->dnn;
-    if (!t || !xbuf || !ybuf || !wsbuf || !wabuf || !wbbuf)
+    cpu_pool *pool = NULL;
+    dnnl_stream_t st = NULL;
+    if (!t || !xbuf || !ybuf || !wsbuf || !wabuf || !wbbuf || cpu_pool_create(ctx->alloc, ctx->n_threads, &pool) ||
+        dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success)
         goto out;
+    cpu_ctx own = *ctx;
+    own.pool = pool;
+    own.dnnl_stream = st;
+    own.prof_ms = own.prof_node_ms = NULL;
+    own.prof_node_cap = 0;
     uint32_t r = 0x9E3779B9u;
     for (size_t i = 0; i < xbytes; i++) {
         r = r * 1664525u + 1013904223u;
@@ -426,7 +435,7 @@ static int qd_probe(cpu_prep *pp, qconv_params *p, qconv_dnnl *a, qconv_dnnl *b,
     p->dnn = b;
     if (b->needs_pack && qd_pack(ctx, p, W->data, wbbuf, &err))
         goto out;
-    cpu_exec ex = {.ctx = ctx, .g = g, .t = t, .ws = wsbuf};
+    cpu_exec ex = {.ctx = &own, .g = g, .t = t, .ws = wsbuf};
     const sh_node *n = &g->nodes[pp->k];
     double best[2] = {1e30, 1e30};
     for (int run = 0; run <= QD_PROBE_RUNS; run++)
@@ -445,6 +454,9 @@ static int qd_probe(cpu_prep *pp, qconv_params *p, qconv_dnnl *a, qconv_dnnl *b,
     rc = 0;
 out:
     p->dnn = keep;
+    if (st)
+        dnnl_stream_destroy(st);
+    cpu_pool_destroy(pool);
     sh_free(ctx->alloc, t);
     sh_free(ctx->alloc, xbuf);
     sh_free(ctx->alloc, ybuf);
