@@ -526,8 +526,6 @@ int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p)
             } else {
                 snprintf(p->path_buf, sizeof p->path_buf, "int8 oneDNN, probed faster than fp32");
             }
-            p->probe_ms[0] = t8;
-            p->probe_ms[1] = tf;
         }
         qd_destroy(ctx, df);
     }

@@ -106,7 +106,6 @@ typedef struct qconv_params {
     qconv_dnnl *dnn;          /* oneDNN int8 path (qconv_dnnl.c), or NULL for im2col + sgemm */
     const char *path;         /* which path runs and, on im2col, why (for inspect / bench) */
     char path_buf[112];       /* where path is composed (qconv_dnnl.c) */
-    double probe_ms[2];       /* the compile-time probe's int8 and fp32 times, 0 when not probed */
     bool dequant;             /* QLinearConv with SH_QCONV_DEQUANTIZE: float output through a table
                                  of the dequantized codes with the node's activation applied;
                                  ydt is then the code's dtype */
