@@ -1,6 +1,7 @@
 /* bench_cpu_model THREADS REPS IMPLS MODEL.onnx INPUT.npy [MODEL.onnx INPUT.npy ...]: per model
  * and Conv implementation (IMPLS: comma-separated cpu_conv_impl values, 0 oneDNN,
- * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm), the median/best latency of REPS runs after one warm-up,
+ * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm, 3 oneDNN with the integer convs on its
+ * float kernel as without VNNI), the median/best latency of REPS runs after one warm-up,
  * the implementations' runs interleaved so that load from other processes hits them alike;
  * then one profiled pass of REPS runs each: time per op type and the costliest nodes (Conv
  * geometry and achieved GFLOP/s). A tool, not a test. The profiled pass adds a clock read per
