@@ -138,6 +138,12 @@ int sh_infer_quant_node(sh_graph *g, int k, sh_err *err)
     case SH_OP_CONV_INTEGER:
         return infer_conv_like(g, k, SH_DT_INT32, err);
     case SH_OP_QLINEAR_CONV:
+        if (sh_node_int(n, SH_QCONV_REQUANTIZE, 0)) {
+            /* the folded QuantizeLinear's codes (graph/qdq.c) */
+            if ((rc = zp_dtype(g, n, 10, &dt, err)))
+                return rc;
+            return infer_conv_like(g, k, dt, err);
+        }
         if ((rc = zp_dtype(g, n, 7, &dt, err)))
             return rc;
         return infer_conv_like(g, k, sh_node_int(n, SH_QCONV_DEQUANTIZE, 0) ? SH_DT_FLOAT32 : dt, err);

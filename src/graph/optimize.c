@@ -58,6 +58,9 @@ int sh_graph_optimize(sh_graph *g, const sh_optimize_params *p, sh_err *err)
         return rc;
     if (p->fuse && ((rc = sh_graph_fuse(g, err)) || (rc = sh_graph_remove_dead(g, err))))
         return rc;
+    /* after fusion, which puts the activation between the two into the QLinearConv's table */
+    if (p->fold_qdq && ((rc = sh_graph_fold_qdq_requantize(g, NULL, err)) || (rc = sh_graph_remove_dead(g, err))))
+        return rc;
     if ((rc = sh_graph_compact(g, err)))
         return rc;
     return sh_graph_finalize(g, err);

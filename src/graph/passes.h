@@ -40,6 +40,13 @@ int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err);
  * after it: the node's output is float32 ((code - y_zero_point) * y_scale, then the node's
  * fused activation). */
 #define SH_QCONV_DEQUANTIZE "shoal.dequantize"
+/* After fusion: a dequantizing QLinearConv (with its fused activation) whose float output only
+ * a per-tensor QuantizeLinear reads takes that node over too (SH_QCONV_REQUANTIZE, inputs 9
+ * and 10 the QuantizeLinear's scale and zero point): its output is then the QuantizeLinear's
+ * int8/uint8 codes, so int8 convolutions feed each other without a float tensor between
+ * them. Leaves dead nodes. *n_folded (may be NULL) counts the folds. */
+int sh_graph_fold_qdq_requantize(sh_graph *g, int *n_folded, sh_err *err);
+#define SH_QCONV_REQUANTIZE "shoal.requantize"
 /* BatchNorm into Conv, Conv/ConvTranspose/Gemm + activation, SiLU, no-op removal. Needs
  * inferred shapes; leaves dead nodes for sh_graph_compact(). */
 int sh_graph_fuse(sh_graph *g, sh_err *err);

@@ -25,7 +25,13 @@
  * requantized code through a 256-entry table of the dequantized values, and the fusion pass
  * may then fuse the following activation (SiLU, ...) into the same table, so the QDQ model's
  * DQ -> activation -> Q chain costs one lookup per element, bit for bit what the separate
- * nodes compute. */
+ * nodes compute.
+ *
+ * After fusion, sh_graph_fold_qdq_requantize goes one step further where that float output
+ * (activation applied) is read by a per-tensor QuantizeLinear alone: the table then maps each
+ * requantized code to the QuantizeLinear's code of the activated value, so the node writes
+ * int8 codes and the next QLinearConv reads them directly; again bit for bit the separate
+ * nodes' result, since the table is their composition over all 256 codes. */
 #include "graph/passes-impl.h"
 
 #include <string.h>
@@ -213,6 +219,69 @@ int sh_graph_fold_qdq(sh_graph *g, int *n_folded, sh_err *err)
             fold_dequantize(g, k);
             sh_graph_refresh_uses(g);
         }
+    if (n_folded)
+        *n_folded = count;
+    return 0;
+}
+
+/* Dequantizing QLinearConv k -> per-tensor QuantizeLinear into one node with int8 output. */
+static int fold_requantize(sh_graph *g, int k, bool *folded, sh_err *err)
+{
+    *folded = false;
+    sh_node *conv = &g->nodes[k];
+    const sh_tensor *Y = &g->tensors[conv->outputs[0]];
+    if (!sh_node_int(conv, SH_QCONV_DEQUANTIZE, 0) || sh_node_int(conv, SH_QCONV_REQUANTIZE, 0) || Y->is_output ||
+        Y->n_consumers != 1 || Y->dtype != SH_DT_FLOAT32 || conv->n_inputs > 9)
+        return 0;
+    int qk = -1;
+    for (int c = 0; c < g->n_nodes && qk < 0; c++)
+        if (!g->nodes[c].dead && g->nodes[c].n_inputs > 0 && g->nodes[c].inputs[0] == conv->outputs[0])
+            qk = c;
+    if (qk < 0)
+        return 0;
+    const sh_node *q = &g->nodes[qk];
+    if (q->op != SH_OP_QUANTIZE_LINEAR || q->n_inputs < 2 || q->n_outputs != 1 ||
+        sh_node_int(q, "block_size", 0) != 0 || !is_q8(g->tensors[q->outputs[0]].dtype) ||
+        !per_tensor(g, q, g->tensors[q->outputs[0]].dtype))
+        return 0;
+    int *inputs = sh_alloc(g->alloc, 11 * sizeof *inputs);
+    if (!inputs)
+        return sh_node_errf(err, SHOAL_ERR_NO_MEMORY, g, conv, "%s", "out of memory folding a QuantizeLinear");
+    for (int i = 0; i < 9; i++)
+        inputs[i] = in(conv, i);
+    inputs[9] = in(q, 1);
+    inputs[10] = in(q, 2);
+    int y = q->outputs[0];
+    if (sh_node_set_int(g, k, SH_QCONV_REQUANTIZE, 1)) {
+        sh_free(g->alloc, inputs);
+        return 0;   /* out of memory: the two nodes simply stay apart */
+    }
+    conv = &g->nodes[k];
+    sh_free(g->alloc, conv->inputs);
+    conv->inputs = inputs;
+    conv->n_inputs = 11;
+    conv->outputs[0] = y;
+    g->nodes[qk].dead = true;
+    *folded = true;
+    return 0;
+}
+
+int sh_graph_fold_qdq_requantize(sh_graph *g, int *n_folded, sh_err *err)
+{
+    int count = 0;
+    sh_graph_refresh_uses(g);
+    for (int k = 0; k < g->n_nodes; k++) {
+        if (g->nodes[k].dead || g->nodes[k].op != SH_OP_QLINEAR_CONV)
+            continue;
+        bool folded = false;
+        int rc = fold_requantize(g, k, &folded, err);
+        if (rc)
+            return rc;
+        if (folded) {
+            count++;
+            sh_graph_refresh_uses(g);
+        }
+    }
     if (n_folded)
         *n_folded = count;
     return 0;

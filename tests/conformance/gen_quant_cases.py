@@ -210,6 +210,59 @@ def gen():
     qdq_conv("qdq_conv_s8s8_group_stride2", TP.INT8, [1, 8, 12, 10], [8, 4, 3, 3], per_channel=False, bias=False,
              pads=[1, 0, 1, 1], strides=[2, 2], group=2)
 
+    qdq_conv_chain("qdq_conv_chain_silu")
+
+
+def qdq_conv_chain(name):
+    """Three QDQ convolutions in a row with SiLU between them, as `shoal quantize` writes a
+    backbone: shoal folds each into a QLinearConv, the DQ -> SiLU -> Q between two of them into
+    the first one's code table, and keeps the uint8 codes NHWC from one oneDNN conv into the
+    next; ONNX Runtime runs the float SiLU between its QLinearConvs. The integers must agree."""
+    import torch
+    x = (rng.standard_normal([1, 5, 21, 18]) * 1.3).astype(np.float32)
+    layers = [([16, 5, 3, 3], 1, 1), ([24, 16, 3, 3], 2, 1), ([8, 24, 1, 1], 1, 0)]
+
+    def urange(a):
+        lo, hi = min(float(a.min()), 0.0), max(float(a.max()), 0.0)
+        s = np.float32((hi - lo) / 255.0)
+        return s, np.uint8(np.clip(np.round(-lo / s), 0, 255))
+
+    xs, xz = urange(x)
+    inits = [numpy_helper.from_array(np.array(xs), "xs"), numpy_helper.from_array(np.array(xz), "xz")]
+    nodes = [helper.make_node("QuantizeLinear", ["X", "xs", "xz"], ["q0"])]
+    cur, cur_s, cur_z, f = "q0", xs, xz, torch.from_numpy(x)
+    for i, (wshape, stride, pad) in enumerate(layers):
+        w = rng.standard_normal(wshape).astype(np.float32) * 0.4
+        ws = (np.abs(w).reshape(wshape[0], -1).max(1) / 127).astype(np.float32)
+        wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int8)
+        bq = rng.integers(-300, 300, wshape[0]).astype(np.int32)
+        bs = (cur_s * ws).astype(np.float32)
+        c = torch.nn.functional.conv2d(f, torch.from_numpy(wq.astype(np.float32) * ws[:, None, None, None]),
+                                       torch.from_numpy((bq * bs).astype(np.float32)), stride=stride, padding=pad)
+        cs, cz = urange(c.numpy())
+        inits += [numpy_helper.from_array(wq, f"w{i}"), numpy_helper.from_array(ws, f"ws{i}"),
+                  numpy_helper.from_array(bq, f"b{i}"), numpy_helper.from_array(bs, f"bs{i}"),
+                  numpy_helper.from_array(np.array(cs), f"cs{i}"), numpy_helper.from_array(np.array(cz), f"cz{i}")]
+        nodes += [helper.make_node("DequantizeLinear", [cur, "xs" if i == 0 else f"as{i - 1}",
+                                                        "xz" if i == 0 else f"az{i - 1}"], [f"xf{i}"]),
+                  helper.make_node("DequantizeLinear", [f"w{i}", f"ws{i}"], [f"wf{i}"], axis=0),
+                  helper.make_node("DequantizeLinear", [f"b{i}", f"bs{i}"], [f"bf{i}"], axis=0),
+                  helper.make_node("Conv", [f"xf{i}", f"wf{i}", f"bf{i}"], [f"c{i}"], kernel_shape=wshape[2:],
+                                   strides=[stride, stride], pads=[pad] * 4),
+                  helper.make_node("QuantizeLinear", [f"c{i}", f"cs{i}", f"cz{i}"], [f"cq{i}"])]
+        if i == len(layers) - 1:
+            nodes[-1].output[0] = "Y"
+            break
+        a = torch.nn.functional.silu(c)
+        as_, az = urange(a.numpy())
+        inits += [numpy_helper.from_array(np.array(as_), f"as{i}"), numpy_helper.from_array(np.array(az), f"az{i}")]
+        nodes += [helper.make_node("DequantizeLinear", [f"cq{i}", f"cs{i}", f"cz{i}"], [f"cf{i}"]),
+                  helper.make_node("Sigmoid", [f"cf{i}"], [f"sg{i}"]),
+                  helper.make_node("Mul", [f"cf{i}", f"sg{i}"], [f"a{i}"]),
+                  helper.make_node("QuantizeLinear", [f"a{i}", f"as{i}", f"az{i}"], [f"aq{i}"])]
+        cur, cur_s, cur_z, f = f"aq{i}", as_, az, a
+    add(name, nodes, [("X", x)], ("Y", TP.UINT8), inits)
+
 
 RUN_JS = r"""
 const ort = require(process.argv[2] + '/onnxruntime-node');

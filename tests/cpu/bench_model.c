@@ -1,7 +1,8 @@
 /* bench_cpu_model THREADS REPS IMPLS MODEL.onnx INPUT.npy [MODEL.onnx INPUT.npy ...]: per model
  * and Conv implementation (IMPLS: comma-separated cpu_conv_impl values, 0 oneDNN,
- * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm, 3 oneDNN with NHWC between convs
- * only), the median/best latency of REPS runs after one warm-up,
+ * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm, 3 oneDNN with the integer convs on its
+ * float kernel as without VNNI; and 9 oneDNN with NHWC between convs only), the median/best
+ * latency of REPS runs after one warm-up,
  * the implementations' runs interleaved so that load from other processes hits them alike;
  * then one profiled pass of REPS runs each: time per op type and the costliest nodes (Conv
  * geometry and achieved GFLOP/s). A tool, not a test. The profiled pass adds a clock read per
@@ -58,9 +59,9 @@ static double conv_flops(const sh_graph *g, const sh_node *n)
 
 static void profile_one(sh_backend *be, sh_session *s, int reps);
 
-/* IMPLS value 3: oneDNN convs with activations NHWC between convs only (the layout pass's
+/* IMPLS value 9: oneDNN convs with activations NHWC between convs only (the layout pass's
  * propagation off, shoal_tuning.cpu_no_layout_flow), the comparison for layout.c. */
-enum { IMPL_NO_LAYOUT_FLOW = 3 };
+enum { IMPL_NO_LAYOUT_FLOW = 9 };
 
 static void set_impl(sh_backend *be, int impl)
 {

@@ -7,6 +7,9 @@
  *   convolution, plus QLinearConv's requantization (per-channel scales, int32 bias, saturation)
  *   computed here from the int64 sums; on a VNNI machine they, and every single-image case
  *   with uint8 weights (split into w - 128 and a window-sum term), must take the oneDNN path;
+ * - the same cases on the float oneDNN path (the bench hook that stands for a machine without
+ *   VNNI): every single-image QLinearConv, and every ConvInteger with K <= 258, takes it; exact
+ *   for K <= 258, within one output code above;
  * - blocked quantization refused with a message naming node and op;
  * - the MLAS-compatible logistic within its stated bound of the exact function. */
 #include <setjmp.h>
@@ -28,8 +31,13 @@ typedef struct qconv_case {
     bool qlinear;     /* QLinearConv with per-channel scales and a bias, else ConvInteger */
 } qconv_case;
 
-/* How the CPU backend runs a node (cpu_backend.c test hook). */
+/* How the CPU backend runs a node, and how it runs convolutions (cpu_backend.c test hooks). */
 const char *sh_backend_cpu_node_path(const sh_program *p, int node);
+void sh_backend_cpu_set_conv_impl(sh_backend *b, int impl);
+/* cpu_conv_impl's CPU_CONV_DNNL_INT8_AS_F32 (backends/cpu/cpu_impl.h) */
+#define IMPL_INT8_AS_F32 3
+/* K up to which the float path's sums are exact (qconv_dnnl.c) */
+#define F32_EXACT_K 258
 
 
 static int32_t rnd_q(th *h, sh_dtype dt)
@@ -54,10 +62,12 @@ static int32_t get_q(const void *p, sh_dtype dt, int64_t i)
     return dt == SH_DT_INT8 ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
 }
 
-static void run_case(const qconv_case *cs)
+static void run_case(const qconv_case *cs, bool as_f32)
 {
     th h;
     th_init(&h, 2);
+    if (as_f32)
+        sh_backend_cpu_set_conv_impl(&h.be, IMPL_INT8_AS_F32);
     int64_t H = cs->one_d ? 1 : cs->h, kh = cs->one_d ? 1 : cs->kh;
     int64_t OH = (H + cs->pt + cs->pb - ((kh - 1) * cs->dh + 1)) / cs->sh + 1;
     int64_t OW = (cs->w + cs->pl + cs->pr - ((cs->kw - 1) * cs->dw + 1)) / cs->sw + 1;
@@ -125,9 +135,15 @@ static void run_case(const qconv_case *cs)
     const char *path = sh_backend_cpu_node_path(h.p, k);
     assert_non_null(path);
     bool dnnl_form = cs->symmetric || cs->wdt == SH_DT_UINT8;   /* s8 without zero point, or u8 */
-    if (dnnl_form && cs->n == 1 && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_vnni &&
-        strcmp(path, "int8 oneDNN") != 0)
-        fail_msg("node runs on '%s', not int8 oneDNN, on a VNNI machine", path);
+    /* int8 oneDNN, or the float kernel where a probe found it faster and it is exact */
+    if (!as_f32 && dnnl_form && cs->n == 1 && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_vnni &&
+        strncmp(path, "int8 oneDNN", 11) != 0 && strcmp(path, "fp32 oneDNN (exact): probed faster than int8") != 0)
+        fail_msg("node runs on '%s', not oneDNN, on a VNNI machine", path);
+    int64_t K = cg * kh * cs->kw;
+    if (as_f32 && cs->n == 1 && (cs->qlinear || K <= F32_EXACT_K) && strncmp(path, "fp32 oneDNN", 11) != 0)
+        fail_msg("node runs on '%s', not the float oneDNN path", path);
+    /* the float path rounds sums of K > 258 products: one requantized code off at most */
+    int32_t tol = as_f32 && K > F32_EXACT_K && strncmp(path, "fp32", 4) == 0 ? 1 : 0;
     assert_int_equal(th_run(&h), 0);
     const void *out = h.ptr[y];
     int64_t bad = 0;
@@ -160,7 +176,8 @@ static void run_case(const qconv_case *cs)
                     double q = (double)rintf((float)(acc + bv[oc]) * sc) + get_q(yzv, ydt, 0);
                     q = q < (ydt == SH_DT_INT8 ? -128 : 0) ? (ydt == SH_DT_INT8 ? -128 : 0) : q;
                     q = q > (ydt == SH_DT_INT8 ? 127 : 255) ? (ydt == SH_DT_INT8 ? 127 : 255) : q;
-                    bad += get_q(out, ydt, yi) != (int32_t)q;
+                    int32_t diff = get_q(out, ydt, yi) - (int32_t)q;
+                    bad += diff > tol || diff < -tol;
                 }
         }
     assert_true(ny > 0);
@@ -181,8 +198,10 @@ static void conv_integer_matches_direct(void **state)
         {1, 6, 1, 300, 4, 1, 5, 1, 2, 1, 3, 0, 4, 0, 3, 2, SH_DT_UINT8, SH_DT_INT8, true, true, false, false},
         {1, 33, 18, 18, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_UINT8, true, false, false, false},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_case(&cases[i], false);
+        run_case(&cases[i], true);
+    }
 }
 
 static void symmetric_int8_convs_match_direct(void **state)
@@ -198,8 +217,10 @@ static void symmetric_int8_convs_match_direct(void **state)
         {1, 6, 1, 300, 4, 1, 5, 1, 2, 1, 3, 0, 4, 0, 3, 2, SH_DT_UINT8, SH_DT_INT8, true, true, true, false},
         {2, 5, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, SH_DT_UINT8, SH_DT_INT8, true, false, true, true},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_case(&cases[i], false);
+        run_case(&cases[i], true);
+    }
     (void)state;
 }
 

@@ -3,7 +3,10 @@
  * - each DQ/DQ/DQ -> Conv -> Q becomes one QLinearConv reading the int8 weights themselves,
  *   and only the input's QuantizeLinear stays;
  * - a bias whose scale is not xs * ws, a Conv output read by something else, and the pass
- *   switched off leave the float Conv in place. */
+ *   switched off leave the float Conv in place;
+ * - in a chain of QDQ convs with SiLU between them, each conv's DQ -> SiLU -> Q folds into its
+ *   QLinearConv (SH_QCONV_REQUANTIZE: uint8 output read by the next QLinearConv), and a
+ *   QuantizeLinear with a second reader stays. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <math.h>
@@ -102,11 +105,50 @@ static void unfit_patterns_stay_float(void **state)
     (void)state;
 }
 
+static void chain_requantizes_between_convs(void **state)
+{
+    sh_allocator *a = sh_allocator_create();
+    sh_graph *g = load_case(a, "qdq_conv_chain_silu");
+    optimize(g, true);
+    assert_int_equal(count_op(g, SH_OP_QLINEAR_CONV), 3);
+    assert_int_equal(count_op(g, SH_OP_QUANTIZE_LINEAR), 1);   /* the graph input's */
+    assert_int_equal(count_op(g, SH_OP_DEQUANTIZE_LINEAR) + count_op(g, SH_OP_SIGMOID) + count_op(g, SH_OP_MUL), 0);
+    int requant = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const sh_node *n = &g->nodes[k];
+        if (n->dead || n->op != SH_OP_QLINEAR_CONV || !sh_node_int(n, SH_QCONV_REQUANTIZE, 0))
+            continue;
+        requant++;
+        assert_int_equal(n->n_inputs, 11);
+        assert_int_equal(n->act, SH_ACT_SILU);
+        const sh_tensor *y = sh_node_output(g, n, 0);
+        assert_int_equal(y->dtype, SH_DT_UINT8);
+        assert_int_equal(y->n_consumers, 1);
+    }
+    assert_int_equal(requant, 2);
+    sh_graph_destroy(g);
+
+    /* the activation's float output read by a second node: the QuantizeLinear stays apart */
+    g = load_case(a, "qdq_conv_chain_silu");
+    int act = sh_graph_find_tensor(g, "a0");
+    assert_true(act >= 0);
+    int outs[2] = {g->outputs[0], act};
+    assert_int_equal(sh_graph_set_outputs(g, outs, 2), 0);
+    g->tensors[act].is_output = true;
+    optimize(g, true);
+    assert_int_equal(count_op(g, SH_OP_QLINEAR_CONV), 3);
+    assert_int_equal(count_op(g, SH_OP_QUANTIZE_LINEAR), 2);
+    sh_graph_destroy(g);
+    sh_allocator_destroy(a);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(qdq_convs_become_qlinearconv),
         cmocka_unit_test(unfit_patterns_stay_float),
+        cmocka_unit_test(chain_requantizes_between_convs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -411,6 +411,24 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
         cpu_program_free(ctx, p);
         return rc;
     }
+    /* integer convs pass uint8 codes NHWC among themselves (their own link, after the float flow) */
+    {
+        cpu_kernel_fn *fns = sh_calloc(ctx->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *fns);
+        void **prm = sh_calloc(ctx->alloc, (size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *prm);
+        if (!fns || !prm) {
+            sh_free(ctx->alloc, fns);
+            sh_free(ctx->alloc, prm);
+            cpu_program_free(ctx, p);
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu compile: out of memory");
+        }
+        for (int k = 0; k < g->n_nodes; k++) {
+            fns[k] = impl->nodes[k].fn;
+            prm[k] = impl->nodes[k].params;
+        }
+        cpu_qconv_link_nhwc(g, fns, prm);
+        sh_free(ctx->alloc, fns);
+        sh_free(ctx->alloc, prm);
+    }
 
     /* Views of views point at the root, so the planner sees one level only. */
     for (int t = 0; t < g->n_tensors; t++) {

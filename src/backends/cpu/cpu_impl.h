@@ -41,7 +41,9 @@ typedef enum cpu_conv_impl {
     CPU_CONV_DNNL = 0,          /* oneDNN brgconv on NHWC copies, row bands over our pool;
                                    GEMMs (MatMul, ConvTranspose, fallbacks) on dnnl_sgemm */
     CPU_CONV_BLAS,              /* im2col + OpenBLAS sgemm over our pool */
-    CPU_CONV_DNNL_1X1_GEMM      /* as CPU_CONV_DNNL, but 1x1 stride-1 convs on dnnl_sgemm */
+    CPU_CONV_DNNL_1X1_GEMM,     /* as CPU_CONV_DNNL, but 1x1 stride-1 convs on dnnl_sgemm */
+    CPU_CONV_DNNL_INT8_AS_F32   /* as CPU_CONV_DNNL, but the integer convs on oneDNN's float
+                                   convolution, as without VNNI (qconv_dnnl.c) */
 } cpu_conv_impl;
 
 typedef struct cpu_ctx {

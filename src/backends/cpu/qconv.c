@@ -36,6 +36,7 @@ typedef struct qconv_job {
     const int32_t *bias;      /* [M] or NULL */
     int32_t yz;
     const float *table;       /* dequantizing QLinearConv: [256] code -> output */
+    const uint8_t *qtable;    /* requantizing QLinearConv: [256] code -> output code */
 } qconv_job;
 
 static void qconv_chunk(void *arg, int64_t p0, int64_t p1, int tid)
@@ -110,17 +111,19 @@ static void qconv_chunk(void *arg, int64_t p0, int64_t p1, int tid)
         int32_t bias = j->bias ? j->bias[oc] : 0;
         float s = j->scale[oc], z = (float)j->yz;
         for (int64_t i = 0; i < cw; i++)
-            qconv_put(p, j->y, oc * ohw + p0 + i, rintf((float)(a[i] + bias) * s) + z, j->table);
+            qconv_put(p, j->y, oc * ohw + p0 + i, rintf((float)(a[i] + bias) * s) + z, j->table, j->qtable);
     }
 }
 
-void qconv_dequant_table(const cpu_exec *ex, const qconv_params *p, float *table)
+void qconv_dequant_table(const cpu_exec *ex, const qconv_params *p, float *table, uint8_t *qtable)
 {
     float ys = q_scale(ex, p->ys, 0), z = (float)q_zp(ex, p->yz, p->ydt, 0);
     int32_t lo = (int32_t)q_lo(p->ydt);
     for (int32_t c = 0; c < 256; c++)
         table[c] = ((float)(c + lo) - z) * ys;
     cpu_apply_act(table, 256, p->act, p->act_a, p->act_b);
+    if (p->requant)
+        q_quantize_run(table, qtable, p->qdt, 256, q_scale(ex, p->qs, 0), q_zp(ex, p->qz, p->qdt, 0));
 }
 
 static int qconv_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
@@ -147,11 +150,12 @@ static int qconv_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_er
         j.yz = q_zp(ex, p->yz, p->ydt, 0);
         if (p->dequant) {
             float *table = scale + p->M;
-            qconv_dequant_table(ex, p, table);
+            qconv_dequant_table(ex, p, table, (uint8_t *)(table + 256));
             j.table = table;
+            j.qtable = (const uint8_t *)(table + 256);
         }
     }
-    size_t xe = sh_dtype_size(p->xdt), ye = p->dequant ? sizeof(float) : sh_dtype_size(p->ydt);
+    size_t xe = sh_dtype_size(p->xdt), ye = sh_dtype_size(ex->g->tensors[p->y].dtype);
     for (int64_t b = 0; b < p->N; b++) {
         j.x = (const char *)ex->t[p->x] + (size_t)(b * p->C * p->H * p->W) * xe;
         j.y = (char *)ex->t[p->y] + (size_t)(b * p->M * p->OH * p->OW) * ye;
@@ -202,9 +206,11 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
     int wi = ql ? 3 : 1;
     const sh_tensor *X = cpu_in(pp, 0), *Wt = cpu_in(pp, wi), *Y = cpu_out(pp, 0);
     bool deq = ql && sh_node_int(pp->n, SH_QCONV_DEQUANTIZE, 0);
+    bool req = deq && sh_node_int(pp->n, SH_QCONV_REQUANTIZE, 0);
     /* a dequantizing QLinearConv's codes have the zero point's dtype (uint8 without one) */
     sh_dtype code_dt = !deq ? Y->dtype : cpu_in(pp, 7) ? cpu_in(pp, 7)->dtype : SH_DT_UINT8;
-    if (!Wt || !q8_dt(X->dtype) || !q8_dt(Wt->dtype) || (deq && Y->dtype != SH_DT_FLOAT32) ||
+    if (!Wt || !q8_dt(X->dtype) || !q8_dt(Wt->dtype) || (deq && !req && Y->dtype != SH_DT_FLOAT32) ||
+        (req && !q8_dt(Y->dtype)) ||
         (ql ? !q8_dt(code_dt) : Y->dtype != SH_DT_INT32))
         return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "input %s, weight %s, output %s", sh_dtype_name(X->dtype),
                        Wt ? sh_dtype_name(Wt->dtype) : "-", sh_dtype_name(Y->dtype));
@@ -226,6 +232,9 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
     p->wdt = Wt->dtype;
     p->ydt = code_dt;
     p->dequant = deq;
+    p->requant = req;
+    p->qdt = Y->dtype;
+    p->qs = p->qz = -1;
     p->act = pp->n->act;
     p->act_a = pp->n->act_a;
     p->act_b = pp->n->act_b;
@@ -265,6 +274,12 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
             (rc = weight_param(pp, 5, false, Wt->dtype, p->M, &p->n_wz, err)) ||
             (rc = scalar_param(pp, 6, true, code_dt, err)) || (rc = scalar_param(pp, 7, false, code_dt, err)))
             return rc;
+        if (req) {
+            p->qs = pp->n->inputs[9];
+            p->qz = opt_in(pp, 10);
+            if ((rc = scalar_param(pp, 9, true, Y->dtype, err)) || (rc = scalar_param(pp, 10, false, Y->dtype, err)))
+                return rc;
+        }
         const sh_tensor *B = cpu_in(pp, 8);
         if (B && (B->dtype != SH_DT_INT32 || cpu_numel(B) != p->M))
             return CPU_ERR(pp, err, SHOAL_ERR_UNSUPPORTED, "bias '%s' must be int32 [%lld]", B->name, (long long)p->M);
@@ -288,7 +303,8 @@ int cpu_prep_qconv(cpu_prep *pp, sh_err *err)
         !sh_mul_size((size_t)p->Mg, (size_t)p->chunk * (sizeof(float) + sizeof(int32_t)), &acc) ||
         !sh_add_size(col, acc, &th) ||
         !sh_mul_size(th, (size_t)pp->ctx->n_threads, &total) || !sh_add_size(total, wd, &total) ||
-        !sh_mul_size((size_t)p->M + 256, sizeof(float), &sc) || !sh_add_size(total, sc, &total) ||
+        !sh_mul_size((size_t)p->M, sizeof(float), &sc) || !sh_add_size(sc, QCONV_TABLE_BYTES, &sc) ||
+        !sh_add_size(total, sc, &total) ||
         p->K > INT32_MAX || p->Mg > INT32_MAX)
         return CPU_ERR(pp, err, SHOAL_ERR_NO_MEMORY, "workspace for K=%lld, M=%lld overflows", (long long)p->K,
                        (long long)p->M);

@@ -53,6 +53,8 @@ typedef struct qdq_params {
     int x, s, z, y;
     sh_dtype xdt, ydt, zdt;
     int64_t outer, ns, inner;
+    int64_t C, HW;            /* a per-tensor QuantizeLinear of one NCHW image, else 0 */
+    bool out_nhwc;            /* ... writing its codes NHWC (cpu_qconv_link_nhwc) */
 } qdq_params;
 
 typedef struct qdq_job {
@@ -74,9 +76,7 @@ static void qdq_elems(void *arg, int64_t e0, int64_t e1, int tid)
         int32_t z = q_zp(j->ex, p->z, p->zdt, c);
         if (j->quantize) {
             const float *x = j->ex->t[p->x];
-            void *y = j->ex->t[p->y];
-            for (int64_t i = i0; i < i1; i++)
-                q_quantize(y, p->ydt, i, x[i], s, z);
+            q_quantize_run(x + i0, (char *)j->ex->t[p->y] + i0, p->ydt, i1 - i0, s, z);
         } else {
             const void *x = j->ex->t[p->x];
             float *y = j->ex->t[p->y], zf = (float)z;
@@ -88,10 +88,49 @@ static void qdq_elems(void *arg, int64_t e0, int64_t e1, int tid)
     (void)tid;
 }
 
+static int qdq_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err);
+
+/* Pixels [q0, q1) of a per-tensor QuantizeLinear into NHWC codes: each channel's run of a
+ * block quantized contiguously, then spread over the pixels' rows. */
+static void quantize_nhwc(void *arg, int64_t q0, int64_t q1, int tid)
+{
+    const qdq_job *j = arg;
+    const qdq_params *p = j->p;
+    const float *x = j->ex->t[p->x];
+    uint8_t *y = j->ex->t[p->y];
+    float s = q_scale(j->ex, p->s, 0);
+    int32_t z = q_zp(j->ex, p->z, p->zdt, 0);
+    enum { BLOCK = 64 };
+    uint8_t run[BLOCK];
+    for (int64_t b0 = q0; b0 < q1; b0 += BLOCK) {
+        int64_t b1 = b0 + BLOCK < q1 ? b0 + BLOCK : q1;
+        for (int64_t c = 0; c < p->C; c++) {
+            q_quantize_run(x + c * p->HW + b0, run, p->ydt, b1 - b0, s, z);
+            for (int64_t q = b0; q < b1; q++)
+                y[q * p->C + c] = run[q - b0];
+        }
+    }
+    (void)tid;
+}
+
+bool cpu_quantize_nhwc_capable(cpu_kernel_fn fn, const void *params)
+{
+    return fn == qdq_run && ((const qdq_params *)params)->C > 0;
+}
+
+void cpu_quantize_set_nhwc(void *params)
+{
+    ((qdq_params *)params)->out_nhwc = true;
+}
+
 static int qdq_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qdq_params *p = vp;
     qdq_job j = {.p = p, .ex = ex, .quantize = n->op == SH_OP_QUANTIZE_LINEAR};
+    if (p->out_nhwc) {
+        cpu_parallel_for(ex->ctx->pool, p->HW, 256, quantize_nhwc, &j);
+        return 0;
+    }
     int64_t total = p->outer * p->ns * p->inner;
     if (total == 0)
         return 0;
@@ -123,6 +162,10 @@ static int prep_qdq(cpu_prep *pp, bool quantize, sh_err *err)
     p->xdt = X->dtype;
     p->ydt = Y->dtype;
     p->zdt = qdt;
+    if (quantize && p->ns == 1 && X->shape.ndim == 4 && X->shape.d[0] == 1) {
+        p->C = X->shape.d[1];
+        p->HW = X->shape.d[2] * X->shape.d[3];
+    }
     pp->fn = qdq_run;
     return 0;
 }

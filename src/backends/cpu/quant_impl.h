@@ -52,6 +52,33 @@ static inline void q_quantize(void *p, sh_dtype dt, int64_t i, float x, float sc
     q_put(p, dt, i, rintf(x / scale) + (float)zp);
 }
 
+/* q_quantize over a run of n elements sharing one scale and zero point, in a loop shape the
+ * compiler vectorises (the same division, rounding, saturation and NaN -> 0 as q_put). */
+static inline void q_quantize_run(const float *restrict x, void *restrict y, sh_dtype dt, int64_t n, float scale,
+                                  int32_t zp)
+{
+    float z = (float)zp, lo = q_lo(dt), hi = q_hi(dt);
+    if (dt == SH_DT_UINT8) {
+        uint8_t *restrict u = y;
+        for (int64_t i = 0; i < n; i++) {
+            float v = rintf(x[i] / scale) + z;
+            v = v < lo ? lo : v;
+            v = v > hi ? hi : v;
+            v = v == v ? v : 0.0f;
+            u[i] = (uint8_t)(int32_t)v;
+        }
+    } else {
+        int8_t *restrict s = y;
+        for (int64_t i = 0; i < n; i++) {
+            float v = rintf(x[i] / scale) + z;
+            v = v < lo ? lo : v;
+            v = v > hi ? hi : v;
+            v = v == v ? v : 0.0f;
+            s[i] = (int8_t)(int32_t)v;
+        }
+    }
+}
+
 /* Zero point tensor `t` (index, -1 = omitted) element i at run time. */
 static inline int32_t q_zp(const cpu_exec *ex, int t, sh_dtype dt, int64_t i)
 {
@@ -78,9 +105,16 @@ typedef struct qconv_params {
     int64_t pb, pr;           /* bottom / right padding (the oneDNN path) */
     qconv_dnnl *dnn;          /* oneDNN int8 path (qconv_dnnl.c), or NULL for im2col + sgemm */
     const char *path;         /* which path runs and, on im2col, why (for inspect / bench) */
+    char path_buf[112];       /* where path is composed (qconv_dnnl.c) */
     bool dequant;             /* QLinearConv with SH_QCONV_DEQUANTIZE: float output through a table
                                  of the dequantized codes with the node's activation applied;
                                  ydt is then the code's dtype */
+    bool requant;             /* also SH_QCONV_REQUANTIZE: that float quantized again with the
+                                 scale / zero point of inputs qs, qz into codes of qdt, through a
+                                 byte table */
+    int qs, qz;
+    sh_dtype qdt;
+    bool in_nhwc, out_nhwc;   /* oneDNN path: int8 x / y kept NHWC (cpu_qconv_link_nhwc) */
     sh_act act;
     float act_a, act_b;
 } qconv_params;
@@ -94,18 +128,35 @@ static inline int32_t q_code(sh_dtype dt, float v)
 
 /* QLinearConv output element i from its requantized value v: the int8/uint8 code, or with
  * p->dequant the float the table gives for that code. */
-static inline void qconv_put(const qconv_params *p, void *y, int64_t i, float v, const float *table)
+static inline void qconv_put(const qconv_params *p, void *y, int64_t i, float v, const float *table,
+                             const uint8_t *qtable)
 {
     if (!p->dequant) {
         q_put(y, p->ydt, i, v);
         return;
     }
-    ((float *)y)[i] = table[q_code(p->ydt, v) - (int32_t)q_lo(p->ydt)];
+    int32_t c = q_code(p->ydt, v) - (int32_t)q_lo(p->ydt);
+    if (p->requant)
+        ((uint8_t *)y)[i] = qtable[c];
+    else
+        ((float *)y)[i] = table[c];
 }
 
 /* Fills table[256] for a dequantizing QLinearConv: each code's (code - yz) * ys, as
- * DequantizeLinear computes it, then the node's activation, as the activation op computes it. */
-void qconv_dequant_table(const cpu_exec *ex, const qconv_params *p, float *table);
+ * DequantizeLinear computes it, then the node's activation, as the activation op computes it;
+ * with p->requant also qtable[256], those values quantized as QuantizeLinear does (the bytes of
+ * qdt's codes). */
+void qconv_dequant_table(const cpu_exec *ex, const qconv_params *p, float *table, uint8_t *qtable);
+/* Bytes after the [M] requantization scales that the tables need (float[256] + byte[256]). */
+#define QCONV_TABLE_BYTES (256 * sizeof(float) + 256)
+
+/* Keeps the int8 tensors between oneDNN QLinearConvs (and from a per-tensor QuantizeLinear
+ * into them) NHWC, so that no one transposes them (qconv_dnnl.c); fns/params are the nodes'. */
+void cpu_qconv_link_nhwc(const sh_graph *g, cpu_kernel_fn const *fns, void *const *params);
+/* Whether fn/params is a QuantizeLinear that can write its output NHWC (quant.c), and then
+ * sets it to (out) or leaves it. */
+bool cpu_quantize_nhwc_capable(cpu_kernel_fn fn, const void *params);
+void cpu_quantize_set_nhwc(void *params);
 
 /* Puts the node on a oneDNN int8 convolution when its integers come out exactly as the ONNX
  * reference's; 0 when it does (p->dnn, workspace, weight packing set), negative to keep the
