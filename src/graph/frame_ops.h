@@ -44,8 +44,8 @@ typedef struct sh_frame_spec {
 } sh_frame_spec;
 
 /* The default mask pool: a quarter of a frame per detection. On the reference frames (960x720)
- * the seg models' mask boxes take 0.12 to 0.32 of a frame per detection and 4.3 frames at
- * most per frame (obstacle, 18 detections on a shelf), so max_detections 100 gets 25 frames. */
+ * the seg models' mask boxes take 0.12 to 0.32 of a frame per detection and 4.5 frames at
+ * most per frame (obstacle, 16 detections on the shelf), so max_detections 100 gets 25 frames. */
 static inline int sh_frame_default_pool_frames(int max_detections)
 {
     return max_detections > 0 ? (max_detections + 3) / 4 : 1;
