@@ -296,6 +296,9 @@ typedef struct shoal_model_result {
      * frame's palm detections (class "palm"), none on a frame where every hand was tracked */
     int n_hands;
     const shoal_hand *hands;
+    /* segmentation: detections whose mask did not fit the frame's mask pool
+     * (inference.mask_pool_frames); their mask_rle is NULL and mask_area 0 */
+    int n_masks_left_out;
 } shoal_model_result;
 
 /* Accessors of a run's results, valid until shoal_results_destroy. A NULL res gives

@@ -120,15 +120,17 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
             (rc = want(g, n, 1, SH_DT_FLOAT32, 4, protos_dims, &x, err)) ||
             (rc = want(g, n, 2, SH_DT_FLOAT32, 2, NULL, &x, err)))
             return rc;
-        int64_t m = x->shape.d[0];
-        size_t slot = sh_frame_mask_slot(sh_node_int(n, "max_pixels", 0));
+        int64_t m = x->shape.d[0], max_pixels = sh_node_int(n, "max_pixels", 0);
+        int64_t frames = sh_node_int(n, "pool_frames", 0);
+        size_t pool = sh_frame_mask_pool(max_pixels, frames, m);
         if ((rc = want_boxes(g, n, 2, m, err)) || (rc = want(g, n, 6, SH_DT_FLOAT32, 1, xf_dims, &x, err)))
             return rc;
-        if (slot == 0)
-            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "max_pixels %lld out of range",
-                                (long long)sh_node_int(n, "max_pixels", 0));
+        if (pool == 0)
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n,
+                                "a pool of %lld frames of %lld pixels for %lld masks is out of range (1..%d bytes)",
+                                (long long)frames, (long long)max_pixels, (long long)m, INT32_MAX);
         sh_infer_set_out(g, n, 0, SH_DT_INT32, &(sh_shape){2, {m, SH_FRAME_MASK_BOX_WORDS}});
-        return sh_infer_set_out(g, n, 1, SH_DT_UINT8, &(sh_shape){2, {m, (int64_t)slot}});
+        return sh_infer_set_out(g, n, 1, SH_DT_UINT8, &(sh_shape){1, {(int64_t)pool}});
     }
     case SH_OP_FRAME_LANDMARKS:
         if ((rc = want(g, n, 0, SH_DT_FLOAT32, -1, NULL, &x, err)))
@@ -238,6 +240,12 @@ static int add_postprocess(sh_graph *g, const sh_frame_spec *s, int xf, int *out
     if (s->max_detections < 1)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "graph '%s': max_detections %d must be positive", g->name,
                        s->max_detections);
+    int pool_frames =
+        s->mask_pool_frames > 0 ? s->mask_pool_frames : sh_frame_default_pool_frames(s->max_detections);
+    if (s->masks && sh_frame_mask_pool(s->max_pixels, pool_frames, s->max_detections) == 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG,
+                       "graph '%s': a mask pool of %d frames of %lld pixels is out of range (1..%d bytes)", g->name,
+                       pool_frames, (long long)s->max_pixels, INT32_MAX);
     int head = g->outputs[0], protos = s->masks ? g->outputs[1] : -1, cand[4], det[4], node, rc;
     const char *cn[4] = {"shoal.candidate_boxes", "shoal.candidate_scores", "shoal.candidate_ids",
                          "shoal.candidate_count"};
@@ -273,9 +281,10 @@ static int add_postprocess(sh_graph *g, const sh_frame_spec *s, int xf, int *out
     const int mask_in[7] = {head, protos, det[0], det[1], det[2], det[3], xf};
     if ((rc = add_node(g, "shoal.frame_masks", SH_OP_FRAME_MASKS, mask_in, 7, masks, 2, &node, err)))
         return rc;
-    const char *mask_i[] = {"max_pixels"};
+    const char *mask_i[] = {"max_pixels", "pool_frames", "width", "height"};
+    const int64_t mask_v[] = {s->max_pixels, pool_frames, s->width, s->height};
     const char *mask_f[] = {"mask_threshold"};
-    if ((rc = set_ints(g, node, mask_i, &s->max_pixels, 1, err)) ||
+    if ((rc = set_ints(g, node, mask_i, mask_v, 4, err)) ||
         (rc = set_floats(g, node, mask_f, &s->mask_threshold, 1, err)))
         return rc;
     memcpy(out + *n_out, masks, sizeof masks);

@@ -9,7 +9,7 @@
  * Inputs afterwards: "frame" u8 [max_pixels * 3] (packed rows, the first width * height * 3
  * bytes used), "frame_size" i32 [2] (width, height). Outputs, in this order: "frame_transform",
  * and with a decoder "detection_boxes", "detection_scores", "detection_ids", "detection_count",
- * with masks "mask_boxes", "mask_bits", with the landmarks decoder "landmarks"; without a
+ * with masks "mask_boxes", "mask_bits" (the mask pool), with the landmarks decoder "landmarks"; without a
  * decoder the model's own outputs follow the transform. */
 #ifndef SHOAL_GRAPH_FRAME_OPS_H
 #define SHOAL_GRAPH_FRAME_OPS_H
@@ -32,6 +32,9 @@ typedef struct sh_frame_spec {
     float scale, mean[3], std[3];
     int pixel_format;             /* sh_pixel_format of the frame's bytes */
     int64_t max_pixels;           /* largest frame accepted, in pixels */
+    int mask_pool_frames;         /* the mask pool holds this many frames' worth of masks
+                                     (sh_frame_mask_pool; vision/frame.h says why a pool);
+                                     0: sh_frame_default_pool_frames(max_detections) */
     /* post-processing (sh_decode_params's fields) */
     sh_frame_spec_decoder decoder;
     bool masks;                   /* yolov8-seg: output 1 of the model holds the prototypes */
@@ -40,8 +43,16 @@ typedef struct sh_frame_spec {
     int landmark_logits;          /* landmarks: presence/handedness are logits (sigmoid applied) */
 } sh_frame_spec;
 
+/* The default mask pool: a quarter of a frame per detection. On the reference frames (960x720)
+ * the seg models' mask boxes take 0.12 to 0.32 of a frame per detection and 4.5 frames at
+ * most per frame (obstacle, 16 detections on the shelf), so max_detections 100 gets 25 frames. */
+static inline int sh_frame_default_pool_frames(int max_detections)
+{
+    return max_detections > 0 ? (max_detections + 3) / 4 : 1;
+}
+
 /* ultralytics preprocessing (sh_preprocess_default_params), sh_decode_default_params, RGB
- * frames up to 1920 x 1080, no decoder. */
+ * frames up to 1920 x 1080, the default mask pool, no decoder. */
 sh_frame_spec sh_frame_default_spec(int width, int height);
 
 /* Makes the graph's single input the output of a FrameToTensor node and, with a decoder,

@@ -814,7 +814,7 @@ static int memory_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t
 }
 
 static const char *const INFERENCE_KEYS[] = {"fp16", "streams", "cuda_graphs", "threads", "device",
-                                              "concurrent_models", "max_frame_pixels"};
+                                              "concurrent_models", "max_frame_pixels", "mask_pool_frames"};
 
 static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_node_t *v)
 {
@@ -836,6 +836,7 @@ static int inference_field(pctx *p, void *obj, int key, yaml_node_t *k, yaml_nod
         in->concurrent_models = (sh_concurrency)e;
         return rc;
     case 6: return get_int(p, v, 1, (int)SH_IMAGE_MAX_PIXELS, &in->max_frame_pixels);
+    case 7: return get_int(p, v, 1, SH_CONFIG_MAX_MASK_POOL_FRAMES, &in->mask_pool_frames);
     }
     return SHOAL_ERR_INTERNAL;
 }

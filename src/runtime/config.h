@@ -29,6 +29,9 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+/* inference.mask_pool_frames: at most this many frames; with max_detections or more a pool
+ * holds every mask of any frame */
+#define SH_CONFIG_MAX_MASK_POOL_FRAMES 65535
 /* inference.max_frame_pixels default: a 1920x1080 camera frame */
 #define SH_CONFIG_MAX_FRAME_PIXELS (1920 * 1080)
 /* inference.streams: the most streams a program runs on (the CUDA backend's SH_CUDA_STREAMS) */
@@ -151,6 +154,10 @@ typedef struct sh_inference_config {
     int max_frame_pixels;        /* the largest frame a run accepts, in pixels: sizes the frame input
                                     and the mask outputs of every model's graph; 0 (default) =
                                     SH_CONFIG_MAX_FRAME_PIXELS */
+    int mask_pool_frames;        /* segmentation models' packed masks share a pool of this many
+                                    frames' worth (of max_frame_pixels each; masks past it are left
+                                    out and counted); 0 (default) = a quarter of each model's
+                                    max_detections (graph/frame_ops.h) */
 } sh_inference_config;
 
 /* One hardware tier's overrides; a has_* flag says the tier sets that field. */

@@ -154,9 +154,10 @@ int sh_rt_result_read(shoal_runtime_t rt, const sh_rt_model *m, const char *stag
     int rc = sh_frame_results(result_at(m, staging, 1), result_at(m, staging, 2), result_at(m, staging, 3),
                               (size_t)c->max_detections, result_at(m, staging, 4), xf_words,
                               masks ? result_at(m, staging, 5) : NULL, masks ? result_at(m, staging, 6) : NULL,
-                              m->mask_slot, r->dets, err);
+                              m->mask_pool, r->dets, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': reading results: ", c->name);
+    r->pub.n_masks_left_out = r->dets->masks_left_out;
     return fill_detections(rt, r, err);
 }
 
@@ -255,6 +256,8 @@ char *shoal_results_to_json(shoal_results_t res)
         cJSON_AddStringToObject(j, "task", r->task ? r->task : "");
         cJSON_AddNumberToObject(j, "latency_ms", round3(r->latency_ms));
         cJSON_AddNumberToObject(j, "infer_ms", round3(r->infer_ms));
+        if (r->n_masks_left_out > 0)
+            cJSON_AddNumberToObject(j, "masks_left_out", r->n_masks_left_out);
         if (res->items[i].cfg && res->items[i].cfg->task == SH_TASK_HAND_LANDMARKS) {
             sh_rt_hand_json(j, &res->items[i]);
         } else if (r->n_landmarks) {

@@ -9,6 +9,7 @@
 #include "runtime/hand_task.h"
 #include "runtime/model_meta.h"
 #include "runtime/runtime-impl.h"
+#include "vision/frame.h"
 #include "vision/image.h"
 
 static sh_rt_context *take_context(shoal_runtime_t rt)
@@ -121,7 +122,8 @@ static int issue(shoal_runtime_t rt, sh_rt_context *ctx, const shoal_image *fram
     return rc ? sh_err_prefix(err, rc, "model '%s': ", m->cfg->name) : 0;
 }
 
-/* The packed masks of the detections found (the count has landed), issued on the lane. */
+/* The pool's bytes the masks of the detections found use (the count and the mask boxes have
+ * landed), issued on the lane. */
 static int issue_masks(shoal_runtime_t rt, sh_rt_context *ctx, const lane_job *j, sh_err *err)
 {
     sh_rt_model *m = j->m;
@@ -129,9 +131,12 @@ static int issue_masks(shoal_runtime_t rt, sh_rt_context *ctx, const lane_job *j
         return 0;
     size_t found = 0;
     int rc = sh_rt_result_count(m, results_of(ctx, m), &found, err);
-    if (rc == 0)
+    size_t used = rc ? 0 : sh_frame_mask_pool_used((const int32_t *)(results_of(ctx, m) + m->result_off[5]), found);
+    if (used > m->mask_pool)   /* sh_frame_results refuses such boxes; nothing more to read */
+        used = 0;
+    if (rc == 0 && used > 0)
         rc = sh_backend_download(&rt->backend, m->lane, results_of(ctx, m) + m->result_off[m->mask_bits],
-                                 m->tensor_ptrs[ctx->index][m->results[m->mask_bits]], found * m->mask_slot, err);
+                                 m->tensor_ptrs[ctx->index][m->results[m->mask_bits]], used, err);
     return rc ? sh_err_prefix(err, rc, "model '%s': ", m->cfg->name) : 0;
 }
 

@@ -47,12 +47,12 @@ typedef struct sh_rt_model {
     int outputs[SH_RT_MAX_OUTPUTS];
     /* the graph's outputs in graph order (results[0]: the frame transform), each at
      * result_off[i] of the model's output staging; mask_bits: the index among them of the
-     * packed masks (read back only as far as the detections go), or -1 */
+     * mask pool (read back only as far as the detections' masks go), or -1 */
     int n_results;
     int results[SH_RT_MAX_RESULTS];
     size_t result_off[SH_RT_MAX_RESULTS];
     int mask_bits;
-    size_t mask_slot;                   /* bytes of one detection's packed mask */
+    size_t mask_pool;                   /* bytes of the mask pool (vision/frame.h) */
     void **weight_ptrs;                 /* [n_tensors], valid while resident */
     void ***tensor_ptrs;                /* [contexts][n_tensors] */
     void ***ws_ptrs;                    /* [contexts][n_nodes] */

@@ -246,6 +246,8 @@ static sh_frame_spec frame_spec(const shoal_runtime_t rt, const sh_rt_model *m)
     }
     s.pixel_format = SH_PIXEL_RGB;   /* shoal_image holds RGB */
     s.max_pixels = rt->max_frame_pixels;
+    if (rt->cfg->inference.mask_pool_frames > 0)
+        s.mask_pool_frames = rt->cfg->inference.mask_pool_frames;
     s.decoder = c->decoder == SH_DECODER_YOLOV8 || c->decoder == SH_DECODER_YOLOV8_SEG ? SH_FRAME_SPEC_YOLOV8
               : c->decoder == SH_DECODER_YOLOX                                       ? SH_FRAME_SPEC_YOLOX
               : c->decoder == SH_DECODER_LANDMARKS                                   ? SH_FRAME_SPEC_LANDMARKS
@@ -280,7 +282,8 @@ static int add_frame_ops(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
     for (int i = 0; i < m->n_outputs; i++)
         m->outputs[i] = g->outputs[1 + i];
     m->mask_bits = spec.masks ? 6 : -1;
-    m->mask_slot = spec.masks ? sh_frame_mask_slot(spec.max_pixels) : 0;
+    /* the pool's size as shape inference made it from the spec */
+    m->mask_pool = spec.masks ? (size_t)sh_shape_numel(&g->tensors[m->results[m->mask_bits]].shape) : 0;
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #define SHOAL_VISION_DECODE_IMPL_H
 
 #include "vision/decode.h"
+#include "vision/frame.h"
 
 /* Candidates of one frame in model-input coordinates, one allocation. */
 typedef struct sh_candidates {
@@ -12,9 +13,14 @@ typedef struct sh_candidates {
     int *anchors;
     size_t n;
     void *block;
+    size_t cap;        /* a view (sh_candidates_view): caller-owned arrays of cap entries */
 } sh_candidates;
 
+/* Makes room for n candidates: within a view's arrays (SHOAL_ERR_SHAPE past its cap), else
+ * in one allocation; c must be zeroed or a view. */
 int sh_candidates_alloc(sh_allocator *a, size_t n, sh_candidates *c, sh_err *err);
+/* Candidates written straight into caller-owned arrays of cap entries (a graph op's outputs). */
+void sh_candidates_view(sh_candidates *c, float *boxes, float *scores, int *classes, int *anchors, size_t cap);
 void sh_candidates_free(sh_allocator *a, sh_candidates *c);
 
 /* Appends one detection to `d`, growing its array. */
@@ -26,9 +32,11 @@ int sh_detections_finish(sh_detections *d, const sh_transform *xf, const sh_deco
                          const sh_candidates *c, sh_err *err);
 
 /* The shared tail's selection: candidates ranked by score (desc, index asc), the first top_k,
- * greedy NMS; at most max_keep indices into c written to keep[] in rank order. */
-int sh_candidates_select(sh_allocator *a, const sh_decode_params *p, const sh_candidates *c, size_t max_keep,
-                         size_t *keep, size_t *n_keep, sh_err *err);
+ * greedy NMS; at most max_keep indices into c written to keep[] in rank order. The ranking's
+ * scratch is ws (sh_candidates_select_ws(c->n) bytes), or allocated from a when ws is NULL. */
+int sh_candidates_select(sh_allocator *a, void *ws, const sh_decode_params *p, const sh_candidates *c,
+                         size_t max_keep, size_t *keep, size_t *n_keep, sh_err *err);
+size_t sh_candidates_select_ws(size_t n);
 /* Most detections the tail can keep out of n candidates under p (top_k, max_detections). */
 size_t sh_decode_max_keep(const sh_decode_params *p, size_t n);
 /* A model-input box mapped to the image through xf and clipped to the transform's region. */
@@ -70,9 +78,11 @@ int sh_yolo_seg_masks(const sh_ftensor *protos, const sh_yolo_cols *src, int nc,
 void sh_yolo_box(const float *col, size_t stride, float box[4]);
 
 /* Candidates over the nc score rows after the box: anchors whose best class score is >=
- * threshold, in anchor order. */
-int sh_yolov8_candidates(sh_allocator *a, const sh_yolo_cols *src, int nc, float threshold, sh_candidates *c,
-                         sh_err *err);
+ * threshold, in anchor order. The class scan's scratch is ws (sh_yolov8_candidates_ws of the
+ * anchors), or allocated from a when ws is NULL. */
+int sh_yolov8_candidates(sh_allocator *a, void *ws, const sh_yolo_cols *src, int nc, float threshold,
+                         sh_candidates *c, sh_err *err);
+size_t sh_yolov8_candidates_ws(int64_t n_anchors);
 
 /* YOLOX candidates of an undecoded [1, N, 5+nc] output for an in_w x in_h model input
  * (strides 8, 16, 32): score = obj * best class >= thr, boxes decoded, in anchor order. */
@@ -80,13 +90,15 @@ int sh_yolox_candidates(sh_allocator *a, const sh_ftensor *out, int in_w, int in
                         sh_err *err);
 
 /* yolov8-seg masks of n detections (image boxes and anchors; their `mask` is not touched)
- * bit-packed into the frame op layout (vision/frame.h): boxes [n, 5], bits [n, slot]. */
-int sh_seg_masks_packed(sh_allocator *a, const sh_ftensor *out, const sh_ftensor *protos, const sh_transform *xf,
-                        float thr, sh_detection *items, int n, int32_t *boxes, uint8_t *bits, size_t slot,
-                        sh_err *err);
-/* A bit-packed mask (box: x, y, width, height, area) run-length coded as sh_mask; free with
- * the detections it is handed to. */
-int sh_mask_from_bits(sh_allocator *a, const int32_t box[5], const uint8_t *bits, size_t slot, sh_mask **out,
-                      sh_err *err);
+ * bit-packed into the frame op layout (vision/frame.h): boxes [n, SH_FRAME_MASK_BOX_WORDS], the
+ * masks in a pool of pool_bytes. Scratch: bounds->slots slots of sh_frame_mask_slot_bytes(bounds)
+ * at ws, or grown from a when ws is NULL (bounds unused then). */
+int sh_seg_masks_packed(sh_allocator *a, void *ws, const sh_frame_mask_bounds *bounds, const sh_ftensor *out,
+                        const sh_ftensor *protos, const sh_transform *xf, float thr, sh_detection *items, int n,
+                        int32_t *boxes, uint8_t *pool, size_t pool_bytes, sh_err *err);
+/* A bit-packed mask (box: x, y, width, height, area) at bits, with room bytes readable there,
+ * run-length coded as sh_mask; free with the detections it is handed to. */
+int sh_mask_from_bits(sh_allocator *a, const int32_t box[SH_FRAME_MASK_BOX_WORDS], const uint8_t *bits, size_t room,
+                      sh_mask **out, sh_err *err);
 
 #endif

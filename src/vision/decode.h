@@ -55,6 +55,8 @@ typedef struct sh_detections {
     sh_detection *items;
     size_t count, capacity;
     int image_w, image_h;   /* size of the image the boxes refer to */
+    int masks_left_out;     /* segmentation through the frame ops: detections whose mask found no
+                               room in the mask pool (they have none; vision/frame.h) */
 } sh_detections;
 
 sh_detections *sh_detections_create(sh_allocator *a);

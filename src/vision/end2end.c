@@ -23,7 +23,7 @@ static int read_rows(const sh_ftensor *out, int64_t width, int n_classes, const 
     size_t m = 0;
     for (int64_t j = 0; j < n; j++)
         m += d[width * j + 4] >= p->score_threshold;
-    sh_candidates c;
+    sh_candidates c = {0};
     int rc = sh_candidates_alloc(dets->alloc, m, &c, err);
     if (rc)
         return rc;

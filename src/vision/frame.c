@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "core/scratch.h"
 #include "vision/decode-impl.h"
 
 /* ids tensors are int32 and the candidates' arrays int: the op reads one as the other. */
@@ -44,14 +45,20 @@ int sh_transform_unpack(const float w[SH_FRAME_XF_WORDS], sh_transform *xf, sh_e
     return 0;
 }
 
-size_t sh_frame_mask_slot(int64_t max_pixels)
+size_t sh_frame_mask_pool(int64_t max_pixels, int64_t frames, int64_t max_detections)
 {
-    if (max_pixels < 1 || max_pixels > (int64_t)SH_IMAGE_MAX_PIXELS)
+    if (max_pixels < 1 || max_pixels > (int64_t)SH_IMAGE_MAX_PIXELS || frames < 1 || max_detections < 1)
         return 0;
-    return sh_align_up(((size_t)max_pixels + 7) / 8, 4);
+    int64_t n = frames < max_detections ? frames : max_detections, frame = (max_pixels + 7) / 8;
+    return n > INT32_MAX / frame ? 0 : (size_t)(n * frame);
 }
 
-int sh_frame_to_tensor(sh_allocator *a, const uint8_t *pixels, size_t capacity, const int32_t size[2],
+size_t sh_frame_to_tensor_ws(const sh_preprocess_params *p, size_t capacity, sh_pixel_format format)
+{
+    return sh_preprocess_pixels_ws(p, capacity, format);
+}
+
+int sh_frame_to_tensor(sh_allocator *a, void *ws, const uint8_t *pixels, size_t capacity, const int32_t size[2],
                        sh_pixel_format format, const sh_preprocess_params *p, float *out,
                        float xf_words[SH_FRAME_XF_WORDS], sh_err *err)
 {
@@ -62,7 +69,9 @@ int sh_frame_to_tensor(sh_allocator *a, const uint8_t *pixels, size_t capacity, 
                        capacity);
     sh_transform xf;
     size_t count = (size_t)p->width * (size_t)p->height * 3;
-    int rc = sh_preprocess_pixels(a, pixels, w, h, format, p, out, count, &xf, err);
+    int rc = ws ? sh_preprocess_pixels_in(ws, sh_frame_to_tensor_ws(p, capacity, format), pixels, w, h, format, p, out,
+                                          count, &xf, err)
+                : sh_preprocess_pixels(a, pixels, w, h, format, p, out, count, &xf, err);
     if (rc == 0)
         sh_transform_pack(&xf, xf_words);
     return rc;
@@ -77,10 +86,20 @@ int64_t sh_frame_anchors(sh_frame_decoder d, const sh_ftensor *head)
     return -1;
 }
 
-int sh_frame_decode(sh_allocator *a, sh_frame_decoder d, const sh_ftensor *head, int n_classes, int in_w, int in_h,
-                    float thr, size_t cap, float *boxes, float *scores, int32_t *ids, int32_t *count, sh_err *err)
+size_t sh_frame_decode_ws(sh_frame_decoder d, int64_t anchors)
 {
+    return d == SH_FRAME_DECODER_YOLOX ? 0 : sh_yolov8_candidates_ws(anchors);
+}
+
+int sh_frame_decode(sh_allocator *a, void *ws, sh_frame_decoder d, const sh_ftensor *head, int n_classes, int in_w,
+                    int in_h, float thr, size_t cap, float *boxes, float *scores, int32_t *ids, int32_t *count,
+                    sh_err *err)
+{
+    if (cap > INT32_MAX)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "decode: room for %zu candidates, counted in int32", cap);
+    /* written straight into the outputs: classes in row 0 of ids, anchors in row 1 */
     sh_candidates c;
+    sh_candidates_view(&c, boxes, scores, ids, ids + cap, cap);
     int rc;
     if (d == SH_FRAME_DECODER_YOLOX) {
         rc = sh_yolox_candidates(a, head, in_w, in_h, thr, &c, err);
@@ -91,21 +110,11 @@ int sh_frame_decode(sh_allocator *a, sh_frame_decoder d, const sh_ftensor *head,
         if (n_classes < 1 || n_classes > src.channels - 4)
             return sh_errf(err, SHOAL_ERR_SHAPE, "yolov8: %d classes in an output of %lld channels", n_classes,
                            (long long)src.channels);
-        rc = sh_yolov8_candidates(a, &src, n_classes, thr, &c, err);
+        rc = sh_yolov8_candidates(a, ws, &src, n_classes, thr, &c, err);
     }
-    if (rc)
-        return rc;
-    if (c.n > cap || c.n > INT32_MAX) {
-        sh_candidates_free(a, &c);
-        return sh_errf(err, SHOAL_ERR_SHAPE, "decode: %zu candidates, room for %zu", c.n, cap);
-    }
-    memcpy(boxes, c.boxes, c.n * 4 * sizeof(float));
-    memcpy(scores, c.scores, c.n * sizeof(float));
-    memcpy(ids, c.classes, c.n * sizeof(int32_t));
-    memcpy(ids + cap, c.anchors, c.n * sizeof(int32_t));
-    *count = (int32_t)c.n;
-    sh_candidates_free(a, &c);
-    return 0;
+    if (rc == 0)
+        *count = (int32_t)c.n;
+    return rc;
 }
 
 static int read_count(const int32_t *count, size_t cap, const char *who, size_t *n, sh_err *err)
@@ -116,7 +125,15 @@ static int read_count(const int32_t *count, size_t cap, const char *who, size_t 
     return 0;
 }
 
-int sh_frame_nms(sh_allocator *a, const sh_decode_params *p, const float *boxes, const float *scores,
+size_t sh_frame_nms_ws(size_t cap, size_t out_cap)
+{
+    size_t keep;
+    if (!sh_mul_size(out_cap + 1, sizeof(size_t), &keep))
+        return SIZE_MAX;
+    return sh_scratch_need(sh_scratch_need(0, sh_candidates_select_ws(cap)), keep);
+}
+
+int sh_frame_nms(sh_allocator *a, void *ws, const sh_decode_params *p, const float *boxes, const float *scores,
                  const int32_t *ids, size_t cap, const int32_t *count, const float xf_words[SH_FRAME_XF_WORDS],
                  size_t out_cap, float *out_boxes, float *out_scores, int32_t *out_ids, int32_t *out_count,
                  sh_err *err)
@@ -131,10 +148,18 @@ int sh_frame_nms(sh_allocator *a, const sh_decode_params *p, const float *boxes,
     size_t max_keep = sh_decode_max_keep(p, n);
     if (max_keep > out_cap || out_cap > INT32_MAX)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "nms: up to %zu detections, room for %zu", max_keep, out_cap);
-    size_t *keep = sh_alloc(a, max_keep * sizeof *keep + 1), nk = 0;
-    if (!keep)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "nms: cannot allocate %zu kept indices", max_keep);
-    rc = sh_candidates_select(a, p, &c, max_keep, keep, &nk, err);
+    size_t need = sh_frame_nms_ws(cap, out_cap);
+    void *block = ws ? NULL : (need == SIZE_MAX ? NULL : sh_alloc(a, need));
+    if (!ws && !block)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "nms: cannot allocate %zu bytes of scratch", need);
+    sh_scratch s = sh_scratch_init(ws ? ws : block, need);
+    void *rank = sh_scratch_take(&s, sh_candidates_select_ws(cap));
+    size_t *keep = sh_scratch_take(&s, (out_cap + 1) * sizeof *keep), nk = 0;
+    if (!rank || !keep) {
+        sh_free(a, block);
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "nms: the workspace lacks room for %zu candidates", cap);
+    }
+    rc = sh_candidates_select(a, rank, p, &c, max_keep, keep, &nk, err);
     for (size_t k = 0; rc == 0 && k < nk; k++) {
         size_t i = keep[k];
         sh_box_to_image(&xf, boxes + 4 * i, out_boxes + 4 * k);
@@ -142,35 +167,60 @@ int sh_frame_nms(sh_allocator *a, const sh_decode_params *p, const float *boxes,
         out_ids[k] = ids[i];
         out_ids[out_cap + k] = ids[cap + i];
     }
-    sh_free(a, keep);
+    sh_free(a, block);
     if (rc == 0)
         *out_count = (int32_t)nk;
     return rc;
 }
 
-int sh_frame_masks(sh_allocator *a, const sh_ftensor *head, const sh_ftensor *protos, const float *boxes,
-                   const int32_t *ids, size_t cap, const int32_t *count, const float xf_words[SH_FRAME_XF_WORDS],
-                   float mask_threshold, int32_t *mask_boxes, uint8_t *bits, size_t slot, sh_err *err)
+size_t sh_frame_masks_ws(const sh_frame_mask_bounds *b, size_t cap)
+{
+    size_t slot = sh_frame_mask_slot_bytes(b), slots, items;
+    if (slot == SIZE_MAX || b->slots < 1 || !sh_mul_size(slot, (size_t)b->slots, &slots) ||
+        !sh_mul_size(cap ? cap : 1, sizeof(sh_detection), &items))
+        return SIZE_MAX;
+    return sh_scratch_need(sh_scratch_need(0, items), slots);
+}
+
+int sh_frame_masks(sh_allocator *a, void *ws, const sh_frame_mask_bounds *b, const sh_ftensor *head,
+                   const sh_ftensor *protos, const float *boxes, const int32_t *ids, size_t cap, const int32_t *count,
+                   const float xf_words[SH_FRAME_XF_WORDS], float mask_threshold, int32_t *mask_boxes, uint8_t *pool,
+                   size_t pool_bytes, sh_err *err)
 {
     sh_transform xf;
     size_t n = 0;
     int rc = read_count(count, cap, "masks", &n, err);
     if (rc || (rc = sh_transform_unpack(xf_words, &xf, err)) || n == 0)
         return rc;
-    sh_detection *items = sh_calloc(a, n, sizeof *items);
+    if (ws && !b)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "masks: a workspace without the bounds it was sized for");
+    size_t items_bytes = sh_scratch_need(0, (cap ? cap : 1) * sizeof(sh_detection));
+    sh_detection *items = ws ? ws : sh_calloc(a, n, sizeof *items);
     if (!items)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "masks: cannot allocate %zu detections", n);
     for (size_t i = 0; i < n; i++)
         items[i] = (sh_detection){.class_id = ids[i], .anchor = ids[cap + i], .x1 = boxes[4 * i],
                                   .y1 = boxes[4 * i + 1], .x2 = boxes[4 * i + 2], .y2 = boxes[4 * i + 3]};
-    rc = sh_seg_masks_packed(a, head, protos, &xf, mask_threshold, items, (int)n, mask_boxes, bits, slot, err);
-    sh_free(a, items);
+    rc = sh_seg_masks_packed(a, ws ? (char *)ws + items_bytes : NULL, b, head, protos, &xf, mask_threshold, items,
+                             (int)n, mask_boxes, pool, pool_bytes, err);
+    if (!ws)
+        sh_free(a, items);
     return rc;
 }
 
+size_t sh_frame_mask_pool_used(const int32_t *mask_boxes, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        const int32_t *b = mask_boxes + i * SH_FRAME_MASK_BOX_WORDS;
+        if (b[5] >= 0)
+            return b[2] < 0 || b[3] < 0 ? 0 : (size_t)b[5] + ((size_t)b[2] * (size_t)b[3] + 7) / 8;
+    }
+    return 0;
+}
+
 int sh_frame_results(const float *boxes, const float *scores, const int32_t *ids, size_t cap, const int32_t *count,
-                     const float xf_words[SH_FRAME_XF_WORDS], const int32_t *mask_boxes, const uint8_t *bits,
-                     size_t slot, sh_detections *d, sh_err *err)
+                     const float xf_words[SH_FRAME_XF_WORDS], const int32_t *mask_boxes, const uint8_t *pool,
+                     size_t pool_bytes, sh_detections *d, sh_err *err)
 {
     sh_transform xf;
     size_t n = 0;
@@ -183,9 +233,18 @@ int sh_frame_results(const float *boxes, const float *scores, const int32_t *ids
     for (size_t i = 0; i < n && rc == 0; i++) {
         sh_detection det = {.class_id = ids[i], .score = scores[i], .anchor = ids[cap + i], .x1 = boxes[4 * i],
                             .y1 = boxes[4 * i + 1], .x2 = boxes[4 * i + 2], .y2 = boxes[4 * i + 3]};
-        if (mask_boxes && (rc = sh_mask_from_bits(d->alloc, mask_boxes + i * SH_FRAME_MASK_BOX_WORDS,
-                                                  bits + i * slot, slot, &det.mask, err)))
-            break;
+        const int32_t *mb = mask_boxes ? mask_boxes + i * SH_FRAME_MASK_BOX_WORDS : NULL;
+        if (mb && mb[5] < 0) {
+            d->masks_left_out++;
+        } else if (mb) {
+            if ((size_t)mb[5] > pool_bytes) {
+                rc = sh_errf(err, SHOAL_ERR_SHAPE, "results: mask %zu at byte %d of a %zu-byte pool", i, mb[5],
+                             pool_bytes);
+                break;
+            }
+            if ((rc = sh_mask_from_bits(d->alloc, mb, pool + mb[5], pool_bytes - (size_t)mb[5], &det.mask, err)))
+                break;
+        }
         if ((rc = sh_detections_push(d, &det, err)) && det.mask) {
             sh_free(d->alloc, det.mask->runs);
             sh_free(d->alloc, det.mask);

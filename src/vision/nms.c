@@ -37,6 +37,7 @@ void sh_detections_clear(sh_detections *d)
     for (size_t i = 0; i < d->count; i++)
         mask_free(d->alloc, d->items[i].mask);
     d->count = 0;
+    d->masks_left_out = 0;
 }
 
 void sh_detections_destroy(sh_detections *d)
@@ -88,8 +89,15 @@ static int ranked_cmp(const void *pa, const void *pb)
     return a->index < b->index ? -1 : a->index > b->index;
 }
 
-/* Sorts candidates by (score desc, index asc); NaN scores never get here (decoders drop
- * them with the threshold test, and sh_nms refuses them). */
+/* Sorts candidates by (score desc, index asc) into room for n entries; NaN scores never get
+ * here (decoders drop them with the threshold test, and sh_nms refuses them). */
+static void rank_into(ranked *r, const float *scores, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        r[i] = (ranked){scores[i], (uint32_t)i};
+    qsort(r, n, sizeof *r, ranked_cmp);
+}
+
 static ranked *rank(sh_allocator *a, const float *scores, size_t n, sh_err *err)
 {
     ranked *r = sh_alloc(a, (n ? n : 1) * sizeof *r);
@@ -97,9 +105,7 @@ static ranked *rank(sh_allocator *a, const float *scores, size_t n, sh_err *err)
         sh_errf(err, SHOAL_ERR_NO_MEMORY, "nms: cannot allocate %zu candidates", n);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
-        r[i] = (ranked){scores[i], (uint32_t)i};
-    qsort(r, n, sizeof *r, ranked_cmp);
+    rank_into(r, scores, n);
     return r;
 }
 
@@ -143,8 +149,19 @@ int sh_nms(sh_allocator *a, const float *boxes, const float *scores, const int *
     return 0;
 }
 
+void sh_candidates_view(sh_candidates *c, float *boxes, float *scores, int *classes, int *anchors, size_t cap)
+{
+    *c = (sh_candidates){.boxes = boxes, .scores = scores, .classes = classes, .anchors = anchors, .cap = cap};
+}
+
 int sh_candidates_alloc(sh_allocator *a, size_t n, sh_candidates *c, sh_err *err)
 {
+    if (!c->block && c->cap) {
+        if (n > c->cap)
+            return sh_errf(err, SHOAL_ERR_SHAPE, "decode: %zu candidates, room for %zu", n, c->cap);
+        c->n = n;
+        return 0;
+    }
     memset(c, 0, sizeof *c);
     size_t m = n ? n : 1, bytes;
     if (!sh_mul_size(m, 4 * sizeof(float) + sizeof(float) + 2 * sizeof(int), &bytes))
@@ -181,20 +198,29 @@ int sh_decode_check(const sh_transform *xf, const sh_decode_params *p, sh_detect
     return 0;
 }
 
-int sh_candidates_select(sh_allocator *a, const sh_decode_params *p, const sh_candidates *c, size_t max_keep,
-                         size_t *keep, size_t *n_keep, sh_err *err)
+size_t sh_candidates_select_ws(size_t n)
+{
+    size_t bytes;
+    return sh_mul_size(n ? n : 1, sizeof(ranked), &bytes) ? bytes : SIZE_MAX;
+}
+
+int sh_candidates_select(sh_allocator *a, void *ws, const sh_decode_params *p, const sh_candidates *c,
+                         size_t max_keep, size_t *keep, size_t *n_keep, sh_err *err)
 {
     *n_keep = 0;
     if (c->n == 0)
         return 0;
-    ranked *r = rank(a, c->scores, c->n, err);
-    if (!r)
+    ranked *r = ws;
+    if (r)
+        rank_into(r, c->scores, c->n);
+    else if (!(r = rank(a, c->scores, c->n, err)))
         return SHOAL_ERR_NO_MEMORY;
     size_t cand = c->n;
     if (p->top_k > 0 && cand > (size_t)p->top_k)
         cand = (size_t)p->top_k;
     *n_keep = nms_ranked(r, cand, c->boxes, c->classes, p->iou_threshold, p->agnostic, max_keep, keep);
-    sh_free(a, r);
+    if (r != ws)
+        sh_free(a, r);
     return 0;
 }
 
@@ -231,7 +257,7 @@ int sh_detections_finish(sh_detections *d, const sh_transform *xf, const sh_deco
     if (!keep)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "decode: cannot allocate %zu kept indices", max_keep);
     size_t nk;
-    int rc = sh_candidates_select(d->alloc, p, c, max_keep, keep, &nk, err);
+    int rc = sh_candidates_select(d->alloc, NULL, p, c, max_keep, keep, &nk, err);
     for (size_t k = 0; k < nk && rc == 0; k++) {
         size_t i = keep[k];
         sh_detection det = {.class_id = c->classes[i], .score = c->scores[i], .anchor = c->anchors[i]};

@@ -1,7 +1,10 @@
 #include "vision/preprocess.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
+
+#include "core/scratch.h"
 
 #define SH_MODEL_MAX_SIDE 8192
 
@@ -136,20 +139,18 @@ static void vresize_row(const int *s0, const int *s1, short b0, short b1, int wi
         d[x] = sat_u8((s0[x] * b0 + s1[x] * b1 + (1 << 21)) >> 22);
 }
 
-int sh_resize_bilinear_u8(sh_allocator *a, const uint8_t *src, int src_w, int src_h, size_t src_stride,
-                          uint8_t *dst, int dst_w, int dst_h, size_t dst_stride, int cn, sh_err *err)
+/* Scratch of a resize to dst_w columns of cn channels: two int rows, then xofs + alpha (2
+ * shorts) per column. */
+static size_t resize_scratch_bytes(int dst_w, int cn)
 {
-    if (!src || !dst || src_w <= 0 || src_h <= 0 || dst_w <= 0 || dst_h <= 0 || cn < 1 || cn > 4 ||
-        src_stride < (size_t)src_w * cn || dst_stride < (size_t)dst_w * cn)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "resize: bad geometry %dx%dx%d -> %dx%d", src_w, src_h, cn,
-                       dst_w, dst_h);
     size_t row = (size_t)dst_w * cn;
-    /* xofs + alpha (2 shorts) per column, then two int rows. */
-    size_t bytes = (size_t)dst_w * (sizeof(int) + 2 * sizeof(short)) + 2 * row * sizeof(int) + 64;
-    uint8_t *scratch = sh_alloc(a, bytes);
-    if (!scratch)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "resize %dx%d -> %dx%d: cannot allocate %zu bytes of scratch",
-                       src_w, src_h, dst_w, dst_h, bytes);
+    return (size_t)dst_w * (sizeof(int) + 2 * sizeof(short)) + 2 * row * sizeof(int) + 64;
+}
+
+static int resize_u8(uint8_t *scratch, const uint8_t *src, int src_w, int src_h, size_t src_stride, uint8_t *dst,
+                     int dst_w, int dst_h, size_t dst_stride, int cn)
+{
+    size_t row = (size_t)dst_w * cn;
     int *rows[2] = {(int *)scratch, (int *)scratch + row};
     int *xofs = rows[1] + row;
     short *alpha = (short *)(xofs + dst_w);
@@ -196,8 +197,24 @@ int sh_resize_bilinear_u8(sh_allocator *a, const uint8_t *src, int src_w, int sr
         }
         vresize_row(hr[0], hr[1], b0, b1, (int)row, dst + (size_t)dy * dst_stride);
     }
-    sh_free(a, scratch);
     return 0;
+}
+
+int sh_resize_bilinear_u8(sh_allocator *a, const uint8_t *src, int src_w, int src_h, size_t src_stride,
+                          uint8_t *dst, int dst_w, int dst_h, size_t dst_stride, int cn, sh_err *err)
+{
+    if (!src || !dst || src_w <= 0 || src_h <= 0 || dst_w <= 0 || dst_h <= 0 || cn < 1 || cn > 4 ||
+        src_stride < (size_t)src_w * cn || dst_stride < (size_t)dst_w * cn)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "resize: bad geometry %dx%dx%d -> %dx%d", src_w, src_h, cn,
+                       dst_w, dst_h);
+    size_t bytes = resize_scratch_bytes(dst_w, cn);
+    uint8_t *scratch = sh_alloc(a, bytes);
+    if (!scratch)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "resize %dx%d -> %dx%d: cannot allocate %zu bytes of scratch",
+                       src_w, src_h, dst_w, dst_h, bytes);
+    int rc = resize_u8(scratch, src, src_w, src_h, src_stride, dst, dst_w, dst_h, dst_stride, cn);
+    sh_free(a, scratch);
+    return rc;
 }
 
 void sh_resize_bilinear_f32(const float *src, int src_w, int src_h, float *dst, int dst_w, int dst_h)
@@ -236,21 +253,25 @@ int sh_preprocess_lut(const sh_preprocess_params *p, float lut[3][256], sh_err *
     return 0;
 }
 
+/* Scratch of region_u8 for a p->width x p->height model input (the resized picture is never
+ * larger than the input). */
+static size_t region_need(const sh_preprocess_params *p)
+{
+    size_t need = sh_scratch_need(0, (size_t)p->width * 3 * p->height);
+    return sh_scratch_need(need, resize_scratch_bytes(p->width, 3));
+}
+
 /* The model-size 8-bit picture: resized, placed, padded, channels in output order. */
-static int letterbox_u8(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
+static int letterbox_u8(sh_scratch *s, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
                         const sh_transform *xf, uint8_t *canvas, sh_err *err)
 {
     size_t rbytes = (size_t)xf->resized_w * 3 * xf->resized_h;
-    uint8_t *resized = sh_alloc(a, rbytes);
-    if (!resized)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes for the resized picture",
-                       rbytes);
-    int rc = sh_resize_bilinear_u8(a, src, w, h, stride, resized, xf->resized_w, xf->resized_h,
-                                   (size_t)xf->resized_w * 3, 3, err);
-    if (rc) {
-        sh_free(a, resized);
-        return rc;
-    }
+    uint8_t *resized = sh_scratch_take(s, rbytes);
+    uint8_t *scratch = sh_scratch_take(s, resize_scratch_bytes(xf->resized_w, 3));
+    if (!resized || !scratch)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "preprocess: the workspace lacks room for a %dx%d resize",
+                       xf->resized_w, xf->resized_h);
+    resize_u8(scratch, src, w, h, stride, resized, xf->resized_w, xf->resized_h, (size_t)xf->resized_w * 3, 3);
     int left = (int)xf->pad_x, top = (int)xf->pad_y, bgr = p->order == SH_CHANNELS_BGR;
     for (int y = 0; y < p->height; y++) {
         uint8_t *o = canvas + (size_t)y * p->width * 3;
@@ -267,11 +288,10 @@ static int letterbox_u8(sh_allocator *a, const uint8_t *src, int w, int h, size_
             o[2] = px[bgr ? 0 : 2];
         }
     }
-    sh_free(a, resized);
     return 0;
 }
 
-static int region_u8(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
+static int region_u8(sh_scratch *s, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
                      uint8_t *out, size_t out_bytes, sh_transform *xf_out, sh_err *err)
 {
     sh_transform xf;
@@ -284,13 +304,19 @@ static int region_u8(sh_allocator *a, const uint8_t *src, int w, int h, size_t s
                        out ? out_bytes : 0, p->width, p->height, need);
     if (p->order != SH_CHANNELS_RGB && p->order != SH_CHANNELS_BGR)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown channel order %d", (int)p->order);
-    rc = letterbox_u8(a, src, w, h, stride, p, &xf, out, err);
+    rc = letterbox_u8(s, src, w, h, stride, p, &xf, out, err);
     if (rc == 0 && xf_out)
         *xf_out = xf;
     return rc;
 }
 
-static int preprocess_region(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride,
+/* Scratch of preprocess_region: the 8-bit canvas, then region_u8's. */
+static size_t preprocess_need(const sh_preprocess_params *p)
+{
+    return sh_scratch_need(region_need(p), (size_t)p->width * p->height * 3);
+}
+
+static int preprocess_region(sh_scratch *s, const uint8_t *src, int w, int h, size_t stride,
                              const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf_out,
                              sh_err *err)
 {
@@ -299,17 +325,33 @@ static int preprocess_region(sh_allocator *a, const uint8_t *src, int w, int h, 
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: output holds %zu floats, %dx%dx3 needs %zu",
                        out ? out_count : 0, p->width, p->height, 3 * plane);
     float lut[3][256];
-    int rc = sh_preprocess_lut(p, lut, err);
-    if (rc)
+    sh_transform probe;   /* a bad model size is named before any scratch is taken for it */
+    int rc = sh_transform_compute(w, h, p, &probe, err);
+    if (rc || (rc = sh_preprocess_lut(p, lut, err)))
         return rc;
-    uint8_t *canvas = sh_alloc(a, 3 * plane);
+    uint8_t *canvas = sh_scratch_take(s, 3 * plane);
     if (!canvas)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes for the picture", 3 * plane);
-    rc = region_u8(a, src, w, h, stride, p, canvas, 3 * plane, xf_out, err);
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "preprocess: the workspace lacks room for a %dx%d picture", p->width,
+                       p->height);
+    rc = region_u8(s, src, w, h, stride, p, canvas, 3 * plane, xf_out, err);
     if (rc == 0)
         sh_expand_u8(canvas, p->width, p->height, lut, out);
-    sh_free(a, canvas);
     return rc;
+}
+
+/* A host caller's scratch: one block of `need` bytes from a. */
+static int scratch_alloc(sh_allocator *a, size_t need, void **block, sh_scratch *s, sh_err *err)
+{
+    *block = need == SIZE_MAX ? NULL : sh_alloc(a, need);
+    if (!*block)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes of scratch", need);
+    *s = sh_scratch_init(*block, need);
+    return 0;
+}
+
+static bool model_size_ok(const sh_preprocess_params *p)
+{
+    return p && p->width > 0 && p->height > 0 && p->width <= SH_MODEL_MAX_SIDE && p->height <= SH_MODEL_MAX_SIDE;
 }
 
 void sh_expand_u8(const uint8_t *hwc, int width, int height, const float lut[3][256], float *out)
@@ -327,7 +369,32 @@ int sh_preprocess_u8(sh_allocator *a, const sh_image *img, const sh_preprocess_p
 {
     if (!img || !img->data || img->width <= 0 || img->height <= 0)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty image");
-    return region_u8(a, img->data, img->width, img->height, (size_t)img->width * 3, p, out, out_bytes, xf, err);
+    sh_transform probe;
+    int rc = sh_transform_compute(img->width, img->height, p, &probe, err);
+    if (rc)
+        return rc;
+    void *block;
+    sh_scratch s;
+    if ((rc = scratch_alloc(a, region_need(p), &block, &s, err)) == 0)
+        rc = region_u8(&s, img->data, img->width, img->height, (size_t)img->width * 3, p, out, out_bytes, xf, err);
+    sh_free(a, block);
+    return rc;
+}
+
+/* preprocess_region with its scratch from a. */
+static int preprocess_alloc(sh_allocator *a, const uint8_t *src, int w, int h, size_t stride,
+                            const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf, sh_err *err)
+{
+    sh_transform probe;
+    int rc = sh_transform_compute(w, h, p, &probe, err);
+    if (rc)
+        return rc;
+    void *block;
+    sh_scratch s;
+    if ((rc = scratch_alloc(a, preprocess_need(p), &block, &s, err)) == 0)
+        rc = preprocess_region(&s, src, w, h, stride, p, out, out_count, xf, err);
+    sh_free(a, block);
+    return rc;
 }
 
 int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_params *p, float *out,
@@ -335,8 +402,41 @@ int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_para
 {
     if (!img || !img->data || img->width <= 0 || img->height <= 0)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty image");
-    return preprocess_region(a, img->data, img->width, img->height, (size_t)img->width * 3, p, out, out_count, xf,
-                             err);
+    return preprocess_alloc(a, img->data, img->width, img->height, (size_t)img->width * 3, p, out, out_count, xf, err);
+}
+
+size_t sh_preprocess_pixels_ws(const sh_preprocess_params *p, size_t max_frame_bytes, sh_pixel_format format)
+{
+    if (!model_size_ok(p))
+        return 0;
+    return sh_scratch_need(preprocess_need(p), format == SH_PIXEL_BGR ? max_frame_bytes : 0);
+}
+
+int sh_preprocess_pixels_in(void *ws, size_t ws_bytes, const uint8_t *pixels, int width, int height,
+                            sh_pixel_format format, const sh_preprocess_params *p, float *out, size_t out_count,
+                            sh_transform *xf, sh_err *err)
+{
+    if (!pixels || width <= 0 || height <= 0)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty frame (%dx%d)", width, height);
+    sh_scratch s = sh_scratch_init(ws, ws_bytes);
+    if (format == SH_PIXEL_RGB)
+        return preprocess_region(&s, pixels, width, height, (size_t)width * 3, p, out, out_count, xf, err);
+    if (format != SH_PIXEL_BGR)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown pixel format %d", (int)format);
+    /* The resize's last elements of a row round differently from the vectorised ones, so each
+     * channel's bytes must sit where they sit in an RGB picture: a BGR frame is made RGB first,
+     * as sh_image_from_raw does on the host path. */
+    size_t bytes = (size_t)width * height * 3;
+    uint8_t *rgb = sh_scratch_take(&s, bytes);
+    if (!rgb)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "preprocess: the workspace lacks room for a %dx%d RGB copy", width,
+                       height);
+    for (size_t i = 0; i < bytes; i += 3) {
+        rgb[i] = pixels[i + 2];
+        rgb[i + 1] = pixels[i + 1];
+        rgb[i + 2] = pixels[i];
+    }
+    return preprocess_region(&s, rgb, width, height, (size_t)width * 3, p, out, out_count, xf, err);
 }
 
 int sh_preprocess_pixels(sh_allocator *a, const uint8_t *pixels, int width, int height, sh_pixel_format format,
@@ -344,24 +444,16 @@ int sh_preprocess_pixels(sh_allocator *a, const uint8_t *pixels, int width, int 
 {
     if (!pixels || width <= 0 || height <= 0)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: empty frame (%dx%d)", width, height);
-    if (format == SH_PIXEL_RGB)
-        return preprocess_region(a, pixels, width, height, (size_t)width * 3, p, out, out_count, xf, err);
-    if (format != SH_PIXEL_BGR)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: unknown pixel format %d", (int)format);
-    /* The resize's last elements of a row round differently from the vectorised ones, so each
-     * channel's bytes must sit where they sit in an RGB picture: a BGR frame is made RGB first,
-     * as sh_image_from_raw does on the host path. */
-    size_t bytes = (size_t)width * height * 3;
-    uint8_t *rgb = sh_alloc(a, bytes);
-    if (!rgb)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes for an RGB copy", bytes);
-    for (size_t i = 0; i < bytes; i += 3) {
-        rgb[i] = pixels[i + 2];
-        rgb[i + 1] = pixels[i + 1];
-        rgb[i + 2] = pixels[i];
-    }
-    int rc = preprocess_region(a, rgb, width, height, (size_t)width * 3, p, out, out_count, xf, err);
-    sh_free(a, rgb);
+    sh_transform probe;
+    int rc = sh_transform_compute(width, height, p, &probe, err);
+    if (rc)
+        return rc;
+    size_t need = sh_preprocess_pixels_ws(p, (size_t)width * height * 3, format);
+    void *block = need == SIZE_MAX ? NULL : sh_alloc(a, need);
+    if (!block)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "preprocess: cannot allocate %zu bytes of scratch", need);
+    rc = sh_preprocess_pixels_in(block, need, pixels, width, height, format, p, out, out_count, xf, err);
+    sh_free(a, block);
     return rc;
 }
 
@@ -374,8 +466,8 @@ int sh_preprocess_roi(sh_allocator *a, const sh_image *img, int x, int y, int w,
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "preprocess: region %dx%d at (%d,%d) is not inside the %dx%d image",
                        w, h, x, y, img->width, img->height);
     size_t stride = (size_t)img->width * 3;
-    int rc = preprocess_region(a, img->data + (size_t)y * stride + (size_t)x * 3, w, h, stride, p, out, out_count,
-                               xf, err);
+    int rc = preprocess_alloc(a, img->data + (size_t)y * stride + (size_t)x * 3, w, h, stride, p, out, out_count, xf,
+                              err);
     if (rc == 0 && xf) {
         xf->origin_x = (float)x;
         xf->origin_y = (float)y;

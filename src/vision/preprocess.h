@@ -81,6 +81,15 @@ int sh_preprocess(sh_allocator *a, const sh_image *img, const sh_preprocess_para
 int sh_preprocess_pixels(sh_allocator *a, const uint8_t *pixels, int width, int height, sh_pixel_format format,
                          const sh_preprocess_params *p, float *out, size_t out_count, sh_transform *xf, sh_err *err);
 
+/* sh_preprocess_pixels with its scratch in ws (ws_bytes; sh_preprocess_pixels_ws bytes hold
+ * any frame of at most max_frame_bytes): allocates nothing. */
+int sh_preprocess_pixels_in(void *ws, size_t ws_bytes, const uint8_t *pixels, int width, int height,
+                            sh_pixel_format format, const sh_preprocess_params *p, float *out, size_t out_count,
+                            sh_transform *xf, sh_err *err);
+/* Scratch bytes of sh_preprocess_pixels_in for frames of at most max_frame_bytes; 0 when p's
+ * model size is out of range, SIZE_MAX on overflow. */
+size_t sh_preprocess_pixels_ws(const sh_preprocess_params *p, size_t max_frame_bytes, sh_pixel_format format);
+
 /* The same picture before the float conversion: 3 * p->height * p->width bytes, interleaved
  * (HWC), channels in output order, letterboxed and padded; out_bytes is the room there.
  * sh_expand_u8 with sh_preprocess_lut's table turns it into exactly what sh_preprocess

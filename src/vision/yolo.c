@@ -80,10 +80,10 @@ static void put_candidate(sh_candidates *c, size_t i, const float *col, size_t s
 
 /* The whole tensor. Class rows are contiguous over anchors, so scan row by row keeping a
  * running best: reading the tensor in memory order instead of striding by N per anchor. */
-static int full_candidates(sh_allocator *a, const float *out, size_t n, int nc, float threshold, sh_candidates *c,
-                           sh_err *err)
+static int full_candidates(sh_allocator *a, void *ws, const float *out, size_t n, int nc, float threshold,
+                           sh_candidates *c, sh_err *err)
 {
-    float *best = sh_alloc(a, n * (sizeof(float) + sizeof(int)));
+    float *best = ws ? ws : sh_alloc(a, sh_yolov8_candidates_ws((int64_t)n));
     if (!best)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8: cannot allocate scores of %zu anchors", n);
     int *best_c = (int *)(best + n);
@@ -104,7 +104,8 @@ static int full_candidates(sh_allocator *a, const float *out, size_t n, int nc, 
     for (size_t j = 0, i = 0; rc == 0 && j < n; j++)
         if (best[j] >= threshold)
             put_candidate(c, i++, out + j, n, best[j], best_c[j], (int)j);
-    sh_free(a, best);
+    if (best != ws)
+        sh_free(a, best);
     return rc;
 }
 
@@ -136,19 +137,27 @@ static int held_candidates(sh_allocator *a, const sh_yolo_cols *src, int nc, flo
     return rc;
 }
 
-int sh_yolov8_candidates(sh_allocator *a, const sh_yolo_cols *src, int nc, float threshold, sh_candidates *c,
-                         sh_err *err)
+size_t sh_yolov8_candidates_ws(int64_t n_anchors)
+{
+    size_t bytes;
+    if (n_anchors < 0 || !sh_mul_size((size_t)n_anchors, sizeof(float) + sizeof(int), &bytes))
+        return SIZE_MAX;
+    return bytes ? bytes : 1;
+}
+
+int sh_yolov8_candidates(sh_allocator *a, void *ws, const sh_yolo_cols *src, int nc, float threshold,
+                         sh_candidates *c, sh_err *err)
 {
     if (src->full)
-        return full_candidates(a, src->full, (size_t)src->n_anchors, nc, threshold, c, err);
+        return full_candidates(a, ws, src->full, (size_t)src->n_anchors, nc, threshold, c, err);
     return held_candidates(a, src, nc, threshold, c, err);
 }
 
 static int detect(const sh_yolo_cols *src, const sh_transform *xf, const sh_decode_params *p, sh_detections *dets,
                   sh_err *err)
 {
-    sh_candidates c;
-    int rc = sh_yolov8_candidates(dets->alloc, src, (int)(src->channels - 4), p->score_threshold, &c, err);
+    sh_candidates c = {0};
+    int rc = sh_yolov8_candidates(dets->alloc, NULL, src, (int)(src->channels - 4), p->score_threshold, &c, err);
     if (rc)
         return rc;
     rc = sh_detections_finish(dets, xf, p, &c, err);

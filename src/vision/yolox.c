@@ -13,7 +13,6 @@ static const int yolox_strides[] = {8, 16, 32};
 int sh_yolox_candidates(sh_allocator *a, const sh_ftensor *out, int in_w, int in_h, float thr, sh_candidates *c,
                         sh_err *err)
 {
-    memset(c, 0, sizeof *c);
     if (!out || !out->data)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "yolox: output tensor is NULL");
     int64_t n, ch;
@@ -87,7 +86,7 @@ int sh_decode_yolox(const sh_ftensor *out, const sh_transform *xf, const sh_deco
                     sh_detections *dets, sh_err *err)
 {
     int rc = sh_decode_check(xf, p, dets, "yolox", err);
-    sh_candidates c;
+    sh_candidates c = {0};
     if (rc || (rc = sh_yolox_candidates(dets->alloc, out, xf->dst_w, xf->dst_h, p->score_threshold, &c, err)))
         return rc;
     rc = sh_detections_finish(dets, xf, p, &c, err);

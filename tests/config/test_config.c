@@ -79,6 +79,7 @@ static const char FULL[] =
     "  threads: 4\n"
     "  device: auto\n"
     "  concurrent_models: off\n"
+    "  mask_pool_frames: 12\n"
     "hardware:\n"
     "  tier: auto\n"
     "  tiers:\n"
@@ -178,6 +179,7 @@ static void test_full(void **state)
     assert_int_equal(c->inference.streams, 2);
     assert_int_equal(c->inference.threads, 4);
     assert_int_equal(c->inference.concurrent_models, SH_CONCURRENT_OFF);
+    assert_int_equal(c->inference.mask_pool_frames, 12);
     assert_string_equal(c->server.listen, "0.0.0.0:8080");
     assert_int_equal(c->server.max_body_bytes, 8 * MiB);
     assert_string_equal(c->server.token_file, "/etc/shoal/secrets/token");
@@ -202,6 +204,7 @@ static void test_defaults(void **state)
     assert_float_equal(c->memory.cleanup_threshold, 0.8, 0);
     assert_int_equal(c->inference.streams, 0);
     assert_int_equal(c->inference.concurrent_models, SH_CONCURRENT_AUTO);
+    assert_int_equal(c->inference.mask_pool_frames, 0);   /* the runtime's default */
     assert_int_equal(c->hardware.tier, SH_TIER_AUTO);
     assert_null(c->server.listen);
     assert_int_equal(c->server.workers, 2);
@@ -242,6 +245,10 @@ static const struct bad {
      "inference.fp16: expected true or false, got 'maybe'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  concurrent_models: maybe\n", 6, 22,
      "inference.concurrent_models: expected one of auto, on, off; got 'maybe'"},
+    {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  mask_pool_frames: 0\n", 6, 21,
+     "inference.mask_pool_frames: expected an integer in [1, 65535], got '0'"},
+    {"models:\n  m:\n    path: a.onnx\n    task: detect\ninference:\n  mask_pool_frames: 2.5\n", 6, 21,
+     "inference.mask_pool_frames: expected an integer in [1, 65535], got '2.5'"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\n    input_size: [640]\n", 5, 17,
      "models.m.input_size: expected [width, height] or one integer, got a list"},
     {"models:\n  m:\n    path: a.onnx\n    task: detect\n    mean: [1, 2]\n", 5, 11,

@@ -562,18 +562,25 @@ static void frame_nms(void **state)
 
 /* --- FrameMasks ------------------------------------------------------------------------- */
 
-/* Pixels of two sets of packed masks that agree; fails on a differing box. */
-static void compare_masks(const char *what, int n, const int32_t *ba, const int32_t *bb, const uint8_t *ma,
-                          const uint8_t *mb, size_t slot, size_t *same, size_t *total)
+/* Pixels of two mask pools that agree; fails on a differing box or place in the pool. Returns
+ * the masks left out of the pool. */
+static int compare_masks(const char *what, int n, const int32_t *ba, const int32_t *bb, const uint8_t *ma,
+                         const uint8_t *mb, size_t *same, size_t *total)
 {
+    int left_out = 0;
     for (int i = 0; i < n; i++) {
         const int32_t *a = ba + SH_FRAME_MASK_BOX_WORDS * i, *b = bb + SH_FRAME_MASK_BOX_WORDS * i;
-        if (memcmp(a, b, 4 * sizeof(int32_t)))
-            fail_msg("%s: mask %d box %d,%d %dx%d on CUDA, %d,%d %dx%d on the CPU", what, i, b[0], b[1], b[2], b[3],
-                     a[0], a[1], a[2], a[3]);
+        if (memcmp(a, b, 4 * sizeof(int32_t)) || a[5] != b[5])
+            fail_msg("%s: mask %d box %d,%d %dx%d at %d on CUDA, %d,%d %dx%d at %d on the CPU", what, i, b[0], b[1],
+                     b[2], b[3], b[5], a[0], a[1], a[2], a[3], a[5]);
+        if (a[5] < 0) {
+            left_out++;
+            continue;
+        }
+        const uint8_t *pa = ma + a[5], *pb = mb + b[5];
         size_t npx = (size_t)a[2] * a[3], area = 0;
         for (size_t q = 0; q < npx; q++) {
-            int va = (ma[i * slot + (q >> 3)] >> (q & 7)) & 1, vb = (mb[i * slot + (q >> 3)] >> (q & 7)) & 1;
+            int va = (pa[q >> 3] >> (q & 7)) & 1, vb = (pb[q >> 3] >> (q & 7)) & 1;
             *same += va == vb;
             area += vb;
         }
@@ -581,6 +588,7 @@ static void compare_masks(const char *what, int n, const int32_t *ba, const int3
         if ((size_t)b[4] != area)
             fail_msg("%s: mask %d says area %d, its bits hold %zu", what, i, b[4], area);
     }
+    return left_out;
 }
 
 static void frame_masks(void **state)
@@ -594,7 +602,12 @@ static void frame_masks(void **state)
     for (size_t i = 0; i < (size_t)nm * mh * mw; i++)
         protos[i] = grid(-1, 1, 512);
     const int sizes[][2] = {{1280, 720}, {960, 720}, {480, 640}};
-    size_t slot = sh_frame_mask_slot(MAX_PIXELS), same = 0, total = 0;
+    /* a pool for every mask, and (on the last frame) a quarter of the frame's bits, which the
+     * 40 masks overflow */
+    const int pool_frames[] = {max_det, max_det, 1};
+    const int64_t pool_pixels[] = {MAX_PIXELS, MAX_PIXELS, 480 * 640 / 4};
+    size_t same = 0, total = 0;
+    int left_out = 0;
     for (int s = 0; s < 3; s++) {
         /* the detections the CPU functions make of this head for a frame of that size */
         float xf[SH_FRAME_XF_WORDS];
@@ -605,9 +618,10 @@ static void frame_masks(void **state)
         sh_decode_params dp = sh_decode_default_params();
         dp.max_detections = max_det;
         sh_err err = {0};
-        assert_int_equal(sh_frame_decode(NULL, SH_FRAME_DECODER_YOLOV8, &ht, nc, 640, 640, 0.25f, (size_t)n, cb, cs,
-                                         ci, &cn, &err), 0);
-        assert_int_equal(sh_frame_nms(NULL, &dp, cb, cs, ci, (size_t)n, &cn, xf, max_det, db, ds, di, &dn, &err), 0);
+        assert_int_equal(sh_frame_decode(NULL, NULL, SH_FRAME_DECODER_YOLOV8, &ht, nc, 640, 640, 0.25f, (size_t)n, cb,
+                                         cs, ci, &cn, &err), 0);
+        assert_int_equal(sh_frame_nms(NULL, NULL, &dp, cb, cs, ci, (size_t)n, &cn, xf, max_det, db, ds, di, &dn, &err),
+                         0);
         assert_true(dn > 0);
 
         sh_graph *g = sh_graph_create(NULL, "masks");
@@ -622,7 +636,9 @@ static void frame_masks(void **state)
                       sh_graph_add_tensor(g, "mask_bits", SH_DT_UINT8, &unknown)};
         int node;
         one_node(SH_OP_FRAME_MASKS, in, 7, out, 2, g, &node);
-        assert_int_equal(sh_node_set_int(g, node, "max_pixels", MAX_PIXELS), 0);
+        assert_int_equal(sh_node_set_int(g, node, "max_pixels", pool_pixels[s]), 0);
+        assert_int_equal(sh_node_set_int(g, node, "pool_frames", pool_frames[s]), 0);
+        assert_int_equal(sh_node_set_int(g, node, "width", 640), 0);
         assert_int_equal(sh_node_set_float(g, node, "mask_threshold", 0.5f), 0);
         finish(g);
         hx_run rc, rg;
@@ -633,9 +649,10 @@ static void frame_masks(void **state)
         run_on(&rc, inputs, oc);
         run_on(&rg, inputs, og);
         size_t s0 = same, t0 = total;
-        compare_masks("masks", dn, oc[0], og[0], oc[1], og[1], slot, &same, &total);
-        printf("  %dx%d frame: %d masks, %zu of %zu pixels equal\n", sizes[s][0], sizes[s][1], dn, same - s0,
-               total - t0);
+        int out_now = compare_masks("masks", dn, oc[0], og[0], oc[1], og[1], &same, &total);
+        left_out += out_now;
+        printf("  %dx%d frame: %d masks (%d left out of a %d-frame pool), %zu of %zu pixels equal\n", sizes[s][0],
+               sizes[s][1], dn, out_now, pool_frames[s], same - s0, total - t0);
         free(cb);
         free(cs);
         free(ci);
@@ -645,7 +662,7 @@ static void frame_masks(void **state)
         hx_release(&rg);
         sh_graph_destroy(g);
     }
-    assert_true(total > 0);
+    assert_true(total > 0 && left_out > 0);
     if ((double)same < 0.999 * (double)total)
         fail_msg("masks: %zu of %zu pixels equal (< 99.9%%)", same, total);
     free(head);
@@ -729,7 +746,8 @@ static void run_chain(const chain_case *c, size_t *all_dets, size_t *all_same, s
     hx_run r, rraw;
     prepare(&r, &GPU, g);
     prepare(&rraw, &GPU, graw);
-    size_t cap = (size_t)c->spec.max_pixels * 3, slot = sh_frame_mask_slot(c->spec.max_pixels);
+    size_t cap = (size_t)c->spec.max_pixels * 3;
+    size_t pool = c->spec.masks ? (size_t)g->tensors[g->outputs[6]].shape.d[0] : 0;
     size_t same = 0, total = 0, dets = 0;
     void **o = alloc_outputs(g), **oraw = alloc_outputs(graw);
     /* the frames in turn on one binding (one captured graph): a result left from the previous
@@ -776,9 +794,9 @@ static void run_chain(const chain_case *c, size_t *all_dets, size_t *all_same, s
             int nm = c->spec.masks ? (int)graw->tensors[graw->outputs[2]].shape.d[1] : 0;
             int64_t channels = head.ndim == 3 ? head.shape[1] : head.shape[0];
             int nc = c->spec.decoder == SH_FRAME_SPEC_YOLOX ? 0 : (int)(channels - 4 - nm);
-            if (sh_frame_decode(NULL, (sh_frame_decoder)c->spec.decoder, &head, nc, c->spec.width, c->spec.height,
+            if (sh_frame_decode(NULL, NULL, (sh_frame_decoder)c->spec.decoder, &head, nc, c->spec.width, c->spec.height,
                                 c->spec.score_threshold, (size_t)k, cb, cs, ci, &cn, &err) ||
-                sh_frame_nms(NULL, &dp, cb, cs, ci, (size_t)k, &cn, oraw[0], m, db, ds, di, &dn, &err))
+                sh_frame_nms(NULL, NULL, &dp, cb, cs, ci, (size_t)k, &cn, oraw[0], m, db, ds, di, &dn, &err))
                 fail_msg("%s: %s", what, err.msg);
             void *want[4] = {db, ds, di, &dn}, *got[4] = {o[1], o[2], o[3], o[4]};
             expect_entries(what, want, got, m, 0);
@@ -787,11 +805,11 @@ static void run_chain(const chain_case *c, size_t *all_dets, size_t *all_same, s
                 const sh_tensor *pt = &graw->tensors[graw->outputs[2]];
                 sh_ftensor protos = {oraw[2], 4, {pt->shape.d[0], pt->shape.d[1], pt->shape.d[2], pt->shape.d[3]}};
                 int32_t *mb = malloc(m * SH_FRAME_MASK_BOX_WORDS * 4);
-                uint8_t *bits = malloc(m * slot);
-                if (sh_frame_masks(NULL, &head, &protos, db, di, m, &dn, oraw[0], c->spec.mask_threshold, mb, bits,
-                                   slot, &err))
+                uint8_t *bits = malloc(pool);
+                if (sh_frame_masks(NULL, NULL, NULL, &head, &protos, db, di, m, &dn, oraw[0], c->spec.mask_threshold,
+                                   mb, bits, pool, &err))
                     fail_msg("%s: %s", what, err.msg);
-                compare_masks(what, dn, mb, o[5], bits, o[6], slot, &same, &total);
+                compare_masks(what, dn, mb, o[5], bits, o[6], &same, &total);
                 free(mb);
                 free(bits);
             }

@@ -294,7 +294,9 @@ static void run_sweep(int repeat)
     }
     print_message("  run%s: %ld allocation points, %lu failed with a status (%lu not NO_MEMORY)\n",
                   repeat ? " (every allocation from N on failing)" : "", n, failed_runs, other);
-    assert_true(n > 10);
+    /* the loads (rebinds from the host cache) and the results: the frame ops' scratch is planned,
+     * so the run itself allocates nothing */
+    assert_true(n >= 5);
     assert_int_equal(other, 0);
     shoal_runtime_destroy(rt);
     assert_int_equal(sh_allocator_stats(a).in_use, 0);

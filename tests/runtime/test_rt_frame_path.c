@@ -7,7 +7,10 @@
  * ops (graph/frame_ops.h) and is fed the 8-bit frame; its detections, masks and landmarks
  * must be identical: floats compared by their bits, masks by their run lengths. Several
  * photos run in turn on one runtime, so an output left unwritten shows as the previous
- * photo's result. Skips (77) when models/ or ../shared is absent. */
+ * photo's result. With a mask pool smaller than a frame's masks (inference.mask_pool_frames)
+ * the masks past it must be left out (no mask, counted in n_masks_left_out and the JSON) by
+ * the placement rule of vision/frame.h, and the others stay identical. Skips (77) when models/
+ * or ../shared is absent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +41,8 @@ typedef struct model_case {
     sh_preprocess_params pre;      /* what the config lines ask for, spelled for sh_preprocess */
     sh_decode_params dec;
     int n_classes;                 /* end2end heads name no classes of their own */
+    const char *inference;         /* extra inference: lines (indented 2), or NULL */
+    size_t pool_bytes;             /* the mask pool those lines make, 0: room for every mask */
 } model_case;
 
 static const char *const frames[] = {
@@ -78,8 +83,8 @@ static char *config_for(const model_case *c)
     static char y[4096];
     snprintf(y, sizeof y,
              "models:\n  m:\n    path: \"%s\"\n%s    preload: true\nmodes:\n  run: [m]\n"
-             "inference:\n  device: cpu\n  threads: 2\n",
-             c->path, c->yaml);
+             "inference:\n  device: cpu\n  threads: 2\n%s",
+             c->path, c->yaml, c->inference ? c->inference : "");
     return y;
 }
 
@@ -130,13 +135,24 @@ static void put_runtime(sbuf *b, const shoal_model_result *r)
         put(b, "presence %a handedness %a\n", (double)r->presence, (double)r->handedness);
 }
 
-static void put_host(sbuf *b, const sh_detections *d, const sh_hand_landmarks *hand)
+/* The host's detections; with pool_bytes, each mask placed as vision/frame.h says (rank order,
+ * each after the last that fitted) and those that do not fit written as no mask, counted in
+ * *left_out. */
+static void put_host(sbuf *b, const sh_detections *d, const sh_hand_landmarks *hand, size_t pool_bytes, int *left_out)
 {
     put(b, "%zu detections %d landmarks\n", d ? d->count : 0, hand ? SH_HAND_POINTS : 0);
+    size_t used = 0;
     for (size_t k = 0; d && k < d->count; k++) {
         const sh_detection *x = &d->items[k];
         const float box[4] = {x->x1, x->y1, x->x2, x->y2};
         put_detection(b, x->class_id, x->score, box);
+        size_t bytes = x->mask ? ((size_t)x->mask->width * x->mask->height + 7) / 8 : 0;
+        if (x->mask && pool_bytes && bytes > pool_bytes - used) {
+            (*left_out)++;
+            put(b, " 0 -\n");
+            continue;
+        }
+        used += bytes;
         if (!x->mask) {
             put(b, " 0 -\n");
             continue;
@@ -167,7 +183,7 @@ static sh_ftensor out_tensor(sh_session *s, int i)
 }
 
 /* The host pipeline: sh_preprocess, the model alone, the host decoder. */
-static void host_result(sh_session *s, const model_case *c, const shoal_image *frame, sbuf *b)
+static void host_result(sh_session *s, const model_case *c, const shoal_image *frame, sbuf *b, int *left_out)
 {
     sh_image img = {.width = frame->width, .height = frame->height, .channels = 3, .data = frame->rgb};
     size_t count = 3 * (size_t)c->size * (size_t)c->size;
@@ -188,7 +204,7 @@ static void host_result(sh_session *s, const model_case *c, const shoal_image *f
         sh_hand_landmarks hand;
         if (sh_decode_hand_landmarks(&o0, &xf, &lp, &hand, &err))
             fail_msg("%s: %s", c->name, err.msg);
-        put_host(b, NULL, &hand);
+        put_host(b, NULL, &hand, 0, left_out);
         return;
     }
     sh_detections *d = sh_detections_create(NULL);
@@ -204,12 +220,13 @@ static void host_result(sh_session *s, const model_case *c, const shoal_image *f
     }
     if (rc)
         fail_msg("%s: %s", c->name, err.msg);
-    put_host(b, d, NULL);
+    put_host(b, d, NULL, c->pool_bytes, left_out);
     sh_detections_destroy(d);
 }
 
-/* Runs the case on every frame both ways; returns the detections the runtime found. */
-static int check_case(const model_case *c, const shoal_image *imgs)
+/* Runs the case on every frame both ways; returns the detections the runtime found and adds
+ * the masks it left out to *all_left_out (may be NULL). */
+static int check_case_counting(const model_case *c, const shoal_image *imgs, int *all_left_out)
 {
     char err[1024] = "";
     shoal_runtime_params p = shoal_runtime_default_params();
@@ -251,8 +268,22 @@ static int check_case(const model_case *c, const shoal_image *imgs)
         const shoal_model_result *r = shoal_results_get(res, 0);
         sbuf got = {0}, want = {0};
         put_runtime(&got, r);
-        host_result(s, c, &imgs[f], &want);
+        int left_out = 0;
+        host_result(s, c, &imgs[f], &want, &left_out);
         found += r->n_detections;
+        if (r->n_masks_left_out != left_out)
+            fail_msg("%s on %s: %d masks left out, the placement rule leaves out %d", c->name, frames[f],
+                     r->n_masks_left_out, left_out);
+        if (left_out) {
+            char *json = shoal_results_to_json(res);
+            char key[64];
+            snprintf(key, sizeof key, "\"masks_left_out\":%d", left_out);
+            if (!json || !strstr(json, key))
+                fail_msg("%s on %s: the JSON does not say %s", c->name, frames[f], key);
+            shoal_free_string(json);
+        }
+        if (all_left_out)
+            *all_left_out += left_out;
         if (strcmp(got.s, want.s)) {
             print_error("%s on %s\nruntime:\n%.2000s\nhost pipeline:\n%.2000s\n", c->name, frames[f], got.s, want.s);
             fail_msg("%s on %s: the runtime's results differ from the host pipeline's", c->name, frames[f]);
@@ -268,6 +299,11 @@ static int check_case(const model_case *c, const shoal_image *imgs)
     free((void *)in_name);
     shoal_runtime_destroy(rt);
     return found;
+}
+
+static int check_case(const model_case *c, const shoal_image *imgs)
+{
+    return check_case_counting(c, imgs, NULL);
 }
 
 static shoal_image imgs[N_FRAMES];
@@ -335,6 +371,20 @@ static void real_models(void **state)
     assert_true(found > 0);
 }
 
+/* One frame's worth of mask pool on frames up to 960x720: obstacle's masks on the sidewalk frame
+ * alone need 1.3 frames. */
+static void small_mask_pool(void **state)
+{
+    (void)state;
+    model_case obstacle = make_case("obstacle", SHOAL_MODELS_DIR "/obstacle.onnx",
+                                    "    task: segment\n    score_threshold: 0.3\n", DEC_YOLOV8_SEG, 640, 0.3f);
+    obstacle.inference = "  max_frame_pixels: 691200\n  mask_pool_frames: 1\n";
+    obstacle.pool_bytes = (691200 + 7) / 8;
+    int left_out = 0;
+    assert_true(check_case_counting(&obstacle, imgs, &left_out) > 0);
+    assert_true(left_out > 0);
+}
+
 /* The exported heads of tests/exports: a YOLOv8 detector and the NMS-free end2end heads,
  * whose rows the host decodes from the graph's raw outputs. */
 static void exported_heads(void **state)
@@ -367,6 +417,7 @@ int main(void)
         cmocka_unit_test(reference_models),
         cmocka_unit_test(real_models),
         cmocka_unit_test(exported_heads),
+        cmocka_unit_test(small_mask_pool),
     };
     return cmocka_run_group_tests(tests, load_frames, free_frames);
 }

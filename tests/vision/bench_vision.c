@@ -49,23 +49,23 @@ static void stages(sh_allocator *a, const sh_ftensor *head, const sh_ftensor *pr
 {
     int64_t n = sh_frame_anchors(SH_FRAME_DECODER_YOLOV8, head);
     int nc = (int)(head->shape[1] - 4 - (protos ? protos->shape[1] : 0));
-    size_t m = (size_t)dp->max_detections, slot = sh_frame_mask_slot(640 * 640);
+    size_t m = (size_t)dp->max_detections, pool = sh_frame_mask_pool(640 * 640, (int64_t)m, (int64_t)m);
     float *cb = malloc((size_t)n * 5 * sizeof(float)), *db = malloc(m * 5 * sizeof(float)), words[SH_FRAME_XF_WORDS];
     int32_t *ci = malloc((size_t)n * 2 * sizeof(int32_t)), *di = malloc(m * 2 * sizeof(int32_t)), cc = 0, dc = 0;
     int32_t *mb = malloc(m * SH_FRAME_MASK_BOX_WORDS * sizeof(int32_t));
-    uint8_t *bits = malloc(m * slot);
+    uint8_t *bits = malloc(pool);
     sh_transform_pack(xf, words);
     double ms[3];
     sh_err err = {0};
     for (int stage = 0; stage < (protos ? 3 : 2); stage++) {
         for (int r = 0; r < reps; r++) {
             double t0 = now_ms();
-            int rc = stage == 0 ? sh_frame_decode(a, SH_FRAME_DECODER_YOLOV8, head, nc, 640, 640, dp->score_threshold,
-                                                  (size_t)n, cb, cb + 4 * n, ci, &cc, &err)
-                   : stage == 1 ? sh_frame_nms(a, dp, cb, cb + 4 * n, ci, (size_t)n, &cc, words, m, db, db + 4 * m, di,
-                                               &dc, &err)
-                                : sh_frame_masks(a, head, protos, db, di, m, &dc, words, dp->mask_threshold, mb, bits,
-                                                 slot, &err);
+            int rc = stage == 0 ? sh_frame_decode(a, NULL, SH_FRAME_DECODER_YOLOV8, head, nc, 640, 640,
+                                                  dp->score_threshold, (size_t)n, cb, cb + 4 * n, ci, &cc, &err)
+                   : stage == 1 ? sh_frame_nms(a, NULL, dp, cb, cb + 4 * n, ci, (size_t)n, &cc, words, m, db,
+                                               db + 4 * m, di, &dc, &err)
+                                : sh_frame_masks(a, NULL, NULL, head, protos, db, di, m, &dc, words,
+                                                 dp->mask_threshold, mb, bits, pool, &err);
             t[r] = now_ms() - t0;
             if (rc) {
                 printf("  stage %d failed: %s\n", stage, err.msg);

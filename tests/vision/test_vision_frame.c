@@ -2,8 +2,10 @@
  * every allocation the decode, NMS and mask stages make is failed in turn on blind_road's
  * reference outputs (models/), and each failure must come back as SHOAL_ERR_NO_MEMORY with
  * nothing left allocated, while the run that fails nothing gives the host decoder's masks.
- * Transforms, counts and mask boxes that no op could have written are refused. Skips (77)
- * without models/. */
+ * Given workspaces of the sizes their *_ws functions name, the stages must run with every
+ * allocation failing and write what the allocating run wrote. A mask pool too small for the
+ * frame's masks must leave out the masks the placement rule says, and only those. Transforms,
+ * counts and mask boxes that no op could have written are refused. Skips (77) without models/. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,26 +33,59 @@ static sh_ftensor ften(const sh_npy *t)
     return f;
 }
 
+#define FRAME_W 500
+#define FRAME_H 375
+
 typedef struct stage_bufs {
     float *cand, *det;
     int32_t *cand_ids, *det_ids, cand_count, det_count, *mask_boxes;
-    uint8_t *bits;
-    size_t n, slot;
+    uint8_t *pool;
+    size_t n, pool_bytes;
+    void *ws[3];                    /* decode, NMS, masks; NULL: allocate from `a` */
+    sh_frame_mask_bounds bounds;
 } stage_bufs;
 
-/* Decode, NMS and masks of the reference outputs for a 500x375 frame, allocating from `a`. */
+static void bufs_init(stage_bufs *b, const sh_ftensor *head, const sh_ftensor *protos)
+{
+    *b = (stage_bufs){.n = (size_t)sh_frame_anchors(SH_FRAME_DECODER_YOLOV8, head)};
+    /* max_detections frames: room for any frame's masks */
+    b->pool_bytes = sh_frame_mask_pool(FRAME_W * FRAME_H, MAX_DETS, MAX_DETS);
+    b->cand = malloc(b->n * 5 * sizeof(float));
+    b->cand_ids = malloc(b->n * 2 * sizeof(int32_t));
+    b->det = malloc(MAX_DETS * 5 * sizeof(float));
+    b->det_ids = malloc(MAX_DETS * 2 * sizeof(int32_t));
+    b->mask_boxes = malloc(MAX_DETS * SH_FRAME_MASK_BOX_WORDS * sizeof(int32_t));
+    b->pool = malloc(b->pool_bytes);
+    b->bounds = (sh_frame_mask_bounds){.mh = (int)protos->shape[2], .mw = (int)protos->shape[3], .up_w = 640,
+                                       .max_w = FRAME_W, .slots = 3};
+}
+
+static void bufs_free(stage_bufs *b)
+{
+    free(b->cand);
+    free(b->cand_ids);
+    free(b->det);
+    free(b->det_ids);
+    free(b->mask_boxes);
+    free(b->pool);
+    for (int k = 0; k < 3; k++)
+        free(b->ws[k]);
+}
+
+/* Decode, NMS and masks of the reference outputs for a 500x375 frame, allocating from `a`
+ * unless b holds workspaces. */
 static int run_stages(sh_allocator *a, const sh_ftensor *head, const sh_ftensor *protos, const float xf[12],
                       const sh_decode_params *dp, stage_bufs *b, sh_err *err)
 {
     int nc = (int)(head->shape[1] - 4 - protos->shape[1]);
-    int rc = sh_frame_decode(a, SH_FRAME_DECODER_YOLOV8, head, nc, 640, 640, dp->score_threshold, b->n, b->cand,
-                             b->cand + 4 * b->n, b->cand_ids, &b->cand_count, err);
+    int rc = sh_frame_decode(a, b->ws[0], SH_FRAME_DECODER_YOLOV8, head, nc, 640, 640, dp->score_threshold, b->n,
+                             b->cand, b->cand + 4 * b->n, b->cand_ids, &b->cand_count, err);
     if (rc == 0)
-        rc = sh_frame_nms(a, dp, b->cand, b->cand + 4 * b->n, b->cand_ids, b->n, &b->cand_count, xf, MAX_DETS, b->det,
-                          b->det + 4 * MAX_DETS, b->det_ids, &b->det_count, err);
+        rc = sh_frame_nms(a, b->ws[1], dp, b->cand, b->cand + 4 * b->n, b->cand_ids, b->n, &b->cand_count, xf,
+                          MAX_DETS, b->det, b->det + 4 * MAX_DETS, b->det_ids, &b->det_count, err);
     if (rc == 0)
-        rc = sh_frame_masks(a, head, protos, b->det, b->det_ids, MAX_DETS, &b->det_count, xf, dp->mask_threshold,
-                            b->mask_boxes, b->bits, b->slot, err);
+        rc = sh_frame_masks(a, b->ws[2], &b->bounds, head, protos, b->det, b->det_ids, MAX_DETS, &b->det_count, xf,
+                            dp->mask_threshold, b->mask_boxes, b->pool, b->pool_bytes, err);
     return rc;
 }
 
@@ -71,13 +106,8 @@ static void test_failing_allocations(void **state)
     sh_decode_params dp = sh_decode_default_params();
     dp.max_detections = MAX_DETS;
 
-    stage_bufs b = {.n = (size_t)sh_frame_anchors(SH_FRAME_DECODER_YOLOV8, &head), .slot = sh_frame_mask_slot(500 * 375)};
-    b.cand = malloc(b.n * 5 * sizeof(float));
-    b.cand_ids = malloc(b.n * 2 * sizeof(int32_t));
-    b.det = malloc(MAX_DETS * 5 * sizeof(float));
-    b.det_ids = malloc(MAX_DETS * 2 * sizeof(int32_t));
-    b.mask_boxes = malloc(MAX_DETS * SH_FRAME_MASK_BOX_WORDS * sizeof(int32_t));
-    b.bits = malloc(MAX_DETS * b.slot);
+    stage_bufs b;
+    bufs_init(&b, &head, &protos);
 
     size_t base = sh_allocator_stats(a).in_use;
     uint64_t before = sh_allocator_stats(a).n_allocs;
@@ -90,7 +120,7 @@ static void test_failing_allocations(void **state)
     sh_detections *want = sh_detections_create(a), *got = sh_detections_create(a);
     assert_int_equal(sh_decode_yolov8_seg(&head, &protos, &xf, &dp, want, &err), 0);
     assert_int_equal(sh_frame_results(b.det, b.det + 4 * MAX_DETS, b.det_ids, MAX_DETS, &b.det_count, words,
-                                      b.mask_boxes, b.bits, b.slot, got, &err), 0);
+                                      b.mask_boxes, b.pool, b.pool_bytes, got, &err), 0);
     assert_int_equal(want->count, got->count);
     for (size_t i = 0; i < want->count; i++) {
         const sh_mask *w = want->items[i].mask, *g = got->items[i].mask;
@@ -119,12 +149,136 @@ static void test_failing_allocations(void **state)
         assert_int_equal(sh_allocator_stats(a).in_use, base);
     }
     assert_true(failures > 0);
-    free(b.cand);
-    free(b.cand_ids);
-    free(b.det);
-    free(b.det_ids);
-    free(b.mask_boxes);
-    free(b.bits);
+    bufs_free(&b);
+    sh_npy_free(a, &o0);
+    sh_npy_free(a, &o1);
+    sh_allocator_destroy(a);
+}
+
+static void load_case(sh_allocator *a, sh_npy *o0, sh_npy *o1, sh_ftensor *head, sh_ftensor *protos,
+                      float words[SH_FRAME_XF_WORDS], sh_transform *xf, sh_decode_params *dp)
+{
+    sh_err err = {0};
+    assert_int_equal(sh_npy_read_file(a, HEAD, o0, &err), 0);
+    assert_int_equal(sh_npy_read_file(a, PROTOS, o1, &err), 0);
+    *head = ften(o0);
+    *protos = ften(o1);
+    sh_preprocess_params pp = sh_preprocess_default_params(640, 640);
+    assert_int_equal(sh_transform_compute(FRAME_W, FRAME_H, &pp, xf, &err), 0);
+    sh_transform_pack(xf, words);
+    *dp = sh_decode_default_params();
+    dp->max_detections = MAX_DETS;
+}
+
+/* With workspaces the stages allocate nothing and write what the allocating run wrote. */
+static void test_workspaces(void **state)
+{
+    (void)state;
+    sh_allocator *a = sh_allocator_create();
+    sh_npy o0 = {0}, o1 = {0};
+    sh_ftensor head, protos;
+    float words[SH_FRAME_XF_WORDS];
+    sh_transform xf;
+    sh_decode_params dp;
+    load_case(a, &o0, &o1, &head, &protos, words, &xf, &dp);
+    sh_err err = {0};
+    stage_bufs want, got;
+    bufs_init(&want, &head, &protos);
+    bufs_init(&got, &head, &protos);
+    assert_int_equal(run_stages(a, &head, &protos, words, &dp, &want, &err), 0);
+    assert_true(want.det_count > 1);
+    size_t sizes[3] = {sh_frame_decode_ws(SH_FRAME_DECODER_YOLOV8, (int64_t)got.n),
+                       sh_frame_nms_ws(got.n, MAX_DETS), sh_frame_masks_ws(&got.bounds, MAX_DETS)};
+    for (int k = 0; k < 3; k++) {
+        assert_true(sizes[k] > 0 && sizes[k] < ((size_t)1 << 30));
+        got.ws[k] = malloc(sizes[k]);
+        memset(got.ws[k], 0xA5, sizes[k]);   /* scratch holds garbage, as an arena does */
+    }
+    /* poisoned outputs: whatever the run does not write differs from the allocating run */
+    memset(got.mask_boxes, 0x5A, MAX_DETS * SH_FRAME_MASK_BOX_WORDS * sizeof(int32_t));
+    memset(got.pool, 0x5A, got.pool_bytes);
+    sh_alloc_stats before = sh_allocator_stats(a);
+    sh_allocator_fail_after(a, 0, 1);
+    int rc = run_stages(a, &head, &protos, words, &dp, &got, &err);
+    sh_allocator_fail_after(a, -1, 0);
+    if (rc)
+        fail_msg("with workspaces: %s", err.msg);
+    sh_alloc_stats after = sh_allocator_stats(a);
+    assert_int_equal(after.n_allocs, before.n_allocs);
+    assert_int_equal(after.n_failed, before.n_failed);
+    assert_int_equal(got.cand_count, want.cand_count);
+    assert_int_equal(got.det_count, want.det_count);
+    size_t nc = (size_t)want.cand_count, nd = (size_t)want.det_count;
+    assert_memory_equal(got.cand, want.cand, nc * 4 * sizeof(float));
+    assert_memory_equal(got.cand + 4 * got.n, want.cand + 4 * want.n, nc * sizeof(float));
+    assert_memory_equal(got.det, want.det, nd * 4 * sizeof(float));
+    assert_memory_equal(got.det_ids, want.det_ids, nd * sizeof(int32_t));
+    assert_memory_equal(got.mask_boxes, want.mask_boxes, nd * SH_FRAME_MASK_BOX_WORDS * sizeof(int32_t));
+    size_t used = sh_frame_mask_pool_used(want.mask_boxes, nd);
+    assert_true(used > 0);
+    assert_memory_equal(got.pool, want.pool, used);
+    /* a workspace sized for narrower frames is refused with a status, never overrun */
+    got.bounds.max_w = 8;
+    rc = run_stages(a, &head, &protos, words, &dp, &got, &err);
+    assert_int_equal(rc, SHOAL_ERR_INTERNAL);
+    bufs_free(&want);
+    bufs_free(&got);
+    sh_npy_free(a, &o0);
+    sh_npy_free(a, &o1);
+    sh_allocator_destroy(a);
+}
+
+/* A pool of half the bytes the frame's masks need: masks are placed in rank order, each right
+ * after the last that fitted; those that do not fit are left out and counted, the others are
+ * the host decoder's. */
+static void test_pool_left_out(void **state)
+{
+    (void)state;
+    sh_allocator *a = sh_allocator_create();
+    sh_npy o0 = {0}, o1 = {0};
+    sh_ftensor head, protos;
+    float words[SH_FRAME_XF_WORDS];
+    sh_transform xf;
+    sh_decode_params dp;
+    load_case(a, &o0, &o1, &head, &protos, words, &xf, &dp);
+    sh_err err = {0};
+    sh_detections *want = sh_detections_create(a), *got = sh_detections_create(a);
+    assert_int_equal(sh_decode_yolov8_seg(&head, &protos, &xf, &dp, want, &err), 0);
+    size_t need = 0;
+    for (size_t i = 0; i < want->count; i++) {
+        const sh_mask *m = want->items[i].mask;
+        need += ((size_t)m->width * m->height + 7) / 8;
+    }
+    stage_bufs b;
+    bufs_init(&b, &head, &protos);
+    b.pool_bytes = need / 2;
+    assert_int_equal(run_stages(a, &head, &protos, words, &dp, &b, &err), 0);
+    assert_int_equal(sh_frame_results(b.det, b.det + 4 * MAX_DETS, b.det_ids, MAX_DETS, &b.det_count, words,
+                                      b.mask_boxes, b.pool, b.pool_bytes, got, &err), 0);
+    assert_int_equal(want->count, got->count);
+    size_t used = 0;
+    int left_out = 0, kept = 0;
+    for (size_t i = 0; i < want->count; i++) {
+        const sh_mask *w = want->items[i].mask, *g = got->items[i].mask;
+        size_t bytes = ((size_t)w->width * w->height + 7) / 8;
+        if (bytes > b.pool_bytes - used) {
+            assert_null(g);
+            left_out++;
+            continue;
+        }
+        used += bytes;
+        kept++;
+        assert_non_null(g);
+        assert_int_equal(w->area, g->area);
+        assert_int_equal(w->n_runs, g->n_runs);
+        assert_memory_equal(w->runs, g->runs, w->n_runs * sizeof *w->runs);
+    }
+    assert_true(left_out > 0 && kept > 0);
+    assert_int_equal(got->masks_left_out, left_out);
+    assert_int_equal(sh_frame_mask_pool_used(b.mask_boxes, (size_t)b.det_count), used);
+    sh_detections_destroy(want);
+    sh_detections_destroy(got);
+    bufs_free(&b);
     sh_npy_free(a, &o0);
     sh_npy_free(a, &o1);
     sh_allocator_destroy(a);
@@ -164,20 +318,40 @@ static void test_malformed(void **state)
     assert_int_equal(d->items[1].anchor, 42);
     assert_int_equal(d->items[1].class_id, 1);
 
-    /* a mask box bigger than its slot, or an area its bits do not have */
-    uint8_t bits[2 * 4];
-    memset(bits, 0x0F, sizeof bits);
-    int32_t too_big[2 * 5] = {0, 0, 8, 5, 20, 0, 0, 2, 2, 2};
-    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, too_big, bits, 4, d, &err), SHOAL_ERR_SHAPE);
+    /* a mask past the pool's end or starting beyond it, or an area its bits do not have */
+    uint8_t pool[8];
+    memset(pool, 0x0F, sizeof pool);
+    int32_t too_big[2 * 6] = {0, 0, 9, 8, 36, 0, 0, 0, 2, 2, 2, 0};
+    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, too_big, pool, 8, d, &err), SHOAL_ERR_SHAPE);
     assert_int_equal(d->count, 0);
-    int32_t wrong_area[2 * 5] = {0, 0, 4, 2, 4, 0, 0, 2, 2, 3};
-    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, wrong_area, bits, 4, d, &err),
+    int32_t past[2 * 6] = {0, 0, 2, 2, 4, 0, 0, 0, 2, 2, 4, 9};
+    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, past, pool, 8, d, &err), SHOAL_ERR_SHAPE);
+    int32_t wrong_area[2 * 6] = {0, 0, 4, 2, 4, 0, 0, 0, 2, 2, 3, 1};
+    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, wrong_area, pool, 8, d, &err),
                      SHOAL_ERR_INTERNAL);
-    int32_t fits[2 * 5] = {0, 0, 4, 2, 4, 0, 0, 2, 2, 4};
-    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, fits, bits, 4, d, &err), 0);
+    int32_t fits[2 * 6] = {0, 0, 4, 2, 4, 0, 0, 0, 2, 2, 4, 1};
+    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, fits, pool, 8, d, &err), 0);
     assert_int_equal(sh_mask_at(d->items[0].mask, 0, 0), 1);
     assert_int_equal(sh_mask_at(d->items[0].mask, 0, 1), 0);
+    assert_int_equal(d->items[1].mask->area, 4);
+    assert_int_equal(d->masks_left_out, 0);
+    assert_int_equal(sh_frame_mask_pool_used(fits, 2), 2);
+    /* a mask left out of the pool: the detection stays, without a mask, and is counted */
+    int32_t left_out[2 * 6] = {0, 0, 4, 2, 4, 0, 0, 0, 2, 2, 0, -1};
+    assert_int_equal(sh_frame_results(boxes, scores, ids, 2, &two, words, left_out, pool, 8, d, &err), 0);
+    assert_int_equal(d->count, 2);
+    assert_null(d->items[1].mask);
+    assert_int_equal(d->masks_left_out, 1);
+    assert_int_equal(sh_frame_mask_pool_used(left_out, 2), 1);
     sh_detections_destroy(d);
+
+    /* pools: whole frames' bytes, no more than one a detection, offsets within int32 */
+    assert_int_equal(sh_frame_mask_pool(1920 * 1080, 4, 100), 4 * 259200);
+    assert_int_equal(sh_frame_mask_pool(1920 * 1080, 400, 100), 100 * 259200);
+    assert_int_equal(sh_frame_mask_pool(9, 2, 100), 4);
+    assert_int_equal(sh_frame_mask_pool(0, 4, 100), 0);
+    assert_int_equal(sh_frame_mask_pool(1920 * 1080, 0, 100), 0);
+    assert_int_equal(sh_frame_mask_pool((int64_t)SH_IMAGE_MAX_PIXELS, 300, 300), 0);
 
     /* a frame that does not fit the frame input, and a size of nothing */
     uint8_t frame[4 * 4 * 3] = {1};
@@ -185,12 +359,14 @@ static void test_malformed(void **state)
     const int32_t sizes[3][2] = {{5, 4}, {0, 4}, {4, 0}};
     sh_preprocess_params small = sh_preprocess_default_params(8, 8);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(sh_frame_to_tensor(a, frame, sizeof frame, sizes[i], SH_PIXEL_RGB, &small, out, words, &err),
-                         SHOAL_ERR_INVALID_ARG);
+        assert_int_equal(
+            sh_frame_to_tensor(a, NULL, frame, sizeof frame, sizes[i], SH_PIXEL_RGB, &small, out, words, &err),
+            SHOAL_ERR_INVALID_ARG);
     const int32_t ok[2] = {4, 4};
-    assert_int_equal(sh_frame_to_tensor(a, frame, sizeof frame, ok, SH_PIXEL_RGB, &small, out, words, &err), 0);
-    assert_int_equal(sh_frame_to_tensor(a, frame, sizeof frame, ok, (sh_pixel_format)7, &small, out, words, &err),
-                     SHOAL_ERR_INVALID_ARG);
+    assert_int_equal(sh_frame_to_tensor(a, NULL, frame, sizeof frame, ok, SH_PIXEL_RGB, &small, out, words, &err), 0);
+    assert_int_equal(
+        sh_frame_to_tensor(a, NULL, frame, sizeof frame, ok, (sh_pixel_format)7, &small, out, words, &err),
+        SHOAL_ERR_INVALID_ARG);
     sh_allocator_destroy(a);
 }
 
@@ -203,6 +379,8 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failing_allocations),
+        cmocka_unit_test(test_workspaces),
+        cmocka_unit_test(test_pool_left_out),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* The frame ops (graph.h SH_OP_LIST_FRAME) on the CPU: the vision pipeline's own functions
- * (vision/frame.h) on the tensors of the binding. Their scratch is sized by the frame and the
- * detections of each run, so it comes from the backend's allocator, not a planned workspace. */
+ * (vision/frame.h) on the tensors of the binding. Their scratch is each node's planned
+ * workspace, sized at compile time for the largest frame (the frame input's capacity), the
+ * head's anchors and max_detections, so a run allocates nothing. */
 #include "backends/cpu/cpu_impl.h"
 
 #include <math.h>
@@ -32,7 +33,8 @@ typedef struct nms_params {
 
 typedef struct masks_params {
     sh_ftensor head, protos;
-    size_t cap, slot;
+    sh_frame_mask_bounds bounds;
+    size_t cap, pool;
     float threshold;
     int in[7], out[2];
 } masks_params;
@@ -60,11 +62,19 @@ static int all_present(const cpu_prep *pp, int n_in, int n_out, sh_err *err)
     return 0;
 }
 
+static int set_workspace(cpu_prep *pp, size_t bytes, sh_err *err)
+{
+    if (bytes == SIZE_MAX)
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "%s", "its scratch size overflows");
+    pp->p->workspace_bytes[pp->k] = bytes;
+    return 0;
+}
+
 static int run_frame_to_tensor(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const frame_params *p = vp;
-    int rc = sh_frame_to_tensor(ex->ctx->alloc, ex->t[p->frame], p->capacity, ex->t[p->size], p->format, &p->pre,
-                                ex->t[p->out], ex->t[p->xf], err);
+    int rc = sh_frame_to_tensor(ex->ctx->alloc, ex->ws, ex->t[p->frame], p->capacity, ex->t[p->size], p->format,
+                                &p->pre, ex->t[p->out], ex->t[p->xf], err);
     return rc ? sh_err_prefix(err, rc, "node %s: ", n->name) : 0;
 }
 
@@ -105,6 +115,8 @@ int cpu_prep_frame_to_tensor(cpu_prep *pp, sh_err *err)
         cpu_numel(cpu_out(pp, 1)) != SH_FRAME_XF_WORDS)
         return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "tensors do not match a %dx%d model input", q->width, q->height);
     p->capacity = (size_t)cpu_numel(cpu_in(pp, 0));
+    if ((rc = set_workspace(pp, sh_frame_to_tensor_ws(q, p->capacity, p->format), err)))
+        return rc;
     p->frame = n->inputs[0];
     p->size = n->inputs[1];
     p->out = n->outputs[0];
@@ -118,8 +130,8 @@ static int run_frame_decode(const cpu_exec *ex, const sh_node *n, const void *vp
     const decode_params *p = vp;
     sh_ftensor head = p->head;
     head.data = ex->t[p->in];
-    int rc = sh_frame_decode(ex->ctx->alloc, p->decoder, &head, p->n_classes, p->in_w, p->in_h, p->threshold, p->cap,
-                             ex->t[p->out[0]], ex->t[p->out[1]], ex->t[p->out[2]], ex->t[p->out[3]], err);
+    int rc = sh_frame_decode(ex->ctx->alloc, ex->ws, p->decoder, &head, p->n_classes, p->in_w, p->in_h, p->threshold,
+                             p->cap, ex->t[p->out[0]], ex->t[p->out[1]], ex->t[p->out[2]], ex->t[p->out[3]], err);
     return rc ? sh_err_prefix(err, rc, "node %s: ", n->name) : 0;
 }
 
@@ -155,6 +167,8 @@ int cpu_prep_frame_decode(cpu_prep *pp, sh_err *err)
     if (isnan(p->threshold))
         return CPU_ERR(pp, err, SHOAL_ERR_INVALID_ARG, "%s", "score threshold is NaN");
     p->cap = (size_t)cap;
+    if ((rc = set_workspace(pp, sh_frame_decode_ws(p->decoder, cap), err)))
+        return rc;
     p->in = n->inputs[0];
     memcpy(p->out, n->outputs, sizeof p->out);
     pp->fn = run_frame_decode;
@@ -165,7 +179,7 @@ static int run_frame_nms(const cpu_exec *ex, const sh_node *n, const void *vp, s
 {
     const nms_params *p = vp;
     void *const *t = ex->t;
-    int rc = sh_frame_nms(ex->ctx->alloc, &p->dp, t[p->in[0]], t[p->in[1]], t[p->in[2]], p->cap, t[p->in[3]],
+    int rc = sh_frame_nms(ex->ctx->alloc, ex->ws, &p->dp, t[p->in[0]], t[p->in[1]], t[p->in[2]], p->cap, t[p->in[3]],
                           t[p->in[4]], p->out_cap, t[p->out[0]], t[p->out[1]], t[p->out[2]], t[p->out[3]], err);
     return rc ? sh_err_prefix(err, rc, "node %s: ", n->name) : 0;
 }
@@ -190,6 +204,8 @@ int cpu_prep_frame_nms(cpu_prep *pp, sh_err *err)
         (size_t)p->dp.max_detections != p->out_cap)
         return CPU_ERR(pp, err, SHOAL_ERR_INVALID_ARG, "iou threshold %g, max_detections %d for %zu detections",
                        p->dp.iou_threshold, p->dp.max_detections, p->out_cap);
+    if ((rc = set_workspace(pp, sh_frame_nms_ws(p->cap, p->out_cap), err)))
+        return rc;
     memcpy(p->in, n->inputs, sizeof p->in);
     memcpy(p->out, n->outputs, sizeof p->out);
     pp->fn = run_frame_nms;
@@ -203,8 +219,8 @@ static int run_frame_masks(const cpu_exec *ex, const sh_node *n, const void *vp,
     sh_ftensor head = p->head, protos = p->protos;
     head.data = t[p->in[0]];
     protos.data = t[p->in[1]];
-    int rc = sh_frame_masks(ex->ctx->alloc, &head, &protos, t[p->in[2]], t[p->in[4]], p->cap, t[p->in[5]],
-                            t[p->in[6]], p->threshold, t[p->out[0]], t[p->out[1]], p->slot, err);
+    int rc = sh_frame_masks(ex->ctx->alloc, ex->ws, &p->bounds, &head, &protos, t[p->in[2]], t[p->in[4]], p->cap,
+                            t[p->in[5]], t[p->in[6]], p->threshold, t[p->out[0]], t[p->out[1]], p->pool, err);
     return rc ? sh_err_prefix(err, rc, "node %s: ", n->name) : 0;
 }
 
@@ -224,10 +240,20 @@ int cpu_prep_frame_masks(cpu_prep *pp, sh_err *err)
     p->head = ften(head);
     p->protos = ften(protos);
     p->cap = (size_t)cpu_numel(cpu_in(pp, 3));
-    p->slot = sh_frame_mask_slot(sh_node_int(n, "max_pixels", 0));
     p->threshold = sh_node_float(n, "mask_threshold", 0.5f);
-    if (p->slot == 0 || cpu_numel(cpu_out(pp, 1)) != (int64_t)(p->cap * p->slot))
-        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "mask bits '%s' do not hold %zu slots", cpu_out(pp, 1)->name, p->cap);
+    int64_t max_pixels = sh_node_int(n, "max_pixels", 0), width = sh_node_int(n, "width", 0);
+    p->pool = (size_t)cpu_numel(cpu_out(pp, 1));
+    if (max_pixels < 1 || max_pixels > (int64_t)SH_IMAGE_MAX_PIXELS || width < 1 || width > SH_IMAGE_MAX_SIDE ||
+        cpu_numel(cpu_out(pp, 0)) != (int64_t)p->cap * SH_FRAME_MASK_BOX_WORDS || p->pool > INT32_MAX)
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "max_pixels %lld, width %lld, %zu mask boxes and a %zu-byte pool",
+                       (long long)max_pixels, (long long)width, p->cap, p->pool);
+    /* masks are built by up to one thread per pool thread, each with a slot of its own */
+    p->bounds = (sh_frame_mask_bounds){.mh = (int)protos->shape.d[2], .mw = (int)protos->shape.d[3],
+                                       .up_w = (int)width,
+                                       .max_w = (int)(max_pixels < SH_IMAGE_MAX_SIDE ? max_pixels : SH_IMAGE_MAX_SIDE),
+                                       .slots = pp->ctx->n_threads > 0 ? pp->ctx->n_threads : 1};
+    if ((rc = set_workspace(pp, sh_frame_masks_ws(&p->bounds, p->cap), err)))
+        return rc;
     memcpy(p->in, n->inputs, sizeof p->in);
     memcpy(p->out, n->outputs, sizeof p->out);
     pp->fn = run_frame_masks;

@@ -250,14 +250,14 @@ static int build_masks(const sh_graph *g, const sh_node *n, const sh_cuda_prog *
         ps->d[2] > 4096 || ps->d[3] > 4096 || ch <= 4 + ps->d[1] || ch > 65536)
         return sh_errf(err, SHOAL_ERR_SHAPE, "node %s: head '%s' / prototypes '%s' do not fit yolov8-seg", n->name,
                        head->name, protos->name);
-    int64_t cap = numel(sh_node_input(g, n, 3));
-    size_t slot = sh_frame_mask_slot(sh_node_int(n, "max_pixels", 0));
-    if (slot == 0 || cap > 65535 || numel(sh_node_output(g, n, 1)) != cap * (int64_t)slot)
-        return sh_errf(err, SHOAL_ERR_SHAPE, "node %s: mask bits '%s' do not hold %lld slots (at most 65535 on CUDA)",
-                       n->name, sh_node_output(g, n, 1)->name, (long long)cap);
+    int64_t cap = numel(sh_node_input(g, n, 3)), pool = numel(sh_node_output(g, n, 1));
+    if (cap > 65535 || numel(sh_node_output(g, n, 0)) != cap * SH_FRAME_MASK_BOX_WORDS || pool < 1 || pool > INT32_MAX)
+        return sh_errf(err, SHOAL_ERR_SHAPE,
+                       "node %s: %lld mask boxes (at most 65535 on CUDA) and a %lld-byte pool '%s' (1..%d)", n->name,
+                       (long long)cap, (long long)pool, sh_node_output(g, n, 1)->name, INT32_MAX);
     *k = (sh_k_frame_masks_p){.n = (int)anchors, .channels = (int)ch, .n_cls = (int)(ch - 4 - ps->d[1]),
                               .nm = (int)ps->d[1], .mh = (int)ps->d[2], .mw = (int)ps->d[3], .cap = (int)cap,
-                              .slot = (long long)slot, .thresh = sh_node_float(n, "mask_threshold", 0.5f),
+                              .pool = (long long)pool, .thresh = sh_node_float(n, "mask_threshold", 0.5f),
                               .max_side = SH_IMAGE_MAX_SIDE, .head_f32 = cp->f32[n->inputs[0]],
                               .protos_f32 = cp->f32[n->inputs[1]]};
     *ws = sh_k_frame_masks_ws(k);

@@ -580,36 +580,53 @@ __device__ fr_mbox fr_mask_box(const float *det, const fr_xf &xf)
 }
 
 /* The detection a block works on, or -1 when it holds none (a bad count, transform or anchor:
- * the host op fails there, the device writes nothing for it). */
-__device__ int fr_mask_det(const int32_t *ids, const int32_t *count, const float *xf_words,
-                           const sh_k_frame_masks_p &p, fr_xf *xf)
+ * the host op fails there, the device writes nothing for it; or no room in the pool). */
+__device__ int fr_mask_det(const int32_t *mask_boxes, const int32_t *ids, const int32_t *count,
+                           const float *xf_words, const sh_k_frame_masks_p &p, fr_xf *xf)
 {
     int i = blockIdx.y, n = fr_count(count, p.cap);
-    if (i >= n || !fr_unpack(xf_words, p.max_side, xf))
+    if (i >= n || !fr_unpack(xf_words, p.max_side, xf) || mask_boxes[6 * (size_t)i + 5] < 0)
         return -1;
     int a = ids[p.cap + i];
     return a >= 0 && a < p.n ? a : -1;
 }
 
-/* Step 1: the proto plane of detection i, sigmoid(coefficients . prototypes) in the proto cells
- * inside its box, 0 elsewhere; the sum runs over the prototypes in order, as the host's. */
-__global__ void k_mask_planes(float *planes, int32_t *mask_boxes, const void *head, const void *protos,
-                              const float *boxes, const int32_t *ids, const int32_t *count, const float *xf_words,
-                              const sh_k_frame_masks_p p)
+/* Each detection's mask box, and its place in the pool (sh_seg_masks_packed's rule: rank order,
+ * each after the last that fitted, -1 when it does not fit); one thread, as there are at most
+ * max_detections of them. */
+__global__ void k_mask_place(int32_t *mask_boxes, const float *boxes, const int32_t *count, const float *xf_words,
+                             const sh_k_frame_masks_p p)
 {
     fr_xf xf;
-    int a = fr_mask_det(ids, count, xf_words, p, &xf), i = blockIdx.y;
-    if (a < 0)
+    int n = fr_count(count, p.cap);
+    if (threadIdx.x != 0 || !fr_unpack(xf_words, p.max_side, &xf))
         return;
-    if (blockIdx.x == 0 && threadIdx.x == 0) {
+    long long used = 0;
+    for (int i = 0; i < n; i++) {
         fr_mbox mb = fr_mask_box(boxes + 4 * (size_t)i, xf);
-        int32_t *o = mask_boxes + 5 * (size_t)i;
+        long long bytes = ((long long)mb.w * mb.h + 7) / 8;
+        bool fits = bytes <= p.pool - used && used <= 0x7fffffffLL;
+        int32_t *o = mask_boxes + 6 * (size_t)i;
         o[0] = (int)xf.ox + mb.ox0;
         o[1] = (int)xf.oy + mb.oy0;
         o[2] = mb.w;
         o[3] = mb.h;
         o[4] = 0;   /* the area, summed by k_mask_bits */
+        o[5] = fits ? (int32_t)used : -1;
+        used += fits ? bytes : 0;
     }
+}
+
+/* Step 1: the proto plane of detection i, sigmoid(coefficients . prototypes) in the proto cells
+ * inside its box, 0 elsewhere; the sum runs over the prototypes in order, as the host's. */
+__global__ void k_mask_planes(float *planes, const int32_t *mask_boxes, const void *head, const void *protos,
+                              const float *boxes, const int32_t *ids, const int32_t *count, const float *xf_words,
+                              const sh_k_frame_masks_p p)
+{
+    fr_xf xf;
+    int a = fr_mask_det(mask_boxes, ids, count, xf_words, p, &xf), i = blockIdx.y;
+    if (a < 0)
+        return;
     int cells = p.mh * p.mw, q = blockIdx.x * blockDim.x + threadIdx.x;
     if (q >= cells)
         return;
@@ -655,19 +672,19 @@ __device__ bool fr_mask_pixel(const float *plane, const sh_k_frame_masks_p &p, c
     return fr_gt(fr_lerp(top, bot, ly.l), p.thresh);
 }
 
-/* Step 4 bit-packed: a thread per byte (8 pixels of the box, row-major), the area summed per
- * block into the box's fifth word. */
-__global__ void k_mask_bits(uint8_t *bits, int32_t *mask_boxes, const float *planes, const float *boxes,
+/* Step 4 bit-packed: a thread per byte (8 pixels of the box, row-major) at the mask's offset in
+ * the pool, the area summed per block into the box's fifth word. */
+__global__ void k_mask_bits(uint8_t *pool, int32_t *mask_boxes, const float *planes, const float *boxes,
                             const int32_t *ids, const int32_t *count, const float *xf_words, const sh_k_frame_masks_p p)
 {
     fr_xf xf;
-    int a = fr_mask_det(ids, count, xf_words, p, &xf), i = blockIdx.y;
+    int a = fr_mask_det(mask_boxes, ids, count, xf_words, p, &xf), i = blockIdx.y;
     if (a < 0)
         return;
     fr_mbox mb = fr_mask_box(boxes + 4 * (size_t)i, xf);
     long long npx = (long long)mb.w * mb.h, nbytes = (npx + 7) / 8;
     const float *plane = planes + (size_t)i * p.mh * p.mw;
-    uint8_t *o = bits + (size_t)i * p.slot;
+    uint8_t *o = pool + mask_boxes[6 * (size_t)i + 5];
     int area = 0;
     for (long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x; b < nbytes;
          b += (long long)gridDim.x * blockDim.x) {
@@ -684,7 +701,7 @@ __global__ void k_mask_bits(uint8_t *bits, int32_t *mask_boxes, const float *pla
     __shared__ typename reduce_t::TempStorage tmp;
     int total = reduce_t(tmp).Sum(area);
     if (threadIdx.x == 0 && total)
-        atomicAdd(&mask_boxes[5 * (size_t)i + 4], total);
+        atomicAdd(&mask_boxes[6 * (size_t)i + 4], total);
 }
 
 extern "C" size_t sh_k_frame_masks_ws(const sh_k_frame_masks_p *p)
@@ -694,17 +711,20 @@ extern "C" size_t sh_k_frame_masks_ws(const sh_k_frame_masks_p *p)
 
 #define FR_MASK_BLOCKS 32
 
-extern "C" cudaError_t sh_k_frame_masks(int32_t *mask_boxes, uint8_t *bits, const void *head, const void *protos,
+extern "C" cudaError_t sh_k_frame_masks(int32_t *mask_boxes, uint8_t *pool, const void *head, const void *protos,
                                         const float *boxes, const int32_t *ids, const int32_t *count, const float *xf,
                                         void *ws, const sh_k_frame_masks_p *p, cudaStream_t s)
 {
     float *planes = (float *)ws;
-    dim3 g1(k_blocks((long)p->mh * p->mw, FR_THREADS), p->cap);
-    k_mask_planes<<<g1, FR_THREADS, 0, s>>>(planes, mask_boxes, head, protos, boxes, ids, count, xf, *p);
+    k_mask_place<<<1, 32, 0, s>>>(mask_boxes, boxes, count, xf, *p);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return e;
-    k_mask_bits<<<dim3(FR_MASK_BLOCKS, p->cap), FR_THREADS, 0, s>>>(bits, mask_boxes, planes, boxes, ids, count, xf,
+    dim3 g1(k_blocks((long)p->mh * p->mw, FR_THREADS), p->cap);
+    k_mask_planes<<<g1, FR_THREADS, 0, s>>>(planes, mask_boxes, head, protos, boxes, ids, count, xf, *p);
+    if ((e = cudaGetLastError()) != cudaSuccess)
+        return e;
+    k_mask_bits<<<dim3(FR_MASK_BLOCKS, p->cap), FR_THREADS, 0, s>>>(pool, mask_boxes, planes, boxes, ids, count, xf,
                                                                    *p);
     return cudaGetLastError();
 }

@@ -67,20 +67,21 @@ cudaError_t sh_k_frame_nms(float *out_boxes, float *out_scores, int32_t *out_ids
                            const float *boxes, const float *scores, const int32_t *ids, const int32_t *count,
                            const float *xf, void *ws, const sh_k_frame_nms_p *p, cudaStream_t s);
 
-/* FrameMasks: one bit-packed mask per detection (segment.c's composition); nothing is written
- * for a bad count or transform, or for a detection whose anchor is not in the head. */
+/* FrameMasks: one bit-packed mask per detection (segment.c's composition) at its place in the
+ * pool (vision/frame.h: rank order, -1 past the pool); nothing is written for a bad count or
+ * transform, and no bits for a detection whose anchor is not in the head. */
 typedef struct sh_k_frame_masks_p {
     int n, channels, n_cls;   /* head [channels, n]: box, classes, then nm coefficients */
     int nm, mh, mw;           /* prototypes [nm, mh, mw] */
     int cap;                  /* detection slots */
-    long long slot;           /* bytes of one mask */
+    long long pool;           /* bytes of the mask pool */
     float thresh;
     int max_side;
     int head_f32, protos_f32;
 } sh_k_frame_masks_p;
 
 size_t sh_k_frame_masks_ws(const sh_k_frame_masks_p *p);
-cudaError_t sh_k_frame_masks(int32_t *mask_boxes, uint8_t *bits, const void *head, const void *protos,
+cudaError_t sh_k_frame_masks(int32_t *mask_boxes, uint8_t *pool, const void *head, const void *protos,
                              const float *boxes, const int32_t *ids, const int32_t *count, const float *xf, void *ws,
                              const sh_k_frame_masks_p *p, cudaStream_t s);
 
