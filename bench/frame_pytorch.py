@@ -37,6 +37,7 @@ Prints one JSON record (and writes it to --out).
 import argparse
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -80,7 +81,8 @@ def model_settings(config_path):
             scale=float(m.get("scale", 1.0 / 255)), mean=[float(v) for v in m.get("mean", [0, 0, 0])],
             std=[float(v) for v in m.get("std", [1, 1, 1])],
             score=float(m.get("score_threshold", 0.25)), iou=float(m.get("iou_threshold", 0.45)),
-            max_det=int(m.get("max_detections", 300)), agnostic=bool(m.get("agnostic_nms", False)))
+            max_det=int(m.get("max_detections", 300)), agnostic=bool(m.get("agnostic_nms", False)),
+            min_score=float(m.get("min_detection_confidence", 0.5)))
     return out, {k: list(v) for k, v in c["modes"].items()}
 
 
@@ -252,6 +254,107 @@ class FrameModel:
         return pack_bits((m > MASK_THRESHOLD) & inside)
 
 
+# ---------------------------------------------------------------------------- the hand model
+class HandFrame:
+    """MediaPipe's hand landmarker per frame as shoal's hand model runs it in image mode: the
+    palm detector (bench/tflite_torch.py's module of the .tflite file) on the frame letterboxed
+    to 192x192 with a zero border, then, when a palm scores at least min_detection_confidence,
+    the landmark model on a rotated square crop around it (224x224, MediaPipe's rect: rotation
+    from the wrist to the middle finger, scale 2.6, shifted up half a box). Crops are one
+    grid_sample each on the device; the best-scoring palm stands in for weighted NMS, so the
+    peer runs at most one landmark crop where shoal may run num_hands: the table says so. With
+    CUDA graphs the palm stage (frame to rect) and the landmark stage (rect to landmarks) are
+    one graph each; the host reads one flag between them, as shoal's host decode does."""
+
+    def __init__(self, name, settings, frame, dtype, graphs, models_dir):
+        import tflite_torch as TT
+        self.name, self.s, self.frame, self.dtype = name, settings, frame, dtype
+        self.h, self.w = frame.shape[:2]
+        dev = frame.device
+        self.palm = TT.load(os.path.join(models_dir, TT.PALM_FILE)).to(device=dev, dtype=dtype)
+        self.landmark = TT.load(os.path.join(models_dir, TT.LANDMARK_FILE)).to(device=dev, dtype=dtype)
+        self.anchors = torch.from_numpy(TT.palm_anchors()).to(dev)
+        self.min_score = settings["min_score"]
+        side = max(self.w, self.h)
+        # normalised grid of the letterbox square in frame coordinates: x in [-1, 1] over W
+        t = (torch.arange(192, device=dev, dtype=torch.float32) + 0.5) / 192 - 0.5
+        gx = (self.w / 2 + t * side) / self.w * 2 - 1
+        gy = (self.h / 2 + t * side) / self.h * 2 - 1
+        self.palm_grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None]
+        self.lt = (torch.arange(224, device=dev, dtype=torch.float32) + 0.5) / 224 - 0.5
+        self.graph_palm = self.graph_lm = None
+        with torch.no_grad():
+            if graphs:
+                st = torch.cuda.Stream()
+                st.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(st):
+                    for _ in range(3):
+                        self.palm_out = self._palm()
+                        self.lm_out = self._landmark()
+                torch.cuda.current_stream().wait_stream(st)
+                self.graph_palm = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph_palm):
+                    self.palm_out = self._palm()
+                self.graph_lm = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph_lm):
+                    self.lm_out = self._landmark()
+
+    def _image(self):
+        return self.frame.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255
+
+    def _palm(self):
+        """frame -> (best score, rect [cx, cy, side, rotation] in frame pixels)"""
+        x = F.grid_sample(self._image(), self.palm_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        boxes, logits = self.palm(x.permute(0, 2, 3, 1).contiguous().to(self.dtype))[:2]
+        b = boxes.float().view(-1, 18)
+        score = torch.sigmoid(logits.float().view(-1))
+        best = score.argmax()
+        a, bb = self.anchors[best], b[best]
+        side = max(self.w, self.h)
+        px = lambda v, axis: (v / 192 + a[axis] - 0.5) * side + (self.w if axis == 0 else self.h) / 2
+        cx, cy = px(bb[0], 0), px(bb[1], 1)
+        bw = bb[2] / 192 * side
+        bh = bb[3] / 192 * side
+        wx, wy = px(bb[4], 0), px(bb[5], 1)           # keypoint 0: wrist
+        mx, my = px(bb[8], 0), px(bb[9], 1)           # keypoint 2: middle finger MCP
+        rot = math.pi / 2 - torch.atan2(-(my - wy), mx - wx)
+        rot = rot - 2 * math.pi * torch.floor((rot + math.pi) / (2 * math.pi))
+        size = torch.maximum(bw, bh)
+        cx = cx + 0.5 * size * torch.sin(rot)           # shift_y -0.5 along the rotated axis
+        cy = cy - 0.5 * size * torch.cos(rot)
+        return score[best], torch.stack([cx, cy, size * 2.6, rot])
+
+    def _landmark(self):
+        cx, cy, side, rot = self.palm_out[1]
+        a, b = torch.meshgrid(self.lt * side, self.lt * side, indexing="xy")
+        c, s = torch.cos(rot), torch.sin(rot)
+        x = cx + a * c - b * s
+        y = cy + a * s + b * c
+        grid = torch.stack([x / self.w * 2 - 1, y / self.h * 2 - 1], -1)[None]
+        crop = F.grid_sample(self._image(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return self.landmark(crop.permute(0, 2, 3, 1).contiguous().to(self.dtype))
+
+    def run_network(self):
+        if self.graph_palm is not None:
+            self.graph_palm.replay()
+        else:
+            self.palm_out = self._palm()
+        if float(self.palm_out[0]) >= self.min_score:
+            if self.graph_lm is not None:
+                self.graph_lm.replay()
+            else:
+                self.lm_out = self._landmark()
+            self.found = True
+        else:
+            self.found = False
+
+    def results(self):
+        if not self.found:
+            return dict(hands=np.zeros((0, 21, 3), np.float32))
+        pts = self.lm_out[0].float().view(21, 3).cpu().numpy()
+        return dict(hands=pts[None], presence=np.array([float(self.lm_out[1].float().view(-1)[0])]))
+
+
 # ---------------------------------------------------------------------------- the runner
 def load_modules(names, dev, dtype, bnfold, cache_dir, threads):
     import subprocess
@@ -308,13 +411,15 @@ def summary(ms):
 class ModeRunner:
     """A mode's models in turn on one frame: the frame crosses to the device once."""
 
-    def __init__(self, names, mods, settings, dev, dtype, graphs, hw):
+    def __init__(self, names, mods, settings, dev, dtype, graphs, hw, models_dir):
         self.dev = dev
         h, w = hw
         self.pinned = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=dev == "cuda")
         self.chw_stage = torch.empty((3, h, w), dtype=torch.uint8, device=dev)
         self.frame = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
-        self.models = [FrameModel(n, mods[n], settings[n], self.frame, dtype, graphs) for n in names]
+        self.models = [HandFrame(n, settings[n], self.frame, dtype, graphs, models_dir)
+                       if settings[n]["task"] == "hand_landmarks" else
+                       FrameModel(n, mods[n], settings[n], self.frame, dtype, graphs) for n in names]
 
     def sync(self):
         if self.dev == "cuda":
@@ -375,6 +480,8 @@ def detections_json(res):
             out[n] = dict(detections=[dict(class_id=int(c), score=round(float(s), 5), box=[round(float(v), 2) for v in b])
                                       for b, s, c in zip(r["boxes"], r["scores"], r["classes"])],
                           mask_pixels=[int(np.unpackbits(m).sum()) for m in r.get("masks", [])])
+        elif "hands" in r:
+            out[n] = dict(hands=len(r["hands"]))
         else:
             out[n] = dict(landmarks=[[round(float(v), 2) for v in p] for p in r["landmarks"]])
     return out
@@ -458,6 +565,8 @@ def check(ours, frame_hw, shoal, half, settings):
             if theirs is None:
                 continue
             key = f"{mode}/{n}"
+            if "hands" in r:   # the peer crops one best palm, not MediaPipe's weighted NMS: timing only
+                continue
             if "detections" in r:
                 areas = r.get("mask_pixels") or [None] * len(r["detections"])
                 mine = [(d["class_id"], d["score"], d["box"], a) for d, a in zip(r["detections"], areas)]
@@ -520,7 +629,8 @@ def main():
         notes.append("CPU: float32, eager, no CUDA graphs")
 
     t = time.perf_counter()
-    mods = load_modules(names, dev, dtype, True, args.cache_dir, args.threads)
+    mods = load_modules([n for n in names if settings[n]["task"] != "hand_landmarks"], dev, dtype, True,
+                        args.cache_dir, args.threads)
     load_s = time.perf_counter() - t
     frames = frame_sources(args, modes, settings)
 
@@ -534,12 +644,13 @@ def main():
     for mode, members in modes.items():
         label, rgb, jpeg = frames[mode]
         hw = rgb.shape[:2]
-        runner = ModeRunner(members, mods, settings, dev, dtype, graphs, hw)
+        runner = ModeRunner(members, mods, settings, dev, dtype, graphs, hw, args.models_dir)
         with torch.no_grad():
             res = runner.from_pixels(rgb)
             all_results[mode] = detections_json(res)
             rec = dict(models=members, frame=label, frame_size=[int(hw[1]), int(hw[0])],
-                       results={n: (dict(detections=len(r["detections"])) if "detections" in r else dict(landmarks=21))
+                       results={n: (dict(detections=len(r["detections"])) if "detections" in r else
+                                    dict(hands=r["hands"]) if "hands" in r else dict(landmarks=21))
                                 for n, r in all_results[mode].items()})
             if not args.check_only:
                 rec["network_ms"] = summary(timed(runner.network, args.warmup, args.iters, sync))
