@@ -283,6 +283,7 @@ class HandFrame:
         self.palm_grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None]
         self.lt = (torch.arange(224, device=dev, dtype=torch.float32) + 0.5) / 224 - 0.5
         self.graph_palm = self.graph_lm = None
+        self.note = None
         with torch.no_grad():
             if graphs:
                 st = torch.cuda.Stream()
@@ -292,12 +293,17 @@ class HandFrame:
                         self.palm_out = self._palm()
                         self.lm_out = self._landmark()
                 torch.cuda.current_stream().wait_stream(st)
-                self.graph_palm = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph_palm):
-                    self.palm_out = self._palm()
-                self.graph_lm = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph_lm):
-                    self.lm_out = self._landmark()
+                try:
+                    self.graph_palm = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(self.graph_palm):
+                        self.palm_out = self._palm()
+                    self.graph_lm = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(self.graph_lm):
+                        self.lm_out = self._landmark()
+                except Exception as e:   # the record says so (self.note); eager then
+                    self.graph_palm = self.graph_lm = None
+                    self.note = f"hand: CUDA graph capture failed ({str(e)[:120]}); eager"
+                    torch.cuda.synchronize()
 
     def _image(self):
         return self.frame.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255
@@ -308,8 +314,9 @@ class HandFrame:
         boxes, logits = self.palm(x.permute(0, 2, 3, 1).contiguous().to(self.dtype))[:2]
         b = boxes.float().view(-1, 18)
         score = torch.sigmoid(logits.float().view(-1))
-        best = score.argmax()
-        a, bb = self.anchors[best], b[best]
+        best = score.argmax().view(1)           # indexing by a tensor, not an int: no host sync
+        a, bb = self.anchors.index_select(0, best)[0], b.index_select(0, best)[0]
+        top = score.index_select(0, best)[0]
         side = max(self.w, self.h)
         px = lambda v, axis: (v / 192 + a[axis] - 0.5) * side + (self.w if axis == 0 else self.h) / 2
         cx, cy = px(bb[0], 0), px(bb[1], 1)
@@ -322,7 +329,7 @@ class HandFrame:
         size = torch.maximum(bw, bh)
         cx = cx + 0.5 * size * torch.sin(rot)           # shift_y -0.5 along the rotated axis
         cy = cy - 0.5 * size * torch.cos(rot)
-        return score[best], torch.stack([cx, cy, size * 2.6, rot])
+        return top, torch.stack([cx, cy, size * 2.6, rot])
 
     def _landmark(self):
         cx, cy, side, rot = self.palm_out[1]
@@ -645,6 +652,7 @@ def main():
         label, rgb, jpeg = frames[mode]
         hw = rgb.shape[:2]
         runner = ModeRunner(members, mods, settings, dev, dtype, graphs, hw, args.models_dir)
+        notes += [m.note for m in runner.models if getattr(m, "note", None)]
         with torch.no_grad():
             res = runner.from_pixels(rgb)
             all_results[mode] = detections_json(res)

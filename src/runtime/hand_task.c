@@ -360,9 +360,11 @@ static int run_palm_stage(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_mo
     return 0;
 }
 
-/* One frame through hand model m's landmarker. locked: the caller holds the backend lock. */
+/* One frame through hand model m's landmarker. locked: the caller holds the backend lock.
+ * ran[stage] (may be NULL): whether each stage ran on this frame (a tracked frame skips the
+ * palm detector; a frame without palms skips the landmark model). */
 static int hand_frame(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m, const shoal_image *frame,
-                      shoal_video_t video, bool locked, sh_rt_result *r, sh_err *err)
+                      shoal_video_t video, bool locked, sh_rt_result *r, bool ran[2], sh_err *err)
 {
     const sh_model_config *c = m->cfg;
     sh_rt_model *palm = &rt->models[c->palm_stage];
@@ -387,6 +389,8 @@ static int hand_frame(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model 
     sh_palm palms[SH_HAND_MAX_HANDS];
     int n = 0, np = 0;
     rc = sh_hand_landmarker_run(rt->alloc, &p, &hm, tracker, &img, hands, SH_HAND_MAX_HANDS, &n, palms, &np, err);
+    for (int k = 0; ran && k < 2; k++)
+        ran[k] = s.runs[k] > 0;
     sh_residency_release(rt->residency, palm->id, sh_rt_now(rt));
     sh_residency_release(rt->residency, m->id, sh_rt_now(rt));
     if (rc) {
@@ -418,7 +422,7 @@ int sh_rt_hand_run(struct shoal_runtime *rt, sh_rt_context *ctx, sh_rt_model *m,
     name_result(r, m->cfg);
     if (m->cfg->is_palm_stage)
         return run_palm_stage(rt, ctx, m, frame, r, err);
-    return hand_frame(rt, ctx, m, frame, video, false, r, err);
+    return hand_frame(rt, ctx, m, frame, video, false, r, NULL, err);
 }
 
 /* A result moved to another slot: its landmarks point into itself. */
@@ -465,7 +469,8 @@ static int hands_beside(sh_rt_beside *b, sh_err *err)
             continue;
         sh_rt_result *r = &h->res->items[i];
         name_result(r, m->cfg);
-        int rc = hand_frame(h->rt, h->ctx, m, h->frame, h->video, true, r, err);
+        bool ran[2] = {false, false};
+        int rc = hand_frame(h->rt, h->ctx, m, h->frame, h->video, true, r, ran, err);
         if (rc == SHOAL_ERR_BUDGET) {
             sh_err_clear(err);
             continue;
@@ -474,8 +479,11 @@ static int hands_beside(sh_rt_beside *b, sh_err *err)
             return rc;
         h->done[i] = true;
         b->ran = true;
-        beside_lane(b, m->lane);
-        beside_lane(b, h->rt->models[m->cfg->palm_stage].lane);
+        /* only lanes used on this frame: another's events are of an older frame, or none */
+        if (ran[SH_HAND_MODEL_LANDMARK])
+            beside_lane(b, m->lane);
+        if (ran[SH_HAND_MODEL_PALM])
+            beside_lane(b, h->rt->models[m->cfg->palm_stage].lane);
     }
     return 0;
 }
