@@ -66,40 +66,102 @@ static int grow(sh_allocator *a, bool fixed, void **p, size_t *cap, size_t need,
     return 0;
 }
 
-/* Run-length code of a 0/1 plane (sh_mask: runs alternate background, foreground, starting
- * with background), in one pass; the run array grows geometrically. */
+/* Runs of a mask as they are found (sh_mask: runs alternate background, foreground, starting
+ * with background); the run array grows geometrically. */
+typedef struct run_coder {
+    sh_allocator *a;
+    uint32_t *runs;
+    size_t cap, n, area;
+    uint8_t cur;     /* the value of the run being counted */
+} run_coder;
+
+static int coder_start(run_coder *c, sh_allocator *a, sh_err *err)
+{
+    *c = (run_coder){.a = a, .cap = 16};
+    c->runs = sh_alloc(a, c->cap * sizeof *c->runs);
+    return c->runs ? 0 : sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate mask runs");
+}
+
+/* Ends the current run at len pixels; the next one has the other value. */
+static int coder_push(run_coder *c, uint32_t len, sh_err *err)
+{
+    if (c->n == c->cap) {
+        uint32_t *more = sh_realloc(c->a, c->runs, 2 * c->cap * sizeof *c->runs);
+        if (!more) {
+            sh_free(c->a, c->runs);
+            c->runs = NULL;
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate %zu mask runs", 2 * c->cap);
+        }
+        c->runs = more;
+        c->cap *= 2;
+    }
+    c->runs[c->n++] = len;
+    if (c->cur)
+        c->area += len;
+    c->cur = (uint8_t)!c->cur;
+    return 0;
+}
+
+static void coder_finish(run_coder *c, sh_mask *m)
+{
+    m->runs = c->runs;
+    m->n_runs = c->n;
+    m->area = c->area;
+}
+
+/* Run-length code of a 0/1 byte plane, in one pass. */
 static int encode_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh_mask *m, sh_err *err)
 {
-    size_t cap = 16, r = 0, area = 0;
-    uint32_t *runs = sh_alloc(a, cap * sizeof *runs);
-    if (!runs)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate mask runs");
-    uint8_t cur = 0;
+    run_coder c;
+    int rc = coder_start(&c, a, err);
     uint32_t len = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && bits[i] == cur) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (bits[i] == c.cur) {
             len++;
             continue;
         }
-        if (r == cap) {
-            uint32_t *more = sh_realloc(a, runs, 2 * cap * sizeof *runs);
-            if (!more) {
-                sh_free(a, runs);
-                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "yolov8-seg: cannot allocate %zu mask runs", 2 * cap);
-            }
-            runs = more;
-            cap *= 2;
-        }
-        runs[r++] = len;
-        if (cur)
-            area += len;
-        cur = (uint8_t)!cur;
+        rc = coder_push(&c, len, err);
         len = 1;
     }
-    m->runs = runs;
-    m->n_runs = r;
-    m->area = area;
-    return 0;
+    if (rc == 0 && (rc = coder_push(&c, len, err)) == 0)
+        coder_finish(&c, m);
+    return rc;
+}
+
+/* The same from n packed bits, least significant first (the frame ops' mask pool): whole
+ * bytes and 64-bit words that continue the current run are counted at once, so the cost is
+ * the runs and the words, not the pixels, and no byte plane is made. */
+static int encode_packed_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh_mask *m, sh_err *err)
+{
+    run_coder c;
+    int rc = coder_start(&c, a, err);
+    uint32_t len = 0;
+    size_t k = 0;
+    while (k < n && rc == 0) {
+        if ((k & 7) == 0) {
+            uint64_t word, same = c.cur ? ~(uint64_t)0 : 0;
+            if (n - k >= 64 && (memcpy(&word, bits + k / 8, sizeof word), word == same)) {
+                len += 64;
+                k += 64;
+                continue;
+            }
+            if (n - k >= 8 && bits[k / 8] == (uint8_t)same) {
+                len += 8;
+                k += 8;
+                continue;
+            }
+        }
+        if (((bits[k / 8] >> (k & 7)) & 1) == c.cur) {
+            len++;
+        } else {
+            rc = coder_push(&c, len, err);
+            len = 1;
+        }
+        k++;
+    }
+    if (rc == 0 && (rc = coder_push(&c, len, err)) == 0)
+        coder_finish(&c, m);
+    return rc;
 }
 
 /* The mask's box: image pixels of the detection's box, local to the transform's region. */
@@ -525,17 +587,10 @@ int sh_mask_from_bits(sh_allocator *a, const int32_t box[SH_FRAME_MASK_BOX_WORDS
                        box[3], room);
     size_t npx = (size_t)box[2] * (size_t)box[3];
     sh_mask *m = sh_calloc(a, 1, sizeof *m);
-    uint8_t *px = sh_alloc(a, npx + 1);
-    if (!m || !px) {
-        sh_free(a, m);
-        sh_free(a, px);
+    if (!m)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "mask: cannot allocate a %dx%d mask", box[2], box[3]);
-    }
-    for (size_t k = 0; k < npx; k++)
-        px[k] = (uint8_t)((bits[k >> 3] >> (k & 7)) & 1);
     *m = (sh_mask){.x = box[0], .y = box[1], .width = box[2], .height = box[3]};
-    int rc = encode_runs(a, px, npx, m, err);
-    sh_free(a, px);
+    int rc = encode_packed_runs(a, bits, npx, m, err);
     if (rc == 0 && m->area != (size_t)box[4])
         rc = sh_errf(err, SHOAL_ERR_INTERNAL, "mask: %zu pixels set, the box says %d", m->area, box[4]);
     if (rc) {
