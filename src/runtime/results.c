@@ -21,17 +21,35 @@ static sh_ftensor ftensor(const sh_graph *g, int t, const float *data)
     return f;
 }
 
+/* v in decimal at s, no terminator; the digit count. */
+static size_t put_u32(char *s, uint32_t v)
+{
+    char tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        s[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static char *mask_rle(sh_allocator *a, const sh_mask *m)
 {
     /* "x y w h: r0 r1 ...": alternating background/foreground run lengths over the box's
-     * rows, starting with background (COCO's uncompressed RLE, row-major). */
+     * rows, starting with background (COCO's uncompressed RLE, row-major). A mask has
+     * thousands of runs: formatted by hand, snprintf per run cost milliseconds a frame. */
     size_t cap = 64 + m->n_runs * 11;
     char *s = sh_alloc(a, cap);
     if (!s)
         return NULL;
     size_t at = (size_t)snprintf(s, cap, "%d %d %d %d:", m->x, m->y, m->width, m->height);
-    for (size_t i = 0; i < m->n_runs && at < cap; i++)
-        at += (size_t)snprintf(s + at, cap - at, " %u", m->runs[i]);
+    for (size_t i = 0; i < m->n_runs; i++) {
+        s[at++] = ' ';
+        at += put_u32(s + at, m->runs[i]);
+    }
+    s[at] = '\0';
     return s;
 }
 
