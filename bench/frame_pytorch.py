@@ -310,7 +310,8 @@ class HandFrame:
 
     def _palm(self):
         """frame -> (best score, rect [cx, cy, side, rotation] in frame pixels)"""
-        x = F.grid_sample(self._image(), self.palm_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        self.img = self._image()   # the landmark stage crops from the same float frame
+        x = F.grid_sample(self.img, self.palm_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         boxes, logits = self.palm(x.permute(0, 2, 3, 1).contiguous().to(self.dtype))[:2]
         b = boxes.float().view(-1, 18)
         score = torch.sigmoid(logits.float().view(-1))
@@ -338,7 +339,7 @@ class HandFrame:
         x = cx + a * c - b * s
         y = cy + a * s + b * c
         grid = torch.stack([x / self.w * 2 - 1, y / self.h * 2 - 1], -1)[None]
-        crop = F.grid_sample(self._image(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        crop = F.grid_sample(self.img, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return self.landmark(crop.permute(0, 2, 3, 1).contiguous().to(self.dtype))
 
     def run_network(self):
