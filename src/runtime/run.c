@@ -190,6 +190,42 @@ static int check_frame_fits(shoal_runtime_t rt, const shoal_image *frame, sh_err
     return 0;
 }
 
+static int read_one(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *j, double net_ms, sh_err *err)
+{
+    double t = now_s();
+    int rc = sh_rt_result_read(rt, j->m, results_of(ctx, j->m), j->r, err);
+    j->r->pub.latency_ms = net_ms + ms_since(t);
+    return rc;
+}
+
+/* The group's results on the host, every model's at once where several made masks: turning
+ * a mask's packed bits into runs and its RLE string costs the host 0.3-0.5 ms a model, which
+ * one after the other would add up behind the device section (navigation's two seg models). */
+static int read_results(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *jobs, size_t n, double net_ms, sh_err *err)
+{
+    size_t with_masks = 0;
+    for (size_t i = 0; i < n; i++)
+        with_masks += jobs[i].m->mask_bits >= 0;
+    int rc = 0;
+    if (with_masks < 2 || n > SH_MAX_LANES) {
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = read_one(rt, ctx, &jobs[i], net_ms, err);
+        return rc;
+    }
+    sh_err errs[SH_MAX_LANES];
+    int rcs[SH_MAX_LANES];
+#pragma omp parallel for num_threads((int)n) schedule(static, 1)
+    for (int i = 0; i < (int)n; i++)
+        rcs[i] = read_one(rt, ctx, &jobs[i], net_ms, &errs[i]);
+    for (size_t i = 0; i < n; i++)
+        if (rcs[i]) {
+            if (err)
+                *err = errs[i];
+            return rcs[i];
+        }
+    return 0;
+}
+
 /* Runs jobs[0..n) as one group; every model must be referenced. *net_ms: the device
  * section's wall time; *dev_ms: the lanes' device time together (-1 unknown). */
 static int run_group(shoal_runtime_t rt, sh_rt_context *ctx, const shoal_image *frame, lane_job *jobs, size_t n,
@@ -227,15 +263,11 @@ static int run_group(shoal_runtime_t rt, sh_rt_context *ctx, const shoal_image *
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc || (rc = wrc))
         return rc;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        lane_job *j = &jobs[i];
-        double dev = lane_ms[j->m->lane];
-        j->r->pub.infer_ms = dev >= 0 ? dev : *net_ms;
-        double t2 = now_s();
-        rc = sh_rt_result_read(rt, j->m, results_of(ctx, j->m), j->r, err);
-        j->r->pub.latency_ms = *net_ms + ms_since(t2);
+    for (size_t i = 0; i < n; i++) {
+        double dev = lane_ms[jobs[i].m->lane];
+        jobs[i].r->pub.infer_ms = dev >= 0 ? dev : *net_ms;
     }
-    return rc;
+    return read_results(rt, ctx, jobs, n, *net_ms, err);
 }
 
 /* The mode's longest model decides its time, and each issue (upload, graph launch, download)

@@ -128,9 +128,24 @@ static int encode_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh_mask *
     return rc;
 }
 
-/* The same from n packed bits, least significant first (the frame ops' mask pool): whole
- * bytes and 64-bit words that continue the current run are counted at once, so the cost is
- * the runs and the words, not the pixels, and no byte plane is made. */
+/* The same from n packed bits, least significant first (the frame ops' mask pool): the
+ * next change of value is found a 64-bit window at a time with a count of trailing zeros,
+ * so the cost is the runs and the words, not the pixels, and no byte plane is made. */
+static uint64_t bits_window(const uint8_t *bits, size_t n, size_t k, size_t *valid)
+{
+    size_t byte = k / 8, bytes = (n + 7) / 8 - byte;
+    uint64_t w = 0;
+    if (bytes >= sizeof w) {
+        memcpy(&w, bits + byte, sizeof w);
+    } else {
+        for (size_t i = 0; i < bytes; i++)
+            w |= (uint64_t)bits[byte + i] << (8 * i);
+    }
+    size_t shift = k & 7, left = n - k;
+    *valid = left < 64 - shift ? left : 64 - shift;
+    return w >> shift;
+}
+
 static int encode_packed_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh_mask *m, sh_err *err)
 {
     run_coder c;
@@ -138,26 +153,18 @@ static int encode_packed_runs(sh_allocator *a, const uint8_t *bits, size_t n, sh
     uint32_t len = 0;
     size_t k = 0;
     while (k < n && rc == 0) {
-        if ((k & 7) == 0) {
-            uint64_t word, same = c.cur ? ~(uint64_t)0 : 0;
-            if (n - k >= 64 && (memcpy(&word, bits + k / 8, sizeof word), word == same)) {
-                len += 64;
-                k += 64;
-                continue;
-            }
-            if (n - k >= 8 && bits[k / 8] == (uint8_t)same) {
-                len += 8;
-                k += 8;
-                continue;
-            }
+        size_t valid;
+        uint64_t w = bits_window(bits, n, k, &valid);
+        uint64_t change = (c.cur ? ~w : w) & (valid == 64 ? ~(uint64_t)0 : ((uint64_t)1 << valid) - 1);
+        if (!change) {
+            len += (uint32_t)valid;
+            k += valid;
+            continue;
         }
-        if (((bits[k / 8] >> (k & 7)) & 1) == c.cur) {
-            len++;
-        } else {
-            rc = coder_push(&c, len, err);
-            len = 1;
-        }
-        k++;
+        unsigned same = (unsigned)__builtin_ctzll(change);
+        k += same;
+        rc = coder_push(&c, len + same, err);
+        len = 0;
     }
     if (rc == 0 && (rc = coder_push(&c, len, err)) == 0)
         coder_finish(&c, m);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "core/npy.h"
+#include "vision/decode-impl.h"
 #include "vision/frame.h"
 
 #define HEAD SHOAL_MODELS_DIR "/blind_road.output0.npy"
@@ -284,6 +285,65 @@ static void test_pool_left_out(void **state)
     sh_allocator_destroy(a);
 }
 
+/* Runs read from packed bits against a pixel-by-pixel reading: boxes of every width up to
+ * two 64-bit words and then some, runs short and long across byte and word edges, each
+ * pool exactly as long as its mask so a read past its end shows under ASan. */
+static void expect_runs_of(sh_allocator *a, const uint8_t *bits, int w, int h)
+{
+    size_t npx = (size_t)w * h, area = 0, n = 0;
+    uint32_t *want = malloc((npx + 1) * sizeof *want);
+    uint32_t len = 0;
+    int cur = 0;
+    for (size_t k = 0; k < npx; k++) {
+        int v = (bits[k / 8] >> (k & 7)) & 1;
+        area += (size_t)v;
+        if (v != cur) {
+            want[n++] = len;
+            len = 0;
+            cur = v;
+        }
+        len++;
+    }
+    want[n++] = len;
+    int32_t box[SH_FRAME_MASK_BOX_WORDS] = {3, 4, w, h, (int32_t)area, 0};
+    sh_mask *m = NULL;
+    sh_err err = {0};
+    assert_int_equal(sh_mask_from_bits(a, box, bits, (npx + 7) / 8, &m, &err), 0);
+    assert_int_equal(m->n_runs, n);
+    assert_int_equal(m->area, area);
+    assert_memory_equal(m->runs, want, n * sizeof *want);
+    sh_free(a, m->runs);
+    sh_free(a, m);
+    free(want);
+}
+
+static void test_runs_from_bits(void **state)
+{
+    (void)state;
+    sh_allocator *a = sh_allocator_create();
+    uint32_t seed = 12345;
+    for (int w = 1; w <= 140; w += (w < 70 ? 1 : 7))
+        for (int h = 1; h <= 9; h += 4)
+            for (int pattern = 0; pattern < 4; pattern++) {
+                size_t npx = (size_t)w * h, bytes = (npx + 7) / 8;
+                uint8_t *bits = malloc(bytes);
+                int v = pattern == 1;
+                size_t left = 0;
+                memset(bits, 0, bytes);
+                for (size_t k = 0; k < npx; k++) {
+                    if (pattern >= 2 && left-- == 0) {
+                        seed = seed * 1103515245u + 12345u;
+                        left = pattern == 2 ? (seed >> 16) % 5 : (seed >> 16) % 200;
+                        v = !v;
+                    }
+                    bits[k / 8] |= (uint8_t)(v << (k & 7));
+                }
+                expect_runs_of(a, bits, w, h);
+                free(bits);
+            }
+    sh_allocator_destroy(a);
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -381,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_failing_allocations),
         cmocka_unit_test(test_workspaces),
         cmocka_unit_test(test_pool_left_out),
+        cmocka_unit_test(test_runs_from_bits),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
