@@ -53,6 +53,17 @@ static char *mask_rle(sh_allocator *a, const sh_mask *m)
     return s;
 }
 
+static int set_mask(shoal_runtime_t rt, sh_rt_result *r, size_t i, sh_err *err)
+{
+    const sh_mask *m = r->dets->items[i].mask;
+    r->items[i].mask_area = (int64_t)m->area;
+    r->rles[i] = mask_rle(rt->alloc, m);
+    if (!r->rles[i])
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for masks");
+    r->items[i].mask_rle = r->rles[i];
+    return 0;
+}
+
 static int fill_detections(shoal_runtime_t rt, sh_rt_result *r, sh_err *err)
 {
     const sh_model_config *c = r->cfg;
@@ -71,13 +82,8 @@ static int fill_detections(shoal_runtime_t rt, sh_rt_result *r, sh_err *err)
         o->y1 = d->y1;
         o->x2 = d->x2;
         o->y2 = d->y2;
-        if (d->mask) {
-            o->mask_area = (int64_t)d->mask->area;
-            r->rles[i] = mask_rle(rt->alloc, d->mask);
-            if (!r->rles[i])
-                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for masks");
-            o->mask_rle = r->rles[i];
-        }
+        if (d->mask && set_mask(rt, r, i, err))
+            return SHOAL_ERR_NO_MEMORY;
     }
     r->pub.n_detections = (int)n;
     r->pub.detections = r->items;
@@ -168,15 +174,29 @@ int sh_rt_result_read(shoal_runtime_t rt, const sh_rt_model *m, const char *stag
     r->dets = sh_detections_create(rt->alloc);
     if (!r->dets)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for detections");
-    bool masks = m->mask_bits >= 0;
     int rc = sh_frame_results(result_at(m, staging, 1), result_at(m, staging, 2), result_at(m, staging, 3),
                               (size_t)c->max_detections, result_at(m, staging, 4), xf_words,
-                              masks ? result_at(m, staging, 5) : NULL, masks ? result_at(m, staging, 6) : NULL,
-                              m->mask_pool, r->dets, err);
+                              m->mask_bits >= 0 ? result_at(m, staging, 5) : NULL, NULL, 0, r->dets, err);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': reading results: ", c->name);
     r->pub.n_masks_left_out = r->dets->masks_left_out;
     return fill_detections(rt, r, err);
+}
+
+size_t sh_rt_result_masks(const sh_rt_model *m, const sh_rt_result *r)
+{
+    return m->mask_bits >= 0 && m->n_outputs == 0 && r->dets ? r->dets->count : 0;
+}
+
+int sh_rt_result_mask(shoal_runtime_t rt, const sh_rt_model *m, const char *staging, sh_rt_result *r, size_t i,
+                      sh_err *err)
+{
+    sh_detection *d = &r->dets->items[i];
+    int rc = sh_frame_result_mask(rt->alloc, result_at(m, staging, 5), i, result_at(m, staging, 6), m->mask_pool,
+                                  &d->mask, err);
+    if (rc == 0 && d->mask)
+        rc = set_mask(rt, r, i, err);
+    return rc ? sh_err_prefix(err, rc, "model '%s': reading mask %zu: ", m->cfg->name, i) : 0;
 }
 
 static int no_results(const char *fn)

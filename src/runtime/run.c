@@ -190,39 +190,61 @@ static int check_frame_fits(shoal_runtime_t rt, const shoal_image *frame, sh_err
     return 0;
 }
 
-static int read_one(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *j, double net_ms, sh_err *err)
+/* Detection k of the group's masks: the job it belongs to and its index there. */
+static size_t mask_at(const size_t *first, size_t n, size_t k, size_t *i)
 {
-    double t = now_s();
-    int rc = sh_rt_result_read(rt, j->m, results_of(ctx, j->m), j->r, err);
-    j->r->pub.latency_ms = net_ms + ms_since(t);
+    size_t j = 0;
+    while (j + 1 < n && first[j + 1] <= k)
+        j++;
+    *i = k - first[j];
+    return j;
+}
+
+/* The masks of the group's detections, all at once: turning a mask's packed bits into runs
+ * and its RLE string costs the host 0.1-0.2 ms a mask, which one after the other added up
+ * behind the device section (navigation's two seg models: 0.8 ms of a 3.4 ms frame). */
+static int read_masks(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *jobs, size_t n, sh_err *err)
+{
+    size_t *first = sh_alloc(rt->alloc, n * sizeof *first), total = 0;
+    if (!first)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for a run");
+    for (size_t j = 0; j < n; j++) {
+        first[j] = total;
+        total += sh_rt_result_masks(jobs[j].m, jobs[j].r);
+    }
+    int rc = 0;
+    int threads = total < 8 ? (int)total : 8;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+    for (size_t k = 0; k < total; k++) {
+        size_t i, j = mask_at(first, n, k, &i);
+        sh_err e = {0};
+        int mrc = sh_rt_result_mask(rt, jobs[j].m, results_of(ctx, jobs[j].m), jobs[j].r, i, &e);
+        if (mrc) {
+#pragma omp critical(shoal_read_masks)
+            if (!rc) {
+                rc = mrc;
+                if (err)
+                    *err = e;
+            }
+        }
+    }
+    sh_free(rt->alloc, first);
     return rc;
 }
 
-/* The group's results on the host, every model's at once where several made masks: turning
- * a mask's packed bits into runs and its RLE string costs the host 0.3-0.5 ms a model, which
- * one after the other would add up behind the device section (navigation's two seg models). */
 static int read_results(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *jobs, size_t n, double net_ms, sh_err *err)
 {
-    size_t with_masks = 0;
-    for (size_t i = 0; i < n; i++)
-        with_masks += jobs[i].m->mask_bits >= 0;
+    double t = now_s();
     int rc = 0;
-    if (with_masks < 2 || n > SH_MAX_LANES) {
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = read_one(rt, ctx, &jobs[i], net_ms, err);
-        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = sh_rt_result_read(rt, jobs[i].m, results_of(ctx, jobs[i].m), jobs[i].r, err);
+        jobs[i].r->pub.latency_ms = net_ms + ms_since(t);
     }
-    sh_err errs[SH_MAX_LANES];
-    int rcs[SH_MAX_LANES];
-#pragma omp parallel for num_threads((int)n) schedule(static, 1)
-    for (int i = 0; i < (int)n; i++)
-        rcs[i] = read_one(rt, ctx, &jobs[i], net_ms, &errs[i]);
+    if (rc || (rc = read_masks(rt, ctx, jobs, n, err)))
+        return rc;
     for (size_t i = 0; i < n; i++)
-        if (rcs[i]) {
-            if (err)
-                *err = errs[i];
-            return rcs[i];
-        }
+        if (sh_rt_result_masks(jobs[i].m, jobs[i].r))
+            jobs[i].r->pub.latency_ms = net_ms + ms_since(t);
     return 0;
 }
 
@@ -242,30 +264,37 @@ static int run_group(shoal_runtime_t rt, sh_rt_context *ctx, const shoal_image *
         rc = beside->run(beside, err);
     sh_err werr = {0};
     int wrc = wait_lanes(rt, jobs, issued, lane_ms, rc ? &werr : err);
+    double dev = rc == 0 && wrc == 0 ? lanes_device_ms(rt, jobs, issued, beside) : -1;
     bool masks = false;
     for (size_t i = 0; i < n && rc == 0 && wrc == 0; i++) {
         rc = issue_masks(rt, ctx, &jobs[i], err);
         masks |= jobs[i].m->mask_bits >= 0;
     }
     if (masks && wrc == 0) {
-        double mask_ms[SH_MAX_LANES];
+        /* the masks' round starts the lanes' clocks again: its time adds to the first's */
+        double mask_ms[SH_MAX_LANES], masks_dev = 0;
+        int mask_lanes[SH_MAX_LANES], n_mask_lanes = 0;
         wrc = wait_lanes(rt, jobs, issued, mask_ms, rc ? &werr : err);
         for (size_t i = 0; i < issued; i++) {
             int l = jobs[i].m->lane;
-            if (mask_ms[l] >= 0 && lane_ms[l] >= 0) {
-                lane_ms[l] += mask_ms[l];
+            if (mask_ms[l] >= 0) {
+                add_lane(mask_lanes, &n_mask_lanes, l);
+                lane_ms[l] = lane_ms[l] >= 0 ? lane_ms[l] + mask_ms[l] : -1;
                 mask_ms[l] = -1;   /* a lane shared by several jobs counts once */
             }
         }
+        if (n_mask_lanes)
+            sh_backend_span(&rt->backend, mask_lanes, n_mask_lanes, &masks_dev);
+        dev = dev >= 0 && masks_dev >= 0 ? dev + masks_dev : -1;
     }
     *net_ms = ms_since(t1);
-    *dev_ms = rc == 0 && wrc == 0 ? lanes_device_ms(rt, jobs, issued, beside) : -1;
+    *dev_ms = rc == 0 && wrc == 0 ? dev : -1;
     pthread_mutex_unlock(&rt->backend_lock);
     if (rc || (rc = wrc))
         return rc;
     for (size_t i = 0; i < n; i++) {
-        double dev = lane_ms[jobs[i].m->lane];
-        jobs[i].r->pub.infer_ms = dev >= 0 ? dev : *net_ms;
+        double lane = lane_ms[jobs[i].m->lane];
+        jobs[i].r->pub.infer_ms = lane >= 0 ? lane : *net_ms;
     }
     return read_results(rt, ctx, jobs, n, *net_ms, err);
 }

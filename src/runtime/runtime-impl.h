@@ -182,9 +182,14 @@ int sh_api_fail(int status, const char *fmt, ...) __attribute__((format(printf, 
 void sh_rt_logf(struct shoal_runtime *rt, shoal_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* results.c: the detections a model's staged results hold (its detection count, checked), and
- * its shoal result from them once they have landed (all but the masks' bits beyond count). */
+ * its shoal result from them once they have landed: sh_rt_result_read all but the masks, then
+ * each of the sh_rt_result_masks detections' mask by sh_rt_result_mask, at the same time for
+ * distinct detections. */
 int sh_rt_result_count(const sh_rt_model *m, const char *staging, size_t *n, sh_err *err);
 int sh_rt_result_read(struct shoal_runtime *rt, const sh_rt_model *m, const char *staging, sh_rt_result *r,
+                      sh_err *err);
+size_t sh_rt_result_masks(const sh_rt_model *m, const sh_rt_result *r);
+int sh_rt_result_mask(struct shoal_runtime *rt, const sh_rt_model *m, const char *staging, sh_rt_result *r, size_t i,
                       sh_err *err);
 void sh_rt_result_free(sh_allocator *a, sh_rt_result *r);
 /* task classify (classify.c): the output's shape, checked at create; its top_k into r->dets. */

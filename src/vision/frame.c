@@ -218,6 +218,18 @@ size_t sh_frame_mask_pool_used(const int32_t *mask_boxes, size_t n)
     return 0;
 }
 
+int sh_frame_result_mask(sh_allocator *a, const int32_t *mask_boxes, size_t i, const uint8_t *pool, size_t pool_bytes,
+                         sh_mask **out, sh_err *err)
+{
+    const int32_t *mb = mask_boxes + i * SH_FRAME_MASK_BOX_WORDS;
+    *out = NULL;
+    if (mb[5] < 0)
+        return 0;
+    if ((size_t)mb[5] > pool_bytes)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "results: mask %zu at byte %d of a %zu-byte pool", i, mb[5], pool_bytes);
+    return sh_mask_from_bits(a, mb, pool + mb[5], pool_bytes - (size_t)mb[5], out, err);
+}
+
 int sh_frame_results(const float *boxes, const float *scores, const int32_t *ids, size_t cap, const int32_t *count,
                      const float xf_words[SH_FRAME_XF_WORDS], const int32_t *mask_boxes, const uint8_t *pool,
                      size_t pool_bytes, sh_detections *d, sh_err *err)
@@ -233,18 +245,10 @@ int sh_frame_results(const float *boxes, const float *scores, const int32_t *ids
     for (size_t i = 0; i < n && rc == 0; i++) {
         sh_detection det = {.class_id = ids[i], .score = scores[i], .anchor = ids[cap + i], .x1 = boxes[4 * i],
                             .y1 = boxes[4 * i + 1], .x2 = boxes[4 * i + 2], .y2 = boxes[4 * i + 3]};
-        const int32_t *mb = mask_boxes ? mask_boxes + i * SH_FRAME_MASK_BOX_WORDS : NULL;
-        if (mb && mb[5] < 0) {
+        if (mask_boxes && mask_boxes[i * SH_FRAME_MASK_BOX_WORDS + 5] < 0)
             d->masks_left_out++;
-        } else if (mb) {
-            if ((size_t)mb[5] > pool_bytes) {
-                rc = sh_errf(err, SHOAL_ERR_SHAPE, "results: mask %zu at byte %d of a %zu-byte pool", i, mb[5],
-                             pool_bytes);
-                break;
-            }
-            if ((rc = sh_mask_from_bits(d->alloc, mb, pool + mb[5], pool_bytes - (size_t)mb[5], &det.mask, err)))
-                break;
-        }
+        else if (mask_boxes && pool && (rc = sh_frame_result_mask(d->alloc, mask_boxes, i, pool, pool_bytes, &det.mask, err)))
+            break;
         if ((rc = sh_detections_push(d, &det, err)) && det.mask) {
             sh_free(d->alloc, det.mask->runs);
             sh_free(d->alloc, det.mask);

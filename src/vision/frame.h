@@ -111,10 +111,15 @@ int sh_frame_landmarks(const float *out, const float xf[SH_FRAME_XF_WORDS], int 
 /* The graph's results as the host decoders' sh_detections (scores of the detections above;
  * mask_boxes NULL: no masks), replacing what `d` held; pool_bytes: the pool's bytes at `pool`
  * (those in use suffice: sh_frame_mask_pool_used). A detection whose mask found no room has
- * none, counted in d->masks_left_out. */
+ * none, counted in d->masks_left_out. pool NULL: the masks are left to sh_frame_result_mask. */
 int sh_frame_results(const float *boxes, const float *scores, const int32_t *ids, size_t cap, const int32_t *count,
                      const float xf[SH_FRAME_XF_WORDS], const int32_t *mask_boxes, const uint8_t *pool,
                      size_t pool_bytes, sh_detections *d, sh_err *err);
+
+/* Detection i's mask from the pool (*out NULL when it found no room); distinct detections
+ * may be read at the same time. */
+int sh_frame_result_mask(sh_allocator *a, const int32_t *mask_boxes, size_t i, const uint8_t *pool, size_t pool_bytes,
+                         sh_mask **out, sh_err *err);
 /* Bytes of the pool the first n masks use (where the last placed one ends); 0 for mask boxes
  * no FrameMasks wrote (a bad offset or size). */
 size_t sh_frame_mask_pool_used(const int32_t *mask_boxes, size_t n);
