@@ -46,7 +46,7 @@ if [ -n "${SKIP_EXPORT:-}" ]; then
     log "SKIP_EXPORT: using models-full/ as it is"
 else
 log "exporting the full set (and writing PyTorch's weight cache with it)"
-timeout "$(limit 240)" python3 bench/gpu_export.py --set full --out models-full --threads 16 --calib-device cuda \
+timeout -k 5 "$(limit 240)" python3 bench/gpu_export.py --set full --out models-full --threads 16 --calib-device cuda \
     --weights-cache "$SHOAL_BENCH_CACHE" > "$RES/export.json" 2> "$RES/export.log"
 log "export rc $?: $(head -c 400 "$RES/export.json" 2>/dev/null)"
 grep "gpu_export:" "$RES/export.log"
@@ -55,16 +55,28 @@ fi
 # Each line prefixed with the epoch time it arrived: the budget check keeps the NVML samples
 # taken after shoal bench's "switch" phase began (before it, every model is resident on purpose).
 stamp() { while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done; }
-# NVML samples of every compute process every 100 ms while the command runs: smi_run NAME cmd...
-smi_run() {
+# NVML samples of every compute process, one short nvidia-smi call each ~100 ms: a sampler that
+# is killed leaves nothing running (a long-lived `nvidia-smi -lms` behind a pipe outlived its
+# reader on the device and held the step).
+smi_sample() {
+    while :; do
+        local t; t=$(date +%s.%N)
+        timeout -k 1 2 nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2>/dev/null |
+            sed "s/^/$t /"
+        sleep 0.1
+    done
+}
+smi_run() {   # smi_run NAME cmd...
     local name=$1; shift
-    nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 | stamp > "$RES/$name.smi" &
+    smi_sample > "$RES/$name.smi" &
     local smi=$!
     "$@"
     local rc=$?
-    kill $smi 2>/dev/null; wait $smi 2>/dev/null   # nvidia-smi ends at its next write (SIGPIPE)
+    kill -KILL $smi 2>/dev/null; wait $smi 2>/dev/null
     return $rc
 }
+# What is measured so far goes to $OUT after every step: a call cut short still returns it.
+save() { [ -n "${OUT:-}" ] && tar -czf "$OUT/fullset-results.tar.gz" -C "$RES" . 2>/dev/null; true; }
 
 # --- 2. shoal, all resident -----------------------------------------------------------------
 run_shoal() {   # NAME WANT_S extra bench args...
@@ -72,11 +84,12 @@ run_shoal() {   # NAME WANT_S extra bench args...
     local lim; lim=$(limit "$want")
     [ "$lim" = 0 ] && { skip "$name" "not run: the ${DEADLINE} s deadline was near"; return; }
     log "shoal bench $* (limit ${lim} s)"
-    smi_run "$name" env LD_LIBRARY_PATH="$SHOAL_LD" timeout "$lim" "$SHOAL" bench --config "$CONFIG" --device cuda \
+    smi_run "$name" env LD_LIBRARY_PATH="$SHOAL_LD" timeout -k 5 "$lim" "$SHOAL" bench --config "$CONFIG" --device cuda \
         --out "$RES/$name.json" "$@" > /dev/null 2> >(stamp > "$RES/$name.err")
     local rc=$?
     tail -n 2 "$RES/$name.err"
     [ -s "$RES/$name.json" ] || skip "$name" "shoal bench exited $rc: $(tail -n 1 "$RES/$name.err" | tr -d '"\\' | cut -c1-200)"
+    save
 }
 run_shoal shoal 120 --iters 100 --warmup 10 --budget none
 
@@ -86,12 +99,13 @@ run_pt() {   # NAME WANT_S script args...
     local lim; lim=$(limit "$want")
     [ "$lim" = 0 ] && { skip "$name" "not run: the ${DEADLINE} s deadline was near"; return; }
     log "$* (limit ${lim} s)"
-    timeout "$lim" python3 "$@" > "$RES/$name.json" 2> "$RES/$name.err"
+    timeout -k 5 "$lim" python3 "$@" > "$RES/$name.json" 2> "$RES/$name.err"
     local rc=$?
     if [ $rc -ne 0 ] || ! grep -q '^{' "$RES/$name.json"; then
         tail -n 3 "$RES/$name.err"
         skip "$name" "exited $rc$([ $rc = 124 ] && echo " (over ${lim} s)"): $(tail -n 1 "$RES/$name.err" | tr -d '"\\' | cut -c1-200)"
     fi
+    save
 }
 run_pt pt_fp32 110 bench/fullset_pytorch.py --dtype fp32 --cap-gib 8 --iters 50
 run_pt pt_fp16 100 bench/fullset_pytorch.py --dtype fp16 --cap-gib 8 --iters 50
@@ -107,10 +121,9 @@ run_pt pt_graphs 110 bench/pytorch_runner.py --config fp16_cuda_graphs --set ful
     --warmup 5 --threads 4 --models-dir models-full
 
 log "table"
-python3 bench/fullset_table.py "$RES" --md "$RES/fullset-table.md" --svg "$RES/fullset.svg"
+timeout -k 5 60 python3 bench/fullset_table.py "$RES" --md "$RES/fullset-table.md" --svg "$RES/fullset.svg"
 if [ -n "${OUT:-}" ]; then
     cp "$RES/fullset-table.md" "$RES/fullset.svg" "$RES/gpu-fullset.log" "$OUT/" 2>/dev/null
-    tar -czf "$OUT/fullset-results.tar.gz" -C "$RES" --exclude='*.smi' . 2>/dev/null
-    tar -czf "$OUT/fullset-smi.tar.gz" -C "$RES" $(cd "$RES" && ls *.smi 2>/dev/null) 2>/dev/null
+    save
 fi
 log "done in $(( $(date +%s) - T0 )) s"
