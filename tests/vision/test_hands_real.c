@@ -140,7 +140,7 @@ static void check_fixed_roi(fixture *f, const char *file, sh_hand_rect roi)
     sh_hand_models m = sh_hand_sessions_models(f->m.hs);
     sh_hand h;
     sh_err err = {0};
-    assert_int_equal(sh_hand_landmarks_run(f->a, &p, &m, &f->img, &roi, &h, &err), 0);
+    assert_int_equal(sh_hand_landmarks_run(&p, &m, &f->img, &roi, &h, &err), 0);
     float want[SH_HAND_LANDMARKS][2];
     assert_int_equal(read_landmark_file(file, want), SH_HAND_LANDMARKS);
     float worst = 0;
