@@ -117,8 +117,8 @@ static int check_stage(const sh_rt_model *m, sh_err *err)
 }
 
 /* The frame input made a graph output too, after the model's outputs: the plan keeps a graph
- * output's bytes to the end of the program, so the frame uploaded for a stage's first crop of
- * a frame serves its later ones (the second hand) and is not uploaded again. */
+ * output's bytes to the end of the program, so the frame uploaded for the landmark stage's
+ * first crop of a frame serves its later ones (the second hand) and is not uploaded again. */
 static int keep_frame(sh_graph *g, sh_err *err)
 {
     int n = g->n_outputs, out[SH_RT_MAX_RESULTS];
@@ -151,9 +151,11 @@ int sh_rt_hand_import(struct shoal_runtime *rt, sh_rt_model *m, sh_err *err)
     m->frame_in = g->inputs[0];
     m->size_in = g->inputs[1];
     m->rect_in = g->inputs[2];
-    if ((rc = keep_frame(g, err)))
+    /* the palm detector crops once per frame: its frame's bytes may serve its activations */
+    bool keep = !m->cfg->is_palm_stage;
+    if (keep && (rc = keep_frame(g, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
-    m->n_outputs = m->n_results = g->n_outputs - 1;   /* the kept frame is not read back */
+    m->n_outputs = m->n_results = g->n_outputs - keep;   /* a kept frame is not read back */
     memcpy(m->outputs, g->outputs, (size_t)m->n_outputs * sizeof *g->outputs);
     memcpy(m->results, g->outputs, (size_t)m->n_results * sizeof *g->outputs);
     m->mask_bits = -1;
