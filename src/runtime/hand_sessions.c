@@ -25,7 +25,8 @@ static int open_stage(sh_hand_sessions *hs, int i, sh_err *err)
 {
     const char *path = hs->path[i];
     sh_graph *g = NULL;
-    int rc = sh_tflite_is_path(path) ? sh_tflite_load_file(hs->a, path, &g, err) : sh_onnx_load_file(hs->a, path, &g, err);
+    int rc = sh_tflite_is_path(path) ? sh_tflite_load_file(hs->a, path, &g, err)
+                                     : sh_onnx_load_file(hs->a, path, &g, err);
     if (rc)
         return rc;
     const sh_tensor *in = g->n_inputs == 1 ? &g->tensors[g->inputs[0]] : NULL;

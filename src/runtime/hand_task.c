@@ -180,8 +180,8 @@ typedef struct stage_run {
 } stage_run;
 
 /* The sh_hand_models callback: the frame (once per frame and stage: keep_frame), its size and
- * the rect to the stage's inputs, its program (which makes the crop), its outputs back to the host (on a
- * concurrent runtime on the stage's lane, waited for here). */
+ * the rect to the stage's inputs, its program (which makes the crop), its outputs back to the
+ * host (on a concurrent runtime on the stage's lane, waited for here). */
 static int run_stage(void *user, sh_hand_model which, const sh_image *frame, const sh_hand_rect *rect,
                      const float **outs, size_t *counts, int n_outputs, sh_err *err)
 {
