@@ -117,8 +117,9 @@ static int check_stage(const sh_rt_model *m, sh_err *err)
 }
 
 /* The frame input made a graph output too, after the model's outputs: the plan keeps a graph
- * output's bytes to the end of the program, so the frame uploaded for the landmark stage's
- * first crop of a frame serves its later ones (the second hand) and is not uploaded again. */
+ * output's bytes to the end of the program, so the frame uploaded for a frame's first crop
+ * serves its later ones (the second hand; on a concurrent runtime the landmark stage's crops
+ * from the palm detector's frame, see shared_frame) and is not uploaded again. */
 static int keep_frame(sh_graph *g, sh_err *err)
 {
     int n = g->n_outputs, out[SH_RT_MAX_RESULTS];
@@ -151,11 +152,9 @@ int sh_rt_hand_import(struct shoal_runtime *rt, sh_rt_model *m, sh_err *err)
     m->frame_in = g->inputs[0];
     m->size_in = g->inputs[1];
     m->rect_in = g->inputs[2];
-    /* the palm detector crops once per frame: its frame's bytes may serve its activations */
-    bool keep = !m->cfg->is_palm_stage;
-    if (keep && (rc = keep_frame(g, err)))
+    if ((rc = keep_frame(g, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
-    m->n_outputs = m->n_results = g->n_outputs - keep;   /* a kept frame is not read back */
+    m->n_outputs = m->n_results = g->n_outputs - 1;   /* the kept frame is not read back */
     memcpy(m->outputs, g->outputs, (size_t)m->n_outputs * sizeof *g->outputs);
     memcpy(m->results, g->outputs, (size_t)m->n_results * sizeof *g->outputs);
     m->mask_bits = -1;
@@ -175,13 +174,35 @@ typedef struct stage_run {
     double stage_ms[2];           /* of each stage's last run, for its latency record */
     double device_ms;             /* the lanes' busy time of every stage run; -1 when unknown */
     int runs[2];
-    bool frame_sent[2];           /* this frame's bytes are on the stage's input already */
+    bool frame_sent[2];           /* this frame's bytes are on the stage's frame input already
+                                     (index 0 for both stages when they share it) */
     bool locked;                  /* the caller holds the backend lock (run beside a group) */
 } stage_run;
 
-/* The sh_hand_models callback: the frame (once per frame and stage: keep_frame), its size and
- * the rect to the stage's inputs, its program (which makes the crop), its outputs back to the
- * host (on a concurrent runtime on the stage's lane, waited for here). */
+/* On a concurrent runtime the palm detector's arena overlaps no model that runs beside the
+ * landmark stage (join_palm_stages), so the landmark stage reads its frame from the palm
+ * detector's frame input, which keeps it (keep_frame): a detected frame is uploaded once for
+ * both stages. Models run in turn share one arena, so there each stage reads its own. The
+ * landmark stage's binding changes with the pointer (a CUDA graph is captured again once). */
+static bool shared_frame(stage_run *s)
+{
+    shoal_runtime_t rt = s->rt;
+    sh_rt_model *palm = s->stage[SH_HAND_MODEL_PALM], *lm = s->stage[SH_HAND_MODEL_LANDMARK];
+    if (!rt->concurrent || palm == lm)
+        return false;
+    int ci = s->ctx->index;
+    void **tp = lm->tensor_ptrs[ci], *frame = palm->tensor_ptrs[ci][palm->frame_in];
+    if (tp[lm->frame_in] != frame) {
+        tp[lm->frame_in] = frame;
+        lm->binding[ci] = __atomic_add_fetch(&rt->next_binding, 1, __ATOMIC_RELAXED);
+    }
+    return true;
+}
+
+/* The sh_hand_models callback: the frame (once per frame and stage, or once for both:
+ * shared_frame), its size and the rect to the stage's inputs, its program (which makes the
+ * crop), its outputs back to the host (on a concurrent runtime on the stage's lane, waited for
+ * here). */
 static int run_stage(void *user, sh_hand_model which, const sh_image *frame, const sh_hand_rect *rect,
                      const float **outs, size_t *counts, int n_outputs, sh_err *err)
 {
@@ -207,8 +228,8 @@ static int run_stage(void *user, sh_hand_model which, const sh_image *frame, con
     double t0 = now_s();
     if (!s->locked)
         pthread_mutex_lock(&rt->backend_lock);
-    int rc = 0;
-    if (!s->frame_sent[which])
+    int rc = 0, sent = shared_frame(s) ? 0 : (int)which;
+    if (!s->frame_sent[sent])
         rc = sh_backend_upload(b, m->lane, tp[m->frame_in], frame->data, frame_bytes, err);
     if (rc == 0)   /* the size and the rect are a few bytes: their arena bytes are reused after the crop */
         rc = sh_backend_upload(b, m->lane, tp[m->size_in], size, 2 * sizeof(int32_t), err);
@@ -237,7 +258,7 @@ static int run_stage(void *user, sh_hand_model which, const sh_image *frame, con
         pthread_mutex_unlock(&rt->backend_lock);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
-    s->frame_sent[which] = true;
+    s->frame_sent[sent] = true;
     double ms = (now_s() - t0) * 1e3;
     s->net_ms += ms;
     s->stage_ms[which] = ms;
