@@ -5,6 +5,7 @@
 
 #include "graph/passes-impl.h"
 #include "vision/frame.h"
+#include "vision/hands.h"
 
 sh_frame_spec sh_frame_default_spec(int width, int height)
 {
@@ -141,6 +142,21 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
         if ((rc = want(g, n, 1, SH_DT_FLOAT32, 1, xf_dims, &x, err)))
             return rc;
         return sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &(sh_shape){1, {SH_FRAME_LANDMARK_WORDS}});
+    case SH_OP_FRAME_CROP: {
+        const int64_t size_dims[1] = {2}, rect_dims[1] = {SH_HAND_CROP_WORDS};
+        int64_t w = sh_node_int(n, "width", 0), h = sh_node_int(n, "height", 0);
+        if ((rc = want(g, n, 0, SH_DT_UINT8, 1, NULL, &x, err)))
+            return rc;
+        if (x->shape.d[0] < 3 || x->shape.d[0] % 3)
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "frame input '%s' holds %lld bytes, not whole pixels",
+                                x->name, (long long)x->shape.d[0]);
+        if ((rc = want(g, n, 1, SH_DT_INT32, 1, size_dims, &x, err)) ||
+            (rc = want(g, n, 2, SH_DT_FLOAT32, 1, rect_dims, &x, err)))
+            return rc;
+        if (w < 1 || h < 1 || w > 4096 || h > 4096)
+            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "crop %lldx%lld out of range", (long long)w, (long long)h);
+        return sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &(sh_shape){4, {1, h, w, 3}});
+    }
     default:
         return sh_node_errf(err, SHOAL_ERR_UNSUPPORTED, g, n, "not a frame op");
     }
@@ -323,4 +339,41 @@ int sh_graph_add_frame_ops(sh_graph *g, const sh_frame_spec *s, sh_err *err)
         rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "graph '%s': outputs", g->name);
     sh_free(g->alloc, out);
     return rc;
+}
+
+int sh_graph_add_frame_crop(sh_graph *g, int64_t max_pixels, bool zero_border, sh_err *err)
+{
+    if (!g)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "frame crop: NULL graph");
+    if (g->n_inputs != 1)
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "graph '%s': %d inputs; the crop feeds a model of one input",
+                       g->name, g->n_inputs);
+    if (max_pixels < 0 || max_pixels > (int64_t)SH_IMAGE_MAX_PIXELS)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "graph '%s': frames of %lld pixels at most", g->name,
+                       (long long)max_pixels);
+    int input = g->inputs[0];
+    const sh_tensor *in = &g->tensors[input];
+    char b[64];
+    if (in->dtype != SH_DT_FLOAT32 || in->shape.ndim != 4 || in->shape.d[0] != 1 || in->shape.d[3] != 3 ||
+        in->shape.d[1] < 1 || in->shape.d[2] < 1 || in->shape.d[1] > 4096 || in->shape.d[2] > 4096)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "graph '%s': input '%s' is %s %s; the crop feeds float32 [1,H,W,3]",
+                       g->name, in->name, sh_dtype_name(in->dtype), sh_shape_str(&in->shape, b, sizeof b));
+    int64_t h = in->shape.d[1], w = in->shape.d[2];
+    int t[3], node, rc;
+    const char *names[3] = {"frame", "frame_size", "crop_rect"};
+    const sh_dtype dts[3] = {SH_DT_UINT8, SH_DT_INT32, SH_DT_FLOAT32};
+    if ((rc = add_tensors(g, names, dts, 3, t, err)))
+        return rc;
+    g->tensors[t[0]].shape = (sh_shape){1, {max_pixels > 0 ? max_pixels * 3 : -1}};
+    g->tensors[t[1]].shape = (sh_shape){1, {2}};
+    g->tensors[t[2]].shape = (sh_shape){1, {SH_HAND_CROP_WORDS}};
+    if ((rc = add_node(g, "shoal.frame_crop", SH_OP_FRAME_CROP, t, 3, &input, 1, &node, err)))
+        return rc;
+    const char *in_names[] = {"width", "height", "zero_border"};
+    const int64_t iv[] = {w, h, zero_border};
+    if ((rc = set_ints(g, node, in_names, iv, 3, err)))
+        return rc;
+    g->tensors[input].is_input = false;
+    g->tensors[input].shape.ndim = -1;
+    return sh_graph_set_inputs(g, t, 3) ? sh_errf(err, SHOAL_ERR_NO_MEMORY, "graph '%s': inputs", g->name) : 0;
 }

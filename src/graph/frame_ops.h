@@ -60,6 +60,15 @@ sh_frame_spec sh_frame_default_spec(int width, int height);
  * finalized yet or be finalized again afterwards (sh_graph_optimize does). */
 int sh_graph_add_frame_ops(sh_graph *g, const sh_frame_spec *s, sh_err *err);
 
+/* Makes the graph's single input, float32 NHWC [1,H,W,3], the output of a FrameCrop node:
+ * MediaPipe's hand crop (vision/hands.h sh_hand_crop) of a rect of the 8-bit frame, with a
+ * zero border (the palm detector's letterbox) or the nearest edge pixel (the landmark ROI).
+ * Inputs afterwards: "frame" u8 [max_pixels * 3], "frame_size" i32 [2] (width, height) as
+ * FrameToTensor takes them, and "crop_rect" f32 [SH_HAND_CROP_WORDS] (sh_hand_crop_words).
+ * max_pixels 0 leaves the frame's length dynamic (a session fixes it with its first frame).
+ * The outputs stay the model's. Same finalizing rule as sh_graph_add_frame_ops. */
+int sh_graph_add_frame_crop(sh_graph *g, int64_t max_pixels, bool zero_border, sh_err *err);
+
 /* Shape inference of the frame ops (called by sh_infer_node). */
 int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err);
 

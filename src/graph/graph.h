@@ -81,7 +81,8 @@ const char *sh_shape_str(const sh_shape *s, char *buf, size_t cap);
  * added to a model's graph from its config, never imported. */
 #define SH_OP_LIST_FRAME(X) \
     X(FRAME_TO_TENSOR, "shoal.FrameToTensor") X(FRAME_DECODE, "shoal.FrameDecode") \
-    X(FRAME_NMS, "shoal.FrameNms") X(FRAME_MASKS, "shoal.FrameMasks") X(FRAME_LANDMARKS, "shoal.FrameLandmarks")
+    X(FRAME_NMS, "shoal.FrameNms") X(FRAME_MASKS, "shoal.FrameMasks") X(FRAME_LANDMARKS, "shoal.FrameLandmarks") \
+    X(FRAME_CROP, "shoal.FrameCrop")
 
 /* Quantized ops (int8/uint8 data, int32 accumulators): the ONNX ones, then the com.microsoft
  * contrib ops of onnxruntime's QOperator format (from QLINEAR_ADD on; sh_op_is_ms_contrib). */

@@ -1349,7 +1349,7 @@ static int infer_node_op(sh_graph *g, int k, sh_err *err)
     case SH_OP_TILE: return infer_tile(g, n, err);
     case SH_OP_RANGE: return infer_range(g, n, err);
     case SH_OP_FRAME_TO_TENSOR: case SH_OP_FRAME_DECODE: case SH_OP_FRAME_NMS: case SH_OP_FRAME_MASKS:
-    case SH_OP_FRAME_LANDMARKS:
+    case SH_OP_FRAME_LANDMARKS: case SH_OP_FRAME_CROP:
         return sh_infer_frame_op(g, n, err);
     default:
         if (n->op >= SH_OP_QUANTIZE_LINEAR && n->op < SH_OP_COUNT)

@@ -85,6 +85,7 @@ static const op_versions OPS[] = {
     [SH_OP_FRAME_NMS] = {{0}, NULL},
     [SH_OP_FRAME_MASKS] = {{0}, NULL},
     [SH_OP_FRAME_LANDMARKS] = {{0}, NULL},
+    [SH_OP_FRAME_CROP] = {{0}, NULL},
     /* Quantization: 19 added float8 (saturate), 21 blocked quantization and int4 (refused by
      * the kernels when block_size is set), 23-25 further narrow types. */
     [SH_OP_QUANTIZE_LINEAR] = {{10, 13, 19, 21, 23, 24, 25},
@@ -104,7 +105,7 @@ static const op_versions OPS[] = {
     [SH_OP_QLINEAR_GLOBAL_AVERAGE_POOL] = {{1}, "channels_last:i"},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 65, "update the op tables");
+static_assert(SH_OP_COUNT == 66, "update the op tables");
 
 const char *sh_onnx_op_versions(sh_op op, bool implemented_only, char *buf, size_t cap)
 {

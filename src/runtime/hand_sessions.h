@@ -8,7 +8,10 @@
  *   sh_hand_landmarker_run(alloc, &params, &m, &tracker, &img, hands, 2, &n, NULL, NULL, &err);
  *   sh_hand_sessions_destroy(hs);
  *
- * The sessions bind their own memory (session.h); they are not charged to a runtime's
+ * Each model runs with the FrameCrop op in front of its input (graph/frame_ops.h), so a call
+ * hands the session the 8-bit frame and the rect. The sessions bind their own memory
+ * (session.h), for the frame size they ran last: a frame of another size rebuilds the session
+ * (the model file is read again; a video keeps one size). They are not charged to a runtime's
  * budget. */
 #ifndef SHOAL_RUNTIME_HAND_SESSIONS_H
 #define SHOAL_RUNTIME_HAND_SESSIONS_H
@@ -23,7 +26,7 @@ typedef struct sh_hand_sessions sh_hand_sessions;
 
 /* Loads both models (.tflite, bundle.task#member, or ONNX with the same NHWC inputs and
  * outputs) and checks their inputs are [1,S,S,3] float32. `be` is borrowed and must outlive
- * the sessions. On failure *out is NULL and nothing stays allocated. */
+ * the sessions; the paths are copied. On failure *out is NULL and nothing stays allocated. */
 int sh_hand_sessions_create(sh_allocator *a, const sh_backend *be, const char *palm_path, const char *landmark_path,
                             sh_hand_sessions **out, sh_err *err);
 void sh_hand_sessions_destroy(sh_hand_sessions *hs);                 /* accepts NULL */

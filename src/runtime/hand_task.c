@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "graph/flops.h"
+#include "graph/frame_ops.h"
 #include "graph/passes.h"
 #include "import/onnx_import.h"
 #include "import/tflite_import.h"
@@ -115,6 +116,23 @@ static int check_stage(const sh_rt_model *m, sh_err *err)
     return 0;
 }
 
+/* The frame input made a graph output too, after the model's outputs: the plan keeps a graph
+ * output's bytes to the end of the program, so the frame uploaded for a frame's first crop
+ * serves its later ones (the second hand; on a concurrent runtime the landmark stage's crops
+ * from the palm detector's frame, see shared_frame) and is not uploaded again. */
+static int keep_frame(sh_graph *g, sh_err *err)
+{
+    int n = g->n_outputs, out[SH_RT_MAX_RESULTS];
+    if (n + 1 > SH_RT_MAX_RESULTS)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "%d outputs", n);
+    memcpy(out, g->outputs, (size_t)n * sizeof *out);
+    out[n] = g->inputs[0];
+    if (sh_graph_set_outputs(g, out, n + 1))
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "graph '%s': outputs", g->name);
+    g->tensors[out[n]].is_output = true;
+    return sh_graph_finalize(g, err);
+}
+
 int sh_rt_hand_import(struct shoal_runtime *rt, sh_rt_model *m, sh_err *err)
 {
     double t = now_s();
@@ -122,13 +140,23 @@ int sh_rt_hand_import(struct shoal_runtime *rt, sh_rt_model *m, sh_err *err)
     if (rc || (rc = check_stage(m, err)))
         return rc;
     sh_graph *g = m->graph;
-    /* a stage's own graph: the crop in (float NHWC, as frame_in), its raw outputs back */
+    /* the stage's crop made on the backend from the frame and a rect; its raw outputs back */
+    m->in_h = m->in_w = (int)g->tensors[g->inputs[0]].shape.d[1];
+    sh_optimize_params op = sh_optimize_default_params();
+    if ((rc = sh_graph_add_frame_crop(g, rt->max_frame_pixels, m->cfg->is_palm_stage, err)) ||
+        (rc = sh_graph_optimize(g, &op, err)))
+        return sh_err_prefix(err, rc, "model '%s': frame crop: ", m->cfg->name);
+    if (g->n_inputs != 3)
+        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': %d inputs after the frame crop", m->cfg->name,
+                       g->n_inputs);
     m->frame_in = g->inputs[0];
-    m->size_in = -1;
-    m->in_h = m->in_w = (int)g->tensors[m->frame_in].shape.d[1];
-    m->n_outputs = m->n_results = g->n_outputs;
-    memcpy(m->outputs, g->outputs, (size_t)g->n_outputs * sizeof *g->outputs);
-    memcpy(m->results, g->outputs, (size_t)g->n_outputs * sizeof *g->outputs);
+    m->size_in = g->inputs[1];
+    m->rect_in = g->inputs[2];
+    if ((rc = keep_frame(g, err)))
+        return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    m->n_outputs = m->n_results = g->n_outputs - 1;   /* the kept frame is not read back */
+    memcpy(m->outputs, g->outputs, (size_t)m->n_outputs * sizeof *g->outputs);
+    memcpy(m->results, g->outputs, (size_t)m->n_results * sizeof *g->outputs);
     m->mask_bits = -1;
     sh_flops f = sh_graph_flops(m->graph);
     m->flops = sh_flops_total(&f);
@@ -146,13 +174,37 @@ typedef struct stage_run {
     double stage_ms[2];           /* of each stage's last run, for its latency record */
     double device_ms;             /* the lanes' busy time of every stage run; -1 when unknown */
     int runs[2];
+    bool frame_sent[2];           /* this frame's bytes are on the stage's frame input already
+                                     (index 0 for both stages when they share it) */
     bool locked;                  /* the caller holds the backend lock (run beside a group) */
 } stage_run;
 
-/* The sh_hand_models callback: the crop into the stage's input tensor, its program, its
- * outputs back to the host (on a concurrent runtime on the stage's lane, waited for here). */
-static int run_stage(void *user, sh_hand_model which, const float *input, size_t n_in, const float **outs,
-                     size_t *counts, int n_outputs, sh_err *err)
+/* On a concurrent runtime the palm detector's arena overlaps no model that runs beside the
+ * landmark stage (join_palm_stages), so the landmark stage reads its frame from the palm
+ * detector's frame input, which keeps it (keep_frame): a detected frame is uploaded once for
+ * both stages. Models run in turn share one arena, so there each stage reads its own. The
+ * landmark stage's binding changes with the pointer (a CUDA graph is captured again once). */
+static bool shared_frame(stage_run *s)
+{
+    shoal_runtime_t rt = s->rt;
+    sh_rt_model *palm = s->stage[SH_HAND_MODEL_PALM], *lm = s->stage[SH_HAND_MODEL_LANDMARK];
+    if (!rt->concurrent || palm == lm)
+        return false;
+    int ci = s->ctx->index;
+    void **tp = lm->tensor_ptrs[ci], *frame = palm->tensor_ptrs[ci][palm->frame_in];
+    if (tp[lm->frame_in] != frame) {
+        tp[lm->frame_in] = frame;
+        lm->binding[ci] = __atomic_add_fetch(&rt->next_binding, 1, __ATOMIC_RELAXED);
+    }
+    return true;
+}
+
+/* The sh_hand_models callback: the frame (once per frame and stage, or once for both:
+ * shared_frame), its size and the rect to the stage's inputs, its program (which makes the
+ * crop), its outputs back to the host (on a concurrent runtime on the stage's lane, waited for
+ * here). */
+static int run_stage(void *user, sh_hand_model which, const sh_image *frame, const sh_hand_rect *rect,
+                     const float **outs, size_t *counts, int n_outputs, sh_err *err)
 {
     stage_run *s = user;
     if ((int)which < 0 || which > SH_HAND_MODEL_LANDMARK)
@@ -162,15 +214,27 @@ static int run_stage(void *user, sh_hand_model which, const float *input, size_t
     const sh_backend *b = &rt->backend;
     int ci = s->ctx->index;
     void **tp = m->tensor_ptrs[ci];
-    size_t in_bytes = m->plan->bytes[m->frame_in];
-    if (n_in != in_bytes / sizeof(float))
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': a crop of %zu values for an input of %zu bytes",
-                       m->cfg->name, n_in, in_bytes);
+    size_t frame_bytes = (size_t)frame->width * (size_t)frame->height * 3;
+    if (frame_bytes > m->plan->bytes[m->frame_in])
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "model '%s': a %dx%d frame, larger than the %zu bytes of its input",
+                       m->cfg->name, frame->width, frame->height, m->plan->bytes[m->frame_in]);
+    char *in_host = (char *)s->ctx->input_host + m->in_off;
+    int32_t *size = (int32_t *)in_host;
+    float *words = (float *)(in_host + sh_align_up(m->plan->bytes[m->size_in], 64));
+    size[0] = frame->width;
+    size[1] = frame->height;
+    sh_hand_crop_words(rect, words);
     char *staged = (char *)s->ctx->output_host + m->out_off;
     double t0 = now_s();
     if (!s->locked)
         pthread_mutex_lock(&rt->backend_lock);
-    int rc = sh_backend_upload(b, m->lane, tp[m->frame_in], input, in_bytes, err);
+    int rc = 0, sent = shared_frame(s) ? 0 : (int)which;
+    if (!s->frame_sent[sent])
+        rc = sh_backend_upload(b, m->lane, tp[m->frame_in], frame->data, frame_bytes, err);
+    if (rc == 0)   /* the size and the rect are a few bytes: their arena bytes are reused after the crop */
+        rc = sh_backend_upload(b, m->lane, tp[m->size_in], size, 2 * sizeof(int32_t), err);
+    if (rc == 0)
+        rc = sh_backend_upload(b, m->lane, tp[m->rect_in], words, SH_HAND_CROP_WORDS * sizeof(float), err);
     if (rc == 0)
         rc = sh_backend_run(b, m->lane, m->prog, tp, m->ws_ptrs[ci], m->binding[ci], err);
     for (int i = 0; i < n_outputs; i++) {
@@ -194,6 +258,7 @@ static int run_stage(void *user, sh_hand_model which, const float *input, size_t
         pthread_mutex_unlock(&rt->backend_lock);
     if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    s->frame_sent[sent] = true;
     double ms = (now_s() - t0) * 1e3;
     s->net_ms += ms;
     s->stage_ms[which] = ms;
@@ -287,24 +352,22 @@ static int run_palms(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *palm, 
                      const sh_hand_params *p, sh_palm *palms, int *np, double *net_ms, double *device_ms,
                      sh_err *err)
 {
-    int side = palm->in_w, rc;
+    int rc;
     float *anchors = sh_alloc(rt->alloc, 2 * SH_PALM_MAX_ANCHORS * sizeof(float));
     int na = anchors ? sh_palm_anchors(&p->palm, anchors, SH_PALM_MAX_ANCHORS, err)
                      : sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for palm anchors");
-    size_t in_n = (size_t)side * (size_t)side * 3, scratch_n = na > 0 ? sh_palm_scratch_bytes(na) : 1;
-    float *in = na > 0 ? sh_alloc(rt->alloc, in_n * sizeof(float)) : NULL;
+    size_t scratch_n = na > 0 ? sh_palm_scratch_bytes(na) : 1;
     void *scratch = na > 0 ? sh_alloc(rt->alloc, scratch_n ? scratch_n : 1) : NULL;
     if (na < 0)
         rc = na;
-    else if (!in || !scratch)
-        rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for the palm detector's input");
+    else if (!scratch)
+        rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for the palm decoder");
     else {
         sh_hand_rect whole = sh_palm_input_rect(img->width, img->height);
-        sh_hand_crop(img, &whole, side, side, true, in);
         stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, palm}};
         const float *out[2];
         size_t counts[2];
-        rc = run_stage(&s, SH_HAND_MODEL_PALM, in, in_n, out, counts, 2, err);
+        rc = run_stage(&s, SH_HAND_MODEL_PALM, img, &whole, out, counts, 2, err);
         *net_ms = s.net_ms;
         *device_ms = s.device_ms;
         if (rc == 0 && (counts[0] != (size_t)na * (4 + 2 * SH_PALM_KEYPOINTS) || counts[1] != (size_t)na))
@@ -319,7 +382,6 @@ static int run_palms(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *palm, 
         }
     }
     sh_free(rt->alloc, anchors);
-    sh_free(rt->alloc, in);
     sh_free(rt->alloc, scratch);
     return rc;
 }

@@ -40,6 +40,7 @@ typedef struct sh_rt_model {
     sh_program *prog;
     sh_plan *plan;
     int frame_in, size_in;              /* the graph's inputs: frame bytes (u8), frame size (i32 [2]) */
+    int rect_in;                        /* a hand stage's crop rect (f32, sh_hand_crop_words), else -1 */
     int in_w, in_h;                     /* the network's input size */
     /* the network's own outputs where the host reads them (classify, end2end, no decoder);
      * n_outputs = 0 where the frame ops decode */
@@ -181,6 +182,9 @@ int sh_rt_fail(struct shoal_runtime *rt, const sh_err *err);
 int sh_api_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sh_rt_logf(struct shoal_runtime *rt, shoal_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Bytes of a model's staged inputs in a context's input staging (at in_off): its frame size,
+ * 64-aligned, then a hand stage's crop rect. */
+size_t sh_rt_staged_input_bytes(const sh_rt_model *m);
 /* results.c: the detections a model's staged results hold (its detection count, checked), and
  * its shoal result from them once they have landed: sh_rt_result_read all but the masks, then
  * each of the sh_rt_result_masks detections' mask by sh_rt_result_mask, at the same time for

@@ -16,6 +16,7 @@
 #include "graph/flops.h"
 #include "graph/frame_ops.h"
 #include "vision/frame.h"
+#include "vision/hands.h"
 #include "graph/passes.h"
 #include "runtime/hand_task.h"
 #include "runtime/introspect.h"
@@ -230,6 +231,12 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
 
 static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 
+size_t sh_rt_staged_input_bytes(const sh_rt_model *m)
+{
+    size_t n = sh_align_up(m->plan->bytes[m->size_in], 64);
+    return m->rect_in >= 0 ? n + sh_align_up(m->plan->bytes[m->rect_in], 64) : n;
+}
+
 /* The frame ops the config asks for: its preprocessing keys, decoder and thresholds. */
 static sh_frame_spec frame_spec(const shoal_runtime_t rt, const sh_rt_model *m)
 {
@@ -276,6 +283,7 @@ static int add_frame_ops(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
                        m->cfg->name, g->n_inputs, g->n_outputs);
     m->frame_in = g->inputs[0];
     m->size_in = g->inputs[1];
+    m->rect_in = -1;
     m->n_results = g->n_outputs;
     memcpy(m->results, g->outputs, (size_t)g->n_outputs * sizeof *g->outputs);
     m->n_outputs = spec.decoder == SH_FRAME_SPEC_NONE ? g->n_outputs - 1 : 0;
@@ -366,11 +374,14 @@ static int register_model(shoal_runtime_t rt, sh_rt_model *m, sh_weight_prepack 
         if (!m->tensor_ptrs[c] || !m->ws_ptrs[c])
             return sh_errf(err, SHOAL_ERR_NO_MEMORY, "model '%s': out of memory", m->cfg->name);
     }
-    /* a hand stage's crop is uploaded from the landmarker's buffer; only frame sizes are staged */
-    size_t in_bytes = m->size_in >= 0 ? m->plan->bytes[m->size_in] : 2 * sizeof(int32_t);
-    if (m->size_in >= 0 && (in_bytes != 2 * sizeof(int32_t) || m->plan->bytes[m->frame_in] != (size_t)rt->max_frame_pixels * 3))
+    /* the frame is uploaded from the caller's image; its size (and a hand stage's rect) are staged */
+    size_t in_bytes = sh_rt_staged_input_bytes(m);
+    if (m->plan->bytes[m->size_in] != 2 * sizeof(int32_t) ||
+        m->plan->bytes[m->frame_in] != (size_t)rt->max_frame_pixels * 3 ||
+        (m->rect_in >= 0 && m->plan->bytes[m->rect_in] != SH_HAND_CROP_WORDS * sizeof(float)))
         return sh_errf(err, SHOAL_ERR_INTERNAL, "model '%s': backend stores the frame in %zu bytes and its size in "
-                       "%zu, not as 8-bit pixels and two int32", m->cfg->name, m->plan->bytes[m->frame_in], in_bytes);
+                       "%zu, not as 8-bit pixels and two int32 (and a crop rect of %d floats)", m->cfg->name,
+                       m->plan->bytes[m->frame_in], m->plan->bytes[m->size_in], SH_HAND_CROP_WORDS);
     if (in_bytes > rt->max_input_bytes)
         rt->max_input_bytes = in_bytes;
     size_t out_bytes = 0;
@@ -737,7 +748,7 @@ static int lay_out(shoal_runtime_t rt, unsigned char *together, size_t *bytes, s
             for (int o = 0; o < m->n_results; o++)
                 out += sh_align_up(m->plan->bytes[m->results[o]], 64);
             bytes[i] = what == PLACE_ARENA ? m->plan->arena_bytes
-                     : what == PLACE_INPUT ? (m->size_in >= 0 ? sh_align_up(m->plan->bytes[m->size_in], 64) : 0)
+                     : what == PLACE_INPUT ? sh_rt_staged_input_bytes(m)
                      : out;
         }
         size_t align = what == PLACE_ARENA ? rt->backend.iface->alignment : 64;

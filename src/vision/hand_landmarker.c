@@ -26,24 +26,19 @@ static int check_output(const float *o, size_t got, size_t want, const char *wha
 static int detect(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
                   sh_hand_rect *rects, sh_palm *palms, int *n, sh_err *err)
 {
-    int side = p->palm.input_size, rc;
+    int rc;
     float anchors[2 * SH_PALM_MAX_ANCHORS];
     int na = sh_palm_anchors(&p->palm, anchors, SH_PALM_MAX_ANCHORS, err);
     if (na < 0)
         return na;
-    size_t in_n = (size_t)side * (size_t)side * 3, scratch_n = sh_palm_scratch_bytes(na);
-    float *in = sh_alloc(a, in_n * sizeof(float));
+    size_t scratch_n = sh_palm_scratch_bytes(na);
     void *scratch = sh_alloc(a, scratch_n ? scratch_n : 1);
-    if (!in || !scratch) {
-        sh_free(a, in);
-        sh_free(a, scratch);
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "hand landmarker: out of memory for the palm input");
-    }
+    if (!scratch)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "hand landmarker: out of memory for the palm decoder");
     sh_hand_rect whole = sh_palm_input_rect(img->width, img->height);
-    sh_hand_crop(img, &whole, side, side, true, in);
     const float *out[2] = {NULL, NULL};
     size_t counts[2] = {0, 0};
-    rc = m->run(m->ctx, SH_HAND_MODEL_PALM, in, in_n, out, counts, 2, err);
+    rc = m->run(m->ctx, SH_HAND_MODEL_PALM, img, &whole, out, counts, 2, err);
     if (!rc && !(rc = check_output(out[0], counts[0], (size_t)na * (4 + 2 * SH_PALM_KEYPOINTS), "palm box", err)) &&
         !(rc = check_output(out[1], counts[1], (size_t)na, "palm score", err))) {
         rc = sh_palm_decode(&p->palm, out[0], out[1], anchors, na, img->width, img->height, scratch, scratch_n, palms,
@@ -55,7 +50,6 @@ static int detect(sh_allocator *a, const sh_hand_params *p, const sh_hand_models
             rc = 0;
         }
     }
-    sh_free(a, in);
     sh_free(a, scratch);
     return rc;
 }
@@ -83,15 +77,12 @@ static int associate(const sh_hand_params *p, sh_hand_rect *rects, int n, const 
 }
 
 static int landmarks(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img, const sh_hand_rect *roi,
-                     float *in, sh_hand *h, sh_err *err)
+                     sh_hand *h, sh_err *err)
 {
     int side = p->landmark_size;
-    size_t in_n = (size_t)side * (size_t)side * 3;
-    /* MediaPipe leaves the landmark crop's border unset: BORDER_REPLICATE */
-    sh_hand_crop(img, roi, side, side, false, in);
     const float *out[4] = {NULL, NULL, NULL, NULL};
     size_t counts[4] = {0, 0, 0, 0};
-    int rc = m->run(m->ctx, SH_HAND_MODEL_LANDMARK, in, in_n, out, counts, 4, err);
+    int rc = m->run(m->ctx, SH_HAND_MODEL_LANDMARK, img, roi, out, counts, 4, err);
     if (rc || (rc = check_output(out[0], counts[0], 3 * SH_HAND_LANDMARKS, "landmark", err)) ||
         (rc = check_output(out[1], counts[1], 1, "presence", err)) ||
         (rc = check_output(out[2], counts[2], 1, "handedness", err)) ||
@@ -122,18 +113,12 @@ static bool params_ok(const sh_hand_params *p, const sh_hand_models *m, const sh
            p->palm.input_size >= 1 && p->palm.input_size <= 4096;
 }
 
-int sh_hand_landmarks_run(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
+int sh_hand_landmarks_run(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
                           const sh_hand_rect *roi, sh_hand *out, sh_err *err)
 {
     if (!params_ok(p, m, img) || !roi)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "hand landmarker: invalid parameters or image");
-    size_t in_n = (size_t)p->landmark_size * (size_t)p->landmark_size * 3;
-    float *in = sh_alloc(a, in_n * sizeof(float));
-    if (!in)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "hand landmarker: out of memory for the landmark input");
-    int rc = landmarks(p, m, img, roi, in, out, err);
-    sh_free(a, in);
-    return rc;
+    return landmarks(p, m, img, roi, out, err);
 }
 
 int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m,
@@ -170,22 +155,14 @@ int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_ha
                 from_palm[i] = true;
         }
     }
-    size_t in_n = (size_t)p->landmark_size * (size_t)p->landmark_size * 3;
-    float *in = sh_alloc(a, in_n * sizeof(float));
-    if (!in)
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "hand landmarker: out of memory for the landmark input");
     int kept = 0, limit = cap < p->num_hands ? cap : p->num_hands;
-    rc = 0;
     for (int i = 0; i < n && kept < limit; i++) {
-        if ((rc = landmarks(p, m, img, &rects[i], in, &out[kept], err)))
-            break;
+        if ((rc = landmarks(p, m, img, &rects[i], &out[kept], err)))
+            return rc;
         out[kept].from_palm = from_palm[i];
         if (out[kept].presence >= p->min_presence)
             kept++;
     }
-    sh_free(a, in);
-    if (rc)
-        return rc;
     *n_out = kept;
     if (tracker) {
         tracker->frames++;

@@ -33,10 +33,14 @@ typedef enum sh_hand_model {
 } sh_hand_model;
 
 typedef struct sh_hand_models {
-    /* Runs `model` on `input` (n_in floats, RGB in [0, 1], NHWC) and points outputs[i] at its
-     * i-th output (counts[i] floats), valid until the next call. 0 or a negative status. */
-    int (*run)(void *ctx, sh_hand_model model, const float *input, size_t n_in, const float **outputs,
-               size_t *counts, int n_outputs, sh_err *err);
+    /* Runs `model` on its crop of `rect` from `frame`: sh_hand_crop to the model's input size,
+     * with a zero border for the palm detector (rect is the frame's letterbox,
+     * sh_palm_input_rect) and the nearest edge pixel for the landmark model (the hand's ROI).
+     * The callee makes the crop (the runtime's stages do it on their backend: the FrameCrop
+     * op, graph/frame_ops.h). Points outputs[i] at the i-th output (counts[i] floats), valid
+     * until the next call. 0 or a negative status. */
+    int (*run)(void *ctx, sh_hand_model model, const sh_image *frame, const sh_hand_rect *rect,
+               const float **outputs, size_t *counts, int n_outputs, sh_err *err);
     void *ctx;
 } sh_hand_models;
 
@@ -73,14 +77,14 @@ const char *sh_hand_label(int handedness);
 
 /* Runs one frame. Hands go to out[0..*n_out) (at most cap and num_hands), in ROI order. When
  * the palm model ran, its palms go to palms[0..*n_palms) if palms is not NULL (at most
- * num_hands; *n_palms = 0 on a tracked frame). Scratch comes from `a`. */
+ * num_hands; *n_palms = 0 on a tracked frame). The palm decoder's scratch comes from `a`. */
 int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m,
                            sh_hand_tracker *tracker, const sh_image *img, sh_hand *out, int cap, int *n_out,
                            sh_palm *palms, int *n_palms, sh_err *err);
 
 /* The landmark model alone on one ROI (the crop is stretched to the model's square input when
  * the ROI is not square, as MediaPipe Tasks' landmark graph does). */
-int sh_hand_landmarks_run(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
+int sh_hand_landmarks_run(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
                           const sh_hand_rect *roi, sh_hand *out, sh_err *err);
 
 #endif

@@ -220,16 +220,27 @@ static void pixel(const sh_image *img, int x, int y, bool zero_border, float rgb
     rgb[2] = p[2];
 }
 
-void sh_hand_crop(const sh_image *img, const sh_hand_rect *r, int out_w, int out_h, bool zero_border, float *out)
+void sh_hand_crop_words(const sh_hand_rect *r, float words[SH_HAND_CROP_WORDS])
+{
+    words[0] = r->x_center;
+    words[1] = r->y_center;
+    words[2] = r->width;
+    words[3] = r->height;
+    words[4] = cosf(r->rotation);
+    words[5] = sinf(r->rotation);
+}
+
+void sh_hand_crop_at(const sh_image *img, const float words[SH_HAND_CROP_WORDS], int out_w, int out_h,
+                     bool zero_border, float *out)
 {
     float W = (float)img->width, H = (float)img->height;
-    float cx = r->x_center * W, cy = r->y_center * H, w = r->width * W, h = r->height * H;
-    float cs = cosf(r->rotation), sn = sinf(r->rotation);
+    float cx = words[0] * W, cy = words[1] * H, w = words[2] * W, h = words[3] * H;
+    float cs = words[4], sn = words[5];
     for (int v = 0; v < out_h; v++) {
         for (int u = 0; u < out_w; u++) {
             float dx = ((float)u / (float)out_w - 0.5f) * w, dy = ((float)v / (float)out_h - 0.5f) * h;
             float sx = cx + cs * dx - sn * dy, sy = cy + sn * dx + cs * dy;
-            /* bounded so the int conversion below stays defined for absurd rects */
+            /* bounded so the int conversion below stays defined for absurd rects (NaN too) */
             sx = fminf(fmaxf(sx, -2.0f), W + 1.0f);
             sy = fminf(fmaxf(sy, -2.0f), H + 1.0f);
             float fx = floorf(sx), fy = floorf(sy), ax = sx - fx, ay = sy - fy;
@@ -246,6 +257,13 @@ void sh_hand_crop(const sh_image *img, const sh_hand_rect *r, int out_w, int out
             }
         }
     }
+}
+
+void sh_hand_crop(const sh_image *img, const sh_hand_rect *r, int out_w, int out_h, bool zero_border, float *out)
+{
+    float words[SH_HAND_CROP_WORDS];
+    sh_hand_crop_words(r, words);
+    sh_hand_crop_at(img, words, out_w, out_h, zero_border, out);
 }
 
 /* TensorsToLandmarks (x, y / input size; z / input width / 0.4) then LandmarkProjection: the

@@ -73,12 +73,22 @@ float sh_palm_iou(const sh_palm *a, const sh_palm *b);
 /* The landmark model's ROI for a palm (DetectionsToRects + RectTransformation). */
 sh_hand_rect sh_hand_rect_from_palm(const sh_palm *palm, int image_w, int image_h);
 
+/* A rect as the crop reads it (the frame op FrameCrop's per-frame input): x_center, y_center,
+ * width, height (normalized to the image) and the cosine and sine of the rotation. The host
+ * takes the sine and cosine once, so every backend samples at the same points. */
+#define SH_HAND_CROP_WORDS 6
+void sh_hand_crop_words(const sh_hand_rect *r, float words[SH_HAND_CROP_WORDS]);
+
 /* Samples the rotated rect `r` of `img` into a out_w x out_h float RGB picture in [0, 1],
  * NHWC (out has 3 * out_w * out_h floats): output pixel (u, v) reads the image at
  * centre + R(rotation) * ((u / out_w - 0.5) * width, (v / out_h - 0.5) * height) in pixels,
  * bilinear, as MediaPipe's warpPerspective from the rect's corners. Outside the image:
- * zero when `zero_border`, else the nearest edge pixel. */
+ * zero when `zero_border`, else the nearest edge pixel. sh_hand_crop_at takes the rect as
+ * sh_hand_crop_words made it; the device kernel (cuda frame.cu) repeats its arithmetic
+ * operation for operation. */
 void sh_hand_crop(const sh_image *img, const sh_hand_rect *r, int out_w, int out_h, bool zero_border, float *out);
+void sh_hand_crop_at(const sh_image *img, const float words[SH_HAND_CROP_WORDS], int out_w, int out_h,
+                     bool zero_border, float *out);
 
 /* Maps the landmark model's raw output (21 x (x, y, z) in input pixels of an in_w x in_h
  * model) through the rect back to image pixels; z is scaled like MediaPipe (/in_w, /0.4,

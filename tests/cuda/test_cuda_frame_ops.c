@@ -7,12 +7,13 @@
  * too small to fill a row vector and a size that does not fit (the device's all-zero transform);
  * FrameDecode on random YOLOv8 / YOLOv8-seg / YOLOX heads with tied and NaN scores; FrameNms on
  * clustered candidates with tied scores, per class and agnostic, top_k and max_detections
- * cutting; FrameMasks on random prototypes for the detections of a random head; FrameLandmarks.
+ * cutting; FrameMasks on random prototypes for the detections of a random head; FrameLandmarks;
+ * FrameCrop (the hand landmarker's crops) on random frames and rects, both borders.
  * Then the chained graph (sh_graph_add_frame_ops) of the reference models on the real frames:
  * its detections and masks against the CPU frame functions applied to the same network's
  * outputs (the same model with the frame input but no decoder, so both read one fp16 network).
  *
- * Exact: transforms, model inputs, candidates, detections (count, order, class, anchor, score
+ * Exact: transforms, model inputs, crops, candidates, detections (count, order, class, anchor, score
  * and box bits). Two places differ by design: exp() is evaluated correctly rounded on the device,
  * and glibc's expf is within 0.502 ulp, so what goes through exp (YOLOX box sizes, sigmoids) may
  * differ by 1 ulp: YOLOX boxes and sigmoid landmarks are compared within 2 ulp, and masks (a
@@ -37,6 +38,7 @@
 #include "harness.h"
 #include "import/onnx_import.h"
 #include "vision/frame.h"
+#include "vision/hands.h"
 
 static sh_backend GPU, CPU;
 static char MODELS[1024];
@@ -715,6 +717,82 @@ static void frame_landmarks(void **state)
     }
 }
 
+/* --- FrameCrop --------------------------------------------------------------------------- */
+
+static sh_graph *crop_graph(int out_w, int out_h, int64_t max_pixels, bool zero_border)
+{
+    sh_graph *g = sh_graph_create(NULL, "crop");
+    int64_t fd[1] = {max_pixels * 3}, sd[1] = {2}, rd[1] = {SH_HAND_CROP_WORDS};
+    int in[3] = {add_t(g, "frame", SH_DT_UINT8, 1, fd), add_t(g, "frame_size", SH_DT_INT32, 1, sd),
+                 add_t(g, "crop_rect", SH_DT_FLOAT32, 1, rd)};
+    sh_shape unknown = {.ndim = -1};
+    int out = sh_graph_add_tensor(g, "crop", SH_DT_FLOAT32, &unknown), node;
+    one_node(SH_OP_FRAME_CROP, in, 3, &out, 1, g, &node);
+    assert_int_equal(sh_node_set_int(g, node, "width", out_w), 0);
+    assert_int_equal(sh_node_set_int(g, node, "height", out_h), 0);
+    assert_int_equal(sh_node_set_int(g, node, "zero_border", zero_border), 0);
+    finish(g);
+    return g;
+}
+
+/* Random frames of odd sizes (bytes 1..255) and random rects: centres in and around the frame,
+ * sizes from a few pixels to larger than the frame, any rotation; MediaPipe's two crop sizes
+ * and an odd non-square one, both borders. Exact: every sample's bits. */
+static void frame_crop(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{192, 192}, {224, 224}, {31, 17}};
+    static const int frames[][2] = {{97, 61}, {640, 480}, {1, 1}, {333, 1001}};
+    size_t compared = 0;
+    for (int zb = 0; zb < 2; zb++)
+        for (int si = 0; si < 3; si++) {
+            int ow = sizes[si][0], oh = sizes[si][1];
+            int64_t cap = 333 * 1001 + 5;
+            sh_graph *g = crop_graph(ow, oh, cap, zb);
+            hx_run rc, rg;
+            prepare(&rc, &CPU, g);
+            prepare(&rg, &GPU, g);
+            uint8_t *frame = malloc((size_t)cap * 3);
+            for (size_t i = 0; i < (size_t)cap * 3; i++)
+                frame[i] = (uint8_t)(1 + rnd() % 255);
+            void **oc = alloc_outputs(g), **og = alloc_outputs(g);
+            for (int fi = 0; fi < 4; fi++)
+                for (int k = 0; k < 6; k++) {
+                    int32_t size[2] = {frames[fi][0], frames[fi][1]};
+                    sh_hand_rect r = {-0.2f + 1.4f * unif(), -0.2f + 1.4f * unif(), 0.05f + 1.75f * unif(),
+                                      0.05f + 1.75f * unif(), 3.14159265f * (2.0f * unif() - 1.0f)};
+                    if (k == 0)
+                        r = sh_palm_input_rect(size[0], size[1]);
+                    float words[SH_HAND_CROP_WORDS];
+                    sh_hand_crop_words(&r, words);
+                    void *inputs[3] = {frame, size, words};
+                    run_on(&rc, inputs, oc);
+                    run_on(&rg, inputs, og);
+                    const float *a = oc[0], *b = og[0];
+                    for (int i = 0; i < 3 * ow * oh; i++)
+                        if (memcmp(&a[i], &b[i], 4) != 0)
+                            fail_msg("crop %dx%d (%s border), frame %dx%d, rect (%g, %g, %g, %g, %g): sample %d is "
+                                     "%.9g on CUDA, %.9g on the CPU", ow, oh, zb ? "zero" : "edge", size[0], size[1],
+                                     r.x_center, r.y_center, r.width, r.height, r.rotation, i, b[i], a[i]);
+                    compared += (size_t)(3 * ow * oh);
+                }
+            /* a size the frame input cannot hold: the CPU kernel fails, the device writes NaN */
+            int32_t bad[2] = {(int32_t)cap, 2};
+            float words[SH_HAND_CROP_WORDS] = {0.5f, 0.5f, 1, 1, 1, 0};
+            void *inputs[3] = {frame, bad, words};
+            run_on(&rg, inputs, og);
+            for (int i = 0; i < 3 * ow * oh; i++)
+                assert_true(isnan(((const float *)og[0])[i]));
+            free(frame);
+            free_outputs(g, oc);
+            free_outputs(g, og);
+            hx_release(&rc);
+            hx_release(&rg);
+            sh_graph_destroy(g);
+        }
+    printf("  crop: %zu samples equal\n", compared);
+}
+
 /* --- the chained graph of a reference model --------------------------------------------- */
 
 typedef struct chain_case {
@@ -902,7 +980,8 @@ int main(void)
     find_frames();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frame_to_tensor), cmocka_unit_test(frame_decode), cmocka_unit_test(frame_nms),
-        cmocka_unit_test(frame_masks), cmocka_unit_test(frame_landmarks), cmocka_unit_test(chained_models),
+        cmocka_unit_test(frame_masks), cmocka_unit_test(frame_landmarks), cmocka_unit_test(frame_crop),
+        cmocka_unit_test(chained_models),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     sh_backend_destroy(&CPU);

@@ -8,7 +8,8 @@
  *    with SHOAL_ERR_BUDGET naming the palm detector, the exact amount runs;
  *  - video state per caller: each shoal_video_t tracks on its own, a run without one detects;
  *  - a concurrent runtime (the CPU presented as a device with lanes): the mode's other model
- *    at once, the hand stages on their lanes after it, the same hands as in turn. 
+ *    at once, the hand stages on their lanes after it, the same hands as in turn, the 8-bit
+ *    frame uploaded once per model and frame (the palm and both hands' crops from one upload).
  * Skips (77) without the models or the photo. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -398,6 +399,8 @@ typedef struct fake {
     sh_device_i iface;
     sh_lane_i lanes;
     unsigned long async_runs;
+    size_t frame_bytes;           /* uploads of this many bytes are counted */
+    unsigned long frame_uploads;
 } fake;
 
 static fake FAKE;
@@ -433,6 +436,7 @@ static int f_run(void *c, sh_program *p, void *const *tp, void *const *wp, unsig
 static int f_lane_upload(void *c, int lane, void *d, const void *s, size_t n, sh_err *err)
 {
     (void)lane;
+    ((fake *)c)->frame_uploads += n == ((fake *)c)->frame_bytes;
     return f_upload(c, d, s, n, err);
 }
 static int f_lane_run(void *c, int lane, sh_program *p, void *const *tp, void *const *wp, unsigned long b, sh_err *err)
@@ -493,11 +497,16 @@ static void test_concurrent_runtime(void **state)
         fail_msg("concurrent runtime: %s", why);
     assert_true(sh_runtime_concurrent(rt));
     shoal_video_t v = shoal_video_create();
+    FAKE.frame_bytes = (size_t)f->photo.width * (size_t)f->photo.height * 3;
     for (int frame = 0; frame < 2; frame++) {   /* detected, then tracked */
         shoal_results_t a = NULL, b = NULL;
+        FAKE.frame_uploads = 0;
         if (shoal_runtime_run_mode_video(rt, "shopping", &f->photo, v, &a) != SHOAL_OK)
             fail_msg("concurrent shopping: %s", shoal_runtime_last_error(rt));
         unsigned long runs = FAKE.async_runs;
+        /* the 8-bit frame crosses once per model: tl, and the hand's stages once for both (the
+         * palm detector's upload serves the landmark crops of the detected frame) */
+        assert_int_equal(FAKE.frame_uploads, 2u);
         assert_int_equal(shoal_runtime_run_mode(in_turn, "shopping", &f->photo, &b), SHOAL_OK);
         assert_int_equal(shoal_results_count(a), 2);
         assert_true(shoal_results_concurrent(a));   /* the hand ran beside tl, on lanes of its own */

@@ -6,7 +6,9 @@
  *  - the whole pipeline vs the legacy Hands solution (the npm graph and models): < 20 px per
  *    x, y (full model), handedness label;
  *  - video mode: tracked frames skip the palm model and stay within the same tolerance (the
- *    legacy test runs 10 video frames of this photo against the same 20 px).
+ *    legacy test runs 10 video frames of this photo against the same 20 px);
+ *  - frames of another size (the sessions rebuilt for it): the photo's left half finds its
+ *    hand, and the whole photo afterwards gives bit for bit the hands it gave before.
  * Skips (77) without models/ (make models) or ../shared. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -140,7 +143,7 @@ static void check_fixed_roi(fixture *f, const char *file, sh_hand_rect roi)
     sh_hand_models m = sh_hand_sessions_models(f->m.hs);
     sh_hand h;
     sh_err err = {0};
-    assert_int_equal(sh_hand_landmarks_run(f->a, &p, &m, &f->img, &roi, &h, &err), 0);
+    assert_int_equal(sh_hand_landmarks_run(&p, &m, &f->img, &roi, &h, &err), 0);
     float want[SH_HAND_LANDMARKS][2];
     assert_int_equal(read_landmark_file(file, want), SH_HAND_LANDMARKS);
     float worst = 0;
@@ -286,6 +289,41 @@ static void test_tracking(void **state)
     compare_legacy(hands, n);
 }
 
+/* The photo's left `w` columns as a frame of their own. */
+static sh_image left_part(fixture *f, int w)
+{
+    sh_image part;
+    sh_err err = {0};
+    assert_int_equal(sh_image_create(f->a, w, f->img.height, &part, &err), 0);
+    for (int y = 0; y < f->img.height; y++)
+        memcpy(part.data + (size_t)y * w * 3, f->img.data + (size_t)y * f->img.width * 3, (size_t)w * 3);
+    return part;
+}
+
+static void test_frame_size_change(void **state)
+{
+    fixture *f = *state;
+    sh_hand_params p = sh_hand_default_params();
+    sh_hand before[SH_HAND_MAX_HANDS], half[SH_HAND_MAX_HANDS], after[SH_HAND_MAX_HANDS];
+    int n_before, n_half, n_after;
+    assert_int_equal(run_frame(f, &p, NULL, before, &n_before, NULL, NULL), 0);
+    sh_image whole = f->img;
+    f->img = left_part(f, whole.width / 2);
+    int rc = run_frame(f, &p, NULL, half, &n_half, NULL, NULL);
+    sh_image_free(&f->img);
+    f->img = whole;
+    assert_int_equal(rc, 0);
+    assert_true(n_half >= 1);
+    for (int i = 0; i < n_half; i++)   /* landmarks inside the half frame */
+        for (int k = 0; k < SH_HAND_LANDMARKS; k++)
+            assert_true(half[i].landmarks[k][0] > -20.0f && half[i].landmarks[k][0] < (float)(whole.width / 2) + 20.0f);
+    assert_int_equal(run_frame(f, &p, NULL, after, &n_after, NULL, NULL), 0);
+    assert_int_equal(n_after, n_before);
+    assert_memory_equal(after, before, (size_t)n_before * sizeof *before);
+    printf("frame size change: %d hands on the left half, the whole photo's %d hands unchanged after it\n", n_half,
+           n_before);
+}
+
 int main(void)
 {
     hr_require_data();
@@ -294,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_landmarks_fixed_roi),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_tracking),
+        cmocka_unit_test(test_frame_size_change),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

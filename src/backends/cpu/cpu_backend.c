@@ -226,6 +226,7 @@ static const struct {
     [SH_OP_FRAME_NMS] = {cpu_prep_frame_nms, DTC_FRAME},
     [SH_OP_FRAME_MASKS] = {cpu_prep_frame_masks, DTC_FRAME},
     [SH_OP_FRAME_LANDMARKS] = {cpu_prep_frame_landmarks, DTC_FRAME},
+    [SH_OP_FRAME_CROP] = {cpu_prep_frame_crop, DTC_FRAME},
     [SH_OP_QUANTIZE_LINEAR] = {cpu_prep_quantize_linear, DTC_QUANT},
     [SH_OP_DEQUANTIZE_LINEAR] = {cpu_prep_dequantize_linear, DTC_QUANT},
     [SH_OP_DYNAMIC_QUANTIZE_LINEAR] = {cpu_prep_dynamic_quantize_linear, DTC_QUANT},
@@ -241,7 +242,7 @@ static const struct {
     [SH_OP_QLINEAR_GLOBAL_AVERAGE_POOL] = {cpu_prep_qlinear_global_avg_pool, DTC_QUANT},
 };
 static_assert(sizeof OPS / sizeof OPS[0] == SH_OP_COUNT, "update the op tables");
-static_assert(SH_OP_COUNT == 65, "update the op tables");
+static_assert(SH_OP_COUNT == 66, "update the op tables");
 
 static bool is_q8_dt(sh_dtype d)
 {

@@ -135,6 +135,7 @@ int cpu_prep_frame_decode(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_nms(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_masks(cpu_prep *pp, sh_err *err);
 int cpu_prep_frame_landmarks(cpu_prep *pp, sh_err *err);
+int cpu_prep_frame_crop(cpu_prep *pp, sh_err *err);
 /* select_ops.c: the tail of end-to-end detection heads */
 int cpu_prep_topk(cpu_prep *pp, sh_err *err);
 int cpu_prep_gather_elements(cpu_prep *pp, sh_err *err);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "vision/frame.h"
+#include "vision/hands.h"
 
 typedef struct frame_params {
     sh_preprocess_params pre;
@@ -287,5 +288,50 @@ int cpu_prep_frame_landmarks(cpu_prep *pp, sh_err *err)
     p->in[1] = pp->n->inputs[1];
     p->out = pp->n->outputs[0];
     pp->fn = run_frame_landmarks;
+    return 0;
+}
+
+typedef struct crop_params {
+    int width, height;
+    bool zero_border;
+    size_t capacity;   /* frame bytes */
+    int in[3], out;
+} crop_params;
+
+static int run_frame_crop(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
+{
+    const crop_params *p = vp;
+    const int32_t *size = ex->t[p->in[1]];
+    int64_t w = size[0], h = size[1];
+    if (w < 1 || h < 1 || w > SH_IMAGE_MAX_SIDE || h > SH_IMAGE_MAX_SIDE || (size_t)(w * h) > p->capacity / 3)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "node %s: a %lldx%lld frame in a frame input of %zu bytes",
+                       n->name, (long long)w, (long long)h, p->capacity);
+    sh_image img = {.width = (int)w, .height = (int)h, .channels = 3, .data = ex->t[p->in[0]]};
+    sh_hand_crop_at(&img, ex->t[p->in[2]], p->width, p->height, p->zero_border, ex->t[p->out]);
+    return 0;
+}
+
+int cpu_prep_frame_crop(cpu_prep *pp, sh_err *err)
+{
+    int rc = all_present(pp, 3, 1, err);
+    if (rc)
+        return rc;
+    crop_params *p = cpu_params(pp, sizeof *p, err);
+    if (!p)
+        return SHOAL_ERR_NO_MEMORY;
+    const sh_node *n = pp->n;
+    p->width = (int)sh_node_int(n, "width", 0);
+    p->height = (int)sh_node_int(n, "height", 0);
+    p->zero_border = sh_node_int(n, "zero_border", 0) != 0;
+    const sh_tensor *frame = cpu_in(pp, 0), *out = cpu_out(pp, 0);
+    if (frame->dtype != SH_DT_UINT8 || cpu_in(pp, 1)->dtype != SH_DT_INT32 || cpu_numel(cpu_in(pp, 1)) != 2 ||
+        cpu_in(pp, 2)->dtype != SH_DT_FLOAT32 || cpu_numel(cpu_in(pp, 2)) != SH_HAND_CROP_WORDS ||
+        out->dtype != SH_DT_FLOAT32 || p->width < 1 || p->height < 1 ||
+        cpu_numel(out) != 3 * (int64_t)p->width * p->height)
+        return CPU_ERR(pp, err, SHOAL_ERR_SHAPE, "tensors do not match a %dx%d crop", p->width, p->height);
+    p->capacity = (size_t)cpu_numel(frame);
+    memcpy(p->in, n->inputs, sizeof p->in);
+    p->out = n->outputs[0];
+    pp->fn = run_frame_crop;
     return 0;
 }

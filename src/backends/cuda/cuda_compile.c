@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(SH_OP_COUNT == 65, "update the CUDA backend's op switch");
+_Static_assert(SH_OP_COUNT == 66, "update the CUDA backend's op switch");
 _Static_assert(SH_ACT_CLIP == 6, "kcommon.cuh mirrors sh_act");
 
 /* --- small helpers ------------------------------------------------------------------- */
@@ -524,7 +524,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
     case SH_OP_SOFTMAX: rc = sh_cuda_build_softmax(g, n, cn, err); break;
     case SH_OP_MATMUL: case SH_OP_GEMM: rc = sh_cuda_build_gemm(g, n, cn, cp->tview, err); break;
     case SH_OP_FRAME_TO_TENSOR: case SH_OP_FRAME_DECODE: case SH_OP_FRAME_NMS: case SH_OP_FRAME_MASKS:
-    case SH_OP_FRAME_LANDMARKS:
+    case SH_OP_FRAME_LANDMARKS: case SH_OP_FRAME_CROP:
         rc = sh_cuda_build_frame(c, g, n, cp, cn, err);
         break;
     default:

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "vision/frame.h"
+#include "vision/hands.h"
 
 struct sh_cuda_frame {
     union {
@@ -27,13 +28,14 @@ struct sh_cuda_frame {
         sh_k_frame_nms_p nms;
         sh_k_frame_masks_p masks;
         sh_k_frame_landmarks_p lm;
+        sh_k_frame_crop_p crop;
     } k;
 };
 
 bool sh_cuda_is_frame_op(sh_op op)
 {
     return op == SH_OP_FRAME_TO_TENSOR || op == SH_OP_FRAME_DECODE || op == SH_OP_FRAME_NMS ||
-           op == SH_OP_FRAME_MASKS || op == SH_OP_FRAME_LANDMARKS;
+           op == SH_OP_FRAME_MASKS || op == SH_OP_FRAME_LANDMARKS || op == SH_OP_FRAME_CROP;
 }
 
 /* Whether slot `slot` (an output when `out`) of a frame op is one of its own tensors rather
@@ -46,6 +48,7 @@ static bool own_slot(sh_op op, bool out, int slot)
     case SH_OP_FRAME_NMS: return true;
     case SH_OP_FRAME_MASKS: return out || slot >= 2;
     case SH_OP_FRAME_LANDMARKS: return out || slot == 1;
+    case SH_OP_FRAME_CROP: return true;
     default: return false;
     }
 }
@@ -65,9 +68,10 @@ static bool is_float(const sh_tensor *t) { return t->dtype == SH_DT_FLOAT32 || t
 
 bool sh_cuda_frame_supports(const sh_graph *g, const sh_node *n)
 {
-    static const int n_in[] = {2, 1, 5, 7, 2}, n_out[] = {2, 4, 4, 2, 1};
+    static const int n_in[] = {2, 1, 5, 7, 2, 3}, n_out[] = {2, 4, 4, 2, 1, 1};
+    _Static_assert(SH_OP_FRAME_CROP - SH_OP_FRAME_TO_TENSOR == 5, "the frame ops' slot counts");
     int op = n->op - SH_OP_FRAME_TO_TENSOR;
-    if (op < 0 || op > 4 || n->n_inputs < n_in[op] || n->n_outputs < n_out[op])
+    if (op < 0 || op > 5 || n->n_inputs < n_in[op] || n->n_outputs < n_out[op])
         return false;
     for (int s = 0; s < n_in[op] + n_out[op]; s++) {
         bool out = s >= n_in[op];
@@ -77,7 +81,8 @@ bool sh_cuda_frame_supports(const sh_graph *g, const sh_node *n)
             return false;
         if (own_slot(n->op, out, slot) ? dtype_bytes(t->dtype) == 0 : !is_float(t))
             return false;
-        if (n->op == SH_OP_FRAME_TO_TENSOR && out && slot == 0 && t->dtype != SH_DT_FLOAT32)
+        if ((n->op == SH_OP_FRAME_TO_TENSOR || n->op == SH_OP_FRAME_CROP) && out && slot == 0 &&
+            t->dtype != SH_DT_FLOAT32)
             return false;
     }
     return true;
@@ -264,6 +269,24 @@ static int build_masks(const sh_graph *g, const sh_node *n, const sh_cuda_prog *
     return 0;
 }
 
+static int build_crop(const sh_graph *g, const sh_node *n, sh_k_frame_crop_p *k, sh_err *err)
+{
+    int64_t w = sh_node_int(n, "width", 0), h = sh_node_int(n, "height", 0);
+    const sh_tensor *frame = sh_node_input(g, n, 0);
+    if (w < 1 || h < 1 || w > 4096 || h > 4096 || numel(sh_node_output(g, n, 0)) != 3 * w * h ||
+        frame->dtype != SH_DT_UINT8 || sh_node_input(g, n, 1)->dtype != SH_DT_INT32 ||
+        numel(sh_node_input(g, n, 1)) != 2 || sh_node_input(g, n, 2)->dtype != SH_DT_FLOAT32 ||
+        numel(sh_node_input(g, n, 2)) != SH_HAND_CROP_WORDS)
+        return sh_errf(err, SHOAL_ERR_SHAPE, "node %s: tensors do not match a %lldx%lld crop", n->name, (long long)w,
+                       (long long)h);
+    int64_t max_pixels = numel(frame) / 3;
+    *k = (sh_k_frame_crop_p){.width = (int)w, .height = (int)h, .zero_border = sh_node_int(n, "zero_border", 0) != 0,
+                             .max_side = SH_IMAGE_MAX_SIDE,
+                             .max_pixels = max_pixels < (int64_t)SH_IMAGE_MAX_PIXELS ? max_pixels
+                                                                                     : (int64_t)SH_IMAGE_MAX_PIXELS};
+    return 0;
+}
+
 int sh_cuda_build_frame(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, const sh_cuda_prog *cp,
                         sh_cuda_node *cn, sh_err *err)
 {
@@ -287,6 +310,7 @@ int sh_cuda_build_frame(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, con
         cn->frame->k.lm = (sh_k_frame_landmarks_p){.logits = sh_node_int(n, "logits", 0) != 0,
                                                    .in_f32 = cp->f32[n->inputs[0]], .max_side = SH_IMAGE_MAX_SIDE};
         return 0;
+    case SH_OP_FRAME_CROP: return build_crop(g, n, &cn->frame->k.crop, err);
     default:
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s: not a frame op", n->name);
     }
@@ -317,6 +341,9 @@ int sh_cuda_run_frame(sh_cuda_ctx *c, cudaStream_t s, const sh_node *n, const sh
         return 0;
     case SH_OP_FRAME_LANDMARKS:
         SH_CU(c, err, sh_k_frame_landmarks(out[0], in[0], in[1], &f->k.lm, s));
+        return 0;
+    case SH_OP_FRAME_CROP:
+        SH_CU(c, err, sh_k_frame_crop(out[0], in[0], in[1], in[2], &f->k.crop, s));
         return 0;
     default:
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s: not a frame op", n->name);

@@ -761,3 +761,60 @@ extern "C" cudaError_t sh_k_frame_landmarks(float *out, const void *in, const fl
     k_frame_landmarks<<<1, 32, 0, s>>>(out, in, xf, *p);
     return cudaGetLastError();
 }
+
+/* --- FrameCrop ---------------------------------------------------------------------------- */
+
+__device__ __forceinline__ float fr_crop_px(const uint8_t *frame, int w, int h, int x, int y, int c, bool zero)
+{
+    if (x < 0 || y < 0 || x >= w || y >= h) {
+        if (zero)
+            return 0.0f;
+        x = x < 0 ? 0 : x >= w ? w - 1 : x;
+        y = y < 0 ? 0 : y >= h ? h - 1 : y;
+    }
+    return (float)frame[((size_t)y * (size_t)w + (size_t)x) * 3 + c];
+}
+
+/* hands.c sh_hand_crop_at, one thread per crop pixel, its operations in the host's order */
+__global__ void k_frame_crop(float *out, const uint8_t *frame, const int32_t *size, const float *rect,
+                             const sh_k_frame_crop_p p)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)p.width * p.height)
+        return;
+    int w = size[0], h = size[1];
+    float *o = out + i * 3;
+    if (!(w >= 1 && h >= 1 && w <= p.max_side && h <= p.max_side && (long long)w * h <= p.max_pixels)) {
+        o[0] = o[1] = o[2] = __int_as_float(0x7fc00000);
+        return;
+    }
+    int u = (int)(i % p.width), v = (int)(i / p.width);
+    float W = (float)w, H = (float)h;
+    float cx = __fmul_rn(rect[0], W), cy = __fmul_rn(rect[1], H), rw = __fmul_rn(rect[2], W);
+    float rh = __fmul_rn(rect[3], H), cs = rect[4], sn = rect[5];
+    float dx = __fmul_rn(__fsub_rn(__fdiv_rn((float)u, (float)p.width), 0.5f), rw);
+    float dy = __fmul_rn(__fsub_rn(__fdiv_rn((float)v, (float)p.height), 0.5f), rh);
+    float sx = __fsub_rn(__fadd_rn(cx, __fmul_rn(cs, dx)), __fmul_rn(sn, dy));
+    float sy = __fadd_rn(__fadd_rn(cy, __fmul_rn(sn, dx)), __fmul_rn(cs, dy));
+    sx = fminf(fmaxf(sx, -2.0f), __fadd_rn(W, 1.0f));
+    sy = fminf(fmaxf(sy, -2.0f), __fadd_rn(H, 1.0f));
+    float fx = floorf(sx), fy = floorf(sy), ax = __fsub_rn(sx, fx), ay = __fsub_rn(sy, fy);
+    int x0 = (int)fx, y0 = (int)fy;
+    bool zero = p.zero_border != 0;
+    for (int c = 0; c < 3; c++) {
+        float p00 = fr_crop_px(frame, w, h, x0, y0, c, zero), p01 = fr_crop_px(frame, w, h, x0 + 1, y0, c, zero);
+        float p10 = fr_crop_px(frame, w, h, x0, y0 + 1, c, zero);
+        float p11 = fr_crop_px(frame, w, h, x0 + 1, y0 + 1, c, zero);
+        float top = __fadd_rn(p00, __fmul_rn(__fsub_rn(p01, p00), ax));
+        float bot = __fadd_rn(p10, __fmul_rn(__fsub_rn(p11, p10), ax));
+        o[c] = __fdiv_rn(__fadd_rn(top, __fmul_rn(__fsub_rn(bot, top), ay)), 255.0f);
+    }
+}
+
+extern "C" cudaError_t sh_k_frame_crop(float *out, const uint8_t *frame, const int32_t *size, const float *rect,
+                                       const sh_k_frame_crop_p *p, cudaStream_t s)
+{
+    long long n = (long long)p->width * p->height;
+    k_frame_crop<<<k_blocks((long)n, FR_THREADS), FR_THREADS, 0, s>>>(out, frame, size, rect, *p);
+    return cudaGetLastError();
+}

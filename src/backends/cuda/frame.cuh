@@ -95,6 +95,19 @@ typedef struct sh_k_frame_landmarks_p {
 cudaError_t sh_k_frame_landmarks(float *out, const void *in, const float *xf, const sh_k_frame_landmarks_p *p,
                                  cudaStream_t s);
 
+/* FrameCrop: frame u8 + size i32[2] + rect f32[6] (vision/hands.h sh_hand_crop_words) ->
+ * fp32 NHWC [height, width, 3], sh_hand_crop_at's samples bit for bit. A frame whose size is
+ * out of range gives an all-NaN crop (the host kernel's error, carried by the data). */
+typedef struct sh_k_frame_crop_p {
+    int width, height;        /* crop */
+    int zero_border;          /* else the nearest edge pixel */
+    int max_side;             /* SH_IMAGE_MAX_SIDE */
+    long long max_pixels;     /* frame bytes / 3 */
+} sh_k_frame_crop_p;
+
+cudaError_t sh_k_frame_crop(float *out, const uint8_t *frame, const int32_t *size, const float *rect,
+                            const sh_k_frame_crop_p *p, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif
