@@ -22,7 +22,8 @@
 # times its palm detector (192x192) and then its landmark model on one crop (224x224) per
 # frame. shoal bench gets --image shopping=<the left half of ../shared's left_hands.jpg>, one
 # hand, on which its hand model runs exactly those two networks ("infer": their uploads, runs
-# and downloads; the crop is host work outside it); the peers run the same two networks from
+# and downloads, each with the FrameCrop op that makes its input from the 8-bit frame in front);
+# the peers run the same two networks (their inputs cropped outside the timing) from
 # the same .tflite files (bench/tflite_torch.py: PyTorch modules, and ONNX files exported from
 # them for ONNX Runtime). Without ../shared the peers get noise and shoal's hand model finds
 # no palm (palm detector alone): the notes say so. A config whose hand is the MobileNetV3

@@ -80,6 +80,30 @@ class Entry:
         self.note = ""
         self.skipped = None
         self.raw = None
+        self.frame_ops = {}     # shoal on the CPU: per model, frame ops' ms taken out of infer
+
+
+def frame_ops_ms(d):
+    """Per model, the milliseconds its frame ops (shoal.Frame*: letterbox, decode, NMS, masks,
+    crops) took per run in shoal bench's profile run; {} without a profile."""
+    return {m: sum(t for op, t in v.get("ops_ms", {}).items() if op.startswith("shoal.Frame"))
+            for m, v in (d.get("profile") or {}).items()}
+
+
+def less_frame_ops(e, d):
+    """On the CPU shoal's infer runs the frame ops inside the graph, while the peers' forward
+    call starts from a prepared tensor and ends at the raw outputs: like for like, the network
+    column is infer less the frame ops' profiled time (per mode, its models' sum)."""
+    fo = frame_ops_ms(d)
+    if d.get("device", "cpu") != "cpu" or not fo:
+        return
+    e.frame_ops = fo
+    for m in e.models:
+        e.models[m] = tuple(x - fo.get(m, 0.0) for x in e.models[m])
+    for m, v in d.get("modes", {}).items():
+        cut = sum(fo.get(x, 0.0) for x in v.get("models", []))
+        if m in e.modes:
+            e.modes[m] = tuple(x - cut for x in e.modes[m])
 
 
 def from_shoal(d, key="shoal"):
@@ -93,6 +117,7 @@ def from_shoal(d, key="shoal"):
             e.modes_dev[m] = tuple(v["device_ms"][k] for k in ("median", "p90", "p99"))
     for m, v in d.get("models", {}).items():
         e.models[m] = tuple(v["infer_ms"][k] for k in ("median", "p90", "p99"))
+    less_frame_ops(e, d)
     mem = d.get("memory", {})
     if num(mem.get("peak_rss_bytes")) is not None:
         e.rss_mib = mem["peak_rss_bytes"] / MIB
@@ -401,7 +426,12 @@ def main():
                      "(< 1: shoal smaller/quicker). Latency is the network alone for every column (shoal's \"infer\": "
                      + ("input upload, run, output download and sync, host wall clock; PyTorch: CUDA events around "
                         "the forward passes, input already on the device" if gpu else
-                        "the CPU backend's run; PyTorch and ONNX Runtime: the forward call") + ").")
+                        "the CPU backend's run less its frame ops (letterbox, decode, NMS, masks, the hand's "
+                        "crops: shoal.Frame* in the profile run, the peers do that work outside their timing); "
+                        "PyTorch and ONNX Runtime: the forward call") + ").")
+        if shoal.frame_ops:
+            lines.append("shoal's frame ops taken out of its network figures, ms per run: "
+                         + ", ".join(f"{m} {t:.2f}" for m, t in shoal.frame_ops.items()) + ".")
         if any(p.modes_wall for p in peers if not p.skipped):
             lines.append("Rows marked \"device-only\" compare shoal's infer with PyTorch's CUDA-event time (no "
                          "transfers, no host wait: to PyTorch's advantage); rows marked \"e2e\" compare it like for "
