@@ -344,6 +344,12 @@ static int build_model(shoal_runtime_t rt, sh_rt_model *m, pthread_mutex_t *comp
     t = mono_s();
     if ((rc = sh_weight_store_prepack(rt->weights, m->prog, pk, err)))
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
+    /* With an unlimited cache the packs are kept whole and registration drops the graph's
+     * copy anyway (register_model): dropped here, a prepared model does not hold its fp32
+     * weights beside its packed ones while the others load (peak RSS, 487 -> see
+     * docs/benchmarks.md). */
+    if (rt->host_cache_unlimited)
+        drop_consts(rt, m);
     m->pack_ms = (mono_s() - t) * 1e3;
     return 0;
 }
@@ -359,7 +365,7 @@ static int register_model(shoal_runtime_t rt, sh_rt_model *m, sh_weight_prepack 
     m->pack_ms += (mono_s() - t) * 1e3;
     /* Models not loaded at create give their host copy back now; their first load reads the
      * file again. Keeping five models' fp32 weights around would double peak memory. */
-    if (rt->host_cache_unlimited || (!rt->host_cache_on && !m->cfg->preload))
+    if (!m->consts_dropped && (rt->host_cache_unlimited || (!rt->host_cache_on && !m->cfg->preload)))
         drop_consts(rt, m);
 
     size_t nt = (size_t)m->graph->n_tensors, nn = (size_t)(m->graph->n_nodes ? m->graph->n_nodes : 1);
