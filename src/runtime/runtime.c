@@ -346,8 +346,7 @@ static int build_model(shoal_runtime_t rt, sh_rt_model *m, pthread_mutex_t *comp
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     /* With an unlimited cache the packs are kept whole and registration drops the graph's
      * copy anyway (register_model): dropped here, a prepared model does not hold its fp32
-     * weights beside its packed ones while the others load (peak RSS, 487 -> see
-     * docs/benchmarks.md). */
+     * weights beside its packed ones while the others load, which set the peak RSS. */
     if (rt->host_cache_unlimited)
         drop_consts(rt, m);
     m->pack_ms = (mono_s() - t) * 1e3;
