@@ -80,7 +80,8 @@ typedef struct sh_device_i {
     int (*compile)(void *ctx, const sh_graph *g, sh_program **out, sh_err *err);
     void (*program_free)(void *ctx, sh_program *p);                 /* accepts NULL */
     /* Pack constant tensor t into host buffer dst of p->weight_bytes[t] bytes. Deterministic:
-     * equal source bytes give equal packed bytes, which lets the weight store deduplicate. */
+     * equal source bytes give equal packed bytes, which lets the weight store deduplicate.
+     * Reads tensor t's data only: a constant's bytes may be freed once it is packed. */
     int (*pack_weight)(void *ctx, const sh_program *p, int t, void *dst, sh_err *err);
 
     /* Run the program. tensor_ptrs[t]: device pointer of tensor t (packed weight, arena slot

@@ -307,7 +307,8 @@ static int pack_unlocked(sh_weight_store *ws, const sh_program *p, int t, bool h
     return 0;
 }
 
-int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_prepack **out, sh_err *err)
+int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_kept_fn kept, void *user,
+                            sh_weight_prepack **out, sh_err *err)
 {
     *out = NULL;
     const sh_graph *g = p->graph;
@@ -339,6 +340,8 @@ int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_
         if (!pk->host_mem) {
             sh_free(ws->alloc, pk->buf[t]);
             pk->buf[t] = NULL;
+        } else if (kept) {
+            kept(user, t);
         }
     }
     *out = pk;

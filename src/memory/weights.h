@@ -80,9 +80,13 @@ void sh_weight_store_destroy(sh_weight_store *ws);
 int sh_weight_store_register(sh_weight_store *ws, int model, const sh_program *p, sh_err *err);
 /* The packing half of register (backend->pack_weight and hashing) for program p, outside the
  * lock: callable for several programs at once (pack_weight must allow that). With the host
- * cache on, the packed bytes are kept for the cache; otherwise only the hashes. *out is freed
- * by register_prepacked or sh_weight_prepack_destroy. */
-int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_prepack **out, sh_err *err);
+ * cache on, the packed bytes are kept for the cache, and `kept` (may be NULL) is told of each
+ * tensor t as soon as its packed bytes are: registration no longer needs its source bytes.
+ * Otherwise only the hashes are kept. *out is freed by register_prepacked or
+ * sh_weight_prepack_destroy. */
+typedef void (*sh_weight_kept_fn)(void *user, int t);
+int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_kept_fn kept, void *user,
+                            sh_weight_prepack **out, sh_err *err);
 /* register with pk's packs (same program): the same entries, dedup and cache choices as
  * register. Frees pk, success or not. */
 int sh_weight_store_register_prepacked(sh_weight_store *ws, int model, const sh_program *p, sh_weight_prepack *pk,

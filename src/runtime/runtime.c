@@ -324,6 +324,19 @@ static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 
 /* Compile, plan and pack: the model's own program, plan and packed weights. compile_mu, when
  * given, serializes compile (the CUDA backend's cuDNN handle is not thread-safe). */
+typedef struct drop_ctx {
+    shoal_runtime_t rt;
+    sh_rt_model *m;
+} drop_ctx;
+
+static void drop_packed_const(void *user, int t)
+{
+    drop_ctx *d = user;
+    sh_tensor *x = &d->m->graph->tensors[t];
+    sh_free(d->rt->alloc, x->data);
+    x->data = NULL;
+}
+
 static int build_model(shoal_runtime_t rt, sh_rt_model *m, pthread_mutex_t *compile_mu, sh_weight_prepack **pk,
                        sh_err *err)
 {
@@ -342,11 +355,14 @@ static int build_model(shoal_runtime_t rt, sh_rt_model *m, pthread_mutex_t *comp
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
     m->plan_ms = (mono_s() - t) * 1e3;
     t = mono_s();
-    if ((rc = sh_weight_store_prepack(rt->weights, m->prog, pk, err)))
+    /* With an unlimited cache every pack is kept and registration drops the graph's copy
+     * anyway (register_model): each weight's source bytes go as soon as it is packed, so a
+     * model never holds its fp32 weights beside its packed ones (that set the peak RSS). */
+    drop_ctx dc = {rt, m};
+    rc = sh_weight_store_prepack(rt->weights, m->prog, rt->host_cache_unlimited ? drop_packed_const : NULL, &dc, pk,
+                                 err);
+    if (rc)
         return sh_err_prefix(err, rc, "model '%s': ", m->cfg->name);
-    /* With an unlimited cache the packs are kept whole and registration drops the graph's
-     * copy anyway (register_model): dropped here, a prepared model does not hold its fp32
-     * weights beside its packed ones while the others load, which set the peak RSS. */
     if (rt->host_cache_unlimited)
         drop_consts(rt, m);
     m->pack_ms = (mono_s() - t) * 1e3;

@@ -114,6 +114,54 @@ static int widx(const sh_graph *g, int i)
 static size_t al(size_t n) { return sh_align_up(n, 256); }
 static size_t al64(size_t n) { return sh_align_up(n, 64); }
 
+typedef struct kept_log {
+    const sh_graph *g;
+    int n, seen[64];
+} kept_log;
+
+static void kept_source(void *user, int t)
+{
+    kept_log *k = user;
+    assert_true(t >= 0 && t < 64 && k->g->tensors[t].is_const);
+    k->seen[t]++;
+    k->n++;
+}
+
+/* With the cache on, prepack names each packed constant once as its bytes are kept, and
+ * registering needs nothing more from the sources: wiped after the callbacks (as the runtime
+ * frees them), the two models still share their identical weights. Without the cache it names
+ * none: registration still compares source bytes. */
+static void prepack_tells_when_sources_are_free(void **state)
+{
+    (void)state;
+    for (int cache = 1; cache >= 0; cache--) {
+        fixture f;
+        setup(&f, 1, 0);
+        sh_weight_store *ws = store(&f, cache);
+        sh_err err = {0};
+        kept_log ka = {.g = f.ga}, kb = {.g = f.gb};
+        sh_weight_prepack *pa = NULL, *pb = NULL;
+        assert_int_equal(sh_weight_store_prepack(ws, f.pa, kept_source, &ka, &pa, &err), 0);
+        assert_int_equal(sh_weight_store_prepack(ws, f.pb, kept_source, &kb, &pb, &err), 0);
+        assert_int_equal(ka.n, cache ? 3 : 0);
+        assert_int_equal(kb.n, cache ? 3 : 0);
+        for (int i = 0; cache && i < 3; i++) {
+            assert_int_equal(ka.seen[widx(f.ga, i)], 1);
+            assert_int_equal(kb.seen[widx(f.gb, i)], 1);
+            memset(f.ga->tensors[widx(f.ga, i)].data, 0xA5, f.ga->tensors[widx(f.ga, i)].nbytes);
+            memset(f.gb->tensors[widx(f.gb, i)].data, 0x5A, f.gb->tensors[widx(f.gb, i)].nbytes);
+        }
+        assert_int_equal(sh_weight_store_register_prepacked(ws, 0, f.pa, pa, &err), 0);
+        assert_int_equal(sh_weight_store_register_prepacked(ws, 1, f.pb, pb, &err), 0);
+        sh_weight_store_stats st;
+        sh_weight_store_get_stats(ws, &st);
+        assert_int_equal(st.n_entries, 4);
+        assert_int_equal(st.n_dedup_hits, 2);
+        sh_weight_store_destroy(ws);
+        teardown(&f);
+    }
+}
+
 static void identical_weights_are_stored_once(void **state)
 {
     fixture f;
@@ -376,6 +424,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identical_weights_are_stored_once),
+        cmocka_unit_test(prepack_tells_when_sources_are_free),
         cmocka_unit_test(without_cache_packs_again),
         cmocka_unit_test(host_backend_uses_cached_bytes_in_place),
         cmocka_unit_test(device_backend_ignores_host_is_device),
