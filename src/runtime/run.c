@@ -205,7 +205,7 @@ static size_t mask_at(const size_t *first, size_t n, size_t k, size_t *i)
  * behind the device section (navigation's two seg models: 0.8 ms of a 3.4 ms frame). */
 static int read_masks(shoal_runtime_t rt, sh_rt_context *ctx, lane_job *jobs, size_t n, sh_err *err)
 {
-    size_t *first = sh_alloc(rt->alloc, n * sizeof *first), total = 0;
+    size_t *first = sh_alloc(rt->alloc, (n ? n : 1) * sizeof *first), total = 0;
     if (!first)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for a run");
     for (size_t j = 0; j < n; j++) {
