@@ -72,6 +72,20 @@ static sh_ftensor shape_only(const sh_tensor *x)
     return f;
 }
 
+/* Inputs 0 and 1 of FrameToTensor and FrameCrop: the frame's bytes (whole RGB pixels) and its size. */
+static int want_frame(const sh_graph *g, const sh_node *n, sh_err *err)
+{
+    const sh_tensor *x;
+    const int64_t size_dims[1] = {2};
+    int rc = want(g, n, 0, SH_DT_UINT8, 1, NULL, &x, err);
+    if (rc)
+        return rc;
+    if (x->shape.d[0] < 3 || x->shape.d[0] % 3)
+        return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "frame input '%s' holds %lld bytes, not whole pixels", x->name,
+                            (long long)x->shape.d[0]);
+    return want(g, n, 1, SH_DT_INT32, 1, size_dims, &x, err);
+}
+
 int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
 {
     const sh_tensor *x;
@@ -79,14 +93,8 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
     const int64_t xf_dims[1] = {SH_FRAME_XF_WORDS};
     switch (n->op) {
     case SH_OP_FRAME_TO_TENSOR: {
-        const int64_t size_dims[1] = {2};
         int64_t w = sh_node_int(n, "width", 0), h = sh_node_int(n, "height", 0);
-        if ((rc = want(g, n, 0, SH_DT_UINT8, 1, NULL, &x, err)))
-            return rc;
-        if (x->shape.d[0] < 3 || x->shape.d[0] % 3)
-            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "frame input '%s' holds %lld bytes, not whole pixels",
-                                x->name, (long long)x->shape.d[0]);
-        if ((rc = want(g, n, 1, SH_DT_INT32, 1, size_dims, &x, err)))
+        if ((rc = want_frame(g, n, err)))
             return rc;
         if (w < 1 || h < 1 || w > 8192 || h > 8192)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "model input %lldx%lld out of range", (long long)w,
@@ -143,15 +151,9 @@ int sh_infer_frame_op(sh_graph *g, const sh_node *n, sh_err *err)
             return rc;
         return sh_infer_set_out(g, n, 0, SH_DT_FLOAT32, &(sh_shape){1, {SH_FRAME_LANDMARK_WORDS}});
     case SH_OP_FRAME_CROP: {
-        const int64_t size_dims[1] = {2}, rect_dims[1] = {SH_HAND_CROP_WORDS};
+        const int64_t rect_dims[1] = {SH_HAND_CROP_WORDS};
         int64_t w = sh_node_int(n, "width", 0), h = sh_node_int(n, "height", 0);
-        if ((rc = want(g, n, 0, SH_DT_UINT8, 1, NULL, &x, err)))
-            return rc;
-        if (x->shape.d[0] < 3 || x->shape.d[0] % 3)
-            return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "frame input '%s' holds %lld bytes, not whole pixels",
-                                x->name, (long long)x->shape.d[0]);
-        if ((rc = want(g, n, 1, SH_DT_INT32, 1, size_dims, &x, err)) ||
-            (rc = want(g, n, 2, SH_DT_FLOAT32, 1, rect_dims, &x, err)))
+        if ((rc = want_frame(g, n, err)) || (rc = want(g, n, 2, SH_DT_FLOAT32, 1, rect_dims, &x, err)))
             return rc;
         if (w < 1 || h < 1 || w > 4096 || h > 4096)
             return sh_node_errf(err, SHOAL_ERR_SHAPE, g, n, "crop %lldx%lld out of range", (long long)w, (long long)h);

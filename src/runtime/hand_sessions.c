@@ -96,15 +96,6 @@ static int run_model(void *ctx, sh_hand_model model, const sh_image *frame, cons
     return 0;
 }
 
-static char *copy_path(sh_allocator *a, const char *path)
-{
-    size_t n = strlen(path) + 1;
-    char *c = sh_alloc(a, n);
-    if (c)
-        memcpy(c, path, n);
-    return c;
-}
-
 int sh_hand_sessions_create(sh_allocator *a, const sh_backend *be, const char *palm_path, const char *landmark_path,
                             sh_hand_sessions **out, sh_err *err)
 {
@@ -119,7 +110,7 @@ int sh_hand_sessions_create(sh_allocator *a, const sh_backend *be, const char *p
     const char *paths[2] = {palm_path, landmark_path};
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++) {
-        hs->path[i] = copy_path(a, paths[i]);
+        hs->path[i] = sh_strdup(a, paths[i]);
         rc = hs->path[i] ? open_stage(hs, i, err) : sh_errf(err, SHOAL_ERR_NO_MEMORY, "hand sessions: out of memory");
     }
     if (rc) {

@@ -352,37 +352,11 @@ static int run_palms(shoal_runtime_t rt, sh_rt_context *ctx, sh_rt_model *palm, 
                      const sh_hand_params *p, sh_palm *palms, int *np, double *net_ms, double *device_ms,
                      sh_err *err)
 {
-    int rc;
-    float *anchors = sh_alloc(rt->alloc, 2 * SH_PALM_MAX_ANCHORS * sizeof(float));
-    int na = anchors ? sh_palm_anchors(&p->palm, anchors, SH_PALM_MAX_ANCHORS, err)
-                     : sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for palm anchors");
-    size_t scratch_n = na > 0 ? sh_palm_scratch_bytes(na) : 1;
-    void *scratch = na > 0 ? sh_alloc(rt->alloc, scratch_n ? scratch_n : 1) : NULL;
-    if (na < 0)
-        rc = na;
-    else if (!scratch)
-        rc = sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory for the palm decoder");
-    else {
-        sh_hand_rect whole = sh_palm_input_rect(img->width, img->height);
-        stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, palm}};
-        const float *out[2];
-        size_t counts[2];
-        rc = run_stage(&s, SH_HAND_MODEL_PALM, img, &whole, out, counts, 2, err);
-        *net_ms = s.net_ms;
-        *device_ms = s.device_ms;
-        if (rc == 0 && (counts[0] != (size_t)na * (4 + 2 * SH_PALM_KEYPOINTS) || counts[1] != (size_t)na))
-            rc = sh_errf(err, SHOAL_ERR_SHAPE, "model '%s': outputs of %zu and %zu values for %d anchors",
-                         palm->cfg->name, counts[0], counts[1], na);
-        if (rc == 0)
-            rc = sh_palm_decode(&p->palm, out[0], out[1], anchors, na, img->width, img->height, scratch, scratch_n,
-                                palms, p->num_hands, err);
-        if (rc >= 0) {
-            *np = rc;
-            rc = 0;
-        }
-    }
-    sh_free(rt->alloc, anchors);
-    sh_free(rt->alloc, scratch);
+    stage_run s = {.rt = rt, .ctx = ctx, .stage = {palm, palm}};
+    sh_hand_models hm = {.run = run_stage, .ctx = &s};
+    int rc = sh_hand_detect_palms(rt->alloc, p, &hm, img, palms, np, err);
+    *net_ms = s.net_ms;
+    *device_ms = s.device_ms;
     return rc;
 }
 

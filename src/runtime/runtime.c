@@ -229,6 +229,7 @@ static int check_outputs(sh_rt_model *m, sh_err *err)
     return 0;
 }
 
+static void drop_const(shoal_runtime_t rt, sh_rt_model *m, int t);
 static void drop_consts(shoal_runtime_t rt, sh_rt_model *m);
 
 size_t sh_rt_staged_input_bytes(const sh_rt_model *m)
@@ -332,9 +333,7 @@ typedef struct drop_ctx {
 static void drop_packed_const(void *user, int t)
 {
     drop_ctx *d = user;
-    sh_tensor *x = &d->m->graph->tensors[t];
-    sh_free(d->rt->alloc, x->data);
-    x->data = NULL;
+    drop_const(d->rt, d->m, t);
 }
 
 static int build_model(shoal_runtime_t rt, sh_rt_model *m, pthread_mutex_t *compile_mu, sh_weight_prepack **pk,
@@ -444,15 +443,19 @@ static void free_model(shoal_runtime_t rt, sh_rt_model *m)
  * read again from the model file (parse + the same passes) if a later load must repack —
  * which is exactly the cost the host cache exists to avoid. */
 
+static void drop_const(shoal_runtime_t rt, sh_rt_model *m, int t)
+{
+    sh_tensor *x = &m->graph->tensors[t];
+    if (m->prog->weight_bytes[t] > 0 && x->is_const && x->data) {
+        sh_free(rt->alloc, x->data);
+        x->data = NULL;
+    }
+}
+
 static void drop_consts(shoal_runtime_t rt, sh_rt_model *m)
 {
-    for (int t = 0; t < m->graph->n_tensors; t++) {
-        sh_tensor *x = &m->graph->tensors[t];
-        if (m->prog->weight_bytes[t] > 0 && x->is_const && x->data) {
-            sh_free(rt->alloc, x->data);
-            x->data = NULL;
-        }
-    }
+    for (int t = 0; t < m->graph->n_tensors; t++)
+        drop_const(rt, m, t);
     m->consts_dropped = true;
 }
 

@@ -58,18 +58,27 @@ size_t sh_frame_to_tensor_ws(const sh_preprocess_params *p, size_t capacity, sh_
     return sh_preprocess_pixels_ws(p, capacity, format);
 }
 
-int sh_frame_to_tensor(sh_allocator *a, void *ws, const uint8_t *pixels, size_t capacity, const int32_t size[2],
-                       sh_pixel_format format, const sh_preprocess_params *p, float *out,
-                       float xf_words[SH_FRAME_XF_WORDS], sh_err *err)
+int sh_frame_size_check(const int32_t size[2], size_t capacity, sh_err *err)
 {
     int32_t w = size[0], h = size[1];
     if (w < 1 || h < 1 || w > SH_IMAGE_MAX_SIDE || h > SH_IMAGE_MAX_SIDE ||
         (size_t)w * (size_t)h > SH_IMAGE_MAX_PIXELS || (size_t)w * (size_t)h * 3 > capacity)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "frame: a %dx%d frame does not fit the %zu-byte frame input", w, h,
                        capacity);
+    return 0;
+}
+
+int sh_frame_to_tensor(sh_allocator *a, void *ws, const uint8_t *pixels, size_t capacity, const int32_t size[2],
+                       sh_pixel_format format, const sh_preprocess_params *p, float *out,
+                       float xf_words[SH_FRAME_XF_WORDS], sh_err *err)
+{
+    int32_t w = size[0], h = size[1];
+    int rc = sh_frame_size_check(size, capacity, err);
+    if (rc)
+        return rc;
     sh_transform xf;
     size_t count = (size_t)p->width * (size_t)p->height * 3;
-    int rc = ws ? sh_preprocess_pixels_in(ws, sh_frame_to_tensor_ws(p, capacity, format), pixels, w, h, format, p, out,
+    rc = ws ? sh_preprocess_pixels_in(ws, sh_frame_to_tensor_ws(p, capacity, format), pixels, w, h, format, p, out,
                                           count, &xf, err)
                 : sh_preprocess_pixels(a, pixels, w, h, format, p, out, count, &xf, err);
     if (rc == 0)

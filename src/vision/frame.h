@@ -55,6 +55,10 @@ size_t sh_frame_mask_pool(int64_t max_pixels, int64_t frames, int64_t max_detect
  * its *_ws function gives for the same arguments: a graph op's planned workspace) and then
  * allocates nothing; with ws NULL it allocates from `a`. */
 
+/* Whether a frame of size[0] x size[1] pixels fits a frame input of `capacity` bytes (and the
+ * image limits); the error names both. */
+int sh_frame_size_check(const int32_t size[2], size_t capacity, sh_err *err);
+
 /* FrameToTensor: the first width * height * 3 of `capacity` bytes at `pixels` (size = {width,
  * height}) letterboxed as sh_preprocess does, into 3 * p->height * p->width floats. */
 size_t sh_frame_to_tensor_ws(const sh_preprocess_params *p, size_t capacity, sh_pixel_format format);

@@ -22,10 +22,18 @@ static int check_output(const float *o, size_t got, size_t want, const char *wha
     return 0;
 }
 
-/* Palm detection on the whole frame: ROIs (and palms) for at most num_hands hands. */
-static int detect(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
-                  sh_hand_rect *rects, sh_palm *palms, int *n, sh_err *err)
+static bool params_ok(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img)
 {
+    return p && m && m->run && img && img->data && img->width >= 1 && img->height >= 1 && p->num_hands >= 1 &&
+           p->num_hands <= SH_HAND_MAX_HANDS && p->landmark_size >= 1 && p->landmark_size <= 4096 &&
+           p->palm.input_size >= 1 && p->palm.input_size <= 4096;
+}
+
+int sh_hand_detect_palms(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
+                         sh_palm *palms, int *n, sh_err *err)
+{
+    if (!params_ok(p, m, img) || !palms || !n)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "hand landmarker: invalid parameters or image");
     int rc;
     float anchors[2 * SH_PALM_MAX_ANCHORS];
     int na = sh_palm_anchors(&p->palm, anchors, SH_PALM_MAX_ANCHORS, err);
@@ -45,12 +53,20 @@ static int detect(sh_allocator *a, const sh_hand_params *p, const sh_hand_models
                             p->num_hands, err);
         if (rc >= 0) {
             *n = rc;
-            for (int i = 0; i < *n; i++)
-                rects[i] = sh_hand_rect_from_palm(&palms[i], img->width, img->height);
             rc = 0;
         }
     }
     sh_free(a, scratch);
+    return rc;
+}
+
+/* Palm detection on the whole frame: ROIs (and palms) for at most num_hands hands. */
+static int detect(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
+                  sh_hand_rect *rects, sh_palm *palms, int *n, sh_err *err)
+{
+    int rc = sh_hand_detect_palms(a, p, m, img, palms, n, err);
+    for (int i = 0; rc == 0 && i < *n; i++)
+        rects[i] = sh_hand_rect_from_palm(&palms[i], img->width, img->height);
     return rc;
 }
 
@@ -104,13 +120,6 @@ static int landmarks(const sh_hand_params *p, const sh_hand_models *m, const sh_
         h->world[i][2] = w[2];
     }
     return 0;
-}
-
-static bool params_ok(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img)
-{
-    return p && m && m->run && img && img->data && img->width >= 1 && img->height >= 1 && p->num_hands >= 1 &&
-           p->num_hands <= SH_HAND_MAX_HANDS && p->landmark_size >= 1 && p->landmark_size <= 4096 &&
-           p->palm.input_size >= 1 && p->palm.input_size <= 4096;
 }
 
 int sh_hand_landmarks_run(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,

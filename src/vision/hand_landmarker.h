@@ -82,6 +82,11 @@ int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_ha
                            sh_hand_tracker *tracker, const sh_image *img, sh_hand *out, int cap, int *n_out,
                            sh_palm *palms, int *n_palms, sh_err *err);
 
+/* The palm detector alone on the whole frame (the landmarker's first step): its palms, at most
+ * num_hands, in palms[0..*n). The palm decoder's scratch comes from `a`. */
+int sh_hand_detect_palms(sh_allocator *a, const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,
+                         sh_palm *palms, int *n, sh_err *err);
+
 /* The landmark model alone on one ROI (the crop is stretched to the model's square input when
  * the ROI is not square, as MediaPipe Tasks' landmark graph does). */
 int sh_hand_landmarks_run(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img,

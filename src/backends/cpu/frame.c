@@ -302,11 +302,10 @@ static int run_frame_crop(const cpu_exec *ex, const sh_node *n, const void *vp, 
 {
     const crop_params *p = vp;
     const int32_t *size = ex->t[p->in[1]];
-    int64_t w = size[0], h = size[1];
-    if (w < 1 || h < 1 || w > SH_IMAGE_MAX_SIDE || h > SH_IMAGE_MAX_SIDE || (size_t)(w * h) > p->capacity / 3)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "node %s: a %lldx%lld frame in a frame input of %zu bytes",
-                       n->name, (long long)w, (long long)h, p->capacity);
-    sh_image img = {.width = (int)w, .height = (int)h, .channels = 3, .data = ex->t[p->in[0]]};
+    int rc = sh_frame_size_check(size, p->capacity, err);
+    if (rc)
+        return sh_err_prefix(err, rc, "node %s: ", n->name);
+    sh_image img = {.width = size[0], .height = size[1], .channels = 3, .data = ex->t[p->in[0]]};
     sh_hand_crop_at(&img, ex->t[p->in[2]], p->width, p->height, p->zero_border, ex->t[p->out]);
     return 0;
 }
