@@ -44,6 +44,8 @@ int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err)
     if (c->cudnn)
         return 0;
     SH_CU(c, err, cudaSetDevice(c->device));
+    if (!c->algo_memo && !(c->algo_memo = sh_calloc(c->alloc, SH_CUDA_ALGO_MEMO, sizeof *c->algo_memo)))
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cuda: cuDNN algorithm memo");
     cudnnHandle_t h = NULL;
     SH_DNN(c, err, cudnnCreate(&h));
     cudnnStatus_t s = cudnnSetStream(h, c->stream);
@@ -155,6 +157,7 @@ static void cuda_destroy(void *vctx)
     sh_cuda_lanes_destroy(c);
     if (c->cudnn)
         cudnnDestroy(c->cudnn);
+    sh_free(c->alloc, c->algo_memo);
     if (c->ig_counters)
         cudaFree(c->ig_counters);
     if (c->compute_done)

@@ -31,6 +31,47 @@ sh_k_copy sh_cuda_layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bo
     return p;
 }
 
+/* cuDNN's heuristics pick the algorithm once per problem geometry (no device buffers exist at
+ * compile time, so nothing is timed): the first one that supports the problem wins and its
+ * workspace is planned. The memo answers repeats of a geometry without asking again. */
+static int choose_algo(sh_cuda_ctx *c, sh_cuda_node *cn, const sh_cuda_algo_key *key, size_t *ws,
+                       const sh_node *n, sh_err *err)
+{
+    for (int i = 0; i < c->n_algo_memo; i++)
+        if (!memcmp(&c->algo_memo[i].key, key, sizeof *key)) {
+            cn->algo = c->algo_memo[i].algo;
+            *ws = c->algo_memo[i].ws;
+            return 0;
+        }
+    int got = 0;
+    if (!key->transposed) {
+        cudnnConvolutionFwdAlgoPerf_t perf[8];
+        SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
+        int i = 0;
+        while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
+            i++;
+        if (i == got)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (Conv): cuDNN has no algorithm", n->name);
+        cn->algo = (int)perf[i].algo;
+        SH_DNN(c, err, cudnnGetConvolutionForwardWorkspaceSize(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd,
+                                                               perf[i].algo, ws));
+    } else {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[8];
+        SH_DNN(c, err, cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd, 8, &got, perf));
+        int i = 0;
+        while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
+            i++;
+        if (i == got)
+            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (ConvTranspose): cuDNN has no algorithm", n->name);
+        cn->algo = (int)perf[i].algo;
+        SH_DNN(c, err, cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd,
+                                                                    perf[i].algo, ws));
+    }
+    if (c->n_algo_memo < SH_CUDA_ALGO_MEMO)
+        c->algo_memo[c->n_algo_memo++] = (sh_cuda_algo_memo){*key, cn->algo, *ws};
+    return 0;
+}
+
 static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
                              const sh_cuda_prog *cp, bool cl, sh_err *err);
 
@@ -388,33 +429,16 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
     SH_DNN(c, err, cudnnSetConvolutionMathType(cn->cd, CUDNN_TENSOR_OP_MATH));
     if (group > 1)
         SH_DNN(c, err, cudnnSetConvolutionGroupCount(cn->cd, group));
-    /* Chosen once, here, by cuDNN's heuristics (no device buffers exist at compile time);
-     * the first algorithm that supports this problem wins and its workspace is planned. */
-    int got = 0;
+    sh_cuda_algo_key key = {
+        .dims = {(int)x->shape.d[0], (int)x->shape.d[1], (int)xh, (int)xw, (int)y->shape.d[0], (int)y->shape.d[1],
+                 (int)y->shape.d[2], (int)y->shape.d[3], (int)w->shape.d[0], (int)w->shape.d[1],
+                 (int)w->shape.d[2], (int)w->shape.d[3], (int)pb[0], (int)pb[1], (int)(s[0] << 16 | s[1]),
+                 (int)(dil[0] << 16 | dil[1])},
+        .group = group, .transposed = tr, .channels_last = cl};
     size_t ws = 0;
-    if (!tr) {
-        cudnnConvolutionFwdAlgoPerf_t perf[8];
-        SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
-        int i = 0;
-        while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
-            i++;
-        if (i == got)
-            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (Conv): cuDNN has no algorithm", n->name);
-        cn->algo = (int)perf[i].algo;
-        SH_DNN(c, err, cudnnGetConvolutionForwardWorkspaceSize(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd,
-                                                               perf[i].algo, &ws));
-    } else {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[8];
-        SH_DNN(c, err, cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd, 8, &got, perf));
-        int i = 0;
-        while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
-            i++;
-        if (i == got)
-            return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (ConvTranspose): cuDNN has no algorithm", n->name);
-        cn->algo = (int)perf[i].algo;
-        SH_DNN(c, err, cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd,
-                                                                    perf[i].algo, &ws));
-    }
+    rc = choose_algo(c, cn, &key, &ws, n, err);
+    if (rc)
+        return rc;
     /* the op's scratch: [cuDNN workspace][padded x][converted x][conv output before conversion] */
     cn->dnn_ws_bytes = ws;
     if (cn->prepad) {

@@ -51,6 +51,20 @@ typedef struct sh_cuda_lane {
     bool copy_pending;
 } sh_cuda_lane;
 
+/* cuDNN's heuristic choice for one convolution problem, remembered per context: a YOLO has
+ * many convs of the same geometry, and each heuristic query costs milliseconds at load. */
+#define SH_CUDA_ALGO_MEMO 256
+typedef struct sh_cuda_algo_key {
+    int dims[16];   /* x NCHW, y NCHW, w KCRS, then pads, strides, dilations */
+    int group, transposed, channels_last;
+} sh_cuda_algo_key;
+
+typedef struct sh_cuda_algo_memo {
+    sh_cuda_algo_key key;
+    int algo;
+    size_t ws;
+} sh_cuda_algo_memo;
+
 typedef struct sh_cuda_ctx {
     sh_allocator *alloc;
     int device;
@@ -61,6 +75,9 @@ typedef struct sh_cuda_ctx {
     cudaStream_t copy_stream;   /* uploads */
     cudaEvent_t compute_done;
     cudnnHandle_t cudnn;        /* created by the first compile that has a cuDNN conv */
+    /* filled by compile, which callers serialize (the cuDNN handle is not thread-safe) */
+    sh_cuda_algo_memo *algo_memo;   /* [SH_CUDA_ALGO_MEMO], allocated with the handle */
+    int n_algo_memo;
     pthread_mutex_t mu;
     char dev_name[64];
     int sms, cc_major;          /* multiprocessors; compute capability (own convs need >= 8) */
