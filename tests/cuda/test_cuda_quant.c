@@ -13,7 +13,8 @@
  * real layer shapes (3x3 s1/s2, 1x1, channels not a multiple of 32, the RGB layer);
  * MatMulInteger and QLinearMatMul with broadcast batches and per-column parameters; the
  * com.microsoft QLinearAdd / Mul / Concat / Sigmoid / LeakyRelu / GlobalAveragePool; int8 data
- * moved by Reshape, Transpose, Split, Slice, Concat and MaxPool.
+ * moved by Reshape, Transpose, Split, Slice, Concat, MaxPool and nearest Resize, and wrapped by
+ * Add / Mul / Div (with a divisor of 0 among the constants).
  *
  * With the real int8 exports present (../shared/real-models/ultralytics-int8, or
  * $SHOAL_REAL_MODELS/ultralytics-int8, with their ONNX Runtime outputs unpacked from
@@ -397,8 +398,23 @@ static void b_moves(void)
     int cc = T("cc", SH_DT_UINT8, SH(1, 12, 8, 8));
     k = N(SH_OP_CONCAT, IN(mp, q), &cc, 1);
     sh_node_set_int(G, k, "axis", 1);
+    int st4 = T("st4", SH_DT_FLOAT32, SH(4));
+    sh_graph_set_const(G, st4, (float[]){1, 1, 2, 2}, 16, NULL);
+    int rz = T("rz", SH_DT_UINT8, SH(1, 6, 16, 16)), rh = T("rh", SH_DT_UINT8, SH(1, 6, 16, 16));
+    k = N(SH_OP_RESIZE, IN(q, -1, st4), &rz, 1);
+    sh_node_set_string(G, k, "mode", "nearest");
+    sh_node_set_string(G, k, "coordinate_transformation_mode", "asymmetric");
+    sh_node_set_string(G, k, "nearest_mode", "floor");
+    k = N(SH_OP_RESIZE, IN(q, -1, st4), &rh, 1);
+    sh_node_set_string(G, k, "mode", "nearest");
+    /* the element-wise arithmetic QOperator graphs keep on codes: wraps modulo 256 */
+    int ad = T("ad", SH_DT_UINT8, SH(1, 6, 8, 8)), ml = T("ml", SH_DT_UINT8, SH(1, 6, 8, 8)),
+        dv = T("dv", SH_DT_UINT8, SH(1, 6, 8, 8));
+    N(SH_OP_ADD, IN(mp, q), &ad, 1);
+    N(SH_OP_MUL, IN(q, CQ("mc", SH_DT_UINT8, SH(1, 6, 1, 1), 0, 9)), &ml, 1);
+    N(SH_OP_DIV, IN(mp, CQ("dc", SH_DT_UINT8, SH(1, 1, 1, 8), 0, 7)), &dv, 1);
     sh_graph_set_inputs(G, IN(sh_graph_find_tensor(G, "x")));
-    sh_graph_set_outputs(G, IN(s0, tp, sl, cc));
+    sh_graph_set_outputs(G, IN(s0, tp, sl, cc, rz, rh, ad, ml, dv));
 }
 
 typedef struct qcase {
@@ -437,7 +453,7 @@ static const qcase cases[] = {
     {"qlinearleakyrelu_u8", b_qleaky_u8, -9.f, 9.f},
     {"qlinearglobalavgpool", b_qgap, -3.f, 3.f},
     {"qlinearglobalavgpool_nhwc", b_qgap_cl, -3.f, 3.f},
-    {"int8_split_transpose_pool_slice_concat", b_moves, -3.f, 3.f},
+    {"int8_moves_resize_wrapping_arith", b_moves, -3.f, 3.f},
 };
 
 /* --- running ------------------------------------------------------------------------------- */
@@ -505,15 +521,21 @@ static int run_case(sh_backend *cpu, sh_backend *gpu, const qcase *qc)
         sh_graph_destroy(G);
         return 1;
     }
-    float *in[8] = {0};
-    void *oc[8] = {0}, *og[8] = {0};
-    for (int i = 0; i < G->n_inputs && i < 8; i++) {
+    enum { MAXIO = 16 };
+    float *in[MAXIO] = {0};
+    void *oc[MAXIO] = {0}, *og[MAXIO] = {0};
+    if (G->n_inputs > MAXIO || G->n_outputs > MAXIO) {
+        printf("%-40s build: more than %d inputs or outputs\n", qc->name, MAXIO);
+        sh_graph_destroy(G);
+        return 1;
+    }
+    for (int i = 0; i < G->n_inputs; i++) {
         size_t n = (size_t)sh_shape_numel(&G->tensors[G->inputs[i]].shape);
         in[i] = malloc(n * 4);
         for (size_t j = 0; j < n; j++)
             in[i][j] = hx_rand(qc->lo, qc->hi);
     }
-    for (int i = 0; i < G->n_outputs && i < 8; i++) {
+    for (int i = 0; i < G->n_outputs; i++) {
         size_t n = tensor_bytes(G, G->outputs[i]);
         oc[i] = malloc(n ? n : 1);
         og[i] = malloc(n ? n : 1);
@@ -548,7 +570,7 @@ static int run_case(sh_backend *cpu, sh_backend *gpu, const qcase *qc)
                ok ? "ok" : "FAIL");
     hx_release(&rcpu);
     hx_release(&rgpu);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < MAXIO; i++) {
         free(in[i]);
         free(oc[i]);
         free(og[i]);

@@ -1,6 +1,7 @@
 /* Quantized graphs on the CUDA backend: the ONNX quantized ops and onnxruntime's com.microsoft
- * QLinear* ops (quant.cu), Cast of integers to float, and the data movement of int8 tensors
- * (reshape, split, concat, slice, transpose, max pooling) between them.
+ * QLinear* ops (quant.cu), Cast of integers to float, and what QOperator graphs do to int8
+ * tensors between them: reshape, split, concat, slice, transpose, max pooling, nearest resize,
+ * and element-wise arithmetic that wraps modulo 256.
  *
  * Storage: integer tensors these nodes read or write are kept in their own dtype (one byte a
  * code, four an int32), NCHW; a float tensor they read or write is kept fp32 (cp->f32), so
@@ -14,6 +15,7 @@
  * backend's own functions (quant_impl.h), so every integer agrees with it bit for bit. */
 #include "backends/cuda/cuda_quant.h"
 #include "backends/cuda/copy.cuh"
+#include "backends/cuda/resize.cuh"
 #include "backends/cpu/quant_impl.h"
 #include "graph/passes.h"
 
@@ -23,7 +25,7 @@
 
 typedef enum qkind {
     QK_QUANTIZE = 0, QK_DEQUANTIZE, QK_DYNAMIC, QK_CONV, QK_MATMUL, QK_BINARY, QK_LUT, QK_CONCAT, QK_GAP,
-    QK_TO_FLOAT, QK_MAX_POOL, QK_MEMCPY, QK_COPY
+    QK_TO_FLOAT, QK_MAX_POOL, QK_MEMCPY, QK_COPY, QK_RESIZE, QK_INT_BINARY
 } qkind;
 
 struct sh_cuda_quant {
@@ -58,12 +60,14 @@ static int kq_dt(sh_dtype d)
 
 static bool is_q8(sh_dtype d) { return d == SH_DT_INT8 || d == SH_DT_UINT8; }
 
-/* int8 / uint8 data read by an op that only moves it. */
-static bool moves_codes(const sh_graph *g, const sh_node *n)
+/* int8 / uint8 data read by an op that moves it (or, for the element-wise arithmetic of
+ * QOperator graphs, wraps it modulo 256 as onnxruntime does). */
+static bool int8_data_op(const sh_graph *g, const sh_node *n)
 {
     switch (n->op) {
     case SH_OP_RESHAPE: case SH_OP_FLATTEN: case SH_OP_SQUEEZE: case SH_OP_UNSQUEEZE: case SH_OP_IDENTITY:
-    case SH_OP_SPLIT: case SH_OP_SLICE: case SH_OP_TRANSPOSE: case SH_OP_MAX_POOL: case SH_OP_CONCAT: {
+    case SH_OP_SPLIT: case SH_OP_SLICE: case SH_OP_TRANSPOSE: case SH_OP_MAX_POOL: case SH_OP_CONCAT:
+    case SH_OP_RESIZE: case SH_OP_UPSAMPLE: case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV: {
         const sh_tensor *x = tin(g, n, 0);
         return x && !x->is_const && is_q8(x->dtype);
     }
@@ -80,7 +84,7 @@ bool sh_cuda_quant_handles(const sh_graph *g, const sh_node *n)
         const sh_tensor *x = tin(g, n, 0);
         return x && !x->is_const && kq_dt(x->dtype) >= 0 && x->dtype != SH_DT_FLOAT32;
     }
-    return moves_codes(g, n);
+    return int8_data_op(g, n);
 }
 
 void sh_cuda_quant_storage(const sh_graph *g, sh_program *p, sh_cuda_prog *cp)
@@ -308,6 +312,12 @@ bool sh_cuda_quant_supports(const sh_graph *g, int k)
                (n->n_inputs <= 1 || (tin(g, n, 1) && tin(g, n, 1)->is_const && tin(g, n, 2) && tin(g, n, 2)->is_const));
     case SH_OP_MAX_POOL:
         return x->shape.ndim == 4 && n->n_outputs == 1;
+    case SH_OP_RESIZE: case SH_OP_UPSAMPLE:
+        /* the fp16 kernel's nearest coordinates (resize.cu), over bytes */
+        return !strcmp(sh_node_string(n, "mode", "nearest"), "nearest") && x->shape.ndim == 4 &&
+               y->dtype == x->dtype && x->shape.d[0] == y->shape.d[0] && x->shape.d[1] == y->shape.d[1];
+    case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV:
+        return tin(g, n, 1) && tin(g, n, 1)->dtype == x->dtype && y->dtype == x->dtype;
     default:
         return false;
     }
@@ -473,17 +483,12 @@ static int32_t czp(const sh_graph *g, const sh_node *n, int slot, sh_dtype dt)
     return v;
 }
 
-static void build_qbinary(const sh_graph *g, const sh_node *n, struct sh_cuda_quant *q)
+/* Right-aligned broadcasting of a and b to y, strides in elements (0 on a broadcast dim). */
+static void bcast(const sh_tensor *a, const sh_tensor *b, const sh_tensor *y, sh_kq_bin_p *p)
 {
-    const sh_tensor *a = tin(g, n, 0), *b = tin(g, n, 3), *y = sh_node_output(g, n, 0);
-    sh_kq_bin_p *p = &q->bin;
-    q->kind = QK_BINARY;
-    p->mul = n->op == SH_OP_QLINEAR_MUL;
-    p->dt = kq_dt(a->dtype);
     p->nd = y->shape.ndim > 0 ? y->shape.ndim : 1;
     p->dims[0] = 1;
     p->sa[0] = p->sb[0] = 0;
-    /* right-aligned broadcasting, strides in elements (0 on a broadcast dim) */
     int64_t st_a = 1, st_b = 1;
     for (int d = y->shape.ndim - 1; d >= 0; d--) {
         int da = d - (y->shape.ndim - a->shape.ndim), db = d - (y->shape.ndim - b->shape.ndim);
@@ -494,6 +499,16 @@ static void build_qbinary(const sh_graph *g, const sh_node *n, struct sh_cuda_qu
         st_a *= ea;
         st_b *= eb;
     }
+}
+
+static void build_qbinary(const sh_graph *g, const sh_node *n, struct sh_cuda_quant *q)
+{
+    const sh_tensor *a = tin(g, n, 0), *b = tin(g, n, 3), *y = sh_node_output(g, n, 0);
+    sh_kq_bin_p *p = &q->bin;
+    q->kind = QK_BINARY;
+    p->mul = n->op == SH_OP_QLINEAR_MUL;
+    p->dt = kq_dt(a->dtype);
+    bcast(a, b, y, p);
     /* quant.c qbin_run's factors, in its expression order */
     float sa = cscale(g, n, 1), sb = cscale(g, n, 4), sc = cscale(g, n, 6);
     p->za = czp(g, n, 2, a->dtype);
@@ -631,6 +646,16 @@ int sh_cuda_build_quant(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cud
         rc = sh_cuda_build_pool(g, n, cn, false, err);
         q->kind = QK_MAX_POOL;
         break;
+    case SH_OP_RESIZE: case SH_OP_UPSAMPLE:
+        rc = sh_cuda_build_resize(g, n, cn, false, err);
+        q->kind = QK_RESIZE;
+        break;
+    case SH_OP_ADD: case SH_OP_SUB: case SH_OP_MUL: case SH_OP_DIV:
+        q->kind = QK_INT_BINARY;
+        q->bin.dt = kq_dt(x->dtype);
+        q->bin.mul = n->op == SH_OP_ADD ? SH_K_ADD : n->op == SH_OP_SUB ? SH_K_SUB : n->op == SH_OP_MUL ? SH_K_MUL : SH_K_DIV;
+        bcast(x, tin(g, n, 1), y, &q->bin);
+        break;
     case SH_OP_SPLIT: case SH_OP_CONCAT: case SH_OP_SLICE: case SH_OP_TRANSPOSE: {
         bool aliased[64] = {false};
         rc = n->op == SH_OP_SPLIT ? sh_cuda_build_split(c, g, n, cn, aliased, false, err)
@@ -736,6 +761,12 @@ int sh_cuda_run_quant(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, const s
         break;
     case QK_MEMCPY:
         SH_CU(c, err, cudaMemcpyAsync(y, x, q->bytes, cudaMemcpyDeviceToDevice, s));
+        break;
+    case QK_RESIZE:
+        SH_CU(c, err, sh_k_resize_bytes(y, x, &cn->rs, s));
+        break;
+    case QK_INT_BINARY:
+        SH_CU(c, err, sh_kq_int_binary(y, x, in_at(n, tp, 1), cn->n, &q->bin, s));
         break;
     case QK_COPY:
         for (int i = 0; i < cn->n_copies; i++) {

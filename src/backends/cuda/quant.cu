@@ -293,6 +293,40 @@ extern "C" cudaError_t sh_kq_binary(void *y, const void *a, const void *b, int n
     return cudaGetLastError();
 }
 
+__global__ void kq_int_binary(unsigned char *y, const void *a, const void *b, int n, sh_kq_bin_p p)
+{
+    KQ_LOOP(i, n)
+    {
+        long r = i, oa = 0, ob = 0;
+#pragma unroll
+        for (int d = SH_K_MAX_DIMS - 1; d >= 0; d--) {
+            if (d >= p.nd)
+                continue;
+            long q = r % p.dims[d];
+            r /= p.dims[d];
+            oa += q * p.sa[d];
+            ob += q * p.sb[d];
+        }
+        int va = kq_get(a, p.dt, oa), vb = kq_get(b, p.dt, ob), v;
+        switch (p.mul) {
+        case SH_K_ADD: v = va + vb; break;
+        case SH_K_SUB: v = va - vb; break;
+        case SH_K_MUL: v = va * vb; break;
+        default: v = vb ? va / vb : 0; break;
+        }
+        y[i] = (unsigned char)(v & 0xff);
+    }
+}
+
+extern "C" cudaError_t sh_kq_int_binary(void *y, const void *a, const void *b, int n, const sh_kq_bin_p *p,
+                                        cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    kq_int_binary<<<k_blocks(n, 256), 256, 0, s>>>((unsigned char *)y, a, b, n, *p);
+    return cudaGetLastError();
+}
+
 /* ---- tables: QLinearSigmoid / QLinearLeakyRelu, QLinearConcat ------------------------------------ */
 __global__ void kq_lut(unsigned char *y, const unsigned char *x, int n, sh_kq_lut lut)
 {

@@ -69,7 +69,8 @@ typedef struct sh_kq_mm_io {
 } sh_kq_mm_io;
 
 /* QLinearAdd / QLinearMul with broadcasting (strides in elements, 0 on broadcast dims) and the
- * host-computed factors: add a*ra + b*rb + fixed; mul (a-za)*(b-zb)*ra, then + fixed. */
+ * host-computed factors: add a*ra + b*rb + fixed; mul (a-za)*(b-zb)*ra, then + fixed. The
+ * integer Add/Sub/Mul/Div of int8 data use dims/strides/dt, with the SH_K_ADD.. op in mul. */
 typedef struct sh_kq_bin_p {
     int mul, dt, nd;
     int dims[SH_K_MAX_DIMS], sa[SH_K_MAX_DIMS], sb[SH_K_MAX_DIMS];
@@ -91,6 +92,9 @@ cudaError_t sh_kq_dynamic_quantize(unsigned char *y, float *ys, unsigned char *y
 cudaError_t sh_kq_conv(const sh_kq_conv_io *io, const sh_kq_conv_p *p, const sh_kq_qconv_tab *tab, cudaStream_t s);
 cudaError_t sh_kq_matmul(const sh_kq_mm_io *io, const sh_kq_mm_p *p, cudaStream_t s);
 cudaError_t sh_kq_binary(void *y, const void *a, const void *b, int n, const sh_kq_bin_p *p, cudaStream_t s);
+/* Add/Sub/Mul/Div (p->mul: SH_K_ADD..) of int8 / uint8 data, wrapping modulo 256 as
+ * onnxruntime's do; division by zero gives 0 (backends/cpu/elementwise.c). */
+cudaError_t sh_kq_int_binary(void *y, const void *a, const void *b, int n, const sh_kq_bin_p *p, cudaStream_t s);
 /* y[i] = lut[x[i]] over n bytes. */
 cudaError_t sh_kq_lookup(void *y, const void *x, int n, const sh_kq_lut *lut, cudaStream_t s);
 /* One input of QLinearConcat: outer rows of len bytes into rows of out_len at column off,
