@@ -166,6 +166,7 @@ static void b_dynamic(void)
 typedef struct qc_case {
     int n, c, h, w, m, k, s, pad, group;
     bool one_d, per_channel;
+    bool wzp;       /* int8 weights with non-zero zero points (uint8 weights always have them) */
     sh_dtype xdt, wdt;
     int form;
 } qc_case;
@@ -186,8 +187,8 @@ static void b_qconv(void)
     int x = T("x", SH_DT_FLOAT32, xd, nd), xq, xs = -1, xz;
     int wlo = q->wdt == SH_DT_INT8 ? -127 : 0, whi = q->wdt == SH_DT_INT8 ? 127 : 255;
     int w = CQ("w", q->wdt, wd, nd, wlo, whi);
-    int wz = q->per_channel ? CQ("wz", q->wdt, SH(q->m), q->wdt == SH_DT_INT8 ? -9 : 120, q->wdt == SH_DT_INT8 ? 9 : 136)
-                            : CZ("wz", q->wdt, q->wdt == SH_DT_INT8 ? 0 : 128);
+    int zlo = q->wdt == SH_DT_UINT8 ? 120 : q->wzp ? -9 : 0, zhi = q->wdt == SH_DT_UINT8 ? 136 : q->wzp ? 9 : 0;
+    int wz = q->per_channel ? CQ("wz", q->wdt, SH(q->m), zlo, zhi) : CZ("wz", q->wdt, q->wzp ? 3 : (zlo + zhi) / 2);
     int y, k;
     if (q->form == 3) {
         xq = T("xq", SH_DT_UINT8, xd, nd);
@@ -250,7 +251,9 @@ static void b_qconv(void)
 QCONV(b_qc_u8_3x3s2, .n = 1, .c = 5, .h = 13, .w = 11, .m = 7, .k = 3, .s = 2, .pad = 1, .group = 1,
       .per_channel = true, .xdt = SH_DT_UINT8, .wdt = SH_DT_INT8, .form = 0)
 QCONV(b_qc_i8_grouped, .n = 2, .c = 6, .h = 9, .w = 10, .m = 9, .k = 3, .s = 1, .pad = 1, .group = 3,
-      .per_channel = true, .xdt = SH_DT_INT8, .wdt = SH_DT_INT8, .form = 0)
+      .per_channel = true, .wzp = true, .xdt = SH_DT_INT8, .wdt = SH_DT_INT8, .form = 0)
+QCONV(b_qc_i8_wzp, .n = 1, .c = 17, .h = 9, .w = 10, .m = 9, .k = 3, .s = 1, .pad = 1, .group = 1,
+      .per_channel = true, .wzp = true, .xdt = SH_DT_UINT8, .wdt = SH_DT_INT8, .form = 0)
 QCONV(b_qc_u8w_pt, .n = 1, .c = 4, .h = 7, .w = 7, .m = 5, .k = 1, .s = 1, .pad = 0, .group = 1,
       .per_channel = false, .xdt = SH_DT_UINT8, .wdt = SH_DT_UINT8, .form = 0)
 QCONV(b_qc_1d, .n = 1, .c = 3, .h = 1, .w = 17, .m = 4, .k = 5, .s = 2, .pad = 2, .group = 1, .one_d = true,
@@ -262,6 +265,8 @@ QCONV(b_qc_req_silu, .n = 1, .c = 7, .h = 12, .w = 9, .m = 6, .k = 3, .s = 2, .p
 QCONV(b_ci_dyn, .n = 1, .c = 5, .h = 11, .w = 13, .m = 8, .k = 3, .s = 1, .pad = 1, .group = 1,
       .per_channel = true, .xdt = SH_DT_UINT8, .wdt = SH_DT_UINT8, .form = 3)
 QCONV(b_ci_dyn_s8w, .n = 1, .c = 16, .h = 10, .w = 10, .m = 12, .k = 3, .s = 2, .pad = 1, .group = 4,
+      .per_channel = false, .xdt = SH_DT_UINT8, .wdt = SH_DT_INT8, .form = 3)
+QCONV(b_ci_dyn_tc, .n = 2, .c = 20, .h = 15, .w = 17, .m = 70, .k = 3, .s = 1, .pad = 1, .group = 1,
       .per_channel = false, .xdt = SH_DT_UINT8, .wdt = SH_DT_INT8, .form = 3)
 /* real layer shapes (yolov8n at 640): what the tensor-core kernel takes */
 QCONV(b_real_3x3s1, .n = 1, .c = 64, .h = 80, .w = 80, .m = 64, .k = 3, .s = 1, .pad = 1, .group = 1,
@@ -421,39 +426,42 @@ typedef struct qcase {
     const char *name;
     void (*build)(void);
     float lo, hi;   /* float inputs */
+    bool tc;        /* its integer convolution must run on the int8 tensor cores (sm_80+) */
 } qcase;
 
 static const qcase cases[] = {
-    {"qdq_axis_i8_tensor_u8_i32", b_qdq, -3.f, 3.f},
-    {"dynamic_quantize", b_dynamic, -2.f, 5.f},
-    {"qlinearconv_u8_3x3s2_pc", b_qc_u8_3x3s2, -3.f, 3.f},
-    {"qlinearconv_i8_grouped", b_qc_i8_grouped, -3.f, 3.f},
-    {"qlinearconv_u8w_1x1_pt", b_qc_u8w_pt, -3.f, 3.f},
-    {"qlinearconv_1d", b_qc_1d, -3.f, 3.f},
-    {"qlinearconv_dequant_silu", b_qc_deq_silu, -3.f, 3.f},
-    {"qlinearconv_requant_silu", b_qc_req_silu, -3.f, 3.f},
-    {"convinteger_dynamic_cast", b_ci_dyn, -1.f, 4.f},
-    {"convinteger_s8w_grouped", b_ci_dyn_s8w, -1.f, 4.f},
-    {"real_3x3s1_c64_requant", b_real_3x3s1, -3.f, 3.f},
-    {"real_3x3s2_c32_dequant", b_real_3x3s2, -3.f, 3.f},
-    {"real_1x1_c128_requant", b_real_1x1, -3.f, 3.f},
-    {"real_3x3_c48_m80", b_real_c48, -3.f, 3.f},
-    {"real_rgb_3x3s2_c3", b_real_rgb, 0.f, 3.f},
-    {"real_3x3_c144_i8", b_real_c144_i8, -3.f, 3.f},
-    {"matmulinteger_u8s8_bcast", b_mmi, -4.f, 4.f},
-    {"matmulinteger_s8u8_bcast", b_mmi_s8, -4.f, 4.f},
-    {"qlinearmatmul_pc", b_qmm, -4.f, 4.f},
-    {"qlinearadd_u8_bcast", b_qadd_u8, -3.f, 3.f},
-    {"qlinearadd_i8_bcast", b_qadd_i8, -3.f, 3.f},
-    {"qlinearmul_u8_bcast", b_qmul_u8, -3.f, 3.f},
-    {"qlinearmul_i8_bcast", b_qmul_i8, -3.f, 3.f},
-    {"qlinearconcat", b_qconcat, -3.f, 3.f},
-    {"qlinearsigmoid_u8", b_qsigmoid_u8, -9.f, 9.f},
-    {"qlinearsigmoid_i8", b_qsigmoid_i8, -9.f, 9.f},
-    {"qlinearleakyrelu_u8", b_qleaky_u8, -9.f, 9.f},
-    {"qlinearglobalavgpool", b_qgap, -3.f, 3.f},
-    {"qlinearglobalavgpool_nhwc", b_qgap_cl, -3.f, 3.f},
-    {"int8_moves_resize_wrapping_arith", b_moves, -3.f, 3.f},
+    {"qdq_axis_i8_tensor_u8_i32", b_qdq, -3.f, 3.f, false},
+    {"dynamic_quantize", b_dynamic, -2.f, 5.f, false},
+    {"qlinearconv_u8_3x3s2_pc", b_qc_u8_3x3s2, -3.f, 3.f, true},
+    {"qlinearconv_i8_grouped", b_qc_i8_grouped, -3.f, 3.f, false},
+    {"qlinearconv_weight_zero_points", b_qc_i8_wzp, -3.f, 3.f, false},
+    {"qlinearconv_u8w_1x1_pt", b_qc_u8w_pt, -3.f, 3.f, false},
+    {"qlinearconv_1d", b_qc_1d, -3.f, 3.f, false},
+    {"qlinearconv_dequant_silu", b_qc_deq_silu, -3.f, 3.f, true},
+    {"qlinearconv_requant_silu", b_qc_req_silu, -3.f, 3.f, true},
+    {"convinteger_dynamic_cast", b_ci_dyn, -1.f, 4.f, false},
+    {"convinteger_s8w_grouped", b_ci_dyn_s8w, -1.f, 4.f, false},
+    {"convinteger_s8w_tc", b_ci_dyn_tc, -1.f, 4.f, true},
+    {"real_3x3s1_c64_requant", b_real_3x3s1, -3.f, 3.f, true},
+    {"real_3x3s2_c32_dequant", b_real_3x3s2, -3.f, 3.f, true},
+    {"real_1x1_c128_requant", b_real_1x1, -3.f, 3.f, true},
+    {"real_3x3_c48_m80", b_real_c48, -3.f, 3.f, true},
+    {"real_rgb_3x3s2_c3", b_real_rgb, 0.f, 3.f, true},
+    {"real_3x3_c144_i8", b_real_c144_i8, -3.f, 3.f, true},
+    {"matmulinteger_u8s8_bcast", b_mmi, -4.f, 4.f, false},
+    {"matmulinteger_s8u8_bcast", b_mmi_s8, -4.f, 4.f, false},
+    {"qlinearmatmul_pc", b_qmm, -4.f, 4.f, false},
+    {"qlinearadd_u8_bcast", b_qadd_u8, -3.f, 3.f, false},
+    {"qlinearadd_i8_bcast", b_qadd_i8, -3.f, 3.f, false},
+    {"qlinearmul_u8_bcast", b_qmul_u8, -3.f, 3.f, false},
+    {"qlinearmul_i8_bcast", b_qmul_i8, -3.f, 3.f, false},
+    {"qlinearconcat", b_qconcat, -3.f, 3.f, false},
+    {"qlinearsigmoid_u8", b_qsigmoid_u8, -9.f, 9.f, false},
+    {"qlinearsigmoid_i8", b_qsigmoid_i8, -9.f, 9.f, false},
+    {"qlinearleakyrelu_u8", b_qleaky_u8, -9.f, 9.f, false},
+    {"qlinearglobalavgpool", b_qgap, -3.f, 3.f, false},
+    {"qlinearglobalavgpool_nhwc", b_qgap_cl, -3.f, 3.f, false},
+    {"int8_moves_resize_wrapping_arith", b_moves, -3.f, 3.f, false},
 };
 
 /* --- running ------------------------------------------------------------------------------- */
@@ -562,7 +570,21 @@ static int run_case(sh_backend *cpu, sh_backend *gpu, const qcase *qc)
             }
         }
     }
-    bool ok = !why && bad == 0;
+    /* which kernel each integer convolution took: the tensor cores where the case needs them
+     * (unless the device predates them), and the direct kernel for the rest */
+    const char *path = NULL;
+    bool path_ok = true;
+    for (int k = 0; !why && k < G->n_nodes; k++) {
+        const char *pk = sh_backend_cuda_node_path(rgpu.p, k);
+        if (!pk)
+            continue;
+        path = pk;
+        bool tc = !strncmp(pk, "int8 tensor cores", 17);
+        path_ok &= qc->tc ? tc || strstr(pk, "compute capability") != NULL : !tc;
+    }
+    bool ok = !why && bad == 0 && path_ok;
+    if (path)
+        printf("%-40s kernel: %s%s\n", qc->name, path, path_ok ? "" : " (FAIL: not the expected kernel)");
     if (why)
         printf("%-40s FAIL %s: %s\n", qc->name, why, err.msg);
     else

@@ -562,7 +562,7 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
                 continue;
             int ti = tindex(n, i, false);
             if (t->is_const) {
-                if (cp->wpack[ti] == SH_WPACK_RAW)
+                if (cp->wpack[ti] >= SH_WPACK_RAW)
                     return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): constant %s is also read by a "
                                    "quantized op (raw bytes), not as fp16", n->name, sh_op_name(n->op), t->name);
                 p->weight_bytes[ti] = (size_t)numel(t) * 2;

@@ -183,8 +183,9 @@ typedef struct sh_cuda_node {
  * first, [A, B, R, S] -> [R, S, B, A]: a transposed conv run as a GEMM (ONNX's [C, K, R, S]
  * becomes [R, S, K, C]) and a channels-last depthwise conv ([C, 1, R, S] -> [R, S, 1, C], so
  * a tap's weights for 8 neighbouring channels are one 16-byte load). */
-/* SH_WPACK_RAW: the constant's own bytes in its own dtype (what quantized nodes read). */
-enum sh_cuda_wpack { SH_WPACK_PLAIN = 0, SH_WPACK_KRSC, SH_WPACK_RS_FIRST, SH_WPACK_RAW };
+/* SH_WPACK_RAW: the constant's own bytes in its own dtype (what quantized nodes read);
+ * SH_WPACK_Q8: int8 conv weights for the tensor cores (qgemm.cuh). */
+enum sh_cuda_wpack { SH_WPACK_PLAIN = 0, SH_WPACK_KRSC, SH_WPACK_RS_FIRST, SH_WPACK_RAW, SH_WPACK_Q8 };
 
 typedef struct sh_cuda_prog {
     sh_cuda_node *nodes;        /* [n_nodes] */

@@ -15,10 +15,12 @@
  * backend's own functions (quant_impl.h), so every integer agrees with it bit for bit. */
 #include "backends/cuda/cuda_quant.h"
 #include "backends/cuda/copy.cuh"
+#include "backends/cuda/qgemm.cuh"
 #include "backends/cuda/resize.cuh"
 #include "backends/cpu/quant_impl.h"
 #include "graph/passes.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define QCAT_MAX 16
@@ -41,6 +43,9 @@ struct sh_cuda_quant {
     int n_parts, outer, out_len, part_len[QCAT_MAX], part_off[QCAT_MAX], part_copy[QCAT_MAX];
     int gap_n, gap_c, gap_hw, gap_cl, gap_zx, gap_zy;
     float gap_scale;
+    bool tc;                        /* QK_CONV on the int8 tensor cores (qgemm.cu) */
+    sh_kqg_geom gm;
+    char path[96];                  /* which conv kernel, and why (inspect) */
 };
 
 static int64_t numel(const sh_tensor *t) { return sh_shape_numel(&t->shape); }
@@ -325,13 +330,13 @@ bool sh_cuda_quant_supports(const sh_graph *g, int k)
 
 /* --- compile ------------------------------------------------------------------------------ */
 
-/* Every constant the node reads goes up as its raw bytes; a constant that another node reads
- * as fp16 cannot be both. */
-static int raw_weights(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, const sh_node *n, sh_err *err)
+/* Every constant the node reads goes up as its raw bytes (but `packed`, the weights of a
+ * tensor-core conv); a constant that another node reads as fp16 cannot be both. */
+static int raw_weights(const sh_graph *g, sh_program *p, sh_cuda_prog *cp, const sh_node *n, int packed, sh_err *err)
 {
     for (int i = 0; i < n->n_inputs; i++) {
         const sh_tensor *t = tin(g, n, i);
-        if (!t || !t->is_const || sh_cuda_is_param_slot(n, i))
+        if (!t || !t->is_const || sh_cuda_is_param_slot(n, i) || n->inputs[i] == packed)
             continue;
         int ti = n->inputs[i];
         size_t bytes;
@@ -388,7 +393,39 @@ static void qconv_tables(const sh_graph *g, const sh_node *n, sh_dtype code, str
     }
 }
 
-static int build_qconv(const sh_graph *g, int k, struct sh_cuda_quant *q, sh_err *err)
+/* Whether the conv runs on the int8 tensor cores (qgemm.cu); else q->path says why not. */
+static bool qconv_tc(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, const sh_cuda_prog *cp, int wi,
+                     struct sh_cuda_quant *q)
+{
+    const sh_tensor *w = &g->tensors[wi], *wz = tin(g, n, n->op == SH_OP_QLINEAR_CONV ? 5 : 3);
+    const char *why = NULL;
+    if (c->cc_major < 8)
+        why = "compute capability below 8.0";
+    else if (q->conv.g != 1)
+        why = "grouped";
+    if (!why && (tin(g, n, 0)->shape.ndim != 4))
+        why = "1-D";
+    if (!why && (w->dtype != SH_DT_INT8 || !w->is_const || !w->data))
+        why = "weights not constant int8";
+    if (!why && wz) {
+        bool zero = wz->is_const && wz->data;
+        for (int64_t i = 0; zero && i < numel(wz); i++)
+            zero = ((const int8_t *)wz->data)[i] == 0;
+        if (!zero)
+            why = "weights with a zero point";
+    }
+    if (!why && (w->n_consumers != 1 || cp->wpack[wi] != SH_WPACK_PLAIN))
+        why = "weights shared with another node";
+    if (why) {
+        snprintf(q->path, sizeof q->path, "direct kernel: %s", why);
+        return false;
+    }
+    snprintf(q->path, sizeof q->path, "int8 tensor cores (mma.sync m16n8k32)");
+    return true;
+}
+
+static int build_qconv(const sh_cuda_ctx *c, const sh_graph *g, sh_program *pr, sh_cuda_prog *cp, int k,
+                       struct sh_cuda_quant *q, size_t *ws_bytes, sh_err *err)
 {
     const sh_node *n = &g->nodes[k];
     bool ql = n->op == SH_OP_QLINEAR_CONV;
@@ -431,6 +468,47 @@ static int build_qconv(const sh_graph *g, int k, struct sh_cuda_quant *q, sh_err
         return sh_errf(err, SHOAL_ERR_SHAPE, "group %d does not divide channels %d -> %d", p->g, p->c, p->m);
     if (deq)
         qconv_tables(g, n, code, q);
+    int wi = n->inputs[ql ? 3 : 1];
+    q->tc = qconv_tc(c, g, n, cp, wi, q);
+    if (!q->tc)
+        return 0;
+    /* the padded NHWC input (qgemm.cuh) in the workspace; packed weights charged as int8 plus
+     * one int32 sum per filter */
+    sh_kqg_geom *gm = &q->gm;
+    gm->cp = sh_kqg_cpad(p->c);
+    gm->hp = (p->oh - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    gm->wp = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+    gm->kp = sh_kqg_kpad(p->kh, p->kw, p->c);
+    size_t xb, wb;
+    if (!sh_mul_size((size_t)p->n * (size_t)gm->hp, (size_t)gm->wp, &xb) || !sh_mul_size(xb, (size_t)gm->cp, &xb) ||
+        !sh_mul_size((size_t)p->m, (size_t)gm->kp + sizeof(int32_t), &wb) || xb >= INT32_MAX)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "int8 conv workspace overflows");
+    *ws_bytes = xb;
+    pr->weight_bytes[wi] = wb;
+    cp->wpack[wi] = SH_WPACK_Q8;
+    return 0;
+}
+
+int sh_cuda_pack_q8_weight(const sh_tensor *w, void *dst, sh_err *err)
+{
+    if (w->dtype != SH_DT_INT8 || w->shape.ndim != 4 || !w->data)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: %s is not a 4-D int8 constant", w->name);
+    int M = (int)w->shape.d[0], C = (int)w->shape.d[1], KH = (int)w->shape.d[2], KW = (int)w->shape.d[3];
+    int cpad = sh_kqg_cpad(C), kp = sh_kqg_kpad(KH, KW, C);
+    const int8_t *src = w->data;
+    int8_t *d = dst;
+    int32_t *sums = (int32_t *)(d + (size_t)M * kp);
+    memset(d, 0, (size_t)M * kp);
+    for (int m = 0; m < M; m++) {
+        int32_t sum = 0;
+        for (int ci = 0; ci < C; ci++)
+            for (int t = 0; t < KH * KW; t++) {
+                int8_t v = src[((size_t)m * C + ci) * KH * KW + t];
+                d[(size_t)m * kp + (size_t)t * cpad + ci] = v;
+                sum += v;
+            }
+        memcpy(sums + m, &sum, sizeof sum);
+    }
     return 0;
 }
 
@@ -594,7 +672,7 @@ int sh_cuda_build_quant(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cud
     cn->kind = NK_QUANT;
     const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
     cn->n = (int)numel(y);
-    int rc = 0;
+    int rc = 0, packed = -1;
     size_t ws = 0;
     switch (n->op) {
     case SH_OP_QUANTIZE_LINEAR: case SH_OP_DEQUANTIZE_LINEAR:
@@ -605,7 +683,8 @@ int sh_cuda_build_quant(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cud
         ws = 2 * SH_KQ_DYN_BLOCKS * sizeof(float);
         break;
     case SH_OP_CONV_INTEGER: case SH_OP_QLINEAR_CONV:
-        rc = build_qconv(g, k, q, err);
+        rc = build_qconv(c, g, p, cp, k, q, &ws, err);
+        packed = q->tc ? n->inputs[n->op == SH_OP_QLINEAR_CONV ? 3 : 1] : -1;
         break;
     case SH_OP_MATMUL_INTEGER: case SH_OP_QLINEAR_MATMUL:
         build_qmatmul(g, n, q);
@@ -673,7 +752,7 @@ int sh_cuda_build_quant(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cud
     }
     cn->kind = NK_QUANT;
     if (!rc)
-        rc = raw_weights(g, p, cp, n, err);
+        rc = raw_weights(g, p, cp, n, packed, err);
     if (rc)
         return rc;
     cn->op_ws_off = 0;
@@ -722,7 +801,10 @@ int sh_cuda_run_quant(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, const s
             io.yz = in_at(n, tp, 7);
             io.bias = in_at(n, tp, 8);
         }
-        SH_CU(c, err, sh_kq_conv(&io, &q->conv, &q->tab, s));
+        if (q->tc)
+            SH_CU(c, err, sh_kq_conv_tc(&io, &q->conv, &q->gm, &q->tab, ws + cn->op_ws_off, s));
+        else
+            SH_CU(c, err, sh_kq_conv(&io, &q->conv, &q->tab, s));
         break;
     }
     case QK_MATMUL: {
@@ -778,9 +860,11 @@ int sh_cuda_run_quant(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, const s
     return 0;
 }
 
-const char *sh_cuda_quant_path(const sh_cuda_node *cn)
+const char *sh_backend_cuda_node_path(const sh_program *p, int node)
 {
-    if (!cn || !cn->quant)
+    const sh_cuda_prog *cp = p ? p->impl : NULL;
+    if (!cp || node < 0 || node >= p->graph->n_nodes)
         return NULL;
-    return cn->quant->kind == QK_CONV ? "direct int32 kernel" : "direct kernel";
+    const sh_cuda_node *cn = &cp->nodes[node];
+    return cn->kind == NK_QUANT && cn->quant->kind == QK_CONV ? cn->quant->path : NULL;
 }
