@@ -9,6 +9,13 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
     memset(out, 0, sizeof *out);
     return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "shoal was built without the CUDA backend (SHOAL_CUDA=OFF or no toolkit)");
 }
+
+const char *sh_backend_cuda_node_path(const sh_program *p, int node)
+{
+    (void)p;
+    (void)node;
+    return NULL;
+}
 #endif
 
 void sh_backend_destroy(sh_backend *b)

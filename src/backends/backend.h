@@ -142,6 +142,10 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
  * device is present. */
 int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *err);
 void sh_backend_destroy(sh_backend *b);                                   /* accepts NULL */
+/* Which kernel the CUDA backend's program p runs node `node` on, where it chose between
+ * kernels (its integer convolutions: the int8 tensor cores, or the direct kernel and why);
+ * NULL for other nodes, and always in builds without CUDA. */
+const char *sh_backend_cuda_node_path(const sh_program *p, int node);
 
 /* The runtime's calls (backend.c): on a lane where the backend has lanes, else synchronous
  * through the device's upload, run and download, which makes wait a no-op. A run issues

@@ -24,7 +24,8 @@ static void usage(FILE *f)
             "shape ('name' marks a symbolic dim), op counts, parameter count and bytes, and every node\n"
             "shoal cannot run with the reason. Then imports the model as `shoal run` would; a quantized\n"
             "model with static input shapes is also compiled for the CPU, and each integer\n"
-            "convolution's kernel is listed (int8 oneDNN, or the im2col path and why).\n"
+            "convolution's kernel is listed (int8 oneDNN, or the im2col path and why); with a CUDA\n"
+            "device, for the GPU too (int8 tensor cores, or the direct kernel and why).\n"
             "\n"
             "--convs       also compile the model for the CPU backend and print the CPU's vector\n"
             "              extensions, the instruction set oneDNN uses (ONEDNN_MAX_CPU_ISA may cap it)\n"
@@ -49,18 +50,19 @@ static void print_values(const char *title, const sh_onnx_value *v, int n)
 }
 
 /* ultralytics' keys as shoal reads them (they fill the model's defaults), then the rest raw. */
-/* Compiles the model for the CPU and counts the kernels of its integer convolutions (after
- * QDQ folding), one line per kind. Models with dynamic inputs are not compiled here. */
-static void print_int8_paths(sh_allocator *a, const char *path)
+/* Compiles the model for a backend (cuda: the CUDA one, when a device is present) and counts
+ * the kernels of its integer convolutions (after QDQ folding), one line per kind. Models with
+ * dynamic inputs are not compiled here. */
+static void print_int8_paths(sh_allocator *a, const char *path, bool cuda)
 {
-    sh_backend cpu;
+    sh_backend be;
     sh_backend_params bp = {.alloc = a, .n_threads = 1};
     sh_err err = {0};
-    if (sh_backend_cpu_create(&bp, &cpu, &err))
+    if (cuda ? sh_backend_cuda_create(&bp, &be, &err) : sh_backend_cpu_create(&bp, &be, &err))
         return;
     sh_session_params sp = sh_session_default_params();
     sp.alloc = a;
-    sp.backend = &cpu;
+    sp.backend = &be;
     sh_session *s = NULL;
     const sh_program *prog = NULL;
     if (sh_session_create_file(&sp, path, &s, &err) == 0 && (prog = sh_session_program(s)) != NULL) {
@@ -68,7 +70,7 @@ static void print_int8_paths(sh_allocator *a, const char *path)
         const char *kinds[16];
         int counts[16], n_kinds = 0;
         for (int k = 0; k < g->n_nodes; k++) {
-            const char *why = sh_backend_cpu_node_path(prog, k);
+            const char *why = cuda ? sh_backend_cuda_node_path(prog, k) : sh_backend_cpu_node_path(prog, k);
             if (!why)
                 continue;
             int i = 0;
@@ -82,15 +84,15 @@ static void print_int8_paths(sh_allocator *a, const char *path)
                 counts[i]++;
         }
         if (n_kinds) {
-            printf("int8 convolutions on this machine's CPU:\n");
+            printf("int8 convolutions on this machine's %s:\n", cuda ? "GPU" : "CPU");
             for (int i = 0; i < n_kinds; i++)
                 printf("  %-60s %d\n", kinds[i], counts[i]);
         }
     } else if (!s) {
-        printf("cpu compile: not done (%s)\n", err.msg);
+        printf("%s compile: not done (%s)\n", cuda ? "cuda" : "cpu", err.msg);
     }
     sh_session_destroy(s);
-    sh_backend_destroy(&cpu);
+    sh_backend_destroy(&be);
 }
 
 static void print_meta(const sh_onnx_info *info)
@@ -276,8 +278,10 @@ int cmd_inspect(int argc, char **argv)
             sh_graph_destroy(g);
             if (convs)
                 status = print_convs(a, path, threads);
-            if (quantized)
-                print_int8_paths(a, path);
+            if (quantized) {
+                print_int8_paths(a, path, false);
+                print_int8_paths(a, path, true);
+            }
         }
     }
     sh_onnx_info_destroy(a, info);

@@ -11,7 +11,7 @@
 /* GPU time of one graph replay, split by kind of step (index < SH_CUDA_PROFILE_KINDS; names[k]
  * is NULL past the last kind): captures the program with an event between every two nodes,
  * replays it three times and keeps the last. For benchmarks and notes; synchronous. */
-#define SH_CUDA_PROFILE_KINDS 17
+#define SH_CUDA_PROFILE_KINDS 18
 int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tensor_ptrs, void *const *workspace_ptrs,
                     double ms_by_kind[SH_CUDA_PROFILE_KINDS], int count_by_kind[SH_CUDA_PROFILE_KINDS],
                     const char **names, sh_err *err);

@@ -14,7 +14,7 @@
  * NHWC, and those of transposed convs run as a GEMM and channels-last depthwise convs, packed
  * taps first; values beyond fp16's range saturate.
  * Constants read only at compile time (shapes, pads, scales, indices) are not uploaded. */
-#include "backends/cuda/cuda_ops.h"
+#include "backends/cuda/cuda_quant.h"
 
 #include <float.h>
 #include <math.h>
@@ -185,6 +185,8 @@ bool sh_cuda_supports_node(void *vctx, const sh_graph *g, int k)
         return true;    /* folded: nothing to run */
     if (sh_cuda_is_frame_op(n->op))
         return sh_cuda_frame_supports(g, n);
+    if (sh_cuda_quant_handles(g, n))
+        return sh_cuda_quant_supports(g, k);
     if (!tensors_ok(g, n))
         return false;
     const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
@@ -375,9 +377,12 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
         return 0;
     }
     if (!sh_cuda_supports_node(c, g, k))
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend%s",
-                       n->name, sh_op_name(n->op),
-                       n->op >= SH_OP_QUANTIZE_LINEAR ? " (quantized ops run on the CPU backend only)" : "");
+        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): not supported by the CUDA backend",
+                       n->name, sh_op_name(n->op));
+    if (sh_cuda_quant_handles(g, n)) {
+        int rq = sh_cuda_build_quant(c, g, p, cp, k, err);
+        return rq ? sh_err_prefix(err, rq, "node %s (%s): ", n->name, sh_op_name(n->op)) : 0;
+    }
     const sh_tensor *x = tin(g, n, 0), *y = sh_node_output(g, n, 0);
     int xi = n->n_inputs > 0 ? n->inputs[0] : -1, yi = n->outputs[0];
     cn->n = (int)numel(y);
@@ -557,6 +562,9 @@ static int build_node(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_
                 continue;
             int ti = tindex(n, i, false);
             if (t->is_const) {
+                if (cp->wpack[ti] >= SH_WPACK_RAW)
+                    return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (%s): constant %s is also read by a "
+                                   "quantized op (raw bytes), not as fp16", n->name, sh_op_name(n->op), t->name);
                 p->weight_bytes[ti] = (size_t)numel(t) * 2;
             } else if (cp->f32[ti] && !(cn->kind == NK_PLANAR && i == 0)) {   /* planar reads fp32 */
                 cn->stage_in[i] = ws;
@@ -603,6 +611,7 @@ void sh_cuda_program_free(void *vctx, sh_program *p)
                 sh_free(c->alloc, cn->stage_out);
                 sh_free(c->alloc, cn->copies);
                 sh_free(c->alloc, cn->frame);
+                sh_free(c->alloc, cn->quant);
             }
         }
         sh_free(c->alloc, cp->nodes);
@@ -668,7 +677,7 @@ static void choose_layouts(const sh_graph *g, const sh_program *p, sh_cuda_prog 
 {
     for (int t = 0; t < g->n_tensors; t++) {
         const sh_tensor *ts = &g->tensors[t];
-        cp->nhwc[t] = !ts->is_const && ts->shape.ndim == 4 && !cp->f32[t] && p->tensor_bytes[t] > 0 &&
+        cp->nhwc[t] = !ts->is_const && is_float(ts->dtype) && ts->shape.ndim == 4 && !cp->f32[t] && p->tensor_bytes[t] > 0 &&
                       ts->shape.d[1] > 1;
     }
     bool changed = true;
@@ -736,6 +745,7 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
             p->tensor_bytes[t] = (size_t)ne * (cp->f32[t] ? 4 : 2);
     }
     sh_cuda_frame_storage(g, p, cp);
+    sh_cuda_quant_storage(g, p, cp);
     for (int t = 0; t < g->n_tensors; t++) {
         const sh_tensor *ts = &g->tensors[t];
         if (ts->is_input && !ts->is_const && ts->dtype != SH_DT_FLOAT32 && !sh_cuda_frame_input_ok(g, t)) {

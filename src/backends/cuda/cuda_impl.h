@@ -136,7 +136,8 @@ typedef enum sh_cuda_kind {
     NK_SOFTMAX,
     NK_GEMM,
     NK_PLANAR,     /* own conv of the fp32 NCHW graph input with few channels (conv_planar.cu) */
-    NK_FRAME       /* a frame op (cuda_frame.c, frame.cu) */
+    NK_FRAME,      /* a frame op (cuda_frame.c, frame.cu) */
+    NK_QUANT       /* a quantized op or int8 data movement (cuda_quant.c, quant.cu) */
 } sh_cuda_kind;
 
 typedef struct sh_cuda_copy {
@@ -190,6 +191,7 @@ typedef struct sh_cuda_node {
     int r_outer, r_len, r_inner;              /* mean / softmax */
     size_t memcpy_bytes;
     struct sh_cuda_frame *frame;              /* frame op parameters (cuda_frame.c), owned */
+    struct sh_cuda_quant *quant;              /* quantized node parameters (cuda_quant.c), owned */
 } sh_cuda_node;
 
 #define SH_CUDA_GRAPH_CACHE 4
@@ -198,7 +200,9 @@ typedef struct sh_cuda_node {
  * first, [A, B, R, S] -> [R, S, B, A]: a transposed conv run as a GEMM (ONNX's [C, K, R, S]
  * becomes [R, S, K, C]) and a channels-last depthwise conv ([C, 1, R, S] -> [R, S, 1, C], so
  * a tap's weights for 8 neighbouring channels are one 16-byte load). */
-enum sh_cuda_wpack { SH_WPACK_PLAIN = 0, SH_WPACK_KRSC, SH_WPACK_RS_FIRST };
+/* SH_WPACK_RAW: the constant's own bytes in its own dtype (what quantized nodes read);
+ * SH_WPACK_Q8: int8 conv weights for the tensor cores (qgemm.cuh). */
+enum sh_cuda_wpack { SH_WPACK_PLAIN = 0, SH_WPACK_KRSC, SH_WPACK_RS_FIRST, SH_WPACK_RAW, SH_WPACK_Q8 };
 
 typedef struct sh_cuda_prog {
     sh_cuda_node *nodes;        /* [n_nodes] */

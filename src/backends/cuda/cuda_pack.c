@@ -1,6 +1,7 @@
 /* Packing a program's constants for the device (backend.h pack_weight): fp16, in the layout
- * the step reading them wants (cuda_impl.h sh_cuda_wpack). */
-#include "backends/cuda/cuda_impl.h"
+ * the step reading them wants (cuda_impl.h sh_cuda_wpack), or the raw bytes quantized nodes
+ * read (int8 weights, int32 biases, float32 scales, zero points). */
+#include "backends/cuda/cuda_quant.h"
 #include "core/half.h"
 
 #include <string.h>
@@ -41,6 +42,14 @@ int sh_cuda_pack_weight(void *vctx, const sh_program *p, int t, void *dst, sh_er
 {
     const sh_tensor *ts = &p->graph->tensors[t];
     int64_t n = numel(ts);
+    const sh_cuda_prog *cp0 = p->impl;
+    if (cp0 && cp0->wpack[t] == SH_WPACK_RAW && ts->is_const && ts->data && n >= 0 &&
+        p->weight_bytes[t] == (size_t)n * sh_dtype_size(ts->dtype)) {
+        memcpy(dst, ts->data, p->weight_bytes[t]);
+        return 0;
+    }
+    if (cp0 && cp0->wpack[t] == SH_WPACK_Q8)
+        return sh_cuda_pack_q8_weight(ts, dst, err);
     if (!ts->is_const || !ts->data || n < 0 || p->weight_bytes[t] != (size_t)n * 2)
         return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: tensor %s is not a packed constant", ts->name);
     uint16_t *d = dst;

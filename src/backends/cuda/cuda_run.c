@@ -1,7 +1,7 @@
 /* Running a compiled program: enqueue every node's kernels on the backend's stream, captured
  * once per binding into a CUDA graph and replayed after. No allocation and no host sync here:
  * the caller's download is the one sync of a run. */
-#include "backends/cuda/cuda_ops.h"
+#include "backends/cuda/cuda_quant.h"
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/conv.cuh"
 #include "backends/cuda/convert.cuh"
@@ -160,6 +160,12 @@ static int enqueue_node(sh_cuda_ctx *c, cudaStream_t s, int *counters, const sh_
         int rcf = sh_cuda_run_frame(c, s, n, cn, tp, ws ? ws + cn->op_ws_off : NULL, err);
         if (rcf)
             return rcf;
+        break;
+    }
+    case NK_QUANT: {
+        int rcq = sh_cuda_run_quant(c, s, g, n, cn, tp, ws, err);
+        if (rcq)
+            return rcq;
         break;
     }
     case NK_GEMM:
@@ -350,11 +356,12 @@ static void profile_conv_line(const sh_cuda_ctx *c, const sh_graph *g, int k, co
 
 static const char *const kind_names[] = {"skip", "conv (cuDNN+epilogue)", "conv (own, fused)", "convT", "depthwise", "batchnorm",
                                          "unary", "binary", "copy", "memcpy", "pool", "mean", "resize",
-                                         "softmax", "gemm", "conv (own, planar input)", "frame op"};
-_Static_assert(sizeof kind_names / sizeof kind_names[0] == NK_FRAME + 1, "kind names");
-_Static_assert(SH_CUDA_PROFILE_KINDS == NK_FRAME + 1, "cuda.h profile kinds");
+                                         "softmax", "gemm", "conv (own, planar input)", "frame op",
+                                         "quantized"};
+_Static_assert(sizeof kind_names / sizeof kind_names[0] == NK_QUANT + 1, "kind names");
+_Static_assert(SH_CUDA_PROFILE_KINDS == NK_QUANT + 1, "cuda.h profile kinds");
 
-const char *sh_cuda_kind_name(int kind) { return kind >= 0 && kind <= NK_FRAME ? kind_names[kind] : "?"; }
+const char *sh_cuda_kind_name(int kind) { return kind >= 0 && kind <= NK_QUANT ? kind_names[kind] : "?"; }
 
 /* An event record node between every two nodes (cudaEventRecordExternal), so the times are
  * those of a graph replay, without the launch gaps of an eager run. */
@@ -368,7 +375,7 @@ int sh_cuda_profile(sh_backend *b, sh_program *p, void *const *tp, void *const *
     for (int k = 0; k < SH_CUDA_PROFILE_KINDS; k++) {
         ms_by_kind[k] = 0;
         count_by_kind[k] = 0;
-        names[k] = k <= NK_FRAME ? kind_names[k] : NULL;
+        names[k] = k <= NK_QUANT ? kind_names[k] : NULL;
     }
     cudaEvent_t *ev = sh_calloc(c->alloc, (size_t)n + 1, sizeof *ev);
     if (!ev)

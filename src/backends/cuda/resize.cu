@@ -128,3 +128,26 @@ extern "C" cudaError_t sh_k_resize(void *y, const void *x, const sh_k_resize_p *
     }
     return k_launch(k_resize, k_blocks(total, 256), 256, s, (__half *)y, (const __half *)x, *p, total);
 }
+
+/* Nearest over bytes, NCHW: the int8 / uint8 codes of QOperator graphs, with the coordinates
+ * the fp16 kernel takes. */
+__global__ void k_resize_bytes(unsigned char *y, const unsigned char *x, sh_k_resize_p p, long total)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        long row = i / p.ow, nc = row / p.oh;
+        int ox = (int)(i - row * p.ow), oy = (int)(row - nc * p.oh);
+        float cy = k_src_coord(oy, p.scale_h, p.h, p.oh, p.coord);
+        float cx = k_src_coord(ox, p.scale_w, p.w, p.ow, p.coord);
+        y[i] = x[(size_t)nc * p.h * p.w + (size_t)k_nearest(cy, p.nearest_mode, p.h) * p.w +
+                 k_nearest(cx, p.nearest_mode, p.w)];
+    }
+}
+
+extern "C" cudaError_t sh_k_resize_bytes(void *y, const void *x, const sh_k_resize_p *p, cudaStream_t s)
+{
+    long total = (long)p->nc * p->oh * p->ow;
+    if (total <= 0)
+        return cudaSuccess;
+    k_resize_bytes<<<k_blocks(total, 256), 256, 0, s>>>((unsigned char *)y, (const unsigned char *)x, *p, total);
+    return cudaGetLastError();
+}
