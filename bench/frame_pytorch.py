@@ -37,7 +37,6 @@ Prints one JSON record (and writes it to --out).
 import argparse
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -50,6 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import pytorch_runner as R  # noqa: E402
+from hand_frame import HandFrame, model_settings, read_frame  # noqa: E402
 
 E = R.E
 
@@ -66,24 +66,6 @@ except Exception:  # absent or broken on the device's PyTorch: the fallbacks bel
 MODE_FRAMES = {"navigation": "sidewalk", "crossing": "crossing", "shopping": "shelf"}
 TOP_K = 3000          # candidates entering NMS, as shoal's sh_decode_default_params
 MASK_THRESHOLD = 0.5
-
-
-# ---------------------------------------------------------------------------- configuration
-def model_settings(config_path):
-    """Each model's pre/post-processing parameters from the shoal config the run uses."""
-    import yaml
-    c = yaml.safe_load(open(config_path))
-    out = {}
-    for name, m in c["models"].items():
-        out[name] = dict(
-            task=m.get("task", "detect"), size=int(m.get("input_size", 640)),
-            letterbox=m.get("letterbox", "center"), color=m.get("color", "rgb"),
-            scale=float(m.get("scale", 1.0 / 255)), mean=[float(v) for v in m.get("mean", [0, 0, 0])],
-            std=[float(v) for v in m.get("std", [1, 1, 1])],
-            score=float(m.get("score_threshold", 0.25)), iou=float(m.get("iou_threshold", 0.45)),
-            max_det=int(m.get("max_detections", 300)), agnostic=bool(m.get("agnostic_nms", False)),
-            min_score=float(m.get("min_detection_confidence", 0.5)))
-    return out, {k: list(v) for k, v in c["modes"].items()}
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -254,115 +236,6 @@ class FrameModel:
         return pack_bits((m > MASK_THRESHOLD) & inside)
 
 
-# ---------------------------------------------------------------------------- the hand model
-class HandFrame:
-    """MediaPipe's hand landmarker per frame as shoal's hand model runs it in image mode: the
-    palm detector (bench/tflite_torch.py's module of the .tflite file) on the frame letterboxed
-    to 192x192 with a zero border, then, when a palm scores at least min_detection_confidence,
-    the landmark model on a rotated square crop around it (224x224, MediaPipe's rect: rotation
-    from the wrist to the middle finger, scale 2.6, shifted up half a box). Crops are one
-    grid_sample each on the device; the best-scoring palm stands in for weighted NMS, so the
-    peer runs at most one landmark crop where shoal may run num_hands: the table says so. With
-    CUDA graphs the palm stage (frame to rect) and the landmark stage (rect to landmarks) are
-    one graph each; the host reads one flag between them, as shoal's host decode does."""
-
-    def __init__(self, name, settings, frame, dtype, graphs, models_dir):
-        import tflite_torch as TT
-        self.name, self.s, self.frame, self.dtype = name, settings, frame, dtype
-        self.h, self.w = frame.shape[:2]
-        dev = frame.device
-        self.palm = TT.load(os.path.join(models_dir, TT.PALM_FILE)).to(device=dev, dtype=dtype)
-        self.landmark = TT.load(os.path.join(models_dir, TT.LANDMARK_FILE)).to(device=dev, dtype=dtype)
-        self.anchors = torch.from_numpy(TT.palm_anchors()).to(dev)
-        self.min_score = settings["min_score"]
-        side = max(self.w, self.h)
-        # normalised grid of the letterbox square in frame coordinates: x in [-1, 1] over W
-        t = (torch.arange(192, device=dev, dtype=torch.float32) + 0.5) / 192 - 0.5
-        gx = (self.w / 2 + t * side) / self.w * 2 - 1
-        gy = (self.h / 2 + t * side) / self.h * 2 - 1
-        self.palm_grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None]
-        self.lt = (torch.arange(224, device=dev, dtype=torch.float32) + 0.5) / 224 - 0.5
-        self.graph_palm = self.graph_lm = None
-        self.note = None
-        with torch.no_grad():
-            if graphs:
-                st = torch.cuda.Stream()
-                st.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(st):
-                    for _ in range(3):
-                        self.palm_out = self._palm()
-                        self.lm_out = self._landmark()
-                torch.cuda.current_stream().wait_stream(st)
-                try:
-                    self.graph_palm = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(self.graph_palm):
-                        self.palm_out = self._palm()
-                    self.graph_lm = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(self.graph_lm):
-                        self.lm_out = self._landmark()
-                except Exception as e:   # the record says so (self.note); eager then
-                    self.graph_palm = self.graph_lm = None
-                    self.note = f"hand: CUDA graph capture failed ({str(e)[:120]}); eager"
-                    torch.cuda.synchronize()
-
-    def _image(self):
-        return self.frame.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255
-
-    def _palm(self):
-        """frame -> (best score, rect [cx, cy, side, rotation] in frame pixels)"""
-        self.img = self._image()   # the landmark stage crops from the same float frame
-        x = F.grid_sample(self.img, self.palm_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        boxes, logits = self.palm(x.permute(0, 2, 3, 1).contiguous().to(self.dtype))[:2]
-        b = boxes.float().view(-1, 18)
-        score = torch.sigmoid(logits.float().view(-1))
-        best = score.argmax().view(1)           # indexing by a tensor, not an int: no host sync
-        a, bb = self.anchors.index_select(0, best)[0], b.index_select(0, best)[0]
-        top = score.index_select(0, best)[0]
-        side = max(self.w, self.h)
-        px = lambda v, axis: (v / 192 + a[axis] - 0.5) * side + (self.w if axis == 0 else self.h) / 2
-        cx, cy = px(bb[0], 0), px(bb[1], 1)
-        bw = bb[2] / 192 * side
-        bh = bb[3] / 192 * side
-        wx, wy = px(bb[4], 0), px(bb[5], 1)           # keypoint 0: wrist
-        mx, my = px(bb[8], 0), px(bb[9], 1)           # keypoint 2: middle finger MCP
-        rot = math.pi / 2 - torch.atan2(-(my - wy), mx - wx)
-        rot = rot - 2 * math.pi * torch.floor((rot + math.pi) / (2 * math.pi))
-        size = torch.maximum(bw, bh)
-        cx = cx + 0.5 * size * torch.sin(rot)           # shift_y -0.5 along the rotated axis
-        cy = cy - 0.5 * size * torch.cos(rot)
-        return top, torch.stack([cx, cy, size * 2.6, rot])
-
-    def _landmark(self):
-        cx, cy, side, rot = self.palm_out[1]
-        a, b = torch.meshgrid(self.lt * side, self.lt * side, indexing="xy")
-        c, s = torch.cos(rot), torch.sin(rot)
-        x = cx + a * c - b * s
-        y = cy + a * s + b * c
-        grid = torch.stack([x / self.w * 2 - 1, y / self.h * 2 - 1], -1)[None]
-        crop = F.grid_sample(self.img, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return self.landmark(crop.permute(0, 2, 3, 1).contiguous().to(self.dtype))
-
-    def run_network(self):
-        if self.graph_palm is not None:
-            self.graph_palm.replay()
-        else:
-            self.palm_out = self._palm()
-        if float(self.palm_out[0]) >= self.min_score:
-            if self.graph_lm is not None:
-                self.graph_lm.replay()
-            else:
-                self.lm_out = self._landmark()
-            self.found = True
-        else:
-            self.found = False
-
-    def results(self):
-        if not self.found:
-            return dict(hands=np.zeros((0, 21, 3), np.float32))
-        pts = self.lm_out[0].float().view(21, 3).cpu().numpy()
-        return dict(hands=pts[None], presence=np.array([float(self.lm_out[1].float().view(-1)[0])]))
-
-
 # ---------------------------------------------------------------------------- the runner
 def load_modules(names, dev, dtype, bnfold, cache_dir, threads):
     import subprocess
@@ -381,16 +254,6 @@ def load_modules(names, dev, dtype, bnfold, cache_dir, threads):
             R.fold_bn(m)
         mods[n] = m.to(device=dev, dtype=dtype)
     return mods
-
-
-def read_frame(path):
-    """An image file as an [H, W, 3] uint8 RGB array: PIL, else torchvision's decoder."""
-    try:
-        from PIL import Image
-    except ImportError:
-        from torchvision.io import ImageReadMode, read_image
-        return read_image(path, ImageReadMode.RGB).permute(1, 2, 0).contiguous().numpy()
-    return np.asarray(Image.open(path).convert("RGB")).copy()
 
 
 def frame_sources(args, modes, settings):
@@ -419,13 +282,13 @@ def summary(ms):
 class ModeRunner:
     """A mode's models in turn on one frame: the frame crosses to the device once."""
 
-    def __init__(self, names, mods, settings, dev, dtype, graphs, hw, models_dir):
+    def __init__(self, names, mods, settings, dev, dtype, graphs, hw):
         self.dev = dev
         h, w = hw
         self.pinned = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=dev == "cuda")
         self.chw_stage = torch.empty((3, h, w), dtype=torch.uint8, device=dev)
         self.frame = torch.zeros((h, w, 3), dtype=torch.uint8, device=dev)
-        self.models = [HandFrame(n, settings[n], self.frame, dtype, graphs, models_dir)
+        self.models = [HandFrame(n, settings[n], self.frame, dtype, graphs)
                        if settings[n]["task"] == "hand_landmarks" else
                        FrameModel(n, mods[n], settings[n], self.frame, dtype, graphs) for n in names]
 
@@ -652,7 +515,7 @@ def main():
     for mode, members in modes.items():
         label, rgb, jpeg = frames[mode]
         hw = rgb.shape[:2]
-        runner = ModeRunner(members, mods, settings, dev, dtype, graphs, hw, args.models_dir)
+        runner = ModeRunner(members, mods, settings, dev, dtype, graphs, hw)
         notes += [m.note for m in runner.models if getattr(m, "note", None)]
         with torch.no_grad():
             res = runner.from_pixels(rgb)

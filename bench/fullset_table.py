@@ -5,8 +5,8 @@ with its ratio; the budget runs (1,000 mode cycles each, NVML-sampled); per-mode
 
     bench/fullset_table.py RESULTS_DIR [--md FILE] [--svg FILE]
 
-Reads RESULTS_DIR/{shoal,pt_fp32,pt_fp16,pt_fp16_bnfold,pt_graphs,budget_*}.json and the
-*.smi NVML samples beside the shoal runs. Nothing here is a measured number unless it came from
+Reads RESULTS_DIR/{shoal,pt_fp32,pt_fp16,pt_fp16_bnfold,pt_graphs,budget_*}.json, the
+*.smi NVML samples beside the shoal runs and hand.txt (what the hand ran on, every side). Nothing here is a measured number unless it came from
 those files; the article's numbers are quoted as the article gives them (no method, no hardware).
 """
 import argparse
@@ -100,6 +100,16 @@ def pt_memory(p):
     return p.get("device_memory_mb"), None
 
 
+def co_resident(models):
+    """shoal's resident models as the config names them: a hand model's palm detector is an
+    entry of its own ("hand.palm") that counts with its owner, which is resident when both are."""
+    owners = {}
+    for name, m in models.items():
+        owner = name.split(".", 1)[0]
+        owners[owner] = owners.get(owner, True) and bool(m.get("resident"))
+    return sum(owners.values()) or None
+
+
 def build(d):
     S = load(d, "shoal")
     P = {k: load(d, k) for k in ("pt_fp32", "pt_fp16", "pt_fp16_bnfold", "pt_graphs")}
@@ -109,6 +119,15 @@ def build(d):
     gpu = open(os.path.join(d, "gpu.txt")).read().strip().replace("\n", "; ") if os.path.exists(
         os.path.join(d, "gpu.txt")) else "unknown"
     out.append(f"Machine: {gpu}")
+    hand = os.path.join(d, "hand.txt")
+    out.append(f"Hand: {open(hand).read().strip()}" if os.path.exists(hand) else
+               "Hand: not recorded (a run before the full set's hand was MediaPipe's: the MobileNetV3 stand-in)")
+    shopping_in = (S.get("mode_inputs") or {}).get("shopping")
+    if shopping_in:
+        out.append(f"- shoal's shopping frame: {shopping_in}")
+    for k, v in P.items():
+        if v.get("hand"):
+            out.append(f"- {k}'s hand: {v['hand']}" + ("; no palm found there" if v.get("hand_found_palm") is False else ""))
     for k, v in [("shoal", S)] + list(P.items()) + [(f"budget {b}", v) for b, v in budgets.items()]:
         if "skipped" in v:
             out.append(f"- {k}: skipped: {v['skipped']}")
@@ -123,7 +142,7 @@ def build(d):
     s_mean = sum(s_smi) / len(s_smi) if s_smi else None
     s_load = (S.get("load") or {}).get("to_first_results_ms")
     s_load = s_load / 1e3 if s_load is not None else None
-    s_resident = sum(1 for m in (s_mem.get("models") or {}).values() if m.get("resident")) or None
+    s_resident = co_resident(s_mem.get("models") or {})
     f32, f16 = P["pt_fp32"], P["pt_fp16"]
 
     # ---- the article's claims, row by row

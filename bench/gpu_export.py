@@ -92,7 +92,10 @@ def main():
     except Exception as e:  # noqa: BLE001
         have_onnx = None
         print(f"gpu_export: `import onnx` failed ({e}); exporting without the checks", file=sys.stderr)
-    names = args.only or E.ORDER
+    names = args.only or E.exported_names()
+    unknown = [n for n in names if n not in E.MODELS]
+    if unknown:
+        ap.error(f"--only: the {args.set} set exports none of {unknown}")
     order = sorted(names, key=E.ORDER.index)
     if E.SET == "small" and "shopping" in order and "blind_road" not in order:
         E.build_model("blind_road")      # shopping copies blind_road's trunk

@@ -244,6 +244,8 @@ def main():
     ap.add_argument("--hand", choices=["mediapipe", "stand-in"], default="mediapipe",
                     help="mediapipe: the palm detector + landmark model from models/*.tflite; "
                          "stand-in: the MobileNetV3 stand-in of hand.onnx")
+    ap.add_argument("--hand-models", default=os.path.join(ROOT, "models"),
+                    help="the folder of the two .tflite files (both configs read them from models/)")
     ap.add_argument("--hand-photo", default=TT.HAND_PHOTO, help="MediaPipe's left_hands.jpg (inputs)")
     ap.add_argument("--hand-inputs", help="a folder from `tflite_torch.py export`: its hand_palm.input.npy and "
                                           "hand_landmark.input.npy instead of the photo (machines without it)")
@@ -261,6 +263,8 @@ def main():
         sys.exit(f"pytorch_runner: compile needs PyTorch 2.x (this is {torch.__version__})")
     names = [n for n in E.ORDER if n in args.models]
     real_hand = args.hand == "mediapipe" and "hand" in names
+    if "hand" in names and not real_hand and "hand" not in E.MODELS:
+        sys.exit(f"pytorch_runner: the {args.set} set has no stand-in hand network (--hand mediapipe)")
     cached = [n for n in names if not (real_hand and n == "hand")]   # the real hand reads its .tflite
     half = args.config != "fp32_eager" and dev == "cuda"
     dtype = torch.float16 if half else torch.float32
@@ -311,7 +315,7 @@ def main():
     for n in names:
         t = time.perf_counter()
         if n == "hand" and real_hand:
-            m = TT.load_pipeline(args.models_dir)   # parses both .tflite files, dequantizes fp16
+            m = TT.load_pipeline(args.hand_models)   # parses both .tflite files, dequantizes fp16
         else:
             m = skeleton(n)
             m.load_state_dict(torch.load(os.path.join(cache, f"{n}.pt"), map_location="cpu"))
@@ -358,7 +362,7 @@ def main():
                 y = m(*x)
         ys = y if isinstance(y, tuple) else (y,)
         if n == "hand" and real_hand:   # the reference: the fp32 module on the CPU, same inputs
-            ref_net = TT.load_pipeline(args.models_dir)
+            ref_net = TT.load_pipeline(args.hand_models)
             with torch.no_grad():
                 refs = [r.numpy() for r in ref_net(*(torch.from_numpy(a) for a in inputs_np[n]))]
             onames = [f"palm.{o}" for o in ref_net.palm.output_names] + \

@@ -1,7 +1,12 @@
 /* The shipped configs/aiglasses.yaml (or the config named by argv[1]: aiglasses-full.yaml)
  * loads, names the original system's five models and three modes, and picks a tier for each
- * class of card. Skipped (77) while the file is absent. */
+ * class of card. Its hand is MediaPipe's landmarker wired as in configs/aiglasses.yaml (task,
+ * both .tflite files resolving to the ones `make models` fetches, thresholds), so a config
+ * that drifts back to another hand fails here rather than in a benchmark. Skipped (77) while
+ * the file is absent. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +19,63 @@
             return 1;                                                            \
         }                                                                        \
     } while (0)
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* A resolved model path names the file `make models` writes into models/: the same file when
+ * it is there, else the same name under a models/ folder. */
+static int is_fetched_file(const char *path, const char *file)
+{
+    char want[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    snprintf(want, sizeof want, "%s/%s", SHOAL_MODELS_DIR, file);
+    if (access(want, R_OK) == 0)
+        return realpath(path, a) && realpath(want, b) && !strcmp(a, b);
+    snprintf(want, sizeof want, "/models/%s", file);
+    return ends_with(path, want);
+}
+
+/* The same file when both exist, else the same resolved path. */
+static bool same_file(const char *x, const char *y)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    if (realpath(x, a) && realpath(y, b))
+        return !strcmp(a, b);
+    return !strcmp(x, y);
+}
+
+static int check_hand(const sh_config *c, const sh_config *reference)
+{
+    int i = sh_config_find_model(c, "hand");
+    CHECK(i >= 0);
+    const sh_model_config *h = &c->models[i];
+    CHECK(h->task == SH_TASK_HAND_LANDMARKS);
+    CHECK(h->palm_path != NULL);
+    CHECK(is_fetched_file(h->path, "hand_landmark_full.tflite"));
+    CHECK(is_fetched_file(h->palm_path, "palm_detection_full.tflite"));
+    /* the palm detector is budgeted as a model of its own */
+    CHECK(h->palm_stage > 0 && h->palm_stage < c->n_models);
+    CHECK(c->models[h->palm_stage].is_palm_stage && !strcmp(c->models[h->palm_stage].name, "hand.palm"));
+    /* the shopping mode runs it */
+    int shopping = sh_config_find_mode(c, "shopping");
+    bool listed = false;
+    for (size_t k = 0; k < c->modes[shopping].n_models; k++)
+        listed |= c->modes[shopping].models[k] == (size_t)i;
+    CHECK(listed);
+    if (reference) {
+        const sh_model_config *r = &reference->models[sh_config_find_model(reference, "hand")];
+        CHECK(same_file(h->path, r->path) && same_file(h->palm_path, r->palm_path));
+        CHECK(h->num_hands == r->num_hands);
+        CHECK(h->min_detection_confidence == r->min_detection_confidence);
+        CHECK(h->min_tracking_confidence == r->min_tracking_confidence);
+        CHECK(h->tracking == r->tracking);
+        CHECK(h->priority == r->priority && h->pinned == r->pinned && h->preload == r->preload);
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -35,6 +97,16 @@ int main(int argc, char **argv)
     static const char *const modes[] = {"navigation", "crossing", "shopping"};
     for (size_t i = 0; i < 3; i++)
         CHECK(sh_config_find_mode(c, modes[i]) >= 0);
+    /* the full set's hand is the small set's, setting for setting */
+    sh_config *small = NULL;
+    if (argc > 1 && sh_config_load_file(a, SHOAL_SOURCE_DIR "/configs/aiglasses.yaml", &small, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    if (check_hand(c, small))
+        return 1;
+    if (small)
+        sh_config_destroy(small);
     /* the safety-critical models are pinned (issue 4) */
     CHECK(c->models[sh_config_find_model(c, "blind_road")].pinned);
     CHECK(c->models[sh_config_find_model(c, "traffic_light")].pinned);
