@@ -54,14 +54,16 @@ typedef struct sh_onnx_split {
         size_t off, len;
     } *inits;
     size_t n_inits;
+    uint8_t *read_buf;      /* a file's initializer bytes, one at a time */
+    size_t read_cap;
 } sh_onnx_split;
 
 int sh_onnx_split_model(sh_allocator *a, const sh_onnx_source *src, sh_onnx_split *out, sh_err *err);
 void sh_onnx_split_free(sh_allocator *a, sh_onnx_split *s);
-/* Reads, wire-checks and unpacks initializer i into *out (through pa, set up with
- * sh_onnx_pb_alloc_init); the bytes read are freed before it returns. Free *out with
+/* Reads (into s->read_buf, from a file), wire-checks and unpacks initializer i into *out
+ * (through pa, set up with sh_onnx_pb_alloc_init). Free *out with
  * onnx__tensor_proto__free_unpacked(*out, &pa->base). */
-int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, const sh_onnx_split *s, size_t i,
+int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, sh_onnx_split *s, size_t i,
                          Onnx__TensorProto **out, sh_err *err);
 
 /* Reads a whole file (at most SH_ONNX_MAX_FILE_BYTES) into a block from `a`. */

@@ -90,7 +90,7 @@ typedef struct ctx {
     sh_allocator *a;
     sh_pb_alloc *pa;
     const sh_onnx_source *src;
-    const sh_onnx_split *split;   /* initializers still in the source, after gp's own */
+    sh_onnx_split *split;         /* initializers still in the source, after gp's own */
     sh_graph *g;
     const char *model_dir;
     int opset;

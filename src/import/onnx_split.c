@@ -349,25 +349,30 @@ void sh_onnx_split_free(sh_allocator *a, sh_onnx_split *s)
 {
     sh_free(a, s->skeleton);
     sh_free(a, s->inits);
+    sh_free(a, s->read_buf);
     *s = (sh_onnx_split){0};
 }
 
-int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, const sh_onnx_split *s, size_t i,
+int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, sh_onnx_split *s, size_t i,
                          Onnx__TensorProto **out, sh_err *err)
 {
     *out = NULL;
     size_t off = s->inits[i].off, len = s->inits[i].len;
-    uint8_t *bytes = NULL;
     const uint8_t *p = src->buf ? src->buf + off : NULL;
     int rc;
     if (!p) {
-        if (!(bytes = sh_alloc(pa->a, len ? len : 1)))
-            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading initializer #%zu (%zu bytes)", i, len);
-        if ((rc = sh_onnx_source_read(src, off, bytes, len, err))) {
-            sh_free(pa->a, bytes);
-            return rc;
+        /* one buffer for every initializer read: no allocation and fresh pages per weight */
+        if (len > s->read_cap) {
+            sh_free(pa->a, s->read_buf);
+            s->read_cap = 0;
+            if (!(s->read_buf = sh_alloc(pa->a, len)))
+                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading initializer #%zu (%zu bytes)", i,
+                               len);
+            s->read_cap = len;
         }
-        p = bytes;
+        if ((rc = sh_onnx_source_read(src, off, s->read_buf, len, err)))
+            return rc;
+        p = s->read_buf;
     }
     /* the graph's initializers sit two messages deep (ModelProto.graph.initializer) */
     rc = sh_onnx_wire_check(p, len, &onnx__tensor_proto__descriptor, 2, off, err);
@@ -380,6 +385,5 @@ int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, const sh_on
                             : sh_errf(err, SHOAL_ERR_PARSE,
                                       "malformed model: protobuf-c rejected initializer #%zu at byte %zu", i, off);
     }
-    sh_free(pa->a, bytes);
     return rc;
 }
