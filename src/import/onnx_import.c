@@ -2,10 +2,11 @@
  *
  * Hostile files are the normal case here, so the order of work is: check the wire format with a
  * bounded-depth walk (protobuf-c recurses without a limit) while splitting the initializers off
- * (onnx_split.c), unpack the rest with protobuf-c through the caller's allocator, resolve every node's op and opset first (so one error lists every
- * unsupported node), then build tensors (one initializer read and unpacked at a time) and nodes, and let sh_graph_finalize() report dangling
- * inputs, double producers and cycles. Every size that reaches an allocation was checked against
- * bytes the file actually contains. */
+ * (onnx_split.c), unpack the rest with protobuf-c through the caller's allocator, resolve every
+ * node's op and opset first (so one error lists every unsupported node), then build tensors (one
+ * initializer read and unpacked at a time) and nodes, and let sh_graph_finalize() report
+ * dangling inputs, double producers and cycles. Every size that reaches an allocation was
+ * checked against bytes the file actually contains. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -611,7 +612,7 @@ out:
 /* The graph, and the metadata when `meta` is not NULL. The model is split first (onnx_split.c):
  * protobuf-c unpacks everything but the initializers, which are then read and converted one at a
  * time, so the import never holds the file's bytes, protobuf-c's copy of the weights and the
- * graph's constants at once (a 110 MB model's import peaked at twice its size). */
+ * graph's constants at once (that is twice the model). */
 static int load_source(sh_allocator *a, const sh_onnx_source *src, const char *model_dir, sh_graph **out,
                        sh_model_meta **meta, sh_err *err)
 {

@@ -2,12 +2,12 @@
  * and the graph's constants at once.
  *
  * protobuf-c unpacks a message in one call and copies every bytes field, so unpacking a whole
- * ModelProto needs the file's bytes and a copy of all its weights side by side (a 110 MB model
- * peaked at twice its size while the runtime's other models were resident). The split walks the
- * ModelProto and its GraphProto by hand and copies every field into a small "skeleton" except
- * the graph's initializers, whose byte ranges it records instead; the importer unpacks the
- * skeleton, then reads, unpacks and converts one initializer at a time (sh_onnx_split_tensor),
- * so the import's peak is the graph's constants plus one tensor in flight.
+ * ModelProto needs the file's bytes and a copy of all its weights side by side: twice the model,
+ * while a runtime's other models are resident. The split walks the ModelProto and its GraphProto
+ * by hand and copies every field into a small "skeleton" except the graph's initializers, whose
+ * byte ranges it records instead; the importer unpacks the skeleton, then reads, unpacks and
+ * converts one initializer at a time (sh_onnx_split_tensor), so the import's peak is the graph's
+ * constants plus one tensor in flight.
  *
  * Every byte is wire-checked with the same bounded-depth walk as sh_onnx_unpack and the same
  * messages and file offsets; an initializer's bytes are checked when they are read. */
