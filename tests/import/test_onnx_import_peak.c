@@ -3,8 +3,8 @@
  * copy of it (protobuf-c copies every bytes field, so unpacking the whole ModelProto held both);
  * from a caller's buffer the same, the buffer not being the importer's. The models are written
  * here by a small protobuf encoder of their own, so the test needs no files; the constants'
- * values are compared with what was written, and a wire error inside an initializer must name
- * its byte offset in the file. */
+ * values are compared with what was written, a file and a buffer of the same model must give the
+ * same graph, and a wire error inside an initializer must name its byte offset in the file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -238,6 +238,94 @@ static void test_buffer_peak(void **state)
     free(m.p);
 }
 
+/* A chain of many small Adds whose initializers sit between the nodes (protobuf allows repeated
+ * fields interleaved): the skeleton is far larger than the importer's read-ahead window of a
+ * file, and the file and the buffer must give the same graph with the values written. */
+#define CHAIN 3000
+#define CHAIN_FLOATS 16
+
+static float chain_value(int k, int i)
+{
+    return (float)(k % 97 + 1) * 0.5f + (float)i * 0.125f;
+}
+
+static wbuf make_chain(void)
+{
+    wbuf graph = {0};
+    char in[32], out[32], w[32];
+    float v[CHAIN_FLOATS];
+    for (int k = 0; k < CHAIN; k++) {
+        wbuf node = {0}, t = {0};
+        snprintf(in, sizeof in, k ? "chain_activation_%d" : "x", k - 1);
+        snprintf(w, sizeof w, "chain_weight_%d", k);
+        snprintf(out, sizeof out, "chain_activation_%d", k);
+        put_str(&node, 1, in);
+        put_str(&node, 1, w);
+        put_str(&node, 2, out);
+        put_str(&node, 4, "Add");
+        put_msg(&graph, 1, &node);
+        for (int i = 0; i < CHAIN_FLOATS; i++)
+            v[i] = chain_value(k, i);
+        put_int(&t, 1, CHAIN_FLOATS);
+        put_int(&t, 2, 1);
+        put_str(&t, 8, w);
+        put_bytes(&t, 9, v, sizeof v);
+        put_msg(&graph, 5, &t);
+    }
+    put_value_info(&graph, 11, "x", CHAIN_FLOATS);
+    snprintf(out, sizeof out, "chain_activation_%d", CHAIN - 1);
+    put_value_info(&graph, 12, out, CHAIN_FLOATS);
+    wbuf model = {0}, opset = {0};
+    put_int(&model, 1, 8);
+    put_msg(&model, 7, &graph);
+    put_str(&opset, 1, "");
+    put_int(&opset, 2, 13);
+    put_msg(&model, 8, &opset);
+    return model;
+}
+
+static void test_file_matches_buffer(void **state)
+{
+    (void)state;
+    wbuf m = make_chain();
+    assert_true(m.len > 4 * 65536);
+    char path[] = "/tmp/shoal_import_chain_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, &m);
+    sh_allocator *a = sh_allocator_create();
+    sh_graph *gf = NULL, *gb = NULL;
+    sh_err err;
+    int rc = sh_onnx_load_file(a, path, &gf, &err);
+    unlink(path);
+    if (rc)
+        fail_msg("file: %s", err.msg);
+    if (sh_onnx_load_buffer(a, m.p, m.len, NULL, &gb, &err))
+        fail_msg("buffer: %s", err.msg);
+    assert_int_equal(gf->n_nodes, CHAIN);
+    assert_int_equal(gf->n_nodes, gb->n_nodes);
+    assert_int_equal(gf->n_tensors, gb->n_tensors);
+    for (int t = 0; t < gf->n_tensors; t++) {
+        const sh_tensor *x = &gf->tensors[t], *y = &gb->tensors[t];
+        assert_string_equal(x->name, y->name);
+        assert_int_equal(x->is_const, y->is_const);
+        if (!x->is_const)
+            continue;
+        int k;
+        assert_int_equal(sscanf(x->name, "chain_weight_%d", &k), 1);
+        assert_int_equal(x->nbytes, CHAIN_FLOATS * sizeof(float));
+        assert_memory_equal(x->data, y->data, x->nbytes);
+        for (int i = 0; i < CHAIN_FLOATS; i++)
+            assert_true(((const float *)x->data)[i] == chain_value(k, i));
+    }
+    sh_graph_destroy(gf);
+    sh_graph_destroy(gb);
+    assert_int_equal(sh_allocator_stats(a).in_use, 0);
+    sh_allocator_destroy(a);
+    free(m.p);
+}
+
 /* The initializers are checked when they are read, later than the rest: the error must still
  * give the offset in the file, and nothing may stay allocated. */
 static void test_bad_initializer_offset(void **state)
@@ -273,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_peak),
         cmocka_unit_test(test_buffer_peak),
+        cmocka_unit_test(test_file_matches_buffer),
         cmocka_unit_test(test_bad_initializer_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
