@@ -370,7 +370,11 @@ def breakdown(shoal):
             out.append(f"- NVML shows {mem['gpu_process_bytes'] / MIB:.1f} MiB for the process: {gap:.1f} MiB beyond "
                        f"shoal's own accounting (CUDA context, cuDNN/cuBLAS handles and workspaces, module images)")
         elif num(mem.get("peak_rss_bytes")) is not None:
-            acc = ((mem.get("device_in_use_bytes") or 0) + (mem.get("host_cache_bytes") or 0)) / MIB
+            # on the CPU a resident weight the host cache holds is the cached bytes themselves: count them once
+            cache = mem.get("host_cache_bytes") or 0
+            if d.get("device") == "cpu":
+                cache = max(0, cache - (mem.get("weights_stored_bytes") or 0))
+            acc = ((mem.get("device_in_use_bytes") or 0) + cache) / MIB
             out.append(f"- peak RSS {mem['peak_rss_bytes'] / MIB:.1f} MiB: {acc:.1f} MiB of it is shoal's accounted "
                        f"buffers (weights, arena, host cache); the rest is code, libraries, parsed graphs and plans, "
                        f"and allocator slack")

@@ -21,6 +21,51 @@ Onnx__ModelProto *sh_onnx_unpack(sh_pb_alloc *pa, sh_allocator *a, const void *b
                                  sh_err *err);
 void sh_onnx_model_free(sh_pb_alloc *pa, Onnx__ModelProto *m);
 
+/* Sets up `pa` to route protobuf-c's allocations through `a`. */
+void sh_onnx_pb_alloc_init(sh_pb_alloc *pa, sh_allocator *a);
+
+/* The wire-format check behind sh_onnx_unpack: nesting depth, lengths and wire types of the
+ * message of descriptor `d` in p[0..len), `depth` messages deep; `base` is p's offset in the
+ * model, for messages. */
+int sh_onnx_wire_check(const uint8_t *p, size_t len, const ProtobufCMessageDescriptor *d, int depth, size_t base,
+                       sh_err *err);
+
+/* A model's bytes: a caller's buffer (`buf`), or a file read piece by piece (`fd`). */
+typedef struct sh_onnx_source {
+    const uint8_t *buf;
+    int fd;                 /* -1 for a buffer */
+    size_t len;
+    const char *path;       /* for messages; NULL for a buffer */
+} sh_onnx_source;
+
+/* Opens `path` (a regular file of at most SH_ONNX_MAX_FILE_BYTES); close with
+ * sh_onnx_source_close. */
+int sh_onnx_source_open(const char *path, sh_onnx_source *src, sh_err *err);
+void sh_onnx_source_close(sh_onnx_source *src);
+int sh_onnx_source_read(const sh_onnx_source *src, size_t off, void *dst, size_t n, sh_err *err);
+
+/* A ModelProto split for an import that converts one initializer at a time (onnx_split.c):
+ * `skeleton` holds every field of the model but the graph's initializers (wire-checked, for
+ * sh_onnx_unpack), `inits` each initializer's TensorProto bytes in the source, in model order. */
+typedef struct sh_onnx_split {
+    uint8_t *skeleton;
+    size_t skeleton_len;
+    struct sh_onnx_range {
+        size_t off, len;
+    } *inits;
+    size_t n_inits;
+    uint8_t *read_buf;      /* a file's initializer bytes, one at a time */
+    size_t read_cap;
+} sh_onnx_split;
+
+int sh_onnx_split_model(sh_allocator *a, const sh_onnx_source *src, sh_onnx_split *out, sh_err *err);
+void sh_onnx_split_free(sh_allocator *a, sh_onnx_split *s);
+/* Reads (into s->read_buf, from a file), wire-checks and unpacks initializer i into *out
+ * (through pa, set up with sh_onnx_pb_alloc_init). Free *out with
+ * onnx__tensor_proto__free_unpacked(*out, &pa->base). */
+int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, sh_onnx_split *s, size_t i,
+                         Onnx__TensorProto **out, sh_err *err);
+
 /* Reads a whole file (at most SH_ONNX_MAX_FILE_BYTES) into a block from `a`. */
 int sh_onnx_read_file(sh_allocator *a, const char *path, void **buf, size_t *len, sh_err *err);
 /* Folder part of path ("." when none) into buf. */

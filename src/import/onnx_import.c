@@ -1,11 +1,12 @@
 /* ONNX ModelProto -> sh_graph.
  *
  * Hostile files are the normal case here, so the order of work is: check the wire format with a
- * bounded-depth walk (protobuf-c recurses without a limit), unpack with protobuf-c through the
- * caller's allocator, resolve every node's op and opset first (so one error lists every
- * unsupported node), then build tensors and nodes, and let sh_graph_finalize() report dangling
- * inputs, double producers and cycles. Every size that reaches an allocation was checked against
- * bytes the file actually contains. */
+ * bounded-depth walk (protobuf-c recurses without a limit) while splitting the initializers off
+ * (onnx_split.c), unpack the rest with protobuf-c through the caller's allocator, resolve every
+ * node's op and opset first (so one error lists every unsupported node), then build tensors (one
+ * initializer read and unpacked at a time) and nodes, and let sh_graph_finalize() report
+ * dangling inputs, double producers and cycles. Every size that reaches an allocation was
+ * checked against bytes the file actually contains. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,7 +14,6 @@
 
 #include "import/import-impl.h"
 
-#define MAX_NESTING 64
 #define MAX_NODE_IO 65535      /* inputs or outputs of one node */
 
 /* --- protobuf-c glue -------------------------------------------------------------------- */
@@ -33,89 +33,24 @@ static void pb_free_fn(void *ud, void *p)
     sh_free(pa->a, p);
 }
 
-static int read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*i >= len)
-            return -1;
-        uint8_t b = p[(*i)++];
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Walks one message's fields, descending only into fields the schema declares as messages, so
- * the work is linear in the input and the depth is bounded before protobuf-c recurses. */
-static int wire_check(const uint8_t *p, size_t len, const ProtobufCMessageDescriptor *d, int depth,
-                      size_t base, sh_err *err)
-{
-    if (depth > MAX_NESTING)
-        return sh_errf(err, SHOAL_ERR_PARSE, "malformed model: messages nested deeper than %d (at byte %zu)",
-                       MAX_NESTING, base);
-    size_t i = 0;
-    while (i < len) {
-        size_t at = i;
-        uint64_t key, v;
-        if (read_varint(p, len, &i, &key))
-            return sh_errf(err, SHOAL_ERR_PARSE, "malformed model: truncated field key at byte %zu", base + at);
-        uint64_t field = key >> 3;
-        int wt = (int)(key & 7);
-        if (field == 0 || field > 0x1fffffff)
-            return sh_errf(err, SHOAL_ERR_PARSE, "malformed model: invalid field number at byte %zu", base + at);
-        switch (wt) {
-        case 0:
-            if (read_varint(p, len, &i, &v))
-                return sh_errf(err, SHOAL_ERR_PARSE, "malformed model: truncated varint at byte %zu", base + at);
-            break;
-        case 1:
-        case 5: {
-            size_t w = wt == 1 ? 8 : 4;
-            if (len - i < w)
-                return sh_errf(err, SHOAL_ERR_PARSE, "malformed model: truncated fixed-size field at byte %zu",
-                               base + at);
-            i += w;
-            break;
-        }
-        case 2: {
-            if (read_varint(p, len, &i, &v) || v > len - i)
-                return sh_errf(err, SHOAL_ERR_PARSE,
-                               "malformed model: length-delimited field at byte %zu runs past the end (truncated file?)",
-                               base + at);
-            const ProtobufCFieldDescriptor *f =
-                d ? protobuf_c_message_descriptor_get_field(d, (unsigned)field) : NULL;
-            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-                int rc = wire_check(p + i, (size_t)v, f->descriptor, depth + 1, base + i, err);
-                if (rc)
-                    return rc;
-            }
-            i += (size_t)v;
-            break;
-        }
-        default:
-            return sh_errf(err, SHOAL_ERR_PARSE, "malformed model: wire type %d at byte %zu", wt, base + at);
-        }
-    }
-    return 0;
-}
-
-Onnx__ModelProto *sh_onnx_unpack(sh_pb_alloc *pa, sh_allocator *a, const void *buf, size_t len,
-                                 sh_err *err)
+void sh_onnx_pb_alloc_init(sh_pb_alloc *pa, sh_allocator *a)
 {
     pa->base.alloc = pb_alloc_fn;
     pa->base.free = pb_free_fn;
     pa->base.allocator_data = pa;
     pa->a = a;
     pa->failed = 0;
+}
+
+Onnx__ModelProto *sh_onnx_unpack(sh_pb_alloc *pa, sh_allocator *a, const void *buf, size_t len,
+                                 sh_err *err)
+{
+    sh_onnx_pb_alloc_init(pa, a);
     if (!buf || len == 0) {
         sh_errf(err, SHOAL_ERR_PARSE, "malformed model: empty input");
         return NULL;
     }
-    if (wire_check(buf, len, &onnx__model_proto__descriptor, 0, 0, err))
+    if (sh_onnx_wire_check(buf, len, &onnx__model_proto__descriptor, 0, 0, err))
         return NULL;
     Onnx__ModelProto *m = onnx__model_proto__unpack(&pa->base, len, buf);
     if (!m) {
@@ -154,6 +89,9 @@ int sh_onnx_model_opset(const Onnx__ModelProto *m)
 
 typedef struct ctx {
     sh_allocator *a;
+    sh_pb_alloc *pa;
+    const sh_onnx_source *src;
+    sh_onnx_split *split;         /* initializers still in the source, after gp's own */
     sh_graph *g;
     const char *model_dir;
     int opset;
@@ -518,7 +456,8 @@ static int build(ctx *c, Onnx__ModelProto *m)
     Onnx__GraphProto *gp = m->graph;
     if (!gp)
         return sh_errf(c->err, SHOAL_ERR_PARSE, "model has no graph");
-    if (gp->n_node > INT_MAX / 2 || gp->n_initializer > INT_MAX / 2)
+    size_t n_split = c->split ? c->split->n_inits : 0;
+    if (gp->n_node > INT_MAX / 2 || gp->n_initializer > INT_MAX / 2 || n_split > INT_MAX / 2)
         return sh_errf(c->err, SHOAL_ERR_PARSE, "graph is too large");
     if (gp->n_sparse_initializer)
         return sh_errf(c->err, SHOAL_ERR_UNSUPPORTED, "sparse initializer '%s' is not supported",
@@ -545,16 +484,25 @@ static int build(ctx *c, Onnx__ModelProto *m)
     }
     c->g->opset = opset;
 
-    for (size_t i = 0; i < gp->n_initializer; i++) {
-        Onnx__TensorProto *tp = gp->initializer[i];
+    /* One initializer read from the source at a time, its protobuf copy freed once converted. */
+    for (size_t i = 0; i < gp->n_initializer + n_split; i++) {
+        Onnx__TensorProto *tp, *read = NULL;
+        if (i < gp->n_initializer)
+            tp = gp->initializer[i];
+        else if ((rc = sh_onnx_split_tensor(c->pa, c->src, c->split, i - gp->n_initializer, &read, c->err)))
+            goto out;
+        else
+            tp = read;
         const char *name = tp ? S(tp->name) : "";
         char what[200];
-        if (!*name) {
-            rc = sh_errf(c->err, SHOAL_ERR_PARSE, "initializer #%zu has no name", i);
-            goto out;
-        }
         snprintf(what, sizeof what, "initializer '%.160s'", name);
-        if ((rc = add_const(c, tp, name, what, NULL)))
+        if (!*name)
+            rc = sh_errf(c->err, SHOAL_ERR_PARSE, "initializer #%zu has no name", i);
+        else
+            rc = add_const(c, tp, name, what, NULL);
+        if (read)
+            onnx__tensor_proto__free_unpacked(read, &c->pa->base);
+        if (rc)
             goto out;
     }
 
@@ -661,23 +609,32 @@ out:
     return rc;
 }
 
-/* The graph, and the metadata when `meta` is not NULL. `owned` (may be NULL): buf's block,
- * freed as soon as protobuf-c has copied what it needs out of it, so a file's bytes and its
- * parsed tensors are not held at once (a 110 MB model's import peaked at twice its size). */
-static int load_buffer(sh_allocator *a, const void *buf, size_t len, void *owned, const char *model_dir,
-                       sh_graph **out, sh_model_meta **meta, sh_err *err)
+/* The graph, and the metadata when `meta` is not NULL. The model is split first (onnx_split.c):
+ * protobuf-c unpacks everything but the initializers, which are then read and converted one at a
+ * time, so the import never holds the file's bytes, protobuf-c's copy of the weights and the
+ * graph's constants at once (that is twice the model). */
+static int load_source(sh_allocator *a, const sh_onnx_source *src, const char *model_dir, sh_graph **out,
+                       sh_model_meta **meta, sh_err *err)
 {
     *out = NULL;
     if (meta)
         *meta = NULL;
     sh_err_clear(err);
+    sh_onnx_split split;
+    int rc = sh_onnx_split_model(a, src, &split, err);
+    if (rc)
+        return rc;
     sh_pb_alloc pa;
-    Onnx__ModelProto *m = sh_onnx_unpack(&pa, a, buf, len, err);
-    sh_free(a, owned);
-    if (!m)
+    Onnx__ModelProto *m = sh_onnx_unpack(&pa, a, split.skeleton, split.skeleton_len, err);
+    sh_free(a, split.skeleton);
+    split.skeleton = NULL;
+    if (!m) {
+        sh_onnx_split_free(a, &split);
         return err ? err->status : SHOAL_ERR_PARSE;
-    ctx c = {.a = a, .model_dir = model_dir, .err = err};
-    int rc = build(&c, m);
+    }
+    ctx c = {.a = a, .pa = &pa, .src = src, .split = &split, .model_dir = model_dir, .err = err};
+    rc = build(&c, m);
+    sh_onnx_split_free(a, &split);
     if (!rc && meta)
         rc = sh_onnx_meta_from_proto(a, m, meta, err);
     sh_onnx_model_free(&pa, m);
@@ -694,7 +651,8 @@ static int load_buffer(sh_allocator *a, const void *buf, size_t len, void *owned
 int sh_onnx_load_buffer(sh_allocator *a, const void *buf, size_t len, const char *model_dir,
                         sh_graph **out, sh_err *err)
 {
-    return load_buffer(a, buf, len, NULL, model_dir, out, NULL, err);
+    sh_onnx_source src = {.buf = buf, .fd = -1, .len = buf ? len : 0};
+    return load_source(a, &src, model_dir, out, NULL, err);
 }
 
 int sh_onnx_load_file_meta(sh_allocator *a, const char *path, sh_graph **out, sh_model_meta **meta, sh_err *err)
@@ -702,14 +660,14 @@ int sh_onnx_load_file_meta(sh_allocator *a, const char *path, sh_graph **out, sh
     *out = NULL;
     if (meta)
         *meta = NULL;
-    void *buf;
-    size_t len;
-    int rc = sh_onnx_read_file(a, path, &buf, &len, err);
+    sh_onnx_source src;
+    int rc = sh_onnx_source_open(path, &src, err);
     if (rc)
         return rc;
     char dir[4096];
     sh_onnx_dirname(path, dir, sizeof dir);
-    rc = load_buffer(a, buf, len, buf, dir, out, meta, err);
+    rc = load_source(a, &src, dir, out, meta, err);
+    sh_onnx_source_close(&src);
     if (rc)
         sh_err_prefix(err, rc, "%s: ", path);
     return rc;

@@ -321,41 +321,22 @@ void sh_onnx_dirname(const char *path, char *buf, size_t cap)
 
 int sh_onnx_read_file(sh_allocator *a, const char *path, void **out, size_t *len, sh_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sh_errf(err, errno == ENOENT ? SHOAL_ERR_NOT_FOUND : SHOAL_ERR_IO, "model file '%s': %s",
-                       path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return sh_errf(err, SHOAL_ERR_IO, "model file '%s' is not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > SH_ONNX_MAX_FILE_BYTES) {
-        close(fd);
-        return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "model file '%s' is %lld bytes; the limit is %zu",
-                       path, (long long)st.st_size, SH_ONNX_MAX_FILE_BYTES);
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = sh_alloc(a, size ? size : 1);
+    sh_onnx_source src;
+    int rc = sh_onnx_source_open(path, &src, err);
+    if (rc)
+        return rc;
+    char *buf = sh_alloc(a, src.len ? src.len : 1);
     if (!buf) {
-        close(fd);
-        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "model file '%s': out of memory (%zu bytes)", path, size);
+        sh_onnx_source_close(&src);
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "model file '%s': out of memory (%zu bytes)", path, src.len);
     }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got != size) {
+    rc = sh_onnx_source_read(&src, 0, buf, src.len, err);
+    sh_onnx_source_close(&src);
+    if (rc) {
         sh_free(a, buf);
-        return sh_errf(err, SHOAL_ERR_IO, "model file '%s': short read (%zu of %zu bytes)", path, got, size);
+        return rc;
     }
     *out = buf;
-    *len = size;
+    *len = src.len;
     return 0;
 }
