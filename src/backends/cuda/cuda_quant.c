@@ -44,6 +44,7 @@ struct sh_cuda_quant {
     int gap_n, gap_c, gap_hw, gap_cl, gap_zx, gap_zy;
     float gap_scale;
     bool tc;                        /* QK_CONV on the int8 tensor cores (qgemm.cu) */
+    bool wz_zero;                   /* ... whose weight zero points are all 0 (or omitted) */
     sh_kqg_geom gm;
     char path[96];                  /* which conv kernel, and why (inspect) */
 };
@@ -407,6 +408,14 @@ static bool qconv_tc(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, 
         why = "1-D";
     if (!why && (!is_q8(w->dtype) || !w->is_const || !w->data))
         why = "weights not a constant";
+    /* zero points all 0 spare the kernel the per-pixel input sums */
+    const sh_tensor *wz = tin(g, n, n->op == SH_OP_QLINEAR_CONV ? 5 : 3);
+    q->wz_zero = !wz;
+    if (wz && wz->is_const && wz->data) {
+        q->wz_zero = true;
+        for (int64_t i = 0; i < numel(wz); i++)
+            q->wz_zero &= ((const uint8_t *)wz->data)[i] == 0;
+    }
     if (!why && (w->n_consumers != 1 || cp->wpack[wi] != SH_WPACK_PLAIN))
         why = "weights shared with another node";
     if (why) {
@@ -795,8 +804,11 @@ int sh_cuda_run_quant(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, const s
             io.yz = in_at(n, tp, 7);
             io.bias = in_at(n, tp, 8);
         }
-        if (q->tc)
+        if (q->tc) {
+            if (q->wz_zero)
+                io.wz = NULL;
             SH_CU(c, err, sh_kq_conv_tc(&io, &q->conv, &q->gm, &q->tab, ws + cn->op_ws_off, s));
+        }
         else
             SH_CU(c, err, sh_kq_conv(&io, &q->conv, &q->tab, s));
         break;
