@@ -20,7 +20,7 @@
  *
  * With the real int8 exports present (../shared/real-models/ultralytics-int8, or
  * $SHOAL_REAL_MODELS/ultralytics-int8, with their ONNX Runtime outputs unpacked from
- * golden/g_ultralytics_int8.tgz into $SHOAL_GOLDEN, the conformance fixture's folder), each
+ * golden/g_ultralytics_int8.tgz by the conformance fixture, or into $SHOAL_GOLDEN), each
  * runs on CUDA against ONNX Runtime's outputs: relative L2 <= 5e-2 (the float parts of these
  * graphs run in fp16 on the device, and the dynamically quantized ones requantize every
  * activation with its own range, so an fp16 rounding moves codes; the CPU backend's fp32 run
@@ -694,11 +694,11 @@ static int real_models(sh_backend *gpu, int *n_run)
     char dir[2048];
     const char *e = getenv("SHOAL_REAL_MODELS"), *gd = getenv("SHOAL_GOLDEN");
     snprintf(dir, sizeof dir, "%s/ultralytics-int8", e ? e : SHOAL_SHARED_DIR "/real-models");
+    if (!gd)
+        gd = SHOAL_GOLDEN_DIR;
     DIR *d = opendir(dir);
-    if (!d || !gd) {
-        printf("real int8 models: %s\n", !d ? "none (no ultralytics-int8 folder)" : "SHOAL_GOLDEN unset, not run");
-        if (d)
-            closedir(d);
+    if (!d) {
+        printf("real int8 models: none (no %s)\n", dir);
         return 0;
     }
     int failed = 0;
