@@ -143,23 +143,35 @@ __global__ void __launch_bounds__(QG_THREADS) qg_conv(qg_args a, sh_kq_qconv_tab
 #pragma unroll
             for (int r = 0; r < 4; r++)
                 acc[mi][ni][r] = 0;
+    /* The next K step's chunks are loaded into registers while this step's MMAs run; they go
+     * to shared memory once every warp has read the tiles (the barrier closing the step). */
+    uint4 va[2], vb[2];
+    auto fetch = [&](int k0) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            int k = k0 + ((tid + i * QG_THREADS) & 3) * 16;
+            va[i] = vb[i] = make_uint4(0, 0, 0, 0);
+            if (a_ok[i] && k < a.ktot) {
+                int tap = k / cp, ci = k - tap * cp, ky = tap / p.kw, kx = tap - ky * p.kw;
+                va[i] = __ldg((const uint4 *)(a.xp + a_base[i] + ((long)ky * p.dh * wp + (long)kx * p.dw) * cp + ci));
+            }
+            if (b_ok[i])
+                vb[i] = __ldg((const uint4 *)(wrow[i] + k));
+        }
+    };
+    fetch(0);
     for (int k0 = 0; k0 < a.gm.kp; k0 += QG_BK) {
 #pragma unroll
         for (int i = 0; i < 2; i++) {
-            int c = tid + i * QG_THREADS, row = c >> 2, kc = c & 3, k = k0 + kc * 16;
-            uint4 v = make_uint4(0, 0, 0, 0), u = make_uint4(0, 0, 0, 0);
-            if (a_ok[i] && k < a.ktot) {
-                int tap = k / cp, ci = k - tap * cp, ky = tap / p.kw, kx = tap - ky * p.kw;
-                v = __ldg((const uint4 *)(a.xp + a_base[i] + ((long)ky * p.dh * wp + (long)kx * p.dw) * cp + ci));
-            }
-            if (b_ok[i])
-                u = __ldg((const uint4 *)(wrow[i] + k));
-            *(uint4 *)(sa + row * QG_PITCH + kc * 16) = v;
-            *(uint4 *)(sb + row * QG_PITCH + kc * 16) = u;
+            int c = tid + i * QG_THREADS, row = c >> 2, kc = c & 3;
+            *(uint4 *)(sa + row * QG_PITCH + kc * 16) = va[i];
+            *(uint4 *)(sb + row * QG_PITCH + kc * 16) = vb[i];
             if (wzp)
-                atomicAdd(&xsum[row], qg_sum16<XU8>(v));
+                atomicAdd(&xsum[row], qg_sum16<XU8>(va[i]));
         }
         __syncthreads();
+        if (k0 + QG_BK < a.gm.kp)
+            fetch(k0 + QG_BK);
 #pragma unroll
         for (int kk = 0; kk < QG_BK; kk += 32) {
             unsigned af[2][4], bf[4][2];
