@@ -9,8 +9,10 @@
  * beyond the codes' range; DequantizeLinear of int32; DynamicQuantizeLinear; ConvInteger on a
  * dynamically quantized input with per-channel weight zero points, and Cast of its int32
  * output; QLinearConv with per-channel scales and int32 bias, plain, dequantizing through a
- * SiLU table and requantizing (the forms graph/qdq.c folds), 1-D, grouped, odd shapes; then
- * real layer shapes (3x3 s1/s2, 1x1, channels not a multiple of 32, the RGB layer);
+ * SiLU table and requantizing (the forms graph/qdq.c folds), 1-D, grouped, odd shapes, weight
+ * zero points; then real layer shapes (3x3 s1/s2, 1x1, channels not a multiple of 32, the RGB
+ * layer, the dynamic exports' uint8 weights with zero points); each integer conv must take the
+ * kernel expected of it (the tensor cores for 2-D ungrouped convs on sm_80+);
  * MatMulInteger and QLinearMatMul with broadcast batches and per-column parameters; the
  * com.microsoft QLinearAdd / Mul / Concat / Sigmoid / LeakyRelu / GlobalAveragePool; int8 data
  * moved by Reshape, Transpose, Split, Slice, Concat, MaxPool and nearest Resize, and wrapped by
@@ -18,7 +20,7 @@
  *
  * With the real int8 exports present (../shared/real-models/ultralytics-int8, or
  * $SHOAL_REAL_MODELS/ultralytics-int8, with their ONNX Runtime outputs unpacked from
- * golden/g_ultralytics_int8.tgz into $SHOAL_GOLDEN, the conformance fixture's folder), each
+ * golden/g_ultralytics_int8.tgz by the conformance fixture, or into $SHOAL_GOLDEN), each
  * runs on CUDA against ONNX Runtime's outputs: relative L2 <= 5e-2 (the float parts of these
  * graphs run in fp16 on the device, and the dynamically quantized ones requantize every
  * activation with its own range, so an fp16 rounding moves codes; the CPU backend's fp32 run
@@ -279,6 +281,8 @@ QCONV(b_real_c48, .n = 1, .c = 48, .h = 40, .w = 40, .m = 80, .k = 3, .s = 1, .p
       .per_channel = true, .xdt = SH_DT_UINT8, .wdt = SH_DT_INT8, .form = 0)
 QCONV(b_real_rgb, .n = 1, .c = 3, .h = 320, .w = 320, .m = 16, .k = 3, .s = 2, .pad = 1, .group = 1,
       .per_channel = true, .xdt = SH_DT_UINT8, .wdt = SH_DT_INT8, .form = 2)
+QCONV(b_real_ci_u8w, .n = 1, .c = 64, .h = 40, .w = 40, .m = 64, .k = 3, .s = 1, .pad = 1, .group = 1,
+      .per_channel = true, .xdt = SH_DT_UINT8, .wdt = SH_DT_UINT8, .form = 3)
 QCONV(b_real_c144_i8, .n = 1, .c = 144, .h = 20, .w = 20, .m = 80, .k = 3, .s = 1, .pad = 1, .group = 1,
       .per_channel = true, .xdt = SH_DT_INT8, .wdt = SH_DT_INT8, .form = 0)
 
@@ -434,12 +438,12 @@ static const qcase cases[] = {
     {"dynamic_quantize", b_dynamic, -2.f, 5.f, false},
     {"qlinearconv_u8_3x3s2_pc", b_qc_u8_3x3s2, -3.f, 3.f, true},
     {"qlinearconv_i8_grouped", b_qc_i8_grouped, -3.f, 3.f, false},
-    {"qlinearconv_weight_zero_points", b_qc_i8_wzp, -3.f, 3.f, false},
-    {"qlinearconv_u8w_1x1_pt", b_qc_u8w_pt, -3.f, 3.f, false},
+    {"qlinearconv_weight_zero_points", b_qc_i8_wzp, -3.f, 3.f, true},
+    {"qlinearconv_u8w_1x1_pt", b_qc_u8w_pt, -3.f, 3.f, true},
     {"qlinearconv_1d", b_qc_1d, -3.f, 3.f, false},
     {"qlinearconv_dequant_silu", b_qc_deq_silu, -3.f, 3.f, true},
     {"qlinearconv_requant_silu", b_qc_req_silu, -3.f, 3.f, true},
-    {"convinteger_dynamic_cast", b_ci_dyn, -1.f, 4.f, false},
+    {"convinteger_dynamic_cast", b_ci_dyn, -1.f, 4.f, true},
     {"convinteger_s8w_grouped", b_ci_dyn_s8w, -1.f, 4.f, false},
     {"convinteger_s8w_tc", b_ci_dyn_tc, -1.f, 4.f, true},
     {"real_3x3s1_c64_requant", b_real_3x3s1, -3.f, 3.f, true},
@@ -448,6 +452,7 @@ static const qcase cases[] = {
     {"real_3x3_c48_m80", b_real_c48, -3.f, 3.f, true},
     {"real_rgb_3x3s2_c3", b_real_rgb, 0.f, 3.f, true},
     {"real_3x3_c144_i8", b_real_c144_i8, -3.f, 3.f, true},
+    {"real_convinteger_u8w_zp", b_real_ci_u8w, -1.f, 4.f, true},
     {"matmulinteger_u8s8_bcast", b_mmi, -4.f, 4.f, false},
     {"matmulinteger_s8u8_bcast", b_mmi_s8, -4.f, 4.f, false},
     {"qlinearmatmul_pc", b_qmm, -4.f, 4.f, false},
@@ -689,11 +694,11 @@ static int real_models(sh_backend *gpu, int *n_run)
     char dir[2048];
     const char *e = getenv("SHOAL_REAL_MODELS"), *gd = getenv("SHOAL_GOLDEN");
     snprintf(dir, sizeof dir, "%s/ultralytics-int8", e ? e : SHOAL_SHARED_DIR "/real-models");
+    if (!gd)
+        gd = SHOAL_GOLDEN_DIR;
     DIR *d = opendir(dir);
-    if (!d || !gd) {
-        printf("real int8 models: %s\n", !d ? "none (no ultralytics-int8 folder)" : "SHOAL_GOLDEN unset, not run");
-        if (d)
-            closedir(d);
+    if (!d) {
+        printf("real int8 models: none (no %s)\n", dir);
         return 0;
     }
     int failed = 0;

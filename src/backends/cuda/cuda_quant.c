@@ -44,6 +44,7 @@ struct sh_cuda_quant {
     int gap_n, gap_c, gap_hw, gap_cl, gap_zx, gap_zy;
     float gap_scale;
     bool tc;                        /* QK_CONV on the int8 tensor cores (qgemm.cu) */
+    bool wz_zero;                   /* ... whose weight zero points are all 0 (or omitted) */
     sh_kqg_geom gm;
     char path[96];                  /* which conv kernel, and why (inspect) */
 };
@@ -397,7 +398,7 @@ static void qconv_tables(const sh_graph *g, const sh_node *n, sh_dtype code, str
 static bool qconv_tc(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, const sh_cuda_prog *cp, int wi,
                      struct sh_cuda_quant *q)
 {
-    const sh_tensor *w = &g->tensors[wi], *wz = tin(g, n, n->op == SH_OP_QLINEAR_CONV ? 5 : 3);
+    const sh_tensor *w = &g->tensors[wi];
     const char *why = NULL;
     if (c->cc_major < 8)
         why = "compute capability below 8.0";
@@ -405,14 +406,15 @@ static bool qconv_tc(const sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, 
         why = "grouped";
     if (!why && (tin(g, n, 0)->shape.ndim != 4))
         why = "1-D";
-    if (!why && (w->dtype != SH_DT_INT8 || !w->is_const || !w->data))
-        why = "weights not constant int8";
-    if (!why && wz) {
-        bool zero = wz->is_const && wz->data;
-        for (int64_t i = 0; zero && i < numel(wz); i++)
-            zero = ((const int8_t *)wz->data)[i] == 0;
-        if (!zero)
-            why = "weights with a zero point";
+    if (!why && (!is_q8(w->dtype) || !w->is_const || !w->data))
+        why = "weights not a constant";
+    /* zero points all 0 spare the kernel the per-pixel input sums */
+    const sh_tensor *wz = tin(g, n, n->op == SH_OP_QLINEAR_CONV ? 5 : 3);
+    q->wz_zero = !wz;
+    if (wz && wz->is_const && wz->data) {
+        q->wz_zero = true;
+        for (int64_t i = 0; i < numel(wz); i++)
+            q->wz_zero &= ((const uint8_t *)wz->data)[i] == 0;
     }
     if (!why && (w->n_consumers != 1 || cp->wpack[wi] != SH_WPACK_PLAIN))
         why = "weights shared with another node";
@@ -491,21 +493,22 @@ static int build_qconv(const sh_cuda_ctx *c, const sh_graph *g, sh_program *pr, 
 
 int sh_cuda_pack_q8_weight(const sh_tensor *w, void *dst, sh_err *err)
 {
-    if (w->dtype != SH_DT_INT8 || w->shape.ndim != 4 || !w->data)
-        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: %s is not a 4-D int8 constant", w->name);
+    if (!is_q8(w->dtype) || w->shape.ndim != 4 || !w->data)
+        return sh_errf(err, SHOAL_ERR_INVALID_ARG, "pack_weight: %s is not a 4-D int8 / uint8 constant", w->name);
+    bool u8 = w->dtype == SH_DT_UINT8;
     int M = (int)w->shape.d[0], C = (int)w->shape.d[1], KH = (int)w->shape.d[2], KW = (int)w->shape.d[3];
     int cpad = sh_kqg_cpad(C), kp = sh_kqg_kpad(KH, KW, C);
-    const int8_t *src = w->data;
-    int8_t *d = dst;
+    const uint8_t *src = w->data;
+    uint8_t *d = dst;
     int32_t *sums = (int32_t *)(d + (size_t)M * kp);
     memset(d, 0, (size_t)M * kp);
     for (int m = 0; m < M; m++) {
         int32_t sum = 0;
         for (int ci = 0; ci < C; ci++)
             for (int t = 0; t < KH * KW; t++) {
-                int8_t v = src[((size_t)m * C + ci) * KH * KW + t];
+                uint8_t v = src[((size_t)m * C + ci) * KH * KW + t];
                 d[(size_t)m * kp + (size_t)t * cpad + ci] = v;
-                sum += v;
+                sum += u8 ? (int32_t)v : (int32_t)(int8_t)v;
             }
         memcpy(sums + m, &sum, sizeof sum);
     }
@@ -801,8 +804,11 @@ int sh_cuda_run_quant(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, const s
             io.yz = in_at(n, tp, 7);
             io.bias = in_at(n, tp, 8);
         }
-        if (q->tc)
+        if (q->tc) {
+            if (q->wz_zero)
+                io.wz = NULL;
             SH_CU(c, err, sh_kq_conv_tc(&io, &q->conv, &q->gm, &q->tab, ws + cn->op_ws_off, s));
+        }
         else
             SH_CU(c, err, sh_kq_conv(&io, &q->conv, &q->tab, s));
         break;

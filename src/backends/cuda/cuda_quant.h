@@ -15,8 +15,8 @@ void sh_cuda_quant_storage(const sh_graph *g, sh_program *p, sh_cuda_prog *cp);
 int sh_cuda_build_quant(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cuda_prog *cp, int node, sh_err *err);
 int sh_cuda_run_quant(sh_cuda_ctx *c, cudaStream_t s, const sh_graph *g, const sh_node *n, const sh_cuda_node *cn,
                       void *const *tp, char *ws, sh_err *err);
-/* The packed weights of a tensor-core conv (SH_WPACK_Q8, qgemm.cuh): [m][kp] int8, then [m]
- * int32 filter sums. */
+/* The packed weights of a tensor-core conv (SH_WPACK_Q8, qgemm.cuh): [m][kp] codes (int8 or
+ * uint8, as the constant's), then [m] int32 filter sums. */
 int sh_cuda_pack_q8_weight(const sh_tensor *w, void *dst, sh_err *err);
 
 #endif

@@ -1,6 +1,6 @@
-/* The int8 tensor-core convolution (qgemm.cu): QLinearConv / ConvInteger with int8 weights
- * without a zero point, as an implicit GEMM on mma.sync m16n8k32 (sm_80+). Launchers callable
- * from C (conventions in ktypes.h). */
+/* The int8 tensor-core convolution (qgemm.cu): 2-D QLinearConv / ConvInteger without groups,
+ * int8 or uint8 on either side, zero points anywhere, as an implicit GEMM on mma.sync
+ * m16n8k32 (sm_80+). Launchers callable from C (conventions in ktypes.h). */
 #ifndef SHOAL_CUDA_QGEMM_CUH
 #define SHOAL_CUDA_QGEMM_CUH
 
@@ -27,7 +27,7 @@ typedef struct sh_kqg_geom {
     int cp, hp, wp, kp;
 } sh_kqg_geom;
 
-/* Packed weights ([m][kp] int8: taps, then channels, zero beyond c and K; then [m] int32 sums
+/* Packed weights ([m][kp] codes: taps, then channels, zero beyond c and K; then [m] int32 sums
  * of each filter's weights) and the padded-input workspace (n * hp * wp * cp bytes, 16-byte
  * aligned). io.w points at the packed weights. Needs compute capability 8.0. */
 cudaError_t sh_kq_conv_tc(const sh_kq_conv_io *io, const sh_kq_conv_p *p, const sh_kqg_geom *gm,
