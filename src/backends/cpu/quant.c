@@ -431,19 +431,6 @@ static void qcat_range(void *arg, int64_t r0, int64_t r1, int tid)
     }
 }
 
-/* Fills a 256-entry table mapping each raw byte of dt to out = f(dequantized in). */
-static void q_build_lut(uint8_t *lut, sh_dtype dt, float sx, int32_t zx, float sy, int32_t zy,
-                        float (*f)(float, float), float fa)
-{
-    for (int b = 0; b < 256; b++) {
-        int32_t q = dt == SH_DT_INT8 ? (int32_t)(int8_t)(uint8_t)b : b;
-        float x = (float)(q - zx) * sx;
-        uint8_t out[1];
-        q_quantize(out, dt, 0, f ? f(x, fa) : x, sy, zy);
-        lut[b] = out[0];
-    }
-}
-
 static int qcat_run(const cpu_exec *ex, const sh_node *n, const void *vp, sh_err *err)
 {
     const qcat_params *p = vp;

@@ -164,4 +164,18 @@ void cpu_quantize_set_nhwc(void *params);
 int qconv_dnnl_prepare(cpu_prep *pp, qconv_params *p);
 int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, sh_err *err);
 
+/* Fills a 256-entry table mapping each raw byte of dt to out = f(dequantized in), as the
+ * CPU backend's kernels and the CUDA backend's tables (cuda_quant.c) both map them. */
+static inline void q_build_lut(uint8_t *lut, sh_dtype dt, float sx, int32_t zx, float sy, int32_t zy,
+                               float (*f)(float, float), float fa)
+{
+    for (int b = 0; b < 256; b++) {
+        int32_t q = dt == SH_DT_INT8 ? (int32_t)(int8_t)(uint8_t)b : b;
+        float x = (float)(q - zx) * sx;
+        uint8_t out[1];
+        q_quantize(out, dt, 0, f ? f(x, fa) : x, sy, zy);
+        lut[b] = out[0];
+    }
+}
+
 #endif

@@ -616,19 +616,6 @@ static float f_leaky_relu(float x, float alpha)
     return x >= 0.0f ? x : x * alpha;
 }
 
-/* quant.c q_build_lut: each raw byte of dt to quantize(f(dequantize(byte))). */
-static void build_lut(sh_kq_lut *lut, sh_dtype dt, float sx, int32_t zx, float sy, int32_t zy,
-                      float (*f)(float, float), float fa)
-{
-    for (int b = 0; b < 256; b++) {
-        int32_t v = dt == SH_DT_INT8 ? (int32_t)(int8_t)(uint8_t)b : b;
-        float x = (float)(v - zx) * sx;
-        uint8_t out[1];
-        q_quantize(out, dt, 0, f ? f(x, fa) : x, sy, zy);
-        lut->b[b] = out[0];
-    }
-}
-
 static int build_qconcat(const sh_graph *g, const sh_node *n, struct sh_cuda_quant *q, sh_err *err)
 {
     const sh_tensor *y = sh_node_output(g, n, 0);
@@ -658,7 +645,7 @@ static int build_qconcat(const sh_graph *g, const sh_node *n, struct sh_cuda_qua
         q->part_off[i] = off;
         q->part_copy[i] = sx == sy && zx == zy;
         if (!q->part_copy[i])
-            build_lut(&q->lut[i], y->dtype, sx, zx, sy, zy, NULL, 0.0f);
+            q_build_lut(q->lut[i].b, y->dtype, sx, zx, sy, zy, NULL, 0.0f);
         off += q->part_len[i];
     }
     return 0;
@@ -697,7 +684,7 @@ int sh_cuda_build_quant(sh_cuda_ctx *c, const sh_graph *g, sh_program *p, sh_cud
         break;
     case SH_OP_QLINEAR_SIGMOID: case SH_OP_QLINEAR_LEAKY_RELU:
         q->kind = QK_LUT;
-        build_lut(&q->lut[0], x->dtype, cscale(g, n, 1), czp(g, n, 2, x->dtype), cscale(g, n, 3),
+        q_build_lut(q->lut[0].b, x->dtype, cscale(g, n, 1), czp(g, n, 2, x->dtype), cscale(g, n, 3),
                   czp(g, n, 4, x->dtype), n->op == SH_OP_QLINEAR_SIGMOID ? f_sigmoid : f_leaky_relu,
                   sh_node_float(n, "alpha", 0.01f));
         break;

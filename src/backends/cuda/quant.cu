@@ -207,22 +207,30 @@ extern "C" cudaError_t sh_kq_matmul(const sh_kq_mm_io *io, const sh_kq_mm_p *p, 
     return cudaGetLastError();
 }
 
+/* Element i of the output's offsets into the two broadcast operands. A fixed trip count: the
+ * parameter arrays stay in registers, not copied to the stack. */
+__device__ __forceinline__ void kq_bcast_offsets(long i, const sh_kq_bin_p &p, long *oa, long *ob)
+{
+    long r = i;
+    *oa = *ob = 0;
+#pragma unroll
+    for (int d = SH_K_MAX_DIMS - 1; d >= 0; d--) {
+        if (d >= p.nd)
+            continue;
+        long q = r % p.dims[d];
+        r /= p.dims[d];
+        *oa += q * p.sa[d];
+        *ob += q * p.sb[d];
+    }
+}
+
 /* ---- QLinearAdd / QLinearMul ------------------------------------------------------------------- */
 __global__ void kq_binary(void *y, const void *a, const void *b, int n, sh_kq_bin_p p)
 {
     KQ_LOOP(i, n)
     {
-        long r = i, oa = 0, ob = 0;
-        /* a fixed trip count: the parameter arrays stay in registers, not copied to the stack */
-#pragma unroll
-        for (int d = SH_K_MAX_DIMS - 1; d >= 0; d--) {
-            if (d >= p.nd)
-                continue;
-            long q = r % p.dims[d];
-            r /= p.dims[d];
-            oa += q * p.sa[d];
-            ob += q * p.sb[d];
-        }
+        long oa, ob;
+        kq_bcast_offsets(i, p, &oa, &ob);
         int va = kq_get(a, p.dt, oa), vb = kq_get(b, p.dt, ob);
         float v;
         if (p.mul)
@@ -246,16 +254,8 @@ __global__ void kq_int_binary(unsigned char *y, const void *a, const void *b, in
 {
     KQ_LOOP(i, n)
     {
-        long r = i, oa = 0, ob = 0;
-#pragma unroll
-        for (int d = SH_K_MAX_DIMS - 1; d >= 0; d--) {
-            if (d >= p.nd)
-                continue;
-            long q = r % p.dims[d];
-            r /= p.dims[d];
-            oa += q * p.sa[d];
-            ob += q * p.sb[d];
-        }
+        long oa, ob;
+        kq_bcast_offsets(i, p, &oa, &ob);
         int va = kq_get(a, p.dt, oa), vb = kq_get(b, p.dt, ob), v;
         switch (p.mul) {
         case SH_K_ADD: v = va + vb; break;
