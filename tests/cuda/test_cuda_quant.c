@@ -680,10 +680,11 @@ static int real_model(sh_backend *gpu, const char *name, const char *model, cons
         }
     }
     hx_release(&r);
+    /* the .pb loader's buffers come from shoal's allocator (a header in front), out[] from malloc */
     for (int i = 0; i < 8; i++) {
-        free(in[i]);
+        sh_free(NULL, in[i]);
         free(out[i]);
-        free(ref[i]);
+        sh_free(NULL, ref[i]);
     }
     sh_graph_destroy(g);
     return bad;
