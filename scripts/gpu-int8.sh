@@ -58,7 +58,7 @@ for f in sidewalk crossing shelf; do
 done
 log "shoal quantize of the reference set (scripts/quantize-models.sh)"
 t=$(date +%s)
-LD_LIBRARY_PATH=$SHOAL_LD timeout $(( $(left) / 3 )) bash scripts/quantize-models.sh --shoal "$SHOAL" \
+LD_LIBRARY_PATH=$SHOAL_LD QUANT_THREADS=${QUANT_THREADS:-2} timeout $(( $(left) / 3 )) bash scripts/quantize-models.sh --shoal "$SHOAL" \
     > "$RES/quantize.log" 2>&1 || { tail -n 5 "$RES/quantize.log"; log "quantize-models.sh failed"; exit 1; }
 log "quantized in $(( $(date +%s) - t )) s"
 

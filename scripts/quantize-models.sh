@@ -5,6 +5,8 @@
 # built shoal.
 # Usage: scripts/quantize-models.sh [--shoal PATH] [--models DIR] [--out DIR] [--force]
 #   --out: where the .int8.onnx files go (default: the models folder itself)
+# env: QUANT_THREADS: `shoal quantize --threads` (default: every CPU; on the 16-core GPU machines
+#   the calibration of obstacle ran 10x slower with 16 threads than with 2, so gpu-int8.sh uses 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHOAL=""
@@ -33,6 +35,6 @@ for n in blind_road obstacle shopping traffic_light hand; do
     continue
   fi
   echo "quantize-models: $n" >&2
-  "$SHOAL" quantize --model "$DIR/$n.onnx" --images "$DIR/frames" --out "$OUT/$n.int8.onnx.tmp" --calib 32
+  "$SHOAL" quantize --model "$DIR/$n.onnx" --images "$DIR/frames" --out "$OUT/$n.int8.onnx.tmp" --calib 32 ${QUANT_THREADS:+--threads $QUANT_THREADS}
   mv "$OUT/$n.int8.onnx.tmp" "$OUT/$n.int8.onnx"
 done

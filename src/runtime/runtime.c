@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/cpus.h"
 #include "import/onnx_import.h"
 #include "graph/flops.h"
 #include "graph/frame_ops.h"
@@ -979,10 +980,10 @@ static void loader_fini(loader *L)
  * model, at most one per core (import and packing are CPU-bound). */
 static int loader_start(loader *L, pthread_t *threads, int cap)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int cores = sh_cpu_count();
     int want = L->rt->n_models < cap ? L->rt->n_models : cap;
-    if (cores > 0 && want > cores)
-        want = (int)cores;
+    if (want > cores)
+        want = cores;
     int n = 0;
     while (n < want && pthread_create(&threads[n], NULL, loader_work, L) == 0)
         n++;

@@ -5,6 +5,7 @@
  * out; the caller takes chunks too and waits until every worker has checked back in.
  * One job at a time: the backend runs nodes in order and kernels never nest parallel_for. */
 #include "backends/cpu/cpu_impl.h"
+#include "core/cpus.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,10 +70,8 @@ static void *worker_main(void *v)
 int cpu_pool_create(sh_allocator *a, int n_threads, cpu_pool **out)
 {
     *out = NULL;
-    if (n_threads <= 0) {
-        long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = nc > 0 ? (int)nc : 1;
-    }
+    if (n_threads <= 0)
+        n_threads = sh_cpu_count();
     if (n_threads > 256)
         n_threads = 256;
     cpu_pool *p = sh_calloc(a, 1, sizeof *p);
