@@ -550,12 +550,9 @@ void cpu_dnnl_fini(cpu_ctx *ctx)
     ctx->dnnl_stream = ctx->dnnl_engine = NULL;
 }
 
-static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
+/* Destroys the bands' primitives and memories, leaving none. */
+static void dnnl_bands_free(dnnl_conv *d)
 {
-    conv_params *p = vp;
-    dnnl_conv *d = p->dnn;
-    if (!d)
-        return;
     for (int b = 0; b < d->n_bands; b++) {
         dnnl_band *bd = &d->band[b];
         if (bd->conv)
@@ -564,7 +561,26 @@ static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
         for (size_t i = 0; i < 3; i++)
             if (mems[i])
                 dnnl_memory_destroy(mems[i]);
+        *bd = (dnnl_band){0};
     }
+    d->n_bands = 0;
+}
+
+bool cpu_dnnl_is_reference(const void *primitive_desc)
+{
+    const_dnnl_primitive_desc_t pd = primitive_desc;
+    const char *impl = NULL;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+           !strncmp(impl, "ref", 3);
+}
+
+static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
+{
+    conv_params *p = vp;
+    dnnl_conv *d = p->dnn;
+    if (!d)
+        return;
+    dnnl_bands_free(d);
     if (d->w_reorder)
         dnnl_primitive_destroy(d->w_reorder);
     dnnl_memory_t mems[] = {d->m_wei, d->m_bias, d->m_wsrc, d->m_wdst};
@@ -691,6 +707,7 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     int nb = ctx->n_threads < OH ? ctx->n_threads : (int)OH;
     if (nb > DNNL_MAX_BANDS)
         nb = DNNL_MAX_BANDS;
+retry_bands:
     for (int b = 0; b < nb; b++) {
         dnnl_band *bd = &d->band[b];
         d->n_bands = b + 1;
@@ -710,6 +727,15 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
                                                        &dst_md, strides, dil, pl, pr) != dnnl_success ||
             dnnl_primitive_desc_create(&pd, &cd, attr, ctx->dnnl_engine, NULL) != dnnl_success)
             goto out;
+        if (nb > 1 && cpu_dnnl_is_reference(pd)) {
+            /* oneDNN's reference kernel: 5x a navigation frame at 16 threads (cpu_impl.h) */
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            dnnl_bands_free(d);
+            ws = 0;
+            nb /= 2;
+            goto retry_bands;
+        }
         const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         const dnnl_memory_desc_t *q_sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         /* Every band must read the weights in the layout band 0 chose. */
@@ -890,9 +916,19 @@ static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params
     return 0;
 }
 
+static const char *band_impl(const dnnl_conv *d, int b)
+{
+    const char *impl = NULL;
+    const_dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_primitive_get_primitive_desc(d->band[b].conv, &pd) != dnnl_success ||
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        return "?";
+    return impl;
+}
+
 /* How this Conv runs, for shoal inspect: oneDNN's implementation string of its first band
- * (every band gets the same kind; only the padding differs), the band count, and whether
- * each side is transposed at run time or stays NHWC (layout.c). */
+ * (and of the first band whose kind differs, if one does), the band count, and whether each
+ * side is transposed at run time or stays NHWC (layout.c). */
 int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
 {
     if (fn != conv_run)
@@ -903,13 +939,18 @@ int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
         snprintf(buf, cap, "%s, NCHW", path);
         return 0;
     }
-    const char *impl = "?";
-    const_dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_primitive_get_primitive_desc(p->dnn->band[0].conv, &pd) != dnnl_success ||
-        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
-        impl = "?";
-    snprintf(buf, cap, "oneDNN %s, %d band%s, src %s, dst %s", impl, p->dnn->n_bands, p->dnn->n_bands == 1 ? "" : "s",
-             p->in_nhwc ? "NHWC" : "NCHW->NHWC", p->out_nhwc ? "NHWC" : "NHWC->NCHW");
+    const char *impl = band_impl(p->dnn, 0), *other = NULL;
+    int other_band = 0;
+    for (int b = 1; b < p->dnn->n_bands && !other; b++)
+        if (strcmp(band_impl(p->dnn, b), impl) != 0) {
+            other = band_impl(p->dnn, b);
+            other_band = b;
+        }
+    int n = snprintf(buf, cap, "oneDNN %s, %d band%s, src %s, dst %s", impl, p->dnn->n_bands,
+                     p->dnn->n_bands == 1 ? "" : "s", p->in_nhwc ? "NHWC" : "NCHW->NHWC",
+                     p->out_nhwc ? "NHWC" : "NHWC->NCHW");
+    if (other && n >= 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, ", band %d %s", other_band, other);
     return 0;
 }
 

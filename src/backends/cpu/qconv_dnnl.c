@@ -62,10 +62,8 @@ struct qconv_dnnl {
     size_t off_src, off_dst, off_scale, off_bias, off_zp, off_csum, off_wsum;
 };
 
-static void qd_destroy(cpu_ctx *ctx, qconv_dnnl *d)
+static void qd_bands_free(qconv_dnnl *d)
 {
-    if (!d)
-        return;
     for (int b = 0; b < d->n_bands; b++) {
         qd_band *bd = &d->band[b];
         if (bd->conv)
@@ -74,7 +72,16 @@ static void qd_destroy(cpu_ctx *ctx, qconv_dnnl *d)
         for (size_t i = 0; i < 3; i++)
             if (mems[i])
                 dnnl_memory_destroy(mems[i]);
+        *bd = (qd_band){0};
     }
+    d->n_bands = 0;
+}
+
+static void qd_destroy(cpu_ctx *ctx, qconv_dnnl *d)
+{
+    if (!d)
+        return;
+    qd_bands_free(d);
     if (d->w_reorder)
         dnnl_primitive_destroy(d->w_reorder);
     sh_free(ctx->alloc, d->shift);
@@ -267,6 +274,7 @@ static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted,
     int nb = ctx->n_threads < p->OH ? ctx->n_threads : (int)p->OH;
     if (nb > QD_MAX_BANDS)
         nb = QD_MAX_BANDS;
+retry_bands:
     for (int b = 0; b < nb; b++) {
         qd_band *bd = &d->band[b];
         d->n_bands = b + 1;
@@ -286,6 +294,14 @@ static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted,
                                                        strides, dil, pl, pr) != dnnl_success ||
             dnnl_primitive_desc_create(&pd, &cd, attr, ctx->dnnl_engine, NULL) != dnnl_success)
             goto out;
+        if (nb > 1 && cpu_dnnl_is_reference(pd)) {
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            qd_bands_free(d);
+            ws = 0;
+            nb /= 2;
+            goto retry_bands;
+        }
         const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         const dnnl_memory_desc_t *q_sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         /* Every band reads the one packed weight: they must agree on its layout. */
