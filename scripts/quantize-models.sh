@@ -5,8 +5,8 @@
 # built shoal.
 # Usage: scripts/quantize-models.sh [--shoal PATH] [--models DIR] [--out DIR] [--force]
 #   --out: where the .int8.onnx files go (default: the models folder itself)
-# env: QUANT_THREADS: `shoal quantize --threads` (default: every CPU; on the 16-core GPU machines
-#   the calibration of obstacle ran 10x slower with 16 threads than with 2, so gpu-int8.sh uses 2)
+# env: QUANT_THREADS: `shoal quantize --threads` (default: every CPU; gpu-int8.sh passes 2, as
+#   measured on the GPU hosts when thin conv bands still fell to oneDNN's reference kernel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHOAL=""
