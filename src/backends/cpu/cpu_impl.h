@@ -122,6 +122,10 @@ int cpu_prep_gemm(cpu_prep *pp, sh_err *err);
 int cpu_prep_view(cpu_prep *pp, sh_err *err);
 int cpu_prep_concat(cpu_prep *pp, sh_err *err);
 int cpu_prep_split(cpu_prep *pp, sh_err *err);
+/* After the layout pass: makes the parts of a Concat/Split (fn, params: its prepared kernel)
+ * views of the whole where each is one contiguous range of it (copy_ops.c); other kernels
+ * are left alone. */
+void cpu_cat_views(const sh_graph *g, sh_program *prog, cpu_kernel_fn fn, void *params);
 int cpu_prep_slice(cpu_prep *pp, sh_err *err);
 int cpu_prep_transpose(cpu_prep *pp, sh_err *err);
 int cpu_prep_gather(cpu_prep *pp, sh_err *err);
