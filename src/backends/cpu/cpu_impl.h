@@ -185,7 +185,9 @@ int cpu_axis(int64_t axis, int rank);
  * float function is what makes int8 outputs agree with it. Within 2.4e-7 of 1/(1+e^-x). */
 static inline float cpu_logistic(float x)
 {
-    x = x < -18.0f ? -18.0f : x > 18.0f ? 18.0f : x;
+    /* one select per bound: GCC if-converts (and so vectorizes) these, not a nested one */
+    x = x < -18.0f ? -18.0f : x;
+    x = x > 18.0f ? 18.0f : x;
     float x2 = x * x;
     float p = fmaf(x2, 4.37031012579801e-11f, 1.15627324459942e-07f);
     p = fmaf(p, x2, 6.08574864600143e-05f);
@@ -198,7 +200,8 @@ static inline float cpu_logistic(float x)
     q = fmaf(q, x2, 1.16817656904453e-01f);
     q = fmaf(q, x2, 9.93151921023180e-01f);
     float y = p / q + 0.5f;
-    return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
+    y = y < 0.0f ? 0.0f : y;
+    return y > 1.0f ? 1.0f : y;
 }
 
 /* Activation applied to a contiguous run (conv.c). */
