@@ -6,9 +6,10 @@
  * scaling by 2^n. Every path computes the same operations with fused multiply-adds in the same
  * order, so the scalar, AVX2 and AVX-512 results are identical bit for bit.
  *
- * Within 2 ulp of the exact exp over the normal range; results below FLT_MIN are gradual
- * (subnormal, one rounding), below ~7.0e-46 zero; x above ~88.72 gives +inf, -inf gives 0,
- * NaN stays NaN. */
+ * Within 1 ulp of double-precision exp rounded to float for every float input (checked
+ * exhaustively once; test_cpu_vexp samples the range and allows 2); results below FLT_MIN are
+ * gradual (subnormal, one rounding), below ~7.0e-46 zero; x above ~88.72 gives +inf, -inf
+ * gives 0, NaN stays NaN. */
 #ifndef SHOAL_CPU_VEXP_H
 #define SHOAL_CPU_VEXP_H
 
