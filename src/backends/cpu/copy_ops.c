@@ -41,9 +41,10 @@ static void cat_range(void *arg, int64_t o0, int64_t o1, int tid)
         for (int i = 0; i < p->n; i++) {
             size_t len = (size_t)p->part_len[i] * es;
             unsigned char *q = (unsigned char *)j->t[p->parts[i]] + (size_t)o * len;
-            if (len && p->split)
+            /* a part that is a view of the whole (cpu_cat_views) is already in place */
+            if (len && q != w && p->split)
                 memcpy(q, w, len);
-            else if (len)
+            else if (len && q != w)
                 memcpy(w, q, len);
             w += len;
         }
@@ -135,6 +136,45 @@ int cpu_prep_split(cpu_prep *pp, sh_err *err)
 {
     /* The output shapes already carry the split sizes (attribute, input or num_outputs). */
     return prep_cat(pp, true, err);
+}
+
+/* A part may share the whole's bytes when it is one contiguous run of them: a single outer
+ * index (leading dims all 1 in NCHW: YOLO's head Concat of box and class maps and the Split
+ * back into them), whatever layout the pass chose, since NHWC makes outer the pixel count.
+ * Constants, graph inputs and graph outputs keep their copies (they are bound to memory the
+ * caller or the weight store owns), as do a part that already is a view of something else
+ * and a tensor a Concat takes twice. The planner then gives the whole's block one lifetime
+ * covering every part, and a part, having no bytes of its own, is never reused in place. */
+static bool cat_view_ok(const sh_graph *g, const sh_program *prog, int t)
+{
+    const sh_tensor *x = &g->tensors[t];
+    return t >= 0 && !x->is_const && !x->is_input && !x->is_output && prog->alias_of[t] < 0 &&
+           prog->tensor_bytes[t] > 0;
+}
+
+void cpu_cat_views(const sh_graph *g, sh_program *prog, cpu_kernel_fn fn, void *params)
+{
+    if (fn != cat_run)
+        return;
+    const cat_params *p = params;
+    const sh_tensor *w = &g->tensors[p->whole];
+    /* the whole may itself be a view (a Split of a Reshape, a Concat taken in place by the
+     * next): the chains are flattened after this pass */
+    if (p->outer != 1 || w->is_const || w->is_input || w->is_output || prog->tensor_bytes[p->whole] == 0)
+        return;
+    size_t off = 0;
+    for (int i = 0; i < p->n; i++) {
+        int t = p->parts[i];
+        size_t len = (size_t)p->part_len[i] * p->es;
+        bool twice = false;
+        for (int j = 0; j < p->n; j++)
+            twice |= j != i && p->parts[j] == t;
+        if (!twice && cat_view_ok(g, prog, t) && prog->tensor_bytes[t] == len) {
+            prog->alias_of[t] = p->whole;
+            prog->alias_offset[t] = off;
+        }
+        off += len;
+    }
 }
 
 /* ---- strided gather: Slice and Transpose ----------------------------------------------------- */

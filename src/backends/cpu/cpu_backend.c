@@ -431,6 +431,10 @@ static int cpu_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *
         sh_free(ctx->alloc, prm);
     }
 
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && impl->nodes[k].fn)
+            cpu_cat_views(g, p, impl->nodes[k].fn, impl->nodes[k].params);
+
     /* Views of views point at the root, so the planner sees one level only. */
     for (int t = 0; t < g->n_tensors; t++) {
         int r = p->alias_of[t];

@@ -122,6 +122,10 @@ int cpu_prep_gemm(cpu_prep *pp, sh_err *err);
 int cpu_prep_view(cpu_prep *pp, sh_err *err);
 int cpu_prep_concat(cpu_prep *pp, sh_err *err);
 int cpu_prep_split(cpu_prep *pp, sh_err *err);
+/* After the layout pass: makes the parts of a Concat/Split (fn, params: its prepared kernel)
+ * views of the whole where each is one contiguous range of it (copy_ops.c); other kernels
+ * are left alone. */
+void cpu_cat_views(const sh_graph *g, sh_program *prog, cpu_kernel_fn fn, void *params);
 int cpu_prep_slice(cpu_prep *pp, sh_err *err);
 int cpu_prep_transpose(cpu_prep *pp, sh_err *err);
 int cpu_prep_gather(cpu_prep *pp, sh_err *err);
@@ -181,7 +185,9 @@ int cpu_axis(int64_t axis, int rank);
  * float function is what makes int8 outputs agree with it. Within 2.4e-7 of 1/(1+e^-x). */
 static inline float cpu_logistic(float x)
 {
-    x = x < -18.0f ? -18.0f : x > 18.0f ? 18.0f : x;
+    /* one select per bound: GCC if-converts (and so vectorizes) these, not a nested one */
+    x = x < -18.0f ? -18.0f : x;
+    x = x > 18.0f ? 18.0f : x;
     float x2 = x * x;
     float p = fmaf(x2, 4.37031012579801e-11f, 1.15627324459942e-07f);
     p = fmaf(p, x2, 6.08574864600143e-05f);
@@ -194,7 +200,8 @@ static inline float cpu_logistic(float x)
     q = fmaf(q, x2, 1.16817656904453e-01f);
     q = fmaf(q, x2, 9.93151921023180e-01f);
     float y = p / q + 0.5f;
-    return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
+    y = y < 0.0f ? 0.0f : y;
+    return y > 1.0f ? 1.0f : y;
 }
 
 /* Activation applied to a contiguous run (conv.c). */

@@ -1,6 +1,7 @@
 /* Elementwise kernels: activations, Clip, Exp, broadcasting Add/Sub/Mul/Div (float32,
  * int32, int64), BatchNormalization (inference) and Cast. All of them may run in place. */
 #include "backends/cpu/cpu_impl.h"
+#include "backends/cpu/vexp.h"
 #include "core/half.h"
 
 #include <math.h>
@@ -73,13 +74,12 @@ typedef struct unary_job {
 static void unary_range(void *arg, int64_t b, int64_t e, int tid)
 {
     const unary_job *j = arg;
-    if (j->y != j->x)
-        memcpy(j->y + b, j->x + b, (size_t)(e - b) * sizeof(float));
     if (j->exp) {
-        for (int64_t i = b; i < e; i++)
-            j->y[i] = expf(j->y[i]);
+        cpu_exp_array(j->y + b, j->x + b, e - b);
         return;
     }
+    if (j->y != j->x)
+        memcpy(j->y + b, j->x + b, (size_t)(e - b) * sizeof(float));
     cpu_apply_act(j->y + b, e - b, j->act, j->a, j->b);
 }
 

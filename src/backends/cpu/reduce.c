@@ -2,6 +2,7 @@
  * of opset < 13 and the single-axis one of opset 13+). Sums accumulate in double: the
  * means feed squeeze-excite gates, where a few ulps of drift over large planes show. */
 #include "backends/cpu/cpu_impl.h"
+#include "backends/cpu/vexp.h"
 
 #include <math.h>
 #include <string.h>
@@ -212,10 +213,14 @@ static void softmax_range(void *arg, int64_t b, int64_t e, int tid)
         for (int64_t k = 0; k < L; k++)
             mx = x[k * I] > mx ? x[k * I] : mx;
         double s = 0.0;
-        for (int64_t k = 0; k < L; k++) {
-            float v = expf(x[k * I] - mx);
-            y[k * I] = v;
-            s += v;
+        if (I == 1) {
+            s = cpu_exp_shift_sum(y, x, mx, L);
+        } else {
+            for (int64_t k = 0; k < L; k++) {
+                float v = cpu_expf(x[k * I] - mx);
+                y[k * I] = v;
+                s += v;
+            }
         }
         float inv = (float)(1.0 / s);
         for (int64_t k = 0; k < L; k++)
@@ -247,12 +252,14 @@ static void softmax_block_range(void *arg, int64_t b, int64_t e, int tid)
         for (int64_t k = 0; k < L; k++)
             for (int64_t c = 0; c < w; c++)
                 mx[c] = x[k * I + c] > mx[c] ? x[k * I + c] : mx[c];
-        for (int64_t k = 0; k < L; k++)
-            for (int64_t c = 0; c < w; c++) {
-                float v = expf(x[k * I + c] - mx[c]);
-                y[k * I + c] = v;
-                sum[c] += v;
-            }
+        for (int64_t k = 0; k < L; k++) {
+            float *row = y + k * I;
+            for (int64_t c = 0; c < w; c++)
+                row[c] = x[k * I + c] - mx[c];
+            cpu_exp_array(row, row, w);
+            for (int64_t c = 0; c < w; c++)
+                sum[c] += row[c];
+        }
         for (int64_t c = 0; c < w; c++)
             sum[c] = 1.0f / sum[c];
         for (int64_t k = 0; k < L; k++)
