@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A whole decimal number followed only by blanks; -1 when the text is anything else. */
+/* The whole decimal number after optional blanks, *end the byte after it; -1 when there is none
+ * (a sign, a word, an overflow). */
 static long long parse_count(const char *s, const char **end)
 {
     while (*s == ' ' || *s == '\t')
@@ -41,40 +42,22 @@ static int only_blanks(const char *s)
     return 1;
 }
 
+/* "max", a negative quota (v1's -1), zero or anything else that is not two whole numbers means
+ * no limit: parse_count refuses all of them. */
 long sh_cpu_quota_from_text(const char *cpu_max)
 {
-    const char *p = cpu_max, *e;
-    if (!p)
-        return 0;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (!strncmp(p, "max", 3))
-        return 0;
-    long long quota = parse_count(p, &e);
-    if (quota < 0)
-        return 0;
-    long long period = parse_count(e, &e);
-    if (period <= 0 || !only_blanks(e))
-        return 0;
-    return quota_cpus(quota, period);
+    const char *e = "";
+    long long quota = cpu_max ? parse_count(cpu_max, &e) : -1;
+    long long period = quota > 0 ? parse_count(e, &e) : -1;
+    return period > 0 && only_blanks(e) ? quota_cpus(quota, period) : 0;
 }
 
 long sh_cpu_quota_from_v1(const char *quota_us, const char *period_us)
 {
-    const char *e;
-    if (!quota_us || !period_us)
-        return 0;
-    while (*quota_us == ' ')
-        quota_us++;
-    if (*quota_us == '-')
-        return 0;
-    long long quota = parse_count(quota_us, &e);
-    if (quota <= 0 || !only_blanks(e))
-        return 0;
-    long long period = parse_count(period_us, &e);
-    if (period <= 0 || !only_blanks(e))
-        return 0;
-    return quota_cpus(quota, period);
+    const char *e = "", *f = "";
+    long long quota = quota_us ? parse_count(quota_us, &e) : -1;
+    long long period = quota > 0 && only_blanks(e) && period_us ? parse_count(period_us, &f) : -1;
+    return period > 0 && only_blanks(f) ? quota_cpus(quota, period) : 0;
 }
 
 /* The first line of a small file; empty when it cannot be read. */
