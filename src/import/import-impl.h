@@ -54,13 +54,13 @@ typedef struct sh_onnx_split {
         size_t off, len;
     } *inits;
     size_t n_inits;
-    uint8_t *read_buf;      /* a file's initializer bytes, one at a time */
-    size_t read_cap;
+    uint8_t *read_buf;      /* a file's field keys and lengths, read ahead (WINDOW_BYTES) */
 } sh_onnx_split;
 
 int sh_onnx_split_model(sh_allocator *a, const sh_onnx_source *src, sh_onnx_split *out, sh_err *err);
 void sh_onnx_split_free(sh_allocator *a, sh_onnx_split *s);
-/* Reads (into s->read_buf, from a file), wire-checks and unpacks initializer i into *out
+/* Reads, wire-checks and unpacks initializer i into *out, its raw_data read straight into a
+ * block of its own
  * (through pa, set up with sh_onnx_pb_alloc_init). Free *out with
  * onnx__tensor_proto__free_unpacked(*out, &pa->base). */
 int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, sh_onnx_split *s, size_t i,

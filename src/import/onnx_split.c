@@ -7,7 +7,9 @@
  * by hand and copies every field into a small "skeleton" except the graph's initializers, whose
  * byte ranges it records instead; the importer unpacks the skeleton, then reads, unpacks and
  * converts one initializer at a time (sh_onnx_split_tensor), so the import's peak is the graph's
- * constants plus one tensor in flight.
+ * constants plus one tensor in flight. An initializer is split the same way: its raw_data, nearly
+ * all of a model's bytes, goes from the file straight into the block the graph keeps, one copy
+ * instead of a read, protobuf-c's copy and the page faults of both.
  *
  * Every byte is wire-checked with the same bounded-depth walk as sh_onnx_unpack and the same
  * messages and file offsets; an initializer's bytes are checked when they are read. */
@@ -22,6 +24,7 @@
 #define MAX_NESTING 64
 #define GRAPH_FIELD 7         /* ModelProto.graph */
 #define INITIALIZER_FIELD 5   /* GraphProto.initializer */
+#define RAW_DATA_FIELD 9      /* TensorProto.raw_data */
 #define WINDOW_BYTES 65536    /* read-ahead for field keys and lengths of a file */
 
 static int read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
@@ -152,10 +155,16 @@ typedef struct growbuf {
     size_t len, cap;
 } growbuf;
 
+/* What a walk is in: the ModelProto, its GraphProto (initializers recorded), or one
+ * initializer's TensorProto (raw_data recorded). */
+typedef enum walk_level { IN_MODEL, IN_GRAPH, IN_TENSOR } walk_level;
+
 typedef struct walker {
     sh_allocator *a;
     const sh_onnx_source *src;
     sh_onnx_split *out;
+    size_t raw_off, raw_len;     /* IN_TENSOR: the last raw_data field's bytes (protobuf: last wins) */
+    bool has_raw;
     size_t inits_cap;
     uint8_t *window;             /* a file's bytes [win_off, win_off + win_len) */
     size_t win_off, win_len;
@@ -243,8 +252,8 @@ static int add_initializer(walker *w, size_t off, size_t len)
 }
 
 /* Copies the fields of the message in [off, end) of descriptor d, `depth` deep, into `out`;
- * inside the graph (in_graph) initializers are recorded instead of copied. */
-static int walk(walker *w, size_t off, size_t end, const ProtobufCMessageDescriptor *d, int depth, bool in_graph,
+ * inside the graph initializers are recorded instead of copied, inside a tensor its raw_data. */
+static int walk(walker *w, size_t off, size_t end, const ProtobufCMessageDescriptor *d, int depth, walk_level level,
                 growbuf *out)
 {
     if (depth > MAX_NESTING)
@@ -281,9 +290,9 @@ static int walk(walker *w, size_t off, size_t end, const ProtobufCMessageDescrip
                                          "(truncated file?)", at);
             size_t body = next, body_len = (size_t)v;
             field_end = body + body_len;
-            if (!in_graph && field == GRAPH_FIELD) {
+            if (level == IN_MODEL && field == GRAPH_FIELD) {
                 growbuf g = {0};
-                rc = walk(w, body, field_end, &onnx__graph_proto__descriptor, depth + 1, true, &g);
+                rc = walk(w, body, field_end, &onnx__graph_proto__descriptor, depth + 1, IN_GRAPH, &g);
                 if (!rc && !(rc = put_varint(w, out, key)) && !(rc = put_varint(w, out, g.len)) &&
                     !(rc = grow(w, out, g.len)) && g.len) {
                     memcpy(out->p + out->len, g.p, g.len);
@@ -295,9 +304,16 @@ static int walk(walker *w, size_t off, size_t end, const ProtobufCMessageDescrip
                 off = field_end;
                 continue;
             }
-            if (in_graph && field == INITIALIZER_FIELD) {
+            if (level == IN_GRAPH && field == INITIALIZER_FIELD) {
                 if ((rc = add_initializer(w, body, body_len)))
                     return rc;
+                off = field_end;
+                continue;
+            }
+            if (level == IN_TENSOR && field == RAW_DATA_FIELD) {
+                w->raw_off = body;
+                w->raw_len = body_len;
+                w->has_raw = true;
                 off = field_end;
                 continue;
             }
@@ -336,7 +352,7 @@ int sh_onnx_split_model(sh_allocator *a, const sh_onnx_source *src, sh_onnx_spli
     if (!src->buf && !(w.window = sh_alloc(a, WINDOW_BYTES)))
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading the model");
     growbuf sk = {0};
-    int rc = walk(&w, 0, src->len, &onnx__model_proto__descriptor, 0, false, &sk);
+    int rc = walk(&w, 0, src->len, &onnx__model_proto__descriptor, 0, IN_MODEL, &sk);
     sh_free(a, w.window);
     out->skeleton = sk.p;
     out->skeleton_len = sk.len;
@@ -353,37 +369,55 @@ void sh_onnx_split_free(sh_allocator *a, sh_onnx_split *s)
     *s = (sh_onnx_split){0};
 }
 
+/* The initializer's raw_data into a block of its own, which *tp then owns (protobuf-c frees it
+ * with the message; sh_onnx_decode_tensor takes it over). */
+static int read_raw_data(sh_pb_alloc *pa, const sh_onnx_source *src, const walker *w, size_t i,
+                         Onnx__TensorProto *tp, sh_err *err)
+{
+    uint8_t *raw = sh_alloc(pa->a, w->raw_len ? w->raw_len : 1);
+    if (!raw)
+        return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading initializer #%zu (%zu bytes)", i,
+                       w->raw_len);
+    int rc = sh_onnx_source_read(src, w->raw_off, raw, w->raw_len, err);
+    if (rc) {
+        sh_free(pa->a, raw);
+        return rc;
+    }
+    if (tp->has_raw_data)   /* cannot be: the skeleton holds no raw_data field */
+        sh_free(pa->a, tp->raw_data.data);
+    tp->raw_data.data = raw;
+    tp->raw_data.len = w->raw_len;
+    tp->has_raw_data = 1;
+    return 0;
+}
+
 int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, sh_onnx_split *s, size_t i,
                          Onnx__TensorProto **out, sh_err *err)
 {
     *out = NULL;
     size_t off = s->inits[i].off, len = s->inits[i].len;
-    const uint8_t *p = src->buf ? src->buf + off : NULL;
-    int rc;
-    if (!p) {
-        /* one buffer for every initializer read: no allocation and fresh pages per weight */
-        if (len > s->read_cap) {
-            sh_free(pa->a, s->read_buf);
-            s->read_cap = 0;
-            if (!(s->read_buf = sh_alloc(pa->a, len)))
-                return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading initializer #%zu (%zu bytes)", i,
-                               len);
-            s->read_cap = len;
-        }
-        if ((rc = sh_onnx_source_read(src, off, s->read_buf, len, err)))
-            return rc;
-        p = s->read_buf;
-    }
     /* the graph's initializers sit two messages deep (ModelProto.graph.initializer) */
-    rc = sh_onnx_wire_check(p, len, &onnx__tensor_proto__descriptor, 2, off, err);
+    walker w = {.a = pa->a, .src = src, .err = err, .window = s->read_buf, .win_len = 0};
+    if (!src->buf && !w.window) {
+        if (!(s->read_buf = sh_alloc(pa->a, WINDOW_BYTES)))
+            return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading initializer #%zu", i);
+        w.window = s->read_buf;
+    }
+    growbuf sk = {0};
+    int rc = walk(&w, off, off + len, &onnx__tensor_proto__descriptor, 2, IN_TENSOR, &sk);
     if (rc == 0) {
         pa->failed = 0;
-        *out = onnx__tensor_proto__unpack(&pa->base, len, p);
+        *out = onnx__tensor_proto__unpack(&pa->base, sk.len, sk.p ? sk.p : (const uint8_t *)"");
         if (!*out)
             rc = pa->failed ? sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory parsing initializer #%zu (%zu bytes)",
                                       i, len)
                             : sh_errf(err, SHOAL_ERR_PARSE,
                                       "malformed model: protobuf-c rejected initializer #%zu at byte %zu", i, off);
     }
+    if (rc == 0 && w.has_raw && (rc = read_raw_data(pa, src, &w, i, *out, err))) {
+        onnx__tensor_proto__free_unpacked(*out, &pa->base);
+        *out = NULL;
+    }
+    sh_free(pa->a, sk.p);
     return rc;
 }
