@@ -8,6 +8,10 @@
                                photos of ../shared) and the video frames, manifest.json
   list WORK_DIR images|video   the manifest's files, one a line
   compare WORK_DIR             MediaPipe's results (mediapipe.json) against shoal's, table, exit 1 on failure
+  sampling WORK_DIR [--models DIR]
+                               why palm scores differ: the palm detector (bench/tflite_torch.py, the
+                               PyTorch peer; needs torch) on each image letterboxed with texel-centre
+                               sampling (MediaPipe's GPU graph) and with corner sampling (shoal)
 """
 import argparse
 import itertools
@@ -398,6 +402,54 @@ def cmd_compare(a):
     return 1 if failed else 0
 
 
+def _letterbox_corners(img, size):
+    """The palm input as shoal and MediaPipe's OpenCV converter sample it: output pixel i at the
+    square's left + i * side / size (values at integer pixel coordinates), zero outside."""
+    import numpy as np
+    h, w = img.shape[:2]
+    side = max(w, h)
+    t = np.arange(size) * side / size - side / 2
+    x, y = np.meshgrid(w / 2 + t, h / 2 + t)
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+
+    def at(yy, xx):
+        inside = ((xx >= 0) & (xx < w) & (yy >= 0) & (yy < h))[..., None]
+        return img[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)] * inside
+
+    out = (at(y0, x0) * (1 - fx) * (1 - fy) + at(y0, x0 + 1) * fx * (1 - fy) +
+           at(y0 + 1, x0) * (1 - fx) * fy + at(y0 + 1, x0 + 1) * fx * fy)
+    return out.astype(np.float32)[None]
+
+
+def cmd_sampling(a):
+    import numpy as np
+    import torch
+    from PIL import Image
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+    import tflite_torch as peer
+    palm = peer.load(os.path.join(a.models, peer.PALM_FILE))
+    with open(os.path.join(a.work, "mediapipe.json")) as f:
+        mp = json.load(f)["images"]
+    sh = _read_lines(os.path.join(a.work, "shoal_images.jsonl"))
+    print("palm scores: MediaPipe (npm, GPU graph) | PyTorch peer, texel-centre sampling | shoal | PyTorch peer, corner sampling")
+    for m, s in zip(mp, sh):
+        if not m["palms"] and not s["palms"]:
+            continue
+        img = np.asarray(Image.open(os.path.join(a.work, m["file"])).convert("RGB"), np.float32) / 255
+        h, w = img.shape[:2]
+        side = max(w, h)
+        peer_scores = []
+        for x in (peer.crop(img, (w / 2, h / 2, side, side, 0.0), 192, zero_border=True), _letterbox_corners(img, 192)):
+            with torch.no_grad():
+                boxes, logits = (o.numpy() for o in palm(torch.from_numpy(x)))
+            peer_scores.append(sorted(p[4] for p in peer.decode_palms(boxes, logits)[0]))
+        fmt = lambda v: " ".join(f"{x:.4f}" for x in sorted(v)) or "-"   # noqa: E731
+        print(f"{os.path.basename(m['file']):30} {fmt(p['score'] for p in m['palms']):15} | {fmt(peer_scores[0]):15} | "
+              f"{fmt(p['score'] for p in s['palms']):15} | {fmt(peer_scores[1])}")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -413,8 +465,12 @@ def main():
     g.add_argument("what", choices=("images", "video"))
     g = sub.add_parser("compare")
     g.add_argument("work")
+    g = sub.add_parser("sampling")
+    g.add_argument("work")
+    g.add_argument("--models", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
     a = ap.parse_args()
-    return {"graph": cmd_graph, "images": cmd_images, "list": cmd_list, "compare": cmd_compare}[a.cmd](a)
+    return {"graph": cmd_graph, "images": cmd_images, "list": cmd_list, "compare": cmd_compare,
+            "sampling": cmd_sampling}[a.cmd](a)
 
 
 if __name__ == "__main__":
