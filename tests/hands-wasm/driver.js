@@ -8,7 +8,12 @@
 const post = (where, body) =>
   fetch(where, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
 const log = (msg) => post('/log', msg);
-const locateFile = (file) => (file.endsWith('.binarypb') && file !== 'hands.binarypb' ? '/work/' : '/solution/') + file;
+// Every file the solution asks for, so the results say which wasm build (SIMD or not) ran.
+const requested = new Set();
+const locateFile = (file) => {
+  requested.add(file);
+  return (file.endsWith('.binarypb') && file !== 'hands.binarypb' ? '/work/' : '/solution/') + file;
+};
 
 // Minimal protobuf reading for what the graph hands out as serialized protos:
 // mediapipe.NormalizedRect (x_center 1, y_center 2, height 3, width 4, rotation 5) and
@@ -170,7 +175,6 @@ async function main() {
   const gl = document.createElement('canvas').getContext('webgl2');
   const dbg = gl && gl.getExtension('WEBGL_debug_renderer_info');
   result.webgl = gl ? (dbg ? gl.getParameter(dbg.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER)) : null;
-  result.wasm_simd = WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]));
 
   // The npm class as shipped, on the first image.
   const stock = new Hands({ locateFile });
@@ -184,6 +188,7 @@ async function main() {
   await log(`${result.images.length} images ran`);
   result.video = await runFrames(exposedSolution('hands_video.binarypb'), opts, manifest.video, decodeExposed);
   await log(`${result.video.length} video frames ran`);
+  result.files = [...requested].sort();
   await post('/result', result);
 }
 

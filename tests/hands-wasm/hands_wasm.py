@@ -261,9 +261,9 @@ def compare_frame(mp, sh):
         pairs = _pairing(mp["hands"], sh["hands"], lambda hand: _centroid(hand["landmarks"]))
         for i, j in pairs:
             a, b = mp["hands"][i], sh["hands"][j]
-            if a["label"] != b["handedness"]:
-                fails.append(f"hand {i}: handedness {a['label']} in MediaPipe, {b['handedness']} in shoal")
-            ds = abs(a["score"] - b["score"])
+            if a.get("label") != b["handedness"]:
+                fails.append(f"hand {i}: handedness {a.get('label')} in MediaPipe, {b['handedness']} in shoal")
+            ds = abs(a.get("score", math.inf) - b["score"])
             stats["hand_score"] = max(stats["hand_score"], ds)
             if ds > HANDEDNESS_SCORE:
                 fails.append(f"hand {i}: handedness score {a['score']:.3f} vs {b['score']:.3f}")
@@ -344,7 +344,8 @@ def cmd_compare(a):
     runs = [("image", mp["images"], _read_lines(os.path.join(a.work, "shoal_images.jsonl"))),
             ("video", mp["video"], _read_lines(os.path.join(a.work, "shoal_video.jsonl")))]
     print(f"MediaPipe @mediapipe/hands {mp['version']} in {mp['user_agent']}")
-    print(f"  WebGL: {mp['webgl']}; wasm SIMD: {mp['wasm_simd']}; options: {json.dumps(mp['options'])}")
+    wasm = [f for f in mp["files"] if f.endswith("wasm_bin.js")]
+    print(f"  WebGL: {mp['webgl']}; wasm: {', '.join(wasm)}; options: {json.dumps(mp['options'])}")
     print(f"tolerances: landmarks |dx|,|dy| < {LANDMARK_PX:g} px and <= {LANDMARK_NORM:g} of the image size "
           f"(MediaPipe's legacy and Tasks tests); handedness label equal, score +-{HANDEDNESS_SCORE:g} (Tasks); "
           f"as many hands and palms; palm box fields +-{PALM_BOX:g} (twice the Tasks test's: the palm input is "
