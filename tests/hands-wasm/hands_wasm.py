@@ -165,10 +165,9 @@ def _video(photo):
     frames = []
     for k in range(8):
         frames.append(photo.rotate(1.5 * k, resample=Image.Resampling.BILINEAR, translate=(3 * k, -k)))
-    for k in range(3):
-        f = frames[-1].copy()
-        ImageDraw.Draw(f).rectangle((w // 2, 0, w, h), fill=(0, 0, 0))
-        frames.append(f)
+    covered = frames[7].copy()
+    ImageDraw.Draw(covered).rectangle((w // 2, 0, w, h), fill=(0, 0, 0))
+    frames += [covered] * 3
     frames.append(frames[7])
     frames.append(photo)
     return frames
@@ -194,7 +193,7 @@ def cmd_images(a):
     for name, img in _variants(photo):
         add(f"left_hands_{name}.png", img=img)
     others = os.path.join(a.shared, "real-models", "images")
-    for folder in sorted(os.listdir(others)):
+    for folder in sorted(os.listdir(others)) if os.path.isdir(others) else []:
         d = os.path.join(others, folder)
         for f in sorted(os.listdir(d)):
             if f.lower().endswith((".jpg", ".png")):
