@@ -70,26 +70,32 @@ static int detect(sh_allocator *a, const sh_hand_params *p, const sh_hand_models
     return rc;
 }
 
-/* AssociationNormRect: tracked ROIs replace the palm ROIs they overlap. */
+/* AssociationNormRect: each ROI in turn, the palm ROIs then the tracked ones, replaces every
+ * earlier ROI it overlaps (IoU above track_iou), so two palms over one hand leave one ROI, the
+ * later, and a tracked hand takes the place of its palm. rects holds 2 * SH_HAND_MAX_HANDS. */
 static int associate(const sh_hand_params *p, sh_hand_rect *rects, int n, const sh_hand_rect *prev, int n_prev,
                      bool *from_palm)
 {
-    for (int i = 0; i < n; i++)
-        from_palm[i] = true;
-    for (int j = 0; j < n_prev; j++) {
+    sh_hand_rect cand[2 * SH_HAND_MAX_HANDS];
+    int n_cand = 0;
+    for (int i = 0; i < n && n_cand < 2 * SH_HAND_MAX_HANDS; i++)
+        cand[n_cand++] = rects[i];
+    int n_from_palm = n_cand;
+    for (int j = 0; j < n_prev && n_cand < 2 * SH_HAND_MAX_HANDS; j++)
+        cand[n_cand++] = prev[j];
+    int kept = 0;
+    for (int c = 0; c < n_cand; c++) {
         int k = 0;
-        for (int i = 0; i < n; i++)
-            if (sh_hand_rect_iou(&rects[i], &prev[j]) <= p->track_iou) {
+        for (int i = 0; i < kept; i++)
+            if (sh_hand_rect_iou(&rects[i], &cand[c]) <= p->track_iou) {
                 rects[k] = rects[i];
                 from_palm[k++] = from_palm[i];
             }
-        n = k;
-        if (n < SH_HAND_MAX_HANDS) {
-            rects[n] = prev[j];
-            from_palm[n++] = false;
-        }
+        rects[k] = cand[c];
+        from_palm[k] = c < n_from_palm;
+        kept = k + 1;
     }
-    return n;
+    return kept;
 }
 
 static int landmarks(const sh_hand_params *p, const sh_hand_models *m, const sh_image *img, const sh_hand_rect *roi,
@@ -156,13 +162,9 @@ int sh_hand_landmarker_run(sh_allocator *a, const sh_hand_params *p, const sh_ha
             memcpy(palms, found, (size_t)n * sizeof(sh_palm));
         if (n_palms)
             *n_palms = n;
-        if (tracker) {
+        if (tracker)
             tracker->detector_runs++;
-            n = associate(p, rects, n, tracker->prev, tracker->n_prev, from_palm);
-        } else {
-            for (int i = 0; i < n; i++)
-                from_palm[i] = true;
-        }
+        n = associate(p, rects, n, tracker ? tracker->prev : NULL, tracker ? tracker->n_prev : 0, from_palm);
     }
     int kept = 0, limit = cap < p->num_hands ? cap : p->num_hands;
     for (int i = 0; i < n && kept < limit; i++) {

@@ -116,6 +116,42 @@ static void test_frame(void **state)
     sh_allocator_destroy(a);
 }
 
+/* Two palms 30 px apart: their boxes overlap too little for the palm NMS (IoU 0.23) but
+ * their ROIs, 2.6 times larger, overlap at 0.61 > 0.5: association keeps only the later
+ * ROI, the weaker palm's, as MediaPipe's AssociationNormRectCalculator does. */
+static void test_overlapping_palms(void **state)
+{
+    (void)state;
+    sh_allocator *a = sh_allocator_create();
+    static fake f;
+    fake_init(&f);
+    float *b = f.boxes + (PALM_ANCHOR + 2) * 18;   /* the next cell to the right: 8 px further */
+    b[0] = 22.0f;                                    /* box centre 30 px right of the first palm */
+    b[2] = b[3] = 48.0f;
+    b[4] = 22.0f;
+    b[5] = 10.0f;
+    b[8] = 22.0f;
+    b[9] = -10.0f;
+    f.logits[PALM_ANCHOR + 2] = 3.0f;
+    sh_image img = gray_image(a);
+    sh_hand_params p = sh_hand_default_params();
+    sh_hand_models m = {.run = fake_run, .ctx = &f};
+    sh_hand hands[SH_HAND_MAX_HANDS];
+    sh_palm palms[SH_HAND_MAX_HANDS];
+    int n, np;
+    assert_int_equal(sh_hand_landmarker_run(a, &p, &m, NULL, &img, hands, SH_HAND_MAX_HANDS, &n, palms, &np, NULL), 0);
+    assert_int_equal(np, 2);
+    assert_true(palms[0].score > palms[1].score);
+    sh_hand_rect r0 = sh_hand_rect_from_palm(&palms[0], 192, 192), r1 = sh_hand_rect_from_palm(&palms[1], 192, 192);
+    assert_true(sh_hand_rect_iou(&r0, &r1) > p.track_iou);
+    assert_int_equal(n, 1);
+    assert_float_equal(hands[0].roi.x_center, r1.x_center, 1e-6);
+    assert_int_equal(f.runs[SH_HAND_MODEL_LANDMARK], 1);
+    sh_image_free(&img);
+    assert_int_equal(sh_allocator_stats(a).in_use, 0);
+    sh_allocator_destroy(a);
+}
+
 static void test_tracking(void **state)
 {
     (void)state;
@@ -189,6 +225,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame),
+        cmocka_unit_test(test_overlapping_palms),
         cmocka_unit_test(test_tracking),
         cmocka_unit_test(test_errors),
     };
