@@ -240,7 +240,7 @@ class FrameModel:
 def load_modules(names, dev, dtype, bnfold, cache_dir, threads):
     import subprocess
     subprocess.run([sys.executable, R.__file__, "--config", "fp32_eager", "--generate-only", "--threads", str(threads),
-                    "--cache-dir", cache_dir, "--models", *names], check=True)
+                    "--cache-dir", cache_dir, "--set", E.SET, "--models", *names], check=True)
     cache, _, made = R.weights_cache(cache_dir, names)
     assert not made
     mods = {}
@@ -459,6 +459,9 @@ def main():
     ap = argparse.ArgumentParser(description="frame-level PyTorch peer for shoal bench")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--config", default=os.path.join(ROOT, "configs", "aiglasses.yaml"))
+    ap.add_argument("--set", choices=sorted(E.SETS), default="small",
+                    help="full: the original system's sizes (configs/aiglasses-full.yaml; weights from the cache "
+                         "that bench/gpu_export.py --set full --weights-cache writes)")
     ap.add_argument("--modes", nargs="*", default=None, help="default: every mode of the config")
     ap.add_argument("--frames", choices=["jpg", "png", "npy"], default="jpg",
                     help="jpg/png: models/frames/<scene> per mode (8-bit pixels decoded once, outside the "
@@ -478,6 +481,7 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("frame_pytorch: --device cuda but torch.cuda.is_available() is False")
     torch.set_num_threads(args.threads)
+    E.use_set(args.set)
     dev = args.device
     half = dev == "cuda"
     dtype = torch.float16 if half else torch.float32
@@ -508,7 +512,8 @@ def main():
     record = dict(runner="pytorch-frame", torch=torch.__version__, torchvision=TV_VERSION, device=dev,
                   device_name=torch.cuda.get_device_name() if dev == "cuda" else "cpu", dtype=str(dtype)[6:],
                   cuda_graphs=graphs, bn_folded=True, threads=args.threads, iters=args.iters, warmup=args.warmup,
-                  config=os.path.relpath(os.path.abspath(args.config), ROOT), frames=args.frames, load_s=round(load_s, 2),
+                  config=os.path.relpath(os.path.abspath(args.config), ROOT), set=E.SET, frames=args.frames,
+                  load_s=round(load_s, 2),
                   modes={}, notes=notes)
     all_results = {}
     sync = (lambda: torch.cuda.synchronize()) if dev == "cuda" else (lambda: None)
