@@ -325,7 +325,7 @@ static int import_model(shoal_runtime_t rt, sh_rt_model *m, sh_err *err)
 }
 
 /* Compile, plan and pack: the model's own program, plan and packed weights. compile_mu, when
- * given, serializes compile (the CUDA backend's cuDNN handle is not thread-safe). */
+ * given, serializes compile for a backend that says its compile is not thread-safe. */
 typedef struct drop_ctx {
     shoal_runtime_t rt;
     sh_rt_model *m;
@@ -892,7 +892,7 @@ typedef struct loader {
     int next;                    /* next model to take */
     bool failed;                 /* a model failed: take no more */
     pthread_mutex_t compile_mu;
-    bool serialize_compile;      /* every backend but the CPU's (its compile is thread-safe) */
+    bool serialize_compile;      /* the backend's compile_serial */
     sh_weight_prepack **packs;   /* [n_models] */
     int *rc;                     /* [n_models] */
     sh_err *errs;                /* [n_models] */
