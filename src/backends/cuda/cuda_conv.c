@@ -63,8 +63,10 @@ static int choose_algo(sh_cuda_ctx *c, sh_cuda_prog *cp, sh_cuda_node *cn, const
 {
     if (memo_find(c, key, &cn->algo, ws))
         return 0;
-    if (!cp->heur)
+    if (!cp->heur) {   /* on this compile's thread, which may not have chosen the device yet */
+        SH_CU(c, err, cudaSetDevice(c->device));
         SH_DNN(c, err, cudnnCreate(&cp->heur));
+    }
     int got = 0;
     if (!key->transposed) {
         cudnnConvolutionFwdAlgoPerf_t perf[8];
