@@ -39,7 +39,7 @@ uint16_t sh_cuda_f32_to_f16(float f)
     return sh_f32_to_f16(f);
 }
 
-static int create_cudnn(sh_cuda_ctx *c, sh_err *err)
+int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err)
 {
     if (c->cudnn)
         return 0;
@@ -56,14 +56,6 @@ static int create_cudnn(sh_cuda_ctx *c, sh_err *err)
     c->cudnn = h;
     c->cudnn_stream = c->stream;
     return 0;
-}
-
-int sh_cuda_ensure_cudnn(sh_cuda_ctx *c, sh_err *err)
-{
-    pthread_mutex_lock(&c->compile_mu);
-    int rc = create_cudnn(c, err);
-    pthread_mutex_unlock(&c->compile_mu);
-    return rc;
 }
 
 static int cuda_buffer_alloc(void *vctx, size_t size, void **out, sh_err *err)
@@ -178,7 +170,6 @@ static void cuda_destroy(void *vctx)
     if (c->stream)
         cudaStreamDestroy(c->stream);
     pthread_mutex_destroy(&c->mu);
-    pthread_mutex_destroy(&c->compile_mu);
     sh_free(c->alloc, c);
 }
 
@@ -194,7 +185,7 @@ static const sh_device_i cuda_i = {
     .name = "cuda",
     .alignment = 256,
     .fp16 = true,
-    .compile_serial = false,  /* shared compile state sits behind compile_mu */
+    .compile_serial = true,   /* one cuDNN handle per backend, not thread-safe */
     .buffer_alloc = cuda_buffer_alloc,
     .buffer_free = cuda_buffer_free,
     .host_alloc = cuda_host_alloc,
@@ -306,7 +297,6 @@ int sh_backend_cuda_create(const sh_backend_params *p, sh_backend *out, sh_err *
         c->fail_alloc_nth = p->fail_alloc_nth;
     }
     pthread_mutex_init(&c->mu, NULL);
-    pthread_mutex_init(&c->compile_mu, NULL);
     int rc = 0;
     e = cudaSetDevice(dev);
     if (e == cudaSuccess) {

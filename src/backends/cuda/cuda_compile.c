@@ -597,8 +597,6 @@ void sh_cuda_program_free(void *vctx, sh_program *p)
         return;
     sh_cuda_prog *cp = p->impl;
     if (cp) {
-        if (cp->heur)
-            cudnnDestroy(cp->heur);
         for (int i = 0; i < SH_CUDA_GRAPH_CACHE; i++)
             if (cp->graphs[i].exec)
                 cudaGraphExecDestroy(cp->graphs[i].exec);
@@ -807,10 +805,6 @@ int sh_cuda_compile(void *vctx, const sh_graph *g, sh_program **out, sh_err *err
     if (rc) {
         sh_cuda_program_free(c, p);
         return rc;
-    }
-    if (cp->heur) {   /* the heuristics are done; runs use the context's handle */
-        cudnnDestroy(cp->heur);
-        cp->heur = NULL;
     }
     *out = p;
     return 0;

@@ -33,71 +33,47 @@ sh_k_copy sh_cuda_layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bo
 
 /* cuDNN's heuristics pick the algorithm once per problem geometry (no device buffers exist at
  * compile time, so nothing is timed): the first one that supports the problem wins and its
- * workspace is planned. The memo answers repeats of a geometry without asking again; a query
- * costs 1-10 ms (the first ~100 ms, cuDNN loading its heuristics), which is why concurrent
- * compiles each ask through a handle of their own rather than queue on one. */
-static bool memo_find(sh_cuda_ctx *c, const sh_cuda_algo_key *key, int *algo, size_t *ws)
-{
-    bool hit = false;
-    pthread_mutex_lock(&c->compile_mu);
-    for (int i = 0; i < c->n_algo_memo && !hit; i++)
-        if (!memcmp(&c->algo_memo[i].key, key, sizeof *key)) {
-            *algo = c->algo_memo[i].algo;
-            *ws = c->algo_memo[i].ws;
-            hit = true;
-        }
-    pthread_mutex_unlock(&c->compile_mu);
-    return hit;
-}
-
-static void memo_add(sh_cuda_ctx *c, const sh_cuda_algo_key *key, int algo, size_t ws)
-{
-    pthread_mutex_lock(&c->compile_mu);
-    if (c->n_algo_memo < SH_CUDA_ALGO_MEMO)
-        c->algo_memo[c->n_algo_memo++] = (sh_cuda_algo_memo){*key, algo, ws};
-    pthread_mutex_unlock(&c->compile_mu);
-}
-
-static int choose_algo(sh_cuda_ctx *c, sh_cuda_prog *cp, sh_cuda_node *cn, const sh_cuda_algo_key *key, size_t *ws,
+ * workspace is planned. The memo answers repeats of a geometry without asking again. */
+static int choose_algo(sh_cuda_ctx *c, sh_cuda_node *cn, const sh_cuda_algo_key *key, size_t *ws,
                        const sh_node *n, sh_err *err)
 {
-    if (memo_find(c, key, &cn->algo, ws))
-        return 0;
-    if (!cp->heur) {   /* on this compile's thread, which may not have chosen the device yet */
-        SH_CU(c, err, cudaSetDevice(c->device));
-        SH_DNN(c, err, cudnnCreate(&cp->heur));
-    }
+    for (int i = 0; i < c->n_algo_memo; i++)
+        if (!memcmp(&c->algo_memo[i].key, key, sizeof *key)) {
+            cn->algo = c->algo_memo[i].algo;
+            *ws = c->algo_memo[i].ws;
+            return 0;
+        }
     int got = 0;
     if (!key->transposed) {
         cudnnConvolutionFwdAlgoPerf_t perf[8];
-        SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(cp->heur, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
+        SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
         int i = 0;
         while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
             i++;
         if (i == got)
             return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (Conv): cuDNN has no algorithm", n->name);
         cn->algo = (int)perf[i].algo;
-        SH_DNN(c, err, cudnnGetConvolutionForwardWorkspaceSize(cp->heur, cn->xd, cn->wd, cn->cd, cn->yd,
+        SH_DNN(c, err, cudnnGetConvolutionForwardWorkspaceSize(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd,
                                                                perf[i].algo, ws));
     } else {
         cudnnConvolutionBwdDataAlgoPerf_t perf[8];
-        SH_DNN(c, err, cudnnGetConvolutionBackwardDataAlgorithm_v7(cp->heur, cn->wd, cn->xd, cn->cd, cn->yd, 8, &got,
-                                                                   perf));
+        SH_DNN(c, err, cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd, 8, &got, perf));
         int i = 0;
         while (i < got && perf[i].status != CUDNN_STATUS_SUCCESS)
             i++;
         if (i == got)
             return sh_errf(err, SHOAL_ERR_UNSUPPORTED, "node %s (ConvTranspose): cuDNN has no algorithm", n->name);
         cn->algo = (int)perf[i].algo;
-        SH_DNN(c, err, cudnnGetConvolutionBackwardDataWorkspaceSize(cp->heur, cn->wd, cn->xd, cn->cd, cn->yd,
+        SH_DNN(c, err, cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, cn->wd, cn->xd, cn->cd, cn->yd,
                                                                     perf[i].algo, ws));
     }
-    memo_add(c, key, cn->algo, *ws);
+    if (c->n_algo_memo < SH_CUDA_ALGO_MEMO)
+        c->algo_memo[c->n_algo_memo++] = (sh_cuda_algo_memo){*key, cn->algo, *ws};
     return 0;
 }
 
 static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
-                             sh_cuda_prog *cp, bool cl, sh_err *err);
+                             const sh_cuda_prog *cp, bool cl, sh_err *err);
 
 /* Appends to a conv's scratch (ws bytes so far) the converted input and the output before
  * conversion, where the layouts differ; returns the scratch size. */
@@ -355,7 +331,7 @@ int sh_cuda_build_conv(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_c
 }
 
 static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n, sh_cuda_node *cn,
-                             sh_cuda_prog *cp, bool cl, sh_err *err)
+                             const sh_cuda_prog *cp, bool cl, sh_err *err)
 {
     const sh_tensor *x = tin(g, n, 0), *w = tin(g, n, 1), *y = sh_node_output(g, n, 0);
     bool tr = n->op == SH_OP_CONV_TRANSPOSE;
@@ -460,7 +436,7 @@ static int conv_setup_layout(sh_cuda_ctx *c, const sh_graph *g, const sh_node *n
                  (int)(dil[0] << 16 | dil[1])},
         .group = group, .transposed = tr, .channels_last = cl};
     size_t ws = 0;
-    rc = choose_algo(c, cp, cn, &key, &ws, n, err);
+    rc = choose_algo(c, cn, &key, &ws, n, err);
     if (rc)
         return rc;
     /* the op's scratch: [cuDNN workspace][padded x][converted x][conv output before conversion] */

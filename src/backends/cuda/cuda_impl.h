@@ -75,10 +75,7 @@ typedef struct sh_cuda_ctx {
     cudaStream_t copy_stream;   /* uploads */
     cudaEvent_t compute_done;
     cudnnHandle_t cudnn;        /* created by the first compile that has a cuDNN conv */
-    /* Compiles run in parallel (a runtime's models load on threads of their own): compile_mu
-     * guards the handle's creation and the memo; each compile asks cuDNN's heuristics through
-     * a handle of its own (sh_cuda_prog.heur), as a handle is not thread-safe. */
-    pthread_mutex_t compile_mu;
+    /* filled by compile, which callers serialize (the cuDNN handle is not thread-safe) */
     sh_cuda_algo_memo *algo_memo;   /* [SH_CUDA_ALGO_MEMO], allocated with the handle */
     int n_algo_memo;
     pthread_mutex_t mu;
@@ -209,7 +206,6 @@ enum sh_cuda_wpack { SH_WPACK_PLAIN = 0, SH_WPACK_KRSC, SH_WPACK_RS_FIRST, SH_WP
 
 typedef struct sh_cuda_prog {
     sh_cuda_node *nodes;        /* [n_nodes] */
-    cudnnHandle_t heur;         /* during compile only: this compile's handle for the heuristics */
     bool *f32;                  /* [n_tensors] stored as fp32 on the device (graph inputs/outputs) */
     bool *nhwc;                 /* [n_tensors] 4-D fp16 activation stored channels-last */
     unsigned char *wpack;       /* [n_tensors] how a weight is packed (sh_cuda_wpack) */
