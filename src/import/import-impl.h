@@ -54,7 +54,7 @@ typedef struct sh_onnx_split {
         size_t off, len;
     } *inits;
     size_t n_inits;
-    uint8_t *read_buf;      /* a file's field keys and lengths, read ahead (WINDOW_BYTES) */
+    uint8_t *read_buf;      /* a file's field keys and lengths in an initializer, read ahead */
 } sh_onnx_split;
 
 int sh_onnx_split_model(sh_allocator *a, const sh_onnx_source *src, sh_onnx_split *out, sh_err *err);

@@ -26,6 +26,7 @@
 #define INITIALIZER_FIELD 5   /* GraphProto.initializer */
 #define RAW_DATA_FIELD 9      /* TensorProto.raw_data */
 #define WINDOW_BYTES 65536    /* read-ahead for field keys and lengths of a file */
+#define TENSOR_WINDOW 4096    /* the same inside one initializer: its fields before raw_data are small */
 
 static int read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
 {
@@ -167,6 +168,7 @@ typedef struct walker {
     bool has_raw;
     size_t inits_cap;
     uint8_t *window;             /* a file's bytes [win_off, win_off + win_len) */
+    size_t window_cap;
     size_t win_off, win_len;
     sh_err *err;
 } walker;
@@ -209,7 +211,7 @@ static const uint8_t *peek(walker *w, size_t off, size_t want, size_t *have, int
     if (w->src->buf)
         return w->src->buf + off;
     if (off < w->win_off || off + n > w->win_off + w->win_len) {
-        size_t fill = w->src->len - off < WINDOW_BYTES ? w->src->len - off : WINDOW_BYTES;
+        size_t fill = w->src->len - off < w->window_cap ? w->src->len - off : w->window_cap;
         if ((*rc = sh_onnx_source_read(w->src, off, w->window, fill, w->err)))
             return NULL;
         w->win_off = off;
@@ -348,7 +350,7 @@ int sh_onnx_split_model(sh_allocator *a, const sh_onnx_source *src, sh_onnx_spli
     *out = (sh_onnx_split){0};
     if (src->len == 0)
         return sh_errf(err, SHOAL_ERR_PARSE, "malformed model: empty input");
-    walker w = {.a = a, .src = src, .out = out, .err = err};
+    walker w = {.a = a, .src = src, .out = out, .window_cap = WINDOW_BYTES, .err = err};
     if (!src->buf && !(w.window = sh_alloc(a, WINDOW_BYTES)))
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading the model");
     growbuf sk = {0};
@@ -397,9 +399,9 @@ int sh_onnx_split_tensor(sh_pb_alloc *pa, const sh_onnx_source *src, sh_onnx_spl
     *out = NULL;
     size_t off = s->inits[i].off, len = s->inits[i].len;
     /* the graph's initializers sit two messages deep (ModelProto.graph.initializer) */
-    walker w = {.a = pa->a, .src = src, .err = err, .window = s->read_buf, .win_len = 0};
+    walker w = {.a = pa->a, .src = src, .err = err, .window = s->read_buf, .window_cap = TENSOR_WINDOW};
     if (!src->buf && !w.window) {
-        if (!(s->read_buf = sh_alloc(pa->a, WINDOW_BYTES)))
+        if (!(s->read_buf = sh_alloc(pa->a, TENSOR_WINDOW)))
             return sh_errf(err, SHOAL_ERR_NO_MEMORY, "out of memory reading initializer #%zu", i);
         w.window = s->read_buf;
     }
