@@ -182,81 +182,59 @@ static int bands_in_attempt(const fake_dnnl *f, int a)
     return n;
 }
 
-/* 20 rows at 16 threads, oneDNN refusing one-row bands: 16 bands stop at band 0 (one row),
- * then 8 bands of two or three rows are made. */
-static void test_plan_halves_thin_bands(void **state)
-{
-    (void)state;
-    cpu_band_rows r = {.in_rows = 20, .out_rows = 20, .stride = 1, .pad_top = 1, .extent = 3};
-    fake_dnnl f = {.min_rows = 2, .fail_attempt = -1};
-    assert_int_equal(cpu_bands_plan(&r, 16, fake_make, fake_drop, &f), 8);
-    assert_int_equal(f.attempt, 2);
-    assert_int_equal(f.drops, 1);
-    assert_int_equal(bands_in_attempt(&f, 1), 1);
-    assert_int_equal(bands_in_attempt(&f, 2), 8);
-    assert_int_equal(f.made, 8);
-    for (int i = 0; i < f.n_calls; i++)
-        assert_true(f.call_refuse[i]);
-}
+typedef struct plan_case {
+    const char *what;
+    cpu_band_rows rows;
+    int threads;
+    fake_dnnl fake;                 /* the stand-in's settings */
+    int result;
+    int asked[8];                   /* bands asked for in each attempt, 0 after the last */
+    int made;                       /* bands standing at the end */
+} plan_case;
 
-/* A refusal at the last band drops the bands before it too: 64 threads over 160 rows refused
- * at the bottom edge go 64, 32, 16, 8, 4, 2, then one band that may not be refused. */
-static void test_plan_halving_sequence(void **state)
-{
-    (void)state;
-    cpu_band_rows r = {.in_rows = 160, .out_rows = 160, .stride = 1, .pad_top = 1, .extent = 3};
-    fake_dnnl f = {.thin_bottom = true, .fail_attempt = -1};
-    assert_int_equal(cpu_bands_plan(&r, 100, fake_make, fake_drop, &f), 1);
-    const int expect[] = {64, 32, 16, 8, 4, 2, 1};
-    assert_int_equal(f.attempt, 7);
-    assert_int_equal(f.drops, 6);
-    for (int a = 0; a < 7; a++)
-        assert_int_equal(bands_in_attempt(&f, a + 1), expect[a]);
-    for (int i = 0; i < f.n_calls; i++)
-        assert_int_equal(f.call_refuse[i], f.call_attempt[i] < 7);
-    assert_int_equal(f.made, 1);
-}
+static const plan_case plan_cases[] = {
+    {"20 rows at 16 threads, one-row bands refused: band 0 of 16 has one row, 8 bands have 2-3",
+     {.in_rows = 20, .out_rows = 20, .stride = 1, .pad_top = 1, .extent = 3}, 16,
+     {.min_rows = 2, .fail_attempt = -1}, 8, {1, 8}, 8},
+    {"the bottom band refused at 100 threads over 160 rows: every band before it dropped too, "
+     "64 halved down to the lone band, which may not be refused",
+     {.in_rows = 160, .out_rows = 160, .stride = 1, .pad_top = 1, .extent = 3}, 100,
+     {.thin_bottom = true, .fail_attempt = -1}, 1, {64, 32, 16, 8, 4, 2, 1}, 1},
+    {"odd counts halve downwards: 3 bands, then 1",
+     {.in_rows = 3, .out_rows = 3, .stride = 1, .pad_top = 0, .extent = 1}, 8,
+     {.min_rows = 2, .fail_attempt = -1}, 1, {1, 1}, 1},
+    {"nothing refused: one band per thread, one attempt",
+     {.in_rows = 640, .out_rows = 320, .stride = 2, .pad_top = 1, .extent = 3}, 7,
+     {.min_rows = 1, .fail_attempt = -1}, 7, {7}, 7},
+    {"a band oneDNN cannot make ends the plan, no retry, what was made left to the caller",
+     {.in_rows = 20, .out_rows = 20, .stride = 1, .pad_top = 1, .extent = 3}, 16,
+     {.min_rows = 2, .fail_attempt = 2, .fail_at = 3}, -1, {1, 4}, 3},
+    {"no output rows: nothing asked",
+     {.in_rows = 2, .out_rows = 0, .stride = 1, .pad_top = 0, .extent = 3}, 16,
+     {.fail_attempt = -1}, -1, {0}, 0},
+};
 
-/* Odd counts halve downwards (3 -> 1), and a lone band is made whatever oneDNN offers. */
-static void test_plan_odd_count(void **state)
+static void test_plan(void **state)
 {
     (void)state;
-    cpu_band_rows r = {.in_rows = 3, .out_rows = 3, .stride = 1, .pad_top = 0, .extent = 1};
-    fake_dnnl f = {.min_rows = 2, .fail_attempt = -1};
-    assert_int_equal(cpu_bands_plan(&r, 8, fake_make, fake_drop, &f), 1);
-    assert_int_equal(f.attempt, 2);
-    assert_int_equal(bands_in_attempt(&f, 1), 1);
-    assert_int_equal(bands_in_attempt(&f, 2), 1);
-    assert_false(f.call_refuse[f.n_calls - 1]);
-}
-
-/* Nothing refused: one band per thread, one attempt, no drop. */
-static void test_plan_first_fits(void **state)
-{
-    (void)state;
-    cpu_band_rows r = {.in_rows = 640, .out_rows = 320, .stride = 2, .pad_top = 1, .extent = 3};
-    fake_dnnl f = {.min_rows = 1, .fail_attempt = -1};
-    assert_int_equal(cpu_bands_plan(&r, 7, fake_make, fake_drop, &f), 7);
-    assert_int_equal(f.attempt, 1);
-    assert_int_equal(f.drops, 0);
-    assert_int_equal(f.made, 7);
-}
-
-/* A band oneDNN cannot make ends the plan (no retry, no drop: the caller cleans up), and so
- * does a conv without output rows, before anything is asked. */
-static void test_plan_failures(void **state)
-{
-    (void)state;
-    cpu_band_rows r = {.in_rows = 20, .out_rows = 20, .stride = 1, .pad_top = 1, .extent = 3};
-    fake_dnnl f = {.min_rows = 2, .fail_attempt = 2, .fail_at = 3};
-    assert_int_equal(cpu_bands_plan(&r, 16, fake_make, fake_drop, &f), -1);
-    assert_int_equal(f.attempt, 2);
-    assert_int_equal(f.drops, 1);
-    assert_int_equal(f.made, 3);
-    cpu_band_rows none = {.in_rows = 2, .out_rows = 0, .stride = 1, .pad_top = 0, .extent = 3};
-    fake_dnnl g = {.fail_attempt = -1};
-    assert_int_equal(cpu_bands_plan(&none, 16, fake_make, fake_drop, &g), -1);
-    assert_int_equal(g.n_calls, 0);
+    for (size_t c = 0; c < sizeof plan_cases / sizeof plan_cases[0]; c++) {
+        const plan_case *pc = &plan_cases[c];
+        print_message("%s\n", pc->what);
+        fake_dnnl f = pc->fake;
+        assert_int_equal(cpu_bands_plan(&pc->rows, pc->threads, fake_make, fake_drop, &f), pc->result);
+        int attempts = 0;
+        while (attempts < 8 && pc->asked[attempts])
+            attempts++;
+        assert_int_equal(f.attempt, attempts);
+        assert_int_equal(f.drops, attempts > 0 ? attempts - 1 : 0);
+        assert_int_equal(f.made, pc->made);
+        for (int a = 0; a < attempts; a++)
+            assert_int_equal(bands_in_attempt(&f, a + 1), pc->asked[a]);
+        /* Attempt a plans the first count halved a times; only a lone band is never refused. */
+        int first = cpu_bands_first_count(pc->threads, pc->rows.out_rows);
+        for (int i = 0; i < f.n_calls; i++)
+            assert_int_equal(f.call_refuse[i], (first >> (f.call_attempt[i] - 1)) > 1);
+    }
 }
 
 int main(void)
@@ -265,11 +243,7 @@ int main(void)
         cmocka_unit_test(test_span_geometry),
         cmocka_unit_test(test_span_example),
         cmocka_unit_test(test_first_count),
-        cmocka_unit_test(test_plan_halves_thin_bands),
-        cmocka_unit_test(test_plan_halving_sequence),
-        cmocka_unit_test(test_plan_odd_count),
-        cmocka_unit_test(test_plan_first_fits),
-        cmocka_unit_test(test_plan_failures),
+        cmocka_unit_test(test_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

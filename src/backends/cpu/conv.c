@@ -511,8 +511,7 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
 struct dnnl_conv {
     cpu_dnnl_bands bands;
     dnnl_memory_t m_wei, m_bias;
-    dnnl_primitive_t w_reorder;
-    dnnl_memory_t m_wsrc, m_wdst;       /* pack-time reorder endpoints */
+    cpu_dnnl_weight_pack w_pack;        /* NULL members when the weight is used as stored */
     size_t off_src_t, off_dst_t;        /* NHWC input and output in the workspace */
     size_t src_t_bytes, dst_t_bytes;
 };
@@ -540,14 +539,6 @@ void cpu_dnnl_fini(cpu_ctx *ctx)
     ctx->dnnl_stream = ctx->dnnl_engine = NULL;
 }
 
-bool cpu_dnnl_is_reference(const void *primitive_desc)
-{
-    const_dnnl_primitive_desc_t pd = primitive_desc;
-    const char *impl = NULL;
-    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
-           !strncmp(impl, "ref", 3);
-}
-
 static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
 {
     conv_params *p = vp;
@@ -555,9 +546,8 @@ static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
     if (!d)
         return;
     cpu_dnnl_bands_free(&d->bands);
-    if (d->w_reorder)
-        dnnl_primitive_destroy(d->w_reorder);
-    dnnl_memory_t mems[] = {d->m_wei, d->m_bias, d->m_wsrc, d->m_wdst};
+    cpu_dnnl_weight_pack_free(&d->w_pack);
+    dnnl_memory_t mems[] = {d->m_wei, d->m_bias};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i])
             dnnl_memory_destroy(mems[i]);
@@ -568,24 +558,7 @@ static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
 static int dnnl_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_err *err)
 {
     const conv_params *p = vp;
-    dnnl_conv *d = p->dnn;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
-    /* A stream of its own: the runtime packs several models at once, and a load may pack
-     * while another thread runs convolutions on ctx->dnnl_stream. */
-    dnnl_stream_t st = NULL;
-    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for a conv weight reorder failed");
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(1);
-    bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
-              dnnl_memory_set_data_handle(d->m_wdst, dst) == dnnl_success &&
-              dnnl_primitive_execute(d->w_reorder, st, 2, args) == dnnl_success &&
-              dnnl_stream_wait(st) == dnnl_success;
-    omp_set_num_threads(prev);
-    dnnl_stream_destroy(st);
-    if (!ok)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN weight reorder failed for conv weight");
-    return 0;
+    return cpu_dnnl_weight_pack_run(&p->dnn->w_pack, ctx, src, dst, "a conv weight", err);
 }
 
 static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, float *b)
@@ -633,23 +606,13 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     bool own_w = W->is_const && W->n_consumers == 1;
 
     dnnl_dims_t bdims = {p->M};
-    dnnl_dims_t wd = {p->G, p->Mg, p->Cg, p->k[1], p->k[2]};
-    int wnd = p->G > 1 ? 5 : 4;
-    dnnl_format_tag_t wplain = p->G > 1 ? dnnl_goihw : dnnl_oihw;
-    if (p->G == 1) {
-        wd[0] = p->M;
-        wd[1] = p->Cg;
-        wd[2] = p->k[1];
-        wd[3] = p->k[2];
-    }
     dnnl_memory_desc_t w_plain, w_md, b_md;
-    dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, dnnl_f32, wplain);
-    dnnl_memory_desc_init_by_tag(&w_md, wnd, wd, dnnl_f32, own_w ? dnnl_format_tag_any : wplain);
+    cpu_dnnl_weight_desc(&w_plain, p->G, p->M, p->Cg, p->k[1], p->k[2], dnnl_f32, false);
+    cpu_dnnl_weight_desc(&w_md, p->G, p->M, p->Cg, p->k[1], p->k[2], dnnl_f32, own_w);
     dnnl_memory_desc_init_by_tag(&b_md, 1, bdims, dnnl_f32, dnnl_x);
 
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
-    dnnl_primitive_desc_t rpd = NULL;
     int rc = -1;
     /* oneDNN sizes its blocking for the thread count it sees at creation: one per band. The
      * count is the calling thread's own OpenMP setting, restored on the way out. */
@@ -685,10 +648,7 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
         goto out;
     if (!dnnl_memory_desc_equal(wchosen, &w_plain)) {
         /* The packed weight takes the primitive's layout (blocked layouts may pad channels). */
-        if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&d->m_wdst, wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, wchosen, ctx->dnnl_engine, NULL) ||
-            dnnl_primitive_create(&d->w_reorder, rpd))
+        if (cpu_dnnl_weight_pack_create(&d->w_pack, ctx, &w_plain, wchosen) < 0)
             goto out;
         pp->pack_tensor = p->w;
         pp->pack = dnnl_conv_pack;
@@ -704,8 +664,6 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
-    if (rpd)
-        dnnl_primitive_desc_destroy(rpd);
     if (po)
         dnnl_post_ops_destroy(po);
     if (attr)

@@ -109,4 +109,25 @@ void cpu_dnnl_bands_free(cpu_dnnl_bands *bands);
 bool cpu_dnnl_band_execute(const cpu_dnnl_band *band, cpu_ctx *ctx, const void *src, void *dst, char *ws,
                            dnnl_memory_t weights, int extra_arg, dnnl_memory_t extra);
 
+/* ---- the one weight every band reads -------------------------------------------------- */
+
+/* A band conv's weight, [groups, out/groups, group_in, kh, kw] ([out, group_in, kh, kw] with
+ * one group): plain (goihw / oihw), or with any, format_tag_any for oneDNN to choose. */
+void cpu_dnnl_weight_desc(dnnl_memory_desc_t *md, int64_t groups, int64_t out_channels, int64_t group_in_channels,
+                          int64_t kh, int64_t kw, dnnl_data_type_t type, bool any);
+
+/* The pack-time reorder of a plain weight into the layout the bands chose. */
+typedef struct cpu_dnnl_weight_pack {
+    dnnl_primitive_t reorder;
+    dnnl_memory_t m_from, m_to;     /* its endpoints, handles bound per pack */
+} cpu_dnnl_weight_pack;
+
+/* 0, or -1 when oneDNN has no such reorder (what was made is left for _free). */
+int cpu_dnnl_weight_pack_create(cpu_dnnl_weight_pack *wp, cpu_ctx *ctx, const dnnl_memory_desc_t *from,
+                                const dnnl_memory_desc_t *to);
+void cpu_dnnl_weight_pack_free(cpu_dnnl_weight_pack *wp);
+/* Reorders src into dst; SHOAL_ERR_INTERNAL naming what ("a conv weight") when oneDNN fails. */
+int cpu_dnnl_weight_pack_run(const cpu_dnnl_weight_pack *wp, cpu_ctx *ctx, const void *src, void *dst,
+                             const char *what, sh_err *err);
+
 #endif

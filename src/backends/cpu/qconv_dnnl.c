@@ -38,8 +38,7 @@
 struct qconv_dnnl {
     cpu_dnnl_bands bands;
     dnnl_memory_t m_wei, m_zp;      /* m_zp: the runtime source zero point, NULL without one */
-    dnnl_primitive_t w_reorder;
-    dnnl_memory_t m_wsrc, m_wdst;   /* pack-time reorder endpoints */
+    cpu_dnnl_weight_pack w_pack;    /* NULL members without needs_pack */
     bool u8_weights;                /* packed as w - 128 */
     bool f32;                       /* the float convolution on zero-point-corrected values */
     int32_t *wzero;                 /* f32: [M] the weights' zero points, NULL when all 0 */
@@ -59,11 +58,10 @@ static void qd_destroy(cpu_ctx *ctx, qconv_dnnl *d)
     if (!d)
         return;
     cpu_dnnl_bands_free(&d->bands);
-    if (d->w_reorder)
-        dnnl_primitive_destroy(d->w_reorder);
+    cpu_dnnl_weight_pack_free(&d->w_pack);
     sh_free(ctx->alloc, d->shift);
     sh_free(ctx->alloc, d->wzero);
-    dnnl_memory_t mems[] = {d->m_wei, d->m_zp, d->m_wsrc, d->m_wdst};
+    dnnl_memory_t mems[] = {d->m_wei, d->m_zp};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i])
             dnnl_memory_destroy(mems[i]);
@@ -81,8 +79,6 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
 {
     const qconv_params *p = vp;
     qconv_dnnl *d = p->dnn;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
-    /* A stream of its own: models are packed while others run on ctx->dnnl_stream. */
     void *staged = NULL;
     if (d->f32) {
         size_t bytes;
@@ -103,26 +99,12 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
             ((int8_t *)staged)[i] = (int8_t)(((const uint8_t *)src)[i] - 128);
         src = staged;
     }
-    dnnl_stream_t st = NULL;
-    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success) {
-        sh_free(ctx->alloc, staged);
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for an int8 weight reorder failed");
-    }
     /* The reorder leaves the layout's padding (channels rounded up to the block) unwritten;
      * packed bytes are hashed for the weight store and must not depend on the buffer. */
     memset(dst, 0, d->packed_bytes);
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(1);
-    bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
-              dnnl_memory_set_data_handle(d->m_wdst, dst) == dnnl_success &&
-              dnnl_primitive_execute(d->w_reorder, st, 2, args) == dnnl_success &&
-              dnnl_stream_wait(st) == dnnl_success;
-    omp_set_num_threads(prev);
-    dnnl_stream_destroy(st);
+    int rc = cpu_dnnl_weight_pack_run(&d->w_pack, ctx, src, dst, "an int8 conv weight", err);
     sh_free(ctx->alloc, staged);
-    if (!ok)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN reorder of an int8 conv weight failed");
-    return 0;
+    return rc;
 }
 
 static bool isa_has_vnni(void)
@@ -184,21 +166,11 @@ static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted,
     }
     dnnl_data_type_t xdt = f32 ? dnnl_f32 : p->xdt == SH_DT_UINT8 ? dnnl_u8 : dnnl_s8;
     dnnl_data_type_t wdt = f32 ? dnnl_f32 : dnnl_s8, ydt = f32 ? dnnl_f32 : dnnl_s32;
-    dnnl_dims_t wd = {p->G, p->Mg, p->Cg, p->kh, p->kw};
-    int wnd = p->G > 1 ? 5 : 4;
-    dnnl_format_tag_t wplain = p->G > 1 ? dnnl_goihw : dnnl_oihw;
-    if (p->G == 1) {
-        wd[0] = p->M;
-        wd[1] = p->Cg;
-        wd[2] = p->kh;
-        wd[3] = p->kw;
-    }
     dnnl_memory_desc_t w_plain, w_any;
-    dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, wdt, wplain);
-    dnnl_memory_desc_init_by_tag(&w_any, wnd, wd, wdt, dnnl_format_tag_any);
+    cpu_dnnl_weight_desc(&w_plain, p->G, p->M, p->Cg, p->kh, p->kw, wdt, false);
+    cpu_dnnl_weight_desc(&w_any, p->G, p->M, p->Cg, p->kh, p->kw, wdt, true);
 
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t rpd = NULL;
     int rc = -1;
     int prev_threads = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -263,10 +235,7 @@ static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted,
     }
     if (!dnnl_memory_desc_equal(wchosen, &w_plain) || d->u8_weights || d->f32) {
         /* The packed weight is the primitive's layout, compensation terms included. */
-        if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&d->m_wdst, wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, wchosen, ctx->dnnl_engine, NULL) ||
-            dnnl_primitive_create(&d->w_reorder, rpd))
+        if (cpu_dnnl_weight_pack_create(&d->w_pack, ctx, &w_plain, wchosen) < 0)
             goto out;
         d->needs_pack = true;
         d->packed_bytes = dnnl_memory_desc_get_size(wchosen);
@@ -291,8 +260,6 @@ static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted,
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
-    if (rpd)
-        dnnl_primitive_desc_destroy(rpd);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     if (rc < 0) {
