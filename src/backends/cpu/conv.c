@@ -11,6 +11,7 @@
  * ConvTranspose is the adjoint: col = W_g^T x X_g, then col2im scatter-adds into the output.
  * Spatial dims are padded to three (unit dims) so one loop nest serves 1-D, 2-D and 3-D. */
 #include "backends/cpu/cpu_impl.h"
+#include "backends/cpu/dnnl_bands.h"
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -503,28 +504,16 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
  * Threading: Debian's oneDNN runs on OpenMP, whose idle threads spin (OMP_WAIT_POLICY is
  * read once at process start, not ours to set). On a loaded 2-core machine those spinning
  * threads halved whole-model speed (docs/cpu-perf.md). So OpenMP stays at one thread and
- * the conv is cut into one band of output rows per pool thread, each its own primitive:
- * an NHWC band of rows is contiguous, and its input rows are too (the band's padding is
- * the node's only at the image edges). Each band also transposes its own output rows.
+ * the conv is cut into one band of output rows per pool thread, each its own primitive
+ * (dnnl_bands.h plans them). Each band also transposes its own output rows.
  * All scratch (transposed input, NHWC output, per-band scratchpads) is in the workspace. */
 
-#define DNNL_MAX_BANDS 64
-
-typedef struct dnnl_band {
-    dnnl_primitive_t conv;
-    dnnl_memory_t m_src, m_dst, m_scratch;
-    int64_t oh0, oh1, ih0;          /* output rows [oh0, oh1); first input row read */
-    size_t off_scratch;
-} dnnl_band;
-
 struct dnnl_conv {
-    int n_bands;
-    dnnl_band band[DNNL_MAX_BANDS];
+    cpu_dnnl_bands bands;
     dnnl_memory_t m_wei, m_bias;
-    dnnl_primitive_t w_reorder;
-    dnnl_memory_t m_wsrc, m_wdst;       /* pack-time reorder endpoints */
+    cpu_dnnl_weight_pack w_pack;        /* NULL members when the weight is used as stored */
     size_t off_src_t, off_dst_t;        /* NHWC input and output in the workspace */
-    size_t scratch_bytes, src_t_bytes, dst_t_bytes;
+    size_t src_t_bytes, dst_t_bytes;
 };
 
 void cpu_dnnl_init(cpu_ctx *ctx)
@@ -550,40 +539,15 @@ void cpu_dnnl_fini(cpu_ctx *ctx)
     ctx->dnnl_stream = ctx->dnnl_engine = NULL;
 }
 
-/* Destroys the bands' primitives and memories, leaving none. */
-static void dnnl_bands_free(dnnl_conv *d)
-{
-    for (int b = 0; b < d->n_bands; b++) {
-        dnnl_band *bd = &d->band[b];
-        if (bd->conv)
-            dnnl_primitive_destroy(bd->conv);
-        dnnl_memory_t mems[] = {bd->m_src, bd->m_dst, bd->m_scratch};
-        for (size_t i = 0; i < 3; i++)
-            if (mems[i])
-                dnnl_memory_destroy(mems[i]);
-        *bd = (dnnl_band){0};
-    }
-    d->n_bands = 0;
-}
-
-bool cpu_dnnl_is_reference(const void *primitive_desc)
-{
-    const_dnnl_primitive_desc_t pd = primitive_desc;
-    const char *impl = NULL;
-    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
-           !strncmp(impl, "ref", 3);
-}
-
 static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
 {
     conv_params *p = vp;
     dnnl_conv *d = p->dnn;
     if (!d)
         return;
-    dnnl_bands_free(d);
-    if (d->w_reorder)
-        dnnl_primitive_destroy(d->w_reorder);
-    dnnl_memory_t mems[] = {d->m_wei, d->m_bias, d->m_wsrc, d->m_wdst};
+    cpu_dnnl_bands_free(&d->bands);
+    cpu_dnnl_weight_pack_free(&d->w_pack);
+    dnnl_memory_t mems[] = {d->m_wei, d->m_bias};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i])
             dnnl_memory_destroy(mems[i]);
@@ -594,29 +558,7 @@ static void dnnl_conv_free(cpu_ctx *ctx, void *vp)
 static int dnnl_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_err *err)
 {
     const conv_params *p = vp;
-    dnnl_conv *d = p->dnn;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
-    /* A stream of its own: the runtime packs several models at once, and a load may pack
-     * while another thread runs convolutions on ctx->dnnl_stream. */
-    dnnl_stream_t st = NULL;
-    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for a conv weight reorder failed");
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(1);
-    bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
-              dnnl_memory_set_data_handle(d->m_wdst, dst) == dnnl_success &&
-              dnnl_primitive_execute(d->w_reorder, st, 2, args) == dnnl_success &&
-              dnnl_stream_wait(st) == dnnl_success;
-    omp_set_num_threads(prev);
-    dnnl_stream_destroy(st);
-    if (!ok)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN weight reorder failed for conv weight");
-    return 0;
-}
-
-static size_t align64(size_t v)
-{
-    return (v + 63) & ~(size_t)63;
+    return cpu_dnnl_weight_pack_run(&p->dnn->w_pack, ctx, src, dst, "a conv weight", err);
 }
 
 static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, float *b)
@@ -662,29 +604,15 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     const sh_tensor *B = p->b >= 0 ? cpu_in(pp, 2) : NULL;
     /* Reorder the weights at pack time only when this node is their one consumer. */
     bool own_w = W->is_const && W->n_consumers == 1;
-    int64_t H = p->in[1], OH = p->out[1];
-    int64_t ext = (p->k[1] - 1) * p->d[1] + 1;
 
     dnnl_dims_t bdims = {p->M};
-    dnnl_dims_t wd = {p->G, p->Mg, p->Cg, p->k[1], p->k[2]};
-    int wnd = p->G > 1 ? 5 : 4;
-    dnnl_format_tag_t wplain = p->G > 1 ? dnnl_goihw : dnnl_oihw;
-    if (p->G == 1) {
-        wd[0] = p->M;
-        wd[1] = p->Cg;
-        wd[2] = p->k[1];
-        wd[3] = p->k[2];
-    }
-    dnnl_dims_t strides = {p->s[1], p->s[2]}, dil = {p->d[1] - 1, p->d[2] - 1};
     dnnl_memory_desc_t w_plain, w_md, b_md;
-    dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, dnnl_f32, wplain);
-    dnnl_memory_desc_init_by_tag(&w_md, wnd, wd, dnnl_f32, own_w ? dnnl_format_tag_any : wplain);
+    cpu_dnnl_weight_desc(&w_plain, p->G, p->M, p->Cg, p->k[1], p->k[2], dnnl_f32, false);
+    cpu_dnnl_weight_desc(&w_md, p->G, p->M, p->Cg, p->k[1], p->k[2], dnnl_f32, own_w);
     dnnl_memory_desc_init_by_tag(&b_md, 1, bdims, dnnl_f32, dnnl_x);
 
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
-    dnnl_memory_desc_t wchosen;
     int rc = -1;
     /* oneDNN sizes its blocking for the thread count it sees at creation: one per band. The
      * count is the calling thread's own OpenMP setting, restored on the way out. */
@@ -703,74 +631,31 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     }
     /* One scratchpad per band first in the workspace, then the NHWC input and output (last,
      * so that conv_to_nhwc can drop them). */
-    size_t ws = 0;
-    int nb = ctx->n_threads < OH ? ctx->n_threads : (int)OH;
-    if (nb > DNNL_MAX_BANDS)
-        nb = DNNL_MAX_BANDS;
-retry_bands:
-    for (int b = 0; b < nb; b++) {
-        dnnl_band *bd = &d->band[b];
-        d->n_bands = b + 1;
-        bd->oh0 = OH * b / nb;
-        bd->oh1 = OH * (b + 1) / nb;
-        int64_t lo = bd->oh0 * p->s[1] - p->pb[1], hi = (bd->oh1 - 1) * p->s[1] - p->pb[1] + ext;
-        bd->ih0 = lo > 0 ? lo : 0;
-        int64_t ih1 = hi < H ? hi : H;
-        dnnl_dims_t sd = {1, p->C, ih1 - bd->ih0, p->in[2]}, dd = {1, p->M, bd->oh1 - bd->oh0, p->out[2]};
-        dnnl_dims_t pl = {lo < 0 ? -lo : 0, p->pb[2]}, pr = {hi > H ? hi - H : 0, p->pe[2]};
-        dnnl_memory_desc_t src_md, dst_md;
-        dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc);
-        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
-        dnnl_convolution_desc_t cd;
-        if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
-                                                       &src_md, b == 0 ? &w_md : &wchosen, B ? &b_md : NULL,
-                                                       &dst_md, strides, dil, pl, pr) != dnnl_success ||
-            dnnl_primitive_desc_create(&pd, &cd, attr, ctx->dnnl_engine, NULL) != dnnl_success)
-            goto out;
-        if (nb > 1 && cpu_dnnl_is_reference(pd)) {
-            /* oneDNN's reference kernel: 5x a navigation frame at 16 threads (cpu_impl.h) */
-            dnnl_primitive_desc_destroy(pd);
-            pd = NULL;
-            dnnl_bands_free(d);
-            ws = 0;
-            nb /= 2;
-            goto retry_bands;
-        }
-        const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        const dnnl_memory_desc_t *q_sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-        /* Every band must read the weights in the layout band 0 chose. */
-        if (b == 0)
-            wchosen = *q_w;
-        else if (!dnnl_memory_desc_equal(q_w, &wchosen))
-            goto out;
-        bd->off_scratch = ws;
-        ws += align64(dnnl_memory_desc_get_size(q_sp));
-        /* Handles are bound per run (dnnl_memory_set_data_handle): none are owned here. */
-        if (dnnl_primitive_create(&bd->conv, pd) != dnnl_success ||
-            dnnl_memory_create(&bd->m_src, &src_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&bd->m_dst, &dst_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&bd->m_scratch, q_sp, ctx->dnnl_engine, DNNL_MEMORY_NONE))
-            goto out;
-        dnnl_primitive_desc_destroy(pd);
-        pd = NULL;
-    }
-    if (dnnl_memory_create(&d->m_wei, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+    cpu_dnnl_band_conv bc = {
+        .rows = {.in_rows = p->in[1], .out_rows = p->out[1], .stride = p->s[1], .pad_top = p->pb[1],
+                 .extent = (p->k[1] - 1) * p->d[1] + 1},
+        .src_channels = p->C, .src_width = p->in[2], .dst_channels = p->M, .dst_width = p->out[2],
+        .pad_left = p->pb[2], .pad_right = p->pe[2],
+        .strides = {p->s[1], p->s[2]}, .dilates = {p->d[1] - 1, p->d[2] - 1},
+        .src_type = dnnl_f32, .dst_type = dnnl_f32, .weights = &w_md, .bias = B ? &b_md : NULL, .attr = attr,
+    };
+    if (cpu_dnnl_bands_create(&d->bands, ctx, &bc) < 0)
+        goto out;
+    const dnnl_memory_desc_t *wchosen = &d->bands.weights;
+    size_t ws = d->bands.scratch_bytes;
+    if (dnnl_memory_create(&d->m_wei, wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
         (B && dnnl_memory_create(&d->m_bias, &b_md, ctx->dnnl_engine, DNNL_MEMORY_NONE)))
         goto out;
-    if (!dnnl_memory_desc_equal(&wchosen, &w_plain)) {
+    if (!dnnl_memory_desc_equal(wchosen, &w_plain)) {
         /* The packed weight takes the primitive's layout (blocked layouts may pad channels). */
-        if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&d->m_wdst, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, &wchosen, ctx->dnnl_engine, NULL) ||
-            dnnl_primitive_create(&d->w_reorder, rpd))
+        if (cpu_dnnl_weight_pack_create(&d->w_pack, ctx, &w_plain, wchosen) < 0)
             goto out;
         pp->pack_tensor = p->w;
         pp->pack = dnnl_conv_pack;
-        pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(&wchosen);
+        pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(wchosen);
     }
-    d->scratch_bytes = ws;
-    d->src_t_bytes = align64((size_t)(p->C * p->Pin) * sizeof(float));
-    d->dst_t_bytes = align64((size_t)(p->M * p->P) * sizeof(float));
+    d->src_t_bytes = sh_align_up((size_t)(p->C * p->Pin) * sizeof(float), CPU_DNNL_ALIGN);
+    d->dst_t_bytes = sh_align_up((size_t)(p->M * p->P) * sizeof(float), CPU_DNNL_ALIGN);
     d->off_src_t = ws;
     d->off_dst_t = ws + d->src_t_bytes;
     pp->p->workspace_bytes[pp->k] = ws + d->src_t_bytes + d->dst_t_bytes;
@@ -779,10 +664,6 @@ retry_bands:
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
-    if (rpd)
-        dnnl_primitive_desc_destroy(rpd);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
     if (po)
         dnnl_post_ops_destroy(po);
     if (attr)
@@ -880,15 +761,10 @@ static void band_range(void *arg, int64_t b0, int64_t b1, int tid)
     int prev = omp_get_max_threads();
     omp_set_num_threads(1);
     for (int64_t b = b0; b < b1; b++) {
-        const dnnl_band *bd = &d->band[b];
+        const cpu_dnnl_band *bd = &d->bands.band[b];
         const float *src = (p->in_nhwc ? j->x : (const float *)(j->ws + d->off_src_t)) + bd->ih0 * p->in[2] * p->C;
         float *dst = (p->out_nhwc ? j->y : (float *)(j->ws + d->off_dst_t)) + bd->oh0 * p->out[2] * p->M;
-        dnnl_memory_set_data_handle(bd->m_src, (void *)src);
-        dnnl_memory_set_data_handle(bd->m_dst, dst);
-        dnnl_memory_set_data_handle(bd->m_scratch, j->ws + bd->off_scratch);
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, bd->m_src}, {DNNL_ARG_WEIGHTS, d->m_wei}, {DNNL_ARG_DST, bd->m_dst},
-                                   {DNNL_ARG_SCRATCHPAD, bd->m_scratch}, {DNNL_ARG_BIAS, d->m_bias}};
-        if (dnnl_primitive_execute(bd->conv, j->ctx->dnnl_stream, d->m_bias ? 5 : 4, args) != dnnl_success)
+        if (!cpu_dnnl_band_execute(bd, j->ctx, src, dst, j->ws, d->m_wei, DNNL_ARG_BIAS, d->m_bias))
             j->failed = 1;
         /* This band's NHWC rows [P0, P1) back to NCHW columns. */
         int64_t P0 = bd->oh0 * p->out[2], P1 = bd->oh1 * p->out[2];
@@ -909,7 +785,7 @@ static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params
         dnnl_memory_set_data_handle(d->m_bias, ex->t[p->b]);
     if (!p->in_nhwc)
         cpu_parallel_for(ex->ctx->pool, p->Pin, 64, to_nhwc_range, &j);
-    cpu_parallel_for_chunks(ex->ctx->pool, d->n_bands, 1, band_range, &j);
+    cpu_parallel_for_chunks(ex->ctx->pool, d->bands.n, 1, band_range, &j);
     /* The stream is in-order and CPU execution synchronous; wait() only reports errors. */
     if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (Conv): oneDNN execution failed", n->name);
@@ -920,7 +796,7 @@ static const char *band_impl(const dnnl_conv *d, int b)
 {
     const char *impl = NULL;
     const_dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_primitive_get_primitive_desc(d->band[b].conv, &pd) != dnnl_success ||
+    if (dnnl_primitive_get_primitive_desc(d->bands.band[b].conv, &pd) != dnnl_success ||
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
         return "?";
     return impl;
@@ -941,13 +817,13 @@ int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
     }
     const char *impl = band_impl(p->dnn, 0), *other = NULL;
     int other_band = 0;
-    for (int b = 1; b < p->dnn->n_bands && !other; b++)
+    for (int b = 1; b < p->dnn->bands.n && !other; b++)
         if (strcmp(band_impl(p->dnn, b), impl) != 0) {
             other = band_impl(p->dnn, b);
             other_band = b;
         }
-    int n = snprintf(buf, cap, "oneDNN %s, %d band%s, src %s, dst %s", impl, p->dnn->n_bands,
-                     p->dnn->n_bands == 1 ? "" : "s", p->in_nhwc ? "NHWC" : "NCHW->NHWC",
+    int n = snprintf(buf, cap, "oneDNN %s, %d band%s, src %s, dst %s", impl, p->dnn->bands.n,
+                     p->dnn->bands.n == 1 ? "" : "s", p->in_nhwc ? "NHWC" : "NCHW->NHWC",
                      p->out_nhwc ? "NHWC" : "NHWC->NCHW");
     if (other && n >= 0 && (size_t)n < cap)
         snprintf(buf + n, cap - (size_t)n, ", band %d %s", other_band, other);
@@ -979,6 +855,6 @@ static void conv_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool o
     dnnl_conv *d = p->dnn;
     p->in_nhwc = in_nhwc;
     p->out_nhwc = out_nhwc;
-    d->off_dst_t = d->scratch_bytes + (p->in_nhwc ? 0 : d->src_t_bytes);
+    d->off_dst_t = d->bands.scratch_bytes + (p->in_nhwc ? 0 : d->src_t_bytes);
     prog->workspace_bytes[k] = d->off_dst_t + (p->out_nhwc ? 0 : d->dst_t_bytes);
 }

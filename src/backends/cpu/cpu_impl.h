@@ -236,10 +236,6 @@ int cpu_conv_describe(cpu_kernel_fn fn, const void *params, char *buf, size_t ca
 const char *cpu_dnnl_isa_name(void);
 /* oneDNN engine/stream for ctx (conv.c); failure leaves them NULL and Conv on OpenBLAS. */
 void cpu_dnnl_init(cpu_ctx *ctx);
-/* Whether oneDNN answered a primitive descriptor (a const_dnnl_primitive_desc_t) with its
- * reference implementation: the row bands of conv.c and qconv_dnnl.c then try fewer, taller
- * bands, since a band of a row or two with band 0's weight layout gets only that kernel. */
-bool cpu_dnnl_is_reference(const void *primitive_desc);
 void cpu_dnnl_fini(cpu_ctx *ctx);
 
 /* Row-major strides of a shape (elements). */

@@ -18,8 +18,9 @@
  * the zero point (contributing 0, as ONNX's zero-point-corrected products do).
  *
  * Layout and threading follow the fp32 oneDNN conv (conv.c): OpenMP at one thread, one
- * primitive per band of output rows over shoal's pool, NHWC input transposed into the
- * workspace, and each band turns its own NHWC int32 rows into the NCHW output. */
+ * primitive per band of output rows over shoal's pool (dnnl_bands.h), NHWC input transposed
+ * into the workspace, and each band turns its own NHWC int32 rows into the NCHW output. */
+#include "backends/cpu/dnnl_bands.h"
 #include "backends/cpu/quant_impl.h"
 
 #include <omp.h>
@@ -28,26 +29,16 @@
 #include <string.h>
 #include <time.h>
 
-#define QD_MAX_BANDS 64
 /* Largest |w| whose pairwise u8 x s8 sums fit int16 (see above). */
 #define QD_NO_VNNI_MAX_W 64
 /* Largest K whose products (|x - xz|, |w - wz| <= 255) sum exactly in float32 in any order:
  * 258 * 255 * 255 < 2^24. */
 #define QD_F32_EXACT_K 258
 
-typedef struct qd_band {
-    dnnl_primitive_t conv;
-    dnnl_memory_t m_src, m_dst, m_scratch;
-    int64_t oh0, oh1, ih0;          /* output rows [oh0, oh1); first input row read */
-    size_t off_scratch;
-} qd_band;
-
 struct qconv_dnnl {
-    int n_bands;
-    qd_band band[QD_MAX_BANDS];
+    cpu_dnnl_bands bands;
     dnnl_memory_t m_wei, m_zp;      /* m_zp: the runtime source zero point, NULL without one */
-    dnnl_primitive_t w_reorder;
-    dnnl_memory_t m_wsrc, m_wdst;   /* pack-time reorder endpoints */
+    cpu_dnnl_weight_pack w_pack;    /* NULL members without needs_pack */
     bool u8_weights;                /* packed as w - 128 */
     bool f32;                       /* the float convolution on zero-point-corrected values */
     int32_t *wzero;                 /* f32: [M] the weights' zero points, NULL when all 0 */
@@ -62,31 +53,15 @@ struct qconv_dnnl {
     size_t off_src, off_dst, off_scale, off_bias, off_zp, off_csum, off_wsum;
 };
 
-static void qd_bands_free(qconv_dnnl *d)
-{
-    for (int b = 0; b < d->n_bands; b++) {
-        qd_band *bd = &d->band[b];
-        if (bd->conv)
-            dnnl_primitive_destroy(bd->conv);
-        dnnl_memory_t mems[] = {bd->m_src, bd->m_dst, bd->m_scratch};
-        for (size_t i = 0; i < 3; i++)
-            if (mems[i])
-                dnnl_memory_destroy(mems[i]);
-        *bd = (qd_band){0};
-    }
-    d->n_bands = 0;
-}
-
 static void qd_destroy(cpu_ctx *ctx, qconv_dnnl *d)
 {
     if (!d)
         return;
-    qd_bands_free(d);
-    if (d->w_reorder)
-        dnnl_primitive_destroy(d->w_reorder);
+    cpu_dnnl_bands_free(&d->bands);
+    cpu_dnnl_weight_pack_free(&d->w_pack);
     sh_free(ctx->alloc, d->shift);
     sh_free(ctx->alloc, d->wzero);
-    dnnl_memory_t mems[] = {d->m_wei, d->m_zp, d->m_wsrc, d->m_wdst};
+    dnnl_memory_t mems[] = {d->m_wei, d->m_zp};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i])
             dnnl_memory_destroy(mems[i]);
@@ -104,8 +79,6 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
 {
     const qconv_params *p = vp;
     qconv_dnnl *d = p->dnn;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, d->m_wsrc}, {DNNL_ARG_TO, d->m_wdst}};
-    /* A stream of its own: models are packed while others run on ctx->dnnl_stream. */
     void *staged = NULL;
     if (d->f32) {
         size_t bytes;
@@ -126,31 +99,12 @@ static int qd_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_
             ((int8_t *)staged)[i] = (int8_t)(((const uint8_t *)src)[i] - 128);
         src = staged;
     }
-    dnnl_stream_t st = NULL;
-    if (dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success) {
-        sh_free(ctx->alloc, staged);
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN stream for an int8 weight reorder failed");
-    }
     /* The reorder leaves the layout's padding (channels rounded up to the block) unwritten;
      * packed bytes are hashed for the weight store and must not depend on the buffer. */
     memset(dst, 0, d->packed_bytes);
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(1);
-    bool ok = dnnl_memory_set_data_handle(d->m_wsrc, (void *)src) == dnnl_success &&
-              dnnl_memory_set_data_handle(d->m_wdst, dst) == dnnl_success &&
-              dnnl_primitive_execute(d->w_reorder, st, 2, args) == dnnl_success &&
-              dnnl_stream_wait(st) == dnnl_success;
-    omp_set_num_threads(prev);
-    dnnl_stream_destroy(st);
+    int rc = cpu_dnnl_weight_pack_run(&d->w_pack, ctx, src, dst, "an int8 conv weight", err);
     sh_free(ctx->alloc, staged);
-    if (!ok)
-        return sh_errf(err, SHOAL_ERR_INTERNAL, "cpu: oneDNN reorder of an int8 conv weight failed");
-    return 0;
-}
-
-static size_t align64(size_t v)
-{
-    return (v + 63) & ~(size_t)63;
+    return rc;
 }
 
 static bool isa_has_vnni(void)
@@ -212,23 +166,11 @@ static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted,
     }
     dnnl_data_type_t xdt = f32 ? dnnl_f32 : p->xdt == SH_DT_UINT8 ? dnnl_u8 : dnnl_s8;
     dnnl_data_type_t wdt = f32 ? dnnl_f32 : dnnl_s8, ydt = f32 ? dnnl_f32 : dnnl_s32;
-    int64_t ext = (p->kh - 1) * p->dh + 1;
-    dnnl_dims_t wd = {p->G, p->Mg, p->Cg, p->kh, p->kw};
-    int wnd = p->G > 1 ? 5 : 4;
-    dnnl_format_tag_t wplain = p->G > 1 ? dnnl_goihw : dnnl_oihw;
-    if (p->G == 1) {
-        wd[0] = p->M;
-        wd[1] = p->Cg;
-        wd[2] = p->kh;
-        wd[3] = p->kw;
-    }
-    dnnl_dims_t strides = {p->sh, p->sw}, dil = {p->dh - 1, p->dw - 1};
-    dnnl_memory_desc_t w_plain, w_any, wchosen;
-    dnnl_memory_desc_init_by_tag(&w_plain, wnd, wd, wdt, wplain);
-    dnnl_memory_desc_init_by_tag(&w_any, wnd, wd, wdt, dnnl_format_tag_any);
+    dnnl_memory_desc_t w_plain, w_any;
+    cpu_dnnl_weight_desc(&w_plain, p->G, p->M, p->Cg, p->kh, p->kw, wdt, false);
+    cpu_dnnl_weight_desc(&w_any, p->G, p->M, p->Cg, p->kh, p->kw, wdt, true);
 
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     int rc = -1;
     int prev_threads = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -270,56 +212,19 @@ static int qd_build(cpu_prep *pp, const qconv_params *p, bool f32, bool shifted,
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success ||
         (src_zp && dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &runtime_zp) != dnnl_success))
         goto out;
-    size_t ws = 0;
-    int nb = ctx->n_threads < p->OH ? ctx->n_threads : (int)p->OH;
-    if (nb > QD_MAX_BANDS)
-        nb = QD_MAX_BANDS;
-retry_bands:
-    for (int b = 0; b < nb; b++) {
-        qd_band *bd = &d->band[b];
-        d->n_bands = b + 1;
-        bd->oh0 = p->OH * b / nb;
-        bd->oh1 = p->OH * (b + 1) / nb;
-        int64_t lo = bd->oh0 * p->sh - p->pt, hi = (bd->oh1 - 1) * p->sh - p->pt + ext;
-        bd->ih0 = lo > 0 ? lo : 0;
-        int64_t ih1 = hi < p->H ? hi : p->H;
-        dnnl_dims_t sd = {1, p->C, ih1 - bd->ih0, p->W}, dd = {1, p->M, bd->oh1 - bd->oh0, p->OW};
-        dnnl_dims_t pl = {lo < 0 ? -lo : 0, p->pl}, pr = {hi > p->H ? hi - p->H : 0, p->pr};
-        dnnl_memory_desc_t src_md, dst_md;
-        dnnl_memory_desc_init_by_tag(&src_md, 4, sd, xdt, dnnl_nhwc);
-        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, ydt, dnnl_nhwc);
-        dnnl_convolution_desc_t cd;
-        if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
-                                                       &src_md, b == 0 ? &w_any : &wchosen, NULL, &dst_md,
-                                                       strides, dil, pl, pr) != dnnl_success ||
-            dnnl_primitive_desc_create(&pd, &cd, attr, ctx->dnnl_engine, NULL) != dnnl_success)
-            goto out;
-        if (nb > 1 && cpu_dnnl_is_reference(pd)) {
-            dnnl_primitive_desc_destroy(pd);
-            pd = NULL;
-            qd_bands_free(d);
-            ws = 0;
-            nb /= 2;
-            goto retry_bands;
-        }
-        const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        const dnnl_memory_desc_t *q_sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-        /* Every band reads the one packed weight: they must agree on its layout. */
-        if (b == 0)
-            wchosen = *q_w;
-        else if (!dnnl_memory_desc_equal(q_w, &wchosen))
-            goto out;
-        bd->off_scratch = ws;
-        ws += align64(dnnl_memory_desc_get_size(q_sp));
-        if (dnnl_primitive_create(&bd->conv, pd) != dnnl_success ||
-            dnnl_memory_create(&bd->m_src, &src_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&bd->m_dst, &dst_md, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&bd->m_scratch, q_sp, ctx->dnnl_engine, DNNL_MEMORY_NONE))
-            goto out;
-        dnnl_primitive_desc_destroy(pd);
-        pd = NULL;
-    }
-    if (dnnl_memory_create(&d->m_wei, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE))
+    cpu_dnnl_band_conv bc = {
+        .rows = {.in_rows = p->H, .out_rows = p->OH, .stride = p->sh, .pad_top = p->pt,
+                 .extent = (p->kh - 1) * p->dh + 1},
+        .src_channels = p->C, .src_width = p->W, .dst_channels = p->M, .dst_width = p->OW,
+        .pad_left = p->pl, .pad_right = p->pr,
+        .strides = {p->sh, p->sw}, .dilates = {p->dh - 1, p->dw - 1},
+        .src_type = xdt, .dst_type = ydt, .weights = &w_any, .attr = attr,
+    };
+    if (cpu_dnnl_bands_create(&d->bands, ctx, &bc) < 0)
+        goto out;
+    const dnnl_memory_desc_t *wchosen = &d->bands.weights;
+    size_t ws = d->bands.scratch_bytes;
+    if (dnnl_memory_create(&d->m_wei, wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE))
         goto out;
     if (src_zp) {
         dnnl_dims_t one = {1};
@@ -328,40 +233,33 @@ retry_bands:
         if (dnnl_memory_create(&d->m_zp, &zp_md, ctx->dnnl_engine, DNNL_MEMORY_NONE))
             goto out;
     }
-    if (!dnnl_memory_desc_equal(&wchosen, &w_plain) || d->u8_weights || d->f32) {
+    if (!dnnl_memory_desc_equal(wchosen, &w_plain) || d->u8_weights || d->f32) {
         /* The packed weight is the primitive's layout, compensation terms included. */
-        if (dnnl_memory_create(&d->m_wsrc, &w_plain, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_memory_create(&d->m_wdst, &wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-            dnnl_reorder_primitive_desc_create(&rpd, &w_plain, ctx->dnnl_engine, &wchosen, ctx->dnnl_engine, NULL) ||
-            dnnl_primitive_create(&d->w_reorder, rpd))
+        if (cpu_dnnl_weight_pack_create(&d->w_pack, ctx, &w_plain, wchosen) < 0)
             goto out;
         d->needs_pack = true;
-        d->packed_bytes = dnnl_memory_desc_get_size(&wchosen);
+        d->packed_bytes = dnnl_memory_desc_get_size(wchosen);
     }
     size_t src_bytes, dst_bytes;
     if (!sh_mul_size((size_t)p->C, (size_t)(p->H * p->W) * (f32 ? sizeof(float) : 1), &src_bytes) ||
         !sh_mul_size((size_t)p->M, (size_t)(p->OH * p->OW) * sizeof(int32_t), &dst_bytes))
         goto out;
     d->off_src = ws;
-    d->off_dst = d->off_src + align64(src_bytes);
-    d->off_scale = d->off_dst + align64(dst_bytes);
-    d->off_bias = d->off_scale + align64((size_t)p->M * sizeof(float) + QCONV_TABLE_BYTES);
-    d->off_zp = d->off_bias + align64((size_t)p->M * sizeof(int32_t));
+    d->off_dst = d->off_src + sh_align_up(src_bytes, CPU_DNNL_ALIGN);
+    d->off_scale = d->off_dst + sh_align_up(dst_bytes, CPU_DNNL_ALIGN);
+    d->off_bias = d->off_scale + sh_align_up((size_t)p->M * sizeof(float) + QCONV_TABLE_BYTES, CPU_DNNL_ALIGN);
+    d->off_zp = d->off_bias + sh_align_up((size_t)p->M * sizeof(int32_t), CPU_DNNL_ALIGN);
     d->off_csum = d->off_zp + 64;
     d->off_wsum = d->off_csum;
     size_t csum = 0, wsum = 0;
     if (d->shift && (!sh_mul_size((size_t)p->G, (size_t)(p->H * p->W) * sizeof(int32_t), &csum) ||
                      !sh_mul_size((size_t)p->G, (size_t)(p->OH * p->OW) * sizeof(int32_t), &wsum)))
         goto out;
-    d->off_wsum = d->off_csum + align64(csum);
-    d->ws_bytes = d->off_wsum + align64(wsum);
+    d->off_wsum = d->off_csum + sh_align_up(csum, CPU_DNNL_ALIGN);
+    d->ws_bytes = d->off_wsum + sh_align_up(wsum, CPU_DNNL_ALIGN);
     rc = 0;
 out:
     omp_set_num_threads(prev_threads);
-    if (rpd)
-        dnnl_primitive_desc_destroy(rpd);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     if (rc < 0) {
@@ -755,18 +653,13 @@ static void qd_bands(void *arg, int64_t b0, int64_t b1, int tid)
     int prev = omp_get_max_threads();
     omp_set_num_threads(1);
     for (int64_t b = b0; b < b1; b++) {
-        const qd_band *bd = &d->band[b];
+        const cpu_dnnl_band *bd = &d->bands.band[b];
         size_t xe = d->f32 ? sizeof(float) : 1;
         const char *src = (p->in_nhwc && !d->f32 ? (const char *)j->x : j->ws + d->off_src) +
                           (size_t)(bd->ih0 * p->W * p->C) * xe;
         int32_t *dst = (int32_t *)(j->ws + d->off_dst) + bd->oh0 * p->OW * p->M;
-        dnnl_memory_set_data_handle(bd->m_src, (void *)src);
-        dnnl_memory_set_data_handle(bd->m_dst, dst);
-        dnnl_memory_set_data_handle(bd->m_scratch, j->ws + bd->off_scratch);
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, bd->m_src}, {DNNL_ARG_WEIGHTS, d->m_wei}, {DNNL_ARG_DST, bd->m_dst},
-                                   {DNNL_ARG_SCRATCHPAD, bd->m_scratch},
-                                   {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, d->m_zp}};
-        if (dnnl_primitive_execute(bd->conv, j->ctx->dnnl_stream, d->m_zp ? 5 : 4, args) != dnnl_success) {
+        if (!cpu_dnnl_band_execute(bd, j->ctx, src, dst, j->ws, d->m_wei, DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC,
+                                   d->m_zp)) {
             j->failed = 1;
             continue;
         }
@@ -815,7 +708,7 @@ int qconv_dnnl_run(const cpu_exec *ex, const sh_node *n, const qconv_params *p, 
         cpu_parallel_for(ex->ctx->pool, p->H * p->W, 256, qd_to_nhwc_f32, &j);
     else if (!p->in_nhwc)
         cpu_parallel_for(ex->ctx->pool, p->H * p->W, 256, qd_to_nhwc, &j);
-    cpu_parallel_for_chunks(ex->ctx->pool, d->n_bands, 1, qd_bands, &j);
+    cpu_parallel_for_chunks(ex->ctx->pool, d->bands.n, 1, qd_bands, &j);
     if (j.failed || dnnl_stream_wait(ex->ctx->dnnl_stream) != dnnl_success)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "node %s (%s): oneDNN int8 convolution failed", n->name,
                        sh_op_name(n->op));
