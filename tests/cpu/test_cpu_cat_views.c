@@ -70,15 +70,21 @@ static void build(th *h, cat_graph *t)
     sh_node_set_int(h->g, k, "axis", 2);
 }
 
+/* The graph above compiled for `threads` pool threads, its four results the graph outputs. */
+static void compile_cat_graph(th *h, cat_graph *t, int threads)
+{
+    th_init(h, threads);
+    build(h, t);
+    int outs[4] = {t->y0, t->y1, t->twice, t->rows};
+    assert_int_equal(th_compile(h, &t->x, 1, outs, 4), 0);
+}
+
 static void aliases_are_chosen(void **state)
 {
     (void)state;
     th h;
-    th_init(&h, 1);
     cat_graph t;
-    build(&h, &t);
-    int outs[4] = {t.y0, t.y1, t.twice, t.rows};
-    assert_int_equal(th_compile(&h, &t.x, 1, outs, 4), 0);
+    compile_cat_graph(&h, &t, 1);
     const sh_program *p = h.p;
     size_t plane = HW * sizeof(float);
     assert_int_equal(p->alias_of[t.e], t.cat);
@@ -112,11 +118,8 @@ static void runs_through_the_planner(void **state)
 {
     (void)state;
     th h;
-    th_init(&h, 2);
     cat_graph t;
-    build(&h, &t);
-    int outs[4] = {t.y0, t.y1, t.twice, t.rows};
-    assert_int_equal(th_compile(&h, &t.x, 1, outs, 4), 0);
+    compile_cat_graph(&h, &t, 2);
     sh_err err;
     sh_plan *plan = NULL;
     assert_int_equal(sh_plan_build(h.a, h.g, h.p, 64, &plan, &err), 0);
