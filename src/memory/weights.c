@@ -2,6 +2,7 @@
 #include "memory/weights.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -307,6 +308,94 @@ static int pack_unlocked(sh_weight_store *ws, const sh_program *p, int t, bool h
     return 0;
 }
 
+/* One prepack's tensors, taken in turn by its threads. A tensor's pack reads only that
+ * tensor, and each thread writes only the slots of the tensors it took. */
+typedef struct prepack_job {
+    sh_weight_store *ws;
+    const sh_program *p;
+    sh_weight_kept_fn kept;
+    void *user;
+    sh_weight_prepack *pk;
+    atomic_int next;
+    atomic_bool failed;
+    pthread_mutex_t mu;     /* guards rc and err: the first failure is the one reported */
+    int rc;
+    sh_err err;
+} prepack_job;
+
+static void *prepack_worker(void *arg)
+{
+    prepack_job *j = arg;
+    const sh_graph *g = j->p->graph;
+    sh_weight_prepack *pk = j->pk;
+    while (!atomic_load(&j->failed)) {
+        int t = atomic_fetch_add(&j->next, 1);
+        if (t >= g->n_tensors)
+            break;
+        if (!g->tensors[t].is_const || j->p->weight_bytes[t] == 0)
+            continue;
+        sh_err e = {0};
+        int rc = pack_unlocked(j->ws, j->p, t, pk->host_mem, &pk->buf[t], &pk->hash[t], &e);
+        if (rc) {
+            pthread_mutex_lock(&j->mu);
+            if (!j->rc) {
+                j->rc = rc;
+                j->err = e;
+            }
+            pthread_mutex_unlock(&j->mu);
+            atomic_store(&j->failed, true);
+            break;
+        }
+        pk->have[t] = true;
+        /* Without a cache nothing would keep these bytes: only the hash is needed to register
+         * (see take_packed), and five models' packed copies would raise peak memory. */
+        if (!pk->host_mem) {
+            sh_free(j->ws->alloc, pk->buf[t]);
+            pk->buf[t] = NULL;
+        } else if (j->kept) {
+            j->kept(j->user, t);
+        }
+    }
+    return NULL;
+}
+
+/* Below this many packed bytes a program packs on the caller's thread alone. */
+#define PREPACK_PARALLEL_BYTES ((size_t)16 << 20)
+#define PREPACK_MAX_THREADS 8
+
+static int prepack_threads(const sh_weight_store *ws, const sh_program *p)
+{
+    size_t bytes = 0;
+    for (int t = 0; t < p->graph->n_tensors; t++)
+        if (p->graph->tensors[t].is_const)
+            bytes += p->weight_bytes[t];
+    int n = ws->prm.pack_threads < PREPACK_MAX_THREADS ? ws->prm.pack_threads : PREPACK_MAX_THREADS;
+    return bytes >= PREPACK_PARALLEL_BYTES && n > 1 ? n : 1;
+}
+
+static int prepack_run(sh_weight_store *ws, const sh_program *p, sh_weight_kept_fn kept, void *user,
+                       sh_weight_prepack *pk, sh_err *err)
+{
+    prepack_job j = {.ws = ws, .p = p, .kept = kept, .user = user, .pk = pk};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, false);
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_t th[PREPACK_MAX_THREADS];
+    int n_th = 0, want = prepack_threads(ws, p);
+    /* A helper that cannot start leaves its share to the others; the caller is one of them. */
+    while (n_th + 1 < want && pthread_create(&th[n_th], NULL, prepack_worker, &j) == 0)
+        n_th++;
+    prepack_worker(&j);
+    for (int i = 0; i < n_th; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&j.mu);
+    for (int t = 0; t < p->graph->n_tensors; t++)
+        pk->n_packs += pk->have[t];
+    if (j.rc && err)
+        *err = j.err;
+    return j.rc;
+}
+
 int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_kept_fn kept, void *user,
                             sh_weight_prepack **out, sh_err *err)
 {
@@ -325,24 +414,10 @@ int sh_weight_store_prepack(sh_weight_store *ws, const sh_program *p, sh_weight_
         sh_weight_prepack_destroy(ws, pk);
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "weight store: out of memory packing a model");
     }
-    for (int t = 0; t < g->n_tensors; t++) {
-        if (!g->tensors[t].is_const || p->weight_bytes[t] == 0)
-            continue;
-        int rc = pack_unlocked(ws, p, t, pk->host_mem, &pk->buf[t], &pk->hash[t], err);
-        if (rc) {
-            sh_weight_prepack_destroy(ws, pk);
-            return rc;
-        }
-        pk->have[t] = true;
-        pk->n_packs++;
-        /* Without a cache nothing would keep these bytes: only the hash is needed to register
-         * (see take_packed), and five models' packed copies would raise peak memory. */
-        if (!pk->host_mem) {
-            sh_free(ws->alloc, pk->buf[t]);
-            pk->buf[t] = NULL;
-        } else if (kept) {
-            kept(user, t);
-        }
+    int rc = prepack_run(ws, p, kept, user, pk, err);
+    if (rc) {
+        sh_weight_prepack_destroy(ws, pk);
+        return rc;
     }
     *out = pk;
     return 0;

@@ -53,6 +53,9 @@ typedef struct sh_weight_store_params {
      * no memory beyond the cache. Only with host_cache and a backend without host_alloc. */
     bool host_is_device;
     int max_models;
+    /* Threads one prepack may use (0 or 1: the caller's alone); used for programs whose
+     * weights are large enough to repay them (a full-size YOLO packs 144 MB). */
+    int pack_threads;
 } sh_weight_store_params;
 
 typedef struct sh_weight_store_stats {

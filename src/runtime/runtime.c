@@ -649,7 +649,10 @@ static int setup_memory(shoal_runtime_t rt, const shoal_runtime_params *p, const
                                   * budget's charges equal to the footprint residency plans with
                                   * (16 MiB chunks made small models look 16 MiB big). */
                                  .chunk_bytes = dev->host_memory ? dev->alignment : (size_t)4 << 20,
-                                 .max_models = rt->n_models};
+                                 .max_models = rt->n_models,
+                                 /* a full-size model's weights pack on a few cores while the
+                                  * other models load beside it */
+                                 .pack_threads = sh_cpu_count() < 4 ? sh_cpu_count() : 4};
     if ((rc = sh_weight_store_create(&wp, &rt->weights, err)))
         return rc;
     sh_residency_callbacks cb = {.user = rt, .footprint = footprint_cb, .load = load_cb, .unload = unload_cb};

@@ -24,7 +24,9 @@ static int fb_host_alloc(void *ctx, size_t size, void **out, sh_err *err)
 {
     fake_dev *d = ctx;
     *out = sh_alloc(d->pinned, size);
+    pthread_mutex_lock(&d->mu);
     d->n_host_allocs++;
+    pthread_mutex_unlock(&d->mu);
     return *out ? 0 : sh_errf(err, SHOAL_ERR_NO_MEMORY, "fake pinned: out of memory");
 }
 
@@ -49,17 +51,21 @@ static int fb_download(void *ctx, void *dst, const void *src, size_t n, sh_err *
 static int fb_pack(void *ctx, const sh_program *p, int t, void *dst, sh_err *err)
 {
     fake_dev *d = ctx;
-    if (d->fail_pack_after == 0) {
+    pthread_mutex_lock(&d->mu);
+    bool fail = d->fail_pack_after == 0;
+    if (fail)
         d->fail_pack_after = -1;
-        return sh_errf(err, SHOAL_ERR_BACKEND, "fake pack failed");
-    }
-    if (d->fail_pack_after > 0)
+    else if (d->fail_pack_after > 0)
         d->fail_pack_after--;
+    if (!fail)
+        d->n_packs++;
+    pthread_mutex_unlock(&d->mu);
+    if (fail)
+        return sh_errf(err, SHOAL_ERR_BACKEND, "fake pack failed");
     const sh_tensor *x = &p->graph->tensors[t];
     memcpy(dst, x->data, p->weight_bytes[t]);
     for (size_t i = 3; i < p->weight_bytes[t]; i += 4)
         ((unsigned char *)dst)[i] ^= 0x80;
-    d->n_packs++;
     return 0;
 }
 
@@ -83,6 +89,7 @@ void fake_backend_init(fake_dev *d, sh_backend *be, int with_host_alloc)
     d->pinned = sh_allocator_create();
     d->fail_buffer_after = -1;
     d->fail_pack_after = -1;
+    pthread_mutex_init(&d->mu, NULL);
     be->iface = with_host_alloc ? &fake_iface_pinned : &fake_iface;
     be->lanes = NULL;
     be->ctx = d;
@@ -90,6 +97,7 @@ void fake_backend_init(fake_dev *d, sh_backend *be, int with_host_alloc)
 
 void fake_backend_fini(fake_dev *d)
 {
+    pthread_mutex_destroy(&d->mu);
     sh_allocator_destroy(d->device);
     sh_allocator_destroy(d->pinned);
 }

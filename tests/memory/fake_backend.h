@@ -5,12 +5,15 @@
 
 #include "backends/backend.h"
 
+#include <pthread.h>
+
 typedef struct fake_dev {
     sh_allocator *device;     /* "device" memory: its in_use is the device's */
     sh_allocator *pinned;     /* host_alloc memory */
     long fail_buffer_after;   /* -1 off; 0 = fail the next buffer_alloc */
     long fail_pack_after;     /* -1 off */
     unsigned long n_buffer_allocs, n_uploads, n_downloads, n_packs, n_host_allocs;
+    pthread_mutex_t mu;       /* pack and host_alloc may be called from several threads */
 } fake_dev;
 
 /* with_host_alloc: whether the backend offers host_alloc (pinned memory). */

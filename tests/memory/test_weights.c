@@ -3,7 +3,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include "fake_backend.h"
@@ -116,15 +118,18 @@ static size_t al64(size_t n) { return sh_align_up(n, 64); }
 
 typedef struct kept_log {
     const sh_graph *g;
-    int n, seen[64];
+    pthread_mutex_t mu;     /* a threaded prepack calls back from its threads */
+    int n, seen[256];
 } kept_log;
 
 static void kept_source(void *user, int t)
 {
     kept_log *k = user;
-    assert_true(t >= 0 && t < 64 && k->g->tensors[t].is_const);
+    assert_true(t >= 0 && t < 256 && k->g->tensors[t].is_const);
+    pthread_mutex_lock(&k->mu);
     k->seen[t]++;
     k->n++;
+    pthread_mutex_unlock(&k->mu);
 }
 
 /* With the cache on, prepack names each packed constant once as its bytes are kept, and
@@ -139,7 +144,7 @@ static void prepack_tells_when_sources_are_free(void **state)
         setup(&f, 1, 0);
         sh_weight_store *ws = store(&f, cache);
         sh_err err = {0};
-        kept_log ka = {.g = f.ga}, kb = {.g = f.gb};
+        kept_log ka = {.g = f.ga, .mu = PTHREAD_MUTEX_INITIALIZER}, kb = {.g = f.gb, .mu = PTHREAD_MUTEX_INITIALIZER};
         sh_weight_prepack *pa = NULL, *pb = NULL;
         assert_int_equal(sh_weight_store_prepack(ws, f.pa, kept_source, &ka, &pa, &err), 0);
         assert_int_equal(sh_weight_store_prepack(ws, f.pb, kept_source, &kb, &pb, &err), 0);
@@ -420,11 +425,93 @@ static void device_backend_ignores_host_is_device(void **state)
     teardown(&f);
 }
 
+/* A model with 40 weights of 640 KiB (25 MiB: enough to be packed on threads), for the
+ * threaded prepack below. */
+enum { BIG_WEIGHTS = 40, BIG_FLOATS = 160 * 1024 };
+
+static sh_graph *big_model(sh_allocator *a)
+{
+    sh_graph *g = sh_graph_create(a, "big");
+    int x = syn_t(g, "x", 1, 8, 8);
+    sh_graph_set_inputs(g, &x, 1);
+    float *buf = malloc(sizeof(float) * BIG_FLOATS);
+    assert_non_null(buf);
+    for (int i = 0; i < BIG_WEIGHTS; i++) {
+        char wn[16], nn[16];
+        snprintf(wn, sizeof wn, "w%d", i);
+        snprintf(nn, sizeof nn, "conv%d", i);
+        sh_shape s = {1, {BIG_FLOATS}};
+        int w = sh_graph_add_tensor(g, wn, SH_DT_FLOAT32, &s);
+        unsigned v = 977u * (unsigned)i + 5u;
+        for (int j = 0; j < BIG_FLOATS; j++) {
+            v = v * 1664525u + 1013904223u;
+            buf[j] = (float)(v >> 8) / 16777216.0f - 0.5f;
+        }
+        assert_int_equal(sh_graph_set_const(g, w, buf, sizeof(float) * BIG_FLOATS, NULL), 0);
+        int y = syn_t(g, "", 1, 8, 8);
+        int in[2] = {x, w};
+        sh_graph_add_node(g, nn, SH_OP_CONV, in, 2, &y, 1);
+        x = y;
+    }
+    free(buf);
+    sh_graph_set_outputs(g, &x, 1);
+    assert_int_equal(sh_graph_finalize(g, NULL), 0);
+    return g;
+}
+
+/* Packed on four threads, a large model gives what one thread gives: the first model packs on
+ * the caller's thread (register), the second, the same graph, on four (prepack), and every one
+ * of its weights deduplicates against the first, byte for byte. Each weight is named once to
+ * `kept`. A pack that fails midway fails the prepack with the backend's message, leaves
+ * nothing behind (teardown counts the pinned bytes) and the store packs the model again. */
+static void prepack_on_threads_matches_one_thread(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, 1, 0);
+    sh_graph *g = big_model(f.a);
+    sh_program *p = syn_compile(f.a, g, 0);
+    sh_weight_store_params prm = {.alloc = f.a, .backend = f.be, .budget = f.b, .alignment = 256,
+                                  .chunk_bytes = 8192, .host_cache = true, .max_models = 4, .pack_threads = 4};
+    sh_weight_store *ws = NULL;
+    sh_err err = {0};
+    assert_int_equal(sh_weight_store_create(&prm, &ws, &err), 0);
+    assert_int_equal(sh_weight_store_register(ws, 0, p, &err), 0);
+
+    f.d.fail_pack_after = 17;
+    kept_log k = {.g = g, .mu = PTHREAD_MUTEX_INITIALIZER};
+    sh_weight_prepack *pk = NULL;
+    assert_int_equal(sh_weight_store_prepack(ws, p, kept_source, &k, &pk, &err), SHOAL_ERR_BACKEND);
+    assert_null(pk);
+    assert_non_null(strstr(err.msg, "fake pack failed"));
+    assert_true(k.n < BIG_WEIGHTS);
+
+    memset(&k, 0, sizeof k);
+    k.g = g;
+    pthread_mutex_init(&k.mu, NULL);
+    unsigned long packs_before = f.d.n_packs;
+    assert_int_equal(sh_weight_store_prepack(ws, p, kept_source, &k, &pk, &err), 0);
+    assert_int_equal(f.d.n_packs - packs_before, BIG_WEIGHTS);
+    assert_int_equal(k.n, BIG_WEIGHTS);
+    for (int i = 0; i < BIG_WEIGHTS; i++)
+        assert_int_equal(k.seen[widx(g, i)], 1);
+    assert_int_equal(sh_weight_store_register_prepacked(ws, 1, p, pk, &err), 0);
+    sh_weight_store_stats st;
+    sh_weight_store_get_stats(ws, &st);
+    assert_int_equal(st.n_entries, BIG_WEIGHTS);
+    assert_int_equal(st.n_dedup_hits, BIG_WEIGHTS);
+    sh_weight_store_destroy(ws);
+    sh_program_release(f.a, p);
+    sh_graph_destroy(g);
+    teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identical_weights_are_stored_once),
         cmocka_unit_test(prepack_tells_when_sources_are_free),
+        cmocka_unit_test(prepack_on_threads_matches_one_thread),
         cmocka_unit_test(without_cache_packs_again),
         cmocka_unit_test(host_backend_uses_cached_bytes_in_place),
         cmocka_unit_test(device_backend_ignores_host_is_device),
