@@ -92,6 +92,27 @@ def shoal_frame(s, mode, key="infer_ms"):
     return v.get("median"), v.get("p99")
 
 
+def frame_level_lines(d):
+    """The target against [1/6]'s frame-level peer (bench/frame_pytorch.py --set full): the whole
+    frame, 8-bit camera pixels to results, on both sides and on the same frames (step 3b)."""
+    S, P = load(d, "shoal_frames"), load(d, "pt_frame")
+    if "skipped" in S or "skipped" in P:
+        why = S.get("skipped") or P.get("skipped")
+        return [f"- the frame-level peer of [1/6] (frame_pytorch.py --set full): not measured ({why})"]
+    lines = []
+    for m in MODES:
+        ours = shoal_frame(S, m, "latency_ms")[0]
+        theirs = ((P.get("modes") or {}).get(m) or {}).get("frame_ms", {}).get("median_ms")
+        if ours is None or theirs is None:
+            lines.append(f"- {m}: ≥ {TARGETS['speedup']}× faster than the frame-level peer: not measured")
+            continue
+        sp = theirs / ours
+        lines.append(f"- {m}: ≥ {TARGETS['speedup']}× faster, whole frame from 8-bit pixels, than the frame-level "
+                     f"peer of [1/6] (fp16, CUDA graphs, frame ops on the device, {theirs:.2f} ms): shoal "
+                     f"{ours:.2f} ms: {verdict(sp >= TARGETS['speedup'], f'{sp:.2f}× faster')}")
+    return lines
+
+
 def pt_memory(p):
     """(peak, mean) MiB over the process life (NVML), or the runner's single reading."""
     m = p.get("memory_all") or {}
@@ -195,6 +216,7 @@ def build(d):
         sp = best / ours
         out.append(f"- {m}: ≥ {TARGETS['speedup']}× faster per frame than the fastest PyTorch peer ({label}, "
                    f"{best:.2f} ms e2e): shoal {ours:.2f} ms: {verdict(sp >= TARGETS['speedup'], f'{sp:.2f}× faster')}")
+    out.extend(frame_level_lines(d))
     one = budgets.get("1GiB") or {"skipped": "not run"}
     sw = one.get("switch") or {}
     runs = one.get("ok") and sw.get("switches") == sw.get("cycles", -1) * len(MODES)

@@ -11,6 +11,8 @@
 #     between auto and 2GiB, so a short DEADLINE still measures what the targets need;
 #  5. if time is left: PyTorch fp16 eager BN-folded, and fp16 + CUDA graphs (fullset_pytorch.py
 #     --graphs).
+# Between 3 and 4 (3b), the frame-level peer of [1/6] (bench/frame_pytorch.py --set full: fp16,
+# CUDA graphs, camera frames to results on the device) beside shoal bench on the same frames.
 # Then bench/fullset_table.py prints the article's claims beside both measurements, the targets
 # (PASS or MISSED with the ratio) and the budget runs, and draws the plot. Every step has a time
 # limit from what is left of DEADLINE; a step that does not fit is skipped and the table says so.
@@ -180,6 +182,31 @@ run_pt() {   # NAME WANT_S script args...
 PT=bench/fullset_pytorch.py
 on_gpu() { if [ "$TARGET" = cuda ]; then run_pt "$@"; else skip "$1" "no GPU (CPU dry run: float32 eager only)"; fi; }
 on_gpu pt_fp16 100 $PT --dtype fp16 --cap-gib 8 --iters "$PT_ITERS"
+
+# --- 3b. the frame-level peer of [1/6]: 8-bit camera frames to results, both sides ----------------
+# bench/frame_pytorch.py --set full (fp16, BN folded, one CUDA graph per model, letterbox and
+# decode on the device) beside shoal bench on the same three camera frames (models/frames).
+run_frames() {
+    local lim; lim=$(limit 100)
+    [ "$lim" = 0 ] && { skip shoal_frames "not run: the ${DEADLINE} s deadline was near"; skip pt_frame "not run"; return; }
+    [ "$TARGET" = cuda ] || { skip shoal_frames "no GPU"; skip pt_frame "no GPU (CPU dry run)"; return; }
+    if [ ! -s models/frames/sidewalk.jpg ]; then
+        "$PY" tools/make_frames.py models/frames > /dev/null 2>&1 ||
+            { mkdir -p models/frames && cp .devdata/frames/* models/frames/ 2>/dev/null; }
+    fi
+    [ -s models/frames/sidewalk.jpg ] || { skip shoal_frames "no camera frames (models/frames)"; skip pt_frame "no camera frames"; return; }
+    local img=(--image navigation=models/frames/sidewalk.jpg --image crossing=models/frames/crossing.jpg
+               --image shopping=models/frames/shelf.jpg)
+    log "frame-level: shoal bench and bench/frame_pytorch.py --set full on models/frames (limit ${lim} s)"
+    LD_LIBRARY_PATH="$SHOAL_LD" timeout -k 5 $(( lim / 3 )) "$SHOAL" bench --config "$CONFIG" --device "$TARGET" \
+        --iters "$PT_ITERS" --warmup "$PT_WARMUP" --budget none "${img[@]}" --out "$RES/shoal_frames.json" \
+        > /dev/null 2> "$RES/shoal_frames.err" || skip shoal_frames "shoal bench exited $?: $(tail -n 1 "$RES/shoal_frames.err" | tr -d '"\\' | cut -c1-200)"
+    timeout -k 5 $(( lim * 2 / 3 )) "$PY" bench/frame_pytorch.py --set full --config "$CONFIG" --device "$TARGET" \
+        --frames jpg --threads 4 --iters "$PT_ITERS" --warmup "$PT_WARMUP" --out "$RES/pt_frame.json" \
+        > /dev/null 2> "$RES/pt_frame.err" || skip pt_frame "exited $?: $(tail -n 1 "$RES/pt_frame.err" | tr -d '"\\' | cut -c1-200)"
+    save
+}
+run_frames
 
 # --- 4. budgets --------------------------------------------------------------------------------
 budget_run() { run_shoal "budget_$1" 75 --mode all --iters $(( ITERS < 10 ? ITERS : 10 )) --warmup $(( WARMUP < 2 ? WARMUP : 2 )) \
