@@ -79,19 +79,24 @@ static void cuda_buffer_free(void *vctx, void *p)
     }
 }
 
+/* Prepacks call these from threads of their own (memory/weights.c), whose current device is
+ * 0 until set: pinned memory belongs to the context current at the call. */
 static int cuda_host_alloc(void *vctx, size_t size, void **out, sh_err *err)
 {
     sh_cuda_ctx *c = vctx;
     *out = NULL;
+    SH_CU(c, err, cudaSetDevice(c->device));
     SH_CU(c, err, cudaMallocHost(out, size ? size : 1));
     return 0;
 }
 
 static void cuda_host_free(void *vctx, void *p)
 {
-    (void)vctx;
-    if (p)
+    sh_cuda_ctx *c = vctx;
+    if (p) {
+        cudaSetDevice(c->device);
         cudaFreeHost(p);
+    }
 }
 
 /* Uploads go on the copy stream, ordered after the compute already enqueued (an input buffer
