@@ -1,5 +1,9 @@
 #include "vision/preprocess.h"
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -125,9 +129,32 @@ static void hresize_row(const uint8_t *s, int cn, int dst_w, const int *xofs, co
 
 static uint8_t sat_u8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
-static void vresize_row(const int *s0, const int *s1, short b0, short b1, int width, uint8_t *d)
+#ifdef __AVX2__
+/* 16 outputs of the vector formula below at once, with the same integer steps: the rows' ints
+ * >> 4 narrowed to int16 (they fit: at most 255 * 2048 >> 4), mulhi for the >> 16 of each
+ * product, their sum + 2 >> 2, saturated to bytes. */
+static void vresize_16(const int *s0, const int *s1, __m256i b0, __m256i b1, uint8_t *d)
+{
+    __m256i a = _mm256_packs_epi32(_mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)s0), 4),
+                                   _mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)(s0 + 8)), 4));
+    __m256i b = _mm256_packs_epi32(_mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)s1), 4),
+                                   _mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)(s1 + 8)), 4));
+    a = _mm256_permute4x64_epi64(a, 0xD8);   /* packs interleaves the 128-bit lanes */
+    b = _mm256_permute4x64_epi64(b, 0xD8);
+    __m256i v = _mm256_add_epi16(_mm256_mulhi_epi16(a, b0), _mm256_mulhi_epi16(b, b1));
+    v = _mm256_srai_epi16(_mm256_add_epi16(v, _mm256_set1_epi16(2)), 2);
+    _mm_storeu_si128((__m128i *)d, _mm_packus_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+#endif
+
+void sh_resize_vrow_u8(const int *s0, const int *s1, short b0, short b1, int width, uint8_t *d)
 {
     int x = 0;
+#ifdef __AVX2__
+    __m256i vb0 = _mm256_set1_epi16(b0), vb1 = _mm256_set1_epi16(b1);
+    for (; x + 16 <= width; x += 16)
+        vresize_16(s0 + x, s1 + x, vb0, vb1, d + x);
+#endif
     int vec_end = width / 16 * 16;
     if (width - vec_end > 8)
         vec_end += 8;
@@ -195,7 +222,7 @@ static int resize_u8(uint8_t *scratch, const uint8_t *src, int src_w, int src_h,
             }
             hr[k] = rows[slot];
         }
-        vresize_row(hr[0], hr[1], b0, b1, (int)row, dst + (size_t)dy * dst_stride);
+        sh_resize_vrow_u8(hr[0], hr[1], b0, b1, (int)row, dst + (size_t)dy * dst_stride);
     }
     return 0;
 }

@@ -112,6 +112,11 @@ int sh_preprocess_roi(sh_allocator *a, const sh_image *img, int x, int y, int w,
 int sh_resize_bilinear_u8(sh_allocator *a, const uint8_t *src, int src_w, int src_h, size_t src_stride,
                           uint8_t *dst, int dst_w, int dst_h, size_t dst_stride, int cn, sh_err *err);
 
+/* One output row of the bilinear resize's vertical pass (OpenCV's VResizeLinear for 8-bit
+ * rows): the blend of two horizontally resized int rows s0 and s1 with weights b0 + b1 = 2048.
+ * Exposed for its test, which holds the vector path to the scalar formula. */
+void sh_resize_vrow_u8(const int *s0, const int *s1, short b0, short b1, int width, uint8_t *d);
+
 /* Bilinear resize of a float plane (PyTorch interpolate, align_corners=False). */
 void sh_resize_bilinear_f32(const float *src, int src_w, int src_h, float *dst, int dst_w, int dst_h);
 

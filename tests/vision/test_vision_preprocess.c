@@ -244,6 +244,38 @@ static void bytes_then_table_equal_floats(void **state)
     sh_image_free(&img);
 }
 
+/* OpenCV's vertical blend of two 8-bit rows, the expressions of VResizeLinearVec_32s8u for the
+ * 16- and 8-lane blocks and of its scalar tail, element by element: the row kernel, vector
+ * path included, must give these bytes for every width and weight. */
+static uint8_t sat8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+static void vertical_blend_matches_opencv(void **state)
+{
+    (void)state;
+    enum { W = 100 };
+    int s0[W], s1[W];
+    uint8_t got[W + 1], want[W];
+    unsigned seed = 777u;
+    for (int width = 1; width <= W; width++) {
+        for (int x = 0; x < width; x++) {   /* horizontal sums: bytes times weights summing to 2048 */
+            seed = seed * 1103515245u + 12345u;
+            s0[x] = (int)((seed >> 8) % (255 * 2048 + 1));
+            seed = seed * 1103515245u + 12345u;
+            s1[x] = (int)((seed >> 8) % (255 * 2048 + 1));
+        }
+        seed = seed * 1103515245u + 12345u;
+        short b0 = (short)((seed >> 8) % 2049), b1 = (short)(2048 - b0);
+        int vec_end = width / 16 * 16 + (width % 16 > 8 ? 8 : 0);
+        for (int x = 0; x < width; x++)
+            want[x] = x < vec_end ? sat8((((int16_t)(s0[x] >> 4) * b0 >> 16) + ((int16_t)(s1[x] >> 4) * b1 >> 16) + 2) >> 2)
+                                  : sat8((s0[x] * b0 + s1[x] * b1 + (1 << 21)) >> 22);
+        memset(got, 0xA5, sizeof got);
+        sh_resize_vrow_u8(s0, s1, b0, b1, width, got);
+        assert_memory_equal(want, got, (size_t)width);
+        assert_int_equal(got[width], 0xA5);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +283,7 @@ int main(void)
         cmocka_unit_test(bilinear_by_hand),   cmocka_unit_test(normalise_and_order),
         cmocka_unit_test(padding),            cmocka_unit_test(region_of_interest),
         cmocka_unit_test(bad_params),         cmocka_unit_test(bytes_then_table_equal_floats),
+        cmocka_unit_test(vertical_blend_matches_opencv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
