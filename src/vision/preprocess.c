@@ -288,6 +288,19 @@ static size_t region_need(const sh_preprocess_params *p)
     return sh_scratch_need(need, resize_scratch_bytes(p->width, 3));
 }
 
+/* Fills the canvas outside the w x h picture placed at (left, top) with the pad value. */
+static void pad_around(uint8_t *canvas, int width, int height, int left, int top, int w, int h, uint8_t pad)
+{
+    size_t pitch = (size_t)width * 3;
+    memset(canvas, pad, (size_t)top * pitch);
+    for (int y = top; y < top + h; y++) {
+        uint8_t *row = canvas + (size_t)y * pitch;
+        memset(row, pad, (size_t)left * 3);
+        memset(row + (size_t)(left + w) * 3, pad, (size_t)(width - left - w) * 3);
+    }
+    memset(canvas + (size_t)(top + h) * pitch, pad, (size_t)(height - top - h) * pitch);
+}
+
 /* The model-size 8-bit picture: resized, placed, padded, channels in output order. */
 static int letterbox_u8(sh_scratch *s, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
                         const sh_transform *xf, uint8_t *canvas, sh_err *err)
@@ -298,8 +311,15 @@ static int letterbox_u8(sh_scratch *s, const uint8_t *src, int w, int h, size_t 
     if (!resized || !scratch)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "preprocess: the workspace lacks room for a %dx%d resize",
                        xf->resized_w, xf->resized_h);
-    resize_u8(scratch, src, w, h, stride, resized, xf->resized_w, xf->resized_h, (size_t)xf->resized_w * 3, 3);
     int left = (int)xf->pad_x, top = (int)xf->pad_y, bgr = p->order == SH_CHANNELS_BGR;
+    if (!bgr) {   /* the channels stay in place: resize straight into the canvas, then pad around */
+        size_t pitch = (size_t)p->width * 3;
+        resize_u8(scratch, src, w, h, stride, canvas + (size_t)top * pitch + (size_t)left * 3, xf->resized_w,
+                  xf->resized_h, pitch, 3);
+        pad_around(canvas, p->width, p->height, left, top, xf->resized_w, xf->resized_h, p->pad_value);
+        return 0;
+    }
+    resize_u8(scratch, src, w, h, stride, resized, xf->resized_w, xf->resized_h, (size_t)xf->resized_w * 3, 3);
     for (int y = 0; y < p->height; y++) {
         uint8_t *o = canvas + (size_t)y * p->width * 3;
         int ry = y - top;
@@ -384,10 +404,11 @@ static bool model_size_ok(const sh_preprocess_params *p)
 void sh_expand_u8(const uint8_t *hwc, int width, int height, const float lut[3][256], float *out)
 {
     size_t plane = (size_t)width * height;
-    for (int c = 0; c < 3; c++) {
-        float *o = out + (size_t)c * plane;
-        for (size_t i = 0; i < plane; i++)
-            o[i] = lut[c][hwc[3 * i + (size_t)c]];
+    float *o0 = out, *o1 = out + plane, *o2 = out + 2 * plane;
+    for (size_t i = 0; i < plane; i++, hwc += 3) {   /* one pass over the bytes, three planes out */
+        o0[i] = lut[0][hwc[0]];
+        o1[i] = lut[1][hwc[1]];
+        o2[i] = lut[2][hwc[2]];
     }
 }
 
