@@ -280,12 +280,11 @@ int sh_preprocess_lut(const sh_preprocess_params *p, float lut[3][256], sh_err *
     return 0;
 }
 
-/* Scratch of region_u8 for a p->width x p->height model input (the resized picture is never
- * larger than the input). */
+/* Scratch of region_u8 for a p->width x p->height model input: the resize's rows (the
+ * resized picture goes straight onto the canvas, and is never wider than the input). */
 static size_t region_need(const sh_preprocess_params *p)
 {
-    size_t need = sh_scratch_need(0, (size_t)p->width * 3 * p->height);
-    return sh_scratch_need(need, resize_scratch_bytes(p->width, 3));
+    return sh_scratch_need(0, resize_scratch_bytes(p->width, 3));
 }
 
 /* Fills the canvas outside the w x h picture placed at (left, top) with the pad value. */
@@ -305,36 +304,24 @@ static void pad_around(uint8_t *canvas, int width, int height, int left, int top
 static int letterbox_u8(sh_scratch *s, const uint8_t *src, int w, int h, size_t stride, const sh_preprocess_params *p,
                         const sh_transform *xf, uint8_t *canvas, sh_err *err)
 {
-    size_t rbytes = (size_t)xf->resized_w * 3 * xf->resized_h;
-    uint8_t *resized = sh_scratch_take(s, rbytes);
     uint8_t *scratch = sh_scratch_take(s, resize_scratch_bytes(xf->resized_w, 3));
-    if (!resized || !scratch)
+    if (!scratch)
         return sh_errf(err, SHOAL_ERR_INTERNAL, "preprocess: the workspace lacks room for a %dx%d resize",
                        xf->resized_w, xf->resized_h);
-    int left = (int)xf->pad_x, top = (int)xf->pad_y, bgr = p->order == SH_CHANNELS_BGR;
-    if (!bgr) {   /* the channels stay in place: resize straight into the canvas, then pad around */
-        size_t pitch = (size_t)p->width * 3;
-        resize_u8(scratch, src, w, h, stride, canvas + (size_t)top * pitch + (size_t)left * 3, xf->resized_w,
-                  xf->resized_h, pitch, 3);
-        pad_around(canvas, p->width, p->height, left, top, xf->resized_w, xf->resized_h, p->pad_value);
-        return 0;
-    }
-    resize_u8(scratch, src, w, h, stride, resized, xf->resized_w, xf->resized_h, (size_t)xf->resized_w * 3, 3);
-    for (int y = 0; y < p->height; y++) {
-        uint8_t *o = canvas + (size_t)y * p->width * 3;
-        int ry = y - top;
-        for (int x = 0; x < p->width; x++, o += 3) {
-            int rx = x - left;
-            if (ry < 0 || ry >= xf->resized_h || rx < 0 || rx >= xf->resized_w) {
-                o[0] = o[1] = o[2] = p->pad_value;
-                continue;
+    /* resized straight into its place on the canvas, then the channels swapped there for BGR
+     * and the border filled */
+    int left = (int)xf->pad_x, top = (int)xf->pad_y;
+    size_t pitch = (size_t)p->width * 3;
+    uint8_t *placed = canvas + (size_t)top * pitch + (size_t)left * 3;
+    resize_u8(scratch, src, w, h, stride, placed, xf->resized_w, xf->resized_h, pitch, 3);
+    if (p->order == SH_CHANNELS_BGR)
+        for (int y = 0; y < xf->resized_h; y++)
+            for (uint8_t *o = placed + (size_t)y * pitch, *end = o + (size_t)xf->resized_w * 3; o < end; o += 3) {
+                uint8_t r = o[0];
+                o[0] = o[2];
+                o[2] = r;
             }
-            const uint8_t *px = resized + ((size_t)ry * xf->resized_w + rx) * 3;
-            o[0] = px[bgr ? 2 : 0];
-            o[1] = px[1];
-            o[2] = px[bgr ? 0 : 2];
-        }
-    }
+    pad_around(canvas, p->width, p->height, left, top, xf->resized_w, xf->resized_h, p->pad_value);
     return 0;
 }
 
