@@ -17,33 +17,43 @@
  * last weight byte for byte. Sizes in floats. */
 static const int sizes[3] = {1000, 5000, 300};
 
-static sh_graph *model(sh_allocator *a, const char *name, const unsigned *seeds)
+/* A chain of n Convs whose weights are floats[i] values from an LCG seeded seeds[i]. */
+static sh_graph *conv_chain(sh_allocator *a, const char *name, int n, const int *floats, const unsigned *seeds)
 {
     sh_graph *g = sh_graph_create(a, name);
     int x = syn_t(g, "x", 1, 8, 8);
     sh_graph_set_inputs(g, &x, 1);
-    for (int i = 0; i < 3; i++) {
-        char wn[16];
+    int most = 0;
+    for (int i = 0; i < n; i++)
+        most = floats[i] > most ? floats[i] : most;
+    float *buf = malloc(sizeof(float) * (size_t)most);
+    assert_non_null(buf);
+    for (int i = 0; i < n; i++) {
+        char wn[16], nn[16];
         snprintf(wn, sizeof wn, "w%d", i);
-        sh_shape s = {1, {sizes[i]}};
+        snprintf(nn, sizeof nn, "conv%d", i);
+        sh_shape s = {1, {floats[i]}};
         int w = sh_graph_add_tensor(g, wn, SH_DT_FLOAT32, &s);
-        float buf[5000];
         unsigned v = seeds[i];
-        for (int j = 0; j < sizes[i]; j++) {
+        for (int j = 0; j < floats[i]; j++) {
             v = v * 1664525u + 1013904223u;
             buf[j] = (float)(v >> 8) / 16777216.0f - 0.5f;
         }
-        assert_int_equal(sh_graph_set_const(g, w, buf, sizeof(float) * (size_t)sizes[i], NULL), 0);
+        assert_int_equal(sh_graph_set_const(g, w, buf, sizeof(float) * (size_t)floats[i], NULL), 0);
         int y = syn_t(g, "", 1, 8, 8);
         int in[2] = {x, w};
-        char nn[16];
-        snprintf(nn, sizeof nn, "conv%d", i);
         sh_graph_add_node(g, nn, SH_OP_CONV, in, 2, &y, 1);
         x = y;
     }
+    free(buf);
     sh_graph_set_outputs(g, &x, 1);
     assert_int_equal(sh_graph_finalize(g, NULL), 0);
     return g;
+}
+
+static sh_graph *model(sh_allocator *a, const char *name, const unsigned *seeds)
+{
+    return conv_chain(a, name, 3, sizes, seeds);
 }
 
 typedef struct fixture {
@@ -431,32 +441,13 @@ enum { BIG_WEIGHTS = 40, BIG_FLOATS = 160 * 1024 };
 
 static sh_graph *big_model(sh_allocator *a)
 {
-    sh_graph *g = sh_graph_create(a, "big");
-    int x = syn_t(g, "x", 1, 8, 8);
-    sh_graph_set_inputs(g, &x, 1);
-    float *buf = malloc(sizeof(float) * BIG_FLOATS);
-    assert_non_null(buf);
+    int floats[BIG_WEIGHTS];
+    unsigned seeds[BIG_WEIGHTS];
     for (int i = 0; i < BIG_WEIGHTS; i++) {
-        char wn[16], nn[16];
-        snprintf(wn, sizeof wn, "w%d", i);
-        snprintf(nn, sizeof nn, "conv%d", i);
-        sh_shape s = {1, {BIG_FLOATS}};
-        int w = sh_graph_add_tensor(g, wn, SH_DT_FLOAT32, &s);
-        unsigned v = 977u * (unsigned)i + 5u;
-        for (int j = 0; j < BIG_FLOATS; j++) {
-            v = v * 1664525u + 1013904223u;
-            buf[j] = (float)(v >> 8) / 16777216.0f - 0.5f;
-        }
-        assert_int_equal(sh_graph_set_const(g, w, buf, sizeof(float) * BIG_FLOATS, NULL), 0);
-        int y = syn_t(g, "", 1, 8, 8);
-        int in[2] = {x, w};
-        sh_graph_add_node(g, nn, SH_OP_CONV, in, 2, &y, 1);
-        x = y;
+        floats[i] = BIG_FLOATS;
+        seeds[i] = 977u * (unsigned)i + 5u;
     }
-    free(buf);
-    sh_graph_set_outputs(g, &x, 1);
-    assert_int_equal(sh_graph_finalize(g, NULL), 0);
-    return g;
+    return conv_chain(a, "big", BIG_WEIGHTS, floats, seeds);
 }
 
 /* Packed on four threads, a large model gives what one thread gives: the first model packs on
