@@ -169,6 +169,8 @@ typedef struct shoal_tuning {
     int cuda_profile_convs;         /* a per-node profile logs (INFO) one line per conv */
     int cpu_no_layout_flow;         /* CPU: activations NHWC between oneDNN convs only, not
                                        through Concat/Split/Add/pooling/Resize */
+    int cpu_pool_spin_us;           /* CPU: how long idle pool threads spin before they sleep,
+                                       in microseconds; 0 = 200, -1 = they sleep at once */
 } shoal_tuning;
 
 typedef struct shoal_runtime_params {

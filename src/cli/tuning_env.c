@@ -33,7 +33,8 @@ int cli_tuning_from_env(const char *cmd, shoal_tuning *t)
     if (env_int(cmd, "SHOAL_CUDA_STREAMS", 1, 4, &t->cuda_streams) ||
         env_int(cmd, "SHOAL_CUDA_STREAM_WINDOW", 1, 1 << 20, &t->cuda_stream_window) ||
         env_int(cmd, "SHOAL_CUDA_STREAM_SIDE_KIB", 1, 1 << 30, &t->cuda_stream_side_kib) ||
-        env_int(cmd, "SHOAL_CUDA_IGEMM", 0, 1, &igemm))
+        env_int(cmd, "SHOAL_CUDA_IGEMM", 0, 1, &igemm) ||
+        env_int(cmd, "SHOAL_CPU_POOL_SPIN_US", -1, 1000000, &t->cpu_pool_spin_us))
         return -1;
     if (igemm != -2)
         t->cuda_igemm = igemm ? 1 : -1;

@@ -559,7 +559,8 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
     if (!ctx)
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu backend: out of memory");
     ctx->alloc = a;
-    int rc = cpu_pool_create(a, p ? p->n_threads : 0, &ctx->pool);
+    ctx->pool_spin_us = p ? p->tuning.cpu_pool_spin_us : 0;
+    int rc = cpu_pool_create(a, p ? p->n_threads : 0, ctx->pool_spin_us, &ctx->pool);
     if (rc < 0) {
         sh_free(a, ctx);
         return sh_errf(err, rc, "cpu backend: cannot start the thread pool");

@@ -21,7 +21,11 @@ typedef struct cpu_pool cpu_pool;
 /* Work on [begin, end) of a range; `tid` is the worker slot in [0, n_threads). */
 typedef void (*cpu_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
 
-int cpu_pool_create(sh_allocator *a, int n_threads, cpu_pool **out);
+/* How long an idle worker, or the caller waiting for the workers, spins before it sleeps
+ * (threadpool.c says why). */
+#define CPU_POOL_SPIN_US 200
+/* spin_us: 0 the default above, < 0 never spin. */
+int cpu_pool_create(sh_allocator *a, int n_threads, int spin_us, cpu_pool **out);
 void cpu_pool_destroy(cpu_pool *p);
 int cpu_pool_threads(const cpu_pool *p);
 /* Splits [0, n) into chunks of at least `grain` items and runs fn over them on the pool and
@@ -55,6 +59,7 @@ typedef struct cpu_ctx {
     void *dnnl_engine;      /* dnnl_engine_t / dnnl_stream_t (conv.c); NULL when unavailable */
     void *dnnl_stream;
     bool no_layout_flow;    /* shoal_tuning.cpu_no_layout_flow: NHWC only on conv -> conv edges */
+    int pool_spin_us;       /* shoal_tuning.cpu_pool_spin_us, for pools made later */
     double *prof_ms;        /* [SH_OP_COUNT] time per op when profiling (bench only), else NULL */
     double *prof_node_ms;   /* [prof_node_cap] time per node index (bench tool only), else NULL */
     int prof_node_cap;

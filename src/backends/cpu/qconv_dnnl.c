@@ -323,7 +323,7 @@ static int qd_probe(cpu_prep *pp, qconv_params *p, qconv_dnnl *a, qconv_dnnl *b,
     qconv_dnnl *keep = p->dnn;
     cpu_pool *pool = NULL;
     dnnl_stream_t st = NULL;
-    if (!t || !xbuf || !ybuf || !wsbuf || !wabuf || !wbbuf || cpu_pool_create(ctx->alloc, ctx->n_threads, &pool) ||
+    if (!t || !xbuf || !ybuf || !wsbuf || !wabuf || !wbbuf || cpu_pool_create(ctx->alloc, ctx->n_threads, ctx->pool_spin_us, &pool) ||
         dnnl_stream_create(&st, ctx->dnnl_engine, dnnl_stream_default_flags) != dnnl_success)
         goto out;
     cpu_ctx own = *ctx;
