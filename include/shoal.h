@@ -165,10 +165,15 @@ typedef struct shoal_tuning {
     int cuda_no_transpose_fold;     /* MatMul operands' transposes copied */
     int cuda_no_slice_views;        /* channel Concat/Split copied, never viewed in place */
     int cuda_no_lane_priority;      /* lane 0's stream at the default priority */
+    int cuda_cudnn_fixed_algo;      /* cuDNN convs take IMPLICIT_PRECOMP_GEMM without asking the
+                                       heuristics, where its workspace query accepts them */
     int cuda_log_views;             /* log (INFO) each compiled graph's slice-view counts */
     int cuda_profile_convs;         /* a per-node profile logs (INFO) one line per conv */
     int cpu_no_layout_flow;         /* CPU: activations NHWC between oneDNN convs only, not
                                        through Concat/Split/Add/pooling/Resize */
+    int cpu_winograd;               /* CPU: 3x3 stride-1 convs of 40x40 and larger on the own
+                                       Winograd kernel: 0 = where oneDNN lacks AVX-512, 1 = on
+                                       any CPU, -1 = never */
     int cpu_pool_spin_us;           /* CPU: how long idle pool threads spin before they sleep,
                                        in microseconds; 0 = 200, -1 = they sleep at once */
 } shoal_tuning;

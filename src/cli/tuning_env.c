@@ -34,7 +34,8 @@ int cli_tuning_from_env(const char *cmd, shoal_tuning *t)
         env_int(cmd, "SHOAL_CUDA_STREAM_WINDOW", 1, 1 << 20, &t->cuda_stream_window) ||
         env_int(cmd, "SHOAL_CUDA_STREAM_SIDE_KIB", 1, 1 << 30, &t->cuda_stream_side_kib) ||
         env_int(cmd, "SHOAL_CUDA_IGEMM", 0, 1, &igemm) ||
-        env_int(cmd, "SHOAL_CPU_POOL_SPIN_US", -1, 1000000, &t->cpu_pool_spin_us))
+        env_int(cmd, "SHOAL_CPU_POOL_SPIN_US", -1, 1000000, &t->cpu_pool_spin_us) ||
+        env_int(cmd, "SHOAL_CPU_WINOGRAD", -1, 1, &t->cpu_winograd))
         return -1;
     if (igemm != -2)
         t->cuda_igemm = igemm ? 1 : -1;
@@ -56,6 +57,7 @@ int cli_tuning_from_env(const char *cmd, shoal_tuning *t)
     t->cuda_no_early_download |= cli_env_flag("SHOAL_CUDA_NO_EARLY_DOWNLOAD");
     t->cuda_no_transpose_fold |= cli_env_flag("SHOAL_CUDA_NO_TRANSPOSE_FOLD");
     t->cuda_no_slice_views |= cli_env_flag("SHOAL_CUDA_NO_SLICE_VIEWS");
+    t->cuda_cudnn_fixed_algo |= cli_env_flag("SHOAL_CUDA_CUDNN_FIXED_ALGO");
     t->cuda_log_views |= cli_env_flag("SHOAL_CUDA_VIEWS_LOG");
     t->cuda_profile_convs |= cli_env_flag("SHOAL_CUDA_PROFILE_CONVS");
     t->cpu_no_layout_flow |= cli_env_flag("SHOAL_CPU_NO_LAYOUT_FLOW");

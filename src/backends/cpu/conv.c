@@ -12,6 +12,7 @@
  * Spatial dims are padded to three (unit dims) so one loop nest serves 1-D, 2-D and 3-D. */
 #include "backends/cpu/cpu_impl.h"
 #include "backends/cpu/dnnl_bands.h"
+#include "backends/cpu/winograd.h"
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -506,10 +507,23 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
  * threads halved whole-model speed (docs/cpu-perf.md). So OpenMP stays at one thread and
  * the conv is cut into one band of output rows per pool thread, each its own primitive
  * (dnnl_bands.h plans them). Each band also transposes its own output rows.
- * All scratch (transposed input, NHWC output, per-band scratchpads) is in the workspace. */
+ * All scratch (transposed input, NHWC output, per-band scratchpads) is in the workspace.
+ *
+ * Where oneDNN has no kernel near the FMA peak (below AVX-512: jit:avx2 runs YOLO's 3x3
+ * convs at about half of it), a 3x3 stride-1 conv on a map of at least WINO_MIN_PIXELS takes
+ * the own Winograd path instead (winograd.h) on the same NHWC sides: 2-2.5x the direct kernel's
+ * speed there (docs/cpu-perf.md, v12). Its weights are 16/9 of the plain ones, so it is kept to
+ * the large maps, where a conv's FLOPs per weight byte are highest; the deep 20x20 layers, which
+ * hold most of a YOLO's weights, stay direct. */
+
+/* 40x40 and up: YOLO's P3 and P2 levels and the seg prototype. */
+#define WINO_MIN_PIXELS 1600
 
 struct dnnl_conv {
     cpu_dnnl_bands bands;
+    cpu_wino wino;                      /* used when use_wino: no bands, no oneDNN primitive */
+    bool use_wino;
+    size_t scratch_bytes;               /* bands' scratchpads or the Winograd blocks, first in ws */
     dnnl_memory_t m_wei, m_bias;
     cpu_dnnl_weight_pack w_pack;        /* NULL members when the weight is used as stored */
     size_t off_src_t, off_dst_t;        /* NHWC input and output in the workspace */
@@ -559,6 +573,29 @@ static int dnnl_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *d
 {
     const conv_params *p = vp;
     return cpu_dnnl_weight_pack_run(&p->dnn->w_pack, ctx, src, dst, "a conv weight", err);
+}
+
+static int wino_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_err *err)
+{
+    const conv_params *p = vp;
+    (void)ctx, (void)err;
+    cpu_wino_pack(src, &p->dnn->wino, dst);
+    return 0;
+}
+
+/* Whether this conv takes the Winograd path: the shape fits, its weight is its own to
+ * transform, and oneDNN lacks AVX-512 here (or the tuning asks for it everywhere). */
+static bool wants_winograd(const cpu_ctx *ctx, const conv_params *p, bool own_w, cpu_wino *w)
+{
+    if (ctx->winograd < 0 || !own_w || p->G != 1 || p->k[1] != 3 || p->k[2] != 3 || p->s[1] != 1 ||
+        p->s[2] != 1 || p->d[1] != 1 || p->d[2] != 1 || p->pb[1] != 1 || p->pb[2] != 1 || p->pe[1] != 1 ||
+        p->pe[2] != 1 || p->out[1] != p->in[1] || p->out[2] != p->in[2] || p->P < WINO_MIN_PIXELS)
+        return false;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    bool avx512 = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    if (avx512 && ctx->winograd == 0)
+        return false;
+    return cpu_wino_init(w, p->in[1], p->in[2], p->C, p->M, p->act, p->act_a, p->act_b);
 }
 
 static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, float *b)
@@ -631,6 +668,14 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     }
     /* One scratchpad per band first in the workspace, then the NHWC input and output (last,
      * so that conv_to_nhwc can drop them). */
+    if (wants_winograd(ctx, p, own_w, &d->wino)) {
+        d->use_wino = true;
+        d->scratch_bytes = sh_align_up(cpu_wino_scratch_bytes(&d->wino, ctx->n_threads), CPU_DNNL_ALIGN);
+        pp->pack_tensor = p->w;
+        pp->pack = wino_conv_pack;
+        pp->p->weight_bytes[p->w] = cpu_wino_weight_bytes(&d->wino);
+        goto layout;
+    }
     cpu_dnnl_band_conv bc = {
         .rows = {.in_rows = p->in[1], .out_rows = p->out[1], .stride = p->s[1], .pad_top = p->pb[1],
                  .extent = (p->k[1] - 1) * p->d[1] + 1},
@@ -642,7 +687,7 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     if (cpu_dnnl_bands_create(&d->bands, ctx, &bc) < 0)
         goto out;
     const dnnl_memory_desc_t *wchosen = &d->bands.weights;
-    size_t ws = d->bands.scratch_bytes;
+    d->scratch_bytes = d->bands.scratch_bytes;
     if (dnnl_memory_create(&d->m_wei, wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
         (B && dnnl_memory_create(&d->m_bias, &b_md, ctx->dnnl_engine, DNNL_MEMORY_NONE)))
         goto out;
@@ -654,6 +699,8 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
         pp->pack = dnnl_conv_pack;
         pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(wchosen);
     }
+layout:;
+    size_t ws = d->scratch_bytes;
     d->src_t_bytes = sh_align_up((size_t)(p->C * p->Pin) * sizeof(float), CPU_DNNL_ALIGN);
     d->dst_t_bytes = sh_align_up((size_t)(p->M * p->P) * sizeof(float), CPU_DNNL_ALIGN);
     d->off_src_t = ws;
@@ -775,9 +822,35 @@ static void band_range(void *arg, int64_t b0, int64_t b1, int tid)
     (void)tid;
 }
 
+/* NHWC rows [r0, r1) of the Winograd output back to NCHW columns. */
+static void from_nhwc_range(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const dnnl_job *j = arg;
+    const conv_params *p = j->p;
+    const float *t = (const float *)(j->ws + j->d->off_dst_t);
+    transpose_tiles(t + r0 * p->M, p->M, j->y + r0, p->P, r1 - r0, p->M);
+    (void)tid;
+}
+
+static int conv_wino_run(const cpu_exec *ex, const conv_params *p)
+{
+    dnnl_conv *d = p->dnn;
+    dnnl_job j = {.p = p, .d = d, .ctx = ex->ctx, .x = ex->t[p->x], .y = ex->t[p->y], .ws = ex->ws};
+    if (!p->in_nhwc)
+        cpu_parallel_for(ex->ctx->pool, p->Pin, 64, to_nhwc_range, &j);
+    const float *src = p->in_nhwc ? j.x : (const float *)(j.ws + d->off_src_t);
+    float *dst = p->out_nhwc ? j.y : (float *)(j.ws + d->off_dst_t);
+    cpu_wino_run(&d->wino, ex->ctx->pool, src, ex->t[p->w], p->b >= 0 ? ex->t[p->b] : NULL, dst, j.ws);
+    if (!p->out_nhwc)
+        cpu_parallel_for(ex->ctx->pool, p->P, 64, from_nhwc_range, &j);
+    return 0;
+}
+
 static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params *p, sh_err *err)
 {
     dnnl_conv *d = p->dnn;
+    if (d->use_wino)
+        return conv_wino_run(ex, p);
     dnnl_job j = {.p = p, .d = d, .ctx = ex->ctx, .x = ex->t[p->x], .y = ex->t[p->y], .ws = ex->ws};
     /* Shared by the bands, read-only while they run. */
     dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
@@ -813,6 +886,11 @@ int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
     if (!p->dnn) {
         const char *path = p->depthwise ? "direct depthwise kernel" : p->pointwise ? "sgemm" : "im2col + sgemm";
         snprintf(buf, cap, "%s, NCHW", path);
+        return 0;
+    }
+    if (p->dnn->use_wino) {
+        snprintf(buf, cap, "own winograd_f2x3:avx2, %lld tiles, src %s, dst %s", (long long)p->dnn->wino.n_tiles,
+                 p->in_nhwc ? "NHWC" : "NCHW->NHWC", p->out_nhwc ? "NHWC" : "NHWC->NCHW");
         return 0;
     }
     const char *impl = band_impl(p->dnn, 0), *other = NULL;
@@ -855,6 +933,6 @@ static void conv_to_nhwc(sh_program *prog, int k, void *vp, bool in_nhwc, bool o
     dnnl_conv *d = p->dnn;
     p->in_nhwc = in_nhwc;
     p->out_nhwc = out_nhwc;
-    d->off_dst_t = d->bands.scratch_bytes + (p->in_nhwc ? 0 : d->src_t_bytes);
+    d->off_dst_t = d->scratch_bytes + (p->in_nhwc ? 0 : d->src_t_bytes);
     prog->workspace_bytes[k] = d->off_dst_t + (p->out_nhwc ? 0 : d->dst_t_bytes);
 }

@@ -560,6 +560,7 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
         return sh_errf(err, SHOAL_ERR_NO_MEMORY, "cpu backend: out of memory");
     ctx->alloc = a;
     ctx->pool_spin_us = p ? p->tuning.cpu_pool_spin_us : 0;
+    ctx->winograd = p ? p->tuning.cpu_winograd : 0;
     int rc = cpu_pool_create(a, p ? p->n_threads : 0, ctx->pool_spin_us, &ctx->pool);
     if (rc < 0) {
         sh_free(a, ctx);
