@@ -44,7 +44,12 @@ static int choose_algo(sh_cuda_ctx *c, sh_cuda_node *cn, const sh_cuda_algo_key 
             return 0;
         }
     int got = 0;
-    if (!key->transposed) {
+    if (!key->transposed && c->tune.cuda_cudnn_fixed_algo &&
+        cudnnGetConvolutionForwardWorkspaceSize(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd,
+                                                CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, ws) ==
+            CUDNN_STATUS_SUCCESS) {
+        cn->algo = (int)CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+    } else if (!key->transposed) {
         cudnnConvolutionFwdAlgoPerf_t perf[8];
         SH_DNN(c, err, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd, 8, &got, perf));
         int i = 0;
