@@ -6,12 +6,19 @@
 #
 #   bench/run_cpu.sh [-b BUILD_DIR] [-o RESULTS_DIR] [-n ITERS] [-w WARMUP] [-t THREADS]
 #                    [-c CONFIG] [--pytorch-configs "fp32_eager fp16_eager_bnfold"] [--no-plot]
-#                    [--onednn-isa AVX2]
+#                    [--onednn-isa AVX2] [-r ROUNDS]
 #
 # --onednn-isa caps the instruction set of oneDNN (shoal's convolutions) and of PyTorch (its
 # oneDNN and ATen kernels) at the named level, to reproduce an AVX2-only machine on an AVX-512
 # one. ONNX Runtime (MLAS) has no such switch: it keeps the CPU's best, and the table says so.
 # The metadata records the CPU's flags and the ISA oneDNN used in shoal.
+#
+# -r ROUNDS (default 1): after the full run, ROUNDS-1 more rounds of shoal bench and ONNX
+# Runtime alone (no profile, no switch cycles), alternating which goes first, into
+# RESULTS_DIR/rounds/. On a shared host whose speed drifts by tens of percent between minutes
+# (another tenant's load shows in no load average), a ratio from runs minutes apart says more
+# about the drift than about the runtimes; the table then gives each round's ratios and judges
+# the latency targets on their median.
 #
 # Defaults: build-bench (then build), bench/results/cpu, 20 iterations after 3 warmup runs,
 # 2 threads, configs/aiglasses.yaml. Needs models/ (scripts/make-models.sh makes it) and
@@ -41,6 +48,7 @@ CONFIG=configs/aiglasses.yaml
 PT_CONFIGS="fp32_eager"
 PLOT=1
 CAP_ISA=""
+ROUNDS=1
 while [ $# -gt 0 ]; do
     case $1 in
         -b) BUILD=$2; shift 2 ;;
@@ -52,10 +60,12 @@ while [ $# -gt 0 ]; do
         --pytorch-configs) PT_CONFIGS=$2; shift 2 ;;
         --no-plot) PLOT=0; shift ;;
         --onednn-isa) CAP_ISA=$2; shift 2 ;;
+        -r) ROUNDS=$2; shift 2 ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "run_cpu.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+case $ROUNDS in ''|*[!0-9]*|0) echo "run_cpu.sh: -r wants a positive integer, got '$ROUNDS'" >&2; exit 2 ;; esac
 if [ -z "$BUILD" ]; then
     for b in build-bench build; do [ -x "$b/shoal" ] && { BUILD=$b; break; }; done
 fi
@@ -67,6 +77,7 @@ for n in blind_road obstacle shopping traffic_light; do
 done
 mkdir -p "$RES"
 rm -f "$RES"/*.json
+rm -rf "$RES/rounds"
 log() { echo "[run_cpu] $*" >&2; }
 NOTE=""
 if ! "$SHOAL" plan --config "$CONFIG" >/dev/null 2>"${TMPDIR:-/tmp}/shoal-config.err"; then
@@ -185,6 +196,24 @@ else
     echo '{"skipped": "bench/node_modules missing: (cd bench && npm install --ignore-scripts)"}' > "$RES/ort.json"
 fi
 
+# --- more rounds, shoal and ONNX Runtime alternating which goes first -----------------------
+round_shoal() {
+    "$SHOAL" bench --config "$CONFIG" --device cpu --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" \
+        --budget none "${HAND_ARGS[@]+"${HAND_ARGS[@]}"}" --out "$RES/rounds/shoal_r$1.json" --json >/dev/null ||
+        log "round $1: shoal bench failed (rc $?)"
+}
+round_ort() {
+    node bench/ort_runner.js --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" \
+        "${ORT_HAND[@]+"${ORT_HAND[@]}"}" > "$RES/rounds/ort_r$1.json" || log "round $1: ONNX Runtime failed"
+}
+if [ "$ROUNDS" -gt 1 ] && [ -d bench/node_modules/onnxruntime-node ]; then
+    mkdir -p "$RES/rounds"
+    for r in $(seq 2 "$ROUNDS"); do
+        log "round $r of $ROUNDS: shoal bench and ONNX Runtime (load average $(load1))"
+        if [ $((r % 2)) = 0 ]; then round_ort "$r"; round_shoal "$r"; else round_shoal "$r"; round_ort "$r"; fi
+    done
+fi
+
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 $PY - "$RES/meta.json" <<EOF
 import json, sys, datetime
@@ -196,7 +225,7 @@ json.dump(dict(kind="cpu", machine="$CPU, $(nproc) cores ($ISA)", os="$OS",
                cpu_flags="$CPU_FLAGS", isa={"shoal (oneDNN)": shoal_isa,
                                             "PyTorch": "${ATEN_CPU_CAPABILITY:-best}",
                                             "ONNX Runtime": "best (no cap)"}, threads=$THREADS, iters=$ITERS,
-               warmup=$WARMUP, config="$CONFIG",
+               warmup=$WARMUP, rounds=$ROUNDS, config="$CONFIG",
                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                load_before="$LOAD_BEFORE", load_after="$LOAD_AFTER",
                versions={"shoal": "$SHOAL_V ($GIT_V)", "gcc": "$GCC_V", "OpenBLAS": "$BLAS_V", "oneDNN": "$DNNL_V",
