@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,42 @@ static inline int th_compile(th *h, const int *inputs, int n_in, const int *outp
             memset(h->ws[k], 0xFF, h->p->workspace_bytes[k]);
         }
     return 0;
+}
+
+/* A node's random 4-D weight "<name>.w" and bias "<name>.b" of n_bias values. */
+static inline void th_weight_bias(th *h, const char *name, const int64_t *wd, int64_t n_bias, int *w, int *b)
+{
+    float *wv, *bv;
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s.w", name);
+    *w = th_const_rand(h, nm, 4, wd, &wv);
+    snprintf(nm, sizeof nm, "%s.b", name);
+    *b = th_const_rand(h, nm, 1, &n_bias, &bv);
+    free(wv);
+    free(bv);
+}
+
+/* A square Conv of a square map: random weights and bias, pads k/2, fused activation `act`.
+ * Returns its output tensor. */
+static inline int th_conv(th *h, const char *name, int x, int64_t cin, int64_t cout, int64_t k, int64_t stride,
+                          int64_t hw, sh_act act)
+{
+    int64_t wd[4] = {cout, cin, k, k};
+    int w, b;
+    th_weight_bias(h, name, wd, cout, &w, &b);
+    char nm[64];
+    int64_t ohw = (hw + 2 * (k / 2) - k) / stride + 1, yd[4] = {1, cout, ohw, ohw};
+    snprintf(nm, sizeof nm, "%s.y", name);
+    int y = th_tensor(h, nm, 4, yd);
+    int in[3] = {x, w, b};
+    int n = sh_graph_add_node(h->g, name, SH_OP_CONV, in, 3, &y, 1);
+    int64_t ks[2] = {k, k}, st[2] = {stride, stride}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    sh_node_set_ints(h->g, n, "kernel_shape", ks, 2);
+    sh_node_set_ints(h->g, n, "strides", st, 2);
+    sh_node_set_ints(h->g, n, "pads", pads, 4);
+    h->g->nodes[n].opset = 11;
+    h->g->nodes[n].act = act;
+    return y;
 }
 
 /* Fills input t with random non-zero values; returns its buffer. */

@@ -19,44 +19,13 @@ void sh_backend_cpu_set_conv_impl(sh_backend *b, int impl);
 
 enum { RUN_FLOW, RUN_NO_FLOW, RUN_BLAS };
 
-static int conv(th *h, const char *name, int x, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t hw,
-                sh_act act)
-{
-    float *wv, *bv;
-    int64_t wd[4] = {cout, cin, k, k}, bd[1] = {cout};
-    char nm[64];
-    snprintf(nm, sizeof nm, "%s.w", name);
-    int w = th_const_rand(h, nm, 4, wd, &wv);
-    snprintf(nm, sizeof nm, "%s.b", name);
-    int b = th_const_rand(h, nm, 1, bd, &bv);
-    free(wv);
-    free(bv);
-    int64_t ohw = (hw + 2 * (k / 2) - k) / stride + 1, yd[4] = {1, cout, ohw, ohw};
-    snprintf(nm, sizeof nm, "%s.y", name);
-    int y = th_tensor(h, nm, 4, yd);
-    int in[3] = {x, w, b};
-    int n = sh_graph_add_node(h->g, name, SH_OP_CONV, in, 3, &y, 1);
-    int64_t ks[2] = {k, k}, st[2] = {stride, stride}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
-    sh_node_set_ints(h->g, n, "kernel_shape", ks, 2);
-    sh_node_set_ints(h->g, n, "strides", st, 2);
-    sh_node_set_ints(h->g, n, "pads", pads, 4);
-    h->g->nodes[n].opset = 11;
-    h->g->nodes[n].act = act;
-    return y;
-}
-
 /* ConvTranspose to twice the size: k2 s2 (no overlap) or k3 s2 pads 1 output_padding 1. */
 static int convt2x(th *h, const char *name, int x, int64_t c, int64_t hw, int64_t k)
 {
-    float *wv, *bv;
-    int64_t wd[4] = {c, c, k, k}, bd[1] = {c}, yd[4] = {1, c, 2 * hw, 2 * hw};
+    int64_t wd[4] = {c, c, k, k}, yd[4] = {1, c, 2 * hw, 2 * hw};
+    int w, b;
+    th_weight_bias(h, name, wd, c, &w, &b);
     char nm[64];
-    snprintf(nm, sizeof nm, "%s.w", name);
-    int w = th_const_rand(h, nm, 4, wd, &wv);
-    snprintf(nm, sizeof nm, "%s.b", name);
-    int b = th_const_rand(h, nm, 1, bd, &bv);
-    free(wv);
-    free(bv);
     snprintf(nm, sizeof nm, "%s.y", name);
     int y = th_tensor(h, nm, 4, yd);
     int in[3] = {x, w, b};
@@ -115,7 +84,7 @@ static void build_flowing(th *h, int *x, int *out)
 {
     int64_t xd[4] = {1, 8, 16, 16};
     *x = th_tensor(h, "x", 4, xd);
-    int y1 = conv(h, "c1", *x, 8, 16, 3, 1, 16, SH_ACT_SILU);
+    int y1 = th_conv(h, "c1", *x, 8, 16, 3, 1, 16, SH_ACT_SILU);
     int64_t ad[4] = {1, 6, 16, 16}, bd[4] = {1, 10, 16, 16};
     int parts[2] = {th_tensor(h, "split.a", 4, ad), th_tensor(h, "split.b", 4, bd)};
     int sn = sh_graph_add_node(h->g, "split", SH_OP_SPLIT, &y1, 1, parts, 2);
@@ -123,7 +92,7 @@ static void build_flowing(th *h, int *x, int *out)
     int64_t sizes[2] = {6, 10};
     sh_node_set_ints(h->g, sn, "split", sizes, 2);
     h->g->nodes[sn].opset = 11;
-    int c = conv(h, "c2", parts[1], 10, 10, 3, 1, 16, SH_ACT_NONE);
+    int c = th_conv(h, "c2", parts[1], 10, 10, 3, 1, 16, SH_ACT_NONE);
     int add_in[2] = {parts[1], c};
     int d = node1(h, "add", SH_OP_ADD, add_in, 2, 10, 16);
     int s = node1(h, "sigmoid", SH_OP_SIGMOID, &d, 1, 10, 16);
@@ -131,7 +100,7 @@ static void build_flowing(th *h, int *x, int *out)
     int e = node1(h, "silu", SH_OP_MUL, mul_in, 2, 10, 16);
     int cat_in[3] = {parts[0], parts[1], e};
     int cat1 = node1(h, "cat1", SH_OP_CONCAT, cat_in, 3, 26, 16);
-    int f = conv(h, "c3", cat1, 26, 16, 1, 1, 16, SH_ACT_RELU);
+    int f = th_conv(h, "c3", cat1, 26, 16, 1, 1, 16, SH_ACT_RELU);
     int g = pool(h, "maxpool", SH_OP_MAX_POOL, f, 16, 16, 5, 1, 2);
     int p = pool(h, "avgpool", SH_OP_AVERAGE_POOL, g, 16, 16, 2, 2, 0);
     static const float half = 0.5f;
@@ -142,7 +111,7 @@ static void build_flowing(th *h, int *x, int *out)
     int t2 = convt2x(h, "up_convt2", p, 16, 8, 2), t3 = convt2x(h, "up_convt3", q, 16, 8, 3);
     int cat2_in[5] = {g, r, l, t2, t3};
     int cat2 = node1(h, "cat2", SH_OP_CONCAT, cat2_in, 5, 80, 16);
-    *out = conv(h, "c4", cat2, 80, 8, 3, 2, 16, SH_ACT_NONE);
+    *out = th_conv(h, "c4", cat2, 80, 8, 3, 2, 16, SH_ACT_NONE);
 }
 
 /* Graph B: a per-channel Mul (NCHW only) after a MaxPool ties the first conv's output to NCHW,
@@ -151,17 +120,17 @@ static void build_mixed(th *h, int *x, int *out)
 {
     int64_t xd[4] = {1, 8, 12, 12}, cd[4] = {1, 16, 1, 1};
     *x = th_tensor(h, "x", 4, xd);
-    int y1 = conv(h, "c1", *x, 8, 16, 3, 1, 12, SH_ACT_SILU);
+    int y1 = th_conv(h, "c1", *x, 8, 16, 3, 1, 12, SH_ACT_SILU);
     int g = pool(h, "maxpool", SH_OP_MAX_POOL, y1, 16, 12, 3, 1, 1);
     float *cv;
     int mul_in[2] = {g, th_const_rand(h, "chan", 4, cd, &cv)};
     free(cv);
     int m = node1(h, "chan_mul", SH_OP_MUL, mul_in, 2, 16, 12);
-    int c2 = conv(h, "c2", m, 16, 16, 3, 1, 12, SH_ACT_SILU);
-    int c3 = conv(h, "c3", c2, 16, 8, 1, 1, 12, SH_ACT_NONE);
+    int c2 = th_conv(h, "c2", m, 16, 16, 3, 1, 12, SH_ACT_SILU);
+    int c3 = th_conv(h, "c3", c2, 16, 8, 1, 1, 12, SH_ACT_NONE);
     int cat_in[2] = {c2, c3};
     int cat = node1(h, "cat", SH_OP_CONCAT, cat_in, 2, 24, 12);
-    *out = conv(h, "c4", cat, 24, 4, 3, 1, 12, SH_ACT_NONE);
+    *out = th_conv(h, "c4", cat, 24, 4, 3, 1, 12, SH_ACT_NONE);
 }
 
 typedef struct run_result {

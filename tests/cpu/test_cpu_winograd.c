@@ -141,27 +141,6 @@ static void refuses_other_shapes(void **state)
     assert_false(cpu_wino_init(&wg, 0, 8, 16, 16, SH_ACT_NONE, 0, 0));   /* empty image */
 }
 
-static int conv3x3(th *h, const char *name, int x, int64_t cin, int64_t cout, int64_t hw, sh_act act)
-{
-    float *wv, *bv;
-    int64_t wd[4] = {cout, cin, 3, 3}, bd[1] = {cout}, yd[4] = {1, cout, hw, hw};
-    char nm[64];
-    snprintf(nm, sizeof nm, "%s.w", name);
-    int w = th_const_rand(h, nm, 4, wd, &wv);
-    snprintf(nm, sizeof nm, "%s.b", name);
-    int b = th_const_rand(h, nm, 1, bd, &bv);
-    free(wv);
-    free(bv);
-    snprintf(nm, sizeof nm, "%s.y", name);
-    int y = th_tensor(h, nm, 4, yd);
-    int n = sh_graph_add_node(h->g, name, SH_OP_CONV, (int[]){x, w, b}, 3, &y, 1);
-    sh_node_set_ints(h->g, n, "kernel_shape", (int64_t[]){3, 3}, 2);
-    sh_node_set_ints(h->g, n, "pads", (int64_t[]){1, 1, 1, 1}, 4);
-    h->g->nodes[n].opset = 11;
-    h->g->nodes[n].act = act;
-    return y;
-}
-
 /* The two-conv graph's output with the Winograd path on (1) or off (-1); *winograd counts the
  * convs whose description names it. */
 static float *run_two_convs(int winograd, int64_t *n_out, int *winograd_convs)
@@ -171,8 +150,8 @@ static float *run_two_convs(int winograd, int64_t *n_out, int *winograd_convs)
     th_init_tuned(&h, 2, &tuning);
     int64_t xd[4] = {1, 16, 48, 48};
     int x = th_tensor(&h, "x", 4, xd);
-    int y1 = conv3x3(&h, "c1", x, 16, 24, 48, SH_ACT_SILU);
-    int y = conv3x3(&h, "c2", y1, 24, 16, 48, SH_ACT_NONE);
+    int y1 = th_conv(&h, "c1", x, 16, 24, 3, 1, 48, SH_ACT_SILU);
+    int y = th_conv(&h, "c2", y1, 24, 16, 3, 1, 48, SH_ACT_NONE);
     assert_int_equal(th_compile(&h, &x, 1, &y, 1), 0);
     *winograd_convs = 0;
     for (int k = 0; k < h.g->n_nodes; k++) {
