@@ -196,6 +196,10 @@ static void through_the_backend(void **state)
 
 int main(void)
 {
+    if (!cpu_wino_cpu_ok()) {
+        printf("skipped: this CPU lacks AVX2 or FMA, which the Winograd kernels need\n");
+        return 77;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(even_and_odd_sizes),
         cmocka_unit_test(narrow_panels_and_partial_blocks),

@@ -593,7 +593,7 @@ static bool wants_winograd(const cpu_ctx *ctx, const conv_params *p, bool own_w,
         return false;
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
     bool avx512 = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
-    if (avx512 && ctx->winograd == 0)
+    if ((avx512 && ctx->winograd == 0) || !cpu_wino_cpu_ok())
         return false;
     return cpu_wino_init(w, p->in[1], p->in[2], p->C, p->M, p->act, p->act_a, p->act_b);
 }
