@@ -512,7 +512,7 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
  * Where oneDNN has no kernel near the FMA peak (below AVX-512: jit:avx2 runs YOLO's 3x3
  * convs at about half of it), a 3x3 stride-1 conv on a map of at least WINO_MIN_PIXELS takes
  * the own Winograd path instead (winograd.h) on the same NHWC sides: 2-2.5x the direct kernel's
- * speed there (docs/cpu-perf.md, v12). Its weights are 16/9 of the plain ones, so it is kept to
+ * speed there (docs/cpu-perf.md, v13). Its weights are 16/9 of the plain ones, so it is kept to
  * the large maps, where a conv's FLOPs per weight byte are highest; the deep 20x20 layers, which
  * hold most of a YOLO's weights, stay direct. */
 
