@@ -289,11 +289,11 @@ def model_table(shoal, peers):
     return lines
 
 
-def read_rounds(path, shoal):
+def read_rounds(path, shoal, peers):
     """Round 1 (the main run's shoal and ONNX Runtime) and each later round of bench/run_cpu.sh -r:
     [(round, {mode: ORT / shoal median})]. The later rounds have no profile: shoal's frame ops are
     taken out with the main run's figures."""
-    ort = next((p for p in read_dir(path)[2] if p.kind == "ort" and not p.skipped), None)
+    ort = next((p for p in peers if p.kind == "ort" and not p.skipped), None)
     rounds = []
     if ort:
         rounds.append((1, {m: div(ort.modes[m][0], shoal.modes[m][0]) for m in MODES
@@ -505,7 +505,7 @@ def main():
         for p in peers:
             if p.note and not p.skipped:
                 lines.append(f"- {p.label}: {p.note}")
-        rounds = [] if gpu else read_rounds(args.dir, shoal)
+        rounds = [] if gpu else read_rounds(args.dir, shoal, peers)
         if len(rounds) > 1:
             lines.append("")
             lines.append(f"ONNX Runtime / shoal per round (median of each runner's iterations, network alone; round 1 "

@@ -625,6 +625,47 @@ static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, fl
     }
 }
 
+static void prepare_winograd(cpu_prep *pp, conv_params *p, dnnl_conv *d)
+{
+    d->use_wino = true;
+    d->scratch_bytes = sh_align_up(cpu_wino_scratch_bytes(&d->wino, pp->ctx->n_threads), CPU_DNNL_ALIGN);
+    pp->pack_tensor = p->w;
+    pp->pack = wino_conv_pack;
+    pp->p->weight_bytes[p->w] = cpu_wino_weight_bytes(&d->wino);
+}
+
+/* The row bands' primitives, the weight and bias handles they share, and the weight's pack
+ * into the layout band 0 chose. */
+static int prepare_bands(cpu_prep *pp, conv_params *p, dnnl_conv *d, const dnnl_memory_desc_t *w_plain,
+                         const dnnl_memory_desc_t *w_md, const dnnl_memory_desc_t *b_md, dnnl_primitive_attr_t attr)
+{
+    cpu_ctx *ctx = pp->ctx;
+    cpu_dnnl_band_conv bc = {
+        .rows = {.in_rows = p->in[1], .out_rows = p->out[1], .stride = p->s[1], .pad_top = p->pb[1],
+                 .extent = (p->k[1] - 1) * p->d[1] + 1},
+        .src_channels = p->C, .src_width = p->in[2], .dst_channels = p->M, .dst_width = p->out[2],
+        .pad_left = p->pb[2], .pad_right = p->pe[2],
+        .strides = {p->s[1], p->s[2]}, .dilates = {p->d[1] - 1, p->d[2] - 1},
+        .src_type = dnnl_f32, .dst_type = dnnl_f32, .weights = w_md, .bias = b_md, .attr = attr,
+    };
+    if (cpu_dnnl_bands_create(&d->bands, ctx, &bc) < 0)
+        return -1;
+    const dnnl_memory_desc_t *wchosen = &d->bands.weights;
+    d->scratch_bytes = d->bands.scratch_bytes;
+    if (dnnl_memory_create(&d->m_wei, wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
+        (b_md && dnnl_memory_create(&d->m_bias, b_md, ctx->dnnl_engine, DNNL_MEMORY_NONE)))
+        return -1;
+    if (!dnnl_memory_desc_equal(wchosen, w_plain)) {
+        /* The packed weight takes the primitive's layout (blocked layouts may pad channels). */
+        if (cpu_dnnl_weight_pack_create(&d->w_pack, ctx, w_plain, wchosen) < 0)
+            return -1;
+        pp->pack_tensor = p->w;
+        pp->pack = dnnl_conv_pack;
+        pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(wchosen);
+    }
+    return 0;
+}
+
 /* 0 when the node now runs on oneDNN, negative to keep the OpenBLAS path (not an error). */
 static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
 {
@@ -666,40 +707,12 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
             dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
             goto out;
     }
-    /* One scratchpad per band first in the workspace, then the NHWC input and output (last,
-     * so that conv_to_nhwc can drop them). */
-    if (wants_winograd(ctx, p, own_w, &d->wino)) {
-        d->use_wino = true;
-        d->scratch_bytes = sh_align_up(cpu_wino_scratch_bytes(&d->wino, ctx->n_threads), CPU_DNNL_ALIGN);
-        pp->pack_tensor = p->w;
-        pp->pack = wino_conv_pack;
-        pp->p->weight_bytes[p->w] = cpu_wino_weight_bytes(&d->wino);
-        goto layout;
-    }
-    cpu_dnnl_band_conv bc = {
-        .rows = {.in_rows = p->in[1], .out_rows = p->out[1], .stride = p->s[1], .pad_top = p->pb[1],
-                 .extent = (p->k[1] - 1) * p->d[1] + 1},
-        .src_channels = p->C, .src_width = p->in[2], .dst_channels = p->M, .dst_width = p->out[2],
-        .pad_left = p->pb[2], .pad_right = p->pe[2],
-        .strides = {p->s[1], p->s[2]}, .dilates = {p->d[1] - 1, p->d[2] - 1},
-        .src_type = dnnl_f32, .dst_type = dnnl_f32, .weights = &w_md, .bias = B ? &b_md : NULL, .attr = attr,
-    };
-    if (cpu_dnnl_bands_create(&d->bands, ctx, &bc) < 0)
+    /* The scratch (the bands' scratchpads or the Winograd blocks) first in the workspace, then
+     * the NHWC input and output (last, so that conv_to_nhwc can drop them). */
+    if (wants_winograd(ctx, p, own_w, &d->wino))
+        prepare_winograd(pp, p, d);
+    else if (prepare_bands(pp, p, d, &w_plain, &w_md, B ? &b_md : NULL, attr) < 0)
         goto out;
-    const dnnl_memory_desc_t *wchosen = &d->bands.weights;
-    d->scratch_bytes = d->bands.scratch_bytes;
-    if (dnnl_memory_create(&d->m_wei, wchosen, ctx->dnnl_engine, DNNL_MEMORY_NONE) ||
-        (B && dnnl_memory_create(&d->m_bias, &b_md, ctx->dnnl_engine, DNNL_MEMORY_NONE)))
-        goto out;
-    if (!dnnl_memory_desc_equal(wchosen, &w_plain)) {
-        /* The packed weight takes the primitive's layout (blocked layouts may pad channels). */
-        if (cpu_dnnl_weight_pack_create(&d->w_pack, ctx, &w_plain, wchosen) < 0)
-            goto out;
-        pp->pack_tensor = p->w;
-        pp->pack = dnnl_conv_pack;
-        pp->p->weight_bytes[p->w] = dnnl_memory_desc_get_size(wchosen);
-    }
-layout:;
     size_t ws = d->scratch_bytes;
     d->src_t_bytes = sh_align_up((size_t)(p->C * p->Pin) * sizeof(float), CPU_DNNL_ALIGN);
     d->dst_t_bytes = sh_align_up((size_t)(p->M * p->P) * sizeof(float), CPU_DNNL_ALIGN);

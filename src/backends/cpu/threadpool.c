@@ -15,7 +15,6 @@
 #include "backends/cpu/cpu_impl.h"
 #include "core/cpus.h"
 
-#include <immintrin.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -55,6 +54,13 @@ static void run_chunks(cpu_pool *p, int tid)
     }
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -73,7 +79,7 @@ static bool spin_until(const cpu_pool *p, bool (*done)(const cpu_pool *, uint64_
         for (int i = 0; i < 64; i++) {
             if (done(p, arg))
                 return true;
-            _mm_pause();
+            cpu_relax();
         }
         if (now_ns() >= end)
             return done(p, arg);
