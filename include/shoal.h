@@ -165,8 +165,8 @@ typedef struct shoal_tuning {
     int cuda_no_transpose_fold;     /* MatMul operands' transposes copied */
     int cuda_no_slice_views;        /* channel Concat/Split copied, never viewed in place */
     int cuda_no_lane_priority;      /* lane 0's stream at the default priority */
-    int cuda_cudnn_heuristics;      /* cuDNN convs ask its heuristics for an algorithm instead of
-                                       taking IMPLICIT_PRECOMP_GEMM wherever it applies */
+    int cuda_cudnn_fixed_algo;      /* cuDNN convs take IMPLICIT_PRECOMP_GEMM wherever it applies
+                                       instead of asking the heuristics (load -20%, H100) */
     int cuda_log_views;             /* log (INFO) each compiled graph's slice-view counts */
     int cuda_profile_convs;         /* a per-node profile logs (INFO) one line per conv */
     int cpu_no_layout_flow;         /* CPU: activations NHWC between oneDNN convs only, not

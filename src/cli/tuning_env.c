@@ -57,7 +57,7 @@ int cli_tuning_from_env(const char *cmd, shoal_tuning *t)
     t->cuda_no_early_download |= cli_env_flag("SHOAL_CUDA_NO_EARLY_DOWNLOAD");
     t->cuda_no_transpose_fold |= cli_env_flag("SHOAL_CUDA_NO_TRANSPOSE_FOLD");
     t->cuda_no_slice_views |= cli_env_flag("SHOAL_CUDA_NO_SLICE_VIEWS");
-    t->cuda_cudnn_heuristics |= cli_env_flag("SHOAL_CUDA_CUDNN_HEURISTICS");
+    t->cuda_cudnn_fixed_algo |= cli_env_flag("SHOAL_CUDA_CUDNN_FIXED_ALGO");
     t->cuda_log_views |= cli_env_flag("SHOAL_CUDA_VIEWS_LOG");
     t->cuda_profile_convs |= cli_env_flag("SHOAL_CUDA_PROFILE_CONVS");
     t->cpu_no_layout_flow |= cli_env_flag("SHOAL_CPU_NO_LAYOUT_FLOW");

@@ -31,14 +31,13 @@ sh_k_copy sh_cuda_layout_copy(int64_t nn, int64_t cc, int64_t hh, int64_t ww, bo
     return p;
 }
 
-/* A cuDNN conv (those the own kernels leave: above their FLOP limit, grouped, transposed) runs
- * IMPLICIT_PRECOMP_GEMM wherever cuDNN's workspace query accepts it for the problem. Each
- * heuristics query costs ~6 ms of compile, 67 of them on the full model set, and on an H100
- * their picks ran the frames no faster: load 1.48-1.59 s with them, 1.21-1.27 s without,
- * frames within 1% (docs/cuda-notes.md). Elsewhere, or with tuning.cuda_cudnn_heuristics, the
- * heuristics pick once per problem geometry (nothing is timed: no device buffers exist at
- * compile time), the first one that supports the problem winning. The memo answers repeats
- * of a geometry without asking again. */
+/* cuDNN's heuristics pick the algorithm once per problem geometry (no device buffers exist at
+ * compile time, so nothing is timed): the first one that supports the problem wins and its
+ * workspace is planned. The memo answers repeats of a geometry without asking again.
+ * tuning.cuda_cudnn_fixed_algo skips the query (~6 ms each, 67 on the full set) and takes
+ * IMPLICIT_PRECOMP_GEMM wherever the workspace query accepts it: on an H100 the load fell from
+ * 1.48-1.59 s to 1.21-1.27 s with the frames within 1% (docs/cuda-notes.md v7). It becomes the
+ * default once test_cuda_runtime has passed with it on a GPU. */
 static int choose_algo(sh_cuda_ctx *c, sh_cuda_node *cn, const sh_cuda_algo_key *key, size_t *ws,
                        const sh_node *n, sh_err *err)
 {
@@ -49,7 +48,7 @@ static int choose_algo(sh_cuda_ctx *c, sh_cuda_node *cn, const sh_cuda_algo_key 
             return 0;
         }
     int got = 0;
-    if (!key->transposed && !c->tune.cuda_cudnn_heuristics &&
+    if (!key->transposed && c->tune.cuda_cudnn_fixed_algo &&
         cudnnGetConvolutionForwardWorkspaceSize(c->cudnn, cn->xd, cn->wd, cn->cd, cn->yd,
                                                 CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, ws) ==
             CUDNN_STATUS_SUCCESS) {
