@@ -174,6 +174,9 @@ typedef struct shoal_tuning {
     int cpu_winograd;               /* CPU: 3x3 stride-1 convs of 40x40 and larger on the own
                                        Winograd kernel: 0 = where oneDNN lacks AVX-512, 1 = on
                                        any CPU, -1 = never */
+    int cpu_igemm;                  /* CPU: the other one-group convs on the own NHWC implicit
+                                       GEMM: 0 = where oneDNN lacks AVX-512, 1 = on any CPU,
+                                       -1 = never (oneDNN) */
     int cpu_pool_spin_us;           /* CPU: how long idle pool threads spin before they sleep,
                                        in microseconds; 0 = 200, -1 = they sleep at once */
 } shoal_tuning;

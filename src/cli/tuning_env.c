@@ -35,7 +35,8 @@ int cli_tuning_from_env(const char *cmd, shoal_tuning *t)
         env_int(cmd, "SHOAL_CUDA_STREAM_SIDE_KIB", 1, 1 << 30, &t->cuda_stream_side_kib) ||
         env_int(cmd, "SHOAL_CUDA_IGEMM", 0, 1, &igemm) ||
         env_int(cmd, "SHOAL_CPU_POOL_SPIN_US", -1, 1000000, &t->cpu_pool_spin_us) ||
-        env_int(cmd, "SHOAL_CPU_WINOGRAD", -1, 1, &t->cpu_winograd))
+        env_int(cmd, "SHOAL_CPU_WINOGRAD", -1, 1, &t->cpu_winograd) ||
+        env_int(cmd, "SHOAL_CPU_IGEMM", -1, 1, &t->cpu_igemm))
         return -1;
     if (igemm != -2)
         t->cuda_igemm = igemm ? 1 : -1;

@@ -1,6 +1,7 @@
 /* The CPU backend's self-report (cpu_report.h), which shoal inspect --convs and the benchmark
  * metadata print: every Conv of the reference models names a oneDNN implementation built for
- * the ISA the backend reports, the layout claims agree across every edge (a conv that hands
+ * the ISA the backend reports (or an own AVX2 kernel, with the ISA it is built for), the
+ * layout claims agree across every edge (a conv that hands
  * NHWC on has only readers that read NHWC; a conv reading what an NHWC node wrote reads NHWC),
  * and the layout counters match the per-node reports. Skips (77) without models/. */
 #include <setjmp.h>
@@ -63,27 +64,32 @@ static void check_model(const char *path, int threads)
         assert_int_equal(rc, 0);
         assert_non_null(memchr(how, '\0', sizeof how));
         convs++;
-        if (strncmp(how, "oneDNN ", 7) != 0)
+        bool onednn = strncmp(how, "oneDNN ", 7) == 0;
+        if (!onednn && strncmp(how, "own ", 4) != 0)
             continue;   /* the GEMM paths (e.g. a conv whose activation oneDNN lacks) */
-        if (!impl_matches_isa(how, isa))
-            fail_msg("%s: '%s' is not an %s kernel", n->name, how, isa);
-        /* oneDNN's reference kernel on any band is a 50-100x slower conv (a band of a row or
-         * two at many threads got it): never. */
-        if (strstr(how, "ref:"))
-            fail_msg("%s at %d threads: '%s'", n->name, threads, how);
-        const sh_tensor *Y = sh_node_output(g, n, 0);
-        int bands = atoi(strchr(how, ',') + 1);
-        assert_true(bands >= 1 && bands <= threads);
-        if (threads <= 2 && Y->shape.d[2] >= threads)
-            assert_int_equal(bands, threads);
+        if (onednn) {
+            if (!impl_matches_isa(how, isa))
+                fail_msg("%s: '%s' is not an %s kernel", n->name, how, isa);
+            /* oneDNN's reference kernel on any band is a 50-100x slower conv (a band of a row
+             * or two at many threads got it): never. */
+            if (strstr(how, "ref:"))
+                fail_msg("%s at %d threads: '%s'", n->name, threads, how);
+            const sh_tensor *Y = sh_node_output(g, n, 0);
+            int bands = atoi(strchr(how, ',') + 1);
+            assert_true(bands >= 1 && bands <= threads);
+            if (threads <= 2 && Y->shape.d[2] >= threads)
+                assert_int_equal(bands, threads);
+        } else if (!strstr(how, ":avx2,")) {
+            fail_msg("%s: the own kernel '%s' names no ISA", n->name, how);
+        }
         linked_in += strstr(how, "src NHWC,") != NULL;
         transposes += strstr(how, "src NCHW->NHWC") != NULL;
         transposes += strstr(how, "dst NHWC->NCHW") != NULL;
         if (!strstr(how, "dst NHWC") || strstr(how, "dst NHWC->NCHW"))
             continue;
         linked_out++;
-        /* Every reader of an NHWC output must read it as NHWC: a oneDNN conv (as its input 0)
-         * that says so, or another node that reports running on NHWC tensors. */
+        /* Every reader of an NHWC output must read it as NHWC: a oneDNN or own conv (as its
+         * input 0) that says so, or another node that reports running on NHWC tensors. */
         int out_t = n->outputs[0];
         for (int c = 0; c < g->n_nodes; c++) {
             const sh_node *r = &g->nodes[c];

@@ -145,7 +145,7 @@ static void refuses_other_shapes(void **state)
  * convs whose description names it. */
 static float *run_two_convs(int winograd, int64_t *n_out, int *winograd_convs)
 {
-    shoal_tuning tuning = {.cpu_winograd = winograd};
+    shoal_tuning tuning = {.cpu_winograd = winograd, .cpu_igemm = -1};
     th h;
     th_init_tuned(&h, 2, &tuning);
     int64_t xd[4] = {1, 16, 48, 48};
@@ -196,7 +196,7 @@ static void through_the_backend(void **state)
 
 int main(void)
 {
-    if (!cpu_wino_cpu_ok()) {
+    if (!cpu_fma_tiles_ok()) {
         printf("skipped: this CPU lacks AVX2 or FMA, which the Winograd kernels need\n");
         return 77;
     }

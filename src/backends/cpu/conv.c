@@ -12,6 +12,7 @@
  * Spatial dims are padded to three (unit dims) so one loop nest serves 1-D, 2-D and 3-D. */
 #include "backends/cpu/cpu_impl.h"
 #include "backends/cpu/dnnl_bands.h"
+#include "backends/cpu/igemm.h"
 #include "backends/cpu/winograd.h"
 
 #include <omp.h>
@@ -510,11 +511,13 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
  * All scratch (transposed input, NHWC output, per-band scratchpads) is in the workspace.
  *
  * Where oneDNN has no kernel near the FMA peak (below AVX-512: jit:avx2 runs YOLO's 3x3
- * convs at about half of it), a 3x3 stride-1 conv on a map of at least WINO_MIN_PIXELS takes
- * the own Winograd path instead (winograd.h) on the same NHWC sides: 2-2.5x the direct kernel's
- * speed there (docs/cpu-perf.md, v13). Its weights are 16/9 of the plain ones, so it is kept to
- * the large maps, where a conv's FLOPs per weight byte are highest; the deep 20x20 layers, which
- * hold most of a YOLO's weights, stay direct. */
+ * convs at about half of it, its stride-2 ones at a third), the convs take own kernels on the
+ * same NHWC sides. A 3x3 stride-1 conv on a map of at least WINO_MIN_PIXELS takes the Winograd
+ * path (winograd.h): 2-2.5x the direct kernel's speed there (docs/cpu-perf.md, v13). Its
+ * weights are 16/9 of the plain ones, so it is kept to the large maps, where a conv's FLOPs per
+ * weight byte are highest. Every other conv of one group takes the implicit GEMM (igemm.h),
+ * whose packed weights are the plain ones' size: the stride-2 convs at twice oneDNN's speed,
+ * the 1x1 and small-map 3x3 ones at par or better (docs/cpu-perf.md, v14). */
 
 /* 40x40 and up: YOLO's P3 and P2 levels and the seg prototype. */
 #define WINO_MIN_PIXELS 1600
@@ -522,8 +525,9 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
 struct dnnl_conv {
     cpu_dnnl_bands bands;
     cpu_wino wino;                      /* used when use_wino: no bands, no oneDNN primitive */
-    bool use_wino;
-    size_t scratch_bytes;               /* bands' scratchpads or the Winograd blocks, first in ws */
+    cpu_igemm igemm;                    /* used when use_igemm: the same */
+    bool use_wino, use_igemm;
+    size_t scratch_bytes;               /* bands' scratchpads or the own kernels' blocks, first in ws */
     dnnl_memory_t m_wei, m_bias;
     cpu_dnnl_weight_pack w_pack;        /* NULL members when the weight is used as stored */
     size_t off_src_t, off_dst_t;        /* NHWC input and output in the workspace */
@@ -575,12 +579,21 @@ static int dnnl_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *d
     return cpu_dnnl_weight_pack_run(&p->dnn->w_pack, ctx, src, dst, "a conv weight", err);
 }
 
-static int wino_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_err *err)
+static int own_conv_pack(cpu_ctx *ctx, const void *vp, const void *src, void *dst, sh_err *err)
 {
     const conv_params *p = vp;
     (void)ctx, (void)err;
-    cpu_wino_pack(src, &p->dnn->wino, dst);
+    if (p->dnn->use_wino)
+        cpu_wino_pack(src, &p->dnn->wino, dst);
+    else
+        cpu_igemm_pack(src, &p->dnn->igemm, dst);
     return 0;
+}
+
+static bool below_avx512(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core;
 }
 
 /* Whether this conv takes the Winograd path: the shape fits, its weight is its own to
@@ -591,11 +604,23 @@ static bool wants_winograd(const cpu_ctx *ctx, const conv_params *p, bool own_w,
         p->s[2] != 1 || p->d[1] != 1 || p->d[2] != 1 || p->pb[1] != 1 || p->pb[2] != 1 || p->pe[1] != 1 ||
         p->pe[2] != 1 || p->out[1] != p->in[1] || p->out[2] != p->in[2] || p->P < WINO_MIN_PIXELS)
         return false;
-    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    bool avx512 = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
-    if ((avx512 && ctx->winograd == 0) || !cpu_wino_cpu_ok())
+    if ((ctx->winograd == 0 && !below_avx512()) || !cpu_fma_tiles_ok())
         return false;
     return cpu_wino_init(w, p->in[1], p->in[2], p->C, p->M, p->act, p->act_a, p->act_b);
+}
+
+/* Whether this conv takes the own implicit GEMM: one group, a weight of its own to pack, and
+ * oneDNN lacks AVX-512 here (or the tuning asks for it everywhere). */
+static bool wants_igemm(const cpu_ctx *ctx, const conv_params *p, bool own_w, cpu_igemm *g)
+{
+    if (ctx->igemm < 0 || !own_w || p->G != 1 || p->transpose)
+        return false;
+    if ((ctx->igemm == 0 && !below_avx512()) || !cpu_fma_tiles_ok())
+        return false;
+    cpu_igemm_geom geom = {.H = p->in[1], .W = p->in[2], .C = p->C, .OH = p->out[1], .OW = p->out[2], .K = p->M,
+                           .kh = p->k[1], .kw = p->k[2], .sh = p->s[1], .sw = p->s[2], .dh = p->d[1], .dw = p->d[2],
+                           .pad_top = p->pb[1], .pad_left = p->pb[2]};
+    return cpu_igemm_init(g, &geom, p->act, p->act_a, p->act_b);
 }
 
 static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, float *b)
@@ -625,13 +650,15 @@ static bool act_to_dnnl(const conv_params *p, dnnl_alg_kind_t *alg, float *a, fl
     }
 }
 
-static void prepare_winograd(cpu_prep *pp, conv_params *p, dnnl_conv *d)
+/* The own kernels' scratch and their weight packing (d->use_wino or d->use_igemm is set). */
+static void prepare_own(cpu_prep *pp, conv_params *p, dnnl_conv *d)
 {
-    d->use_wino = true;
-    d->scratch_bytes = sh_align_up(cpu_wino_scratch_bytes(&d->wino, pp->ctx->n_threads), CPU_DNNL_ALIGN);
+    int nt = pp->ctx->n_threads;
+    size_t scratch = d->use_wino ? cpu_wino_scratch_bytes(&d->wino, nt) : cpu_igemm_scratch_bytes(&d->igemm, nt);
+    d->scratch_bytes = sh_align_up(scratch, CPU_DNNL_ALIGN);
     pp->pack_tensor = p->w;
-    pp->pack = wino_conv_pack;
-    pp->p->weight_bytes[p->w] = cpu_wino_weight_bytes(&d->wino);
+    pp->pack = own_conv_pack;
+    pp->p->weight_bytes[p->w] = d->use_wino ? cpu_wino_weight_bytes(&d->wino) : cpu_igemm_weight_bytes(&d->igemm);
 }
 
 /* The row bands' primitives, the weight and bias handles they share, and the weight's pack
@@ -709,8 +736,10 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
     }
     /* The scratch (the bands' scratchpads or the Winograd blocks) first in the workspace, then
      * the NHWC input and output (last, so that conv_to_nhwc can drop them). */
-    if (wants_winograd(ctx, p, own_w, &d->wino))
-        prepare_winograd(pp, p, d);
+    d->use_wino = wants_winograd(ctx, p, own_w, &d->wino);
+    d->use_igemm = !d->use_wino && wants_igemm(ctx, p, own_w, &d->igemm);
+    if (d->use_wino || d->use_igemm)
+        prepare_own(pp, p, d);
     else if (prepare_bands(pp, p, d, &w_plain, &w_md, B ? &b_md : NULL, attr) < 0)
         goto out;
     size_t ws = d->scratch_bytes;
@@ -835,7 +864,7 @@ static void band_range(void *arg, int64_t b0, int64_t b1, int tid)
     (void)tid;
 }
 
-/* NHWC rows [r0, r1) of the Winograd output back to NCHW columns. */
+/* NHWC rows [r0, r1) of an own kernel's output back to NCHW columns. */
 static void from_nhwc_range(void *arg, int64_t r0, int64_t r1, int tid)
 {
     const dnnl_job *j = arg;
@@ -845,7 +874,7 @@ static void from_nhwc_range(void *arg, int64_t r0, int64_t r1, int tid)
     (void)tid;
 }
 
-static int conv_wino_run(const cpu_exec *ex, const conv_params *p)
+static int conv_own_run(const cpu_exec *ex, const conv_params *p)
 {
     dnnl_conv *d = p->dnn;
     dnnl_job j = {.p = p, .d = d, .ctx = ex->ctx, .x = ex->t[p->x], .y = ex->t[p->y], .ws = ex->ws};
@@ -853,7 +882,11 @@ static int conv_wino_run(const cpu_exec *ex, const conv_params *p)
         cpu_parallel_for(ex->ctx->pool, p->Pin, 64, to_nhwc_range, &j);
     const float *src = p->in_nhwc ? j.x : (const float *)(j.ws + d->off_src_t);
     float *dst = p->out_nhwc ? j.y : (float *)(j.ws + d->off_dst_t);
-    cpu_wino_run(&d->wino, ex->ctx->pool, src, ex->t[p->w], p->b >= 0 ? ex->t[p->b] : NULL, dst, j.ws);
+    const float *bias = p->b >= 0 ? ex->t[p->b] : NULL;
+    if (d->use_wino)
+        cpu_wino_run(&d->wino, ex->ctx->pool, src, ex->t[p->w], bias, dst, j.ws);
+    else
+        cpu_igemm_run(&d->igemm, ex->ctx->pool, src, ex->t[p->w], bias, dst, j.ws);
     if (!p->out_nhwc)
         cpu_parallel_for(ex->ctx->pool, p->P, 64, from_nhwc_range, &j);
     return 0;
@@ -862,8 +895,8 @@ static int conv_wino_run(const cpu_exec *ex, const conv_params *p)
 static int conv_dnnl_run(const cpu_exec *ex, const sh_node *n, const conv_params *p, sh_err *err)
 {
     dnnl_conv *d = p->dnn;
-    if (d->use_wino)
-        return conv_wino_run(ex, p);
+    if (d->use_wino || d->use_igemm)
+        return conv_own_run(ex, p);
     dnnl_job j = {.p = p, .d = d, .ctx = ex->ctx, .x = ex->t[p->x], .y = ex->t[p->y], .ws = ex->ws};
     /* Shared by the bands, read-only while they run. */
     dnnl_memory_set_data_handle(d->m_wei, ex->t[p->w]);
@@ -903,6 +936,12 @@ int cpu_conv_describe(cpu_kernel_fn fn, const void *vp, char *buf, size_t cap)
     }
     if (p->dnn->use_wino) {
         snprintf(buf, cap, "own winograd_f2x3:avx2, %lld tiles, src %s, dst %s", (long long)p->dnn->wino.n_tiles,
+                 p->in_nhwc ? "NHWC" : "NCHW->NHWC", p->out_nhwc ? "NHWC" : "NHWC->NCHW");
+        return 0;
+    }
+    if (p->dnn->use_igemm) {
+        snprintf(buf, cap, "own igemm_6x16:avx2, %lld pixel blocks, src %s, dst %s",
+                 (long long)((p->dnn->igemm.P + CPU_IGEMM_PIXELS - 1) / CPU_IGEMM_PIXELS),
                  p->in_nhwc ? "NHWC" : "NCHW->NHWC", p->out_nhwc ? "NHWC" : "NHWC->NCHW");
         return 0;
     }

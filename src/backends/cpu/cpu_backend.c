@@ -561,6 +561,7 @@ int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *e
     ctx->alloc = a;
     ctx->pool_spin_us = p ? p->tuning.cpu_pool_spin_us : 0;
     ctx->winograd = p ? p->tuning.cpu_winograd : 0;
+    ctx->igemm = p ? p->tuning.cpu_igemm : 0;
     int rc = cpu_pool_create(a, p ? p->n_threads : 0, ctx->pool_spin_us, &ctx->pool);
     if (rc < 0) {
         sh_free(a, ctx);

@@ -61,6 +61,7 @@ typedef struct cpu_ctx {
     bool no_layout_flow;    /* shoal_tuning.cpu_no_layout_flow: NHWC only on conv -> conv edges */
     int pool_spin_us;       /* shoal_tuning.cpu_pool_spin_us, for pools made later */
     int winograd;           /* shoal_tuning.cpu_winograd: 0 below AVX-512, 1 everywhere, -1 never */
+    int igemm;              /* shoal_tuning.cpu_igemm: 0 below AVX-512, 1 everywhere, -1 never */
     double *prof_ms;        /* [SH_OP_COUNT] time per op when profiling (bench only), else NULL */
     double *prof_node_ms;   /* [prof_node_cap] time per node index (bench tool only), else NULL */
     int prof_node_cap;

@@ -5,7 +5,7 @@
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] kernel g (3x3):      U = G g G^T
  *   A^T = [1 1 1 0; 0 1 -1 -1]                       product m (4x4):     y = A^T m A
  * The input and output transforms run 8 channels at a time in AVX2 registers. The 16 GEMMs use
- * an own 6x16 FMA kernel on weights packed once into 16-column panels, because a BLAS call per
+ * the own 6x16 FMA tiles (fma_tiles.h) on weights packed once into 16-column panels, because a BLAS call per
  * (block, plane) would pack the same weights again each time: at 32 tiles a block that packing
  * costs about as much as the multiply. */
 #include "backends/cpu/winograd.h"
@@ -16,8 +16,8 @@
 #endif
 
 #define PLANES 16
-#define ROWS 6       /* tiles per register block of the GEMM kernel */
-#define PANEL 16     /* output channels per packed weight panel (two AVX2 vectors) */
+#define ROWS CPU_TILE_ROWS     /* tiles per register block of the GEMM kernel */
+#define PANEL CPU_TILE_PANEL   /* output channels per packed weight panel (two AVX2 vectors) */
 
 bool cpu_wino_init(cpu_wino *w, int64_t H, int64_t W, int64_t C, int64_t K, sh_act act, float act_a,
                    float act_b)
@@ -111,79 +111,31 @@ static void transform_input(const cpu_wino *w, const float *x, int64_t t0, int n
     }
 }
 
-/* The GEMM's register block: M[0..6)[0..16) = V[0..6)[0..C) x U[0..C)[0..16), twelve named
- * accumulators (an array of them is spilled to the stack by GCC 12 in the c loop). */
-static void gemm_6x16(const float *V, size_t ldv, const float *U, int64_t C, float *M, size_t ldm)
-{
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
-    __m256 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
-    const float *v0 = V, *v1 = V + ldv, *v2 = V + 2 * ldv, *v3 = V + 3 * ldv, *v4 = V + 4 * ldv, *v5 = V + 5 * ldv;
-    for (int64_t c = 0; c < C; c++) {
-        __m256 u0 = _mm256_loadu_ps(U + c * 16), u1 = _mm256_loadu_ps(U + c * 16 + 8), b;
-        b = _mm256_broadcast_ss(v0 + c);
-        a00 = _mm256_fmadd_ps(b, u0, a00);
-        a01 = _mm256_fmadd_ps(b, u1, a01);
-        b = _mm256_broadcast_ss(v1 + c);
-        a10 = _mm256_fmadd_ps(b, u0, a10);
-        a11 = _mm256_fmadd_ps(b, u1, a11);
-        b = _mm256_broadcast_ss(v2 + c);
-        a20 = _mm256_fmadd_ps(b, u0, a20);
-        a21 = _mm256_fmadd_ps(b, u1, a21);
-        b = _mm256_broadcast_ss(v3 + c);
-        a30 = _mm256_fmadd_ps(b, u0, a30);
-        a31 = _mm256_fmadd_ps(b, u1, a31);
-        b = _mm256_broadcast_ss(v4 + c);
-        a40 = _mm256_fmadd_ps(b, u0, a40);
-        a41 = _mm256_fmadd_ps(b, u1, a41);
-        b = _mm256_broadcast_ss(v5 + c);
-        a50 = _mm256_fmadd_ps(b, u0, a50);
-        a51 = _mm256_fmadd_ps(b, u1, a51);
-    }
-    __m256 acc[12] = {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51};
-    for (int r = 0; r < 6; r++) {
-        _mm256_storeu_ps(M + r * ldm, acc[2 * r]);
-        _mm256_storeu_ps(M + r * ldm + 8, acc[2 * r + 1]);
-    }
-}
-
-/* The edges: fewer than 6 rows, or the 8-wide last panel; one row at a time. */
-static void gemm_edge(int R, int width, const float *V, size_t ldv, const float *U, int64_t C, float *M,
-                      size_t ldm)
-{
-    for (int r = 0; r < R; r++) {
-        const float *v = V + r * ldv;
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-        if (width == 16) {
-            for (int64_t c = 0; c < C; c++) {
-                __m256 b = _mm256_broadcast_ss(v + c);
-                s0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(U + c * 16), s0);
-                s1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(U + c * 16 + 8), s1);
-            }
-            _mm256_storeu_ps(M + r * ldm + 8, s1);
-        } else {
-            for (int64_t c = 0; c < C; c++)
-                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + c), _mm256_loadu_ps(U + c * 8), s0);
-        }
-        _mm256_storeu_ps(M + r * ldm, s0);
-    }
-}
-
-/* The 16 products of the block: M[xi] = V[xi] x U[xi], [nt x C] x [C x K]. */
+/* The 16 products of the block: M[xi] = V[xi] x U[xi], [nt x C] x [C x K], six tiles at a
+ * time (the last group padded with its last tile and copied out through `edge`). */
 static void multiply(const cpu_wino *w, const float *V, const float *packed, int nt, float *M)
 {
     const int64_t C = w->C, K = w->K;
+    float edge[ROWS * PANEL];
     for (int xi = 0; xi < PLANES; xi++) {
         const float *Vx = V + (size_t)xi * CPU_WINO_TILES * C, *Ux = packed + (size_t)xi * C * K;
         float *Mx = M + (size_t)xi * CPU_WINO_TILES * K;
         for (int64_t n0 = 0; n0 < K; n0 += PANEL) {
             int width = K - n0 >= PANEL ? PANEL : 8;
             for (int t = 0; t < nt; t += ROWS) {
-                const float *v = Vx + (size_t)t * C, *u = Ux + n0 * C;
+                int R = nt - t < ROWS ? nt - t : ROWS;
+                const float *rows[ROWS];
+                for (int i = 0; i < ROWS; i++)
+                    rows[i] = Vx + (size_t)(t + (i < R ? i : R - 1)) * C;
                 float *m = Mx + (size_t)t * K + n0;
-                if (nt - t >= ROWS && width == PANEL)
-                    gemm_6x16(v, (size_t)C, u, C, m, (size_t)K);
+                float *dst = R == ROWS ? m : edge;
+                size_t ldd = R == ROWS ? (size_t)K : PANEL;
+                if (width == PANEL)
+                    cpu_tile_6x16(rows, ROWS, 1, C, Ux + n0 * C, NULL, dst, ldd);
                 else
-                    gemm_edge(nt - t < ROWS ? nt - t : ROWS, width, v, (size_t)C, u, C, m, (size_t)K);
+                    cpu_tile_6x8(rows, ROWS, 1, C, Ux + n0 * C, NULL, dst, ldd);
+                for (int i = 0; R < ROWS && i < R; i++)
+                    memcpy(m + (size_t)i * K, edge + i * PANEL, (size_t)width * sizeof(float));
             }
         }
     }

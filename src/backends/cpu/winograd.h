@@ -15,12 +15,13 @@
  *   cpu_wino_run(&w, pool, x_nhwc, packed, bias, y_nhwc, scratch);
  *
  * Only 3x3 kernels of stride 1, dilation 1 and padding 1 on every side (output size = input
- * size), one group, C and K multiples of 8, on a CPU with AVX2 and FMA (cpu_wino_cpu_ok: the
+ * size), one group, C and K multiples of 8, on a CPU with AVX2 and FMA (cpu_fma_tiles_ok: the
  * file is built for them in every build type, so ask before calling anything else). */
 #ifndef SHOAL_BACKENDS_CPU_WINOGRAD_H
 #define SHOAL_BACKENDS_CPU_WINOGRAD_H
 
 #include "backends/cpu/cpu_impl.h"
+#include "backends/cpu/fma_tiles.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,16 +35,6 @@ typedef struct cpu_wino {
     sh_act act;
     float act_a, act_b;
 } cpu_wino;
-
-/* Whether this CPU runs the kernels (AVX2 and FMA), in code built without them. */
-static inline bool cpu_wino_cpu_ok(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
-#endif
-}
 
 bool cpu_wino_init(cpu_wino *w, int64_t H, int64_t W, int64_t C, int64_t K, sh_act act, float act_a,
                    float act_b);

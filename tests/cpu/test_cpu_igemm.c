@@ -1,0 +1,234 @@
+/* The own NHWC implicit-GEMM conv (backends/cpu/igemm.h) against a direct convolution in double
+ * on random data: 1x1, 3x3 stride 1 and 2, 5x5, 7x7 stride 2 with padding 3, dilation,
+ * asymmetric padding (the right and bottom padding only implied by the output size), maps whose
+ * pixel count leaves a partial block and a partial register tile, three input channels (the
+ * RGB layer), output channels that leave an 8-wide weight panel, with and without a bias, the
+ * fused activations; outputs poisoned before each run. Relative L2 error under 1e-5 and every
+ * element within 1e-4 of the output's scale. Shapes the path does not take are refused by
+ * cpu_igemm_init. Through the backend: a graph of a 3x3 stride-2 conv and a 1x1 conv (NCHW
+ * graph input and output, NHWC between them) compiled with the path forced on
+ * (shoal_tuning.cpu_igemm) runs both convs on it, as the node descriptions say, and gives the
+ * oneDNN kernels' outputs within the same bounds. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backends/cpu/cpu_report.h"
+#include "backends/cpu/igemm.h"
+#include "core/alloc.h"
+#include "harness.h"
+
+static uint32_t rng = 2463534242u;
+
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return (float)(rng >> 8) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static double act_ref(double v, sh_act act)
+{
+    switch (act) {
+    case SH_ACT_RELU: return v > 0 ? v : 0;
+    case SH_ACT_SILU: return v / (1.0 + exp(-v));
+    case SH_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    default: return v;
+    }
+}
+
+/* x NHWC, w OIHW, y NHWC [OH][OW][K]. */
+static void direct(const cpu_igemm_geom *g, const float *x, const float *w, const float *bias, sh_act act, double *y)
+{
+    for (int64_t oy = 0; oy < g->OH; oy++)
+        for (int64_t ox = 0; ox < g->OW; ox++)
+            for (int64_t k = 0; k < g->K; k++) {
+                double s = bias ? bias[k] : 0.0;
+                for (int64_t i = 0; i < g->kh; i++)
+                    for (int64_t j = 0; j < g->kw; j++) {
+                        int64_t iy = oy * g->sh - g->pad_top + i * g->dh, ix = ox * g->sw - g->pad_left + j * g->dw;
+                        if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
+                            continue;
+                        for (int64_t c = 0; c < g->C; c++)
+                            s += (double)x[(iy * g->W + ix) * g->C + c] * w[((k * g->C + c) * g->kh + i) * g->kw + j];
+                    }
+                y[(oy * g->OW + ox) * g->K + k] = act_ref(s, act);
+            }
+}
+
+/* An output size from ONNX's formula with symmetric padding `pad`, unless extra_end asks for
+ * one more row and column (padding on the far side only). */
+static cpu_igemm_geom geom(int64_t H, int64_t W, int64_t C, int64_t K, int64_t k, int64_t s, int64_t d, int64_t pad,
+                           int extra_end)
+{
+    int64_t ext = (k - 1) * d + 1;
+    cpu_igemm_geom g = {.H = H, .W = W, .C = C, .K = K, .kh = k, .kw = k, .sh = s, .sw = s, .dh = d, .dw = d,
+                        .pad_top = pad, .pad_left = pad};
+    g.OH = (H + 2 * pad - ext) / s + 1 + extra_end;
+    g.OW = (W + 2 * pad - ext) / s + 1 + extra_end;
+    return g;
+}
+
+static void check_case(cpu_igemm_geom g, bool with_bias, sh_act act, int threads)
+{
+    sh_allocator *a = sh_allocator_create();
+    cpu_pool *pool = NULL;
+    assert_int_equal(cpu_pool_create(a, threads, 0, &pool), 0);
+    cpu_igemm cg;
+    assert_true(cpu_igemm_init(&cg, &g, act, 0.0f, 0.0f));
+    size_t nx = (size_t)(g.H * g.W * g.C), ny = (size_t)(g.OH * g.OW * g.K), nw = (size_t)(g.K * g.C * g.kh * g.kw);
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *bias = malloc((size_t)g.K * sizeof *bias);
+    float *y = malloc(ny * sizeof *y), *packed = malloc(cpu_igemm_weight_bytes(&cg));
+    char *scratch = malloc(cpu_igemm_scratch_bytes(&cg, cpu_pool_threads(pool)));
+    double *ref = malloc(ny * sizeof *ref);
+    assert_true(x && w && bias && y && packed && scratch && ref);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    for (size_t i = 0; i < nw; i++)
+        w[i] = frand() * 0.3f;
+    for (int64_t i = 0; i < g.K; i++)
+        bias[i] = frand();
+    for (size_t i = 0; i < ny; i++)
+        y[i] = NAN;
+    cpu_igemm_pack(w, &cg, packed);
+    cpu_igemm_run(&cg, pool, x, packed, with_bias ? bias : NULL, y, scratch);
+    direct(&g, x, w, with_bias ? bias : NULL, act, ref);
+    double err = 0, norm = 0, scale = 0;
+    for (size_t i = 0; i < ny; i++) {
+        norm += ref[i] * ref[i];
+        scale = fmax(scale, fabs(ref[i]));
+    }
+    for (size_t i = 0; i < ny; i++) {
+        double d = (double)y[i] - ref[i];
+        if (!(fabs(d) <= 1e-4 * (scale > 1 ? scale : 1)))
+            fail_msg("%lldx%lld C%lld K%lld k%lld s%lld: y[%zu] = %g, direct %g", (long long)g.H, (long long)g.W,
+                     (long long)g.C, (long long)g.K, (long long)g.kh, (long long)g.sh, i, (double)y[i], ref[i]);
+        err += d * d;
+    }
+    if (!(sqrt(err / (norm > 0 ? norm : 1)) < 1e-5))
+        fail_msg("C%lld K%lld k%lld: relative L2 %g", (long long)g.C, (long long)g.K, (long long)g.kh, sqrt(err / norm));
+    free(x), free(w), free(bias), free(y), free(packed), free(scratch), free(ref);
+    cpu_pool_destroy(pool);
+    sh_allocator_destroy(a);
+}
+
+static void pointwise(void **state)
+{
+    (void)state;
+    check_case(geom(8, 8, 16, 16, 1, 1, 1, 0, 0), true, SH_ACT_NONE, 2);
+    check_case(geom(7, 9, 40, 24, 1, 1, 1, 0, 0), true, SH_ACT_NONE, 2);   /* 63 pixels, 8-wide panel */
+    check_case(geom(1, 1, 8, 8, 1, 1, 1, 0, 0), false, SH_ACT_NONE, 3);
+    check_case(geom(13, 11, 5, 32, 1, 2, 1, 0, 0), true, SH_ACT_NONE, 2);  /* stride 2 */
+}
+
+static void strided_and_padded(void **state)
+{
+    (void)state;
+    check_case(geom(16, 16, 16, 32, 3, 2, 1, 1, 0), true, SH_ACT_NONE, 2);
+    check_case(geom(17, 15, 24, 40, 3, 2, 1, 1, 0), true, SH_ACT_NONE, 2);
+    check_case(geom(20, 20, 3, 16, 3, 2, 1, 1, 0), true, SH_ACT_NONE, 2);  /* RGB in */
+    check_case(geom(21, 19, 8, 16, 3, 1, 1, 1, 0), false, SH_ACT_NONE, 4);
+    check_case(geom(12, 12, 8, 8, 5, 1, 1, 2, 0), true, SH_ACT_NONE, 2);
+    check_case(geom(23, 23, 3, 24, 7, 2, 1, 3, 0), true, SH_ACT_NONE, 2);
+    check_case(geom(14, 14, 8, 16, 3, 1, 2, 2, 0), true, SH_ACT_NONE, 2);  /* dilation 2 */
+    check_case(geom(10, 10, 8, 16, 3, 2, 1, 0, 1), true, SH_ACT_NONE, 2);  /* padding at the end only */
+    check_case(geom(1, 1, 8, 16, 3, 1, 1, 1, 0), true, SH_ACT_NONE, 1);
+}
+
+static void activations(void **state)
+{
+    (void)state;
+    check_case(geom(10, 12, 16, 16, 3, 2, 1, 1, 0), true, SH_ACT_SILU, 2);
+    check_case(geom(10, 12, 16, 16, 1, 1, 1, 0, 0), true, SH_ACT_RELU, 2);
+    check_case(geom(9, 7, 8, 24, 3, 1, 1, 1, 0), false, SH_ACT_SIGMOID, 2);
+}
+
+static void refuses_other_shapes(void **state)
+{
+    (void)state;
+    cpu_igemm cg;
+    cpu_igemm_geom g = geom(8, 8, 16, 12, 3, 1, 1, 1, 0);   /* K not a multiple of 8 */
+    assert_false(cpu_igemm_init(&cg, &g, SH_ACT_NONE, 0, 0));
+    g = geom(8, 8, 16, 16, 3, 1, 1, 1, 0);
+    g.H = 0;
+    assert_false(cpu_igemm_init(&cg, &g, SH_ACT_NONE, 0, 0));
+    g = geom(16, 16, 8, 16, 9, 1, 1, 4, 0);                 /* 81 taps */
+    assert_false(cpu_igemm_init(&cg, &g, SH_ACT_NONE, 0, 0));
+}
+
+/* The graph's output with the path on (1) or off (-1, oneDNN); *own counts the convs whose
+ * description names the own kernel. */
+static float *run_two_convs(int igemm, int64_t *n_out, int *own)
+{
+    shoal_tuning tuning = {.cpu_igemm = igemm, .cpu_winograd = -1};
+    th h;
+    th_init_tuned(&h, 2, &tuning);
+    int64_t xd[4] = {1, 16, 47, 47};
+    int x = th_tensor(&h, "x", 4, xd);
+    int y1 = th_conv(&h, "c1", x, 16, 24, 3, 2, 47, SH_ACT_SILU);
+    int y = th_conv(&h, "c2", y1, 24, 32, 1, 1, 24, SH_ACT_NONE);
+    assert_int_equal(th_compile(&h, &x, 1, &y, 1), 0);
+    *own = 0;
+    for (int k = 0; k < h.g->n_nodes; k++) {
+        char buf[256];
+        if (h.g->nodes[k].op == SH_OP_CONV && sh_backend_cpu_describe_node(h.p, k, buf, sizeof buf) == 0 &&
+            strstr(buf, "own igemm"))
+            (*own)++;
+    }
+    th_fill(&h, x);
+    assert_int_equal(th_run(&h), 0);
+    *n_out = sh_shape_numel(&h.g->tensors[y].shape);
+    float *out = malloc((size_t)*n_out * sizeof(float));
+    memcpy(out, h.ptr[y], (size_t)*n_out * sizeof(float));
+    th_free(&h);
+    return out;
+}
+
+static void through_the_backend(void **state)
+{
+    (void)state;
+    int64_t n_on, n_off;
+    int on_convs, off_convs;
+    float *on = run_two_convs(1, &n_on, &on_convs), *off = run_two_convs(-1, &n_off, &off_convs);
+    assert_int_equal(on_convs, 2);
+    assert_int_equal(off_convs, 0);
+    assert_int_equal(n_on, n_off);
+    double err = 0, norm = 0, scale = 0;
+    for (int64_t i = 0; i < n_off; i++) {
+        norm += (double)off[i] * off[i];
+        scale = fmax(scale, fabs(off[i]));
+    }
+    for (int64_t i = 0; i < n_off; i++) {
+        double d = (double)on[i] - off[i];
+        if (!(fabs(d) <= 1e-4 * scale))
+            fail_msg("y[%lld]: own %g, oneDNN %g", (long long)i, (double)on[i], (double)off[i]);
+        err += d * d;
+    }
+    assert_true(sqrt(err / norm) < 1e-5);
+    free(on);
+    free(off);
+}
+
+int main(void)
+{
+    if (!cpu_fma_tiles_ok()) {
+        printf("skipped: this CPU lacks AVX2 or FMA, which the own conv kernels need\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pointwise),
+        cmocka_unit_test(strided_and_padded),
+        cmocka_unit_test(activations),
+        cmocka_unit_test(refuses_other_shapes),
+        cmocka_unit_test(through_the_backend),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
