@@ -163,7 +163,7 @@ static void profile_one(sh_backend *be, sh_session *s, int reps)
         if (cls[c] > 0)
             printf(" %s %.2f ms %.1f GFLOP/s;", cname[c], cls[c], clsf[c] / cls[c] / 1e6);
     printf("\n  top nodes:\n");
-    for (int i = 0; i < 12 && i < g->n_nodes; i++) {
+    for (int i = 0; i < 40 && i < g->n_nodes; i++) {
         const sh_node *n = &g->nodes[nt[i].k];
         if (nt[i].ms <= 0)
             break;

@@ -610,12 +610,13 @@ static bool wants_winograd(const cpu_ctx *ctx, const conv_params *p, bool own_w,
 }
 
 /* Whether this conv takes the own implicit GEMM: one group, a weight of its own to pack, and
- * oneDNN lacks AVX-512 here (or the tuning asks for it everywhere). */
+ * oneDNN lacks AVX-512 here (or the tuning asks for it everywhere). By default not the RGB
+ * layer (fewer than 8 input channels), where oneDNN's kernel was as fast (docs/cpu-perf.md). */
 static bool wants_igemm(const cpu_ctx *ctx, const conv_params *p, bool own_w, cpu_igemm *g)
 {
     if (ctx->igemm < 0 || !own_w || p->G != 1 || p->transpose)
         return false;
-    if ((ctx->igemm == 0 && !below_avx512()) || !cpu_fma_tiles_ok())
+    if ((ctx->igemm == 0 && (!below_avx512() || p->C < 8)) || !cpu_fma_tiles_ok())
         return false;
     cpu_igemm_geom geom = {.H = p->in[1], .W = p->in[2], .C = p->C, .OH = p->out[1], .OW = p->out[2], .K = p->M,
                            .kh = p->k[1], .kw = p->k[2], .sh = p->s[1], .sw = p->s[2], .dh = p->d[1], .dw = p->d[2],

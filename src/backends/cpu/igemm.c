@@ -77,27 +77,43 @@ typedef struct block_rows {
     bool whole[BLOCK / ROWS];
 } block_rows;
 
-static void fill_rows(const cpu_igemm *c, const float *x, const float *zero, int64_t p0, int n, block_rows *br)
+static bool row_whole(const cpu_igemm_geom *g, int64_t p)
+{
+    int64_t ix0 = p % g->OW * g->sw - g->pad_left;
+    return g->kw > 1 && g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->W;
+}
+
+/* One pixel's rows: per kernel row when its tile is whole, else per tap (only the table its
+ * tile reads is written). */
+static void fill_pixel(const cpu_igemm *c, const float *x, const float *zero, int64_t p, int i, bool whole,
+                       block_rows *br)
 {
     const cpu_igemm_geom *g = &c->g;
-    int padded = (n + ROWS - 1) / ROWS * ROWS;
-    for (int i = 0; i < padded; i++) {
-        int64_t p = p0 + (i < n ? i : n - 1);
-        int64_t oy = p / g->OW, ox = p % g->OW, ix0 = ox * g->sw - g->pad_left;
-        bool whole = g->kw > 1 && g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->W;
-        if (i % ROWS == 0)
-            br->whole[i / ROWS] = true;
-        br->whole[i / ROWS] &= whole;
-        for (int64_t ki = 0; ki < g->kh; ki++) {
-            int64_t iy = oy * g->sh - g->pad_top + ki * g->dh;
-            bool row_in = iy >= 0 && iy < g->H;
-            br->krows[ki * BLOCK + i] = row_in && whole ? x + (iy * g->W + ix0) * g->C : zero;
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                int64_t ix = ix0 + kj * g->dw;
-                bool in = row_in && ix >= 0 && ix < g->W;
-                br->rows[(ki * g->kw + kj) * BLOCK + i] = in ? x + (iy * g->W + ix) * g->C : zero;
-            }
+    int64_t oy = p / g->OW, ix0 = p % g->OW * g->sw - g->pad_left;
+    for (int64_t ki = 0; ki < g->kh; ki++) {
+        int64_t iy = oy * g->sh - g->pad_top + ki * g->dh;
+        bool row_in = iy >= 0 && iy < g->H;
+        if (whole) {
+            br->krows[ki * BLOCK + i] = row_in ? x + (iy * g->W + ix0) * g->C : zero;
+            continue;
         }
+        for (int64_t kj = 0; kj < g->kw; kj++) {
+            int64_t ix = ix0 + kj * g->dw;
+            bool in = row_in && ix >= 0 && ix < g->W;
+            br->rows[(ki * g->kw + kj) * BLOCK + i] = in ? x + (iy * g->W + ix) * g->C : zero;
+        }
+    }
+}
+
+static void fill_rows(const cpu_igemm *c, const float *x, const float *zero, int64_t p0, int n, block_rows *br)
+{
+    for (int i0 = 0; i0 < n; i0 += ROWS) {
+        bool whole = true;
+        for (int i = i0; i < i0 + ROWS; i++)
+            whole &= row_whole(&c->g, p0 + (i < n ? i : n - 1));
+        br->whole[i0 / ROWS] = whole;
+        for (int i = i0; i < i0 + ROWS; i++)
+            fill_pixel(c, x, zero, p0 + (i < n ? i : n - 1), i, whole, br);
     }
 }
 
