@@ -614,7 +614,7 @@ static bool wants_winograd(const cpu_ctx *ctx, const conv_params *p, bool own_w,
  * layer (fewer than 8 input channels), where oneDNN's kernel was as fast (docs/cpu-perf.md). */
 static bool wants_igemm(const cpu_ctx *ctx, const conv_params *p, bool own_w, cpu_igemm *g)
 {
-    if (ctx->igemm < 0 || !own_w || p->G != 1 || p->transpose)
+    if (ctx->igemm < 0 || !own_w || p->G != 1 || p->transpose || (ctx->igemm_no_1x1 && p->pointwise))
         return false;
     if ((ctx->igemm == 0 && (!below_avx512() || p->C < 8)) || !cpu_fma_tiles_ok())
         return false;

@@ -62,6 +62,7 @@ typedef struct cpu_ctx {
     int pool_spin_us;       /* shoal_tuning.cpu_pool_spin_us, for pools made later */
     int winograd;           /* shoal_tuning.cpu_winograd: 0 below AVX-512, 1 everywhere, -1 never */
     int igemm;              /* shoal_tuning.cpu_igemm: 0 below AVX-512, 1 everywhere, -1 never */
+    bool igemm_no_1x1;      /* bench hook (bench_cpu_model): 1x1 convs stay on oneDNN */
     double *prof_ms;        /* [SH_OP_COUNT] time per op when profiling (bench only), else NULL */
     double *prof_node_ms;   /* [prof_node_cap] time per node index (bench tool only), else NULL */
     int prof_node_cap;

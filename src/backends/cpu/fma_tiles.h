@@ -4,7 +4,8 @@
  *
  *   y[i * ldy + n] = init[n] + sum over t < taps, c < depth of rows[t * ldr + i][c] * B[(t * depth + c) * width + n]
  *
- * for i < 6 and n < width, with init NULL meaning zero. A row pointer is anything readable for
+ * for i < 6 and n < width, with init NULL meaning zero, then the activation `act` on each
+ * result in registers (the conv's last step, so only when the sum is complete). A row pointer is anything readable for
  * `depth` floats: a Winograd plane's tile, or an input pixel's channels under one filter tap
  * (a zero row where the tap falls in the padding). B is one panel of packed weights, its taps
  * in order, each [depth][width]. The whole sum stays in twelve (six) registers, so the
@@ -22,6 +23,15 @@
 #define CPU_TILE_ROWS 6
 #define CPU_TILE_PANEL 16
 
+/* The activations a tile applies itself; others are the caller's pass over what it wrote.
+ * Each equals cpu_apply_act's result bit for bit (the same operations in the same order). */
+typedef enum cpu_tile_act {
+    CPU_TILE_ACT_NONE,
+    CPU_TILE_ACT_RELU,
+    CPU_TILE_ACT_SIGMOID,
+    CPU_TILE_ACT_SILU,
+} cpu_tile_act;
+
 /* Whether this CPU runs the kernels (AVX2 and FMA), asked from code built without them. */
 static inline bool cpu_fma_tiles_ok(void)
 {
@@ -33,8 +43,8 @@ static inline bool cpu_fma_tiles_ok(void)
 }
 
 void cpu_tile_6x16(const float *const *rows, size_t ldr, int taps, int64_t depth, const float *B,
-                   const float *init, float *y, size_t ldy);
+                   const float *init, cpu_tile_act act, float *y, size_t ldy);
 void cpu_tile_6x8(const float *const *rows, size_t ldr, int taps, int64_t depth, const float *B,
-                  const float *init, float *y, size_t ldy);
+                  const float *init, cpu_tile_act act, float *y, size_t ldy);
 
 #endif

@@ -117,10 +117,23 @@ static void fill_rows(const cpu_igemm *c, const float *x, const float *zero, int
     }
 }
 
-/* One block: every panel over the block's tiles, then the activation on what it wrote. */
+/* The activation the tiles apply in registers, or NONE for one they leave to a pass. */
+static cpu_tile_act tile_act_of(sh_act act)
+{
+    switch (act) {
+    case SH_ACT_RELU: return CPU_TILE_ACT_RELU;
+    case SH_ACT_SIGMOID: return CPU_TILE_ACT_SIGMOID;
+    case SH_ACT_SILU: return CPU_TILE_ACT_SILU;
+    default: return CPU_TILE_ACT_NONE;
+    }
+}
+
+/* One block: every panel over the block's tiles, the activation in the tiles where they have
+ * it, else a pass over what the block wrote. */
 static void run_block(const igemm_job *j, const block_rows *br, float *edge, int64_t p0, int n)
 {
     const cpu_igemm *c = j->c;
+    const cpu_tile_act tile_act = tile_act_of(c->act);
     const int64_t C = c->g.C, K = c->g.K;
     float *yb = j->y + p0 * K;
     for (int64_t n0 = 0; n0 < K; n0 += PANEL) {
@@ -135,14 +148,14 @@ static void run_block(const igemm_job *j, const block_rows *br, float *edge, int
             int taps = whole ? (int)c->g.kh : c->taps;
             int64_t depth = whole ? c->g.kw * C : C;
             if (width == PANEL)
-                cpu_tile_6x16(rows, BLOCK, taps, depth, B, init, dst, ldd);
+                cpu_tile_6x16(rows, BLOCK, taps, depth, B, init, tile_act, dst, ldd);
             else
-                cpu_tile_6x8(rows, BLOCK, taps, depth, B, init, dst, ldd);
+                cpu_tile_6x8(rows, BLOCK, taps, depth, B, init, tile_act, dst, ldd);
             for (int i = 0; R < ROWS && i < R; i++)
                 memcpy(yb + (i0 + i) * K + n0, edge + i * PANEL, (size_t)width * sizeof(float));
         }
     }
-    if (c->act != SH_ACT_NONE)
+    if (tile_act == CPU_TILE_ACT_NONE && c->act != SH_ACT_NONE)
         cpu_apply_act(yb, n * K, c->act, c->act_a, c->act_b);
 }
 

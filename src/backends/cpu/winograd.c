@@ -131,9 +131,9 @@ static void multiply(const cpu_wino *w, const float *V, const float *packed, int
                 float *dst = R == ROWS ? m : edge;
                 size_t ldd = R == ROWS ? (size_t)K : PANEL;
                 if (width == PANEL)
-                    cpu_tile_6x16(rows, ROWS, 1, C, Ux + n0 * C, NULL, dst, ldd);
+                    cpu_tile_6x16(rows, ROWS, 1, C, Ux + n0 * C, NULL, CPU_TILE_ACT_NONE, dst, ldd);
                 else
-                    cpu_tile_6x8(rows, ROWS, 1, C, Ux + n0 * C, NULL, dst, ldd);
+                    cpu_tile_6x8(rows, ROWS, 1, C, Ux + n0 * C, NULL, CPU_TILE_ACT_NONE, dst, ldd);
                 for (int i = 0; R < ROWS && i < R; i++)
                     memcpy(m + (size_t)i * K, edge + i * PANEL, (size_t)width * sizeof(float));
             }
