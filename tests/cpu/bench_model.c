@@ -1,7 +1,7 @@
 /* bench_cpu_model THREADS REPS IMPLS MODEL.onnx INPUT.npy [MODEL.onnx INPUT.npy ...]: per model
  * and Conv implementation (IMPLS: comma-separated cpu_conv_impl values, 0 oneDNN,
  * 1 im2col+OpenBLAS, 2 oneDNN with 1x1 convs on dnnl_sgemm, 3 oneDNN with the integer convs on its
- * float kernel as without VNNI; 5 to 8 the own conv kernels forced on or off (set_impl), and
+ * float kernel as without VNNI; 4 to 8 the own conv kernels forced on or off (set_impl), and
  * 9 oneDNN with NHWC between convs only), the median/best
  * latency of REPS runs after one warm-up,
  * the implementations' runs interleaved so that load from other processes hits them alike;
@@ -65,17 +65,17 @@ static void profile_one(sh_backend *be, sh_session *s, int reps);
  * default without the own implicit-GEMM conv (shoal_tuning.cpu_igemm = -1), 8: with it on any
  * CPU (cpu_igemm = 1), 6: it and the own Winograd on any CPU (both = 1), for igemm.c and
  * winograd.c on AVX-512 machines, where they are off by default; 5: the default with the 1x1
- * convs on oneDNN. */
-enum { IMPL_IGEMM_NO_1X1 = 5, IMPL_OWN_ALWAYS = 6, IMPL_NO_IGEMM = 7, IMPL_IGEMM_ALWAYS = 8, IMPL_NO_LAYOUT_FLOW = 9 };
+ * convs on oneDNN; 4: without Winograd (its convs on the implicit GEMM). */
+enum { IMPL_NO_WINOGRAD = 4, IMPL_IGEMM_NO_1X1 = 5, IMPL_OWN_ALWAYS = 6, IMPL_NO_IGEMM = 7, IMPL_IGEMM_ALWAYS = 8, IMPL_NO_LAYOUT_FLOW = 9 };
 
 static void set_impl(sh_backend *be, int impl)
 {
     cpu_ctx *ctx = be->ctx;
     ctx->no_layout_flow = impl == IMPL_NO_LAYOUT_FLOW;
     ctx->igemm = impl == IMPL_NO_IGEMM ? -1 : impl == IMPL_IGEMM_ALWAYS || impl == IMPL_OWN_ALWAYS ? 1 : 0;
-    ctx->winograd = impl == IMPL_OWN_ALWAYS ? 1 : 0;
+    ctx->winograd = impl == IMPL_OWN_ALWAYS ? 1 : impl == IMPL_NO_WINOGRAD ? -1 : 0;
     ctx->igemm_no_1x1 = impl == IMPL_IGEMM_NO_1X1;
-    sh_backend_cpu_set_conv_impl(be, impl >= IMPL_IGEMM_NO_1X1 ? CPU_CONV_DNNL : impl);
+    sh_backend_cpu_set_conv_impl(be, impl >= IMPL_NO_WINOGRAD ? CPU_CONV_DNNL : impl);
 }
 
 static int bench_one(sh_allocator *a, sh_backend *be, int reps, const int *impls, int n_impls, const char *model,

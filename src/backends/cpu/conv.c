@@ -519,8 +519,11 @@ int cpu_prep_conv_transpose(cpu_prep *pp, sh_err *err)
  * whose packed weights are the plain ones' size: the stride-2 convs at twice oneDNN's speed,
  * the 1x1 and small-map 3x3 ones at par or better (docs/cpu-perf.md, v14). */
 
-/* 40x40 and up: YOLO's P3 and P2 levels and the seg prototype. */
+/* 40x40 and up: YOLO's P3 and P2 levels and the seg prototype. Below 32 channels on either
+ * side the transforms outweigh the saved multiplies: the implicit GEMM ran YOLO's C16->8,
+ * C8->16, C32->16 and C16->32 convs 7-20% faster (docs/cpu-perf.md, v14). */
 #define WINO_MIN_PIXELS 1600
+#define WINO_MIN_CHANNELS 32
 
 struct dnnl_conv {
     cpu_dnnl_bands bands;
@@ -602,7 +605,8 @@ static bool wants_winograd(const cpu_ctx *ctx, const conv_params *p, bool own_w,
 {
     if (ctx->winograd < 0 || !own_w || p->G != 1 || p->k[1] != 3 || p->k[2] != 3 || p->s[1] != 1 ||
         p->s[2] != 1 || p->d[1] != 1 || p->d[2] != 1 || p->pb[1] != 1 || p->pb[2] != 1 || p->pe[1] != 1 ||
-        p->pe[2] != 1 || p->out[1] != p->in[1] || p->out[2] != p->in[2] || p->P < WINO_MIN_PIXELS)
+        p->pe[2] != 1 || p->out[1] != p->in[1] || p->out[2] != p->in[2] || p->P < WINO_MIN_PIXELS ||
+        (ctx->winograd == 0 && (p->C < WINO_MIN_CHANNELS || p->M < WINO_MIN_CHANNELS)))
         return false;
     if ((ctx->winograd == 0 && !below_avx512()) || !cpu_fma_tiles_ok())
         return false;
