@@ -2,12 +2,13 @@
  * convs): six output rows by one panel of 16 (or 8) output channels, summed over `taps` input
  * rows per output row, each `depth` floats long:
  *
- *   y[i * ldy + n] = init[n] + sum over t < taps, c < depth of rows[t * ldr + i][c] * B[(t * depth + c) * width + n]
+ *   y[i * ldy + n] = act(init[n] + sum over t < taps, c < depth of
+ *                        rows[t * ldr + i][c] * B[(t * depth + c) * width + n])
  *
- * for i < 6 and n < width, with init NULL meaning zero, then the activation `act` on each
- * result in registers (the conv's last step, so only when the sum is complete). A row pointer is anything readable for
- * `depth` floats: a Winograd plane's tile, or an input pixel's channels under one filter tap
- * (a zero row where the tap falls in the padding). B is one panel of packed weights, its taps
+ * for i < 6 and n < width, with init NULL meaning zero; the activation is applied in registers
+ * (the conv's last step, so only where the tile holds the whole sum). A row pointer is anything
+ * readable for `depth` floats: a Winograd plane's tile, or an input pixel's channels under one
+ * filter tap (a zero row where the tap falls in the padding). B is one panel of packed weights, its taps
  * in order, each [depth][width]. The whole sum stays in twelve (six) registers, so the
  * products never go through memory; fewer than six rows are the caller's to pad (repeat a row)
  * and to copy out.
