@@ -739,7 +739,7 @@ static int conv_dnnl_prepare(cpu_prep *pp, conv_params *p)
             dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
             goto out;
     }
-    /* The scratch (the bands' scratchpads or the Winograd blocks) first in the workspace, then
+    /* The scratch (the bands' scratchpads or the own kernels' blocks) first in the workspace, then
      * the NHWC input and output (last, so that conv_to_nhwc can drop them). */
     d->use_wino = wants_winograd(ctx, p, own_w, &d->wino);
     d->use_igemm = !d->use_wino && wants_igemm(ctx, p, own_w, &d->igemm);
