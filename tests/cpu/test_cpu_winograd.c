@@ -18,30 +18,9 @@
 
 #include <cmocka.h>
 
-#include "backends/cpu/cpu_report.h"
 #include "backends/cpu/winograd.h"
 #include "core/alloc.h"
-#include "harness.h"
-
-static uint32_t rng = 2463534242u;
-
-static float frand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return (float)(rng >> 8) / 16777216.0f * 2.0f - 1.0f;
-}
-
-static double act_ref(double v, sh_act act)
-{
-    switch (act) {
-    case SH_ACT_RELU: return v > 0 ? v : 0;
-    case SH_ACT_SILU: return v / (1.0 + exp(-v));
-    case SH_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
-    default: return v;
-    }
-}
+#include "conv_check.h"
 
 /* x NHWC [H][W][C], w OIHW [K][C][3][3], y NHWC [H][W][K]; padding 1. */
 static void direct(const float *x, const float *w, const float *bias, int H, int W, int C, int K, sh_act act,
@@ -59,7 +38,7 @@ static void direct(const float *x, const float *w, const float *bias, int H, int
                         for (int c = 0; c < C; c++)
                             s += (double)x[(iy * W + ix) * C + c] * w[((k * C + c) * 3 + i) * 3 + j];
                     }
-                y[(oy * W + ox) * K + k] = act_ref(s, act);
+                y[(oy * W + ox) * K + k] = cc_act_ref(s, act);
             }
 }
 
@@ -77,29 +56,19 @@ static void check_case(int H, int W, int C, int K, bool with_bias, sh_act act, i
     double *ref = malloc(ny * sizeof *ref);
     assert_true(x && w && bias && y && packed && scratch && ref);
     for (size_t i = 0; i < nx; i++)
-        x[i] = frand();
+        x[i] = cc_frand();
     for (size_t i = 0; i < nw; i++)
-        w[i] = frand() * 0.3f;
+        w[i] = cc_frand() * 0.3f;
     for (int i = 0; i < K; i++)
-        bias[i] = frand();
+        bias[i] = cc_frand();
     for (size_t i = 0; i < ny; i++)
         y[i] = NAN;
     cpu_wino_pack(w, &wg, packed);
     cpu_wino_run(&wg, pool, x, packed, with_bias ? bias : NULL, y, scratch);
     direct(x, w, with_bias ? bias : NULL, H, W, C, K, act, ref);
-    double err = 0, norm = 0, scale = 0;
-    for (size_t i = 0; i < ny; i++) {
-        norm += ref[i] * ref[i];
-        scale = fmax(scale, fabs(ref[i]));
-    }
-    for (size_t i = 0; i < ny; i++) {
-        double d = (double)y[i] - ref[i];
-        if (!(fabs(d) <= 1e-4 * (scale > 1 ? scale : 1)))
-            fail_msg("H%d W%d C%d K%d act %d: y[%zu] = %g, direct %g", H, W, C, K, (int)act, i, (double)y[i], ref[i]);
-        err += d * d;
-    }
-    if (!(sqrt(err / (norm > 0 ? norm : 1)) < 1e-5))
-        fail_msg("H%d W%d C%d K%d: relative L2 %g", H, W, C, K, sqrt(err / norm));
+    char what[64];
+    snprintf(what, sizeof what, "H%d W%d C%d K%d act %d", H, W, C, K, (int)act);
+    cc_expect_close(y, ref, ny, 1.0, what);
     free(x), free(w), free(bias), free(y), free(packed), free(scratch), free(ref);
     cpu_pool_destroy(pool);
     sh_allocator_destroy(a);
@@ -141,57 +110,19 @@ static void refuses_other_shapes(void **state)
     assert_false(cpu_wino_init(&wg, 0, 8, 16, 16, SH_ACT_NONE, 0, 0));   /* empty image */
 }
 
-/* The two-conv graph's output with the Winograd path on (1) or off (-1); *winograd counts the
- * convs whose description names it. */
-static float *run_two_convs(int winograd, int64_t *n_out, int *winograd_convs)
+/* Two 3x3 convs at 48x48, NHWC between them. */
+static int two_convs(th *h, int x)
 {
-    shoal_tuning tuning = {.cpu_winograd = winograd, .cpu_igemm = -1};
-    th h;
-    th_init_tuned(&h, 2, &tuning);
-    int64_t xd[4] = {1, 16, 48, 48};
-    int x = th_tensor(&h, "x", 4, xd);
-    int y1 = th_conv(&h, "c1", x, 16, 24, 3, 1, 48, SH_ACT_SILU);
-    int y = th_conv(&h, "c2", y1, 24, 16, 3, 1, 48, SH_ACT_NONE);
-    assert_int_equal(th_compile(&h, &x, 1, &y, 1), 0);
-    *winograd_convs = 0;
-    for (int k = 0; k < h.g->n_nodes; k++) {
-        char buf[256];
-        if (h.g->nodes[k].op == SH_OP_CONV && sh_backend_cpu_describe_node(h.p, k, buf, sizeof buf) == 0 &&
-            strstr(buf, "winograd"))
-            (*winograd_convs)++;
-    }
-    th_fill(&h, x);
-    assert_int_equal(th_run(&h), 0);
-    *n_out = sh_shape_numel(&h.g->tensors[y].shape);
-    float *out = malloc((size_t)*n_out * sizeof(float));
-    memcpy(out, h.ptr[y], (size_t)*n_out * sizeof(float));
-    th_free(&h);
-    return out;
+    int y1 = th_conv(h, "c1", x, 16, 24, 3, 1, 48, SH_ACT_SILU);
+    return th_conv(h, "c2", y1, 24, 16, 3, 1, 48, SH_ACT_NONE);
 }
 
 static void through_the_backend(void **state)
 {
     (void)state;
-    int64_t n_on, n_off;
-    int on_convs, off_convs;
-    float *on = run_two_convs(1, &n_on, &on_convs), *off = run_two_convs(-1, &n_off, &off_convs);
-    assert_int_equal(on_convs, 2);
-    assert_int_equal(off_convs, 0);
-    assert_int_equal(n_on, n_off);
-    double err = 0, norm = 0, scale = 0;
-    for (int64_t i = 0; i < n_off; i++) {
-        norm += (double)off[i] * off[i];
-        scale = fmax(scale, fabs(off[i]));
-    }
-    for (int64_t i = 0; i < n_off; i++) {
-        double d = (double)on[i] - off[i];
-        if (!(fabs(d) <= 1e-4 * scale))
-            fail_msg("y[%lld]: winograd %g, direct %g", (long long)i, (double)on[i], (double)off[i]);
-        err += d * d;
-    }
-    assert_true(sqrt(err / norm) < 1e-5);
-    free(on);
-    free(off);
+    const int64_t xd[4] = {1, 16, 48, 48};
+    shoal_tuning on = {.cpu_winograd = 1, .cpu_igemm = -1}, off = {.cpu_winograd = -1, .cpu_igemm = -1};
+    cc_expect_same_as_off(&on, &off, xd, two_convs, "winograd", 2);
 }
 
 int main(void)

@@ -551,9 +551,28 @@ static const sh_device_i CPU_BACKEND = {
     .destroy = cpu_destroy,
 };
 
+/* The CPU switches of shoal_tuning take only the values shoal.h lists: anything else is an
+ * error naming the field, not a silent "on". */
+static int check_tuning(const shoal_tuning *t, sh_err *err)
+{
+    const struct {
+        const char *name;
+        int v, lo, hi;
+    } f[] = {{"cpu_winograd", t->cpu_winograd, -1, 1},
+             {"cpu_igemm", t->cpu_igemm, -1, 1},
+             {"cpu_pool_spin_us", t->cpu_pool_spin_us, -1, 1000000}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < f[i].lo || f[i].v > f[i].hi)
+            return sh_errf(err, SHOAL_ERR_INVALID_ARG, "cpu backend: tuning.%s %d: expected %d..%d", f[i].name,
+                           f[i].v, f[i].lo, f[i].hi);
+    return 0;
+}
+
 int sh_backend_cpu_create(const sh_backend_params *p, sh_backend *out, sh_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (p && check_tuning(&p->tuning, err) < 0)
+        return SHOAL_ERR_INVALID_ARG;
     sh_allocator *a = p ? p->alloc : NULL;
     cpu_ctx *ctx = sh_calloc(a, 1, sizeof *ctx);
     if (!ctx)
